@@ -1,0 +1,230 @@
+"""The `nats-server` entry point: command line -> Options -> Server (+ JetStream when on).
+
+This is the one place that puts the core server and JetStream together, so that `server/`
+never imports `jetstream/`. `pynats.testing` builds servers through `build_server` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .server import const
+from .server.flags import USAGE, FlagError, UnrecognizedCommand, parse_args
+from .server.log import Logger
+from .server.options import Options
+from .server.server import Server, ServerStartError
+
+SIGNALS = {
+    "ldm": signal.SIGUSR2,
+    "stop": signal.SIGKILL,
+    "quit": signal.SIGINT,
+    "term": signal.SIGTERM,
+    "reopen": signal.SIGUSR1,
+    "reload": signal.SIGHUP,
+}
+
+
+class ConfigurationError(Exception):
+    """Options that cannot work together; printed as `nats-server: <text>`, exit 1."""
+
+
+def version_text() -> str:
+    return f"nats-server: v{const.NATS_FEATURE_VERSION} (pynats v{__version__})"
+
+
+def validate_options(opts: Options) -> None:
+    if opts.routes and not opts.cluster_listen:
+        raise ConfigurationError("solicited routes require cluster capabilities, e.g. --cluster")
+    if (opts.tls or opts.tls_verify or opts.tls_cert or opts.tls_key) and not (
+        opts.tls_cert and opts.tls_key
+    ):
+        raise ConfigurationError("TLS Server certificate must be present and valid")
+    if opts.max_payload > opts.max_pending:
+        raise ConfigurationError(
+            f"max_payload ({opts.max_payload}) cannot be higher than max_pending "
+            f"({opts.max_pending})"
+        )
+    if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:
+        raise ServerStartError(
+            f'Error listening on port: {opts.host}:{opts.port}, "listen tcp: address '
+            f'{opts.port}: invalid port"'
+        )
+
+
+def build_server(opts: Options, logger: Logger | None = None) -> Server:
+    """A Server for `opts`, with JetStream attached when it is switched on."""
+    server = Server(opts, logger)
+    if opts.jetstream:
+        attach_jetstream(server)
+    return server
+
+
+def attach_jetstream(server: Server) -> None:
+    try:
+        from .jetstream.service import enable_jetstream
+    except ImportError:
+        server.logger.warn("JetStream is not available yet in this pynats build; running without it")
+        server.options.jetstream = False
+        return
+    enable_jetstream(server)
+
+
+def install_event_loop_policy() -> None:
+    """uvloop when installed (a default dependency on Linux and macOS), asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def send_signal(spec: str) -> int:
+    """`--signal name[=pid|pidfile]`: signal a running server, as `nats-server -sl` does."""
+    name, _, target = spec.partition("=")
+    sig = SIGNALS.get(name.lower())
+    if sig is None:
+        print(f'nats-server: unknown signal "{name}"', file=sys.stderr)
+        return 1
+    if target:
+        pid_text = target
+        if not target.isdigit():
+            try:
+                with open(target) as f:
+                    pid_text = f.read().strip()
+            except OSError as e:
+                print(f"nats-server: could not read pid file {target}: {e.strerror}", file=sys.stderr)
+                return 1
+        if not pid_text.isdigit():
+            print(f"nats-server: invalid pid: {pid_text}", file=sys.stderr)
+            return 1
+        pids = [int(pid_text)]
+    else:
+        pids = find_server_pids()
+        if not pids:
+            print("nats-server: no nats-server processes running", file=sys.stderr)
+            return 1
+        if len(pids) > 1:
+            listing = "\n".join(f"  {p}" for p in pids)
+            print(f"nats-server: multiple nats-server processes running:\n{listing}", file=sys.stderr)
+            return 1
+    try:
+        os.kill(pids[0], sig)
+    except ProcessLookupError:
+        print(f'nats-server: \nsignal "{name}" {pids[0]}: no such process', file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f'nats-server: \nsignal "{name}" {pids[0]}: operation not permitted', file=sys.stderr)
+        return 1
+    return 0
+
+
+def find_server_pids() -> list[int]:
+    """Running pynats / nats-server processes other than this one (from /proc)."""
+    me = os.getpid()
+    pids: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if _looks_like_server(argv):
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def _looks_like_server(argv: list[bytes]) -> bool:
+    if not argv or not argv[0]:
+        return False
+    if os.path.basename(argv[0]) in (b"nats-server", b"pynats-server"):
+        return b"--signal" not in argv and b"-sl" not in argv
+    for i, arg in enumerate(argv[1:3], start=1):
+        if os.path.basename(arg) in (b"nats-server", b"pynats-server"):
+            return b"--signal" not in argv and b"-sl" not in argv
+        if arg == b"-m" and i + 1 < len(argv) and argv[i + 1] == b"pynats.server":
+            return True
+    return False
+
+
+def load_config(opts: Options) -> Options:
+    """Read `-c FILE` into Options; flags given on the command line win."""
+    from .server.config_options import apply_config_file
+
+    return apply_config_file(opts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cl = parse_args(args)
+    except FlagError as e:
+        print(str(e), file=sys.stderr)
+        print(USAGE)
+        return 0
+    except UnrecognizedCommand as e:
+        print(f"nats-server: {e}", file=sys.stderr)
+        return 1
+    if cl.show_help or cl.command == "help":
+        print(USAGE)
+        return 0
+    if cl.show_version or cl.command == "version":
+        print(version_text())
+        return 0
+    if cl.show_tls_help:
+        print("TLS is configured with --tls, --tlscert, --tlskey, --tlsverify and --tlscacert.")
+        return 0
+    if cl.signal:
+        return send_signal(cl.signal)
+
+    opts = cl.options
+    try:
+        if opts.config_file:
+            opts = load_config(opts)
+        if cl.test_config:
+            if not opts.config_file:
+                print("nats-server: must specify [-c, --config] option to check configuration file(s)", file=sys.stderr)
+                return 1
+            print(
+                f"nats-server: configuration file {opts.config_file} is valid ({opts.config_digest})",
+                file=sys.stderr,
+            )
+            return 0
+        validate_options(opts)
+    except (ConfigurationError, ServerStartError) as e:
+        print(f"nats-server: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        from .server.config_options import ConfigLoadError
+
+        if isinstance(e, ConfigLoadError):
+            print(f"nats-server: {e}", file=sys.stderr)
+            return 1
+        raise
+
+    install_event_loop_policy()
+    return asyncio.run(serve(opts))
+
+
+async def serve(opts: Options) -> int:
+    server = build_server(opts)
+    try:
+        await server.run()
+    except ServerStartError as e:
+        server.logger.fatal(str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Errors a `nats` user can cause, and the natscli wording for the client library's errors.
+
+natscli's contract (cli.md §0.2): a failing command prints one line `nats: error: <message>` to
+stderr and exits 1. Commands raise `CliError` for problems the user can fix; exceptions from
+nats-py are translated by `describe()` into the text nats.go would have used. Anything else is a
+bug in this tool and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class CliError(Exception):
+    """A failure the user caused or can fix: shown as `nats: error: <message>`, exit code 1."""
+
+    exit_code = 1
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C (or the process got SIGTERM) while a command was running."""
+
+
+def describe(exc: BaseException) -> str | None:
+    """The one-line message for an expected failure, or None when `exc` is a bug of ours."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    message = _describe_client_error(exc)
+    if message is not None:
+        return message
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "nats: timeout"
+    if isinstance(exc, OSError):
+        return str(exc)
+    return None
+
+
+def _describe_client_error(exc: BaseException) -> str | None:
+    """Words for nats-py exceptions, matching nats.go's where users script against them."""
+    try:
+        import nats.errors
+        import nats.js.errors
+    except ImportError:  # pragma: no cover - nats-py is a hard dependency
+        return None
+    if isinstance(exc, nats.js.errors.APIError) and exc.description:
+        if exc.err_code:
+            return f"{exc.description} ({exc.err_code})"
+        return str(exc.description)
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return "nats: Authorization Violation"
+    if isinstance(exc, nats.errors.Error):
+        return str(exc) or type(exc).__name__
+    return None

@@ -1,0 +1,621 @@
+"""ClientConnection: one per client socket.
+
+It owns the parser, the outbound list, keepalive pings, limits and slow-consumer handling.
+Inbound bytes are parsed in one synchronous pass per chunk; every message is routed at once to
+the outbound lists of its receivers, and each receiver is written once when the chunk is done
+(`Server.flush_pending`). Nothing on this path creates a task, future or log line per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import const
+from .protocol import (
+    ERR_AUTH_VIOLATION,
+    REASON_AUTH,
+    ProtocolError,
+    ProtocolParser,
+)
+from .subjects import is_valid_literal_subject, is_valid_subject
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .server import Server
+
+CRLF = b"\r\n"
+OK = b"+OK\r\n"
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"$GNR.")
+
+# Closed-connection reasons, as /connz shows them.
+REASON_CLIENT_CLOSED = "Client Closed"
+REASON_AUTH_TIMEOUT = "Authentication Timeout"
+REASON_SLOW_PENDING = "Slow Consumer (Pending Bytes)"
+REASON_SLOW_DEADLINE = "Slow Consumer (Write Deadline)"
+REASON_STALE = "Stale Connection"
+REASON_SERVER_SHUTDOWN = "Server Shutdown"
+REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
+REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
+REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
+REASON_READ_ERROR = "Read Error"
+REASON_MAX_SUBS = "Maximum Subscriptions Exceeded"
+
+
+def route_message(
+    publisher: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> int:
+    """Deliver one message to every matching subscription in `account`; returns deliveries.
+
+    `msg` is the header block (the first `hdr_len` bytes, if any) followed by the payload.
+    Socket receivers get a MSG/HMSG frame appended to their outbound list and are queued for
+    the next flush; internal subscriptions are called at once.
+    """
+    sublist = account.sublist
+    result = sublist.cache.get(subject)
+    if result is None:
+        result = sublist.match(subject)
+    plain, groups = result
+    if not plain and not groups:
+        return 0
+    pending = publisher.server.pending_flush
+    n = len(msg)
+    delivered = 0
+    if hdr_len:
+        return _route_with_headers(publisher, subject, reply, hdr_len, msg, plain, groups, pending)
+    pre = b"MSG " + subject + b" "
+    post = b" %b %d\r\n" % (reply, n) if reply else b" %d\r\n" % n
+    for sub in plain:
+        if sub.callback is not None:
+            sub.callback(sub, publisher, subject, reply, b"", msg)
+            delivered += 1
+            continue
+        c = sub.client
+        if c is publisher and not c.echo:
+            continue
+        c.out.extend((pre, sub.sid, post, msg, CRLF))
+        c.out_msgs += 1
+        c.out_bytes += n
+        if not c.flush_queued:
+            c.flush_queued = True
+            pending.append(c)
+        delivered += 1
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            c.remove_subscription(sub)
+    for group in groups:
+        sub = _pick_member(group, publisher)
+        if sub is None:
+            continue
+        if sub.callback is not None:
+            sub.callback(sub, publisher, subject, reply, b"", msg)
+            delivered += 1
+            continue
+        c = sub.client
+        c.out.extend((pre, sub.sid, post, msg, CRLF))
+        c.out_msgs += 1
+        c.out_bytes += n
+        if not c.flush_queued:
+            c.flush_queued = True
+            pending.append(c)
+        delivered += 1
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            c.remove_subscription(sub)
+    return delivered
+
+
+def _route_with_headers(
+    publisher: Any,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+    plain: tuple[Subscription, ...],
+    groups: tuple[tuple[Subscription, ...], ...],
+    pending: list[Any],
+) -> int:
+    """The HMSG variant: receivers without header support get a MSG with the headers cut."""
+    n = len(msg)
+    hpre = b"HMSG " + subject + b" "
+    hpost = (
+        b" %b %d %d\r\n" % (reply, hdr_len, n) if reply else b" %d %d\r\n" % (hdr_len, n)
+    )
+    headers = msg[:hdr_len]
+    body = msg[hdr_len:]
+    delivered = 0
+    targets = list(plain)
+    for group in groups:
+        sub = _pick_member(group, publisher)
+        if sub is not None:
+            targets.append(sub)
+    for sub in targets:
+        if sub.callback is not None:
+            sub.callback(sub, publisher, subject, reply, headers, body)
+            delivered += 1
+            continue
+        c = sub.client
+        if c is publisher and not c.echo:
+            continue
+        if c.headers:
+            c.out.extend((hpre, sub.sid, hpost, msg, CRLF))
+            c.out_bytes += n
+        else:
+            c.out.append(
+                b"MSG %b %b %b%d\r\n"
+                % (subject, sub.sid, reply + b" " if reply else b"", n - hdr_len)
+            )
+            c.out.extend((body, CRLF))
+            c.out_bytes += n - hdr_len
+        c.out_msgs += 1
+        if not c.flush_queued:
+            c.flush_queued = True
+            pending.append(c)
+        delivered += 1
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            c.remove_subscription(sub)
+    return delivered
+
+
+def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
+    """One member of a queue group, at random; skip members that cannot take the message."""
+    count = len(group)
+    start = int(random.random() * count)
+    for i in range(count):
+        sub = group[(start + i) % count]
+        c = sub.client
+        if c is publisher and sub.callback is None and not c.echo:
+            continue
+        return sub
+    return None
+
+
+class ClientConnection(asyncio.Protocol):
+    """The server side of one client connection."""
+
+    __slots__ = (
+        "_auth_timer",
+        "_connect_info_sent",
+        "_ping_timer",
+        "_stalled_producers",
+        "_write_deadline_timer",
+        "account",
+        "cid",
+        "closed",
+        "connected",
+        "echo",
+        "flush_queued",
+        "headers",
+        "host",
+        "in_bytes",
+        "in_msgs",
+        "is_write_blocked",
+        "lang",
+        "last_activity",
+        "name",
+        "no_responders",
+        "out",
+        "out_bytes",
+        "out_msgs",
+        "parser",
+        "pedantic",
+        "ping_sent_at",
+        "pings_out",
+        "port",
+        "protocol",
+        "reason",
+        "rtt",
+        "server",
+        "start",
+        "stop",
+        "subs",
+        "transport",
+        "user",
+        "verbose",
+        "version",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        opts = server.options
+        self.parser = ProtocolParser(
+            self, max_payload=opts.max_payload, max_control_line=opts.max_control_line
+        )
+        self.account: Account = server.global_account
+        self.cid = 0
+        self.host = ""
+        self.port = 0
+        self.subs: dict[bytes, Subscription] = {}
+        self.out: list[bytes] = []
+        self.flush_queued = False
+        self.closed = False
+        self.connected = False
+        self.reason = ""
+        # CONNECT options: pre-set as nats-server does, so an absent key keeps these values.
+        self.verbose = True
+        self.pedantic = True
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.protocol = 0
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.user = ""
+        # Counters and times for /connz
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.start = time.time()
+        self.stop = 0.0
+        self.last_activity = self.start
+        self.rtt = 0.0
+        self.pings_out = 0
+        self.ping_sent_at = 0.0
+        self.is_write_blocked = False
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._write_deadline_timer: asyncio.TimerHandle | None = None
+        self._stalled_producers: list[ClientConnection] = []
+        self._connect_info_sent = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.host, self.port = str(peer[0]), int(peer[1])
+        transport.set_write_buffer_limits(
+            high=const.WRITE_BUFFER_HIGH_BYTES, low=const.WRITE_BUFFER_LOW_BYTES
+        )
+        server = self.server
+        server.register_client(self)
+        self.send(server.info_line(self))
+        if server.is_over_connection_limit():
+            self.close_with_error("maximum connections exceeded", REASON_MAX_CONNECTIONS)
+            return
+        if server.authenticator.required:
+            self.parser.awaiting_connect = True
+            self._auth_timer = server.loop.call_later(
+                server.options.effective_auth_timeout(), self._on_auth_timeout
+            )
+        server.flush_pending()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.time()
+        server = self.server
+        server.current_producer = self
+        try:
+            self.parser.feed(data)
+        except ProtocolError as e:
+            self.close_with_error(e.err, e.reason)
+        finally:
+            server.current_producer = None
+        server.flush_pending()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)
+
+    def pause_writing(self) -> None:
+        """The socket's write buffer passed the high-water mark: the write deadline runs."""
+        self.is_write_blocked = True
+        deadline = self.server.options.write_deadline
+        if deadline > 0 and self._write_deadline_timer is None:
+            self._write_deadline_timer = self.server.loop.call_later(
+                deadline, self._on_write_deadline
+            )
+
+    def resume_writing(self) -> None:
+        self.is_write_blocked = False
+        if self._write_deadline_timer is not None:
+            self._write_deadline_timer.cancel()
+            self._write_deadline_timer = None
+        self._release_stalled_producers()
+
+    # -- outbound ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue protocol bytes for this connection; written at the next flush."""
+        self.out.append(data)
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.server.pending_flush.append(self)
+
+    def send_err(self, text: str) -> None:
+        self.send(b"-ERR '%b'\r\n" % text.encode())
+
+    def flush(self) -> None:
+        """Write everything queued in one call; cut the connection if it is a slow consumer."""
+        out = self.out
+        if not out:
+            return
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        transport.write(data)
+        if self.is_write_blocked:
+            if transport.get_write_buffer_size() > self.server.options.max_pending:
+                self.server.logger.notice(
+                    f"{self.host}:{self.port} - cid:{self.cid} - "
+                    f"Slow Consumer Detected: MaxPending of {self.server.options.max_pending} "
+                    "Exceeded"
+                )
+                self.server.count_slow_consumer()
+                self.close_connection(REASON_SLOW_PENDING, abort=True)
+                return
+            self._stall_current_producer()
+
+    def _stall_current_producer(self) -> None:
+        """Back-pressure: pause the publisher feeding this blocked socket, for a moment."""
+        producer = self.server.current_producer
+        if (
+            producer is None
+            or producer is self
+            or producer.closed
+            or self.server.options.no_fast_producer_stall
+            or producer in self._stalled_producers
+        ):
+            return
+        assert producer.transport is not None
+        producer.transport.pause_reading()
+        self._stalled_producers.append(producer)
+        self.server.stalled_clients += 1
+        self.server.loop.call_later(const.PRODUCER_STALL_MAX_S, self._release_stalled_producers)
+
+    def _release_stalled_producers(self) -> None:
+        producers, self._stalled_producers = self._stalled_producers, []
+        for producer in producers:
+            if not producer.closed and producer.transport is not None:
+                producer.transport.resume_reading()
+
+    # -- inbound operations (called by the parser) ------------------------------------------
+
+    def process_connect(self, arg: bytes) -> None:
+        try:
+            opts = json.loads(arg)
+        except ValueError:
+            raise ProtocolError(None) from None
+        if not isinstance(opts, dict):
+            raise ProtocolError(None)
+        server = self.server
+        self.verbose = bool(opts.get("verbose", self.verbose))
+        self.pedantic = bool(opts.get("pedantic", self.pedantic))
+        self.echo = bool(opts.get("echo", self.echo))
+        protocol = opts.get("protocol", 0)
+        if not isinstance(protocol, int) or protocol < 0 or protocol > 1:
+            raise ProtocolError("invalid client protocol", REASON_BAD_PROTOCOL)
+        self.protocol = protocol
+        self.headers = bool(opts.get("headers")) and not server.options.no_header_support
+        self.no_responders = bool(opts.get("no_responders"))
+        if self.no_responders and not self.headers:
+            raise ProtocolError(
+                "no responders requires headers support", REASON_NO_RESPONDERS_HEADERS
+            )
+        self.name = str(opts.get("name") or "")
+        self.lang = str(opts.get("lang") or "")
+        self.version = str(opts.get("version") or "")
+        if "account" in opts or "new_account" in opts:
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        result, why = server.authenticator.authenticate(opts)
+        if result is None:
+            server.logger.error(
+                f"{self.host}:{self.port} - cid:{self.cid} - "
+                f'"{self._client_label()}" - authentication error - {why}'
+            )
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        self.user = result.user
+        if result.account and result.account != self.account.name:
+            server.move_client(self, result.account)
+        self.parser.awaiting_connect = False
+        self.parser.headers_enabled = self.headers
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        if not self.connected:
+            self.connected = True
+            self._schedule_first_ping()
+        if self.verbose:
+            self.send(OK)
+
+    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(payload)
+        if self.verbose or self.pedantic:
+            if self.pedantic and not is_valid_literal_subject(subject):
+                self.send_err("Invalid Publish Subject")
+            if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
+                self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
+                return
+            if self.verbose:
+                self.send(OK)
+        elif reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
+            self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
+            return
+        if not route_message(self, self.account, subject, reply, 0, payload) and reply:
+            if self.no_responders:
+                self._send_no_responders(subject, reply)
+
+    def process_hpub(
+        self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(payload)
+        if self.pedantic and not is_valid_literal_subject(subject):
+            self.send_err("Invalid Publish Subject")
+        if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
+            self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
+            return
+        if self.verbose:
+            self.send(OK)
+        if not route_message(self, self.account, subject, reply, hdr_len, payload) and reply:
+            if self.no_responders:
+                self._send_no_responders(subject, reply)
+
+    def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
+        """Status 503 to the requester's own subscription on the reply subject."""
+        plain, groups = self.account.sublist.match(reply)
+        candidates = list(plain)
+        for group in groups:
+            candidates.extend(group)
+        for sub in candidates:
+            if sub.client is self and sub.callback is None:
+                hdr = b"NATS/1.0 503\r\nNats-Subject: %b\r\n\r\n" % subject
+                self.send(b"HMSG %b %b %d %d\r\n%b\r\n" % (reply, sub.sid, len(hdr), len(hdr), hdr))
+                return
+
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        if not is_valid_subject(subject) or (queue is not None and not is_valid_subject(queue)):
+            self.send_err("Invalid Subject")
+            return
+        if sid in self.subs:
+            if self.verbose:
+                self.send(OK)
+            return
+        limit = self.server.options.max_subscriptions
+        if limit > 0 and len(self.subs) >= limit:
+            self.send_err("maximum subscriptions exceeded")
+            return
+        sub = Subscription(self, subject, queue, sid)
+        self.subs[sid] = sub
+        self.account.sublist.insert(sub)
+        if self.verbose:
+            self.send(OK)
+
+    def process_unsub(self, sid: bytes, max_msgs: int) -> None:
+        sub = self.subs.get(sid)
+        if sub is not None:
+            if max_msgs > 0 and max_msgs > sub.delivered:
+                sub.max_msgs = max_msgs
+            else:
+                self.remove_subscription(sub)
+        if self.verbose:
+            self.send(OK)
+
+    def process_ping(self) -> None:
+        self.send(PONG)
+        if self.connected and self.protocol >= 1 and not self._connect_info_sent:
+            self._connect_info_sent = True
+            self.send(self.server.connect_info_line(self))
+
+    def process_pong(self) -> None:
+        self.pings_out = 0
+        if self.ping_sent_at:
+            self.rtt = time.monotonic() - self.ping_sent_at
+            self.ping_sent_at = 0.0
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def remove_subscription(self, sub: Subscription) -> None:
+        if self.subs.get(sub.sid) is sub:
+            del self.subs[sub.sid]
+        self.account.sublist.remove(sub)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _schedule_first_ping(self) -> None:
+        interval = self.server.options.ping_interval
+        if interval <= 0:
+            return
+        first = interval
+        if not self.server.options.disable_short_first_ping:
+            first = min(interval, const.FIRST_PING_INTERVAL_S) * (1 + random.random() * 0.2)
+        self._ping_timer = self.server.loop.call_later(first, self._on_ping_timer)
+
+    def _on_ping_timer(self) -> None:
+        self._ping_timer = None
+        if self.closed:
+            return
+        opts = self.server.options
+        if self.pings_out + 1 > opts.ping_max:
+            self.server.stale_connections += 1
+            self.server.logger.debug(
+                f"{self.host}:{self.port} - cid:{self.cid} - Stale Client Connection - Closing"
+            )
+            self.close_with_error("Stale Connection", REASON_STALE)
+            return
+        # Skip the ping when the client showed it is alive within the interval, as long as
+        # we have a round-trip time already.
+        recently_active = time.time() - self.last_activity < opts.ping_interval
+        if not (recently_active and self.rtt and self.pings_out == 0):
+            self.pings_out += 1
+            self.ping_sent_at = time.monotonic()
+            self.send(PING)
+            self.server.flush_pending()
+        self._ping_timer = self.server.loop.call_later(opts.ping_interval, self._on_ping_timer)
+
+    def _on_auth_timeout(self) -> None:
+        self._auth_timer = None
+        if not self.closed and self.parser.awaiting_connect:
+            self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
+
+    def _on_write_deadline(self) -> None:
+        self._write_deadline_timer = None
+        if self.closed or not self.is_write_blocked:
+            return
+        assert self.transport is not None
+        size = self.transport.get_write_buffer_size()
+        self.server.logger.notice(
+            f"{self.host}:{self.port} - cid:{self.cid} - Slow Consumer Detected: WriteDeadline "
+            f"of {self.server.options.write_deadline:g}s exceeded with {size} total bytes."
+        )
+        self.server.count_slow_consumer()
+        self.close_connection(REASON_SLOW_DEADLINE, abort=True)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close_with_error(self, err: str | None, reason: str) -> None:
+        if err:
+            self.send_err(err)
+        self.close_connection(reason)
+
+    def close_connection(self, reason: str, *, abort: bool = False) -> None:
+        """Close once: flush what is queued (unless aborting), drop subs, record the reason."""
+        if self.closed:
+            return
+        transport = self.transport
+        if transport is not None and not abort and self.out and not transport.is_closing():
+            transport.write(b"".join(self.out))
+        self.out.clear()
+        self.closed = True
+        self.reason = reason
+        self.stop = time.time()
+        for timer in (self._auth_timer, self._ping_timer, self._write_deadline_timer):
+            if timer is not None:
+                timer.cancel()
+        self._release_stalled_producers()
+        sublist = self.account.sublist
+        for sub in self.subs.values():
+            sublist.remove(sub)
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+        self.server.unregister_client(self)
+
+    # -- descriptions -----------------------------------------------------------------------
+
+    def _client_label(self) -> str:
+        return self.name or self.version or ""
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection cid={self.cid} {self.host}:{self.port}>"
+

@@ -1,0 +1,46 @@
+"""Versions, limits and defaults, with their units in their names (as nats-server keeps them)."""
+
+from __future__ import annotations
+
+import platform
+
+from .. import __version__ as PYNATS_VERSION
+
+# The nats-server feature level we implement. Clients and test harnesses read `version` from
+# INFO and /varz and switch features on by it; pynats' own version is logged and in /varz.
+NATS_FEATURE_VERSION = "2.11.0"
+PROTO = 1
+JS_API_LEVEL = 1
+GO_VERSION_FIELD = f"python{platform.python_version()}"
+GIT_COMMIT = ""
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 4222
+RANDOM_PORT = -1
+DEFAULT_HTTP_PORT = 8222
+
+MAX_PAYLOAD_SIZE = 1024 * 1024
+MAX_PAYLOAD_WARN_SIZE = 8 * 1024 * 1024
+MAX_CONTROL_LINE_SIZE = 4096
+MAX_PENDING_SIZE = 64 * 1024 * 1024
+MAX_CONNECTIONS = 64 * 1024
+MAX_CLOSED_CLIENTS = 10_000
+
+PING_INTERVAL_S = 120.0
+PING_MAX_OUTSTANDING = 2
+FIRST_PING_INTERVAL_S = 2.0
+AUTH_TIMEOUT_S = 2.0
+TLS_TIMEOUT_S = 2.0
+WRITE_DEADLINE_S = 10.0
+LAME_DUCK_DURATION_S = 120.0
+LAME_DUCK_GRACE_PERIOD_S = 10.0
+
+# Outbound flow control: above HIGH the socket is "blocked" (the write deadline runs and
+# producers to it are stalled briefly); the connection is cut as a slow consumer past max_pending.
+WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
+WRITE_BUFFER_LOW_BYTES = 1024 * 1024
+PRODUCER_STALL_MAX_S = 0.010
+
+DEFAULT_CONN_LIST_SIZE = 1024
+GLOBAL_ACCOUNT = "$G"
+SYSTEM_ACCOUNT = "$SYS"

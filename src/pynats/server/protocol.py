@@ -1,0 +1,261 @@
+"""The client-protocol parser: bytes in, operations out, no I/O.
+
+`ProtocolParser.feed(chunk)` parses every complete operation in the chunk, in order, and hands
+each to its sink (the connection) through one method call per operation; an incomplete trailing
+operation is kept for the next chunk. The parser never touches a socket or a clock, so tests can
+feed it any bytes split at any offset.
+
+A violation raises `ProtocolError`: `err` is the `-ERR` text to send (None for a silent close,
+as nats-server does for malformed arguments) and `reason` is the closed-connection reason shown
+by /connz. Operations parsed before the violation in the same chunk have already been handed on.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+MAX_CONTROL_LINE_SIZE = 4096
+MAX_PAYLOAD_SIZE = 1024 * 1024
+MAX_SIZE_DIGITS = 9
+
+ERR_UNKNOWN_OP = "Unknown Protocol Operation"
+ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
+ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_AUTH_VIOLATION = "Authorization Violation"
+
+REASON_PROTOCOL_VIOLATION = "Protocol Violation"
+REASON_PARSE_ERROR = "Parse Error"
+REASON_MAX_PAYLOAD = "Maximum Message Payload Exceeded"
+REASON_MAX_CONTROL_LINE = "Maximum Control Line Exceeded"
+REASON_AUTH = "Authentication Failure"
+
+
+class ProtocolError(Exception):
+    """The connection must be closed; `err` (if any) is sent as `-ERR '<err>'` first."""
+
+    def __init__(self, err: str | None, reason: str = REASON_PROTOCOL_VIOLATION) -> None:
+        super().__init__(err or reason)
+        self.err = err
+        self.reason = reason
+
+
+class ParserSink(Protocol):
+    """What the parser calls; implemented by ClientConnection (and by test recorders)."""
+
+    def process_connect(self, arg: bytes) -> None: ...
+    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None: ...
+    def process_hpub(
+        self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
+    ) -> None: ...
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None: ...
+    def process_unsub(self, sid: bytes, max_msgs: int) -> None: ...
+    def process_ping(self) -> None: ...
+    def process_pong(self) -> None: ...
+
+
+def _parse_size(raw: bytes) -> int:
+    """A payload size: decimal ASCII digits only, at most 9 of them (nats-server's rule)."""
+    if not raw.isdigit() or len(raw) > MAX_SIZE_DIGITS:
+        raise ProtocolError(None)
+    return int(raw)
+
+
+class ProtocolParser:
+    """Incremental parser of the client side of the NATS protocol.
+
+    `awaiting_connect`: when true, the first operation must be CONNECT (auth required).
+    `headers_enabled`: HPUB is only accepted once CONNECT negotiated headers.
+    """
+
+    __slots__ = (
+        "_on_connect",
+        "_on_hpub",
+        "_on_ping",
+        "_on_pong",
+        "_on_pub",
+        "_on_sub",
+        "_on_unsub",
+        "_pending",
+        "_pending_len",
+        "_pending_need",
+        "awaiting_connect",
+        "headers_enabled",
+        "max_control_line",
+        "max_payload",
+    )
+
+    def __init__(
+        self,
+        sink: ParserSink,
+        *,
+        max_payload: int = MAX_PAYLOAD_SIZE,
+        max_control_line: int = MAX_CONTROL_LINE_SIZE,
+    ) -> None:
+        self._on_connect = sink.process_connect
+        self._on_pub = sink.process_pub
+        self._on_hpub = sink.process_hpub
+        self._on_sub = sink.process_sub
+        self._on_unsub = sink.process_unsub
+        self._on_ping = sink.process_ping
+        self._on_pong = sink.process_pong
+        self.max_payload = max_payload
+        self.max_control_line = max_control_line
+        self.awaiting_connect = False
+        self.headers_enabled = False
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self._pending_need = 0  # total bytes needed before the buffered op can complete
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete operation."""
+        return self._pending_len
+
+    def feed(self, data: bytes) -> None:
+        """Parse every complete operation in `data` (plus what earlier chunks left over)."""
+        if self._pending:
+            self._pending.append(data)
+            self._pending_len += len(data)
+            if self._pending_len < self._pending_need:
+                return
+            if self._pending_need == 0 and b"\n" not in data:
+                self._check_partial_control_line(self._pending_len)
+                return
+            data = b"".join(self._pending)
+            self._pending = []
+            self._pending_len = 0
+            self._pending_need = 0
+
+        pos = 0
+        n = len(data)
+        on_pub = self._on_pub
+        while pos < n:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                self._keep(data, pos, 0)
+                self._check_partial_control_line(n - pos)
+                return
+            end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl  # drop a preceding \r
+            if end - pos > self.max_control_line:
+                raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
+
+            if data.startswith(b"PUB ", pos) and not self.awaiting_connect:
+                # The hot path: PUB <subject> [reply] <size>
+                args = data[pos + 4 : end].split()
+                nargs = len(args)
+                if nargs == 2:
+                    reply = None
+                elif nargs == 3:
+                    reply = args[1]
+                else:
+                    raise ProtocolError(None)
+                size = _parse_size(args[-1])
+                if size > self.max_payload:
+                    raise ProtocolError(ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD)
+                start = nl + 1
+                stop = start + size
+                if stop + 2 > n:
+                    self._keep(data, pos, stop + 2 - pos)
+                    return
+                if data[stop : stop + 2] != b"\r\n":
+                    raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+                on_pub(args[0], reply, data[start:stop])
+                pos = stop + 2
+                continue
+
+            pos = self._parse_other(data, pos, nl, end, n)
+            if pos < 0:
+                return
+
+    def _parse_other(self, data: bytes, pos: int, nl: int, end: int, n: int) -> int:
+        """Every operation but a plain upper-case PUB. Returns the next position, -1 to stop."""
+        line = data[pos:end]
+        parts = line.split(None, 1)
+        op = parts[0].upper() if parts else b""
+        rest = parts[1] if len(parts) > 1 else b""
+        if self.awaiting_connect and op != b"CONNECT":
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+
+        if op == b"PUB" or op == b"HPUB":
+            args = rest.split()
+            is_hpub = op == b"HPUB"
+            if is_hpub:
+                if not self.headers_enabled:
+                    raise ProtocolError(None)
+                if len(args) == 3:
+                    reply = None
+                elif len(args) == 4:
+                    reply = args[1]
+                else:
+                    raise ProtocolError(None)
+                hdr_len = _parse_size(args[-2])
+            else:
+                if len(args) == 2:
+                    reply = None
+                elif len(args) == 3:
+                    reply = args[1]
+                else:
+                    raise ProtocolError(None)
+                hdr_len = 0
+            size = _parse_size(args[-1])
+            if hdr_len > size:
+                raise ProtocolError(None)
+            if size > self.max_payload:
+                raise ProtocolError(ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD)
+            start = nl + 1
+            stop = start + size
+            if stop + 2 > n:
+                self._keep(data, pos, stop + 2 - pos)
+                return -1
+            if data[stop : stop + 2] != b"\r\n":
+                raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+            if is_hpub:
+                self._on_hpub(args[0], reply, hdr_len, data[start:stop])
+            else:
+                self._on_pub(args[0], reply, data[start:stop])
+            return stop + 2
+
+        if op == b"PING":
+            self._on_ping()
+        elif op == b"PONG":
+            self._on_pong()
+        elif op == b"SUB":
+            args = rest.split()
+            if len(args) == 2:
+                self._on_sub(args[0], None, args[1])
+            elif len(args) == 3:
+                self._on_sub(args[0], args[1], args[2])
+            else:
+                raise ProtocolError(None)
+        elif op == b"UNSUB":
+            args = rest.split()
+            if len(args) == 1:
+                self._on_unsub(args[0], 0)
+            elif len(args) == 2:
+                self._on_unsub(args[0], _parse_size(args[1]))
+            else:
+                raise ProtocolError(None)
+        elif op == b"CONNECT":
+            self._on_connect(rest)
+        elif op == b"INFO" or op == b"+OK":
+            pass
+        elif op == b"-ERR":
+            raise ProtocolError(None, REASON_PARSE_ERROR)
+        else:
+            raise ProtocolError(ERR_UNKNOWN_OP, REASON_PROTOCOL_VIOLATION)
+        return nl + 1
+
+    def _keep(self, data: bytes, pos: int, need: int) -> None:
+        """Hold the incomplete operation starting at `pos` until `need` bytes are available."""
+        rest = data[pos:] if pos else data
+        self._pending = [rest]
+        self._pending_len = len(rest)
+        self._pending_need = need
+
+    def _check_partial_control_line(self, length: int) -> None:
+        # A control line may not grow past the limit while we wait for its newline
+        # (the op name and a separator are not counted, as in nats-server).
+        if length > self.max_control_line + 8:
+            self._pending = []
+            self._pending_len = 0
+            raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)

@@ -1,0 +1,508 @@
+"""Server: listeners, accounts, clients, lifecycle, signals, lame duck and the start-up log.
+
+Extension points used by JetStream and the system account (which live above the core):
+`add_startup_hook`, `add_shutdown_hook`, `monitor_routes`, `info_extra` and internal
+subscriptions through `pynats.server.internal.InternalClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import __version__ as PYNATS_VERSION
+from . import const
+from .accounts import Account
+from .auth import Authenticator
+from .client import REASON_SERVER_SHUTDOWN, ClientConnection
+from .log import Logger
+from .nkey import new_nonce, new_server_id
+from .options import Options
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServerStartError(Exception):
+    """The server cannot start (port in use, bad address, ...): logged as [FTL], exit 1."""
+
+
+class ClosedClient:
+    """What /connz?state=closed shows about a connection after it is gone."""
+
+    __slots__ = ("info",)
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+
+class Server:
+    def __init__(self, options: Options, logger: Logger | None = None) -> None:
+        self.options = options
+        self.logger = logger or Logger(
+            debug=options.debug,
+            trace=options.trace,
+            trace_verbose=options.trace_verbose,
+            logtime=options.logtime,
+            utc=options.logtime_utc,
+            log_file=options.log_file,
+        )
+        self.server_id = new_server_id()
+        self.server_name = options.server_name or self.server_id
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        cache = not options.disable_sublist_cache
+        self.accounts: dict[str, Account] = {}
+        self.global_account = self._add_account(const.GLOBAL_ACCOUNT, cache)
+        self.system_account: Account | None = None
+        if not options.no_system_account:
+            self.system_account = self._add_account(
+                options.system_account or const.SYSTEM_ACCOUNT, cache
+            )
+            self.system_account.is_system = True
+        self.authenticator = Authenticator(options)
+
+        self.clients: dict[int, ClientConnection] = {}
+        self.closed_clients: deque[dict[str, Any]] = deque(maxlen=max(options.max_closed_clients, 0))
+        self._next_cid = 0
+        self.pending_flush: list[Any] = []
+        self.current_producer: ClientConnection | None = None
+        self._flush_scheduled = False
+
+        self.start_time = time.time()
+        self.config_load_time = self.start_time
+        self.total_connections = 0
+        self.slow_consumers = 0
+        self.stale_connections = 0
+        self.stalled_clients = 0
+        # Totals of connections that are gone; live ones are summed on demand.
+        self.closed_in_msgs = 0
+        self.closed_in_bytes = 0
+        self.closed_out_msgs = 0
+        self.closed_out_bytes = 0
+
+        self.client_host = options.host
+        self.client_port = options.port
+        self.http_port = 0
+        self.is_lame_duck = False
+        self.is_shutting_down = False
+        self.info_extra: dict[str, Any] = {}
+        self.monitor_routes: dict[str, Callable[..., Any]] = {}
+        self.varz_extra: list[Callable[[dict[str, Any]], None]] = []
+        self._startup_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
+        self._listener: asyncio.base_events.Server | None = None
+        self._monitor: Any = None
+        self._ports_file = ""
+        self._done: asyncio.Event | None = None
+        self._lame_duck_task: asyncio.Task[None] | None = None
+        self._info_base: dict[str, Any] = {}
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def _add_account(self, name: str, cache: bool = True) -> Account:
+        account = Account(name, cache_enabled=cache)
+        self.accounts[name] = account
+        return account
+
+    def lookup_account(self, name: str) -> Account | None:
+        return self.accounts.get(name)
+
+    def move_client(self, client: ClientConnection, account_name: str) -> None:
+        """Bind a client to another account (after authentication); its old subs go."""
+        account = self.accounts.get(account_name)
+        if account is None:
+            account = self._add_account(account_name, not self.options.disable_sublist_cache)
+        old = client.account
+        for sub in client.subs.values():
+            old.sublist.remove(sub)
+        client.subs.clear()
+        old.clients.discard(client)
+        client.account = account
+        account.clients.add(client)
+        account.total_conns += 1
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def add_startup_hook(self, hook: Hook) -> None:
+        """Run after the listeners are bound's prerequisites (JetStream recovery, $SYS)."""
+        self._startup_hooks.append(hook)
+
+    def add_shutdown_hook(self, hook: Hook) -> None:
+        self._shutdown_hooks.append(hook)
+
+    # -- INFO -------------------------------------------------------------------------------
+
+    def _build_info_base(self) -> None:
+        opts = self.options
+        host, port = self.client_host, self.client_port
+        if opts.client_advertise:
+            adv_host, _, adv_port = opts.client_advertise.rpartition(":")
+            if adv_host and adv_port.isdigit():
+                host, port = adv_host, int(adv_port)
+            else:
+                host = opts.client_advertise
+        info: dict[str, Any] = {
+            "server_id": self.server_id,
+            "server_name": self.server_name,
+            "version": const.NATS_FEATURE_VERSION,
+            "proto": const.PROTO,
+            "go": const.GO_VERSION_FIELD,
+            "host": host,
+            "port": port,
+            "headers": not opts.no_header_support,
+        }
+        if self.authenticator.required:
+            info["auth_required"] = True
+        if opts.tls:
+            info["tls_required"] = True
+        if opts.tls_verify:
+            info["tls_verify"] = True
+        info["max_payload"] = opts.max_payload
+        if opts.jetstream:
+            info["jetstream"] = True
+        info.update(self.info_extra)
+        self._info_base = info
+
+    def info_line(self, client: ClientConnection) -> bytes:
+        info = dict(self._info_base)
+        info["client_id"] = client.cid
+        if client.host:
+            info["client_ip"] = client.host
+        if self.needs_nonce():
+            info["nonce"] = new_nonce()
+        if self.is_lame_duck:
+            info["ldm"] = True
+        if self.options.jetstream:
+            info["api_lvl"] = const.JS_API_LEVEL
+        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+
+    def connect_info_line(self, client: ClientConnection) -> bytes:
+        """The async INFO sent after the first PONG: which account the client is bound to."""
+        info = dict(self._info_base)
+        info["client_id"] = client.cid
+        if client.host:
+            info["client_ip"] = client.host
+        info["connect_info"] = True
+        info["remote_account"] = client.account.name
+        if client.account.is_system:
+            info["acc_is_sys"] = True
+        if self.options.jetstream:
+            info["api_lvl"] = const.JS_API_LEVEL
+        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+
+    def needs_nonce(self) -> bool:
+        return bool(self.options.nkeys)
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def register_client(self, client: ClientConnection) -> None:
+        self._next_cid += 1
+        client.cid = self._next_cid
+        self.clients[client.cid] = client
+        self.total_connections += 1
+        client.account.clients.add(client)
+        client.account.total_conns += 1
+        self.logger.debug(f"{client.host}:{client.port} - cid:{client.cid} - Client connection created")
+
+    def is_over_connection_limit(self) -> bool:
+        limit = self.options.max_connections
+        return limit >= 0 and len(self.clients) > limit
+
+    def unregister_client(self, client: ClientConnection) -> None:
+        if self.clients.pop(client.cid, None) is None:
+            return
+        client.account.clients.discard(client)
+        self.closed_in_msgs += client.in_msgs
+        self.closed_in_bytes += client.in_bytes
+        self.closed_out_msgs += client.out_msgs
+        self.closed_out_bytes += client.out_bytes
+        if self.closed_clients.maxlen:
+            from .monitor import closed_conn_info
+
+            self.closed_clients.append(closed_conn_info(self, client))
+        self.logger.debug(
+            f"{client.host}:{client.port} - cid:{client.cid} - "
+            f'"{client.name or client.version}" - Client connection closed: {client.reason}'
+        )
+
+    def count_slow_consumer(self) -> None:
+        self.slow_consumers += 1
+
+    # -- outbound batching ------------------------------------------------------------------
+
+    def flush_pending(self) -> None:
+        """Write every connection that received something since the last flush, once each."""
+        pending = self.pending_flush
+        while pending:
+            batch = pending[:]
+            pending.clear()
+            for client in batch:
+                client.flush_queued = False
+                client.flush()
+
+    def flush_soon(self) -> None:
+        """For deliveries outside a client's read (timers, internal publishers)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush_pending()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind listeners, run start-up hooks and log the start-up lines."""
+        self.loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        opts = self.options
+        log = self.logger
+        log.notice("Starting nats-server")
+        log.notice(f"  Version:  {const.NATS_FEATURE_VERSION} (pynats {PYNATS_VERSION})")
+        log.notice(f"  Git:      [{const.GIT_COMMIT or 'not set'}]")
+        if opts.cluster_name:
+            log.notice(f"  Cluster:  {opts.cluster_name}")
+        log.notice(f"  Name:     {self.server_name}")
+        if opts.jetstream:
+            log.notice(f"  Node:     {node_name(self.server_name)}")
+        log.notice(f"  ID:       {self.server_id}")
+        if opts.config_file:
+            log.notice(f"Using configuration file: {opts.config_file} ({opts.config_digest})")
+        if opts.cluster_listen or opts.routes:
+            log.warn("Clustering (routes) is not supported yet by pynats: cluster options ignored")
+        if opts.max_payload > const.MAX_PAYLOAD_WARN_SIZE:
+            log.warn(
+                f"Maximum payloads over {const.MAX_PAYLOAD_WARN_SIZE} are generally discouraged "
+                "and could lead to poor performance"
+            )
+
+        if opts.http_port:
+            from .monitor import MonitorServer
+
+            self._monitor = MonitorServer(self)
+            self.http_port = await self._monitor.start(opts.monitor_host(), opts.http_port)
+
+        for hook in self._startup_hooks:
+            await hook()
+
+        await self._start_client_listener()
+        self._build_info_base()
+        if opts.pid_file:
+            self._write_pid_file()
+        if opts.ports_file_dir:
+            self._write_ports_file()
+        log.notice("Server is ready")
+
+    async def _start_client_listener(self) -> None:
+        opts = self.options
+        port = 0 if opts.port == const.RANDOM_PORT else opts.port
+        host = opts.host
+        try:
+            self._listener = await self.loop.create_server(
+                lambda: ClientConnection(self),
+                host=host or None,
+                port=port,
+                reuse_address=True,
+                backlog=1024,
+            )
+        except (OSError, OverflowError) as e:
+            raise ServerStartError(
+                f'Error listening on port: {join_host_port(host, opts.port)}, "{e.strerror or e}"'
+            ) from None
+        sockets = self._listener.sockets
+        bound = sockets[0].getsockname() if sockets else (host, port)
+        self.client_port = int(bound[1])
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.logger.notice(
+            f"Listening for client connections on {join_host_port(host, self.client_port)}"
+        )
+
+    def _write_pid_file(self) -> None:
+        try:
+            with open(self.options.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError as e:
+            raise ServerStartError(f"Could not write pidfile: {e}") from None
+
+    def ports(self) -> dict[str, list[str]]:
+        """The URLs we actually bound, for the ports file."""
+        hosts = advertised_hosts(self.options.host)
+        ports: dict[str, list[str]] = {
+            "nats": [f"nats://{join_host_port(h, self.client_port)}" for h in hosts]
+        }
+        if self.http_port:
+            mhosts = advertised_hosts(self.options.monitor_host())
+            ports["monitoring"] = [f"http://{join_host_port(h, self.http_port)}" for h in mhosts]
+        return ports
+
+    def _write_ports_file(self) -> None:
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "nats-server"
+        if program in ("__main__.py", "-c", "") or program.endswith(".py"):
+            program = "nats-server"
+        path = os.path.join(self.options.ports_file_dir, f"{program}_{os.getpid()}.ports")
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.ports(), f)
+            os.replace(tmp, path)
+        except OSError as e:
+            self.logger.error(f"Error writing ports file ({path}): {e}")
+            return
+        self._ports_file = path
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Start, then serve until shutdown() is called (or a signal asks for it)."""
+        await self.start()
+        if handle_signals:
+            self._install_signal_handlers()
+        assert self._done is not None
+        await self._done.wait()
+
+    async def shutdown(self) -> None:
+        if self.is_shutting_down:
+            return
+        self.is_shutting_down = True
+        self.logger.notice("Initiating Shutdown...")
+        if self._listener is not None:
+            self._listener.close()
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                await hook()
+            except Exception as e:  # a failing extension must not stop the shutdown
+                self.logger.error(f"Error during shutdown: {e}")
+        for client in list(self.clients.values()):
+            client.close_connection(REASON_SERVER_SHUTDOWN)
+        if self._monitor is not None:
+            await self._monitor.stop()
+        if self._ports_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._ports_file)
+        if self.options.pid_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.options.pid_file)
+        # Let transports flush their final writes.
+        await asyncio.sleep(0)
+        self.logger.notice("Server Exiting..")
+        if self._done is not None:
+            self._done.set()
+
+    # -- signals and lame duck --------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        handlers: dict[int, tuple[str, Callable[[], None]]] = {
+            signal.SIGINT: ("interrupt", self._on_stop_signal),
+            signal.SIGTERM: ("terminated", self._on_term_signal),
+            signal.SIGHUP: ("hangup", self._on_reload_signal),
+            signal.SIGUSR1: ("user defined signal 1", self.logger.reopen),
+            signal.SIGUSR2: ("user defined signal 2", self.enter_lame_duck_mode),
+        }
+        for signum, (name, action) in handlers.items():
+            self.loop.add_signal_handler(signum, self._trap, name, action)
+
+    def _trap(self, name: str, action: Callable[[], None]) -> None:
+        self.logger.notice(f'Trapped "{name}" signal')
+        action()
+
+    def _on_stop_signal(self) -> None:
+        self.loop.create_task(self.shutdown())
+
+    def _on_term_signal(self) -> None:
+        if self.is_lame_duck:
+            return  # SIGTERM is ignored while in lame duck mode, as nats-server does
+        self.loop.create_task(self.shutdown())
+
+    reload_handler: Callable[[], None] | None = None
+
+    def _on_reload_signal(self) -> None:
+        if self.reload_handler is not None:
+            self.reload_handler()
+        else:
+            self.logger.error(
+                "Failed to reload server configuration: config reload not supported without "
+                "a configuration file"
+            )
+
+    def enter_lame_duck_mode(self) -> None:
+        if self.is_lame_duck or self.is_shutting_down:
+            return
+        self._lame_duck_task = self.loop.create_task(self._lame_duck())
+
+    async def _lame_duck(self) -> None:
+        opts = self.options
+        self.is_lame_duck = True
+        self.logger.notice("Entering lame duck mode, stop accepting new clients")
+        if self._listener is not None:
+            self._listener.close()
+        self._build_info_base()
+        ldm_info = dict(self._info_base)
+        ldm_info["ldm"] = True
+        line = b"INFO " + json.dumps(ldm_info, separators=(",", ":")).encode() + b" \r\n"
+        for client in list(self.clients.values()):
+            if client.protocol >= 1 and client.connected:
+                client.send(line)
+        self.flush_pending()
+        grace = opts.lame_duck_grace_period
+        duration = max(opts.lame_duck_duration - grace, 0.0)
+        await asyncio.sleep(grace)
+        clients = list(self.clients.values())
+        if clients:
+            self.logger.notice("Closing existing clients")
+            pause = min(duration / len(clients), 1.0) if duration else 0.0
+            for client in clients:
+                client.close_connection(REASON_SERVER_SHUTDOWN)
+                if pause:
+                    await asyncio.sleep(pause)
+        await self.shutdown()
+
+    # -- statistics -------------------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int, int, int]:
+        """(in_msgs, in_bytes, out_msgs, out_bytes) over all connections ever."""
+        in_msgs, in_bytes = self.closed_in_msgs, self.closed_in_bytes
+        out_msgs, out_bytes = self.closed_out_msgs, self.closed_out_bytes
+        for c in self.clients.values():
+            in_msgs += c.in_msgs
+            in_bytes += c.in_bytes
+            out_msgs += c.out_msgs
+            out_bytes += c.out_bytes
+        return in_msgs, in_bytes, out_msgs, out_bytes
+
+    def num_subscriptions(self) -> int:
+        return sum(acc.sublist.count for acc in self.accounts.values())
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def advertised_hosts(host: str) -> list[str]:
+    """For a wildcard listen address, the addresses clients can actually use."""
+    if host not in ("", "0.0.0.0", "::"):
+        return [host]
+    found: list[str] = []
+    with contextlib.suppress(OSError):
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            addr = str(info[4][0])
+            if addr not in found and not addr.startswith("127."):
+                found.append(addr)
+    return ["127.0.0.1", *found]
+
+
+def node_name(server_name: str) -> str:
+    """The 8-character JetStream node name derived from the server name."""
+    import hashlib
+
+    digest = hashlib.sha256(server_name.encode()).digest()
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:8])

@@ -1,0 +1,261 @@
+"""The subject index: which subscriptions does a published subject reach?
+
+A trie over tokens holds every subscription (literal tokens, `*` and `>` branches). Matching a
+literal subject walks the trie once; the answer is cached per literal subject, because the same
+few subjects are published over and over. A subscribe or unsubscribe drops exactly the cached
+answers it changes: the entry for a literal subject, or every entry its wildcard matches.
+
+A match result is a `(plain, groups)` pair of tuples: `plain` holds every non-queue
+subscription, `groups` one tuple of members per queue name (members of the same queue name on
+different subjects form one group, as in nats-server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any
+
+from .subjects import FWC, PWC, subject_matches
+
+CACHE_MAX_ENTRIES = 4096
+CACHE_SWEEP = 1024
+
+MatchResult = tuple[tuple["Subscription", ...], tuple[tuple["Subscription", ...], ...]]
+EMPTY_RESULT: MatchResult = ((), ())
+
+
+class Subscription:
+    """One subscription: a socket client's `SUB`, or an internal callback.
+
+    `callback` is None for socket clients. For internal subscriptions it is called as
+    `callback(sub, publisher, subject, reply, headers, payload)` with `headers` the raw header
+    block (or b"") and `payload` the body.
+    """
+
+    __slots__ = (
+        "callback",
+        "client",
+        "delivered",
+        "max_msgs",
+        "queue",
+        "sid",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        client: Any,
+        subject: bytes,
+        queue: bytes | None,
+        sid: bytes,
+        callback: Callable[..., None] | None = None,
+    ) -> None:
+        self.client = client
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.callback = callback
+        self.max_msgs = 0
+        self.delivered = 0
+
+    def __repr__(self) -> str:
+        q = f" queue={self.queue!r}" if self.queue else ""
+        return f"<Subscription {self.subject!r}{q} sid={self.sid!r}>"
+
+
+class _Node:
+    __slots__ = ("fwc", "literal", "psubs", "pwc", "qsubs")
+
+    def __init__(self) -> None:
+        self.literal: dict[bytes, _Node] = {}
+        self.pwc: _Node | None = None
+        self.fwc: _Node | None = None
+        # dicts used as insertion-ordered sets: O(1) removal
+        self.psubs: dict[Subscription, None] = {}
+        self.qsubs: dict[bytes, dict[Subscription, None]] = {}
+
+    def is_empty(self) -> bool:
+        return not (self.literal or self.pwc or self.fwc or self.psubs or self.qsubs)
+
+
+class Sublist:
+    """Subscriptions of one account, indexed for matching by published subject."""
+
+    def __init__(self, cache_enabled: bool = True) -> None:
+        self._root = _Node()
+        self.cache: dict[bytes, MatchResult] = {}
+        self._cache_enabled = cache_enabled
+        self.count = 0
+        self.inserts = 0
+        self.removes = 0
+        self.cache_misses = 0
+        self.max_fanout = 0
+        self._fanout_total = 0
+
+    # -- changes -------------------------------------------------------------------------
+
+    def insert(self, sub: Subscription) -> None:
+        node = self._root
+        for token in sub.subject.split(b"."):
+            if token == PWC:
+                if node.pwc is None:
+                    node.pwc = _Node()
+                node = node.pwc
+            elif token == FWC:
+                if node.fwc is None:
+                    node.fwc = _Node()
+                node = node.fwc
+            else:
+                nxt = node.literal.get(token)
+                if nxt is None:
+                    nxt = node.literal[token] = _Node()
+                node = nxt
+        if sub.queue is None:
+            node.psubs[sub] = None
+        else:
+            node.qsubs.setdefault(sub.queue, {})[sub] = None
+        self.count += 1
+        self.inserts += 1
+        self._invalidate(sub.subject)
+
+    def remove(self, sub: Subscription) -> bool:
+        """Remove `sub`; False when it was not in the list."""
+        path: list[tuple[_Node, bytes]] = []
+        node = self._root
+        for token in sub.subject.split(b"."):
+            if token == PWC:
+                nxt = node.pwc
+            elif token == FWC:
+                nxt = node.fwc
+            else:
+                nxt = node.literal.get(token)
+            if nxt is None:
+                return False
+            path.append((node, token))
+            node = nxt
+        if sub.queue is None:
+            if node.psubs.pop(sub, 0) == 0:
+                return False
+        else:
+            members = node.qsubs.get(sub.queue)
+            if members is None or members.pop(sub, 0) == 0:
+                return False
+            if not members:
+                del node.qsubs[sub.queue]
+        self._prune(path, node)
+        self.count -= 1
+        self.removes += 1
+        self._invalidate(sub.subject)
+        return True
+
+    def _prune(self, path: list[tuple[_Node, bytes]], node: _Node) -> None:
+        """Drop trie nodes left empty, from the leaf up."""
+        for parent, token in reversed(path):
+            if not node.is_empty():
+                return
+            if token == PWC:
+                parent.pwc = None
+            elif token == FWC:
+                parent.fwc = None
+            else:
+                del parent.literal[token]
+            node = parent
+
+    def _invalidate(self, subject: bytes) -> None:
+        cache = self.cache
+        if not cache:
+            return
+        if b"*" not in subject and b">" not in subject:
+            cache.pop(subject, None)
+            return
+        stale = [s for s in cache if subject_matches(subject, s)]
+        for s in stale:
+            del cache[s]
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+
+    # -- matching ------------------------------------------------------------------------
+
+    def match(self, subject: bytes) -> MatchResult:
+        """All subscriptions matching the literal `subject` (cached)."""
+        result = self.cache.get(subject)
+        if result is not None:
+            return result
+        self.cache_misses += 1
+        plain: list[Subscription] = []
+        groups: dict[bytes, list[Subscription]] = {}
+        tokens = subject.split(b".")
+        if all(tokens):
+            _collect(self._root, tokens, 0, plain, groups)
+        result = (tuple(plain), tuple(tuple(m) for m in groups.values())) if (
+            plain or groups
+        ) else EMPTY_RESULT
+        fanout = len(plain) + len(groups)
+        self._fanout_total += fanout
+        if fanout > self.max_fanout:
+            self.max_fanout = fanout
+        if self._cache_enabled:
+            cache = self.cache
+            if len(cache) >= CACHE_MAX_ENTRIES:
+                for key in list(islice(cache, CACHE_SWEEP)):
+                    del cache[key]
+            cache[subject] = result
+        return result
+
+    def has_interest(self, subject: bytes) -> bool:
+        plain, groups = self.match(subject)
+        return bool(plain or groups)
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def all_subscriptions(self) -> Iterator[Subscription]:
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            yield from node.psubs
+            for members in node.qsubs.values():
+                yield from members
+            stack.extend(node.literal.values())
+            if node.pwc is not None:
+                stack.append(node.pwc)
+            if node.fwc is not None:
+                stack.append(node.fwc)
+
+    def avg_fanout(self) -> float:
+        return self._fanout_total / self.cache_misses if self.cache_misses else 0.0
+
+
+def _collect(
+    node: _Node,
+    tokens: list[bytes],
+    i: int,
+    plain: list[Subscription],
+    groups: dict[bytes, list[Subscription]],
+) -> None:
+    n = len(tokens)
+    while True:
+        if node.fwc is not None and i < n:
+            _add(node.fwc, plain, groups)
+        if i == n:
+            _add(node, plain, groups)
+            return
+        if node.pwc is not None:
+            _collect(node.pwc, tokens, i + 1, plain, groups)
+        nxt = node.literal.get(tokens[i])
+        if nxt is None:
+            return
+        node = nxt
+        i += 1
+
+
+def _add(node: _Node, plain: list[Subscription], groups: dict[bytes, list[Subscription]]) -> None:
+    if node.psubs:
+        plain.extend(node.psubs)
+    for queue, members in node.qsubs.items():
+        group = groups.get(queue)
+        if group is None:
+            groups[queue] = list(members)
+        else:
+            group.extend(members)
