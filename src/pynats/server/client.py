@@ -482,7 +482,7 @@ class ClientConnection(asyncio.Protocol):
                 return
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
-        if not is_valid_subject(subject) or (queue is not None and not is_valid_subject(queue)):
+        if not is_valid_subject(subject):
             self.send_err("Invalid Subject")
             return
         if sid in self.subs:
@@ -502,7 +502,7 @@ class ClientConnection(asyncio.Protocol):
     def process_unsub(self, sid: bytes, max_msgs: int) -> None:
         sub = self.subs.get(sid)
         if sub is not None:
-            if max_msgs > 0 and max_msgs > sub.delivered:
+            if max_msgs > sub.delivered:
                 sub.max_msgs = max_msgs
             else:
                 self.remove_subscription(sub)

@@ -27,6 +27,7 @@ class Logger:
         logtime: bool = True,
         utc: bool = False,
         log_file: str = "",
+        silent: bool = False,
     ) -> None:
         self.debug_enabled = debug
         self.trace_enabled = trace or trace_verbose
@@ -34,6 +35,7 @@ class Logger:
         self.logtime = logtime
         self.utc = utc
         self.log_file = log_file
+        self.silent = silent
         self._pid_prefix = f"[{os.getpid()}] "
         self._out: TextIO = sys.stderr
         self._owns_out = False
@@ -73,6 +75,8 @@ class Logger:
         return time.strftime("%Y/%m/%d %H:%M:%S", tm) + f".{micro:06d} "
 
     def _write(self, label: str, msg: str) -> None:
+        if self.silent:
+            return
         tag = f"[\x1b[{_COLOURS[label]}m{label}\x1b[0m]" if self._colour else f"[{label}]"
         line = f"{self._pid_prefix}{self._stamp() if self.logtime else ''}{tag} {msg}\n"
         try:

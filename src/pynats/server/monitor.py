@@ -1,7 +1,694 @@
-"""HTTP monitoring (placeholder while the endpoints are written)."""
+"""HTTP monitoring: /varz /connz /subsz /routez /healthz (and endpoints extensions register).
 
-from typing import Any
+The JSON has nats-server's field names and order, pretty-printed with two spaces as it does;
+bad query values get the same HTTP 400 plain-text answers. The HTTP server is a small
+asyncio one: monitoring is never on the message path, and it must answer within milliseconds of
+start-up because harnesses poll /varz to know the server is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from .. import __version__ as PYNATS_VERSION
+from . import const
+
+if TYPE_CHECKING:
+    from .client import ClientConnection
+    from .server import Server
 
 
-def closed_conn_info(server: Any, client: Any) -> dict[str, Any]:
-    return {"cid": client.cid, "reason": client.reason}
+class BadRequest(Exception):
+    """An HTTP 400 with a plain-text body, as nats-server answers bad query values."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class JSONResponse:
+    """A handler's answer with a status other than 200 (e.g. /healthz)."""
+
+    def __init__(self, status: int, body: Any, *, compact: bool = False) -> None:
+        self.status = status
+        self.body = body
+        self.compact = compact
+
+
+Query = dict[str, str]
+Handler = Callable[["Server", Query], Any]
+
+# -- formatting helpers ----------------------------------------------------------------------
+
+
+def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
+    """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
+    if ns is None:
+        ns = int(round(ts * 1e9))
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if frac:
+        base += "." + f"{frac:09d}".rstrip("0")
+    return base + "Z"
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String(): `1h2m3.5s`, `1.234ms`, `354µs`, `0s`."""
+    ns = int(round(seconds * 1e9))
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return sign + _trim(ns / 1_000) + "µs"
+    if ns < 1_000_000_000:
+        return sign + _trim(ns / 1_000_000) + "ms"
+    hours, rem = divmod(ns, 3_600_000_000_000)
+    minutes, rem = divmod(rem, 60_000_000_000)
+    secs = rem / 1e9
+    out = sign
+    if hours:
+        out += f"{hours}h"
+    if hours or minutes:
+        out += f"{minutes}m"
+    return out + _trim(secs) + "s"
+
+
+def _trim(value: float) -> str:
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def uptime_text(seconds: float) -> str:
+    """nats-server's uptime format: `1y2d3h4m5s`, leading zero units dropped."""
+    total = int(seconds)
+    years, total = divmod(total, 365 * 86400)
+    days, total = divmod(total, 86400)
+    hours, total = divmod(total, 3600)
+    minutes, secs = divmod(total, 60)
+    if years:
+        return f"{years}y{days}d{hours}h{minutes}m{secs}s"
+    if days:
+        return f"{days}d{hours}h{minutes}m{secs}s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def parse_bool(query: Query, name: str) -> bool:
+    value = query.get(name)
+    if value is None or value == "":
+        return False
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise BadRequest(
+        f"Error decoding boolean for '{name}': strconv.ParseBool: parsing \"{value}\": "
+        "invalid syntax"
+    )
+
+
+def parse_int(query: Query, name: str) -> int:
+    value = query.get(name)
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(
+            f"Error decoding int for '{name}': strconv.Atoi: parsing \"{value}\": invalid syntax"
+        ) from None
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+# -- /varz -----------------------------------------------------------------------------------
+
+
+def varz(server: Server, query: Query) -> dict[str, Any]:
+    opts = server.options
+    now = time.time()
+    in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
+    info = server._info_base
+    v: dict[str, Any] = {
+        "server_id": server.server_id,
+        "server_name": server.server_name,
+        "version": const.NATS_FEATURE_VERSION,
+        "pynats_version": PYNATS_VERSION,
+        "proto": const.PROTO,
+        "go": const.GO_VERSION_FIELD,
+        "host": opts.host,
+        "port": server.client_port,
+    }
+    if info.get("auth_required"):
+        v["auth_required"] = True
+    if opts.tls:
+        v["tls_required"] = True
+    if opts.tls_verify:
+        v["tls_verify"] = True
+    v.update(
+        {
+            "max_connections": opts.max_connections,
+        }
+    )
+    if opts.max_subscriptions:
+        v["max_subscriptions"] = opts.max_subscriptions
+    v.update(
+        {
+            "ping_interval": int(opts.ping_interval * 1e9),
+            "ping_max": opts.ping_max,
+            "http_host": opts.monitor_host(),
+            "http_port": server.http_port,
+            "http_base_path": opts.http_base_path,
+            "https_port": opts.https_port,
+            "auth_timeout": opts.effective_auth_timeout(),
+            "max_control_line": opts.max_control_line,
+            "max_payload": opts.max_payload,
+            "max_pending": opts.max_pending,
+            "cluster": {},
+            "gateway": {},
+            "leaf": {},
+            "mqtt": {},
+            "websocket": {},
+            "jetstream": {},
+            "tls_timeout": opts.tls_timeout,
+            "write_deadline": int(opts.write_deadline * 1e9),
+            "start": rfc3339(server.start_time),
+            "now": rfc3339(now),
+            "uptime": uptime_text(now - server.start_time),
+            "mem": rss_bytes(),
+            "cores": os.cpu_count() or 1,
+            "gomaxprocs": 1,
+            "cpu": cpu_percent(server),
+            "connections": len(server.clients),
+            "total_connections": server.total_connections,
+            "routes": 0,
+            "remotes": 0,
+            "leafnodes": 0,
+            "in_msgs": in_msgs,
+            "in_bytes": in_bytes,
+            "in_client_msgs": in_msgs,
+            "in_client_bytes": in_bytes,
+            "out_msgs": out_msgs,
+            "out_bytes": out_bytes,
+            "out_client_msgs": out_msgs,
+            "out_client_bytes": out_bytes,
+            "slow_consumers": server.slow_consumers,
+            "stale_connections": server.stale_connections,
+            "stalled_clients": server.stalled_clients,
+            "subscriptions": server.num_subscriptions(),
+            "http_req_stats": dict(server._monitor.request_counts) if server._monitor else {},
+            "config_load_time": rfc3339(server.config_load_time),
+            "config_digest": opts.config_digest,
+        }
+    )
+    if server.system_account is not None:
+        v["system_account"] = server.system_account.name
+    v["slow_consumer_stats"] = {
+        "clients": server.slow_consumers,
+        "routes": 0,
+        "gateways": 0,
+        "leafs": 0,
+    }
+    v["stale_connection_stats"] = {
+        "clients": server.stale_connections,
+        "routes": 0,
+        "gateways": 0,
+        "leafs": 0,
+    }
+    for extend in server.varz_extra:
+        extend(v)
+    return v
+
+
+_cpu_sample: dict[int, tuple[float, float]] = {}
+
+
+def cpu_percent(server: Server) -> float:
+    """CPU use of this process since the previous /varz (as a percentage of one core)."""
+    now = time.monotonic()
+    used = time.process_time()
+    last = _cpu_sample.get(id(server))
+    _cpu_sample[id(server)] = (now, used)
+    if last is None or now <= last[0]:
+        return 0.0
+    return round(100.0 * (used - last[1]) / (now - last[0]), 2)
+
+
+# -- /connz ----------------------------------------------------------------------------------
+
+CONNZ_SORTS = {
+    "cid": (lambda c: c["cid"], False),
+    "start": (lambda c: c["_start"], False),
+    "subs": (lambda c: c["subscriptions"], True),
+    "pending": (lambda c: c["pending_bytes"], True),
+    "msgs_to": (lambda c: c["out_msgs"], True),
+    "msgs_from": (lambda c: c["in_msgs"], True),
+    "bytes_to": (lambda c: c["out_bytes"], True),
+    "bytes_from": (lambda c: c["in_bytes"], True),
+    "last": (lambda c: c["_last"], True),
+    "idle": (lambda c: c["_idle"], True),
+    "uptime": (lambda c: c["_uptime"], True),
+    "rtt": (lambda c: c["_rtt"], True),
+    "stop": (lambda c: c["_stop"], True),
+    "reason": (lambda c: c["reason"], True),
+}
+
+
+def conn_info(
+    server: Server, c: ClientConnection, now: float, *, subs: str, auth: bool
+) -> dict[str, Any]:
+    """One /connz entry for a live connection (underscore keys are for sorting only)."""
+    end = c.stop or now
+    pending = c.transport.get_write_buffer_size() if c.transport and not c.closed else 0
+    info: dict[str, Any] = {
+        "cid": c.cid,
+        "kind": "Client",
+        "type": "nats",
+        "ip": c.host,
+        "port": c.port,
+        "start": rfc3339(c.start),
+        "last_activity": rfc3339(c.last_activity),
+    }
+    if c.closed:
+        info["stop"] = rfc3339(c.stop)
+        info["reason"] = c.reason
+    info.update(
+        {
+            "rtt": go_duration(c.rtt),
+            "uptime": uptime_text(end - c.start),
+            "idle": uptime_text(end - c.last_activity),
+            "pending_bytes": pending,
+            "in_msgs": c.in_msgs,
+            "out_msgs": c.out_msgs,
+            "in_bytes": c.in_bytes,
+            "out_bytes": c.out_bytes,
+            "subscriptions": len(c.subs),
+        }
+    )
+    if c.name:
+        info["name"] = c.name
+    if c.lang:
+        info["lang"] = c.lang
+    if c.version:
+        info["version"] = c.version
+    if auth:
+        if c.user:
+            info["authorized_user"] = c.user
+        info["account"] = c.account.name
+    if subs == "detail" and c.subs:
+        info["subscriptions_list_detail"] = [sub_detail(s, None) for s in c.subs.values()]
+    elif subs == "list" and c.subs:
+        info["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
+    info["name_tag"] = c.account.name if auth else None
+    if info["name_tag"] is None:
+        del info["name_tag"]
+    info["_start"] = c.start
+    info["_last"] = c.last_activity
+    info["_idle"] = end - c.last_activity
+    info["_uptime"] = end - c.start
+    info["_rtt"] = c.rtt
+    info["_stop"] = c.stop
+    info["_user"] = c.user
+    info["_account"] = c.account.name
+    return info
+
+
+def closed_conn_info(server: Server, c: ClientConnection) -> dict[str, Any]:
+    """The record kept in the closed-connections ring, taken when the connection closes."""
+    return conn_info(server, c, c.stop or time.time(), subs="", auth=True)
+
+
+def sub_detail(sub: Any, account: str | None) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if account is not None:
+        d["account"] = account
+        d["account_tag"] = account
+    d["subject"] = sub.subject.decode(errors="replace")
+    if sub.queue:
+        d["qgroup"] = sub.queue.decode(errors="replace")
+    d["sid"] = sub.sid.decode(errors="replace")
+    d["msgs"] = sub.delivered
+    if sub.max_msgs:
+        d["max"] = sub.max_msgs
+    d["cid"] = getattr(sub.client, "cid", 0)
+    return d
+
+
+def _subs_mode(query: Query) -> str:
+    value = query.get("subs", "")
+    if value == "detail":
+        return "detail"
+    return "list" if parse_bool(query, "subs") else ""
+
+
+def connz(server: Server, query: Query) -> dict[str, Any]:
+    now = time.time()
+    sort = query.get("sort", "") or "cid"
+    if sort not in CONNZ_SORTS:
+        raise BadRequest(f"invalid sorting option: {sort}")
+    state = query.get("state", "") or "open"
+    if state not in ("open", "closed", "any", "all"):
+        raise BadRequest(f"Error decoding state for {state}")
+    if sort in ("stop", "reason") and state == "open":
+        raise BadRequest(f"sort by {sort} only valid on closed connections")
+    subs = _subs_mode(query)
+    auth = parse_bool(query, "auth")
+    offset = max(parse_int(query, "offset"), 0)
+    limit = parse_int(query, "limit")
+    if limit <= 0:
+        limit = const.DEFAULT_CONN_LIST_SIZE
+    cid_filter = parse_int(query, "cid")
+    user_filter = query.get("user", "")
+    acc_filter = query.get("acc", "")
+
+    entries: list[dict[str, Any]] = []
+    if state in ("open", "any", "all"):
+        entries += [conn_info(server, c, now, subs=subs, auth=auth) for c in server.clients.values()]
+    if state in ("closed", "any", "all"):
+        for record in server.closed_clients:
+            entry = dict(record)
+            if not auth:
+                entry.pop("authorized_user", None)
+                entry.pop("account", None)
+                entry.pop("name_tag", None)
+            entries.append(entry)
+    if cid_filter:
+        entries = [e for e in entries if e["cid"] == cid_filter]
+    if user_filter:
+        entries = [e for e in entries if e["_user"] == user_filter]
+    if acc_filter:
+        entries = [e for e in entries if e["_account"] == acc_filter]
+    key, descending = CONNZ_SORTS[sort]
+    entries.sort(key=key, reverse=descending)
+    total = len(entries)
+    page = entries[offset : offset + limit]
+    for e in page:
+        for k in [k for k in e if k.startswith("_")]:
+            del e[k]
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(now),
+        "num_connections": len(page),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "connections": page,
+    }
+
+
+# -- /subsz, /routez, /healthz ---------------------------------------------------------------
+
+
+def subsz(server: Server, query: Query) -> dict[str, Any]:
+    from .subjects import is_valid_literal_subject, subject_matches
+
+    include = parse_bool(query, "subs")
+    offset = max(parse_int(query, "offset"), 0)
+    limit = parse_int(query, "limit")
+    if limit <= 0:
+        limit = const.DEFAULT_CONN_LIST_SIZE
+    test = query.get("test", "")
+    if test and not is_valid_literal_subject(test.encode()):
+        raise BadRequest(f"invalid publish subject: {test}")
+    acc_filter = query.get("acc", "")
+    accounts = [a for a in server.accounts.values() if not acc_filter or a.name == acc_filter]
+
+    num_subs = num_cache = inserts = removes = misses = 0
+    max_fanout = 0
+    fanout_total = 0.0
+    for acc in accounts:
+        sl = acc.sublist
+        num_subs += sl.count
+        num_cache += len(sl.cache)
+        inserts += sl.inserts
+        removes += sl.removes
+        misses += sl.cache_misses
+        max_fanout = max(max_fanout, sl.max_fanout)
+        fanout_total += sl.avg_fanout() * sl.cache_misses
+    in_msgs = server.totals()[0]
+    matches = max(in_msgs, misses)
+    details: list[dict[str, Any]] = []
+    for acc in accounts:
+        for sub in acc.sublist.all_subscriptions():
+            if test and not subject_matches(sub.subject, test.encode()):
+                continue
+            details.append(sub_detail(sub, acc.name))
+    total = len(details)
+    result: dict[str, Any] = {
+        "server_id": server.server_id,
+        "now": rfc3339(time.time()),
+        "num_subscriptions": num_subs,
+        "num_cache": num_cache,
+        "num_inserts": inserts,
+        "num_removes": removes,
+        "num_matches": matches,
+        "cache_hit_rate": (matches - misses) / matches if matches else 0,
+        "max_fanout": max_fanout,
+        "avg_fanout": fanout_total / misses if misses else 0,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    }
+    if include and details:
+        result["subscriptions_list"] = details[offset : offset + limit]
+    return result
+
+
+def routez(server: Server, query: Query) -> dict[str, Any]:
+    _subs_mode(query)
+    return {
+        "server_id": server.server_id,
+        "server_name": server.server_name,
+        "now": rfc3339(time.time()),
+        "num_routes": 0,
+        "routes": [],
+    }
+
+
+def gatewayz(server: Server, query: Query) -> dict[str, Any]:
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(time.time()),
+        "outbound_gateways": {},
+        "inbound_gateways": {},
+    }
+
+
+def leafz(server: Server, query: Query) -> dict[str, Any]:
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(time.time()),
+        "leafnodes": 0,
+        "leafs": [],
+    }
+
+
+healthz_checks: list[Callable[[Server, Query], JSONResponse | None]] = []
+
+
+def healthz(server: Server, query: Query) -> JSONResponse:
+    for name in ("js-enabled-only", "js-server-only", "js-meta-only", "details", "js-enabled"):
+        parse_bool(query, name)
+    if query.get("consumer") and not query.get("stream"):
+        return JSONResponse(
+            400,
+            {"status": "error", "error": '"stream" must not be empty when checking consumer health'},
+            compact=True,
+        )
+    if query.get("stream") and not query.get("account"):
+        return JSONResponse(
+            400,
+            {"status": "error", "error": '"account" must not be empty when checking stream health'},
+            compact=True,
+        )
+    if server.is_shutting_down:
+        return JSONResponse(500, {"status": "error", "error": "server is shutting down"}, compact=True)
+    if not parse_bool(query, "js-server-only"):
+        for check in healthz_checks:
+            answer = check(server, query)
+            if answer is not None:
+                return answer
+    return JSONResponse(200, {"status": "ok"}, compact=True)
+
+
+INDEX_LINKS = [
+    ("varz", "General"),
+    ("jsz", "JetStream"),
+    ("connz", "Connections"),
+    ("accountz", "Accounts"),
+    ("accstatz", "Account Stats"),
+    ("subsz", "Subscriptions"),
+    ("routez", "Routes"),
+    ("leafz", "LeafNodes"),
+    ("gatewayz", "Gateways"),
+    ("healthz", "Health Probe"),
+]
+
+
+def index_page(server: Server) -> str:
+    links = "\n".join(
+        f'    <a href=./{path}>{title}<span class="endpoint"> /{path}</span></a>'
+        for path, title in INDEX_LINKS
+        if path in server.monitor_routes or path in BUILTIN_ROUTES
+    )
+    return f"""<html lang="en">
+  <head>
+    <title>pynats monitoring</title>
+    <style type="text/css">
+      body {{ font-family: ui-sans-serif, system-ui, sans-serif; margin-left: 32px }}
+      a {{ display: block; padding-bottom: 6px; color: rgb(72 72 92); text-decoration: none }}
+      a:hover {{ font-weight: 600; color: rgb(59 50 202) }}
+      .endpoint {{ font-size: 12px; color: #999; font-family: monospace; display: none }}
+      a:hover .endpoint {{ display: inline }}
+    </style>
+  </head>
+  <body>
+    <h1>NATS server (pynats v{PYNATS_VERSION})</h1>
+    <p>nats-server feature level v{const.NATS_FEATURE_VERSION}</p>
+{links}
+    <a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring>Help</a>
+  </body>
+</html>
+"""
+
+
+BUILTIN_ROUTES: dict[str, Handler] = {
+    "varz": varz,
+    "connz": connz,
+    "subsz": subsz,
+    "subscriptionsz": subsz,
+    "routez": routez,
+    "gatewayz": gatewayz,
+    "leafz": leafz,
+    "healthz": healthz,
+}
+
+# -- the HTTP server -------------------------------------------------------------------------
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+
+
+class MonitorServer:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.request_counts: dict[str, int] = {}
+        self._listener: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        from .server import ServerStartError, join_host_port
+
+        bind_port = 0 if port == const.RANDOM_PORT else port
+        try:
+            self._listener = await asyncio.start_server(
+                self._handle, host=host or None, port=bind_port, reuse_address=True
+            )
+        except (OSError, OverflowError) as e:
+            raise ServerStartError(
+                f"Can't listen to the monitor port: listen tcp {join_host_port(host, port)}: "
+                f"{getattr(e, 'strerror', None) or e}"
+            ) from None
+        actual = int(self._listener.sockets[0].getsockname()[1])
+        self.server.logger.notice(f"Starting http monitor on {join_host_port(host, actual)}")
+        return actual
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        for writer in list(self._conns):
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conns.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                if len(head) > MAX_REQUEST_HEAD_BYTES:
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                parts = lines[0].split()
+                if len(parts) < 2:
+                    return
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                if length:
+                    await reader.readexactly(min(length, 1 << 20))
+                status, ctype, body = self.respond(parts[1])
+                keep_alive = headers.get("connection", "").lower() != "close" and parts[-1] == "HTTP/1.1"
+                head_out = (
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
+                    f"Content-Type: {ctype}\r\n"
+                    "Access-Control-Allow-Origin: *\r\n"
+                    f"Content-Length: {len(body)}\r\n"
+                    f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+                )
+                writer.write(head_out.encode() + (b"" if parts[0] == "HEAD" else body))
+                await writer.drain()
+                if not keep_alive:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            self._conns.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def respond(self, target: str) -> tuple[int, str, bytes]:
+        url = urlsplit(target)
+        path = url.path
+        base = self.server.options.http_base_path.rstrip("/")
+        if base and path.startswith(base):
+            path = path[len(base) :] or "/"
+        name = path.strip("/")
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if name == "":
+            self._count("/")
+            return 200, "text/html; charset=utf-8", index_page(self.server).encode()
+        handler = self.server.monitor_routes.get(name) or BUILTIN_ROUTES.get(name)
+        if handler is None:
+            return 404, "text/plain; charset=utf-8", b"404 page not found\n"
+        self._count("/" + name)
+        try:
+            result = handler(self.server, query)
+        except BadRequest as e:
+            return 400, "text/plain; charset=utf-8", str(e).encode()
+        except NotFound as e:
+            return 404, "text/plain; charset=utf-8", str(e).encode()
+        status = 200
+        compact = False
+        if isinstance(result, JSONResponse):
+            status, compact, result = result.status, result.compact, result.body
+        if compact:
+            body = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+        else:
+            body = json.dumps(result, indent=2, ensure_ascii=False)
+        return status, "application/json", body.encode()
+
+    def _count(self, path: str) -> None:
+        self.request_counts[path] = self.request_counts.get(path, 0) + 1

@@ -60,6 +60,25 @@ def _parse_size(raw: bytes) -> int:
     return int(raw)
 
 
+def _first_blank(line: bytes) -> int:
+    """Index of the first space or tab (the end of the op name), or len(line)."""
+    sp = line.find(b" ")
+    tab = line.find(b"\t")
+    if sp < 0:
+        return tab if tab >= 0 else len(line)
+    return sp if tab < 0 or sp < tab else tab
+
+
+def _check_json(arg: bytes) -> None:
+    """A client INFO is ignored, but it must be JSON: otherwise the connection is closed."""
+    import json
+
+    try:
+        json.loads(arg)
+    except ValueError:
+        raise ProtocolError(None) from None
+
+
 class ProtocolParser:
     """Incremental parser of the client side of the NATS protocol.
 
@@ -168,16 +187,22 @@ class ProtocolParser:
                 return
 
     def _parse_other(self, data: bytes, pos: int, nl: int, end: int, n: int) -> int:
-        """Every operation but a plain upper-case PUB. Returns the next position, -1 to stop."""
+        """Every operation but a plain upper-case PUB. Returns the next position, -1 to stop.
+
+        As in nats-server's state machine, PING, PONG and +OK ignore whatever follows the op
+        name, CONNECT and INFO take the rest of the line as JSON, and PUB, HPUB, SUB and UNSUB
+        must be followed by a blank and arguments.
+        """
         line = data[pos:end]
-        parts = line.split(None, 1)
-        op = parts[0].upper() if parts else b""
-        rest = parts[1] if len(parts) > 1 else b""
-        if self.awaiting_connect and op != b"CONNECT":
+        split_at = _first_blank(line)
+        op = line[:split_at].upper()
+        if self.awaiting_connect and not op.startswith(b"CONNECT"):
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
 
         if op == b"PUB" or op == b"HPUB":
-            args = rest.split()
+            if split_at == len(line):
+                raise ProtocolError(ERR_UNKNOWN_OP, REASON_PROTOCOL_VIOLATION)
+            args = line[split_at:].split()
             is_hpub = op == b"HPUB"
             if is_hpub:
                 if not self.headers_enabled:
@@ -215,31 +240,35 @@ class ProtocolParser:
                 self._on_pub(args[0], reply, data[start:stop])
             return stop + 2
 
-        if op == b"PING":
+        if op.startswith(b"PING"):
             self._on_ping()
-        elif op == b"PONG":
+        elif op.startswith(b"PONG"):
             self._on_pong()
-        elif op == b"SUB":
-            args = rest.split()
-            if len(args) == 2:
-                self._on_sub(args[0], None, args[1])
-            elif len(args) == 3:
-                self._on_sub(args[0], args[1], args[2])
-            else:
-                raise ProtocolError(None)
-        elif op == b"UNSUB":
-            args = rest.split()
-            if len(args) == 1:
+        elif op == b"SUB" or op == b"UNSUB":
+            if split_at == len(line):
+                raise ProtocolError(ERR_UNKNOWN_OP, REASON_PROTOCOL_VIOLATION)
+            args = line[split_at:].split()
+            if op == b"SUB":
+                if len(args) == 2:
+                    self._on_sub(args[0], None, args[1])
+                elif len(args) == 3:
+                    self._on_sub(args[0], args[1], args[2])
+                else:
+                    raise ProtocolError(None)
+            elif len(args) == 1:
                 self._on_unsub(args[0], 0)
             elif len(args) == 2:
-                self._on_unsub(args[0], _parse_size(args[1]))
+                raw = args[1]
+                self._on_unsub(args[0], int(raw) if raw.isdigit() and len(raw) <= MAX_SIZE_DIGITS else -1)
             else:
                 raise ProtocolError(None)
-        elif op == b"CONNECT":
-            self._on_connect(rest)
-        elif op == b"INFO" or op == b"+OK":
+        elif op.startswith(b"CONNECT"):
+            self._on_connect(line[7:].strip())
+        elif op.startswith(b"INFO"):
+            _check_json(line[4:])
+        elif op.startswith(b"+OK"):
             pass
-        elif op == b"-ERR":
+        elif op.startswith(b"-ERR"):
             raise ProtocolError(None, REASON_PARSE_ERROR)
         else:
             raise ProtocolError(ERR_UNKNOWN_OP, REASON_PROTOCOL_VIOLATION)

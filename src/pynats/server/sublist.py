@@ -228,26 +228,31 @@ class Sublist:
 
 
 def _collect(
-    node: _Node,
+    node: _Node | None,
     tokens: list[bytes],
-    i: int,
+    start: int,
     plain: list[Subscription],
     groups: dict[bytes, list[Subscription]],
 ) -> None:
-    n = len(tokens)
-    while True:
-        if node.fwc is not None and i < n:
+    """Collect matches for tokens[start:] below `node`, in nats-server's order: at each level
+    `>` first, then what lies under `*`, then the literal path; at the last level the literal
+    node before the `*` node."""
+    literal: _Node | None = None
+    pwc: _Node | None = None
+    for i in range(start, len(tokens)):
+        if node is None:
+            return
+        if node.fwc is not None:
             _add(node.fwc, plain, groups)
-        if i == n:
-            _add(node, plain, groups)
-            return
-        if node.pwc is not None:
-            _collect(node.pwc, tokens, i + 1, plain, groups)
-        nxt = node.literal.get(tokens[i])
-        if nxt is None:
-            return
-        node = nxt
-        i += 1
+        pwc = node.pwc
+        if pwc is not None:
+            _collect(pwc, tokens, i + 1, plain, groups)
+        literal = node.literal.get(tokens[i])
+        node = literal
+    if literal is not None:
+        _add(literal, plain, groups)
+    if pwc is not None:
+        _add(pwc, plain, groups)
 
 
 def _add(node: _Node, plain: list[Subscription], groups: dict[bytes, list[Subscription]]) -> None:
