@@ -68,7 +68,9 @@ def attach_jetstream(server: Server) -> None:
     try:
         from .jetstream.service import enable_jetstream
     except ImportError:
-        server.logger.warn("JetStream is not available yet in this pynats build; running without it")
+        server.logger.warn(
+            "JetStream is not available yet in this pynats build; running without it"
+        )
         server.options.jetstream = False
         return
     enable_jetstream(server)
@@ -96,9 +98,8 @@ def send_signal(spec: str) -> int:
             try:
                 with open(target) as f:
                     pid_text = f.read().strip()
-            except OSError as e:
-                print(f"nats-server: could not read pid file {target}: {e.strerror}", file=sys.stderr)
-                return 1
+            except OSError:
+                pid_text = target
         if not pid_text.isdigit():
             print(f"nats-server: invalid pid: {pid_text}", file=sys.stderr)
             return 1
@@ -110,7 +111,9 @@ def send_signal(spec: str) -> int:
             return 1
         if len(pids) > 1:
             listing = "\n".join(f"  {p}" for p in pids)
-            print(f"nats-server: multiple nats-server processes running:\n{listing}", file=sys.stderr)
+            print(
+                f"nats-server: multiple nats-server processes running:\n{listing}", file=sys.stderr
+            )
             return 1
     try:
         os.kill(pids[0], sig)
@@ -193,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             opts = load_config(opts)
         if cl.test_config:
             if not opts.config_file:
-                print("nats-server: must specify [-c, --config] option to check configuration file(s)", file=sys.stderr)
+                print(
+                    "nats-server: must specify [-c, --config] option to check configuration file(s)",
+                    file=sys.stderr,
+                )
                 return 1
             print(
                 f"nats-server: configuration file {opts.config_file} is valid ({opts.config_digest})",

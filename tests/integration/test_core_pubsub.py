@@ -7,7 +7,6 @@ from collections import Counter
 
 import nats.errors
 import pytest
-
 from tests.conftest import connect
 from tests.support.servers import RunningServer
 

@@ -19,7 +19,9 @@ class Recorder:
     def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
         self.ops.append(("PUB", subject, reply, payload))
 
-    def process_hpub(self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes) -> None:
+    def process_hpub(
+        self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
+    ) -> None:
         self.ops.append(("HPUB", subject, reply, hdr_len, payload))
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:

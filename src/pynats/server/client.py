@@ -129,9 +129,7 @@ def _route_with_headers(
     """The HMSG variant: receivers without header support get a MSG with the headers cut."""
     n = len(msg)
     hpre = b"HMSG " + subject + b" "
-    hpost = (
-        b" %b %d %d\r\n" % (reply, hdr_len, n) if reply else b" %d %d\r\n" % (hdr_len, n)
-    )
+    hpost = b" %b %d %d\r\n" % (reply, hdr_len, n) if reply else b" %d %d\r\n" % (hdr_len, n)
     headers = msg[:hdr_len]
     body = msg[hdr_len:]
     delivered = 0
@@ -280,10 +278,13 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
-        transport.set_write_buffer_limits(
-            high=const.WRITE_BUFFER_HIGH_BYTES, low=const.WRITE_BUFFER_LOW_BYTES
-        )
         server = self.server
+        # The socket counts as blocked well before max_pending, so that the slow-consumer
+        # check (and the producer stall) happens while there is still room.
+        high = min(const.WRITE_BUFFER_HIGH_BYTES, server.options.max_pending // 2)
+        transport.set_write_buffer_limits(
+            high=high, low=min(const.WRITE_BUFFER_LOW_BYTES, high // 4)
+        )
         server.register_client(self)
         self.send(server.info_line(self))
         if server.is_over_connection_limit():
@@ -438,36 +439,47 @@ class ClientConnection(asyncio.Protocol):
     def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
-        if self.verbose or self.pedantic:
-            if self.pedantic and not is_valid_literal_subject(subject):
-                self.send_err("Invalid Publish Subject")
-            if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
-                self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
-                return
-            if self.verbose:
-                self.send(OK)
-        elif reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
-            self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
+        if (self.verbose or self.pedantic or reply is not None) and not self._may_publish(
+            subject, reply
+        ):
             return
-        if not route_message(self, self.account, subject, reply, 0, payload) and reply:
-            if self.no_responders:
-                self._send_no_responders(subject, reply)
+        if (
+            not route_message(self, self.account, subject, reply, 0, payload)
+            and reply is not None
+            and self.no_responders
+        ):
+            self._send_no_responders(subject, reply)
 
     def process_hpub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
+        if (self.verbose or self.pedantic or reply is not None) and not self._may_publish(
+            subject, reply
+        ):
+            return
+        if (
+            not route_message(self, self.account, subject, reply, hdr_len, payload)
+            and reply is not None
+            and self.no_responders
+        ):
+            self._send_no_responders(subject, reply)
+
+    def _may_publish(self, subject: bytes, reply: bytes | None) -> bool:
+        """The checks nats-server makes before delivering, in its order; +OK when verbose.
+
+        Only called when one of them can apply, so a plain PUB pays nothing for them.
+        """
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_err("Invalid Publish Subject")
         if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
-            self.send_err(f'Permissions Violation for Publish with Reply of "{reply.decode(errors="replace")}"')
-            return
+            text = reply.decode(errors="replace")
+            self.send_err(f'Permissions Violation for Publish with Reply of "{text}"')
+            return False
         if self.verbose:
             self.send(OK)
-        if not route_message(self, self.account, subject, reply, hdr_len, payload) and reply:
-            if self.no_responders:
-                self._send_no_responders(subject, reply)
+        return True
 
     def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """Status 503 to the requester's own subscription on the reply subject."""
@@ -618,4 +630,3 @@ class ClientConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<ClientConnection cid={self.cid} {self.host}:{self.port}>"
-

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import platform
 
-from .. import __version__ as PYNATS_VERSION
-
 # The nats-server feature level we implement. Clients and test harnesses read `version` from
 # INFO and /varz and switch features on by it; pynats' own version is logged and in /varz.
 NATS_FEATURE_VERSION = "2.11.0"

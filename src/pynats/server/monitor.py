@@ -51,7 +51,7 @@ Handler = Callable[["Server", Query], Any]
 def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
     """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
     if ns is None:
-        ns = int(round(ts * 1e9))
+        ns = round(ts * 1e9)
     secs, frac = divmod(ns, 1_000_000_000)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
@@ -61,7 +61,7 @@ def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
 
 def go_duration(seconds: float) -> str:
     """Go's time.Duration.String(): `1h2m3.5s`, `1.234ms`, `354µs`, `0s`."""
-    ns = int(round(seconds * 1e9))
+    ns = round(seconds * 1e9)
     if ns == 0:
         return "0s"
     sign = "-" if ns < 0 else ""
@@ -382,7 +382,9 @@ def connz(server: Server, query: Query) -> dict[str, Any]:
 
     entries: list[dict[str, Any]] = []
     if state in ("open", "any", "all"):
-        entries += [conn_info(server, c, now, subs=subs, auth=auth) for c in server.clients.values()]
+        entries += [
+            conn_info(server, c, now, subs=subs, auth=auth) for c in server.clients.values()
+        ]
     if state in ("closed", "any", "all"):
         for record in server.closed_clients:
             entry = dict(record)
@@ -511,7 +513,10 @@ def healthz(server: Server, query: Query) -> JSONResponse:
     if query.get("consumer") and not query.get("stream"):
         return JSONResponse(
             400,
-            {"status": "error", "error": '"stream" must not be empty when checking consumer health'},
+            {
+                "status": "error",
+                "error": '"stream" must not be empty when checking consumer health',
+            },
             compact=True,
         )
     if query.get("stream") and not query.get("account"):
@@ -521,7 +526,9 @@ def healthz(server: Server, query: Query) -> JSONResponse:
             compact=True,
         )
     if server.is_shutting_down:
-        return JSONResponse(500, {"status": "error", "error": "server is shutting down"}, compact=True)
+        return JSONResponse(
+            500, {"status": "error", "error": "server is shutting down"}, compact=True
+        )
     if not parse_bool(query, "js-server-only"):
         for check in healthz_checks:
             answer = check(server, query)
@@ -584,7 +591,13 @@ BUILTIN_ROUTES: dict[str, Handler] = {
 
 # -- the HTTP server -------------------------------------------------------------------------
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
@@ -640,7 +653,9 @@ class MonitorServer:
                 if length:
                     await reader.readexactly(min(length, 1 << 20))
                 status, ctype, body = self.respond(parts[1])
-                keep_alive = headers.get("connection", "").lower() != "close" and parts[-1] == "HTTP/1.1"
+                keep_alive = (
+                    headers.get("connection", "").lower() != "close" and parts[-1] == "HTTP/1.1"
+                )
                 head_out = (
                     f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
                     f"Content-Type: {ctype}\r\n"

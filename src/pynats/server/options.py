@@ -105,7 +105,11 @@ class Options:
 
     def auth_required(self) -> bool:
         return bool(
-            self.username or self.authorization or self.users or self.nkeys or self.accounts_with_users()
+            self.username
+            or self.authorization
+            or self.users
+            or self.nkeys
+            or self.accounts_with_users()
         )
 
     def accounts_with_users(self) -> bool:

@@ -259,7 +259,9 @@ class ProtocolParser:
                 self._on_unsub(args[0], 0)
             elif len(args) == 2:
                 raw = args[1]
-                self._on_unsub(args[0], int(raw) if raw.isdigit() and len(raw) <= MAX_SIZE_DIGITS else -1)
+                self._on_unsub(
+                    args[0], int(raw) if raw.isdigit() and len(raw) <= MAX_SIZE_DIGITS else -1
+                )
             else:
                 raise ProtocolError(None)
         elif op.startswith(b"CONNECT"):

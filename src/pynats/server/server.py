@@ -70,7 +70,9 @@ class Server:
         self.authenticator = Authenticator(options)
 
         self.clients: dict[int, ClientConnection] = {}
-        self.closed_clients: deque[dict[str, Any]] = deque(maxlen=max(options.max_closed_clients, 0))
+        self.closed_clients: deque[dict[str, Any]] = deque(
+            maxlen=max(options.max_closed_clients, 0)
+        )
         self._next_cid = 0
         self.pending_flush: list[Any] = []
         self.current_producer: ClientConnection | None = None
@@ -104,6 +106,7 @@ class Server:
         self._done: asyncio.Event | None = None
         self._lame_duck_task: asyncio.Task[None] | None = None
         self._info_base: dict[str, Any] = {}
+        self._handle_signals = False
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -210,7 +213,9 @@ class Server:
         self.total_connections += 1
         client.account.clients.add(client)
         client.account.total_conns += 1
-        self.logger.debug(f"{client.host}:{client.port} - cid:{client.cid} - Client connection created")
+        self.logger.debug(
+            f"{client.host}:{client.port} - cid:{client.cid} - Client connection created"
+        )
 
     def is_over_connection_limit(self) -> bool:
         limit = self.options.max_connections
@@ -300,6 +305,8 @@ class Server:
             self._write_pid_file()
         if opts.ports_file_dir:
             self._write_ports_file()
+        if self._handle_signals:
+            self._install_signal_handlers()
         log.notice("Server is ready")
 
     async def _start_client_listener(self) -> None:
@@ -315,8 +322,10 @@ class Server:
                 backlog=1024,
             )
         except (OSError, OverflowError) as e:
+            where = join_host_port(host, opts.port)
+            reason = (getattr(e, "strerror", None) or str(e)).lower()
             raise ServerStartError(
-                f'Error listening on port: {join_host_port(host, opts.port)}, "{e.strerror or e}"'
+                f'Error listening on port: {where}, "listen tcp {where}: bind: {reason}"'
             ) from None
         sockets = self._listener.sockets
         bound = sockets[0].getsockname() if sockets else (host, port)
@@ -363,9 +372,8 @@ class Server:
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Start, then serve until shutdown() is called (or a signal asks for it)."""
+        self._handle_signals = handle_signals
         await self.start()
-        if handle_signals:
-            self._install_signal_handlers()
         assert self._done is not None
         await self._done.wait()
 
@@ -452,6 +460,9 @@ class Server:
             if client.protocol >= 1 and client.connected:
                 client.send(line)
         self.flush_pending()
+        if not self.clients:
+            await self.shutdown()
+            return
         grace = opts.lame_duck_grace_period
         duration = max(opts.lame_duck_duration - grace, 0.0)
         await asyncio.sleep(grace)

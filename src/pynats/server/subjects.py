@@ -71,7 +71,7 @@ def subjects_collide(a: bytes, b: bytes) -> bool:
         x, y = atoks[i], btoks[i]
         if x == FWC or y == FWC:
             return True
-        if x == PWC or y == PWC or x == y:
+        if x in (PWC, y) or y == PWC:
             continue
         return False
     return True

@@ -189,9 +189,11 @@ class Sublist:
         tokens = subject.split(b".")
         if all(tokens):
             _collect(self._root, tokens, 0, plain, groups)
-        result = (tuple(plain), tuple(tuple(m) for m in groups.values())) if (
-            plain or groups
-        ) else EMPTY_RESULT
+        result = (
+            (tuple(plain), tuple(tuple(m) for m in groups.values()))
+            if (plain or groups)
+            else EMPTY_RESULT
+        )
         fanout = len(plain) + len(groups)
         self._fanout_total += fanout
         if fanout > self.max_fanout:
