@@ -22,7 +22,7 @@ from .protocol import (
     ProtocolParser,
 )
 from .subjects import is_valid_literal_subject, is_valid_subject
-from .sublist import Subscription
+from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -48,6 +48,10 @@ REASON_READ_ERROR = "Read Error"
 REASON_MAX_SUBS = "Maximum Subscriptions Exceeded"
 
 
+# b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
+SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
+
+
 def route_message(
     publisher: Any,
     account: Account,
@@ -66,30 +70,32 @@ def route_message(
     result = sublist.cache.get(subject)
     if result is None:
         result = sublist.match(subject)
-    plain, groups = result
-    if not plain and not groups:
+    if result is EMPTY_RESULT:
         return 0
-    pending = publisher.server.pending_flush
-    n = len(msg)
-    delivered = 0
+    plain, groups, heads = result
     if hdr_len:
-        return _route_with_headers(publisher, subject, reply, hdr_len, msg, plain, groups, pending)
-    pre = b"MSG " + subject + b" "
-    post = b" %b %d\r\n" % (reply, n) if reply else b" %d\r\n" % n
-    for sub in plain:
+        return _route_with_headers(publisher, subject, reply, hdr_len, msg, plain, groups)
+    n = len(msg)
+    if reply is None:
+        tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
+    else:
+        tail = b"%b %d\r\n" % (reply, n)
+    pending = publisher.server.pending_flush
+    delivered = 0
+    for sub, head in zip(plain, heads, strict=True):
+        c = sub.client
         if sub.callback is not None:
             sub.callback(sub, publisher, subject, reply, b"", msg)
-            delivered += 1
+        elif c is publisher and not c.echo:
             continue
-        c = sub.client
-        if c is publisher and not c.echo:
-            continue
-        c.out.extend((pre, sub.sid, post, msg, CRLF))
-        c.out_msgs += 1
-        c.out_bytes += n
-        if not c.flush_queued:
-            c.flush_queued = True
-            pending.append(c)
+        else:
+            out = c.out
+            out += (b"MSG ", head, tail, msg, CRLF)
+            c.out_msgs += 1
+            c.out_bytes += n
+            if not c.flush_queued:
+                c.flush_queued = True
+                pending.append(c)
         delivered += 1
         sub.delivered += 1
         if sub.max_msgs and sub.delivered >= sub.max_msgs:
@@ -98,17 +104,17 @@ def route_message(
         sub = _pick_member(group, publisher)
         if sub is None:
             continue
+        c = sub.client
         if sub.callback is not None:
             sub.callback(sub, publisher, subject, reply, b"", msg)
-            delivered += 1
-            continue
-        c = sub.client
-        c.out.extend((pre, sub.sid, post, msg, CRLF))
-        c.out_msgs += 1
-        c.out_bytes += n
-        if not c.flush_queued:
-            c.flush_queued = True
-            pending.append(c)
+        else:
+            out = c.out
+            out += (b"MSG ", subject, b" ", sub.sid, b" ", tail, msg, CRLF)
+            c.out_msgs += 1
+            c.out_bytes += n
+            if not c.flush_queued:
+                c.flush_queued = True
+                pending.append(c)
         delivered += 1
         sub.delivered += 1
         if sub.max_msgs and sub.delivered >= sub.max_msgs:
@@ -124,9 +130,9 @@ def _route_with_headers(
     msg: bytes,
     plain: tuple[Subscription, ...],
     groups: tuple[tuple[Subscription, ...], ...],
-    pending: list[Any],
 ) -> int:
     """The HMSG variant: receivers without header support get a MSG with the headers cut."""
+    pending = publisher.server.pending_flush
     n = len(msg)
     hpre = b"HMSG " + subject + b" "
     hpost = b" %b %d %d\r\n" % (reply, hdr_len, n) if reply else b" %d %d\r\n" % (hdr_len, n)
@@ -483,7 +489,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """Status 503 to the requester's own subscription on the reply subject."""
-        plain, groups = self.account.sublist.match(reply)
+        plain, groups, _ = self.account.sublist.match(reply)
         candidates = list(plain)
         for group in groups:
             candidates.extend(group)

@@ -148,43 +148,52 @@ class ProtocolParser:
         pos = 0
         n = len(data)
         on_pub = self._on_pub
+        find = data.find
+        startswith = data.startswith
+        max_control_line = self.max_control_line
+        max_payload = self.max_payload
+        fast = not self.awaiting_connect
         while pos < n:
-            nl = data.find(b"\n", pos)
+            nl = find(b"\n", pos)
             if nl < 0:
                 self._keep(data, pos, 0)
                 self._check_partial_control_line(n - pos)
                 return
             end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl  # drop a preceding \r
-            if end - pos > self.max_control_line:
+            if end - pos > max_control_line:
                 raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
 
-            if data.startswith(b"PUB ", pos) and not self.awaiting_connect:
+            if fast and startswith(b"PUB ", pos):
                 # The hot path: PUB <subject> [reply] <size>
                 args = data[pos + 4 : end].split()
                 nargs = len(args)
                 if nargs == 2:
+                    subject, size_text = args
                     reply = None
                 elif nargs == 3:
-                    reply = args[1]
+                    subject, reply, size_text = args
                 else:
                     raise ProtocolError(None)
-                size = _parse_size(args[-1])
-                if size > self.max_payload:
+                if not size_text.isdigit() or len(size_text) > MAX_SIZE_DIGITS:
+                    raise ProtocolError(None)
+                stop = nl + 1 + int(size_text)
+                if stop - nl - 1 > max_payload:
                     raise ProtocolError(ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD)
-                start = nl + 1
-                stop = start + size
                 if stop + 2 > n:
                     self._keep(data, pos, stop + 2 - pos)
                     return
                 if data[stop : stop + 2] != b"\r\n":
                     raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
-                on_pub(args[0], reply, data[start:stop])
+                on_pub(subject, reply, data[nl + 1 : stop])
                 pos = stop + 2
                 continue
 
             pos = self._parse_other(data, pos, nl, end, n)
             if pos < 0:
                 return
+            # CONNECT may have changed what the fast path may assume.
+            fast = not self.awaiting_connect
+            max_payload = self.max_payload
 
     def _parse_other(self, data: bytes, pos: int, nl: int, end: int, n: int) -> int:
         """Every operation but a plain upper-case PUB. Returns the next position, -1 to stop.

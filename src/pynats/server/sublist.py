@@ -5,9 +5,11 @@ literal subject walks the trie once; the answer is cached per literal subject, b
 few subjects are published over and over. A subscribe or unsubscribe drops exactly the cached
 answers it changes: the entry for a literal subject, or every entry its wildcard matches.
 
-A match result is a `(plain, groups)` pair of tuples: `plain` holds every non-queue
+A match result is a `(plain, groups, heads)` triple of tuples: `plain` holds every non-queue
 subscription, `groups` one tuple of members per queue name (members of the same queue name on
-different subjects form one group, as in nats-server).
+different subjects form one group, as in nats-server), and `heads[i]` is the
+`b"<subject> <sid> "` part of the frame for `plain[i]`, built once per cached subject instead
+of once per message.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from .subjects import FWC, PWC, subject_matches
 CACHE_MAX_ENTRIES = 4096
 CACHE_SWEEP = 1024
 
-MatchResult = tuple[tuple["Subscription", ...], tuple[tuple["Subscription", ...], ...]]
-EMPTY_RESULT: MatchResult = ((), ())
+MatchResult = tuple[
+    tuple["Subscription", ...], tuple[tuple["Subscription", ...], ...], tuple[bytes, ...]
+]
+EMPTY_RESULT: MatchResult = ((), (), ())
 
 
 class Subscription:
@@ -189,11 +193,14 @@ class Sublist:
         tokens = subject.split(b".")
         if all(tokens):
             _collect(self._root, tokens, 0, plain, groups)
-        result = (
-            (tuple(plain), tuple(tuple(m) for m in groups.values()))
-            if (plain or groups)
-            else EMPTY_RESULT
-        )
+        if plain or groups:
+            result: MatchResult = (
+                tuple(plain),
+                tuple(tuple(m) for m in groups.values()),
+                tuple(subject + b" " + s.sid + b" " for s in plain),
+            )
+        else:
+            result = EMPTY_RESULT
         fanout = len(plain) + len(groups)
         self._fanout_total += fanout
         if fanout > self.max_fanout:
@@ -207,8 +214,7 @@ class Sublist:
         return result
 
     def has_interest(self, subject: bytes) -> bool:
-        plain, groups = self.match(subject)
-        return bool(plain or groups)
+        return self.match(subject) is not EMPTY_RESULT
 
     # -- inspection ----------------------------------------------------------------------
 
