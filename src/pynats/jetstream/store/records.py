@@ -76,12 +76,6 @@ def decode_seqs(body: bytes | memoryview, count: int) -> tuple[int, ...]:
     return struct.unpack_from(f"<{count}Q", body)
 
 
-class Decoded(tuple):
-    """(kind, seq, ts_ns, ttl_ns, subject, headers, data) of a verified record."""
-
-    __slots__ = ()
-
-
 def decode(buf: bytes) -> tuple[int, int, int, int, bytes, bytes, bytes]:
     """Verify and split one whole record; raises ValueError when it does not check out."""
     if len(buf) < HEADER_SIZE:
@@ -151,7 +145,11 @@ def scan(buf: bytes | bytearray | memoryview, start: int) -> Iterator[tuple]:
 
 def _resync(view: memoryview, pos: int, end: int) -> int:
     """Offset of the next record at or after `pos` that verifies, or -1."""
-    raw = view.obj if isinstance(view.obj, bytes | bytearray) and len(view.obj) == end else bytes(view)
+    raw = (
+        view.obj
+        if isinstance(view.obj, bytes | bytearray) and len(view.obj) == end
+        else bytes(view)
+    )
     search = pos + 4
     while True:
         found = raw.find(MAGIC_BYTES, search)

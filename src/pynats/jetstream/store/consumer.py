@@ -1,0 +1,330 @@
+"""Durable consumer state: delivered, ack floor, pending acks and redelivery counts.
+
+The state lives in memory; every change is also appended as a small checksummed record
+(records.py) to an operation log, with the same group commit as the message store:
+confirm an AckSync (or anything else that must survive) from `when_durable`. When the log
+grows past `compact_bytes` the whole state is written durably to `state.dat` (generation
+g+1) and a fresh log `ops-<g+1>.log` is started; recovery loads `state.dat` and replays the
+log of its generation. The same `_apply_*` functions serve live updates and replay, so the
+recovered state is the state that was confirmed.
+
+With `directory=None` the store is memory-only (consumers with `mem_storage`).
+
+Semantics (ack floor): `ack_floor.stream_seq` is one below the oldest pending stream
+sequence, or `delivered.stream_seq` when nothing is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from . import records
+from .base import Damage, StoreClosed
+from .durability import GroupCommit, SyncPolicy
+from .fileio import DEFAULT_FILEIO, FileIO
+from .metadata import ensure_dir_durable, remove_tree_durable, write_durable
+
+STATE_NAME = "state.dat"
+DEFAULT_COMPACT_BYTES = 1 << 20
+_QQ = struct.Struct("<QQ")
+_Q = struct.Struct("<Q")
+_STATE_HEAD = struct.Struct("<QQQQQQ")
+
+
+@dataclass
+class SequencePair:
+    consumer_seq: int = 0
+    stream_seq: int = 0
+
+
+class Pending(NamedTuple):
+    consumer_seq: int
+    ts_ns: int
+
+
+@dataclass
+class ConsumerState:
+    delivered: SequencePair = field(default_factory=SequencePair)
+    ack_floor: SequencePair = field(default_factory=SequencePair)
+    pending: dict[int, Pending] = field(default_factory=dict)  # stream seq -> last delivery
+    redelivered: dict[int, int] = field(default_factory=dict)  # stream seq -> deliveries - 1
+
+    def copy(self) -> ConsumerState:
+        return ConsumerState(
+            SequencePair(self.delivered.consumer_seq, self.delivered.stream_seq),
+            SequencePair(self.ack_floor.consumer_seq, self.ack_floor.stream_seq),
+            dict(self.pending),
+            dict(self.redelivered),
+        )
+
+
+def encode_state(state: ConsumerState) -> bytes:
+    parts = [
+        _STATE_HEAD.pack(
+            state.delivered.consumer_seq,
+            state.delivered.stream_seq,
+            state.ack_floor.consumer_seq,
+            state.ack_floor.stream_seq,
+            len(state.pending),
+            len(state.redelivered),
+        )
+    ]
+    parts.extend(struct.pack("<QQq", s, p.consumer_seq, p.ts_ns) for s, p in state.pending.items())
+    parts.extend(_QQ.pack(s, n) for s, n in state.redelivered.items())
+    return b"".join(parts)
+
+
+def decode_state(body: bytes) -> ConsumerState:
+    dc, ds, fc, fs, n_pending, n_redelivered = _STATE_HEAD.unpack_from(body)
+    pos = _STATE_HEAD.size
+    pending = {}
+    for _ in range(n_pending):
+        s, c, ts = struct.unpack_from("<QQq", body, pos)
+        pending[s] = Pending(c, ts)
+        pos += 24
+    redelivered = {}
+    for _ in range(n_redelivered):
+        s, n = _QQ.unpack_from(body, pos)
+        redelivered[s] = n
+        pos += 16
+    return ConsumerState(SequencePair(dc, ds), SequencePair(fc, fs), pending, redelivered)
+
+
+class ConsumerStore:
+    def __init__(
+        self,
+        directory: str | None,
+        sync: SyncPolicy | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        fileio: FileIO = DEFAULT_FILEIO,
+        compact_bytes: int = DEFAULT_COMPACT_BYTES,
+    ) -> None:
+        self.directory = os.path.abspath(directory) if directory else None
+        self._fileio = fileio
+        self._compact_bytes = compact_bytes
+        self._state = ConsumerState()
+        self._heap: list[int] = []  # pending stream seqs, lazily cleaned
+        self._damage: list[Damage] = []
+        self._wbuf = bytearray()
+        self._fd = -1
+        self._log_size = 0
+        self._generation = 0
+        self._closed = False
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self._commit = GroupCommit(sync or SyncPolicy(), fileio, self._flush, loop)
+        if self.directory is not None:
+            ensure_dir_durable(self.directory, fileio)
+            self._recover()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConsumerState:
+        """The live state (read-only for callers; use `state.copy()` to keep one)."""
+        return self._state
+
+    def damage(self) -> list[Damage]:
+        return list(self._damage)
+
+    # --- updates ----------------------------------------------------------------------------
+
+    def update_delivered(
+        self, consumer_seq: int, stream_seq: int, deliveries: int, ts_ns: int
+    ) -> None:
+        """A message was (re)delivered; `deliveries` counts this delivery (1 = first)."""
+        self._check_open()
+        self._apply_delivered(consumer_seq, stream_seq, deliveries, ts_ns)
+        self._log(records.KIND_DELIVERED, stream_seq, ts_ns, _QQ.pack(consumer_seq, deliveries))
+
+    def update_acks(self, consumer_seq: int, stream_seq: int) -> bool:
+        """Ack one message; False when it was not pending (already acked, never delivered)."""
+        self._check_open()
+        if stream_seq not in self._state.pending:
+            return False
+        self._apply_ack(stream_seq)
+        self._log(records.KIND_ACK, stream_seq, 0, _Q.pack(consumer_seq))
+        return True
+
+    def ack_all(self, consumer_seq: int, stream_seq: int) -> int:
+        """AckAll: ack every pending message up to `stream_seq`; returns how many."""
+        self._check_open()
+        acked = self._apply_ack_all(consumer_seq, stream_seq)
+        self._log(records.KIND_ACK_ALL, stream_seq, 0, _Q.pack(consumer_seq))
+        return acked
+
+    def update_state(self, state: ConsumerState) -> None:
+        """Replace the whole state (start position, reset, restore)."""
+        self._check_open()
+        self._apply_state(state.copy())
+        self._log(records.KIND_STATE, 0, 0, encode_state(state))
+
+    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+        self._commit.when_durable(callback)
+
+    def sync(self) -> None:
+        self._commit.sync_now()
+
+    # --- applying (shared by live updates and replay) ---------------------------------------
+
+    def _apply_delivered(self, cseq: int, sseq: int, deliveries: int, ts: int) -> None:
+        st = self._state
+        if cseq > st.delivered.consumer_seq:
+            st.delivered.consumer_seq = cseq
+        if sseq > st.delivered.stream_seq:
+            st.delivered.stream_seq = sseq
+        st.pending[sseq] = Pending(cseq, ts)
+        heapq.heappush(self._heap, sseq)
+        if deliveries > 1:
+            st.redelivered[sseq] = deliveries - 1
+        else:
+            st.redelivered.pop(sseq, None)
+
+    def _apply_ack(self, sseq: int) -> None:
+        st = self._state
+        if st.pending.pop(sseq, None) is None:
+            return
+        st.redelivered.pop(sseq, None)
+        self._advance_floor()
+
+    def _apply_ack_all(self, cseq: int, sseq: int) -> int:
+        st = self._state
+        acked = [s for s in st.pending if s <= sseq]
+        for s in acked:
+            del st.pending[s]
+            st.redelivered.pop(s, None)
+        if sseq > st.ack_floor.stream_seq:
+            st.ack_floor = SequencePair(max(cseq, st.ack_floor.consumer_seq), sseq)
+        self._advance_floor()
+        return len(acked)
+
+    def _apply_state(self, state: ConsumerState) -> None:
+        self._state = state
+        self._heap = sorted(state.pending)
+
+    def _advance_floor(self) -> None:
+        st, heap = self._state, self._heap
+        while heap and heap[0] not in st.pending:
+            heapq.heappop(heap)
+        if not heap:
+            st.ack_floor = SequencePair(st.delivered.consumer_seq, st.delivered.stream_seq)
+            return
+        oldest = heap[0]
+        floor_stream = oldest - 1
+        if floor_stream > st.ack_floor.stream_seq:
+            st.ack_floor = SequencePair(st.pending[oldest].consumer_seq - 1, floor_stream)
+
+    # --- the log ----------------------------------------------------------------------------
+
+    def _log(self, kind: int, seq: int, ts: int, data: bytes) -> None:
+        if self.directory is None:
+            return
+        self._wbuf += records.encode(kind, seq, ts, data=data)
+        self._commit.appended()
+        if self._log_size + len(self._wbuf) > self._compact_bytes:
+            self._compact()
+
+    def _flush(self) -> None:
+        if not self._wbuf or self._fd < 0:
+            return
+        buf, self._wbuf = self._wbuf, bytearray()
+        self._fileio.pwrite(self._fd, buf, self._log_size)
+        self._log_size += len(buf)
+        self._commit.dirty(self._fd)
+
+    def _log_path(self, generation: int) -> str:
+        assert self.directory is not None
+        return os.path.join(self.directory, f"ops-{generation:010d}.log")
+
+    def _compact(self, keep_old_log: bool = False) -> None:
+        """Write the whole state as generation g+1 and switch to an empty log."""
+        assert self.directory is not None
+        self._commit.sync_now()  # everything confirmed so far is in the old log: keep order
+        generation = self._generation + 1
+        blob = records.encode(records.KIND_STATE, generation, data=encode_state(self._state))
+        write_durable(os.path.join(self.directory, STATE_NAME), blob, self._fileio)
+        old_fd, old_path = self._fd, self._log_path(self._generation)
+        self._generation = generation
+        self._fd = self._fileio.open(self._log_path(generation))
+        self._log_size = 0
+        self._commit.dirty_dir(self.directory)
+        if old_fd >= 0:
+            self._commit.retire_fd(old_fd)
+            if not keep_old_log and self._fileio.exists(old_path):
+                self._fileio.unlink(old_path)
+
+    def _recover(self) -> None:
+        assert self.directory is not None
+        fileio = self._fileio
+        state_path = os.path.join(self.directory, STATE_NAME)
+        if fileio.exists(state_path):
+            blob = fileio.read_file(state_path)
+            try:
+                _kind, generation, _ts, _ttl, _s, _h, body = records.decode(blob)
+                self._apply_state(decode_state(body))
+                self._generation = generation
+            except (ValueError, struct.error):
+                self._damage.append(Damage(STATE_NAME, 0, len(blob), "consumer state damaged"))
+        log_path = self._log_path(self._generation)
+        damaged = False
+        if fileio.exists(log_path):
+            damaged = self._replay(log_path)
+        self._fd = fileio.open(log_path)
+        self._log_size = fileio.size(self._fd)
+        self._commit.dirty_dir(self.directory)
+        if damaged:
+            self._compact(keep_old_log=True)  # never append after damage; keep it for inspection
+
+    def _replay(self, path: str) -> bool:
+        data = self._fileio.read_file(path)
+        damaged = False
+        name = os.path.basename(path)
+        for offset, length, kind, seq, ts, _ttl, _slen, _hlen in records.scan(data, 0):
+            body = data[offset + records.HEADER_SIZE : offset + length]
+            if kind == records.KIND_DELIVERED:
+                cseq, deliveries = _QQ.unpack(body)
+                self._apply_delivered(cseq, seq, deliveries, ts)
+            elif kind == records.KIND_ACK:
+                self._apply_ack(seq)
+            elif kind == records.KIND_ACK_ALL:
+                (cseq,) = _Q.unpack(body)
+                self._apply_ack_all(cseq, seq)
+            elif kind == records.KIND_STATE:
+                self._apply_state(decode_state(body))
+            elif kind == -1:
+                damaged = True
+                reason = (
+                    "truncated record" if seq == records.DAMAGE_TRUNCATED else "checksum mismatch"
+                )
+                self._damage.append(Damage(name, offset, length, reason))
+        return damaged
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("consumer store is closed")
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._commit.close()
+        if self._fd >= 0:
+            self._fileio.close(self._fd)
+            self._fd = -1
+
+    def delete(self) -> None:
+        self.stop()
+        if self.directory is not None:
+            remove_tree_durable(self.directory, self._fileio)

@@ -1,0 +1,587 @@
+"""The file store: a segmented append-only log with checksummed records and an in-memory index.
+
+Layout of the store directory (owned entirely by the store):
+
+    seg-0000000001.log ...   segments (segment.py): header + records (records.py)
+    index.snap               index snapshot, written on clean shutdown (snapshot.py)
+
+Writing. `store_msg` encodes the record into a user-space buffer and returns; the buffer goes
+to the OS (one `pwrite`) when a sync round starts, when it passes `FLUSH_BYTES`, at the end of
+the loop iteration, or before a read that needs it. `GroupCommit` decides when fsync runs and
+when `when_durable` callbacks fire. Removals append tombstones (one DELETE record per flush
+for all of them); purges from the front append one FIRST record.
+
+Reading. Recent messages come from a bounded cache (`cache_bytes`); others are read with one
+`pread` of the exact record and verified: a record that fails its checksum is reported
+(`damage()`), dropped from the index and never served.
+
+Recovery. A valid snapshot is loaded as is. Otherwise every segment is scanned: valid records
+rebuild the index, tombstones and FIRST markers are applied at the end, damaged stretches are
+reported with the sequences they presumably held. A torn tail is left in place (nothing is
+deleted because of damage) and writing continues in a fresh segment.
+
+Compaction. A segment without live messages is removed once the tombstones that emptied it
+are durable (after the next fsync). If older segments still exist, the tombstones it holds
+for them are first copied forward into the active segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import zlib
+from bisect import bisect_right
+from collections.abc import Callable
+
+from . import records, snapshot
+from .base import Damage, StoreConfig, StoredMessage, file_msg_size
+from .durability import GroupCommit, SyncPolicy
+from .fileio import DEFAULT_FILEIO, FileIO
+from .indexed import IndexedStore
+from .metadata import ensure_dir_durable, remove_tree_durable, write_durable
+from .records import CRC, HEAD_NO_CRC, HEADER_SIZE, KIND_MSG, MAGIC
+from .segment import (
+    SEG_HEADER_SIZE,
+    Segment,
+    decode_header,
+    encode_header,
+    parse_segment_name,
+    segment_name,
+)
+
+DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
+FLUSH_BYTES = 256 * 1024
+_MAX_LOST_REPORTED = 100_000
+_LOC_SHIFT = 32
+_LOC_MASK = (1 << _LOC_SHIFT) - 1
+
+_crc32 = zlib.crc32
+_pack_head = HEAD_NO_CRC.pack
+_pack_crc = CRC.pack
+
+
+class FileStore(IndexedStore):
+    def __init__(
+        self,
+        directory: str,
+        config: StoreConfig,
+        sync: SyncPolicy | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        fileio: FileIO = DEFAULT_FILEIO,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        super().__init__(config, with_locations=True)
+        self.directory = os.path.abspath(directory)
+        self.sync_policy = sync or SyncPolicy()
+        self._fileio = fileio
+        self._segment_bytes = segment_bytes
+        self._cache_limit = cache_bytes
+        self._cache: dict[int, StoredMessage] = {}
+        self._cache_bytes = 0
+        self._segments: dict[int, Segment] = {}
+        self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
+        self._segment_bases: list[int] = []
+        self._wbuf = bytearray()
+        self._pending_deletes: list[int] = []
+        self._subject_bytes: dict[str, bytes] = {}
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self._commit = GroupCommit(self.sync_policy, fileio, self._flush, loop)
+        ensure_dir_durable(self.directory, fileio)
+        self._recover()
+
+    # --- durability -------------------------------------------------------------------------
+
+    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call `callback(error_or_None)` once everything stored so far is durable (see
+        durability.py for what durable means under each sync policy)."""
+        self._commit.when_durable(callback)
+
+    def flush(self) -> None:
+        """Hand buffered records to the OS now (no fsync)."""
+        self._flush()
+
+    def sync(self) -> None:
+        """Flush and fsync now, blocking (tools and tests; the stream uses `when_durable`)."""
+        self._commit.sync_now()
+
+    @property
+    def sync_rounds(self) -> int:
+        return self._commit.syncs
+
+    # --- hooks: writing ---------------------------------------------------------------------
+
+    def _msg_size(self, subject: str, headers: bytes | None, data: bytes) -> int:
+        subject_len = len(subject) if subject.isascii() else len(subject.encode())
+        return file_msg_size(subject_len, len(headers) if headers else 0, len(data))
+
+    def _persist_msg(
+        self, seq: int, subject: str, headers: bytes | None, data: bytes, ts: int, ttl: int
+    ) -> tuple[int, int]:
+        subj = self._subject_bytes.get(subject)
+        if subj is None:
+            subj = subject.encode()
+            if len(self._subject_bytes) < 100_000:
+                self._subject_bytes[subject] = subj
+        hdrs = headers or b""
+        slen, hlen = len(subj), len(hdrs)
+        length = HEADER_SIZE + slen + hlen + len(data)
+        seg = self._active
+        wbuf = self._wbuf
+        if (
+            seg.size + len(wbuf) + length > self._segment_bytes
+            and seg.size + len(wbuf) > SEG_HEADER_SIZE
+        ):
+            self._roll()
+            seg, wbuf = self._active, self._wbuf
+        offset = seg.size + len(wbuf)
+        head = _pack_head(MAGIC, KIND_MSG, 0, length, seq, ts, ttl, slen, hlen)
+        wbuf += _pack_crc(_crc32(data, _crc32(hdrs, _crc32(subj, _crc32(head)))))
+        wbuf += head
+        wbuf += subj
+        if hlen:
+            wbuf += hdrs
+        wbuf += data
+        seg.live += 1
+        self._cache_put(StoredMessage(subject, seq, ts, headers or None, data))
+        if len(wbuf) >= FLUSH_BYTES:
+            self._flush()
+        self._commit.appended()
+        return (seg.id << _LOC_SHIFT) | offset, length
+
+    def _persist_removals(self, seqs: list[int], erase: bool) -> None:
+        cache = self._cache
+        touched = set()
+        for seq in seqs:
+            msg = cache.pop(seq, None)
+            if msg is not None:
+                self._cache_bytes -= _cached_size(msg)
+            seg = self._segment_for(seq)
+            if seg is not None:
+                seg.live -= 1
+                touched.add(seg.id)
+        self._pending_deletes.extend(seqs)
+        self._commit.appended()
+        self._drop_empty_segments(touched)
+
+    def _persist_first(self, first_seq: int) -> None:
+        self._wbuf += records.encode(records.KIND_FIRST, first_seq)
+        for seq in [s for s in self._cache if s < first_seq]:
+            del self._cache[seq]
+        self._recount_live()
+        self._commit.appended()
+        self._drop_empty_segments(set(self._segments))
+
+    def _persist_skip(self, seq: int) -> None:
+        self._wbuf += records.encode(records.KIND_SKIP, seq)
+        self._commit.appended()
+
+    def _flush(self) -> None:
+        if self._closed_files:
+            return
+        if self._pending_deletes:
+            deletes, self._pending_deletes = self._pending_deletes, []
+            for start in range(0, len(deletes), 65536):
+                self._wbuf += records.encode_seqs(
+                    records.KIND_DELETE, deletes[start : start + 65536]
+                )
+        if not self._wbuf:
+            return
+        seg = self._active
+        buf, self._wbuf = self._wbuf, bytearray()
+        self._fileio.pwrite(seg.fd, buf, seg.size)
+        seg.size += len(buf)
+        self._commit.dirty(seg.fd)
+
+    # --- hooks: reading ---------------------------------------------------------------------
+
+    def _fetch(self, seq: int) -> StoredMessage:
+        msg = self._cache.get(seq)
+        if msg is not None:
+            return msg
+        index = self._index
+        i = seq - index.base
+        loc, rlen = index.loc[i], index.rlen[i]
+        seg = self._segments.get(loc >> _LOC_SHIFT)
+        offset = loc & _LOC_MASK
+        if seg is None:
+            raise self._fail_damaged(
+                seq,
+                Damage(
+                    segment_name(loc >> _LOC_SHIFT), offset, rlen, "segment missing", (seq,), "read"
+                ),
+            )
+        if seg is self._active and offset + rlen > seg.size:
+            self._flush()
+        buf = self._fileio.pread(seg.fd, rlen, offset)
+        try:
+            kind, rseq, ts, _ttl, subj, hdrs, data = records.decode(buf)
+            if kind != KIND_MSG or rseq != seq:
+                raise ValueError("record does not hold this message")
+        except ValueError as exc:
+            seg.has_damage = True
+            seg.live -= 1
+            raise self._fail_damaged(
+                seq, Damage(seg.name, offset, rlen, str(exc), (seq,), "read")
+            ) from None
+        msg = StoredMessage(subj.decode(), seq, ts, hdrs or None, data)
+        self._cache_put(msg)
+        return msg
+
+    def _cache_put(self, msg: StoredMessage) -> None:
+        cache = self._cache
+        cache[msg.seq] = msg
+        self._cache_bytes += _cached_size(msg)
+        if self._cache_bytes > self._cache_limit:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Keep the newest half of the cache. Rebuilding the dict (instead of popping its
+        oldest keys one by one, which leaves dummies that later scans must skip) keeps
+        eviction amortised O(1) per message."""
+        kept: list[StoredMessage] = []
+        budget = self._cache_limit // 2
+        for msg in reversed(self._cache.values()):
+            budget -= _cached_size(msg)
+            if budget < 0:
+                break
+            kept.append(msg)
+        self._cache = {m.seq: m for m in reversed(kept)}
+        self._cache_bytes = (
+            self._cache_limit // 2 - budget if budget >= 0 else sum(_cached_size(m) for m in kept)
+        )
+
+    # --- segments ---------------------------------------------------------------------------
+
+    def _segment_for(self, seq: int) -> Segment | None:
+        i = bisect_right(self._segment_bases, seq) - 1
+        return self._segments[self._segment_ids[i]] if i >= 0 else None
+
+    def _open_segment(self, segment_id: int, base_seq: int, create: bool) -> Segment:
+        path = os.path.join(self.directory, segment_name(segment_id))
+        fd = self._fileio.open(path, create=create)
+        seg = Segment(segment_id, path, fd, base_seq)
+        self._segments[segment_id] = seg
+        self._segment_ids.append(segment_id)
+        self._segment_bases.append(base_seq)
+        return seg
+
+    def _new_active(self, prev_len: int) -> None:
+        """Start a new active segment (the previous one, if any, was flushed)."""
+        segment_id = self._segment_ids[-1] + 1 if self._segment_ids else 1
+        base_seq = self._index.last_seq + 1
+        seg = self._open_segment(segment_id, base_seq, create=True)
+        self._active = seg
+        self._wbuf += encode_header(segment_id, base_seq, prev_len)
+        self._commit.dirty_dir(self.directory)
+        self._commit.appended()
+
+    def _roll(self) -> None:
+        self._flush()
+        self._new_active(self._active.size)
+
+    def _recount_live(self) -> None:
+        index = self._index
+        for seg in self._segments.values():
+            seg.live = 0
+        for seq in index.live_seqs():
+            seg_id = index.loc[seq - index.base] >> _LOC_SHIFT
+            self._segments[seg_id].live += 1
+
+    def _drop_empty_segments(self, candidates: set[int]) -> None:
+        for seg_id in sorted(candidates):
+            seg = self._segments.get(seg_id)
+            if seg is None or seg is self._active or seg.live > 0 or seg.has_damage:
+                continue
+            self._flush()
+            if seg_id != self._segment_ids[0]:
+                self._carry_tombstones_forward(seg)
+            self._forget_segment(seg)
+
+    def _carry_tombstones_forward(self, seg: Segment) -> None:
+        """Copy the tombstones `seg` holds for older, still existing segments."""
+        oldest_base = self._segment_bases[0]
+        kept: list[int] = []
+        first_marker = 0
+        data = self._fileio.pread(seg.fd, seg.size, 0)
+        for offset, length, kind, seq, *_ in records.scan(data, SEG_HEADER_SIZE):
+            if kind == records.KIND_DELETE:
+                body = data[offset + HEADER_SIZE : offset + length]
+                kept.extend(
+                    s for s in records.decode_seqs(body, seq) if oldest_base <= s < seg.base_seq
+                )
+            elif kind == records.KIND_ERASED and oldest_base <= seq < seg.base_seq:
+                kept.append(seq)
+            elif kind == records.KIND_FIRST:
+                first_marker = max(first_marker, seq)
+        if first_marker > oldest_base:
+            self._wbuf += records.encode(records.KIND_FIRST, first_marker)
+        self._pending_deletes.extend(kept)
+
+    def _forget_segment(self, seg: Segment) -> None:
+        i = self._segment_ids.index(seg.id)
+        del self._segment_ids[i]
+        del self._segment_bases[i]
+        del self._segments[seg.id]
+        self._commit.retire_fd(seg.fd)
+        fileio, path, directory = self._fileio, seg.path, self.directory
+
+        def unlink() -> None:
+            fileio.unlink(path)
+            fileio.fsync_dir(directory)
+
+        self._commit.after_sync(unlink)
+
+    def _before_erase(self, seq: int) -> None:
+        """Overwrite a message's record with an ERASED record of the same length.
+
+        Called while the message is still indexed; its tombstone follows. Either one alone
+        already marks the sequence deleted on recovery.
+        """
+        index = self._index
+        i = seq - index.base
+        loc, rlen = index.loc[i], index.rlen[i]
+        seg = self._segments.get(loc >> _LOC_SHIFT)
+        if seg is None or rlen < HEADER_SIZE:
+            return
+        offset = loc & _LOC_MASK
+        erased = records.encode(records.KIND_ERASED, seq, data=bytes(rlen - HEADER_SIZE))
+        if seg is self._active and offset >= seg.size:
+            start = offset - seg.size
+            self._wbuf[start : start + rlen] = erased
+            return
+        self._fileio.pwrite(seg.fd, erased, offset)
+        self._commit.dirty(seg.fd)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Make everything durable, fire pending callbacks, write the index snapshot, close."""
+        if self._closed_files:
+            return
+        self._closed = True
+        self._commit.close()
+        self._write_snapshot()
+        self._close_files()
+
+    def delete(self) -> None:
+        """Remove the store and its directory (durably: a crash leaves no half-store)."""
+        if not self._closed_files:
+            self._closed = True
+            self._commit.close()
+            self._close_files()
+        remove_tree_durable(self.directory, self._fileio)
+
+    def _close_files(self) -> None:
+        for seg in self._segments.values():
+            self._fileio.close(seg.fd)
+        self._closed_files = True
+
+    def _write_snapshot(self) -> None:
+        saved = [
+            snapshot.SnapshotSegment(s.id, s.base_seq, s.size, s.live)
+            for s in self._segments.values()
+        ]
+        extra = {
+            "damage": [d.to_json() for d in self._damage],
+            "lost": {str(seq): size for seq, size in self._lost.items()},
+        }
+        snap = snapshot.Snapshot(saved, self._index, self._ttl_heap, self._age_exempt, extra)
+        path = os.path.join(self.directory, snapshot.SNAPSHOT_NAME)
+        write_durable(path, snapshot.encode(snap), self._fileio)
+
+    # --- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        self._closed_files = False
+        fileio = self._fileio
+        ids = sorted(
+            i
+            for i in (parse_segment_name(n) for n in fileio.listdir(self.directory))
+            if i is not None
+        )
+        if not (ids and self._load_snapshot(ids)):
+            self._scan_segments(ids)
+        if not self._segment_ids:
+            self._new_active(0)
+        elif self._segments[self._segment_ids[-1]].has_damage:
+            self._new_active(self._segments[self._segment_ids[-1]].size)
+        else:
+            self._active = self._segments[self._segment_ids[-1]]
+        self._drop_empty_segments(set(self._segment_ids[:-1]))
+
+    def _load_snapshot(self, ids: list[int]) -> bool:
+        path = os.path.join(self.directory, snapshot.SNAPSHOT_NAME)
+        if not self._fileio.exists(path):
+            return False
+        try:
+            snap = snapshot.decode(self._fileio.read_file(path))
+        except ValueError:
+            return False
+        if [s.id for s in snap.segments] != ids:
+            return False
+        opened: list[Segment] = []
+        for saved in snap.segments:
+            seg = self._open_segment(saved.id, saved.base_seq, create=False)
+            opened.append(seg)
+            seg.size, seg.live = self._fileio.size(seg.fd), saved.live
+            if seg.size != saved.size:
+                for s in opened:
+                    self._fileio.close(s.fd)
+                self._segments.clear()
+                self._segment_ids.clear()
+                self._segment_bases.clear()
+                return False
+        self._index = snap.index
+        self._ttl_heap = snap.ttl_heap
+        self._age_exempt = snap.age_exempt
+        self._damage = [Damage(**{**d, "seqs": tuple(d["seqs"])}) for d in snap.extra["damage"]]
+        self._lost = {int(seq): size for seq, size in snap.extra["lost"].items()}
+        damaged_files = {d.file for d in self._damage}
+        for seg in self._segments.values():
+            seg.has_damage = seg.name in damaged_files
+        return True
+
+    def _scan_segments(self, ids: list[int]) -> None:
+        scan = _Scan(self)
+        prev: Segment | None = None
+        for segment_id in ids:
+            seg = self._open_segment(segment_id, 0, create=False)
+            data = self._fileio.read_file(seg.path)
+            seg.size = len(data)
+            header = decode_header(data)
+            if segment_id == ids[-1] and len(data) < SEG_HEADER_SIZE:
+                # killed between creating the newest segment and writing its header: it holds
+                # nothing; write the header again and use it as the active segment
+                seg.base_seq = scan.last_seq + 1
+                self._segment_bases[-1] = seg.base_seq
+                seg.size = 0
+                self._wbuf += encode_header(segment_id, seg.base_seq, prev.size if prev else 0)
+                self._commit.dirty_dir(self.directory)
+                break
+            if header is None or header[0] != segment_id:
+                seg.has_damage = True
+                scan.damage(seg, 0, min(SEG_HEADER_SIZE, len(data)), "segment header damaged")
+                seg.base_seq = scan.last_seq + 1
+            else:
+                _, seg.base_seq, prev_len = header
+                if prev is not None and prev_len > prev.size:
+                    prev.has_damage = True
+                    scan.damage(prev, prev.size, prev_len - prev.size, "segment truncated")
+                scan.pad_to(seg.base_seq - 1)
+            self._segment_bases[-1] = seg.base_seq
+            scan.segment(seg, data)
+            prev = seg
+        scan.finish()
+
+
+class _Scan:
+    """Rebuilds a FileStore's index from its segments (the no-snapshot start-up path)."""
+
+    def __init__(self, store: FileStore) -> None:
+        self.store = store
+        self.index = store._index
+        self.tombstones: set[int] = set()
+        self.first_marker = 0
+        self.skip_max = 0
+        self.pending_damage: list[tuple[Segment, int, int, str, int]] = []  # awaiting next seq
+        self.damages: list[tuple[Segment, int, int, str, int, int]] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self.index.last_seq
+
+    def pad_to(self, seq: int) -> None:
+        self.index.pad_to(seq)
+
+    def damage(self, seg: Segment, offset: int, length: int, reason: str) -> None:
+        self.pending_damage.append((seg, offset, length, reason, self.index.last_seq))
+
+    def _settle_damage(self, next_seq: int) -> None:
+        for seg, offset, length, reason, before in self.pending_damage:
+            self.damages.append((seg, offset, length, reason, before, next_seq))
+        self.pending_damage.clear()
+
+    def segment(self, seg: Segment, data: bytes) -> None:
+        store, index = self.store, self.index
+        heap, exempt = store._ttl_heap, store._age_exempt
+        view = memoryview(data)
+        for offset, length, kind, seq, ts, ttl, slen, hlen in records.scan(data, SEG_HEADER_SIZE):
+            if kind == KIND_MSG:
+                if seq <= index.last_seq:
+                    seg.has_damage = True
+                    self.damage(seg, offset, length, f"out-of-order record for sequence {seq}")
+                    continue
+                if self.pending_damage:
+                    self._settle_damage(seq)
+                start = offset + HEADER_SIZE
+                subject = str(view[start : start + slen], "utf-8")
+                size = file_msg_size(slen, hlen, length - HEADER_SIZE - slen - hlen)
+                index.append(seq, subject, ts, size, (seg.id << _LOC_SHIFT) | offset, length)
+                seg.live += 1
+                if ttl:
+                    exempt.add(seq)
+                    if ttl > 0:
+                        heap.append((ts + ttl, seq))
+            elif kind == records.KIND_DELETE:
+                start = offset + HEADER_SIZE
+                self.tombstones.update(records.decode_seqs(view[start : offset + length], seq))
+            elif kind == records.KIND_ERASED:
+                self.tombstones.add(seq)
+                self.skip_max = max(self.skip_max, seq)
+            elif kind == records.KIND_FIRST:
+                self.first_marker = max(self.first_marker, seq)
+            elif kind == records.KIND_SKIP:
+                self.skip_max = max(self.skip_max, seq)
+            elif kind == -1:
+                seg.has_damage = True
+                reason = (
+                    "checksum mismatch" if seq == records.DAMAGE_CHECKSUM else "truncated record"
+                )
+                self.damage(seg, offset, length, reason)
+
+    def finish(self) -> None:
+        store, index = self.store, self.index
+        end = max(self.skip_max, self.first_marker - 1, index.last_seq)
+        if self.pending_damage:
+            self._settle_damage(end + 1)
+        index.pad_to(end)
+        for seq in self.tombstones:
+            if index.remove(seq) is not None:
+                seg = store._segment_for(seq)
+                if seg is not None:
+                    seg.live -= 1
+        if self.first_marker > index.first_seq:
+            if self.first_marker > index.last_seq:
+                last_ts = index.last_ts
+                index.reset(self.first_marker)
+                index.last_ts = last_ts
+                for seg in store._segments.values():
+                    seg.live = 0
+            else:
+                for seq in list(index.live_seqs(index.first_seq, self.first_marker - 1)):
+                    index.remove(seq)
+                    seg = store._segment_for(seq)
+                    if seg is not None:
+                        seg.live -= 1
+        heapq.heapify(store._ttl_heap)
+        for seg, offset, length, reason, before, after in self.damages:
+            lost = [
+                s
+                for s in range(before + 1, min(after, before + 1 + _MAX_LOST_REPORTED))
+                if s not in self.tombstones and s >= self.first_marker and not index.is_live(s)
+            ]
+            for s in lost:
+                store._lost[s] = 0
+            store._damage.append(Damage(seg.name, offset, length, reason, tuple(lost), "startup"))
+
+
+def _cached_size(msg: StoredMessage) -> int:
+    return HEADER_SIZE + len(msg.subject) + len(msg.headers or b"") + len(msg.data)

@@ -1,0 +1,96 @@
+"""Durable consumer state: what a consumer confirmed is what a restart finds."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pynats.jetstream.store import ConsumerState, ConsumerStore, SequencePair, StoreClosed
+
+
+@pytest.fixture(params=["file", "memory"])
+def consumer_dir(request, tmp_path):
+    return str(tmp_path / "c") if request.param == "file" else None
+
+
+def test_ack_floor_follows_the_oldest_pending(consumer_dir):
+    store = ConsumerStore(consumer_dir)
+    for n, seq in enumerate([10, 11, 12], start=1):
+        store.update_delivered(n, seq, 1, 1000 + n)
+    assert store.update_acks(2, 11)
+    assert store.state.ack_floor == SequencePair(0, 9), "10 is still pending"
+    assert store.update_acks(1, 10)
+    assert store.state.ack_floor == SequencePair(2, 11)
+    assert not store.update_acks(1, 10), "acking twice is a no-op"
+    assert store.update_acks(3, 12)
+    assert store.state.ack_floor == SequencePair(3, 12)
+    assert store.state.pending == {}
+    store.stop()
+
+
+def test_redeliveries_are_counted_and_ack_all_clears_up_to_a_sequence(consumer_dir):
+    store = ConsumerStore(consumer_dir)
+    store.update_delivered(1, 1, 1, 1)
+    store.update_delivered(2, 2, 1, 2)
+    store.update_delivered(3, 1, 2, 3)
+    store.update_delivered(4, 3, 1, 4)
+    assert store.state.redelivered == {1: 1}
+    assert store.state.pending[1].consumer_seq == 3
+    assert store.ack_all(4, 2) == 2
+    assert list(store.state.pending) == [3]
+    assert store.state.redelivered == {}
+    assert store.state.ack_floor.stream_seq == 2
+    store.stop()
+    with pytest.raises(StoreClosed):
+        store.update_acks(4, 3)
+
+
+def test_state_survives_restart_and_log_compaction(tmp_path):
+    path = str(tmp_path / "c")
+    store = ConsumerStore(path, compact_bytes=2000)
+    for seq in range(1, 301):
+        store.update_delivered(seq, seq, 1, seq)
+        if seq % 3:
+            store.update_acks(seq, seq)
+    expected = store.state.copy()
+    store.sync()
+    logs = [n for n in os.listdir(path) if n.startswith("ops-")]
+    assert len(logs) == 1 and logs[0] != "ops-0000000000.log", "the log should have been compacted"
+    store.stop()
+    again = ConsumerStore(path)
+    assert again.state == expected
+    assert again.damage() == []
+    again.stop()
+
+
+def test_update_state_replaces_everything(tmp_path):
+    path = str(tmp_path / "c")
+    store = ConsumerStore(path)
+    store.update_delivered(1, 5, 1, 0)
+    store.update_state(ConsumerState(SequencePair(0, 99), SequencePair(0, 99)))
+    store.stop()
+    again = ConsumerStore(path)
+    assert again.state == ConsumerState(SequencePair(0, 99), SequencePair(0, 99))
+    again.stop()
+
+
+def test_a_torn_log_tail_is_reported_and_earlier_acks_kept(tmp_path):
+    path = str(tmp_path / "c")
+    store = ConsumerStore(path)
+    store.update_delivered(1, 1, 1, 0)
+    store.update_delivered(2, 2, 1, 0)
+    store.update_acks(1, 1)
+    store.stop()
+    log = os.path.join(path, "ops-0000000000.log")
+    size = os.path.getsize(log)
+    os.truncate(log, size - 5)  # the last ack record is torn
+    again = ConsumerStore(path)
+    assert again.state.ack_floor.stream_seq == 0 and 1 in again.state.pending
+    assert [d.reason for d in again.damage()] == ["truncated record"]
+    again.update_acks(1, 1)
+    again.stop()
+    assert os.path.exists(log), "the damaged log is kept for inspection"
+    third = ConsumerStore(path)
+    assert 1 not in third.state.pending
+    third.stop()
