@@ -1,0 +1,102 @@
+"""InternalClient: in-process subscribers and publishers (JetStream, the system account).
+
+They use the same routing as socket clients: an internal subscription sits in the account's
+Sublist like any other, and an internal publish goes through `route_message`. The difference
+is that an internal subscriber is a Python callback, called synchronously while the message is
+routed, and an internal publisher has no socket of its own.
+
+Callback signature:
+
+    callback(sub, publisher, subject: bytes, reply: bytes | None, headers: bytes, payload: bytes)
+
+`headers` is the raw header block (`NATS/1.0\\r\\n...\\r\\n\\r\\n`) or b"". `publisher` is the
+connection (or internal client) that sent the message: JetStream uses it to know the account
+and to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .client import route_message
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .server import Server
+
+InternalCallback = Callable[
+    [Subscription, Any, bytes, "bytes | None", bytes, bytes], None
+]
+
+
+class InternalClient:
+    """A named in-process client bound to one account."""
+
+    kind = "Internal"
+
+    def __init__(self, server: Server, account: Account, name: str) -> None:
+        self.server = server
+        self.account = account
+        self.name = name
+        self.echo = True
+        self.no_responders = False
+        self.headers = True
+        self.closed = False
+        self.cid = 0
+        self.subs: dict[bytes, Subscription] = {}
+        self._next_sid = 0
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.out: list[bytes] = []
+        self.flush_queued = False
+
+    def subscribe(
+        self,
+        subject: str | bytes,
+        callback: InternalCallback,
+        queue: str | bytes | None = None,
+    ) -> Subscription:
+        subj = subject.encode() if isinstance(subject, str) else subject
+        q = queue.encode() if isinstance(queue, str) else queue
+        self._next_sid += 1
+        sid = str(self._next_sid).encode()
+        sub = Subscription(self, subj, q, sid, callback=callback)
+        self.subs[sid] = sub
+        self.account.sublist.insert(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.remove_subscription(sub)
+
+    def remove_subscription(self, sub: Subscription) -> None:
+        if self.subs.get(sub.sid) is sub:
+            del self.subs[sub.sid]
+        self.account.sublist.remove(sub)
+
+    def publish(
+        self,
+        subject: str | bytes,
+        payload: bytes = b"",
+        reply: str | bytes | None = None,
+        headers: bytes = b"",
+    ) -> int:
+        """Route a message from inside the server; returns how many received it."""
+        subj = subject.encode() if isinstance(subject, str) else subject
+        rep = reply.encode() if isinstance(reply, str) else reply
+        self.out_msgs += 1
+        self.out_bytes += len(payload)
+        delivered = route_message(
+            self, self.account, subj, rep or None, len(headers), headers + payload if headers else payload
+        )
+        self.server.flush_soon()
+        return delivered
+
+    def close(self) -> None:
+        for sub in list(self.subs.values()):
+            self.account.sublist.remove(sub)
+        self.subs.clear()
+        self.closed = True
