@@ -1,11 +1,11 @@
 """Lexer for the nats-server configuration language: bytes or text in, tokens out (sans-I/O).
 
-The language is forgiving and full of corners (see `docs` in `conf/__init__.py`), and a
-pynats server must accept exactly the files nats-server accepts. So this lexer is a state
+The language is forgiving and full of corners (the parser's docstring lists the strangest),
+and a pynats server must accept exactly the files nats-server accepts. So this lexer is a state
 machine whose cursor behaves like nats-server's: it walks UTF-8 bytes rune by rune, a NUL
 byte reads like the end of input, it can step back over the last rune only, and positions
 are byte offsets. Each state is a method that consumes input, may emit tokens, and returns
-the next state; `_after` is the stack of states to resume once a nested value is done.
+the next state; `after` is the stack of states to resume once a nested value is done.
 
 Token positions follow nats-server's arithmetic, because later errors (`unknown field`)
 must print the same `file:line:column`: `line` is the line where the token ends and
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 EOF = "\x00"
-"""What `_Cursor.next` returns at the end of input; a literal NUL byte reads the same."""
+"""What `_Lexer.next` returns at the end of input; a literal NUL byte reads the same."""
 
 _SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)

@@ -255,11 +255,11 @@ class _Parser:
         if name.startswith(BCRYPT_PREFIX):
             self._set("$" + name, token)
             return
-        for scope in reversed(self.open):
-            if isinstance(scope, ConfigMap) and name in scope:
+        for enclosing in reversed(self.open):
+            if isinstance(enclosing, ConfigMap) and name in enclosing:
                 if self.pedantic:
-                    scope.mark_used(name)
-                self._set(scope[name], token)
+                    enclosing.mark_used(name)
+                self._set(enclosing[name], token)
                 return
         value = self._environment_value(name, token)
         self._set(value, token)
@@ -303,7 +303,7 @@ class _Parser:
 
     def _parse_included(self, path: str) -> ConfigMap:
         if _identity(path) in self.scope.include_chain:
-            raise ConfigError(f"include cycle: {path} includes itself", file=path)
+            raise ConfigError(f"include cycle: {path} is already being read", file=path)
         try:
             data = read_config_bytes(path)
         except ConfigError as exc:
