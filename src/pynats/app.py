@@ -191,32 +191,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return send_signal(cl.signal)
 
     opts = cl.options
+    from .server.config_options import ConfigLoadError
+
     try:
         if opts.config_file:
             opts = load_config(opts)
-        if cl.test_config:
-            if not opts.config_file:
-                print(
-                    "nats-server: must specify [-c, --config] option to check configuration file(s)",
-                    file=sys.stderr,
-                )
-                return 1
+    except ConfigLoadError as e:
+        print(f"nats-server: {e}", file=sys.stderr)
+        return 1
+    if cl.test_config:
+        if not opts.config_file:
             print(
-                f"nats-server: configuration file {opts.config_file} is valid ({opts.config_digest})",
+                "nats-server: must specify [-c, --config] option to check configuration file(s)",
                 file=sys.stderr,
             )
-            return 0
+            return 1
+        if opts.config_warnings:
+            print("nats-server: " + "\n".join(opts.config_warnings), file=sys.stderr)
+            return 1
+        print(
+            f"nats-server: configuration file {opts.config_file} is valid ({opts.config_digest})",
+            file=sys.stderr,
+        )
+        return 0
+    for warning in opts.config_warnings:
+        print(warning, file=sys.stderr)
+    try:
         validate_options(opts)
     except (ConfigurationError, ServerStartError) as e:
         print(f"nats-server: {e}", file=sys.stderr)
         return 1
-    except Exception as e:
-        from .server.config_options import ConfigLoadError
-
-        if isinstance(e, ConfigLoadError):
-            print(f"nats-server: {e}", file=sys.stderr)
-            return 1
-        raise
 
     install_event_loop_policy()
     return asyncio.run(serve(opts))

@@ -6,20 +6,60 @@ A message published in one account never reaches another unless it is exported a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .sublist import Sublist
 
 if TYPE_CHECKING:
+    from .auth import NkeyUser, Permissions, User
     from .client import ClientConnection
+
+
+@dataclass
+class ExportConfig:
+    """`exports: [{stream: "a.>"}, {service: "req.>", response: singleton}]`."""
+
+    kind: str  # "stream" | "service"
+    subject: str
+    accounts: list[str] | None = None  # private export: only these accounts may import
+    response_type: str = "Singleton"  # services: Singleton | Stream | Chunked
+    response_threshold: float = 120.0
+
+
+@dataclass
+class ImportConfig:
+    """`imports: [{stream: {account, subject}, prefix}, {service: {account, subject}, to}]`."""
+
+    kind: str  # "stream" | "service"
+    account: str
+    subject: str
+    to: str = ""  # local subject (service) / mapped subject (stream)
+    prefix: str = ""  # stream imports: prefix added to the subject
+
+
+@dataclass
+class AccountConfig:
+    name: str
+    users: list[User] = field(default_factory=list)
+    nkey_users: list[NkeyUser] = field(default_factory=list)
+    exports: list[ExportConfig] = field(default_factory=list)
+    imports: list[ImportConfig] = field(default_factory=list)
+    jetstream: dict[str, Any] | bool | None = None  # None: not set; True/False; or limits
+    default_permissions: Permissions | None = None
+    nkey: str = ""
 
 
 class Account:
     __slots__ = (
         "clients",
+        "config",
+        "exports",
+        "imports_client",
         "is_system",
         "jetstream",
         "name",
+        "responses",
         "sublist",
         "total_conns",
     )
@@ -32,6 +72,65 @@ class Account:
         self.total_conns = 0
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
+        self.config: AccountConfig | None = None
+        self.exports: list[ExportConfig] = []
+        # The internal client that carries this account's imports, and the reply subjects
+        # it mapped for service imports (`_R_.<token>` -> where the response goes).
+        self.imports_client: Any = None
+        self.responses: dict[bytes, ServiceResponse] = {}
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"
+
+
+# -- exports and imports ---------------------------------------------------------------------
+
+RESPONSE_PREFIX = b"_R_."
+
+
+@dataclass
+class ServiceResponse:
+    """Where a response to a mapped reply subject goes, and until when."""
+
+    account: Account
+    reply: bytes
+    singleton: bool
+    deadline: float
+
+
+def find_export(exporter: Account, kind: str, subject: str, importer: str) -> ExportConfig | None:
+    """The export of `exporter` that covers `subject` for `importer`, if any."""
+    from .subjects import is_subset_match
+
+    for export in exporter.exports:
+        if export.kind != kind:
+            continue
+        if export.accounts is not None and importer not in export.accounts:
+            continue
+        if is_subset_match(subject.encode(), export.subject.encode()):
+            return export
+    return None
+
+
+def map_subject(subject: bytes, source: bytes, dest: bytes) -> bytes:
+    """Map `subject` (which matches `source`) onto `dest`: wildcard tokens of `dest` take the
+    tokens `source`'s wildcards matched, in order; a literal `dest` replaces the subject."""
+    if not dest or dest == source:
+        return subject
+    stoks = source.split(b".")
+    toks = subject.split(b".")
+    captured: list[bytes] = []
+    for i, t in enumerate(stoks):
+        if t == b"*":
+            captured.append(toks[i])
+        elif t == b">":
+            captured.append(b".".join(toks[i:]))
+    out: list[bytes] = []
+    k = 0
+    for t in dest.split(b"."):
+        if t in (b"*", b">") and k < len(captured):
+            out.append(captured[k])
+            k += 1
+        else:
+            out.append(t)
+    return b".".join(out)

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import const
+from .auth import PermissionChecker, Permissions, ResponseTracker
 from .protocol import (
     ERR_AUTH_VIOLATION,
     REASON_AUTH,
@@ -186,6 +187,59 @@ def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscriptio
     return None
 
 
+def deliver_to_client(
+    c: ClientConnection,
+    sub: Subscription,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> None:
+    """Append one MSG/HMSG for `sub` to its connection (used off the main routing loop)."""
+    if c.closed:
+        return
+    if headers and c.headers:
+        total = len(headers) + len(payload)
+        if reply is not None:
+            line = b"HMSG %b %b %b %d %d\r\n" % (subject, sub.sid, reply, len(headers), total)
+        else:
+            line = b"HMSG %b %b %d %d\r\n" % (subject, sub.sid, len(headers), total)
+        c.out += (line, headers, payload, CRLF)
+        c.out_bytes += total
+    else:
+        if reply is not None:
+            line = b"MSG %b %b %b %d\r\n" % (subject, sub.sid, reply, len(payload))
+        else:
+            line = b"MSG %b %b %d\r\n" % (subject, sub.sid, len(payload))
+        c.out += (line, payload, CRLF)
+        c.out_bytes += len(payload)
+    c.out_msgs += 1
+    if not c.flush_queued:
+        c.flush_queued = True
+        c.server.pending_flush.append(c)
+
+
+def filtered_delivery(
+    sub: Subscription,
+    publisher: Any,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> None:
+    """Delivery for subscriptions of clients with subscribe-deny filters or allow_responses:
+    those subscriptions carry this callback so that nobody else pays for the checks."""
+    c: ClientConnection = sub.client
+    if c is publisher and not c.echo:
+        return
+    perms = c.perms
+    if perms is not None and perms.delivery_denied(subject):
+        return
+    if reply is not None and c.responses is not None:
+        c.responses.grant(reply)
+    deliver_to_client(c, sub, subject, reply, headers, payload)
+
+
 class ClientConnection(asyncio.Protocol):
     """The server side of one client connection."""
 
@@ -196,6 +250,7 @@ class ClientConnection(asyncio.Protocol):
         "_stalled_producers",
         "_write_deadline_timer",
         "account",
+        "checks",
         "cid",
         "closed",
         "connected",
@@ -210,16 +265,19 @@ class ClientConnection(asyncio.Protocol):
         "last_activity",
         "name",
         "no_responders",
+        "nonce",
         "out",
         "out_bytes",
         "out_msgs",
         "parser",
         "pedantic",
+        "perms",
         "ping_sent_at",
         "pings_out",
         "port",
         "protocol",
         "reason",
+        "responses",
         "rtt",
         "server",
         "start",
@@ -276,6 +334,12 @@ class ClientConnection(asyncio.Protocol):
         self._write_deadline_timer: asyncio.TimerHandle | None = None
         self._stalled_producers: list[ClientConnection] = []
         self._connect_info_sent = False
+        self.nonce = ""
+        # Permissions (None = everything allowed) and reply subjects granted by allow_responses
+        self.perms: PermissionChecker | None = None
+        self.responses: ResponseTracker | None = None
+        # True when a publish must go through _may_publish (verbose, pedantic, permissions)
+        self.checks = True
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -421,7 +485,7 @@ class ClientConnection(asyncio.Protocol):
         self.version = str(opts.get("version") or "")
         if "account" in opts or "new_account" in opts:
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
-        result, why = server.authenticator.authenticate(opts)
+        result, why = server.authenticator.authenticate(opts, self.nonce)
         if result is None:
             server.logger.error(
                 f"{self.host}:{self.port} - cid:{self.cid} - "
@@ -431,6 +495,7 @@ class ClientConnection(asyncio.Protocol):
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
+        self._apply_permissions(result.permissions)
         self.parser.awaiting_connect = False
         self.parser.headers_enabled = self.headers
         if self._auth_timer is not None:
@@ -442,35 +507,44 @@ class ClientConnection(asyncio.Protocol):
         if self.verbose:
             self.send(OK)
 
+    def _apply_permissions(self, perms: Permissions | None) -> None:
+        if perms is None or perms.is_empty():
+            self.perms = None
+            self.responses = None
+        else:
+            self.perms = PermissionChecker(perms)
+            self.responses = ResponseTracker(perms.response) if perms.response else None
+        self.checks = (
+            self.verbose
+            or self.pedantic
+            or (self.perms is not None and self.perms.restricts_publish)
+        )
+
     def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
-        if (self.verbose or self.pedantic or reply is not None) and not self._may_publish(
-            subject, reply
-        ):
+        if (self.checks or reply is not None) and not self._may_publish(subject, reply):
             return
         if (
             not route_message(self, self.account, subject, reply, 0, payload)
             and reply is not None
             and self.no_responders
         ):
-            self._send_no_responders(subject, reply)
+            self.send_no_responders(subject, reply)
 
     def process_hpub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
-        if (self.verbose or self.pedantic or reply is not None) and not self._may_publish(
-            subject, reply
-        ):
+        if (self.checks or reply is not None) and not self._may_publish(subject, reply):
             return
         if (
             not route_message(self, self.account, subject, reply, hdr_len, payload)
             and reply is not None
             and self.no_responders
         ):
-            self._send_no_responders(subject, reply)
+            self.send_no_responders(subject, reply)
 
     def _may_publish(self, subject: bytes, reply: bytes | None) -> bool:
         """The checks nats-server makes before delivering, in its order; +OK when verbose.
@@ -479,6 +553,16 @@ class ClientConnection(asyncio.Protocol):
         """
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_err("Invalid Publish Subject")
+        perms = self.perms
+        if (
+            perms is not None
+            and perms.restricts_publish
+            and not perms.can_publish(subject)
+            and not (self.responses is not None and self.responses.consume(subject))
+        ):
+            text = subject.decode(errors="replace")
+            self.send_err(f'Permissions Violation for Publish to "{text}"')
+            return False
         if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
             text = reply.decode(errors="replace")
             self.send_err(f'Permissions Violation for Publish with Reply of "{text}"')
@@ -487,7 +571,7 @@ class ClientConnection(asyncio.Protocol):
             self.send(OK)
         return True
 
-    def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
+    def send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """Status 503 to the requester's own subscription on the reply subject."""
         plain, groups, _ = self.account.sublist.match(reply)
         candidates = list(plain)
@@ -511,7 +595,23 @@ class ClientConnection(asyncio.Protocol):
         if limit > 0 and len(self.subs) >= limit:
             self.send_err("maximum subscriptions exceeded")
             return
-        sub = Subscription(self, subject, queue, sid)
+        perms = self.perms
+        if (perms is not None and not perms.can_subscribe(subject, queue)) or queue == b"_sys_":
+            text = subject.decode(errors="replace")
+            if queue is not None:
+                q = queue.decode(errors="replace")
+                self.send_err(
+                    f'Permissions Violation for Subscription to "{text}" using queue "{q}"'
+                )
+            else:
+                self.send_err(f'Permissions Violation for Subscription to "{text}"')
+            return
+        callback = None
+        if self.responses is not None or (
+            perms is not None and perms.needs_delivery_filter(subject)
+        ):
+            callback = filtered_delivery
+        sub = Subscription(self, subject, queue, sid, callback=callback)
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
         if self.verbose:

@@ -1,13 +1,1002 @@
-"""Configuration file -> Options (filled in by the configuration work)."""
+"""The configuration file -> Options, with nats-server's checks and error texts.
+
+`apply_config_file(opts)` reads `opts.config_file`, fills a fresh Options from it, and then
+puts back every field the command line set (flags win over the file). Errors are collected and
+reported together as `file:line:col: message`, as nats-server does; keys that pynats does not
+support yet are warned about by name, never silently ignored.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from .accounts import AccountConfig, ExportConfig, ImportConfig
+from .auth import NkeyUser, Permissions, ResponsePermission, SubjectPermission, User
+from .conf import ConfigError, ConfigMap, load_config_file
+from .conf.units import duration_from_config, go_type_name, parse_size
 from .options import Options
 
 
 class ConfigLoadError(Exception):
-    """The configuration file cannot be used; the message says where and why."""
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Reader:
+    """Walks a parsed file, collecting errors and warnings with their positions."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.errors: list[str] = []
+        self.warnings: list[str] = []  # nats-server's own warnings (`-t` fails on them)
+        self.notes: list[str] = []  # keys pynats does not support yet
+
+    def where(self, m: ConfigMap | None, key: str | None) -> str:
+        pos = (
+            m.position(key)
+            if (m is not None and key is not None and hasattr(m, "position"))
+            else None
+        )
+        if pos is None:
+            return f"{self.path}:0:0"
+        return f"{pos.file or self.path}:{pos.line}:{pos.column}"
+
+    def error(self, m: ConfigMap | None, key: str | None, text: str) -> None:
+        self.errors.append(f"{self.where(m, key)}: {text}")
+
+    def warn(self, m: ConfigMap | None, key: str | None, text: str) -> None:
+        self.warnings.append(f"{self.where(m, key)}: {text}")
+
+    def unsupported(self, m: ConfigMap, key: str, what: str = "") -> None:
+        detail = f" ({what})" if what else ""
+        self.notes.append(
+            f'{self.where(m, key)}: "{key}" is not supported by pynats yet and is ignored{detail}'
+        )
+
+    # -- typed getters ------------------------------------------------------------------
+
+    def integer(self, m: ConfigMap, key: str) -> int | None:
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.error(
+                m, key, f"interface conversion: interface {{}} is {go_type_name(v)}, not int64"
+            )
+            return None
+        return v
+
+    def boolean(self, m: ConfigMap, key: str) -> bool | None:
+        v = m[key]
+        if not isinstance(v, bool):
+            self.error(
+                m, key, f"interface conversion: interface {{}} is {go_type_name(v)}, not bool"
+            )
+            return None
+        return v
+
+    def string(self, m: ConfigMap, key: str) -> str | None:
+        v = m[key]
+        if not isinstance(v, str):
+            self.error(
+                m, key, f"interface conversion: interface {{}} is {go_type_name(v)}, not string"
+            )
+            return None
+        return v
+
+    def duration(self, m: ConfigMap, key: str, field_name: str | None = None) -> float | None:
+        try:
+            seconds, warning = duration_from_config(field_name or key, m[key])
+        except ValueError as e:
+            self.error(m, key, str(e))
+            return None
+        if warning:
+            self.warn(m, key, f'invalid use of field "{key}": {warning}')
+        return seconds
+
+    def seconds(self, m: ConfigMap, key: str) -> float | None:
+        """Timeouts given as (float) seconds or a duration string."""
+        v = m[key]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        return self.duration(m, key)
+
+    def mapping(self, m: ConfigMap, key: str) -> ConfigMap | None:
+        v = m[key]
+        if not isinstance(v, dict):
+            self.error(
+                m,
+                key,
+                f"interface conversion: interface {{}} is {go_type_name(v)}, not map[string]interface {{}}",
+            )
+            return None
+        return v  # type: ignore[return-value]
+
+    def str_list(self, m: ConfigMap, key: str) -> list[str] | None:
+        v = m[key]
+        if isinstance(v, str):
+            return [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            self.error(
+                m,
+                key,
+                f"interface conversion: interface {{}} is {go_type_name(v)}, not []interface {{}}",
+            )
+            return None
+        return list(v)
+
+
+def _host_port(text: Any, default_host: str) -> tuple[str, int] | str:
+    """`"host:port"` or a bare port; returns an error text on failure."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return default_host, text
+    if not isinstance(text, str):
+        return f"interface conversion: interface {{}} is {go_type_name(text)}, not string"
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    try:
+        return host.strip("[]") or default_host, int(port)
+    except ValueError:
+        return f'could not parse port "{port}"'
+
+
+# -- top level ---------------------------------------------------------------------------------
+
+Handler = Callable[[_Reader, Options, ConfigMap, str], None]
+
+
+def _set(field_name: str, kind: str) -> Handler:
+    def handle(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+        value: Any
+        if kind == "int":
+            value = r.integer(m, key)
+        elif kind == "bool":
+            value = r.boolean(m, key)
+        elif kind == "str":
+            value = r.string(m, key)
+        elif kind == "duration":
+            value = r.duration(m, key)
+        elif kind == "size":
+            value = r.integer(m, key)
+        else:  # pragma: no cover - table error
+            raise AssertionError(kind)
+        if value is not None:
+            setattr(o, field_name, value)
+
+    return handle
+
+
+def _listen(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    hp = _host_port(m[key], o.host)
+    if isinstance(hp, str):
+        r.error(m, key, hp)
+    else:
+        o.host, o.port = hp
+
+
+def _http(field_name: str) -> Handler:
+    def handle(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+        hp = _host_port(m[key], o.http_host or "")
+        if isinstance(hp, str):
+            r.error(m, key, hp)
+            return
+        host, port = hp
+        if host:
+            o.http_host = host
+        setattr(o, field_name, port)
+
+    return handle
+
+
+def _server_name(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    name = r.string(m, key)
+    if name is None:
+        return
+    if " " in name:
+        r.error(m, key, "server name cannot contain spaces")
+    o.server_name = name
+
+
+def _max_connections(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = r.integer(m, key)
+    if value is not None:
+        o.max_connections = -1 if value == 0 else value  # 0 in a file means: reject all
+
+
+def _lame_duck_duration(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = r.duration(m, key)
+    if value is None:
+        return
+    if value < 30:
+        r.error(m, key, f"invalid lame_duck_duration of {m[key]}, minimum is 30 seconds")
+        return
+    o.lame_duck_duration = value
+
+
+def _log_option(field_name: str) -> Handler:
+    return _set(field_name, "bool")
+
+
+def _system_account(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = r.string(m, key)
+    if value is not None:
+        o.system_account = value
+
+
+def _store_dir(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = r.string(m, key)
+    if value is None:
+        return
+    if o.store_dir:
+        r.error(m, key, 'duplicate "store_dir" definition')
+    o.store_dir = value
+
+
+def _unsupported(what: str = "") -> Handler:
+    def handle(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+        r.unsupported(m, key, what)
+
+    return handle
+
+
+def _accepted(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """Keys that change nothing observable in pynats (syslog on Linux, profiling...)."""
+
+
+def _server_tags(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    tags = r.str_list(m, key)
+    if tags is not None:
+        o.server_tags = tags
+
+
+TOP_LEVEL: dict[str, Handler] = {
+    "listen": _listen,
+    "host": _set("host", "str"),
+    "net": _set("host", "str"),
+    "port": _set("port", "int"),
+    "server_name": _server_name,
+    "client_advertise": _set("client_advertise", "str"),
+    "http": _http("http_port"),
+    "monitor": _http("http_port"),
+    "https": _http("https_port"),
+    "http_port": _set("http_port", "int"),
+    "monitor_port": _set("http_port", "int"),
+    "https_port": _set("https_port", "int"),
+    "http_base_path": _set("http_base_path", "str"),
+    "max_payload": _set("max_payload", "size"),
+    "max_control_line": _set("max_control_line", "size"),
+    "max_pending": _set("max_pending", "size"),
+    "max_connections": _max_connections,
+    "max_conn": _max_connections,
+    "max_subscriptions": _set("max_subscriptions", "int"),
+    "max_subs": _set("max_subscriptions", "int"),
+    "max_sub_tokens": _set("max_sub_tokens", "int"),
+    "max_subscription_tokens": _set("max_sub_tokens", "int"),
+    "max_closed_clients": _set("max_closed_clients", "int"),
+    "ping_interval": _set("ping_interval", "duration"),
+    "ping_max": _set("ping_max", "int"),
+    "write_deadline": _set("write_deadline", "duration"),
+    "lame_duck_duration": _lame_duck_duration,
+    "lame_duck_grace_period": _set("lame_duck_grace_period", "duration"),
+    "debug": _log_option("debug"),
+    "trace": _log_option("trace"),
+    "trace_verbose": _log_option("trace_verbose"),
+    "logtime": _log_option("logtime"),
+    "logtime_utc": _log_option("logtime_utc"),
+    "log_file": _set("log_file", "str"),
+    "logfile": _set("log_file", "str"),
+    "log_size_limit": _set("log_size_limit", "int"),
+    "logfile_size_limit": _set("log_size_limit", "int"),
+    "pid_file": _set("pid_file", "str"),
+    "pidfile": _set("pid_file", "str"),
+    "ports_file_dir": _set("ports_file_dir", "str"),
+    "syslog": _set("syslog", "bool"),
+    "remote_syslog": _set("remote_syslog", "str"),
+    "no_header_support": _set("no_header_support", "bool"),
+    "disable_sublist_cache": _set("disable_sublist_cache", "bool"),
+    "no_sublist_cache": _set("disable_sublist_cache", "bool"),
+    "no_fast_producer_stall": _set("no_fast_producer_stall", "bool"),
+    "disable_short_first_ping": _set("disable_short_first_ping", "bool"),
+    "system_account": _system_account,
+    "system": _system_account,
+    "no_system_account": _set("no_system_account", "bool"),
+    "no_system": _set("no_system_account", "bool"),
+    "no_sys_acc": _set("no_system_account", "bool"),
+    "no_auth_user": _set("no_auth_user", "str"),
+    "allow_non_tls": _set("allow_non_tls", "bool"),
+    "store_dir": _store_dir,
+    "storedir": _store_dir,
+    "server_tags": _server_tags,
+    "max_traced_msg_len": _set("max_traced_msg_len", "int"),
+    "prof_port": _accepted,
+    "prof_block_rate": _accepted,
+    "connect_error_reports": _accepted,
+    "reconnect_error_reports": _accepted,
+    "logfile_max_num": _accepted,
+    "log_max_num": _accepted,
+    "trace_headers": _accepted,
+    "server_metadata": _accepted,
+    "cluster": _unsupported("clustering"),
+    "gateway": _unsupported("gateways"),
+    "leafnodes": _unsupported("leaf nodes"),
+    "leaf": _unsupported("leaf nodes"),
+    "websocket": _unsupported("websockets"),
+    "ws": _unsupported("websockets"),
+    "mqtt": _unsupported("MQTT"),
+    "mappings": _unsupported("subject mappings"),
+    "maps": _unsupported("subject mappings"),
+    "ocsp": _unsupported(),
+    "ocsp_cache": _unsupported(),
+    "proxies": _unsupported(),
+    "proxy_protocol": _unsupported(),
+    "default_js_domain": _unsupported(),
+    "feature_flags": _unsupported(),
+    "resolver_tls": _unsupported(),
+    "resolver_pinned_accounts": _unsupported(),
+    "default_sentinel": _unsupported(),
+}
+
+
+def _authorization(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    block = r.mapping(m, key)
+    if block is None:
+        return
+    has_users = False
+    for k in block:
+        lk = k.lower()
+        if block.is_used_variable(k):
+            continue
+        if lk in ("user", "username"):
+            o.username = r.string(block, k) or ""
+        elif lk in ("pass", "password"):
+            o.password = r.string(block, k) or ""
+        elif lk == "token":
+            o.authorization = r.string(block, k) or ""
+        elif lk == "timeout":
+            timeout = r.seconds(block, k)
+            if timeout is not None:
+                o.auth_timeout = timeout
+                if timeout > 60:
+                    r.warn(
+                        block, k, f"timeout of {block[k]} is high, recommended max is 60 seconds"
+                    )
+        elif lk == "users":
+            has_users = True
+            users, nkeys = _users(r, block, k)
+            o.users.extend(users)
+            o.nkeys.extend(nkeys)
+        elif lk in ("permissions", "default_permission", "default_permissions"):
+            o.default_permissions = _permissions(r, block, k)
+        elif lk in ("auth_callout", "auth_hook"):
+            r.unsupported(block, k, "auth callout")
+        elif lk == "proxy_required":
+            pass
+        else:
+            r.error(block, k, f'unknown field "{k}"')
+    if (o.username or o.password) and o.authorization:
+        r.error(m, key, "Cannot have a user/pass and token")
+    if has_users and o.authorization:
+        r.error(m, key, "Can not have a token and a users array")
+    if has_users and o.username:
+        r.error(m, key, "Can not have a single user/pass and a users array")
+    if o.default_permissions is not None:
+        for u in o.users:
+            if u.permissions is None:
+                u.permissions = o.default_permissions
+
+
+def _users(r: _Reader, m: ConfigMap, key: str) -> tuple[list[User], list[NkeyUser]]:
+    value = m[key]
+    users: list[User] = []
+    nkeys: list[NkeyUser] = []
+    if not isinstance(value, list):
+        r.error(m, key, f"Expected users field to be an array, got {go_type_name(value)}")
+        return users, nkeys
+    for entry in value:
+        if not isinstance(entry, dict):
+            r.error(m, key, f"Expected user entry to be a map/struct, got {entry!r}")
+            continue
+        name = password = nkey = ""
+        perms: Permissions | None = None
+        conn_types: list[str] | None = None
+        account = ""
+        for k in entry:
+            lk = k.lower()
+            if lk in ("user", "username"):
+                name = r.string(entry, k) or ""
+            elif lk in ("pass", "password"):
+                password = r.string(entry, k) or ""
+            elif lk == "nkey":
+                nkey = r.string(entry, k) or ""
+            elif lk in ("permission", "permissions", "authorization"):
+                perms = _permissions(r, entry, k)
+            elif lk in ("allowed_connection_types", "connection_types", "clients"):
+                conn_types = r.str_list(entry, k)
+            elif lk == "account":
+                account = r.string(entry, k) or ""
+            elif lk == "proxy_required":
+                pass
+            elif not entry.is_used_variable(k):
+                r.error(entry, k, f'Unknown field "{k}" parsing users')
+        if nkey:
+            if not nkey.startswith("U") or len(nkey) != 56:
+                r.error(m, key, f'Not a valid public nkey for a user: "{nkey}"')
+                continue
+            nkeys.append(
+                NkeyUser(
+                    nkey=nkey,
+                    permissions=perms,
+                    account=account,
+                    allowed_connection_types=conn_types,
+                )
+            )
+        elif name:
+            users.append(
+                User(
+                    username=name,
+                    password=password,
+                    permissions=perms,
+                    account=account,
+                    allowed_connection_types=conn_types,
+                )
+            )
+        else:
+            r.error(m, key, "User entry requires a user")
+    return users, nkeys
+
+
+def _permissions(r: _Reader, m: ConfigMap, key: str) -> Permissions | None:
+    block = r.mapping(m, key)
+    if block is None:
+        return None
+    perms = Permissions()
+    for k in block:
+        lk = k.lower()
+        if lk in ("pub", "publish", "import"):
+            perms.publish = _subject_permission(r, block, k)
+        elif lk in ("sub", "subscribe", "export"):
+            perms.subscribe = _subject_permission(r, block, k)
+        elif lk in ("allow_responses", "publish_allow_responses"):
+            perms.response = _response_permission(r, block, k)
+        elif not block.is_used_variable(k):
+            r.error(block, k, f'Unknown field "{k}" parsing permissions')
+    if perms.response is not None and perms.publish is None:
+        # Responses alone imply everything else is denied for publishing.
+        perms.publish = SubjectPermission(allow=[], deny=[])
+    return perms
+
+
+def _subject_permission(r: _Reader, m: ConfigMap, key: str) -> SubjectPermission | None:
+    value = m[key]
+    if isinstance(value, (str, list)):
+        allow = r.str_list(m, key)
+        return SubjectPermission(allow=allow or [])
+    if not isinstance(value, dict):
+        r.error(
+            m,
+            key,
+            f"Expected subject permissions to be a subject, or map of allow/deny, got {go_type_name(value)}",
+        )
+        return None
+    perm = SubjectPermission()
+    for k in value:
+        lk = k.lower()
+        if lk == "allow":
+            perm.allow = r.str_list(value, k) or []
+        elif lk == "deny":
+            perm.deny = r.str_list(value, k) or []
+        else:
+            r.error(
+                value,
+                k,
+                f"Unknown field name \"{k}\" parsing subject permissions, only 'allow' or 'deny' are permitted",
+            )
+    return perm
+
+
+def _response_permission(r: _Reader, m: ConfigMap, key: str) -> ResponsePermission | None:
+    value = m[key]
+    if isinstance(value, bool):
+        return ResponsePermission() if value else None
+    if not isinstance(value, dict):
+        r.error(
+            m,
+            key,
+            f"Expected response permissions to be a boolean or map, got {go_type_name(value)}",
+        )
+        return None
+    perm = ResponsePermission()
+    for k in value:
+        lk = k.lower()
+        if lk in ("max", "max_msgs", "max_messages", "max_responses"):
+            n = r.integer(value, k)
+            if n is not None:
+                perm.max_msgs = n
+        elif lk in ("expires", "expiration", "ttl"):
+            d = r.duration(value, k)
+            if d is not None:
+                perm.expires = d
+        else:
+            r.error(value, k, f'Unknown field "{k}" parsing allow_responses')
+    return perm
+
+
+def _accounts(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = m[key]
+    if isinstance(value, list):  # `accounts: [A, B]`: names only
+        for name in value:
+            if isinstance(name, str):
+                o.accounts.setdefault(name, AccountConfig(name=name))
+        return
+    block = r.mapping(m, key)
+    if block is None:
+        return
+    for name in block:
+        if block.is_used_variable(name):
+            continue
+        acc = AccountConfig(name=name)
+        o.accounts[name] = acc
+        body = block[name]
+        if not isinstance(body, dict):
+            r.error(block, name, f"Expected map entries for accounts, got {go_type_name(body)}")
+            continue
+        for k in body:
+            lk = k.lower()
+            if lk == "users":
+                users, nkeys = _users(r, body, k)
+                acc.users, acc.nkey_users = users, nkeys
+            elif lk in ("exports",):
+                acc.exports = _exports(r, body, k)
+            elif lk in ("imports",):
+                acc.imports = _imports(r, body, k)
+            elif lk == "jetstream":
+                acc.jetstream = _account_jetstream(r, body, k)
+            elif lk in ("default_permissions", "default_permission"):
+                acc.default_permissions = _permissions(r, body, k)
+            elif lk == "nkey":
+                acc.nkey = r.string(body, k) or ""
+            elif lk in ("mappings", "maps", "limits", "msg_trace", "trace_dest"):
+                r.unsupported(body, k)
+            elif not body.is_used_variable(k):
+                r.error(body, k, f'Unknown field "{k}" parsing accounts')
+        if acc.default_permissions is not None:
+            for u in acc.users:
+                if u.permissions is None:
+                    u.permissions = acc.default_permissions
+
+
+def _exports(r: _Reader, m: ConfigMap, key: str) -> list[ExportConfig]:
+    value = m[key]
+    out: list[ExportConfig] = []
+    if not isinstance(value, list):
+        r.error(m, key, f"Exports should be an array, got {go_type_name(value)}")
+        return out
+    for entry in value:
+        if not isinstance(entry, dict):
+            r.error(m, key, "Export entry should be a map")
+            continue
+        export: ExportConfig | None = None
+        accounts: list[str] | None = None
+        response = "Singleton"
+        threshold = 120.0
+        for k in entry:
+            lk = k.lower()
+            if lk in ("stream", "service"):
+                subject = r.string(entry, k)
+                if subject is not None:
+                    export = ExportConfig(kind=lk, subject=subject)
+            elif lk == "accounts":
+                accounts = r.str_list(entry, k)
+            elif lk in ("response", "response_type"):
+                text = (r.string(entry, k) or "").lower()
+                mapping = {
+                    "single": "Singleton",
+                    "singleton": "Singleton",
+                    "stream": "Stream",
+                    "chunked": "Chunked",
+                }
+                if text not in mapping:
+                    r.error(entry, k, f'Unknown response type: "{entry[k]}"')
+                else:
+                    response = mapping[text]
+            elif lk in ("threshold", "response_threshold", "response_max_time", "response_time"):
+                d = r.duration(entry, k)
+                if d is not None:
+                    threshold = d
+            elif lk in ("latency", "allow_trace", "account_token_position", "advertise"):
+                pass
+            else:
+                r.error(entry, k, f'Unknown field "{k}" parsing exports')
+        if export is None:
+            r.error(m, key, "Export entry requires a stream or service subject")
+            continue
+        export.accounts = accounts
+        export.response_type = response
+        export.response_threshold = threshold
+        out.append(export)
+    return out
+
+
+def _imports(r: _Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
+    value = m[key]
+    out: list[ImportConfig] = []
+    if not isinstance(value, list):
+        r.error(m, key, f"Imports should be an array, got {go_type_name(value)}")
+        return out
+    for entry in value:
+        if not isinstance(entry, dict):
+            r.error(m, key, "Import entry should be a map")
+            continue
+        imp: ImportConfig | None = None
+        to = prefix = ""
+        for k in entry:
+            lk = k.lower()
+            if lk in ("stream", "service"):
+                src = entry[k]
+                if not isinstance(src, dict):
+                    r.error(entry, k, f"Import {lk} should be a map with account and subject")
+                    continue
+                account = src.get("account")
+                subject = src.get("subject")
+                if not isinstance(account, str) or not isinstance(subject, str):
+                    r.error(entry, k, f"Expect an account name and a subject for {lk} import")
+                    continue
+                imp = ImportConfig(kind=lk, account=account, subject=subject)
+            elif lk == "to":
+                to = r.string(entry, k) or ""
+            elif lk == "prefix":
+                prefix = r.string(entry, k) or ""
+            elif lk in ("share", "allow_trace"):
+                pass
+            else:
+                r.error(entry, k, f'Unknown field "{k}" parsing imports')
+        if imp is None:
+            r.error(m, key, "Import entry requires a stream or service")
+            continue
+        imp.to, imp.prefix = to, prefix
+        out.append(imp)
+    return out
+
+
+def _account_jetstream(r: _Reader, m: ConfigMap, key: str) -> dict[str, Any] | bool | None:
+    value = m[key]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value.lower() in ("enabled", "enable", "true", "yes", "on"):
+            return True
+        if value.lower() in ("disabled", "disable", "false", "no", "off"):
+            return False
+        r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+        return None
+    if not isinstance(value, dict):
+        r.error(
+            m, key, f"Expected map, bool or string to define JetStream, got {go_type_name(value)}"
+        )
+        return None
+    limits: dict[str, Any] = {}
+    names = {
+        "max_memory": "max_memory",
+        "max_mem": "max_memory",
+        "mem": "max_memory",
+        "memory": "max_memory",
+        "max_store": "max_storage",
+        "max_file": "max_storage",
+        "max_disk": "max_storage",
+        "store": "max_storage",
+        "disk": "max_storage",
+        "max_streams": "max_streams",
+        "streams": "max_streams",
+        "max_consumers": "max_consumers",
+        "consumers": "max_consumers",
+        "max_bytes_required": "max_bytes_required",
+        "max_stream_bytes": "max_bytes_required",
+        "max_bytes": "max_bytes_required",
+        "mem_max_stream_bytes": "memory_max_stream_bytes",
+        "disk_max_stream_bytes": "storage_max_stream_bytes",
+        "store_max_stream_bytes": "storage_max_stream_bytes",
+        "max_ack_pending": "max_ack_pending",
+    }
+    for k in value:
+        target = names.get(k.lower())
+        if target is None:
+            if k.lower() == "cluster_traffic":
+                continue
+            r.error(value, k, f'Unknown field "{k}" parsing jetstream account limits')
+            continue
+        v = value[k]
+        if target == "max_bytes_required":
+            limits[target] = bool(v)
+        elif target in (
+            "max_memory",
+            "max_storage",
+            "memory_max_stream_bytes",
+            "storage_max_stream_bytes",
+        ):
+            try:
+                limits[target] = parse_size(v)
+            except ValueError as e:
+                r.error(value, k, f"{k} {e}")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            limits[target] = v
+        else:
+            r.error(
+                value, k, f"interface conversion: interface {{}} is {go_type_name(v)}, not int64"
+            )
+    return limits
+
+
+def _jetstream(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = m[key]
+    if isinstance(value, bool):
+        o.jetstream = value
+        return
+    if isinstance(value, str):
+        lv = value.lower()
+        if lv in ("enabled", "enable", "true", "yes", "on"):
+            o.jetstream = True
+        elif lv in ("disabled", "disable", "false", "no", "off"):
+            o.jetstream = False
+        else:
+            r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+        return
+    block = r.mapping(m, key)
+    if block is None:
+        return
+    o.jetstream = True
+    for k in block:
+        lk = k.lower()
+        if block.is_used_variable(k):
+            continue
+        if lk in ("enabled", "enable"):
+            enabled = r.boolean(block, k)
+            if enabled is not None:
+                o.jetstream = enabled
+        elif lk in ("store_dir", "store", "storedir"):
+            path = r.string(block, k)
+            if path is not None:
+                if o.store_dir:
+                    r.error(block, k, 'Duplicate "store_dir" definition')
+                o.store_dir = path
+        elif lk in ("max_memory_store", "max_mem_store", "max_mem"):
+            try:
+                o.jetstream_max_memory = parse_size(block[k])
+            except ValueError as e:
+                r.error(block, k, f"max_mem_store {e}")
+        elif lk in ("max_file_store", "max_file"):
+            try:
+                o.jetstream_max_store = parse_size(block[k])
+            except ValueError as e:
+                r.error(block, k, f"max_file_store {e}")
+        elif lk == "domain":
+            o.jetstream_domain = r.string(block, k) or ""
+        elif lk in ("sync_interval", "sync"):
+            v = block[k]
+            if isinstance(v, str) and v.lower() == "always":
+                o.jetstream_sync_always = True
+                o.jetstream_sync_interval = None
+            else:
+                d = r.duration(block, k, "sync_interval")
+                if d is not None:
+                    o.jetstream_sync_interval = d
+        elif lk == "strict":
+            strict = r.boolean(block, k)
+            if strict is not None:
+                o.jetstream_strict = strict
+        elif lk in ("key", "ek", "encryption_key", "prev_key", "prev_ek", "cipher"):
+            r.unsupported(block, k, "encryption at rest")
+        elif lk in (
+            "limits",
+            "unique_tag",
+            "extension_hint",
+            "max_outstanding_catchup",
+            "max_buffered_size",
+            "max_buffered_msgs",
+            "request_queue_limit",
+            "info_queue_limit",
+            "meta_compact",
+            "meta_compact_size",
+            "meta_compact_sync",
+            "max_concurrent_io",
+            "tpm",
+            "max_catchup",
+        ):
+            r.unsupported(block, k)
+        else:
+            r.error(block, k, f'unknown field "{k}"')
+
+
+def _tls(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    block = r.mapping(m, key)
+    if block is None:
+        return
+    o.tls = True
+    for k in block:
+        lk = k.lower()
+        if lk == "cert_file":
+            o.tls_cert = r.string(block, k) or ""
+        elif lk == "key_file":
+            o.tls_key = r.string(block, k) or ""
+        elif lk == "ca_file":
+            o.tls_ca_cert = r.string(block, k) or ""
+        elif lk == "verify":
+            o.tls_verify = bool(r.boolean(block, k))
+        elif lk == "verify_and_map":
+            o.tls_map = bool(r.boolean(block, k))
+            o.tls_verify = o.tls_verify or o.tls_map
+        elif lk == "timeout":
+            t = r.seconds(block, k)
+            if t is not None:
+                o.tls_timeout = t
+        elif lk in ("handshake_first", "first", "immediate"):
+            v = block[k]
+            if isinstance(v, bool):
+                o.tls_handshake_first = v
+            elif isinstance(v, str) and v.lower() in ("auto", "auto_fallback"):
+                o.tls_handshake_first = True
+                o.tls_handshake_first_fallback = 0.05
+            elif isinstance(v, str):
+                d = r.duration(block, k, "handshake_first")
+                if d is not None:
+                    o.tls_handshake_first = True
+                    o.tls_handshake_first_fallback = d
+        elif lk == "min_version":
+            o.tls_min_version = r.string(block, k) or ""
+        elif lk in (
+            "insecure",
+            "cipher_suites",
+            "curve_preferences",
+            "pinned_certs",
+            "verify_cert_and_check_known_urls",
+            "connection_rate_limit",
+            "cert_store",
+            "cert_match_by",
+            "cert_match",
+            "ca_certs_match",
+            "cert_match_skip_invalid",
+            "ocsp_peer",
+            "certs",
+        ):
+            r.unsupported(block, k)
+        else:
+            r.error(block, k, f'error parsing tls config, unknown field "{k}"')
+
+
+def _operator(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    jwts = r.str_list(m, key)
+    if jwts is None:
+        return
+    from .jwt_auth import read_operator_jwt
+
+    for item in jwts:
+        try:
+            o.trusted_operators.append(read_operator_jwt(item))
+        except ValueError as e:
+            r.error(m, key, f"error parsing operator JWT: {e}")
+
+
+def _trusted(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    keys = r.str_list(m, key)
+    if keys is not None:
+        o.trusted_keys.extend(keys)
+
+
+def _resolver(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = m[key]
+    if isinstance(value, str):
+        if value.upper() == "MEMORY":
+            o.resolver = "MEMORY"
+        else:
+            r.unsupported(m, key, f"resolver {value}: only MEMORY is supported")
+    elif isinstance(value, dict):
+        kind = str(value.get("type", "")).upper()
+        if kind in ("MEMORY", "MEM"):
+            o.resolver = "MEMORY"
+        else:
+            r.unsupported(m, key, f"resolver type {kind or '?'}: only MEMORY is supported")
+    else:
+        r.error(
+            m, key, f"interface conversion: interface {{}} is {go_type_name(value)}, not string"
+        )
+
+
+def _resolver_preload(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    block = r.mapping(m, key)
+    if block is None:
+        return
+    for k in block:
+        jwt = r.string(block, k)
+        if jwt is not None:
+            o.resolver_preload[k] = jwt
+
+
+TOP_LEVEL.update(
+    {
+        "authorization": _authorization,
+        "accounts": _accounts,
+        "jetstream": _jetstream,
+        "tls": _tls,
+        "operator": _operator,
+        "operators": _operator,
+        "root": _operator,
+        "roots": _operator,
+        "root_operator": _operator,
+        "root_operators": _operator,
+        "trusted": _trusted,
+        "trusted_keys": _trusted,
+        "resolver": _resolver,
+        "resolver_preload": _resolver_preload,
+    }
+)
+
+
+@dataclasses.dataclass
+class ConfigResult:
+    options: Options
+    errors: list[str]
+    warnings: list[str]
+    notes: list[str]
+
+
+def options_from_config(data: ConfigMap, path: str, base: Options | None = None) -> ConfigResult:
+    """Options from a parsed file (no flags applied), with what the reader had to say."""
+    opts = dataclasses.replace(base) if base is not None else Options()
+    r = _Reader(path)
+    for key in data:
+        if data.is_used_variable(key):
+            continue
+        handler = TOP_LEVEL.get(key.lower())
+        if handler is None:
+            r.error(data, key, f'unknown field "{key}"')
+            continue
+        handler(r, opts, data, key)
+    _check_accounts(r, opts, data)
+    return ConfigResult(opts, r.errors, r.warnings, r.notes)
+
+
+def _check_accounts(r: _Reader, o: Options, data: ConfigMap) -> None:
+    if o.no_auth_user:
+        names = {u.username for u in o.users}
+        for acc in o.accounts.values():
+            names.update(u.username for u in acc.users)
+        if o.no_auth_user not in names:
+            r.error(
+                None,
+                None,
+                f'no_auth_user: "{o.no_auth_user}" not present as user or nkey in authorization block or account configuration',
+            )
+    for acc in o.accounts.values():
+        for imp in acc.imports:
+            if imp.account not in o.accounts:
+                r.error(None, None, f'"{imp.account}" account not defined for {imp.kind} import')
 
 
 def apply_config_file(opts: Options) -> Options:
-    raise ConfigLoadError(f"configuration files are not supported yet: {opts.config_file}")
+    """Options from `opts.config_file`, with the fields set on the command line kept."""
+    try:
+        loaded = load_config_file(opts.config_file)
+    except ConfigError as e:
+        # nats-server's text, prefixed with file:line:col so the place is never a guess
+        raise ConfigLoadError(e.with_location()) from None
+    except OSError as e:
+        raise ConfigLoadError(
+            f"open {opts.config_file}: {(e.strerror or str(e)).lower()}"
+        ) from None
+    if not loaded.data:
+        raise ConfigLoadError(f"{opts.config_file}: config has no values or is empty")
+    result = options_from_config(loaded.data, opts.config_file)
+    if result.errors:
+        raise ConfigLoadError("\n".join(result.errors))
+    fresh = result.options
+    for name in opts.set_by_flags:
+        setattr(fresh, name, getattr(opts, name))
+    fresh.set_by_flags = set(opts.set_by_flags)
+    fresh.config_file = opts.config_file
+    fresh.config_digest = loaded.digest
+    fresh.config_warnings = result.warnings
+    fresh.config_notes = result.notes
+    if fresh.max_payload > fresh.max_pending:
+        raise ConfigLoadError(
+            f"max_payload ({fresh.max_payload}) cannot be higher than max_pending ({fresh.max_pending})"
+        )
+    return fresh

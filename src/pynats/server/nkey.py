@@ -39,3 +39,34 @@ def new_server_id() -> str:
 def new_nonce() -> str:
     """The 11 random bytes, raw-URL-base64, that a client signs for nkey/JWT auth."""
     return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode().rstrip("=")
+
+
+class InvalidNkey(ValueError):
+    pass
+
+
+def decode_public_key(text: str) -> tuple[int, bytes]:
+    """(prefix byte, 32-byte key) of a public nkey; InvalidNkey when malformed or corrupted."""
+    try:
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    except (ValueError, TypeError):
+        raise InvalidNkey("invalid encoding") from None
+    if len(raw) != 35:
+        raise InvalidNkey("invalid length")
+    body, checksum = raw[:-2], int.from_bytes(raw[-2:], "little")
+    if crc16(body) != checksum:
+        raise InvalidNkey("invalid checksum")
+    return body[0], body[1:]
+
+
+def verify_signature(public_key: str, data: bytes, signature: bytes) -> bool:
+    """ed25519 check of `signature` over `data` by the holder of `public_key`."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    try:
+        _, raw = decode_public_key(public_key)
+        VerifyKey(raw).verify(data, signature)
+    except (InvalidNkey, BadSignatureError, ValueError):
+        return False
+    return True

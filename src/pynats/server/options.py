@@ -8,9 +8,13 @@ Durations are float seconds, sizes are int bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import const
+
+if TYPE_CHECKING:
+    from .accounts import AccountConfig
+    from .auth import NkeyUser, Permissions, User
 
 
 @dataclass
@@ -67,19 +71,30 @@ class Options:
     authorization: str = ""  # token
     auth_timeout: float = 0.0  # 0 = default (2 s, or tls_timeout + 1 s with TLS)
     no_auth_user: str = ""
-    users: list[dict[str, Any]] = field(default_factory=list)
-    nkeys: list[dict[str, Any]] = field(default_factory=list)
-    accounts: dict[str, Any] = field(default_factory=dict)
+    users: list[User] = field(default_factory=list)
+    nkeys: list[NkeyUser] = field(default_factory=list)
+    default_permissions: Permissions | None = None
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)
     system_account: str = ""
     no_system_account: bool = False
+    # Operator (JWT) mode
+    trusted_operators: list[str] = field(default_factory=list)  # operator JWTs
+    trusted_keys: list[str] = field(default_factory=list)
+    resolver: str = ""
+    resolver_preload: dict[str, str] = field(default_factory=dict)
 
-    # TLS (accepted from flags; served by the config/auth work)
+    # TLS
     tls: bool = False
     tls_verify: bool = False
+    tls_map: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca_cert: str = ""
     tls_timeout: float = const.TLS_TIMEOUT_S
+    tls_handshake_first: bool = False
+    tls_handshake_first_fallback: float = 0.0
+    allow_non_tls: bool = False
+    tls_min_version: str = ""
 
     # Cluster (accepted, not supported yet)
     cluster_listen: str = ""
@@ -100,20 +115,15 @@ class Options:
     jetstream_sync_always: bool = False
     jetstream_strict: bool = True
 
+    # Accepted and reported, otherwise unused so far
+    server_tags: list[str] = field(default_factory=list)
+    # Warnings the config reader found (nats-server prints them at start; `-t` fails on them)
+    config_warnings: list[str] = field(default_factory=list)
+    # Keys of the file pynats does not support yet (logged as warnings at start)
+    config_notes: list[str] = field(default_factory=list)
+
     # Set by the config reader / flags: which fields the command line fixed explicitly.
     set_by_flags: set[str] = field(default_factory=set)
-
-    def auth_required(self) -> bool:
-        return bool(
-            self.username
-            or self.authorization
-            or self.users
-            or self.nkeys
-            or self.accounts_with_users()
-        )
-
-    def accounts_with_users(self) -> bool:
-        return any(acc.get("users") for acc in self.accounts.values() if isinstance(acc, dict))
 
     def effective_auth_timeout(self) -> float:
         if self.auth_timeout > 0:

@@ -61,11 +61,14 @@ class Server:
         cache = not options.disable_sublist_cache
         self.accounts: dict[str, Account] = {}
         self.global_account = self._add_account(const.GLOBAL_ACCOUNT, cache)
+        for name, cfg in options.accounts.items():
+            account = self.accounts.get(name) or self._add_account(name, cache)
+            account.config = cfg
+            account.exports = list(cfg.exports)
         self.system_account: Account | None = None
         if not options.no_system_account:
-            self.system_account = self._add_account(
-                options.system_account or const.SYSTEM_ACCOUNT, cache
-            )
+            sys_name = options.system_account or const.SYSTEM_ACCOUNT
+            self.system_account = self.accounts.get(sys_name) or self._add_account(sys_name, cache)
             self.system_account.is_system = True
         self.authenticator = Authenticator(options)
 
@@ -179,8 +182,8 @@ class Server:
         info["client_id"] = client.cid
         if client.host:
             info["client_ip"] = client.host
-        if self.needs_nonce():
-            info["nonce"] = new_nonce()
+        if self.authenticator.needs_nonce:
+            client.nonce = info["nonce"] = new_nonce()
         if self.is_lame_duck:
             info["ldm"] = True
         if self.options.jetstream:
@@ -200,9 +203,6 @@ class Server:
         if self.options.jetstream:
             info["api_lvl"] = const.JS_API_LEVEL
         return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
-
-    def needs_nonce(self) -> bool:
-        return bool(self.options.nkeys)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -282,6 +282,8 @@ class Server:
         log.notice(f"  ID:       {self.server_id}")
         if opts.config_file:
             log.notice(f"Using configuration file: {opts.config_file} ({opts.config_digest})")
+        for note in opts.config_notes:
+            log.warn(note)
         if opts.cluster_listen or opts.routes:
             log.warn("Clustering (routes) is not supported yet by pynats: cluster options ignored")
         if opts.max_payload > const.MAX_PAYLOAD_WARN_SIZE:
@@ -296,6 +298,10 @@ class Server:
             self._monitor = MonitorServer(self)
             self.http_port = await self._monitor.start(opts.monitor_host(), opts.http_port)
 
+        from .imports import wire_imports
+
+        for problem in wire_imports(self):
+            log.warn(problem)
         for hook in self._startup_hooks:
             await hook()
 

@@ -1,0 +1,169 @@
+"""Account imports: how a message crosses from one account's subject space into another's.
+
+A stream import of `a.>` from account A into B is an internal subscription in A that re-routes
+each message into B (under its prefix or mapped subject). A service import is an internal
+subscription in B on the local subject: a request is re-routed into A with its reply subject
+replaced by a fresh `_R_.<token>` subject of A, and A's internal `_R_.>` subscription sends
+whatever answers arrive there back to the requester's reply subject in B (once for singleton
+responses, until the threshold for streamed and chunked ones).
+
+Only messages on imported subjects pay for this; the core path is unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from .accounts import RESPONSE_PREFIX, Account, ServiceResponse, find_export, map_subject
+from .client import route_message
+from .internal import InternalClient
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .server import Server
+
+RESPONSE_SWEEP_EVERY = 1024
+
+
+def wire_imports(server: Server) -> list[str]:
+    """Set up every configured import; returns problems (missing or private exports)."""
+    problems: list[str] = []
+    for account in server.accounts.values():
+        cfg = account.config
+        if cfg is None:
+            continue
+        for imp in cfg.imports:
+            exporter = server.accounts.get(imp.account)
+            if exporter is None:
+                problems.append(f'"{imp.account}" account not defined for {imp.kind} import')
+                continue
+            export = find_export(exporter, imp.kind, imp.subject, account.name)
+            if export is None:
+                problems.append(
+                    f"{imp.kind} import from {imp.account} for {imp.subject!r} in account "
+                    f"{account.name} has no matching export"
+                )
+                continue
+            if imp.kind == "stream":
+                _wire_stream_import(server, exporter, account, imp.subject, imp.to, imp.prefix)
+            else:
+                _wire_service_import(
+                    server,
+                    exporter,
+                    account,
+                    imp.subject,
+                    imp.to,
+                    export.response_type,
+                    export.response_threshold,
+                )
+    return problems
+
+
+def _client_for(server: Server, account: Account) -> InternalClient:
+    if account.imports_client is None:
+        account.imports_client = InternalClient(server, account, f"imports:{account.name}")
+    return account.imports_client
+
+
+def _wire_stream_import(
+    server: Server, exporter: Account, importer: Account, subject: str, to: str, prefix: str
+) -> None:
+    source = subject.encode()
+    dest = to.encode()
+    pre = (prefix.rstrip(".") + ".").encode() if prefix else b""
+    forwarder = _client_for(server, importer)
+
+    def forward(
+        sub: Subscription,
+        publisher: Any,
+        subj: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        target = pre + map_subject(subj, source, dest)
+        route_message(forwarder, importer, target, reply, len(headers), headers + payload)
+
+    _client_for(server, exporter).subscribe(source, forward)
+
+
+def _wire_service_import(
+    server: Server,
+    exporter: Account,
+    importer: Account,
+    subject: str,
+    to: str,
+    response_type: str,
+    threshold: float,
+) -> None:
+    remote = subject.encode()
+    local = to.encode() if to else remote
+    exporter_client = _client_for(server, exporter)
+    _ensure_response_subscription(server, exporter)
+    singleton = response_type == "Singleton"
+    counter = [0]
+
+    def request(
+        sub: Subscription,
+        publisher: Any,
+        subj: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        target = map_subject(subj, local, remote)
+        mapped: bytes | None = None
+        if reply is not None:
+            mapped = RESPONSE_PREFIX + secrets.token_urlsafe(12).encode()
+            exporter.responses[mapped] = ServiceResponse(
+                importer, reply, singleton, time.monotonic() + threshold
+            )
+            counter[0] += 1
+            if counter[0] % RESPONSE_SWEEP_EVERY == 0:
+                _sweep_responses(exporter)
+        delivered = route_message(
+            exporter_client, exporter, target, mapped, len(headers), headers + payload
+        )
+        if not delivered and reply is not None:
+            if mapped is not None:
+                exporter.responses.pop(mapped, None)
+            if getattr(publisher, "no_responders", False) and hasattr(
+                publisher, "send_no_responders"
+            ):
+                publisher.send_no_responders(subj, reply)
+
+    _client_for(server, importer).subscribe(local, request)
+
+
+def _ensure_response_subscription(server: Server, exporter: Account) -> None:
+    client = _client_for(server, exporter)
+    if any(s.subject == RESPONSE_PREFIX + b">" for s in client.subs.values()):
+        return
+
+    def respond(
+        sub: Subscription,
+        publisher: Any,
+        subj: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        entry = exporter.responses.get(subj)
+        if entry is None:
+            return
+        if entry.singleton or entry.deadline < time.monotonic():
+            del exporter.responses[subj]
+            if entry.deadline < time.monotonic():
+                return
+        back = _client_for(server, entry.account)
+        route_message(back, entry.account, entry.reply, reply, len(headers), headers + payload)
+
+    client.subscribe(RESPONSE_PREFIX + b">", respond)
+
+
+def _sweep_responses(account: Account) -> None:
+    now = time.monotonic()
+    for key in [k for k, v in account.responses.items() if v.deadline < now]:
+        del account.responses[key]
