@@ -26,9 +26,7 @@ if TYPE_CHECKING:
     from .accounts import Account
     from .server import Server
 
-InternalCallback = Callable[
-    [Subscription, Any, bytes, "bytes | None", bytes, bytes], None
-]
+InternalCallback = Callable[[Subscription, Any, bytes, "bytes | None", bytes, bytes], None]
 
 
 class InternalClient:
@@ -90,7 +88,12 @@ class InternalClient:
         self.out_msgs += 1
         self.out_bytes += len(payload)
         delivered = route_message(
-            self, self.account, subj, rep or None, len(headers), headers + payload if headers else payload
+            self,
+            self.account,
+            subj,
+            rep or None,
+            len(headers),
+            headers + payload if headers else payload,
         )
         self.server.flush_soon()
         return delivered
