@@ -138,10 +138,12 @@ class PermissionChecker:
         "_sub_allow",
         "_sub_deny",
         "deny_subscribe_patterns",
+        "permissions",
         "response",
     )
 
     def __init__(self, perms: Permissions) -> None:
+        self.permissions = perms
         pub, sub = perms.publish, perms.subscribe
         self._pub_allow = (
             _subject_list(pub.allow, with_queues=False) if pub and pub.allow is not None else None
@@ -156,6 +158,26 @@ class PermissionChecker:
         ]
         self.response = perms.response
         self._pub_cache: dict[bytes, bool] = {}
+
+    def as_json(self) -> dict[str, Any]:
+        """The permissions as nats-server reports them ($SYS.REQ.USER.INFO)."""
+        out: dict[str, Any] = {}
+        for name, perm in (
+            ("publish", self.permissions.publish),
+            ("subscribe", self.permissions.subscribe),
+        ):
+            if perm is None:
+                continue
+            entry: dict[str, Any] = {}
+            if perm.allow:
+                entry["allow"] = list(perm.allow)
+            if perm.deny:
+                entry["deny"] = list(perm.deny)
+            out[name] = entry
+        resp = self.permissions.response
+        if resp is not None:
+            out["responses"] = {"max": resp.max_msgs, "ttl": int(resp.expires * 1e9)}
+        return out
 
     @property
     def restricts_publish(self) -> bool:

@@ -504,6 +504,8 @@ class ClientConnection(asyncio.Protocol):
         if not self.connected:
             self.connected = True
             self._schedule_first_ping()
+            for hook in server.on_client_connect:
+                hook(self)
         if self.verbose:
             self.send(OK)
 

@@ -537,6 +537,92 @@ def healthz(server: Server, query: Query) -> JSONResponse:
     return JSONResponse(200, {"status": "ok"}, compact=True)
 
 
+# -- /accountz, /accstatz ---------------------------------------------------------------------
+
+
+def sublist_stats(sl: Any) -> dict[str, Any]:
+    return {
+        "num_subscriptions": sl.count,
+        "num_cache": len(sl.cache),
+        "num_inserts": sl.inserts,
+        "num_removes": sl.removes,
+        "num_matches": sl.cache_misses,
+        "cache_hit_rate": 0,
+        "max_fanout": sl.max_fanout,
+        "avg_fanout": sl.avg_fanout(),
+    }
+
+
+def account_detail(server: Server, account: Any) -> dict[str, Any]:
+    cfg = account.config
+    detail: dict[str, Any] = {
+        "account_name": account.name,
+        "update_time": rfc3339(server.config_load_time),
+        "is_system": account.is_system,
+        "expired": False,
+        "complete": True,
+        "jetstream_enabled": account.jetstream is not None,
+        "leafnode_connections": 0,
+        "client_connections": len(account.clients),
+        "subscriptions": account.sublist.count,
+    }
+    if not detail["is_system"]:
+        del detail["is_system"]
+    if account.exports:
+        detail["exports"] = [
+            {
+                "subject": e.subject,
+                "type": e.kind,
+                **({"approved_accounts": e.accounts} if e.accounts else {}),
+                **({"response_type": e.response_type} if e.kind == "service" else {}),
+            }
+            for e in account.exports
+        ]
+    if cfg is not None and cfg.imports:
+        detail["imports"] = [
+            {
+                "subject": i.subject,
+                "account": i.account,
+                "to": i.to or i.prefix,
+                "type": i.kind,
+                "invalid": False,
+                "share": False,
+                "tracking": False,
+            }
+            for i in cfg.imports
+        ]
+    detail["name_tag"] = account.name
+    detail["sublist_stats"] = sublist_stats(account.sublist)
+    return detail
+
+
+def accountz(server: Server, query: Query) -> dict[str, Any]:
+    result: dict[str, Any] = {"server_id": server.server_id, "now": rfc3339(time.time())}
+    if server.system_account is not None:
+        result["system_account"] = server.system_account.name
+    name = query.get("acc", "")
+    if name:
+        account = server.accounts.get(name)
+        if account is None:
+            raise BadRequest(f"Account {name} does not exist")
+        result["account_detail"] = account_detail(server, account)
+    else:
+        result["accounts"] = list(server.accounts)
+    return result
+
+
+def accstatz(server: Server, query: Query) -> dict[str, Any]:
+    from .system import account_stat
+
+    include_unused = parse_bool(query, "unused")
+    stats = [
+        account_stat(server, acc)
+        for acc in server.accounts.values()
+        if include_unused or acc.clients
+    ]
+    return {"server_id": server.server_id, "now": rfc3339(time.time()), "account_statz": stats}
+
+
 INDEX_LINKS = [
     ("varz", "General"),
     ("jsz", "JetStream"),
@@ -587,6 +673,8 @@ BUILTIN_ROUTES: dict[str, Handler] = {
     "gatewayz": gatewayz,
     "leafz": leafz,
     "healthz": healthz,
+    "accountz": accountz,
+    "accstatz": accstatz,
 }
 
 # -- the HTTP server -------------------------------------------------------------------------

@@ -101,6 +101,10 @@ class Server:
         self.info_extra: dict[str, Any] = {}
         self.monitor_routes: dict[str, Callable[..., Any]] = {}
         self.varz_extra: list[Callable[[dict[str, Any]], None]] = []
+        # Called once a client has authenticated, and once it is gone (system events).
+        self.on_client_connect: list[Callable[[ClientConnection], None]] = []
+        self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
+        self.system: Any = None
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
         self._listener: asyncio.base_events.Server | None = None
@@ -126,6 +130,8 @@ class Server:
         account = self.accounts.get(account_name)
         if account is None:
             account = self._add_account(account_name, not self.options.disable_sublist_cache)
+            if self.system is not None:
+                self.system.add_account(account)
         old = client.account
         for sub in client.subs.values():
             old.sublist.remove(sub)
@@ -225,6 +231,9 @@ class Server:
         if self.clients.pop(client.cid, None) is None:
             return
         client.account.clients.discard(client)
+        if client.connected:
+            for hook in self.on_client_disconnect:
+                hook(client)
         self.closed_in_msgs += client.in_msgs
         self.closed_in_bytes += client.in_bytes
         self.closed_out_msgs += client.out_msgs
@@ -302,6 +311,11 @@ class Server:
 
         for problem in wire_imports(self):
             log.warn(problem)
+        if self.system_account is not None:
+            from .system import SystemServices
+
+            self.system = SystemServices(self, self.system_account)
+            self.system.start()
         for hook in self._startup_hooks:
             await hook()
 
@@ -390,6 +404,8 @@ class Server:
         self.logger.notice("Initiating Shutdown...")
         if self._listener is not None:
             self._listener.close()
+        if self.system is not None:
+            self.system.stop()
         for hook in reversed(self._shutdown_hooks):
             try:
                 await hook()
