@@ -69,6 +69,19 @@ def url(server: RunningServer, user: str = "", password: str = "") -> str:
     return f"nats://{creds}127.0.0.1:{server.port}"
 
 
+async def publish_until_received(pub, subject: str, data: bytes, sub, timeout: float = 3.0):
+    """Cross-account interest may take a moment to settle on the Go server: publish again
+    until the message arrives (or fail after `timeout`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await pub.publish(subject, data)
+        try:
+            return await sub.next_msg(0.2)
+        except nats.errors.TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+
+
 async def no_message(sub, timeout: float = 0.3) -> bool:
     try:
         await sub.next_msg(timeout)
@@ -94,8 +107,7 @@ async def test_stream_import_with_prefix(server: RunningServer) -> None:
     b = await connect(url(server, "b", "b"))
     sub = await b.subscribe("fromA.events.>")
     await b.flush()
-    await a.publish("events.login", b"alice")
-    msg = await sub.next_msg(2)
+    msg = await publish_until_received(a, "events.login", b"alice", sub)
     assert (msg.subject, msg.data) == ("fromA.events.login", b"alice")
     await a.close()
     await b.close()
@@ -128,8 +140,8 @@ async def test_private_export_only_for_named_accounts(server: RunningServer) -> 
     c = await connect(url(server, "c", "c"))
     sub = await c.subscribe("private.>")
     await c.flush()
-    await a.publish("private.x", b"for C")
-    assert (await sub.next_msg(2)).data == b"for C"
+    msg = await publish_until_received(a, "private.x", b"for C", sub)
+    assert msg.data == b"for C"
     await a.close()
     await c.close()
 
