@@ -15,6 +15,7 @@ import nkeys
 import pytest
 from tests.conftest import connect
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
 
 USER_SEED = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
 USER_NKEY = nkeys.from_seed(USER_SEED).public_key.decode()
@@ -170,8 +171,7 @@ async def test_allow_responses_lets_a_deny_all_user_answer_once(server: RunningS
     # publishing anywhere else is denied
     await responder.publish("anything", b"x")
     await responder.flush()
-    await asyncio.sleep(0.1)
-    assert any("permissions violation" in str(e).lower() for e in errors)
+    await wait_until(lambda: any("permissions violation" in str(e).lower() for e in errors))
     await responder.close()
     await a.close()
 
@@ -200,8 +200,11 @@ async def test_publish_permission_violation_keeps_connection(server: RunningServ
     limited = await connect(url(server, "limited", "l"), error_cb=on_error)
     await limited.publish("forbidden", b"x")
     await limited.flush()
-    await asyncio.sleep(0.1)
-    assert any('permissions violation for publish to "forbidden"' in str(e).lower() for e in errors)
+    await wait_until(
+        lambda: any(
+            'permissions violation for publish to "forbidden"' in str(e).lower() for e in errors
+        )
+    )
     assert limited.is_connected
     await limited.publish("allowed.x", b"ok")
     await limited.flush()

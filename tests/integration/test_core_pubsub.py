@@ -9,14 +9,7 @@ import nats.errors
 import pytest
 from tests.conftest import connect
 from tests.support.servers import RunningServer
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.005)
+from tests.support.waiting import wait_until
 
 
 async def test_publish_reaches_subscriber(server: RunningServer) -> None:
@@ -69,7 +62,7 @@ async def test_queue_group_delivers_each_message_once_and_spreads_load(
     for i in range(total):
         await pub.publish("work", str(i).encode())
     await pub.flush()
-    await wait_for(lambda: len(seen) == total)
+    await wait_until(lambda: len(seen) == total)
     assert sorted(seen, key=int) == [str(i).encode() for i in range(total)]
     assert all(received[i] > 30 for i in range(3)), received
     # a plain subscriber on the same subject still gets every message

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import connect
 from tests.support.servers import pynats_server_command, start_server
+from tests.support.waiting import wait_until
 
 LOG_LINE = re.compile(
     r"^\[(\d+)\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} \[(INF|WRN|ERR|DBG|TRC|FTL)\] "
@@ -174,12 +175,7 @@ async def test_lame_duck_signal_tells_clients_and_stops_accepting() -> None:
         nc = await connect(srv.url, lame_duck_mode_cb=on_ldm)
         srv.signal(signal.SIGUSR2)
         srv.wait_for_log("Entering lame duck mode, stop accepting new clients")
-        deadline = time.monotonic() + 5
-        import asyncio
-
-        while not ldm_seen and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert ldm_seen
+        await wait_until(lambda: bool(ldm_seen), what="lame duck INFO")
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
         # SIGTERM is ignored during lame duck mode

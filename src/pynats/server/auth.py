@@ -296,7 +296,7 @@ class Authenticator:
     @property
     def auth_configured(self) -> bool:
         o = self.options
-        return bool(o.username or o.authorization or self.users or self.nkeys)
+        return bool(o.username or o.authorization or self.users or self.nkeys or o.tls_map)
 
     @property
     def required(self) -> bool:
@@ -308,10 +308,26 @@ class Authenticator:
         return bool(self.nkeys)
 
     def authenticate(
-        self, connect: dict[str, Any], nonce: str = ""
+        self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
     ) -> tuple[AuthResult | None, str]:
-        """Returns (result, reason): result is None when the client must be refused."""
+        """Returns (result, reason): result is None when the client must be refused.
+
+        `tls_identities` are the names in a verified client certificate (verify_and_map):
+        the first one that is a configured user authenticates the connection.
+        """
         opts = self.options
+        if opts.tls_map:
+            for name in tls_identities or ():
+                user = self.users.get(name)
+                if user is not None:
+                    return (
+                        AuthResult(
+                            user=user.username, account=user.account, permissions=user.permissions
+                        ),
+                        "",
+                    )
+            if self.users:
+                return None, "no user mapped from the client certificate"
         if not self.auth_configured:
             return AuthResult(), ""
         has_creds = any(

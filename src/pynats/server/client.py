@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from . import const
@@ -47,6 +48,8 @@ REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
 REASON_READ_ERROR = "Read Error"
 REASON_MAX_SUBS = "Maximum Subscriptions Exceeded"
+REASON_TLS_FAILURE = "TLS Handshake Failure"
+REASON_INTERNAL_ERROR = "Internal Client"
 
 
 # b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
@@ -283,6 +286,7 @@ class ClientConnection(asyncio.Protocol):
         "start",
         "stop",
         "subs",
+        "tls_pending",
         "transport",
         "user",
         "verbose",
@@ -335,6 +339,7 @@ class ClientConnection(asyncio.Protocol):
         self._stalled_producers: list[ClientConnection] = []
         self._connect_info_sent = False
         self.nonce = ""
+        self.tls_pending = False
         # Permissions (None = everything allowed) and reply subjects granted by allow_responses
         self.perms: PermissionChecker | None = None
         self.responses: ResponseTracker | None = None
@@ -356,7 +361,21 @@ class ClientConnection(asyncio.Protocol):
             high=high, low=min(const.WRITE_BUFFER_LOW_BYTES, high // 4)
         )
         server.register_client(self)
+        if server.tls_context is not None and server.options.tls_handshake_first:
+            self.tls_pending = True
+            server.loop.create_task(self._tls_handshake(send_info_after=True))
+            return
         self.send(server.info_line(self))
+        server.flush_pending()
+        if server.tls_context is not None:
+            self.tls_pending = True
+            server.loop.create_task(self._tls_handshake(send_info_after=False))
+            return
+        self._ready_for_connect()
+
+    def _ready_for_connect(self) -> None:
+        """After INFO (and TLS): refuse over the connection limit, else start the auth clock."""
+        server = self.server
         if server.is_over_connection_limit():
             self.close_with_error("maximum connections exceeded", REASON_MAX_CONNECTIONS)
             return
@@ -367,6 +386,31 @@ class ClientConnection(asyncio.Protocol):
             )
         server.flush_pending()
 
+    async def _tls_handshake(self, *, send_info_after: bool) -> None:
+        server = self.server
+        try:
+            new_transport = await server.loop.start_tls(
+                self.transport,  # type: ignore[arg-type]
+                self,
+                server.tls_context,  # type: ignore[arg-type]
+                server_side=True,
+                ssl_handshake_timeout=server.options.tls_timeout,
+            )
+        except Exception as e:  # any handshake failure closes this connection only
+            if not self.closed:
+                server.logger.error(
+                    f"{self.host}:{self.port} - cid:{self.cid} - TLS handshake error: {e}"
+                )
+                self.close_connection(REASON_TLS_FAILURE, abort=True)
+            return
+        self.tls_pending = False
+        if self.closed or new_transport is None:
+            return
+        self.transport = new_transport  # type: ignore[assignment]
+        if send_info_after:
+            self.send(server.info_line(self))
+        self._ready_for_connect()
+
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
         server = self.server
@@ -375,6 +419,12 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed(data)
         except ProtocolError as e:
             self.close_with_error(e.err, e.reason)
+        except Exception:  # a bug must cost one connection, never the server
+            server.logger.error(
+                f"{self.host}:{self.port} - cid:{self.cid} - internal error processing "
+                f"client data:\n{traceback.format_exc()}"
+            )
+            self.close_connection(REASON_INTERNAL_ERROR)
         finally:
             server.current_producer = None
         server.flush_pending()
@@ -485,7 +535,12 @@ class ClientConnection(asyncio.Protocol):
         self.version = str(opts.get("version") or "")
         if "account" in opts or "new_account" in opts:
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
-        result, why = server.authenticator.authenticate(opts, self.nonce)
+        identities: list[str] = []
+        if server.options.tls_map and self.transport is not None:
+            from .tls import certificate_identities
+
+            identities = certificate_identities(self.transport.get_extra_info("peercert"))
+        result, why = server.authenticator.authenticate(opts, self.nonce, identities)
         if result is None:
             server.logger.error(
                 f"{self.host}:{self.port} - cid:{self.cid} - "

@@ -139,7 +139,8 @@ def _tls_flag(name: str) -> Callable[[CommandLine, Any], None]:
     def apply(cl: CommandLine, value: Any) -> None:
         setattr(cl.options, name, value)
         cl.set_fields.add(name)
-        if name == "tls_verify" and value:
+        if name != "tls" and value:
+            # any --tls* flag switches TLS on, as nats-server does
             cl.options.tls = True
             cl.set_fields.add("tls")
 

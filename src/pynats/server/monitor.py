@@ -306,6 +306,13 @@ def conn_info(
     )
     if c.name:
         info["name"] = c.name
+    if c.transport is not None and not c.closed and server.tls_context is not None:
+        from .tls import connection_tls_info
+
+        version, cipher = connection_tls_info(c.transport)
+        if version:
+            info["tls_version"] = version
+            info["tls_cipher_suite"] = cipher
     if c.lang:
         info["lang"] = c.lang
     if c.version:

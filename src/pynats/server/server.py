@@ -71,6 +71,7 @@ class Server:
             self.system_account = self.accounts.get(sys_name) or self._add_account(sys_name, cache)
             self.system_account.is_system = True
         self.authenticator = Authenticator(options)
+        self.tls_context: Any = None  # ssl.SSLContext when TLS is configured
 
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: deque[dict[str, Any]] = deque(
@@ -173,10 +174,12 @@ class Server:
         }
         if self.authenticator.required:
             info["auth_required"] = True
-        if opts.tls:
+        if opts.tls and not opts.allow_non_tls:
             info["tls_required"] = True
         if opts.tls_verify:
             info["tls_verify"] = True
+        if opts.tls and opts.allow_non_tls:
+            info["tls_available"] = True
         info["max_payload"] = opts.max_payload
         if opts.jetstream:
             info["jetstream"] = True
@@ -301,6 +304,16 @@ class Server:
                 "and could lead to poor performance"
             )
 
+        if opts.tls:
+            from .tls import TLSConfigError, build_server_context
+
+            try:
+                self.tls_context = build_server_context(opts)
+            except TLSConfigError as e:
+                raise ServerStartError(str(e)) from None
+            if opts.allow_non_tls:
+                log.warn("allow_non_tls is not supported by pynats yet: TLS is required")
+
         if opts.http_port:
             from .monitor import MonitorServer
 
@@ -356,6 +369,8 @@ class Server:
         self.logger.notice(
             f"Listening for client connections on {join_host_port(host, self.client_port)}"
         )
+        if opts.tls:
+            self.logger.notice("TLS required for client connections")
 
     def _write_pid_file(self) -> None:
         try:
