@@ -256,6 +256,7 @@ class ClientConnection(asyncio.Protocol):
         "checks",
         "cid",
         "closed",
+        "connect_opts",
         "connected",
         "echo",
         "flush_queued",
@@ -340,6 +341,7 @@ class ClientConnection(asyncio.Protocol):
         self._connect_info_sent = False
         self.nonce = ""
         self.tls_pending = False
+        self.connect_opts: dict[str, Any] | None = None  # kept to re-check auth on reload
         # Permissions (None = everything allowed) and reply subjects granted by allow_responses
         self.perms: PermissionChecker | None = None
         self.responses: ResponseTracker | None = None
@@ -535,6 +537,7 @@ class ClientConnection(asyncio.Protocol):
         self.version = str(opts.get("version") or "")
         if "account" in opts or "new_account" in opts:
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        self.connect_opts = opts
         identities: list[str] = []
         if server.options.tls_map and self.transport is not None:
             from .tls import certificate_identities
@@ -550,7 +553,7 @@ class ClientConnection(asyncio.Protocol):
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
-        self._apply_permissions(result.permissions)
+        self.apply_permissions(result.permissions)
         self.parser.awaiting_connect = False
         self.parser.headers_enabled = self.headers
         if self._auth_timer is not None:
@@ -564,7 +567,7 @@ class ClientConnection(asyncio.Protocol):
         if self.verbose:
             self.send(OK)
 
-    def _apply_permissions(self, perms: Permissions | None) -> None:
+    def apply_permissions(self, perms: Permissions | None) -> None:
         if perms is None or perms.is_empty():
             self.perms = None
             self.responses = None
@@ -697,6 +700,34 @@ class ClientConnection(asyncio.Protocol):
             self.ping_sent_at = 0.0
 
     # -- subscriptions ----------------------------------------------------------------------
+
+    def _delivery_callback(self, subject: bytes) -> Any:
+        perms = self.perms
+        if self.responses is not None or (
+            perms is not None and perms.needs_delivery_filter(subject)
+        ):
+            return filtered_delivery
+        return None
+
+    def drop_disallowed_subscriptions(self) -> None:
+        """After a reload: remove the subscriptions the new permissions no longer allow."""
+        perms = self.perms
+        for sub in list(self.subs.values()):
+            if perms is not None and not perms.can_subscribe(sub.subject, sub.queue):
+                self.remove_subscription(sub)
+                text = sub.subject.decode(errors="replace")
+                sid = sub.sid.decode(errors="replace")
+                if sub.queue is not None:
+                    q = sub.queue.decode(errors="replace")
+                    self.send_err(
+                        f'Permissions Violation for Subscription to "{text}" using queue "{q}" (sid "{sid}")'
+                    )
+                else:
+                    self.send_err(
+                        f'Permissions Violation for Subscription to "{text}" (sid "{sid}")'
+                    )
+            else:
+                sub.callback = self._delivery_callback(sub.subject)
 
     def remove_subscription(self, sub: Subscription) -> None:
         if self.subs.get(sub.sid) is sub:

@@ -467,16 +467,23 @@ class Server:
             return  # SIGTERM is ignored while in lame duck mode, as nats-server does
         self.loop.create_task(self.shutdown())
 
-    reload_handler: Callable[[], None] | None = None
-
     def _on_reload_signal(self) -> None:
-        if self.reload_handler is not None:
-            self.reload_handler()
-        else:
-            self.logger.error(
-                "Failed to reload server configuration: config reload not supported without "
-                "a configuration file"
-            )
+        self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the configuration file; on any error keep running as before."""
+        from .reload import ReloadError, reload_config
+
+        try:
+            changes = reload_config(self)
+        except ReloadError as e:
+            self.logger.error(f"Failed to reload server configuration: {e}")
+            return False
+        for line in changes:
+            self.logger.notice(line)
+        self.config_load_time = time.time()
+        self.logger.notice(f"Reloaded server configuration ({self.options.config_digest})")
+        return True
 
     def enter_lame_duck_mode(self) -> None:
         if self.is_lame_duck or self.is_shutting_down:
