@@ -553,6 +553,13 @@ class ClientConnection(asyncio.Protocol):
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
+        if result.jwt_claims is not None:
+            conn_limit = int(server.authenticator.account_limits(self.account.name).get("conn", -1))
+            if 0 <= conn_limit < len(self.account.clients):
+                raise ProtocolError(
+                    "maximum account active connections exceeded",
+                    "Maximum Account Connections Exceeded",
+                )
         self.apply_permissions(result.permissions)
         self.parser.awaiting_connect = False
         self.parser.headers_enabled = self.headers

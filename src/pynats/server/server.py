@@ -70,7 +70,8 @@ class Server:
             sys_name = options.system_account or const.SYSTEM_ACCOUNT
             self.system_account = self.accounts.get(sys_name) or self._add_account(sys_name, cache)
             self.system_account.is_system = True
-        self.authenticator = Authenticator(options)
+        self._startup_error = ""
+        self.authenticator: Any = self._build_authenticator(options)
         self.tls_context: Any = None  # ssl.SSLContext when TLS is configured
 
         self.clients: dict[int, ClientConnection] = {}
@@ -141,6 +142,17 @@ class Server:
         client.account = account
         account.clients.add(client)
         account.total_conns += 1
+
+    def _build_authenticator(self, options: Options) -> Any:
+        """Operator (JWT) mode when operators are trusted, else the configured users."""
+        if options.trusted_operators or options.trusted_keys:
+            from .jwt_auth import JwtAuthenticator, JwtError
+
+            try:
+                return JwtAuthenticator(options)
+            except JwtError as e:
+                self._startup_error = f"Error configuring operator mode: {e}"
+        return Authenticator(options)
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -281,6 +293,8 @@ class Server:
         """Bind listeners, run start-up hooks and log the start-up lines."""
         self.loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
+        if self._startup_error:
+            raise ServerStartError(self._startup_error)
         opts = self.options
         log = self.logger
         log.notice("Starting nats-server")

@@ -1,0 +1,114 @@
+"""Operator (JWT) mode with the MEMORY resolver: users log in with .creds files as the
+official clients send them. Runs against pynats and the Go server with the same files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import pytest
+from tests.conftest import connect
+from tests.support import jwts
+from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = Path(tmp_path_factory.mktemp("op"))
+    op = jwts.operator()
+    sys_acc, app, other = jwts.account(), jwts.account(), jwts.account()
+    alice, limited, expired = jwts.user(), jwts.user(), jwts.user()
+    (base / "op.jwt").write_text(jwts.operator_jwt(op))
+    conf = base / "server.conf"
+    conf.write_text(f"""
+operator: "{base / "op.jwt"}"
+system_account: {sys_acc.public_key}
+resolver: MEMORY
+resolver_preload: {{
+  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"
+  {app.public_key}: "{jwts.account_jwt(op, app, "APP", {"conn": 2})}"
+  {other.public_key}: "{jwts.account_jwt(op, other, "OTHER")}"
+}}
+""")
+    creds = {
+        "alice": jwts.write_creds(base / "alice.creds", jwts.user_jwt(app, alice, "alice"), alice),
+        "limited": jwts.write_creds(
+            base / "limited.creds",
+            jwts.user_jwt(app, limited, "limited", {"pub": {"allow": ["ok.>"]}}),
+            limited,
+        ),
+        "expired": jwts.write_creds(
+            base / "expired.creds",
+            jwts.user_jwt(app, expired, "expired", exp=int(time.time()) - 60),
+            expired,
+        ),
+        "stranger": jwts.write_creds(
+            base / "stranger.creds",
+            jwts.user_jwt(jwts.account(), jwts.user(), "stranger"),  # account not preloaded
+            jwts.user(),
+        ),
+    }
+    return {"conf": conf, "creds": creds}
+
+
+@pytest.fixture(scope="module", params=["pynats", "go"])
+def server(request: pytest.FixtureRequest, setup: dict[str, Any]) -> Iterator[RunningServer]:
+    srv = start_server(["-c", str(setup["conf"])], oracle=request.param == "go")
+    yield srv
+    srv.stop()
+
+
+async def test_creds_file_login_and_messaging(server: RunningServer, setup: dict[str, Any]) -> None:
+    nc = await connect(server.url, user_credentials=str(setup["creds"]["alice"]))
+    assert nc._server_info.get("nonce")
+    sub = await nc.subscribe("hello")
+    await nc.publish("hello", b"jwt")
+    assert (await sub.next_msg(2)).data == b"jwt"
+    await nc.close()
+
+
+async def test_permissions_from_user_jwt(server: RunningServer, setup: dict[str, Any]) -> None:
+    errors: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(e)
+
+    nc = await connect(
+        server.url, user_credentials=str(setup["creds"]["limited"]), error_cb=on_error
+    )
+    await nc.publish("not.ok", b"x")
+    await nc.flush()
+    await wait_until(lambda: any("permissions violation" in str(e).lower() for e in errors))
+    await nc.close()
+
+
+@pytest.mark.parametrize("who", ["expired", "stranger"])
+async def test_bad_users_are_refused(
+    server: RunningServer, setup: dict[str, Any], who: str
+) -> None:
+    with pytest.raises(nats.errors.Error) as info:
+        await connect(server.url, user_credentials=str(setup["creds"][who]))
+    assert "authorization violation" in str(info.value).lower()
+
+
+async def test_no_credentials_refused(server: RunningServer) -> None:
+    with pytest.raises(nats.errors.Error) as info:
+        await connect(server.url)
+    assert "authorization violation" in str(info.value).lower()
+
+
+async def test_account_connection_limit_from_account_jwt(
+    server: RunningServer, setup: dict[str, Any]
+) -> None:
+    creds = str(setup["creds"]["alice"])
+    first = await connect(server.url, user_credentials=creds)
+    second = await connect(server.url, user_credentials=creds)
+    with pytest.raises(nats.errors.Error) as info:
+        await connect(server.url, user_credentials=creds)
+    assert "maximum account active connections exceeded" in str(info.value).lower()
+    await first.close()
+    await second.close()

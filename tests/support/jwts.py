@@ -1,0 +1,114 @@
+"""Make operator, account and user JWTs (and .creds files) for operator-mode tests.
+
+Written from the JWT v2 format the NATS tools produce: a JSON header and claims, base64url
+without padding, signed with the issuer's ed25519 nkey.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nkeys
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@dataclass
+class Identity:
+    seed: bytes
+    public_key: str
+
+    @classmethod
+    def new(cls, prefix: int) -> Identity:
+        seed = nkeys.encode_seed(os.urandom(32), prefix)
+        return cls(seed, nkeys.from_seed(seed).public_key.decode())
+
+    def sign(self, data: bytes) -> bytes:
+        return nkeys.from_seed(self.seed).sign(data)
+
+
+def operator() -> Identity:
+    return Identity.new(nkeys.PREFIX_BYTE_OPERATOR)
+
+
+def account() -> Identity:
+    return Identity.new(nkeys.PREFIX_BYTE_ACCOUNT)
+
+
+def user() -> Identity:
+    return Identity.new(nkeys.PREFIX_BYTE_USER)
+
+
+def encode(issuer: Identity, subject: str, name: str, nats: dict[str, Any], **extra: Any) -> str:
+    claims: dict[str, Any] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key,
+        "name": name,
+        "sub": subject,
+        **extra,
+        "nats": {"version": 2, **nats},
+    }
+    claims["jti"] = _b64(hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest())[:52]
+    header = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    signature = _b64(issuer.sign(f"{header}.{body}".encode()))
+    return f"{header}.{body}.{signature}"
+
+
+def operator_jwt(op: Identity, name: str = "OP") -> str:
+    return encode(op, op.public_key, name, {"type": "operator"})
+
+
+def account_jwt(
+    op: Identity, acc: Identity, name: str, limits: dict[str, Any] | None = None
+) -> str:
+    base_limits = {
+        "subs": -1,
+        "data": -1,
+        "payload": -1,
+        "imports": -1,
+        "exports": -1,
+        "wildcards": True,
+        "conn": -1,
+        "leaf": -1,
+    }
+    base_limits.update(limits or {})
+    return encode(op, acc.public_key, name, {"type": "account", "limits": base_limits})
+
+
+def user_jwt(
+    acc: Identity, usr: Identity, name: str, permissions: dict[str, Any] | None = None, **extra: Any
+) -> str:
+    nats: dict[str, Any] = {
+        "type": "user",
+        "subs": -1,
+        "data": -1,
+        "payload": -1,
+        "pub": {},
+        "sub": {},
+    }
+    nats.update(permissions or {})
+    return encode(acc, usr.public_key, name, nats, **extra)
+
+
+def write_creds(path: Path, jwt: str, usr: Identity) -> Path:
+    path.write_text(
+        "-----BEGIN NATS USER JWT-----\n"
+        f"{jwt}\n"
+        "------END NATS USER JWT------\n\n"
+        "************************* IMPORTANT *************************\n"
+        "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+        "-----BEGIN USER NKEY SEED-----\n"
+        f"{usr.seed.decode()}\n"
+        "------END USER NKEY SEED------\n"
+    )
+    return path
