@@ -49,6 +49,16 @@ def validate_options(opts: Options) -> None:
             f"max_payload ({opts.max_payload}) cannot be higher than max_pending "
             f"({opts.max_pending})"
         )
+    if opts.no_auth_user:
+        names = {u.username for u in opts.users} | {n.nkey for n in opts.nkeys}
+        for acc in opts.accounts.values():
+            names.update(u.username for u in acc.users)
+            names.update(n.nkey for n in acc.nkey_users)
+        if opts.no_auth_user not in names:
+            raise ConfigurationError(
+                f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
+                "authorization block or account configuration"
+            )
     if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:
         raise ServerStartError(
             f'Error listening on port: {opts.host}:{opts.port}, "listen tcp: address '
@@ -207,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         if opts.config_warnings:
-            print("nats-server: " + "\n".join(opts.config_warnings), file=sys.stderr)
+            print("nats-server: " + "\n".join(opts.config_warnings) + "\n", file=sys.stderr)
             return 1
         print(
             f"nats-server: configuration file {opts.config_file} is valid ({opts.config_digest})",

@@ -955,20 +955,12 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
 
 
 def _check_accounts(r: _Reader, o: Options, data: ConfigMap) -> None:
-    if o.no_auth_user:
-        names = {u.username for u in o.users}
-        for acc in o.accounts.values():
-            names.update(u.username for u in acc.users)
-        if o.no_auth_user not in names:
-            r.error(
-                None,
-                None,
-                f'no_auth_user: "{o.no_auth_user}" not present as user or nkey in authorization block or account configuration',
-            )
+    """Cross-references that nats-server checks while reading (reported at `accounts`)."""
+    key = next((k for k in data if k.lower() == "accounts"), None)
     for acc in o.accounts.values():
         for imp in acc.imports:
             if imp.account not in o.accounts:
-                r.error(None, None, f'"{imp.account}" account not defined for {imp.kind} import')
+                r.error(data, key, f'"{imp.account}" account not defined for {imp.kind} import')
 
 
 def apply_config_file(opts: Options) -> Options:
@@ -986,7 +978,7 @@ def apply_config_file(opts: Options) -> Options:
         raise ConfigLoadError(f"{opts.config_file}: config has no values or is empty")
     result = options_from_config(loaded.data, opts.config_file)
     if result.errors:
-        raise ConfigLoadError("\n".join(result.errors))
+        raise ConfigLoadError("\n".join(result.errors) + "\n")
     fresh = result.options
     for name in opts.set_by_flags:
         setattr(fresh, name, getattr(opts, name))
@@ -995,8 +987,4 @@ def apply_config_file(opts: Options) -> Options:
     fresh.config_digest = loaded.digest
     fresh.config_warnings = result.warnings
     fresh.config_notes = result.notes
-    if fresh.max_payload > fresh.max_pending:
-        raise ConfigLoadError(
-            f"max_payload ({fresh.max_payload}) cannot be higher than max_pending ({fresh.max_pending})"
-        )
     return fresh
