@@ -363,16 +363,13 @@ class ClientConnection(asyncio.Protocol):
             high=high, low=min(const.WRITE_BUFFER_LOW_BYTES, high // 4)
         )
         server.register_client(self)
-        if server.tls_context is not None and server.options.tls_handshake_first:
+        if server.tls_context is not None and not server.options.tls_handshake_first:
+            # TLS upgrade after INFO. (With handshake_first the listener itself is TLS.)
             self.tls_pending = True
-            server.loop.create_task(self._tls_handshake(send_info_after=True))
+            server.loop.create_task(self._upgrade_to_tls())
             return
         self.send(server.info_line(self))
         server.flush_pending()
-        if server.tls_context is not None:
-            self.tls_pending = True
-            server.loop.create_task(self._tls_handshake(send_info_after=False))
-            return
         self._ready_for_connect()
 
     def _ready_for_connect(self) -> None:
@@ -388,13 +385,22 @@ class ClientConnection(asyncio.Protocol):
             )
         server.flush_pending()
 
-    async def _tls_handshake(self, *, send_info_after: bool) -> None:
+    async def _upgrade_to_tls(self) -> None:
+        """INFO in the clear, then the handshake. Reading is paused before INFO goes out, so
+        the client's ClientHello (sent only after INFO) reaches the TLS layer, never the
+        parser."""
         server = self.server
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        transport.pause_reading()
+        self.send(server.info_line(self))
+        server.flush_pending()
         try:
             new_transport = await server.loop.start_tls(
-                self.transport,  # type: ignore[arg-type]
+                transport,  # type: ignore[arg-type]
                 self,
-                server.tls_context,  # type: ignore[arg-type]
+                server.tls_context,
                 server_side=True,
                 ssl_handshake_timeout=server.options.tls_timeout,
             )
@@ -409,8 +415,6 @@ class ClientConnection(asyncio.Protocol):
         if self.closed or new_transport is None:
             return
         self.transport = new_transport  # type: ignore[assignment]
-        if send_info_after:
-            self.send(server.info_line(self))
         self._ready_for_connect()
 
     def data_received(self, data: bytes) -> None:

@@ -361,12 +361,15 @@ class Server:
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
         host = opts.host
         try:
+            tls_first = self.tls_context if opts.tls_handshake_first else None
             self._listener = await self.loop.create_server(
                 lambda: ClientConnection(self),
                 host=host or None,
                 port=port,
                 reuse_address=True,
                 backlog=1024,
+                ssl=tls_first,
+                ssl_handshake_timeout=opts.tls_timeout if tls_first else None,
             )
         except (OSError, OverflowError) as e:
             where = join_host_port(host, opts.port)
