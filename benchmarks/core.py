@@ -99,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeat", type=int, default=1, help="runs per scenario and server; the median is reported"
     )
     parser.add_argument("--json", help="save results to this file")
+    parser.add_argument(
+        "--permissions",
+        action="store_true",
+        help="both servers require a user with publish/subscribe allow lists (the cost of "
+        "permission checks on the hot path)",
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1.0 if args.quick else 3.0
@@ -111,15 +117,43 @@ def _int_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
+PERMISSIONS_CONFIG = """
+authorization {
+  users: [
+    {user: bench, password: bench, permissions: {
+      publish: {allow: ["bench.>", "_INBOX.>"], deny: ["bench.denied.>"]}
+      subscribe: {allow: ["bench.>", "_INBOX.>"], deny: ["bench.denied.>"]}
+    }}
+  ]
+}
+"""
+
+
+def use_permissions() -> list[str]:
+    """Write the permissions config and make every generator connection log in with it;
+    returns the extra server arguments."""
+    import tempfile
+
+    import loadgen
+
+    path = Path(tempfile.mkdtemp(prefix="pynats-bench-")) / "permissions.conf"
+    path.write_text(PERMISSIONS_CONFIG)
+    loadgen.CONNECT = loadgen.CONNECT.replace(
+        b'"verbose"', b'"user":"bench","pass":"bench","verbose"'
+    )
+    return ["-c", str(path)]
+
+
 def choose_contenders(args: argparse.Namespace) -> list[Contender]:
     """Reference first (Go), then the candidate (pynats, --server-cmd, or the generator)."""
-    reference = ServerContender(go_spec(args.go))
+    extra = use_permissions() if args.permissions else []
+    reference = ServerContender(go_spec(args.go, extra))
     if args.self_test:
         candidate: Contender = GeneratorContender()
     elif args.server_cmd:
         candidate = ServerContender(custom_spec(args.server_cmd, args.label))
     else:
-        candidate = ServerContender(pynats_spec())
+        candidate = ServerContender(pynats_spec(extra))
     if args.only == "go":
         return [reference]
     if args.only == "pynats":

@@ -46,12 +46,12 @@ class ServerSpec:
         return [*self.command, "-a", HOST, "-p", str(port)]
 
 
-def go_spec(path: str) -> ServerSpec:
-    return ServerSpec("go", (path,))
+def go_spec(path: str, extra: list[str] | None = None) -> ServerSpec:
+    return ServerSpec("go", (path, *(extra or [])))
 
 
-def pynats_spec() -> ServerSpec:
-    return ServerSpec("pynats", (sys.executable, "-m", "pynats.server"))
+def pynats_spec(extra: list[str] | None = None) -> ServerSpec:
+    return ServerSpec("pynats", (sys.executable, "-m", "pynats.server", *(extra or [])))
 
 
 def custom_spec(command: str, name: str) -> ServerSpec:

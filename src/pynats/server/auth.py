@@ -180,6 +180,11 @@ class PermissionChecker:
         return out
 
     @property
+    def publish_cache(self) -> dict[bytes, bool]:
+        """subject -> allowed; connections read it directly on the publish path."""
+        return self._pub_cache
+
+    @property
     def restricts_publish(self) -> bool:
         return self._pub_allow is not None or self._pub_deny is not None
 
@@ -195,7 +200,7 @@ class PermissionChecker:
             plain, _, _ = self._pub_deny.match(subject)
             allowed = not plain
         if len(self._pub_cache) >= PERM_CACHE_MAX:
-            self._pub_cache.clear()
+            self._pub_cache.clear()  # the same dict object: connections hold a reference
         self._pub_cache[subject] = allowed
         return allowed
 

@@ -280,6 +280,7 @@ class ClientConnection(asyncio.Protocol):
         "pings_out",
         "port",
         "protocol",
+        "pub_allowed",
         "reason",
         "responses",
         "rtt",
@@ -345,8 +346,10 @@ class ClientConnection(asyncio.Protocol):
         # Permissions (None = everything allowed) and reply subjects granted by allow_responses
         self.perms: PermissionChecker | None = None
         self.responses: ResponseTracker | None = None
-        # True when a publish must go through _may_publish (verbose, pedantic, permissions)
+        # True when a publish must go through _may_publish (verbose, pedantic)
         self.checks = True
+        # The publish-permission cache (subject -> allowed), None without publish permissions
+        self.pub_allowed: dict[bytes, bool] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -585,15 +588,23 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.perms = PermissionChecker(perms)
             self.responses = ResponseTracker(perms.response) if perms.response else None
-        self.checks = (
-            self.verbose
-            or self.pedantic
-            or (self.perms is not None and self.perms.restricts_publish)
+        self.pub_allowed = (
+            self.perms.publish_cache
+            if self.perms is not None and self.perms.restricts_publish
+            else None
         )
+        self.checks = self.verbose or self.pedantic
 
     def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
+        pub_allowed = self.pub_allowed
+        if (
+            pub_allowed is not None
+            and not pub_allowed.get(subject)
+            and not self._publish_permitted(subject)
+        ):
+            return
         if (self.checks or reply is not None) and not self._may_publish(subject, reply):
             return
         if (
@@ -608,6 +619,13 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(payload)
+        pub_allowed = self.pub_allowed
+        if (
+            pub_allowed is not None
+            and not pub_allowed.get(subject)
+            and not self._publish_permitted(subject)
+        ):
+            return
         if (self.checks or reply is not None) and not self._may_publish(subject, reply):
             return
         if (
@@ -617,23 +635,25 @@ class ClientConnection(asyncio.Protocol):
         ):
             self.send_no_responders(subject, reply)
 
+    def _publish_permitted(self, subject: bytes) -> bool:
+        """The slow path of the publish permission check (the cache said not "allowed")."""
+        perms = self.perms
+        assert perms is not None
+        if perms.can_publish(subject):
+            return True
+        if self.responses is not None and self.responses.consume(subject):
+            return True
+        text = subject.decode(errors="replace")
+        self.send_err(f'Permissions Violation for Publish to "{text}"')
+        return False
+
     def _may_publish(self, subject: bytes, reply: bytes | None) -> bool:
-        """The checks nats-server makes before delivering, in its order; +OK when verbose.
+        """The other checks nats-server makes before delivering; +OK when verbose.
 
         Only called when one of them can apply, so a plain PUB pays nothing for them.
         """
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_err("Invalid Publish Subject")
-        perms = self.perms
-        if (
-            perms is not None
-            and perms.restricts_publish
-            and not perms.can_publish(subject)
-            and not (self.responses is not None and self.responses.consume(subject))
-        ):
-            text = subject.decode(errors="replace")
-            self.send_err(f'Permissions Violation for Publish to "{text}"')
-            return False
         if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES):
             text = reply.decode(errors="replace")
             self.send_err(f'Permissions Violation for Publish with Reply of "{text}"')
