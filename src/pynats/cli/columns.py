@@ -97,8 +97,8 @@ class Columns:
                 else:
                     lines.append(f"{indent}{' ' * padding}{label}: {value}")
             elif kind == _LINE:
-                if previous == _TITLE:
-                    continue
+                if previous == _TITLE and not label:
+                    continue  # a title is already followed by a blank line
                 lines.append((indent + label) if label else indent.rstrip() or "")
             previous = kind
         return "\n".join(lines) + ("\n" if lines else "")

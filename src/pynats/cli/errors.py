@@ -51,3 +51,9 @@ def _describe_client_error(exc: BaseException) -> str | None:
     if isinstance(exc, nats.errors.Error):
         return str(exc) or type(exc).__name__
     return None
+
+
+class Fatal(Exception):
+    """A fatal log line, natscli's `log.Fatalf`: printed as `HH:MM:SS <message>`, exit 1."""
+
+    exit_code = 1

@@ -39,8 +39,7 @@ def ibytes(size: int | float) -> str:
         return f"-{ibytes(-size)}"
     if size < 10:
         return f"{size} B"
-    exponent = min(int(math.floor(math.log(size, 1024))), len(_IEC_SUFFIXES) - 1)
-    # log() can land a hair under an exact power of 1024; correct it with integer math.
+    exponent = 0
     while exponent + 1 < len(_IEC_SUFFIXES) and size >= 1024 ** (exponent + 1):
         exponent += 1
     value = math.floor(size / 1024**exponent * 10 + 0.5) / 10

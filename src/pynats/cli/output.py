@@ -15,7 +15,13 @@ import sys
 import time
 from typing import Any
 
-_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_HTML_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def out(text: str | bytes = "", end: str = "\n") -> None:
@@ -78,3 +84,12 @@ def terminal_width() -> int | None:
     import shutil
 
     return shutil.get_terminal_size().columns
+
+
+def paint(text: str, color: str, stream: Any = None) -> str:
+    """`text` in `color` (a rich colour name) when `stream` (default stdout) is a terminal."""
+    if not is_tty(stream if stream is not None else sys.stdout):
+        return text
+    from rich.style import Style
+
+    return Style(color=color).render(text, color_system="standard")

@@ -112,7 +112,9 @@ class Table:
     def render_box(self) -> str:
         style, paint = _style_for(color_scheme())
         body = [r for r in self.rows if r is not None]
-        ncols = max([len(self.headers), *(len(r) for r in body), *(len(f) for f in self.footers), 0])
+        ncols = max(
+            [len(self.headers), *(len(r) for r in body), *(len(f) for f in self.footers), 0]
+        )
         if ncols == 0:
             return ""
         numeric = [_is_numeric_column(body, i) for i in range(ncols)]
@@ -145,7 +147,15 @@ class Table:
         if self.title:
             out.append(paint(style.top_left + style.top * inner + style.top_right))
             for title_line in textwrap.wrap(self.title, max(inner - 2, 1)) or [""]:
-                out.append((paint(style.vertical) + " " + _center(title_line, inner - 2) + " " + paint(style.vertical)).rstrip())
+                out.append(
+                    (
+                        paint(style.vertical)
+                        + " "
+                        + _center(title_line, inner - 2)
+                        + " "
+                        + paint(style.vertical)
+                    ).rstrip()
+                )
             out.append(rule(style.left_join, style.top_join, style.right_join))
         else:
             out.append(rule(style.top_left, style.top_join, style.top_right))
@@ -194,7 +204,9 @@ def _text(cell: Any) -> str:
 
 def _is_numeric_column(rows: list[list[Any]], index: int) -> bool:
     cells = [r[index] for r in rows if index < len(r)]
-    return bool(cells) and all(isinstance(c, int | float) and not isinstance(c, bool) for c in cells)
+    return bool(cells) and all(
+        isinstance(c, int | float) and not isinstance(c, bool) for c in cells
+    )
 
 
 def _center(text: str, width: int) -> str:
@@ -205,7 +217,9 @@ def _center(text: str, width: int) -> str:
 
 
 def _md_row(cells: list[Any]) -> str:
-    return "| " + " | ".join(_text(c).replace("|", "\\|").replace("\n", "<br/>") for c in cells) + " |"
+    return (
+        "| " + " | ".join(_text(c).replace("|", "\\|").replace("\n", "<br/>") for c in cells) + " |"
+    )
 
 
 def _style_for(scheme: str):  # type: ignore[no-untyped-def]

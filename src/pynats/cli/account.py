@@ -1,0 +1,216 @@
+"""`nats account info` (aliases `a`, `nfo`): who this connection is, and its JetStream usage.
+
+The screen combines what the server says about the user (`$SYS.REQ.USER.INFO`, skipped
+silently when unavailable), what the connection knows (client id, RTT, server), and the
+account's JetStream usage and limits (`$JS.API.INFO`). An account without JetStream is still a
+success (cli.md §12).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pynats.cli import humanize
+from pynats.cli.columns import Columns
+from pynats.cli.command import NatsGroup
+from pynats.cli.connect import connection, js_api_prefix, run_async, server_info
+from pynats.cli.messages import status_of
+from pynats.cli.options import current_settings
+from pynats.cli.output import log, out
+
+USER_INFO_TIMEOUT_S = 1.0
+
+
+def register(root: NatsGroup) -> None:
+    @root.group("account", aliases=["a"], help="Account information and status")
+    def account() -> None:
+        """Account information and status."""
+
+    @account.command("info", aliases=["nfo"], help="Account information")
+    def info() -> None:
+        screen = run_async(account_screen())
+        out(screen.render(), end="")
+
+
+async def account_screen() -> Columns:
+    """Gather the facts, then lay them out."""
+    async with connection() as nc:
+        user = await user_info(nc)
+        started = time.perf_counter()
+        await nc.flush()  # one PING/PONG; nc.rtt() is only as precise as the loop clock
+        rtt = time.perf_counter() - started
+        jetstream, problem = await jetstream_info(nc)
+        return render_account(nc, user, rtt, jetstream, problem)
+
+
+async def user_info(nc: Any) -> dict[str, Any] | None:
+    """`$SYS.REQ.USER.INFO` for this connection, or None when the server does not answer it."""
+    try:
+        reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=USER_INFO_TIMEOUT_S)
+        data = json.loads(reply.data)
+    except Exception:  # optional information: no answer, no permission or bad JSON all skip it
+        return None
+    if not isinstance(data, dict) or data.get("error"):
+        return None
+    return data.get("data") if isinstance(data.get("data"), dict) else None
+
+
+async def jetstream_info(nc: Any) -> tuple[dict[str, Any] | None, str]:
+    """The account's `$JS.API.INFO` reply, or None and the line natscli prints instead."""
+    import nats.errors
+
+    settings = current_settings()
+    subject = f"{js_api_prefix(settings)}.INFO"
+    if settings.trace:
+        log(f">>> {subject}")
+    try:
+        reply = await nc.request(subject, b"", timeout=settings.timeout)
+    except nats.errors.NoRespondersError:
+        return None, "   JetStream is not supported in this account"
+    except (TimeoutError, nats.errors.TimeoutError):
+        return None, "   No response from JetStream server"
+    if status_of(reply) == "503":
+        return None, "   JetStream is not supported in this account"
+    try:
+        data = json.loads(reply.data)
+    except ValueError as exc:
+        return None, f"   Could not obtain account information: {exc}"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        if error.get("code") == 503:
+            return None, "   JetStream is not supported in this account"
+        return None, f"   Could not obtain account information: {error.get('description', error)}"
+    return data, ""
+
+
+def render_account(
+    nc: Any, user: dict[str, Any] | None, rtt: float, jetstream: dict[str, Any] | None, problem: str
+) -> Columns:
+    info = server_info(nc)
+    url = nc.connected_url
+    screen = Columns("Account Information")
+    if user is not None:
+        screen.add_row("User", user.get("user", ""))
+        account_id, account_name = user.get("account", ""), user.get("account_name", "")
+        shown = (
+            f"{account_name} ({account_id})"
+            if account_name and account_name != account_id
+            else account_id
+        )
+        screen.add_row("Account", shown)
+        expires = int(user.get("expires", 0) or 0)
+        screen.add_row("Expires", humanize.human_duration(expires) if expires else "never")
+    screen.add_row("Client ID", info.get("client_id", nc.client_id or 0))
+    screen.add_row("Client IP", info.get("client_ip", ""))
+    screen.add_row("RTT", humanize.go_duration_seconds(rtt))
+    screen.add_row("Headers Supported", bool(info.get("headers")))
+    screen.add_row("Maximum Payload", humanize.ibytes(nc.max_payload))
+    screen.add_row_if_not_empty("Connected Cluster", info.get("cluster", ""))
+    if url is not None:
+        screen.add_row("Connected URL", f"{url.scheme}://{url.hostname}:{url.port}")
+        screen.add_row("Connected Address", f"{url.hostname}:{url.port}")
+    screen.add_row("Connected Server ID", info.get("server_id", ""))
+    screen.add_row("Connected Server Version", info.get("version", ""))
+    if info.get("server_name") and info.get("server_name") != info.get("server_id"):
+        screen.add_row("Connected Server Name", info["server_name"])
+    screen.add_row(
+        "TLS Connection",
+        "yes" if info.get("tls_required") or (url and url.scheme == "tls") else "no",
+    )
+    _add_permissions(screen, (user or {}).get("permissions"))
+    _add_jetstream(screen, jetstream, problem, nc.max_payload)
+    return screen
+
+
+def _add_permissions(screen: Columns, permissions: dict[str, Any] | None) -> None:
+    if not permissions:
+        return
+    screen.add_section("Connection Permissions")
+    for title, key in (("Publish", "publish"), ("Subscribe", "subscribe")):
+        rules = permissions.get(key) or {}
+        if not rules.get("allow") and not rules.get("deny"):
+            continue
+        screen.add_line(f"  {title}:")
+        for kind in ("allow", "deny"):
+            if rules.get(kind):
+                screen.add_line(f"    {kind.capitalize()}:")
+                for subject in sorted(rules[kind]):
+                    screen.add_line(f"      {subject}")
+
+
+def _add_jetstream(
+    screen: Columns, jetstream: dict[str, Any] | None, problem: str, max_payload: int
+) -> None:
+    domain = (jetstream or {}).get("domain", "")
+    screen.add_section(
+        f"JetStream Account Information for domain {domain}"
+        if domain
+        else "JetStream Account Information"
+    )
+    if jetstream is None:
+        screen.add_line(problem)
+        return
+    screen.add_section("Account Usage")
+    screen.add_row_if_not_empty("Domain", domain)
+    screen.add_row("Storage", humanize.ibytes(jetstream.get("storage", 0)))
+    screen.add_row("Memory", humanize.ibytes(jetstream.get("memory", 0)))
+    screen.add_row("Streams", jetstream.get("streams", 0))
+    screen.add_row("Consumers", jetstream.get("consumers", 0))
+    screen.add_section("Account Limits")
+    screen.add_row("Max Message Payload", humanize.ibytes(max_payload))
+    tiers = jetstream.get("tiers") or {"Default": jetstream}
+    for name in sorted(tiers):
+        _add_tier(screen, name, tiers[name])
+
+
+def _add_tier(screen: Columns, name: str, tier: dict[str, Any]) -> None:
+    limits = tier.get("limits") or {}
+    screen.indent(2)
+    screen.add_section(f"Tier: {name}")
+    screen.indent(4)
+    screen.add_section("Configuration Requirements")
+    screen.add_row("Stream Requires Max Bytes Set", bool(limits.get("max_bytes_required")))
+    ack = limits.get("max_ack_pending", -1)
+    screen.add_row(
+        "Consumer Maximum Ack Pending",
+        "Unlimited" if ack is None or ack <= 0 else humanize.comma(ack),
+    )
+    screen.add_section("Stream Resource Usage Limits")
+    screen.add_row(
+        "Memory",
+        _used_of(
+            tier.get("memory", 0), limits.get("max_memory", -1), tier.get("reserved_memory", 0)
+        ),
+    )
+    screen.add_row("Memory Per Stream", _per_stream(limits.get("memory_max_stream_bytes", -1)))
+    screen.add_row(
+        "Storage",
+        _used_of(
+            tier.get("storage", 0), limits.get("max_storage", -1), tier.get("reserved_storage", 0)
+        ),
+    )
+    screen.add_row("Storage Per Stream", _per_stream(limits.get("storage_max_stream_bytes", -1)))
+    streams = limits.get("max_streams", -1)
+    screen.add_row(
+        "Streams",
+        "Unlimited"
+        if streams == -1
+        else f"{humanize.comma(tier.get('streams', 0))} of {humanize.comma(streams)}",
+    )
+    consumers = limits.get("max_consumers", -1)
+    screen.add_row(
+        "Consumers",
+        "Unlimited" if consumers == -1 else f"Maximum {humanize.comma(consumers)} per stream",
+    )
+    screen.indent(0)
+
+
+def _used_of(used: int, limit: int, reserved: int) -> str:
+    shown = f"{humanize.ibytes(used)} of {'Unlimited' if limit == -1 else humanize.ibytes(limit)}"
+    return f"{shown} ({humanize.ibytes(reserved)} reserved)" if reserved else shown
+
+
+def _per_stream(limit: int | None) -> str:
+    return "Unlimited" if limit is None or limit <= 0 else humanize.ibytes(limit)
