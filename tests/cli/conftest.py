@@ -33,7 +33,7 @@ import pytest
 from tests.support.servers import RunningServer, start_server
 
 SERVER_KINDS = ("go", "pynats")
-FEATURES_NOT_YET_IN_PYNATS = {"jetstream", "system_account"}
+FEATURES_NOT_YET_IN_PYNATS = {"jetstream"}
 FIXTURE_FEATURES = {"js_server": "jetstream", "sys_server": "system_account"}
 WAIT_S = 10.0
 
