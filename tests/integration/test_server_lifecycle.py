@@ -229,3 +229,40 @@ def test_python_dash_m_entry_point_and_console_script_agree() -> None:
     out = subprocess.run([str(exe), "-v"], capture_output=True, text=True, timeout=10)
     assert out.stdout == run_cli("-v").stdout
     assert os.access(exe, os.X_OK)
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.02)
+
+
+def test_log_file_and_reopen_signal(tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    pid_file = tmp_path / "server.pid"
+    proc = subprocess.Popen(
+        [
+            *pynats_server_command(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-l",
+            str(log_file),
+            "-P",
+            str(pid_file),
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_text(log_file, "Server is ready")
+        assert "Starting nats-server" in log_file.read_text()
+        log_file.rename(tmp_path / "server.log.1")  # what logrotate does, then SIGUSR1
+        result = run_cli("--signal", f"reopen={pid_file}")
+        assert result.returncode == 0, result.stderr
+        wait_for_text(log_file, "File log re-opened")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert proc.stderr is not None and b"Server is ready" not in proc.stderr.read()
