@@ -3,15 +3,18 @@ official clients send them. Runs against pynats and the Go server with the same 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nats.errors
+import nkeys
 import pytest
 from tests.conftest import connect
 from tests.support import jwts
+from tests.support.raw import RawClient
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import wait_until
 
@@ -21,7 +24,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = Path(tmp_path_factory.mktemp("op"))
     op = jwts.operator()
     sys_acc, app, other = jwts.account(), jwts.account(), jwts.account()
-    alice, limited, expired = jwts.user(), jwts.user(), jwts.user()
+    alice, limited, expired, bounded = jwts.user(), jwts.user(), jwts.user(), jwts.user()
     (base / "op.jwt").write_text(jwts.operator_jwt(op))
     conf = base / "server.conf"
     conf.write_text(f"""
@@ -31,7 +34,7 @@ resolver: MEMORY
 resolver_preload: {{
   {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"
   {app.public_key}: "{jwts.account_jwt(op, app, "APP", {"conn": 2})}"
-  {other.public_key}: "{jwts.account_jwt(op, other, "OTHER")}"
+  {other.public_key}: "{jwts.account_jwt(op, other, "OTHER", {"subs": 2, "payload": 100})}"
 }}
 """)
     creds = {
@@ -45,6 +48,9 @@ resolver_preload: {{
             base / "expired.creds",
             jwts.user_jwt(app, expired, "expired", exp=int(time.time()) - 60),
             expired,
+        ),
+        "bounded": jwts.write_creds(
+            base / "bounded.creds", jwts.user_jwt(other, bounded, "bounded"), bounded
         ),
         "stranger": jwts.write_creds(
             base / "stranger.creds",
@@ -112,3 +118,24 @@ async def test_account_connection_limit_from_account_jwt(
     assert "maximum account active connections exceeded" in str(info.value).lower()
     await first.close()
     await second.close()
+
+
+def test_account_subscription_and_payload_limits(
+    server: RunningServer, setup: dict[str, Any]
+) -> None:
+    """Limits from the account JWT: subscriptions over the limit are refused (the connection
+    stays) and the lower max_payload is announced in the INFO after CONNECT."""
+    jwt, seed = read_creds(setup["creds"]["bounded"])
+    with RawClient(server.port) as raw:
+        sig = base64.urlsafe_b64encode(nkeys.from_seed(seed).sign(raw.info["nonce"].encode()))
+        info = raw.handshake(jwt=jwt, sig=sig.decode().rstrip("="))
+        assert info["max_payload"] == 100
+        raw.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n")
+        assert raw.ping_pong() == b"-ERR 'maximum subscriptions exceeded'\r\n"
+
+
+def read_creds(path: Path) -> tuple[str, bytes]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    jwt = next(line for line in lines if line.startswith("eyJ"))
+    seed = next(line for line in lines if line.startswith("SU"))
+    return jwt, seed.encode()

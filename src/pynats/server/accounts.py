@@ -56,8 +56,12 @@ class Account:
         "config",
         "exports",
         "imports_client",
+        "internal_subs",
         "is_system",
         "jetstream",
+        "max_connections",
+        "max_payload",
+        "max_subscriptions",
         "name",
         "responses",
         "sublist",
@@ -73,6 +77,13 @@ class Account:
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
         self.config: AccountConfig | None = None
+        # Limits from an account JWT (-1 = unlimited)
+        self.max_connections = -1
+        self.max_subscriptions = -1
+        self.max_payload = -1
+        # Subscriptions held by the server itself ($SYS services, imports): not the
+        # account's to count against its limits.
+        self.internal_subs = 0
         self.exports: list[ExportConfig] = []
         # The internal client that carries this account's imports, and the reply subjects
         # it mapped for service imports (`_R_.<token>` -> where the response goes).

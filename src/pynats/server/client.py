@@ -561,8 +561,15 @@ class ClientConnection(asyncio.Protocol):
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
         if result.jwt_claims is not None:
-            conn_limit = int(server.authenticator.account_limits(self.account.name).get("conn", -1))
-            if 0 <= conn_limit < len(self.account.clients):
+            account = self.account
+            limits = server.authenticator.account_limits(account.name)
+            account.max_connections = int(limits.get("conn", -1))
+            account.max_subscriptions = int(limits.get("subs", -1))
+            account.max_payload = int(limits.get("payload", -1))
+            if account.max_payload > 0:
+                self.parser.max_payload = min(self.parser.max_payload, account.max_payload)
+            conn_limit = account.max_connections
+            if 0 <= conn_limit < len(account.clients):
                 raise ProtocolError(
                     "maximum account active connections exceeded",
                     "Maximum Account Connections Exceeded",
@@ -683,7 +690,11 @@ class ClientConnection(asyncio.Protocol):
                 self.send(OK)
             return
         limit = self.server.options.max_subscriptions
-        if limit > 0 and len(self.subs) >= limit:
+        account_limit = self.account.max_subscriptions
+        if (limit > 0 and len(self.subs) >= limit) or (
+            account_limit >= 0
+            and self.account.sublist.count - self.account.internal_subs >= account_limit
+        ):
             self.send_err("maximum subscriptions exceeded")
             return
         perms = self.perms

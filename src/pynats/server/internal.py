@@ -65,6 +65,7 @@ class InternalClient:
         sub = Subscription(self, subj, q, sid, callback=callback)
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
+        self.account.internal_subs += 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -73,7 +74,8 @@ class InternalClient:
     def remove_subscription(self, sub: Subscription) -> None:
         if self.subs.get(sub.sid) is sub:
             del self.subs[sub.sid]
-        self.account.sublist.remove(sub)
+        if self.account.sublist.remove(sub):
+            self.account.internal_subs -= 1
 
     def publish(
         self,
@@ -100,6 +102,7 @@ class InternalClient:
 
     def close(self) -> None:
         for sub in list(self.subs.values()):
-            self.account.sublist.remove(sub)
+            if self.account.sublist.remove(sub):
+                self.account.internal_subs -= 1
         self.subs.clear()
         self.closed = True

@@ -217,6 +217,7 @@ class Server:
         info["client_id"] = client.cid
         if client.host:
             info["client_ip"] = client.host
+        info["max_payload"] = client.parser.max_payload  # an account JWT may lower it
         info["connect_info"] = True
         info["remote_account"] = client.account.name
         if client.account.is_system:
