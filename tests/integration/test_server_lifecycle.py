@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import connect
+from tests.support.raw import RawClient
 from tests.support.servers import pynats_server_command, start_server
 from tests.support.waiting import wait_until
 
@@ -266,3 +267,24 @@ def test_log_file_and_reopen_signal(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(5)
     assert proc.stderr is not None and b"Server is ready" not in proc.stderr.read()
+
+
+def test_trace_flag_logs_protocol_like_nats_server() -> None:
+    srv = start_server(["-V"])
+    try:
+        with RawClient(srv.port) as raw:
+            raw.handshake(name="tracer")
+            raw.send(b"SUB foo 1\r\nPUB foo r 5\r\nhello\r\n")
+            assert raw.ping_pong() == b"MSG foo 1 r 5\r\nhello\r\n"
+        for line in (
+            r'\[TRC\] 127\.0\.0\.1:\d+ - cid:\d+ - <<- \[CONNECT \{.*"name": "tracer".*\}\]',
+            r'- "tracer" - <<- \[SUB foo 1\]',
+            r'- "tracer" - <<- \[PUB foo r 5\]',
+            r'- "tracer" - <<- MSG_PAYLOAD: \["hello"\]',
+            r'- "tracer" - ->> \[MSG foo 1 r 5\]',
+            r'- "tracer" - ->> MSG_PAYLOAD: \["hello"\]',
+            r'- "tracer" - ->> \[PONG\]',
+        ):
+            srv.wait_for_log(line)
+    finally:
+        srv.stop()

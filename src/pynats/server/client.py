@@ -299,8 +299,13 @@ class ClientConnection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         opts = server.options
+        sink: Any = self
+        if server.logger.trace_enabled:
+            from .trace import TracingSink
+
+            sink = TracingSink(self)
         self.parser = ProtocolParser(
-            self, max_payload=opts.max_payload, max_control_line=opts.max_control_line
+            sink, max_payload=opts.max_payload, max_control_line=opts.max_control_line
         )
         self.account: Account = server.global_account
         self.cid = 0
@@ -461,6 +466,10 @@ class ClientConnection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Queue protocol bytes for this connection; written at the next flush."""
+        if self.server.logger.trace_enabled:
+            from .trace import trace_out
+
+            trace_out(self, data)
         self.out.append(data)
         if not self.flush_queued:
             self.flush_queued = True
@@ -708,12 +717,7 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.send_err(f'Permissions Violation for Subscription to "{text}"')
             return
-        callback = None
-        if self.responses is not None or (
-            perms is not None and perms.needs_delivery_filter(subject)
-        ):
-            callback = filtered_delivery
-        sub = Subscription(self, subject, queue, sid, callback=callback)
+        sub = Subscription(self, subject, queue, sid, callback=self._delivery_callback(subject))
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
         if self.verbose:
@@ -744,6 +748,10 @@ class ClientConnection(asyncio.Protocol):
     # -- subscriptions ----------------------------------------------------------------------
 
     def _delivery_callback(self, subject: bytes) -> Any:
+        if self.server.logger.trace_enabled:
+            from .trace import traced_delivery
+
+            return traced_delivery
         perms = self.perms
         if self.responses is not None or (
             perms is not None and perms.needs_delivery_filter(subject)

@@ -1,0 +1,133 @@
+"""Protocol tracing (`-V`, `-DV`): every operation in and out, in nats-server's words.
+
+    [TRC] 127.0.0.1:36858 - cid:5 - "name" - <<- [PUB foo r 5]
+    [TRC] 127.0.0.1:36858 - cid:5 - "name" - <<- MSG_PAYLOAD: ["hello"]
+    [TRC] 127.0.0.1:36858 - cid:5 - "name" - ->> [MSG foo 1 r 5]
+
+Tracing costs nothing when it is off: a traced connection gets a `TracingSink` between its
+parser and itself, and its subscriptions a delivery callback that logs, so the untraced path
+has no check for it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import ClientConnection
+    from .sublist import Subscription
+
+
+def connection_label(c: ClientConnection) -> str:
+    """`host:port - cid:N - "name"`, as nats-server prefixes a connection's log lines."""
+    label = f"{c.host}:{c.port} - cid:{c.cid}"
+    if c.name:
+        return f'{label} - "{c.name}"'
+    if c.version and c.lang:
+        return f'{label} - "v{c.version}:{c.lang}"'
+    return label
+
+
+def quote_payload(data: bytes, limit: int) -> str:
+    text = data[:limit] if limit > 0 else data
+    shown = json.dumps(text.decode("utf-8", errors="replace"))
+    return shown + ("..." if limit > 0 and len(data) > limit else "")
+
+
+class TracingSink:
+    """Sits between the parser and the connection, logging each operation first."""
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+        self.logger = client.server.logger
+        self.limit = client.server.options.max_traced_msg_len
+
+    def _in(self, text: str) -> None:
+        self.logger.trace(f"{connection_label(self.client)} - <<- [{text}]")
+
+    def _payload(self, data: bytes) -> None:
+        self.logger.trace(
+            f"{connection_label(self.client)} - <<- MSG_PAYLOAD: [{quote_payload(data, self.limit)}]"
+        )
+
+    def process_connect(self, arg: bytes) -> None:
+        self._in("CONNECT " + arg.decode(errors="replace"))
+        self.client.process_connect(arg)
+
+    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
+        args = b" ".join(p for p in (subject, reply, b"%d" % len(payload)) if p is not None)
+        self._in("PUB " + args.decode(errors="replace"))
+        self._payload(payload)
+        self.client.process_pub(subject, reply, payload)
+
+    def process_hpub(
+        self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
+    ) -> None:
+        parts = (subject, reply, b"%d" % hdr_len, b"%d" % len(payload))
+        self._in("HPUB " + b" ".join(p for p in parts if p is not None).decode(errors="replace"))
+        self._payload(payload)
+        self.client.process_hpub(subject, reply, hdr_len, payload)
+
+    def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        args = b" ".join(p for p in (subject, queue, sid) if p is not None)
+        self._in("SUB " + args.decode(errors="replace"))
+        self.client.process_sub(subject, queue, sid)
+
+    def process_unsub(self, sid: bytes, max_msgs: int) -> None:
+        self._in(f"UNSUB {sid.decode(errors='replace')}" + (f" {max_msgs}" if max_msgs else ""))
+        self.client.process_unsub(sid, max_msgs)
+
+    def process_ping(self) -> None:
+        self._in("PING")
+        self.client.process_ping()
+
+    def process_pong(self) -> None:
+        self._in("PONG")
+        self.client.process_pong()
+
+
+def trace_out(c: ClientConnection, data: bytes) -> None:
+    """Log a control line the server sends (PONG, +OK, -ERR, PING); INFO is not traced."""
+    if data.startswith(b"INFO"):
+        return
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    c.server.logger.trace(f"{connection_label(c)} - ->> [{line}]")
+
+
+def traced_delivery(
+    sub: Subscription,
+    publisher: Any,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> None:
+    """Delivery callback of a traced connection's subscriptions."""
+    from .client import deliver_to_client, filtered_delivery
+
+    c: ClientConnection = sub.client
+    if c is publisher and not c.echo:
+        return
+    perms = c.perms
+    if perms is not None and perms.delivery_denied(subject):
+        return
+    if c.responses is not None or (perms is not None and perms.needs_delivery_filter(sub.subject)):
+        filtered_delivery(sub, publisher, subject, reply, headers, payload)
+    else:
+        deliver_to_client(c, sub, subject, reply, headers, payload)
+    label = connection_label(c)
+    body = headers + payload
+    args = [subject, sub.sid] + ([reply] if reply else [])
+    if headers and c.headers:
+        line = (
+            "HMSG "
+            + " ".join(a.decode(errors="replace") for a in args)
+            + f" {len(headers)} {len(body)}"
+        )
+    else:
+        line = "MSG " + " ".join(a.decode(errors="replace") for a in args) + f" {len(payload)}"
+        body = payload
+    limit = c.server.options.max_traced_msg_len
+    c.server.logger.trace(f"{label} - ->> [{line}]")
+    c.server.logger.trace(f"{label} - ->> MSG_PAYLOAD: [{quote_payload(body, limit)}]")
