@@ -131,3 +131,28 @@ async def test_slow_consumer_is_cut_and_nobody_else_waits() -> None:
         slow.close()
         await publisher.close()
         await healthy.close()
+
+
+async def test_lame_duck_closes_clients_over_the_duration_then_exits() -> None:
+    srv = InProcessServer(lame_duck_duration=1.0, lame_duck_grace_period=0.3)
+    await srv.start()
+    server = srv.server
+    assert server is not None
+    ldm: list[bool] = []
+
+    async def on_ldm() -> None:
+        ldm.append(True)
+
+    clients = [await connect(srv.url, lame_duck_mode_cb=on_ldm) for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    server.enter_lame_duck_mode()
+    await wait_until(lambda: len(ldm) == 3, 3, "lame duck INFO to every client")
+    await wait_until(lambda: all(not c.is_connected for c in clients), 5, "clients closed")
+    await wait_until(lambda: server.is_shutting_down, 5, "shutdown")
+    elapsed = loop.time() - started
+    assert 0.3 <= elapsed < 3.0
+    assert [c["reason"] for c in server.closed_clients] == ["Server Shutdown"] * 3
+    for c in clients:
+        await c.close()
+    srv._cleanup()
