@@ -176,3 +176,9 @@ def test_index_page_links_endpoints(server: RunningServer) -> None:
     for path in ("varz", "connz", "subsz", "routez", "healthz"):
         assert f"./{path}" in body
     assert get(server, "/nope")[0] == 404
+
+
+def test_jsz_reports_disabled_without_jetstream(server: RunningServer) -> None:
+    j = get_json(server, "/jsz")
+    assert j["disabled"] is True
+    assert j["server_id"] and j["config"] == {"max_memory": 0, "max_storage": 0}

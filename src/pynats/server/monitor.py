@@ -537,7 +537,7 @@ def healthz(server: Server, query: Query) -> JSONResponse:
             500, {"status": "error", "error": "server is shutting down"}, compact=True
         )
     if not parse_bool(query, "js-server-only"):
-        for check in healthz_checks:
+        for check in [*server.healthz_checks, *healthz_checks]:
             answer = check(server, query)
             if answer is not None:
                 return answer
@@ -671,7 +671,30 @@ def index_page(server: Server) -> str:
 """
 
 
+def jsz_disabled(server: Server, query: Query) -> dict[str, Any]:
+    """/jsz when JetStream is off (JetStream registers the real one when it is on)."""
+    return {
+        "memory": 0,
+        "storage": 0,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "accounts": 0,
+        "ha_assets": 0,
+        "api": {"level": 0, "total": 0, "errors": 0},
+        "server_id": server.server_id,
+        "now": rfc3339(time.time()),
+        "disabled": True,
+        "config": {"max_memory": 0, "max_storage": 0},
+        "streams": 0,
+        "consumers": 0,
+        "messages": 0,
+        "bytes": 0,
+        "total": 0,
+    }
+
+
 BUILTIN_ROUTES: dict[str, Handler] = {
+    "jsz": jsz_disabled,
     "varz": varz,
     "connz": connz,
     "subsz": subsz,

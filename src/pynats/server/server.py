@@ -59,6 +59,7 @@ class Server:
         self.server_name = options.server_name or self.server_id
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         cache = not options.disable_sublist_cache
+        self._account_hooks: list[Callable[[Account], None]] = []
         self.accounts: dict[str, Account] = {}
         self.global_account = self._add_account(const.GLOBAL_ACCOUNT, cache)
         for name, cfg in options.accounts.items():
@@ -103,6 +104,7 @@ class Server:
         self.info_extra: dict[str, Any] = {}
         self.monitor_routes: dict[str, Callable[..., Any]] = {}
         self.varz_extra: list[Callable[[dict[str, Any]], None]] = []
+        self.healthz_checks: list[Callable[..., Any]] = []
         # Called once a client has authenticated, and once it is gone (system events).
         self.on_client_connect: list[Callable[[ClientConnection], None]] = []
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
@@ -122,7 +124,13 @@ class Server:
     def _add_account(self, name: str, cache: bool = True) -> Account:
         account = Account(name, cache_enabled=cache)
         self.accounts[name] = account
+        for hook in self._account_hooks:
+            hook(account)
         return account
+
+    def add_account_hook(self, hook: Callable[[Account], None]) -> None:
+        """Called with every account created from now on (lazily, by auth, by reload)."""
+        self._account_hooks.append(hook)
 
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
