@@ -1,0 +1,538 @@
+"""JetStream on a server: `enable_jetstream(server)` is what `pynats.app` calls.
+
+`JetStream` is the server-wide part (store directory, server limits, sync policy, start-up
+banner and recovery, monitoring); `JetStreamAccount` is one account's JetStream (limits,
+usage, API counters, its streams). Streams of an account live under
+`<store_dir>/jetstream/<account>/streams/<name>/`: `meta.inf` (the config, written durably
+before the create/update is answered) and `msgs/` (the file store).
+
+Which accounts: without an `accounts {}` block JetStream is on for the global account with
+unlimited limits. With one, each account's `jetstream` value (`enabled`, or a map of limits)
+decides; `limits.limits_from_config` reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from pynats.server import const
+from pynats.server.internal import InternalClient
+
+from . import advisories
+from .config import (
+    META_SERVER_LEVEL,
+    META_SERVER_VERSION,
+    StreamConfig,
+    load_stored_config,
+    subjects_overlap,
+)
+from .errors import api_error
+from .limits import AccountLimits, limits_from_config
+from .store import (
+    FileStore,
+    MemoryStore,
+    SyncMode,
+    SyncPolicy,
+    cleanup_deleting,
+    read_file,
+    write_durable,
+)
+from .store.metadata import ensure_dir_durable
+from .stream import Stream
+from .timefmt import go_duration
+
+if TYPE_CHECKING:
+    from pynats.server.accounts import Account
+    from pynats.server.server import Server
+
+JS_API_LEVEL = 1  # TTLs and subject delete markers (ADR-43); no counters/batches/schedules
+META_FILE = "meta.inf"
+MSGS_DIR = "msgs"
+STREAMS_DIR = "streams"
+DEFAULT_MAX_MEMORY_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_STORE_BYTES = 1024**4
+
+BANNER = (
+    "    _ ___ _____ ___ _____ ___ ___   _   __  __",
+    " _ | | __|_   _/ __|_   _| _ \\ __| /_\\ |  \\/  |",
+    "| || | _|  | | \\__ \\ | | |   / _| / _ \\| |\\/| |",
+    " \\__/|___| |_| |___/ |_| |_|_\\___/_/ \\_\\_|  |_|",
+    "",
+    "         https://docs.nats.io/jetstream",
+    "",
+)
+
+
+def enable_jetstream(server: Server) -> JetStream:
+    """Attach JetStream to `server` through its extension points."""
+    js = JetStream(server)
+    server.jetstream = js  # type: ignore[attr-defined]
+    server.add_startup_hook(js.start)
+    server.add_shutdown_hook(js.shutdown)
+    add_account_hook = getattr(server, "add_account_hook", None)
+    if add_account_hook is not None:  # accounts created after start-up (see .agents note)
+        add_account_hook(js.account_added)
+    from . import jsz
+
+    server.monitor_routes["jsz"] = jsz.jsz
+    server.varz_extra.append(js.fill_varz)
+    from pynats.server.monitor import healthz_checks
+
+    healthz_checks.append(jsz.healthz_check)
+    return js
+
+
+def friendly_bytes(n: int) -> str:
+    """nats-server's byte sizes: `1.00 GB`, `17.66 GB`, `512 B` (base 1024)."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB", "TB", "PB", "EB"):
+        value /= 1024
+        if value < 1024 or unit == "EB":
+            return f"{value:.2f} {unit}"
+    return f"{n} B"
+
+
+def system_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def available_disk_bytes(path: str) -> int:
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        st = os.statvfs(probe or "/")
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+class JetStream:
+    """Server-wide JetStream state."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        opts = server.options
+        self.domain = opts.jetstream_domain
+        self.api_level = JS_API_LEVEL
+        self.strict = opts.jetstream_strict
+        self.temp_dir_used = not opts.store_dir
+        base = opts.store_dir or os.path.join(tempfile.gettempdir(), "nats")
+        self.store_root = os.path.abspath(os.path.join(base, "jetstream"))
+        self.max_memory = opts.jetstream_max_memory
+        if self.max_memory < 0:
+            mem = system_memory_bytes()
+            self.max_memory = mem * 3 // 4 if mem else DEFAULT_MAX_MEMORY_BYTES
+        self.max_store = opts.jetstream_max_store
+        if self.max_store < 0:
+            disk = available_disk_bytes(self.store_root)
+            self.max_store = disk * 3 // 4 if disk else DEFAULT_MAX_STORE_BYTES
+        if opts.jetstream_sync_always:
+            self.sync_policy = SyncPolicy(SyncMode.ALWAYS)
+        elif opts.jetstream_sync_interval is not None:
+            self.sync_policy = SyncPolicy.parse(int(opts.jetstream_sync_interval * 1e9))
+        else:
+            self.sync_policy = SyncPolicy()
+        self.accounts: dict[str, JetStreamAccount] = {}
+        self.disabled_responders: list[Any] = []
+        self.recovery_errors: list[str] = []
+        self.source_lookups: dict[str, JetStreamAccount | None] = {}
+        self.started = False
+        self._api_lock: asyncio.Lock | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        log = self.server.logger
+        began = time.monotonic()
+        self._api_lock = asyncio.Lock()
+        log.notice("Starting JetStream")
+        if self.temp_dir_used:
+            log.warn("Temporary storage directory used, data could be lost on system reboot")
+        for line in BANNER:
+            log.notice(line)
+        log.notice("---------------- JETSTREAM ----------------")
+        log.notice(f"  Strict:          {str(self.strict).lower()}")
+        log.notice(f"  Max Memory:      {friendly_bytes(self.max_memory)}")
+        log.notice(f"  Max Storage:     {friendly_bytes(self.max_store)}")
+        log.notice(f'  Store Directory: "{self.store_root}"')
+        if self.domain:
+            log.notice(f"  Domain:          {self.domain}")
+        policy = self.sync_policy
+        if policy.mode is SyncMode.INTERVAL:
+            log.notice(f"  Sync Interval:   {go_duration(policy.interval_ns)} (lazy)")
+        elif policy.mode is SyncMode.ALWAYS:
+            log.notice("  Sync Interval:   always")
+        log.notice(f"  API Level:       {self.api_level}")
+        log.notice("-------------------------------------------")
+        if policy.mode is SyncMode.INTERVAL:
+            log.warn(
+                "JetStream file storage syncs to disk every "
+                f"{go_duration(policy.interval_ns)}: acknowledged messages can be lost on a "
+                "power failure (sync_interval)"
+            )
+        ensure_dir_durable(self.store_root)
+        from .api import ApiResponder
+
+        self.api = ApiResponder(self)
+        for account in list(self.server.accounts.values()):
+            self._enable_account(account)
+        for jsa in self.accounts.values():
+            jsa.recover()
+        for jsa in self.accounts.values():
+            for stream in jsa.streams.values():
+                jsa.start_sources(stream)
+        self.started = True
+        took = time.monotonic() - began
+        log.notice(f"Took {go_duration(round(took * 1e9))} to start JetStream")
+
+    def _enable_account(self, account: Account) -> None:
+        if account.is_system:
+            return
+        limits = self.account_limits(account.name)
+        if limits is None:
+            self.disabled_responders.append(self.api.attach_disabled(account))
+            return
+        jsa = JetStreamAccount(self, account, limits)
+        self.accounts[account.name] = jsa
+        account.jetstream = jsa
+        self.api.attach(jsa)
+
+    def account_added(self, account: Account) -> None:
+        """An account created after start-up gets JetStream (or the 10039 responder)."""
+        if self.started and account.name not in self.accounts:
+            self._enable_account(account)
+
+    def account_limits(self, name: str) -> AccountLimits | None:
+        """None = JetStream off for this account (see the module docstring)."""
+        declared: dict[str, Any] = {}
+        for acc, cfg in (self.server.options.accounts or {}).items():
+            value = (
+                cfg.get("jetstream") if isinstance(cfg, dict) else getattr(cfg, "jetstream", None)
+            )
+            if value is not None:
+                declared[acc] = value
+        if name in declared:
+            return limits_from_config(declared[name])
+        if name == const.GLOBAL_ACCOUNT and not any(
+            limits_from_config(v) is not None for v in declared.values()
+        ):
+            return AccountLimits()
+        return None
+
+    async def shutdown(self) -> None:
+        log = self.server.logger
+        log.notice("Initiating JetStream Shutdown...")
+        for jsa in self.accounts.values():
+            for stream in list(jsa.streams.values()):
+                stream.stop()
+            for stream in list(jsa.streams.values()):
+                try:
+                    stream.store.stop()
+                except Exception as e:
+                    log.error(f"Error stopping stream '{jsa.name} > {stream.name}': {e}")
+        log.notice("JetStream Shutdown")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def api_lock(self) -> asyncio.Lock:
+        assert self._api_lock is not None
+        return self._api_lock
+
+    def server_metadata(self) -> dict[str, str]:
+        return {
+            META_SERVER_LEVEL: str(self.api_level),
+            META_SERVER_VERSION: const.NATS_FEATURE_VERSION,
+        }
+
+    def cluster_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        if self.server.options.cluster_name:
+            info["name"] = self.server.options.cluster_name
+        info["leader"] = self.server.server_name
+        return info
+
+    def config_json(self) -> dict[str, Any]:
+        policy = self.sync_policy
+        out: dict[str, Any] = {
+            "max_memory": self.max_memory,
+            "max_storage": self.max_store,
+            "store_dir": self.store_root,
+        }
+        if policy.mode is SyncMode.INTERVAL:
+            out["sync_interval"] = policy.interval_ns
+        else:
+            out["sync_interval"] = 0
+        if policy.mode is SyncMode.ALWAYS:
+            out["sync_always"] = True
+        if self.domain:
+            out["domain"] = self.domain
+        out["strict"] = self.strict
+        return out
+
+    def stats_json(self) -> dict[str, Any]:
+        memory = storage = reserved_mem = reserved_store = total = errors = 0
+        for jsa in self.accounts.values():
+            memory += jsa.memory_used()
+            storage += jsa.storage_used()
+            rm, rs = jsa.reserved()
+            reserved_mem += rm
+            reserved_store += rs
+            total += jsa.api_total
+            errors += jsa.api_errors
+        return {
+            "memory": memory,
+            "storage": storage,
+            "reserved_memory": reserved_mem,
+            "reserved_storage": reserved_store,
+            "accounts": len(self.accounts),
+            "ha_assets": 0,
+            "api": {"level": self.api_level, "total": total, "errors": errors},
+        }
+
+    def fill_varz(self, varz: dict[str, Any]) -> None:
+        varz["jetstream"] = {
+            "config": self.config_json(),
+            "stats": self.stats_json(),
+            "limits": {"default_max_consumers": 1000},
+        }
+
+    def memory_reserved_total(self) -> int:
+        return sum(jsa.reserved()[0] for jsa in self.accounts.values())
+
+    def storage_reserved_total(self) -> int:
+        return sum(jsa.reserved()[1] for jsa in self.accounts.values())
+
+
+class JetStreamAccount:
+    """One account's JetStream: its limits, usage, API counters and streams."""
+
+    def __init__(self, js: JetStream, account: Account, limits: AccountLimits) -> None:
+        self.js = js
+        self.account = account
+        self.name = account.name
+        self.limits = limits
+        self.client = InternalClient(js.server, account, "$JS")
+        self.streams: dict[str, Stream] = {}
+        self.api_total = 0
+        self.api_errors = 0
+        self.api_sub: Any = None  # the `$JS.API.>` subscription (see api.ApiResponder)
+        self.directory = os.path.join(js.store_root, account.name, STREAMS_DIR)
+
+    # -- usage -------------------------------------------------------------------------------
+
+    def memory_used(self) -> int:
+        return sum(s.store.bytes for s in self.streams.values() if s.config.is_memory)
+
+    def storage_used(self) -> int:
+        return sum(s.store.bytes for s in self.streams.values() if not s.config.is_memory)
+
+    def reserved(self) -> tuple[int, int]:
+        mem = store = 0
+        for s in self.streams.values():
+            if s.config.max_bytes > 0:
+                if s.config.is_memory:
+                    mem += s.config.max_bytes
+                else:
+                    store += s.config.max_bytes
+        return mem, store
+
+    def consumer_count(self) -> int:
+        return sum(len(s.consumers) for s in self.streams.values())
+
+    def info_json(self) -> dict[str, Any]:
+        mem, store = self.reserved()
+        out: dict[str, Any] = {
+            "memory": self.memory_used(),
+            "storage": self.storage_used(),
+            "reserved_memory": mem,
+            "reserved_storage": store,
+            "streams": len(self.streams),
+            "consumers": self.consumer_count(),
+            "limits": self.limits.to_json(),
+        }
+        if self.js.domain:
+            out["domain"] = self.js.domain
+        out["api"] = {
+            "level": self.js.api_level,
+            "total": self.api_total,
+            "errors": self.api_errors,
+        }
+        return out
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check_limits(self, cfg: StreamConfig, existing: Stream | None = None) -> None:
+        """Account and server limits for creating (or updating to) `cfg`."""
+        lim = self.limits
+        if existing is None and lim.max_streams > 0 and len(self.streams) >= lim.max_streams:
+            raise api_error("JSMaximumStreamsLimitErr")
+        if lim.max_bytes_required and cfg.max_bytes <= 0:
+            raise api_error("JSStreamMaxBytesRequired")
+        per_stream = lim.memory_max_stream_bytes if cfg.is_memory else lim.storage_max_stream_bytes
+        if per_stream > 0 and cfg.max_bytes > per_stream:
+            raise api_error("JSStreamMaxStreamBytesExceeded")
+        if cfg.max_bytes > 0:
+            old = (
+                existing.config.max_bytes
+                if existing is not None and existing.config.max_bytes > 0
+                else 0
+            )
+            mem, store = self.reserved()
+            if cfg.is_memory:
+                acc_max, server_max, reserved = lim.max_memory, self.js.max_memory, mem
+                server_reserved = self.js.memory_reserved_total()
+            else:
+                acc_max, server_max, reserved = lim.max_storage, self.js.max_store, store
+                server_reserved = self.js.storage_reserved_total()
+            if acc_max >= 0 and reserved - old + cfg.max_bytes > acc_max:
+                raise api_error(
+                    "JSMemoryResourcesExceededErr"
+                    if cfg.is_memory
+                    else "JSStorageResourcesExceededErr"
+                )
+            if server_reserved - old + cfg.max_bytes > server_max:
+                raise api_error("JSInsufficientResourcesErr")
+
+    def check_overlap(self, cfg: StreamConfig, exclude: str = "") -> None:
+        for stream in self.streams.values():
+            if stream.name != exclude and subjects_overlap(cfg.subjects, stream.config.subjects):
+                raise api_error("JSStreamSubjectOverlapErr")
+
+    # -- stream lifecycle ----------------------------------------------------------------------
+
+    def stream_dir(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def _open_store(self, cfg: StreamConfig, directory: str | None) -> Any:
+        if cfg.is_memory or directory is None:
+            return MemoryStore(cfg.store_config())
+        return FileStore(
+            os.path.join(directory, MSGS_DIR),
+            cfg.store_config(),
+            self.js.sync_policy,
+            loop=self.js.server.loop,
+        )
+
+    async def _write_meta(self, directory: str, cfg: StreamConfig, created_ns: int) -> None:
+        data = json.dumps({"created": created_ns, "config": cfg.to_json()}).encode()
+        path = os.path.join(directory, META_FILE)
+        await asyncio.get_running_loop().run_in_executor(None, write_durable, path, data)
+
+    async def create_stream(self, cfg: StreamConfig) -> Stream:
+        """Create and start a stream (config durable first for file streams)."""
+        created = time.time_ns()
+        directory = None if cfg.is_memory else self.stream_dir(cfg.name)
+        if directory is not None:
+            await self._write_meta(directory, cfg, created)
+        store = self._open_store(cfg, directory)
+        stream = Stream(self, cfg, store, created, directory)
+        self.streams[cfg.name] = stream
+        stream.start()
+        self.start_sources(stream)
+        for jsa in self.js.accounts.values():
+            for other in jsa.streams.values():
+                if other.sources is not None and other is not stream:
+                    other.sources.origin_created(stream)
+        advisories.stream_action(self, cfg.name, "create")
+        return stream
+
+    async def update_stream(self, stream: Stream, cfg: StreamConfig) -> None:
+        if stream.directory is not None:
+            await self._write_meta(stream.directory, cfg, stream.created_ns)
+        old_sources = stream.config.to_json().get("sources"), stream.config.to_json().get("mirror")
+        stream.update(cfg)
+        new_sources = cfg.to_json().get("sources"), cfg.to_json().get("mirror")
+        if old_sources != new_sources:
+            if stream.sources is not None:
+                stream.sources.stop()
+                stream.sources = None
+            self.start_sources(stream)
+        advisories.stream_action(self, cfg.name, "modify")
+
+    async def delete_stream(self, stream: Stream) -> None:
+        """Stop, then remove durably: the directory is renamed away first (one atomic step),
+        so a crash never brings a half-deleted stream back."""
+        stream.stop()
+        self.streams.pop(stream.name, None)
+        for other in self.streams.values():
+            if other.sources is not None:
+                other.sources.origin_deleted(stream)
+        if stream.directory is None:
+            stream.store.delete()
+        else:
+            loop = asyncio.get_running_loop()
+            doomed = stream.directory + ".deleting"
+            await loop.run_in_executor(None, _rename_durable, stream.directory, doomed)
+            stream.store.delete()
+            await loop.run_in_executor(None, cleanup_deleting, self.directory)
+        advisories.stream_action(self, stream.name, "delete")
+
+    def start_sources(self, stream: Stream) -> None:
+        cfg = stream.config
+        if cfg.mirror is None and not cfg.sources:
+            return
+        from .sources import SourceLinks
+
+        stream.sources = SourceLinks(stream)
+        stream.sources.start()
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Open every stream stored for this account (start-up)."""
+        log = self.js.server.logger
+        if not os.path.isdir(self.directory):
+            return
+        cleanup_deleting(self.directory)
+        for name in sorted(os.listdir(self.directory)):
+            directory = os.path.join(self.directory, name)
+            if not os.path.isdir(directory) or name.endswith(".deleting"):
+                continue
+            raw = read_file(os.path.join(directory, META_FILE))
+            if raw is None:
+                log.warn(f"  Stream directory '{directory}' has no {META_FILE}: skipped")
+                continue
+            log.notice(f"  Starting restore for stream '{self.name} > {name}'")
+            began = time.monotonic()
+            try:
+                meta = json.loads(raw)
+                cfg = load_stored_config(meta["config"])
+                store = self._open_store(cfg, directory)
+            except Exception as e:
+                msg = f"Error recovering stream '{self.name} > {name}': {e}"
+                log.error(f"  {msg}")
+                self.js.recovery_errors.append(msg)
+                continue
+            stream = Stream(self, cfg, store, int(meta.get("created", 0)), directory)
+            self.streams[cfg.name] = stream
+            stream.start()
+            took = round(time.monotonic() - began, 3)
+            log.notice(
+                f"  Restored {store.msgs} messages for stream '{self.name} > {name}' in "
+                f"{go_duration(round(took * 1e9))}"
+            )
+            for damage in store.damage():
+                log.warn(
+                    f"  Stream '{self.name} > {name}': damaged data in {damage.file} at "
+                    f"{damage.offset} ({damage.reason}); {len(damage.seqs)} messages lost"
+                )
+
+
+def _rename_durable(src: str, dst: str) -> None:
+    from .store import DEFAULT_FILEIO
+
+    if os.path.exists(src):
+        DEFAULT_FILEIO.rename(src, dst)
+        DEFAULT_FILEIO.fsync_dir(os.path.dirname(src))

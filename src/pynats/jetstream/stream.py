@@ -1,0 +1,768 @@
+"""Stream: what happens to a message published on a stream's subjects, and to it afterwards.
+
+Ingest. The stream holds one internal subscription per subject (in its account). A publish
+is handed to `Stream.on_publish` synchronously while it is routed: headers are looked at only
+when there are any (expected-stream/sequence/msg-id checks, dedupe, rollup, TTL), then the
+store appends the record and returns at once. The pub-ack waits for durability: acks of one
+loop iteration form a batch, released by one `store.when_durable` callback (group commit; a
+memory store answers at once). Errors answer at once, in order with the batch.
+
+Afterwards. Limits are applied by the store (`on_removed`), `max_age` and per-message TTLs by
+a timer armed for `store.next_expiry()`; expiring the last message of a subject can leave a
+subject delete marker. Purge, message delete/get and stream info read and change the store.
+
+Hooks for consumers (issue 5): register a `StreamListener` with `add_listener`; it hears of
+every stored message (`on_stored`), removal (`on_removed`) and purge (`on_purged`). Interest
+and work-queue retention ask listeners whether a message is wanted (`wants`) and whether any
+still needs to acknowledge it (`needs_ack`); consumers report acks with `acked(listener, seq)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pynats.server.client import route_message
+
+from . import headers as h
+from .config import StreamConfig
+from .errors import ApiError, api_error
+from .store import (
+    TTL_NEVER,
+    MessageNotFound,
+    MessageStore,
+    MsgTooLarge,
+    Removal,
+    RemovalReason,
+    StoredMessage,
+    StoreError,
+    StoreLimitError,
+)
+from .store.base import file_msg_size, memory_msg_size
+from .timefmt import NS_PER_S, go_duration, parse_go_duration, rfc3339
+from .transform import SubjectTransform, compile_transform
+
+if TYPE_CHECKING:
+    from pynats.server.internal import InternalClient
+    from pynats.server.sublist import Subscription
+
+    from .service import JetStreamAccount
+    from .sources import SourceLinks
+
+MAX_HEADER_BYTES = 65535
+MARKER_REASON_MAX_AGE = "MaxAge"
+
+
+class StreamListener(Protocol):
+    """What a consumer registers with its stream (`Stream.add_listener`)."""
+
+    def on_stored(self, seq: int, subject: str) -> None: ...
+    def on_removed(self, seqs: Sequence[int]) -> None: ...
+    def on_purged(self, event: PurgeEvent) -> None: ...
+    def wants(self, subject: str) -> bool: ...
+    def needs_ack(self, seq: int, subject: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PurgeEvent:
+    """A purge that happened: the request (`filter`, `seq`, `keep`) and its effect."""
+
+    filter: str
+    seq: int
+    keep: int
+    purged: int
+    first_seq: int  # the stream's first sequence afterwards
+
+
+class Stream:
+    def __init__(
+        self,
+        jsa: JetStreamAccount,
+        config: StreamConfig,
+        store: MessageStore,
+        created_ns: int,
+        directory: str | None = None,
+    ) -> None:
+        self.jsa = jsa
+        self.config = config
+        self.store = store
+        self.created_ns = created_ns
+        self.directory = directory
+        self.name = config.name
+        self.client: InternalClient = jsa.client
+        self.loop = jsa.js.server.loop
+        self.listeners: list[StreamListener] = []
+        self.consumers: dict[str, Any] = {}  # issue 5: name -> consumer
+        self.closed = False
+        self.sources: SourceLinks | None = None
+        self._subs: list[Subscription] = []
+        self._direct_subs: list[Subscription] = []
+        self._msg_ids: dict[str, tuple[int, int]] = {}
+        self._msg_id_times: deque[tuple[int, str]] = deque()
+        self.last_msg_id = ""
+        self._acks: list[tuple[bytes, bytes]] = []
+        self._ack_batch_open = False
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_at = 0
+        self._markers_due: list[str] = []
+        self._marker_seqs: set[int] = set()
+        store.on_removed = self._on_limit_removals
+        self._apply_config()
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def _apply_config(self) -> None:
+        cfg = self.config
+        domain = self.jsa.js.domain
+        name = cfg.name.encode()
+        if domain:
+            self._ack_prefix = b'{"stream":"%b","domain":"%b","seq":' % (name, domain.encode())
+        else:
+            self._ack_prefix = b'{"stream":"%b","seq":' % name
+        self._err_suffix = b',"stream":"%b","seq":0}' % name
+        self._memory = cfg.is_memory
+        self._no_ack = cfg.no_ack
+        self._sealed = cfg.sealed
+        self._max_msg_size = cfg.max_msg_size
+        self._interest = cfg.retention == "interest"
+        self._has_ttl_timer = cfg.max_age > 0 or cfg.allow_msg_ttl
+        self._transform: SubjectTransform | None = None
+        st = cfg.subject_transform
+        if st is not None and st.dest:
+            self._transform = compile_transform(st.src, st.dest)
+        self._republish: SubjectTransform | None = None
+        rp = cfg.republish
+        if rp is not None and rp.dest:
+            self._republish = compile_transform(rp.src, rp.dest, strict=True)
+        self._subject_cache: dict[bytes, str] = {}
+
+    def start(self) -> None:
+        """Subscribe to the stream's subjects (and the direct-get subjects)."""
+        self._subscribe()
+        self._recover_msg_ids()
+        self._arm_expiry()
+
+    def _subscribe(self) -> None:
+        for sub in self._subs:
+            self.client.unsubscribe(sub)
+        self._subs = [
+            self.client.subscribe(subject, self.on_publish) for subject in self.config.subjects
+        ]
+        from .direct import direct_subscriptions
+
+        for sub in self._direct_subs:
+            self.client.unsubscribe(sub)
+        self._direct_subs = direct_subscriptions(self)
+
+    def update(self, config: StreamConfig) -> None:
+        """Adopt a validated new configuration (subscriptions and limits follow it)."""
+        old = self.config
+        self.config = config
+        self._apply_config()
+        self.store.update_config(config.store_config())
+        if (
+            old.subjects != config.subjects
+            or old.allow_direct != config.allow_direct
+            or (old.mirror_direct != config.mirror_direct)
+        ):
+            self._subscribe()
+        self._place_markers()
+        self._arm_expiry()
+
+    def stop(self) -> None:
+        """Stop taking messages (delete or shutdown); the store is the caller's."""
+        self.closed = True
+        for sub in self._subs + self._direct_subs:
+            self.client.unsubscribe(sub)
+        self._subs, self._direct_subs = [], []
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        if self.sources is not None:
+            self.sources.stop()
+        self._release_acks()
+
+    # -- listeners (consumers) ---------------------------------------------------------------
+
+    def add_listener(self, listener: StreamListener) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: StreamListener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        if self.config.retention != "limits":
+            self._collect_unneeded()
+
+    def acked(self, listener: StreamListener, seq: int) -> None:
+        """A consumer acknowledged `seq`: under interest/work-queue retention it may go."""
+        retention = self.config.retention
+        if retention == "limits":
+            return
+        try:
+            subject = self.store.load_msg(seq).subject
+        except MessageNotFound:
+            return
+        if retention == "interest":
+            for other in self.listeners:
+                if other is not listener and other.needs_ack(seq, subject):
+                    return
+        self._remove(seq)
+
+    def _collect_unneeded(self) -> None:
+        """Interest retention: drop every message no listener still needs."""
+        store = self.store
+        seq = store.first_seq
+        doomed = []
+        while seq and seq <= store.last_seq:
+            seq = store.next_seq(">", seq)
+            if not seq:
+                break
+            subject = store.load_msg(seq).subject
+            if not any(lst.needs_ack(seq, subject) for lst in self.listeners):
+                doomed.append(seq)
+            seq += 1
+        for seq in doomed:
+            self._remove(seq)
+
+    def _remove(self, seq: int) -> None:
+        if self.store.remove_msg(seq):
+            self._notify_removed([seq])
+
+    def _notify_removed(self, seqs: Sequence[int]) -> None:
+        for listener in self.listeners:
+            listener.on_removed(seqs)
+
+    # -- ingest (the hot path) ---------------------------------------------------------------
+
+    def on_publish(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """Internal-subscription callback: one message published on a stream subject."""
+        if self._no_ack:
+            reply = None
+        elif reply is not None and not self._memory and not self._ack_batch_open:
+            # Scheduled before the store's own sync kick, so the batch joins the next fsync.
+            self._ack_batch_open = True
+            self.loop.call_soon(self._release_acks)
+        subj = self._subject_cache.get(subject)
+        if subj is None:
+            subj = subject.decode()
+            if len(self._subject_cache) < 10_000:
+                self._subject_cache[subject] = subj
+        try:
+            seq = self.ingest(subj, headers, payload)
+        except ApiError as e:
+            if reply is not None:
+                self._reply(reply, self._error_ack(e))
+            return
+        if reply is not None:
+            if seq < 0:
+                self._reply(reply, self._ack_prefix + b'%d,"duplicate": true}' % -seq)
+            else:
+                self._reply(reply, self._ack_prefix + b"%d}" % seq)
+
+    def ingest(
+        self, subject: str, headers: bytes, payload: bytes, *, source_header: bool = False
+    ) -> int:
+        """Store one message after the publish checks; returns its sequence (negative: the
+        sequence of the original when it is a duplicate). Raises ApiError."""
+        if self._sealed:
+            raise api_error("JSStreamSealedErr")
+        ttl = 0
+        msg_id = ""
+        rollup = b""
+        if headers:
+            if headers[8:10] != b"\r\n":
+                headers = h.strip_status(headers)
+            if b"Nats-" in headers:
+                checked = self._check_headers(subject, headers, source_header)
+                if isinstance(checked, int):
+                    return -checked
+                msg_id, rollup, ttl, headers = checked
+        max_size = self._max_msg_size
+        if max_size >= 0 and len(headers) + len(payload) > max_size:
+            raise api_error("JSStreamMessageExceedsMaximumErr")
+        if len(headers) > MAX_HEADER_BYTES:
+            raise api_error("JSStreamHeaderExceedsMaximumErr")
+        if self._transform is not None:
+            subject = self._transform.apply(subject) or subject
+        store = self.store
+        limits = self.jsa.limits
+        cap = limits.max_memory if self._memory else limits.max_storage
+        if cap >= 0:
+            self._check_account_usage(cap, subject, headers, payload)
+        if self._interest and not self._someone_wants(subject):
+            seq = store.skip_msg()
+            if msg_id:
+                self._remember_msg_id(msg_id, seq, time.time_ns())
+            return seq
+        republish = self._republish
+        prev_on_subject = store.subject_state(subject)[1] if republish is not None else 0
+        if rollup == h.ROLLUP_SUBJECT and self.config.discard_new_per_subject:
+            store.purge(subject)
+        try:
+            seq, ts = store.store_msg(subject, headers or None, payload, ttl)
+        except MsgTooLarge:
+            raise api_error("JSStreamMessageExceedsMaximumErr") from None
+        except StoreLimitError as e:
+            raise api_error("JSStreamStoreFailedF", err=str(e)) from None
+        except StoreError as e:
+            raise api_error("JSStreamStoreFailedF", err=str(e)) from None
+        if msg_id:
+            self._remember_msg_id(msg_id, seq, ts)
+            self.last_msg_id = msg_id
+        elif self.last_msg_id:
+            self.last_msg_id = ""
+        if rollup:
+            self._rollup(rollup, subject, seq)
+        if self._markers_due:
+            self._place_markers()
+        if republish is not None:
+            self._republish_msg(republish, subject, seq, ts, prev_on_subject, headers, payload)
+        for listener in self.listeners:
+            listener.on_stored(seq, subject)
+        if self._has_ttl_timer and (
+            self._expiry_timer is None or (ttl > 0 and ts + ttl < self._expiry_at)
+        ):
+            self._arm_expiry()
+        return seq
+
+    def _check_account_usage(self, cap: int, subject: str, headers: bytes, payload: bytes) -> None:
+        """The account's memory/storage limit, counted as nats-server counts message bytes."""
+        if self._memory:
+            size = memory_msg_size(subject, headers or None, payload)
+            used = self.jsa.memory_used()
+        else:
+            size = file_msg_size(len(subject.encode()), len(headers), len(payload))
+            used = self.jsa.storage_used()
+        if used + size > cap:
+            raise api_error("JSAccountResourcesExceededErr")
+
+    def store_mirrored(
+        self, origin_seq: int, subject: str, headers: bytes | None, data: bytes
+    ) -> None:
+        """A mirror stores the origin's message at the origin's sequence (gaps skipped)."""
+        store = self.store
+        nxt = store.last_seq + 1
+        if origin_seq < nxt:
+            return
+        if origin_seq > nxt:
+            if store.msgs == 0:
+                store.compact(origin_seq)
+            else:
+                for _ in range(origin_seq - nxt):
+                    store.skip_msg()
+        seq, _ = store.store_msg(subject, headers or None, data)
+        for listener in self.listeners:
+            listener.on_stored(seq, subject)
+        if self._has_ttl_timer and self._expiry_timer is None:
+            self._arm_expiry()
+
+    def _check_headers(
+        self, subject: str, headers: bytes, source_header: bool
+    ) -> int | tuple[str, bytes, int, bytes]:
+        """The Nats-* publish headers, in nats-server's order. Returns the original sequence
+        for a duplicate, else (msg_id, rollup, ttl_ns, headers)."""
+        hdrs = h.parse(headers)
+        get = hdrs.get
+        expected = get(h.EXPECTED_STREAM)
+        if expected and expected.decode() != self.name:
+            raise api_error("JSStreamNotMatchErr")
+        msg_id = (get(h.MSG_ID) or b"").decode()
+        if msg_id:
+            seen = self._msg_ids.get(msg_id)
+            if seen is not None and self._within_window(seen[1]):
+                return seen[0]
+        store = self.store
+        value = get(h.EXPECTED_LAST_SEQ)
+        if value and _uint(value) != store.last_seq:
+            raise api_error("JSStreamWrongLastSequenceErrF", seq=store.last_seq)
+        value = get(h.EXPECTED_LAST_MSG_ID)
+        if value and value.decode() != self.last_msg_id:
+            raise api_error("JSStreamWrongLastMsgIDErrF", id=self.last_msg_id)
+        value = get(h.EXPECTED_LAST_SUBJ_SEQ)
+        override = get(h.EXPECTED_LAST_SUBJ_SEQ_SUBJ)
+        if value:
+            check_subject = override.decode() if override else subject
+            if "*" in check_subject or ">" in check_subject:
+                try:
+                    last = store.load_last(check_subject).seq
+                except MessageNotFound:
+                    last = 0
+            else:
+                last = store.subject_state(check_subject)[1]
+            if _uint(value) != last:
+                raise api_error("JSStreamWrongLastSequenceErrF", seq=last)
+        elif override:
+            raise api_error("JSStreamExpectedLastSeqPerSubjectInvalid")
+        rollup = get(h.ROLLUP) or b""
+        if rollup:
+            if not self.config.allow_rollup_hdrs or self.config.deny_purge:
+                raise api_error("JSStreamRollupFailedF", err="rollup not permitted")
+            if rollup not in (h.ROLLUP_SUBJECT, h.ROLLUP_ALL):
+                raise api_error(
+                    "JSStreamRollupFailedF", err=f'rollup value invalid: "{rollup.decode()}"'
+                )
+        if get(h.STREAM_SOURCE) is not None and not source_header:
+            raise api_error("JSMessageSourceHdrNotAllowedErr")
+        ttl = 0
+        value = get(h.TTL)
+        if value is not None:
+            ttl = parse_ttl(value)
+            if not self.config.allow_msg_ttl:
+                raise api_error("JSMessageTTLDisabledErr")
+            sdm = self.config.subject_delete_marker_ttl
+            if 0 < ttl < sdm and self.config.max_msgs_per_subject != 1:
+                ttl = sdm
+                headers = h.append(
+                    h.remove(headers, (h.TTL,)), [("Nats-TTL", str(sdm // NS_PER_S))]
+                )
+        if get(h.REQUEST_INFO) is not None:
+            headers = h.remove(headers, (h.REQUEST_INFO,))
+        return msg_id, rollup, ttl, headers
+
+    def _within_window(self, ts: int) -> bool:
+        window = self.config.duplicate_window
+        return window > 0 and time.time_ns() - ts < window
+
+    def _remember_msg_id(self, msg_id: str, seq: int, ts: int) -> None:
+        window = self.config.duplicate_window
+        if window <= 0:
+            return
+        self._msg_ids[msg_id] = (seq, ts)
+        times = self._msg_id_times
+        times.append((ts, msg_id))
+        cutoff = ts - window
+        while times and times[0][0] < cutoff:
+            old_ts, old_id = times.popleft()
+            seen = self._msg_ids.get(old_id)
+            if seen is not None and seen[1] == old_ts:
+                del self._msg_ids[old_id]
+
+    def _someone_wants(self, subject: str) -> bool:
+        return any(listener.wants(subject) for listener in self.listeners)
+
+    def _rollup(self, rollup: bytes, subject: str, seq: int) -> None:
+        store = self.store
+        if rollup == h.ROLLUP_ALL:
+            purged = store.compact(seq)
+            event = PurgeEvent("", seq, 0, purged, store.first_seq)
+        else:
+            purged = store.purge(subject, keep=1)
+            event = PurgeEvent(subject, 0, 1, purged, store.first_seq)
+        if purged:
+            for listener in self.listeners:
+                listener.on_purged(event)
+
+    def _republish_msg(
+        self,
+        transform: SubjectTransform,
+        subject: str,
+        seq: int,
+        ts: int,
+        prev: int,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        dest = transform.apply(subject)
+        if dest is None or "*" in dest or ">" in dest:
+            return
+        extra = [
+            (h.STREAM, self.name),
+            (h.SUBJECT, subject),
+            (h.SEQUENCE, str(seq)),
+            (h.TIME_STAMP, rfc3339(ts)),
+            (h.LAST_SEQUENCE, str(prev)),
+        ]
+        assert self.config.republish is not None
+        if self.config.republish.headers_only:
+            extra.append((h.MSG_SIZE, str(len(payload))))
+            payload = b""
+        self.client.publish(dest.encode(), payload, headers=h.append(headers or None, extra))
+
+    # -- acks ---------------------------------------------------------------------------------
+
+    def _error_ack(self, e: ApiError) -> bytes:
+        err = json.dumps(e.to_json(), separators=(",", ":")).encode()
+        return b'{"error":' + err + self._err_suffix
+
+    def _reply(self, reply: bytes, data: bytes) -> None:
+        if self._ack_batch_open:
+            self._acks.append((reply, data))
+        else:
+            # Straight into routing: we are inside the publisher's read, whose end flushes.
+            route_message(self.client, self.jsa.account, reply, None, 0, data)
+            self.jsa.js.server.flush_soon()
+
+    def _release_acks(self) -> None:
+        """End of the loop iteration's batch: its acks go out once all of it is durable."""
+        self._ack_batch_open = False
+        acks, self._acks = self._acks, []
+        if acks:
+            self.store.when_durable(lambda err: self._send_acks(acks, err))
+
+    def _send_acks(self, acks: list[tuple[bytes, bytes]], err: BaseException | None) -> None:
+        client, account = self.client, self.jsa.account
+        if err is None:
+            for reply, data in acks:
+                route_message(client, account, reply, None, 0, data)
+        else:
+            failure = self._error_ack(api_error("JSStreamStoreFailedF", err=str(err)))
+            prefix = self._ack_prefix
+            for reply, data in acks:
+                route_message(
+                    client, account, reply, None, 0, failure if data.startswith(prefix) else data
+                )
+        self.jsa.js.server.flush_soon()
+
+    # -- limits, expiry, markers --------------------------------------------------------------
+
+    def _on_limit_removals(self, removals: Sequence[Removal]) -> None:
+        self._note_removals(removals)
+        if self.listeners:
+            self._notify_removed([r.seq for r in removals])
+
+    def _note_removals(self, removals: Sequence[Removal]) -> None:
+        if not self.config.subject_delete_marker_ttl:
+            return
+        for r in removals:
+            if r.seq in self._marker_seqs:
+                self._marker_seqs.discard(r.seq)
+                continue
+            if r.was_last_on_subject and r.reason in (RemovalReason.MAX_AGE, RemovalReason.TTL):
+                self._markers_due.append(r.subject)
+
+    def _place_markers(self) -> None:
+        """Subject delete markers for subjects whose last message aged out."""
+        due, self._markers_due = self._markers_due, []
+        ttl = self.config.subject_delete_marker_ttl
+        if not ttl or self.config.mirror is not None:
+            return
+        block = h.build(
+            [
+                ("Nats-Marker-Reason", MARKER_REASON_MAX_AGE),
+                ("Nats-TTL", go_duration(ttl)),
+                ("Nats-Rollup", "sub"),
+            ]
+        )
+        for subject in due:
+            if self.store.subject_state(subject)[2]:
+                continue  # the subject has messages again
+            try:
+                seq, _ = self.store.store_msg(subject, block, b"", ttl)
+            except StoreError:
+                continue
+            self._marker_seqs.add(seq)
+            for listener in self.listeners:
+                listener.on_stored(seq, subject)
+
+    def _arm_expiry(self) -> None:
+        if self.closed or not self._has_ttl_timer:
+            return
+        when = self.store.next_expiry()
+        if when is None:
+            return
+        if self._expiry_timer is not None:
+            if self._expiry_at <= when:
+                return
+            self._expiry_timer.cancel()
+        delay = max((when - time.time_ns()) / 1e9, 0.0)
+        self._expiry_at = when
+        self._expiry_timer = self.loop.call_later(delay + 0.001, self._on_expiry_timer)
+
+    def _on_expiry_timer(self) -> None:
+        self._expiry_timer = None
+        if self.closed:
+            return
+        removals = self.store.expire(time.time_ns())
+        if removals:
+            self._on_limit_removals(removals)
+            self._place_markers()
+        self._arm_expiry()
+
+    # -- requests: purge, delete, get ---------------------------------------------------------
+
+    def purge(self, subject: str | None, seq: int | None, keep: int | None) -> int:
+        if self._sealed:
+            raise api_error("JSStreamSealedErr")
+        if self.config.deny_purge:
+            raise api_error("JSStreamPurgeFailedF", err="stream purge not permitted")
+        store = self.store
+        try:
+            purged = store.purge(subject or None, seq or None, keep or None)
+        except StoreError as e:
+            raise api_error("JSStreamPurgeFailedF", err=str(e)) from None
+        event = PurgeEvent(subject or "", seq or 0, keep or 0, purged, store.first_seq)
+        for listener in self.listeners:
+            listener.on_purged(event)
+        return purged
+
+    def delete_msg(self, seq: int, erase: bool) -> None:
+        if self._sealed:
+            raise api_error("JSStreamSealedErr")
+        if self.config.deny_delete:
+            raise api_error("JSStreamMsgDeleteFailedF", err="message delete not permitted")
+        if not self.store.remove_msg(seq, erase):
+            raise api_error("JSSequenceNotFoundErrF", seq=seq)
+        self._notify_removed([seq])
+
+    def get_msg(self, req: dict[str, Any]) -> StoredMessage:
+        """STREAM.MSG.GET selectors: seq | last_by_subj | next_by_subj[+seq] | start_time."""
+        store = self.store
+        try:
+            if req.get("last_by_subj"):
+                return store.load_last(req["last_by_subj"])
+            start = req.get("seq", 0)
+            if req.get("start_time_ns") is not None:
+                start = store.seq_for_time(req["start_time_ns"])
+                if not start:
+                    raise MessageNotFound("no message found")
+                return store.load_next(req.get("next_by_subj") or ">", start)
+            if req.get("next_by_subj"):
+                return store.load_next(req["next_by_subj"], max(start, 1))
+            return store.load_msg(start)
+        except MessageNotFound:
+            raise api_error("JSNoMessageFoundErr") from None
+
+    # -- info ---------------------------------------------------------------------------------
+
+    def state_json(
+        self, *, deleted_details: bool = False, subjects: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        st = self.store.state(deleted_details)
+        first_seq = st.first_seq
+        if not st.msgs and st.last_seq == 0:
+            first_seq = 0
+        out: dict[str, Any] = {
+            "messages": st.msgs,
+            "bytes": st.bytes,
+            "first_seq": first_seq,
+            "first_ts": rfc3339(st.first_ts),
+            "last_seq": st.last_seq,
+            "last_ts": rfc3339(st.last_ts),
+        }
+        if st.num_subjects:
+            out["num_subjects"] = st.num_subjects
+        if subjects:
+            out["subjects"] = subjects
+        if st.num_deleted:
+            out["num_deleted"] = st.num_deleted
+        if st.deleted:
+            out["deleted"] = st.deleted
+        if st.lost:
+            out["lost"] = {"msgs": st.lost, "bytes": st.lost_bytes}
+        out["consumer_count"] = len(self.consumers)
+        return out
+
+    def info_json(
+        self,
+        *,
+        server_meta: bool = True,
+        cluster: bool = False,
+        deleted_details: bool = False,
+        subjects: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        js = self.jsa.js
+        out: dict[str, Any] = {
+            "config": self.config.to_json(js.server_metadata() if server_meta else None),
+            "created": rfc3339(self.created_ns),
+            "state": self.state_json(deleted_details=deleted_details, subjects=subjects),
+        }
+        if js.domain:
+            out["domain"] = js.domain
+        if cluster:
+            out["cluster"] = js.cluster_info()
+        if self.sources is not None:
+            out.update(self.sources.info_json())
+        out["ts"] = rfc3339(time.time_ns())
+        return out
+
+    @property
+    def bytes(self) -> int:
+        return self.store.bytes
+
+    # -- restart ------------------------------------------------------------------------------
+
+    def _recover_msg_ids(self) -> None:
+        """Rebuild the dedupe window and the last msg id from the stored messages."""
+        store = self.store
+        if not store.msgs:
+            return
+        try:
+            last = store.load_last(">")
+        except MessageNotFound:
+            return
+        if last.headers:
+            self.last_msg_id = (h.get(last.headers, h.MSG_ID) or b"").decode()
+        if (
+            self.config.subject_delete_marker_ttl
+            and last.headers
+            and (h.get(last.headers, h.MARKER_REASON) is not None)
+        ):
+            self._marker_seqs.add(last.seq)
+        window = self.config.duplicate_window
+        if window <= 0:
+            return
+        start = store.seq_for_time(time.time_ns() - window)
+        seq = start
+        while seq:
+            try:
+                msg = store.load_next(">", seq)
+            except MessageNotFound:
+                break
+            if msg.headers:
+                msg_id = h.get(msg.headers, h.MSG_ID)
+                if msg_id:
+                    self._remember_msg_id(msg_id.decode(), msg.seq, msg.ts_ns)
+                if (
+                    self.config.subject_delete_marker_ttl
+                    and h.get(msg.headers, h.MARKER_REASON) is not None
+                ):
+                    self._marker_seqs.add(msg.seq)
+            seq = msg.seq + 1
+
+
+def parse_ttl(value: bytes) -> int:
+    """`Nats-TTL`: seconds, a Go duration, or `never`. Raises ApiError 10165."""
+    text = value.decode(errors="replace").strip()
+    if text.lower() == "never":
+        return TTL_NEVER
+    try:
+        ttl = int(text) * NS_PER_S if text.isdigit() else parse_go_duration(text)
+    except ValueError:
+        raise api_error("JSMessageTTLInvalidErr") from None
+    if ttl < NS_PER_S:
+        raise api_error("JSMessageTTLInvalidErr")
+    return ttl
+
+
+def _uint(value: bytes) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+def stored_message_json(msg: StoredMessage, *, no_hdr: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"subject": msg.subject, "seq": msg.seq}
+    if msg.headers and not no_hdr:
+        out["hdrs"] = base64.b64encode(msg.headers).decode()
+    if msg.data:
+        out["data"] = base64.b64encode(msg.data).decode()
+    out["time"] = rfc3339(msg.ts_ns)
+    return out
+
+
+Callback = Callable[[], None]
