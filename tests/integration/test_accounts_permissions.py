@@ -34,6 +34,7 @@ accounts {{
     exports: [
       {{stream: "events.>"}}
       {{service: "svc.>"}}
+      {{service: "feed.>", response: stream}}
       {{stream: "private.>", accounts: [C]}}
     ]
   }}
@@ -42,6 +43,7 @@ accounts {{
     imports: [
       {{stream: {{account: A, subject: "events.>"}}, prefix: "fromA"}}
       {{service: {{account: A, subject: "svc.>"}}, to: "a.svc.>"}}
+      {{service: {{account: A, subject: "feed.>"}}}}
     ]
   }}
   C: {{
@@ -236,3 +238,22 @@ async def test_no_auth_user_binds_anonymous_clients(server: RunningServer) -> No
     assert anon._server_info.get("auth_required") is not True
     await anon.close()
     await guest.close()
+
+
+async def test_streamed_service_responses_all_reach_the_importer(server: RunningServer) -> None:
+    a = await connect(url(server, "a", "a"))
+
+    async def handle(msg) -> None:
+        for i in range(3):
+            await a.publish(msg.reply, b"part %d" % i)
+
+    await a.subscribe("feed.prices", cb=handle)
+    await a.flush()
+    b = await connect(url(server, "b", "b"))
+    inbox = b.new_inbox()
+    parts = await b.subscribe(inbox)
+    await b.publish("feed.prices", b"", reply=inbox)
+    got = [(await parts.next_msg(2)).data for _ in range(3)]
+    assert got == [b"part 0", b"part 1", b"part 2"]
+    await a.close()
+    await b.close()
