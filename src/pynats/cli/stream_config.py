@@ -1,0 +1,958 @@
+"""Stream configurations from flags, prompts and JSON files (`stream add`, `edit`, `copy`).
+
+A configuration is the JSON dictionary the JetStream API takes (cli.md §7.1, jetstream.md §3),
+built in one of three ways:
+
+* `prepare_new_config`: `stream add` — the flags given, then (on a terminal) natscli's questions
+  for everything missing, in natscli's order, or natscli's defaults with `--defaults`;
+* `load_config_file`: `--config FILE` — a stream configuration, or a whole `stream info --json`
+  document (recognised by its top-level `config` key);
+* `apply_flags`: `stream edit` and `stream copy` — only the flags that were given, applied to an
+  existing configuration.
+
+`StreamFlags` holds the flags exactly as typed (None or empty = not given), so each path can
+tell "not given" from "given as the default value", as natscli does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, fields
+from typing import Any
+
+import click
+
+from pynats.cli import prompt
+from pynats.cli.errors import CliError
+from pynats.cli.humanize import go_duration
+from pynats.cli.output import out
+from pynats.cli.parse import BYTE_SIZE, parse_byte_size, parse_duration_ns, parse_key_value
+from pynats.cli.stream_api import user_metadata
+
+MAX_INT32 = 2**31 - 1
+DEFAULT_DUPE_WINDOW_NS = 2 * 60 * 1_000_000_000
+REQUIRED_MAX_BYTES = 256 * 1024 * 1024
+STREAM_CONFIG_SCHEMA = "io.nats.jetstream.api.v1.stream_configuration"
+_NAME_FORBIDDEN = re.compile(r"[.*>\s/\\]")
+
+STORAGE = {"file": "file", "f": "file", "memory": "memory", "m": "memory"}
+RETENTION = {
+    "limits": "limits",
+    "interest": "interest",
+    "work queue": "workqueue",
+    "workq": "workqueue",
+    "work": "workqueue",
+}
+DISCARD = {"new": "new", "old": "old"}
+
+
+class NanosecondDuration(click.ParamType):
+    """A natscli duration flag (`1h`, `2d`, `500ms`) as integer nanoseconds, checked at parse."""
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration_ns(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+NANOS = NanosecondDuration()
+
+
+def metadata_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """`--metadata K=V` (repeatable) as a dict, None when the flag was not given."""
+    if not value:
+        return None
+    metadata = {}
+    for item in value:
+        try:
+            key, val = parse_key_value(item)
+        except ValueError as exc:
+            raise click.BadParameter(f"expected KEY=VALUE got '{item}'") from exc
+        metadata[key] = val
+    return metadata
+
+
+def split_subjects(values: Any) -> list[str]:
+    """`--subjects "a b,c"` given one or more times: every subject, in order."""
+    subjects: list[str] = []
+    for value in values or ():
+        subjects.extend(s for s in re.split(r"[\s,]+", value) if s)
+    return subjects
+
+
+@dataclass
+class StreamFlags:
+    """The configuration flags of `stream add/edit/copy`, None/empty meaning "not given"."""
+
+    subjects: tuple[str, ...] = ()
+    description: str = ""
+    storage: str = ""
+    compression: str | None = None
+    replicas: int = 0
+    tag: tuple[str, ...] | None = None
+    cluster: str | None = None
+    ack: bool | None = None
+    retention: str = ""
+    discard: str = ""
+    discard_per_subject: bool | None = None
+    first_sequence: int = 0
+    max_age: str = ""
+    max_bytes: int | None = None
+    max_consumers: int = -1
+    max_msg_size: int | None = None
+    max_msgs: int = 0
+    max_msgs_per_subject: int = 0
+    dupe_window: str = ""
+    mirror: str = ""
+    no_mirror: bool = False
+    sources: tuple[str, ...] = ()
+    allow_batch: bool | None = None
+    allow_fast: bool | None = None
+    allow_counter: bool | None = None
+    allow_rollup: bool | None = None
+    deny_delete: bool | None = None
+    deny_purge: bool | None = None
+    allow_direct: bool | None = None
+    allow_mirror_direct: bool | None = None
+    allow_msg_ttl: bool | None = None
+    allow_schedules: bool | None = None
+    subject_del_markers_ttl: int | None = None
+    transform_source: str = ""
+    transform_destination: str = ""
+    no_transform: bool = False
+    metadata: dict[str, str] | None = None
+    republish_source: str = ""
+    republish_destination: str = ""
+    republish_headers: bool = False
+    no_republish: bool = False
+    limit_consumer_inactive: int = 0
+    limit_consumer_max_pending: int = 0
+    persist_mode: str = ""
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> StreamFlags:
+        """Pull this dataclass's fields out of a command's keyword arguments."""
+        names = {f.name for f in fields(cls)}
+        picked = {name: options.pop(name) for name in list(options) if name in names}
+        if picked.get("tag") == ():
+            picked["tag"] = None
+        for item in fields(cls):
+            if item.default == "" and picked.get(item.name) is None:
+                picked.pop(item.name, None)
+        return cls(**picked)
+
+    def check_pairs(self) -> None:
+        """natscli's checkRepubTransform: source and destination flags come in pairs."""
+        if bool(self.republish_source) != bool(self.republish_destination) or (
+            self.republish_headers and not (self.republish_source and self.republish_destination)
+        ):
+            message = "must specify both --republish-source and --republish-destination"
+            if self.republish_headers:
+                message += " when using --headers-only"
+            raise CliError(message)
+        if bool(self.transform_source) != bool(self.transform_destination):
+            raise CliError("must specify both --transform-source and --transform-destination")
+
+
+def stream_config_options(*, edit: bool) -> Any:
+    """The click options natscli's addCreateFlags declares (edit=True: `stream edit`'s set)."""
+
+    def negatable(name: str, help: str) -> Any:
+        return click.option(f"--{name}/--no-{name}", default=None, help=help)
+
+    options: list[Any] = [
+        click.option("--subjects", multiple=True, help="Subjects that are consumed by the stream"),
+        click.option(
+            "--description", default="", help="Sets a contextual description for the stream"
+        ),
+    ]
+    if not edit:
+        options.append(
+            click.option(
+                "--storage",
+                type=click.Choice(["file", "f", "memory", "m"]),
+                default=None,
+                help="Storage backend to use (file, memory)",
+            )
+        )
+    options += [
+        click.option(
+            "--compression",
+            type=click.Choice(["none", "s2"]),
+            default=None,
+            help="Compression algorithm to use (file storage only)",
+        ),
+        click.option(
+            "--replicas",
+            type=int,
+            default=0,
+            help="When clustered, how many replicas of the data to create",
+        ),
+        click.option(
+            "--tag",
+            multiple=True,
+            help="Place the stream on servers that has specific tags (pass multiple times)",
+        ),
+        click.option("--cluster", default=None, help="Place the stream on a specific cluster"),
+        click.option("--ack/--no-ack", default=None, help="Acknowledge publishes"),
+        click.option(
+            "--retention",
+            type=click.Choice(["limits", "interest", "workq", "work"]),
+            default=None,
+            help="Defines a retention policy (limits, interest, work)",
+        ),
+        click.option(
+            "--discard",
+            type=click.Choice(["new", "old"]),
+            default=None,
+            help="Defines the discard policy (new, old)",
+        ),
+        negatable(
+            "discard-per-subject",
+            "Sets the 'new' discard policy and applies it to every subject in the stream",
+        ),
+    ]
+    if not edit:
+        options.append(
+            click.option("--first-sequence", type=int, default=0, help="Sets the starting sequence")
+        )
+    options += [
+        click.option("--max-age", default="", help="Maximum age of messages to keep"),
+        click.option(
+            "--max-bytes",
+            type=BYTE_SIZE,
+            default=None,
+            metavar="BYTES",
+            help="Maximum bytes to keep",
+        ),
+        click.option(
+            "--max-consumers",
+            type=int,
+            default=-1,
+            help="Maximum number of consumers to allow",
+        ),
+        click.option(
+            "--max-msg-size",
+            type=BYTE_SIZE,
+            default=None,
+            metavar="BYTES",
+            help="Maximum size any 1 message may be",
+        ),
+        click.option("--max-msgs", type=int, default=0, help="Maximum amount of messages to keep"),
+        click.option(
+            "--max-msgs-per-subject",
+            type=int,
+            default=0,
+            help="Maximum amount of messages to keep per subject",
+        ),
+        click.option(
+            "--dupe-window", default="", help="Duration of the duplicate message tracking window"
+        ),
+        click.option("--mirror", default="", help="Completely mirror another stream"),
+    ]
+    if edit:
+        options.append(
+            click.option("--no-mirror", is_flag=True, help="Removes current mirror configuration")
+        )
+    options += [
+        click.option(
+            "--source",
+            "sources",
+            multiple=True,
+            metavar="STREAM",
+            help="Source data from other streams, merging into this one",
+        ),
+        negatable("allow-batch", "Allow atomic batch publishing"),
+        negatable("allow-fast", "Allow fast batch publishing"),
+        click.option(
+            "--allow-counter",
+            is_flag=True,
+            default=None,
+            help="Configures the stream as a distributed counter",
+        ),
+        negatable(
+            "allow-rollup",
+            "Allows roll-ups to be done by publishing messages with special headers",
+        ),
+        negatable("deny-delete", "Deny messages from being deleted via the API"),
+        negatable("deny-purge", "Deny entire stream or subject purges via the API"),
+        negatable(
+            "allow-direct",
+            "Allows fast, direct, access to stream data via the direct get API",
+        ),
+        negatable(
+            "allow-mirror-direct",
+            "Allows fast, direct, access to stream data via the direct get API on mirrors",
+        ),
+        click.option(
+            "--allow-msg-ttl",
+            is_flag=True,
+            default=None,
+            help="Allows per-message TTL handling",
+        ),
+        negatable("allow-schedules", "Allows message schedules"),
+        click.option(
+            "--subject-del-markers-ttl",
+            type=NANOS,
+            default=None,
+            metavar="DURATION",
+            help="How long delete markers should persist in the stream",
+        ),
+        click.option(
+            "--transform-source",
+            default="",
+            metavar="SOURCE",
+            help="Stream subject transform source",
+        ),
+        click.option(
+            "--transform-destination",
+            default="",
+            metavar="DEST",
+            help="Stream subject transform destination",
+        ),
+    ]
+    if edit:
+        options.append(
+            click.option(
+                "--no-transform",
+                is_flag=True,
+                help="Removes current subject transform configuration",
+            )
+        )
+    options += [
+        click.option(
+            "--metadata",
+            multiple=True,
+            metavar="META",
+            callback=metadata_callback,
+            help="Adds metadata to the stream",
+        ),
+        click.option(
+            "--republish-source",
+            default="",
+            metavar="SOURCE",
+            help="Republish messages to --republish-destination",
+        ),
+        click.option(
+            "--republish-destination",
+            default="",
+            metavar="DEST",
+            help="Republish destination for messages in --republish-source",
+        ),
+        click.option(
+            "--republish-headers",
+            is_flag=True,
+            help="Republish only message headers, no bodies",
+        ),
+    ]
+    if edit:
+        options.append(
+            click.option(
+                "--no-republish", is_flag=True, help="Removes current republish configuration"
+            )
+        )
+    else:
+        options += [
+            click.option(
+                "--limit-consumer-inactive",
+                type=NANOS,
+                default=0,
+                metavar="THRESHOLD",
+                help="The maximum Consumer inactive threshold the stream allows",
+            ),
+            click.option(
+                "--limit-consumer-max-pending",
+                type=int,
+                default=0,
+                metavar="PENDING",
+                help="The maximum Consumer Ack Pending the stream Allows",
+            ),
+            click.option(
+                "--persist-mode",
+                type=click.Choice(["default", "async"]),
+                default=None,
+                help="Configures the persistence mode",
+            ),
+        ]
+    options.append(
+        click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    )
+
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+# -- --config FILE ----------------------------------------------------------------------------
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """A stream configuration from JSON: a config, or a `stream info --json` document."""
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise CliError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from exc
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if not isinstance(document, dict):
+        raise CliError("json: cannot unmarshal into a stream configuration")
+    config = document.get("config") if "config" in document else document
+    if not isinstance(config, dict):
+        raise CliError("json: cannot unmarshal into a stream configuration")
+    return dict(config)
+
+
+def config_from_file(flags: StreamFlags, path: str, name: str) -> dict[str, Any]:
+    """`stream add --config FILE`: the file, overridden by the name argument and a few flags."""
+    try:
+        config = load_config_file(path)
+    except CliError as exc:
+        raise CliError(f"invalid input: {exc}") from None
+    if "metadata" in config:
+        config["metadata"] = user_metadata(config.get("metadata"))
+    if name:
+        config["name"] = name
+    if flags.subjects:
+        config["subjects"] = list(flags.subjects)
+    if flags.tag:
+        config.setdefault("placement", {})
+        config["placement"] = {**(config["placement"] or {}), "tags": list(flags.tag)}
+    if flags.cluster:
+        config["placement"] = {**(config.get("placement") or {}), "cluster": flags.cluster}
+    if flags.description:
+        config["description"] = flags.description
+    if flags.replicas > 0:
+        config["num_replicas"] = flags.replicas
+    return config
+
+
+# -- stream add: flags, defaults and questions -----------------------------------------------
+
+
+def _prompted(context: str, ask: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a prompt; its failure (no terminal, end of input) reads `<context>: <reason>`."""
+    try:
+        return ask(*args, **kwargs)
+    except CliError as exc:
+        raise CliError(f"{context}: {exc}") from None
+
+
+def _ask_bytes(question: str, default: str, required_note: str = "") -> int:
+    """natscli's askOneBytes: a size answer, `-1` meaning unlimited (returned as 0)."""
+    if not prompt.can_prompt():
+        raise prompt.PromptUnavailable(prompt.NO_TERMINAL_CONFIRM)
+    while True:
+        answer = prompt.ask(question, default, required=True)
+        if answer == "-1":
+            answer = "0"
+        try:
+            size = parse_byte_size(answer)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if required_note and size <= 0:
+            out(required_note)
+            continue
+        return size
+
+
+def _duration(text: str, context: str) -> int:
+    try:
+        return parse_duration_ns(text)
+    except ValueError as exc:
+        raise CliError(f"{context}: {exc}") from None
+
+
+def prepare_new_config(
+    flags: StreamFlags, name: str, *, defaults: bool, require_size: bool
+) -> dict[str, Any]:
+    """`stream add` without --config: flags first, then defaults or questions, natscli's order."""
+    if not name:
+        name = _prompted("invalid input", prompt.ask, "Stream Name", required=True)
+    subjects = list(flags.subjects)
+    if not flags.mirror and not flags.sources:
+        if not subjects:
+            answer = _prompted("invalid input", prompt.ask, "Subjects", required=True)
+            subjects = [answer]
+        subjects = split_subjects(subjects)
+    if flags.mirror and subjects:
+        raise CliError("mirrors cannot listen for messages on subjects")
+
+    storage = flags.storage
+    compression = flags.compression or ""
+    replicas = flags.replicas
+    retention = flags.retention
+    discard = flags.discard
+    max_msgs = flags.max_msgs
+    max_per_subject = flags.max_msgs_per_subject
+    max_bytes = flags.max_bytes
+    max_age_text = flags.max_age
+    max_msg_size = flags.max_msg_size
+    if defaults:
+        storage = storage or "file"
+        compression = compression or "none"
+        replicas = replicas or 1
+        retention = retention or "limits"
+        discard = discard or "old"
+        max_msgs = max_msgs or -1
+        max_per_subject = max_per_subject or -1
+        if max_bytes is None:
+            max_bytes = REQUIRED_MAX_BYTES if require_size else -1
+        max_age_text = max_age_text or "-1"
+        if max_msg_size is None:
+            max_msg_size = -1
+
+    if not storage:
+        storage = _prompted("invalid input", prompt.select, "Storage", ["file", "memory"])
+    if not replicas:
+        replicas = _prompted("invalid input", prompt.ask_int, "Replication", 1)
+    if replicas <= 0:
+        raise CliError("replicas should be >= 1")
+    if not retention:
+        retention = _prompted(
+            "invalid input",
+            prompt.select,
+            "Retention Policy",
+            ["Limits", "Interest", "Work Queue"],
+            "Limits",
+        )
+    if not discard:
+        discard = _prompted("invalid input", prompt.select, "Discard Policy", ["New", "Old"], "Old")
+    if not max_msgs:
+        max_msgs = _prompted("invalid input", prompt.ask_int, "Stream Messages Limit", -1)
+        max_msgs = max_msgs if max_msgs > 0 else -1
+    if not max_per_subject and subjects:
+        max_per_subject = _prompted(
+            "invalid input", prompt.ask_int, "Per Subject Messages Limit", -1
+        )
+        max_per_subject = max_per_subject if max_per_subject > 0 else -1
+    if not max_bytes:
+        note = "MaxBytes is required per Account Settings" if require_size else ""
+        max_bytes = _prompted(
+            "invalid input",
+            _ask_bytes,
+            "Total Stream Size",
+            "256MB" if require_size else "-1",
+            note,
+        )
+    if max_bytes is None or max_bytes <= 0:
+        max_bytes = -1
+    if not max_age_text:
+        max_age_text = _prompted("invalid input", prompt.ask, "Message TTL", "-1")
+    max_age = 0
+    if max_age_text != "-1":
+        max_age = _duration(max_age_text, "invalid maximum age limit format")
+    if not max_msg_size:
+        max_msg_size = _prompted("invalid input", _ask_bytes, "Max Message Size", "-1")
+    if not max_msg_size:
+        max_msg_size = -1
+    if max_msg_size > MAX_INT32:
+        raise CliError(f"max value size {max_msg_size:,} is too big maximum is {MAX_INT32:,}")
+
+    dupe_text = flags.dupe_window
+    if not dupe_text and not flags.mirror:
+        default_window = DEFAULT_DUPE_WINDOW_NS
+        if 0 < max_age < DEFAULT_DUPE_WINDOW_NS:
+            default_window = max_age
+        if defaults:
+            dupe_text = go_duration(default_window)
+        else:
+            dupe_text = _prompted(
+                "invalid input",
+                prompt.ask,
+                "Duplicate tracking time window",
+                go_duration(default_window),
+            )
+    dupe_window = _duration(dupe_text, "invalid duplicate window format") if dupe_text else 0
+
+    allow_rollup = bool(flags.allow_rollup)
+    deny_delete = bool(flags.deny_delete)
+    deny_purge = bool(flags.deny_purge)
+    if not defaults:
+        if flags.allow_rollup is None:
+            allow_rollup = _prompted("invalid input", prompt.confirm, "Allow message Roll-ups")
+        if flags.deny_delete is None:
+            deny_delete = not _prompted(
+                "invalid input", prompt.confirm, "Allow message deletion", True
+            )
+        if flags.deny_purge is None:
+            deny_purge = not _prompted(
+                "invalid input",
+                prompt.confirm,
+                "Allow purging subjects or the entire stream",
+                True,
+            )
+
+    config: dict[str, Any] = {"name": name}
+    if flags.description:
+        config["description"] = flags.description
+    if subjects:
+        config["subjects"] = subjects
+    config.update(
+        retention=RETENTION[retention.lower()],
+        max_consumers=flags.max_consumers,
+        max_msgs=max_msgs,
+        max_bytes=max_bytes,
+        max_age=max_age,
+        max_msgs_per_subject=max_per_subject,
+        max_msg_size=max_msg_size,
+        discard=DISCARD[discard.lower()],
+        storage=STORAGE[storage],
+        num_replicas=replicas,
+    )
+    if flags.ack is False:
+        config["no_ack"] = True
+    if dupe_window:
+        config["duplicate_window"] = dupe_window
+    if flags.cluster or flags.tag:
+        placement: dict[str, Any] = {}
+        if flags.cluster:
+            placement["cluster"] = flags.cluster
+        if flags.tag:
+            placement["tags"] = list(flags.tag)
+        config["placement"] = placement
+    if flags.mirror:
+        config["mirror"] = _stream_source(flags.mirror, defaults, is_mirror=True)
+    if flags.sources:
+        config["sources"] = [_stream_source(s, defaults, is_mirror=False) for s in flags.sources]
+    config.update(
+        deny_delete=deny_delete,
+        deny_purge=deny_purge,
+        allow_rollup_hdrs=allow_rollup,
+        compression=compression or "none",
+    )
+    if flags.first_sequence:
+        config["first_seq"] = flags.first_sequence
+    flags.check_pairs()
+    if flags.transform_source and flags.transform_destination:
+        config["subject_transform"] = {
+            "src": flags.transform_source,
+            "dest": flags.transform_destination,
+        }
+    if flags.republish_source and flags.republish_destination:
+        config["republish"] = {
+            "src": flags.republish_source,
+            "dest": flags.republish_destination,
+            "headers_only": flags.republish_headers,
+        }
+    config["allow_direct"] = True if flags.allow_direct is None else flags.allow_direct
+    config["mirror_direct"] = bool(flags.allow_mirror_direct)
+    if flags.discard_per_subject:
+        config["discard_new_per_subject"] = True
+    if flags.metadata:
+        config["metadata"] = user_metadata(flags.metadata)
+    limits: dict[str, Any] = {}
+    if flags.limit_consumer_inactive > 0:
+        limits["inactive_threshold"] = flags.limit_consumer_inactive
+    if flags.limit_consumer_max_pending > 0:
+        limits["max_ack_pending"] = flags.limit_consumer_max_pending
+    config["consumer_limits"] = limits
+    _apply_feature_flags(config, flags)
+    if flags.persist_mode == "async":
+        config["persist_mode"] = "async"
+    return config
+
+
+def _apply_feature_flags(config: dict[str, Any], flags: StreamFlags) -> None:
+    if flags.allow_msg_ttl:
+        config["allow_msg_ttl"] = True
+    if flags.subject_del_markers_ttl is not None:
+        config["subject_delete_marker_ttl"] = flags.subject_del_markers_ttl
+    if flags.allow_counter is not None:
+        config["allow_msg_counter"] = flags.allow_counter
+    if flags.allow_batch is not None:
+        config["allow_atomic"] = flags.allow_batch
+    if flags.allow_fast is not None:
+        config["allow_batched"] = flags.allow_fast
+    if flags.allow_schedules is not None:
+        config["allow_msg_schedules"] = flags.allow_schedules
+
+
+def _stream_source(text: str, defaults: bool, *, is_mirror: bool) -> dict[str, Any]:
+    """`--mirror`/`--source`: a JSON object used verbatim, or a name plus natscli's questions."""
+    if text.strip().startswith("{") and text.strip().endswith("}"):
+        try:
+            source = json.loads(text)
+        except ValueError as exc:
+            kind = "mirror" if is_mirror else "source"
+            raise CliError(f"invalid {kind}: {exc}") from None
+        if not isinstance(source, dict) or not source.get("name"):
+            raise CliError(f"invalid {'mirror' if is_mirror else 'source'}: name is required")
+        return source
+    if is_mirror and defaults:
+        return {"name": text}
+    return _ask_source(text, is_mirror)
+
+
+def _ask_source(name: str, is_mirror: bool) -> dict[str, Any]:
+    """The follow-up questions about a mirror or source given by name."""
+    source: dict[str, Any] = {"name": name}
+    what = "mirror" if is_mirror else f'source "{name}"'
+    prefix = "Mirror" if is_mirror else f"{name} Source"
+    context = (
+        "Could not request mirror details" if is_mirror else "Could not request source details"
+    )
+    if _prompted(context, prompt.confirm, f"Adjust {what} start"):
+        start = _prompted("Invalid sequence", prompt.ask_int, f"{prefix} Start Sequence", 0)
+        if start > 0:
+            source["opt_start_seq"] = start
+        if start == 0 or not is_mirror:
+            label = (
+                "Mirror Start Time (YYYY:MM:DD HH:MM:SS)"
+                if is_mirror
+                else f"{prefix} UTC Time Stamp (YYYY:MM:DD HH:MM:SS)"
+            )
+            stamp = _prompted("could not request start time", prompt.ask, label)
+            if stamp:
+                source["opt_start_time"] = _utc_stamp(stamp)
+    if _prompted(context, prompt.confirm, f"Adjust {what} filter and transform"):
+        transforms = []
+        while True:
+            subject = _prompted(
+                "could not request filter",
+                prompt.ask,
+                f"Filter {'mirror' if is_mirror else 'source'} by subject (hit enter to finish)",
+            )
+            if not subject:
+                break
+            dest = _prompted(
+                "could not request transform destination",
+                prompt.ask,
+                "Subject transform destination",
+            )
+            transforms.append({"src": subject, "dest": dest})
+        if transforms:
+            source["subject_transforms"] = transforms
+    other = "mirror" if is_mirror else f'"{name}"'
+    if _prompted(context, prompt.confirm, f"Import {other} from a different JetStream domain"):
+        label = (
+            "Foreign JetStream domain name"
+            if is_mirror
+            else f"{prefix} foreign JetStream domain name"
+        )
+        domain = _prompted(context, prompt.ask, label, required=True)
+        label = (
+            "Delivery prefix" if is_mirror else f"{prefix} foreign JetStream domain delivery prefix"
+        )
+        deliver = _prompted(context, prompt.ask, label)
+        source["external"] = {"api": f"$JS.{domain}.API", "deliver": deliver}
+        return source
+    if _prompted(context, prompt.confirm, f"Import {other} from a different account"):
+        label = (
+            "Foreign account API prefix" if is_mirror else f"{prefix} foreign account API prefix"
+        )
+        api_prefix = _prompted(context, prompt.ask, label, required=True)
+        label = (
+            "Foreign account delivery prefix"
+            if is_mirror
+            else f"{prefix} foreign account delivery prefix"
+        )
+        deliver = _prompted(context, prompt.ask, label, required=True)
+        source["external"] = {"api": api_prefix, "deliver": deliver}
+    return source
+
+
+def _utc_stamp(text: str) -> str:
+    try:
+        moment = dt.datetime.strptime(text, "%Y:%m:%d %H:%M:%S")
+    except ValueError as exc:
+        raise CliError(f"invalid time format: {exc}") from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- stream edit / copy: apply the given flags ------------------------------------------------
+
+
+def apply_flags(config: dict[str, Any], flags: StreamFlags) -> dict[str, Any]:
+    """natscli's copyAndEditStream: the flags that were given, applied to `config`."""
+    flags.check_pairs()
+    new = json.loads(json.dumps(config))
+    if flags.ack is True:
+        new.pop("no_ack", None)
+    elif flags.ack is False:
+        new["no_ack"] = True
+    if flags.discard:
+        new["discard"] = DISCARD[flags.discard]
+    if flags.subjects:
+        new["subjects"] = split_subjects(flags.subjects)
+    if flags.storage:
+        new["storage"] = STORAGE[flags.storage]
+    if flags.retention:
+        new["retention"] = RETENTION[flags.retention]
+    if flags.max_bytes:
+        new["max_bytes"] = flags.max_bytes
+    if flags.max_msgs:
+        new["max_msgs"] = flags.max_msgs
+    if flags.max_msgs_per_subject:
+        new["max_msgs_per_subject"] = flags.max_msgs_per_subject
+    if flags.max_age:
+        new["max_age"] = _duration(flags.max_age, "invalid maximum age limit format")
+    if flags.max_msg_size:
+        new["max_msg_size"] = flags.max_msg_size
+    if flags.max_consumers != -1:
+        new["max_consumers"] = flags.max_consumers
+    if flags.dupe_window:
+        new["duplicate_window"] = _duration(flags.dupe_window, "invalid duplicate window")
+    if flags.replicas:
+        new["num_replicas"] = flags.replicas
+    placement = dict(new.get("placement") or {})
+    if flags.cluster is not None:
+        placement["cluster"] = flags.cluster
+    if flags.tag is not None:
+        tags = [t for t in flags.tag if t]
+        placement["tags"] = tags
+    if not placement.get("cluster") and not placement.get("tags"):
+        new.pop("placement", None)
+    else:
+        new["placement"] = {k: v for k, v in placement.items() if v}
+    if flags.sources or flags.mirror:
+        raise CliError("cannot edit mirrors, or sources using the CLI, use --config instead")
+    if flags.description:
+        new["description"] = flags.description
+    if flags.allow_rollup is not None:
+        new["allow_rollup_hdrs"] = flags.allow_rollup
+    if flags.deny_purge is not None:
+        new["deny_purge"] = flags.deny_purge
+    if flags.deny_delete is not None:
+        new["deny_delete"] = flags.deny_delete
+    if flags.allow_direct is not None:
+        new["allow_direct"] = flags.allow_direct
+    if flags.allow_mirror_direct is not None:
+        new["mirror_direct"] = flags.allow_mirror_direct
+    if flags.discard_per_subject is not None:
+        new["discard_new_per_subject"] = flags.discard_per_subject
+    if flags.metadata is not None:
+        new["metadata"] = dict(flags.metadata)
+    if flags.compression is not None:
+        new["compression"] = flags.compression
+    if not flags.no_republish and flags.republish_source and flags.republish_destination:
+        new["republish"] = {
+            "src": flags.republish_source,
+            "dest": flags.republish_destination,
+            "headers_only": flags.republish_headers,
+        }
+    if flags.no_republish:
+        new.pop("republish", None)
+    if flags.no_transform:
+        new.pop("subject_transform", None)
+    elif flags.transform_source and flags.transform_destination:
+        new["subject_transform"] = {
+            "src": flags.transform_source,
+            "dest": flags.transform_destination,
+        }
+    _apply_feature_flags(new, flags)
+    if flags.no_mirror:
+        new.pop("mirror", None)
+    return new
+
+
+# -- validation, saving, editing ----------------------------------------------------------------
+
+# The order of api.StreamConfig's fields: `--validate` and `--output` print configs this way.
+STREAM_CONFIG_ORDER = [
+    "name",
+    "description",
+    "subjects",
+    "retention",
+    "max_consumers",
+    "max_msgs_per_subject",
+    "max_msgs",
+    "max_bytes",
+    "max_age",
+    "max_msg_size",
+    "storage",
+    "discard",
+    "num_replicas",
+    "no_ack",
+    "duplicate_window",
+    "placement",
+    "mirror",
+    "sources",
+    "compression",
+    "subject_transform",
+    "republish",
+    "sealed",
+    "deny_delete",
+    "deny_purge",
+    "allow_rollup_hdrs",
+    "allow_direct",
+    "mirror_direct",
+    "discard_new_per_subject",
+    "first_seq",
+    "metadata",
+    "allow_msg_ttl",
+    "subject_delete_marker_ttl",
+    "consumer_limits",
+    "allow_atomic",
+    "allow_msg_counter",
+    "allow_msg_schedules",
+    "persist_mode",
+    "allow_batched",
+]
+
+
+def ordered_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration with its fields in api.StreamConfig's order (unknown ones last)."""
+    known = {key: config[key] for key in STREAM_CONFIG_ORDER if key in config}
+    return {**known, **{k: v for k, v in config.items() if k not in known}}
+
+
+def edit_in_editor(config: dict[str, Any]) -> dict[str, Any]:
+    """`-i`: the configuration as YAML in $EDITOR; what the user saved is the new one."""
+    import yaml
+
+    editor = os.environ.get("EDITOR", "")
+    if not editor:
+        raise CliError("set EDITOR environment variable to your chosen editor")
+    handle, path = tempfile.mkstemp(suffix=".yaml")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            yaml.safe_dump(config, stream, sort_keys=False)
+        result = subprocess.run([*shlex.split(editor), path], check=False)
+        if result.returncode != 0:
+            raise CliError(f"{editor} exited with status {result.returncode}")
+        with open(path) as stream:
+            edited = yaml.safe_load(stream)
+    except yaml.YAMLError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        os.unlink(path)
+    if not isinstance(edited, dict):
+        raise CliError("the edited configuration is not a mapping")
+    return edited
+
+
+def validation_errors(config: dict[str, Any]) -> list[str]:
+    """What natscli's client-side checks reject before a configuration reaches the server."""
+    errors = []
+    name = config.get("name", "")
+    if not isinstance(name, str) or not name:
+        errors.append("name: name is required")
+    elif _NAME_FORBIDDEN.search(name):
+        errors.append(f"name: Does not match pattern '^[^.*>]+$' ({name})")
+    if not config.get("no_ack") and ">" in (config.get("subjects") or []):
+        return ["subjects cannot be '>' when acknowledgement is enabled"]
+    if config.get("retention") not in (None, "limits", "interest", "workqueue"):
+        errors.append("retention: must be one of limits, interest, workqueue")
+    if config.get("storage") not in (None, "file", "memory"):
+        errors.append("storage: must be one of file, memory")
+    if config.get("discard") not in (None, "old", "new"):
+        errors.append("discard: must be one of old, new")
+    replicas = config.get("num_replicas", 1)
+    if isinstance(replicas, int) and not 0 <= replicas <= 5:
+        errors.append("num_replicas: Must be less than or equal to 5")
+    return errors
