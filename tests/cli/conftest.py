@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -36,6 +37,7 @@ SERVER_KINDS = ("go", "pynats")
 FEATURES_NOT_YET_IN_PYNATS = {"jetstream"}
 FIXTURE_FEATURES = {"js_server": "jetstream", "sys_server": "system_account"}
 WAIT_S = 10.0
+PYCACHE_DIR = os.path.join(tempfile.gettempdir(), "pynats-cli-test-pycache")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -226,6 +228,10 @@ class NatsCli:
         self.config_dir = home / "xdg"
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("NATS_")}
         self.env.pop("PYTHONUNBUFFERED", None)
+        # Each `nats` run is a fresh interpreter: let it reuse compiled modules instead of
+        # recompiling the package every time (this environment sets PYTHONDONTWRITEBYTECODE).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = PYCACHE_DIR
         self.env.update(HOME=str(home), XDG_CONFIG_HOME=str(self.config_dir))
         self.background: list[Background] = []
 

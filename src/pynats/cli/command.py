@@ -62,6 +62,9 @@ class NatsCommand(click.Command):
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _format_split_options(self, ctx, formatter)
 
+    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Arguments are listed under "Args" by format_options (newer click lists them too)."""
+
 
 class NatsGroup(click.Group):
     """A noun (or the root): subcommands with aliases, global flags, natscli usage errors."""

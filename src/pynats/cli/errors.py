@@ -42,8 +42,8 @@ def _describe_client_error(exc: BaseException) -> str | None:
         import nats.js.errors
     except ImportError:  # pragma: no cover - nats-py is a hard dependency
         return None
-    if isinstance(exc, nats.js.errors.APIError) and exc.description:
-        if exc.err_code:
+    if isinstance(exc, nats.js.errors.APIError) and getattr(exc, "description", None):
+        if getattr(exc, "err_code", None):
             return f"{exc.description} ({exc.err_code})"
         return str(exc.description)
     if isinstance(exc, nats.errors.AuthorizationError):
