@@ -1,10 +1,22 @@
 #!/usr/bin/env python3
-"""JetStream publish with acks: pynats and the Go nats-server side by side, in one run.
+"""JetStream: pynats and the Go nats-server side by side, in one run.
 
-One publisher on a raw socket sends PUBs (128 B by default) on the stream's subject, each
-with the same reply subject, keeping at most `--window` messages unacknowledged
-(pipelined, as `nats bench js pub` does with async publishing). The number is acks received
-per second over the measured window. Three like-for-like pairs:
+Scenarios (`--scenarios`, all by default):
+
+- `publish`: one publisher on a raw socket sends PUBs (128 B by default) on the stream's
+  subject, each with the same reply subject, keeping at most `--window` messages
+  unacknowledged (pipelined, as `nats bench js pub` does with async publishing). The number
+  is acks received per second over the measured window.
+- `consume`: `--consume-msgs` messages are stored first; then one client pulls them through
+  a durable pull consumer with explicit acks (two `MSG.NEXT` requests of `--pull-batch`
+  outstanding, every message acked with a plain `+ACK` as it arrives). The number is
+  messages received per second from the first to the last.
+- `kv-put`: puts into a KV bucket (the stream nats-py creates for `create_key_value`),
+  1000 keys in turn, pipelined like `publish`; acks per second.
+- `kv-get`: 1000 keys stored, then one client asks for them one at a time with a direct get
+  on the key subject (what `kv.get()` sends); the latency percentiles of the round trip.
+
+Three like-for-like pairs:
 
 | pair     | Go                                         | pynats                                      |
 |----------|--------------------------------------------|---------------------------------------------|
@@ -16,7 +28,9 @@ Both servers get the same `-c` configuration file except in the last pair, where
 its default. Stores live in a fresh temporary directory per run.
 
     .venv/bin/python benchmarks/jetstream.py [--go PATH] [--pairs memory,lazy,sync]
-        [--duration 3] [--warmup 1] [--size 128] [--window 4096] [--repeat 1] [--json FILE]
+        [--scenarios publish,consume,kv-put,kv-get] [--duration 3] [--warmup 1]
+        [--size 128] [--window 4096] [--consume-msgs 200000] [--pull-batch 500]
+        [--gets 3000] [--repeat 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -43,14 +57,20 @@ STREAM = "BENCH"
 SUBJECT = b"bench.js"
 ACK_SUBJECT = b"bench.ack"
 PAIRS = ("memory", "lazy", "sync")
+SCENARIOS = ("publish", "consume", "kv-put", "kv-get")
+CONSUMER = "C"
+INBOX = b"_bench.inbox"
+BUCKET = "B"
+KV_KEYS = 1000
 
 
 @dataclass
 class Run:
     server: str
     pair: str
-    rate: float  # acked messages per second
+    rate: float  # messages per second; for kv-get the p50 latency in microseconds
     errors: int
+    p99: float = 0.0  # kv-get only
 
 
 class JsServer(_Running):
@@ -78,7 +98,7 @@ def connect(port: int) -> socket.socket:
     sock = socket.create_connection((HOST, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.recv(65536)  # INFO
-    sock.sendall(CONNECT + b"PING\r\n")
+    sock.sendall(CONNECT.replace(b'"headers":false', b'"headers":true') + b"PING\r\n")
     buf = b""
     while b"PONG" not in buf:
         buf += sock.recv(65536)
@@ -106,13 +126,30 @@ def request(sock: socket.socket, subject: str, body: bytes) -> bytes:
     raise RuntimeError(f"no reply to {subject}: {buf[-300:]!r}")
 
 
-def publish_with_acks(port: int, size: int, window: int, warmup: float, duration: float) -> Run:
+def publish_with_acks(
+    port: int,
+    size: int,
+    window: int,
+    warmup: float,
+    duration: float,
+    subjects: list[bytes] | None = None,
+    total: int = 0,
+) -> Run:
+    """Pipelined publishes with acks for `duration` (or until `total` are acked)."""
     sock = connect(port)
     sock.sendall(b"SUB %b 1\r\n" % ACK_SUBJECT)
     payload = b"x" * size
-    frame = b"PUB %b %b %d\r\n%b\r\n" % (SUBJECT, ACK_SUBJECT, size, payload)
     chunk_msgs = max(1, min(window // 4, 512))
-    chunk = frame * chunk_msgs
+    subjects = subjects or [SUBJECT]
+    # chunks that walk through every subject in turn (KV: every key gets written)
+    count = max(chunk_msgs, len(subjects))
+    count += (-count) % chunk_msgs
+    frames = [
+        b"PUB %b %b %d\r\n%b\r\n" % (subjects[i % len(subjects)], ACK_SUBJECT, size, payload)
+        for i in range(count)
+    ]
+    chunks = [b"".join(frames[i : i + chunk_msgs]) for i in range(0, len(frames), chunk_msgs)]
+    next_chunk = 0
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
@@ -128,10 +165,11 @@ def publish_with_acks(port: int, size: int, window: int, warmup: float, duration
         now = time.monotonic()
         if acked_at_start < 0 and now >= measure_from:
             acked_at_start = acked
-        if now >= end:
+        if (now >= end and not total) or (total and acked >= total):
             break
-        if not out and sent - acked + chunk_msgs <= window:
-            out = chunk
+        if not out and sent - acked + chunk_msgs <= window and (not total or sent < total):
+            out = chunks[next_chunk]
+            next_chunk = (next_chunk + 1) % len(chunks)
             sent += chunk_msgs
         if out:
             try:
@@ -156,22 +194,171 @@ def publish_with_acks(port: int, size: int, window: int, warmup: float, duration
                 sock.setblocking(False)
             carry = data[-len(marker) + 1 :]
     sock.close()
-    return Run("", "", (acked - max(acked_at_start, 0)) / duration, errors)
+    return Run("", "", (acked - max(acked_at_start, 0)) / (duration or 1), errors)
 
 
-def run_one(spec: ServerSpec, pair: str, args: argparse.Namespace) -> Run:
+def consume_with_acks(port: int, total: int, batch: int) -> Run:
+    """Pull `total` messages through the durable consumer, acking each one (plain ack)."""
+    sock = connect(port)
+    sock.sendall(b"SUB %b 1\r\n" % INBOX)
+    body = json.dumps({"batch": batch, "expires": 10_000_000_000}).encode()
+    pull = b"PUB $JS.API.CONSUMER.MSG.NEXT.%b.%b %b %d\r\n%b\r\n" % (
+        STREAM.encode(),
+        CONSUMER.encode(),
+        INBOX,
+        len(body),
+        body,
+    )
+    sock.sendall(pull * 2)
+    requested = 2 * batch
+    received = errors = 0
+    buf = b""
+    first = last = 0.0
+    deadline = time.monotonic() + 120
+    while received < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"consumed only {received} of {total}")
+        data = sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError("server closed the connection")
+        buf += data
+        out = []
+        pos = 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            line = buf[pos:eol]
+            if line.startswith(b"MSG "):
+                parts = line.split(b" ")
+                size = int(parts[-1])
+                end = eol + 2 + size + 2
+                if end > len(buf):
+                    break
+                if len(parts) == 5:
+                    out.append(b"PUB %b 0\r\n\r\n" % parts[3])
+                    received += 1
+                pos = end
+            elif line.startswith(b"HMSG "):
+                parts = line.split(b" ")
+                size = int(parts[-1])
+                end = eol + 2 + size + 2
+                if end > len(buf):
+                    break
+                if len(parts) == 6:
+                    out.append(b"PUB %b 0\r\n\r\n" % parts[3])
+                    received += 1
+                else:
+                    errors += 1  # a status (408): the request ended early
+                    requested = received
+                pos = end
+            else:
+                if line == b"PING":
+                    out.append(b"PONG\r\n")
+                elif line.startswith(b"-ERR"):
+                    raise RuntimeError(line.decode(errors="replace"))
+                pos = eol + 2
+        buf = buf[pos:]
+        if received and not first:
+            first = time.monotonic()
+        while requested - received < batch:
+            out.append(pull)
+            requested += batch
+        if out:
+            sock.sendall(b"".join(out))
+    last = time.monotonic()
+    sock.close()
+    return Run("", "", total / max(last - first, 1e-9), errors)
+
+
+def kv_get_latency(port: int, gets: int) -> Run:
+    """Sequential direct gets of KV keys (what `kv.get(key)` sends): p50 and p99 in µs."""
+    sock = connect(port)
+    sock.sendall(b"SUB %b 1\r\n" % INBOX)
+    frames = [
+        b"PUB $JS.API.DIRECT.GET.KV_%b.$KV.%b.k%d %b 0\r\n\r\n"
+        % (BUCKET.encode(), BUCKET.encode(), i % KV_KEYS, INBOX)
+        for i in range(gets)
+    ]
+    samples = []
+    buf = b""
+    warm = max(gets // 10, 50)
+    missing = 0
+    for i, frame in enumerate(frames):
+        began = time.perf_counter()
+        sock.sendall(frame)
+        while True:
+            eol = buf.find(b"\r\n")
+            if eol >= 0 and buf.startswith(b"HMSG "):
+                size = int(buf[:eol].split(b" ")[-1])
+                if len(buf) >= eol + 2 + size + 2:
+                    missing += buf.startswith(b"NATS/1.0 404", eol + 2)
+                    buf = buf[eol + 2 + size + 2 :]
+                    break
+            elif eol >= 0:
+                if buf[:eol] == b"PING":
+                    sock.sendall(b"PONG\r\n")
+                buf = buf[eol + 2 :]
+                continue
+            buf += sock.recv(65536)
+        if i >= warm:
+            samples.append((time.perf_counter() - began) * 1e6)
+    sock.close()
+    samples.sort()
+    return Run("", "", samples[len(samples) // 2], 0, p99=samples[int(len(samples) * 0.99) - 1])
+
+
+def create(port: int, subject: str, cfg: dict) -> None:
+    sock = connect(port)
+    reply = request(sock, subject, json.dumps(cfg).encode())
+    sock.close()
+    if b'"error"' in reply:
+        raise RuntimeError(f"{subject} failed: {reply!r}")
+
+
+def kv_stream_config(storage: str) -> dict:
+    """The stream nats-py's `create_key_value(bucket=B)` asks for."""
+    return {
+        "name": f"KV_{BUCKET}",
+        "subjects": [f"$KV.{BUCKET}.>"],
+        "max_msgs_per_subject": 1,
+        "discard": "new",
+        "allow_rollup_hdrs": True,
+        "deny_delete": True,
+        "allow_direct": True,
+        "allow_msg_ttl": True,
+        "storage": storage,
+        "num_replicas": 1,
+    }
+
+
+def run_one(spec: ServerSpec, pair: str, scenario: str, args: argparse.Namespace) -> Run:
+    storage = "memory" if pair == "memory" else "file"
     with JsServer(spec, pair) as srv:
-        sock = connect(srv.port)
-        cfg = {
-            "name": STREAM,
-            "subjects": [SUBJECT.decode()],
-            "storage": "memory" if pair == "memory" else "file",
-        }
-        reply = request(sock, f"$JS.API.STREAM.CREATE.{STREAM}", json.dumps(cfg).encode())
-        if b'"error"' in reply:
-            raise RuntimeError(f"{spec.name}: stream create failed: {reply!r}")
-        sock.close()
-        run = publish_with_acks(srv.port, args.size, args.window, args.warmup, args.duration)
+        if scenario in ("publish", "consume"):
+            cfg = {"name": STREAM, "subjects": [SUBJECT.decode()], "storage": storage}
+            create(srv.port, f"$JS.API.STREAM.CREATE.{STREAM}", cfg)
+        if scenario == "publish":
+            run = publish_with_acks(srv.port, args.size, args.window, args.warmup, args.duration)
+        elif scenario == "consume":
+            publish_with_acks(srv.port, args.size, args.window, 0, 0, total=args.consume_msgs)
+            consumer = {"durable_name": CONSUMER, "ack_policy": "explicit"}
+            create(
+                srv.port,
+                f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{CONSUMER}",
+                {"stream_name": STREAM, "config": consumer},
+            )
+            run = consume_with_acks(srv.port, args.consume_msgs, args.pull_batch)
+        else:
+            create(srv.port, f"$JS.API.STREAM.CREATE.KV_{BUCKET}", kv_stream_config(storage))
+            keys = [b"$KV.%b.k%d" % (BUCKET.encode(), i) for i in range(KV_KEYS)]
+            if scenario == "kv-put":
+                run = publish_with_acks(
+                    srv.port, args.size, args.window, args.warmup, args.duration, keys
+                )
+            else:
+                publish_with_acks(srv.port, args.size, 256, 0, 0, keys, total=KV_KEYS)
+                run = kv_get_latency(srv.port, args.gets)
         run.server, run.pair = spec.name, pair
         return run
 
@@ -186,38 +373,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--window", type=int, default=4096)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--consume-msgs", type=int, default=200_000)
+    parser.add_argument("--pull-batch", type=int, default=500)
+    parser.add_argument("--gets", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     pairs = [p for p in args.pairs.split(",") if p]
+    scenarios = [s for s in args.scenarios.split(",") if s]
     specs = [go_spec(args.go), pynats_spec()]
-    results: dict[tuple[str, str], list[Run]] = {}
-    for pair in pairs:
-        for i in range(args.repeat):
-            order = specs if i % 2 == 0 else specs[::-1]
-            for spec in order:
-                run = run_one(spec, pair, args)
-                results.setdefault((pair, spec.name), []).append(run)
-                print(
-                    f"  {pair:7s} {spec.name:7s} {run.rate:12,.0f} msgs/s"
-                    + (f"  ({run.errors} errors)" if run.errors else ""),
-                    file=sys.stderr,
-                )
-    print(
-        f"\nJetStream publish with acks, {args.size} B, window {args.window} "
-        f"(median of {args.repeat})"
-    )
-    print(f"{'pair':8s} {'go msgs/s':>14s} {'pynats msgs/s':>14s} {'pynats/go':>10s}")
+    results: dict[tuple[str, str, str], list[Run]] = {}
+    for scenario in scenarios:
+        for pair in pairs:
+            for i in range(args.repeat):
+                order = specs if i % 2 == 0 else specs[::-1]
+                for spec in order:
+                    run = run_one(spec, pair, scenario, args)
+                    results.setdefault((scenario, pair, spec.name), []).append(run)
+                    print(
+                        f"  {scenario:8s} {pair:7s} {spec.name:7s} {_show(scenario, run)}",
+                        file=sys.stderr,
+                    )
+    print(f"\nJetStream, {args.size} B, window {args.window} (median of {args.repeat})")
+    print(f"{'scenario':9s} {'pair':7s} {'go':>16s} {'pynats':>16s} {'pynats/go':>10s}")
     table = []
-    for pair in pairs:
-        go = statistics.median(r.rate for r in results[(pair, "go")])
-        py = statistics.median(r.rate for r in results[(pair, "pynats")])
-        ratio = py / go if go else 0.0
-        table.append({"pair": pair, "go": go, "pynats": py, "ratio": ratio})
-        print(f"{pair:8s} {go:14,.0f} {py:14,.0f} {ratio:9.2f}x")
+    for scenario in scenarios:
+        for pair in pairs:
+            go = statistics.median(r.rate for r in results[(scenario, pair, "go")])
+            py = statistics.median(r.rate for r in results[(scenario, pair, "pynats")])
+            ratio = py / go if go else 0.0
+            row = {"scenario": scenario, "pair": pair, "go": go, "pynats": py, "ratio": ratio}
+            unit = "msgs/s"
+            if scenario == "kv-get":
+                unit = "µs p50"
+                row["go_p99"] = statistics.median(r.p99 for r in results[(scenario, pair, "go")])
+                row["pynats_p99"] = statistics.median(
+                    r.p99 for r in results[(scenario, pair, "pynats")]
+                )
+            table.append(row)
+            print(
+                f"{scenario:9s} {pair:7s} {go:10,.0f} {unit:6s}{py:10,.0f} {unit:6s}{ratio:9.2f}x"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": table}, indent=2))
     return 0
+
+
+def _show(scenario: str, run: Run) -> str:
+    if scenario == "kv-get":
+        return f"p50 {run.rate:8.0f} µs   p99 {run.p99:8.0f} µs"
+    return f"{run.rate:12,.0f} msgs/s" + (f"  ({run.errors} errors)" if run.errors else "")
 
 
 if __name__ == "__main__":

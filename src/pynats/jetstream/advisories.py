@@ -3,6 +3,13 @@ listens (the JSON is not even built otherwise).
 
     $JS.EVENT.ADVISORY.STREAM.CREATED|UPDATED|DELETED.<stream>   stream_action
     $JS.EVENT.ADVISORY.API                                       api_audit
+    $JS.EVENT.ADVISORY.CONSUMER.CREATED|DELETED.<s>.<c>          consumer_action
+    $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<s>.<c>           max_deliver
+    $JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.<s>.<c>                nak
+    $JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<s>.<c>           terminated
+    $JS.EVENT.ADVISORY.CONSUMER.PAUSE.<s>.<c>                    consumer_pause
+    $JS.EVENT.ADVISORY.CONSUMER.PINNED|UNPINNED.<s>.<c>          consumer_group_(un)pinned
+    $JS.EVENT.METRIC.CONSUMER.ACK.<s>.<c>                        consumer_ack (sample_freq)
 """
 
 from __future__ import annotations
@@ -43,11 +50,13 @@ def has_listeners(jsa: JetStreamAccount, subject: str) -> bool:
     return result is not EMPTY_RESULT
 
 
-def publish(jsa: JetStreamAccount, subject: str, kind: str, body: dict[str, Any]) -> None:
+def publish(
+    jsa: JetStreamAccount, subject: str, kind: str, body: dict[str, Any], prefix: str = PREFIX
+) -> None:
     if not has_listeners(jsa, subject):
         return
     event: dict[str, Any] = {
-        "type": PREFIX + kind,
+        "type": prefix + kind,
         "id": new_id(),
         "timestamp": rfc3339(time.time_ns()),
     }
@@ -106,3 +115,138 @@ def api_audit(
         body["request"] = request.decode(errors="replace")
     body["response"] = response.decode(errors="replace")
     publish(jsa, API_AUDIT_SUBJECT, "api_audit", body)
+
+
+# -- consumers -------------------------------------------------------------------------------
+
+CONSUMER_ACTION_SUBJECTS = {
+    "create": "$JS.EVENT.ADVISORY.CONSUMER.CREATED.",
+    "delete": "$JS.EVENT.ADVISORY.CONSUMER.DELETED.",
+}
+METRIC_PREFIX = "io.nats.jetstream.metric.v1."
+
+
+def consumer_action(jsa: JetStreamAccount, stream: str, consumer: str, action: str) -> None:
+    publish(
+        jsa,
+        f"{CONSUMER_ACTION_SUBJECTS[action]}{stream}.{consumer}",
+        "consumer_action",
+        {"stream": stream, "consumer": consumer, "action": action},
+    )
+
+
+def max_deliveries(
+    jsa: JetStreamAccount, stream: str, consumer: str, stream_seq: int, deliveries: int
+) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}",
+        "max_deliver",
+        {
+            "stream": stream,
+            "consumer": consumer,
+            "stream_seq": stream_seq,
+            "deliveries": deliveries,
+        },
+    )
+
+
+def nak(
+    jsa: JetStreamAccount,
+    stream: str,
+    consumer: str,
+    consumer_seq: int,
+    stream_seq: int,
+    deliveries: int,
+) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.{stream}.{consumer}",
+        "nak",
+        {
+            "stream": stream,
+            "consumer": consumer,
+            "consumer_seq": consumer_seq,
+            "stream_seq": stream_seq,
+            "deliveries": deliveries,
+        },
+    )
+
+
+def terminated(
+    jsa: JetStreamAccount,
+    stream: str,
+    consumer: str,
+    consumer_seq: int,
+    stream_seq: int,
+    deliveries: int,
+    reason: str,
+) -> None:
+    body: dict[str, Any] = {
+        "stream": stream,
+        "consumer": consumer,
+        "consumer_seq": consumer_seq,
+        "stream_seq": stream_seq,
+        "deliveries": deliveries,
+    }
+    if reason:
+        body["reason"] = reason
+    publish(
+        jsa, f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.{consumer}", "terminated", body
+    )
+
+
+def ack_metric(
+    jsa: JetStreamAccount,
+    stream: str,
+    consumer: str,
+    consumer_seq: int,
+    stream_seq: int,
+    ack_time_ns: int,
+    deliveries: int,
+) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.METRIC.CONSUMER.ACK.{stream}.{consumer}",
+        "consumer_ack",
+        {
+            "stream": stream,
+            "consumer": consumer,
+            "consumer_seq": consumer_seq,
+            "stream_seq": stream_seq,
+            "ack_time": ack_time_ns,
+            "deliveries": deliveries,
+        },
+        prefix=METRIC_PREFIX,
+    )
+
+
+def consumer_pause(
+    jsa: JetStreamAccount, stream: str, consumer: str, paused: bool, until: str
+) -> None:
+    body: dict[str, Any] = {"stream": stream, "consumer": consumer, "paused": paused}
+    if paused:
+        body["pause_until"] = until
+    publish(jsa, f"$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{stream}.{consumer}", "consumer_pause", body)
+
+
+def consumer_pinned(
+    jsa: JetStreamAccount, stream: str, consumer: str, group: str, pin_id: str
+) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.ADVISORY.CONSUMER.PINNED.{stream}.{consumer}",
+        "consumer_group_pinned",
+        {"stream": stream, "consumer": consumer, "group": group, "pinned_id": pin_id},
+    )
+
+
+def consumer_unpinned(
+    jsa: JetStreamAccount, stream: str, consumer: str, group: str, reason: str
+) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.{stream}.{consumer}",
+        "consumer_group_unpinned",
+        {"stream": stream, "consumer": consumer, "group": group, "reason": reason},
+    )

@@ -77,6 +77,15 @@ class DirectGet:
                 return
         prefix_len = len(sub.subject) - (2 if sub.subject.endswith(b".>") else 0)
         key = subject[prefix_len + 1 :].decode() if len(subject) > prefix_len else ""
+        if key and not payload:
+            # the KV get: the last message on the subject named in the request subject
+            try:
+                msg = self.stream.store.load_last(key)
+            except MessageNotFound:
+                self._status(reply, _NOT_FOUND)
+                return
+            self._send(reply, msg, False, None)
+            return
         req: dict[str, Any] = {}
         if payload.strip():
             try:
@@ -240,16 +249,25 @@ class DirectGet:
         if no_hdr:
             self.stream.client.publish(reply, msg.data)
             return
-        extra = [
-            (h.STREAM, self.stream.name),
-            (h.SUBJECT, msg.subject),
-            (h.SEQUENCE, str(msg.seq)),
-            (h.TIME_STAMP, rfc3339(msg.ts_ns)),
-        ]
+        extra = (
+            b"Nats-Stream: %b\r\nNats-Subject: %b\r\nNats-Sequence: %d\r\nNats-Time-Stamp: %b\r\n"
+            % (
+                self.stream.name.encode(),
+                msg.subject.encode(),
+                msg.seq,
+                rfc3339(msg.ts_ns).encode(),
+            )
+        )
         if batch is not None:
-            extra.append((h.NUM_PENDING, str(batch[0])))
-            extra.append((h.LAST_SEQUENCE, str(batch[1])))
-        self.stream.client.publish(reply, msg.data, headers=h.append(msg.headers, extra))
+            extra += b"Nats-Num-Pending: %d\r\nNats-Last-Sequence: %d\r\n" % batch
+        headers = msg.headers
+        if not headers:
+            block = b"NATS/1.0\r\n" + extra + b"\r\n"
+        elif headers.endswith(b"\r\n\r\n"):
+            block = headers[:-2] + extra + b"\r\n"
+        else:
+            block = headers + b"\r\n" + extra + b"\r\n"
+        self.stream.client.publish(reply, msg.data, headers=block)
 
     def _eob(self, reply: bytes, pending: int, last: int, up_to: int | None) -> None:
         extra = [(h.NUM_PENDING, str(pending)), (h.LAST_SEQUENCE, str(last))]

@@ -6,6 +6,11 @@ usage, API counters, its streams). Streams of an account live under
 `<store_dir>/jetstream/<account>/streams/<name>/`: `meta.inf` (the config, written durably
 before the create/update is answered) and `msgs/` (the file store).
 
+Consumers of a file stream live under `<stream>/obs/<name>/`: `meta.inf` (config and
+creation time, durable before the create is answered) and the `ConsumerStore` files (state
+snapshot plus operation log). Consumers with `mem_storage` and those of memory streams keep
+their state in memory only.
+
 Which accounts: without an `accounts {}` block JetStream is on for the global account with
 unlimited limits. With one, each account's `jetstream` value (`enabled`, or a map of limits)
 decides; `limits.limits_from_config` reads it.
@@ -34,12 +39,14 @@ from .config import (
 from .errors import api_error
 from .limits import AccountLimits, limits_from_config
 from .store import (
+    ConsumerStore,
     FileStore,
     MemoryStore,
     SyncMode,
     SyncPolicy,
     cleanup_deleting,
     read_file,
+    remove_tree_durable,
     write_durable,
 )
 from .store.metadata import ensure_dir_durable
@@ -50,10 +57,16 @@ if TYPE_CHECKING:
     from pynats.server.accounts import Account
     from pynats.server.server import Server
 
+    from .consumer import Consumer
+    from .consumer_config import ConsumerConfig
+    from .push import InterestWatch
+
 JS_API_LEVEL = 1  # TTLs and subject delete markers (ADR-43); no counters/batches/schedules
 META_FILE = "meta.inf"
 MSGS_DIR = "msgs"
 STREAMS_DIR = "streams"
+CONSUMERS_DIR = "obs"
+CONSUMER_LOG_COMPACT_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_MEMORY_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_STORE_BYTES = 1024**4
 
@@ -74,16 +87,12 @@ def enable_jetstream(server: Server) -> JetStream:
     server.jetstream = js  # type: ignore[attr-defined]
     server.add_startup_hook(js.start)
     server.add_shutdown_hook(js.shutdown)
-    add_account_hook = getattr(server, "add_account_hook", None)
-    if add_account_hook is not None:  # accounts created after start-up (see .agents note)
-        add_account_hook(js.account_added)
+    server.add_account_hook(js.account_added)
     from . import jsz
 
     server.monitor_routes["jsz"] = jsz.jsz
     server.varz_extra.append(js.fill_varz)
-    from pynats.server.monitor import healthz_checks
-
-    healthz_checks.append(jsz.healthz_check)
+    server.healthz_checks.append(jsz.healthz_check)
     return js
 
 
@@ -235,6 +244,17 @@ class JetStream:
         log.notice("Initiating JetStream Shutdown...")
         for jsa in self.accounts.values():
             for stream in list(jsa.streams.values()):
+                for consumer in list(stream.consumers.values()):
+                    consumer.stop(deleted=False)
+                    try:
+                        consumer.store.stop()
+                    except Exception as e:
+                        log.error(
+                            f"Error stopping consumer '{jsa.name} > {stream.name} > "
+                            f"{consumer.name}': {e}"
+                        )
+            jsa.stop()
+            for stream in list(jsa.streams.values()):
                 stream.stop()
             for stream in list(jsa.streams.values()):
                 try:
@@ -329,6 +349,18 @@ class JetStreamAccount:
         self.api_errors = 0
         self.api_sub: Any = None  # the `$JS.API.>` subscription (see api.ApiResponder)
         self.directory = os.path.join(js.store_root, account.name, STREAMS_DIR)
+        self._interest_watch: InterestWatch | None = None
+
+    def interest_watch(self) -> InterestWatch:
+        if self._interest_watch is None:
+            from .push import InterestWatch
+
+            self._interest_watch = InterestWatch(self.account, self.js.server.loop)
+        return self._interest_watch
+
+    def stop(self) -> None:
+        if self._interest_watch is not None:
+            self._interest_watch.stop()
 
     # -- usage -------------------------------------------------------------------------------
 
@@ -464,6 +496,11 @@ class JetStreamAccount:
     async def delete_stream(self, stream: Stream) -> None:
         """Stop, then remove durably: the directory is renamed away first (one atomic step),
         so a crash never brings a half-deleted stream back."""
+        for consumer in list(stream.consumers.values()):
+            consumer.stop(deleted=True)
+            consumer.store.stop()
+            advisories.consumer_action(self, stream.name, consumer.name, "delete")
+        stream.consumers.clear()
         stream.stop()
         self.streams.pop(stream.name, None)
         for other in self.streams.values():
@@ -518,6 +555,7 @@ class JetStreamAccount:
             stream = Stream(self, cfg, store, int(meta.get("created", 0)), directory)
             self.streams[cfg.name] = stream
             stream.start()
+            self._recover_consumers(stream)
             took = round(time.monotonic() - began, 3)
             log.notice(
                 f"  Restored {store.msgs} messages for stream '{self.name} > {name}' in "
@@ -527,6 +565,111 @@ class JetStreamAccount:
                 log.warn(
                     f"  Stream '{self.name} > {name}': damaged data in {damage.file} at "
                     f"{damage.offset} ({damage.reason}); {len(damage.seqs)} messages lost"
+                )
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    def consumer_dir(self, stream: Stream, name: str) -> str | None:
+        if stream.directory is None:
+            return None
+        return os.path.join(stream.directory, CONSUMERS_DIR, name)
+
+    def _open_consumer_store(self, directory: str | None) -> ConsumerStore:
+        return ConsumerStore(
+            directory,
+            self.js.sync_policy,
+            loop=self.js.server.loop,
+            compact_bytes=CONSUMER_LOG_COMPACT_BYTES,
+        )
+
+    async def write_consumer_meta(self, consumer: Consumer) -> None:
+        if consumer.directory is not None:
+            await self._write_consumer_meta(
+                consumer.directory, consumer.name, consumer.config, consumer.created_ns
+            )
+
+    async def _write_consumer_meta(
+        self, directory: str, name: str, cfg: ConsumerConfig, created: int
+    ) -> None:
+        data = json.dumps({"name": name, "created": created, "config": cfg.to_json()}).encode()
+        path = os.path.join(directory, META_FILE)
+        await asyncio.get_running_loop().run_in_executor(None, write_durable, path, data)
+
+    async def create_consumer(self, stream: Stream, name: str, cfg: ConsumerConfig) -> Consumer:
+        """Create and start a consumer (its config durable first when it is stored)."""
+        from .consumer import Consumer
+
+        created = time.time_ns()
+        directory = None if cfg.mem_storage else self.consumer_dir(stream, name)
+        if directory is not None:
+            await self._write_consumer_meta(directory, name, cfg, created)
+        if stream.closed:
+            raise api_error("JSStreamNotFoundErr")
+        store = self._open_consumer_store(directory)
+        consumer = Consumer(stream, name, cfg, store, created, directory)
+        stream.consumers[name] = consumer
+        consumer.start_new()
+        advisories.consumer_action(self, stream.name, name, "create")
+        return consumer
+
+    async def delete_consumer(self, consumer: Consumer) -> None:
+        stream = consumer.stream
+        consumer.stop(deleted=True)
+        if stream.consumers.get(consumer.name) is consumer:
+            del stream.consumers[consumer.name]
+        consumer.store.stop()
+        if consumer.directory is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, remove_tree_durable, consumer.directory
+            )
+        advisories.consumer_action(self, stream.name, consumer.name, "delete")
+
+    def delete_inactive_consumer(self, consumer: Consumer) -> None:
+        """`inactive_threshold` passed: delete it, in turn with API changes."""
+
+        async def run() -> None:
+            async with self.js.api_lock:
+                if not consumer.closed and not consumer._is_active():
+                    await self.delete_consumer(consumer)
+
+        self.js.server.loop.create_task(run())
+
+    def _recover_consumers(self, stream: Stream) -> None:
+        from .consumer import Consumer
+        from .consumer_config import ConsumerConfig
+
+        if stream.directory is None:
+            return
+        log = self.js.server.logger
+        parent = os.path.join(stream.directory, CONSUMERS_DIR)
+        if not os.path.isdir(parent):
+            return
+        cleanup_deleting(parent)
+        for name in sorted(os.listdir(parent)):
+            directory = os.path.join(parent, name)
+            if not os.path.isdir(directory) or name.endswith(".deleting"):
+                continue
+            raw = read_file(os.path.join(directory, META_FILE))
+            if raw is None:
+                log.warn(f"  Consumer directory '{directory}' has no {META_FILE}: skipped")
+                continue
+            try:
+                meta = json.loads(raw)
+                cfg = ConsumerConfig.from_json(meta["config"])
+                store = self._open_consumer_store(directory)
+            except Exception as e:
+                msg = f"Error recovering consumer '{self.name} > {stream.name} > {name}': {e}"
+                log.error(f"  {msg}")
+                self.js.recovery_errors.append(msg)
+                continue
+            cname = meta.get("name") or cfg.name or name
+            consumer = Consumer(stream, cname, cfg, store, int(meta.get("created", 0)), directory)
+            stream.consumers[cname] = consumer
+            consumer.start_recovered()
+            for damage in store.damage():
+                log.warn(
+                    f"  Consumer '{self.name} > {stream.name} > {name}': damaged state in "
+                    f"{damage.file} at {damage.offset} ({damage.reason})"
                 )
 
 

@@ -269,7 +269,7 @@ class SourceLink:
     def on_stored(self, seq: int, subject: str) -> None:
         self.schedule()
 
-    def on_removed(self, seqs: Sequence[int]) -> None:
+    def on_removed(self, removed: Sequence[tuple[int, str]]) -> None:
         pass
 
     def on_purged(self, event: PurgeEvent) -> None:

@@ -11,10 +11,11 @@ Afterwards. Limits are applied by the store (`on_removed`), `max_age` and per-me
 a timer armed for `store.next_expiry()`; expiring the last message of a subject can leave a
 subject delete marker. Purge, message delete/get and stream info read and change the store.
 
-Hooks for consumers (issue 5): register a `StreamListener` with `add_listener`; it hears of
-every stored message (`on_stored`), removal (`on_removed`) and purge (`on_purged`). Interest
-and work-queue retention ask listeners whether a message is wanted (`wants`) and whether any
-still needs to acknowledge it (`needs_ack`); consumers report acks with `acked(listener, seq)`.
+Hooks for consumers: a `StreamListener` registered with `add_listener` hears of every
+stored message (`on_stored`), removal (`on_removed`, with the subjects) and purge
+(`on_purged`). Interest and work-queue retention ask listeners whether a message is wanted
+(`wants`) and whether any still needs to acknowledge it (`needs_ack`); consumers report acks
+with `acked(listener, seq)`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from pynats.server.internal import InternalClient
     from pynats.server.sublist import Subscription
 
+    from .consumer import Consumer
     from .service import JetStreamAccount
     from .sources import SourceLinks
 
@@ -63,7 +65,7 @@ class StreamListener(Protocol):
     """What a consumer registers with its stream (`Stream.add_listener`)."""
 
     def on_stored(self, seq: int, subject: str) -> None: ...
-    def on_removed(self, seqs: Sequence[int]) -> None: ...
+    def on_removed(self, removed: Sequence[tuple[int, str]]) -> None: ...
     def on_purged(self, event: PurgeEvent) -> None: ...
     def wants(self, subject: str) -> bool: ...
     def needs_ack(self, seq: int, subject: str) -> bool: ...
@@ -98,7 +100,7 @@ class Stream:
         self.client: InternalClient = jsa.client
         self.loop = jsa.js.server.loop
         self.listeners: list[StreamListener] = []
-        self.consumers: dict[str, Any] = {}  # issue 5: name -> consumer
+        self.consumers: dict[str, Consumer] = {}
         self.closed = False
         self.sources: SourceLinks | None = None
         self._subs: list[Subscription] = []
@@ -165,6 +167,8 @@ class Stream:
         old = self.config
         self.config = config
         self._apply_config()
+        for consumer in self.consumers.values():
+            consumer.stream_updated()
         self.store.update_config(config.store_config())
         if (
             old.subjects != config.subjects
@@ -193,28 +197,29 @@ class Stream:
     def add_listener(self, listener: StreamListener) -> None:
         self.listeners.append(listener)
 
-    def remove_listener(self, listener: StreamListener) -> None:
+    def remove_listener(self, listener: StreamListener, collect: bool = True) -> None:
+        """`collect`: under interest retention, drop what no remaining listener needs (a
+        consumer deleted); not when the server only shuts down."""
         if listener in self.listeners:
             self.listeners.remove(listener)
-        if self.config.retention != "limits":
-            self._collect_unneeded()
+        if collect and self.config.retention == "interest" and not self.closed:
+            self.collect_unneeded()
 
     def acked(self, listener: StreamListener, seq: int) -> None:
         """A consumer acknowledged `seq`: under interest/work-queue retention it may go."""
         retention = self.config.retention
         if retention == "limits":
             return
-        try:
-            subject = self.store.load_msg(seq).subject
-        except MessageNotFound:
+        subject = self.store.subject_of(seq)
+        if subject is None:
             return
         if retention == "interest":
             for other in self.listeners:
                 if other is not listener and other.needs_ack(seq, subject):
                     return
-        self._remove(seq)
+        self._remove(seq, subject)
 
-    def _collect_unneeded(self) -> None:
+    def collect_unneeded(self) -> None:
         """Interest retention: drop every message no listener still needs."""
         store = self.store
         seq = store.first_seq
@@ -223,20 +228,22 @@ class Stream:
             seq = store.next_seq(">", seq)
             if not seq:
                 break
-            subject = store.load_msg(seq).subject
-            if not any(lst.needs_ack(seq, subject) for lst in self.listeners):
-                doomed.append(seq)
+            subject = store.subject_of(seq)
+            if subject is not None and not any(
+                lst.needs_ack(seq, subject) for lst in self.listeners
+            ):
+                doomed.append((seq, subject))
             seq += 1
-        for seq in doomed:
-            self._remove(seq)
+        for seq, subject in doomed:
+            self._remove(seq, subject)
 
-    def _remove(self, seq: int) -> None:
+    def _remove(self, seq: int, subject: str) -> None:
         if self.store.remove_msg(seq):
-            self._notify_removed([seq])
+            self._notify_removed([(seq, subject)])
 
-    def _notify_removed(self, seqs: Sequence[int]) -> None:
+    def _notify_removed(self, removed: Sequence[tuple[int, str]]) -> None:
         for listener in self.listeners:
-            listener.on_removed(seqs)
+            listener.on_removed(removed)
 
     # -- ingest (the hot path) ---------------------------------------------------------------
 
@@ -532,7 +539,7 @@ class Stream:
     def _on_limit_removals(self, removals: Sequence[Removal]) -> None:
         self._note_removals(removals)
         if self.listeners:
-            self._notify_removed([r.seq for r in removals])
+            self._notify_removed([(r.seq, r.subject) for r in removals])
 
     def _note_removals(self, removals: Sequence[Removal]) -> None:
         if not self.config.subject_delete_marker_ttl:
@@ -614,9 +621,10 @@ class Stream:
             raise api_error("JSStreamSealedErr")
         if self.config.deny_delete:
             raise api_error("JSStreamMsgDeleteFailedF", err="message delete not permitted")
-        if not self.store.remove_msg(seq, erase):
+        subject = self.store.subject_of(seq)
+        if subject is None or not self.store.remove_msg(seq, erase):
             raise api_error("JSSequenceNotFoundErrF", seq=seq)
-        self._notify_removed([seq])
+        self._notify_removed([(seq, subject)])
 
     def get_msg(self, req: dict[str, Any]) -> StoredMessage:
         """STREAM.MSG.GET selectors: seq | last_by_subj | next_by_subj[+seq] | start_time."""

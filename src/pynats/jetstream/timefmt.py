@@ -31,12 +31,19 @@ _UNIT_NS = {
 }
 
 
+_seconds_cache: dict[int, str] = {}
+
+
 def rfc3339(ns: int) -> str:
     """RFC3339Nano in UTC; 0 is Go's zero time."""
     if not ns:
         return ZERO_TIME
     secs, frac = divmod(ns, NS_PER_S)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    base = _seconds_cache.get(secs)
+    if base is None:
+        if len(_seconds_cache) > 4096:
+            _seconds_cache.clear()
+        base = _seconds_cache[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
         base += "." + f"{frac:09d}".rstrip("0")
     return base + "Z"

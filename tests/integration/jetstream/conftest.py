@@ -121,6 +121,8 @@ def js_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
     srv = start_server(["-js", "-sd", str(store)], http_port=-1, oracle=AGAINST_GO)
     yield srv
     srv.stop()
+    bugs = [line for line in srv.log_lines if "Traceback" in line or "internal error" in line]
+    assert not bugs, "the server logged internal errors:\n" + srv.log_text()
 
 
 @pytest.fixture

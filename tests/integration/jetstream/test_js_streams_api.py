@@ -561,7 +561,7 @@ async def test_stepdown_needs_clustering(nc, sname) -> None:
     assert error_of(r) == (503, 10010, "JetStream clustering support required")
 
 
-async def test_consumer_api_answers_until_consumers_exist(nc, js, sname) -> None:
+async def test_consumer_api_on_a_stream_without_consumers(nc, js, sname) -> None:
     await js.add_stream(name=sname)
     names = await api(nc, f"$JS.API.CONSUMER.NAMES.{sname}")
     assert (names["total"], names["consumers"]) == (0, [])
@@ -569,11 +569,6 @@ async def test_consumer_api_answers_until_consumers_exist(nc, js, sname) -> None
     assert listing["consumers"] == []
     r = await api(nc, f"$JS.API.CONSUMER.INFO.{sname}.C")
     assert error_of(r) == (404, 10014, "consumer not found")
-    r = await api(
-        nc,
-        f"$JS.API.CONSUMER.CREATE.{sname}.C",
-        {"stream_name": sname, "config": {"name": "C"}},
-    )
-    assert error_of(r)[:2] == (500, 10012)
-    r = await api(nc, f"$JS.API.CONSUMER.NAMES.{sname}X")
+    # nats-server adds `consumers: []` to this error; nats.py's schema does not foresee it
+    r = await api(nc, f"$JS.API.CONSUMER.NAMES.{sname}X", check_schema=False)
     assert error_of(r) == (404, 10059, "stream not found")

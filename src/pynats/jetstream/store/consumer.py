@@ -1,8 +1,10 @@
 """Durable consumer state: delivered, ack floor, pending acks and redelivery counts.
 
-The state lives in memory; every change is also appended as a small checksummed record
-(records.py) to an operation log, with the same group commit as the message store:
-confirm an AckSync (or anything else that must survive) from `when_durable`. When the log
+The state lives in memory; every change is also appended to an operation log, with the
+same group commit as the message store: confirm an AckSync (or anything else that must
+survive) from `when_durable`. Operations are packed into a batch (33 bytes each, no
+per-operation framing) and each flush seals the batch as one checksummed record
+(records.py): a torn batch is dropped whole, and nothing in it was confirmed yet. When the log
 grows past `compact_bytes` the whole state is written durably to `state.dat` (generation
 g+1) and a fresh log `ops-<g+1>.log` is started; recovery loads `state.dat` and replays the
 log of its generation. The same `_apply_*` functions serve live updates and replay, so the
@@ -35,6 +37,12 @@ DEFAULT_COMPACT_BYTES = 1 << 20
 _QQ = struct.Struct("<QQ")
 _Q = struct.Struct("<Q")
 _STATE_HEAD = struct.Struct("<QQQQQQ")
+# One operation of a KIND_OPS batch: (op, stream seq, consumer seq, deliveries, ts).
+_OP = struct.Struct("<BQQQq")
+OP_DELIVERED = 1
+OP_ACK = 2
+OP_ACK_ALL = 3
+OP_DROP = 4
 
 
 @dataclass
@@ -112,7 +120,8 @@ class ConsumerStore:
         self._state = ConsumerState()
         self._heap: list[int] = []  # pending stream seqs, lazily cleaned
         self._damage: list[Damage] = []
-        self._wbuf = bytearray()
+        self._wbuf = bytearray()  # sealed records not yet written
+        self._ops = bytearray()  # the open batch of operations
         self._fd = -1
         self._log_size = 0
         self._generation = 0
@@ -122,7 +131,9 @@ class ConsumerStore:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-        self._commit = GroupCommit(sync or SyncPolicy(), fileio, self._flush, loop)
+        self._commit = GroupCommit(
+            sync or SyncPolicy(), fileio, self._flush, loop, sync_on_append=False
+        )
         if self.directory is not None:
             ensure_dir_durable(self.directory, fileio)
             self._recover()
@@ -142,26 +153,40 @@ class ConsumerStore:
     def update_delivered(
         self, consumer_seq: int, stream_seq: int, deliveries: int, ts_ns: int
     ) -> None:
-        """A message was (re)delivered; `deliveries` counts this delivery (1 = first)."""
-        self._check_open()
+        """A message was (re)delivered; `deliveries` counts this delivery (1 = first).
+
+        `deliveries == 0` records a delivery that needs no ack (AckNone): the ack floor
+        follows the delivered position and nothing becomes pending."""
+        if self._closed:
+            raise StoreClosed("consumer store is closed")
         self._apply_delivered(consumer_seq, stream_seq, deliveries, ts_ns)
-        self._log(records.KIND_DELIVERED, stream_seq, ts_ns, _QQ.pack(consumer_seq, deliveries))
+        self._op(OP_DELIVERED, stream_seq, consumer_seq, deliveries, ts_ns)
 
     def update_acks(self, consumer_seq: int, stream_seq: int) -> bool:
         """Ack one message; False when it was not pending (already acked, never delivered)."""
-        self._check_open()
+        if self._closed:
+            raise StoreClosed("consumer store is closed")
         if stream_seq not in self._state.pending:
             return False
         self._apply_ack(stream_seq)
-        self._log(records.KIND_ACK, stream_seq, 0, _Q.pack(consumer_seq))
+        self._op(OP_ACK, stream_seq, consumer_seq, 0, 0)
         return True
 
-    def ack_all(self, consumer_seq: int, stream_seq: int) -> int:
-        """AckAll: ack every pending message up to `stream_seq`; returns how many."""
+    def ack_all(self, consumer_seq: int, stream_seq: int) -> list[int]:
+        """AckAll: ack every pending message up to `stream_seq`; returns their sequences."""
         self._check_open()
         acked = self._apply_ack_all(consumer_seq, stream_seq)
-        self._log(records.KIND_ACK_ALL, stream_seq, 0, _Q.pack(consumer_seq))
+        self._op(OP_ACK_ALL, stream_seq, consumer_seq, 0, 0)
         return acked
+
+    def drop_pending(self, stream_seq: int) -> bool:
+        """Stop tracking `stream_seq` without acking it (max deliveries reached, message
+        gone): it leaves the pending set, the ack floor stays where it is."""
+        self._check_open()
+        if self._state.pending.pop(stream_seq, None) is None:
+            return False
+        self._op(OP_DROP, stream_seq, 0, 0, 0)
+        return True
 
     def update_state(self, state: ConsumerState) -> None:
         """Replace the whole state (start position, reset, restore)."""
@@ -183,6 +208,9 @@ class ConsumerStore:
             st.delivered.consumer_seq = cseq
         if sseq > st.delivered.stream_seq:
             st.delivered.stream_seq = sseq
+        if deliveries == 0:
+            st.ack_floor = SequencePair(st.delivered.consumer_seq, st.delivered.stream_seq)
+            return
         st.pending[sseq] = Pending(cseq, ts)
         heapq.heappush(self._heap, sseq)
         if deliveries > 1:
@@ -197,7 +225,7 @@ class ConsumerStore:
         st.redelivered.pop(sseq, None)
         self._advance_floor()
 
-    def _apply_ack_all(self, cseq: int, sseq: int) -> int:
+    def _apply_ack_all(self, cseq: int, sseq: int) -> list[int]:
         st = self._state
         acked = [s for s in st.pending if s <= sseq]
         for s in acked:
@@ -206,7 +234,7 @@ class ConsumerStore:
         if sseq > st.ack_floor.stream_seq:
             st.ack_floor = SequencePair(max(cseq, st.ack_floor.consumer_seq), sseq)
         self._advance_floor()
-        return len(acked)
+        return acked
 
     def _apply_state(self, state: ConsumerState) -> None:
         self._state = state
@@ -226,15 +254,33 @@ class ConsumerStore:
 
     # --- the log ----------------------------------------------------------------------------
 
+    def _op(self, op: int, sseq: int, cseq: int, deliveries: int, ts: int) -> None:
+        if self.directory is None:
+            return
+        ops = self._ops
+        was_empty = not ops
+        ops += _OP.pack(op, sseq, cseq, deliveries, ts)
+        if was_empty:
+            self._commit.appended()
+        if self._log_size + len(self._wbuf) + len(ops) > self._compact_bytes:
+            self._compact()
+
+    def _seal_ops(self) -> None:
+        if self._ops:
+            ops, self._ops = self._ops, bytearray()
+            self._wbuf += records.encode(records.KIND_OPS, len(ops) // _OP.size, data=bytes(ops))
+
     def _log(self, kind: int, seq: int, ts: int, data: bytes) -> None:
         if self.directory is None:
             return
+        self._seal_ops()
         self._wbuf += records.encode(kind, seq, ts, data=data)
         self._commit.appended()
         if self._log_size + len(self._wbuf) > self._compact_bytes:
             self._compact()
 
     def _flush(self) -> None:
+        self._seal_ops()
         if not self._wbuf or self._fd < 0:
             return
         buf, self._wbuf = self._wbuf, bytearray()
@@ -301,6 +347,10 @@ class ConsumerStore:
                 self._apply_ack_all(cseq, seq)
             elif kind == records.KIND_STATE:
                 self._apply_state(decode_state(body))
+            elif kind == records.KIND_OPS:
+                self._replay_ops(body)
+            elif kind == records.KIND_DROP:
+                self._state.pending.pop(seq, None)
             elif kind == -1:
                 damaged = True
                 reason = (
@@ -308,6 +358,17 @@ class ConsumerStore:
                 )
                 self._damage.append(Damage(name, offset, length, reason))
         return damaged
+
+    def _replay_ops(self, body: bytes) -> None:
+        for op, sseq, cseq, deliveries, ts in _OP.iter_unpack(body):
+            if op == OP_DELIVERED:
+                self._apply_delivered(cseq, sseq, deliveries, ts)
+            elif op == OP_ACK:
+                self._apply_ack(sseq)
+            elif op == OP_ACK_ALL:
+                self._apply_ack_all(cseq, sseq)
+            elif op == OP_DROP:
+                self._state.pending.pop(sseq, None)
 
     # --- lifecycle --------------------------------------------------------------------------
 

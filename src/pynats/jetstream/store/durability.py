@@ -85,6 +85,10 @@ class GroupCommit:
 
     `flush` is the store's function that moves its user-space buffer to the OS (called before
     any fsync and before any callback in lazy mode).
+
+    `sync_on_append=False` (consumer state): appends only reach the OS at the end of the
+    loop iteration; an fsync round runs when someone waits in `when_durable` (a double ack
+    to confirm), so plain acks cost no fsync of their own.
     """
 
     def __init__(
@@ -93,8 +97,11 @@ class GroupCommit:
         fileio: FileIO,
         flush: Callable[[], None],
         loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        sync_on_append: bool = True,
     ) -> None:
         self.policy = policy
+        self.sync_on_append = sync_on_append
         self.fileio = fileio
         self.flush = flush
         self.loop = loop
@@ -182,7 +189,9 @@ class GroupCommit:
         self._scheduled = False
         if self._closed or self._in_flight is not None:
             return
-        if self.policy.mode is SyncMode.INTERVAL:
+        if self.policy.mode is SyncMode.INTERVAL or (
+            not self.sync_on_append and not self._waiting and not self._after_sync
+        ):
             self.flush()
             return
         if self.has_unsynced:

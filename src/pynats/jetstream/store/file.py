@@ -35,7 +35,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from . import records, snapshot
-from .base import Damage, StoreConfig, StoredMessage, file_msg_size
+from .base import Damage, DamagedMessage, StoreConfig, StoredMessage, file_msg_size
 from .durability import GroupCommit, SyncPolicy
 from .fileio import DEFAULT_FILEIO, FileIO
 from .indexed import IndexedStore
@@ -52,6 +52,8 @@ from .segment import (
 
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
+READ_AHEAD_BYTES = 64 * 1024  # one read when a message is not cached: its successors too
+READ_AHEAD_MSGS = 512
 FLUSH_BYTES = 256 * 1024
 _MAX_LOST_REPORTED = 100_000
 _LOC_SHIFT = 32
@@ -82,6 +84,9 @@ class FileStore(IndexedStore):
         self._cache_limit = cache_bytes
         self._cache: dict[int, StoredMessage] = {}
         self._cache_bytes = 0
+        # The messages of the last read from disk (see `_fetch`): kept apart from the cache
+        # of recent writes, which a backlog reader would otherwise churn.
+        self._ahead: dict[int, StoredMessage] = {}
         self._segments: dict[int, Segment] = {}
         self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
         self._segment_bases: list[int] = []
@@ -175,6 +180,7 @@ class FileStore(IndexedStore):
         self._wbuf += records.encode(records.KIND_FIRST, first_seq)
         for seq in [s for s in self._cache if s < first_seq]:
             del self._cache[seq]
+        self._ahead = {}
         self._recount_live()
         self._commit.appended()
         self._drop_empty_segments(set(self._segments))
@@ -206,6 +212,9 @@ class FileStore(IndexedStore):
         msg = self._cache.get(seq)
         if msg is not None:
             return msg
+        msg = self._ahead.get(seq)
+        if msg is not None:
+            return msg
         index = self._index
         i = seq - index.base
         loc, rlen = index.loc[i], index.rlen[i]
@@ -220,9 +229,20 @@ class FileStore(IndexedStore):
             )
         if seg is self._active and offset + rlen > seg.size:
             self._flush()
-        buf = self._fileio.pread(seg.fd, rlen, offset)
+        # Read ahead: a consumer reading an old backlog asks for the next messages next, and
+        # they sit right after this one in the segment. One read serves them all.
+        length = max(rlen, READ_AHEAD_BYTES)
+        buf = self._fileio.pread(seg.fd, min(length, max(seg.size - offset, rlen)), offset)
+        msg = self._decode_at(seg, seq, buf, 0, rlen, offset)
+        self._ahead = {seq: msg}
+        self._read_ahead(seg, seq, buf, offset)
+        return msg
+
+    def _decode_at(
+        self, seg: Segment, seq: int, buf: bytes, pos: int, rlen: int, offset: int
+    ) -> StoredMessage:
         try:
-            kind, rseq, ts, _ttl, subj, hdrs, data = records.decode(buf)
+            kind, rseq, ts, _ttl, subj, hdrs, data = records.decode(buf[pos : pos + rlen])
             if kind != KIND_MSG or rseq != seq:
                 raise ValueError("record does not hold this message")
         except ValueError as exc:
@@ -231,9 +251,33 @@ class FileStore(IndexedStore):
             raise self._fail_damaged(
                 seq, Damage(seg.name, offset, rlen, str(exc), (seq,), "read")
             ) from None
-        msg = StoredMessage(subj.decode(), seq, ts, hdrs or None, data)
-        self._cache_put(msg)
-        return msg
+        return StoredMessage(subj.decode(), seq, ts, hdrs or None, data)
+
+    def _read_ahead(self, seg: Segment, seq: int, buf: bytes, base: int) -> None:
+        """Keep the messages after `seq` whose records `buf` (read at `base`) holds whole."""
+        index = self._index
+        cache = self._cache
+        ahead = self._ahead
+        end = min(index.last_seq, seq + READ_AHEAD_MSGS)
+        seg_bits = seg.id << _LOC_SHIFT
+        size, loc, rlens, ibase = index.size, index.loc, index.rlen, index.base
+        nxt = seq + 1
+        while nxt <= end:
+            i = nxt - ibase
+            if size[i]:
+                where = loc[i]
+                if where & ~_LOC_MASK != seg_bits:
+                    return
+                pos = (where & _LOC_MASK) - base
+                rlen = rlens[i]
+                if pos < 0 or pos + rlen > len(buf):
+                    return
+                if nxt not in cache:
+                    try:
+                        ahead[nxt] = self._decode_at(seg, nxt, buf, pos, rlen, base + pos)
+                    except DamagedMessage:
+                        return
+            nxt += 1
 
     def _cache_put(self, msg: StoredMessage) -> None:
         cache = self._cache

@@ -257,6 +257,21 @@ class IndexedStore:
     def last_seq(self) -> int:
         return self._index.last_seq
 
+    def subject_of(self, seq: int) -> str | None:
+        """The subject of a live message (from the index, no read), or None."""
+        index = self._index
+        return index.subject_of(seq) if index.is_live(seq) else None
+
+    def last_seqs_per_subject(self, subject_filter: str = ">") -> list[int]:
+        """The newest sequence of every subject matching the filter, ascending."""
+        subjects = self._index.subjects
+        everything = matches_all(subject_filter)
+        return sorted(
+            st[LAST]
+            for name, st in subjects.items()
+            if everything or self._match(subject_filter, name)
+        )
+
     def subject_state(self, subject: str) -> tuple[int, int, int]:
         """(first, last, count) of one literal subject; zeros when it has no messages."""
         state = self._index.subjects.get(subject)

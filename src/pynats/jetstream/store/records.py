@@ -42,6 +42,8 @@ KIND_DELIVERED = 16
 KIND_ACK = 17
 KIND_ACK_ALL = 18
 KIND_STATE = 19
+KIND_DROP = 20  # a pending message no longer tracked (not acked)
+KIND_OPS = 21  # a batch of consumer operations (store/consumer.py `_OP`)
 
 DAMAGE_CHECKSUM = 1
 DAMAGE_TRUNCATED = 2

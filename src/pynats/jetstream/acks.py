@@ -1,0 +1,125 @@
+"""Ack subjects and ack payloads: the wire side of acknowledging a delivered message.
+
+Every delivered message carries the reply subject
+
+    $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<timestamp>.<pending>
+
+(the v1 form, 9 tokens, which we send), and we also accept the v2 form with a domain and
+an account hash after `$JS.ACK` (11 tokens or more). Whatever the client publishes to it
+says what happened to the message:
+
+    empty, +ACK, +OK      ack
+    -NAK [delay]          redeliver (after `{"delay": ns}` or a Go duration)
+    +WPI                  still working on it: restart the ack timer
+    +NXT [request]        ack, then treat the rest as a pull request
+    +TERM [reason]        never redeliver
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import NamedTuple
+
+from .timefmt import parse_go_duration
+
+ACK = 1
+NAK = 2
+PROGRESS = 3
+NEXT = 4
+TERM = 5
+
+
+class AckInfo(NamedTuple):
+    deliveries: int
+    stream_seq: int
+    consumer_seq: int
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def ack_prefix(stream: str, consumer: str) -> bytes:
+    return b"$JS.ACK.%b.%b." % (stream.encode(), consumer.encode())
+
+
+def account_hash(account: str) -> str:
+    """The 8-character account token of v2 subjects: SHA-256 of the name, base62 digits."""
+    digest = hashlib.sha256(account.encode()).digest()
+    return "".join(_B62[b % 62] for b in digest[:8])
+
+
+def v2_subscription(domain: str, account: str, stream: str, consumer: str) -> str:
+    """What a consumer listens on for v2 acks: all literal up to the sequences, so that
+    every (v1) ack routed in the account does not walk an extra wildcard branch."""
+    return f"$JS.ACK.{domain or '_'}.{account_hash(account)}.{stream}.{consumer}.>"
+
+
+def reply_subject(
+    prefix: bytes, deliveries: int, stream_seq: int, consumer_seq: int, ts_ns: int, pending: int
+) -> bytes:
+    return prefix + b"%d.%d.%d.%d.%d" % (deliveries, stream_seq, consumer_seq, ts_ns, pending)
+
+
+def parse_subject(subject: bytes) -> AckInfo | None:
+    """The sequences named by an ack subject (v1 or v2), or None when it is not one."""
+    tokens = subject.split(b".")
+    n = len(tokens)
+    if n == 9:
+        i = 4
+    elif n >= 11:
+        i = 6
+    else:
+        return None
+    try:
+        return AckInfo(int(tokens[i]), int(tokens[i + 1]), int(tokens[i + 2]))
+    except ValueError:
+        return None
+
+
+def subject_names(subject: bytes) -> tuple[bytes, bytes] | None:
+    """(stream, consumer) named by an ack subject of either form."""
+    tokens = subject.split(b".")
+    n = len(tokens)
+    if n == 9:
+        return tokens[2], tokens[3]
+    if n >= 11:
+        return tokens[4], tokens[5]
+    return None
+
+
+def parse_payload(payload: bytes) -> tuple[int, bytes]:
+    """(kind, the rest after the verb). Unknown payloads are (0, b"")."""
+    if not payload:
+        return ACK, b""
+    head = payload[:4]
+    if head == b"+ACK" or payload == b"+OK":
+        return ACK, b""
+    if head == b"-NAK":
+        return NAK, payload[4:].strip()
+    if head == b"+WPI":
+        return PROGRESS, b""
+    if head == b"+NXT":
+        return NEXT, payload[4:].strip()
+    if payload[:5] == b"+TERM":
+        return TERM, payload[5:].strip()
+    if not payload.strip():
+        return ACK, b""
+    return 0, b""
+
+
+def nak_delay(rest: bytes) -> int:
+    """The delay of `-NAK {"delay": ns}` or `-NAK 5s` in ns; 0 when absent or invalid
+    (an invalid delay is a plain NAK, as nats-server treats it)."""
+    if not rest:
+        return 0
+    if rest[:1] == b"{":
+        try:
+            value = json.loads(rest).get("delay", 0)
+        except (ValueError, AttributeError):
+            return 0
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    try:
+        return max(parse_go_duration(rest.decode()), 0)
+    except (ValueError, UnicodeDecodeError):
+        return 0

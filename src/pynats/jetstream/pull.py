@@ -1,0 +1,515 @@
+"""Pull requests: `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` bodies, the waiting request,
+the status messages a request can end with, and how a consumer serves its queue of waiting
+requests (`PullServing`, mixed into `Consumer`).
+
+A body is empty (one message), an ASCII number (that many), or JSON with `batch`, `expires`,
+`max_bytes`, `no_wait`, `idle_heartbeat` and the priority-group fields (`group`,
+`min_pending`, `min_ack_pending`, `id`, `priority`). Unknown JSON fields are ignored, as
+nats-server ignores them here; anything that is neither JSON nor a number asks for one
+message. Statuses are empty messages whose header block carries the code (protocol §6).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import advisories
+from . import headers as h
+from .delivery import deliver, has_interest
+from .timefmt import go_duration
+
+if TYPE_CHECKING:
+    from pynats.server.sublist import Subscription
+
+PENDING_MSGS = "Nats-Pending-Messages"
+PENDING_BYTES = "Nats-Pending-Bytes"
+
+
+class BadPullRequest(Exception):
+    """The request is answered with `400 Bad Request - <text>`."""
+
+
+@dataclass
+class PullRequest:
+    batch: int = 1
+    expires: int = 0  # ns, 0 = none
+    max_bytes: int = 0
+    no_wait: bool = False
+    heartbeat: int = 0  # ns
+    group: str = ""
+    min_pending: int = 0
+    min_ack_pending: int = 0
+    pin_id: str = ""
+    priority: int = 0
+
+
+_INT_FIELDS = {
+    "batch": "int",
+    "expires": "time.Duration",
+    "max_bytes": "int",
+    "idle_heartbeat": "time.Duration",
+    "min_pending": "int64",
+    "min_ack_pending": "int64",
+    "priority": "int",
+}
+
+
+def parse_request(payload: bytes) -> PullRequest:
+    """A MSG.NEXT body. Raises BadPullRequest with nats-server's text."""
+    body = payload.strip()
+    if not body:
+        return PullRequest()
+    if body[:1] != b"{":
+        try:
+            return PullRequest(batch=int(body))
+        except ValueError:
+            return PullRequest()
+    try:
+        obj = json.loads(body)
+    except ValueError as e:
+        from .decode import syntax_error_text
+
+        text = syntax_error_text(body)
+        if text.startswith("invalid character"):
+            text = text.rsplit(" at offset ", 1)[0]
+        raise BadPullRequest(text) from e
+    if not isinstance(obj, dict):
+        return PullRequest()
+    req = PullRequest()
+    for key, go_type in _INT_FIELDS.items():
+        value = obj.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            kind = "number " + json.dumps(value) if isinstance(value, float) else _kind(value)
+            raise BadPullRequest(
+                f"json: cannot unmarshal {kind} into Go struct field .{key} of type {go_type}"
+            )
+    req.batch = obj.get("batch") or 0
+    req.expires = obj.get("expires") or 0
+    req.max_bytes = obj.get("max_bytes") or 0
+    req.no_wait = bool(obj.get("no_wait"))
+    req.heartbeat = obj.get("idle_heartbeat") or 0
+    req.group = obj.get("group") or ""
+    req.min_pending = obj.get("min_pending") or 0
+    req.min_ack_pending = obj.get("min_ack_pending") or 0
+    req.pin_id = obj.get("id") or ""
+    req.priority = obj.get("priority") or 0
+    if not isinstance(req.group, str) or not isinstance(req.pin_id, str):
+        raise BadPullRequest(
+            "json: cannot unmarshal number into Go struct field .group of type string"
+        )
+    return req
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, bool):
+        return "bool"
+    return "number"
+
+
+@dataclass(eq=False)
+class WaitingRequest:
+    """A pull request waiting for messages (in the consumer's queue)."""
+
+    reply: bytes
+    batch: int  # messages still wanted
+    max_bytes: int  # 0 = no byte limit
+    bytes_left: int
+    expires_at: int  # monotonic ns, 0 = never
+    no_wait: bool
+    heartbeat: int  # ns, 0 = none
+    last_sent: int  # monotonic ns of the last message or heartbeat sent to it
+    group: str = ""
+    min_pending: int = 0
+    min_ack_pending: int = 0
+    pin_id: str = ""
+    priority: int = 0
+    delivered: int = 0
+    requested: int = 1  # the batch as asked (a zero or negative batch still gets one)
+
+    def remaining(self) -> int:
+        return self.batch if self.requested > 0 or self.delivered else self.requested
+
+
+def status(code: str, text: str, extra: list[tuple[str, str]] | None = None) -> bytes:
+    line = f"NATS/1.0 {code} {text}\r\n"
+    for name, value in extra or ():
+        line += f"{name}: {value}\r\n"
+    return (line + "\r\n").encode()
+
+
+def pending_headers(batch: int, bytes_left: int) -> list[tuple[str, str]]:
+    return [(PENDING_MSGS, str(batch)), (PENDING_BYTES, str(bytes_left))]
+
+
+NO_MESSAGES = status("404", "No Messages")
+EXCEEDED_MAX_WAITING = status("409", "Exceeded MaxWaiting")
+CONSUMER_DELETED = status("409", "Consumer Deleted")
+PUSH_BASED = status("409", "Consumer is push based")
+SERVER_SHUTDOWN = status("409", "Server Shutdown")
+PIN_MISMATCH = status("423", "Nats-Pin-Id mismatch")
+API_LEVEL = status("412", "Required Api Level")
+
+
+def bad_request(text: str) -> bytes:
+    return status("400", f"Bad Request - {text}")
+
+
+def exceeded_batch(limit: int) -> bytes:
+    return status("409", f"Exceeded MaxRequestBatch of {limit}")
+
+
+def exceeded_expires(limit_ns: int) -> bytes:
+    return status("409", f"Exceeded MaxRequestExpires of {go_duration(limit_ns)}")
+
+
+def exceeded_max_bytes(limit: int) -> bytes:
+    return status("409", f"Exceeded MaxRequestMaxBytes of {limit}")
+
+
+def heartbeat(last_consumer: int, last_stream: int, stalled: str = "") -> bytes:
+    extra = [("Nats-Last-Consumer", str(last_consumer)), ("Nats-Last-Stream", str(last_stream))]
+    if stalled:
+        extra.append(("Nats-Consumer-Stalled", stalled))
+    return status("100", "Idle Heartbeat", extra)
+
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+PASS_BUDGET = 1024  # messages one delivery pass sends before yielding to the loop
+
+
+def new_pin_id() -> str:
+    return "".join(random.choice(B62) for _ in range(22))
+
+
+def _int(value: bytes) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+class PullServing:
+    """The pull side of `Consumer`: taking MSG.NEXT requests, the queue of waiting requests
+    (FIFO, round robin while several wait; priority groups pick otherwise), their expiry and
+    heartbeats on one timer, and the statuses they end with."""
+
+    waiting: deque[WaitingRequest]
+
+    def _serve_pull(self) -> None:
+        waiting = self.waiting
+        account = self.account
+        client = self.client
+        budget = PASS_BUDGET
+        now = self.loop.time()
+        now_ns = time.time_ns()
+        priority = self.config.priority_policy != "none"
+        sent = False
+        checked: set[int] = set()  # requests whose requester was seen listening this pass
+        while waiting and budget > 0:
+            req = self._pick_request() if priority else waiting[0]
+            if req is None:
+                break
+            if id(req) not in checked:
+                if not has_interest(account, req.reply):
+                    self._remove_request(req)
+                    continue
+                checked.add(id(req))
+            item = self._next()
+            if item is None:
+                break
+            msg, deliveries, redelivery = item
+            pin = self._pin_for(req) if self.config.priority_policy == "pinned_client" else ""
+            subject, reply, headers, payload = self._frame(msg, deliveries, redelivery, pin)
+            size = len(subject) + len(reply) + len(headers) + len(payload)
+            if req.max_bytes and size > req.bytes_left:
+                self._remove_request(req)
+                self._status(
+                    req.reply,
+                    status(
+                        "409",
+                        "Message Size Exceeds MaxBytes",
+                        pending_headers(req.batch, req.bytes_left),
+                    ),
+                )
+                continue
+            deliver(client, account, req.reply, subject, reply, headers, payload)
+            self._commit(msg, deliveries, redelivery, now_ns)
+            sent = True
+            budget -= 1
+            req.batch -= 1
+            req.bytes_left -= size
+            req.delivered += 1
+            req.last_sent = now
+            if req.batch <= 0:
+                self._remove_request(req)
+                if req.max_bytes:
+                    self._status(
+                        req.reply,
+                        status("409", "Batch Completed", pending_headers(0, req.bytes_left)),
+                    )
+            elif len(waiting) > 1:
+                waiting.remove(req)
+                waiting.append(req)
+        if budget <= 0:
+            self._signal()
+        else:
+            self._end_no_wait()
+        if sent:
+            self.server.flush_soon()
+
+    def _end_no_wait(self) -> None:
+        """No more messages right now: `no_wait` requests end with 404 (those with an expiry
+        only once they got something; before that they wait like any other)."""
+        for req in [r for r in self.waiting if r.no_wait and (not r.expires_at or r.delivered)]:
+            self._remove_request(req)
+            self._status(req.reply, NO_MESSAGES)
+
+    def _on_next_request(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        if self.closed or not reply:
+            return
+        if headers:
+            level = h.get(headers, h.REQUIRED_API_LEVEL)
+            if level is not None and _int(level) > self.jsa.js.api_level:
+                self._status(reply, API_LEVEL)
+                return
+        try:
+            self.pull_request(reply, payload)
+        except Exception as e:
+            self._log_bug("pull request", e)
+
+    def _log_bug(self, what: str, err: Exception) -> None:
+        self.server.logger.error(
+            f"JetStream consumer '{self.jsa.name} > {self.stream.name} > {self.name}' "
+            f"{what}: {type(err).__name__}: {err}\n{traceback.format_exc()}"
+        )
+
+    def pull_request(self, reply: bytes, payload: bytes) -> None:
+        """A MSG.NEXT request (or the request part of `+NXT`) answered at `reply`."""
+        if not self.is_pull:
+            self._status(reply, PUSH_BASED)
+            return
+        try:
+            req = parse_request(payload)
+        except BadPullRequest as e:
+            self._status(reply, bad_request(str(e)))
+            return
+        cfg = self.config
+        if cfg.max_batch and req.batch > cfg.max_batch:
+            self._status(reply, exceeded_batch(cfg.max_batch))
+            return
+        if cfg.max_expires and req.expires > cfg.max_expires:
+            self._status(reply, exceeded_expires(cfg.max_expires))
+            return
+        if cfg.max_bytes and req.max_bytes > cfg.max_bytes:
+            self._status(reply, exceeded_max_bytes(cfg.max_bytes))
+            return
+        if req.heartbeat > 0 and (req.expires <= 0 or 2 * req.heartbeat > req.expires):
+            self._status(reply, bad_request("heartbeat value too large"))
+            return
+        if req.expires < 0:
+            self._status(reply, status("408", "Request Timeout", pending_headers(req.batch, 0)))
+            return
+        error = self._check_priority(req)
+        if error is not None:
+            self._status(reply, error)
+            return
+        now = self.loop.time()
+        if len(self.waiting) >= cfg.max_waiting > 0:
+            if req.no_wait:
+                self._status(reply, NO_MESSAGES)
+            elif not req.heartbeat:
+                self._status(reply, EXCEEDED_MAX_WAITING)
+            return
+        waiting = WaitingRequest(
+            reply=reply,
+            batch=max(req.batch, 1),
+            max_bytes=req.max_bytes,
+            bytes_left=req.max_bytes,
+            expires_at=now + req.expires / 1e9 if req.expires else 0,
+            no_wait=req.no_wait,
+            heartbeat=req.heartbeat,
+            last_sent=now,
+            group=req.group,
+            min_pending=req.min_pending,
+            min_ack_pending=req.min_ack_pending,
+            pin_id=req.pin_id,
+            priority=req.priority,
+            requested=req.batch,
+        )
+        self.waiting.append(waiting)
+        if req.pin_id:
+            self._pin_seen[req.group] = now
+        if self._inactive_timer is not None:
+            self._inactive_timer.cancel()
+            self._inactive_timer = None
+        if waiting.expires_at or waiting.heartbeat:
+            due = waiting.expires_at or (now + waiting.heartbeat / 1e9)
+            if waiting.heartbeat:
+                due = min(due, now + waiting.heartbeat / 1e9)
+            self._arm_request_timer(due)
+        self._deliver_pass()
+
+    def _check_priority(self, req: PullRequest) -> bytes | None:
+        cfg = self.config
+        policy = cfg.priority_policy
+        if policy == "none":
+            return None
+        if not req.group:
+            return bad_request("Priority Group missing")
+        if req.group not in cfg.priority_groups:
+            return bad_request("Invalid Priority Group")
+        if req.pin_id and policy != "pinned_client":
+            return bad_request("Not a Pinned Client Priority consumer")
+        if (req.min_pending or req.min_ack_pending) and policy != "overflow":
+            return bad_request("Not a Overflow Priority consumer")
+        if policy == "prioritized" and not 0 <= req.priority <= 9:
+            return bad_request("Priority must be between 0 and 9")
+        if policy == "pinned_client" and req.pin_id:
+            current = self.pins.get(req.group)
+            if current is None:
+                return status("423", "Nats-Wrong-Pin-Id", pending_headers(req.batch, req.max_bytes))
+            if current[0] != req.pin_id:
+                return PIN_MISMATCH
+        return None
+
+    def _pick_request(self) -> WaitingRequest | None:
+        """The next request to serve under the consumer's priority policy."""
+        policy = self.config.priority_policy
+        waiting = self.waiting
+        if policy == "overflow":
+            pending = self.num_pending()
+            acking = len(self.store.state.pending)
+            for req in waiting:
+                if not (req.min_pending or req.min_ack_pending):
+                    return req
+                if req.min_pending and pending >= req.min_pending:
+                    return req
+                if req.min_ack_pending and acking >= req.min_ack_pending:
+                    return req
+            return None
+        if policy == "prioritized":
+            return min(waiting, key=lambda r: r.priority)
+        if policy == "pinned_client":
+            for req in waiting:
+                current = self.pins.get(req.group)
+                if current is None or req.pin_id == current[0]:
+                    return req
+            return None
+        return waiting[0]
+
+    def _pin_for(self, req: WaitingRequest) -> str:
+        current = self.pins.get(req.group)
+        if current is not None:
+            return current[0]
+        pin = new_pin_id()
+        self.pins[req.group] = (pin, time.time_ns())
+        self._pin_seen[req.group] = self.loop.time()
+        req.pin_id = pin
+        advisories.consumer_pinned(self.jsa, self.stream.name, self.name, req.group, pin)
+        self._arm_pin_timer()
+        return pin
+
+    def unpin(self, group: str, reason: str = "admin") -> None:
+        if self.pins.pop(group, None) is not None:
+            advisories.consumer_unpinned(self.jsa, self.stream.name, self.name, group, reason)
+            for req in [r for r in self.waiting if r.group == group and r.pin_id]:
+                self._remove_request(req)
+                self._status(
+                    req.reply,
+                    status("423", "Nats-Wrong-Pin-Id", pending_headers(req.batch, req.max_bytes)),
+                )
+            self._signal()
+
+    def _arm_pin_timer(self) -> None:
+        if self._pin_timer is None and self.pins:
+            ttl = self.config.priority_timeout / 1e9
+            self._pin_timer = self.loop.call_later(ttl, self._on_pin_timer)
+
+    def _on_pin_timer(self) -> None:
+        self._pin_timer = None
+        now = self.loop.time()
+        ttl = self.config.priority_timeout / 1e9
+        for group in list(self.pins):
+            pin = self.pins[group][0]
+            active = any(r.pin_id == pin for r in self.waiting)
+            if not active and now - self._pin_seen.get(group, 0) >= ttl:
+                self.unpin(group, "timeout")
+        self._arm_pin_timer()
+
+    def _remove_request(self, req: WaitingRequest) -> None:
+        try:
+            self.waiting.remove(req)
+        except ValueError:
+            return
+        if not self.waiting:
+            self._arm_inactivity()
+
+    def _arm_request_timer(self, when: float) -> None:
+        if self._req_timer is not None:
+            if self._req_timer_at <= when:
+                return
+            self._req_timer.cancel()
+        self._req_timer_at = when
+        self._req_timer = self.loop.call_at(when, self._on_request_timer)
+
+    def _on_request_timer(self) -> None:
+        self._req_timer = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        state = self.store.state
+        earliest = 0.0
+        for req in list(self.waiting):
+            if req.expires_at and now >= req.expires_at - 0.0005:
+                self._remove_request(req)
+                self._status(
+                    req.reply,
+                    status(
+                        "408",
+                        "Request Timeout",
+                        pending_headers(req.remaining(), req.bytes_left if req.max_bytes else 0),
+                    ),
+                )
+                continue
+            if req.heartbeat:
+                interval = req.heartbeat / 1e9
+                if now - req.last_sent >= interval - 0.0005:
+                    self._status(
+                        req.reply,
+                        heartbeat(state.delivered.consumer_seq, state.delivered.stream_seq),
+                    )
+                    req.last_sent = now
+                due = req.last_sent + interval
+                earliest = due if not earliest else min(earliest, due)
+            if req.expires_at:
+                earliest = req.expires_at if not earliest else min(earliest, req.expires_at)
+        if earliest:
+            self._arm_request_timer(earliest)
+
+    def prune_waiting(self) -> None:
+        """Forget pull requests whose reply subject nobody listens to any more."""
+        gone = [r for r in self.waiting if not has_interest(self.account, r.reply)]
+        for req in gone:
+            self._remove_request(req)
