@@ -34,7 +34,7 @@ import pytest
 from tests.support.servers import RunningServer, start_server
 
 SERVER_KINDS = ("go", "pynats")
-FEATURES_NOT_YET_IN_PYNATS = {"jetstream"}
+FEATURES_NOT_YET_IN_PYNATS: set[str] = set()
 FIXTURE_FEATURES = {"js_server": "jetstream", "sys_server": "system_account"}
 WAIT_S = 10.0
 PYCACHE_DIR = os.path.join(tempfile.gettempdir(), "pynats-cli-test-pycache")
