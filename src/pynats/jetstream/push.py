@@ -4,10 +4,9 @@ idle heartbeats, rate limit and original-pace replay (`PushServing`, mixed into
 
 A push consumer delivers only while someone subscribes to its deliver subject (and reports
 that as `push_bound`); an ephemeral one is deleted after `inactive_threshold` without
-interest. The core tells extensions about subscription changes through
-`Sublist.add_change_listener` when it offers that hook; otherwise one timer per account
-(only while the account has push consumers) compares the sublist's insert/remove counters,
-so nothing is looked at unless a subscription changed.
+interest. The core tells us about subscription changes through
+`Sublist.add_change_listener`; a change schedules one re-check per loop iteration, so
+nothing is looked at unless a subscription changed.
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ FC_MAX_WINDOW = 32 * 1024 * 1024
 B62 = pull.B62
 PASS_BUDGET = pull.PASS_BUDGET
 
-POLL_INTERVAL_S = 0.01
-
 
 class InterestWatch:
     """Per account: re-checks its push consumers' interest whenever subscriptions changed."""
@@ -41,26 +38,15 @@ class InterestWatch:
         self.account = account
         self.loop = loop
         self.consumers: set[Consumer] = set()
-        self._generation = -1
-        self._timer: Any = None
         self._scheduled = False
-        sublist = account.sublist
-        add_listener = getattr(sublist, "add_change_listener", None)
-        self._hooked = add_listener is not None
-        if add_listener is not None:
-            add_listener(self._on_change)
+        account.sublist.add_change_listener(self._on_change)
 
     def add(self, consumer: Consumer) -> None:
         self.consumers.add(consumer)
         consumer.check_interest()
-        if not self._hooked and self._timer is None:
-            self._timer = self.loop.call_later(POLL_INTERVAL_S, self._poll)
 
     def remove(self, consumer: Consumer) -> None:
         self.consumers.discard(consumer)
-        if not self.consumers and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _on_change(self, subject: bytes) -> None:
         if self.consumers and not self._scheduled:
@@ -72,23 +58,8 @@ class InterestWatch:
         for consumer in list(self.consumers):
             consumer.check_interest()
 
-    def _poll(self) -> None:
-        self._timer = None
-        if not self.consumers:
-            return
-        sublist = self.account.sublist
-        generation = sublist.inserts + sublist.removes
-        if generation != self._generation:
-            self._generation = generation
-            self._recheck()
-        if self.consumers:
-            self._timer = self.loop.call_later(POLL_INTERVAL_S, self._poll)
-
     def stop(self) -> None:
         self.consumers.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 class PushServing:

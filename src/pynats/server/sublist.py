@@ -21,6 +21,9 @@ from typing import Any
 from .subjects import FWC, PWC, subject_matches
 
 CACHE_MAX_ENTRIES = 4096
+# JetStream ack subjects are unique per delivery: caching their (empty-handed) lookups would
+# only evict useful entries.
+UNCACHED_PREFIX = b"$JS.ACK."
 CACHE_SWEEP = 1024
 
 MatchResult = tuple[
@@ -96,6 +99,12 @@ class Sublist:
         self.cache_misses = 0
         self.max_fanout = 0
         self._fanout_total = 0
+        self.change_listeners: list[Callable[[bytes], None]] = []
+
+    def add_change_listener(self, fn: Callable[[bytes], None]) -> None:
+        """`fn(subject)` after every insert and successful remove (JetStream push consumers
+        use it to notice interest at once)."""
+        self.change_listeners.append(fn)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -122,6 +131,8 @@ class Sublist:
         self.count += 1
         self.inserts += 1
         self._invalidate(sub.subject)
+        for fn in self.change_listeners:
+            fn(sub.subject)
 
     def remove(self, sub: Subscription) -> bool:
         """Remove `sub`; False when it was not in the list."""
@@ -151,6 +162,8 @@ class Sublist:
         self.count -= 1
         self.removes += 1
         self._invalidate(sub.subject)
+        for fn in self.change_listeners:
+            fn(sub.subject)
         return True
 
     def _prune(self, path: list[tuple[_Node, bytes]], node: _Node) -> None:
@@ -205,7 +218,7 @@ class Sublist:
         self._fanout_total += fanout
         if fanout > self.max_fanout:
             self.max_fanout = fanout
-        if self._cache_enabled:
+        if self._cache_enabled and not subject.startswith(UNCACHED_PREFIX):
             cache = self.cache
             if len(cache) >= CACHE_MAX_ENTRIES:
                 for key in list(islice(cache, CACHE_SWEEP)):
