@@ -8,39 +8,11 @@ account). -1 means unlimited everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 UNLIMITED = -1
-
-# config key -> AccountLimits field (nats-server's aliases)
-_ALIASES = {
-    "max_memory": "max_memory",
-    "max_mem": "max_memory",
-    "mem": "max_memory",
-    "memory": "max_memory",
-    "max_store": "max_storage",
-    "max_storage": "max_storage",
-    "max_file": "max_storage",
-    "max_disk": "max_storage",
-    "store": "max_storage",
-    "disk": "max_storage",
-    "max_streams": "max_streams",
-    "streams": "max_streams",
-    "max_consumers": "max_consumers",
-    "consumers": "max_consumers",
-    "max_bytes_required": "max_bytes_required",
-    "max_stream_bytes": "max_bytes_required",
-    "max_bytes": "max_bytes_required",
-    "mem_max_stream_bytes": "memory_max_stream_bytes",
-    "memory_max_stream_bytes": "memory_max_stream_bytes",
-    "disk_max_stream_bytes": "storage_max_stream_bytes",
-    "store_max_stream_bytes": "storage_max_stream_bytes",
-    "storage_max_stream_bytes": "storage_max_stream_bytes",
-    "max_ack_pending": "max_ack_pending",
-    "cluster_traffic": "",
-}
-
 
 class LimitsConfigError(ValueError):
     pass
@@ -71,31 +43,23 @@ class AccountLimits:
 
 
 def limits_from_config(value: Any) -> AccountLimits | None:
-    """An account's `jetstream` setting -> its limits, or None when JetStream is off."""
-    if value is None:
+    """An account's `jetstream` setting -> its limits, or None when JetStream is off.
+
+    The config reader (`pynats.server.config_options`) has already checked the block and
+    turned nats-server's aliases into AccountLimits' field names: True/False, or a dict.
+    """
+    if value is None or value is False:
         return None
-    if isinstance(value, bool):
-        return AccountLimits() if value else None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("enabled", "enable", "true", "yes", "on"):
-            return AccountLimits()
-        if text in ("disabled", "disable", "false", "no", "off"):
-            return None
-        raise LimitsConfigError(f"expected 'enabled' or 'disabled' for string value, got '{value}'")
+    if value is True:
+        return AccountLimits()
     if isinstance(value, AccountLimits):
         return value
     if not isinstance(value, dict):
         raise LimitsConfigError(f"unsupported jetstream value {value!r}")
+    fields = {f.name for f in dataclasses.fields(AccountLimits)}
     limits = AccountLimits()
-    for key, raw in value.items():
-        name = _ALIASES.get(str(key).lower())
-        if name is None:
-            raise LimitsConfigError(f'unknown field "{key}"')
-        if not name:
-            continue
-        if name == "max_bytes_required":
-            setattr(limits, name, bool(raw))
-        else:
-            setattr(limits, name, int(raw))
+    for name, raw in value.items():
+        if name not in fields:
+            raise LimitsConfigError(f'unknown field "{name}"')
+        setattr(limits, name, bool(raw) if name == "max_bytes_required" else int(raw))
     return limits
