@@ -21,7 +21,7 @@ import hashlib
 import json
 from typing import NamedTuple
 
-from .timefmt import parse_go_duration
+from pynats.server.timefmt import parse_go_duration
 
 ACK = 1
 NAK = 2

@@ -20,8 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pynats.server.sublist import EMPTY_RESULT
-
-from .timefmt import rfc3339
+from pynats.server.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from .service import JetStreamAccount

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pynats.server.subjects import is_valid_subject
+from pynats.server.timefmt import parse_rfc3339
 
 from . import advisories
 from . import decode as d
@@ -40,7 +41,6 @@ from .config import (
 )
 from .errors import ApiError, api_error, bad_request
 from .stream import Stream, stored_message_json
-from .timefmt import parse_rfc3339
 
 if TYPE_CHECKING:
     from pynats.server.accounts import Account

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynats.server.subjects import is_valid_subject, subjects_collide
+from pynats.server.timefmt import NS_PER_S, parse_rfc3339
 
 from . import decode as d
 from .errors import ApiError, api_error, invalid_config
 from .store import DiscardPolicy, StorageType, StoreConfig
-from .timefmt import NS_PER_S, parse_rfc3339
 from .transform import TransformError, compile_transform
 
 # Limits and defaults, units in the names.

@@ -32,13 +32,14 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pynats.server.timefmt import rfc3339
+
 from . import acks, advisories, pull
 from . import headers as h
 from .consumer_config import ConsumerConfig, sample_percent, with_required_level
 from .pull import PullServing
 from .push import FC_INITIAL_WINDOW, PushServing
 from .store import ConsumerState, ConsumerStore, MessageNotFound, SequencePair, StoredMessage
-from .timefmt import rfc3339
 
 if TYPE_CHECKING:
     from pynats.server.sublist import Subscription

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from pynats.server.timefmt import ZERO_TIME, parse_rfc3339, rfc3339
+
 from . import decode as d
 from .api import LIST_LIMIT, NAMES_LIMIT, ApiRequest, _page, _stream, register_route
 from .consumer import Consumer
@@ -31,7 +33,6 @@ from .consumer_config import (
 )
 from .errors import api_error
 from .pull import B62
-from .timefmt import ZERO_TIME, parse_rfc3339, rfc3339
 
 CONSUMERS_REQ = d.Struct("JSApiConsumersRequest", {"offset": d.INT})
 UNPIN_REQ = d.Struct("JSApiConsumerUnpinRequest", {"group": d.STRING})

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pynats.server.subjects import is_valid_subject, subjects_collide
+from pynats.server.timefmt import NS_PER_S, parse_rfc3339, rfc3339
 
 from . import decode as d
 from .config import MAX_DESCRIPTION_LEN, MAX_METADATA_BYTES, META_REQUIRED_LEVEL, SERVER_META_KEYS
 from .errors import ApiError, api_error, invalid_config
-from .timefmt import NS_PER_S, parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
     from .config import StreamConfig

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynats.server import const
 from pynats.server.monitor import JSONResponse, parse_bool, parse_int
-
-from .timefmt import rfc3339
+from pynats.server.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from pynats.server.server import Server

@@ -19,10 +19,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pynats.server.timefmt import go_duration
+
 from . import advisories
 from . import headers as h
 from .delivery import deliver, has_interest
-from .timefmt import go_duration
 
 if TYPE_CHECKING:
     from pynats.server.sublist import Subscription

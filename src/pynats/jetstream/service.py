@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynats.server import const
 from pynats.server.internal import InternalClient
+from pynats.server.timefmt import go_duration
 
 from . import advisories
 from .config import (
@@ -51,7 +52,6 @@ from .store import (
 )
 from .store.metadata import ensure_dir_durable
 from .stream import Stream
-from .timefmt import go_duration
 
 if TYPE_CHECKING:
     from pynats.server.accounts import Account

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynats.server.client import route_message
+from pynats.server.timefmt import NS_PER_S, go_duration, parse_go_duration, rfc3339
 
 from . import headers as h
 from .config import StreamConfig
@@ -46,7 +47,6 @@ from .store import (
     StoreLimitError,
 )
 from .store.base import file_msg_size, memory_msg_size
-from .timefmt import NS_PER_S, go_duration, parse_go_duration, rfc3339
 from .transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__ as PYNATS_VERSION
-from . import const
+from . import const, timefmt
 
 if TYPE_CHECKING:
     from .client import ClientConnection
@@ -50,42 +50,12 @@ Handler = Callable[["Server", Query], Any]
 
 def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
     """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    if ns is None:
-        ns = round(ts * 1e9)
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
+    return timefmt.rfc3339(ns if ns is not None else round(ts * 1e9))
 
 
 def go_duration(seconds: float) -> str:
     """Go's time.Duration.String(): `1h2m3.5s`, `1.234ms`, `354µs`, `0s`."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return sign + _trim(ns / 1_000) + "µs"
-    if ns < 1_000_000_000:
-        return sign + _trim(ns / 1_000_000) + "ms"
-    hours, rem = divmod(ns, 3_600_000_000_000)
-    minutes, rem = divmod(rem, 60_000_000_000)
-    secs = rem / 1e9
-    out = sign
-    if hours:
-        out += f"{hours}h"
-    if hours or minutes:
-        out += f"{minutes}m"
-    return out + _trim(secs) + "s"
-
-
-def _trim(value: float) -> str:
-    text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
+    return timefmt.go_duration(round(seconds * 1e9))
 
 
 def uptime_text(seconds: float) -> str:

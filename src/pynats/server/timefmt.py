@@ -18,17 +18,6 @@ _RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": NS_PER_S,
-    "m": 60 * NS_PER_S,
-    "h": 3600 * NS_PER_S,
-}
 
 
 _seconds_cache: dict[int, str] = {}
@@ -97,26 +86,7 @@ def _fraction(value: int, unit: int) -> str:
 
 
 def parse_go_duration(text: str) -> int:
-    """Go's time.ParseDuration, in nanoseconds. Raises ValueError."""
-    s = text.strip()
-    sign = 1
-    if s[:1] in ("-", "+"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise ValueError(f"invalid duration {text!r}")
-    pos, total = 0, 0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        number, unit = m.group(1), _UNIT_NS[m.group(2)]
-        whole, _, frac = number.partition(".")
-        total += int(whole or 0) * unit
-        if frac:
-            total += int(frac) * unit // 10 ** len(frac)
-        pos = m.end()
-    if pos != len(s):
-        raise ValueError(f"invalid duration {text!r}")
-    return sign * total
+    """Go's time.ParseDuration, in nanoseconds (surrounding blanks ignored). ValueError."""
+    from .conf.units import parse_duration_ns
+
+    return parse_duration_ns(text.strip())

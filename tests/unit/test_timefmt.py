@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pynats.jetstream.timefmt import (
+from pynats.server.timefmt import (
     ZERO_TIME,
     go_duration,
     parse_go_duration,
