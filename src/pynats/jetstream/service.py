@@ -256,6 +256,12 @@ class JetStream:
             jsa.stop()
             for stream in list(jsa.streams.values()):
                 stream.stop()
+                try:
+                    stream.save_recovery_state()
+                except OSError as e:
+                    log.warn(
+                        f"Could not save the dedupe window of '{jsa.name} > {stream.name}': {e}"
+                    )
             for stream in list(jsa.streams.values()):
                 try:
                     stream.store.stop()

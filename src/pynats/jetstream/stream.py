@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from .sources import SourceLinks
 
 MAX_HEADER_BYTES = 65535
+RECOVERY_FILE = "dedupe.json"
 MARKER_REASON_MAX_AGE = "MaxAge"
 
 
@@ -703,10 +705,54 @@ class Stream:
 
     # -- restart ------------------------------------------------------------------------------
 
+    def save_recovery_state(self) -> None:
+        """At a clean shutdown: keep the dedupe window, so that the next start need not read
+        back every message of the last `duplicate_window` (after a crash it is rebuilt)."""
+        if self._memory or not self.directory or not self.store.msgs:
+            return
+        ids = sorted(
+            ([msg_id, seq, ts] for msg_id, (seq, ts) in self._msg_ids.items()),
+            key=lambda entry: entry[2],
+        )
+        state = {
+            "last_seq": self.store.state().last_seq,
+            "last_msg_id": self.last_msg_id,
+            "markers": sorted(self._marker_seqs),
+            "ids": ids,
+        }
+        with open(os.path.join(self.directory, RECOVERY_FILE), "w") as f:
+            json.dump(state, f)
+
+    def _load_recovery_state(self) -> bool:
+        """The dedupe window saved at the last clean shutdown, if it still fits the store.
+
+        The file is removed as it is read: after a later crash it would be stale."""
+        if self._memory or not self.directory:
+            return False
+        path = os.path.join(self.directory, RECOVERY_FILE)
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            os.unlink(path)
+        except (OSError, ValueError):
+            return False
+        if not isinstance(state, dict) or state.get("last_seq") != self.store.state().last_seq:
+            return False
+        self.last_msg_id = str(state.get("last_msg_id") or "")
+        self._marker_seqs.update(int(s) for s in state.get("markers") or ())
+        now = time.time_ns()
+        window = self.config.duplicate_window
+        for msg_id, seq, ts in state.get("ids") or ():
+            if window > 0 and now - ts < window:
+                self._remember_msg_id(str(msg_id), int(seq), int(ts))
+        return True
+
     def _recover_msg_ids(self) -> None:
         """Rebuild the dedupe window and the last msg id from the stored messages."""
         store = self.store
         if not store.msgs:
+            return
+        if self._load_recovery_state():
             return
         try:
             last = store.load_last(">")

@@ -94,6 +94,24 @@ async def test_dedupe_window_and_last_msg_id_survive_a_restart(restartable) -> N
     await nc.close()
 
 
+async def test_dedupe_window_survives_a_crash_after_a_clean_restart(restartable) -> None:
+    """A clean shutdown saves the window; after the next start, new ids and a kill -9 must
+    still give the right answers (the saved file may not be reused once stale)."""
+    nc, js = await restartable.start()
+    await js.add_stream(name="D")
+    await js.publish("D", b"1", headers={"Nats-Msg-Id": "one"})
+    nc, js = await restartable.restart(nc)
+    await js.publish("D", b"2", headers={"Nats-Msg-Id": "two"})
+    await nc.close()
+    assert restartable.srv is not None
+    restartable.srv.kill()
+    nc, js = await restartable.start()
+    for msg_id, seq in (("one", 1), ("two", 2)):
+        dup = await js.publish("D", b"again", headers={"Nats-Msg-Id": msg_id})
+        assert (dup.seq, dup.duplicate) == (seq, True)
+    await nc.close()
+
+
 async def test_max_age_keeps_expiring_after_a_restart(restartable) -> None:
     nc, js = await restartable.start()
     await js.add_stream(name="A", max_age=1.0)
