@@ -122,7 +122,8 @@ async def test_connect_and_disconnect_events(server: RunningServer) -> None:
     assert events["CONNECT"]["client"]["name"] == "watched"
     assert events["CONNECT"]["client"]["acc"] == "A"
     assert events["DISCONNECT"]["type"] == "io.nats.server.advisory.v1.client_disconnect"
-    assert events["DISCONNECT"]["reason"] == "Client Closed"
+    # nats-server says "Read Error" when the close races its read: both mean the client left
+    assert events["DISCONNECT"]["reason"] in ("Client Closed", "Read Error")
     await sys_nc.close()
 
 
