@@ -11,7 +11,6 @@
     pull.py        MSG.NEXT bodies, waiting requests, status messages
     push.py        interest watching for push consumers
     acks.py        $JS.ACK subjects (v1 and v2) and ack payloads
-    delivery.py    delivering a stored message, under its own subject, to an inbox
     direct.py      $JS.API.DIRECT.GET.<stream>[.<subject>]
     sources.py     mirrors and sources
     advisories.py  $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*    jsz.py  /jsz, /healthz

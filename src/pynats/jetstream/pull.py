@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pynats.server.client import route_as
 from pynats.server.timefmt import go_duration
 
 from . import advisories
 from . import headers as h
-from .delivery import deliver, has_interest
 
 if TYPE_CHECKING:
     from pynats.server.sublist import Subscription
@@ -225,7 +225,7 @@ class PullServing:
             if req is None:
                 break
             if id(req) not in checked:
-                if not has_interest(account, req.reply):
+                if not account.sublist.has_interest(req.reply):
                     self._remove_request(req)
                     continue
                 checked.add(id(req))
@@ -247,7 +247,7 @@ class PullServing:
                     ),
                 )
                 continue
-            deliver(client, account, req.reply, subject, reply, headers, payload)
+            route_as(client, account, req.reply, subject, reply, headers, payload)
             self._commit(msg, deliveries, redelivery, now_ns)
             sent = True
             budget -= 1
@@ -511,6 +511,6 @@ class PullServing:
 
     def prune_waiting(self) -> None:
         """Forget pull requests whose reply subject nobody listens to any more."""
-        gone = [r for r in self.waiting if not has_interest(self.account, r.reply)]
+        gone = [r for r in self.waiting if not self.account.sublist.has_interest(r.reply)]
         for req in gone:
             self._remove_request(req)

@@ -15,8 +15,9 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from pynats.server.client import route_as
+
 from . import pull
-from .delivery import deliver, has_interest
 from .store import StoredMessage
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class PushServing:
             if (self._replay_original or self._rate_bps) and not self._may_send_now(msg):
                 break
             subject, reply, headers, payload = self._frame(msg, deliveries, redelivery)
-            if not deliver(client, account, to, subject, reply, headers, payload):
+            if not route_as(client, account, to, subject, reply, headers, payload):
                 self.bound = False
                 self._arm_inactivity()
                 break
@@ -140,7 +141,7 @@ class PushServing:
         """Push: follow the deliver subject's interest (bound / unbound)."""
         if self.closed or self.is_pull:
             return
-        bound = has_interest(self.account, self._deliver_subject)
+        bound = self.account.sublist.has_interest(self._deliver_subject)
         if bound == self.bound:
             return
         self.bound = bound

@@ -177,6 +177,43 @@ def _route_with_headers(
     return delivered
 
 
+def route_as(
+    publisher: Any,
+    account: Account,
+    to: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> int:
+    """Deliver to everyone interested in `to`, with `subject` in the MSG/HMSG line.
+
+    This is how JetStream delivers a stored message to a consumer's inbox or deliver
+    subject: routed by one subject, framed with the message's own. Returns deliveries
+    (a queue group counts once).
+    """
+    result = account.sublist.cache.get(to)
+    if result is None:
+        result = account.sublist.match(to)
+    if result is EMPTY_RESULT:
+        return 0
+    plain, groups, _ = result
+    targets = list(plain)
+    for group in groups:
+        member = _pick_member(group, publisher)
+        if member is not None:
+            targets.append(member)
+    for sub in targets:
+        if sub.callback is not None:
+            sub.callback(sub, publisher, subject, reply, headers, payload)
+        else:
+            deliver_to_client(sub.client, sub, subject, reply, headers, payload)
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            sub.client.remove_subscription(sub)
+    return len(targets)
+
+
 def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
     """One member of a queue group, at random; skip members that cannot take the message."""
     count = len(group)
