@@ -16,13 +16,13 @@ class Recorder:
     def process_connect(self, arg: bytes) -> None:
         self.ops.append(("CONNECT", arg))
 
-    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
-        self.ops.append(("PUB", subject, reply, payload))
-
-    def process_hpub(
+    def process_pub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
-        self.ops.append(("HPUB", subject, reply, hdr_len, payload))
+        if hdr_len:
+            self.ops.append(("HPUB", subject, reply, hdr_len, payload))
+        else:
+            self.ops.append(("PUB", subject, reply, payload))
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
         self.ops.append(("SUB", subject, queue, sid))

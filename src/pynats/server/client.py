@@ -648,28 +648,10 @@ class ClientConnection(asyncio.Protocol):
         )
         self.checks = self.verbose or self.pedantic
 
-    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(payload)
-        pub_allowed = self.pub_allowed
-        if (
-            pub_allowed is not None
-            and not pub_allowed.get(subject)
-            and not self._publish_permitted(subject)
-        ):
-            return
-        if (self.checks or reply is not None) and not self._may_publish(subject, reply):
-            return
-        if (
-            not route_message(self, self.account, subject, reply, 0, payload)
-            and reply is not None
-            and self.no_responders
-        ):
-            self.send_no_responders(subject, reply)
-
-    def process_hpub(
+    def process_pub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
+        """PUB and HPUB (`hdr_len` > 0: the payload starts with the header block)."""
         self.in_msgs += 1
         self.in_bytes += len(payload)
         pub_allowed = self.pub_allowed

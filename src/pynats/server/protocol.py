@@ -43,10 +43,11 @@ class ParserSink(Protocol):
     """What the parser calls; implemented by ClientConnection (and by test recorders)."""
 
     def process_connect(self, arg: bytes) -> None: ...
-    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None: ...
-    def process_hpub(
+    def process_pub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
-    ) -> None: ...
+    ) -> None:
+        """PUB (hdr_len 0) and HPUB: `payload` is the header block followed by the body."""
+
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None: ...
     def process_unsub(self, sid: bytes, max_msgs: int) -> None: ...
     def process_ping(self) -> None: ...
@@ -88,7 +89,6 @@ class ProtocolParser:
 
     __slots__ = (
         "_on_connect",
-        "_on_hpub",
         "_on_ping",
         "_on_pong",
         "_on_pub",
@@ -112,7 +112,6 @@ class ProtocolParser:
     ) -> None:
         self._on_connect = sink.process_connect
         self._on_pub = sink.process_pub
-        self._on_hpub = sink.process_hpub
         self._on_sub = sink.process_sub
         self._on_unsub = sink.process_unsub
         self._on_ping = sink.process_ping
@@ -184,7 +183,7 @@ class ProtocolParser:
                     return
                 if data[stop : stop + 2] != b"\r\n":
                     raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
-                on_pub(subject, reply, data[nl + 1 : stop])
+                on_pub(subject, reply, 0, data[nl + 1 : stop])
                 pos = stop + 2
                 continue
 
@@ -243,10 +242,7 @@ class ProtocolParser:
                 return -1
             if data[stop : stop + 2] != b"\r\n":
                 raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
-            if is_hpub:
-                self._on_hpub(args[0], reply, hdr_len, data[start:stop])
-            else:
-                self._on_pub(args[0], reply, data[start:stop])
+            self._on_pub(args[0], reply, hdr_len, data[start:stop])
             return stop + 2
 
         if op.startswith(b"PING"):

@@ -55,19 +55,17 @@ class TracingSink:
         self._in("CONNECT " + arg.decode(errors="replace"))
         self.client.process_connect(arg)
 
-    def process_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
-        args = b" ".join(p for p in (subject, reply, b"%d" % len(payload)) if p is not None)
-        self._in("PUB " + args.decode(errors="replace"))
-        self._payload(payload)
-        self.client.process_pub(subject, reply, payload)
-
-    def process_hpub(
+    def process_pub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
-        parts = (subject, reply, b"%d" % hdr_len, b"%d" % len(payload))
-        self._in("HPUB " + b" ".join(p for p in parts if p is not None).decode(errors="replace"))
+        size = b"%d" % len(payload)
+        if hdr_len:
+            op, parts = "HPUB ", (subject, reply, b"%d" % hdr_len, size)
+        else:
+            op, parts = "PUB ", (subject, reply, size)
+        self._in(op + b" ".join(p for p in parts if p is not None).decode(errors="replace"))
         self._payload(payload)
-        self.client.process_hpub(subject, reply, hdr_len, payload)
+        self.client.process_pub(subject, reply, hdr_len, payload)
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
         args = b" ".join(p for p in (subject, queue, sid) if p is not None)
