@@ -77,7 +77,7 @@ class SystemServices:
         self.client.subscribe("$SYS.REQ.SERVER.PING", self._on_request(self._statsz, key="statsz"))
         self.client.subscribe(
             "$SYS.REQ.SERVER.PING.IDZ",
-            lambda *a: self._reply_raw(a[3], self.server_info(short=True)),
+            lambda *a: self._publish_json(a[3], self.server_info(short=True)),
         )
         self.client.subscribe("$SYS.REQ.ACCOUNT.*.*", self._on_account_request)
         for account in self.server.accounts.values():
@@ -163,9 +163,26 @@ class SystemServices:
         )
         return info
 
-    def _reply_raw(self, reply: bytes | None, body: Any) -> None:
+    def _publish_json(
+        self, reply: bytes | None, body: Any, client: InternalClient | None = None
+    ) -> None:
+        """Publish `body` as compact JSON (from the system client unless another is given:
+        answers to non-system accounts go out in that account)."""
         if reply:
-            self.client.publish(reply, json.dumps(body, separators=(",", ":")).encode())
+            (client or self.client).publish(reply, json.dumps(body, separators=(",", ":")).encode())
+
+    def _answer(
+        self,
+        reply: bytes | None,
+        data: Any,
+        key: str = "data",
+        client: InternalClient | None = None,
+    ) -> None:
+        """nats-server's envelope: `{"server": {...}, key: data}`."""
+        self._publish_json(reply, {"server": self.server_info(), key: data}, client)
+
+    def _answer_error(self, reply: bytes | None, text: str) -> None:
+        self._answer(reply, {"code": 400, "description": text}, key="error")
 
     def _on_request(
         self, handler: Callable[[Query], Any], key: str = "data"
@@ -182,25 +199,16 @@ class SystemServices:
                 return
             options = parse_options(payload)
             if options is None:
-                self._reply_raw(
-                    reply,
-                    {
-                        "server": self.server_info(),
-                        "error": {"code": 400, "description": "bad request"},
-                    },
-                )
+                self._answer_error(reply, "bad request")
                 return
             if not self._filter_matches(options):
                 return
             try:
                 data = handler(query_from_options(options))
             except (monitor.BadRequest, monitor.NotFound) as e:
-                self._reply_raw(
-                    reply,
-                    {"server": self.server_info(), "error": {"code": 400, "description": str(e)}},
-                )
+                self._answer_error(reply, str(e))
                 return
-            self._reply_raw(reply, {"server": self.server_info(), key: data})
+            self._answer(reply, data, key)
 
         return callback
 
@@ -235,13 +243,7 @@ class SystemServices:
         perms = getattr(publisher, "perms", None)
         if perms is not None:
             data["permissions"] = perms.as_json()
-        client = self._account_clients.get(publisher.account.name, self.client)
-        client.publish(
-            reply,
-            json.dumps(
-                {"server": self.server_info(), "data": data}, separators=(",", ":")
-            ).encode(),
-        )
+        self._answer(reply, data, client=self._account_clients.get(publisher.account.name))
 
     def _account_ping(self, what: str, account: Account) -> Callable[..., None]:
         def callback(
@@ -255,13 +257,7 @@ class SystemServices:
             if not reply:
                 return
             data = self._account_data(what, account, parse_options(payload) or {})
-            client = self._account_clients.get(account.name, self.client)
-            client.publish(
-                reply,
-                json.dumps(
-                    {"server": self.server_info(), "data": data}, separators=(",", ":")
-                ).encode(),
-            )
+            self._answer(reply, data, client=self._account_clients.get(account.name))
 
         return callback
 
@@ -282,7 +278,7 @@ class SystemServices:
             return
         data = self._account_data(parts[4], account, parse_options(payload) or {})
         if data is not None:
-            self._reply_raw(reply, {"server": self.server_info(), "data": data})
+            self._answer(reply, data)
 
     def _account_data(self, what: str, account: Account, options: dict[str, Any]) -> Any:
         query = query_from_options(options)
@@ -315,11 +311,9 @@ class SystemServices:
 
     def _send_statsz(self) -> None:
         self._statsz_timer = self.server.loop.call_later(STATSZ_INTERVAL_S, self._send_statsz)
-        subject = f"$SYS.SERVER.{self.server.server_id}.STATSZ"
-        if self.account.sublist.has_interest(subject.encode()):
-            self._reply_raw(
-                subject.encode(), {"server": self.server_info(), "statsz": statsz(self.server)}
-            )
+        subject = f"$SYS.SERVER.{self.server.server_id}.STATSZ".encode()
+        if self.account.sublist.has_interest(subject):
+            self._answer(subject, statsz(self.server), key="statsz")
 
     def _client_connected(self, client: ClientConnection) -> None:
         account = client.account.name
@@ -332,7 +326,7 @@ class SystemServices:
                 "server": self.server_info(),
                 "client": client_event_info(client),
             }
-            self._reply_raw(subject, event)
+            self._publish_json(subject, event)
         self._send_account_conns(client.account)
 
     def _client_disconnected(self, client: ClientConnection) -> None:
@@ -349,7 +343,7 @@ class SystemServices:
                 "received": {"msgs": client.in_msgs, "bytes": client.in_bytes},
                 "reason": client.reason,
             }
-            self._reply_raw(subject, event)
+            self._publish_json(subject, event)
         self._send_account_conns(client.account)
 
     def _send_account_conns(self, account: Account) -> None:
@@ -363,7 +357,7 @@ class SystemServices:
             "server": self.server_info(),
             **account_stat(self.server, account),
         }
-        self._reply_raw(subject, event)
+        self._publish_json(subject, event)
 
 
 Query = dict[str, str]
