@@ -255,7 +255,8 @@ class _Mismatch(Exception):
         self.what, self.path, self.go = what, path, go
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON kind Go's decoder names in its errors (`cannot unmarshal <kind> into ...`)."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, RawNumber)):
@@ -270,18 +271,18 @@ def _json_kind(value: Any) -> str:
 def _check_string(value: Any, path: str, kind: Kind) -> str:
     if isinstance(value, str) and not isinstance(value, RawNumber):
         return value
-    raise _Mismatch(_json_kind(value), path, kind.go)
+    raise _Mismatch(json_kind(value), path, kind.go)
 
 
 def _check_bool(value: Any, path: str, kind: Kind) -> bool:
     if isinstance(value, bool):
         return value
-    raise _Mismatch(_json_kind(value), path, kind.go)
+    raise _Mismatch(json_kind(value), path, kind.go)
 
 
 def _check_int(value: Any, path: str, kind: Kind) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, RawNumber)):
-        raise _Mismatch(_json_kind(value), path, kind.go)
+        raise _Mismatch(json_kind(value), path, kind.go)
     low, high = _INT_RANGES[kind.go]
     if isinstance(value, RawNumber) or not low <= value <= high:
         raise _Mismatch(f"number {value}", path, kind.go)
@@ -290,7 +291,7 @@ def _check_int(value: Any, path: str, kind: Kind) -> int:
 
 def _check_list(value: Any, path: str, kind: Kind) -> list[Any]:
     if not isinstance(value, list):
-        raise _Mismatch(_json_kind(value), path, kind.go)
+        raise _Mismatch(json_kind(value), path, kind.go)
     assert kind.item is not None
     out = []
     for item in value:
@@ -303,7 +304,7 @@ def _check_list(value: Any, path: str, kind: Kind) -> list[Any]:
 
 def _check_map(value: Any, path: str, kind: Kind) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _Mismatch(_json_kind(value), path, kind.go)
+        raise _Mismatch(json_kind(value), path, kind.go)
     out = {}
     for k, v in value.items():
         if v is None:
@@ -311,13 +312,13 @@ def _check_map(value: Any, path: str, kind: Kind) -> dict[str, str]:
         elif isinstance(v, str) and not isinstance(v, RawNumber):
             out[k] = v
         else:
-            raise _Mismatch(_json_kind(v), f"{path}.{k}", "string")
+            raise _Mismatch(json_kind(v), f"{path}.{k}", "string")
     return out
 
 
 def _check_struct(value: Any, path: str, kind: Kind) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Mismatch(_json_kind(value), path, kind.go)
+        raise _Mismatch(json_kind(value), path, kind.go)
     assert kind.struct is not None
     return _decode_fields(value, kind.struct, path)
 
@@ -403,7 +404,7 @@ def decode(payload: bytes | str | Any, spec: Struct, *, strict: bool = True) -> 
         return {}
     if not isinstance(obj, dict):
         raise invalid_json(
-            f"json: cannot unmarshal {_json_kind(obj)} into Go value of type server.{spec.name}"
+            f"json: cannot unmarshal {json_kind(obj)} into Go value of type server.{spec.name}"
         )
     try:
         if strict:

@@ -24,6 +24,7 @@ from pynats.server.timefmt import go_duration
 
 from . import advisories
 from . import headers as h
+from .decode import json_kind
 
 if TYPE_CHECKING:
     from pynats.server.sublist import Subscription
@@ -88,7 +89,7 @@ def parse_request(payload: bytes) -> PullRequest:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            kind = "number " + json.dumps(value) if isinstance(value, float) else _kind(value)
+            kind = "number " + json.dumps(value) if isinstance(value, float) else json_kind(value)
             raise BadPullRequest(
                 f"json: cannot unmarshal {kind} into Go struct field .{key} of type {go_type}"
             )
@@ -107,18 +108,6 @@ def parse_request(payload: bytes) -> PullRequest:
             "json: cannot unmarshal number into Go struct field .group of type string"
         )
     return req
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, bool):
-        return "bool"
-    return "number"
 
 
 @dataclass(eq=False)
