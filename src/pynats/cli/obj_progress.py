@@ -9,8 +9,6 @@ terminal, with sizes in IEC units (`1.5 MiB / 5.0 MiB`) like natscli's object tr
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,20 +22,13 @@ PROGRESS_THRESHOLD_BYTES = 20 * 1024
 class ByteProgressBar(ProgressBar):
     """The shared progress bar, counting bytes."""
 
-    def _draw(self, now: float) -> None:
-        width = shutil.get_terminal_size((0, 0)).columns
-        length = max((width - 50) // 2, 10) if width else 40
-        fraction = min(self.done / self.total, 1.0)
-        filled = int(length * fraction)
-        elapsed = now - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        bar = "█" * filled + "░" * (length - filled)
-        line = (
+    TEXT_WIDTH = 50
+
+    def describe(self, bar: str, fraction: float, elapsed: float, rate: float) -> str:
+        return (
             f"{ibytes(self.done)} / {ibytes(self.total)} {bar} {fraction * 100:5.1f}%"
-            f" {ibytes(rate)}/s"
+            f" {ibytes(rate)}/s\x1b[K"
         )
-        sys.stderr.write("\r" + line + "\x1b[K")
-        sys.stderr.flush()
 
 
 class CountingReader:

@@ -41,17 +41,23 @@ class ProgressBar:
             sys.stderr.write("\n")
             sys.stderr.flush()
 
+    # Room the text around the bar takes; subclasses with longer text reserve more.
+    TEXT_WIDTH = 30
+
     def _draw(self, now: float) -> None:
         width = shutil.get_terminal_size((0, 0)).columns
-        length = (width - 30) // 2 if width > 30 else 40
+        length = max((width - self.TEXT_WIDTH) // 2, 10) if width > self.TEXT_WIDTH else 40
         fraction = min(self.done / self.total, 1.0)
         filled = int(length * fraction)
         elapsed = now - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         bar = "█" * filled + "░" * (length - filled)
-        line = (
+        sys.stderr.write("\r" + self.describe(bar, fraction, elapsed, rate))
+        sys.stderr.flush()
+
+    def describe(self, bar: str, fraction: float, elapsed: float, rate: float) -> str:
+        """The line around the bar (counts of things)."""
+        return (
             f"{self.label}{bar} {fraction * 100:5.1f}% {comma(self.done)}/{comma(self.total)}"
             f" {elapsed:.1f}s {float_comma(rate, 1)}/s"
         )
-        sys.stderr.write("\r" + line)
-        sys.stderr.flush()

@@ -30,16 +30,7 @@ class AccountLimits:
     max_bytes_required: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "max_memory": self.max_memory,
-            "max_storage": self.max_storage,
-            "max_streams": self.max_streams,
-            "max_consumers": self.max_consumers,
-            "max_ack_pending": self.max_ack_pending,
-            "memory_max_stream_bytes": self.memory_max_stream_bytes,
-            "storage_max_stream_bytes": self.storage_max_stream_bytes,
-            "max_bytes_required": self.max_bytes_required,
-        }
+        return dataclasses.asdict(self)
 
 
 def limits_from_config(value: Any) -> AccountLimits | None:
