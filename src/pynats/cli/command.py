@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from pynats.cli.options import current_settings, global_click_options
+from pynats.cli.options import ExistingFile, current_settings, global_click_options
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -171,6 +171,44 @@ def _format_split_options(
 def negatable(name: str, default: bool | None, help: str, **kwargs: Any) -> Callable[[Any], Any]:
     """A natscli negatable boolean: `--name` / `--no-name` (default None = not given)."""
     return click.option(f"--{name}/--no-{name}", default=default, help=help, **kwargs)
+
+
+def apply_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """One decorator from a list of click options (listed in help in the given order)."""
+
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def config_file_options() -> Callable[[Any], Any]:
+    """`--config FILE`, `--validate`, `--output FILE`: the trio of natscli's add commands."""
+    return apply_options(
+        [
+            click.option(
+                "--config",
+                "config_file",
+                type=ExistingFile(),
+                default="",
+                help="JSON file to read configuration from",
+            ),
+            click.option(
+                "--validate",
+                is_flag=True,
+                help="Only validates the configuration against the official Schema",
+            ),
+            click.option(
+                "--output",
+                "output_file",
+                default="",
+                metavar="FILE",
+                help="Save configuration instead of creating",
+            ),
+        ]
+    )
 
 
 def json_flag() -> Callable[[Any], Any]:

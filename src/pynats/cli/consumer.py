@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from pynats.cli.command import NatsGroup
+from pynats.cli.command import NatsGroup, config_file_options
 from pynats.cli.connect import connection, js_api_prefix, run_async
 from pynats.cli.consumer_config import (
     CONSUMER_CONFIG_ORDER,
@@ -31,7 +31,6 @@ from pynats.cli.consumer_config import (
     apply_flags,
     config_from_file,
     consumer_config_options,
-    load_config_file,
     prepare_new_config,
     validation_errors,
 )
@@ -57,7 +56,7 @@ from pynats.cli.stream_api import (
     user_metadata,
     without_envelope,
 )
-from pynats.cli.stream_config import NANOS, edit_in_editor
+from pynats.cli.stream_config import NANOS, edit_in_editor, load_config_file
 from pynats.cli.stream_diff import config_diff
 from pynats.cli.stream_render import leaders_table, missing_tables
 
@@ -73,25 +72,7 @@ def register(root: NatsGroup) -> None:
     @consumer.command("add", aliases=["create", "new"], help="Creates a new Consumer")
     @click.argument("stream", metavar="STREAM", required=False, default="")
     @click.argument("name", metavar="CONSUMER", required=False, default="")
-    @click.option(
-        "--config",
-        "config_file",
-        type=ExistingFile(),
-        default="",
-        help="JSON file to read configuration from",
-    )
-    @click.option(
-        "--validate",
-        is_flag=True,
-        help="Only validates the configuration against the official Schema",
-    )
-    @click.option(
-        "--output",
-        "output_file",
-        default="",
-        metavar="FILE",
-        help="Save configuration instead of creating",
-    )
+    @config_file_options()
     @consumer_config_options(edit=False)
     @click.option("--defaults", is_flag=True, help="Accept default values for all prompts")
     @all_option
@@ -371,7 +352,7 @@ async def edit_consumer(
             if interactive:
                 wanted = edit_in_editor(current)
             elif config_file:
-                wanted = load_config_file(config_file)
+                wanted = load_config_file(config_file, "consumer")
             else:
                 wanted = apply_flags(current, flags)
         except CliError as exc:

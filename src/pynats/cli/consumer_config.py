@@ -16,11 +16,12 @@ from typing import Any
 import click
 
 from pynats.cli import prompt
+from pynats.cli.command import apply_options
 from pynats.cli.errors import CliError
 from pynats.cli.humanize import go_duration
 from pynats.cli.parse import parse_duration_ns
 from pynats.cli.stream_api import user_metadata
-from pynats.cli.stream_config import NANOS, metadata_callback, split_subjects
+from pynats.cli.stream_config import NANOS, load_config_file, metadata_callback, split_subjects
 
 NS_PER_SECOND = 1_000_000_000
 DEFAULT_BACKOFF_MIN_NS = 60 * NS_PER_SECOND
@@ -370,36 +371,14 @@ def consumer_config_options(*, edit: bool) -> Any:
             ),
         ]
 
-    def decorate(function: Any) -> Any:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
+    return apply_options(options)
 
 
 # -- --config FILE ----------------------------------------------------------------------------
 
 
-def load_config_file(path: str) -> dict[str, Any]:
-    """A consumer configuration from JSON: a config, or a `consumer info --json` document."""
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise CliError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from exc
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    config = (
-        document.get("config") if isinstance(document, dict) and "config" in document else document
-    )
-    if not isinstance(config, dict):
-        raise CliError("json: cannot unmarshal into a consumer configuration")
-    return dict(config)
-
-
 def config_from_file(path: str, name: str, target: str) -> dict[str, Any]:
-    config = load_config_file(path)
+    config = load_config_file(path, "consumer")
     if config.get("durable_name") and name and config["durable_name"] != name:
         config["durable_name"] = name
     if config.get("deliver_subject") and target:

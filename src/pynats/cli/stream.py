@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from pynats.cli import humanize, prompt
-from pynats.cli.command import NatsGroup
+from pynats.cli.command import NatsGroup, config_file_options
 from pynats.cli.connect import connection, js_api_prefix, run_async
 from pynats.cli.errors import CliError
 from pynats.cli.messages import (
@@ -114,25 +114,7 @@ def register(root: NatsGroup) -> None:
 
     @stream.command("add", aliases=["create", "new"], help="Create a new stream")
     @click.argument("name", metavar="STREAM", required=False, default="")
-    @click.option(
-        "--config",
-        "config_file",
-        type=ExistingFile(),
-        default="",
-        help="JSON file to read configuration from",
-    )
-    @click.option(
-        "--validate",
-        is_flag=True,
-        help="Only validates the configuration against the official Schema",
-    )
-    @click.option(
-        "--output",
-        "output_file",
-        default="",
-        metavar="FILE",
-        help="Save configuration instead of creating",
-    )
+    @config_file_options()
     @stream_config_options(edit=False)
     @click.option("--defaults", is_flag=True, help="Accept default values for all prompts")
     @all_option

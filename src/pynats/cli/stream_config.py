@@ -29,6 +29,7 @@ from typing import Any
 import click
 
 from pynats.cli import prompt
+from pynats.cli.command import apply_options
 from pynats.cli.errors import CliError
 from pynats.cli.humanize import go_duration
 from pynats.cli.output import out
@@ -389,19 +390,15 @@ def stream_config_options(*, edit: bool) -> Any:
         click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
     )
 
-    def decorate(function: Any) -> Any:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
+    return apply_options(options)
 
 
 # -- --config FILE ----------------------------------------------------------------------------
 
 
-def load_config_file(path: str) -> dict[str, Any]:
-    """A stream configuration from JSON: a config, or a `stream info --json` document."""
+def load_config_file(path: str, what: str = "stream") -> dict[str, Any]:
+    """A configuration from JSON: the config itself, or an `info --json` document holding it
+    under `config` (`what` names the kind in the error, as natscli does)."""
     try:
         with open(path) as handle:
             document = json.load(handle)
@@ -409,11 +406,11 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise CliError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from exc
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    if not isinstance(document, dict):
-        raise CliError("json: cannot unmarshal into a stream configuration")
-    config = document.get("config") if "config" in document else document
+    config = (
+        document.get("config") if isinstance(document, dict) and "config" in document else document
+    )
     if not isinstance(config, dict):
-        raise CliError("json: cannot unmarshal into a stream configuration")
+        raise CliError(f"json: cannot unmarshal into a {what} configuration")
     return dict(config)
 
 
