@@ -28,7 +28,7 @@ from pynats.cli.bench_js import (
     stream_info,
 )
 from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode
+from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench_spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot, banner_value
 from pynats.cli.connect import connection, jetstream, js_api_prefix
 from pynats.cli.errors import CliError
@@ -149,15 +149,11 @@ class PullFeed:
                 pass
 
 
-class JSConsumer:
+class JSConsumer(NatsPyClient):
     """Reads its messages through pulls (ordered/consume) or fetches, acking as configured."""
 
     def __init__(self, kind: str, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.kind = kind
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__(kind, spec, slot, meter)
         self.feed: PullFeed | None = None
         self.ephemeral = ""
         self.fetcher: Any = None
@@ -288,8 +284,7 @@ class JSConsumer:
                 await api(self.nc, f"CONSUMER.DELETE.{self.spec.stream}.{self.ephemeral}")
             except CliError:
                 pass
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+        await super().close()
 
 
 # -- the modes -----------------------------------------------------------------------------------

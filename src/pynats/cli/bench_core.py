@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode
+from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench_spec import (
     SERVICE_NAME,
     SERVICE_VERSION,
@@ -245,14 +245,11 @@ def io_msgs(nc: Any) -> int:
     return int(nc.stats["in_msgs"] + nc.stats["out_msgs"])
 
 
-class ServiceRequester:
+class ServiceRequester(NatsPyClient):
     """Sends its share of requests one at a time and checks each reply."""
 
     def __init__(self, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__("", spec, slot, meter)
 
     async def open(self) -> None:
         self.nc = await connect_client(f"client number {self.slot.index} failed to connect")
@@ -292,19 +289,12 @@ class ServiceRequester:
         meter.state("Finished")
         return Sample(slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(nc))
 
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
 
-
-class ServiceServer:
+class ServiceServer(NatsPyClient):
     """A `nats-bench-service` micro-service instance answering `ok`, until interrupted."""
 
     def __init__(self, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__("", spec, slot, meter)
 
     async def open(self) -> None:
         from nats.micro import add_service
@@ -326,10 +316,6 @@ class ServiceServer:
 
     async def run(self) -> None:
         await asyncio.get_running_loop().create_future()  # serves until the process is stopped
-
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
 
 
 # -- the modes ---------------------------------------------------------------------------------

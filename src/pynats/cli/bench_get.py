@@ -16,7 +16,7 @@ from pynats.cli.bench_consume import prepare_consumer
 from pynats.cli.bench_core import common_banner, connect_client, io_msgs
 from pynats.cli.bench_js import explain, js_banner, stream_info
 from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode
+from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench_spec import BenchSpec, ClientSlot, banner_value
 from pynats.cli.connect import jetstream_manager, js_api_prefix
 from pynats.cli.errors import CliError
@@ -24,15 +24,11 @@ from pynats.cli.options import current_settings
 from pynats.cli.output import log
 
 
-class JSGetter:
+class JSGetter(NatsPyClient):
     """Reads --msgs messages per client with direct gets: one per request, or --batch."""
 
     def __init__(self, kind: str, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.kind = kind
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__(kind, spec, slot, meter)
         self.warnings: list[str] = []
 
     async def open(self) -> None:
@@ -136,10 +132,6 @@ class JSGetter:
         finally:
             await sub.unsubscribe()
         return started, latencies
-
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
 
 
 # -- the modes -----------------------------------------------------------------------------------

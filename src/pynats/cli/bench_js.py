@@ -20,7 +20,7 @@ from typing import Any
 
 from pynats.cli.bench_core import common_banner, connect_client, io_msgs, jitter, pace
 from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode
+from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench_spec import BenchSpec, ClientSlot, banner_duration, banner_value
 from pynats.cli.connect import connection, jetstream, js_api_prefix
 from pynats.cli.errors import CliError, describe
@@ -187,15 +187,11 @@ def prepare_publish(kind: str):  # type: ignore[no-untyped-def]
     return prepare
 
 
-class JSPublisher:
+class JSPublisher(NatsPyClient):
     """Publishes its share into the stream: sync, async batches, or atomic batches."""
 
     def __init__(self, kind: str, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.kind = kind
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__(kind, spec, slot, meter)
 
     async def open(self) -> None:
         self.nc = await connect_client("")
@@ -327,10 +323,6 @@ class JSPublisher:
             latencies.append(clock() - before)
             done += count
         return latencies
-
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
 
 
 def check_ack(data: bytes) -> None:

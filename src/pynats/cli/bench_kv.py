@@ -15,7 +15,7 @@ from typing import Any
 from pynats.cli.bench_core import common_banner, connect_client, io_msgs, jitter, pace
 from pynats.cli.bench_js import connecting_error, explain
 from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode
+from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench_spec import (
     DEFAULT_BUCKET,
     BenchSpec,
@@ -56,15 +56,11 @@ async def prepare_kv_put(spec: BenchSpec) -> None:
         raise connecting_error(exc) from exc
 
 
-class KVClient:
+class KVClient(NatsPyClient):
     """Puts its share of keys, or gets its share (sequential keys, or --randomize)."""
 
     def __init__(self, kind: str, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
-        self.kind = kind
-        self.spec = spec
-        self.slot = slot
-        self.meter = meter
-        self.nc: Any = None
+        super().__init__(kind, spec, slot, meter)
         self.kv: Any = None
 
     async def open(self) -> None:
@@ -118,10 +114,6 @@ class KVClient:
         ended = time.monotonic()
         meter.state("Finished")
         return Sample(slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(self.nc))
-
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
 
 
 # -- the modes -----------------------------------------------------------------------------------

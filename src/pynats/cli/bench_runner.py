@@ -92,6 +92,21 @@ class BenchClient(Protocol):
     async def close(self) -> None: ...
 
 
+class NatsPyClient:
+    """Base of the bench clients built on nats-py: their settings, and closing the connection."""
+
+    def __init__(self, kind: str, spec: BenchSpec, slot: ClientSlot, meter: Meter) -> None:
+        self.kind = kind
+        self.spec = spec
+        self.slot = slot
+        self.meter = meter
+        self.nc: Any = None
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+
 @dataclass(frozen=True)
 class Mode:
     """A `nats bench` mode: its natscli label and wording, and how to build its clients."""
