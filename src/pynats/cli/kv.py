@@ -28,7 +28,12 @@ from pynats.cli.command import NatsGroup, negatable
 from pynats.cli.connect import connection, jetstream, run_async
 from pynats.cli.errors import CliError
 from pynats.cli.kv_errors import store_errors
-from pynats.cli.kv_streams import KV_PREFIX, KvBucketSettings, bucket_streams, pick_bucket
+from pynats.cli.kv_streams import (
+    KV_PREFIX,
+    KvBucketSettings,
+    list_buckets,
+    pick_bucket,
+)
 from pynats.cli.output import is_tty, out, out_raw
 from pynats.cli.parse import BYTE_SIZE, DURATION, parse_key_value
 
@@ -179,7 +184,9 @@ def register(root: NatsGroup) -> None:
         if bucket:
             run_async(list_keys(bucket, key, names, verbose, display_value))
         else:
-            run_async(list_buckets(names))
+            run_async(
+                list_buckets(KV_PREFIX, names, "Key-Value Buckets", "No Key-Value buckets found")
+            )
 
     @kv.command("compact", help="Reclaim space used by deleted keys")
     @click.argument("bucket", help=BUCKET_HELP)
@@ -364,19 +371,6 @@ async def delete_bucket(bucket: str, force: bool) -> None:
                 await js.delete_key_value(bucket)
             except js_errors.NotFoundError as exc:
                 raise CliError("nats: bucket not found") from exc
-
-
-async def list_buckets(names_only: bool) -> None:
-    async with connection() as nc:
-        streams = await bucket_streams(nc, KV_PREFIX)
-    if names_only:
-        for stream in streams:
-            out(str(stream["config"]["name"]).removeprefix(KV_PREFIX))
-        return
-    if not streams:
-        out("No Key-Value buckets found")
-        return
-    out(kv_render.buckets_table(streams, KV_PREFIX, "Key-Value Buckets", values=True).render())
 
 
 async def compact_bucket(bucket: str, force: bool) -> None:

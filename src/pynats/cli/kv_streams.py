@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynats.cli import prompt
-from pynats.cli.connect import js_request
+from pynats.cli.connect import connection, js_request
 from pynats.cli.errors import CliError
+from pynats.cli.kv_render import buckets_table
+from pynats.cli.output import out
 
 KV_PREFIX = "KV_"
 OBJ_PREFIX = "OBJ_"
@@ -40,6 +42,20 @@ async def bucket_streams(nc: Any, prefix: str) -> list[dict[str, Any]]:
         offset += len(streams)
         if not streams or offset >= int(page.get("total") or 0):
             return found
+
+
+async def list_buckets(prefix: str, names_only: bool, title: str, none_found: str) -> None:
+    """`nats kv ls` / `nats obj ls` without a bucket: names, or natscli's bucket table."""
+    async with connection() as nc:
+        streams = await bucket_streams(nc, prefix)
+    if names_only:
+        for stream in streams:
+            out(str(stream["config"]["name"]).removeprefix(prefix))
+        return
+    if not streams:
+        out(none_found)
+        return
+    out(buckets_table(streams, prefix, title, values=prefix == KV_PREFIX).render())
 
 
 async def pick_bucket(nc: Any, prefix: str, none_found: str) -> str:

@@ -30,8 +30,12 @@ from pynats.cli.command import NatsGroup, negatable
 from pynats.cli.connect import connection, jetstream, run_async
 from pynats.cli.errors import CliError
 from pynats.cli.kv_errors import store_errors
-from pynats.cli.kv_render import buckets_table
-from pynats.cli.kv_streams import OBJ_PREFIX, ObjBucketSettings, bucket_streams, pick_bucket
+from pynats.cli.kv_streams import (
+    OBJ_PREFIX,
+    ObjBucketSettings,
+    list_buckets,
+    pick_bucket,
+)
 from pynats.cli.obj_progress import (
     PROGRESS_THRESHOLD_BYTES,
     ByteProgressBar,
@@ -178,7 +182,11 @@ def register(root: NatsGroup) -> None:
         if bucket:
             run_async(list_objects(bucket, names))
         else:
-            run_async(list_buckets(names))
+            run_async(
+                list_buckets(
+                    OBJ_PREFIX, names, "Object Store Buckets", "No Object Store buckets found"
+                )
+            )
 
     @obj.command("seal", help="Seals a bucket preventing further updates")
     @click.argument("bucket", help=BUCKET_HELP)
@@ -317,19 +325,6 @@ async def show_info(bucket: str, name: str) -> None:
             info = await store.get_info(name)
             modified = await modification_time(js, info)
     out(obj_render.object_info_screen(info, modified).render(), end="")
-
-
-async def list_buckets(names_only: bool) -> None:
-    async with connection() as nc:
-        streams = await bucket_streams(nc, OBJ_PREFIX)
-    if names_only:
-        for stream in streams:
-            out(str(stream["config"]["name"]).removeprefix(OBJ_PREFIX))
-        return
-    if not streams:
-        out("No Object Store buckets found")
-        return
-    out(buckets_table(streams, OBJ_PREFIX, "Object Store Buckets", values=False).render())
 
 
 async def list_objects(bucket: str, names_only: bool) -> None:
