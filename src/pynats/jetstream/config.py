@@ -551,19 +551,25 @@ def _check_mirror(cfg: StreamConfig) -> None:
     if mirror.filter_subject and mirror.subject_transforms:
         raise api_error("JSMirrorMultipleFiltersNotAllowed")
     _check_start_time(mirror)
+    _check_transforms(mirror.subject_transforms, "JSMirror")
+    if mirror.filter_subject and not is_valid_subject(mirror.filter_subject.encode()):
+        raise api_error("JSMirrorInvalidSubjectFilter", err="invalid subject")
+
+
+def _check_transforms(transforms: list[Any], errors: str) -> None:
+    """The subject transforms of a mirror or source (`errors`: `JSMirror` / `JSSource`, the
+    prefix of the catalogue entries): each must compile, and their filters not overlap."""
     filters: list[str] = []
-    for t in mirror.subject_transforms:
+    for t in transforms:
         try:
             compile_transform(t.src, t.dest)
         except TransformError as e:
             if e.is_source:
-                raise api_error("JSMirrorInvalidSubjectFilter", err=str(e)) from None
-            raise api_error("JSMirrorInvalidTransformDestination", err=str(e)) from None
+                raise api_error(f"{errors}InvalidSubjectFilter", err=str(e)) from None
+            raise api_error(f"{errors}InvalidTransformDestination", err=str(e)) from None
         filters.append(t.src or ">")
     if _any_overlap(filters):
-        raise api_error("JSMirrorOverlappingSubjectFilters")
-    if mirror.filter_subject and not is_valid_subject(mirror.filter_subject.encode()):
-        raise api_error("JSMirrorInvalidSubjectFilter", err="invalid subject")
+        raise api_error(f"{errors}OverlappingSubjectFilters")
 
 
 def _check_sources(cfg: StreamConfig) -> None:
@@ -580,17 +586,7 @@ def _check_sources(cfg: StreamConfig) -> None:
         _check_start_time(source)
         if source.filter_subject and not is_valid_subject(source.filter_subject.encode()):
             raise api_error("JSSourceInvalidSubjectFilter", err="invalid subject")
-        filters: list[str] = []
-        for t in source.subject_transforms:
-            try:
-                compile_transform(t.src, t.dest)
-            except TransformError as e:
-                if e.is_source:
-                    raise api_error("JSSourceInvalidSubjectFilter", err=str(e)) from None
-                raise api_error("JSSourceInvalidTransformDestination", err=str(e)) from None
-            filters.append(t.src or ">")
-        if _any_overlap(filters):
-            raise api_error("JSSourceOverlappingSubjectFilters")
+        _check_transforms(source.subject_transforms, "JSSource")
 
 
 def _check_start_time(source: StreamSource) -> None:
