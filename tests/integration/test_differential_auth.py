@@ -11,6 +11,7 @@ from tests.support.differential import run_scenario
 from tests.support.servers import RunningServer, start_server
 
 CONFIG = """
+max_sub_tokens: 4
 authorization {
   users: [
     {user: a, password: a, permissions: {
@@ -66,6 +67,10 @@ SCENARIOS: dict[str, list[bytes]] = {
     "no_credentials": [b'CONNECT {"verbose":false,"pedantic":false}\r\n'],
     "wildcard_sub_filters_denied_subject": [D, b"SUB foo.* 1\r\n"],
     "reply_permission_without_request": [B, b"PUB _INBOX.abc 1\r\nx\r\n"],
+    "too_many_subscription_tokens": [
+        A,
+        b"SUB foo.a.b.c 1\r\nSUB foo.a.b.c.d 2\r\nSUB foo.a.b.c.d q 3\r\n",
+    ],
 }
 
 

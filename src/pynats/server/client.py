@@ -47,7 +47,6 @@ REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
 REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
 REASON_READ_ERROR = "Read Error"
-REASON_MAX_SUBS = "Maximum Subscriptions Exceeded"
 REASON_TLS_FAILURE = "TLS Handshake Failure"
 REASON_INTERNAL_ERROR = "Internal Client"
 
@@ -325,7 +324,6 @@ class ClientConnection(asyncio.Protocol):
         "start",
         "stop",
         "subs",
-        "tls_pending",
         "transport",
         "user",
         "verbose",
@@ -383,7 +381,6 @@ class ClientConnection(asyncio.Protocol):
         self._stalled_producers: list[ClientConnection] = []
         self._connect_info_sent = False
         self.nonce = ""
-        self.tls_pending = False
         self.connect_opts: dict[str, Any] | None = None  # kept to re-check auth on reload
         # Permissions (None = everything allowed) and reply subjects granted by allow_responses
         self.perms: PermissionChecker | None = None
@@ -410,7 +407,6 @@ class ClientConnection(asyncio.Protocol):
         server.register_client(self)
         if server.tls_context is not None and not server.options.tls_handshake_first:
             # TLS upgrade after INFO. (With handshake_first the listener itself is TLS.)
-            self.tls_pending = True
             server.loop.create_task(self._upgrade_to_tls())
             return
         self.send(server.info_line(self))
@@ -456,7 +452,6 @@ class ClientConnection(asyncio.Protocol):
                 )
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
-        self.tls_pending = False
         if self.closed or new_transport is None:
             return
         self.transport = new_transport  # type: ignore[assignment]
@@ -724,6 +719,11 @@ class ClientConnection(asyncio.Protocol):
             and self.account.sublist.count - self.account.internal_subs >= account_limit
         ):
             self.send_err("maximum subscriptions exceeded")
+            return
+        max_tokens = self.server.options.max_sub_tokens
+        if max_tokens > 0 and subject.count(b".") >= max_tokens:
+            text = subject.decode(errors="replace")
+            self.send_err(f'Permissions Violation for Subscription to "{text}", too many tokens')
             return
         perms = self.perms
         if (perms is not None and not perms.can_subscribe(subject, queue)) or queue == b"_sys_":
