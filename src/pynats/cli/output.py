@@ -77,15 +77,6 @@ def is_tty(stream: Any) -> bool:
         return False
 
 
-def terminal_width() -> int | None:
-    """Columns of the terminal on stdout, or None when stdout is not a terminal."""
-    if not is_tty(sys.stdout):
-        return None
-    import shutil
-
-    return shutil.get_terminal_size().columns
-
-
 def paint(text: str, color: str, stream: Any = None) -> str:
     """`text` in `color` (a rich colour name) when `stream` (default stdout) is a terminal."""
     if not is_tty(stream if stream is not None else sys.stdout):

@@ -24,7 +24,6 @@ RESERVED_METADATA_PREFIX = "_nats."
 # Fields of an API response that are the envelope, not the StreamInfo/ConsumerInfo itself.
 ENVELOPE_FIELDS = ("type", "total", "offset", "limit", "did_create")
 STREAM_NOT_FOUND = 10059
-CONSUMER_NOT_FOUND = 10014
 
 
 class ApiError(CliError):

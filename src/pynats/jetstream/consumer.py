@@ -466,12 +466,8 @@ class Consumer(PullServing, PushServing):
         pending = self.num_pending()
         if not redelivery and pending > 0:
             pending -= 1
-        reply = self._ack_prefix + b"%d.%d.%d.%d.%d" % (
-            deliveries,
-            msg.seq,
-            self._dseq,
-            msg.ts_ns,
-            pending,
+        reply = acks.reply_subject(
+            self._ack_prefix, deliveries, msg.seq, self._dseq, msg.ts_ns, pending
         )
         headers = msg.headers or b""
         payload = msg.data

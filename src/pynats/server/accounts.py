@@ -65,7 +65,6 @@ class Account:
         "name",
         "responses",
         "sublist",
-        "total_conns",
     )
 
     def __init__(self, name: str, *, cache_enabled: bool = True) -> None:
@@ -73,7 +72,6 @@ class Account:
         self.sublist = Sublist(cache_enabled=cache_enabled)
         self.clients: set[ClientConnection] = set()
         self.is_system = False
-        self.total_conns = 0
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
         self.config: AccountConfig | None = None

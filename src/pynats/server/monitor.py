@@ -481,9 +481,6 @@ def leafz(server: Server, query: Query) -> dict[str, Any]:
     }
 
 
-healthz_checks: list[Callable[[Server, Query], JSONResponse | None]] = []
-
-
 def healthz(server: Server, query: Query) -> JSONResponse:
     for name in ("js-enabled-only", "js-server-only", "js-meta-only", "details", "js-enabled"):
         parse_bool(query, name)
@@ -507,7 +504,7 @@ def healthz(server: Server, query: Query) -> JSONResponse:
             500, {"status": "error", "error": "server is shutting down"}, compact=True
         )
     if not parse_bool(query, "js-server-only"):
-        for check in [*server.healthz_checks, *healthz_checks]:
+        for check in server.healthz_checks:
             answer = check(server, query)
             if answer is not None:
                 return answer

@@ -1,7 +1,8 @@
 """Server: listeners, accounts, clients, lifecycle, signals, lame duck and the start-up log.
 
 Extension points used by JetStream and the system account (which live above the core):
-`add_startup_hook`, `add_shutdown_hook`, `monitor_routes`, `info_extra` and internal
+`add_startup_hook`, `add_shutdown_hook`, `add_account_hook`, `monitor_routes`,
+`varz_extra`, `healthz_checks` and internal
 subscriptions through `pynats.server.internal.InternalClient`.
 """
 
@@ -33,15 +34,6 @@ Hook = Callable[[], Awaitable[None]]
 
 class ServerStartError(Exception):
     """The server cannot start (port in use, bad address, ...): logged as [FTL], exit 1."""
-
-
-class ClosedClient:
-    """What /connz?state=closed shows about a connection after it is gone."""
-
-    __slots__ = ("info",)
-
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.info = info
 
 
 class Server:
@@ -101,7 +93,6 @@ class Server:
         self.http_port = 0
         self.is_lame_duck = False
         self.is_shutting_down = False
-        self.info_extra: dict[str, Any] = {}
         self.monitor_routes: dict[str, Callable[..., Any]] = {}
         self.varz_extra: list[Callable[[dict[str, Any]], None]] = []
         self.healthz_checks: list[Callable[..., Any]] = []
@@ -149,7 +140,6 @@ class Server:
         old.clients.discard(client)
         client.account = account
         account.clients.add(client)
-        account.total_conns += 1
 
     def _build_authenticator(self, options: Options) -> Any:
         """Operator (JWT) mode when operators are trusted, else the configured users."""
@@ -203,7 +193,6 @@ class Server:
         info["max_payload"] = opts.max_payload
         if opts.jetstream:
             info["jetstream"] = True
-        info.update(self.info_extra)
         self._info_base = info
 
     def info_line(self, client: ClientConnection) -> bytes:
@@ -242,7 +231,6 @@ class Server:
         self.clients[client.cid] = client
         self.total_connections += 1
         client.account.clients.add(client)
-        client.account.total_conns += 1
         self.logger.debug(
             f"{client.host}:{client.port} - cid:{client.cid} - Client connection created"
         )

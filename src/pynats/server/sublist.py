@@ -190,9 +190,6 @@ class Sublist:
         for s in stale:
             del cache[s]
 
-    def clear_cache(self) -> None:
-        self.cache.clear()
-
     # -- matching ------------------------------------------------------------------------
 
     def match(self, subject: bytes) -> MatchResult:

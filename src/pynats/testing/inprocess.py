@@ -35,7 +35,6 @@ class InProcessServer:
         self.server: Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._serve_task: asyncio.Task[None] | None = None
 
     # -- on the caller's loop -------------------------------------------------------------
 
