@@ -9,7 +9,7 @@ ORACLE_VERSION := 2.15.1
 ORACLE := $(ORACLE_VENV)/bin/nats-server
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench clean install
+.PHONY: run test lint typecheck check bench clean install
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: $(BIN)/.installed $(ORACLE)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
 
 bench: $(BIN)/.installed $(ORACLE)
 	$(BIN)/python benchmarks/core.py --go $(abspath $(ORACLE))

@@ -41,9 +41,10 @@ async def test_in_process_server_on_the_running_loop() -> None:
 def test_in_process_server_in_a_thread_for_sync_code() -> None:
     import socket
 
-    with InProcessServer() as server, socket.create_connection(
-        ("127.0.0.1", server.port), timeout=2
-    ) as s:
+    with (
+        InProcessServer() as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=2) as s,
+    ):
         assert s.recv(4096).startswith(b"INFO ")
 
 

@@ -15,7 +15,7 @@
     sources.py     mirrors and sources
     advisories.py  $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*    jsz.py  /jsz, /healthz
     errors.py      the error catalogue (data/jetstream-errors.json, package data)
-    headers.py transform.py limits.py   helpers (times: pynats.server.timefmt)
+    headers.py transform.py limits.py   helpers (times: pynats.gotime)
     store/         message and consumer-state storage (memory and file)
 
 Key-Value buckets and Object Stores are client conventions on streams, direct gets and

@@ -21,7 +21,7 @@ import hashlib
 import json
 from typing import NamedTuple
 
-from pynats.server.timefmt import parse_go_duration
+from pynats.gotime import parse_duration
 
 ACK = 1
 NAK = 2
@@ -120,6 +120,6 @@ def nak_delay(rest: bytes) -> int:
             return 0
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
     try:
-        return max(parse_go_duration(rest.decode()), 0)
+        return max(parse_duration(rest.decode()), 0)
     except (ValueError, UnicodeDecodeError):
         return 0

@@ -19,8 +19,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import rfc3339
 from pynats.server.sublist import EMPTY_RESULT
-from pynats.server.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from .service import JetStreamAccount

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import parse_rfc3339
 from pynats.server.subjects import is_valid_subject
-from pynats.server.timefmt import parse_rfc3339
 
 from . import advisories
 from . import decode as d

@@ -13,8 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from pynats.gotime import NS_PER_S, parse_rfc3339
 from pynats.server.subjects import is_valid_subject, subjects_collide
-from pynats.server.timefmt import NS_PER_S, parse_rfc3339
 
 from . import decode as d
 from .errors import ApiError, api_error, invalid_config

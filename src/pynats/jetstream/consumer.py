@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pynats.server.timefmt import rfc3339
+from pynats.gotime import rfc3339
 
 from . import acks, advisories, pull
 from . import headers as h

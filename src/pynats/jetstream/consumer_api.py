@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from pynats.server.timefmt import ZERO_TIME, parse_rfc3339, rfc3339
+from pynats.gotime import ZERO_TIME, parse_rfc3339, rfc3339
 
 from . import decode as d
 from .api import LIST_LIMIT, NAMES_LIMIT, ApiRequest, _page, _stream, register_route

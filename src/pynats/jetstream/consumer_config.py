@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import NS_PER_S, parse_rfc3339, rfc3339
 from pynats.server.subjects import is_valid_subject, subjects_collide
-from pynats.server.timefmt import NS_PER_S, parse_rfc3339, rfc3339
 
 from . import decode as d
 from .config import MAX_DESCRIPTION_LEN, MAX_METADATA_BYTES, META_REQUIRED_LEVEL, SERVER_META_KEYS

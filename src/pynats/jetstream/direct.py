@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pynats.server.timefmt import parse_rfc3339, rfc3339
+from pynats.gotime import parse_rfc3339, rfc3339
 
 from . import headers as h
 from .store import MessageNotFound, StoredMessage

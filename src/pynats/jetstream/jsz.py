@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import rfc3339
 from pynats.server import const
 from pynats.server.monitor import JSONResponse, parse_bool, parse_int
-from pynats.server.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from pynats.server.server import Server

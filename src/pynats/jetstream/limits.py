@@ -14,6 +14,7 @@ from typing import Any
 
 UNLIMITED = -1
 
+
 class LimitsConfigError(ValueError):
     pass
 

@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import format_duration
 from pynats.server.client import route_as
-from pynats.server.timefmt import go_duration
 
 from . import advisories
 from . import headers as h
@@ -163,7 +163,7 @@ def exceeded_batch(limit: int) -> bytes:
 
 
 def exceeded_expires(limit_ns: int) -> bytes:
-    return status("409", f"Exceeded MaxRequestExpires of {go_duration(limit_ns)}")
+    return status("409", f"Exceeded MaxRequestExpires of {format_duration(limit_ns)}")
 
 
 def exceeded_max_bytes(limit: int) -> bytes:

@@ -25,9 +25,9 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import format_duration
 from pynats.server import const
 from pynats.server.internal import InternalClient
-from pynats.server.timefmt import go_duration
 
 from . import advisories
 from .config import (
@@ -179,7 +179,7 @@ class JetStream:
             log.notice(f"  Domain:          {self.domain}")
         policy = self.sync_policy
         if policy.mode is SyncMode.INTERVAL:
-            log.notice(f"  Sync Interval:   {go_duration(policy.interval_ns)} (lazy)")
+            log.notice(f"  Sync Interval:   {format_duration(policy.interval_ns)} (lazy)")
         elif policy.mode is SyncMode.ALWAYS:
             log.notice("  Sync Interval:   always")
         log.notice(f"  API Level:       {self.api_level}")
@@ -187,7 +187,7 @@ class JetStream:
         if policy.mode is SyncMode.INTERVAL:
             log.warn(
                 "JetStream file storage syncs to disk every "
-                f"{go_duration(policy.interval_ns)}: acknowledged messages can be lost on a "
+                f"{format_duration(policy.interval_ns)}: acknowledged messages can be lost on a "
                 "power failure (sync_interval)"
             )
         ensure_dir_durable(self.store_root)
@@ -203,7 +203,7 @@ class JetStream:
                 jsa.start_sources(stream)
         self.started = True
         took = time.monotonic() - began
-        log.notice(f"Took {go_duration(round(took * 1e9))} to start JetStream")
+        log.notice(f"Took {format_duration(round(took * 1e9))} to start JetStream")
 
     def _enable_account(self, account: Account) -> None:
         if account.is_system:
@@ -565,7 +565,7 @@ class JetStreamAccount:
             took = round(time.monotonic() - began, 3)
             log.notice(
                 f"  Restored {store.msgs} messages for stream '{self.name} > {name}' in "
-                f"{go_duration(round(took * 1e9))}"
+                f"{format_duration(round(took * 1e9))}"
             )
             for damage in store.damage():
                 log.warn(

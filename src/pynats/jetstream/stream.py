@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
 from pynats.server.client import route_message
-from pynats.server.timefmt import NS_PER_S, go_duration, parse_go_duration, rfc3339
 
 from . import headers as h
 from .config import StreamConfig
@@ -562,7 +562,7 @@ class Stream:
         block = h.build(
             [
                 ("Nats-Marker-Reason", MARKER_REASON_MAX_AGE),
-                ("Nats-TTL", go_duration(ttl)),
+                ("Nats-TTL", format_duration(ttl)),
                 ("Nats-Rollup", "sub"),
             ]
         )
@@ -794,7 +794,7 @@ def parse_ttl(value: bytes) -> int:
     if text.lower() == "never":
         return TTL_NEVER
     try:
-        ttl = int(text) * NS_PER_S if text.isdigit() else parse_go_duration(text)
+        ttl = int(text) * NS_PER_S if text.isdigit() else parse_duration(text)
     except ValueError:
         raise api_error("JSMessageTTLInvalidErr") from None
     if ttl < NS_PER_S:

@@ -5,28 +5,21 @@ Sublist like any other, and an internal publish goes through `route_message`. Th
 is that an internal subscriber is a Python callback, called synchronously while the message is
 routed, and an internal publisher has no socket of its own.
 
-Callback signature:
-
-    callback(sub, publisher, subject: bytes, reply: bytes | None, headers: bytes, payload: bytes)
-
-`headers` is the raw header block (`NATS/1.0\\r\\n...\\r\\n\\r\\n`) or b"". `publisher` is the
-connection (or internal client) that sent the message: JetStream uses it to know the account
-and to answer.
+Callbacks follow `delivery.DeliveryCallback`; the `publisher` they get is the connection (or
+internal client) that sent the message: JetStream uses it to know the account and to answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .client import route_message
 from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .delivery import DeliveryCallback
     from .server import Server
-
-InternalCallback = Callable[[Subscription, Any, bytes, "bytes | None", bytes, bytes], None]
 
 
 class InternalClient:
@@ -55,7 +48,7 @@ class InternalClient:
     def subscribe(
         self,
         subject: str | bytes,
-        callback: InternalCallback,
+        callback: DeliveryCallback,
         queue: str | bytes | None = None,
     ) -> Subscription:
         subj = subject.encode() if isinstance(subject, str) else subject

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from pynats import gotime
+
 from .. import __version__ as PYNATS_VERSION
-from . import const, timefmt
+from . import const
 
 if TYPE_CHECKING:
     from .client import ClientConnection
@@ -50,12 +52,7 @@ Handler = Callable[["Server", Query], Any]
 
 def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
     """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    return timefmt.rfc3339(ns if ns is not None else round(ts * 1e9))
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String(): `1h2m3.5s`, `1.234ms`, `354µs`, `0s`."""
-    return timefmt.go_duration(round(seconds * 1e9))
+    return gotime.rfc3339(ns if ns is not None else round(ts * 1e9))
 
 
 def uptime_text(seconds: float) -> str:
@@ -263,7 +260,7 @@ def conn_info(
         info["reason"] = c.reason
     info.update(
         {
-            "rtt": go_duration(c.rtt),
+            "rtt": gotime.format_duration(round(c.rtt * gotime.NS_PER_S)),
             "uptime": uptime_text(end - c.start),
             "idle": uptime_text(end - c.last_activity),
             "pending_bytes": pending,

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .subjects import FWC, PWC, subject_matches
+
+if TYPE_CHECKING:
+    from .delivery import DeliveryCallback
 
 CACHE_MAX_ENTRIES = 4096
 # JetStream ack subjects are unique per delivery: caching their (empty-handed) lookups would
@@ -35,9 +38,8 @@ EMPTY_RESULT: MatchResult = ((), (), ())
 class Subscription:
     """One subscription: a socket client's `SUB`, or an internal callback.
 
-    `callback` is None for socket clients. For internal subscriptions it is called as
-    `callback(sub, publisher, subject, reply, headers, payload)` with `headers` the raw header
-    block (or b"") and `payload` the body.
+    `callback` is None for socket clients; an in-process subscriber is called instead of
+    framing (`delivery.DeliveryCallback`).
     """
 
     __slots__ = (
@@ -56,7 +58,7 @@ class Subscription:
         subject: bytes,
         queue: bytes | None,
         sid: bytes,
-        callback: Callable[..., None] | None = None,
+        callback: DeliveryCallback | None = None,
     ) -> None:
         self.client = client
         self.subject = subject

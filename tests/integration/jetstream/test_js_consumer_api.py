@@ -293,7 +293,7 @@ async def test_pause_until_a_near_time_resumes_by_itself(nc, js, sname) -> None:
 def time_in(seconds: float) -> str:
     import time
 
-    from pynats.server.timefmt import rfc3339
+    from pynats.gotime import rfc3339
 
     return rfc3339(time.time_ns() + int(seconds * NS))
 

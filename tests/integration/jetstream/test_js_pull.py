@@ -309,7 +309,7 @@ async def test_deliver_by_start_time(nc, js, sname) -> None:
     await js.add_stream(name=sname)
     await js.publish(sname, b"old")
     await asyncio.sleep(0.05)
-    from pynats.server.timefmt import rfc3339
+    from pynats.gotime import rfc3339
 
     cutoff = rfc3339(time.time_ns())
     await js.publish(sname, b"new")

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+from pynats.gotime import parse_duration
 
 from .fileio import FileIO
 
@@ -36,10 +37,6 @@ DurableCallback = Callable[[BaseException | None], None]
 DEFAULT_LAZY_INTERVAL_NS = 120 * 1_000_000_000  # nats-server's default sync_interval (2m)
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pynats-fsync")
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_UNIT_NS |= {"m": 60 * 1_000_000_000, "h": 3600 * 1_000_000_000}
 
 
 class SyncMode(enum.StrEnum):
@@ -62,22 +59,10 @@ class SyncPolicy:
             return cls()
         if isinstance(value, str) and value.lower() == "always":
             return cls(SyncMode.ALWAYS)
-        ns = value if isinstance(value, int) else _parse_duration(value)
+        ns = value if isinstance(value, int) else parse_duration(value)
         if ns <= 0:
             raise ValueError(f"invalid sync_interval: {value!r}")
         return cls(SyncMode.INTERVAL, ns)
-
-
-def _parse_duration(text: str) -> int:
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"invalid duration: {text!r}")
-    return int(total)
 
 
 class GroupCommit:

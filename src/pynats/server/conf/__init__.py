@@ -7,7 +7,7 @@
 The tree is made of `ConfigMap` (dict) and `ConfigList` (list) holding str, bool, int,
 float and UTC datetime values; `ConfigMap.position(key)` says where a key was written and
 `ConfigMap.is_used_variable(key)` whether it served as a `$variable` (see `tree`).
-`units` reads durations and storage sizes from values.
+`units` reads duration options and storage sizes from values (Go durations: `pynats.gotime`).
 
 Modules: `lexer` (bytes -> tokens), `parser` (tokens -> tree, variables, includes),
 `tree` (containers with positions), `digest` (nats-server's sha256 digest), `units`,
@@ -19,28 +19,19 @@ from .errors import ConfigError
 from .loader import ConfigFile, load_config_file
 from .parser import parse_config, parse_file
 from .tree import ConfigList, ConfigMap, Position
-from .units import (
-    DurationError,
-    duration_from_config,
-    parse_duration,
-    parse_duration_ns,
-    parse_size,
-)
+from .units import duration_from_config, parse_size
 
 __all__ = [
     "ConfigError",
     "ConfigFile",
     "ConfigList",
     "ConfigMap",
-    "DurationError",
     "Position",
     "config_digest",
     "duration_from_config",
     "go_json",
     "load_config_file",
     "parse_config",
-    "parse_duration",
-    "parse_duration_ns",
     "parse_file",
     "parse_size",
 ]

@@ -1,8 +1,7 @@
 """Durations and storage sizes as nats-server reads them from configuration values.
 
-- `parse_duration("1h30m")` follows Go's `time.ParseDuration`: a sign, then one or more
-  decimal numbers each with a unit (`ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`, `h`); `"0"` needs
-  no unit. Errors carry Go's text (`time: invalid duration "abc"`).
+Go durations themselves are parsed by `pynats.gotime`; this module adds the config rules:
+
 - `parse_size("1G")` follows nats-server's `getStorageSize` for JetStream limits: an int is
   taken as is; a string is an integer followed by one of `K`, `M`, `G`, `T` (upper case,
   powers of 1024), and `""` is 0.
@@ -17,134 +16,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-NANOSECOND = 1
-MICROSECOND = 1000 * NANOSECOND
-MILLISECOND = 1000 * MICROSECOND
-SECOND = 1000 * MILLISECOND
-MINUTE = 60 * SECOND
-HOUR = 60 * MINUTE
+from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
-_DURATION_UNITS = {
-    "ns": NANOSECOND,
-    "us": MICROSECOND,
-    "\u00b5s": MICROSECOND,  # micro sign
-    "\u03bcs": MICROSECOND,  # Greek small letter mu
-    "ms": MILLISECOND,
-    "s": SECOND,
-    "m": MINUTE,
-    "h": HOUR,
-}
-_MAX_DURATION_NS = (1 << 63) - 1
 _STORAGE_SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40}
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
-
-
-class DurationError(ValueError):
-    """A duration string Go's `time.ParseDuration` rejects; the text is Go's."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string (`"1h30m"` -> 5400.0)."""
-    return parse_duration_ns(text) / SECOND
-
-
-def parse_duration_ns(text: str) -> int:
-    """Nanoseconds in a Go duration string; exact, like Go's `time.Duration`."""
-    rest = text
-    negative = False
-    if rest[:1] in ("-", "+"):
-        negative = rest[0] == "-"
-        rest = rest[1:]
-    if rest == "0":
-        return 0
-    if not rest:
-        raise DurationError(f"time: invalid duration {_go_time_quote(text)}")
-    total = 0
-    while rest:
-        amount, rest = _duration_term(rest, text)
-        total += amount
-        if total > 1 << 63:
-            raise DurationError(f"time: invalid duration {_go_time_quote(text)}")
-    if negative:
-        return -total
-    if total > _MAX_DURATION_NS:
-        raise DurationError(f"time: invalid duration {_go_time_quote(text)}")
-    return total
-
-
-def _duration_term(rest: str, whole: str) -> tuple[int, str]:
-    """One `<number><unit>` from the front of `rest`, in nanoseconds, and what follows."""
-    invalid = DurationError(f"time: invalid duration {_go_time_quote(whole)}")
-    if not (rest[0] == "." or "0" <= rest[0] <= "9"):
-        raise invalid
-    whole_digits, rest = _leading_digits(rest)
-    if whole_digits and int(whole_digits) > 1 << 63:
-        raise invalid
-    fraction_digits = ""
-    if rest[:1] == ".":
-        fraction_digits, rest = _leading_digits(rest[1:])
-        if not whole_digits and not fraction_digits:
-            raise invalid
-    elif not whole_digits:
-        raise invalid
-    unit_end = 0
-    while unit_end < len(rest) and not (rest[unit_end] == "." or "0" <= rest[unit_end] <= "9"):
-        unit_end += 1
-    unit, rest = rest[:unit_end], rest[unit_end:]
-    if not unit:
-        raise DurationError(f"time: missing unit in duration {_go_time_quote(whole)}")
-    if unit not in _DURATION_UNITS:
-        raise DurationError(
-            f"time: unknown unit {_go_time_quote(unit)} in duration {_go_time_quote(whole)}"
-        )
-    scale = _DURATION_UNITS[unit]
-    amount = int(whole_digits or "0")
-    if amount > (1 << 63) // scale:
-        raise invalid
-    amount *= scale
-    amount += _fraction_ns(fraction_digits, scale)
-    if amount > 1 << 63:
-        raise invalid
-    return amount, rest
-
-
-def _leading_digits(text: str) -> tuple[str, str]:
-    end = 0
-    while end < len(text) and "0" <= text[end] <= "9":
-        end += 1
-    return text[:end], text[end:]
-
-
-def _fraction_ns(digits: str, scale: int) -> int:
-    """Go keeps the fraction's digits while they fit in an int64 and converts through a
-    float64, so `1.5555555555s` rounds the way Go rounds."""
-    value, divisor = 0, 1
-    for digit in digits:
-        if value > ((1 << 63) - 1) // 10:
-            break
-        candidate = value * 10 + int(digit)
-        if candidate < 0 or candidate > (1 << 63):
-            break
-        value, divisor = candidate, divisor * 10
-    if not value:
-        return 0
-    return int(float(value) * (float(scale) / float(divisor)))
-
-
-def _go_time_quote(text: str) -> str:
-    """How Go's time package quotes input in errors: non-ASCII and control bytes as \\xNN."""
-    out = ['"']
-    for char in text:
-        if char < " " or char >= "\x80":
-            raw = char.encode("utf-8", "surrogateescape")
-            out.extend(f"\\x{byte:02x}" for byte in raw)
-        else:
-            if char in '"\\':
-                out.append("\\")
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 def parse_size(value: Any) -> int:
@@ -209,7 +85,7 @@ def duration_from_config(field: str, value: Any) -> tuple[float, str | None]:
     """
     if isinstance(value, str):
         try:
-            return parse_duration(value), None
+            return parse_duration(value) / NS_PER_S, None
         except DurationError as exc:
             raise ValueError(f"error parsing {field}: {exc}") from None
     warning = f"{field} should be converted to a duration"
