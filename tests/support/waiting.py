@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+async def wait_until(
+    predicate: Callable[[], Any | Awaitable[Any]],
+    timeout: float = 5.0,
+    what: str = "",
+    step: float = 0.005,
+) -> Any:
+    """Poll `predicate` (plain or async) until it returns something truthy, and return that.
+
+    An async predicate is awaited on every poll: its coroutine object is never mistaken for
+    a truthy answer. TimeoutError names `what` when the condition is not met in time.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if loop.time() > deadline:
             raise TimeoutError(f"timed out waiting for {what or 'condition'}")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(step)

@@ -7,13 +7,12 @@ License 2.0), copied unchanged from `shared/reference/data/jetstream-api-schemas
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import re
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -85,21 +84,6 @@ async def api(
 def error_of(response: dict[str, Any]) -> tuple[int, int, str]:
     err = response["error"]
     return err["code"], err["err_code"], err["description"]
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.02) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(step)
 
 
 def http_json(srv: RunningServer, path: str) -> Any:

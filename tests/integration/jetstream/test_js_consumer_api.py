@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from tests.integration.jetstream.conftest import api, error_of, wait_until
+from tests.integration.jetstream.conftest import api, error_of
 from tests.integration.jetstream.consumers import (
     MS,
     NS,
@@ -16,6 +16,7 @@ from tests.integration.jetstream.consumers import (
     inbox,
     validate_error,
 )
+from tests.support.waiting import wait_until
 
 
 async def test_durable_create_applies_defaults_and_is_idempotent(nc, js, sname) -> None:

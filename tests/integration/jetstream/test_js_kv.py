@@ -6,7 +6,7 @@ import asyncio
 
 import nats.js.errors
 import pytest
-from tests.integration.jetstream.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def bucket_name(sname: str) -> str:

@@ -8,7 +8,8 @@ import time
 
 import nats.js.errors
 import pytest
-from tests.integration.jetstream.conftest import api, wait_until
+from tests.integration.jetstream.conftest import api
+from tests.support.waiting import wait_until
 
 NS = 1_000_000_000
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import nats.js.errors
 from nats.js.api import StreamConfig, StreamSource, SubjectTransform
 from tests.conftest import connect
-from tests.integration.jetstream.conftest import api, wait_until
+from tests.integration.jetstream.conftest import api
 from tests.support.servers import start_server
+from tests.support.waiting import wait_until
 
 
 async def count(js, name: str) -> int:

@@ -8,7 +8,6 @@ import asyncio
 import time
 
 from nats.js.api import AckPolicy, ConsumerConfig
-from tests.integration.jetstream.conftest import wait_until
 from tests.integration.jetstream.consumers import (
     MS,
     NS,
@@ -19,6 +18,7 @@ from tests.integration.jetstream.consumers import (
     publish,
     status_of,
 )
+from tests.support.waiting import wait_until
 
 
 async def test_subscribe_delivers_and_auto_acks(js, sname) -> None:

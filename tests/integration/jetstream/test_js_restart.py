@@ -10,8 +10,8 @@ import nats.errors
 import nats.js.errors
 import pytest
 from tests.conftest import connect
-from tests.integration.jetstream.conftest import wait_until
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
 
 
 class Restartable:

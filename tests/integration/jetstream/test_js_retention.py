@@ -3,8 +3,9 @@ wants it acknowledged it; work-queue streams drop it on the first ack."""
 
 from __future__ import annotations
 
-from tests.integration.jetstream.conftest import api, wait_until
+from tests.integration.jetstream.conftest import api
 from tests.integration.jetstream.consumers import add_consumer, inbox, publish
+from tests.support.waiting import wait_until
 
 
 async def stream_msgs(js, name: str) -> int:
