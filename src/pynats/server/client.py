@@ -13,7 +13,7 @@ import json
 import random
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import const
 from .auth import PermissionChecker, Permissions, ResponseTracker
@@ -85,6 +85,7 @@ def route_message(
         tail = b"%b %d\r\n" % (reply, n)
     pending = publisher.server.pending_flush
     delivered = 0
+    sub: Subscription | None
     for sub, head in zip(plain, heads, strict=True):
         c = sub.client
         if sub.callback is not None:
@@ -392,8 +393,9 @@ class ClientConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
+        # A stream server hands its protocols stream (read and write) transports.
+        self.transport = transport = cast(asyncio.Transport, base_transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.host, self.port = str(peer[0]), int(peer[1])
@@ -439,7 +441,7 @@ class ClientConnection(asyncio.Protocol):
         server.flush_pending()
         try:
             new_transport = await server.loop.start_tls(
-                transport,  # type: ignore[arg-type]
+                transport,
                 self,
                 server.tls_context,
                 server_side=True,
@@ -454,7 +456,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.closed or new_transport is None:
             return
-        self.transport = new_transport  # type: ignore[assignment]
+        self.transport = new_transport
         self._ready_for_connect()
 
     def data_received(self, data: bytes) -> None:

@@ -33,11 +33,7 @@ class _Reader:
         self.notes: list[str] = []  # keys pynats does not support yet
 
     def where(self, m: ConfigMap | None, key: str | None) -> str:
-        pos = (
-            m.position(key)
-            if (m is not None and key is not None and hasattr(m, "position"))
-            else None
-        )
+        pos = m.position(key) if (m is not None and key is not None) else None
         if pos is None:
             return f"{self.path}:0:0"
         return f"{pos.file or self.path}:{pos.line}:{pos.column}"
@@ -102,14 +98,14 @@ class _Reader:
 
     def mapping(self, m: ConfigMap, key: str) -> ConfigMap | None:
         v = m[key]
-        if not isinstance(v, dict):
+        if not isinstance(v, ConfigMap):
             self.error(
                 m,
                 key,
                 f"interface conversion: interface {{}} is {go_type_name(v)}, not map[string]interface {{}}",
             )
             return None
-        return v  # type: ignore[return-value]
+        return v
 
     def str_list(self, m: ConfigMap, key: str) -> list[str] | None:
         v = m[key]
@@ -393,7 +389,7 @@ def _users(r: _Reader, m: ConfigMap, key: str) -> tuple[list[User], list[NkeyUse
         r.error(m, key, f"Expected users field to be an array, got {go_type_name(value)}")
         return users, nkeys
     for entry in value:
-        if not isinstance(entry, dict):
+        if not isinstance(entry, ConfigMap):
             r.error(m, key, f"Expected user entry to be a map/struct, got {entry!r}")
             continue
         name = password = nkey = ""
@@ -471,7 +467,7 @@ def _subject_permission(r: _Reader, m: ConfigMap, key: str) -> SubjectPermission
     if isinstance(value, (str, list)):
         allow = r.str_list(m, key)
         return SubjectPermission(allow=allow or [])
-    if not isinstance(value, dict):
+    if not isinstance(value, ConfigMap):
         r.error(
             m,
             key,
@@ -498,7 +494,7 @@ def _response_permission(r: _Reader, m: ConfigMap, key: str) -> ResponsePermissi
     value = m[key]
     if isinstance(value, bool):
         return ResponsePermission() if value else None
-    if not isinstance(value, dict):
+    if not isinstance(value, ConfigMap):
         r.error(
             m,
             key,
@@ -537,7 +533,7 @@ def _accounts(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
         acc = AccountConfig(name=name)
         o.accounts[name] = acc
         body = block[name]
-        if not isinstance(body, dict):
+        if not isinstance(body, ConfigMap):
             r.error(block, name, f"Expected map entries for accounts, got {go_type_name(body)}")
             continue
         for k in body:
@@ -572,7 +568,7 @@ def _exports(r: _Reader, m: ConfigMap, key: str) -> list[ExportConfig]:
         r.error(m, key, f"Exports should be an array, got {go_type_name(value)}")
         return out
     for entry in value:
-        if not isinstance(entry, dict):
+        if not isinstance(entry, ConfigMap):
             r.error(m, key, "Export entry should be a map")
             continue
         export: ExportConfig | None = None
@@ -624,7 +620,7 @@ def _imports(r: _Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
         r.error(m, key, f"Imports should be an array, got {go_type_name(value)}")
         return out
     for entry in value:
-        if not isinstance(entry, dict):
+        if not isinstance(entry, ConfigMap):
             r.error(m, key, "Import entry should be a map")
             continue
         imp: ImportConfig | None = None
@@ -633,7 +629,7 @@ def _imports(r: _Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
             lk = k.lower()
             if lk in ("stream", "service"):
                 src = entry[k]
-                if not isinstance(src, dict):
+                if not isinstance(src, ConfigMap):
                     r.error(entry, k, f"Import {lk} should be a map with account and subject")
                     continue
                 account = src.get("account")
@@ -669,7 +665,7 @@ def _account_jetstream(r: _Reader, m: ConfigMap, key: str) -> dict[str, Any] | b
             return False
         r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
         return None
-    if not isinstance(value, dict):
+    if not isinstance(value, ConfigMap):
         r.error(
             m, key, f"Expected map, bool or string to define JetStream, got {go_type_name(value)}"
         )
@@ -888,7 +884,7 @@ def _resolver(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
             o.resolver = "MEMORY"
         else:
             r.unsupported(m, key, f"resolver {value}: only MEMORY is supported")
-    elif isinstance(value, dict):
+    elif isinstance(value, ConfigMap):
         kind = str(value.get("type", "")).upper()
         if kind in ("MEMORY", "MEM"):
             o.resolver = "MEMORY"

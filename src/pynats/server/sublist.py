@@ -196,17 +196,18 @@ class Sublist:
 
     def match(self, subject: bytes) -> MatchResult:
         """All subscriptions matching the literal `subject` (cached)."""
-        result = self.cache.get(subject)
-        if result is not None:
-            return result
+        cached = self.cache.get(subject)
+        if cached is not None:
+            return cached
         self.cache_misses += 1
         plain: list[Subscription] = []
         groups: dict[bytes, list[Subscription]] = {}
         tokens = subject.split(b".")
         if all(tokens):
             _collect(self._root, tokens, 0, plain, groups)
+        result: MatchResult
         if plain or groups:
-            result: MatchResult = (
+            result = (
                 tuple(plain),
                 tuple(tuple(m) for m in groups.values()),
                 tuple(subject + b" " + s.sid + b" " for s in plain),

@@ -59,6 +59,7 @@ class TracingSink:
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
         size = b"%d" % len(payload)
+        parts: tuple[bytes | None, ...]
         if hdr_len:
             op, parts = "HPUB ", (subject, reply, b"%d" % hdr_len, size)
         else:
