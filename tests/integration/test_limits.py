@@ -155,4 +155,4 @@ async def test_lame_duck_closes_clients_over_the_duration_then_exits() -> None:
     assert [c["reason"] for c in server.closed_clients] == ["Server Shutdown"] * 3
     for c in clients:
         await c.close()
-    srv._cleanup()
+    await srv.stop()

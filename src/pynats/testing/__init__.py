@@ -14,6 +14,6 @@ pytest fixtures (`nats_server`, `nats_client`), add `pytest_plugins = ["pynats.t
 to your conftest.py.
 """
 
-from .inprocess import InProcessServer
+from .inprocess import InProcessServer, ServerFactory
 
-__all__ = ["InProcessServer"]
+__all__ = ["InProcessServer", "ServerFactory"]

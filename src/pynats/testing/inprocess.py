@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from ..app import build_server
 from ..server.log import Logger
@@ -14,6 +14,13 @@ from ..server.options import Options
 from ..server.server import Server
 
 START_TIMEOUT_S = 10.0
+
+
+class ServerFactory(Protocol):
+    """Starts one more InProcessServer; keyword arguments are Options fields, as for
+    `InProcessServer(...)` (the `nats_server_factory` fixture is one)."""
+
+    def __call__(self, **fields: Any) -> InProcessServer: ...
 
 
 class InProcessServer:

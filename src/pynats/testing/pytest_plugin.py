@@ -15,16 +15,19 @@ Fixtures:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .inprocess import InProcessServer
+from .inprocess import InProcessServer, ServerFactory
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 
 @pytest.fixture
-def nats_server_factory() -> Iterator[Callable[..., InProcessServer]]:
+def nats_server_factory() -> Iterator[ServerFactory]:
     started: list[InProcessServer] = []
 
     def make(**fields: Any) -> InProcessServer:
@@ -38,19 +41,18 @@ def nats_server_factory() -> Iterator[Callable[..., InProcessServer]]:
 
 
 @pytest.fixture
-def nats_server(nats_server_factory: Callable[..., InProcessServer]) -> InProcessServer:
+def nats_server(nats_server_factory: ServerFactory) -> InProcessServer:
     return nats_server_factory()
 
 
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the plugin works without it, minus nats_client
-    pytest_asyncio = None
-
-if pytest_asyncio is not None:
+    pass
+else:
 
     @pytest_asyncio.fixture
-    async def nats_client(nats_server: InProcessServer) -> AsyncIterator[Any]:
+    async def nats_client(nats_server: InProcessServer) -> AsyncIterator[Client]:
         import nats
 
         nc = await nats.connect(
