@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pynats.cli.bench_wire import WireError, WireParser
+from pynats.cli.bench.wire import WireError, WireParser
 
 
 def msg(subject: bytes, payload: bytes, sid: bytes = b"1") -> bytes:

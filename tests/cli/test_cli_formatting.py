@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.messages import compact_body, parse_js_ack, pretty_body
-from pynats.cli.parse import parse_byte_size, parse_duration_ns
-from pynats.cli.table import Table
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.messages import compact_body, parse_js_ack, pretty_body
+from pynats.cli.ui.parse import parse_byte_size, parse_duration_ns
+from pynats.cli.ui.table import Table
 
 SECOND = 1_000_000_000
 

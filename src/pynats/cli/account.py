@@ -12,13 +12,13 @@ import json
 import time
 from typing import Any
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.command import NatsGroup
-from pynats.cli.connect import connection, js_api_prefix, run_async, server_info
-from pynats.cli.messages import status_of
-from pynats.cli.options import current_settings
-from pynats.cli.output import log, out
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.connect import connection, js_api_prefix, run_async, server_info
+from pynats.cli.ui.messages import status_of
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log, out
 
 USER_INFO_TIMEOUT_S = 1.0
 

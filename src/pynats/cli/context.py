@@ -17,14 +17,14 @@ from typing import Any
 
 import click
 
-from pynats.cli import context_store, prompt
-from pynats.cli.columns import Columns
-from pynats.cli.command import NatsGroup
-from pynats.cli.context_store import NatsContext
-from pynats.cli.errors import CliError
-from pynats.cli.options import OVERRIDE_ENV_VARS, Settings, flag_value
-from pynats.cli.output import log, out, paint, print_json
-from pynats.cli.table import Table
+from pynats.cli.ui import context_store, prompt
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.context_store import NatsContext
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.options import OVERRIDE_ENV_VARS, Settings, flag_value
+from pynats.cli.ui.output import log, out, paint, print_json
+from pynats.cli.ui.table import Table
 
 YAML_COMMENTS = {
     "description": "Friendly description for this context shown when listing contexts",
@@ -354,7 +354,7 @@ def describe_credential(raw: str, expanded: str) -> tuple[str, bool]:
 
 def try_connecting(context: NatsContext) -> str:
     """'' when a connection with the context's settings succeeds, else the error text."""
-    from pynats.cli.connect import connect, run_async
+    from pynats.cli.ui.connect import connect, run_async
 
     settings = Settings(
         servers=context.url,

@@ -1,7 +1,7 @@
 """`nats`: the command tree, and natscli's error and exit conventions (cli.md §0.2).
 
 How a noun plugs in: create `pynats/cli/<noun>.py` with a `register(root)` function that adds
-its group and verbs to the root `NatsGroup` (see command.py for an example), and make sure its
+its group and verbs to the root `NatsGroup` (see ui/command.py for an example), and make sure its
 module name is in NOUN_MODULES below. Modules that do not exist yet are skipped, so the list
 already names the nouns other engineers are writing.
 
@@ -30,11 +30,11 @@ from collections.abc import Sequence
 
 import click
 
-from pynats.cli.command import NatsGroup, SubcommandRequired
-from pynats.cli.connect import cli_version
-from pynats.cli.errors import Fatal, Interrupted, describe
-from pynats.cli.options import reset_state
-from pynats.cli.output import err, log
+from pynats.cli.ui.command import NatsGroup, SubcommandRequired
+from pynats.cli.ui.connect import cli_version
+from pynats.cli.ui.errors import Fatal, Interrupted, describe
+from pynats.cli.ui.options import reset_state
+from pynats.cli.ui.output import err, log
 
 NOUN_MODULES = (
     "account",

@@ -18,16 +18,16 @@ from typing import Any
 
 import click
 
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import connection, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import comma
-from pynats.cli.messages import go_quote
-from pynats.cli.options import current_settings
-from pynats.cli.output import log
-from pynats.cli.parse import DURATION
-from pynats.cli.payload import BodySource, MessageTemplate
-from pynats.cli.progress import ProgressBar
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import connection, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import comma
+from pynats.cli.ui.messages import go_quote
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log
+from pynats.cli.ui.parse import DURATION
+from pynats.cli.ui.payload import BodySource, MessageTemplate
+from pynats.cli.ui.progress import ProgressBar
 
 QUIET_ABOVE_COUNT = 20
 

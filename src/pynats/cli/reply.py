@@ -24,13 +24,13 @@ from typing import Any
 
 import click
 
-from pynats.cli.command import NatsGroup
-from pynats.cli.connect import connection, run_async
-from pynats.cli.errors import CliError, Fatal
-from pynats.cli.messages import go_quote, header_lines
-from pynats.cli.output import log, out, out_raw
-from pynats.cli.parse import DURATION, parse_header
-from pynats.cli.templates import TemplateError, TemplateValues, expand, expand_or_raw
+from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.connect import connection, run_async
+from pynats.cli.ui.errors import CliError, Fatal
+from pynats.cli.ui.messages import go_quote, header_lines
+from pynats.cli.ui.output import log, out, out_raw
+from pynats.cli.ui.parse import DURATION, parse_header
+from pynats.cli.ui.templates import TemplateError, TemplateValues, expand, expand_or_raw
 
 DEFAULT_QUEUE = "NATS-RPLY-22"
 _SUBJECT_TOKEN = re.compile(r"{{\s*(\d+)\s*}}")

@@ -17,11 +17,12 @@ from typing import Any
 
 import click
 
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import connection, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import go_duration_seconds
-from pynats.cli.messages import (
+from pynats.cli.pub import QUIET_ABOVE_COUNT, TEMPLATE_HELP
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import connection, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import go_duration_seconds
+from pynats.cli.ui.messages import (
     TranslateError,
     compact_body,
     go_quote,
@@ -30,12 +31,11 @@ from pynats.cli.messages import (
     status_of,
     translate_body,
 )
-from pynats.cli.options import current_settings
-from pynats.cli.output import log, out_raw
-from pynats.cli.parse import DURATION
-from pynats.cli.payload import BodySource, MessageTemplate
-from pynats.cli.progress import ProgressBar
-from pynats.cli.pub import QUIET_ABOVE_COUNT, TEMPLATE_HELP
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log, out_raw
+from pynats.cli.ui.parse import DURATION
+from pynats.cli.ui.payload import BodySource, MessageTemplate
+from pynats.cli.ui.progress import ProgressBar
 
 UNBOUNDED_COUNT = 32767
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import click
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.command import NatsGroup
-from pynats.cli.connect import connection, run_async, traced_request
-from pynats.cli.errors import CliError
-from pynats.cli.messages import status_of
-from pynats.cli.options import current_settings
-from pynats.cli.output import log, out, print_json
-from pynats.cli.table import Table
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.connect import connection, run_async, traced_request
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.messages import status_of
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log, out, print_json
+from pynats.cli.ui.table import Table
 
 PING_SUBJECT = "$SYS.REQ.SERVER.PING"
 NO_PRIVILEGES = (

@@ -21,11 +21,11 @@ from typing import Any
 
 import click
 
-from pynats.cli import humanize
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import connection, js_request, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.messages import (
+from pynats.cli.ui import humanize
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import connection, js_request, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.messages import (
     JetStreamMeta,
     TranslateError,
     compact_body,
@@ -38,9 +38,9 @@ from pynats.cli.messages import (
     subject_matches,
     translate_body,
 )
-from pynats.cli.options import current_settings
-from pynats.cli.output import log, out, out_raw
-from pynats.cli.parse import parse_duration_ns
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log, out, out_raw
+from pynats.cli.ui.parse import parse_duration_ns
 
 HEARTBEAT_NS = 5 * 1_000_000_000
 

@@ -5,18 +5,8 @@
     nats bench js pub async demo --create --storage memory --purge --msgs 200000
     nats bench kv put --msgs 10000 && nats bench kv get --msgs 10000 --randomize 10000
 
-The command tree and flags are here; the rest lives in the bench_* modules:
-
-    bench_spec.py      BenchSpec (the checked flags) and how messages split across clients
-    bench_runner.py    worker processes, the start barrier, progress counters, samples
-    bench_core.py      pub / sub (raw protocol via bench_wire.py), service request / serve
-    bench_js.py        js pub sync / async / atomic, and the JetStream helpers (nats-py)
-    bench_consume.py   js ordered / consume / fetch
-    bench_get.py       js get sync / batch
-    bench_kv.py        kv put / get
-    bench_report.py    natscli's result block and CSV
-    bench_progress.py  natscli-style progress bars
-    bench_plot.py      --plot (matplotlib, optional)
+The command tree, the flags and turning them into a run are here; each mode's clients live in
+the modules beside this one (core, js, consume, get, kv), run by runner.py.
 
 Output follows natscli (cli.md §6): the banner and per-client lines on stderr, bars on stderr
 while it runs (only on a terminal), then a blank line and the report on stdout.
@@ -31,24 +21,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pynats.cli.bench_spec import (
+from pynats.cli.bench.spec import (
     DEFAULT_BUCKET,
     DEFAULT_CONSUMER,
     DEFAULT_STREAM,
     BenchSpec,
     client_slots,
 )
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import run_async
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import comma
-from pynats.cli.options import ExistingFile, current_settings
-from pynats.cli.output import log, out
-from pynats.cli.parse import DURATION, parse_byte_size, parse_header
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import comma
+from pynats.cli.ui.options import ExistingFile, current_settings
+from pynats.cli.ui.output import log, out
+from pynats.cli.ui.parse import DURATION, parse_byte_size, parse_header
 
 if TYPE_CHECKING:
-    from pynats.cli.bench_report import Benchmark
-    from pynats.cli.bench_runner import Mode
+    from pynats.cli.bench.report import Benchmark
+    from pynats.cli.bench.runner import Mode
 
 BENCH_HELP = """Benchmark utility
 
@@ -318,7 +308,7 @@ def register(root: NatsGroup) -> None:
     @publisher_flags()
     @throughput_flags()
     def pub(**flags: Any) -> None:
-        run_mode("bench_core", "PUB", flags)
+        run_mode("core", "PUB", flags)
 
     @bench.command("sub", help=SUB_HELP)
     @subject
@@ -330,7 +320,7 @@ def register(root: NatsGroup) -> None:
     )
     @common_flags()
     def sub(**flags: Any) -> None:
-        run_mode("bench_core", "SUB", flags)
+        run_mode("core", "SUB", flags)
 
     @bench.group("service", help="Micro-service mode")
     def service() -> None:
@@ -347,14 +337,14 @@ def register(root: NatsGroup) -> None:
     @payload_flags()
     @throughput_flags()
     def request(**flags: Any) -> None:
-        run_mode("bench_core", "SERVICE_REQUEST", flags)
+        run_mode("core", "SERVICE_REQUEST", flags)
 
     @service.command("serve", help="Service requests")
     @subject
     @service_sleep
     @common_flags()
     def serve(**flags: Any) -> None:
-        run_mode("bench_core", "SERVICE_SERVE", flags)
+        run_mode("core", "SERVICE_SERVE", flags)
 
     @bench.group("js", help="JetStream benchmark commands")
     def js() -> None:
@@ -372,7 +362,7 @@ def register(root: NatsGroup) -> None:
     @js_publish_flags()
     @throughput_flags()
     def js_pub_sync(**flags: Any) -> None:
-        run_mode("bench_js", "JS_PUB_SYNC", flags)
+        run_mode("js", "JS_PUB_SYNC", flags)
 
     @js_pub.command("async", help="Use asynchronous JetStream publish")
     @subject
@@ -388,7 +378,7 @@ def register(root: NatsGroup) -> None:
     @js_publish_flags()
     @throughput_flags()
     def js_pub_async(**flags: Any) -> None:
-        run_mode("bench_js", "JS_PUB_ASYNC", flags)
+        run_mode("js", "JS_PUB_ASYNC", flags)
 
     @js_pub.command("atomic", aliases=["batch"], help="Use atomic batch JetStream publish")
     @subject
@@ -399,7 +389,7 @@ def register(root: NatsGroup) -> None:
     @js_publish_flags()
     @throughput_flags()
     def js_pub_atomic(**flags: Any) -> None:
-        run_mode("bench_js", "JS_PUB_ATOMIC", flags)
+        run_mode("js", "JS_PUB_ATOMIC", flags)
 
     @js.command(
         "ordered",
@@ -416,7 +406,7 @@ def register(root: NatsGroup) -> None:
     @common_flags()
     @js_common_flags()
     def js_ordered(**flags: Any) -> None:
-        run_mode("bench_consume", "JS_ORDERED", flags)
+        run_mode("consume", "JS_ORDERED", flags)
 
     @js.command(
         "consume", help="Consume JetStream messages from a durable consumer using a callback"
@@ -425,14 +415,14 @@ def register(root: NatsGroup) -> None:
     @common_flags()
     @js_common_flags()
     def js_consume(**flags: Any) -> None:
-        run_mode("bench_consume", "JS_CONSUME", flags)
+        run_mode("consume", "JS_CONSUME", flags)
 
     @js.command("fetch", help="Consume JetStream messages from a durable consumer using fetch")
     @consumer_flags()
     @common_flags()
     @js_common_flags()
     def js_fetch(**flags: Any) -> None:
-        run_mode("bench_consume", "JS_FETCH", flags)
+        run_mode("consume", "JS_FETCH", flags)
 
     @js.group("get", help="Retrieve messages from JetStream using gets")
     def js_get() -> None:
@@ -442,7 +432,7 @@ def register(root: NatsGroup) -> None:
     @common_flags()
     @js_common_flags()
     def js_get_sync(**flags: Any) -> None:
-        run_mode("bench_get", "JS_GET_SYNC", flags)
+        run_mode("get", "JS_GET_SYNC", flags)
 
     @js_get.command("batch", help="Use batched JetStream direct get")
     @option(
@@ -455,7 +445,7 @@ def register(root: NatsGroup) -> None:
     @common_flags()
     @js_common_flags()
     def js_get_batch(**flags: Any) -> None:
-        run_mode("bench_get", "JS_GET_BATCH", flags)
+        run_mode("get", "JS_GET_BATCH", flags)
 
     @bench.group("kv", help="KV benchmark operations")
     def kv() -> None:
@@ -480,7 +470,7 @@ def register(root: NatsGroup) -> None:
     )
     @throughput_flags()
     def kv_put(**flags: Any) -> None:
-        run_mode("bench_kv", "KV_PUT", flags)
+        run_mode("kv", "KV_PUT", flags)
 
     @kv.command("get", help="Get messages from a KV bucket")
     @common_flags()
@@ -493,7 +483,7 @@ def register(root: NatsGroup) -> None:
         "sequential access)",
     )
     def kv_get(**flags: Any) -> None:
-        run_mode("bench_kv", "KV_GET", flags)
+        run_mode("kv", "KV_GET", flags)
 
 
 # -- turning flags into a run --------------------------------------------------------------------
@@ -554,13 +544,13 @@ def run_mode(module: str, name: str, flags: dict[str, Any]) -> None:
     """Run one mode (its module is imported only now: `nats` starts fast for other nouns)."""
     import importlib
 
-    from pynats.cli.bench_report import Benchmark
-    from pynats.cli.bench_runner import Supervisor
+    from pynats.cli.bench.report import Benchmark
+    from pynats.cli.bench.runner import Supervisor
 
-    mode: Mode = getattr(importlib.import_module(f"pynats.cli.{module}"), name)
+    mode: Mode = getattr(importlib.import_module(f"pynats.cli.bench.{module}"), name)
     spec = build_spec(mode, flags)
     if spec.plot_file:
-        from pynats.cli.bench_plot import check_target
+        from pynats.cli.bench.plot import check_target
 
         check_target(spec.plot_file)
     current_settings()
@@ -605,7 +595,7 @@ def report(
             raise CliError(f"writing file {spec.csv_file}: {exc.strerror}") from exc
         out(f"Saved metric data in csv file {spec.csv_file}")
     if spec.plot_file:
-        from pynats.cli.bench_plot import write_plot
+        from pynats.cli.bench.plot import write_plot
 
         write_plot(spec.plot_file, benchmark, timeline)
         out(f"Saved plot in file {spec.plot_file}")

@@ -17,8 +17,8 @@ import json
 import time
 from typing import Any
 
-from pynats.cli.bench_core import common_banner, connect_client, io_msgs
-from pynats.cli.bench_js import (
+from pynats.cli.bench.core import common_banner, connect_client, io_msgs
+from pynats.cli.bench.js import (
     NANOS,
     api,
     connecting_error,
@@ -27,12 +27,12 @@ from pynats.cli.bench_js import (
     purge_stream,
     stream_info,
 )
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench_spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot, banner_value
-from pynats.cli.connect import connection, jetstream, js_api_prefix
-from pynats.cli.errors import CliError
-from pynats.cli.options import current_settings
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot, banner_value
+from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.options import current_settings
 
 INACTIVE_THRESHOLD_NS = 10 * NANOS
 PULL_EXPIRES_NS = 30 * NANOS

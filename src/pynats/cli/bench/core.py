@@ -1,6 +1,6 @@
 """The Core NATS modes of `nats bench`: pub, sub (raw protocol), service request and serve.
 
-`bench pub` and `bench sub` speak the wire protocol through bench_wire.py so that one client
+`bench pub` and `bench sub` speak the wire protocol through wire.py so that one client
 can push or count millions of messages a second; `service request` and `service serve` are
 latency-bound (one request in flight per client) and use nats-py, like the rest of the CLI.
 """
@@ -12,9 +12,9 @@ import random
 import time
 from typing import Any
 
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench_spec import (
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.spec import (
     SERVICE_NAME,
     SERVICE_VERSION,
     BenchSpec,
@@ -23,11 +23,11 @@ from pynats.cli.bench_spec import (
     banner_size,
     banner_value,
 )
-from pynats.cli.bench_wire import WireConnection, header_block, open_wire, pub_frame
-from pynats.cli.connect import cli_version, connect
-from pynats.cli.errors import CliError, Fatal
-from pynats.cli.messages import go_quote
-from pynats.cli.options import current_settings
+from pynats.cli.bench.wire import WireConnection, header_block, open_wire, pub_frame
+from pynats.cli.ui.connect import cli_version, connect
+from pynats.cli.ui.errors import CliError, Fatal
+from pynats.cli.ui.messages import go_quote
+from pynats.cli.ui.options import current_settings
 
 # One write of a publisher carries about this many bytes of frames.
 PUBLISH_RUN_BYTES = 512 * 1024

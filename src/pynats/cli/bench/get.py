@@ -12,16 +12,16 @@ import json
 import time
 from typing import Any
 
-from pynats.cli.bench_consume import prepare_consumer
-from pynats.cli.bench_core import common_banner, connect_client, io_msgs
-from pynats.cli.bench_js import explain, js_banner, stream_info
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench_spec import BenchSpec, ClientSlot, banner_value
-from pynats.cli.connect import jetstream_manager, js_api_prefix
-from pynats.cli.errors import CliError
-from pynats.cli.options import current_settings
-from pynats.cli.output import log
+from pynats.cli.bench.consume import prepare_consumer
+from pynats.cli.bench.core import common_banner, connect_client, io_msgs
+from pynats.cli.bench.js import explain, js_banner, stream_info
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.spec import BenchSpec, ClientSlot, banner_value
+from pynats.cli.ui.connect import jetstream_manager, js_api_prefix
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log
 
 
 class JSGetter(NatsPyClient):

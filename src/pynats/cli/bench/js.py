@@ -8,7 +8,7 @@
 `--create` makes the stream natscli makes: limits retention, discard new, direct get allowed.
 The parent process prepares (stream, purge) before the clients start, so a missing stream or
 an unreachable server is reported once, the way natscli reports it. The other JetStream modes
-live in bench_consume.py (ordered/consume/fetch), bench_get.py (direct gets) and bench_kv.py.
+live in consume.py (ordered/consume/fetch), get.py (direct gets) and kv.py.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import json
 import time
 from typing import Any
 
-from pynats.cli.bench_core import common_banner, connect_client, io_msgs, jitter, pace
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench_spec import BenchSpec, ClientSlot, banner_duration, banner_value
-from pynats.cli.connect import connection, jetstream, js_api_prefix
-from pynats.cli.errors import CliError, describe
-from pynats.cli.options import current_settings
-from pynats.cli.output import log
+from pynats.cli.bench.core import common_banner, connect_client, io_msgs, jitter, pace
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.spec import BenchSpec, ClientSlot, banner_duration, banner_value
+from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
+from pynats.cli.ui.errors import CliError, describe
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import log
 
 NANOS = 1_000_000_000
 STREAM_NOT_FOUND = 10059

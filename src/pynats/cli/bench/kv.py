@@ -12,20 +12,20 @@ import random
 import time
 from typing import Any
 
-from pynats.cli.bench_core import common_banner, connect_client, io_msgs, jitter, pace
-from pynats.cli.bench_js import connecting_error, explain
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench_spec import (
+from pynats.cli.bench.core import common_banner, connect_client, io_msgs, jitter, pace
+from pynats.cli.bench.js import connecting_error, explain
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.spec import (
     DEFAULT_BUCKET,
     BenchSpec,
     ClientSlot,
     banner_duration,
     banner_value,
 )
-from pynats.cli.connect import connection, jetstream
-from pynats.cli.errors import CliError
-from pynats.cli.output import log
+from pynats.cli.ui.connect import connection, jetstream
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import log
 
 
 async def prepare_kv_put(spec: BenchSpec) -> None:

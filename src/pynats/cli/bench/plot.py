@@ -17,8 +17,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from pynats.cli.bench_report import Benchmark
-from pynats.cli.errors import CliError
+from pynats.cli.bench.report import Benchmark
+from pynats.cli.ui.errors import CliError
 
 FORMATS = (".png", ".html")
 PER_CLIENT_LINES_MAX = 8

@@ -15,8 +15,8 @@ import shutil
 import sys
 from typing import TextIO
 
-from pynats.cli.humanize import go_duration
-from pynats.cli.output import is_tty
+from pynats.cli.ui.humanize import go_duration
+from pynats.cli.ui.output import is_tty
 
 UNKNOWN_WIDTH_BAR = 80
 MIN_BAR = 10

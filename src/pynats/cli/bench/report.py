@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pynats.cli.humanize import comma, float_comma, ibytes
+from pynats.cli.ui.humanize import comma, float_comma, ibytes
 
 NAME = "NATS"
 NOTHING_TO_REPORT = "No publisher or subscribers. Nothing to report."

@@ -34,11 +34,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pynats.cli.bench_progress import ProgressBoard
-from pynats.cli.bench_report import Sample
-from pynats.cli.bench_spec import BenchSpec, ClientSlot
-from pynats.cli.errors import CliError, Fatal, Interrupted, describe
-from pynats.cli.output import log
+from pynats.cli.bench.progress import ProgressBoard
+from pynats.cli.bench.report import Sample
+from pynats.cli.bench.spec import BenchSpec, ClientSlot
+from pynats.cli.ui.errors import CliError, Fatal, Interrupted, describe
+from pynats.cli.ui.output import log
 
 STATES = (
     "Setup     ",

@@ -12,7 +12,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from pynats.cli.humanize import comma, human_duration_seconds, ibytes
+from pynats.cli.ui.humanize import comma, human_duration_seconds, ibytes
 
 DEFAULT_STREAM = "benchstream"
 DEFAULT_BUCKET = "benchbucket"

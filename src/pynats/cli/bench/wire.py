@@ -30,9 +30,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pynats.cli.connect import cli_version, connect_options, server_list, tls_context
-from pynats.cli.errors import CliError
-from pynats.cli.options import Settings
+from pynats.cli.ui.connect import cli_version, connect_options, server_list, tls_context
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.options import Settings
 
 CRLF = b"\r\n"
 PING = b"PING\r\n"

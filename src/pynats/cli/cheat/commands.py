@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from pynats.cli.cheat_sheets import ALIASES, CHEATS
-from pynats.cli.command import NatsGroup
-from pynats.cli.output import out
+from pynats.cli.cheat.sheets import ALIASES, CHEATS
+from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.output import out
 
 
 def register(root: NatsGroup) -> None:

@@ -8,8 +8,8 @@
     nats consumer rm ORDERS PROC -f
 
 Missing stream or consumer names are picked from lists on a terminal (and are errors
-otherwise), as for streams. Configurations come from consumer_config.py, screens and tables
-from consumer_render.py.
+otherwise), as for streams. Configurations come from config.py, screens and tables
+from render.py.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from typing import Any
 
 import click
 
-from pynats.cli.command import NatsGroup, config_file_options
-from pynats.cli.connect import connection, js_api_prefix, run_async
-from pynats.cli.consumer_config import (
+from pynats.cli.consumer.config import (
     CONSUMER_CONFIG_ORDER,
     ConsumerFlags,
     apply_flags,
@@ -34,18 +32,12 @@ from pynats.cli.consumer_config import (
     prepare_new_config,
     validation_errors,
 )
-from pynats.cli.consumer_render import (
+from pynats.cli.consumer.render import (
     consumer_info_screen,
     consumer_report_table,
     consumers_table,
 )
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import go_duration
-from pynats.cli.messages import parse_js_ack, status_of
-from pynats.cli.options import ExistingFile, current_settings
-from pynats.cli.output import go_json, log, out, out_raw, print_json
-from pynats.cli.stream import all_option, confirm, show_all_streams
-from pynats.cli.stream_api import (
+from pynats.cli.stream.api import (
     api,
     consumer_info,
     consumer_list,
@@ -56,9 +48,17 @@ from pynats.cli.stream_api import (
     user_metadata,
     without_envelope,
 )
-from pynats.cli.stream_config import NANOS, edit_in_editor, load_config_file
-from pynats.cli.stream_diff import config_diff
-from pynats.cli.stream_render import leaders_table, missing_tables
+from pynats.cli.stream.commands import all_option, confirm, show_all_streams
+from pynats.cli.stream.config import NANOS, edit_in_editor, load_config_file
+from pynats.cli.stream.diff import config_diff
+from pynats.cli.stream.render import leaders_table, missing_tables
+from pynats.cli.ui.command import NatsGroup, config_file_options
+from pynats.cli.ui.connect import connection, js_api_prefix, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import go_duration
+from pynats.cli.ui.messages import parse_js_ack, status_of
+from pynats.cli.ui.options import ExistingFile, current_settings
+from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
 
 NS_PER_SECOND = 1_000_000_000
 

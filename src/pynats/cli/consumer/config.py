@@ -1,6 +1,6 @@
 """Consumer configurations from flags, prompts and JSON files (`consumer add` and `edit`).
 
-As with streams (stream_config.py), `ConsumerFlags` keeps the flags as typed, with sentinels
+As with streams (stream/config.py), `ConsumerFlags` keeps the flags as typed, with sentinels
 for "not given", because natscli asks exactly the questions whose flags are missing
 (cli.md §8.1), and `consumer edit` changes exactly the fields whose flags were given (§8.6).
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 import click
 
-from pynats.cli import prompt
-from pynats.cli.command import apply_options
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import go_duration
-from pynats.cli.parse import parse_duration_ns
-from pynats.cli.stream_api import user_metadata
-from pynats.cli.stream_config import NANOS, load_config_file, metadata_callback, split_subjects
+from pynats.cli.stream.api import user_metadata
+from pynats.cli.stream.config import NANOS, load_config_file, metadata_callback, split_subjects
+from pynats.cli.ui import prompt
+from pynats.cli.ui.command import apply_options
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import go_duration
+from pynats.cli.ui.parse import parse_duration_ns
 
 NS_PER_SECOND = 1_000_000_000
 DEFAULT_BACKOFF_MIN_NS = 60 * NS_PER_SECOND

@@ -10,10 +10,8 @@ import datetime as dt
 import math
 from typing import Any
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.stream_api import user_metadata
-from pynats.cli.stream_render import (
+from pynats.cli.stream.api import user_metadata
+from pynats.cli.stream.render import (
     API_LEVEL_KEY,
     MAX_DURATION_NS,
     duration,
@@ -23,7 +21,9 @@ from pynats.cli.stream_render import (
     render_cluster,
     since,
 )
-from pynats.cli.table import Table
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.table import Table
 
 ACK_NAMES = {"none": "None", "all": "All", "explicit": "Explicit", "flow_control": "Flow Control"}
 REPLAY_NAMES = {"instant": "Instant", "original": "Original"}

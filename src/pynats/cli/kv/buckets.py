@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynats.cli import prompt
-from pynats.cli.connect import connection, js_request
-from pynats.cli.errors import CliError
-from pynats.cli.kv_render import buckets_table
-from pynats.cli.output import out
+from pynats.cli.kv.render import buckets_table
+from pynats.cli.ui import prompt
+from pynats.cli.ui.connect import connection, js_request
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import out
 
 KV_PREFIX = "KV_"
 OBJ_PREFIX = "OBJ_"

@@ -10,8 +10,8 @@
 Destructive commands ask natscli's questions when stdin and stdout are terminals; without a
 terminal they fail with `cannot ask for confirmation without a terminal` unless -f/--force is
 given, and a "no" answer prints `Skipping delete` / `Skipping purge` and exits 0. Client
-errors are worded as nats.go words them (kv_errors.py); screens and tables are in
-kv_render.py, bucket listing and creation beyond nats-py in kv_streams.py.
+errors are worded as nats.go words them (errors.py); screens and tables are in
+render.py, bucket listing and creation beyond nats-py in buckets.py.
 """
 
 from __future__ import annotations
@@ -23,19 +23,20 @@ from typing import Any
 
 import click
 
-from pynats.cli import kv_render, prompt
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import connection, jetstream, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.kv_errors import store_errors
-from pynats.cli.kv_streams import (
+from pynats.cli.kv import render
+from pynats.cli.kv.buckets import (
     KV_PREFIX,
     KvBucketSettings,
     list_buckets,
     pick_bucket,
 )
-from pynats.cli.output import is_tty, out, out_raw
-from pynats.cli.parse import BYTE_SIZE, DURATION, parse_key_value
+from pynats.cli.kv.errors import store_errors
+from pynats.cli.ui import prompt
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import connection, jetstream, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import is_tty, out, out_raw
+from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_key_value
 
 KV_HELP = """Interacts with a JetStream based Key-Value store
 
@@ -345,7 +346,7 @@ async def add_bucket(settings: KvBucketSettings) -> None:
             else:
                 store = await js.create_key_value(settings.key_value_config())
             status = await store.status()
-    out(kv_render.bucket_info_screen(settings.bucket, status.stream_info).render(), end="")
+    out(render.bucket_info_screen(settings.bucket, status.stream_info).render(), end="")
 
 
 async def show_info(bucket: str) -> None:
@@ -355,7 +356,7 @@ async def show_info(bucket: str) -> None:
             bucket = await pick_bucket(nc, KV_PREFIX, "no KV buckets found")
         with store_errors(bucket):
             status = await (await bind(js, bucket)).status()
-    out(kv_render.bucket_info_screen(bucket, status.stream_info).render(), end="")
+    out(render.bucket_info_screen(bucket, status.stream_info).render(), end="")
 
 
 async def delete_bucket(bucket: str, force: bool) -> None:
@@ -444,7 +445,7 @@ async def get_value(bucket: str, key: str, revision: int, raw: bool) -> None:
     if raw:
         out_raw(value)
         return
-    out(kv_render.render_entry(bucket, key, entry.revision, stored.time, value), end="")
+    out(render.render_entry(bucket, key, entry.revision, stored.time, value), end="")
 
 
 async def delete_key(bucket: str, key: str, force: bool) -> None:
@@ -476,7 +477,7 @@ async def show_history(bucket: str, key: str) -> None:
         js = jetstream(nc)
         with store_errors(bucket):
             entries = await (await bind(js, bucket)).history(key)
-    out(kv_render.history_table(bucket, key, entries).render())
+    out(render.history_table(bucket, key, entries).render())
 
 
 async def revert_key(bucket: str, key: str, revision: int, force: bool) -> None:
@@ -489,7 +490,7 @@ async def revert_key(bucket: str, key: str, revision: int, force: bool) -> None:
                 raise CliError("cannot revert key in a bucket where history=1")
             old = await store.get(key, revision=revision or None)
             if not force:
-                shown = kv_render.abbreviated(kv_render.printable_or_base64(old.value))
+                shown = render.abbreviated(render.printable_or_base64(old.value))
                 out(f"Revision: {old.revision}\n\n{shown}\n")
                 try:
                     agreed = confirm(f"Really revert to revision {revision}")
@@ -499,7 +500,7 @@ async def revert_key(bucket: str, key: str, revision: int, force: bool) -> None:
                     return
             await store.update(key, old.value or b"", last=entries[-1].revision)
             entries = await store.history(key)
-    out(kv_render.history_table(bucket, key, entries).render())
+    out(render.history_table(bucket, key, entries).render())
 
 
 async def list_keys(
@@ -515,7 +516,7 @@ async def list_keys(
         with store_errors(bucket):
             entries = await current_entries(store, key_filter or ">", with_values=verbose)
     if verbose:
-        out(kv_render.keys_table(bucket, entries, show_values).render())
+        out(render.keys_table(bucket, entries, show_values).render())
     else:
         for entry in entries:
             out(entry.key)
@@ -559,7 +560,7 @@ async def watch_bucket(
                     continue
                 if not live or entry.revision < revision:
                     continue
-                out(kv_render.watch_line(entry))
+                out(render.watch_line(entry))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:

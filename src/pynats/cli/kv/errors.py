@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pynats.cli.errors import CliError
+from pynats.cli.ui.errors import CliError
 
 STREAM_NAME_IN_USE = 10058
 WRONG_LAST_SEQUENCE = 10071

@@ -18,10 +18,10 @@ import base64
 import datetime as dt
 from typing import Any
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.output import paint
-from pynats.cli.table import Table
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.output import paint
+from pynats.cli.ui.table import Table
 
 KV_STREAM_PREFIX = "KV_"
 GET_PREVIEW_CHARS = 120

@@ -25,26 +25,27 @@ from typing import Any
 
 import click
 
-from pynats.cli import humanize, obj_render, prompt
-from pynats.cli.command import NatsGroup, negatable
-from pynats.cli.connect import connection, jetstream, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.kv_errors import store_errors
-from pynats.cli.kv_streams import (
+from pynats.cli.kv.buckets import (
     OBJ_PREFIX,
     ObjBucketSettings,
     list_buckets,
     pick_bucket,
 )
-from pynats.cli.obj_progress import (
+from pynats.cli.kv.errors import store_errors
+from pynats.cli.obj import render
+from pynats.cli.obj.progress import (
     PROGRESS_THRESHOLD_BYTES,
     ByteProgressBar,
     CountingReader,
     CountingWriter,
 )
-from pynats.cli.options import current_settings
-from pynats.cli.output import out
-from pynats.cli.parse import BYTE_SIZE, DURATION, parse_header, parse_key_value
+from pynats.cli.ui import humanize, prompt
+from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.connect import connection, jetstream, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.options import current_settings
+from pynats.cli.ui.output import out
+from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_header, parse_key_value
 
 OBJ_HELP = """Interacts with a JetStream based Object store
 
@@ -304,12 +305,12 @@ async def add_bucket(settings: ObjBucketSettings) -> None:
                     settings.bucket, config=settings.object_store_config()
                 )
             status = await store.status()
-    out(obj_render.bucket_info_screen(settings.bucket, status.stream_info).render(), end="")
+    out(render.bucket_info_screen(settings.bucket, status.stream_info).render(), end="")
 
 
 async def show_bucket(store: Any, bucket: str) -> None:
     status = await store.status()
-    out(obj_render.bucket_info_screen(bucket, status.stream_info).render(), end="")
+    out(render.bucket_info_screen(bucket, status.stream_info).render(), end="")
 
 
 async def show_info(bucket: str, name: str) -> None:
@@ -324,7 +325,7 @@ async def show_info(bucket: str, name: str) -> None:
                 return
             info = await store.get_info(name)
             modified = await modification_time(js, info)
-    out(obj_render.object_info_screen(info, modified).render(), end="")
+    out(render.object_info_screen(info, modified).render(), end="")
 
 
 async def list_objects(bucket: str, names_only: bool) -> None:
@@ -346,7 +347,7 @@ async def list_objects(bucket: str, names_only: bool) -> None:
     if not objects:
         out("No entries found")
         return
-    out(obj_render.contents_table(objects).render())
+    out(render.contents_table(objects).render())
 
 
 async def delete_object_or_bucket(bucket: str, name: str, force: bool) -> None:
@@ -396,7 +397,7 @@ async def watch_bucket(bucket: str) -> None:
             async for info in watcher:
                 if info is None:  # end of the stored objects
                     continue
-                out(obj_render.watch_line(info, await modification_time(js, info)))
+                out(render.watch_line(info, await modification_time(js, info)))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -423,13 +424,13 @@ async def put_object(bucket: str, upload: Upload, force: bool) -> None:
                 existing = None
             if existing is not None and not existing.deleted and not force:
                 modified = await modification_time(js, existing)
-                out(obj_render.object_info_screen(existing, modified).render())
+                out(render.object_info_screen(existing, modified).render())
                 if not confirm_or_fail(f"Replace existing file {bucket} > {upload.name}"):
                     return
                 out()
             info = await _send(store, upload)
     out()
-    out(obj_render.object_info_screen(info, dt.datetime.now(dt.UTC)).render(), end="")
+    out(render.object_info_screen(info, dt.datetime.now(dt.UTC)).render(), end="")
 
 
 async def _send(store: Any, upload: Upload) -> Any:

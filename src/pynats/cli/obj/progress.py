@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pynats.cli.humanize import ibytes
-from pynats.cli.progress import ProgressBar
+from pynats.cli.ui.humanize import ibytes
+from pynats.cli.ui.progress import ProgressBar
 
 # natscli draws a bar only for objects larger than this.
 PROGRESS_THRESHOLD_BYTES = 20 * 1024

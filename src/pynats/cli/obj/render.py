@@ -15,9 +15,7 @@ import binascii
 import datetime as dt
 from typing import Any
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.kv_render import (
+from pynats.cli.kv.render import (
     add_cluster_rows,
     seconds_duration,
     size_limit,
@@ -25,8 +23,10 @@ from pynats.cli.kv_render import (
     timestamp,
     user_metadata,
 )
-from pynats.cli.output import paint
-from pynats.cli.table import Table
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.output import paint
+from pynats.cli.ui.table import Table
 
 
 def digest_text(digest: str | None) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynats.cli import prompt
-from pynats.cli.connect import js_api_prefix, traced_request
-from pynats.cli.errors import CliError
+from pynats.cli.ui import prompt
+from pynats.cli.ui.connect import js_api_prefix, traced_request
+from pynats.cli.ui.errors import CliError
 
 # Streams that back other abstractions: hidden from lists and pickers unless -a/--all is given.
 INTERNAL_STREAM_PREFIXES = ("KV_", "OBJ_", "$MQTT_")

@@ -9,7 +9,7 @@
 
 Stream names are optional where natscli has them optional: missing or unknown ones are picked
 from a list on a terminal, and are an error otherwise. Configurations are built in
-stream_config.py, screens and tables drawn in stream_render.py, API calls made in stream_api.py.
+config.py, screens and tables drawn in render.py, API calls made in api.py.
 """
 
 from __future__ import annotations
@@ -23,22 +23,7 @@ from typing import Any
 
 import click
 
-from pynats.cli import humanize, prompt
-from pynats.cli.command import NatsGroup, config_file_options
-from pynats.cli.connect import connection, js_api_prefix, run_async
-from pynats.cli.errors import CliError
-from pynats.cli.messages import (
-    TranslateError,
-    compact_body,
-    go_quote,
-    parse_js_ack,
-    pretty_body,
-    translate_body,
-)
-from pynats.cli.options import ExistingFile
-from pynats.cli.output import go_json, log, out, out_raw, print_json
-from pynats.cli.parse import parse_duration_ns
-from pynats.cli.stream_api import (
+from pynats.cli.stream.api import (
     api,
     is_internal_stream,
     is_kv_stream,
@@ -50,7 +35,7 @@ from pynats.cli.stream_api import (
     user_metadata,
     without_envelope,
 )
-from pynats.cli.stream_config import (
+from pynats.cli.stream.config import (
     STREAM_CONFIG_SCHEMA,
     StreamFlags,
     apply_flags,
@@ -62,8 +47,8 @@ from pynats.cli.stream_config import (
     stream_config_options,
     validation_errors,
 )
-from pynats.cli.stream_diff import config_diff
-from pynats.cli.stream_render import (
+from pynats.cli.stream.diff import config_diff
+from pynats.cli.stream.render import (
     BOOKKEEPING_HEADERS,
     REPORT_SORTS,
     decode_headers,
@@ -76,6 +61,21 @@ from pynats.cli.stream_render import (
     stream_report_table,
     streams_table,
 )
+from pynats.cli.ui import humanize, prompt
+from pynats.cli.ui.command import NatsGroup, config_file_options
+from pynats.cli.ui.connect import connection, js_api_prefix, run_async
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.messages import (
+    TranslateError,
+    compact_body,
+    go_quote,
+    parse_js_ack,
+    pretty_body,
+    translate_body,
+)
+from pynats.cli.ui.options import ExistingFile
+from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
+from pynats.cli.ui.parse import parse_duration_ns
 
 MAX_VIEW_PAGE = 25
 KV_WARNING = """WARNING: Operating on the underlying stream of a Key-Value bucket is dangerous.

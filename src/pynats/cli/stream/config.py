@@ -28,13 +28,13 @@ from typing import Any
 
 import click
 
-from pynats.cli import prompt
-from pynats.cli.command import apply_options
-from pynats.cli.errors import CliError
-from pynats.cli.humanize import go_duration
-from pynats.cli.output import out
-from pynats.cli.parse import BYTE_SIZE, parse_byte_size, parse_duration_ns, parse_key_value
-from pynats.cli.stream_api import user_metadata
+from pynats.cli.stream.api import user_metadata
+from pynats.cli.ui import prompt
+from pynats.cli.ui.command import apply_options
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.humanize import go_duration
+from pynats.cli.ui.output import out
+from pynats.cli.ui.parse import BYTE_SIZE, parse_byte_size, parse_duration_ns, parse_key_value
 
 MAX_INT32 = 2**31 - 1
 DEFAULT_DUPE_WINDOW_NS = 2 * 60 * 1_000_000_000

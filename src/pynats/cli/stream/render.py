@@ -12,10 +12,10 @@ import datetime as dt
 import re
 from typing import Any
 
-from pynats.cli import humanize
-from pynats.cli.columns import Columns
-from pynats.cli.stream_api import user_metadata
-from pynats.cli.table import Table
+from pynats.cli.stream.api import user_metadata
+from pynats.cli.ui import humanize
+from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.table import Table
 
 MAX_DURATION_NS = humanize.MAX_DURATION_NS
 NS_PER_SECOND = 1_000_000_000

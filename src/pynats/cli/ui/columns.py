@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynats.cli import humanize
+from pynats.cli.ui import humanize
 
 _ROW, _INDENT, _LINE, _TITLE = range(4)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from pynats.cli.options import ExistingFile, current_settings, global_click_options
+from pynats.cli.ui.options import ExistingFile, current_settings, global_click_options
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

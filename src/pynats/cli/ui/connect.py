@@ -33,9 +33,9 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
 
-from pynats.cli.errors import CliError, Interrupted
-from pynats.cli.options import Settings, current_settings
-from pynats.cli.output import log
+from pynats.cli.ui.errors import CliError, Interrupted
+from pynats.cli.ui.options import Settings, current_settings
+from pynats.cli.ui.output import log
 
 # nats-py counts retries: each server is tried once, then once more, before giving up.
 CONNECT_RETRIES_PER_SERVER = 1

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynats.cli.errors import CliError
-from pynats.cli.output import go_json
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import go_json
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 

@@ -15,7 +15,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from pynats.cli.output import go_json
+from pynats.cli.ui.output import go_json
 
 NIL_BODY = b"nil body"
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import click
 
-from pynats.cli import context_store, prompt, table
-from pynats.cli.context_store import DEFAULT_URL, NatsContext
-from pynats.cli.errors import CliError
-from pynats.cli.output import out
-from pynats.cli.parse import parse_duration
+from pynats.cli.ui import context_store, prompt, table
+from pynats.cli.ui.context_store import DEFAULT_URL, NatsContext
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import out
+from pynats.cli.ui.parse import parse_duration
 
 DEFAULT_TIMEOUT_S = 5.0
 

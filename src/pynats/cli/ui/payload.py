@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynats.cli.errors import CliError
-from pynats.cli.output import is_tty
-from pynats.cli.parse import parse_header
-from pynats.cli.templates import TemplateError, TemplateValues, expand, expand_or_raw
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import is_tty
+from pynats.cli.ui.parse import parse_header
+from pynats.cli.ui.templates import TemplateError, TemplateValues, expand, expand_or_raw
 
 
 @dataclass

@@ -11,8 +11,8 @@ import shutil
 import sys
 import time
 
-from pynats.cli.humanize import comma, float_comma
-from pynats.cli.output import is_tty
+from pynats.cli.ui.humanize import comma, float_comma
+from pynats.cli.ui.output import is_tty
 
 REDRAW_INTERVAL_S = 0.25
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import sys
 
-from pynats.cli.errors import CliError
-from pynats.cli.output import is_tty
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import is_tty
 
 NO_TERMINAL = "cannot prompt for user input without a terminal"
 NO_TERMINAL_CONFIRM = "cannot ask for confirmation without a terminal"

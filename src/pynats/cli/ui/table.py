@@ -34,7 +34,7 @@ from typing import Any
 
 from rich.cells import cell_len
 
-from pynats.cli.output import is_tty
+from pynats.cli.ui.output import is_tty
 
 COLOR_SCHEMES = ("blue", "cyan", "double", "green", "magenta", "red", "rounded", "yellow")
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynats.cli.humanize import rfc3339
-from pynats.cli.output import log
+from pynats.cli.ui.humanize import rfc3339
+from pynats.cli.ui.output import log
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _TOKEN = re.compile(

@@ -1,0 +1,1 @@
+"""The toolkit every `nats` noun is built with: the command tree, settings, output, values."""
