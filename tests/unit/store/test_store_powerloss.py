@@ -12,16 +12,15 @@ import random
 from pathlib import Path
 
 import pytest
+from tests.support.powerloss import RecordingFileIO, acked_notes, fsync_points, rebuild
 
 from pynats.jetstream.store import (
     ConsumerStore,
     FileStore,
     MessageNotFound,
-    RecordingFileIO,
     StoreConfig,
     write_durable,
 )
-from pynats.jetstream.store.powerloss import acked_notes, fsync_points, rebuild
 
 SEEDS = int(os.environ.get("PYNATS_STORE_POWERLOSS_SEEDS", "2"))
 CFG = StoreConfig(name="S")

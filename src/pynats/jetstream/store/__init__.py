@@ -54,7 +54,9 @@ or `subject+headers+data+34` with headers.
 Modules: base (contract), subjects (filters), index (sequence/subject index), indexed (logic
 shared by both stores), memory, file, segment, records (on-disk record), snapshot (index
 snapshot), durability (sync policy, group commit), fileio (the only door to the disk),
-powerloss (rebuilds the disk a power cut would leave, for tests), metadata, consumer.
+metadata (durable config files and directories), consumer (consumer state). The power-loss
+harness that records a `FileIO` and rebuilds the disk a cut leaves is test code:
+`tests/support/powerloss.py`.
 """
 
 from .base import (
@@ -82,7 +84,7 @@ from .base import (
 from .consumer import ConsumerState, ConsumerStore, Pending, SequencePair
 from .durability import SyncMode, SyncPolicy
 from .file import FileStore
-from .fileio import DEFAULT_FILEIO, FileIO, RecordingFileIO
+from .fileio import DEFAULT_FILEIO, FileIO
 from .memory import MemoryStore
 from .metadata import (
     cleanup_deleting,
@@ -111,7 +113,6 @@ __all__ = [
     "MessageStore",
     "MsgTooLarge",
     "Pending",
-    "RecordingFileIO",
     "Removal",
     "RemovalReason",
     "SequencePair",
@@ -125,18 +126,8 @@ __all__ = [
     "SyncMode",
     "SyncPolicy",
     "cleanup_deleting",
-    "open_store",
     "read_file",
     "remove_durable",
     "remove_tree_durable",
     "write_durable",
 ]
-
-
-def open_store(config: StoreConfig, directory: str | None = None, **kwargs) -> MessageStore:
-    """A MemoryStore or FileStore according to `config.storage` (`directory` for file)."""
-    if config.storage == StorageType.MEMORY:
-        return MemoryStore(config)
-    if directory is None:
-        raise ValueError("a file store needs a directory")
-    return FileStore(directory, config, **kwargs)

@@ -22,12 +22,11 @@ import asyncio
 import heapq
 import os
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import records
-from .base import Damage, StoreClosed
+from .base import Damage, DurableCallback, StoreClosed
 from .durability import GroupCommit, SyncPolicy
 from .fileio import DEFAULT_FILEIO, FileIO
 from .metadata import ensure_dir_durable, remove_tree_durable, write_durable
@@ -194,7 +193,7 @@ class ConsumerStore:
         self._apply_state(state.copy())
         self._log(records.KIND_STATE, 0, 0, encode_state(state))
 
-    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+    def when_durable(self, callback: DurableCallback) -> None:
         self._commit.when_durable(callback)
 
     def sync(self) -> None:

@@ -30,11 +30,8 @@ from dataclasses import dataclass
 
 from pynats.gotime import parse_duration
 
+from .base import DurableCallback
 from .fileio import FileIO
-
-DurableCallback = Callable[[BaseException | None], None]
-
-DEFAULT_LAZY_INTERVAL_NS = 120 * 1_000_000_000  # nats-server's default sync_interval (2m)
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pynats-fsync")
 
@@ -97,7 +94,7 @@ class GroupCommit:
         self._after_sync: list[Callable[[], None]] = []
         self._retired_fds: list[int] = []
         self._waiting: list[DurableCallback] = []
-        self._in_flight = None
+        self._in_flight: tuple[Future[None], list[DurableCallback]] | None = None
         self._scheduled = False
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -189,7 +186,9 @@ class GroupCommit:
         if self._in_flight is None:
             self._start_round()
 
-    def _take_round(self) -> tuple:
+    def _take_round(
+        self,
+    ) -> tuple[list[int], list[str], list[Callable[[], None]], list[DurableCallback]]:
         try:
             self.flush()
         except BaseException as exc:  # the write itself failed: nothing is safe
@@ -207,7 +206,7 @@ class GroupCommit:
         loop = self.loop
         assert loop is not None
 
-        def done(finished: Future) -> None:
+        def done(finished: Future[None]) -> None:
             try:
                 loop.call_soon_threadsafe(self._round_done, finished)
             except RuntimeError:  # loop closed: close() already settled it
@@ -215,15 +214,16 @@ class GroupCommit:
 
         job.add_done_callback(done)
 
-    def _round_done(self, job: Future) -> None:
+    def _round_done(self, job: Future[None]) -> None:
         if self._in_flight is None or self._in_flight[0] is not job:
             return  # already settled by _wait_in_flight
         _, waiting = self._in_flight
         self._in_flight = None
         self._finish(job.exception(), waiting)
-        if self.has_unsynced and not self._closed and not self._scheduled:
+        loop = self.loop
+        if loop is not None and self.has_unsynced and not self._closed and not self._scheduled:
             self._scheduled = True
-            self.loop.call_soon(self._kick)  # type: ignore[union-attr]
+            loop.call_soon(self._kick)
 
     def _wait_in_flight(self) -> None:
         if self._in_flight is None:

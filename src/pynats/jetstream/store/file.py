@@ -35,9 +35,17 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from . import records, snapshot
-from .base import Damage, DamagedMessage, StoreConfig, StoredMessage, file_msg_size
+from .base import (
+    Damage,
+    DamagedMessage,
+    DurableCallback,
+    StoreConfig,
+    StoredMessage,
+    file_msg_size,
+)
 from .durability import GroupCommit, SyncPolicy
 from .fileio import DEFAULT_FILEIO, FileIO
+from .index import MessageIndex
 from .indexed import IndexedStore
 from .metadata import ensure_dir_durable, remove_tree_durable, write_durable
 from .records import CRC, HEAD_NO_CRC, HEADER_SIZE, KIND_MSG, MAGIC
@@ -104,7 +112,7 @@ class FileStore(IndexedStore):
 
     # --- durability -------------------------------------------------------------------------
 
-    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+    def when_durable(self, callback: DurableCallback) -> None:
         """Call `callback(error_or_None)` once everything stored so far is durable (see
         durability.py for what durable means under each sync policy)."""
         self._commit.when_durable(callback)
@@ -494,7 +502,7 @@ class FileStore(IndexedStore):
         return True
 
     def _scan_segments(self, ids: list[int]) -> None:
-        scan = _Scan(self)
+        scan = _Scan(self._index, self._segment_for)
         prev: Segment | None = None
         for segment_id in ids:
             seg = self._open_segment(segment_id, 0, create=False)
@@ -524,14 +532,25 @@ class FileStore(IndexedStore):
             scan.segment(seg, data)
             prev = seg
         scan.finish()
+        self._ttl_heap, self._age_exempt = scan.ttl_heap, scan.age_exempt
+        self._damage, self._lost = scan.found_damage, scan.lost
 
 
 class _Scan:
-    """Rebuilds a FileStore's index from its segments (the no-snapshot start-up path)."""
+    """Rebuilds a FileStore's index from its segments (the no-snapshot start-up path).
 
-    def __init__(self, store: FileStore) -> None:
-        self.store = store
-        self.index = store._index
+    It fills `index` and collects what the store adopts afterwards: the TTL heap, the
+    sequences exempt from max_age, the damage found and the sequences lost to it.
+    """
+
+    def __init__(self, index: MessageIndex, segment_for: Callable[[int], Segment | None]) -> None:
+        self.index = index
+        self.segment_for = segment_for
+        self.segments: list[Segment] = []
+        self.ttl_heap: list[tuple[int, int]] = []
+        self.age_exempt: set[int] = set()
+        self.found_damage: list[Damage] = []
+        self.lost: dict[int, int] = {}
         self.tombstones: set[int] = set()
         self.first_marker = 0
         self.skip_max = 0
@@ -554,8 +573,9 @@ class _Scan:
         self.pending_damage.clear()
 
     def segment(self, seg: Segment, data: bytes) -> None:
-        store, index = self.store, self.index
-        heap, exempt = store._ttl_heap, store._age_exempt
+        index = self.index
+        heap, exempt = self.ttl_heap, self.age_exempt
+        self.segments.append(seg)
         view = memoryview(data)
         for offset, length, kind, seq, ts, ttl, slen, hlen in records.scan(data, SEG_HEADER_SIZE):
             if kind == KIND_MSG:
@@ -592,14 +612,14 @@ class _Scan:
                 self.damage(seg, offset, length, reason)
 
     def finish(self) -> None:
-        store, index = self.store, self.index
+        index = self.index
         end = max(self.skip_max, self.first_marker - 1, index.last_seq)
         if self.pending_damage:
             self._settle_damage(end + 1)
         index.pad_to(end)
         for seq in self.tombstones:
             if index.remove(seq) is not None:
-                seg = store._segment_for(seq)
+                seg = self.segment_for(seq)
                 if seg is not None:
                     seg.live -= 1
         if self.first_marker > index.first_seq:
@@ -607,15 +627,15 @@ class _Scan:
                 last_ts = index.last_ts
                 index.reset(self.first_marker)
                 index.last_ts = last_ts
-                for seg in store._segments.values():
+                for seg in self.segments:
                     seg.live = 0
             else:
                 for seq in list(index.live_seqs(index.first_seq, self.first_marker - 1)):
                     index.remove(seq)
-                    seg = store._segment_for(seq)
+                    seg = self.segment_for(seq)
                     if seg is not None:
                         seg.live -= 1
-        heapq.heapify(store._ttl_heap)
+        heapq.heapify(self.ttl_heap)
         for seg, offset, length, reason, before, after in self.damages:
             lost = [
                 s
@@ -623,8 +643,10 @@ class _Scan:
                 if s not in self.tombstones and s >= self.first_marker and not index.is_live(s)
             ]
             for s in lost:
-                store._lost[s] = 0
-            store._damage.append(Damage(seg.name, offset, length, reason, tuple(lost), "startup"))
+                self.lost[s] = 0
+            self.found_damage.append(
+                Damage(seg.name, offset, length, reason, tuple(lost), "startup")
+            )
 
 
 def _cached_size(msg: StoredMessage) -> int:

@@ -10,14 +10,15 @@ reported through `on_removed`; `expire()` returns its removals instead.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import time
-from collections.abc import Callable
 
 from .base import (
     Damage,
     DamagedMessage,
     DiscardPolicy,
+    DurableCallback,
     MaxBytesExceeded,
     MaxMsgsExceeded,
     MaxMsgsPerSubjectExceeded,
@@ -78,7 +79,7 @@ class IndexedStore:
     def _persist_skip(self, seq: int) -> None:
         raise NotImplementedError
 
-    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+    def when_durable(self, callback: DurableCallback) -> None:
         raise NotImplementedError
 
     # --- writes -----------------------------------------------------------------------------
@@ -392,7 +393,9 @@ class IndexedStore:
             and (cfg.max_msgs >= 0 or cfg.max_bytes >= 0 or cfg.discard_new_per_subject)
         )
 
-    def _check_refusals(self, subject: str, headers: bytes | None, data: bytes) -> None:
+    def _check_refusals(
+        self, subject: str, headers: builtins.bytes | None, data: builtins.bytes
+    ) -> None:
         cfg = self.config
         if (
             cfg.max_msg_size >= 0

@@ -5,9 +5,7 @@ Nothing here is durable across restarts; `when_durable` fires at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from .base import StoreConfig, StoredMessage, memory_msg_size
+from .base import DurableCallback, StoreConfig, StoredMessage, memory_msg_size
 from .indexed import IndexedStore
 
 
@@ -44,7 +42,7 @@ class MemoryStore(IndexedStore):
     def _persist_skip(self, seq: int) -> None:
         pass
 
-    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+    def when_durable(self, callback: DurableCallback) -> None:
         callback(None)
 
     def flush(self) -> None:
