@@ -1,9 +1,9 @@
 """`nats`: the command tree, and natscli's error and exit conventions (cli.md §0.2).
 
-How a noun plugs in: create `pynats/cli/<noun>.py` with a `register(root)` function that adds
-its group and verbs to the root `NatsGroup` (see ui/command.py for an example), and make sure its
-module name is in NOUN_MODULES below. Modules that do not exist yet are skipped, so the list
-already names the nouns other engineers are writing.
+How a noun plugs in: create `pynats/cli/<noun>.py` (or a `<noun>/` package whose `__init__`
+exports it) with a `register(root)` function that adds its group and verbs to the root
+`NatsGroup` (see ui/command.py for an example), and add that function to NOUNS below. The
+nouns are imported by name, so a missing one fails at start instead of vanishing from help.
 
 Exit codes and output of the entry point:
 * success: 0;
@@ -21,35 +21,48 @@ Shell completion (click's): add to ~/.bashrc `eval "$(_NATS_COMPLETE=bash_source
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
+from pynats.cli import (
+    account,
+    bench,
+    cheat,
+    consumer,
+    context,
+    kv,
+    obj,
+    pub,
+    reply,
+    request,
+    server,
+    stream,
+    sub,
+)
 from pynats.cli.ui.command import NatsGroup, SubcommandRequired
 from pynats.cli.ui.connect import cli_version
 from pynats.cli.ui.errors import Fatal, Interrupted, describe
 from pynats.cli.ui.options import reset_state
 from pynats.cli.ui.output import err, log
 
-NOUN_MODULES = (
-    "account",
-    "bench",
-    "cheat",
-    "consumer",
-    "context",
-    "kv",
-    "obj",
-    "pub",
-    "reply",
-    "request",
-    "server",
-    "stream",
-    "sub",
+NOUNS: tuple[Callable[[NatsGroup], None], ...] = (
+    account.register,
+    bench.register,
+    cheat.register,
+    consumer.register,
+    context.register,
+    kv.register,
+    obj.register,
+    pub.register,
+    reply.register,
+    request.register,
+    server.register,
+    stream.register,
+    sub.register,
 )
 
 HELP = """NATS Utility
@@ -62,15 +75,12 @@ HELP_HINT = ", use --help for full help including flags and arguments"
 
 
 def build_cli() -> NatsGroup:
-    """The root group with every available noun registered."""
+    """The root group with every noun registered."""
     root = NatsGroup("nats", help=HELP, is_root=True)
     click.version_option(cli_version(), "--version", message="%(version)s")(root)
     _register_help(root)
-    for name in NOUN_MODULES:
-        module_name = f"pynats.cli.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        importlib.import_module(module_name).register(root)
+    for register in NOUNS:
+        register(root)
     return root
 
 
