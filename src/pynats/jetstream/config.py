@@ -127,7 +127,6 @@ STREAM_CONFIG_FIELDS: dict[str, d.Kind] = {
     "allow_batched": d.BOOL,
     "metadata": d.STRING_MAP,
 }
-STREAM_CONFIG = d.Struct("StreamConfig", STREAM_CONFIG_FIELDS)
 STREAM_CONFIG_REQUEST = d.Struct(
     "StreamConfigRequest", {**STREAM_CONFIG_FIELDS, "pedantic": d.BOOL}
 )

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pynats.gotime import NS_PER_S, parse_rfc3339, rfc3339
+from pynats.gotime import NS_PER_S, parse_rfc3339
 from pynats.server.subjects import is_valid_subject, subjects_collide
 
 from . import decode as d
@@ -309,24 +309,16 @@ class CreateRequest:
     config: ConsumerConfig
     action: str
     pedantic: bool
-    has_config: bool
 
 
 def parse_create_request(payload: bytes, *, strict: bool = True) -> CreateRequest:
     obj = d.decode(payload, CREATE_REQUEST, strict=strict)
-    cfg_obj = obj.get("config")
     return CreateRequest(
         stream_name=obj.get("stream_name", ""),
-        config=ConsumerConfig.from_json(cfg_obj or {}),
+        config=ConsumerConfig.from_json(obj.get("config") or {}),
         action=obj.get("action", ""),
         pedantic=bool(obj.get("pedantic")),
-        has_config=cfg_obj is not None,
     )
-
-
-def normalise_time(text: str) -> str:
-    """A timestamp as nats-server echoes a stored one: UTC RFC 3339."""
-    return rfc3339(parse_rfc3339(text)) if text else ""
 
 
 # -- defaults --------------------------------------------------------------------------------

@@ -352,7 +352,6 @@ DURATION = Kind("time.Duration", _check_int)
 STRINGS = Kind("[]string", _check_list, item=STRING)
 STRING_MAP = Kind("map[string]string", _check_map)
 TIME = Kind("time.Time", _check_string)  # RFC 3339 text, validated by the caller
-UINT64S = Kind("[]uint64", _check_list, item=UINT64)
 
 
 def struct(go: str, spec: Struct) -> Kind:

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -817,6 +817,3 @@ def stored_message_json(msg: StoredMessage, *, no_hdr: bool = False) -> dict[str
         out["data"] = base64.b64encode(msg.data).decode()
     out["time"] = rfc3339(msg.ts_ns)
     return out
-
-
-Callback = Callable[[], None]
