@@ -16,7 +16,7 @@ import base64
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .sublist import Sublist, Subscription
 
@@ -78,7 +78,6 @@ class AuthResult:
     user: str = ""
     account: str = ""
     permissions: Permissions | None = None
-    nkey: str = ""
     jwt_claims: dict[str, Any] | None = None
 
 
@@ -272,10 +271,32 @@ class ResponseTracker:
 # -- authentication -------------------------------------------------------------------------
 
 
+class ConnectAuthenticator(Protocol):
+    """What the server asks of whoever decides CONNECTs: `Authenticator` (users from the
+    options) or `jwt_auth.JwtAuthenticator` (operator mode)."""
+
+    @property
+    def required(self) -> bool:
+        """INFO's `auth_required`: clients must present credentials."""
+
+    @property
+    def needs_nonce(self) -> bool:
+        """INFO carries a nonce for the client to sign (nkeys, JWTs)."""
+
+    def authenticate(
+        self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
+    ) -> tuple[AuthResult | None, str]:
+        """(result, reason): result None refuses the client; reason is for the log only."""
+
+    def account_limits(self, account_key: str) -> dict[str, Any]:
+        """The limits of an account's JWT (`conn`, `subs`, `payload`), {} when it has none."""
+
+
 class Authenticator:
     """Decides a CONNECT: single user, token, users list, nkeys, accounts, no_auth_user.
 
-    Operator (JWT) mode is handled by `jwt_auth.JwtAuthenticator`, which has the same shape.
+    Operator (JWT) mode is handled by `jwt_auth.JwtAuthenticator`; both are
+    `ConnectAuthenticator`s.
     """
 
     def __init__(self, options: Options) -> None:
@@ -352,9 +373,7 @@ class Authenticator:
                 return None, "nkey not found or no signature"
             if not verify_nonce_signature(nkey, nonce, sig):
                 return None, "signature not verified"
-            return AuthResult(
-                user=nkey, account=entry.account, permissions=entry.permissions, nkey=nkey
-            ), ""
+            return AuthResult(user=nkey, account=entry.account, permissions=entry.permissions), ""
         if opts.authorization:
             token = connect.get("auth_token")
             if isinstance(token, str) and secret_matches(token, opts.authorization):
@@ -383,3 +402,7 @@ class Authenticator:
                 ), ""
             return None, "invalid user/password"
         return None, "no credentials provided"
+
+    def account_limits(self, account_key: str) -> dict[str, Any]:
+        """Accounts from the options carry no JWT limits."""
+        return {}

@@ -434,7 +434,8 @@ class ClientConnection(asyncio.Protocol):
         parser."""
         server = self.server
         transport = self.transport
-        if self.closed or transport is None:
+        context = server.tls_context
+        if self.closed or transport is None or context is None:
             return
         transport.pause_reading()
         self.send(server.info_line(self))
@@ -443,7 +444,7 @@ class ClientConnection(asyncio.Protocol):
             new_transport = await server.loop.start_tls(
                 transport,
                 self,
-                server.tls_context,
+                context,
                 server_side=True,
                 ssl_handshake_timeout=server.options.tls_timeout,
             )

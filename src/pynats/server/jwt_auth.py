@@ -15,7 +15,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import (
     AuthResult,
@@ -25,6 +25,9 @@ from .auth import (
     verify_nonce_signature,
 )
 from .nkey import InvalidNkey, decode_public_key, verify_signature
+
+if TYPE_CHECKING:
+    from .options import Options
 
 PREFIX_OPERATOR = 14 << 3  # 'O'
 PREFIX_ACCOUNT = 0  # 'A'
@@ -54,7 +57,7 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def decode_jwt(token: str, *, verify: bool = True) -> dict[str, Any]:
+def decode_jwt(token: str) -> dict[str, Any]:
     """The claims of `token`, after checking it is signed by its own `iss` key."""
     parts = token.strip().split(".")
     if len(parts) != 3:
@@ -72,7 +75,7 @@ def decode_jwt(token: str, *, verify: bool = True) -> dict[str, Any]:
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         raise JwtError("JWT without issuer")
-    if verify and not verify_signature(issuer, f"{parts[0]}.{parts[1]}".encode(), signature):
+    if not verify_signature(issuer, f"{parts[0]}.{parts[1]}".encode(), signature):
         raise JwtError("JWT signature is not valid")
     return claims
 
@@ -131,7 +134,6 @@ class AccountClaims:
     limits: dict[str, Any] = field(default_factory=dict)
     revocations: dict[str, int] = field(default_factory=dict)
     expires: float = 0.0
-    jetstream: dict[str, Any] | None = None
 
 
 class JwtAuthenticator:
@@ -139,9 +141,8 @@ class JwtAuthenticator:
 
     needs_nonce = True
     required = True
-    auth_configured = True
 
-    def __init__(self, options: Any) -> None:
+    def __init__(self, options: Options) -> None:
         self.options = options
         self.trusted_keys: set[str] = set(options.trusted_keys)
         for token in options.trusted_operators:
@@ -153,9 +154,6 @@ class JwtAuthenticator:
         self.accounts: dict[str, AccountClaims] = {}
         for key, token in options.resolver_preload.items():
             self.add_account_jwt(token, expected=key)
-        # Used by the server for `users`-style lookups; operator mode has none.
-        self.users: dict[str, Any] = {}
-        self.nkeys: dict[str, Any] = {}
 
     def add_account_jwt(self, token: str, expected: str | None = None) -> AccountClaims:
         claims = decode_jwt(token)
@@ -216,7 +214,6 @@ class JwtAuthenticator:
                 user=user_key,
                 account=account_key,
                 permissions=permissions_from_claims(nats_claims),
-                nkey=user_key,
                 jwt_claims=claims,
             ),
             "",

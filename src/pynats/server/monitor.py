@@ -45,7 +45,12 @@ class JSONResponse:
 
 
 Query = dict[str, str]
-Handler = Callable[["Server", Query], Any]
+# An endpoint: the JSON-able answer, or a JSONResponse for another status.
+MonitorHandler = Callable[["Server", Query], Any]
+# A /healthz check an extension adds: None when healthy, else the answer to send.
+HealthzCheck = Callable[["Server", Query], "JSONResponse | None"]
+# Adds an extension's section to a /varz answer being built.
+VarzExtension = Callable[[dict[str, Any]], None]
 
 # -- formatting helpers ----------------------------------------------------------------------
 
@@ -114,7 +119,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
     opts = server.options
     now = time.time()
     in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
-    info = server._info_base
+    info = server.info_fields
     v: dict[str, Any] = {
         "server_id": server.server_id,
         "server_name": server.server_name,
@@ -182,7 +187,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "stale_connections": server.stale_connections,
             "stalled_clients": server.stalled_clients,
             "subscriptions": server.num_subscriptions(),
-            "http_req_stats": dict(server._monitor.request_counts) if server._monitor else {},
+            "http_req_stats": server.http_request_counts(),
             "config_load_time": rfc3339(server.config_load_time),
             "config_digest": opts.config_digest,
         }
@@ -657,7 +662,7 @@ def jsz_disabled(server: Server, query: Query) -> dict[str, Any]:
     }
 
 
-BUILTIN_ROUTES: dict[str, Handler] = {
+BUILTIN_ROUTES: dict[str, MonitorHandler] = {
     "jsz": jsz_disabled,
     "varz": varz,
     "connz": connz,

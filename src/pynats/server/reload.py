@@ -96,7 +96,7 @@ def reload_config(server: Server) -> list[str]:
     if auth_changed:
         _apply_accounts(server, new)
         server.authenticator = Authenticator(new)
-        server._build_info_base()
+        server.refresh_info()
         _recheck_clients(server)
     for client in list(server.clients.values()):
         client.parser.max_payload = new.max_payload
@@ -157,9 +157,8 @@ def _apply_accounts(server: Server, new: Options) -> None:
     """New accounts appear, existing ones take their new exports and imports."""
     from .imports import wire_imports
 
-    cache = not new.disable_sublist_cache
     for name, cfg in new.accounts.items():
-        account = server.accounts.get(name) or server._add_account(name, cache)
+        account = server.ensure_account(name)
         account.config = cfg
         account.exports = list(cfg.exports)
         if account.imports_client is not None:

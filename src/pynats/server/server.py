@@ -3,7 +3,9 @@
 Extension points used by JetStream and the system account (which live above the core):
 `add_startup_hook`, `add_shutdown_hook`, `add_account_hook`, `monitor_routes`,
 `varz_extra`, `healthz_checks` and internal
-subscriptions through `pynats.server.internal.InternalClient`.
+subscriptions through `pynats.server.internal.InternalClient`. Monitoring and reload read and
+refresh the server through its public methods (`info_fields`, `refresh_info`,
+`ensure_account`, `http_request_counts`), never through its private state.
 """
 
 from __future__ import annotations
@@ -17,17 +19,23 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__ as PYNATS_VERSION
 from . import const
 from .accounts import Account
-from .auth import Authenticator
+from .auth import Authenticator, ConnectAuthenticator
 from .client import REASON_SERVER_SHUTDOWN, ClientConnection
 from .log import Logger
 from .nkey import new_nonce, new_server_id
 from .options import Options
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .monitor import HealthzCheck, MonitorHandler, MonitorServer, VarzExtension
+    from .system import SystemServices
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -49,30 +57,29 @@ class Server:
         )
         self.server_id = new_server_id()
         self.server_name = options.server_name or self.server_id
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        cache = not options.disable_sublist_cache
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._account_hooks: list[Callable[[Account], None]] = []
         self.accounts: dict[str, Account] = {}
-        self.global_account = self._add_account(const.GLOBAL_ACCOUNT, cache)
+        self.global_account = self.ensure_account(const.GLOBAL_ACCOUNT)
         for name, cfg in options.accounts.items():
-            account = self.accounts.get(name) or self._add_account(name, cache)
+            account = self.ensure_account(name)
             account.config = cfg
             account.exports = list(cfg.exports)
         self.system_account: Account | None = None
         if not options.no_system_account:
             sys_name = options.system_account or const.SYSTEM_ACCOUNT
-            self.system_account = self.accounts.get(sys_name) or self._add_account(sys_name, cache)
+            self.system_account = self.ensure_account(sys_name)
             self.system_account.is_system = True
         self._startup_error = ""
-        self.authenticator: Any = self._build_authenticator(options)
-        self.tls_context: Any = None  # ssl.SSLContext when TLS is configured
+        self.authenticator: ConnectAuthenticator = self._build_authenticator(options)
+        self.tls_context: ssl.SSLContext | None = None
 
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: deque[dict[str, Any]] = deque(
             maxlen=max(options.max_closed_clients, 0)
         )
         self._next_cid = 0
-        self.pending_flush: list[Any] = []
+        self.pending_flush: list[ClientConnection] = []
         self.current_producer: ClientConnection | None = None
         self._flush_scheduled = False
 
@@ -93,27 +100,32 @@ class Server:
         self.http_port = 0
         self.is_lame_duck = False
         self.is_shutting_down = False
-        self.monitor_routes: dict[str, Callable[..., Any]] = {}
-        self.varz_extra: list[Callable[[dict[str, Any]], None]] = []
-        self.healthz_checks: list[Callable[..., Any]] = []
+        self.monitor_routes: dict[str, MonitorHandler] = {}
+        self.varz_extra: list[VarzExtension] = []
+        self.healthz_checks: list[HealthzCheck] = []
         # Called once a client has authenticated, and once it is gone (system events).
         self.on_client_connect: list[Callable[[ClientConnection], None]] = []
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
-        self.system: Any = None
+        self.system: SystemServices | None = None
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
         self._listener: asyncio.base_events.Server | None = None
-        self._monitor: Any = None
+        self._monitor: MonitorServer | None = None
         self._ports_file = ""
         self._done: asyncio.Event | None = None
+        # Held so the running lame-duck task cannot be garbage-collected.
         self._lame_duck_task: asyncio.Task[None] | None = None
         self._info_base: dict[str, Any] = {}
         self._handle_signals = False
 
     # -- accounts ---------------------------------------------------------------------------
 
-    def _add_account(self, name: str, cache: bool = True) -> Account:
-        account = Account(name, cache_enabled=cache)
+    def ensure_account(self, name: str) -> Account:
+        """The account called `name`; a new one is announced to the account hooks."""
+        account = self.accounts.get(name)
+        if account is not None:
+            return account
+        account = Account(name, cache_enabled=not self.options.disable_sublist_cache)
         self.accounts[name] = account
         for hook in self._account_hooks:
             hook(account)
@@ -128,11 +140,9 @@ class Server:
 
     def move_client(self, client: ClientConnection, account_name: str) -> None:
         """Bind a client to another account (after authentication); its old subs go."""
-        account = self.accounts.get(account_name)
-        if account is None:
-            account = self._add_account(account_name, not self.options.disable_sublist_cache)
-            if self.system is not None:
-                self.system.add_account(account)
+        account = self.ensure_account(account_name)
+        if self.system is not None:
+            self.system.add_account(account)
         old = client.account
         for sub in client.subs.values():
             old.sublist.remove(sub)
@@ -141,7 +151,7 @@ class Server:
         client.account = account
         account.clients.add(client)
 
-    def _build_authenticator(self, options: Options) -> Any:
+    def _build_authenticator(self, options: Options) -> ConnectAuthenticator:
         """Operator (JWT) mode when operators are trusted, else the configured users."""
         if options.trusted_operators or options.trusted_keys:
             from .jwt_auth import JwtAuthenticator, JwtError
@@ -163,7 +173,9 @@ class Server:
 
     # -- INFO -------------------------------------------------------------------------------
 
-    def _build_info_base(self) -> None:
+    def refresh_info(self) -> None:
+        """Rebuild the INFO fields every client is sent, after a change of options or of
+        authentication (start-up, reload, lame duck)."""
         opts = self.options
         host, port = self.client_host, self.client_port
         if opts.client_advertise:
@@ -195,25 +207,31 @@ class Server:
             info["jetstream"] = True
         self._info_base = info
 
-    def info_line(self, client: ClientConnection) -> bytes:
+    @property
+    def info_fields(self) -> Mapping[str, Any]:
+        """The INFO fields common to every client, as `refresh_info` last built them."""
+        return self._info_base
+
+    def _client_info(self, client: ClientConnection) -> dict[str, Any]:
         info = dict(self._info_base)
         info["client_id"] = client.cid
         if client.host:
             info["client_ip"] = client.host
+        return info
+
+    def info_line(self, client: ClientConnection) -> bytes:
+        info = self._client_info(client)
         if self.authenticator.needs_nonce:
             client.nonce = info["nonce"] = new_nonce()
         if self.is_lame_duck:
             info["ldm"] = True
         if self.options.jetstream:
             info["api_lvl"] = const.JS_API_LEVEL
-        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+        return info_protocol_line(info)
 
     def connect_info_line(self, client: ClientConnection) -> bytes:
         """The async INFO sent after the first PONG: which account the client is bound to."""
-        info = dict(self._info_base)
-        info["client_id"] = client.cid
-        if client.host:
-            info["client_ip"] = client.host
+        info = self._client_info(client)
         info["max_payload"] = client.parser.max_payload  # an account JWT may lower it
         info["connect_info"] = True
         info["remote_account"] = client.account.name
@@ -221,7 +239,7 @@ class Server:
             info["acc_is_sys"] = True
         if self.options.jetstream:
             info["api_lvl"] = const.JS_API_LEVEL
-        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+        return info_protocol_line(info)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -344,7 +362,7 @@ class Server:
             await hook()
 
         await self._start_client_listener()
-        self._build_info_base()
+        self.refresh_info()
         if opts.pid_file:
             self._write_pid_file()
         if opts.ports_file_dir:
@@ -510,10 +528,10 @@ class Server:
         self.logger.notice("Entering lame duck mode, stop accepting new clients")
         if self._listener is not None:
             self._listener.close()
-        self._build_info_base()
+        self.refresh_info()
         ldm_info = dict(self._info_base)
         ldm_info["ldm"] = True
-        line = b"INFO " + json.dumps(ldm_info, separators=(",", ":")).encode() + b" \r\n"
+        line = info_protocol_line(ldm_info)
         for client in list(self.clients.values()):
             if client.protocol >= 1 and client.connected:
                 client.send(line)
@@ -549,6 +567,15 @@ class Server:
 
     def num_subscriptions(self) -> int:
         return sum(acc.sublist.count for acc in self.accounts.values())
+
+    def http_request_counts(self) -> dict[str, int]:
+        """Requests served per monitoring path (empty without monitoring)."""
+        return dict(self._monitor.request_counts) if self._monitor is not None else {}
+
+
+def info_protocol_line(info: Mapping[str, Any]) -> bytes:
+    """`INFO {...}` as nats-server frames it: compact JSON, a space, CRLF."""
+    return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
 
 
 def join_host_port(host: str, port: int) -> str:
