@@ -14,6 +14,7 @@ from .sublist import Sublist
 if TYPE_CHECKING:
     from .auth import NkeyUser, Permissions, User
     from .client import ClientConnection
+    from .internal import InternalClient
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Account:
         self.exports: list[ExportConfig] = []
         # The internal client that carries this account's imports, and the reply subjects
         # it mapped for service imports (`_R_.<token>` -> where the response goes).
-        self.imports_client: Any = None
+        self.imports_client: InternalClient | None = None
         self.responses: dict[bytes, ServiceResponse] = {}
 
     def __repr__(self) -> str:

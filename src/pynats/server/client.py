@@ -28,6 +28,7 @@ from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .delivery import Publisher
     from .server import Server
 
 CRLF = b"\r\n"
@@ -56,7 +57,7 @@ SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
 
 
 def route_message(
-    publisher: Any,
+    publisher: Publisher,
     account: Account,
     subject: bytes,
     reply: bytes | None,
@@ -127,7 +128,7 @@ def route_message(
 
 
 def _route_with_headers(
-    publisher: Any,
+    publisher: Publisher,
     subject: bytes,
     reply: bytes | None,
     hdr_len: int,
@@ -178,7 +179,7 @@ def _route_with_headers(
 
 
 def route_as(
-    publisher: Any,
+    publisher: Publisher,
     account: Account,
     to: bytes,
     subject: bytes,
@@ -214,7 +215,7 @@ def route_as(
     return len(targets)
 
 
-def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
+def _pick_member(group: tuple[Subscription, ...], publisher: Publisher) -> Subscription | None:
     """One member of a queue group, at random; skip members that cannot take the message."""
     count = len(group)
     start = int(random.random() * count)
@@ -261,7 +262,7 @@ def deliver_to_client(
 
 def filtered_delivery(
     sub: Subscription,
-    publisher: Any,
+    publisher: Publisher,
     subject: bytes,
     reply: bytes | None,
     headers: bytes,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .accounts import RESPONSE_PREFIX, Account, ServiceResponse, find_export, map_subject
 from .client import route_message
@@ -22,6 +22,7 @@ from .internal import InternalClient
 from .sublist import Subscription
 
 if TYPE_CHECKING:
+    from .delivery import Publisher
     from .server import Server
 
 RESPONSE_SWEEP_EVERY = 1024
@@ -77,7 +78,7 @@ def _wire_stream_import(
 
     def forward(
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subj: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -107,7 +108,7 @@ def _wire_service_import(
 
     def request(
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subj: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -144,7 +145,7 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
 
     def respond(
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subj: bytes,
         reply: bytes | None,
         headers: bytes,

@@ -23,8 +23,10 @@ from .. import __version__ as PYNATS_VERSION
 from . import const
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .client import ClientConnection
     from .server import Server
+    from .sublist import Sublist, Subscription
 
 
 class BadRequest(Exception):
@@ -316,7 +318,7 @@ def closed_conn_info(server: Server, c: ClientConnection) -> dict[str, Any]:
     return conn_info(server, c, c.stop or time.time(), subs="", auth=True)
 
 
-def sub_detail(sub: Any, account: str | None) -> dict[str, Any]:
+def sub_detail(sub: Subscription, account: str | None) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if account is not None:
         d["account"] = account
@@ -516,7 +518,7 @@ def healthz(server: Server, query: Query) -> JSONResponse:
 # -- /accountz, /accstatz ---------------------------------------------------------------------
 
 
-def sublist_stats(sl: Any) -> dict[str, Any]:
+def sublist_stats(sl: Sublist) -> dict[str, Any]:
     return {
         "num_subscriptions": sl.count,
         "num_cache": len(sl.cache),
@@ -529,7 +531,7 @@ def sublist_stats(sl: Any) -> dict[str, Any]:
     }
 
 
-def account_detail(server: Server, account: Any) -> dict[str, Any]:
+def account_detail(server: Server, account: Account) -> dict[str, Any]:
     cfg = account.config
     detail: dict[str, Any] = {
         "account_name": account.name,

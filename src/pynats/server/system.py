@@ -9,7 +9,9 @@ envelope `{"server": {...}, "data": {...}}` (`"statsz"` for the ping). Events go
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -17,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import const, monitor
 from .internal import InternalClient
+from .monitor import Query
 from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
     from .client import ClientConnection
+    from .delivery import DeliveryCallback, Publisher
     from .server import Server
 
 STATSZ_INTERVAL_S = 10.0
@@ -64,7 +68,7 @@ class SystemServices:
         self.account = account
         self.client = InternalClient(server, account, "$SYS")
         self.seq = 0
-        self._statsz_timer: Any = None
+        self._statsz_timer: asyncio.TimerHandle | None = None
         self._account_clients: dict[str, InternalClient] = {}
 
     # -- set-up ---------------------------------------------------------------------------
@@ -75,10 +79,7 @@ class SystemServices:
             self.client.subscribe(f"$SYS.REQ.SERVER.PING.{name}", self._on_request(handler))
             self.client.subscribe(f"$SYS.REQ.SERVER.{server_id}.{name}", self._on_request(handler))
         self.client.subscribe("$SYS.REQ.SERVER.PING", self._on_request(self._statsz, key="statsz"))
-        self.client.subscribe(
-            "$SYS.REQ.SERVER.PING.IDZ",
-            lambda *a: self._publish_json(a[3], self.server_info(short=True)),
-        )
+        self.client.subscribe("$SYS.REQ.SERVER.PING.IDZ", self._on_idz)
         self.client.subscribe("$SYS.REQ.ACCOUNT.*.*", self._on_account_request)
         for account in self.server.accounts.values():
             self.add_account(account)
@@ -184,12 +185,10 @@ class SystemServices:
     def _answer_error(self, reply: bytes | None, text: str) -> None:
         self._answer(reply, {"code": 400, "description": text}, key="error")
 
-    def _on_request(
-        self, handler: Callable[[Query], Any], key: str = "data"
-    ) -> Callable[..., None]:
+    def _on_request(self, handler: Callable[[Query], Any], key: str = "data") -> DeliveryCallback:
         def callback(
             sub: Subscription,
-            publisher: Any,
+            publisher: Publisher,
             subject: bytes,
             reply: bytes | None,
             headers: bytes,
@@ -222,12 +221,23 @@ class SystemServices:
         domain = options.get("domain")
         return not (domain and domain != self.server.options.jetstream_domain)
 
+    def _on_idz(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        self._publish_json(reply, self.server_info(short=True))
+
     # -- user info and account requests ---------------------------------------------------
 
     def _on_user_info(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -245,10 +255,10 @@ class SystemServices:
             data["permissions"] = perms.as_json()
         self._answer(reply, data, client=self._account_clients.get(publisher.account.name))
 
-    def _account_ping(self, what: str, account: Account) -> Callable[..., None]:
+    def _account_ping(self, what: str, account: Account) -> DeliveryCallback:
         def callback(
             sub: Subscription,
-            publisher: Any,
+            publisher: Publisher,
             subject: bytes,
             reply: bytes | None,
             headers: bytes,
@@ -264,7 +274,7 @@ class SystemServices:
     def _on_account_request(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -360,9 +370,6 @@ class SystemServices:
         self._publish_json(subject, event)
 
 
-Query = dict[str, str]
-
-
 def parse_options(payload: bytes) -> dict[str, Any] | None:
     if not payload.strip():
         return {}
@@ -393,7 +400,7 @@ def statsz(server: Server) -> dict[str, Any]:
     return {
         "start": monitor.rfc3339(server.start_time),
         "mem": monitor.rss_bytes(),
-        "cores": monitor.os.cpu_count() or 1,
+        "cores": os.cpu_count() or 1,
         "cpu": monitor.cpu_percent(server),
         "connections": len(server.clients),
         "total_connections": server.total_connections,

@@ -8,6 +8,7 @@ before INFO. Client certificates are verified against `ca_file` with `verify`, a
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -107,7 +108,7 @@ def _escape(value: str) -> str:
     return "".join(out)
 
 
-def connection_tls_info(transport: Any) -> tuple[str, str]:
+def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, str]:
     """(version, cipher suite) for /connz, with nats-server's spelling (`1.3`)."""
     ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_obj is None:

@@ -12,10 +12,11 @@ has no check for it.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .client import ClientConnection
+    from .delivery import Publisher
     from .sublist import Subscription
 
 
@@ -96,7 +97,7 @@ def trace_out(c: ClientConnection, data: bytes) -> None:
 
 def traced_delivery(
     sub: Subscription,
-    publisher: Any,
+    publisher: Publisher,
     subject: bytes,
     reply: bytes | None,
     headers: bytes,
