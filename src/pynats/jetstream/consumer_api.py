@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from pynats.gotime import ZERO_TIME, parse_rfc3339, rfc3339
+from pynats.server.subjects import subjects_collide
 
 from . import decode as d
-from .api import LIST_LIMIT, NAMES_LIMIT, ApiRequest, _page, _stream, register_route
+from .api_router import LIST_LIMIT, NAMES_LIMIT, ApiRequest, ApiRouter, Handler, page_start
 from .consumer import Consumer
 from .consumer_config import (
     MAX_NAME_LEN,
@@ -36,11 +37,12 @@ from .pull import B62
 
 CONSUMERS_REQ = d.Struct("JSApiConsumersRequest", {"offset": d.INT})
 UNPIN_REQ = d.Struct("JSApiConsumerUnpinRequest", {"group": d.STRING})
+PAUSE_REQ = d.Struct("JSApiConsumerPauseRequest", {"pause_until": d.TIME})
 EPHEMERAL_NAME_LEN = 8
 
 
 def _consumer(req: ApiRequest, stream_arg: int = 0) -> Consumer:
-    stream = _stream(req)
+    stream = req.stream()
     consumer = stream.consumers.get(req.args[stream_arg + 1])
     if consumer is None or consumer.closed:
         raise api_error("JSConsumerNotFoundErr")
@@ -55,7 +57,7 @@ def _require_empty(req: ApiRequest) -> None:
 # -- create ----------------------------------------------------------------------------------
 
 
-def _create_handler(mode: str):  # type: ignore[no-untyped-def]
+def _create_handler(mode: str) -> Handler:
     def handler(req: ApiRequest) -> Awaitable[dict[str, Any]]:
         stream_name = req.args[0]
         creq = parse_create_request(req.payload, strict=req.jsa.js.strict)
@@ -97,7 +99,7 @@ async def _create(
     req: ApiRequest, cfg: ConsumerConfig, action: str, pedantic: bool
 ) -> dict[str, Any]:
     jsa = req.jsa
-    stream = _stream(req)
+    stream = req.stream()
     apply_defaults(cfg, stream.config, jsa.limits, pedantic)
     if cfg.pause_until:
         cfg.pause_until = rfc3339(parse_rfc3339(cfg.pause_until))
@@ -144,11 +146,9 @@ async def _create(
     return consumer.info_json()
 
 
-def _check_workqueue(others: Any, cfg: ConsumerConfig) -> None:
+def _check_workqueue(others: Iterable[Consumer], cfg: ConsumerConfig) -> None:
     """Work-queue streams: explicit acks, all from the start, no two consumers sharing a
     message."""
-    from pynats.server.subjects import subjects_collide
-
     if cfg.ack_policy != "explicit":
         raise api_error("JSConsumerWQRequiresExplicitAckErr")
     if cfg.deliver_policy != "all":
@@ -173,13 +173,6 @@ def _ephemeral_name(existing: dict[str, Consumer]) -> str:
             return name
 
 
-register_route("CONSUMER.CREATE.*", "consumer_create_response", _create_handler("ephemeral"))
-register_route("CONSUMER.CREATE.*.>", "consumer_create_response", _create_handler("named"))
-register_route(
-    "CONSUMER.DURABLE.CREATE.*.*", "consumer_create_response", _create_handler("durable")
-)
-
-
 # -- read ------------------------------------------------------------------------------------
 
 
@@ -189,11 +182,11 @@ def consumer_info(req: ApiRequest) -> dict[str, Any]:
 
 
 def consumer_names(req: ApiRequest) -> dict[str, Any]:
-    body = d.decode(req.payload, CONSUMERS_REQ, strict=req.jsa.js.strict)
-    stream = _stream(req)
+    body = req.decode(CONSUMERS_REQ)
+    stream = req.stream()
     names = sorted(n for n, c in stream.consumers.items() if not c.closed)
     total = len(names)
-    offset = _page(total, body.get("offset", 0))
+    offset = page_start(total, body.get("offset", 0))
     return {
         "total": total,
         "offset": offset,
@@ -203,12 +196,12 @@ def consumer_names(req: ApiRequest) -> dict[str, Any]:
 
 
 def consumer_list(req: ApiRequest) -> dict[str, Any]:
-    body = d.decode(req.payload, CONSUMERS_REQ, strict=req.jsa.js.strict)
-    stream = _stream(req)
+    body = req.decode(CONSUMERS_REQ)
+    stream = req.stream()
     consumers = [stream.consumers[n] for n in sorted(stream.consumers)]
     consumers = [c for c in consumers if not c.closed]
     total = len(consumers)
-    offset = _page(total, body.get("offset", 0))
+    offset = page_start(total, body.get("offset", 0))
     return {
         "total": total,
         "offset": offset,
@@ -217,11 +210,6 @@ def consumer_list(req: ApiRequest) -> dict[str, Any]:
             c.info_json(server_meta=False) for c in consumers[offset : offset + LIST_LIMIT]
         ],
     }
-
-
-register_route("CONSUMER.INFO.*.*", "consumer_info_response", consumer_info)
-register_route("CONSUMER.NAMES.*", "consumer_names_response", consumer_names)
-register_route("CONSUMER.LIST.*", "consumer_list_response", consumer_list)
 
 
 # -- delete, pause, unpin --------------------------------------------------------------------
@@ -242,7 +230,7 @@ async def _delete(req: ApiRequest) -> dict[str, Any]:
 def consumer_pause(req: ApiRequest) -> Awaitable[dict[str, Any]]:
     until = 0
     try:
-        body = d.decode(req.payload, d.Struct("JSApiConsumerPauseRequest", {"pause_until": d.TIME}))
+        body = d.decode(req.payload, PAUSE_REQ)
         if body.get("pause_until"):
             until = parse_rfc3339(body["pause_until"])
     except Exception:
@@ -267,7 +255,7 @@ async def _pause(req: ApiRequest, until: int) -> dict[str, Any]:
 def consumer_unpin(req: ApiRequest) -> dict[str, Any]:
     if not req.payload.strip():
         raise api_error("JSInvalidJSONErr", err="unexpected end of JSON input")
-    body = d.decode(req.payload, UNPIN_REQ, strict=req.jsa.js.strict)
+    body = req.decode(UNPIN_REQ)
     group = body.get("group", "")
     if not group:
         raise api_error("JSInvalidJSONErr", err="consumer group not specified")
@@ -279,13 +267,25 @@ def consumer_unpin(req: ApiRequest) -> dict[str, Any]:
 
 
 def consumer_stepdown(req: ApiRequest) -> dict[str, Any]:
-    _stream(req)
+    req.stream()
     raise api_error("JSClusterRequiredErr")
 
 
-register_route("CONSUMER.DELETE.*.*", "consumer_delete_response", consumer_delete)
-register_route("CONSUMER.PAUSE.*.*", "consumer_pause_response", consumer_pause)
-register_route("CONSUMER.UNPIN.*.*", "consumer_unpin_response", consumer_unpin)
-register_route(
-    "CONSUMER.LEADER.STEPDOWN.*.*", "consumer_leader_stepdown_response", consumer_stepdown
-)
+# -- the routes ------------------------------------------------------------------------------
+
+
+def register_consumer_routes(router: ApiRouter) -> None:
+    """The consumer routes: `CONSUMER.*` (three create forms, then the rest)."""
+    create = "consumer_create_response"
+    router.add("CONSUMER.CREATE.*", create, _create_handler("ephemeral"))
+    router.add("CONSUMER.CREATE.*.>", create, _create_handler("named"))
+    router.add("CONSUMER.DURABLE.CREATE.*.*", create, _create_handler("durable"))
+    router.add("CONSUMER.INFO.*.*", "consumer_info_response", consumer_info)
+    router.add("CONSUMER.NAMES.*", "consumer_names_response", consumer_names)
+    router.add("CONSUMER.LIST.*", "consumer_list_response", consumer_list)
+    router.add("CONSUMER.DELETE.*.*", "consumer_delete_response", consumer_delete)
+    router.add("CONSUMER.PAUSE.*.*", "consumer_pause_response", consumer_pause)
+    router.add("CONSUMER.UNPIN.*.*", "consumer_unpin_response", consumer_unpin)
+    router.add(
+        "CONSUMER.LEADER.STEPDOWN.*.*", "consumer_leader_stepdown_response", consumer_stepdown
+    )

@@ -23,6 +23,7 @@ MARKER_REASON = b"Nats-Marker-Reason"
 STREAM_SOURCE = b"Nats-Stream-Source"
 REQUEST_INFO = b"Nats-Request-Info"
 REQUIRED_API_LEVEL = b"Nats-Required-Api-Level"
+SOURCE_LOOKUP = b"Nats-Internal-Source-Lookup"  # a mirror/source finding its origin's account
 
 # Headers the server adds (direct get, republish).
 STREAM = "Nats-Stream"

@@ -30,6 +30,7 @@ from pynats.server import const
 from pynats.server.internal import InternalClient
 
 from . import advisories
+from .api import ApiResponder, build_router
 from .config import (
     META_SERVER_LEVEL,
     META_SERVER_VERSION,
@@ -191,9 +192,7 @@ class JetStream:
                 "power failure (sync_interval)"
             )
         ensure_dir_durable(self.store_root)
-        from .api import ApiResponder
-
-        self.api = ApiResponder(self)
+        self.api = ApiResponder(self, build_router())
         for account in list(self.server.accounts.values()):
             self._enable_account(account)
         for jsa in self.accounts.values():

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 BATCH = 1000  # messages copied per loop iteration and link
 RECOVERY_SCAN_MAX = 100_000  # newest messages searched for a source's last position
-LOOKUP_HEADER = b"Nats-Internal-Source-Lookup"
 _EXPECTED_HEADERS = (
     h.EXPECTED_STREAM,
     h.EXPECTED_LAST_SEQ,
@@ -311,6 +310,6 @@ def lookup_account(jsa: JetStreamAccount, api: str, name: str) -> JetStreamAccou
     token = f"{id(jsa)}-{time.monotonic_ns()}"
     js.source_lookups[token] = None  # type: ignore[attr-defined]
     jsa.client.publish(
-        f"{api}.STREAM.INFO.{name}", b"", None, h.build([(LOOKUP_HEADER.decode(), token)])
+        f"{api}.STREAM.INFO.{name}", b"", None, h.build([(h.SOURCE_LOOKUP.decode(), token)])
     )
     return js.source_lookups.pop(token, None)  # type: ignore[attr-defined,no-any-return]
