@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynats.gotime import NS_PER_S
+
 from .sublist import Sublist, Subscription
 
 if TYPE_CHECKING:
@@ -175,7 +177,7 @@ class PermissionChecker:
             out[name] = entry
         resp = self.permissions.response
         if resp is not None:
-            out["responses"] = {"max": resp.max_msgs, "ttl": int(resp.expires * 1e9)}
+            out["responses"] = {"max": resp.max_msgs, "ttl": int(resp.expires * NS_PER_S)}
         return out
 
     @property

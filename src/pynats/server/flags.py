@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import strconv
 from .options import Options
 
 USAGE = """
@@ -193,8 +194,6 @@ FLAGS: list[Flag] = [
     Flag(("help_tls",), "bool", _set_cli("show_tls_help")),
 ]
 _BY_NAME = {name: flag for flag in FLAGS for name in flag.names}
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
 def _parse_int(text: str, name: str) -> int:
@@ -224,14 +223,12 @@ def parse_args(argv: list[str], options: Options | None = None) -> CommandLine:
         if flag is None:
             raise FlagError(f"flag provided but not defined: -{name}")
         if flag.kind == "bool":
-            if not has_value:
-                parsed: Any = True
-            elif value in _TRUE:
-                parsed = True
-            elif value in _FALSE:
-                parsed = False
-            else:
-                raise FlagError(f'invalid boolean value "{value}" for -{name}: parse error')
+            try:
+                parsed: Any = strconv.parse_bool(value) if has_value else True
+            except ValueError:
+                raise FlagError(
+                    f'invalid boolean value "{value}" for -{name}: parse error'
+                ) from None
         else:
             if not has_value:
                 if i >= len(argv):

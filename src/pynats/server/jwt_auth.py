@@ -17,21 +17,28 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pynats.gotime import NS_PER_S
+
 from .auth import (
+    DEFAULT_RESPONSE_EXPIRES_S,
+    DEFAULT_RESPONSE_MAX_MSGS,
     AuthResult,
     Permissions,
     ResponsePermission,
     SubjectPermission,
     verify_nonce_signature,
 )
-from .nkey import InvalidNkey, decode_public_key, verify_signature
+from .nkey import (
+    PREFIX_ACCOUNT,
+    PREFIX_OPERATOR,
+    PREFIX_USER,
+    InvalidNkey,
+    decode_public_key,
+    verify_signature,
+)
 
 if TYPE_CHECKING:
     from .options import Options
-
-PREFIX_OPERATOR = 14 << 3  # 'O'
-PREFIX_ACCOUNT = 0  # 'A'
-PREFIX_USER = 20 << 3  # 'U'
 
 
 class JwtError(ValueError):
@@ -121,7 +128,8 @@ def permissions_from_claims(nats_claims: dict[str, Any]) -> Permissions | None:
     if isinstance(resp, dict):
         ttl_ns = resp.get("ttl") or 0
         perms.response = ResponsePermission(
-            max_msgs=int(resp.get("max") or 1), expires=ttl_ns / 1e9 if ttl_ns else 120.0
+            max_msgs=int(resp.get("max") or DEFAULT_RESPONSE_MAX_MSGS),
+            expires=ttl_ns / NS_PER_S if ttl_ns else DEFAULT_RESPONSE_EXPIRES_S,
         )
     return None if perms.is_empty() else perms
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from pynats import gotime
 
 from .. import __version__ as PYNATS_VERSION
-from . import const
+from . import const, strconv
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -57,9 +57,9 @@ VarzExtension = Callable[[dict[str, Any]], None]
 # -- formatting helpers ----------------------------------------------------------------------
 
 
-def rfc3339(ts: float | int, *, ns: int | None = None) -> str:
-    """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    return gotime.rfc3339(ns if ns is not None else round(ts * 1e9))
+def rfc3339_seconds(ts: float) -> str:
+    """`gotime.rfc3339` (Go's RFC3339Nano, UTC) of a `time.time()` in seconds."""
+    return gotime.rfc3339(round(ts * gotime.NS_PER_S))
 
 
 def uptime_text(seconds: float) -> str:
@@ -84,14 +84,13 @@ def parse_bool(query: Query, name: str) -> bool:
     value = query.get(name)
     if value is None or value == "":
         return False
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise BadRequest(
-        f"Error decoding boolean for '{name}': strconv.ParseBool: parsing \"{value}\": "
-        "invalid syntax"
-    )
+    try:
+        return strconv.parse_bool(value)
+    except ValueError:
+        raise BadRequest(
+            f"Error decoding boolean for '{name}': strconv.ParseBool: parsing \"{value}\": "
+            "invalid syntax"
+        ) from None
 
 
 def parse_int(query: Query, name: str) -> int:
@@ -147,7 +146,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["max_subscriptions"] = opts.max_subscriptions
     v.update(
         {
-            "ping_interval": int(opts.ping_interval * 1e9),
+            "ping_interval": int(opts.ping_interval * gotime.NS_PER_S),
             "ping_max": opts.ping_max,
             "http_host": opts.monitor_host(),
             "http_port": server.http_port,
@@ -164,9 +163,9 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "websocket": {},
             "jetstream": {},
             "tls_timeout": opts.tls_timeout,
-            "write_deadline": int(opts.write_deadline * 1e9),
-            "start": rfc3339(server.start_time),
-            "now": rfc3339(now),
+            "write_deadline": int(opts.write_deadline * gotime.NS_PER_S),
+            "start": rfc3339_seconds(server.start_time),
+            "now": rfc3339_seconds(now),
             "uptime": uptime_text(now - server.start_time),
             "mem": rss_bytes(),
             "cores": os.cpu_count() or 1,
@@ -190,7 +189,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "stalled_clients": server.stalled_clients,
             "subscriptions": server.num_subscriptions(),
             "http_req_stats": server.http_request_counts(),
-            "config_load_time": rfc3339(server.config_load_time),
+            "config_load_time": rfc3339_seconds(server.config_load_time),
             "config_digest": opts.config_digest,
         }
     )
@@ -259,11 +258,11 @@ def conn_info(
         "type": "nats",
         "ip": c.host,
         "port": c.port,
-        "start": rfc3339(c.start),
-        "last_activity": rfc3339(c.last_activity),
+        "start": rfc3339_seconds(c.start),
+        "last_activity": rfc3339_seconds(c.last_activity),
     }
     if c.closed:
-        info["stop"] = rfc3339(c.stop)
+        info["stop"] = rfc3339_seconds(c.stop)
         info["reason"] = c.reason
     info.update(
         {
@@ -389,7 +388,7 @@ def connz(server: Server, query: Query) -> dict[str, Any]:
             del e[k]
     return {
         "server_id": server.server_id,
-        "now": rfc3339(now),
+        "now": rfc3339_seconds(now),
         "num_connections": len(page),
         "total": total,
         "offset": offset,
@@ -438,7 +437,7 @@ def subsz(server: Server, query: Query) -> dict[str, Any]:
     total = len(details)
     result: dict[str, Any] = {
         "server_id": server.server_id,
-        "now": rfc3339(time.time()),
+        "now": rfc3339_seconds(time.time()),
         "num_subscriptions": num_subs,
         "num_cache": num_cache,
         "num_inserts": inserts,
@@ -461,7 +460,7 @@ def routez(server: Server, query: Query) -> dict[str, Any]:
     return {
         "server_id": server.server_id,
         "server_name": server.server_name,
-        "now": rfc3339(time.time()),
+        "now": rfc3339_seconds(time.time()),
         "num_routes": 0,
         "routes": [],
     }
@@ -470,7 +469,7 @@ def routez(server: Server, query: Query) -> dict[str, Any]:
 def gatewayz(server: Server, query: Query) -> dict[str, Any]:
     return {
         "server_id": server.server_id,
-        "now": rfc3339(time.time()),
+        "now": rfc3339_seconds(time.time()),
         "outbound_gateways": {},
         "inbound_gateways": {},
     }
@@ -479,7 +478,7 @@ def gatewayz(server: Server, query: Query) -> dict[str, Any]:
 def leafz(server: Server, query: Query) -> dict[str, Any]:
     return {
         "server_id": server.server_id,
-        "now": rfc3339(time.time()),
+        "now": rfc3339_seconds(time.time()),
         "leafnodes": 0,
         "leafs": [],
     }
@@ -535,7 +534,7 @@ def account_detail(server: Server, account: Account) -> dict[str, Any]:
     cfg = account.config
     detail: dict[str, Any] = {
         "account_name": account.name,
-        "update_time": rfc3339(server.config_load_time),
+        "update_time": rfc3339_seconds(server.config_load_time),
         "is_system": account.is_system,
         "expired": False,
         "complete": True,
@@ -575,7 +574,7 @@ def account_detail(server: Server, account: Account) -> dict[str, Any]:
 
 
 def accountz(server: Server, query: Query) -> dict[str, Any]:
-    result: dict[str, Any] = {"server_id": server.server_id, "now": rfc3339(time.time())}
+    result: dict[str, Any] = {"server_id": server.server_id, "now": rfc3339_seconds(time.time())}
     if server.system_account is not None:
         result["system_account"] = server.system_account.name
     name = query.get("acc", "")
@@ -598,7 +597,11 @@ def accstatz(server: Server, query: Query) -> dict[str, Any]:
         for acc in server.accounts.values()
         if include_unused or acc.clients
     ]
-    return {"server_id": server.server_id, "now": rfc3339(time.time()), "account_statz": stats}
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339_seconds(time.time()),
+        "account_statz": stats,
+    }
 
 
 INDEX_LINKS = [
@@ -653,7 +656,7 @@ def jsz_disabled(server: Server, query: Query) -> dict[str, Any]:
         "ha_assets": 0,
         "api": {"level": 0, "total": 0, "errors": 0},
         "server_id": server.server_id,
-        "now": rfc3339(time.time()),
+        "now": rfc3339_seconds(time.time()),
         "disabled": True,
         "config": {"max_memory": 0, "max_storage": 0},
         "streams": 0,

@@ -1,7 +1,8 @@
-"""Server identity in nkey form: `N` + base32(prefix byte, 32-byte key, CRC-16).
+"""Public nkeys: base32(prefix byte, 32-byte ed25519 key, CRC-16), and their signatures.
 
-Clients treat `server_id` as an opaque string, but tools display and compare it, and nats-server
-always sends a 56-character public nkey starting with `N`; ours has the same shape.
+The prefix byte says what a key is (operator, account, user, server). Our `server_id` is one:
+clients treat it as an opaque string, but tools display and compare it, and nats-server always
+sends a 56-character public nkey starting with `N`; ours has the same shape.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import base64
 import os
 import secrets
 
+# The first byte of a decoded public nkey says what kind of key it is.
+PREFIX_OPERATOR = 14 << 3  # 'O'
 PREFIX_SERVER = 13 << 3  # 'N'
 PREFIX_ACCOUNT = 0 << 3  # 'A'
 PREFIX_USER = 20 << 3  # 'U'

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-MAX_CONTROL_LINE_SIZE = 4096
-MAX_PAYLOAD_SIZE = 1024 * 1024
+from .const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
+
 MAX_SIZE_DIGITS = 9
 
 ERR_UNKNOWN_OP = "Unknown Protocol Operation"

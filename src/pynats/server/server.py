@@ -20,7 +20,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__ as PYNATS_VERSION
 from . import const
@@ -38,6 +38,15 @@ if TYPE_CHECKING:
     from .system import SystemServices
 
 Hook = Callable[[], Awaitable[None]]
+
+
+class PendingWriter(Protocol):
+    """A connection with output queued for the next `Server.flush_pending`. It sets
+    `flush_queued` when it joins `pending_flush`, so each one is written once per batch."""
+
+    flush_queued: bool
+
+    def flush(self) -> None: ...
 
 
 class ServerStartError(Exception):
@@ -79,7 +88,7 @@ class Server:
             maxlen=max(options.max_closed_clients, 0)
         )
         self._next_cid = 0
-        self.pending_flush: list[ClientConnection] = []
+        self.pending_flush: list[PendingWriter] = []
         self.current_producer: ClientConnection | None = None
         self._flush_scheduled = False
 

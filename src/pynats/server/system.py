@@ -159,7 +159,7 @@ class SystemServices:
                 "jetstream": bool(server.options.jetstream),
                 "flags": 0,
                 "seq": self.seq,
-                "time": monitor.rfc3339(time.time()),
+                "time": monitor.rfc3339_seconds(time.time()),
             }
         )
         return info
@@ -298,7 +298,7 @@ class SystemServices:
         if what in ("STATZ", "CONNS"):
             return {
                 "server_id": self.server.server_id,
-                "now": monitor.rfc3339(time.time()),
+                "now": monitor.rfc3339_seconds(time.time()),
                 "account_statz": [account_stat(self.server, account)],
             }
         if what == "SUBSZ":
@@ -332,7 +332,7 @@ class SystemServices:
             event = {
                 "type": "io.nats.server.advisory.v1.client_connect",
                 "id": _new_id(),
-                "timestamp": monitor.rfc3339(time.time()),
+                "timestamp": monitor.rfc3339_seconds(time.time()),
                 "server": self.server_info(),
                 "client": client_event_info(client),
             }
@@ -346,7 +346,7 @@ class SystemServices:
             event = {
                 "type": "io.nats.server.advisory.v1.client_disconnect",
                 "id": _new_id(),
-                "timestamp": monitor.rfc3339(time.time()),
+                "timestamp": monitor.rfc3339_seconds(time.time()),
                 "server": self.server_info(),
                 "client": client_event_info(client, closed=True),
                 "sent": {"msgs": client.out_msgs, "bytes": client.out_bytes},
@@ -363,7 +363,7 @@ class SystemServices:
         event = {
             "type": "io.nats.server.advisory.v1.account_connections",
             "id": _new_id(),
-            "timestamp": monitor.rfc3339(time.time()),
+            "timestamp": monitor.rfc3339_seconds(time.time()),
             "server": self.server_info(),
             **account_stat(self.server, account),
         }
@@ -398,7 +398,7 @@ def query_from_options(options: dict[str, Any]) -> Query:
 def statsz(server: Server) -> dict[str, Any]:
     in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
     return {
-        "start": monitor.rfc3339(server.start_time),
+        "start": monitor.rfc3339_seconds(server.start_time),
         "mem": monitor.rss_bytes(),
         "cores": os.cpu_count() or 1,
         "cpu": monitor.cpu_percent(server),
@@ -435,7 +435,7 @@ def account_stat(server: Server, account: Account) -> dict[str, Any]:
 
 def client_event_info(client: ClientConnection, *, closed: bool = False) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "start": monitor.rfc3339(client.start),
+        "start": monitor.rfc3339_seconds(client.start),
         "host": client.host,
         "id": client.cid,
         "acc": client.account.name,
@@ -449,7 +449,7 @@ def client_event_info(client: ClientConnection, *, closed: bool = False) -> dict
     if client.version:
         info["ver"] = client.version
     if closed:
-        info["stop"] = monitor.rfc3339(client.stop or time.time())
+        info["stop"] = monitor.rfc3339_seconds(client.stop or time.time())
     info["kind"] = "Client"
     info["client_type"] = "nats"
     return info
