@@ -121,6 +121,29 @@ class _Reader:
         return list(v)
 
 
+_ENABLED_WORDS = ("enabled", "enable", "true", "yes", "on")
+_DISABLED_WORDS = ("disabled", "disable", "false", "no", "off")
+
+
+def _enabled_word(r: _Reader, m: ConfigMap, key: str, value: str) -> bool | None:
+    """`jetstream: enabled` and its spellings (a top-level or an account block's switch)."""
+    if value.lower() in _ENABLED_WORDS:
+        return True
+    if value.lower() in _DISABLED_WORDS:
+        return False
+    r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+    return None
+
+
+def _apply_default_permissions(users: list[User], permissions: Permissions | None) -> None:
+    """Users without permissions of their own take the block's default permissions."""
+    if permissions is None:
+        return
+    for user in users:
+        if user.permissions is None:
+            user.permissions = permissions
+
+
 def _host_port(text: Any, default_host: str) -> tuple[str, int] | str:
     """`"host:port"` or a bare port; returns an error text on failure."""
     if isinstance(text, int) and not isinstance(text, bool):
@@ -375,10 +398,7 @@ def _authorization(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
         r.error(m, key, "Can not have a token and a users array")
     if has_users and o.username:
         r.error(m, key, "Can not have a single user/pass and a users array")
-    if o.default_permissions is not None:
-        for u in o.users:
-            if u.permissions is None:
-                u.permissions = o.default_permissions
+    _apply_default_permissions(o.users, o.default_permissions)
 
 
 def _users(r: _Reader, m: ConfigMap, key: str) -> tuple[list[User], list[NkeyUser]]:
@@ -555,10 +575,7 @@ def _accounts(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
                 r.unsupported(body, k)
             elif not body.is_used_variable(k):
                 r.error(body, k, f'Unknown field "{k}" parsing accounts')
-        if acc.default_permissions is not None:
-            for u in acc.users:
-                if u.permissions is None:
-                    u.permissions = acc.default_permissions
+        _apply_default_permissions(acc.users, acc.default_permissions)
 
 
 def _exports(r: _Reader, m: ConfigMap, key: str) -> list[ExportConfig]:
@@ -659,12 +676,7 @@ def _account_jetstream(r: _Reader, m: ConfigMap, key: str) -> dict[str, Any] | b
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if value.lower() in ("enabled", "enable", "true", "yes", "on"):
-            return True
-        if value.lower() in ("disabled", "disable", "false", "no", "off"):
-            return False
-        r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
-        return None
+        return _enabled_word(r, m, key, value)
     if not isinstance(value, ConfigMap):
         r.error(
             m, key, f"Expected map, bool or string to define JetStream, got {go_type_name(value)}"
@@ -728,13 +740,9 @@ def _jetstream(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
         o.jetstream = value
         return
     if isinstance(value, str):
-        lv = value.lower()
-        if lv in ("enabled", "enable", "true", "yes", "on"):
-            o.jetstream = True
-        elif lv in ("disabled", "disable", "false", "no", "off"):
-            o.jetstream = False
-        else:
-            r.error(m, key, f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
+        enabled = _enabled_word(r, m, key, value)
+        if enabled is not None:
+            o.jetstream = enabled
         return
     block = r.mapping(m, key)
     if block is None:

@@ -17,7 +17,7 @@ Modules: `lexer` (bytes -> tokens), `parser` (tokens -> tree, variables, include
 from .digest import config_digest, go_json
 from .errors import ConfigError
 from .loader import ConfigFile, load_config_file
-from .parser import parse_config, parse_file
+from .parser import parse_config
 from .tree import ConfigList, ConfigMap, Position
 from .units import duration_from_config, parse_size
 
@@ -32,6 +32,5 @@ __all__ = [
     "go_json",
     "load_config_file",
     "parse_config",
-    "parse_file",
     "parse_size",
 ]

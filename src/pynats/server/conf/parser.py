@@ -35,14 +35,13 @@ from typing import Any
 from .errors import ConfigError
 from .lexer import Token, TokenKind, decode, tokenize
 from .tree import ConfigList, ConfigMap, Position
+from .units import INT64_MAX, INT64_MIN, wrap_int64
 
 ENV_KEY = "pk"
 """The key an environment value is parsed under (`pk=<value>`), as nats-server does."""
 
 BCRYPT_PREFIX = "2a$"
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
 _SIZE_MULTIPLIERS = {
     "": 1,
@@ -76,12 +75,6 @@ def parse_config(
         scope = scope.including(source)
     data = text if isinstance(text, bytes) else _encode(text)
     return _Parser(data, source=source, pedantic=True, scope=scope).run()
-
-
-def parse_file(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> ConfigMap:
-    """Read and parse a config file (no digest, variables kept: see `load_config_file`)."""
-    source = os.fspath(path)
-    return parse_config(read_config_bytes(source), filename=source, env=env)
 
 
 def read_config_bytes(path: str) -> bytes:
@@ -332,7 +325,7 @@ def _integer_value(text: str) -> int | str | None:
     multiplier = _SIZE_MULTIPLIERS.get(suffix)
     if multiplier is None:
         return None
-    return _wrap_int64(number * multiplier)
+    return wrap_int64(number * multiplier)
 
 
 def _go_parse_int(raw: bytes) -> int:
@@ -350,14 +343,9 @@ def _go_parse_int(raw: bytes) -> int:
         if magnitude > _UINT64_MAX:
             raise OverflowError("value out of range")
     value = -magnitude if negative else magnitude
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise OverflowError("value out of range")
     return value
-
-
-def _wrap_int64(value: int) -> int:
-    """Two's-complement wrap-around, as Go's int64 multiplication does silently."""
-    return ((value - _INT64_MIN) % (1 << 64)) + _INT64_MIN
 
 
 def _zulu_value(text: str, fail: Callable[[str], ConfigError]) -> datetime | str:

@@ -19,8 +19,8 @@ from typing import Any
 from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
 _STORAGE_SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40}
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 
 def parse_size(value: Any) -> int:
@@ -35,7 +35,7 @@ def parse_size(value: Any) -> int:
     number = _parse_int64(number_text)
     if suffix not in _STORAGE_SHIFTS:
         raise ValueError("sizes defined as strings must end in K, M, G, T")
-    return _wrap_int64(number << _STORAGE_SHIFTS[suffix])
+    return wrap_int64(number << _STORAGE_SHIFTS[suffix])
 
 
 def _parse_int64(text: str) -> int:
@@ -44,13 +44,14 @@ def _parse_int64(text: str) -> int:
     if not body or not all("0" <= char <= "9" for char in body):
         raise ValueError(f"strconv.ParseInt: parsing {_go_quote(text)}: invalid syntax")
     number = int(text)
-    if not _INT64_MIN <= number <= _INT64_MAX:
+    if not INT64_MIN <= number <= INT64_MAX:
         raise ValueError(f"strconv.ParseInt: parsing {_go_quote(text)}: value out of range")
     return number
 
 
-def _wrap_int64(value: int) -> int:
-    return ((value - _INT64_MIN) % (1 << 64)) + _INT64_MIN
+def wrap_int64(value: int) -> int:
+    """Two's-complement wrap-around, as Go's int64 arithmetic does silently."""
+    return ((value - INT64_MIN) % (1 << 64)) + INT64_MIN
 
 
 def _go_quote(text: str) -> str:
