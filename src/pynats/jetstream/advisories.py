@@ -23,6 +23,8 @@ from pynats.gotime import rfc3339
 from pynats.server.sublist import EMPTY_RESULT
 
 if TYPE_CHECKING:
+    from pynats.server.delivery import Publisher
+
     from .service import JetStreamAccount
 
 PREFIX = "io.nats.jetstream.advisory.v1."
@@ -74,7 +76,7 @@ def stream_action(jsa: JetStreamAccount, stream: str, action: str) -> None:
     )
 
 
-def client_info(jsa: JetStreamAccount, publisher: Any) -> dict[str, Any]:
+def client_info(jsa: JetStreamAccount, publisher: Publisher) -> dict[str, Any]:
     server = jsa.js.server
     info: dict[str, Any] = {}
     start = getattr(publisher, "start", None)
@@ -101,7 +103,7 @@ def client_info(jsa: JetStreamAccount, publisher: Any) -> dict[str, Any]:
 
 
 def api_audit(
-    jsa: JetStreamAccount, publisher: Any, subject: str, request: bytes, response: bytes
+    jsa: JetStreamAccount, publisher: Publisher, subject: str, request: bytes, response: bytes
 ) -> None:
     if not has_listeners(jsa, API_AUDIT_SUBJECT):
         return

@@ -19,6 +19,7 @@ from . import headers as h
 from .store import MessageNotFound, StoredMessage
 
 if TYPE_CHECKING:
+    from pynats.server.delivery import Publisher
     from pynats.server.sublist import Subscription
 
     from .stream import Stream
@@ -63,7 +64,7 @@ class DirectGet:
     def on_request(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,

@@ -6,6 +6,8 @@
 /jsz?config=1          ... with stream configs
 /jsz?acc=NAME          one account (implies streams)
 offset / limit         paging over accounts
+
+`service.enable_jetstream` registers both, bound to the server's `JetStream`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynats.gotime import rfc3339
 from pynats.server import const
-from pynats.server.monitor import JSONResponse, parse_bool, parse_int
+from pynats.server.monitor import JSONResponse, Query, parse_bool, parse_int
 
 if TYPE_CHECKING:
     from pynats.server.server import Server
@@ -24,12 +26,7 @@ if TYPE_CHECKING:
     from .stream import Stream
 
 
-def _js(server: Server) -> JetStream:
-    return server.jetstream  # type: ignore[attr-defined,no-any-return]
-
-
-def jsz(server: Server, query: dict[str, str]) -> dict[str, Any]:
-    js = _js(server)
+def jsz(js: JetStream, server: Server, query: Query) -> dict[str, Any]:
     acc = query.get("acc", "")
     with_consumers = parse_bool(query, "consumers")
     with_streams = parse_bool(query, "streams") or with_consumers or bool(acc)
@@ -95,19 +92,14 @@ def _stream_detail(js: JetStream, stream: Stream, consumers: bool, config: bool)
         out["config"] = stream.config.to_json()
     out["state"] = stream.state_json()
     if consumers and stream.consumers:
-        out["consumer_detail"] = [
-            c.info_json() for _, c in sorted(stream.consumers.items()) if hasattr(c, "info_json")
-        ]
+        out["consumer_detail"] = [c.info_json() for _, c in sorted(stream.consumers.items())]
     if stream.sources is not None:
         out.update(stream.sources.info_json())
     return out
 
 
-def healthz_check(server: Server, query: dict[str, str]) -> JSONResponse | None:
+def healthz_check(js: JetStream, server: Server, query: Query) -> JSONResponse | None:
     """None when JetStream is healthy for the query, else the 503 answer."""
-    js = getattr(server, "jetstream", None)
-    if js is None:
-        return None
     if not js.started:
         return _unavailable("JetStream has not started")
     if parse_bool(query, "js-enabled-only") or parse_bool(query, "js-meta-only"):

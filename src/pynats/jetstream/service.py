@@ -23,13 +23,14 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pynats.gotime import format_duration
 from pynats.server import const
 from pynats.server.internal import InternalClient
 
-from . import advisories
+from . import advisories, jsz
 from .api import ApiResponder, build_router
 from .config import (
     META_SERVER_LEVEL,
@@ -44,6 +45,7 @@ from .store import (
     ConsumerStore,
     FileStore,
     MemoryStore,
+    MessageStore,
     SyncMode,
     SyncPolicy,
     cleanup_deleting,
@@ -57,6 +59,7 @@ from .stream import Stream
 if TYPE_CHECKING:
     from pynats.server.accounts import Account
     from pynats.server.server import Server
+    from pynats.server.sublist import Subscription
 
     from .consumer import Consumer
     from .consumer_config import ConsumerConfig
@@ -85,15 +88,12 @@ BANNER = (
 def enable_jetstream(server: Server) -> JetStream:
     """Attach JetStream to `server` through its extension points."""
     js = JetStream(server)
-    server.jetstream = js  # type: ignore[attr-defined]
     server.add_startup_hook(js.start)
     server.add_shutdown_hook(js.shutdown)
     server.add_account_hook(js.account_added)
-    from . import jsz
-
-    server.monitor_routes["jsz"] = jsz.jsz
+    server.monitor_routes["jsz"] = partial(jsz.jsz, js)
     server.varz_extra.append(js.fill_varz)
-    server.healthz_checks.append(jsz.healthz_check)
+    server.healthz_checks.append(partial(jsz.healthz_check, js))
     return js
 
 
@@ -154,7 +154,7 @@ class JetStream:
         else:
             self.sync_policy = SyncPolicy()
         self.accounts: dict[str, JetStreamAccount] = {}
-        self.disabled_responders: list[Any] = []
+        self.disabled_responders: list[InternalClient] = []
         self.recovery_errors: list[str] = []
         self.source_lookups: dict[str, JetStreamAccount | None] = {}
         self.started = False
@@ -352,7 +352,7 @@ class JetStreamAccount:
         self.streams: dict[str, Stream] = {}
         self.api_total = 0
         self.api_errors = 0
-        self.api_sub: Any = None  # the `$JS.API.>` subscription (see api.ApiResponder)
+        self.api_sub: Subscription | None = None  # `$JS.API.>` (see api.ApiResponder)
         self.directory = os.path.join(js.store_root, account.name, STREAMS_DIR)
         self._interest_watch: InterestWatch | None = None
 
@@ -452,7 +452,7 @@ class JetStreamAccount:
     def stream_dir(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
-    def _open_store(self, cfg: StreamConfig, directory: str | None) -> Any:
+    def _open_store(self, cfg: StreamConfig, directory: str | None) -> MessageStore:
         if cfg.is_memory or directory is None:
             return MemoryStore(cfg.store_config())
         return FileStore(

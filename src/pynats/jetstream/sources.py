@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import headers as h
 from .config import StreamSource
 from .errors import ApiError
-from .store import MessageNotFound, StoredMessage, StoreError
+from .store import MessageNotFound, MessageStore, StoredMessage, StoreError
 from .transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ class SourceLink:
         if copied >= BATCH:
             self.schedule()
 
-    def _next_matching(self, store: Any) -> StoredMessage | None:
+    def _next_matching(self, store: MessageStore) -> StoredMessage | None:
         best: StoredMessage | None = None
         for subject_filter, _ in self.filters:
             try:
@@ -308,8 +308,8 @@ def lookup_account(jsa: JetStreamAccount, api: str, name: str) -> JetStreamAccou
     """Which account's JetStream answers `<api>.STREAM.INFO.<name>` from `jsa`'s account."""
     js = jsa.js
     token = f"{id(jsa)}-{time.monotonic_ns()}"
-    js.source_lookups[token] = None  # type: ignore[attr-defined]
+    js.source_lookups[token] = None
     jsa.client.publish(
         f"{api}.STREAM.INFO.{name}", b"", None, h.build([(h.SOURCE_LOOKUP.decode(), token)])
     )
-    return js.source_lookups.pop(token, None)  # type: ignore[attr-defined,no-any-return]
+    return js.source_lookups.pop(token, None)

@@ -51,6 +51,7 @@ from .store.base import file_msg_size, memory_msg_size
 from .transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
+    from pynats.server.delivery import Publisher
     from pynats.server.internal import InternalClient
     from pynats.server.sublist import Subscription
 
@@ -252,13 +253,13 @@ class Stream:
     def on_publish(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,
         payload: bytes,
     ) -> None:
-        """Internal-subscription callback: one message published on a stream subject."""
+        """One message published on a stream subject (a `DeliveryCallback`)."""
         if self._no_ack:
             reply = None
         elif reply is not None and not self._memory and not self._ack_batch_open:
@@ -699,10 +700,6 @@ class Stream:
         out["ts"] = rfc3339(time.time_ns())
         return out
 
-    @property
-    def bytes(self) -> int:
-        return self.store.bytes
-
     # -- restart ------------------------------------------------------------------------------
 
     def save_recovery_state(self) -> None:
@@ -710,10 +707,8 @@ class Stream:
         back every message of the last `duplicate_window` (after a crash it is rebuilt)."""
         if self._memory or not self.directory or not self.store.msgs:
             return
-        ids = sorted(
-            ([msg_id, seq, ts] for msg_id, (seq, ts) in self._msg_ids.items()),
-            key=lambda entry: entry[2],
-        )
+        by_time = sorted(self._msg_ids.items(), key=lambda item: item[1][1])
+        ids = [[msg_id, seq, ts] for msg_id, (seq, ts) in by_time]
         state = {
             "last_seq": self.store.state().last_seq,
             "last_msg_id": self.last_msg_id,

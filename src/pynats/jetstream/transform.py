@@ -56,6 +56,7 @@ class SubjectTransform:
         ]
         self._src_has_fwc = self._src_tokens[-1] == ">"
         self._ops: list[TokenFn | str] = []
+        self._used_wildcards: set[int] = set()  # indexes the destination refers to
         self._dest_has_fwc = False
         self._compile_dest()
 
@@ -88,12 +89,11 @@ class SubjectTransform:
                     f"invalid mapping destination: wildcard not allowed in {self.dest}"
                 )
             self._ops.append(token)
-        if self.strict:
-            used = {
-                i for op in self._ops if not isinstance(op, str) for i in getattr(op, "uses", ())
-            }
-            if used != set(range(nwild)) or (self._src_has_fwc and not self._dest_has_fwc):
-                raise TransformError("not all source wildcards are used in the destination")
+        if self.strict and (
+            self._used_wildcards != set(range(nwild))
+            or (self._src_has_fwc and not self._dest_has_fwc)
+        ):
+            raise TransformError("not all source wildcards are used in the destination")
 
     def _index(self, n: int, nwild: int, token: str) -> int:
         if n < 1 or n > nwild:
@@ -102,9 +102,14 @@ class SubjectTransform:
             )
         return n - 1
 
+    def _using(self, fn: TokenFn, *indexes: int) -> TokenFn:
+        """`fn` refers to these wildcards (a strict transform must refer to every one)."""
+        self._used_wildcards.update(indexes)
+        return fn
+
     def _wildcard_fn(self, n: int, nwild: int, token: str) -> TokenFn:
         i = self._index(n, nwild, token)
-        return _uses(lambda wild: wild[i], i)
+        return self._using(lambda wild: wild[i], i)
 
     def _function(self, name: str, args_text: str, nwild: int, token: str) -> TokenFn:
         args = [a.strip() for a in args_text.split(",")] if args_text.strip() else []
@@ -138,12 +143,11 @@ class SubjectTransform:
             if buckets <= 0:
                 raise TransformError(f"invalid mapping destination: invalid argument in {token}")
             idx = [self._index(n, nwild, token) for n in nums[1:]]
-            return _uses(
-                lambda wild, b=buckets, idx=idx: str(
-                    _fnv1a32("".join(wild[i] for i in idx).encode()) % b
-                ),
-                *idx,
-            )
+
+            def partition(wild: list[str]) -> str:
+                return str(_fnv1a32("".join(wild[i] for i in idx).encode()) % buckets)
+
+            return self._using(partition, *idx)
         if name == "split":
             if len(args) != 2:
                 raise TransformError(
@@ -151,19 +155,19 @@ class SubjectTransform:
                 )
             i = self._index(_to_int(args[0], token), nwild, token)
             delim = args[1]
-            return _uses(lambda wild: ".".join(p for p in wild[i].split(delim) if p), i)
+            return self._using(lambda wild: ".".join(p for p in wild[i].split(delim) if p), i)
         if name in ("splitfromleft", "splitfromright", "slicefromleft", "slicefromright"):
             n, pos = ints(2)
             i = self._index(n, nwild, token)
             if pos <= 0:
                 raise TransformError(f"invalid mapping destination: invalid argument in {token}")
-            return _uses(_SPLITTERS[name](i, pos), i)
+            return self._using(_SPLITTERS[name](i, pos), i)
         if name in ("left", "right"):
             n, size = ints(2)
             i = self._index(n, nwild, token)
             if name == "left":
-                return _uses(lambda wild: wild[i][:size], i)
-            return _uses(lambda wild: wild[i][-size:] if size else "", i)
+                return self._using(lambda wild: wild[i][:size], i)
+            return self._using(lambda wild: wild[i][-size:] if size else "", i)
         raise TransformError(f"invalid mapping destination: unknown function in {token}")
 
     def apply(self, subject: str) -> str | None:
@@ -177,12 +181,6 @@ class SubjectTransform:
         if self._dest_has_fwc:
             out.extend(tokens[len(self._src_tokens) - 1 :])
         return ".".join(out)
-
-
-def _uses(fn: TokenFn, *indexes: int) -> TokenFn:
-    """Mark which wildcards a destination token refers to (for strict transforms)."""
-    fn.uses = indexes  # type: ignore[attr-defined]
-    return fn
 
 
 def _to_int(text: str, token: str) -> int:
