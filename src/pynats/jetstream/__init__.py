@@ -1,25 +1,45 @@
 """JetStream: streams, consumers, their `$JS.API` surface, and the storage under them.
 
-    service.py     enable_jetstream(server): per-account JetStream, banner, recovery, shutdown
-    api.py         the $JS.API.* router (JSON in, JSON out)
-    config.py      StreamConfig: strict decoding (decode.py), defaults, validation, JSON
-    stream.py      a stream: ingest, pub-acks after durability, limits/TTL timer, delete
-                   markers, purge/get/delete, the listener hooks consumers use
-    consumer.py    a consumer: cursor, pending acks, redelivery timer, pull queue, push
-    consumer_config.py   ConsumerConfig: decoding, defaults, validation, update rules
-    consumer_api.py      $JS.API.CONSUMER.* (create forms, info, names, list, delete, pause)
-    pull.py        MSG.NEXT bodies, waiting requests, status messages
-    push.py        interest watching for push consumers
-    acks.py        $JS.ACK subjects (v1 and v2) and ack payloads
-    direct.py      $JS.API.DIRECT.GET.<stream>[.<subject>]
-    sources.py     mirrors and sources
-    advisories.py  $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*    jsz.py  /jsz, /healthz
-    errors.py      the error catalogue (data/jetstream-errors.json, package data)
-    headers.py transform.py limits.py   helpers (times: pynats.gotime)
-    store/         message and consumer-state storage (memory and file)
+    service.py        enable_jetstream(server): per-account JetStream, banner, recovery, shutdown
+    api.py            the $JS.API responder: subscriptions, dispatch, responses; build_router()
+    api_router.py     ApiRouter (the route table), ApiRequest, paging shared by the handlers
+    stream_api.py     $JS.API.INFO and $JS.API.STREAM.* (create, update, info, names, list,
+                      delete, purge, message get/delete)
+    consumer_api.py   $JS.API.CONSUMER.* (create forms, info, names, list, delete, pause, unpin)
+    config.py         StreamConfig: strict decoding (decode.py), defaults, validation, JSON
+    stream.py         a stream: ingest, pub-acks after durability, limits/TTL timer, delete
+                      markers, purge/get/delete, the listener hooks consumers use
+    consumer.py       a consumer: cursor, pending acks, redelivery timer, what goes out next
+    consumer_delivery.py  the Protocols between a consumer and its delivery (pull or push)
+    consumer_config.py    ConsumerConfig: decoding, defaults, validation, update rules
+    pull.py           MSG.NEXT bodies, waiting requests, status messages, PullDelivery
+    push.py           PushDelivery (deliver subject, flow control) and InterestWatch
+    acks.py           $JS.ACK subjects (v1 and v2) and ack payloads
+    direct.py         $JS.API.DIRECT.GET.<stream>[.<subject>]
+    sources.py        mirrors and sources
+    advisories.py     $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*
+    jsz.py            /jsz and the JetStream part of /healthz
+    errors.py         the error catalogue (data/jetstream-errors.json, package data)
+    decode.py         strict JSON decoding of requests, with Go's decoder errors
+    headers.py        NATS header blocks: parse, look up, build, edit
+    transform.py      subject transforms (stream, source and republish destinations)
+    limits.py         per-account JetStream limits, read from the config
+    store/            message and consumer-state storage (memory and file):
+        base.py         the contract (MessageStore), values, errors
+        indexed.py      what both message stores share: limits, purge, queries, TTL
+        index.py        the in-memory sequence/subject index
+        memory.py       MemoryStore
+        file.py         FileStore: segments, cache, recovery
+        segment.py records.py snapshot.py   segment files, on-disk records, index snapshot
+        durability.py   sync policy and group commit
+        fileio.py       FileIO, the only door to the disk
+        metadata.py     durable metadata files (configs, snapshots), durable removal
+        consumer.py     ConsumerStore: delivered/ack-floor/pending state and its log
+        subjects.py     subject filters
 
-Key-Value buckets and Object Stores are client conventions on streams, direct gets and
-ordered consumers: nothing here is specific to them.
+Times and durations come from `pynats.gotime`. Key-Value buckets and Object Stores are
+client conventions on streams, direct gets and ordered consumers: nothing here is specific
+to them.
 
 `pynats.server` never imports this package; `pynats.app` attaches it when `-js` is on.
 """
