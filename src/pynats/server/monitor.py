@@ -1,21 +1,17 @@
-"""HTTP monitoring: /varz /connz /subsz /routez /healthz (and endpoints extensions register).
+"""Monitoring endpoints: /varz /connz /subsz /routez /healthz (and those extensions register).
 
-The JSON has nats-server's field names and order, pretty-printed with two spaces as it does;
-bad query values get the same HTTP 400 plain-text answers. The HTTP server is a small
-asyncio one: monitoring is never on the message path, and it must answer within milliseconds of
-start-up because harnesses poll /varz to know the server is ready.
+Each endpoint is a function of the server's state and the query (`MonitorHandler`), with no
+I/O of its own: the HTTP server (`monitor_http`) and the `$SYS.REQ.SERVER.*` services
+(`system`) answer with the same functions. The JSON has nats-server's field names and order;
+bad query values raise `BadRequest` with nats-server's plain-text answers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from pynats import gotime
 
@@ -680,122 +676,3 @@ BUILTIN_ROUTES: dict[str, MonitorHandler] = {
     "accountz": accountz,
     "accstatz": accstatz,
 }
-
-# -- the HTTP server -------------------------------------------------------------------------
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-MAX_REQUEST_HEAD_BYTES = 16 * 1024
-
-
-class MonitorServer:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.request_counts: dict[str, int] = {}
-        self._listener: asyncio.base_events.Server | None = None
-        self._conns: set[asyncio.StreamWriter] = set()
-
-    async def start(self, host: str, port: int) -> int:
-        from .server import ServerStartError, join_host_port
-
-        bind_port = 0 if port == const.RANDOM_PORT else port
-        try:
-            self._listener = await asyncio.start_server(
-                self._handle, host=host or None, port=bind_port, reuse_address=True
-            )
-        except (OSError, OverflowError) as e:
-            raise ServerStartError(
-                f"Can't listen to the monitor port: listen tcp {join_host_port(host, port)}: "
-                f"{getattr(e, 'strerror', None) or e}"
-            ) from None
-        actual = int(self._listener.sockets[0].getsockname()[1])
-        self.server.logger.notice(f"Starting http monitor on {join_host_port(host, actual)}")
-        return actual
-
-    async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-        for writer in list(self._conns):
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._conns.add(writer)
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                    return
-                if len(head) > MAX_REQUEST_HEAD_BYTES:
-                    return
-                lines = head.decode("latin-1").split("\r\n")
-                parts = lines[0].split()
-                if len(parts) < 2:
-                    return
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0") or 0)
-                if length:
-                    await reader.readexactly(min(length, 1 << 20))
-                status, ctype, body = self.respond(parts[1])
-                keep_alive = (
-                    headers.get("connection", "").lower() != "close" and parts[-1] == "HTTP/1.1"
-                )
-                head_out = (
-                    f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
-                    f"Content-Type: {ctype}\r\n"
-                    "Access-Control-Allow-Origin: *\r\n"
-                    f"Content-Length: {len(body)}\r\n"
-                    f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-                )
-                writer.write(head_out.encode() + (b"" if parts[0] == "HEAD" else body))
-                await writer.drain()
-                if not keep_alive:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        finally:
-            self._conns.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    def respond(self, target: str) -> tuple[int, str, bytes]:
-        url = urlsplit(target)
-        path = url.path
-        base = self.server.options.http_base_path.rstrip("/")
-        if base and path.startswith(base):
-            path = path[len(base) :] or "/"
-        name = path.strip("/")
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        if name == "":
-            self._count("/")
-            return 200, "text/html; charset=utf-8", index_page(self.server).encode()
-        handler = self.server.monitor_routes.get(name) or BUILTIN_ROUTES.get(name)
-        if handler is None:
-            return 404, "text/plain; charset=utf-8", b"404 page not found\n"
-        self._count("/" + name)
-        try:
-            result = handler(self.server, query)
-        except BadRequest as e:
-            return 400, "text/plain; charset=utf-8", str(e).encode()
-        except NotFound as e:
-            return 404, "text/plain; charset=utf-8", str(e).encode()
-        status = 200
-        compact = False
-        if isinstance(result, JSONResponse):
-            status, compact, result = result.status, result.compact, result.body
-        if compact:
-            body = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
-        else:
-            body = json.dumps(result, indent=2, ensure_ascii=False)
-        return status, "application/json", body.encode()
-
-    def _count(self, path: str) -> None:
-        self.request_counts[path] = self.request_counts.get(path, 0) + 1

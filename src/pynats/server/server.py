@@ -34,7 +34,8 @@ from .options import Options
 if TYPE_CHECKING:
     import ssl
 
-    from .monitor import HealthzCheck, MonitorHandler, MonitorServer, VarzExtension
+    from .monitor import HealthzCheck, MonitorHandler, VarzExtension
+    from .monitor_http import MonitorServer
     from .system import SystemServices
 
 Hook = Callable[[], Awaitable[None]]
@@ -353,7 +354,7 @@ class Server:
                 log.warn("allow_non_tls is not supported by pynats yet: TLS is required")
 
         if opts.http_port:
-            from .monitor import MonitorServer
+            from .monitor_http import MonitorServer
 
             self._monitor = MonitorServer(self)
             self.http_port = await self._monitor.start(opts.monitor_host(), opts.http_port)
