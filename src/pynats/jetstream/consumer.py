@@ -9,18 +9,17 @@ it durable, so a confirmed ack is never undone by a crash. Plain acks ride along
 
 Delivery. Anything that may let a message move (a new message stored, a pull request, an ack
 below `max_ack_pending`, a redelivery coming due, interest appearing on a push subject, the
-end of a pause) calls `_signal()`, which schedules one delivery pass per loop iteration (a
+end of a pause) calls `signal()`, which schedules one delivery pass per loop iteration (a
 pull request arriving runs its pass at once). A pass takes redeliveries first, then new
-messages at the cursor, and hands them to the head of the waiting pull-request queue (round
-robin) or to the push subject, until it runs out of messages, targets, room or its budget.
+messages at the cursor (`next_message`), and its delivery object hands them out: a pull
+consumer's `pull.PullDelivery` to the head of its waiting-request queue (round robin), a push
+consumer's `push.PushDelivery` to the deliver subject, until it runs out of messages,
+targets, room or its budget. The consumer and its delivery meet only through the Protocols
+of `consumer_delivery` (the consumer is the delivery's `DeliverySource`).
 
 Timers, all batched per consumer: one ack timer armed for the earliest pending deadline
-(`ack_wait`, `backoff`, NAK delays, `+WPI` restarts); one pull-request timer for the earliest
-expiry or request heartbeat; one push heartbeat timer; an inactivity timer; a pause timer.
-
-The pull side (request queue, statuses, priority groups) is `pull.PullServing`, the push
-side (flow control, heartbeats, rate limit, replay pace) `push.PushServing`; both are mixed
-into `Consumer` and share its state.
+(`ack_wait`, `backoff`, NAK delays, `+WPI` restarts); an inactivity timer; a pause timer. The
+delivery objects keep their own (request expiry and heartbeats, pins; push heartbeats, pace).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,11 +37,13 @@ from pynats.gotime import rfc3339
 from . import acks, advisories, pull
 from . import headers as h
 from .consumer_config import ConsumerConfig, sample_percent, with_required_level
-from .pull import PullServing
-from .push import FC_INITIAL_WINDOW, PushServing
+from .consumer_delivery import Delivery, Framed, Next
+from .pull import PullDelivery
+from .push import PushDelivery
 from .store import ConsumerState, ConsumerStore, MessageNotFound, SequencePair, StoredMessage
 
 if TYPE_CHECKING:
+    from pynats.server.delivery import Publisher
     from pynats.server.sublist import Subscription
 
     from .stream import PurgeEvent, Stream
@@ -49,7 +51,10 @@ if TYPE_CHECKING:
 MAX_SUBJECT_CACHE = 10_000
 
 
-class Consumer(PullServing, PushServing):
+class Consumer:
+    """One consumer of a stream: its cursor, what is pending, redeliveries, acks and pause,
+    and the delivery pass that feeds its (pull or push) delivery object."""
+
     def __init__(
         self,
         stream: Stream,
@@ -71,12 +76,12 @@ class Consumer(PullServing, PushServing):
         self.created_ns = created_ns
         self.directory = directory
         self.closed = False
-        self.waiting: deque[pull.WaitingRequest] = deque()
         self._subs: list[Subscription] = []
         self._subject_bytes: dict[str, bytes] = {}
         self._match_cache: dict[str, bool] = {}
         # cursor
         self.sseq = 1
+        self._dseq = 1  # the next consumer sequence
         self._lss: deque[int] = deque()  # last_per_subject start set
         self._lss_resume = 0
         self._num_pending = 0
@@ -91,38 +96,27 @@ class Consumer(PullServing, PushServing):
         self._ack_blocked = False
         # timers and activity
         self._kick_scheduled = False
-        self._req_timer: asyncio.TimerHandle | None = None
-        self._req_timer_at = 0.0
         self._inactive_timer: asyncio.TimerHandle | None = None
         self._pause_timer: asyncio.TimerHandle | None = None
-        self._hb_timer: asyncio.TimerHandle | None = None
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self._wake_at = 0.0
-        self._pin_timer: asyncio.TimerHandle | None = None
         self.last_delivered_ns = 0
         self.last_ack_ns = 0
-        self._last_push_send = 0.0
         # double acks waiting for durability
         self._confirms: list[bytes] = []
         self._confirm_scheduled = False
-        # push
-        self.bound = False
-        self._fc_subject = ""
-        self._fc_bytes = 0
-        self._fc_mark = 0
-        self._fc_window = FC_INITIAL_WINDOW
-        self._rate_next = 0.0
-        self._replay_base: tuple[float, int] | None = None
-        # pinned client groups: group -> (pin id, pinned at ns)
-        self.pins: dict[str, tuple[str, int]] = {}
-        self._pin_seen: dict[str, float] = {}
+        # delivery: exactly one of pull and push, for life (an update cannot change the kind)
+        self._pull: PullDelivery | None = None
+        self._push: PushDelivery | None = None
+        self.delivery: Delivery
+        if not config.deliver_subject:
+            self._pull = self.delivery = PullDelivery(self)
+        else:
+            self._push = self.delivery = PushDelivery(self)
         self._apply_config()
 
     # -- configuration -----------------------------------------------------------------------
 
     def _apply_config(self) -> None:
         cfg = self.config
-        self.is_pull = not cfg.deliver_subject
         self._ack_none = cfg.ack_policy == "none"
         self._ack_all = cfg.ack_policy == "all"
         self._max_ack = cfg.max_ack_pending if cfg.max_ack_pending > 0 else 0
@@ -130,7 +124,6 @@ class Consumer(PullServing, PushServing):
         self._filters = [f for f in cfg.filters if f != ">"]
         self._match_cache.clear()
         self._ack_prefix = acks.ack_prefix(self.stream.name, self.name)
-        self._deliver_subject = cfg.deliver_subject.encode()
         self._headers_only = cfg.headers_only
         self._sample = sample_percent(cfg)
         self._retention = self.stream.config.retention
@@ -138,13 +131,9 @@ class Consumer(PullServing, PushServing):
         self._plain_acks = (
             cfg.ack_policy == "explicit" and self._retention == "limits" and not self._sample
         )
-        self._rate_bps = cfg.rate_limit_bps
-        # the bucket holds one maximum payload, as nats-server's limiter does
-        burst = self.server.options.max_payload
-        self._rate_burst_s = burst * 8 / cfg.rate_limit_bps if cfg.rate_limit_bps else 0.0
-        self._replay_original = cfg.replay_policy == "original"
         until = cfg.pause_until_ns
         self._pause_until = until if until > time.time_ns() else 0
+        self.delivery.apply_config()
 
     def matches(self, subject: str) -> bool:
         filters = self._filters
@@ -203,43 +192,26 @@ class Consumer(PullServing, PushServing):
             # the v2 form: `$JS.ACK.<domain or _>.<account hash>.<stream>.<consumer>...`
             v2 = acks.v2_subscription(self.jsa.js.domain, self.jsa.name, stream, name)
             self._subs.append(client.subscribe(v2, self._on_ack_msg))
-        if self.config.flow_control:
-            self._subs.append(client.subscribe(f"$JS.FC.{stream}.{name}.*", self._on_fc_reply))
         self.stream.add_listener(self)
         self._apply_pause()
-        if self.is_pull:
-            self._arm_inactivity()
-        else:
-            self.jsa.interest_watch().add(self)
-            if not self.bound:
-                self._arm_inactivity()
+        self.delivery.start()
+        if not self.delivery.is_active():
+            self.arm_inactivity()
 
     def stop(self, *, deleted: bool) -> None:
-        """Stop delivering (delete or shutdown). The store is the caller's to stop/delete."""
+        """Stop delivering: deleted, or (not deleted) at server shutdown, when waiting pull
+        requests are told so. The store is the caller's to stop/delete."""
         if self.closed:
             return
         self.closed = True
-        for timer in (
-            self._ack_timer,
-            self._req_timer,
-            self._inactive_timer,
-            self._pause_timer,
-            self._hb_timer,
-            self._wake_timer,
-            self._pin_timer,
-        ):
+        for timer in (self._ack_timer, self._inactive_timer, self._pause_timer):
             if timer is not None:
                 timer.cancel()
         for sub in self._subs:
             self.client.unsubscribe(sub)
         self._subs = []
-        if not self.is_pull:
-            self.jsa.interest_watch().remove(self)
         self.stream.remove_listener(self, collect=deleted)
-        if deleted:
-            for req in self.waiting:
-                self._status(req.reply, pull.CONSUMER_DELETED)
-        self.waiting.clear()
+        self.delivery.stop(deleted=deleted)
         self._release_confirms()
         self.server.flush_soon()
 
@@ -259,11 +231,9 @@ class Consumer(PullServing, PushServing):
         if old.ack_wait != cfg.ack_wait or old.backoff != cfg.backoff:
             self._arm_ack_timer(time.time_ns())
         if old.inactive_threshold != cfg.inactive_threshold:
-            self._arm_inactivity()
-        if old.deliver_subject != cfg.deliver_subject and not self.is_pull:
-            self.bound = False
-            self.check_interest()
-        self._signal()
+            self.arm_inactivity()
+        self.delivery.config_changed(old)
+        self.signal()
 
     # -- the stream's listener hooks ---------------------------------------------------------
 
@@ -272,9 +242,9 @@ class Consumer(PullServing, PushServing):
             return
         if seq >= self.sseq:
             self._num_pending += 1
-        if not self._kick_scheduled and (self.waiting or self.bound):
+        if not self._kick_scheduled and self.delivery.is_active():
             self._kick_scheduled = True
-            self.loop.call_soon(self._deliver_pass)
+            self.loop.call_soon(self.deliver_pass)
 
     def on_removed(self, removed: Sequence[tuple[int, str]]) -> None:
         sseq = self.sseq
@@ -361,7 +331,7 @@ class Consumer(PullServing, PushServing):
 
     # -- choosing the next message -----------------------------------------------------------
 
-    def _next(self) -> tuple[StoredMessage, int, bool] | None:
+    def next_message(self) -> Next | None:
         """The next message to deliver: (message, delivery count, is a redelivery)."""
         state = self.store.state
         pending = state.pending
@@ -435,28 +405,21 @@ class Consumer(PullServing, PushServing):
 
     # -- delivering --------------------------------------------------------------------------
 
-    def _signal(self) -> None:
+    def signal(self) -> None:
         if not self._kick_scheduled and not self.closed:
             self._kick_scheduled = True
-            self.loop.call_soon(self._deliver_pass)
+            self.loop.call_soon(self.deliver_pass)
 
-    def _deliver_pass(self) -> None:
+    def deliver_pass(self) -> None:
         self._kick_scheduled = False
         if self.closed:
             return
         if self._pause_until:
-            if self.is_pull:
-                self._end_no_wait()
+            self.delivery.serve_paused()
             return
-        if self.is_pull:
-            if self.waiting:
-                self._serve_pull()
-        elif self.bound:
-            self._serve_push()
+        self.delivery.serve()
 
-    def _frame(
-        self, msg: StoredMessage, deliveries: int, redelivery: bool, pin: str = ""
-    ) -> tuple[bytes, bytes, bytes, bytes]:
+    def frame(self, msg: StoredMessage, deliveries: int, redelivery: bool, pin: str = "") -> Framed:
         """(subject, reply, headers, payload) for delivering `msg` as the next consumer seq."""
         subject = self._subject_bytes.get(msg.subject)
         if subject is None:
@@ -478,12 +441,12 @@ class Consumer(PullServing, PushServing):
             headers = h.append(headers or None, [("Nats-Pin-Id", pin)])
         return subject, reply, headers, payload
 
-    def _commit(self, msg: StoredMessage, deliveries: int, redelivery: bool, now: int) -> None:
-        """Record that `msg` went out (at `now`, ns) as consumer sequence `_dseq`."""
+    def commit(self, msg: StoredMessage, deliveries: int, redelivery: bool, now_ns: int) -> None:
+        """Record that `msg` went out (at `now_ns`) as consumer sequence `_dseq`."""
         seq = msg.seq
         cseq = self._dseq
         self._dseq = cseq + 1
-        self.last_delivered_ns = now
+        self.last_delivered_ns = now_ns
         if redelivery:
             self._rdq.popleft()
             self._rdq_set.discard(seq)
@@ -497,23 +460,74 @@ class Consumer(PullServing, PushServing):
             if self._num_pending > 0:
                 self._num_pending -= 1
         if self._ack_none:
-            self.store.update_delivered(cseq, seq, 0, now)
+            self.store.update_delivered(cseq, seq, 0, now_ns)
             if self._retention != "limits":
                 self.stream.acked(self, seq)
             return
-        self.store.update_delivered(cseq, seq, deliveries, now)
+        self.store.update_delivered(cseq, seq, deliveries, now_ns)
         if self._ack_timer is None:
-            self._arm_ack_timer(now + self.config.ack_wait_for(deliveries))
+            self._arm_ack_timer(now_ns + self.config.ack_wait_for(deliveries))
 
-    def _status(self, to: bytes, block: bytes) -> None:
+    def send_status(self, to: bytes, block: bytes) -> None:
         self.client.publish(to, b"", headers=block)
+
+    def num_ack_pending(self) -> int:
+        return len(self.store.state.pending)
+
+    def delivered(self) -> SequencePair:
+        return self.store.state.delivered
+
+    # -- pull requests -----------------------------------------------------------------------
+
+    def _on_next_request(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        if self.closed or not reply:
+            return
+        if headers:
+            level = h.get(headers, h.REQUIRED_API_LEVEL)
+            if level is not None and _int(level) > self.jsa.js.api_level:
+                self.send_status(reply, pull.API_LEVEL)
+                return
+        try:
+            self.pull_request(reply, payload)
+        except Exception as e:
+            self._log_bug("pull request", e)
+
+    def pull_request(self, reply: bytes, payload: bytes) -> None:
+        """A MSG.NEXT request (or the request part of `+NXT`) answered at `reply`."""
+        if self._pull is None:
+            self.send_status(reply, pull.PUSH_BASED)
+            return
+        self._pull.request(reply, payload)
+
+    def unpin(self, group: str, reason: str = "admin") -> None:
+        if self._pull is not None:
+            self._pull.unpin(group, reason)
+
+    @property
+    def bound(self) -> bool:
+        """Push: someone listens on the deliver subject (`push_bound`)."""
+        return self._push is not None and self._push.bound
+
+    def _log_bug(self, what: str, err: Exception) -> None:
+        self.server.logger.error(
+            f"JetStream consumer '{self.jsa.name} > {self.stream.name} > {self.name}' "
+            f"{what}: {type(err).__name__}: {err}\n{traceback.format_exc()}"
+        )
 
     # -- acks --------------------------------------------------------------------------------
 
     def _on_ack_msg(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -533,7 +547,7 @@ class Consumer(PullServing, PushServing):
                         self._progress.pop(info.stream_seq, None)
                     if self._ack_blocked:
                         self._ack_blocked = False
-                        self._signal()
+                        self.signal()
                 return
             self.process_ack(info, payload, reply)
         except Exception as e:  # a bug here must not cost the acking client its connection
@@ -604,7 +618,7 @@ class Consumer(PullServing, PushServing):
             )
         if self._ack_blocked:
             self._ack_blocked = False
-            self._signal()
+            self.signal()
 
     def _nak(self, sseq: int, cseq: int, deliveries: int, delay: int) -> None:
         if sseq not in self.store.state.pending:
@@ -617,7 +631,7 @@ class Consumer(PullServing, PushServing):
             return
         self._nak_until.pop(sseq, None)
         self._queue_redelivery(sseq)
-        self._signal()
+        self.signal()
 
     def _queue_redelivery(self, sseq: int) -> None:
         if sseq not in self._rdq_set:
@@ -637,7 +651,7 @@ class Consumer(PullServing, PushServing):
         advisories.max_deliveries(self.jsa, self.stream.name, self.name, seq, deliveries)
         if self._ack_blocked:
             self._ack_blocked = False
-            self._signal()
+            self.signal()
 
     # -- double acks: answered once durable --------------------------------------------------
 
@@ -720,13 +734,13 @@ class Consumer(PullServing, PushServing):
                     self._max_delivered(seq, deliveries)
                 else:
                     self._queue_redelivery(seq)
-            self._signal()
+            self.signal()
         if earliest:
             self._arm_ack_timer(earliest)
 
     # -- inactivity and pause ----------------------------------------------------------------
 
-    def _arm_inactivity(self) -> None:
+    def arm_inactivity(self) -> None:
         if self._inactive_timer is not None:
             self._inactive_timer.cancel()
             self._inactive_timer = None
@@ -735,8 +749,13 @@ class Consumer(PullServing, PushServing):
             return
         self._inactive_timer = self.loop.call_later(threshold / 1e9, self._on_inactive)
 
+    def disarm_inactivity(self) -> None:
+        if self._inactive_timer is not None:
+            self._inactive_timer.cancel()
+            self._inactive_timer = None
+
     def _is_active(self) -> bool:
-        return bool(self.waiting) if self.is_pull else self.bound
+        return self.delivery.is_active()
 
     def _on_inactive(self) -> None:
         self._inactive_timer = None
@@ -755,13 +774,13 @@ class Consumer(PullServing, PushServing):
             )
         else:
             self._pause_until = 0
-            self._signal()
+            self.signal()
 
     def _on_unpause(self) -> None:
         self._pause_timer = None
         self._pause_until = 0
         advisories.consumer_pause(self.jsa, self.stream.name, self.name, False, "")
-        self._signal()
+        self.signal()
 
     def pause(self, until_ns: int) -> None:
         self.config.pause_until = rfc3339(until_ns) if until_ns > time.time_ns() else ""
@@ -779,8 +798,7 @@ class Consumer(PullServing, PushServing):
     # -- info --------------------------------------------------------------------------------
 
     def info_json(self, *, server_meta: bool = True) -> dict[str, Any]:
-        if self.waiting:
-            self.prune_waiting()
+        num_waiting = self.delivery.num_waiting()
         state = self.store.state
         js = self.jsa.js
         out: dict[str, Any] = {
@@ -792,7 +810,7 @@ class Consumer(PullServing, PushServing):
             "ack_floor": _seq_info(state.ack_floor, 0 if self._ack_none else self.last_ack_ns),
             "num_ack_pending": len(state.pending),
             "num_redelivered": len(state.redelivered),
-            "num_waiting": len(self.waiting),
+            "num_waiting": num_waiting,
             "num_pending": self.num_pending(),
         }
         if self.bound:
@@ -801,10 +819,11 @@ class Consumer(PullServing, PushServing):
             out["paused"] = True
             out["pause_remaining"] = self._pause_until - time.time_ns()
         if self.config.priority_groups:
+            pins = self._pull.pins if self._pull is not None else {}
             groups = []
             for group in self.config.priority_groups:
                 entry: dict[str, Any] = {"group": group}
-                pinned = self.pins.get(group)
+                pinned = pins.get(group)
                 if pinned is not None:
                     entry["pinned_client_id"] = pinned[0]
                     entry["pinned_ts"] = rfc3339(pinned[1])

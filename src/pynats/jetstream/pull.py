@@ -1,6 +1,6 @@
 """Pull requests: `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` bodies, the waiting request,
-the status messages a request can end with, and how a consumer serves its queue of waiting
-requests (`PullServing`, mixed into `Consumer`).
+the status messages a request can end with, and `PullDelivery`, how a pull consumer serves
+its queue of waiting requests.
 
 A body is empty (one message), an ASCII number (that many), or JSON with `batch`, `expires`,
 `max_bytes`, `no_wait`, `idle_heartbeat` and the priority-group fields (`group`,
@@ -11,23 +11,20 @@ message. Statuses are empty messages whose header block carries the code (protoc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from pynats.gotime import format_duration
 from pynats.server.client import route_as
 
 from . import advisories
-from . import headers as h
+from .consumer_config import ConsumerConfig
+from .consumer_delivery import PASS_BUDGET, DeliverySource
 from .decode import json_kind
-
-if TYPE_CHECKING:
-    from pynats.server.sublist import Subscription
 
 PENDING_MSGS = "Nats-Pending-Messages"
 PENDING_BYTES = "Nats-Pending-Bytes"
@@ -118,10 +115,10 @@ class WaitingRequest:
     batch: int  # messages still wanted
     max_bytes: int  # 0 = no byte limit
     bytes_left: int
-    expires_at: int  # monotonic ns, 0 = never
+    expires_at: float  # loop time (s), 0 = never
     no_wait: bool
     heartbeat: int  # ns, 0 = none
-    last_sent: int  # monotonic ns of the last message or heartbeat sent to it
+    last_sent: float  # loop time (s) of the last message or heartbeat sent to it
     group: str = ""
     min_pending: int = 0
     min_ack_pending: int = 0
@@ -132,6 +129,10 @@ class WaitingRequest:
 
     def remaining(self) -> int:
         return self.batch if self.requested > 0 or self.delivered else self.requested
+
+    def unfilled(self) -> list[tuple[str, str]]:
+        """The pending headers of a request that ends before its batch is full."""
+        return pending_headers(self.remaining(), self.bytes_left if self.max_bytes else 0)
 
 
 def status(code: str, text: str, extra: list[tuple[str, str]] | None = None) -> bytes:
@@ -170,6 +171,10 @@ def exceeded_max_bytes(limit: int) -> bytes:
     return status("409", f"Exceeded MaxRequestMaxBytes of {limit}")
 
 
+def request_timeout(req: WaitingRequest) -> bytes:
+    return status("408", "Request Timeout", req.unfilled())
+
+
 def heartbeat(last_consumer: int, last_stream: int, stalled: str = "") -> bytes:
     extra = [("Nats-Last-Consumer", str(last_consumer)), ("Nats-Last-Stream", str(last_stream))]
     if stalled:
@@ -178,35 +183,80 @@ def heartbeat(last_consumer: int, last_stream: int, stalled: str = "") -> bytes:
 
 
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-PASS_BUDGET = 1024  # messages one delivery pass sends before yielding to the loop
 
 
 def new_pin_id() -> str:
     return "".join(random.choice(B62) for _ in range(22))
 
 
-def _int(value: bytes) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0
+class PullDelivery:
+    """A pull consumer's delivery: MSG.NEXT requests wait in `waiting` until their batch is
+    full, they expire, or they end with a status (the statuses nats-server sends). Several
+    waiting requests are served round robin, unless a priority policy picks. One timer serves
+    every request's expiry and idle heartbeat. A pinned-client group keeps its pin (`pins`)
+    while the pinned client keeps asking; `priority_timeout` without a request unpins it.
 
+    `waiting` empty is what makes a pull consumer inactive (`inactive_threshold` counts)."""
 
-class PullServing:
-    """The pull side of `Consumer`: taking MSG.NEXT requests, the queue of waiting requests
-    (FIFO, round robin while several wait; priority groups pick otherwise), their expiry and
-    heartbeats on one timer, and the statuses they end with."""
+    def __init__(self, source: DeliverySource) -> None:
+        self.source = source
+        self.account = source.account
+        self.client = source.client
+        self.loop = source.loop
+        self.server = source.server
+        self.waiting: deque[WaitingRequest] = deque()
+        self.pins: dict[str, tuple[str, int]] = {}  # group -> (pin id, pinned at, ns)
+        self._pin_seen: dict[str, float] = {}  # group -> loop time the pinned client last asked
+        self._pin_timer: asyncio.TimerHandle | None = None
+        self._req_timer: asyncio.TimerHandle | None = None
+        self._req_timer_at = 0.0
 
-    waiting: deque[WaitingRequest]
+    # -- the consumer's side (`consumer_delivery.Delivery`) -------------------------------------
 
-    def _serve_pull(self) -> None:
+    def start(self) -> None:
+        pass
+
+    def stop(self, *, deleted: bool) -> None:
+        """Waiting requests end; when the consumer is deleted, with `409 Consumer Deleted`."""
+        for timer in (self._req_timer, self._pin_timer):
+            if timer is not None:
+                timer.cancel()
+        self._req_timer = self._pin_timer = None
+        send_status = self.source.send_status
+        if deleted:
+            for req in self.waiting:
+                send_status(req.reply, CONSUMER_DELETED)
+        self.waiting.clear()
+
+    def apply_config(self) -> None:
+        pass
+
+    def config_changed(self, old: ConsumerConfig) -> None:
+        pass
+
+    def is_active(self) -> bool:
+        return bool(self.waiting)
+
+    def num_waiting(self) -> int:
+        if self.waiting:
+            self.prune()
+        return len(self.waiting)
+
+    def serve(self) -> None:
         waiting = self.waiting
+        if not waiting:
+            return
+        source = self.source
+        next_message, frame, commit = source.next_message, source.frame, source.commit
+        has_interest = self.account.sublist.has_interest
         account = self.account
         client = self.client
         budget = PASS_BUDGET
         now = self.loop.time()
         now_ns = time.time_ns()
-        priority = self.config.priority_policy != "none"
+        policy = source.config.priority_policy
+        priority = policy != "none"
+        pinned = policy == "pinned_client"
         sent = False
         checked: set[int] = set()  # requests whose requester was seen listening this pass
         while waiting and budget > 0:
@@ -214,20 +264,20 @@ class PullServing:
             if req is None:
                 break
             if id(req) not in checked:
-                if not account.sublist.has_interest(req.reply):
+                if not has_interest(req.reply):
                     self._remove_request(req)
                     continue
                 checked.add(id(req))
-            item = self._next()
+            item = next_message()
             if item is None:
                 break
             msg, deliveries, redelivery = item
-            pin = self._pin_for(req) if self.config.priority_policy == "pinned_client" else ""
-            subject, reply, headers, payload = self._frame(msg, deliveries, redelivery, pin)
+            pin = self._pin_for(req) if pinned else ""
+            subject, reply, headers, payload = frame(msg, deliveries, redelivery, pin)
             size = len(subject) + len(reply) + len(headers) + len(payload)
             if req.max_bytes and size > req.bytes_left:
                 self._remove_request(req)
-                self._status(
+                source.send_status(
                     req.reply,
                     status(
                         "409",
@@ -237,7 +287,7 @@ class PullServing:
                 )
                 continue
             route_as(client, account, req.reply, subject, reply, headers, payload)
-            self._commit(msg, deliveries, redelivery, now_ns)
+            commit(msg, deliveries, redelivery, now_ns)
             sent = True
             budget -= 1
             req.batch -= 1
@@ -247,7 +297,7 @@ class PullServing:
             if req.batch <= 0:
                 self._remove_request(req)
                 if req.max_bytes:
-                    self._status(
+                    source.send_status(
                         req.reply,
                         status("409", "Batch Completed", pending_headers(0, req.bytes_left)),
                     )
@@ -255,82 +305,58 @@ class PullServing:
                 waiting.remove(req)
                 waiting.append(req)
         if budget <= 0:
-            self._signal()
+            source.signal()
         else:
             self._end_no_wait()
         if sent:
             self.server.flush_soon()
+
+    def serve_paused(self) -> None:
+        self._end_no_wait()
 
     def _end_no_wait(self) -> None:
         """No more messages right now: `no_wait` requests end with 404 (those with an expiry
         only once they got something; before that they wait like any other)."""
         for req in [r for r in self.waiting if r.no_wait and (not r.expires_at or r.delivered)]:
             self._remove_request(req)
-            self._status(req.reply, NO_MESSAGES)
+            self.source.send_status(req.reply, NO_MESSAGES)
 
-    def _on_next_request(
-        self,
-        sub: Subscription,
-        publisher: Any,
-        subject: bytes,
-        reply: bytes | None,
-        headers: bytes,
-        payload: bytes,
-    ) -> None:
-        if self.closed or not reply:
-            return
-        if headers:
-            level = h.get(headers, h.REQUIRED_API_LEVEL)
-            if level is not None and _int(level) > self.jsa.js.api_level:
-                self._status(reply, API_LEVEL)
-                return
-        try:
-            self.pull_request(reply, payload)
-        except Exception as e:
-            self._log_bug("pull request", e)
+    # -- requests ------------------------------------------------------------------------------
 
-    def _log_bug(self, what: str, err: Exception) -> None:
-        self.server.logger.error(
-            f"JetStream consumer '{self.jsa.name} > {self.stream.name} > {self.name}' "
-            f"{what}: {type(err).__name__}: {err}\n{traceback.format_exc()}"
-        )
-
-    def pull_request(self, reply: bytes, payload: bytes) -> None:
+    def request(self, reply: bytes, payload: bytes) -> None:
         """A MSG.NEXT request (or the request part of `+NXT`) answered at `reply`."""
-        if not self.is_pull:
-            self._status(reply, PUSH_BASED)
-            return
+        send_status = self.source.send_status
         try:
             req = parse_request(payload)
         except BadPullRequest as e:
-            self._status(reply, bad_request(str(e)))
+            send_status(reply, bad_request(str(e)))
             return
-        cfg = self.config
+        cfg = self.source.config
         if cfg.max_batch and req.batch > cfg.max_batch:
-            self._status(reply, exceeded_batch(cfg.max_batch))
+            send_status(reply, exceeded_batch(cfg.max_batch))
             return
         if cfg.max_expires and req.expires > cfg.max_expires:
-            self._status(reply, exceeded_expires(cfg.max_expires))
+            send_status(reply, exceeded_expires(cfg.max_expires))
             return
         if cfg.max_bytes and req.max_bytes > cfg.max_bytes:
-            self._status(reply, exceeded_max_bytes(cfg.max_bytes))
+            send_status(reply, exceeded_max_bytes(cfg.max_bytes))
             return
         if req.heartbeat > 0 and (req.expires <= 0 or 2 * req.heartbeat > req.expires):
-            self._status(reply, bad_request("heartbeat value too large"))
+            send_status(reply, bad_request("heartbeat value too large"))
             return
         if req.expires < 0:
-            self._status(reply, status("408", "Request Timeout", pending_headers(req.batch, 0)))
+            send_status(reply, status("408", "Request Timeout", pending_headers(req.batch, 0)))
             return
         error = self._check_priority(req)
         if error is not None:
-            self._status(reply, error)
+            send_status(reply, error)
             return
         now = self.loop.time()
         if len(self.waiting) >= cfg.max_waiting > 0:
             if req.no_wait:
-                self._status(reply, NO_MESSAGES)
+                send_status(reply, NO_MESSAGES)
             elif not req.heartbeat:
-                self._status(reply, EXCEEDED_MAX_WAITING)
+                send_status(reply, EXCEEDED_MAX_WAITING)
             return
         waiting = WaitingRequest(
             reply=reply,
@@ -351,18 +377,67 @@ class PullServing:
         self.waiting.append(waiting)
         if req.pin_id:
             self._pin_seen[req.group] = now
-        if self._inactive_timer is not None:
-            self._inactive_timer.cancel()
-            self._inactive_timer = None
+        self.source.disarm_inactivity()
         if waiting.expires_at or waiting.heartbeat:
             due = waiting.expires_at or (now + waiting.heartbeat / 1e9)
             if waiting.heartbeat:
                 due = min(due, now + waiting.heartbeat / 1e9)
             self._arm_request_timer(due)
-        self._deliver_pass()
+        self.source.deliver_pass()
+
+    def prune(self) -> None:
+        """Forget pull requests whose reply subject nobody listens to any more."""
+        has_interest = self.account.sublist.has_interest
+        for req in [r for r in self.waiting if not has_interest(r.reply)]:
+            self._remove_request(req)
+
+    def _remove_request(self, req: WaitingRequest) -> None:
+        try:
+            self.waiting.remove(req)
+        except ValueError:
+            return
+        if not self.waiting:
+            self.source.arm_inactivity()
+
+    def _arm_request_timer(self, when: float) -> None:
+        if self._req_timer is not None:
+            if self._req_timer_at <= when:
+                return
+            self._req_timer.cancel()
+        self._req_timer_at = when
+        self._req_timer = self.loop.call_at(when, self._on_request_timer)
+
+    def _on_request_timer(self) -> None:
+        """Expire what is due (408) and send the idle heartbeats that are due."""
+        self._req_timer = None
+        if self.source.closed:
+            return
+        now = self.loop.time()
+        earliest = 0.0
+        for req in list(self.waiting):
+            if req.expires_at and now >= req.expires_at - 0.0005:
+                self._remove_request(req)
+                self.source.send_status(req.reply, request_timeout(req))
+                continue
+            if req.heartbeat:
+                interval = req.heartbeat / 1e9
+                if now - req.last_sent >= interval - 0.0005:
+                    delivered = self.source.delivered()
+                    self.source.send_status(
+                        req.reply, heartbeat(delivered.consumer_seq, delivered.stream_seq)
+                    )
+                    req.last_sent = now
+                due = req.last_sent + interval
+                earliest = due if not earliest else min(earliest, due)
+            if req.expires_at:
+                earliest = req.expires_at if not earliest else min(earliest, req.expires_at)
+        if earliest:
+            self._arm_request_timer(earliest)
+
+    # -- priority groups -----------------------------------------------------------------------
 
     def _check_priority(self, req: PullRequest) -> bytes | None:
-        cfg = self.config
+        cfg = self.source.config
         policy = cfg.priority_policy
         if policy == "none":
             return None
@@ -386,11 +461,11 @@ class PullServing:
 
     def _pick_request(self) -> WaitingRequest | None:
         """The next request to serve under the consumer's priority policy."""
-        policy = self.config.priority_policy
+        policy = self.source.config.priority_policy
         waiting = self.waiting
         if policy == "overflow":
-            pending = self.num_pending()
-            acking = len(self.store.state.pending)
+            pending = self.source.num_pending()
+            acking = self.source.num_ack_pending()
             for req in waiting:
                 if not (req.min_pending or req.min_ack_pending):
                     return req
@@ -417,89 +492,35 @@ class PullServing:
         self.pins[req.group] = (pin, time.time_ns())
         self._pin_seen[req.group] = self.loop.time()
         req.pin_id = pin
-        advisories.consumer_pinned(self.jsa, self.stream.name, self.name, req.group, pin)
+        source = self.source
+        advisories.consumer_pinned(source.jsa, source.stream.name, source.name, req.group, pin)
         self._arm_pin_timer()
         return pin
 
     def unpin(self, group: str, reason: str = "admin") -> None:
         if self.pins.pop(group, None) is not None:
-            advisories.consumer_unpinned(self.jsa, self.stream.name, self.name, group, reason)
+            source = self.source
+            advisories.consumer_unpinned(source.jsa, source.stream.name, source.name, group, reason)
             for req in [r for r in self.waiting if r.group == group and r.pin_id]:
                 self._remove_request(req)
-                self._status(
+                source.send_status(
                     req.reply,
                     status("423", "Nats-Wrong-Pin-Id", pending_headers(req.batch, req.max_bytes)),
                 )
-            self._signal()
+            source.signal()
 
     def _arm_pin_timer(self) -> None:
         if self._pin_timer is None and self.pins:
-            ttl = self.config.priority_timeout / 1e9
+            ttl = self.source.config.priority_timeout / 1e9
             self._pin_timer = self.loop.call_later(ttl, self._on_pin_timer)
 
     def _on_pin_timer(self) -> None:
         self._pin_timer = None
         now = self.loop.time()
-        ttl = self.config.priority_timeout / 1e9
+        ttl = self.source.config.priority_timeout / 1e9
         for group in list(self.pins):
             pin = self.pins[group][0]
             active = any(r.pin_id == pin for r in self.waiting)
             if not active and now - self._pin_seen.get(group, 0) >= ttl:
                 self.unpin(group, "timeout")
         self._arm_pin_timer()
-
-    def _remove_request(self, req: WaitingRequest) -> None:
-        try:
-            self.waiting.remove(req)
-        except ValueError:
-            return
-        if not self.waiting:
-            self._arm_inactivity()
-
-    def _arm_request_timer(self, when: float) -> None:
-        if self._req_timer is not None:
-            if self._req_timer_at <= when:
-                return
-            self._req_timer.cancel()
-        self._req_timer_at = when
-        self._req_timer = self.loop.call_at(when, self._on_request_timer)
-
-    def _on_request_timer(self) -> None:
-        self._req_timer = None
-        if self.closed:
-            return
-        now = self.loop.time()
-        state = self.store.state
-        earliest = 0.0
-        for req in list(self.waiting):
-            if req.expires_at and now >= req.expires_at - 0.0005:
-                self._remove_request(req)
-                self._status(
-                    req.reply,
-                    status(
-                        "408",
-                        "Request Timeout",
-                        pending_headers(req.remaining(), req.bytes_left if req.max_bytes else 0),
-                    ),
-                )
-                continue
-            if req.heartbeat:
-                interval = req.heartbeat / 1e9
-                if now - req.last_sent >= interval - 0.0005:
-                    self._status(
-                        req.reply,
-                        heartbeat(state.delivered.consumer_seq, state.delivered.stream_seq),
-                    )
-                    req.last_sent = now
-                due = req.last_sent + interval
-                earliest = due if not earliest else min(earliest, due)
-            if req.expires_at:
-                earliest = req.expires_at if not earliest else min(earliest, req.expires_at)
-        if earliest:
-            self._arm_request_timer(earliest)
-
-    def prune_waiting(self) -> None:
-        """Forget pull requests whose reply subject nobody listens to any more."""
-        gone = [r for r in self.waiting if not self.account.sublist.has_interest(r.reply)]
-        for req in gone:
-            self._remove_request(req)

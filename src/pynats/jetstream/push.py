@@ -1,6 +1,6 @@
-"""Push consumers: delivery to the deliver subject while it has interest, flow control,
-idle heartbeats, rate limit and original-pace replay (`PushServing`, mixed into
-`Consumer`), and how they learn that their deliver subject gained or lost interest.
+"""Push consumers: `PushDelivery`, delivery to the deliver subject while it has interest,
+with flow control, idle heartbeats, rate limit and original-pace replay; and `InterestWatch`,
+how push deliveries learn that their deliver subject gained or lost interest.
 
 A push consumer delivers only while someone subscribes to its deliver subject (and reports
 that as `push_bound`); an ephemeral one is deleted after `inactive_threshold` without
@@ -11,86 +11,162 @@ nothing is looked at unless a subscription changed.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pynats.server.client import route_as
 
 from . import pull
+from .consumer_config import ConsumerConfig
+from .consumer_delivery import PASS_BUDGET, DeliverySource
 from .store import StoredMessage
 
 if TYPE_CHECKING:
     from pynats.server.accounts import Account
+    from pynats.server.delivery import Publisher
     from pynats.server.sublist import Subscription
-
-    from .consumer import Consumer
 
 FC_INITIAL_WINDOW = 2 * 1024 * 1024
 FC_MAX_WINDOW = 32 * 1024 * 1024
 B62 = pull.B62
-PASS_BUDGET = pull.PASS_BUDGET
 
 
 class InterestWatch:
-    """Per account: re-checks its push consumers' interest whenever subscriptions changed."""
+    """Per account: re-checks its push deliveries' interest whenever subscriptions changed."""
 
-    def __init__(self, account: Account, loop: Any) -> None:
+    def __init__(self, account: Account, loop: asyncio.AbstractEventLoop) -> None:
         self.account = account
         self.loop = loop
-        self.consumers: set[Consumer] = set()
+        self.deliveries: set[PushDelivery] = set()
         self._scheduled = False
         account.sublist.add_change_listener(self._on_change)
 
-    def add(self, consumer: Consumer) -> None:
-        self.consumers.add(consumer)
-        consumer.check_interest()
+    def add(self, delivery: PushDelivery) -> None:
+        self.deliveries.add(delivery)
+        delivery.check_interest()
 
-    def remove(self, consumer: Consumer) -> None:
-        self.consumers.discard(consumer)
+    def remove(self, delivery: PushDelivery) -> None:
+        self.deliveries.discard(delivery)
 
     def _on_change(self, subject: bytes) -> None:
-        if self.consumers and not self._scheduled:
+        if self.deliveries and not self._scheduled:
             self._scheduled = True
             self.loop.call_soon(self._recheck)
 
     def _recheck(self) -> None:
         self._scheduled = False
-        for consumer in list(self.consumers):
-            consumer.check_interest()
+        for delivery in list(self.deliveries):
+            delivery.check_interest()
 
     def stop(self) -> None:
-        self.consumers.clear()
+        self.deliveries.clear()
 
 
-class PushServing:
-    """The push side of `Consumer`: one delivery pass sends to the deliver subject while it
-    is bound; flow control keeps at most a window of bytes unconfirmed by the client (the
-    window starts at 2 MiB and doubles per answer up to 32 MiB); idle heartbeats name the
-    last delivered sequences."""
+class PushDelivery:
+    """A push consumer's delivery: one pass sends to the deliver subject while it is bound.
 
-    def _serve_push(self) -> None:
+    Flow control keeps at most a window of bytes unconfirmed by the client (the window starts
+    at 2 MiB and doubles per answer up to 32 MiB); while a request is unanswered past the
+    window, nothing is sent. Idle heartbeats name the last delivered sequences (and the
+    unanswered flow control subject, if stalled). The rate limit is a token bucket holding
+    one maximum payload; `replay_policy: original` spaces messages as they were stored.
+
+    `bound` false is what makes a push consumer inactive (`inactive_threshold` counts)."""
+
+    def __init__(self, source: DeliverySource) -> None:
+        self.source = source
+        self.account = source.account
+        self.client = source.client
+        self.loop = source.loop
+        self.server = source.server
+        self.bound = False
+        self._to = b""  # the deliver subject
+        # flow control: the unanswered request's subject, bytes sent since, and at it
+        self._fc_sub: Subscription | None = None
+        self._fc_subject = ""
+        self._fc_bytes = 0
+        self._fc_mark = 0
+        self._fc_window = FC_INITIAL_WINDOW
+        # rate limit and replay pace
+        self._rate_bps = 0
+        self._rate_burst_s = 0.0
+        self._rate_next = 0.0  # loop time the bucket is full again
+        self._replay_original = False
+        self._replay_base: tuple[float, int] | None = None  # (loop time, stored ns) of the first
+        self._wake_timer: asyncio.TimerHandle | None = None
+        self._wake_at = 0.0
+        # idle heartbeats
+        self._hb_timer: asyncio.TimerHandle | None = None
+        self._last_send = 0.0
+
+    # -- the consumer's side (`consumer_delivery.Delivery`) -------------------------------------
+
+    def start(self) -> None:
+        source = self.source
+        if source.config.flow_control:
+            self._fc_sub = self.client.subscribe(
+                f"$JS.FC.{source.stream.name}.{source.name}.*", self._on_fc_reply
+            )
+        source.jsa.interest_watch().add(self)
+
+    def stop(self, *, deleted: bool) -> None:
+        for timer in (self._hb_timer, self._wake_timer):
+            if timer is not None:
+                timer.cancel()
+        self._hb_timer = self._wake_timer = None
+        if self._fc_sub is not None:
+            self.client.unsubscribe(self._fc_sub)
+            self._fc_sub = None
+        self.source.jsa.interest_watch().remove(self)
+
+    def apply_config(self) -> None:
+        cfg = self.source.config
+        self._to = cfg.deliver_subject.encode()
+        self._rate_bps = cfg.rate_limit_bps
+        # the bucket holds one maximum payload, as nats-server's limiter does
+        burst = self.server.options.max_payload
+        self._rate_burst_s = burst * 8 / cfg.rate_limit_bps if cfg.rate_limit_bps else 0.0
+        self._replay_original = cfg.replay_policy == "original"
+
+    def config_changed(self, old: ConsumerConfig) -> None:
+        if old.deliver_subject != self.source.config.deliver_subject:
+            self.bound = False
+            self.check_interest()
+
+    def is_active(self) -> bool:
+        return self.bound
+
+    def num_waiting(self) -> int:
+        return 0
+
+    def serve(self) -> None:
+        if not self.bound:
+            return
+        source = self.source
+        next_message, frame, commit = source.next_message, source.frame, source.commit
         account = self.account
         client = self.client
-        to = self._deliver_subject
+        to = self._to
         budget = PASS_BUDGET
-        fc = self.config.flow_control
+        fc = source.config.flow_control
         sent = False
         while budget > 0:
             if fc and self._fc_subject and self._fc_bytes >= self._fc_window:
                 break  # stalled until the client answers the flow control request
-            item = self._next()
+            item = next_message()
             if item is None:
                 break
             msg, deliveries, redelivery = item
             if (self._replay_original or self._rate_bps) and not self._may_send_now(msg):
                 break
-            subject, reply, headers, payload = self._frame(msg, deliveries, redelivery)
+            subject, reply, headers, payload = frame(msg, deliveries, redelivery)
             if not route_as(client, account, to, subject, reply, headers, payload):
                 self.bound = False
-                self._arm_inactivity()
+                source.arm_inactivity()
                 break
-            self._commit(msg, deliveries, redelivery, time.time_ns())
+            commit(msg, deliveries, redelivery, time.time_ns())
             sent = True
             budget -= 1
             size = len(subject) + len(reply) + len(headers) + len(payload)
@@ -103,10 +179,32 @@ class PushServing:
                 if not self._fc_subject and self._fc_bytes >= self._fc_window // 2:
                     self._send_flow_control()
         if sent:
-            self._last_push_send = self.loop.time()
+            self._last_send = self.loop.time()
             self.server.flush_soon()
         if budget <= 0:
-            self._signal()
+            source.signal()
+
+    def serve_paused(self) -> None:
+        pass
+
+    # -- interest --------------------------------------------------------------------------------
+
+    def check_interest(self) -> None:
+        """Follow the deliver subject's interest (bound / unbound)."""
+        if self.source.closed:
+            return
+        bound = self.account.sublist.has_interest(self._to)
+        if bound == self.bound:
+            return
+        self.bound = bound
+        if bound:
+            self.source.disarm_inactivity()
+            self._arm_heartbeat()
+            self.source.signal()
+        else:
+            self.source.arm_inactivity()
+
+    # -- pace: rate limit and original replay ---------------------------------------------------
 
     def _may_send_now(self, msg: StoredMessage) -> bool:
         """Rate limit and `replay_policy: original`: wait (a timer) when it is too early."""
@@ -135,31 +233,17 @@ class PushServing:
 
     def _on_wake(self) -> None:
         self._wake_timer = None
-        self._deliver_pass()
+        self.source.deliver_pass()
 
-    def check_interest(self) -> None:
-        """Push: follow the deliver subject's interest (bound / unbound)."""
-        if self.closed or self.is_pull:
-            return
-        bound = self.account.sublist.has_interest(self._deliver_subject)
-        if bound == self.bound:
-            return
-        self.bound = bound
-        if bound:
-            if self._inactive_timer is not None:
-                self._inactive_timer.cancel()
-                self._inactive_timer = None
-            self._arm_push_heartbeat()
-            self._signal()
-        else:
-            self._arm_inactivity()
+    # -- flow control ----------------------------------------------------------------------------
 
     def _send_flow_control(self) -> None:
+        source = self.source
         token = "".join(random.choice(B62) for _ in range(4))
-        self._fc_subject = f"$JS.FC.{self.stream.name}.{self.name}.{token}"
+        self._fc_subject = f"$JS.FC.{source.stream.name}.{source.name}.{token}"
         self._fc_mark = self._fc_bytes
         self.client.publish(
-            self._deliver_subject,
+            self._to,
             b"",
             self._fc_subject,
             pull.status("100", "FlowControl Request"),
@@ -168,7 +252,7 @@ class PushServing:
     def _on_fc_reply(
         self,
         sub: Subscription,
-        publisher: Any,
+        publisher: Publisher,
         subject: bytes,
         reply: bytes | None,
         headers: bytes,
@@ -180,30 +264,30 @@ class PushServing:
         self._fc_bytes = max(self._fc_bytes - self._fc_mark, 0)
         self._fc_mark = 0
         self._fc_window = min(self._fc_window * 2, FC_MAX_WINDOW)
-        self._signal()
+        self.source.signal()
 
-    def _arm_push_heartbeat(self) -> None:
-        hb = self.config.idle_heartbeat
-        if hb and self._hb_timer is None and not self.closed:
-            self._hb_timer = self.loop.call_later(hb / 1e9, self._on_push_heartbeat)
+    # -- idle heartbeats -------------------------------------------------------------------------
 
-    def _on_push_heartbeat(self) -> None:
+    def _arm_heartbeat(self) -> None:
+        hb = self.source.config.idle_heartbeat
+        if hb and self._hb_timer is None and not self.source.closed:
+            self._hb_timer = self.loop.call_later(hb / 1e9, self._on_heartbeat)
+
+    def _on_heartbeat(self) -> None:
         self._hb_timer = None
-        if self.closed or not self.bound:
+        if self.source.closed or not self.bound:
             return
-        interval = self.config.idle_heartbeat / 1e9
+        interval = self.source.config.idle_heartbeat / 1e9
         now = self.loop.time()
-        idle = now - self._last_push_send
+        idle = now - self._last_send
         if idle >= interval * 0.95:
-            state = self.store.state
-            self._status(
-                self._deliver_subject,
-                pull.heartbeat(
-                    state.delivered.consumer_seq, state.delivered.stream_seq, self._fc_subject
-                ),
+            delivered = self.source.delivered()
+            self.source.send_status(
+                self._to,
+                pull.heartbeat(delivered.consumer_seq, delivered.stream_seq, self._fc_subject),
             )
-            self._last_push_send = now
+            self._last_send = now
             delay = interval
         else:
             delay = interval - idle
-        self._hb_timer = self.loop.call_later(delay, self._on_push_heartbeat)
+        self._hb_timer = self.loop.call_later(delay, self._on_heartbeat)
