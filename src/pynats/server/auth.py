@@ -348,12 +348,7 @@ class Authenticator:
             for name in tls_identities or ():
                 user = self.users.get(name)
                 if user is not None:
-                    return (
-                        AuthResult(
-                            user=user.username, account=user.account, permissions=user.permissions
-                        ),
-                        "",
-                    )
+                    return _user_result(user), ""
             if self.users:
                 return None, "no user mapped from the client certificate"
         if not self.auth_configured:
@@ -364,9 +359,7 @@ class Authenticator:
         if not has_creds and opts.no_auth_user:
             user = self.users.get(opts.no_auth_user)
             if user is not None:
-                return AuthResult(
-                    user=user.username, account=user.account, permissions=user.permissions
-                ), ""
+                return _user_result(user), ""
         nkey = connect.get("nkey")
         if isinstance(nkey, str) and nkey and self.nkeys:
             entry = self.nkeys.get(nkey)
@@ -399,12 +392,14 @@ class Authenticator:
                 and isinstance(password, str)
                 and secret_matches(password, user.password)
             ):
-                return AuthResult(
-                    user=user.username, account=user.account, permissions=user.permissions
-                ), ""
+                return _user_result(user), ""
             return None, "invalid user/password"
         return None, "no credentials provided"
 
     def account_limits(self, account_key: str) -> dict[str, Any]:
         """Accounts from the options carry no JWT limits."""
         return {}
+
+
+def _user_result(user: User) -> AuthResult:
+    return AuthResult(user=user.username, account=user.account, permissions=user.permissions)

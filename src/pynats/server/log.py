@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .options import Options
 
 _COLOURS = {"INF": "32", "DBG": "36", "TRC": "33", "WRN": "33", "ERR": "31", "FTL": "31"}
 
@@ -41,6 +44,18 @@ class Logger:
         self._owns_out = False
         self._colour = False
         self._open()
+
+    @classmethod
+    def from_options(cls, options: Options) -> Logger:
+        """The log the options ask for (`-D`, `-V`, `-VV`, `-T`, `--logtime_utc`, `-l`)."""
+        return cls(
+            debug=options.debug,
+            trace=options.trace,
+            trace_verbose=options.trace_verbose,
+            logtime=options.logtime,
+            utc=options.logtime_utc,
+            log_file=options.log_file,
+        )
 
     def _open(self) -> None:
         if self.log_file:

@@ -137,14 +137,7 @@ def _apply_logging(server: Server, old: Options, new: Options) -> None:
     logger = server.logger
     if old.log_file != new.log_file:
         logger.close()
-        server.logger = Logger(
-            debug=new.debug,
-            trace=new.trace,
-            trace_verbose=new.trace_verbose,
-            logtime=new.logtime,
-            utc=new.logtime_utc,
-            log_file=new.log_file,
-        )
+        server.logger = Logger.from_options(new)
         return
     logger.debug_enabled = new.debug
     logger.trace_enabled = new.trace or new.trace_verbose

@@ -57,14 +57,7 @@ class ServerStartError(Exception):
 class Server:
     def __init__(self, options: Options, logger: Logger | None = None) -> None:
         self.options = options
-        self.logger = logger or Logger(
-            debug=options.debug,
-            trace=options.trace,
-            trace_verbose=options.trace_verbose,
-            logtime=options.logtime,
-            utc=options.logtime_utc,
-            log_file=options.log_file,
-        )
+        self.logger = logger or Logger.from_options(options)
         self.server_id = new_server_id()
         self.server_name = options.server_name or self.server_id
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
