@@ -33,7 +33,10 @@ _KEY_SEPARATORS = frozenset("=:")
 _SIZE_LETTERS = frozenset("kKmMgGtTpPeE")
 _SIZE_TAILS = frozenset("bBiI")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-_BOOL_WORDS = frozenset(("true", "false", "yes", "no", "on", "off"))
+# The language's booleans: the lexer tells them from bare strings, the parser reads them.
+TRUE_WORDS = frozenset(("true", "yes", "on"))
+FALSE_WORDS = frozenset(("false", "no", "off"))
+BOOL_WORDS = TRUE_WORDS | FALSE_WORDS
 _DATE_SHAPE = "00-00T00:00:00Z"
 _ESCAPES = {"t": b"\t", "n": b"\n", "r": b"\r", '"': b'"', "\\": b"\\"}
 _NUMBER_ENDS = frozenset("\n\r};, \t") | {EOF}
@@ -710,7 +713,7 @@ class _Lexer:
         """An unquoted word is a boolean, a `$variable` or a string, in that order."""
         if self.parts:
             self.emit_string()
-        elif decode(self.pending()).lower() in _BOOL_WORDS:
+        elif decode(self.pending()).lower() in BOOL_WORDS:
             self.emit(TokenKind.BOOL)
         elif self.start < len(self.data) and self.data[self.start] == 0x24:  # '$'
             self.start += 1

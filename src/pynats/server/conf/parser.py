@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConfigError
-from .lexer import Token, TokenKind, decode, tokenize
+from .lexer import BOOL_WORDS, TRUE_WORDS, Token, TokenKind, decode, tokenize
 from .tree import ConfigList, ConfigMap, Position
 from .units import INT64_MAX, INT64_MIN, wrap_int64
 
@@ -55,8 +55,6 @@ _SIZE_MULTIPLIERS = {
 for _letter, _power in zip("kmgtpe", range(1, 7), strict=True):
     for _spelling in ("b", "i", "ib"):
         _SIZE_MULTIPLIERS[_letter + _spelling] = 1024**_power
-_TRUE_WORDS = frozenset(("true", "yes", "on"))
-_FALSE_WORDS = frozenset(("false", "no", "off"))
 _ZULU = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z", re.ASCII)
 
 
@@ -218,9 +216,9 @@ class _Parser:
 
     def _bool(self, token: Token) -> None:
         word = token.text.lower()
-        if word not in _TRUE_WORDS | _FALSE_WORDS:
+        if word not in BOOL_WORDS:
             raise self._fail(f"expected boolean value, but got '{token.text}'", token)
-        self._set(word in _TRUE_WORDS, token)
+        self._set(word in TRUE_WORDS, token)
 
     def _integer(self, token: Token) -> None:
         value = _integer_value(token.text)
