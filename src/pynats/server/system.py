@@ -299,7 +299,7 @@ class SystemServices:
             return {
                 "server_id": self.server.server_id,
                 "now": monitor.rfc3339_seconds(time.time()),
-                "account_statz": [account_stat(self.server, account)],
+                "account_statz": [monitor.account_stat(account)],
             }
         if what == "SUBSZ":
             query["acc"] = account.name
@@ -365,7 +365,7 @@ class SystemServices:
             "id": _new_id(),
             "timestamp": monitor.rfc3339_seconds(time.time()),
             "server": self.server_info(),
-            **account_stat(self.server, account),
+            **monitor.account_stat(account),
         }
         self._publish_json(subject, event)
 
@@ -410,26 +410,6 @@ def statsz(server: Server) -> dict[str, Any]:
         "received": {"msgs": in_msgs, "bytes": in_bytes},
         "slow_consumers": server.slow_consumers,
         "active_servers": 1,
-    }
-
-
-def account_stat(server: Server, account: Account) -> dict[str, Any]:
-    in_msgs = in_bytes = out_msgs = out_bytes = 0
-    for c in account.clients:
-        in_msgs += c.in_msgs
-        in_bytes += c.in_bytes
-        out_msgs += c.out_msgs
-        out_bytes += c.out_bytes
-    return {
-        "acc": account.name,
-        "name": account.name,
-        "conns": len(account.clients),
-        "leafnodes": 0,
-        "total_conns": len(account.clients),
-        "num_subscriptions": account.sublist.count,
-        "sent": {"msgs": out_msgs, "bytes": out_bytes},
-        "received": {"msgs": in_msgs, "bytes": in_bytes},
-        "slow_consumers": 0,
     }
 
 
