@@ -150,7 +150,6 @@ NO_MESSAGES = status("404", "No Messages")
 EXCEEDED_MAX_WAITING = status("409", "Exceeded MaxWaiting")
 CONSUMER_DELETED = status("409", "Consumer Deleted")
 PUSH_BASED = status("409", "Consumer is push based")
-SERVER_SHUTDOWN = status("409", "Server Shutdown")
 PIN_MISMATCH = status("423", "Nats-Pin-Id mismatch")
 API_LEVEL = status("412", "Required Api Level")
 
@@ -173,6 +172,10 @@ def exceeded_max_bytes(limit: int) -> bytes:
 
 def request_timeout(req: WaitingRequest) -> bytes:
     return status("408", "Request Timeout", req.unfilled())
+
+
+def server_shutdown(req: WaitingRequest) -> bytes:
+    return status("409", "Server Shutdown", req.unfilled())
 
 
 def heartbeat(last_consumer: int, last_stream: int, stalled: str = "") -> bytes:
@@ -217,7 +220,8 @@ class PullDelivery:
         pass
 
     def stop(self, *, deleted: bool) -> None:
-        """Waiting requests end; when the consumer is deleted, with `409 Consumer Deleted`."""
+        """Waiting requests end: `409 Consumer Deleted`, or `409 Server Shutdown` (once per
+        reply subject, as nats-server tells its pending requests when the server shuts down)."""
         for timer in (self._req_timer, self._pin_timer):
             if timer is not None:
                 timer.cancel()
@@ -226,6 +230,10 @@ class PullDelivery:
         if deleted:
             for req in self.waiting:
                 send_status(req.reply, CONSUMER_DELETED)
+        elif self.server.is_shutting_down:
+            last = {req.reply: req for req in self.waiting}
+            for reply, req in last.items():
+                send_status(reply, server_shutdown(req))
         self.waiting.clear()
 
     def apply_config(self) -> None:
