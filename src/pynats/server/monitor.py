@@ -116,7 +116,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
     opts = server.options
     now = time.time()
     in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
-    info = server.info_fields
+    info = server.info_fields()
     v: dict[str, Any] = {
         "server_id": server.server_id,
         "server_name": server.server_name,

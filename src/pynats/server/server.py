@@ -210,7 +210,6 @@ class Server:
             info["jetstream"] = True
         self._info_base = info
 
-    @property
     def info_fields(self) -> Mapping[str, Any]:
         """The INFO fields common to every client, as `refresh_info` last built them."""
         return self._info_base
@@ -246,9 +245,13 @@ class Server:
 
     # -- clients ----------------------------------------------------------------------------
 
-    def register_client(self, client: ClientConnection) -> None:
+    def next_connection_id(self) -> int:
+        """A new connection id (`cid`), unique among every kind of connection."""
         self._next_cid += 1
-        client.cid = self._next_cid
+        return self._next_cid
+
+    def register_client(self, client: ClientConnection) -> None:
+        client.cid = self.next_connection_id()
         self.clients[client.cid] = client
         self.total_connections += 1
         client.account.clients.add(client)
