@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import tempfile
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from ..app import build_server
 from ..server.log import Logger
@@ -45,7 +45,7 @@ class InProcessServer:
 
     # -- on the caller's loop -------------------------------------------------------------
 
-    async def start(self) -> InProcessServer:
+    async def start(self) -> Self:
         logger = Logger(
             debug=self.options.debug,
             trace=self.options.trace,
@@ -60,7 +60,7 @@ class InProcessServer:
             await self.server.shutdown()
         self._cleanup()
 
-    async def __aenter__(self) -> InProcessServer:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -68,7 +68,7 @@ class InProcessServer:
 
     # -- on a thread of its own -----------------------------------------------------------
 
-    def start_in_thread(self) -> InProcessServer:
+    def start_in_thread(self) -> Self:
         """Start on a private event loop in a daemon thread; returns once it is ready."""
         ready = threading.Event()
         errors: list[BaseException] = []
@@ -111,7 +111,7 @@ class InProcessServer:
         self._thread = None
         self._loop = None
 
-    def __enter__(self) -> InProcessServer:
+    def __enter__(self) -> Self:
         return self.start_in_thread()
 
     def __exit__(self, *exc: object) -> None:
