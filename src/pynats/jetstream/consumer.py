@@ -5,7 +5,8 @@ filtered by `filter_subject(s)`) plus the durable `ConsumerStore` state: deliver
 floor positions, the pending (delivered, not yet acked) messages with their last delivery
 time, and redelivery counts. Every change is appended to the store's log on the loop thread;
 a double ack (an ack sent as a request) is answered only once the store's group commit made
-it durable, so a confirmed ack is never undone by a crash. Plain acks ride along lazily.
+it durable (`durable_replies`), so a confirmed ack is never undone by a crash. Plain acks
+ride along lazily.
 
 Delivery. Anything that may let a message move (a new message stored, a pull request, an ack
 below `max_ack_pending`, a redelivery coming due, interest appearing on a push subject, the
@@ -38,6 +39,7 @@ from . import acks, advisories, pull
 from . import headers as h
 from .consumer_config import ConsumerConfig, sample_percent, with_required_level
 from .consumer_delivery import Delivery, Framed, Next
+from .durable_replies import DurableReplies
 from .pull import PullDelivery
 from .push import PushDelivery
 from .store import ConsumerState, ConsumerStore, MessageNotFound, SequencePair, StoredMessage
@@ -100,9 +102,7 @@ class Consumer:
         self._pause_timer: asyncio.TimerHandle | None = None
         self.last_delivered_ns = 0
         self.last_ack_ns = 0
-        # double acks waiting for durability
-        self._confirms: list[bytes] = []
-        self._confirm_scheduled = False
+        self._replies = DurableReplies(store, stream, self.client, self.loop)
         # delivery: exactly one of pull and push, for life (an update cannot change the kind)
         self._pull: PullDelivery | None = None
         self._push: PushDelivery | None = None
@@ -212,7 +212,7 @@ class Consumer:
         self._subs = []
         self.stream.remove_listener(self, collect=deleted)
         self.delivery.stop(deleted=deleted)
-        self._release_confirms()
+        self._replies.release()
         self.server.flush_soon()
 
     def stream_updated(self) -> None:
@@ -586,7 +586,7 @@ class Consumer:
         else:
             return
         if reply:
-            self._confirm(reply)
+            self._replies.add(reply)
 
     def _ack(self, sseq: int, cseq: int, deliveries: int, sample: bool = True) -> None:
         store = self.store
@@ -652,42 +652,6 @@ class Consumer:
         if self._ack_blocked:
             self._ack_blocked = False
             self.signal()
-
-    # -- double acks: answered once durable --------------------------------------------------
-
-    def _confirm(self, reply: bytes) -> None:
-        self._confirms.append(reply)
-        if not self._confirm_scheduled:
-            self._confirm_scheduled = True
-            self.loop.call_soon(self._release_confirms)
-
-    def _release_confirms(self) -> None:
-        self._confirm_scheduled = False
-        replies, self._confirms = self._confirms, []
-        if not replies:
-            return
-        if self.store.directory is None:
-            self._send_confirms(replies, None)
-            return
-        # The ack records and the acked messages (they may be of this very iteration) must
-        # both be durable: wait for the two group commits side by side.
-        outcome: list[BaseException | None] = []
-
-        def durable(err: BaseException | None) -> None:
-            outcome.append(err)
-            if len(outcome) == 2:
-                failure = outcome[0] or outcome[1]
-                self._send_confirms(replies, failure)
-
-        self.store.when_durable(durable)
-        self.stream.store.when_durable(durable)
-
-    def _send_confirms(self, replies: list[bytes], err: BaseException | None) -> None:
-        if err is not None:
-            return
-        publish = self.client.publish
-        for reply in replies:
-            publish(reply, b"")
 
     # -- redelivery timer --------------------------------------------------------------------
 
