@@ -208,7 +208,7 @@ class PullDelivery:
         self.loop = source.loop
         self.server = source.server
         self.waiting: deque[WaitingRequest] = deque()
-        self.pins: dict[str, tuple[str, int]] = {}  # group -> (pin id, pinned at, ns)
+        self.pins: dict[str, tuple[str, int]] = {}  # group -> (pin id, pinned at in ns)
         self._pin_seen: dict[str, float] = {}  # group -> loop time the pinned client last asked
         self._pin_timer: asyncio.TimerHandle | None = None
         self._req_timer: asyncio.TimerHandle | None = None
