@@ -12,6 +12,7 @@
     consumer.py       a consumer: cursor, pending acks, redelivery timer, what goes out next
     consumer_delivery.py  the Protocols between a consumer and its delivery (pull or push)
     consumer_config.py    ConsumerConfig: decoding, defaults, validation, update rules
+    durable_replies.py    double-ack replies, sent once the ack and the message are durable
     pull.py           MSG.NEXT bodies, waiting requests, status messages, PullDelivery
     push.py           PushDelivery (deliver subject, flow control) and InterestWatch
     acks.py           $JS.ACK subjects (v1 and v2) and ack payloads
