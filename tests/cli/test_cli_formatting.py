@@ -9,6 +9,7 @@ from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.messages import compact_body, parse_js_ack, pretty_body
 from pynats.cli.ui.parse import parse_byte_size, parse_duration_ns
 from pynats.cli.ui.table import Table
+from pynats.gotime import format_duration
 
 SECOND = 1_000_000_000
 
@@ -82,7 +83,7 @@ def test_sizes_render_in_iec_units(size: int, text: str) -> None:
 )
 def test_durations_render_like_natscli_and_go(nanos: int, human: str, go: str) -> None:
     assert humanize.human_duration(nanos) == human
-    assert humanize.go_duration(nanos) == go
+    assert format_duration(nanos) == go
 
 
 def test_numbers_get_thousands_separators() -> None:

@@ -19,6 +19,7 @@ from pynats.cli.ui.connect import connection, js_api_prefix, run_async, server_i
 from pynats.cli.ui.messages import status_of
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out
+from pynats.gotime import format_duration
 
 USER_INFO_TIMEOUT_S = 1.0
 
@@ -66,7 +67,7 @@ async def jetstream_info(nc: Any) -> tuple[dict[str, Any] | None, str]:
     if settings.trace:
         log(f">>> {subject}")
     try:
-        reply = await nc.request(subject, b"", timeout=settings.timeout)
+        reply = await nc.request(subject, b"", timeout=settings.timeout_s)
     except nats.errors.NoRespondersError:
         return None, "   JetStream is not supported in this account"
     except (TimeoutError, nats.errors.TimeoutError):
@@ -104,7 +105,7 @@ def render_account(
         screen.add_row("Expires", humanize.human_duration(expires) if expires else "never")
     screen.add_row("Client ID", info.get("client_id", nc.client_id or 0))
     screen.add_row("Client IP", info.get("client_ip", ""))
-    screen.add_row("RTT", humanize.go_duration_seconds(rtt))
+    screen.add_row("RTT", format_duration(humanize.seconds_to_ns(rtt)))
     screen.add_row("Headers Supported", bool(info.get("headers")))
     screen.add_row("Maximum Payload", humanize.ibytes(nc.max_payload))
     screen.add_row_if_not_empty("Connected Cluster", info.get("cluster", ""))

@@ -28,6 +28,7 @@ from pynats.cli.ui.output import log
 from pynats.cli.ui.parse import DURATION
 from pynats.cli.ui.payload import BodySource, MessageTemplate
 from pynats.cli.ui.progress import ProgressBar
+from pynats.gotime import NS_PER_S
 
 QUIET_ABOVE_COUNT = 20
 
@@ -73,7 +74,8 @@ def register(root: NatsGroup) -> None:
     @click.option("--count", default=1, type=int, help="Publish multiple messages")
     @click.option(
         "--sleep",
-        default=0.0,
+        "sleep_ns",
+        default=0,
         type=DURATION,
         help="When publishing multiple messages, sleep between publishes",
     )
@@ -97,7 +99,7 @@ def register(root: NatsGroup) -> None:
         reply: str,
         headers: tuple[str, ...],
         count: int,
-        sleep: float,
+        sleep_ns: int,
         force_stdin: bool,
         jetstream: bool,
         send_on: str,
@@ -109,7 +111,7 @@ def register(root: NatsGroup) -> None:
             source=BodySource(body, force_stdin, send_on),
             reply=reply,
             count=max(count, 1),
-            sleep=sleep,
+            sleep_s=sleep_ns / NS_PER_S,
             jetstream=jetstream,
             quiet=quiet,
         )
@@ -125,7 +127,7 @@ class PublishJob:
         source: BodySource,
         reply: str,
         count: int,
-        sleep: float,
+        sleep_s: float,
         jetstream: bool,
         quiet: bool,
     ) -> None:
@@ -133,7 +135,7 @@ class PublishJob:
         self.source = source
         self.reply = reply
         self.count = count
-        self.sleep = sleep
+        self.sleep_s = sleep_s
         self.jetstream = jetstream
         self.quiet = quiet
         self.progress = ProgressBar(count) if count > QUIET_ABOVE_COUNT else None
@@ -168,13 +170,13 @@ class PublishJob:
             else:
                 await nc.publish(subject, data, reply=self.reply, headers=headers)
                 if self.progress is None or number % 1000 == 0 or number == self.count:
-                    await nc.flush(timeout=max(current_settings().timeout, 1))
+                    await nc.flush(timeout=max(current_settings().timeout_s, 1))
                 self.status(f"Published {len(data)} bytes to {go_quote(self.template.subject)}")
             if self.progress is not None:
                 self.progress.advance()
-            if self.count > 1 and self.sleep > 0:
+            if self.count > 1 and self.sleep_s > 0:
                 spent = time.monotonic() - started if self.jetstream else 0.0
-                await asyncio.sleep(max(self.sleep - spent, 0))
+                await asyncio.sleep(max(self.sleep_s - spent, 0))
 
     async def publish_jetstream(
         self, nc: Any, subject: str, data: bytes, headers: dict[str, str] | None
@@ -183,7 +185,7 @@ class PublishJob:
 
         settings = current_settings()
         try:
-            reply = await nc.request(subject, data, timeout=settings.timeout, headers=headers)
+            reply = await nc.request(subject, data, timeout=settings.timeout_s, headers=headers)
         except nats.errors.NoRespondersError as exc:
             raise CliError("nats: no responders available for request") from exc
         except nats.errors.TimeoutError as exc:

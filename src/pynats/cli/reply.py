@@ -31,6 +31,7 @@ from pynats.cli.ui.messages import go_quote, header_lines
 from pynats.cli.ui.output import log, out, out_raw
 from pynats.cli.ui.parse import DURATION, parse_header
 from pynats.cli.ui.templates import TemplateError, TemplateValues, expand, expand_or_raw
+from pynats.gotime import NS_PER_S
 
 DEFAULT_QUEUE = "NATS-RPLY-22"
 _SUBJECT_TOKEN = re.compile(r"{{\s*(\d+)\s*}}")
@@ -52,7 +53,8 @@ def register(root: NatsGroup) -> None:
     @click.option("-q", "--queue", default=DEFAULT_QUEUE, help="Queue group name")
     @click.option(
         "--sleep",
-        default=0.0,
+        "sleep_ns",
+        default=0,
         type=DURATION,
         help="Inject a random sleep delay between replies up to this duration max",
     )
@@ -75,7 +77,7 @@ def register(root: NatsGroup) -> None:
         echo: bool,
         command: str,
         queue: str,
-        sleep: float,
+        sleep_ns: int,
         headers: tuple[str, ...],
         count: int,
     ) -> None:
@@ -87,7 +89,7 @@ def register(root: NatsGroup) -> None:
             log("No body or command supplied, enabling echo mode")
             echo = True
         service = ReplyService(
-            subject, body or "", echo, command, queue, sleep, parsed_headers, count
+            subject, body or "", echo, command, queue, sleep_ns / NS_PER_S, parsed_headers, count
         )
         run_async(service.run())
 
@@ -102,7 +104,7 @@ class ReplyService:
         echo: bool,
         command: str,
         queue: str,
-        sleep: float,
+        sleep_s: float,
         headers: list[tuple[str, str]],
         count: int,
     ) -> None:
@@ -111,7 +113,7 @@ class ReplyService:
         self.echo = echo
         self.command = command
         self.queue = queue
-        self.sleep = sleep
+        self.sleep_s = sleep_s
         self.headers = headers
         self.count = count
         self.handled = 0
@@ -148,8 +150,8 @@ class ReplyService:
             log(line)
         out()
         out_raw(msg.data + b"\n")
-        if self.sleep > 0:
-            await asyncio.sleep(random.uniform(0, self.sleep))
+        if self.sleep_s > 0:
+            await asyncio.sleep(random.uniform(0, self.sleep_s))
         try:
             data, headers = await self.response(msg, number)
         except CliError as exc:

@@ -21,7 +21,7 @@ from pynats.cli.pub import QUIET_ABOVE_COUNT, TEMPLATE_HELP
 from pynats.cli.ui.command import NatsGroup, negatable
 from pynats.cli.ui.connect import connection, run_async
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.humanize import go_duration_seconds
+from pynats.cli.ui.humanize import seconds_to_ns
 from pynats.cli.ui.messages import (
     TranslateError,
     compact_body,
@@ -36,6 +36,7 @@ from pynats.cli.ui.output import log, out_raw
 from pynats.cli.ui.parse import DURATION
 from pynats.cli.ui.payload import BodySource, MessageTemplate
 from pynats.cli.ui.progress import ProgressBar
+from pynats.gotime import NS_PER_S, format_duration
 
 UNBOUNDED_COUNT = 32767
 
@@ -70,7 +71,8 @@ def register(root: NatsGroup) -> None:
     )
     @click.option(
         "--reply-timeout",
-        default=0.3,
+        "reply_timeout_ns",
+        default="300ms",
         type=DURATION,
         help="Maximum timeout between incoming replies.",
     )
@@ -103,7 +105,7 @@ def register(root: NatsGroup) -> None:
         headers: tuple[str, ...],
         count: int,
         replies: int,
-        reply_timeout: float,
+        reply_timeout_ns: int,
         wait_for_empty: bool,
         translate: str,
         force_stdin: bool,
@@ -116,7 +118,7 @@ def register(root: NatsGroup) -> None:
             raw=raw,
             count=count if count >= 1 else UNBOUNDED_COUNT,
             replies=replies,
-            reply_timeout=reply_timeout,
+            reply_timeout_s=reply_timeout_ns / NS_PER_S,
             wait_for_empty=wait_for_empty,
             translate=translate,
         )
@@ -133,7 +135,7 @@ class RequestJob:
         raw: bool,
         count: int,
         replies: int,
-        reply_timeout: float,
+        reply_timeout_s: float,
         wait_for_empty: bool,
         translate: str,
     ) -> None:
@@ -142,7 +144,7 @@ class RequestJob:
         self.raw = raw
         self.count = count
         self.replies = replies
-        self.reply_timeout = reply_timeout
+        self.reply_timeout_s = reply_timeout_s
         self.wait_for_empty = wait_for_empty
         self.translate = translate
         self.progress = ProgressBar(count) if count > QUIET_ABOVE_COUNT and not raw else None
@@ -178,7 +180,7 @@ class RequestJob:
             if self.progress is not None:
                 self.progress.advance()
             started = time.monotonic()
-            total_timeout = current_settings().timeout
+            total_timeout = current_settings().timeout_s
             timeout = total_timeout
             received = 0
             rtt_sum = 0.0
@@ -200,7 +202,7 @@ class RequestJob:
                     timeout = total_timeout - (time.monotonic() - started)
                 else:
                     rtt_sum += rtt
-                    timeout = rtt_sum / received + self.reply_timeout
+                    timeout = rtt_sum / received + self.reply_timeout_s
         finally:
             try:
                 await sub.unsubscribe()
@@ -219,7 +221,7 @@ class RequestJob:
         if self.raw:
             out_raw(compact_body(data))
             return
-        log(f"Received with rtt {go_duration_seconds(rtt)}")
+        log(f"Received with rtt {format_duration(seconds_to_ns(rtt))}")
         lines = header_lines(msg.headers)
         for line in lines:
             log(line)

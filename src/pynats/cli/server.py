@@ -28,6 +28,7 @@ from pynats.cli.ui.messages import status_of
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out, print_json
 from pynats.cli.ui.table import Table
+from pynats.gotime import MILLISECOND, format_duration
 
 PING_SUBJECT = "$SYS.REQ.SERVER.PING"
 NO_PRIVILEGES = (
@@ -138,7 +139,7 @@ async def ping_servers(expect: int, show_id: bool) -> None:
     def show(reply: PingReply) -> None:
         times_ms.append(float(int(reply.rtt * 1000)))
         name = str(reply.server.get("name", ""))
-        line = f"{name:<60} rtt={humanize.go_duration_seconds(reply.rtt)}"
+        line = f"{name:<60} rtt={format_duration(humanize.seconds_to_ns(reply.rtt))}"
         out(f"{reply.server.get('id', '')} {line}" if show_id else line)
 
     try:
@@ -184,7 +185,7 @@ async def collect_pings(
             log(f">>> {PING_SUBJECT}")
         started = time.monotonic()
         await nc.publish(PING_SUBJECT, b"", reply=inbox)
-        deadline = started + settings.timeout
+        deadline = started + settings.timeout_s
         wanted = expect
         while True:
             remaining = deadline - time.monotonic()
@@ -249,7 +250,7 @@ def _uptime_ns(reply: PingReply) -> int:
     now = humanize.parse_go_time(str(reply.server.get("time", ""))) or dt.datetime.now(dt.UTC)
     if start is None:
         return 0
-    return int((now - start).total_seconds() * 1e9)
+    return humanize.ns_between(now, start)
 
 
 def compact_names(names: list[str]) -> list[str]:
@@ -332,7 +333,7 @@ def render_server_list(replies: list[PingReply], compact: bool) -> str:
             stats.get("cores", 0),
             _slow_text(stats),
             humanize.human_duration(_uptime_ns(reply)),
-            humanize.human_duration(round(reply.rtt * 1000) * 1_000_000),
+            humanize.human_duration(round(reply.rtt * 1000) * MILLISECOND),
         )
     routes_differ = any(len(c["routes"]) > 1 for c in clusters.values())
     table.add_footer(
@@ -427,7 +428,7 @@ def render_server_info(varz: dict[str, Any]) -> Columns:
     screen.add_row_if_not_empty("Configuration Digest", varz.get("config_digest", ""))
     screen.add_row(
         "Uptime",
-        humanize.human_duration(int((now - start).total_seconds() * 1e9))
+        humanize.human_duration(humanize.ns_between(now, start))
         if start
         else varz.get("uptime", ""),
     )
@@ -457,7 +458,9 @@ def render_server_info(varz: dict[str, Any]) -> Columns:
         if config.get("sync_always"):
             screen.add_row("Always sync writes to disk", True)
         elif config.get("sync_interval"):
-            screen.add_row("Write sync Frequency", humanize.human_duration(config["sync_interval"]))
+            screen.add_row(
+                "Write sync Frequency", humanize.human_duration(int(config["sync_interval"]))
+            )
         screen.add_row("Maximum Memory Storage", humanize.ibytes(config.get("max_memory", 0)))
         screen.add_row("Maximum File Storage", humanize.ibytes(config.get("max_storage", 0)))
         screen.add_row_if_not_empty("Unique Tag", config.get("unique_tag", ""))
@@ -469,11 +472,14 @@ def render_server_info(varz: dict[str, Any]) -> Columns:
     screen.add_row("Maximum Subscriptions", varz.get("max_subscriptions", 0))
     screen.add_row("Maximum Payload", humanize.ibytes(varz.get("max_payload", 0)))
     screen.add_row(
-        "TLS Timeout", humanize.human_duration(int(float(varz.get("tls_timeout", 0)) * 1e9))
+        "TLS Timeout",
+        humanize.human_duration(humanize.seconds_to_ns(float(varz.get("tls_timeout", 0)))),
     )
     screen.add_row(
         "Write Deadline",
-        humanize.human_duration(round(int(varz.get("write_deadline", 0)) / 1e6) * 1_000_000),
+        humanize.human_duration(
+            humanize.round_duration(int(varz.get("write_deadline", 0)), MILLISECOND)
+        ),
     )
 
     screen.add_section("Statistics")

@@ -41,8 +41,9 @@ from pynats.cli.ui.messages import (
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out, out_raw
 from pynats.cli.ui.parse import parse_duration_ns
+from pynats.gotime import NS_PER_S, format_duration, rfc3339
 
-HEARTBEAT_NS = 5 * 1_000_000_000
+HEARTBEAT_NS = 5 * NS_PER_S
 
 
 @dataclass
@@ -195,7 +196,7 @@ def register(root: NatsGroup) -> None:
         subjects: tuple[str, ...], wait: str, ignore_subjects: tuple[str, ...], **flags: Any
     ) -> None:
         try:
-            wait_s = parse_duration_ns(wait) / 1e9
+            wait_s = parse_duration_ns(wait) / NS_PER_S
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         ignored = tuple(s.strip() for item in ignore_subjects for s in item.split(",") if s.strip())
@@ -213,7 +214,7 @@ class Subscriber:
     def __init__(self, options: SubOptions) -> None:
         self.options = options
         self.counter = 0
-        self.started = time.monotonic()
+        self.started_ns = time.monotonic_ns()
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.pending_requests: dict[str, Any] = {}
         self.consumer: tuple[str, str] | None = None  # (stream, name) of our ephemeral consumer
@@ -321,12 +322,10 @@ class Subscriber:
                 since_ns = parse_duration_ns(options.since)
             except ValueError as exc:
                 raise CliError(str(exc)) from exc
-            start = dt.datetime.now(dt.UTC) - dt.timedelta(microseconds=since_ns / 1000)
             config.update(
-                deliver_policy="by_start_time",
-                opt_start_time=start.isoformat().replace("+00:00", "Z"),
+                deliver_policy="by_start_time", opt_start_time=rfc3339(time.time_ns() - since_ns)
             )
-            return config, f"since {humanize.go_duration(since_ns)}"
+            return config, f"since {format_duration(since_ns)}"
         if options.last_per_subject:
             config["deliver_policy"] = "last_per_subject"
             config.setdefault("filter_subject", ">")
@@ -425,7 +424,7 @@ class Subscriber:
     def header_line(self, msg: Any, meta: JetStreamMeta | None, number: int) -> str:
         stamp = self.stamp()
         if meta is not None and self.options.jetstream:
-            moment = dt.datetime.fromtimestamp(meta.timestamp_ns / 1e9, dt.UTC)
+            moment = humanize.utc_time(meta.timestamp_ns)
             return (
                 f"[#{number}]{stamp} Received JetStream message: stream: {meta.stream} seq: "
                 f"{humanize.comma(meta.stream_seq)} / pending: {humanize.comma(meta.pending)} / "
@@ -441,7 +440,7 @@ class Subscriber:
             now = dt.datetime.now()
             return f" @ {now:%b} {now.day:>2} {now:%H:%M:%S}.{now.microsecond:06d}"
         if self.options.delta_time:
-            return f" @ {humanize.go_duration_seconds(time.monotonic() - self.started)}"
+            return f" @ {format_duration(time.monotonic_ns() - self.started_ns)}"
         return ""
 
     def show_body(self, msg: Any) -> None:

@@ -35,6 +35,7 @@ from pynats.cli.ui.humanize import comma
 from pynats.cli.ui.options import ExistingFile, current_settings
 from pynats.cli.ui.output import log, out
 from pynats.cli.ui.parse import DURATION, parse_byte_size, parse_header
+from pynats.gotime import NS_PER_S
 
 if TYPE_CHECKING:
     from pynats.cli.bench.report import Benchmark
@@ -183,7 +184,8 @@ def throughput_flags() -> Callable[[Any], Any]:
         ),
         option(
             "--duration",
-            default=0.0,
+            "duration_ns",
+            default=0,
             type=DURATION,
             metavar="DURATION",
             help="Run for this long at --throughput (sets the number of messages)",
@@ -192,7 +194,7 @@ def throughput_flags() -> Callable[[Any], Any]:
 
 
 def sleep_flag(help: str = SLEEP_HELP) -> Callable[[Any], Any]:
-    return option("--sleep", default=0.0, type=DURATION, metavar="DURATION", help=help)
+    return option("--sleep", "sleep_ns", default=0, type=DURATION, metavar="DURATION", help=help)
 
 
 def js_common_flags() -> Callable[[Any], Any]:
@@ -237,8 +239,8 @@ def js_publish_flags() -> Callable[[Any], Any]:
         ),
         option(
             "--dedupwindow",
-            "dedup_window",
-            default=120.0,
+            "dedup_window_ns",
+            default="2m",
             type=DURATION,
             help="Sets the duration of the stream's deduplication functionality",
         ),
@@ -499,10 +501,10 @@ def build_spec(mode: Mode, flags: dict[str, Any]) -> BenchSpec:
     if "doubleack" in flags:
         flags["double_ack"] = flags.pop("doubleack")
     spec = BenchSpec(mode=mode.key, **flags)
-    if spec.duration > 0:
+    if spec.duration_ns > 0:
         if spec.throughput <= 0:
             raise CliError("--duration requires --throughput to be set")
-        spec.msgs = round(spec.throughput * spec.duration)
+        spec.msgs = round(spec.throughput * (spec.duration_ns / NS_PER_S))
     if spec.msgs <= 0:
         raise CliError("number of messages should be greater than 0")
     try:

@@ -19,7 +19,6 @@ from typing import Any
 
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs
 from pynats.cli.bench.js import (
-    NANOS,
     api,
     connecting_error,
     explain,
@@ -29,13 +28,15 @@ from pynats.cli.bench.js import (
 )
 from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot, banner_value
+from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot
+from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
+from pynats.gotime import NS_PER_S
 
-INACTIVE_THRESHOLD_NS = 10 * NANOS
-PULL_EXPIRES_NS = 30 * NANOS
+INACTIVE_THRESHOLD_NS = 10 * NS_PER_S
+PULL_EXPIRES_NS = 30 * NS_PER_S
 
 
 def prepare_consumer(durable: bool, always_connects: bool = True):  # type: ignore[no-untyped-def]
@@ -205,12 +206,12 @@ class JSConsumer(NatsPyClient):
 
     async def handle(self, msg: Any) -> None:
         spec = self.spec
-        if spec.sleep > 0:
-            await asyncio.sleep(spec.sleep)
+        if spec.sleep_s > 0:
+            await asyncio.sleep(spec.sleep_s)
         if self.kind != "ordered" and spec.acks in ("explicit", "all"):
             try:
                 if spec.double_ack:
-                    await msg.ack_sync(timeout=current_settings().timeout)
+                    await msg.ack_sync(timeout=current_settings().timeout_s)
                 else:
                     await msg.ack()
             except Exception as exc:
@@ -248,7 +249,7 @@ class JSConsumer(NatsPyClient):
         import nats.errors
 
         spec, slot, meter = self.spec, self.slot, self.meter
-        timeout = current_settings().timeout
+        timeout = current_settings().timeout_s
         started: float | None = None
         latencies = []
         received = 0
@@ -304,7 +305,7 @@ JS_ORDERED = Mode(
     make_client=lambda spec, slot, meter: JSConsumer("ordered", spec, slot, meter),
     banner=lambda spec: {
         **js_banner(spec),
-        "purge": banner_value(spec.purge),
+        "purge": humanize.value(spec.purge),
         **_filter_banner(spec),
         **common_banner(spec),
     },
@@ -316,11 +317,11 @@ def _durable_banner(spec: BenchSpec) -> dict[str, str]:
     return {
         "consumer": spec.consumer,
         "acks": spec.acks,
-        "double-acked": banner_value(spec.double_ack),
-        "batch": banner_value(spec.batch),
+        "double-acked": humanize.value(spec.double_ack),
+        "batch": humanize.value(spec.batch),
         **_filter_banner(spec),
         **js_banner(spec),
-        "purge": banner_value(spec.purge),
+        "purge": humanize.value(spec.purge),
         **common_banner(spec),
     }
 

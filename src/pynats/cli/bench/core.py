@@ -19,11 +19,9 @@ from pynats.cli.bench.spec import (
     SERVICE_VERSION,
     BenchSpec,
     ClientSlot,
-    banner_duration,
-    banner_size,
-    banner_value,
 )
 from pynats.cli.bench.wire import WireConnection, header_block, open_wire, pub_frame
+from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import cli_version, connect
 from pynats.cli.ui.errors import CliError, Fatal
 from pynats.cli.ui.messages import go_quote
@@ -52,8 +50,8 @@ async def pace(started: float, sent: int, rate: float, sleep: float) -> None:
 
 async def jitter(spec: BenchSpec, slot: ClientSlot) -> None:
     """natscli spreads the clients' first publication over one --sleep interval."""
-    if spec.sleep > 0 and slot.index != 0:
-        await asyncio.sleep(random.uniform(0, spec.sleep))
+    if spec.sleep_s > 0 and slot.index != 0:
+        await asyncio.sleep(random.uniform(0, spec.sleep_s))
 
 
 # -- bench pub ---------------------------------------------------------------------------------
@@ -123,7 +121,7 @@ class CorePublisher:
 
     def run_size(self) -> int:
         spec = self.spec
-        if spec.sleep > 0:
+        if spec.sleep_s > 0:
             return 1
         size = max(1, PUBLISH_RUN_BYTES // self.source.frame_size)
         rate = spec.per_client_rate
@@ -157,8 +155,8 @@ class CorePublisher:
                 latencies.append((clock() - before) / count)
                 sent += count
                 meter.add(count)
-                if rate > 0 or spec.sleep > 0:
-                    await pace(started, sent, rate, spec.sleep)
+                if rate > 0 or spec.sleep_s > 0:
+                    await pace(started, sent, rate, spec.sleep_s)
             await protocol.flush(FLUSH_TIMEOUT_S)
         except CliError as exc:
             raise CliError(f"publishing: publishing: {exc}") from exc
@@ -258,7 +256,7 @@ class ServiceRequester(NatsPyClient):
         import nats.errors
 
         spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
-        timeout = current_settings().timeout
+        timeout = current_settings().timeout_s
         headers = nats_headers(spec)
         body = spec.body
         meter.state("Requesting")
@@ -283,7 +281,7 @@ class ServiceRequester(NatsPyClient):
                 text = go_quote(data.decode(errors="replace"))
                 raise Fatal(f"Request did not receive a good reply: {text}")
             meter.add(1)
-            await pace(started, number + 1, spec.per_client_rate, spec.sleep)
+            await pace(started, number + 1, spec.per_client_rate, spec.sleep_s)
         await nc.flush()
         ended = time.monotonic()
         meter.state("Finished")
@@ -310,8 +308,8 @@ class ServiceServer(NatsPyClient):
         await self.nc.flush()
 
     async def reply(self, request: Any) -> None:
-        if self.spec.sleep > 0:
-            await asyncio.sleep(self.spec.sleep)
+        if self.spec.sleep_s > 0:
+            await asyncio.sleep(self.spec.sleep_s)
         await request.respond(b"ok")
 
     async def run(self) -> None:
@@ -323,23 +321,23 @@ class ServiceServer(NatsPyClient):
 
 def common_banner(spec: BenchSpec) -> dict[str, str]:
     items = {
-        "msgs": banner_value(spec.msgs),
-        "msg-size": banner_size(spec.size),
-        "clients": banner_value(spec.clients),
+        "msgs": humanize.value(spec.msgs),
+        "msg-size": humanize.ibytes(spec.size),
+        "clients": humanize.value(spec.clients),
     }
     if spec.throughput > 0:
-        items["throughput"] = banner_value(spec.throughput)
-    if spec.duration > 0:
-        items["duration"] = banner_duration(spec.duration)
+        items["throughput"] = humanize.value(spec.throughput)
+    if spec.duration_ns > 0:
+        items["duration"] = humanize.human_duration(spec.duration_ns)
     return items
 
 
 def publisher_banner(spec: BenchSpec) -> dict[str, str]:
     return {
         "subject": spec.subscribe_subject,
-        "multi-subject": banner_value(spec.multisubject),
-        "multi-subject-max": banner_value(spec.multisubject_max),
-        "multi-subject-randomize": banner_value(spec.multisubject_randomize),
+        "multi-subject": humanize.value(spec.multisubject),
+        "multi-subject-max": humanize.value(spec.multisubject_max),
+        "multi-subject-randomize": humanize.value(spec.multisubject_randomize),
     }
 
 
@@ -353,7 +351,7 @@ PUB = Mode(
     make_client=CorePublisher,
     banner=lambda spec: {
         **publisher_banner(spec),
-        "sleep": banner_duration(spec.sleep),
+        "sleep": humanize.human_duration(spec.sleep_ns),
         **common_banner(spec),
     },
 )
@@ -368,7 +366,7 @@ SUB = Mode(
     make_client=CoreSubscriber,
     banner=lambda spec: {
         "subject": spec.subscribe_subject,
-        "multi-subject": banner_value(spec.multisubject),
+        "multi-subject": humanize.value(spec.multisubject),
         **common_banner(spec),
     },
 )
@@ -383,7 +381,7 @@ SERVICE_REQUEST = Mode(
     make_client=ServiceRequester,
     banner=lambda spec: {
         "subject": spec.subject,
-        "sleep": banner_duration(spec.sleep),
+        "sleep": humanize.human_duration(spec.sleep_ns),
         **common_banner(spec),
     },
 )
@@ -398,7 +396,7 @@ SERVICE_SERVE = Mode(
     make_client=ServiceServer,
     banner=lambda spec: {
         "subject": spec.subject,
-        "sleep": banner_duration(spec.sleep),
+        "sleep": humanize.human_duration(spec.sleep_ns),
         **common_banner(spec),
     },
     runs_forever=True,

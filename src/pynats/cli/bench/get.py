@@ -17,7 +17,8 @@ from pynats.cli.bench.core import common_banner, connect_client, io_msgs
 from pynats.cli.bench.js import explain, js_banner, stream_info
 from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench.spec import BenchSpec, ClientSlot, banner_value
+from pynats.cli.bench.spec import BenchSpec, ClientSlot
+from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import jetstream_manager, js_api_prefix
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
@@ -76,13 +77,13 @@ class JSGetter(NatsPyClient):
                 ) from exc
             latencies.append(clock() - before)
             meter.add(1)
-            if spec.sleep > 0:
-                await asyncio.sleep(spec.sleep)
+            if spec.sleep_s > 0:
+                await asyncio.sleep(spec.sleep_s)
         return started, latencies
 
     async def _batched(self) -> tuple[float, list[int]]:
         spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
-        timeout = current_settings().timeout
+        timeout = current_settings().timeout_s
         subject = f"{js_api_prefix()}.DIRECT.GET.{spec.stream}"
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
@@ -127,8 +128,8 @@ class JSGetter(NatsPyClient):
                     log(log_line)
                     if gotten == 0:
                         raise CliError("getting message from the stream: nats: no more messages")
-                if spec.sleep > 0:
-                    await asyncio.sleep(spec.sleep)
+                if spec.sleep_s > 0:
+                    await asyncio.sleep(spec.sleep_s)
         finally:
             await sub.unsubscribe()
         return started, latencies
@@ -158,7 +159,7 @@ JS_GET_BATCH = Mode(
     caps_clients=False,
     make_client=lambda spec, slot, meter: JSGetter("batch", spec, slot, meter),
     banner=lambda spec: {
-        "batch": banner_value(spec.batch),
+        "batch": humanize.value(spec.batch),
         "filter": spec.get_filter,
         **js_banner(spec),
         **common_banner(spec),

@@ -21,13 +21,13 @@ from typing import Any
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs, jitter, pace
 from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
-from pynats.cli.bench.spec import BenchSpec, ClientSlot, banner_duration, banner_value
+from pynats.cli.bench.spec import BenchSpec, ClientSlot
+from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
 from pynats.cli.ui.errors import CliError, describe
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log
 
-NANOS = 1_000_000_000
 STREAM_NOT_FOUND = 10059
 ATOMIC_API_LEVEL = 2
 
@@ -52,7 +52,7 @@ async def api(nc: Any, verb: str, payload: dict[str, Any] | None = None) -> dict
     subject = f"{js_api_prefix()}.{verb}"
     body = json.dumps(payload).encode() if payload is not None else b""
     try:
-        reply = await nc.request(subject, body, timeout=current_settings().timeout)
+        reply = await nc.request(subject, body, timeout=current_settings().timeout_s)
     except nats.errors.NoRespondersError:
         raise CliError("nats: no responders available for request") from None
     except nats.errors.TimeoutError:
@@ -104,7 +104,7 @@ def connecting_error(exc: CliError) -> CliError:
 
 
 def js_banner(spec: BenchSpec) -> dict[str, str]:
-    return {"stream": spec.stream, "sleep": banner_duration(spec.sleep)}
+    return {"stream": spec.stream, "sleep": humanize.human_duration(spec.sleep_ns)}
 
 
 def create_banner(spec: BenchSpec) -> dict[str, str]:
@@ -112,10 +112,10 @@ def create_banner(spec: BenchSpec) -> dict[str, str]:
         return {}
     return {
         "storage": spec.storage,
-        "max-bytes": banner_value(spec.max_bytes),
-        "replicas": banner_value(spec.replicas),
-        "deduplication": banner_value(spec.dedup),
-        "dedup-window": banner_duration(spec.dedup_window),
+        "max-bytes": humanize.value(spec.max_bytes),
+        "replicas": humanize.value(spec.replicas),
+        "deduplication": humanize.value(spec.dedup),
+        "dedup-window": humanize.human_duration(spec.dedup_window_ns),
     }
 
 
@@ -142,7 +142,7 @@ def stream_config(spec: BenchSpec, atomic: bool, api_level: int) -> dict[str, An
         "max_consumers": -1,
         "max_msg_size": -1,
         "max_age": 0,
-        "duplicate_window": int(spec.dedup_window * NANOS),
+        "duplicate_window": spec.dedup_window_ns,
         "allow_direct": True,
     }
     if api_level >= ATOMIC_API_LEVEL and not persist_async:
@@ -240,12 +240,12 @@ class JSPublisher(NatsPyClient):
                 raise CliError(f"publishing synchronously: {explain(exc)}") from exc
             latencies.append(clock() - before)
             meter.add(1)
-            await pace(started, i + 1, spec.per_client_rate, spec.sleep)
+            await pace(started, i + 1, spec.per_client_rate, spec.sleep_s)
         return latencies
 
     async def _async(self, started: float) -> list[int]:
         spec, slot, meter = self.spec, self.slot, self.meter
-        timeout = current_settings().timeout
+        timeout = current_settings().timeout_s
         body = spec.body
         latencies = []
         clock = time.perf_counter_ns
@@ -268,9 +268,9 @@ class JSPublisher(NatsPyClient):
                 except Exception as exc:
                     raise CliError(f"publishing asynchronously: {explain(exc)}") from exc
                 meter.add(1)
-                if spec.sleep > 0 or spec.per_client_rate > 0:
+                if spec.sleep_s > 0 or spec.per_client_rate > 0:
                     paused = time.perf_counter_ns()
-                    await pace(started, done + j + 1, spec.per_client_rate, spec.sleep)
+                    await pace(started, done + j + 1, spec.per_client_rate, spec.sleep_s)
                     before += time.perf_counter_ns() - paused
             meter.state("AckWait")
             try:
@@ -289,7 +289,7 @@ class JSPublisher(NatsPyClient):
 
     async def _atomic(self, started: float) -> list[int]:
         spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
-        timeout = current_settings().timeout
+        timeout = current_settings().timeout_s
         body = spec.body
         batch_id = f"{spec.run_token}-{slot.index}"
         latencies = []
@@ -316,9 +316,9 @@ class JSPublisher(NatsPyClient):
                 else:
                     await nc.publish(subject, body, headers=headers)
                 meter.add(1)
-                if spec.sleep > 0 or spec.per_client_rate > 0:
+                if spec.sleep_s > 0 or spec.per_client_rate > 0:
                     paused = time.perf_counter_ns()
-                    await pace(started, done + j + 1, spec.per_client_rate, spec.sleep)
+                    await pace(started, done + j + 1, spec.per_client_rate, spec.sleep_s)
                     before += time.perf_counter_ns() - paused
             latencies.append(clock() - before)
             done += count
@@ -338,12 +338,12 @@ def check_ack(data: bytes) -> None:
 def js_publish_banner(spec: BenchSpec) -> dict[str, str]:
     return {
         "subject": spec.subscribe_subject,
-        "multi-subject": banner_value(spec.multisubject),
-        "multi-subject-max": banner_value(spec.multisubject_max),
-        "multi-subject-randomize": banner_value(spec.multisubject_randomize),
-        "batch": banner_value(spec.batch),
+        "multi-subject": humanize.value(spec.multisubject),
+        "multi-subject-max": humanize.value(spec.multisubject_max),
+        "multi-subject-randomize": humanize.value(spec.multisubject_randomize),
+        "batch": humanize.value(spec.batch),
         **js_banner(spec),
-        "purge": banner_value(spec.purge),
+        "purge": humanize.value(spec.purge),
         **create_banner(spec),
         **common_banner(spec),
     }

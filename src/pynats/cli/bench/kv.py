@@ -20,9 +20,8 @@ from pynats.cli.bench.spec import (
     DEFAULT_BUCKET,
     BenchSpec,
     ClientSlot,
-    banner_duration,
-    banner_value,
 )
+from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, jetstream
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import log
@@ -107,9 +106,9 @@ class KVClient(NatsPyClient):
                 log(f"Warning: got no value for key '{slot.offset + i}'")
             meter.add(1)
             if putting:
-                await pace(started, i + 1, spec.per_client_rate, spec.sleep)
-            elif spec.sleep > 0:
-                await asyncio.sleep(spec.sleep)
+                await pace(started, i + 1, spec.per_client_rate, spec.sleep_s)
+            elif spec.sleep_s > 0:
+                await asyncio.sleep(spec.sleep_s)
         await self.nc.flush()
         ended = time.monotonic()
         meter.state("Finished")
@@ -129,8 +128,8 @@ KV_PUT = Mode(
     make_client=lambda spec, slot, meter: KVClient("put", spec, slot, meter),
     banner=lambda spec: {
         "bucket": spec.bucket,
-        "sleep": banner_duration(spec.sleep),
-        "purge": banner_value(spec.purge),
+        "sleep": humanize.human_duration(spec.sleep_ns),
+        "purge": humanize.value(spec.purge),
         **common_banner(spec),
     },
     prepare=prepare_kv_put,
@@ -146,8 +145,8 @@ KV_GET = Mode(
     make_client=lambda spec, slot, meter: KVClient("get", spec, slot, meter),
     banner=lambda spec: {
         "bucket": spec.bucket,
-        "sleep": banner_duration(spec.sleep),
-        "randomize": banner_value(spec.randomize),
+        "sleep": humanize.human_duration(spec.sleep_ns),
+        "randomize": humanize.value(spec.randomize),
         **common_banner(spec),
     },
 )

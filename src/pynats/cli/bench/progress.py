@@ -15,8 +15,8 @@ import shutil
 import sys
 from typing import TextIO
 
-from pynats.cli.ui.humanize import go_duration
 from pynats.cli.ui.output import is_tty
+from pynats.gotime import NS_PER_S, format_duration
 
 UNKNOWN_WIDTH_BAR = 80
 MIN_BAR = 10
@@ -42,7 +42,7 @@ def render_bar(done: float, total: float, width: int) -> str:
 
 
 def render_line(state: str, elapsed: float | None, done: float, total: float, width: int) -> str:
-    seconds = NOT_STARTED if elapsed is None else go_duration(int(elapsed) * 1_000_000_000)
+    seconds = NOT_STARTED if elapsed is None else format_duration(int(elapsed) * NS_PER_S)
     percent = min(done / total, 1.0) * 100 if total > 0 else 100.0
     return f"{state} {seconds:>5} {render_bar(done, total, width)} {percent:3.0f}%"
 

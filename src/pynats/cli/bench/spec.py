@@ -12,7 +12,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from pynats.cli.ui.humanize import comma, human_duration_seconds, ibytes
+from pynats.gotime import MINUTE, NS_PER_S
 
 DEFAULT_STREAM = "benchstream"
 DEFAULT_BUCKET = "benchbucket"
@@ -34,9 +34,9 @@ class BenchSpec:
     csv_file: str = ""
     plot_file: str = ""
     workers: int = 0
-    sleep: float = 0.0
+    sleep_ns: int = 0
     throughput: int = 0
-    duration: float = 0.0
+    duration_ns: int = 0
     multisubject: bool = False
     multisubject_max: int = 100_000
     multisubject_randomize: bool = False
@@ -48,7 +48,7 @@ class BenchSpec:
     replicas: int = 1
     max_bytes: int = 1024**3
     dedup: bool = False
-    dedup_window: float = 120.0
+    dedup_window_ns: int = 2 * MINUTE
     purge: bool = False
     persist_async: bool = False
     batch: int = 500
@@ -61,6 +61,11 @@ class BenchSpec:
     history: int = 1
     randomize: int = 0
     run_token: str = ""
+
+    @property
+    def sleep_s(self) -> float:
+        """--sleep in the seconds asyncio.sleep takes."""
+        return self.sleep_ns / NS_PER_S
 
     @property
     def subscribe_subject(self) -> str:
@@ -121,20 +126,3 @@ def client_slots(total: int, clients: int, split: bool) -> list[ClientSlot]:
         slots.append(ClientSlot(index, count, offset))
         offset += count
     return slots
-
-
-def banner_value(value: object) -> str:
-    """A banner value the way natscli renders it (`f()`): bools, commas, durations."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return comma(value)
-    return str(value)
-
-
-def banner_duration(seconds: float) -> str:
-    return human_duration_seconds(seconds)
-
-
-def banner_size(size: int) -> str:
-    return ibytes(size)

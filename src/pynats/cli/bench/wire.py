@@ -292,7 +292,7 @@ async def open_wire(
         try:
             return await asyncio.wait_for(
                 _open_one(url, settings, options, name, on_messages),
-                timeout=max(settings.timeout, 1.0),
+                timeout=max(settings.timeout_s, 1.0),
             )
         except WireError as exc:
             if str(exc) == AUTH_VIOLATION:
@@ -346,7 +346,7 @@ async def _open_one(
             no_responders=True,
         )
         protocol.write(b"CONNECT " + json.dumps(fields).encode() + CRLF)
-        await protocol.flush(max(settings.timeout, 1.0))
+        await protocol.flush(max(settings.timeout_s, 1.0))
     except BaseException:
         protocol.close()
         raise

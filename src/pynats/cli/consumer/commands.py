@@ -49,18 +49,17 @@ from pynats.cli.stream.api import (
     without_envelope,
 )
 from pynats.cli.stream.commands import all_option, confirm, show_all_streams
-from pynats.cli.stream.config import NANOS, edit_in_editor, load_config_file
+from pynats.cli.stream.config import edit_in_editor, load_config_file
 from pynats.cli.stream.diff import config_diff
 from pynats.cli.stream.render import leaders_table, missing_tables
 from pynats.cli.ui.command import NatsGroup, config_file_options
 from pynats.cli.ui.connect import connection, js_api_prefix, run_async
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.humanize import go_duration
 from pynats.cli.ui.messages import parse_js_ack, status_of
 from pynats.cli.ui.options import ExistingFile, current_settings
 from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
-
-NS_PER_SECOND = 1_000_000_000
+from pynats.cli.ui.parse import DURATION
+from pynats.gotime import NS_PER_S, format_duration
 
 
 def register(root: NatsGroup) -> None:
@@ -186,7 +185,7 @@ def register(root: NatsGroup) -> None:
     @click.option("-r", "--raw", is_flag=True, help="Show only the message")
     @click.option(
         "--wait",
-        type=NANOS,
+        type=DURATION,
         default=0,
         metavar="DURATION",
         help="Wait up to this period to acknowledge messages",
@@ -514,7 +513,7 @@ async def fetch_one(
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, max_msgs=1)
     subject = f"{js_api_prefix()}.CONSUMER.MSG.NEXT.{stream}.{name}"
-    request = json.dumps({"batch": 1, "expires": int(settings.timeout * NS_PER_SECOND)})
+    request = json.dumps({"batch": 1, "expires": int(settings.timeout_s * NS_PER_S)})
     if settings.trace:
         log(f">>> {subject}: {request}")
     await nc.publish(subject, request.encode(), reply=inbox)
@@ -530,7 +529,7 @@ async def fetch_one(
             raise CliError(f'consumer "{name}" is not a Pull consumer')
 
     try:
-        msg = await sub.next_msg(timeout=settings.timeout)
+        msg = await sub.next_msg(timeout=settings.timeout_s)
     except (TimeoutError, nats.errors.TimeoutError):
         await refuse_unless_pull()
         raise CliError("no message received: nats: timeout") from None
@@ -581,7 +580,7 @@ async def settle(
         return
     delay = random.randrange(wait_ns) if wait_ns > 0 else 0
     if delay:
-        await asyncio.sleep(delay / NS_PER_SECOND)
+        await asyncio.sleep(delay / NS_PER_S)
     response = b"-NAK" if nak else b"+ACK"
     if trace:
         log(f">>> {msg.reply}: {response.decode()}")
@@ -591,6 +590,6 @@ async def settle(
         return
     negative = "Negative " if nak else ""
     if delay:
-        out(f"\n{negative}Acknowledged message after {go_duration(delay)} delay\n")
+        out(f"\n{negative}Acknowledged message after {format_duration(delay)} delay\n")
     else:
         out(f"\n{negative}Acknowledged message\n")

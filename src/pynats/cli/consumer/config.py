@@ -7,25 +7,27 @@ for "not given", because natscli asks exactly the questions whose flags are miss
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import re
+import time
 from dataclasses import dataclass, fields
 from typing import Any
 
 import click
 
 from pynats.cli.stream.api import user_metadata
-from pynats.cli.stream.config import NANOS, load_config_file, metadata_callback, split_subjects
+from pynats.cli.stream.config import load_config_file, metadata_callback, split_subjects
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.humanize import go_duration
-from pynats.cli.ui.parse import parse_duration_ns
+from pynats.cli.ui.humanize import round_duration
+from pynats.cli.ui.parse import DURATION, parse_duration_ns
+from pynats.gotime import MILLISECOND, MINUTE, NS_PER_S, format_duration, rfc3339
 
-NS_PER_SECOND = 1_000_000_000
-DEFAULT_BACKOFF_MIN_NS = 60 * NS_PER_SECOND
-DEFAULT_BACKOFF_MAX_NS = 20 * 60 * NS_PER_SECOND
+DEFAULT_BACKOFF_MIN_NS = MINUTE
+DEFAULT_BACKOFF_MAX_NS = 20 * MINUTE
 ACK_POLICIES = {
     "none": "none",
     "all": "all",
@@ -138,15 +140,10 @@ class ConsumerFlags:
         step = (high - low) // steps
         if high != low and step == 0:
             raise CliError(
-                f"could not determine backoff policy: step range between {go_duration(low)} "
-                f"and {go_duration(high)} is too small for {steps} steps"
+                f"could not determine backoff policy: step range between {format_duration(low)} "
+                f"and {format_duration(high)} is too small for {steps} steps"
             )
-        return [low + _round_ms(i * step) for i in range(steps)]
-
-
-def _round_ms(nanos: int) -> int:
-    quotient, remainder = divmod(nanos, 1_000_000)
-    return (quotient + (1 if remainder * 2 >= 1_000_000 else 0)) * 1_000_000
+        return [low + round_duration(i * step, MILLISECOND) for i in range(steps)]
 
 
 def consumer_config_options(*, edit: bool) -> Any:
@@ -179,14 +176,14 @@ def consumer_config_options(*, edit: bool) -> Any:
         ),
         click.option(
             "--backoff-min",
-            type=NANOS,
+            type=DURATION,
             default="1m",
             metavar="MIN",
             help="The shortest backoff period that will be generated",
         ),
         click.option(
             "--backoff-max",
-            type=NANOS,
+            type=DURATION,
             default="20m",
             metavar="MAX",
             help="The longest backoff period that will be generated",
@@ -275,7 +272,7 @@ def consumer_config_options(*, edit: bool) -> Any:
         ),
         click.option(
             "--max-pull-expire",
-            type=NANOS,
+            type=DURATION,
             default=0,
             metavar="EXPIRES",
             help="Maximum expire duration for a pull request to accept",
@@ -309,10 +306,10 @@ def consumer_config_options(*, edit: bool) -> Any:
         click.option(
             "--target", default="", metavar="SUBJECT", help="Push based delivery target subject"
         ),
-        click.option("--wait", type=NANOS, default=None, help="Acknowledgment waiting time"),
+        click.option("--wait", type=DURATION, default=None, help="Acknowledgment waiting time"),
         click.option(
             "--inactive-threshold",
-            type=NANOS,
+            type=DURATION,
             default=0,
             metavar="THRESHOLD",
             help="How long to allow an ephemeral consumer to be idle before removing it",
@@ -355,7 +352,7 @@ def consumer_config_options(*, edit: bool) -> Any:
             ),
             click.option(
                 "--pinned-ttl",
-                type=NANOS,
+                type=DURATION,
                 default=0,
                 help="The time to allow for a client to pull before losing the pinned status",
             ),
@@ -422,9 +419,8 @@ def start_policy(config: dict[str, Any], policy: str) -> None:
         config["opt_start_seq"] = int(policy)
     else:
         delta = _duration(policy, "could not parse starting delta")
-        start = dt.datetime.now(dt.UTC) - dt.timedelta(microseconds=delta / 1000)
         config["deliver_policy"] = "by_start_time"
-        config["opt_start_time"] = start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        config["opt_start_time"] = rfc3339(time.time_ns() - delta)
 
 
 def ack_policy(text: str) -> str:
@@ -437,7 +433,7 @@ def ack_policy(text: str) -> str:
 def pause_until(text: str) -> str:
     """`--pause`: a `YYYY-MM-DD HH:MM:SS` local time, or a duration from now, as RFC 3339."""
     try:
-        moment = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+        moment = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
     except ValueError:
         try:
             delta = parse_duration_ns(text)
@@ -445,8 +441,8 @@ def pause_until(text: str) -> str:
             raise CliError(
                 "could not parse the pause time as either timestamp or duration"
             ) from None
-        moment = dt.datetime.now(dt.UTC) + dt.timedelta(microseconds=delta / 1000)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return rfc3339(time.time_ns() + delta)
+    return rfc3339(calendar.timegm(moment.timetuple()) * NS_PER_S)
 
 
 def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> dict[str, Any]:

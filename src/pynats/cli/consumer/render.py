@@ -13,8 +13,6 @@ from typing import Any
 from pynats.cli.stream.api import user_metadata
 from pynats.cli.stream.render import (
     API_LEVEL_KEY,
-    MAX_DURATION_NS,
-    duration,
     go_time_text,
     moment,
     render_api_metadata,
@@ -23,7 +21,9 @@ from pynats.cli.stream.render import (
 )
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.humanize import MAX_DURATION_NS
 from pynats.cli.ui.table import Table
+from pynats.gotime import MICROSECOND, NS_PER_S, format_duration
 
 ACK_NAMES = {"none": "None", "all": "All", "explicit": "Explicit", "flow_control": "Flow Control"}
 REPLAY_NAMES = {"instant": "Instant", "original": "Original"}
@@ -37,7 +37,7 @@ def render_backoff(periods: list[int]) -> str:
     """Backoff periods in Go's duration style; long lists keep the first and last five."""
     if not periods:
         return "unset"
-    texts = [humanize.go_duration(p) for p in periods]
+    texts = [format_duration(p) for p in periods]
     if len(texts) > MAX_BACKOFF_SHOWN:
         shown = [*texts[:5], "...", *texts[-5:]]
         return f"{', '.join(shown)} ({len(texts)} total)"
@@ -87,7 +87,9 @@ def _add_configuration(screen: Columns, info: dict[str, Any], config: dict[str, 
     screen.add_row_if("Deliver Queue Group", group, bool(group) and push)
     ack = config.get("ack_policy", "none")
     screen.add_row("Ack Policy", ACK_NAMES.get(ack, ack))
-    screen.add_row_if("Ack Wait", duration(int(config.get("ack_wait", 0) or 0)), ack != "none")
+    screen.add_row_if(
+        "Ack Wait", humanize.human_duration(int(config.get("ack_wait", 0) or 0)), ack != "none"
+    )
     replay = config.get("replay_policy", "instant")
     screen.add_row("Replay Policy", REPLAY_NAMES.get(replay, replay))
     max_deliver = int(config.get("max_deliver", -1))
@@ -100,13 +102,15 @@ def _add_configuration(screen: Columns, info: dict[str, Any], config: dict[str, 
     waiting = int(config.get("max_waiting", 0) or 0)
     screen.add_row_if("Max Waiting Pulls", waiting, waiting > 0)
     heartbeat = int(config.get("idle_heartbeat", 0) or 0)
-    screen.add_row_if("Idle Heartbeat", duration(heartbeat), heartbeat > 0)
+    screen.add_row_if("Idle Heartbeat", humanize.human_duration(heartbeat), heartbeat > 0)
     screen.add_row_if("Flow Control", bool(config.get("flow_control")), push)
     screen.add_row_if("Headers Only", True, bool(config.get("headers_only")))
     inactive = int(config.get("inactive_threshold", 0) or 0)
-    screen.add_row_if("Inactive Threshold", duration(inactive), inactive > 0 and not push)
+    screen.add_row_if(
+        "Inactive Threshold", humanize.human_duration(inactive), inactive > 0 and not push
+    )
     expires = int(config.get("max_expires", 0) or 0)
-    screen.add_row_if("Max Pull Expire", duration(expires), expires > 0)
+    screen.add_row_if("Max Pull Expire", humanize.human_duration(expires), expires > 0)
     batch = int(config.get("max_batch", 0) or 0)
     screen.add_row_if("Max Pull Batch", batch, batch > 0)
     max_bytes = int(config.get("max_bytes", 0) or 0)
@@ -118,10 +122,10 @@ def _add_configuration(screen: Columns, info: dict[str, Any], config: dict[str, 
     screen.add_row_if("Memory Storage", True, bool(config.get("mem_storage")))
     paused_until = moment(config.get("pause_until"))
     if info.get("paused") and paused_until:
-        remaining = round(int(info.get("pause_remaining", 0) or 0) / 1e9)
+        remaining = humanize.round_duration(int(info.get("pause_remaining", 0) or 0), NS_PER_S)
         screen.add_row(
             "Paused Until Deadline",
-            f"{humanize.local_time(paused_until)} ({humanize.go_duration(remaining * 1_000_000_000)} remaining)",
+            f"{humanize.local_time(paused_until)} ({format_duration(remaining)} remaining)",
         )
     elif paused_until:
         screen.add_row("Paused Until Deadline", f"{humanize.local_time(paused_until)} (passed)")
@@ -130,7 +134,9 @@ def _add_configuration(screen: Columns, info: dict[str, Any], config: dict[str, 
         screen.add_row("Priority Policy", priority)
         screen.add_row("Priority Groups", config.get("priority_groups") or [])
         if priority == "pinned_client":
-            screen.add_row("Pinned TTL", duration(int(config.get("priority_timeout", 0) or 0)))
+            screen.add_row(
+                "Pinned TTL", humanize.human_duration(int(config.get("priority_timeout", 0) or 0))
+            )
     metadata = config.get("metadata") or {}
     for title, (stream_key, account_key, domain_key) in (
         ("Mirror Target", MIRROR_KEYS),
@@ -158,13 +164,17 @@ def _add_cluster(screen: Columns, info: dict[str, Any]) -> None:
     if cluster.get("leader_since"):
         screen.add_row(
             "Leader",
-            f"{cluster.get('leader', '')} ({duration(since(info, cluster['leader_since']))})",
+            f"{cluster.get('leader', '')} ({humanize.human_duration(since(info, cluster['leader_since']))})",
         )
     else:
         screen.add_row("Leader", cluster.get("leader", ""))
     for replica in cluster.get("replicas") or []:
         active = int(replica.get("active", 0) or 0)
-        seen = "not seen" if active in (0, MAX_DURATION_NS) else f"seen {duration(active)} ago"
+        seen = (
+            "not seen"
+            if active in (0, MAX_DURATION_NS)
+            else f"seen {humanize.human_duration(active)} ago"
+        )
         state = "current" if replica.get("current") else "outdated"
         screen.add_row("Replica", f"{replica.get('name', '')}, {state}, {seen}")
 
@@ -175,7 +185,9 @@ def _sequences(position: dict[str, Any], info: dict[str, Any], last_label: str) 
         f"Stream sequence: {humanize.comma(int(position.get('stream_seq', 0)))}"
     )
     if position.get("last_active"):
-        text += f" {last_label}: {duration(since(info, position['last_active']))} ago"
+        text += (
+            f" {last_label}: {humanize.human_duration(since(info, position['last_active']))} ago"
+        )
     return text
 
 
@@ -220,10 +232,11 @@ def _add_state(screen: Columns, info: dict[str, Any], config: dict[str, Any]) ->
         remaining = int(info.get("pause_remaining", 0) or 0)
         reference = moment(info.get("ts"))
         if reference is not None:
-            until = reference + dt.timedelta(microseconds=remaining / 1000)
+            until = reference + dt.timedelta(microseconds=remaining // MICROSECOND)
+            rounded = humanize.round_duration(remaining, NS_PER_S)
             screen.add_row(
                 "Paused Until",
-                f"{humanize.local_time(until)} ({humanize.go_duration(round(remaining / 1e9) * 1_000_000_000)} remaining)",
+                f"{humanize.local_time(until)} ({format_duration(rounded)} remaining)",
             )
     groups = info.get("priority_groups") or []
     if groups and config.get("priority_policy") == "pinned_client":
@@ -254,7 +267,7 @@ def consumers_table(infos: list[dict[str, Any]]) -> Table:
             humanize.local_time(created) if created else "",
             int(info.get("num_ack_pending", 0)),
             int(info.get("num_pending", 0)),
-            duration(since(info, last)),
+            humanize.human_duration(since(info, last)),
         )
     return table
 
@@ -308,7 +321,7 @@ def consumer_report_table(
             info.get("name", ""),
             mode,
             ack,
-            duration(ack_wait),
+            humanize.human_duration(ack_wait),
             humanize.comma(pending),
             humanize.comma(redelivered),
             shown,

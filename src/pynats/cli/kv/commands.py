@@ -37,6 +37,7 @@ from pynats.cli.ui.connect import connection, jetstream, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import is_tty, out, out_raw
 from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_key_value
+from pynats.gotime import NS_PER_S
 
 KV_HELP = """Interacts with a JetStream based Key-Value store
 
@@ -93,9 +94,9 @@ def register(root: NatsGroup) -> None:
     @click.argument(
         "value", required=False, default="", help="The value to store, when empty reads STDIN"
     )
-    @click.option("--ttl", type=DURATION, default=0.0, help="Sets a TTL for the key")
-    def create(bucket: str, key: str, value: str, ttl: float) -> None:
-        run_async(create_value(bucket, key, value, ttl))
+    @click.option("--ttl", "ttl_ns", type=DURATION, default=0, help="Sets a TTL for the key")
+    def create(bucket: str, key: str, value: str, ttl_ns: int) -> None:
+        run_async(create_value(bucket, key, value, ttl_ns / NS_PER_S))
 
     @kv.command(
         "update",
@@ -129,9 +130,11 @@ def register(root: NatsGroup) -> None:
     @click.argument("bucket", help=BUCKET_HELP)
     @click.argument("key", help=KEY_HELP)
     @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
-    @click.option("--ttl", type=DURATION, default=0.0, help="Sets a TTL for the purge marker")
-    def purge(bucket: str, key: str, force: bool, ttl: float) -> None:
-        run_async(purge_key(bucket, key, force, ttl))
+    @click.option(
+        "--ttl", "ttl_ns", type=DURATION, default=0, help="Sets a TTL for the purge marker"
+    )
+    def purge(bucket: str, key: str, force: bool, ttl_ns: int) -> None:
+        run_async(purge_key(bucket, key, force, ttl_ns / NS_PER_S))
 
     @kv.command("history", help="Shows the full history for a key")
     @click.argument("bucket", help=BUCKET_HELP)
@@ -214,15 +217,17 @@ def bucket_flags(command: Any) -> Any:
         ),
         click.option(
             "--ttl",
+            "ttl_ns",
             type=DURATION,
-            default=0.0,
+            default=0,
             metavar="DURATION",
             help="How long to keep values for",
         ),
         click.option(
             "--marker-ttl",
+            "marker_ttl_ns",
             type=DURATION,
-            default=0.0,
+            default=0,
             metavar="DURATION",
             help="Enables Per-Key TTLs and Limit Markers",
         ),
@@ -302,8 +307,8 @@ def _settings_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
             raise CliError(str(exc)) from exc
         metadata[name] = value
     renamed = {
-        "ttl_s": flags.pop("ttl"),
-        "marker_ttl_s": flags.pop("marker_ttl"),
+        "ttl_s": flags.pop("ttl_ns") / NS_PER_S,
+        "marker_ttl_s": flags.pop("marker_ttl_ns") / NS_PER_S,
         "compress": bool(flags.pop("compress")),
         "tags": list(flags.pop("tags")),
         "sources": list(flags.pop("sources")),

@@ -61,8 +61,7 @@ def since(moment: dt.datetime | None) -> str:
     """Time elapsed since `moment` in natscli's duration style; `never` for a zero time."""
     if moment is None or moment.year <= 1:
         return humanize.human_duration(humanize.MAX_DURATION_NS)
-    elapsed = dt.datetime.now(dt.UTC) - moment
-    return humanize.human_duration(round(elapsed.total_seconds() * humanize.NANOS_PER_SECOND))
+    return humanize.human_duration(humanize.ns_between(dt.datetime.now(dt.UTC), moment))
 
 
 # -- kv get ---------------------------------------------------------------------------------
@@ -167,10 +166,6 @@ def user_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (metadata or {}).items() if not k.startswith("_nats.")}
 
 
-def seconds_duration(seconds: float | None) -> str:
-    return humanize.human_duration(round((seconds or 0) * humanize.NANOS_PER_SECOND))
-
-
 def storage_name(storage: Any) -> str:
     value = getattr(storage, "value", storage) or "file"
     return str(value).capitalize()
@@ -194,14 +189,21 @@ def bucket_info_screen(bucket: str, info: Any) -> Columns:
     screen.add_row("Values Stored", state.messages)
     screen.add_row("Compressed", getattr(config.compression, "value", config.compression) == "s2")
     screen.add_row("Per-Key TTL Supported", marker_ttl > 0)
-    screen.add_row_if("Limit Marker TTL", seconds_duration(marker_ttl), marker_ttl > 0)
+    screen.add_row_if(
+        "Limit Marker TTL",
+        humanize.human_duration(humanize.seconds_to_ns(marker_ttl)),
+        marker_ttl > 0,
+    )
     screen.add_row("Backing Store Kind", "JetStream")
     screen.add_row_if_not_empty("Description", config.description)
     screen.add_row("Bucket Size", humanize.ibytes(state.bytes))
     screen.add_row("Maximum Bucket Size", size_limit(config.max_bytes))
     screen.add_row("Maximum Value Size", size_limit(config.max_msg_size))
     max_age = config.max_age or 0
-    screen.add_row("Maximum Age", "unlimited" if max_age <= 0 else seconds_duration(max_age))
+    screen.add_row(
+        "Maximum Age",
+        "unlimited" if max_age <= 0 else humanize.human_duration(humanize.seconds_to_ns(max_age)),
+    )
     screen.add_row("JetStream Stream", config.name)
     screen.add_row("Storage", storage_name(config.storage))
     republish = config.republish

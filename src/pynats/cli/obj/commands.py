@@ -46,6 +46,7 @@ from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_header, parse_key_value
+from pynats.gotime import NS_PER_S
 
 OBJ_HELP = """Interacts with a JetStream based Object store
 
@@ -66,7 +67,12 @@ def register(root: NatsGroup) -> None:
     @obj.command("add", help="Adds a new Object Store Bucket")
     @click.argument("bucket", help=BUCKET_HELP)
     @click.option(
-        "--ttl", type=DURATION, default=0.0, metavar="DURATION", help="How long to keep objects for"
+        "--ttl",
+        "ttl_ns",
+        type=DURATION,
+        default=0,
+        metavar="DURATION",
+        help="How long to keep objects for",
     )
     @click.option(
         "--replicas",
@@ -94,7 +100,7 @@ def register(root: NatsGroup) -> None:
     @negatable("compress", False, "Compress the bucket data")
     def add(
         bucket: str,
-        ttl: float,
+        ttl_ns: int,
         replicas: int,
         max_bucket_size: int,
         description: str,
@@ -107,7 +113,7 @@ def register(root: NatsGroup) -> None:
         settings = ObjBucketSettings(
             bucket=bucket,
             description=description,
-            ttl_s=ttl,
+            ttl_s=ttl_ns / NS_PER_S,
             replicas=replicas,
             max_bucket_size=max_bucket_size,
             storage=storage,
@@ -479,7 +485,7 @@ async def get_object(bucket: str, name: str, output: str, progress: bool, force:
             elapsed = time.monotonic() - started
     if written > 0 and written != size:
         raise CliError(f"wrote {humanize.ibytes(written)}, expected {humanize.ibytes(size)}")
-    message = f"Wrote: {humanize.ibytes(written)} to {target} in {humanize.human_duration_seconds(elapsed)}"
+    message = f"Wrote: {humanize.ibytes(written)} to {target} in {humanize.human_duration(humanize.seconds_to_ns(elapsed))}"
     if elapsed > AVERAGE_AFTER_S:
         message += f" average {humanize.ibytes(size / elapsed)}/s"
     out(message)

@@ -17,7 +17,6 @@ from typing import Any
 
 from pynats.cli.kv.render import (
     add_cluster_rows,
-    seconds_duration,
     size_limit,
     storage_name,
     timestamp,
@@ -72,7 +71,9 @@ def bucket_info_screen(bucket: str, info: Any) -> Columns:
     screen.add_row_if_not_empty("Description", config.description)
     screen.add_row("Replicas", config.num_replicas or 1)
     ttl = config.max_age or 0
-    screen.add_row("TTL", "unlimited" if ttl == 0 else seconds_duration(ttl))
+    screen.add_row(
+        "TTL", "unlimited" if ttl == 0 else humanize.human_duration(humanize.seconds_to_ns(ttl))
+    )
     screen.add_row("Sealed", bool(config.sealed))
     screen.add_row("Size", humanize.ibytes(state.bytes))
     screen.add_row("Maximum Bucket Size", size_limit(config.max_bytes))

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import json
 import os
+import time
 from typing import Any
 
 import click
@@ -76,6 +76,7 @@ from pynats.cli.ui.messages import (
 from pynats.cli.ui.options import ExistingFile
 from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
 from pynats.cli.ui.parse import parse_duration_ns
+from pynats.gotime import MINUTE, NS_PER_S, rfc3339
 
 MAX_VIEW_PAGE = 25
 KV_WARNING = """WARNING: Operating on the underlying stream of a Key-Value bucket is dangerous.
@@ -759,16 +760,15 @@ async def view_stream(
     config: dict[str, Any] = {
         "ack_policy": "none",
         "deliver_policy": "all",
-        "inactive_threshold": 300_000_000_000,
+        "inactive_threshold": 5 * MINUTE,
     }
     if since:
         try:
             delta = parse_duration_ns(since)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        start = dt.datetime.now(dt.UTC) - dt.timedelta(microseconds=delta / 1000)
         config.update(
-            deliver_policy="by_start_time", opt_start_time=start.isoformat().replace("+00:00", "Z")
+            deliver_policy="by_start_time", opt_start_time=rfc3339(time.time_ns() - delta)
         )
     elif start_id > 0:
         config.update(deliver_policy="by_start_sequence", opt_start_seq=start_id)
@@ -794,7 +794,7 @@ async def _page_through(
     while True:
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
-        request = {"batch": size, "expires": 1_000_000_000, "no_wait": True}
+        request = {"batch": size, "expires": NS_PER_S, "no_wait": True}
         await nc.publish(subject, json.dumps(request).encode(), reply=inbox)
         shown = 0
         last_pending = None
@@ -825,7 +825,7 @@ def show_paged_message(msg: Any, meta: Any, raw: bool, translate: str, stream: s
     if raw:
         out_raw(compact_body(msg.data) if msg.data else b"\n")
         return
-    stamp = dt.datetime.fromtimestamp(meta.timestamp_ns / 1e9, dt.UTC)
+    stamp = humanize.utc_time(meta.timestamp_ns)
     out(f"[{meta.stream_seq}] Subject: {msg.subject} Received: {humanize.local_time(stamp)}")
     headers = [(k, v) for k, v in (msg.headers or {}).items() if k not in BOOKKEEPING_HEADERS]
     if headers:

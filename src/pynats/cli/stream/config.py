@@ -32,12 +32,18 @@ from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.humanize import go_duration
 from pynats.cli.ui.output import out
-from pynats.cli.ui.parse import BYTE_SIZE, parse_byte_size, parse_duration_ns, parse_key_value
+from pynats.cli.ui.parse import (
+    BYTE_SIZE,
+    DURATION,
+    parse_byte_size,
+    parse_duration_ns,
+    parse_key_value,
+)
+from pynats.gotime import MINUTE, format_duration
 
 MAX_INT32 = 2**31 - 1
-DEFAULT_DUPE_WINDOW_NS = 2 * 60 * 1_000_000_000
+DEFAULT_DUPE_WINDOW_NS = 2 * MINUTE
 REQUIRED_MAX_BYTES = 256 * 1024 * 1024
 STREAM_CONFIG_SCHEMA = "io.nats.jetstream.api.v1.stream_configuration"
 _NAME_FORBIDDEN = re.compile(r"[.*>\s/\\]")
@@ -51,23 +57,6 @@ RETENTION = {
     "work": "workqueue",
 }
 DISCARD = {"new": "new", "old": "old"}
-
-
-class NanosecondDuration(click.ParamType):
-    """A natscli duration flag (`1h`, `2d`, `500ms`) as integer nanoseconds, checked at parse."""
-
-    name = "DURATION"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_duration_ns(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-NANOS = NanosecondDuration()
 
 
 def metadata_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -305,7 +294,7 @@ def stream_config_options(*, edit: bool) -> Any:
         negatable("allow-schedules", "Allows message schedules"),
         click.option(
             "--subject-del-markers-ttl",
-            type=NANOS,
+            type=DURATION,
             default=None,
             metavar="DURATION",
             help="How long delete markers should persist in the stream",
@@ -367,7 +356,7 @@ def stream_config_options(*, edit: bool) -> Any:
         options += [
             click.option(
                 "--limit-consumer-inactive",
-                type=NANOS,
+                type=DURATION,
                 default=0,
                 metavar="THRESHOLD",
                 help="The maximum Consumer inactive threshold the stream allows",
@@ -566,13 +555,13 @@ def prepare_new_config(
         if 0 < max_age < DEFAULT_DUPE_WINDOW_NS:
             default_window = max_age
         if defaults:
-            dupe_text = go_duration(default_window)
+            dupe_text = format_duration(default_window)
         else:
             dupe_text = _prompted(
                 "invalid input",
                 prompt.ask,
                 "Duplicate tracking time window",
-                go_duration(default_window),
+                format_duration(default_window),
             )
     dupe_window = _duration(dupe_text, "invalid duplicate window format") if dupe_text else 0
 

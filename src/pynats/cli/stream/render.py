@@ -15,10 +15,9 @@ from typing import Any
 from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
+from pynats.cli.ui.humanize import MAX_DURATION_NS
 from pynats.cli.ui.table import Table
 
-MAX_DURATION_NS = humanize.MAX_DURATION_NS
-NS_PER_SECOND = 1_000_000_000
 API_LEVEL_KEY = "_nats.req.level"
 SERVER_VERSION_KEY = "_nats.ver"
 SERVER_LEVEL_KEY = "_nats.level"
@@ -54,18 +53,12 @@ def moment(text: str | None) -> dt.datetime | None:
     return parsed
 
 
-def nanos_between(later: dt.datetime, earlier: dt.datetime | None) -> int:
-    """`later - earlier` in nanoseconds; Go's saturated maximum when `earlier` is unknown."""
-    if earlier is None:
-        return MAX_DURATION_NS
-    delta = later - earlier
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
-
-
 def since(info: dict[str, Any], text: str | None) -> int:
-    """natscli's sinceRefOrNow: age of `text` relative to the info's `ts` (or now)."""
+    """natscli's sinceRefOrNow: age of `text` relative to the info's `ts` (or now), in ns;
+    Go's saturated maximum (`never`) when `text` is not a time."""
     reference = moment(info.get("ts")) or dt.datetime.now(dt.UTC)
-    return nanos_between(reference, moment(text))
+    earlier = moment(text)
+    return MAX_DURATION_NS if earlier is None else humanize.ns_between(reference, earlier)
 
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -80,10 +73,6 @@ def go_time_text(text: str) -> str:
     fraction = (fraction or "").rstrip("0").rstrip(".")
     offset = "+0000 UTC" if zone == "Z" else f"{zone.replace(':', '')} {zone.replace(':', '')}"
     return f"{date} {clock}{fraction} {offset}"
-
-
-def duration(nanos: int) -> str:
-    return humanize.human_duration(nanos)
 
 
 def render_api_metadata(screen: Columns, metadata: dict[str, str] | None) -> None:
@@ -199,7 +188,9 @@ def _add_config(screen: Columns, config: dict[str, Any]) -> None:
     if config.get("discard_new_per_subject"):
         discard = "New Per Subject"
     screen.add_row("Discard Policy", discard)
-    screen.add_row("Duplicate Window", duration(int(config.get("duplicate_window", 0) or 0)))
+    screen.add_row(
+        "Duplicate Window", humanize.human_duration(int(config.get("duplicate_window", 0) or 0))
+    )
     screen.add_row_if("Direct Get", True, bool(config.get("allow_direct")))
     screen.add_row_if("Mirror Direct Get", True, bool(config.get("mirror_direct")))
     screen.add_row("Allows Atomic Batch Publish", bool(config.get("allow_atomic")))
@@ -211,7 +202,7 @@ def _add_config(screen: Columns, config: dict[str, Any]) -> None:
     screen.add_row("Allows Schedules", bool(config.get("allow_msg_schedules")))
     marker_ttl = int(config.get("subject_delete_marker_ttl", 0) or 0)
     if config.get("allow_msg_ttl") and marker_ttl > 0:
-        screen.add_row("Subject Delete Markers TTL", duration(marker_ttl))
+        screen.add_row("Subject Delete Markers TTL", humanize.human_duration(marker_ttl))
     screen.add_row("Allows Rollups", bool(config.get("allow_rollup_hdrs")))
 
     screen.add_section("Limits")
@@ -221,7 +212,7 @@ def _add_config(screen: Columns, config: dict[str, Any]) -> None:
     max_bytes = int(config.get("max_bytes", -1))
     screen.add_row("Maximum Bytes", "unlimited" if max_bytes == -1 else humanize.ibytes(max_bytes))
     max_age = int(config.get("max_age", 0) or 0)
-    screen.add_row("Maximum Age", "unlimited" if max_age <= 0 else duration(max_age))
+    screen.add_row("Maximum Age", "unlimited" if max_age <= 0 else humanize.human_duration(max_age))
     max_msg_size = int(config.get("max_msg_size", -1))
     screen.add_row(
         "Maximum Message Size",
@@ -230,7 +221,9 @@ def _add_config(screen: Columns, config: dict[str, Any]) -> None:
     screen.add_row("Maximum Consumers", _unlimited(config.get("max_consumers", -1)))
     limits = config.get("consumer_limits") or {}
     inactive = int(limits.get("inactive_threshold", 0) or 0)
-    screen.add_row_if("Consumer Inactive Threshold", duration(inactive), inactive > 0)
+    screen.add_row_if(
+        "Consumer Inactive Threshold", humanize.human_duration(inactive), inactive > 0
+    )
     pending = int(limits.get("max_ack_pending", 0) or 0)
     screen.add_row_if("Consumer Max Ack Pending", pending, pending > 0)
 
@@ -283,7 +276,7 @@ def _add_cluster(screen: Columns, info: dict[str, Any]) -> None:
     if cluster.get("leader_since"):
         screen.add_row(
             "Leader",
-            f"{cluster.get('leader', '')} ({duration(since(info, cluster['leader_since']))})",
+            f"{cluster.get('leader', '')} ({humanize.human_duration(since(info, cluster['leader_since']))})",
         )
     else:
         screen.add_row("Leader", cluster.get("leader", ""))
@@ -293,7 +286,7 @@ def _add_cluster(screen: Columns, info: dict[str, Any]) -> None:
             state.append("OFFLINE")
         active = int(replica.get("active", 0) or 0)
         if 0 < active < MAX_DURATION_NS:
-            state.append(f"seen {duration(active)} ago")
+            state.append(f"seen {humanize.human_duration(active)} ago")
         else:
             state.append("not seen")
         lag = int(replica.get("lag", 0) or 0)
@@ -325,7 +318,9 @@ def _add_source(screen: Columns, source: dict[str, Any]) -> None:
             screen.add_row(label if index == 0 else "", text)
     screen.add_row("Lag", int(source.get("lag", 0) or 0))
     active = int(source.get("active", 0) or 0)
-    screen.add_row("Last Seen", duration(active) if 0 < active < MAX_DURATION_NS else "never")
+    screen.add_row(
+        "Last Seen", humanize.human_duration(active) if 0 < active < MAX_DURATION_NS else "never"
+    )
     external = source.get("external")
     if external:
         screen.add_row("Ext. API Prefix", external.get("api", ""))
@@ -394,7 +389,7 @@ def streams_table(infos: list[dict[str, Any]], subject: str = "") -> Table:
             humanize.local_time(created) if created else "",
             humanize.comma(int(state.get("messages", 0))),
             humanize.ibytes(int(state.get("bytes", 0))),
-            duration(since(info, state.get("last_ts"))),
+            humanize.human_duration(since(info, state.get("last_ts"))),
         )
     return table
 
@@ -538,7 +533,7 @@ def replication_table(infos: list[dict[str, Any]], *, raw: bool) -> Table:
                     prefix,
                     link.get("name", ""),
                     filters,
-                    duration(active),
+                    humanize.human_duration(active),
                     humanize.comma(lag),
                     error,
                 )
@@ -604,8 +599,8 @@ def stored_message_heading(stream: str, message: dict[str, Any]) -> str:
     """`Item: ORDERS#5 received 2025-... +0000 UTC (3m2s) on Subject orders.new`."""
     received = message.get("time", "")
     stamp = moment(received)
-    age = nanos_between(dt.datetime.now(dt.UTC), stamp) if stamp else MAX_DURATION_NS
+    age = humanize.ns_between(dt.datetime.now(dt.UTC), stamp) if stamp else MAX_DURATION_NS
     return (
         f"Item: {stream}#{message.get('seq', 0)} received {go_time_text(received)} "
-        f"({duration(age)}) on Subject {message.get('subject', '')}"
+        f"({humanize.human_duration(age)}) on Subject {message.get('subject', '')}"
     )

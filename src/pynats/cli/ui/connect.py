@@ -102,10 +102,10 @@ async def connect(settings: Settings | None = None, *, name: str | None = None) 
                 discovered_server_cb=on_discovered,
                 max_reconnect_attempts=CONNECT_RETRIES_PER_SERVER,
                 reconnect_time_wait=0,
-                connect_timeout=max(1, int(settings.timeout)),
+                connect_timeout=max(1, int(settings.timeout_s)),
                 **options,
             ),
-            timeout=max(settings.timeout, 1.0) + 1.0,
+            timeout=max(settings.timeout_s, 1.0) + 1.0,
         )
     except (TimeoutError, nats.errors.NoServersError, OSError, nats.errors.Error) as exc:
         await _close_quietly(client)
@@ -285,13 +285,13 @@ def js_api_prefix(settings: Settings | None = None) -> str:
 def jetstream(nc: Any, settings: Settings | None = None) -> Any:
     """A nats-py JetStreamContext honouring --js-domain / --js-api-prefix / --timeout."""
     settings = settings or current_settings()
-    return nc.jetstream(prefix=js_api_prefix(settings), timeout=settings.timeout)
+    return nc.jetstream(prefix=js_api_prefix(settings), timeout=settings.timeout_s)
 
 
 def jetstream_manager(nc: Any, settings: Settings | None = None) -> Any:
     """A nats-py JetStreamManager with the same prefix and timeout rules."""
     settings = settings or current_settings()
-    return nc.jsm(prefix=js_api_prefix(settings), timeout=settings.timeout)
+    return nc.jsm(prefix=js_api_prefix(settings), timeout=settings.timeout_s)
 
 
 async def js_request(nc: Any, api: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -323,7 +323,7 @@ async def traced_request(
         log(f">>> {subject}")
         log(body.decode() or "")
     try:
-        msg = await nc.request(subject, body, timeout=timeout or settings.timeout)
+        msg = await nc.request(subject, body, timeout=timeout or settings.timeout_s)
     except nats.errors.NoRespondersError as exc:
         raise CliError("nats: no responders available for request") from exc
     except nats.errors.TimeoutError as exc:

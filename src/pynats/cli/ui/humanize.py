@@ -1,22 +1,26 @@
 """Value formatting shared by every table and info screen (cli.md §0.5).
 
 natscli renders numbers with thousands separators, sizes in IEC units (base 1024), times as
-local `YYYY-MM-DD HH:MM:SS`, and durations in two styles: the "human" style of its info screens
-(`30.00s`, `2m3s`, `1d2h3m4s`, `never`) and Go's `time.Duration.String()` (`1.512379ms`,
-`2m0s`) where it prints a raw Go duration (rtt lines, flag echoes). `value()` picks the right
-rendering for a Python value, like natscli's `columns.F`.
+local `YYYY-MM-DD HH:MM:SS`, and durations in two styles: Go's `time.Duration.String()`
+(`1.512379ms`, `2m0s`) where it prints a raw Go duration (rtt lines, flag echoes), which is
+`pynats.gotime.format_duration`, and the "human" style of its info screens (`30.00s`, `2m3s`,
+`1d2h3m4s`, `never`), which is `human_duration` here. Durations are integer nanoseconds;
+callers holding float seconds (nats-py, asyncio) convert at their edge. `value()` picks the
+right rendering for a Python value, like natscli's `columns.F`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from typing import Any
 
-NANOS_PER_SECOND = 1_000_000_000
+from pynats.gotime import MICROSECOND, MILLISECOND, NS_PER_S, format_duration, parse_rfc3339
+
+# Go's largest time.Duration (math.MaxInt64 ns): what the server sends for "never".
 MAX_DURATION_NS = 2**63 - 1
 _IEC_SUFFIXES = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def comma(number: int) -> str:
@@ -48,55 +52,17 @@ def ibytes(size: int | float) -> str:
     return f"{value:.0f} {_IEC_SUFFIXES[exponent]}"
 
 
-def go_duration(nanos: int | float) -> str:
-    """Go's `time.Duration.String()`: `0s`, `850ns`, `1.5µs`, `1.512379ms`, `2m0s`, `1h0m0.5s`."""
-    nanos = int(nanos)
-    if nanos == 0:
-        return "0s"
-    sign = "-" if nanos < 0 else ""
-    nanos = abs(nanos)
-    if nanos < 1_000:
-        return f"{sign}{nanos}ns"
-    if nanos < 1_000_000:
-        return f"{sign}{_fraction(nanos, 1_000)}µs"
-    if nanos < NANOS_PER_SECOND:
-        return f"{sign}{_fraction(nanos, 1_000_000)}ms"
-    hours, rest = divmod(nanos, 3600 * NANOS_PER_SECOND)
-    minutes, rest = divmod(rest, 60 * NANOS_PER_SECOND)
-    seconds = _fraction(rest, NANOS_PER_SECOND)
-    if hours:
-        return f"{sign}{hours}h{minutes}m{seconds}s"
-    if minutes:
-        return f"{sign}{minutes}m{seconds}s"
-    return f"{sign}{seconds}s"
-
-
-def _fraction(value: int, unit: int) -> str:
-    """`value / unit` printed with only the significant fractional digits."""
-    whole, frac = divmod(value, unit)
-    if frac == 0:
-        return str(whole)
-    width = len(str(unit)) - 1
-    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"
-
-
-def go_duration_seconds(seconds: float) -> str:
-    """`go_duration` for a duration held in float seconds."""
-    return go_duration(round(seconds * NANOS_PER_SECOND))
-
-
-def human_duration(nanos: int | float) -> str:
+def human_duration(ns: int) -> str:
     """natscli's info-screen duration: `850µs`, `12ms`, `30.00s`, `2m3s`, `1d2h3m4s`, `never`."""
-    nanos = int(nanos)
-    if nanos >= MAX_DURATION_NS:
+    if ns >= MAX_DURATION_NS:
         return "never"
-    if nanos < 0:
-        return go_duration(nanos)
-    if nanos < 1_000_000:
-        return go_duration(_round_to(nanos, 1_000))
-    if nanos < NANOS_PER_SECOND:
-        return go_duration(_round_to(nanos, 1_000_000))
-    total_seconds = nanos // NANOS_PER_SECOND
+    if ns < 0:
+        return format_duration(ns)
+    if ns < MILLISECOND:
+        return format_duration(round_duration(ns, MICROSECOND))
+    if ns < NS_PER_S:
+        return format_duration(round_duration(ns, MILLISECOND))
+    total_seconds = ns // NS_PER_S
     minutes, seconds = divmod(total_seconds, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
@@ -109,20 +75,31 @@ def human_duration(nanos: int | float) -> str:
         return f"{hours}h{minutes}m{seconds}s"
     if minutes:
         return f"{minutes}m{seconds}s"
-    return f"{nanos / NANOS_PER_SECOND:.2f}s"
+    return f"{ns / NS_PER_S:.2f}s"
 
 
-def human_duration_seconds(seconds: float) -> str:
-    """`human_duration` for a duration held in float seconds."""
-    return human_duration(round(seconds * NANOS_PER_SECOND))
-
-
-def _round_to(value: int, unit: int) -> int:
-    """Go's Duration.Round: halves away from zero."""
-    quotient, remainder = divmod(value, unit)
-    if remainder * 2 >= unit:
+def round_duration(ns: int, unit_ns: int) -> int:
+    """Go's `Duration.Round(unit)` for a non-negative duration: halves round up."""
+    quotient, remainder = divmod(ns, unit_ns)
+    if remainder * 2 >= unit_ns:
         quotient += 1
-    return quotient * unit
+    return quotient * unit_ns
+
+
+def seconds_to_ns(seconds: float) -> int:
+    """A duration nats-py or the clock gave in float seconds, as integer nanoseconds."""
+    return round(seconds * NS_PER_S)
+
+
+def ns_between(later: dt.datetime, earlier: dt.datetime) -> int:
+    """`later - earlier` in nanoseconds (exact to the microsecond datetimes keep)."""
+    delta = later - earlier
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * MICROSECOND
+
+
+def utc_time(ns: int) -> dt.datetime:
+    """Nanoseconds since the epoch as an aware UTC datetime (truncated to microseconds)."""
+    return _EPOCH + dt.timedelta(microseconds=ns // MICROSECOND)
 
 
 def local_time(moment: dt.datetime) -> str:
@@ -132,32 +109,14 @@ def local_time(moment: dt.datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def rfc3339(moment: dt.datetime | None = None) -> str:
-    """Go's `time.RFC3339` in local time: `2025-03-02T10:14:07+01:00` (or `...Z` in UTC)."""
-    moment = (moment or dt.datetime.now()).astimezone()
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    offset = moment.utcoffset() or dt.timedelta(0)
-    if offset == dt.timedelta(0):
-        return text + "Z"
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{text}{sign}{hours:02d}:{mins:02d}"
-
-
-_GO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
-
-
 def parse_go_time(text: str) -> dt.datetime | None:
-    """Parse the RFC3339(nano) timestamps the server sends in JSON; None if unparseable."""
-    match = _GO_TIME.fullmatch(text.strip())
-    if match is None:
+    """A timestamp the server sent in JSON (RFC 3339 with nanoseconds) as a UTC datetime;
+    None when it is missing, unparseable or Go's zero time (a time the server never set)."""
+    try:
+        ns = parse_rfc3339(text.strip())
+    except ValueError:
         return None
-    base, fraction, zone = match.groups()
-    micros = int((fraction or ".0")[1:7].ljust(6, "0"))
-    zone = "+00:00" if zone == "Z" else zone
-    moment = dt.datetime.fromisoformat(base + zone)
-    return moment.replace(microsecond=micros)
+    return utc_time(ns) if ns else None
 
 
 def value(item: Any) -> str:
@@ -171,7 +130,7 @@ def value(item: Any) -> str:
     if isinstance(item, dt.datetime):
         return local_time(item)
     if isinstance(item, dt.timedelta):
-        return human_duration(round(item.total_seconds() * NANOS_PER_SECOND))
+        return human_duration(seconds_to_ns(item.total_seconds()))
     if isinstance(item, list | tuple):
         return ", ".join(str(x) for x in item)
     if item is None:

@@ -27,7 +27,8 @@ from pynats.cli.ui import context_store, prompt, table
 from pynats.cli.ui.context_store import DEFAULT_URL, NatsContext
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import out
-from pynats.cli.ui.parse import parse_duration
+from pynats.cli.ui.parse import parse_duration_ns
+from pynats.gotime import NS_PER_S
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -179,7 +180,7 @@ class Settings:
     tls_key: str = ""
     tls_ca: str = ""
     tls_first: bool = False
-    timeout: float = DEFAULT_TIMEOUT_S
+    timeout_s: float = DEFAULT_TIMEOUT_S
     connection_name: str = ""
     socks_proxy: str = ""
     js_domain: str = ""
@@ -268,7 +269,7 @@ def resolve_settings() -> Settings:
     settings.colors = pick("colors", "color_scheme")
     settings.trace = bool(flag_value("trace"))
     timeout = flag_value("timeout")
-    settings.timeout = _timeout_seconds(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_S
+    settings.timeout_s = _timeout_seconds(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_S
     return settings
 
 
@@ -276,7 +277,7 @@ def _timeout_seconds(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     try:
-        return parse_duration(str(value))
+        return parse_duration_ns(str(value)) / NS_PER_S
     except ValueError as exc:
         raise CliError(f"invalid timeout: {exc}") from exc
 

@@ -1,40 +1,27 @@
 """Parsers for the value syntaxes natscli accepts in flags and prompts (cli.md §0.3).
 
-Durations: Go's syntax (`ns us µs ms s m h`) plus `d` (24h), `w` (7d), `M` (30d), `y`/`Y`
-(365d); parts combine (`1d3h5m`), a leading `-` negates, bare `0` is zero, and any other number
-without a unit is an error. Byte sizes: an integer with an optional base-1024 unit; empty or
-negative means unlimited (-1). Each parser has a click `ParamType` twin so a flag declared with
-`type=DURATION` or `type=BYTE_SIZE` fails at parse time like fisk does.
+Durations: Go's syntax (`ns us µs ms s m h`, read by `pynats.gotime.parse_duration`) plus
+natscli's `d` (24h), `w` (7d), `M` (30d), `y`/`Y` (365d); parts combine (`1d3h5m`), a leading
+`-` negates, bare `0` is zero, and any other number without a unit is an error. Byte sizes: an
+integer with an optional base-1024 unit; empty or negative means unlimited (-1). Each parser has
+a click `ParamType` twin so a flag declared with `type=DURATION` or `type=BYTE_SIZE` fails at
+parse time like fisk does.
 
-Durations are returned as float seconds (what asyncio wants) or int nanoseconds (what the
-JetStream API wants): see `parse_duration` and `parse_duration_ns`.
+A duration is integer nanoseconds, what the JetStream API wants; a caller that hands it to
+asyncio or nats-py divides by `NS_PER_S` there.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
-NANOS_PER_SECOND = 1_000_000_000
+from pynats.gotime import DurationError, parse_duration
 
-_UNIT_NANOS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": NANOS_PER_SECOND,
-    "m": 60 * NANOS_PER_SECOND,
-    "h": 3600 * NANOS_PER_SECOND,
-    "d": 24 * 3600 * NANOS_PER_SECOND,
-    "D": 24 * 3600 * NANOS_PER_SECOND,
-    "w": 7 * 24 * 3600 * NANOS_PER_SECOND,
-    "W": 7 * 24 * 3600 * NANOS_PER_SECOND,
-    "M": 30 * 24 * 3600 * NANOS_PER_SECOND,
-    "y": 365 * 24 * 3600 * NANOS_PER_SECOND,
-    "Y": 365 * 24 * 3600 * NANOS_PER_SECOND,
-}
+# natscli's units beyond Go's, in hours: day, week, month (30 days), year (365 days).
+_LONG_UNIT_HOURS = {"d": 24, "D": 24, "w": 168, "W": 168, "M": 720, "y": 8760, "Y": 8760}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|D|w|W|M|y|Y)")
 
 _BYTE_UNITS = {
@@ -58,7 +45,7 @@ BYTE_SIZE_ERROR = "bytes must end in B, K, KB, M, MB, G, GB, T or TB"
 
 
 def parse_duration_ns(text: str) -> int:
-    """Parse a natscli duration into integer nanoseconds; ValueError when malformed."""
+    """A natscli duration in integer nanoseconds; ValueError when malformed."""
     value = text.strip()
     if value in ("0", "-0", "+0"):
         return 0
@@ -68,21 +55,24 @@ def parse_duration_ns(text: str) -> int:
         value = value[1:]
     if not value:
         raise ValueError(f"invalid duration {text!r}")
-    total = 0.0
+    total = 0
     position = 0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_NANOS[match.group(2)]
-        position = match.end()
+    try:
+        for match in _DURATION_PART.finditer(value):
+            if match.start() != position:
+                break
+            number, unit = match.groups()
+            hours = _LONG_UNIT_HOURS.get(unit)
+            if hours is None:
+                total += parse_duration(number + unit)
+            else:
+                total += parse_duration(number + "h") * hours
+            position = match.end()
+    except DurationError:
+        raise ValueError(f"invalid duration {text!r}") from None
     if position != len(value) or position == 0:
         raise ValueError(f"invalid duration {text!r}")
-    return sign * round(total)
-
-
-def parse_duration(text: str) -> float:
-    """Parse a natscli duration into float seconds; ValueError when malformed."""
-    return parse_duration_ns(text) / NANOS_PER_SECOND
+    return sign * total
 
 
 def parse_byte_size(text: str) -> int:
@@ -119,15 +109,15 @@ def parse_key_value(text: str) -> tuple[str, str]:
 
 
 class DurationType(click.ParamType):
-    """A click type for natscli durations; the value is float seconds."""
+    """A click type for natscli durations; the value is integer nanoseconds."""
 
     name = "DURATION"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, int | float):
-            return float(value)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
         try:
-            return parse_duration(value)
+            return parse_duration_ns(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -137,7 +127,7 @@ class ByteSizeType(click.ParamType):
 
     name = "BYTES"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynats.cli.ui.humanize import rfc3339
 from pynats.cli.ui.output import log
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
@@ -211,7 +210,7 @@ def _values(values: TemplateValues) -> dict[str, Callable[[], Any]]:
         "Cnt": lambda: values.count,
         "ID": _nuid,
         "UUID": lambda: str(uuid.uuid4()),
-        "TimeStamp": rfc3339,
+        "TimeStamp": _local_rfc3339,
         "Time": _kitchen_time,
         "Unix": lambda: int(time.time()),
         "UnixNano": time.time_ns,
@@ -228,6 +227,19 @@ def _nuid() -> str:
     from nats.nuid import NUID
 
     return NUID().next().decode()
+
+
+def _local_rfc3339() -> str:
+    """Go's `time.Now().Format(time.RFC3339)`: local time, `2025-03-02T10:14:07+01:00` or `Z`."""
+    moment = dt.datetime.now().astimezone()
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    offset = moment.utcoffset() or dt.timedelta(0)
+    if offset == dt.timedelta(0):
+        return text + "Z"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"{text}{sign}{hours:02d}:{mins:02d}"
 
 
 def _kitchen_time() -> str:
