@@ -269,7 +269,9 @@ def resolve_settings() -> Settings:
     settings.colors = pick("colors", "color_scheme")
     settings.trace = bool(flag_value("trace"))
     timeout = flag_value("timeout")
-    settings.timeout_s = _timeout_seconds(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_S
+    settings.timeout_s = (
+        _timeout_seconds(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_S
+    )
     return settings
 
 
