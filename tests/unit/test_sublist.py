@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pynats.server.sublist import Sublist, Subscription
+from pynats.server.sublist import EMPTY_RESULT, Sublist, Subscription
 
 TOKENS = [b"a", b"b", b"c", b"foo", b"bar"]
 
@@ -60,7 +60,7 @@ def test_sublist_matches_exactly_what_naive_matcher_says(ops: list) -> None:
             victim = live.pop(i % len(live))
             assert sl.remove(victim)
         # every step, including after changes, the cached answer must be right
-        plain, groups, heads = sl.match(probe)
+        plain, groups, heads, _ = sl.match(probe)
         assert heads == tuple(probe + b" " + s.sid + b" " for s in plain)
         expected = [s for s in live if naive_match(s.subject, probe)]
         assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
@@ -85,7 +85,7 @@ def test_removing_unknown_subscription_reports_false() -> None:
 def test_full_wildcard_needs_at_least_one_token() -> None:
     sl = Sublist()
     sl.insert(Subscription(None, b"foo.>", None, b"1"))
-    assert sl.match(b"foo") == ((), (), ())
+    assert sl.match(b"foo") == EMPTY_RESULT
     assert len(sl.match(b"foo.bar.baz")[0]) == 1
 
 
@@ -101,9 +101,9 @@ def test_cache_is_bounded() -> None:
 
 def test_wildcard_subscribe_invalidates_cached_literal_answers() -> None:
     sl = Sublist()
-    assert sl.match(b"orders.new") == ((), (), ())
+    assert sl.match(b"orders.new") == EMPTY_RESULT
     sub = Subscription(None, b"orders.*", None, b"1")
     sl.insert(sub)
     assert sl.match(b"orders.new")[0] == (sub,)
     sl.remove(sub)
-    assert sl.match(b"orders.new") == ((), (), ())
+    assert sl.match(b"orders.new") == EMPTY_RESULT

@@ -229,7 +229,7 @@ class ApiResponder:
         """Nobody but this catch-all took a direct get / pull request: say so (503)."""
         if not reply or not getattr(publisher, "no_responders", False):
             return
-        plain, groups, _ = jsa.account.sublist.match(subject.encode())
+        plain, groups = jsa.account.sublist.match(subject.encode())[:2]
         if any(sub is not jsa.api_sub for sub in plain) or any(groups):
             return
         block = b"NATS/1.0 503\r\nNats-Subject: %b\r\n\r\n" % subject.encode()

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from pynats.gotime import format_duration
-from pynats.server.client import route_as
+from pynats.server.delivery import route_as
 
 from . import advisories
 from .consumer_config import ConsumerConfig

@@ -16,7 +16,7 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from pynats.server.client import route_as
+from pynats.server.delivery import route_as
 
 from . import pull
 from .consumer_config import ConsumerConfig

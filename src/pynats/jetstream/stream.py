@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
-from pynats.server.client import route_message
+from pynats.server.delivery import route_message
 
 from . import headers as h
 from .config import StreamConfig

@@ -64,12 +64,14 @@ class Account:
         "max_payload",
         "max_subscriptions",
         "name",
+        "name_bytes",
         "responses",
         "sublist",
     )
 
     def __init__(self, name: str, *, cache_enabled: bool = True) -> None:
         self.name = name
+        self.name_bytes = name.encode()
         self.sublist = Sublist(cache_enabled=cache_enabled)
         self.clients: set[ClientConnection] = set()
         self.is_system = False

@@ -195,10 +195,10 @@ class PermissionChecker:
             return cached
         allowed = True
         if self._pub_allow is not None:
-            plain, _, _ = self._pub_allow.match(subject)
+            plain = self._pub_allow.match(subject).psubs
             allowed = bool(plain)
         if allowed and self._pub_deny is not None:
-            plain, _, _ = self._pub_deny.match(subject)
+            plain = self._pub_deny.match(subject).psubs
             allowed = not plain
         if len(self._pub_cache) >= PERM_CACHE_MAX:
             self._pub_cache.clear()  # the same dict object: connections hold a reference
@@ -208,12 +208,12 @@ class PermissionChecker:
     def can_subscribe(self, subject: bytes, queue: bytes | None) -> bool:
         allowed = True
         if self._sub_allow is not None:
-            plain, groups, _ = self._sub_allow.match(subject)
+            plain, groups = self._sub_allow.match(subject)[:2]
             allowed = bool(plain)
             if queue is not None and groups:
                 allowed = allowed or any(g[0].queue == queue for g in groups)
         if allowed and self._sub_deny is not None:
-            plain, groups, _ = self._sub_deny.match(subject)
+            plain, groups = self._sub_deny.match(subject)[:2]
             allowed = not plain
             if queue is not None and groups and any(g[0].queue == queue for g in groups):
                 allowed = False
@@ -230,7 +230,7 @@ class PermissionChecker:
     def delivery_denied(self, subject: bytes) -> bool:
         if self._sub_deny is None:
             return False
-        plain, _, _ = self._sub_deny.match(subject)
+        plain = self._sub_deny.match(subject).psubs
         return bool(plain)
 
 

@@ -1,22 +1,23 @@
 """ClientConnection: one per client socket.
 
-It owns the parser, the outbound list, keepalive pings, limits and slow-consumer handling.
-Inbound bytes are parsed in one synchronous pass per chunk; every message is routed at once to
-the outbound lists of its receivers, and each receiver is written once when the chunk is done
-(`Server.flush_pending`). Nothing on this path creates a task, future or log line per message.
+On top of what every connection has (`connection.Connection`: outbound list, back-pressure,
+keepalive, close), a client has the client protocol: CONNECT and authentication, permissions,
+subscriptions, PUB/HPUB. Inbound bytes are parsed in one synchronous pass per chunk; every
+message is routed at once (`delivery.route_message`) to the outbound lists of its receivers,
+and each receiver is written once when the chunk is done (`Server.flush_pending`). Nothing on
+this path creates a task, future or log line per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
-import traceback
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import const
 from .auth import PermissionChecker, Permissions, ResponseTracker
+from .connection import PONG, REASON_TLS_FAILURE, Connection
+from .delivery import filtered_delivery, route_message
 from .protocol import (
     ERR_AUTH_VIOLATION,
     REASON_AUTH,
@@ -24,336 +25,61 @@ from .protocol import (
     ProtocolParser,
 )
 from .subjects import is_valid_literal_subject, is_valid_subject
-from .sublist import EMPTY_RESULT, Subscription
+from .sublist import Subscription
 
 if TYPE_CHECKING:
-    from .accounts import Account
-    from .delivery import Publisher
+    from .delivery import DeliveryCallback
     from .server import Server
 
-CRLF = b"\r\n"
 OK = b"+OK\r\n"
-PING = b"PING\r\n"
-PONG = b"PONG\r\n"
 RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"$GNR.")
 
-# Closed-connection reasons, as /connz shows them.
-REASON_CLIENT_CLOSED = "Client Closed"
+# Closed-connection reasons of clients, as /connz shows them (the shared ones: connection.py).
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
-REASON_SLOW_PENDING = "Slow Consumer (Pending Bytes)"
-REASON_SLOW_DEADLINE = "Slow Consumer (Write Deadline)"
-REASON_STALE = "Stale Connection"
-REASON_SERVER_SHUTDOWN = "Server Shutdown"
 REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
 REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
-REASON_READ_ERROR = "Read Error"
-REASON_TLS_FAILURE = "TLS Handshake Failure"
-REASON_INTERNAL_ERROR = "Internal Client"
 
 
-# b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
-SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
-
-
-def route_message(
-    publisher: Publisher,
-    account: Account,
-    subject: bytes,
-    reply: bytes | None,
-    hdr_len: int,
-    msg: bytes,
-) -> int:
-    """Deliver one message to every matching subscription in `account`; returns deliveries.
-
-    `msg` is the header block (the first `hdr_len` bytes, if any) followed by the payload.
-    Socket receivers get a MSG/HMSG frame appended to their outbound list and are queued for
-    the next flush; internal subscriptions are called at once.
-    """
-    sublist = account.sublist
-    result = sublist.cache.get(subject)
-    if result is None:
-        result = sublist.match(subject)
-    if result is EMPTY_RESULT:
-        return 0
-    plain, groups, heads = result
-    if hdr_len:
-        return _route_with_headers(publisher, subject, reply, hdr_len, msg, plain, groups)
-    n = len(msg)
-    if reply is None:
-        tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
-    else:
-        tail = b"%b %d\r\n" % (reply, n)
-    pending = publisher.server.pending_flush
-    delivered = 0
-    sub: Subscription | None
-    for sub, head in zip(plain, heads, strict=True):
-        c = sub.client
-        if sub.callback is not None:
-            sub.callback(sub, publisher, subject, reply, b"", msg)
-        elif c is publisher and not c.echo:
-            continue
-        else:
-            out = c.out
-            out += (b"MSG ", head, tail, msg, CRLF)
-            c.out_msgs += 1
-            c.out_bytes += n
-            if not c.flush_queued:
-                c.flush_queued = True
-                pending.append(c)
-        delivered += 1
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            c.remove_subscription(sub)
-    for group in groups:
-        sub = _pick_member(group, publisher)
-        if sub is None:
-            continue
-        c = sub.client
-        if sub.callback is not None:
-            sub.callback(sub, publisher, subject, reply, b"", msg)
-        else:
-            out = c.out
-            out += (b"MSG ", subject, b" ", sub.sid, b" ", tail, msg, CRLF)
-            c.out_msgs += 1
-            c.out_bytes += n
-            if not c.flush_queued:
-                c.flush_queued = True
-                pending.append(c)
-        delivered += 1
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            c.remove_subscription(sub)
-    return delivered
-
-
-def _route_with_headers(
-    publisher: Publisher,
-    subject: bytes,
-    reply: bytes | None,
-    hdr_len: int,
-    msg: bytes,
-    plain: tuple[Subscription, ...],
-    groups: tuple[tuple[Subscription, ...], ...],
-) -> int:
-    """The HMSG variant: receivers without header support get a MSG with the headers cut."""
-    pending = publisher.server.pending_flush
-    n = len(msg)
-    hpre = b"HMSG " + subject + b" "
-    hpost = b" %b %d %d\r\n" % (reply, hdr_len, n) if reply else b" %d %d\r\n" % (hdr_len, n)
-    headers = msg[:hdr_len]
-    body = msg[hdr_len:]
-    delivered = 0
-    targets = list(plain)
-    for group in groups:
-        sub = _pick_member(group, publisher)
-        if sub is not None:
-            targets.append(sub)
-    for sub in targets:
-        if sub.callback is not None:
-            sub.callback(sub, publisher, subject, reply, headers, body)
-            delivered += 1
-            continue
-        c = sub.client
-        if c is publisher and not c.echo:
-            continue
-        if c.headers:
-            c.out.extend((hpre, sub.sid, hpost, msg, CRLF))
-            c.out_bytes += n
-        else:
-            c.out.append(
-                b"MSG %b %b %b%d\r\n"
-                % (subject, sub.sid, reply + b" " if reply else b"", n - hdr_len)
-            )
-            c.out.extend((body, CRLF))
-            c.out_bytes += n - hdr_len
-        c.out_msgs += 1
-        if not c.flush_queued:
-            c.flush_queued = True
-            pending.append(c)
-        delivered += 1
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            c.remove_subscription(sub)
-    return delivered
-
-
-def route_as(
-    publisher: Publisher,
-    account: Account,
-    to: bytes,
-    subject: bytes,
-    reply: bytes | None,
-    headers: bytes,
-    payload: bytes,
-) -> int:
-    """Deliver to everyone interested in `to`, with `subject` in the MSG/HMSG line.
-
-    This is how JetStream delivers a stored message to a consumer's inbox or deliver
-    subject: routed by one subject, framed with the message's own. Returns deliveries
-    (a queue group counts once).
-    """
-    result = account.sublist.cache.get(to)
-    if result is None:
-        result = account.sublist.match(to)
-    if result is EMPTY_RESULT:
-        return 0
-    plain, groups, _ = result
-    targets = list(plain)
-    for group in groups:
-        member = _pick_member(group, publisher)
-        if member is not None:
-            targets.append(member)
-    for sub in targets:
-        if sub.callback is not None:
-            sub.callback(sub, publisher, subject, reply, headers, payload)
-        else:
-            deliver_to_client(sub.client, sub, subject, reply, headers, payload)
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            sub.client.remove_subscription(sub)
-    return len(targets)
-
-
-def _pick_member(group: tuple[Subscription, ...], publisher: Publisher) -> Subscription | None:
-    """One member of a queue group, at random; skip members that cannot take the message."""
-    count = len(group)
-    start = int(random.random() * count)
-    for i in range(count):
-        sub = group[(start + i) % count]
-        c = sub.client
-        if c is publisher and sub.callback is None and not c.echo:
-            continue
-        return sub
-    return None
-
-
-def deliver_to_client(
-    c: ClientConnection,
-    sub: Subscription,
-    subject: bytes,
-    reply: bytes | None,
-    headers: bytes,
-    payload: bytes,
-) -> None:
-    """Append one MSG/HMSG for `sub` to its connection (used off the main routing loop)."""
-    if c.closed:
-        return
-    if headers and c.headers:
-        total = len(headers) + len(payload)
-        if reply is not None:
-            line = b"HMSG %b %b %b %d %d\r\n" % (subject, sub.sid, reply, len(headers), total)
-        else:
-            line = b"HMSG %b %b %d %d\r\n" % (subject, sub.sid, len(headers), total)
-        c.out += (line, headers, payload, CRLF)
-        c.out_bytes += total
-    else:
-        if reply is not None:
-            line = b"MSG %b %b %b %d\r\n" % (subject, sub.sid, reply, len(payload))
-        else:
-            line = b"MSG %b %b %d\r\n" % (subject, sub.sid, len(payload))
-        c.out += (line, payload, CRLF)
-        c.out_bytes += len(payload)
-    c.out_msgs += 1
-    if not c.flush_queued:
-        c.flush_queued = True
-        c.server.pending_flush.append(c)
-
-
-def filtered_delivery(
-    sub: Subscription,
-    publisher: Publisher,
-    subject: bytes,
-    reply: bytes | None,
-    headers: bytes,
-    payload: bytes,
-) -> None:
-    """Delivery for subscriptions of clients with subscribe-deny filters or allow_responses:
-    those subscriptions carry this callback so that nobody else pays for the checks."""
-    c: ClientConnection = sub.client
-    if c is publisher and not c.echo:
-        return
-    perms = c.perms
-    if perms is not None and perms.delivery_denied(subject):
-        return
-    if reply is not None and c.responses is not None:
-        c.responses.grant(reply)
-    deliver_to_client(c, sub, subject, reply, headers, payload)
-
-
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Connection):
     """The server side of one client connection."""
 
     __slots__ = (
         "_auth_timer",
         "_connect_info_sent",
-        "_ping_timer",
-        "_stalled_producers",
-        "_write_deadline_timer",
-        "account",
         "checks",
-        "cid",
-        "closed",
         "connect_opts",
         "connected",
         "echo",
-        "flush_queued",
         "headers",
-        "host",
-        "in_bytes",
-        "in_msgs",
-        "is_write_blocked",
         "lang",
-        "last_activity",
         "name",
         "no_responders",
         "nonce",
-        "out",
-        "out_bytes",
-        "out_msgs",
-        "parser",
         "pedantic",
         "perms",
-        "ping_sent_at",
-        "pings_out",
-        "port",
         "protocol",
         "pub_allowed",
-        "reason",
         "responses",
-        "rtt",
-        "server",
-        "start",
-        "stop",
         "subs",
-        "transport",
         "user",
         "verbose",
         "version",
     )
 
     def __init__(self, server: Server) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
+        super().__init__(server)
         opts = server.options
         sink: Any = self
         if server.logger.trace_enabled:
             from .trace import TracingSink
 
             sink = TracingSink(self)
-        self.parser = ProtocolParser(
+        self.parser: ProtocolParser = ProtocolParser(
             sink, max_payload=opts.max_payload, max_control_line=opts.max_control_line
         )
-        self.account: Account = server.global_account
-        self.cid = 0
-        self.host = ""
-        self.port = 0
         self.subs: dict[bytes, Subscription] = {}
-        self.out: list[bytes] = []
-        self.flush_queued = False
-        self.closed = False
         self.connected = False
-        self.reason = ""
         # CONNECT options: pre-set as nats-server does, so an absent key keeps these values.
         self.verbose = True
         self.pedantic = True
@@ -365,22 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self.lang = ""
         self.version = ""
         self.user = ""
-        # Counters and times for /connz
-        self.in_msgs = 0
-        self.in_bytes = 0
-        self.out_msgs = 0
-        self.out_bytes = 0
-        self.start = time.time()
-        self.stop = 0.0
-        self.last_activity = self.start
-        self.rtt = 0.0
-        self.pings_out = 0
-        self.ping_sent_at = 0.0
-        self.is_write_blocked = False
         self._auth_timer: asyncio.TimerHandle | None = None
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._write_deadline_timer: asyncio.TimerHandle | None = None
-        self._stalled_producers: list[ClientConnection] = []
         self._connect_info_sent = False
         self.nonce = ""
         self.connect_opts: dict[str, Any] | None = None  # kept to re-check auth on reload
@@ -395,18 +106,8 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
-        # A stream server hands its protocols stream (read and write) transports.
-        self.transport = transport = cast(asyncio.Transport, base_transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.host, self.port = str(peer[0]), int(peer[1])
+        self.attach(base_transport)
         server = self.server
-        # The socket counts as blocked well before max_pending, so that the slow-consumer
-        # check (and the producer stall) happens while there is still room.
-        high = min(const.WRITE_BUFFER_HIGH_BYTES, server.options.max_pending // 2)
-        transport.set_write_buffer_limits(
-            high=high, low=min(const.WRITE_BUFFER_LOW_BYTES, high // 4)
-        )
         server.register_client(self)
         if server.tls_context is not None and not server.options.tls_handshake_first:
             # TLS upgrade after INFO. (With handshake_first the listener itself is TLS.)
@@ -451,115 +152,13 @@ class ClientConnection(asyncio.Protocol):
             )
         except Exception as e:  # any handshake failure closes this connection only
             if not self.closed:
-                server.logger.error(
-                    f"{self.host}:{self.port} - cid:{self.cid} - TLS handshake error: {e}"
-                )
+                server.logger.error(f"{self.log_prefix} - TLS handshake error: {e}")
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
         if self.closed or new_transport is None:
             return
         self.transport = new_transport
         self._ready_for_connect()
-
-    def data_received(self, data: bytes) -> None:
-        self.last_activity = time.time()
-        server = self.server
-        server.current_producer = self
-        try:
-            self.parser.feed(data)
-        except ProtocolError as e:
-            self.close_with_error(e.err, e.reason)
-        except Exception:  # a bug must cost one connection, never the server
-            server.logger.error(
-                f"{self.host}:{self.port} - cid:{self.cid} - internal error processing "
-                f"client data:\n{traceback.format_exc()}"
-            )
-            self.close_connection(REASON_INTERNAL_ERROR)
-        finally:
-            server.current_producer = None
-        server.flush_pending()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)
-
-    def pause_writing(self) -> None:
-        """The socket's write buffer passed the high-water mark: the write deadline runs."""
-        self.is_write_blocked = True
-        deadline = self.server.options.write_deadline
-        if deadline > 0 and self._write_deadline_timer is None:
-            self._write_deadline_timer = self.server.loop.call_later(
-                deadline, self._on_write_deadline
-            )
-
-    def resume_writing(self) -> None:
-        self.is_write_blocked = False
-        if self._write_deadline_timer is not None:
-            self._write_deadline_timer.cancel()
-            self._write_deadline_timer = None
-        self._release_stalled_producers()
-
-    # -- outbound ---------------------------------------------------------------------------
-
-    def send(self, data: bytes) -> None:
-        """Queue protocol bytes for this connection; written at the next flush."""
-        if self.server.logger.trace_enabled:
-            from .trace import trace_out
-
-            trace_out(self, data)
-        self.out.append(data)
-        if not self.flush_queued:
-            self.flush_queued = True
-            self.server.pending_flush.append(self)
-
-    def send_err(self, text: str) -> None:
-        self.send(b"-ERR '%b'\r\n" % text.encode())
-
-    def flush(self) -> None:
-        """Write everything queued in one call; cut the connection if it is a slow consumer."""
-        out = self.out
-        if not out:
-            return
-        transport = self.transport
-        if self.closed or transport is None or transport.is_closing():
-            out.clear()
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        transport.write(data)
-        if self.is_write_blocked:
-            if transport.get_write_buffer_size() > self.server.options.max_pending:
-                self.server.logger.notice(
-                    f"{self.host}:{self.port} - cid:{self.cid} - "
-                    f"Slow Consumer Detected: MaxPending of {self.server.options.max_pending} "
-                    "Exceeded"
-                )
-                self.server.count_slow_consumer()
-                self.close_connection(REASON_SLOW_PENDING, abort=True)
-                return
-            self._stall_current_producer()
-
-    def _stall_current_producer(self) -> None:
-        """Back-pressure: pause the publisher feeding this blocked socket, for a moment."""
-        producer = self.server.current_producer
-        if (
-            producer is None
-            or producer is self
-            or producer.closed
-            or self.server.options.no_fast_producer_stall
-            or producer in self._stalled_producers
-        ):
-            return
-        assert producer.transport is not None
-        producer.transport.pause_reading()
-        self._stalled_producers.append(producer)
-        self.server.stalled_clients += 1
-        self.server.loop.call_later(const.PRODUCER_STALL_MAX_S, self._release_stalled_producers)
-
-    def _release_stalled_producers(self) -> None:
-        producers, self._stalled_producers = self._stalled_producers, []
-        for producer in producers:
-            if not producer.closed and producer.transport is not None:
-                producer.transport.resume_reading()
 
     # -- inbound operations (called by the parser) ------------------------------------------
 
@@ -598,8 +197,7 @@ class ClientConnection(asyncio.Protocol):
         result, why = server.authenticator.authenticate(opts, self.nonce, identities)
         if result is None:
             server.logger.error(
-                f"{self.host}:{self.port} - cid:{self.cid} - "
-                f'"{self._client_label()}" - authentication error - {why}'
+                f'{self.log_prefix} - "{self._client_label()}" - authentication error - {why}'
             )
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         self.user = result.user
@@ -698,9 +296,9 @@ class ClientConnection(asyncio.Protocol):
 
     def send_no_responders(self, subject: bytes, reply: bytes) -> None:
         """Status 503 to the requester's own subscription on the reply subject."""
-        plain, groups, _ = self.account.sublist.match(reply)
-        candidates = list(plain)
-        for group in groups:
+        result = self.account.sublist.match(reply)
+        candidates = list(result.psubs)
+        for group in result.qsubs:
             candidates.extend(group)
         for sub in candidates:
             if sub.client is self and sub.callback is None:
@@ -762,15 +360,9 @@ class ClientConnection(asyncio.Protocol):
             self._connect_info_sent = True
             self.send(self.server.connect_info_line(self))
 
-    def process_pong(self) -> None:
-        self.pings_out = 0
-        if self.ping_sent_at:
-            self.rtt = time.monotonic() - self.ping_sent_at
-            self.ping_sent_at = 0.0
-
     # -- subscriptions ----------------------------------------------------------------------
 
-    def _delivery_callback(self, subject: bytes) -> Any:
+    def _delivery_callback(self, subject: bytes) -> DeliveryCallback | None:
         if self.server.logger.trace_enabled:
             from .trace import traced_delivery
 
@@ -810,87 +402,38 @@ class ClientConnection(asyncio.Protocol):
     # -- timers -----------------------------------------------------------------------------
 
     def _schedule_first_ping(self) -> None:
-        interval = self.server.options.ping_interval
-        if interval <= 0:
-            return
-        first = interval
-        if not self.server.options.disable_short_first_ping:
-            first = min(interval, const.FIRST_PING_INTERVAL_S) * (1 + random.random() * 0.2)
-        self._ping_timer = self.server.loop.call_later(first, self._on_ping_timer)
-
-    def _on_ping_timer(self) -> None:
-        self._ping_timer = None
-        if self.closed:
-            return
         opts = self.server.options
-        if self.pings_out + 1 > opts.ping_max:
-            self.server.stale_connections += 1
-            self.server.logger.debug(
-                f"{self.host}:{self.port} - cid:{self.cid} - Stale Client Connection - Closing"
-            )
-            self.close_with_error("Stale Connection", REASON_STALE)
-            return
-        # Skip the ping when the client showed it is alive within the interval, as long as
-        # we have a round-trip time already.
-        recently_active = time.time() - self.last_activity < opts.ping_interval
-        if not (recently_active and self.rtt and self.pings_out == 0):
-            self.pings_out += 1
-            self.ping_sent_at = time.monotonic()
-            self.send(PING)
-            self.server.flush_pending()
-        self._ping_timer = self.server.loop.call_later(opts.ping_interval, self._on_ping_timer)
+        interval = opts.ping_interval
+        if opts.disable_short_first_ping:
+            self.start_pings(interval, interval, jitter=False)
+        else:
+            self.start_pings(min(interval, const.FIRST_PING_INTERVAL_S), interval)
 
     def _on_auth_timeout(self) -> None:
         self._auth_timer = None
         if not self.closed and self.parser.awaiting_connect:
             self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
 
-    def _on_write_deadline(self) -> None:
-        self._write_deadline_timer = None
-        if self.closed or not self.is_write_blocked:
-            return
-        assert self.transport is not None
-        size = self.transport.get_write_buffer_size()
-        self.server.logger.notice(
-            f"{self.host}:{self.port} - cid:{self.cid} - Slow Consumer Detected: WriteDeadline "
-            f"of {self.server.options.write_deadline:g}s exceeded with {size} total bytes."
-        )
-        self.server.count_slow_consumer()
-        self.close_connection(REASON_SLOW_DEADLINE, abort=True)
-
     # -- closing ----------------------------------------------------------------------------
 
-    def close_with_error(self, err: str | None, reason: str) -> None:
-        if err:
-            self.send_err(err)
-        self.close_connection(reason)
-
-    def close_connection(self, reason: str, *, abort: bool = False) -> None:
-        """Close once: flush what is queued (unless aborting), drop subs, record the reason."""
-        if self.closed:
-            return
-        transport = self.transport
-        if transport is not None and not abort and self.out and not transport.is_closing():
-            transport.write(b"".join(self.out))
-        self.out.clear()
-        self.closed = True
-        self.reason = reason
-        self.stop = time.time()
-        for timer in (self._auth_timer, self._ping_timer, self._write_deadline_timer):
-            if timer is not None:
-                timer.cancel()
-        self._release_stalled_producers()
+    def on_closed(self) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
         sublist = self.account.sublist
         for sub in self.subs.values():
             sublist.remove(sub)
-        if transport is not None:
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
         self.server.unregister_client(self)
 
     # -- descriptions -----------------------------------------------------------------------
+
+    @property
+    def trace_label(self) -> str:
+        if self.name:
+            return f'{self.log_prefix} - "{self.name}"'
+        if self.version and self.lang:
+            return f'{self.log_prefix} - "v{self.version}:{self.lang}"'
+        return self.log_prefix
 
     def _client_label(self) -> str:
         return self.name or self.version or ""

@@ -1,22 +1,51 @@
-"""The delivery contract: who publishes, and how an in-process subscriber is called.
+"""The one delivery path: from a matched subject to every receiver, whatever its kind.
 
-Every message that routing hands to an in-process subscriber (JetStream, `$SYS`, imports,
-permission filters) arrives through one call shape, `DeliveryCallback`, whatever kind of
-connection published it. `Publisher` is what such a subscriber may rely on about the sender.
+Every message that leaves routing goes through here: to a client (a MSG/HMSG frame on its
+outbound list), to an in-process subscriber (a call, `DeliveryCallback`), or to another
+server (one RMSG per route connection, naming the queue groups it is for). The sublist's
+`SublistResult` says who: local plain subscriptions (`psubs`, with their pre-built frame
+heads), queue groups (`qsubs`, remote members weighted by their member count) and the links
+to other servers with plain interest (`links`).
+
+Three entries, one set of rules:
+
+- `route_message`: a message published here (a client, an in-process publisher). Plain
+  subscribers all get it, each queue group one member (at random, remote members weighted),
+  and every other server with interest one copy.
+- `route_from_link`: a message from another server. Local receivers only (every server is one
+  hop from every other): plain subscribers, and a local member of each queue group the copy
+  names.
+- `route_as`: JetStream's delivery to a consumer's inbox: routed by one subject, framed with
+  another (the stored message's).
+
+A subscription's delivered count and its auto-unsubscribe (`UNSUB <sid> <max>`) are applied in
+`_count` (the plain-subscriber loop of `route_message`, the hottest loop of the server, keeps
+an inlined copy of those two lines).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import random
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
     from .server import Server
-    from .sublist import Subscription
+
+CRLF = b"\r\n"
+# b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
+SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
+JS_ACK_PREFIX = b"$JS.ACK."
 
 
 class Publisher(Protocol):
-    """Whoever hands a message to routing: a socket connection or an internal client."""
+    """Whoever hands a message to routing: a socket connection or an internal client.
+
+    `account` is the account the message was published in (for a route connection, which
+    carries many accounts, the account of the message being delivered).
+    """
 
     @property
     def server(self) -> Server: ...
@@ -48,3 +77,287 @@ class DeliveryCallback(Protocol):
         payload: bytes,
         /,
     ) -> None: ...
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+def route_message(
+    publisher: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> int:
+    """Deliver a message published on this server; returns how many receivers took it.
+
+    `msg` is the header block (the first `hdr_len` bytes, if any) followed by the payload.
+    A copy sent to another server counts as one delivery (so a request whose responders are
+    all elsewhere in the cluster is not answered with 503).
+    """
+    sublist = account.sublist
+    result = sublist.cache.get(subject)
+    if result is None:
+        result = sublist.match(subject)
+    if result is EMPTY_RESULT:
+        return 0
+    psubs, qsubs, heads, links = result
+    if hdr_len:
+        delivered = 0
+        for sub in psubs:
+            if deliver(sub, publisher, subject, subject, reply, hdr_len, msg):
+                delivered += 1
+    else:
+        # The hot loop: plain subscribers of a message without headers, framed inline.
+        n = len(msg)
+        if reply is None:
+            tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
+        else:
+            tail = b"%b %d\r\n" % (reply, n)
+        pending = publisher.server.pending_flush
+        delivered = 0
+        for sub, head in zip(psubs, heads, strict=True):
+            c = sub.client
+            if sub.callback is not None:
+                sub.callback(sub, publisher, subject, reply, b"", msg)
+            elif c is publisher and not c.echo:
+                continue
+            else:
+                c.out += (b"MSG ", head, tail, msg, CRLF)
+                c.out_msgs += 1
+                c.out_bytes += n
+                if not c.flush_queued:
+                    c.flush_queued = True
+                    pending.append(c)
+            delivered += 1
+            sub.delivered += 1  # inlined _count
+            if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                c.remove_subscription(sub)
+    forward: dict[Any, list[bytes]] | None = None
+    for group in qsubs:
+        member = _pick_member(group, publisher)
+        if member is None:
+            continue
+        if member.client.is_link:
+            if forward is None:
+                forward = {}
+            forward.setdefault(member.client, []).append(group_name(member))
+        elif not deliver(member, publisher, subject, subject, reply, hdr_len, msg):
+            continue
+        delivered += 1
+    if links or forward:
+        delivered += _forward(account, links, forward, subject, reply, hdr_len, msg)
+    return delivered
+
+
+def route_from_link(
+    link: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    queues: list[bytes] | None,
+    hdr_len: int,
+    msg: bytes,
+) -> int:
+    """Deliver a message that came from another server: to local receivers only, and to a
+    local member of each queue group named in `queues` (none when the copy names none)."""
+    result = account.sublist.match(subject)
+    if result is EMPTY_RESULT:
+        return 0
+    delivered = 0
+    for sub in result.psubs:
+        if deliver(sub, link, subject, subject, reply, hdr_len, msg):
+            delivered += 1
+    if queues:
+        for group in result.qsubs:
+            if group[0].queue not in queues:
+                continue
+            member = _pick_local_member(group)
+            if member is not None and deliver(member, link, subject, subject, reply, hdr_len, msg):
+                delivered += 1
+    return delivered
+
+
+def route_as(
+    publisher: Any,
+    account: Account,
+    to: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> int:
+    """Deliver to everyone interested in `to`, with `subject` in the MSG/HMSG line.
+
+    This is how JetStream delivers a stored message to a consumer's inbox or deliver
+    subject. Another server receives it routed by `to`, the stored subject riding after an
+    `@` at the end of the ack reply, as nats-server sends it. Returns deliveries (a queue
+    group counts once). From a link, only local receivers get it.
+    """
+    result = account.sublist.match(to)
+    if result is EMPTY_RESULT:
+        return 0
+    hdr_len = len(headers)
+    msg = headers + payload if headers else payload
+    from_link = bool(getattr(publisher, "is_link", False))
+    delivered = 0
+    for sub in result.psubs:
+        if deliver(sub, publisher, subject, to, reply, hdr_len, msg):
+            delivered += 1
+    forward: dict[Any, list[bytes]] | None = None
+    for group in result.qsubs:
+        member = _pick_local_member(group) if from_link else _pick_member(group, publisher)
+        if member is None:
+            continue
+        if member.client.is_link:
+            if forward is None:
+                forward = {}
+            forward.setdefault(member.client, []).append(group_name(member))
+        elif not deliver(member, publisher, subject, to, reply, hdr_len, msg):
+            continue
+        delivered += 1
+    if not from_link and (result.links or forward):
+        routed_reply = reply + b"@" + subject if reply is not None else None
+        delivered += _forward(account, result.links, forward, to, routed_reply, hdr_len, msg)
+    return delivered
+
+
+# -- receivers -------------------------------------------------------------------------------
+
+
+def deliver(
+    sub: Subscription,
+    publisher: Any,
+    subject: bytes,
+    routed_by: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> bool:
+    """One message to one local subscription: a call for an in-process subscriber, a
+    MSG/HMSG frame (`subject` in the line) for a client. False when it did not take it.
+
+    `routed_by` is the subject the subscription matched (differs from `subject` only for
+    JetStream deliveries); it is what a client's permission filter checks.
+    """
+    callback = sub.callback
+    if callback is not None:
+        if hdr_len:
+            callback(sub, publisher, subject, reply, msg[:hdr_len], msg[hdr_len:])
+        else:
+            callback(sub, publisher, subject, reply, b"", msg)
+    else:
+        c = sub.client
+        if (c is publisher and not c.echo) or c.closed:
+            return False
+        frame_to_client(c, sub.sid, subject, reply, hdr_len, msg)
+    _count(sub)
+    return True
+
+
+def frame_to_client(
+    c: Any, sid: bytes, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+) -> None:
+    """Append one MSG (HMSG with headers, for a client that negotiated them) to `c.out`."""
+    n = len(msg)
+    if hdr_len and c.headers:
+        if reply is not None:
+            line = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hdr_len, n)
+        else:
+            line = b"HMSG %b %b %d %d\r\n" % (subject, sid, hdr_len, n)
+        c.out += (line, msg, CRLF)
+    else:
+        if hdr_len:
+            msg = msg[hdr_len:]
+            n = len(msg)
+        if reply is not None:
+            line = b"MSG %b %b %b %d\r\n" % (subject, sid, reply, n)
+        else:
+            line = b"MSG %b %b %d\r\n" % (subject, sid, n)
+        c.out += (line, msg, CRLF)
+    c.out_msgs += 1
+    c.out_bytes += n
+    if not c.flush_queued:
+        c.flush_queued = True
+        c.server.pending_flush.append(c)
+
+
+def filtered_delivery(
+    sub: Subscription,
+    publisher: Publisher,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> None:
+    """Delivery for subscriptions of clients with subscribe-deny filters or allow_responses:
+    those subscriptions carry this callback so that nobody else pays for the checks."""
+    c = sub.client
+    if (c is publisher and not c.echo) or c.closed:
+        return
+    perms = c.perms
+    if perms is not None and perms.delivery_denied(subject):
+        return
+    if reply is not None and c.responses is not None:
+        c.responses.grant(reply)
+    frame_to_client(c, sub.sid, subject, reply, len(headers), headers + payload)
+
+
+def group_name(sub: Subscription) -> bytes:
+    """The queue name of a member of a queue group."""
+    assert sub.queue is not None
+    return sub.queue
+
+
+def _count(sub: Subscription) -> None:
+    """A subscription took a message: count it, and end it at its auto-unsubscribe limit."""
+    sub.delivered += 1
+    if sub.max_msgs and sub.delivered >= sub.max_msgs:
+        sub.client.remove_subscription(sub)
+
+
+def _forward(
+    account: Account,
+    links: tuple[Any, ...],
+    queued: dict[Any, list[bytes]] | None,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> int:
+    """One copy to each other server that wants it, naming the queue groups it is for."""
+    name = account.name_bytes
+    sent = 0
+    for link in links:
+        queues = queued.pop(link, None) if queued else None
+        link.send_msg(name, subject, reply, queues, hdr_len, msg)
+        sent += 1
+    if queued:
+        for link, queues in queued.items():
+            link.send_msg(name, subject, reply, queues, hdr_len, msg)
+    return sent
+
+
+def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
+    """One member of a queue group, at random; skip members that cannot take the message."""
+    count = len(group)
+    start = int(random.random() * count)
+    for i in range(count):
+        sub = group[(start + i) % count]
+        c = sub.client
+        if c is publisher and sub.callback is None and not c.echo:
+            continue
+        return sub
+    return None
+
+
+def _pick_local_member(group: tuple[Subscription, ...]) -> Subscription | None:
+    """For a message from another server: a member on this server (never another link)."""
+    count = len(group)
+    start = int(random.random() * count)
+    for i in range(count):
+        sub = group[(start + i) % count]
+        if not sub.client.is_link:
+            return sub
+    return None

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .accounts import RESPONSE_PREFIX, Account, ServiceResponse, find_export, map_subject
-from .client import route_message
+from .delivery import route_message
 from .internal import InternalClient
 from .sublist import Subscription
 

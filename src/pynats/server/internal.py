@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .client import route_message
+from .delivery import route_message
 from .sublist import Subscription
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class InternalClient:
     """A named in-process client bound to one account."""
 
     kind = "Internal"
+    is_link = False
 
     def __init__(self, server: Server, account: Account, name: str) -> None:
         self.server = server

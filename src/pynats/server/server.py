@@ -26,7 +26,8 @@ from .. import __version__ as PYNATS_VERSION
 from . import const
 from .accounts import Account
 from .auth import Authenticator, ConnectAuthenticator
-from .client import REASON_SERVER_SHUTDOWN, ClientConnection
+from .client import ClientConnection
+from .connection import REASON_SERVER_SHUTDOWN, Connection
 from .log import Logger
 from .nkey import new_nonce, new_server_id
 from .options import Options
@@ -83,7 +84,7 @@ class Server:
         )
         self._next_cid = 0
         self.pending_flush: list[PendingWriter] = []
-        self.current_producer: ClientConnection | None = None
+        self.current_producer: Connection | None = None
         self._flush_scheduled = False
 
         self.start_time = time.time()

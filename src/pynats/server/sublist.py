@@ -5,18 +5,25 @@ literal subject walks the trie once; the answer is cached per literal subject, b
 few subjects are published over and over. A subscribe or unsubscribe drops exactly the cached
 answers it changes: the entry for a literal subject, or every entry its wildcard matches.
 
-A match result is a `(plain, groups, heads)` triple of tuples: `plain` holds every non-queue
-subscription, `groups` one tuple of members per queue name (members of the same queue name on
-different subjects form one group, as in nats-server), and `heads[i]` is the
-`b"<subject> <sid> "` part of the frame for `plain[i]`, built once per cached subject instead
-of once per message.
+A match result is a `SublistResult`: `psubs` holds every plain subscription of this server
+(clients and in-process subscribers), `heads[i]` the `b"<subject> <sid> "` part of the frame
+for `psubs[i]` (built once per cached subject instead of once per message), `links` the
+connections to other servers (routes) with plain interest, each once however many of their
+subscriptions match, and `qsubs` one tuple of members per queue name (members of the same
+queue name on different subjects form one group, as in nats-server). A remote queue member
+stands for `weight` members of that server and appears `weight` times, so that picking a
+member at random honours every server's share.
+
+Subscriptions whose client has `is_link` set are remote interest; `interest_listener`, when
+set, hears about every insert (+1) and removal (-1), which is how a cluster announces local
+interest to its peers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .subjects import FWC, PWC, subject_matches
 
@@ -29,10 +36,17 @@ CACHE_MAX_ENTRIES = 4096
 UNCACHED_PREFIX = b"$JS.ACK."
 CACHE_SWEEP = 1024
 
-MatchResult = tuple[
-    tuple["Subscription", ...], tuple[tuple["Subscription", ...], ...], tuple[bytes, ...]
-]
-EMPTY_RESULT: MatchResult = ((), (), ())
+
+class SublistResult(NamedTuple):
+    """Who receives a message published on one literal subject."""
+
+    psubs: tuple[Subscription, ...]
+    qsubs: tuple[tuple[Subscription, ...], ...]
+    heads: tuple[bytes, ...]
+    links: tuple[Any, ...]
+
+
+EMPTY_RESULT = SublistResult((), (), (), ())
 
 
 class Subscription:
@@ -50,6 +64,7 @@ class Subscription:
         "queue",
         "sid",
         "subject",
+        "weight",
     )
 
     def __init__(
@@ -67,6 +82,8 @@ class Subscription:
         self.callback = callback
         self.max_msgs = 0
         self.delivered = 0
+        # A remote queue subscription stands for this many members on its server.
+        self.weight = 1
 
     def __repr__(self) -> str:
         q = f" queue={self.queue!r}" if self.queue else ""
@@ -93,7 +110,7 @@ class Sublist:
 
     def __init__(self, cache_enabled: bool = True) -> None:
         self._root = _Node()
-        self.cache: dict[bytes, MatchResult] = {}
+        self.cache: dict[bytes, SublistResult] = {}
         self._cache_enabled = cache_enabled
         self.count = 0
         self.inserts = 0
@@ -102,6 +119,7 @@ class Sublist:
         self.max_fanout = 0
         self._fanout_total = 0
         self.change_listeners: list[Callable[[bytes], None]] = []
+        self.interest_listener: Callable[[Subscription, int], None] | None = None
 
     def add_change_listener(self, fn: Callable[[bytes], None]) -> None:
         """`fn(subject)` after every insert and successful remove (JetStream push consumers
@@ -133,6 +151,8 @@ class Sublist:
         self.count += 1
         self.inserts += 1
         self._invalidate(sub.subject)
+        if self.interest_listener is not None:
+            self.interest_listener(sub, 1)
         for fn in self.change_listeners:
             fn(sub.subject)
 
@@ -164,6 +184,8 @@ class Sublist:
         self.count -= 1
         self.removes += 1
         self._invalidate(sub.subject)
+        if self.interest_listener is not None:
+            self.interest_listener(sub, -1)
         for fn in self.change_listeners:
             fn(sub.subject)
         return True
@@ -194,7 +216,7 @@ class Sublist:
 
     # -- matching ------------------------------------------------------------------------
 
-    def match(self, subject: bytes) -> MatchResult:
+    def match(self, subject: bytes) -> SublistResult:
         """All subscriptions matching the literal `subject` (cached)."""
         cached = self.cache.get(subject)
         if cached is not None:
@@ -205,12 +227,20 @@ class Sublist:
         tokens = subject.split(b".")
         if all(tokens):
             _collect(self._root, tokens, 0, plain, groups)
-        result: MatchResult
+        result: SublistResult
         if plain or groups:
-            result = (
-                tuple(plain),
-                tuple(tuple(m) for m in groups.values()),
-                tuple(subject + b" " + s.sid + b" " for s in plain),
+            local: list[Subscription] = []
+            links: dict[Any, None] = {}
+            for sub in plain:
+                if getattr(sub.client, "is_link", False):
+                    links[sub.client] = None
+                else:
+                    local.append(sub)
+            result = SublistResult(
+                tuple(local),
+                tuple(_weighted(members) for members in groups.values()),
+                tuple(subject + b" " + s.sid + b" " for s in local),
+                tuple(links),
             )
         else:
             result = EMPTY_RESULT
@@ -285,3 +315,13 @@ def _add(node: _Node, plain: list[Subscription], groups: dict[bytes, list[Subscr
             groups[queue] = list(members)
         else:
             group.extend(members)
+
+
+def _weighted(members: list[Subscription]) -> tuple[Subscription, ...]:
+    """A queue group as picked from: a remote member once per member it stands for."""
+    if all(s.weight == 1 for s in members):
+        return tuple(members)
+    out: list[Subscription] = []
+    for s in members:
+        out.extend([s] * s.weight)
+    return tuple(out)

@@ -16,18 +16,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .client import ClientConnection
+    from .connection import Connection
     from .delivery import Publisher
     from .sublist import Subscription
 
 
-def connection_label(c: ClientConnection) -> str:
+def connection_label(c: Connection) -> str:
     """`host:port - cid:N - "name"`, as nats-server prefixes a connection's log lines."""
-    label = f"{c.host}:{c.port} - cid:{c.cid}"
-    if c.name:
-        return f'{label} - "{c.name}"'
-    if c.version and c.lang:
-        return f'{label} - "v{c.version}:{c.lang}"'
-    return label
+    return c.trace_label
 
 
 def quote_payload(data: bytes, limit: int) -> str:
@@ -87,7 +83,7 @@ class TracingSink:
         self.client.process_pong()
 
 
-def trace_out(c: ClientConnection, data: bytes) -> None:
+def trace_out(c: Connection, data: bytes) -> None:
     """Log a control line the server sends (PONG, +OK, -ERR, PING); INFO is not traced."""
     if data.startswith(b"INFO"):
         return
@@ -104,7 +100,7 @@ def traced_delivery(
     payload: bytes,
 ) -> None:
     """Delivery callback of a traced connection's subscriptions."""
-    from .client import deliver_to_client, filtered_delivery
+    from .delivery import filtered_delivery, frame_to_client
 
     c: ClientConnection = sub.client
     if c is publisher and not c.echo:
@@ -115,7 +111,9 @@ def traced_delivery(
     if c.responses is not None or (perms is not None and perms.needs_delivery_filter(sub.subject)):
         filtered_delivery(sub, publisher, subject, reply, headers, payload)
     else:
-        deliver_to_client(c, sub, subject, reply, headers, payload)
+        if c.closed:
+            return
+        frame_to_client(c, sub.sid, subject, reply, len(headers), headers + payload)
     label = connection_label(c)
     body = headers + payload
     args = [subject, sub.sid] + ([reply] if reply else [])

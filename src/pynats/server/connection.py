@@ -1,0 +1,342 @@
+"""Connection: what every socket the server holds has in common, whatever is on the other end.
+
+A client, a route to another server (and later a leaf node) all read through a sans-I/O parser
+in `data_received`, queue outbound bytes on `out` and are written once per batch by
+`Server.flush_pending`, keep the peer alive with PING/PONG, and are cut when they cannot keep
+up (past `max_pending`, or blocked past the write deadline). Subclasses add what their peer
+speaks; this class owns the outbound list, back-pressure, keepalive and the close.
+
+`kind` says what is on the other end (nats-server's client kinds). `is_link` is true for
+server-to-server connections: they take one copy of a message per connection, framed with
+the account, instead of one MSG per subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+
+from . import const
+from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .server import Server
+
+# nats-server's connection kinds (what /connz, /routez and the logs call them).
+CLIENT = 0
+ROUTER = 1
+GATEWAY = 2
+SYSTEM = 3
+LEAF = 4
+JETSTREAM = 5
+ACCOUNT = 6
+
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+
+REASON_CLIENT_CLOSED = "Client Closed"
+REASON_READ_ERROR = "Read Error"
+REASON_SLOW_PENDING = "Slow Consumer (Pending Bytes)"
+REASON_SLOW_DEADLINE = "Slow Consumer (Write Deadline)"
+REASON_STALE = "Stale Connection"
+REASON_SERVER_SHUTDOWN = "Server Shutdown"
+REASON_INTERNAL_ERROR = "Internal Client"
+REASON_TLS_FAILURE = "TLS Handshake Failure"
+
+
+class Feeder(Protocol):
+    """A sans-I/O parser: takes whole chunks, raises ProtocolError to close."""
+
+    def feed(self, data: bytes) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """The server's side of one socket. Subclasses set `kind`, `label` and the parser."""
+
+    kind: ClassVar[int] = CLIENT
+    is_link: ClassVar[bool] = False
+    # The id's name in log lines: `cid` for clients, `rid` for routes, `lid` for leafs.
+    id_label: ClassVar[str] = "cid"
+    kind_name: ClassVar[str] = "client"
+
+    __slots__ = (
+        "_ping_timer",
+        "_stalled_producers",
+        "_write_deadline_timer",
+        "account",
+        "cid",
+        "closed",
+        "flush_queued",
+        "host",
+        "in_bytes",
+        "in_msgs",
+        "is_write_blocked",
+        "last_activity",
+        "out",
+        "out_bytes",
+        "out_msgs",
+        "parser",
+        "ping_sent_at",
+        "pings_out",
+        "port",
+        "reason",
+        "rtt",
+        "server",
+        "start",
+        "stop",
+        "transport",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser: Feeder | None = None
+        self.account: Account = server.global_account
+        self.cid = 0
+        self.host = ""
+        self.port = 0
+        self.out: list[bytes] = []
+        self.flush_queued = False
+        self.closed = False
+        self.reason = ""
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.start = time.time()
+        self.stop = 0.0
+        self.last_activity = self.start
+        self.rtt = 0.0
+        self.pings_out = 0
+        self.ping_sent_at = 0.0
+        self.is_write_blocked = False
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._write_deadline_timer: asyncio.TimerHandle | None = None
+        self._stalled_producers: list[Connection] = []
+
+    # -- what subclasses describe ---------------------------------------------------------
+
+    @property
+    def log_prefix(self) -> str:
+        """`host:port - cid:N` as nats-server starts every line about a connection."""
+        return f"{self.host}:{self.port} - {self.id_label}:{self.cid}"
+
+    @property
+    def trace_label(self) -> str:
+        """How -V trace lines name this connection (clients add their name or version)."""
+        return self.log_prefix
+
+    def on_closed(self) -> None:
+        """Called once by close_connection after the socket is gone (drop subs, registries)."""
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def attach(self, base_transport: asyncio.BaseTransport) -> asyncio.Transport:
+        """Take the transport: peer address and write-buffer limits. Subclasses call it first
+        in connection_made."""
+        self.transport = transport = cast(asyncio.Transport, base_transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.host, self.port = str(peer[0]), int(peer[1])
+        # The socket counts as blocked well before max_pending, so that the slow-consumer
+        # check (and the producer stall) happens while there is still room.
+        high = min(const.WRITE_BUFFER_HIGH_BYTES, self.server.options.max_pending // 2)
+        transport.set_write_buffer_limits(
+            high=high, low=min(const.WRITE_BUFFER_LOW_BYTES, high // 4)
+        )
+        return transport
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.time()
+        server = self.server
+        server.current_producer = self
+        try:
+            assert self.parser is not None
+            self.parser.feed(data)
+        except ProtocolError as e:
+            self.close_with_error(e.err, e.reason)
+        except Exception:  # a bug must cost one connection, never the server
+            server.logger.error(
+                f"{self.log_prefix} - internal error processing {self.kind_name} data:\n"
+                f"{traceback.format_exc()}"
+            )
+            self.close_connection(REASON_INTERNAL_ERROR)
+        finally:
+            server.current_producer = None
+        server.flush_pending()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)
+
+    def pause_writing(self) -> None:
+        """The socket's write buffer passed the high-water mark: the write deadline runs."""
+        self.is_write_blocked = True
+        deadline = self.server.options.write_deadline
+        if deadline > 0 and self._write_deadline_timer is None:
+            self._write_deadline_timer = self.server.loop.call_later(
+                deadline, self._on_write_deadline
+            )
+
+    def resume_writing(self) -> None:
+        self.is_write_blocked = False
+        if self._write_deadline_timer is not None:
+            self._write_deadline_timer.cancel()
+            self._write_deadline_timer = None
+        self._release_stalled_producers()
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue protocol bytes for this connection; written at the next flush."""
+        if self.server.logger.trace_enabled:
+            from .trace import trace_out
+
+            trace_out(self, data)
+        self.out.append(data)
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.server.pending_flush.append(self)
+
+    def send_err(self, text: str) -> None:
+        self.send(b"-ERR '%b'\r\n" % text.encode())
+
+    def flush(self) -> None:
+        """Write everything queued in one call; cut the connection if it is a slow consumer."""
+        out = self.out
+        if not out:
+            return
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        transport.write(data)
+        if self.is_write_blocked:
+            max_pending = self.server.options.max_pending
+            if transport.get_write_buffer_size() > max_pending:
+                self.server.logger.notice(
+                    f"{self.log_prefix} - Slow Consumer Detected: MaxPending of "
+                    f"{max_pending} Exceeded"
+                )
+                self.server.count_slow_consumer()
+                self.close_connection(REASON_SLOW_PENDING, abort=True)
+                return
+            self._stall_current_producer()
+
+    def _stall_current_producer(self) -> None:
+        """Back-pressure: pause the publisher feeding this blocked socket, for a moment."""
+        server = self.server
+        producer = server.current_producer
+        if (
+            producer is None
+            or producer is self
+            or producer.closed
+            or server.options.no_fast_producer_stall
+            or producer in self._stalled_producers
+            or producer.transport is None
+        ):
+            return
+        producer.transport.pause_reading()
+        self._stalled_producers.append(producer)
+        server.stalled_clients += 1
+        server.loop.call_later(const.PRODUCER_STALL_MAX_S, self._release_stalled_producers)
+
+    def _release_stalled_producers(self) -> None:
+        producers, self._stalled_producers = self._stalled_producers, []
+        for producer in producers:
+            if not producer.closed and producer.transport is not None:
+                producer.transport.resume_reading()
+
+    # -- keepalive -------------------------------------------------------------------------
+
+    def start_pings(self, first: float, interval: float, *, jitter: bool = True) -> None:
+        """First PING after `first` seconds (plus up to 20% jitter), then every `interval`;
+        the peer is stale after `ping_max` unanswered PINGs."""
+        if interval <= 0:
+            return
+        if jitter:
+            first *= 1 + random.random() * 0.2
+        self._ping_timer = self.server.loop.call_later(first, self._on_ping_timer, interval)
+
+    def _on_ping_timer(self, interval: float) -> None:
+        self._ping_timer = None
+        if self.closed:
+            return
+        if self.pings_out + 1 > self.server.options.ping_max:
+            self.server.stale_connections += 1
+            self.server.logger.debug(f"{self.log_prefix} - Stale Client Connection - Closing")
+            self.close_with_error("Stale Connection", REASON_STALE)
+            return
+        # Skip the ping when the peer showed it is alive within the interval, as long as
+        # we have a round-trip time already.
+        recently_active = time.time() - self.last_activity < interval
+        if not (recently_active and self.rtt and self.pings_out == 0):
+            self.pings_out += 1
+            self.ping_sent_at = time.monotonic()
+            self.send(PING)
+            self.server.flush_pending()
+        self._ping_timer = self.server.loop.call_later(interval, self._on_ping_timer, interval)
+
+    def process_ping(self) -> None:
+        self.send(PONG)
+
+    def process_pong(self) -> None:
+        self.pings_out = 0
+        if self.ping_sent_at:
+            self.rtt = time.monotonic() - self.ping_sent_at
+            self.ping_sent_at = 0.0
+
+    def _on_write_deadline(self) -> None:
+        self._write_deadline_timer = None
+        if self.closed or not self.is_write_blocked or self.transport is None:
+            return
+        size = self.transport.get_write_buffer_size()
+        self.server.logger.notice(
+            f"{self.log_prefix} - Slow Consumer Detected: WriteDeadline of "
+            f"{self.server.options.write_deadline:g}s exceeded with {size} total bytes."
+        )
+        self.server.count_slow_consumer()
+        self.close_connection(REASON_SLOW_DEADLINE, abort=True)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close_with_error(self, err: str | None, reason: str) -> None:
+        if err:
+            self.send_err(err)
+        self.close_connection(reason)
+
+    def close_connection(self, reason: str, *, abort: bool = False) -> None:
+        """Close once: flush what is queued (unless aborting), record the reason, clean up."""
+        if self.closed:
+            return
+        transport = self.transport
+        if transport is not None and not abort and self.out and not transport.is_closing():
+            transport.write(b"".join(self.out))
+        self.out.clear()
+        self.closed = True
+        self.reason = reason
+        self.stop = time.time()
+        for timer in (self._ping_timer, self._write_deadline_timer):
+            if timer is not None:
+                timer.cancel()
+        self._release_stalled_producers()
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+        self.on_closed()
+
+    def describe(self) -> dict[str, Any]:
+        """Counters shared by /connz and /routez entries."""
+        return {
+            "in_msgs": self.in_msgs,
+            "out_msgs": self.out_msgs,
+            "in_bytes": self.in_bytes,
+            "out_bytes": self.out_bytes,
+        }
