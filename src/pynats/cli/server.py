@@ -253,29 +253,12 @@ def _uptime_ns(reply: PingReply) -> int:
     return humanize.ns_between(now, start)
 
 
-def compact_names(names: list[str]) -> list[str]:
-    """Drop the dot-separated suffix every name shares (`n1.example.com` -> `n1`)."""
-    if len(names) < 2:
-        return names
-    split = [n.split(".") for n in names]
-    shortest = min(len(parts) for parts in split)
-    common = 0
-    while (
-        common < shortest - 1
-        and len({tuple(parts[len(parts) - common - 1 :]) for parts in split}) == 1
-    ):
-        common += 1
-    if common == 0:
-        return names
-    return [".".join(parts[: len(parts) - common]) for parts in split]
-
-
 def render_server_list(replies: list[PingReply], compact: bool) -> str:
     """The `Server Overview` table, then `Cluster Overview` when servers are clustered."""
     names = [str(r.server.get("name", "")) for r in replies]
     hosts = [str(r.server.get("host", "")) for r in replies]
     if compact:
-        names, hosts = compact_names(names), compact_names(hosts)
+        names, hosts = humanize.compact_names(names), humanize.compact_names(hosts)
     table = Table("Server Overview")
     table.add_headers(
         "Name",

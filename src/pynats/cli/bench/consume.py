@@ -19,7 +19,6 @@ from typing import Any
 
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs
 from pynats.cli.bench.js import (
-    api,
     connecting_error,
     explain,
     js_banner,
@@ -30,7 +29,7 @@ from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot
 from pynats.cli.ui import humanize
-from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
+from pynats.cli.ui.connect import connection, jetstream, js_api_prefix, js_request
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
 from pynats.gotime import NS_PER_S
@@ -70,7 +69,7 @@ async def create_durable(nc: Any, spec: BenchSpec) -> None:
         config["max_ack_pending"] = spec.batch * spec.clients
     add_filters(config, spec.filters)
     try:
-        await api(
+        await js_request(
             nc,
             f"CONSUMER.CREATE.{spec.stream}.{spec.consumer}",
             {"stream_name": spec.stream, "config": config},
@@ -179,7 +178,7 @@ class JSConsumer(NatsPyClient):
             }
             add_filters(config, spec.filters)
             try:
-                created = await api(
+                created = await js_request(
                     self.nc,
                     f"CONSUMER.CREATE.{spec.stream}",
                     {"stream_name": spec.stream, "config": config},
@@ -191,7 +190,7 @@ class JSConsumer(NatsPyClient):
             await self.feed.start()
             return
         try:
-            await api(self.nc, f"CONSUMER.INFO.{spec.stream}.{spec.consumer}")
+            await js_request(self.nc, f"CONSUMER.INFO.{spec.stream}.{spec.consumer}")
         except CliError as exc:
             raise CliError(f"getting durable consumer '{spec.consumer}': {exc}") from exc
         if self.kind == "consume":
@@ -282,7 +281,7 @@ class JSConsumer(NatsPyClient):
             await self.feed.stop()
         if self.ephemeral and self.nc is not None and self.nc.is_connected:
             try:
-                await api(self.nc, f"CONSUMER.DELETE.{self.spec.stream}.{self.ephemeral}")
+                await js_request(self.nc, f"CONSUMER.DELETE.{self.spec.stream}.{self.ephemeral}")
             except CliError:
                 pass
         await super().close()

@@ -23,12 +23,11 @@ from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
 from pynats.cli.bench.spec import BenchSpec, ClientSlot
 from pynats.cli.ui import humanize
-from pynats.cli.ui.connect import connection, jetstream, js_api_prefix
-from pynats.cli.ui.errors import CliError, describe
+from pynats.cli.ui.connect import connection, jetstream, js_request
+from pynats.cli.ui.errors import STREAM_NOT_FOUND, ApiError, CliError, describe
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log
 
-STREAM_NOT_FOUND = 10059
 ATOMIC_API_LEVEL = 2
 
 
@@ -45,33 +44,12 @@ def explain(exc: BaseException) -> str:
     return describe(exc) or str(exc)
 
 
-async def api(nc: Any, verb: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A $JS.API request; an API error raises CliError(`description (code)`) with `.code`."""
-    import nats.errors
-
-    subject = f"{js_api_prefix()}.{verb}"
-    body = json.dumps(payload).encode() if payload is not None else b""
-    try:
-        reply = await nc.request(subject, body, timeout=current_settings().timeout_s)
-    except nats.errors.NoRespondersError:
-        raise CliError("nats: no responders available for request") from None
-    except nats.errors.TimeoutError:
-        raise CliError("nats: timeout") from None
-    answer = json.loads(reply.data or b"{}")
-    error = answer.get("error")
-    if isinstance(error, dict):
-        failure = CliError(f"{error.get('description', 'unknown error')} ({error.get('err_code')})")
-        failure.code = error.get("err_code")  # type: ignore[attr-defined]
-        raise failure
-    return answer
-
-
 async def stream_info(nc: Any, stream: str) -> dict[str, Any]:
     """STREAM.INFO, with nats.go's words for a missing stream or a server without JetStream."""
     try:
-        return await api(nc, f"STREAM.INFO.{stream}")
+        return await js_request(nc, f"STREAM.INFO.{stream}")
     except CliError as exc:
-        if getattr(exc, "code", None) == STREAM_NOT_FOUND:
+        if isinstance(exc, ApiError) and exc.err_code == STREAM_NOT_FOUND:
             raise CliError("nats: stream not found") from exc
         if "no responders" in str(exc):
             raise CliError("nats: jetstream not enabled") from exc
@@ -81,7 +59,7 @@ async def stream_info(nc: Any, stream: str) -> dict[str, Any]:
 async def api_level(nc: Any) -> int:
     """The JetStream API level the server reports (0 when it does not say)."""
     try:
-        info = await api(nc, "INFO")
+        info = await js_request(nc, "INFO")
     except CliError:
         return 0
     return int((info.get("api") or {}).get("level") or 0)
@@ -93,7 +71,7 @@ async def purge_stream(nc: Any, stream: str) -> None:
     except CliError as exc:
         raise CliError(f"getting stream '{stream}': {exc}") from exc
     try:
-        await api(nc, f"STREAM.PURGE.{stream}", {})
+        await js_request(nc, f"STREAM.PURGE.{stream}", {})
     except CliError as exc:
         raise CliError(f"purging stream '{stream}': {exc}") from exc
 
@@ -169,7 +147,7 @@ def prepare_publish(kind: str):  # type: ignore[no-untyped-def]
             if spec.create:
                 try:
                     config = stream_config(spec, kind == "atomic", level)
-                    await api(nc, f"STREAM.CREATE.{spec.stream}", config)
+                    await js_request(nc, f"STREAM.CREATE.{spec.stream}", config)
                 except CliError as exc:
                     raise CliError(
                         "could not create the stream. If you want to delete and re-define the "
@@ -182,7 +160,7 @@ def prepare_publish(kind: str):  # type: ignore[no-untyped-def]
             log(f"Using stream: {spec.stream}")
             if spec.purge:
                 log("Purging the stream")
-                await api(nc, f"STREAM.PURGE.{spec.stream}", {})
+                await js_request(nc, f"STREAM.PURGE.{spec.stream}", {})
 
     return prepare
 

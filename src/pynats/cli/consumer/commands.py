@@ -38,7 +38,6 @@ from pynats.cli.consumer.render import (
     consumers_table,
 )
 from pynats.cli.stream.api import (
-    api,
     consumer_info,
     consumer_list,
     consumer_names,
@@ -53,7 +52,7 @@ from pynats.cli.stream.config import edit_in_editor, load_config_file
 from pynats.cli.stream.diff import config_diff
 from pynats.cli.stream.render import leaders_table, missing_tables
 from pynats.cli.ui.command import NatsGroup, config_file_options
-from pynats.cli.ui.connect import connection, js_api_prefix, run_async
+from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import parse_js_ack, status_of
 from pynats.cli.ui.options import ExistingFile, current_settings
@@ -270,7 +269,7 @@ async def create(nc: Any, stream: str, config: dict[str, Any], action: str) -> d
     request: dict[str, Any] = {"stream_name": stream, "config": config}
     if action:
         request["action"] = action
-    return without_envelope(await api(nc, subject, request))
+    return without_envelope(await js_request(nc, subject, request))
 
 
 # -- add / edit -----------------------------------------------------------------------------------
@@ -457,7 +456,7 @@ async def remove_consumer(stream: str, name: str, force: bool, show_all: bool) -
             raise CliError("--force requires a stream and consumer name")
         async with connection() as nc:
             try:
-                await api(nc, f"CONSUMER.DELETE.{stream}.{name}")
+                await js_request(nc, f"CONSUMER.DELETE.{stream}.{name}")
             except CliError as exc:
                 if str(exc) == "nats: timeout":
                     out(
@@ -470,7 +469,7 @@ async def remove_consumer(stream: str, name: str, force: bool, show_all: bool) -
         stream, name, _ = await setup(nc, stream, name, ask_consumer=True, show_all=show_all)
         if not confirm(f"Really delete Consumer {stream} > {name}"):
             return
-        await api(nc, f"CONSUMER.DELETE.{stream}.{name}")
+        await js_request(nc, f"CONSUMER.DELETE.{stream}.{name}")
 
 
 # -- next ------------------------------------------------------------------------------------------

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynats.cli.kv.render import buckets_table
+from pynats.cli.stream.api import KV_STREAM_PREFIX, OBJ_STREAM_PREFIX
 from pynats.cli.ui import prompt
 from pynats.cli.ui.connect import connection, js_request
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import out
 
-KV_PREFIX = "KV_"
-OBJ_PREFIX = "OBJ_"
 DEFAULT_DUPLICATE_WINDOW_S = 120.0
 
 
@@ -55,7 +54,7 @@ async def list_buckets(prefix: str, names_only: bool, title: str, none_found: st
     if not streams:
         out(none_found)
         return
-    out(buckets_table(streams, prefix, title, values=prefix == KV_PREFIX).render())
+    out(buckets_table(streams, prefix, title, values=prefix == KV_STREAM_PREFIX).render())
 
 
 async def pick_bucket(nc: Any, prefix: str, none_found: str) -> str:
@@ -155,7 +154,7 @@ class KvBucketSettings:
         if 0 < self.ttl_s < duplicate_window:
             duplicate_window = self.ttl_s
         config = api.StreamConfig(
-            name=f"{KV_PREFIX}{self.bucket}",
+            name=f"{KV_STREAM_PREFIX}{self.bucket}",
             description=self.description or None,
             subjects=[f"$KV.{self.bucket}.>"],
             allow_direct=True,
@@ -179,20 +178,20 @@ class KvBucketSettings:
             placement=_placement(self.cluster, self.tags),
         )
         if self.mirror:
-            origin = self.mirror.removeprefix(KV_PREFIX)
+            origin = self.mirror.removeprefix(KV_STREAM_PREFIX)
             external = None
             if self.mirror_domain:
                 external = api.ExternalStream(api=f"$JS.{self.mirror_domain}.API")
-            config.mirror = api.StreamSource(name=f"{KV_PREFIX}{origin}", external=external)
+            config.mirror = api.StreamSource(name=f"{KV_STREAM_PREFIX}{origin}", external=external)
             config.mirror_direct = True
             config.subjects = None
         elif self.sources:
             config.sources = [
                 api.StreamSource(
-                    name=f"{KV_PREFIX}{source.removeprefix(KV_PREFIX)}",
+                    name=f"{KV_STREAM_PREFIX}{source.removeprefix(KV_STREAM_PREFIX)}",
                     subject_transforms=[
                         api.SubjectTransform(
-                            src=f"$KV.{source.removeprefix(KV_PREFIX)}.>",
+                            src=f"$KV.{source.removeprefix(KV_STREAM_PREFIX)}.>",
                             dest=f"$KV.{self.bucket}.>",
                         )
                     ],
@@ -241,7 +240,7 @@ class ObjBucketSettings:
         from nats.js import api
 
         return api.StreamConfig(
-            name=f"{OBJ_PREFIX}{self.bucket}",
+            name=f"{OBJ_STREAM_PREFIX}{self.bucket}",
             description=self.description or None,
             subjects=[f"$O.{self.bucket}.C.>", f"$O.{self.bucket}.M.>"],
             max_age=self.ttl_s,

@@ -25,7 +25,7 @@ import click
 
 from pynats.cli.kv import render
 from pynats.cli.kv.buckets import (
-    KV_PREFIX,
+    KV_STREAM_PREFIX,
     KvBucketSettings,
     list_buckets,
     pick_bucket,
@@ -189,7 +189,9 @@ def register(root: NatsGroup) -> None:
             run_async(list_keys(bucket, key, names, verbose, display_value))
         else:
             run_async(
-                list_buckets(KV_PREFIX, names, "Key-Value Buckets", "No Key-Value buckets found")
+                list_buckets(
+                    KV_STREAM_PREFIX, names, "Key-Value Buckets", "No Key-Value buckets found"
+                )
             )
 
     @kv.command("compact", help="Reclaim space used by deleted keys")
@@ -358,7 +360,7 @@ async def show_info(bucket: str) -> None:
     async with connection() as nc:
         js = jetstream(nc)
         if not bucket:
-            bucket = await pick_bucket(nc, KV_PREFIX, "no KV buckets found")
+            bucket = await pick_bucket(nc, KV_STREAM_PREFIX, "no KV buckets found")
         with store_errors(bucket):
             status = await (await bind(js, bucket)).status()
     out(render.bucket_info_screen(bucket, status.stream_info).render(), end="")
@@ -443,7 +445,7 @@ async def get_value(bucket: str, key: str, revision: int, raw: bool) -> None:
             entry = await store.get(key, revision=revision or None)
             # nats-py's Entry has no time, and its get() takes a limit marker the server left
             # for an expired key (`Nats-Marker-Reason`) for a value; the stored message tells.
-            stored = await js.get_msg(f"{KV_PREFIX}{bucket}", seq=entry.revision)
+            stored = await js.get_msg(f"{KV_STREAM_PREFIX}{bucket}", seq=entry.revision)
             if (stored.headers or {}).get(MARKER_REASON_HEADER):
                 raise CliError("nats: key not found")
     value = entry.value or b""

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pynats.cli.ui.errors import CliError
-
-STREAM_NAME_IN_USE = 10058
-WRONG_LAST_SEQUENCE = 10071
-JETSTREAM_NOT_ENABLED = 10076
+from pynats.cli.ui.errors import (
+    JETSTREAM_NOT_ENABLED,
+    STREAM_NAME_IN_USE,
+    WRONG_LAST_SEQUENCE,
+    CliError,
+)
 
 
 def api_error_text(code: int | None, err_code: int | None, description: str | None) -> str:

@@ -18,12 +18,12 @@ import base64
 import datetime as dt
 from typing import Any
 
+from pynats.cli.stream.api import KV_STREAM_PREFIX, user_metadata
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.output import paint
 from pynats.cli.ui.table import Table
 
-KV_STREAM_PREFIX = "KV_"
 GET_PREVIEW_CHARS = 120
 TABLE_VALUE_CHARS = 40
 TABLE_VALUE_EDGE_CHARS = 15
@@ -159,11 +159,6 @@ def buckets_table(streams: list[dict[str, Any]], prefix: str, title: str, values
 
 
 # -- kv info --------------------------------------------------------------------------------
-
-
-def user_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
-    """Metadata without the server's reserved `_nats.*` keys."""
-    return {k: v for k, v in (metadata or {}).items() if not k.startswith("_nats.")}
 
 
 def storage_name(storage: Any) -> str:

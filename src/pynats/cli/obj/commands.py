@@ -26,7 +26,7 @@ from typing import Any
 import click
 
 from pynats.cli.kv.buckets import (
-    OBJ_PREFIX,
+    OBJ_STREAM_PREFIX,
     ObjBucketSettings,
     list_buckets,
     pick_bucket,
@@ -191,7 +191,10 @@ def register(root: NatsGroup) -> None:
         else:
             run_async(
                 list_buckets(
-                    OBJ_PREFIX, names, "Object Store Buckets", "No Object Store buckets found"
+                    OBJ_STREAM_PREFIX,
+                    names,
+                    "Object Store Buckets",
+                    "No Object Store buckets found",
                 )
             )
 
@@ -283,7 +286,7 @@ async def modification_time(js: Any, info: Any) -> dt.datetime | None:
     encoded = base64.urlsafe_b64encode(info.name.encode()).decode()
     try:
         stored = await js.get_last_msg(
-            f"{OBJ_PREFIX}{info.bucket}", f"$O.{info.bucket}.M.{encoded}"
+            f"{OBJ_STREAM_PREFIX}{info.bucket}", f"$O.{info.bucket}.M.{encoded}"
         )
     except Exception:  # the time is decoration; the object itself was already found
         return None
@@ -323,7 +326,7 @@ async def show_info(bucket: str, name: str) -> None:
     async with connection() as nc:
         js = jetstream(nc)
         if not bucket:
-            bucket = await pick_bucket(nc, OBJ_PREFIX, "no Object buckets found")
+            bucket = await pick_bucket(nc, OBJ_STREAM_PREFIX, "no Object buckets found")
         with store_errors(bucket, objects=True):
             store = await bind(js, bucket)
             if not name:

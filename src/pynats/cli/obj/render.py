@@ -20,8 +20,8 @@ from pynats.cli.kv.render import (
     size_limit,
     storage_name,
     timestamp,
-    user_metadata,
 )
+from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.output import paint

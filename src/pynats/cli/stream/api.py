@@ -14,35 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from pynats.cli.ui import prompt
-from pynats.cli.ui.connect import js_api_prefix, traced_request
-from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.connect import js_request
+from pynats.cli.ui.errors import STREAM_NOT_FOUND, ApiError, CliError
 
 # Streams that back other abstractions: hidden from lists and pickers unless -a/--all is given.
-INTERNAL_STREAM_PREFIXES = ("KV_", "OBJ_", "$MQTT_")
 KV_STREAM_PREFIX = "KV_"
+OBJ_STREAM_PREFIX = "OBJ_"
+INTERNAL_STREAM_PREFIXES = (KV_STREAM_PREFIX, OBJ_STREAM_PREFIX, "$MQTT_")
 RESERVED_METADATA_PREFIX = "_nats."
 # Fields of an API response that are the envelope, not the StreamInfo/ConsumerInfo itself.
 ENVELOPE_FIELDS = ("type", "total", "offset", "limit", "did_create")
-STREAM_NOT_FOUND = 10059
-
-
-class ApiError(CliError):
-    """A JetStream API error reply, with the server's error code kept for decisions."""
-
-    def __init__(self, description: str, err_code: int | None) -> None:
-        super().__init__(f"{description} ({err_code})" if err_code else description)
-        self.description = description
-        self.err_code = err_code
-
-
-async def api(nc: Any, subject: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`$JS.API.<subject>`; an error reply raises ApiError (`stream not found (10059)`)."""
-    reply = await traced_request(nc, f"{js_api_prefix()}.{subject}", payload)
-    error = reply.get("error")
-    if isinstance(error, dict):
-        code = error.get("err_code")
-        raise ApiError(error.get("description") or "unknown error", int(code) if code else None)
-    return reply
 
 
 def without_envelope(reply: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +48,7 @@ def user_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
 
 
 async def account_info(nc: Any) -> dict[str, Any]:
-    return await api(nc, "INFO")
+    return await js_request(nc, "INFO")
 
 
 async def max_bytes_required(nc: Any) -> bool:
@@ -89,7 +70,7 @@ async def stream_names(nc: Any, subject: str = "") -> list[str]:
         request: dict[str, Any] = {"offset": len(names)}
         if subject:
             request["subject"] = subject
-        reply = await api(nc, "STREAM.NAMES", request)
+        reply = await js_request(nc, "STREAM.NAMES", request)
         page = reply.get("streams") or []
         names.extend(page)
         if not page or len(names) >= int(reply.get("total", 0) or 0):
@@ -107,7 +88,7 @@ async def stream_list(
         request: dict[str, Any] = {"offset": len(infos)}
         if subject:
             request["subject"] = subject
-        reply = await api(nc, "STREAM.LIST", request)
+        reply = await js_request(nc, "STREAM.LIST", request)
         page = reply.get("streams") or []
         infos.extend(page)
         missing.extend(reply.get("missing") or [])
@@ -117,7 +98,7 @@ async def stream_list(
 
 
 async def stream_info(nc: Any, name: str) -> dict[str, Any]:
-    return without_envelope(await api(nc, f"STREAM.INFO.{name}"))
+    return without_envelope(await js_request(nc, f"STREAM.INFO.{name}"))
 
 
 async def select_stream(
@@ -149,7 +130,7 @@ async def select_stream(
 async def consumer_names(nc: Any, stream: str) -> list[str]:
     names: list[str] = []
     while True:
-        reply = await api(nc, f"CONSUMER.NAMES.{stream}", {"offset": len(names)})
+        reply = await js_request(nc, f"CONSUMER.NAMES.{stream}", {"offset": len(names)})
         page = reply.get("consumers") or []
         names.extend(page)
         if not page or len(names) >= int(reply.get("total", 0) or 0):
@@ -160,7 +141,7 @@ async def consumer_list(nc: Any, stream: str) -> tuple[list[dict[str, Any]], lis
     infos: list[dict[str, Any]] = []
     missing: list[str] = []
     while True:
-        reply = await api(nc, f"CONSUMER.LIST.{stream}", {"offset": len(infos)})
+        reply = await js_request(nc, f"CONSUMER.LIST.{stream}", {"offset": len(infos)})
         page = reply.get("consumers") or []
         infos.extend(page)
         missing.extend(reply.get("missing") or [])
@@ -169,7 +150,7 @@ async def consumer_list(nc: Any, stream: str) -> tuple[list[dict[str, Any]], lis
 
 
 async def consumer_info(nc: Any, stream: str, name: str) -> dict[str, Any]:
-    return without_envelope(await api(nc, f"CONSUMER.INFO.{stream}.{name}"))
+    return without_envelope(await js_request(nc, f"CONSUMER.INFO.{stream}.{name}"))
 
 
 async def select_consumer(

@@ -24,7 +24,6 @@ from typing import Any
 import click
 
 from pynats.cli.stream.api import (
-    api,
     is_internal_stream,
     is_kv_stream,
     max_bytes_required,
@@ -63,7 +62,7 @@ from pynats.cli.stream.render import (
 )
 from pynats.cli.ui import humanize, prompt
 from pynats.cli.ui.command import NatsGroup, config_file_options
-from pynats.cli.ui.connect import connection, js_api_prefix, run_async
+from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import (
     TranslateError,
@@ -424,7 +423,7 @@ async def add_stream(
             write_validated(config, validate, output_file)
             return
         try:
-            created = await api(nc, f"STREAM.CREATE.{name}", config)
+            created = await js_request(nc, f"STREAM.CREATE.{name}", config)
         except CliError as exc:
             raise CliError(f"could not create Stream: {exc}") from None
         out(f"Stream {name} was created\n")
@@ -463,7 +462,7 @@ async def copy_stream(
         config["name"] = destination
         config["metadata"] = user_metadata(config.get("metadata"))
         try:
-            created = await api(nc, f"STREAM.CREATE.{destination}", config)
+            created = await js_request(nc, f"STREAM.CREATE.{destination}", config)
         except CliError as exc:
             raise CliError(f"could not create Stream: {exc}") from None
         if not as_json:
@@ -510,7 +509,7 @@ async def edit_stream(
         if not force and not confirm(f"Really edit Stream {name}"):
             return
         try:
-            updated = await api(nc, f"STREAM.UPDATE.{name}", wanted)
+            updated = await js_request(nc, f"STREAM.UPDATE.{name}", wanted)
         except CliError as exc:
             raise CliError(f"could not edit Stream {name}: {exc}") from None
         if not as_json:
@@ -605,7 +604,7 @@ async def remove_stream(name: str, force: bool, show_all: bool) -> None:
             raise CliError("--force requires a stream name")
         async with connection() as nc:
             try:
-                await api(nc, f"STREAM.DELETE.{name}")
+                await js_request(nc, f"STREAM.DELETE.{name}")
             except CliError as exc:
                 if str(exc) == "nats: timeout":
                     out(
@@ -618,7 +617,7 @@ async def remove_stream(name: str, force: bool, show_all: bool) -> None:
         if not confirm(f"Really delete Stream {name}"):
             return
         try:
-            await api(nc, f"STREAM.DELETE.{name}")
+            await js_request(nc, f"STREAM.DELETE.{name}")
         except CliError as exc:
             raise CliError(f"could not remove Stream: {exc}") from None
 
@@ -644,7 +643,7 @@ async def purge_stream(
             if keep:
                 request["keep"] = keep
         try:
-            reply = await api(nc, f"STREAM.PURGE.{name}", request)
+            reply = await js_request(nc, f"STREAM.PURGE.{name}", request)
         except CliError as exc:
             raise CliError(f"could not purge Stream: {exc}") from None
         out(f"Purged {reply.get('purged', 0)} messages from {name}\n")
@@ -664,7 +663,7 @@ async def remove_message(name: str, seq: int, force: bool, show_all: bool) -> No
         warn_about_kv(name)
         if not force and not confirm(f"Really remove message {seq} from Stream {name}"):
             return
-        await api(nc, f"STREAM.MSG.DELETE.{name}", {"seq": seq})
+        await js_request(nc, f"STREAM.MSG.DELETE.{name}", {"seq": seq})
 
 
 def _ask(context: str, question: str, default: str = "", required: bool = False) -> str:
@@ -705,7 +704,7 @@ async def get_message(
         else:
             raise CliError("no ID or subject specified")
         try:
-            reply = await api(nc, f"STREAM.MSG.GET.{name}", request)
+            reply = await js_request(nc, f"STREAM.MSG.GET.{name}", request)
         except CliError as exc:
             raise CliError(f"could not retrieve {name}#{seq}: {exc}") from None
     message = reply.get("message") or {}
@@ -776,13 +775,15 @@ async def view_stream(
         config["filter_subject"] = subject
     async with connection() as nc:
         name, _ = await pick_stream(nc, name, show_all=show_all)
-        created = await api(nc, f"CONSUMER.CREATE.{name}", {"stream_name": name, "config": config})
+        created = await js_request(
+            nc, f"CONSUMER.CREATE.{name}", {"stream_name": name, "config": config}
+        )
         consumer = created.get("name", "")
         try:
             await _page_through(nc, name, consumer, size, raw, translate)
         finally:
             try:
-                await asyncio.wait_for(api(nc, f"CONSUMER.DELETE.{name}.{consumer}"), 1)
+                await asyncio.wait_for(js_request(nc, f"CONSUMER.DELETE.{name}.{consumer}"), 1)
             except (TimeoutError, CliError):
                 pass  # the server removes the idle consumer by itself
 

@@ -91,21 +91,6 @@ def render_api_metadata(screen: Columns, metadata: dict[str, str] | None) -> Non
         screen.add_row("Required API Level", f"{required or '0'} hosted at level {level}")
 
 
-def compact_names(names: list[str]) -> list[str]:
-    """Server names without the domain suffix they all share (`n1.example.net` -> `n1`)."""
-    if len(names) < 2 or not all("." in n for n in names):
-        return list(names)
-    split = [n.split(".") for n in names]
-    shared = 0
-    while all(len(parts) > shared + 1 for parts in split) and (
-        len({tuple(parts[len(parts) - shared - 1 :]) for parts in split}) == 1
-    ):
-        shared += 1
-    if shared == 0:
-        return list(names)
-    return [".".join(parts[: len(parts) - shared]) for parts in split]
-
-
 def render_cluster(cluster: dict[str, Any] | None) -> str:
     """The peers of a RAFT group for report tables: leader marked `*`, lagging ones `!`."""
     if not cluster:
@@ -119,7 +104,7 @@ def render_cluster(cluster: dict[str, Any] | None) -> str:
         if replica.get("offline") or not replica.get("current"):
             warn.append(len(peers))
         peers.append(replica.get("name", ""))
-    compact = compact_names(peers)
+    compact = humanize.compact_names(peers)
     if has_leader:
         compact[0] += "*"
     for index in warn:

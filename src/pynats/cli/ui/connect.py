@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
 
-from pynats.cli.ui.errors import CliError, Interrupted
+from pynats.cli.ui.errors import ApiError, CliError, Interrupted
 from pynats.cli.ui.options import Settings, current_settings
 from pynats.cli.ui.output import log
 
@@ -297,7 +297,7 @@ def jetstream_manager(nc: Any, settings: Settings | None = None) -> Any:
 async def js_request(nc: Any, api: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """Call `$JS.API.<api>` with a JSON body and return the JSON reply.
 
-    An `{"error": ...}` reply raises CliError with natscli's text (`stream not found (10059)`);
+    An `{"error": ...}` reply raises ApiError with natscli's text (`stream not found (10059)`);
     no JetStream raises `nats: no responders available for request`. With --trace the request
     and reply are logged as natscli does (`>>> subject` / `<<< subject` with the bodies).
     """
@@ -305,9 +305,8 @@ async def js_request(nc: Any, api: str, payload: dict[str, Any] | None = None) -
     reply = await traced_request(nc, subject, payload)
     error = reply.get("error")
     if isinstance(error, dict):
-        description = error.get("description") or "unknown error"
         code = error.get("err_code")
-        raise CliError(f"{description} ({code})" if code else description)
+        raise ApiError(error.get("description") or "unknown error", int(code) if code else None)
     return reply
 
 

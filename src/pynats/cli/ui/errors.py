@@ -17,6 +17,23 @@ class CliError(Exception):
     exit_code = 1
 
 
+class ApiError(CliError):
+    """A JetStream API error reply (`{"error": {...}}`), worded as natscli words it
+    (`stream not found (10059)`), with the server's error code kept for decisions."""
+
+    def __init__(self, description: str, err_code: int | None) -> None:
+        super().__init__(f"{description} ({err_code})" if err_code else description)
+        self.description = description
+        self.err_code = err_code
+
+
+# The JetStream API error codes (server/errors.json) the CLI acts on.
+STREAM_NAME_IN_USE = 10058
+STREAM_NOT_FOUND = 10059
+WRONG_LAST_SEQUENCE = 10071
+JETSTREAM_NOT_ENABLED = 10076
+
+
 class Interrupted(Exception):
     """The user pressed Ctrl-C (or the process got SIGTERM) while a command was running."""
 

@@ -119,6 +119,21 @@ def parse_go_time(text: str) -> dt.datetime | None:
     return utc_time(ns) if ns else None
 
 
+def compact_names(names: list[str]) -> list[str]:
+    """natscli's compactStrings: server names without the dot-separated suffix they all
+    share (`n1.example.com`, `n2.example.com` -> `n1`, `n2`); a name is never emptied."""
+    split = [name.split(".") for name in names]
+    shortest = min((len(parts) for parts in split), default=0)
+    shared = 0
+    while (
+        len(names) > 1
+        and shared < shortest - 1
+        and len({tuple(parts[len(parts) - shared - 1 :]) for parts in split}) == 1
+    ):
+        shared += 1
+    return [".".join(parts[: len(parts) - shared]) for parts in split]
+
+
 def value(item: Any) -> str:
     """Render any value the way natscli's columns layout does (`columns.F`)."""
     if isinstance(item, bool):
