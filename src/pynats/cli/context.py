@@ -19,7 +19,7 @@ import click
 
 from pynats.cli.ui import context_store, prompt
 from pynats.cli.ui.columns import Columns
-from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.command import NatsGroup, force_flag, json_flag
 from pynats.cli.ui.context_store import NatsContext
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import OVERRIDE_ENV_VARS, Settings, flag_value
@@ -114,7 +114,7 @@ def register(root: NatsGroup) -> None:
         show_selected_or_named("")
 
     @context.command("ls", aliases=["list", "l"], help="List known contexts")
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Show the list in JSON format")
+    @json_flag("Show the list in JSON format")
     @click.option("--names", is_flag=True, help="List just the names of known contexts")
     def ls(as_json: bool, names: bool) -> None:
         contexts = _loadable_contexts()
@@ -132,7 +132,7 @@ def register(root: NatsGroup) -> None:
         help="Display information on the current or named context",
     )
     @click.argument("name", required=False, default="")
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Show the context in JSON format")
+    @json_flag("Show the context in JSON format")
     @click.option(
         "--connect",
         is_flag=True,
@@ -165,7 +165,7 @@ def register(root: NatsGroup) -> None:
 
     @context.command("rm", aliases=["remove"], help="Remove a context")
     @click.argument("name")
-    @click.option("-f", "--force", is_flag=True, help="Force remove without prompting")
+    @force_flag("Force remove without prompting")
     def rm(name: str, force: bool) -> None:
         _mark_prompts_with_active_context()
         context_store.check_name(name)

@@ -21,7 +21,7 @@ import click
 
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
-from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.command import NatsGroup, json_flag
 from pynats.cli.ui.connect import connection, run_async, traced_request
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import status_of
@@ -95,7 +95,7 @@ def register(root: NatsGroup) -> None:
         type=click.IntRange(min=0),
         help="How many servers to expect",
     )
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    @json_flag()
     @click.option(
         "--sort",
         "sort_key",

@@ -28,7 +28,7 @@ from pynats.cli.bench.spec import (
     BenchSpec,
     client_slots,
 )
-from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.command import NatsGroup, apply_options, negatable
 from pynats.cli.ui.connect import run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.humanize import comma
@@ -83,41 +83,28 @@ messages straight from the protocol stream."""
 SLEEP_HELP = "Sleep for the specified interval between publications"
 
 
-def option(*names: str, **kwargs: Any) -> Callable[[Any], Any]:
-    return click.option(*names, **kwargs)
-
-
-def stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def apply(function: Any) -> Any:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
 def common_flags() -> Callable[[Any], Any]:
-    return stack(
-        option("--clients", default=1, type=int, help="Number of concurrent clients"),
-        option(
+    return apply_options(
+        click.option("--clients", default=1, type=int, help="Number of concurrent clients"),
+        click.option(
             "--msgs",
             default=100_000,
             type=int,
             help="Number of messages to publish or subscribe to",
         ),
         negatable("progress", True, "Enable or disable the progress bar"),
-        option(
+        click.option(
             "--csv", "csv_file", default="", metavar="FILE", help="Save benchmark data to CSV file"
         ),
-        option("--size", default="128B", metavar="SIZE", help="Size of the test messages"),
-        option(
+        click.option("--size", default="128B", metavar="SIZE", help="Size of the test messages"),
+        click.option(
             "--workers",
             default=0,
             type=int,
             help="Worker processes the clients are spread over (0: one per CPU core, at most "
             "one per client)",
         ),
-        option(
+        click.option(
             "--plot",
             "plot_file",
             default="",
@@ -128,21 +115,21 @@ def common_flags() -> Callable[[Any], Any]:
 
 
 def publisher_flags() -> Callable[[Any], Any]:
-    return stack(
-        option(
+    return apply_options(
+        click.option(
             "--multisubject",
             is_flag=True,
             help="Multi-subject mode, each message is published on a subject that includes the "
             "publisher's message sequence number as a token",
         ),
-        option(
+        click.option(
             "--multisubjectmax",
             "multisubject_max",
             default=100_000,
             type=int,
             help="The maximum number of subjects to use in multi-subject mode (0 means no max)",
         ),
-        option(
+        click.option(
             "--multisubjectrandomize",
             "multisubject_randomize",
             is_flag=True,
@@ -153,15 +140,15 @@ def publisher_flags() -> Callable[[Any], Any]:
 
 
 def payload_flags() -> Callable[[Any], Any]:
-    return stack(
-        option(
+    return apply_options(
+        click.option(
             "--payload",
             "payload_file",
             type=ExistingFile(),
             default=None,
             help="File containing a message payload to send",
         ),
-        option(
+        click.option(
             "-H",
             "--header",
             "headers",
@@ -172,8 +159,8 @@ def payload_flags() -> Callable[[Any], Any]:
 
 
 def throughput_flags() -> Callable[[Any], Any]:
-    return stack(
-        option(
+    return apply_options(
+        click.option(
             "--throughput",
             default=0,
             type=int,
@@ -182,7 +169,7 @@ def throughput_flags() -> Callable[[Any], Any]:
             "THROUGHPUT messages/second across all clients (0 disables). If --sleep is set, "
             "the achieved rate may be lower",
         ),
-        option(
+        click.option(
             "--duration",
             "duration_ns",
             default=0,
@@ -194,57 +181,61 @@ def throughput_flags() -> Callable[[Any], Any]:
 
 
 def sleep_flag(help: str = SLEEP_HELP) -> Callable[[Any], Any]:
-    return option("--sleep", "sleep_ns", default=0, type=DURATION, metavar="DURATION", help=help)
+    return click.option(
+        "--sleep", "sleep_ns", default=0, type=DURATION, metavar="DURATION", help=help
+    )
 
 
 def js_common_flags() -> Callable[[Any], Any]:
-    return stack(
-        option("--stream", default=DEFAULT_STREAM, help="The name of the stream to create or use"),
+    return apply_options(
+        click.option(
+            "--stream", default=DEFAULT_STREAM, help="The name of the stream to create or use"
+        ),
         sleep_flag(),
     )
 
 
 def storage_flags(kind: str) -> Callable[[Any], Any]:
-    return stack(
-        option(
+    return apply_options(
+        click.option(
             "--storage",
             type=click.Choice(["memory", "file"]),
             default="file",
             help=f'JetStream storage (memory/file) for the "benchstream" {kind}',
         ),
-        option(
+        click.option(
             "--replicas",
             default=1,
             type=int,
             help=f'Number of replicas for the "benchstream" {kind}',
         ),
-        option(
+        click.option(
             "--maxbytes",
             "max_bytes",
             default="1GB",
             help="The maximum size of the stream or KV bucket in bytes",
         ),
-        option("--purge", is_flag=True, help="Purge the stream before running"),
+        click.option("--purge", is_flag=True, help="Purge the stream before running"),
     )
 
 
 def js_publish_flags() -> Callable[[Any], Any]:
-    return stack(
-        option("--create", is_flag=True, help="Create or update the stream first"),
+    return apply_options(
+        click.option("--create", is_flag=True, help="Create or update the stream first"),
         storage_flags("stream"),
-        option(
+        click.option(
             "--dedup",
             is_flag=True,
             help="Sets a message id in the header to use JS Publish de-duplication",
         ),
-        option(
+        click.option(
             "--dedupwindow",
             "dedup_window_ns",
             default="2m",
             type=DURATION,
             help="Sets the duration of the stream's deduplication functionality",
         ),
-        option(
+        click.option(
             "--persistasync",
             "persist_async",
             is_flag=True,
@@ -254,23 +245,23 @@ def js_publish_flags() -> Callable[[Any], Any]:
 
 
 def filter_flag() -> Callable[[Any], Any]:
-    return option(
+    return click.option(
         "--filter", "filters", multiple=True, metavar="SUBJECTS", help="Filter Stream by subjects"
     )
 
 
 def consumer_flags() -> Callable[[Any], Any]:
-    return stack(
-        option(
+    return apply_options(
+        click.option(
             "--consumer", default=DEFAULT_CONSUMER, help="Specify the durable consumer name to use"
         ),
-        option(
+        click.option(
             "--batch",
             default=500,
             type=int,
             help="Sets the max number of messages that can be buffered in the client",
         ),
-        option(
+        click.option(
             "--acks",
             type=click.Choice(["explicit", "none", "all"]),
             default="explicit",
@@ -282,13 +273,15 @@ def consumer_flags() -> Callable[[Any], Any]:
             "Synchronously acknowledge messages, waiting for a reply from the server",
         ),
         filter_flag(),
-        option("--purge", is_flag=True, help="Purge the stream before running"),
+        click.option("--purge", is_flag=True, help="Purge the stream before running"),
     )
 
 
 def kv_flags() -> Callable[[Any], Any]:
-    return stack(
-        option("--bucket", default=DEFAULT_BUCKET, help="The bucket to use for the benchmark"),
+    return apply_options(
+        click.option(
+            "--bucket", default=DEFAULT_BUCKET, help="The bucket to use for the benchmark"
+        ),
         sleep_flag("Sleep for the specified interval after putting each message"),
     )
 
@@ -314,7 +307,7 @@ def register(root: NatsGroup) -> None:
 
     @bench.command("sub", help=SUB_HELP)
     @subject
-    @option(
+    @click.option(
         "--multisubject",
         is_flag=True,
         help="Multi-subject mode, each message is published on a subject that includes the "
@@ -368,7 +361,7 @@ def register(root: NatsGroup) -> None:
 
     @js_pub.command("async", help="Use asynchronous JetStream publish")
     @subject
-    @option(
+    @click.option(
         "--batch",
         default=500,
         type=int,
@@ -384,7 +377,7 @@ def register(root: NatsGroup) -> None:
 
     @js_pub.command("atomic", aliases=["batch"], help="Use atomic batch JetStream publish")
     @subject
-    @option("--batch", default=500, type=int, help="Sets the size of the batches")
+    @click.option("--batch", default=500, type=int, help="Sets the size of the batches")
     @common_flags()
     @js_common_flags()
     @publisher_flags()
@@ -397,13 +390,13 @@ def register(root: NatsGroup) -> None:
         "ordered",
         help="Consume JetStream messages from a consumer using an ephemeral ordered consumer",
     )
-    @option(
+    @click.option(
         "--batch",
         default=500,
         type=int,
         help="Sets the max number of messages that can be buffered in the client",
     )
-    @option("--purge", is_flag=True, help="Purge the stream before running")
+    @click.option("--purge", is_flag=True, help="Purge the stream before running")
     @filter_flag()
     @common_flags()
     @js_common_flags()
@@ -437,13 +430,13 @@ def register(root: NatsGroup) -> None:
         run_mode("get", "JS_GET_SYNC", flags)
 
     @js_get.command("batch", help="Use batched JetStream direct get")
-    @option(
+    @click.option(
         "--batch",
         default=500,
         type=int,
         help="Sets the max number of messages that can be buffered in the client",
     )
-    @option("--filter", "get_filter", default=">", help="Filter for the messages")
+    @click.option("--filter", "get_filter", default=">", help="Filter for the messages")
     @common_flags()
     @js_common_flags()
     def js_get_batch(**flags: Any) -> None:
@@ -457,13 +450,13 @@ def register(root: NatsGroup) -> None:
     @common_flags()
     @kv_flags()
     @storage_flags("bucket")
-    @option(
+    @click.option(
         "--history",
         default=1,
         type=click.IntRange(0, 255),
         help="History depth for the bucket in KV mode",
     )
-    @option(
+    @click.option(
         "--randomize",
         default=0,
         type=int,
@@ -477,7 +470,7 @@ def register(root: NatsGroup) -> None:
     @kv.command("get", help="Get messages from a KV bucket")
     @common_flags()
     @kv_flags()
-    @option(
+    @click.option(
         "--randomize",
         default=0,
         type=int,

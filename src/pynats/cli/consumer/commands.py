@@ -51,7 +51,7 @@ from pynats.cli.stream.commands import all_option, confirm, show_all_streams
 from pynats.cli.stream.config import edit_in_editor, load_config_file
 from pynats.cli.stream.diff import config_diff
 from pynats.cli.stream.render import leaders_table, missing_tables
-from pynats.cli.ui.command import NatsGroup, config_file_options
+from pynats.cli.ui.command import NatsGroup, config_file_options, force_flag, json_flag
 from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import parse_js_ack, status_of
@@ -108,7 +108,7 @@ def register(root: NatsGroup) -> None:
         default="",
         help="JSON file to read configuration from",
     )
-    @click.option("-f", "--force", is_flag=True, help="Force removal without prompting")
+    @force_flag("Force removal without prompting")
     @click.option(
         "-i", "--interactive", is_flag=True, help="Edit the configuring using your editor"
     )
@@ -141,7 +141,7 @@ def register(root: NatsGroup) -> None:
 
     @consumer.command("ls", aliases=["list"], help="List known Consumers")
     @click.argument("stream", metavar="STREAM", required=False, default="")
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    @json_flag()
     @click.option("-n", "--names", is_flag=True, help="Show just the consumer names")
     @click.option("--no-select", is_flag=True, help="Do not select consumers from a list")
     @all_option
@@ -152,7 +152,7 @@ def register(root: NatsGroup) -> None:
         @consumer.command(command_name, **kwargs)
         @click.argument("stream", metavar="STREAM", required=False, default="")
         @click.argument("name", metavar="CONSUMER", required=False, default="")
-        @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+        @json_flag()
         @click.option("--no-select", is_flag=True, help="Do not select consumers from a list")
         @all_option
         def info(stream: str, name: str, as_json: bool, no_select: bool, show_all: bool) -> None:
@@ -168,7 +168,7 @@ def register(root: NatsGroup) -> None:
     @consumer.command("rm", aliases=["delete", "del"], help="Removes a Consumer")
     @click.argument("stream", metavar="STREAM", required=False, default="")
     @click.argument("name", metavar="CONSUMER", required=False, default="")
-    @click.option("-f", "--force", is_flag=True, help="Force removal without prompting")
+    @force_flag("Force removal without prompting")
     @all_option
     def rm(stream: str, name: str, force: bool, show_all: bool) -> None:
         run_async(remove_consumer(stream, name, force, show_all_streams(show_all)))

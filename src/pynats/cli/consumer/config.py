@@ -368,7 +368,7 @@ def consumer_config_options(*, edit: bool) -> Any:
             ),
         ]
 
-    return apply_options(options)
+    return apply_options(*options)
 
 
 # -- --config FILE ----------------------------------------------------------------------------

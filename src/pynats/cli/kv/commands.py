@@ -32,7 +32,7 @@ from pynats.cli.kv.buckets import (
 )
 from pynats.cli.kv.errors import store_errors
 from pynats.cli.ui import prompt
-from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.command import NatsGroup, apply_options, force_flag, negatable
 from pynats.cli.ui.connect import connection, jetstream, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import is_tty, out, out_raw
@@ -116,7 +116,7 @@ def register(root: NatsGroup) -> None:
     @kv.command("del", aliases=["rm"], help="Deletes a key or the entire bucket")
     @click.argument("bucket", help=BUCKET_HELP)
     @click.argument("key", required=False, default="", help=KEY_HELP)
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     def delete(bucket: str, key: str, force: bool) -> None:
         if key:
             run_async(delete_key(bucket, key, force))
@@ -129,7 +129,7 @@ def register(root: NatsGroup) -> None:
     )
     @click.argument("bucket", help=BUCKET_HELP)
     @click.argument("key", help=KEY_HELP)
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     @click.option(
         "--ttl", "ttl_ns", type=DURATION, default=0, help="Sets a TTL for the purge marker"
     )
@@ -196,14 +196,14 @@ def register(root: NatsGroup) -> None:
 
     @kv.command("compact", help="Reclaim space used by deleted keys")
     @click.argument("bucket", help=BUCKET_HELP)
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     def compact(bucket: str, force: bool) -> None:
         run_async(compact_bucket(bucket, force))
 
 
 def bucket_flags(command: Any) -> Any:
     """The flags of `kv add` (natscli's addCreateFlags)."""
-    options = [
+    return apply_options(
         click.option("--description", default="", help="A description for the bucket"),
         click.option(
             "--history",
@@ -289,10 +289,7 @@ def bucket_flags(command: Any) -> Any:
             metavar="BUCKET",
             help="Source from a different bucket",
         ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    )(command)
 
 
 def _settings_from_flags(flags: dict[str, Any]) -> dict[str, Any]:

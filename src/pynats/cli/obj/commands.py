@@ -40,7 +40,7 @@ from pynats.cli.obj.progress import (
     CountingWriter,
 )
 from pynats.cli.ui import humanize, prompt
-from pynats.cli.ui.command import NatsGroup, negatable
+from pynats.cli.ui.command import NatsGroup, force_flag, negatable
 from pynats.cli.ui.connect import connection, jetstream, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
@@ -144,7 +144,7 @@ def register(root: NatsGroup) -> None:
         help="Sets the chunk size for the file",
     )
     @negatable("progress", True, "Disable progress bars")
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     def put(
         bucket: str,
         file: str,
@@ -161,7 +161,7 @@ def register(root: NatsGroup) -> None:
     @obj.command("del", aliases=["rm"], help="Deletes a file or bucket from the store")
     @click.argument("bucket", help=BUCKET_HELP)
     @click.argument("file", required=False, default="", help=FILE_HELP)
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     def delete(bucket: str, file: str, force: bool) -> None:
         run_async(delete_object_or_bucket(bucket, file, force))
 
@@ -170,7 +170,7 @@ def register(root: NatsGroup) -> None:
     @click.argument("file", help=FILE_HELP)
     @click.option("-O", "--output", default="", help="Override the output file name")
     @negatable("progress", True, "Disable progress bars")
-    @click.option("-f", "--force", is_flag=True, help="Act without confirmation")
+    @force_flag("Act without confirmation")
     def get(bucket: str, file: str, output: str, progress: bool, force: bool) -> None:
         run_async(get_object(bucket, file, output, progress, force))
 
@@ -200,7 +200,7 @@ def register(root: NatsGroup) -> None:
 
     @obj.command("seal", help="Seals a bucket preventing further updates")
     @click.argument("bucket", help=BUCKET_HELP)
-    @click.option("-f", "--force", is_flag=True, help="Force sealing without prompting")
+    @force_flag("Force sealing without prompting")
     def seal(bucket: str, force: bool) -> None:
         run_async(seal_bucket(bucket, force))
 

@@ -61,7 +61,7 @@ from pynats.cli.stream.render import (
     streams_table,
 )
 from pynats.cli.ui import humanize, prompt
-from pynats.cli.ui.command import NatsGroup, config_file_options
+from pynats.cli.ui.command import NatsGroup, config_file_options, force_flag, json_flag
 from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import (
@@ -134,7 +134,7 @@ def register(root: NatsGroup) -> None:
     @stream.command("ls", aliases=["list", "l"], help="List all known streams")
     @click.option("--subject", default="", help="Limit the list to streams with matching subjects")
     @click.option("-n", "--names", is_flag=True, help="Show just the stream names")
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    @json_flag()
     @all_option
     def ls(subject: str, names: bool, as_json: bool, show_all: bool) -> None:
         run_async(list_streams(subject, names, as_json, show_all_streams(show_all)))
@@ -184,7 +184,7 @@ def register(root: NatsGroup) -> None:
     def info_command(command_name: str, state_only: bool, **kwargs: Any) -> None:
         @stream.command(command_name, **kwargs)
         @click.argument("name", metavar="STREAM", required=False, default="")
-        @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+        @json_flag()
         @click.option(
             "--state", is_flag=True, hidden=state_only, help="Shows only the stream state"
         )
@@ -209,7 +209,7 @@ def register(root: NatsGroup) -> None:
         default="",
         help="JSON file to read configuration from",
     )
-    @click.option("-f", "--force", is_flag=True, help="Force edit without prompting")
+    @force_flag("Force edit without prompting")
     @click.option(
         "-i", "--interactive", is_flag=True, help="Edit the configuring using your editor"
     )
@@ -242,15 +242,15 @@ def register(root: NatsGroup) -> None:
 
     @stream.command("rm", aliases=["delete", "del"], help="Removes a stream")
     @click.argument("name", metavar="STREAM", required=False, default="")
-    @click.option("-f", "--force", is_flag=True, help="Force removal without prompting")
+    @force_flag("Force removal without prompting")
     @all_option
     def rm(name: str, force: bool, show_all: bool) -> None:
         run_async(remove_stream(name, force, show_all_streams(show_all)))
 
     @stream.command("purge", help="Bulk removes messages from a stream")
     @click.argument("name", metavar="STREAM", required=False, default="")
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
-    @click.option("-f", "--force", is_flag=True, help="Force removal without prompting")
+    @json_flag()
+    @force_flag("Force removal without prompting")
     @click.option(
         "--subject", default="", metavar="SUBJECT", help="Limits the purge to a specific subject"
     )
@@ -292,7 +292,7 @@ def register(root: NatsGroup) -> None:
     @stream.command("rmm", help="Securely removes an individual message from a stream")
     @click.argument("name", metavar="STREAM", required=False, default="")
     @click.argument("seq", required=False, default=-1, type=int)
-    @click.option("-f", "--force", is_flag=True, help="Force removal without prompting")
+    @force_flag("Force removal without prompting")
     @all_option
     def rmm(name: str, seq: int, force: bool, show_all: bool) -> None:
         run_async(remove_message(name, seq, force, show_all_streams(show_all)))
@@ -340,7 +340,7 @@ def register(root: NatsGroup) -> None:
         metavar="SUBJECT",
         help="Retrieves the message for a specific subject",
     )
-    @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    @json_flag()
     @click.option(
         "--translate",
         default="",

@@ -30,7 +30,7 @@ import click
 
 from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import prompt
-from pynats.cli.ui.command import apply_options
+from pynats.cli.ui.command import apply_options, json_flag, negatable
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import (
@@ -158,9 +158,6 @@ class StreamFlags:
 def stream_config_options(*, edit: bool) -> Any:
     """The click options natscli's addCreateFlags declares (edit=True: `stream edit`'s set)."""
 
-    def negatable(name: str, help: str) -> Any:
-        return click.option(f"--{name}/--no-{name}", default=None, help=help)
-
     options: list[Any] = [
         click.option("--subjects", multiple=True, help="Subjects that are consumed by the stream"),
         click.option(
@@ -210,6 +207,7 @@ def stream_config_options(*, edit: bool) -> Any:
         ),
         negatable(
             "discard-per-subject",
+            None,
             "Sets the 'new' discard policy and applies it to every subject in the stream",
         ),
     ]
@@ -263,8 +261,8 @@ def stream_config_options(*, edit: bool) -> Any:
             metavar="STREAM",
             help="Source data from other streams, merging into this one",
         ),
-        negatable("allow-batch", "Allow atomic batch publishing"),
-        negatable("allow-fast", "Allow fast batch publishing"),
+        negatable("allow-batch", None, "Allow atomic batch publishing"),
+        negatable("allow-fast", None, "Allow fast batch publishing"),
         click.option(
             "--allow-counter",
             is_flag=True,
@@ -273,16 +271,19 @@ def stream_config_options(*, edit: bool) -> Any:
         ),
         negatable(
             "allow-rollup",
+            None,
             "Allows roll-ups to be done by publishing messages with special headers",
         ),
-        negatable("deny-delete", "Deny messages from being deleted via the API"),
-        negatable("deny-purge", "Deny entire stream or subject purges via the API"),
+        negatable("deny-delete", None, "Deny messages from being deleted via the API"),
+        negatable("deny-purge", None, "Deny entire stream or subject purges via the API"),
         negatable(
             "allow-direct",
+            None,
             "Allows fast, direct, access to stream data via the direct get API",
         ),
         negatable(
             "allow-mirror-direct",
+            None,
             "Allows fast, direct, access to stream data via the direct get API on mirrors",
         ),
         click.option(
@@ -291,7 +292,7 @@ def stream_config_options(*, edit: bool) -> Any:
             default=None,
             help="Allows per-message TTL handling",
         ),
-        negatable("allow-schedules", "Allows message schedules"),
+        negatable("allow-schedules", None, "Allows message schedules"),
         click.option(
             "--subject-del-markers-ttl",
             type=DURATION,
@@ -375,11 +376,9 @@ def stream_config_options(*, edit: bool) -> Any:
                 help="Configures the persistence mode",
             ),
         ]
-    options.append(
-        click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
-    )
+    options.append(json_flag())
 
-    return apply_options(options)
+    return apply_options(*options)
 
 
 # -- --config FILE ----------------------------------------------------------------------------

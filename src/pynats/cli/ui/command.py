@@ -173,8 +173,9 @@ def negatable(name: str, default: bool | None, help: str, **kwargs: Any) -> Call
     return click.option(f"--{name}/--no-{name}", default=default, help=help, **kwargs)
 
 
-def apply_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """One decorator from a list of click options (listed in help in the given order)."""
+def apply_options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One decorator from several click options (or other decorators), listed in help in the
+    given order."""
 
     def decorate(function: Any) -> Any:
         for option in reversed(options):
@@ -187,33 +188,31 @@ def apply_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 def config_file_options() -> Callable[[Any], Any]:
     """`--config FILE`, `--validate`, `--output FILE`: the trio of natscli's add commands."""
     return apply_options(
-        [
-            click.option(
-                "--config",
-                "config_file",
-                type=ExistingFile(),
-                default="",
-                help="JSON file to read configuration from",
-            ),
-            click.option(
-                "--validate",
-                is_flag=True,
-                help="Only validates the configuration against the official Schema",
-            ),
-            click.option(
-                "--output",
-                "output_file",
-                default="",
-                metavar="FILE",
-                help="Save configuration instead of creating",
-            ),
-        ]
+        click.option(
+            "--config",
+            "config_file",
+            type=ExistingFile(),
+            default="",
+            help="JSON file to read configuration from",
+        ),
+        click.option(
+            "--validate",
+            is_flag=True,
+            help="Only validates the configuration against the official Schema",
+        ),
+        click.option(
+            "--output",
+            "output_file",
+            default="",
+            metavar="FILE",
+            help="Save configuration instead of creating",
+        ),
     )
 
 
-def json_flag() -> Callable[[Any], Any]:
+def json_flag(help: str = "Produce JSON output") -> Callable[[Any], Any]:
     """natscli's `-j/--json`: the value reaches the callback as `as_json`."""
-    return click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+    return click.option("-j", "--json", "as_json", is_flag=True, help=help)
 
 
 def force_flag(help: str = "Force the operation without prompting") -> Callable[[Any], Any]:
