@@ -47,10 +47,11 @@ from pynats.cli.stream.api import (
     user_metadata,
     without_envelope,
 )
-from pynats.cli.stream.commands import all_option, confirm, show_all_streams
+from pynats.cli.stream.commands import all_option, show_all_streams
 from pynats.cli.stream.config import edit_in_editor, load_config_file
 from pynats.cli.stream.diff import config_diff
 from pynats.cli.stream.render import leaders_table, missing_tables
+from pynats.cli.ui import prompt
 from pynats.cli.ui.command import NatsGroup, config_file_options, force_flag, json_flag
 from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
@@ -369,7 +370,7 @@ async def edit_consumer(
         out(f"Differences (-old +new):\n{difference}", end="")
         if dry_run:
             raise click.exceptions.Exit(1)
-        if not force and not confirm(f"Really edit Consumer {stream} > {name}"):
+        if not force and not prompt.ask_confirmation(f"Really edit Consumer {stream} > {name}"):
             return
         updated = await create(nc, stream, wanted, "")
     show_info(updated, as_json=False)
@@ -467,7 +468,7 @@ async def remove_consumer(stream: str, name: str, force: bool, show_all: bool) -
         return
     async with connection() as nc:
         stream, name, _ = await setup(nc, stream, name, ask_consumer=True, show_all=show_all)
-        if not confirm(f"Really delete Consumer {stream} > {name}"):
+        if not prompt.ask_confirmation(f"Really delete Consumer {stream} > {name}"):
             return
         await js_request(nc, f"CONSUMER.DELETE.{stream}.{name}")
 

@@ -388,13 +388,6 @@ def config_from_file(path: str, name: str, target: str) -> dict[str, Any]:
 # -- consumer add: flags, defaults and questions -----------------------------------------------
 
 
-def _prompted(context: str, ask: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return ask(*args, **kwargs)
-    except CliError as exc:
-        raise CliError(f"{context}: {exc}") from None
-
-
 def _duration(text: str, context: str) -> int:
     try:
         return parse_duration_ns(text)
@@ -448,7 +441,7 @@ def pause_until(text: str) -> str:
 def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> dict[str, Any]:
     """`consumer add` without --config: natscli's questions for every missing flag, in order."""
     if not name and not flags.ephemeral:
-        name = _prompted(
+        name = prompt.prompted(
             "could not request durable name", prompt.ask, "Consumer name", required=True
         )
     config: dict[str, Any] = {}
@@ -464,7 +457,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
 
     target = flags.target
     if not flags.pull and not target:
-        target = _prompted(
+        target = prompt.prompted(
             "could not request delivery target",
             prompt.ask,
             "Delivery target (empty for Pull Consumers)",
@@ -493,9 +486,11 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             flow_control = bool(flow_control)
 
     if is_push and group is None:
-        group = _prompted("could not request delivery group", prompt.ask, "Delivery Queue Group")
+        group = prompt.prompted(
+            "could not request delivery group", prompt.ask, "Delivery Queue Group"
+        )
     if not start:
-        start = _prompted(
+        start = prompt.prompted(
             "could not request start policy",
             prompt.ask,
             "Start policy (all, new, last, subject, 1h, msg sequence)",
@@ -505,7 +500,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
     config["deliver_policy"] = "all"
     start_policy(config, start)
     if not policy:
-        policy = _prompted(
+        policy = prompt.prompted(
             "could not ask acknowledgement policy",
             prompt.select,
             "Acknowledgment policy",
@@ -513,7 +508,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             "none" if target else "explicit",
         )
     if not replay:
-        replay = _prompted(
+        replay = prompt.prompted(
             "could not ask replay policy",
             prompt.select,
             "Replay policy",
@@ -528,7 +523,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
 
     filters = list(flags.filter)
     if not filters and not defaults:
-        answer = _prompted(
+        answer = prompt.prompted(
             "could not ask for filtering subject",
             prompt.ask,
             "Filter Stream by subjects (blank for all)",
@@ -549,14 +544,14 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
 
     acked = config["ack_policy"] != "none"
     if max_deliver == 0 and acked:
-        max_deliver = _prompted(
+        max_deliver = prompt.prompted(
             "could not ask for maximum allowed deliveries",
             prompt.ask_int,
             "Maximum Allowed Deliveries",
             -1,
         )
     if max_pending == -1 and acked:
-        max_pending = _prompted(
+        max_pending = prompt.prompted(
             "could not ask for maximum outstanding acknowledgements",
             prompt.ask_int,
             "Maximum Acknowledgments Pending",
@@ -572,14 +567,14 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
         elif heartbeat:
             config["idle_heartbeat"] = _duration(heartbeat, "invalid heartbeat duration")
         else:
-            answer = _prompted(
+            answer = prompt.prompted(
                 "could not ask for idle heartbeat", prompt.ask, "Idle Heartbeat", "0s"
             )
             config["idle_heartbeat"] = _duration(answer, "invalid heartbeat duration")
         if not config.get("idle_heartbeat"):
             config.pop("idle_heartbeat", None)
         if flow_control is None:
-            flow_control = _prompted(
+            flow_control = prompt.prompted(
                 "could not ask flow control",
                 prompt.confirm,
                 "Enable Flow Control, ie --flow-control",
@@ -588,7 +583,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             config["flow_control"] = True
 
     if headers_only is None:
-        headers_only = _prompted(
+        headers_only = prompt.prompted(
             "could not ask headers only", prompt.confirm, "Deliver headers only without bodies"
         )
     if headers_only:

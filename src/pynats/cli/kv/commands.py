@@ -331,10 +331,6 @@ def read_value(value: str) -> bytes:
     return sys.stdin.buffer.read()
 
 
-def confirm(question: str) -> bool:
-    return prompt.confirm(question, default=False)
-
-
 # -- bucket commands ------------------------------------------------------------------------
 
 
@@ -366,7 +362,7 @@ async def show_info(bucket: str) -> None:
 async def delete_bucket(bucket: str, force: bool) -> None:
     import nats.js.errors as js_errors
 
-    if not force and not confirm(f"Delete bucket {bucket}?"):
+    if not force and not prompt.confirm(f"Delete bucket {bucket}?"):
         out("Skipping delete")
         return
     async with connection() as nc:
@@ -383,7 +379,7 @@ async def compact_bucket(bucket: str, force: bool) -> None:
         js = jetstream(nc)
         with store_errors(bucket):
             store = await bind(js, bucket)
-            if not force and not confirm(
+            if not force and not prompt.confirm(
                 f"Purge all historic values and audit trails for deleted keys in bucket {bucket}?"
             ):
                 out("Skipping delete")
@@ -457,7 +453,7 @@ async def delete_key(bucket: str, key: str, force: bool) -> None:
         js = jetstream(nc)
         with store_errors(bucket):
             store = await bind(js, bucket)
-            if not force and not confirm(f"Delete key {bucket} > {key}?"):
+            if not force and not prompt.confirm(f"Delete key {bucket} > {key}?"):
                 out("Skipping delete")
                 return
             await store.delete(key)
@@ -470,7 +466,7 @@ async def purge_key(bucket: str, key: str, force: bool, ttl_s: float) -> None:
             store = await bind(js, bucket)
             if not VALID_KEY.fullmatch(key) or key.startswith(".") or key.endswith("."):
                 raise CliError("nats: invalid key")  # nats-py's purge() does not check keys
-            if not force and not confirm(f"Purge key {bucket} > {key}?"):
+            if not force and not prompt.confirm(f"Purge key {bucket} > {key}?"):
                 out("Skipping purge")
                 return
             await store.purge(key, msg_ttl=ttl_s if ttl_s > 0 else None)
@@ -497,7 +493,7 @@ async def revert_key(bucket: str, key: str, revision: int, force: bool) -> None:
                 shown = render.abbreviated(render.printable_or_base64(old.value))
                 out(f"Revision: {old.revision}\n\n{shown}\n")
                 try:
-                    agreed = confirm(f"Really revert to revision {revision}")
+                    agreed = prompt.confirm(f"Really revert to revision {revision}")
                 except CliError as exc:
                     raise CliError(f"could not obtain confirmation: {exc}") from exc
                 if not agreed:

@@ -258,14 +258,6 @@ class Upload:
         )
 
 
-def confirm_or_fail(question: str) -> bool:
-    """natscli's confirmations that are fatal when they cannot be asked."""
-    try:
-        return prompt.confirm(question, default=False)
-    except CliError as exc:
-        raise CliError(f"could not obtain confirmation: {exc}") from exc
-
-
 def go_base(path: str) -> str:
     """Go's filepath.Base: the last element, trailing slashes ignored; `.` for nothing."""
     trimmed = path.rstrip("/")
@@ -382,7 +374,7 @@ async def delete_object_or_bucket(bucket: str, name: str, force: bool) -> None:
 
 
 async def seal_bucket(bucket: str, force: bool) -> None:
-    if not force and not confirm_or_fail(
+    if not force and not prompt.ask_confirmation(
         f"Really seal Bucket {bucket}, sealed buckets can not be unsealed or modified"
     ):
         return
@@ -434,7 +426,7 @@ async def put_object(bucket: str, upload: Upload, force: bool) -> None:
             if existing is not None and not existing.deleted and not force:
                 modified = await modification_time(js, existing)
                 out(render.object_info_screen(existing, modified).render())
-                if not confirm_or_fail(f"Replace existing file {bucket} > {upload.name}"):
+                if not prompt.ask_confirmation(f"Replace existing file {bucket} > {upload.name}"):
                     return
                 out()
             info = await _send(store, upload)
@@ -479,7 +471,7 @@ async def get_object(bucket: str, name: str, output: str, progress: bool, force:
             if (
                 exists
                 and not force
-                and not confirm_or_fail(f"Replace existing target file {target}")
+                and not prompt.ask_confirmation(f"Replace existing target file {target}")
             ):
                 return
             size = info.size or 0

@@ -377,19 +377,12 @@ async def load_info(
         raise CliError(f"{context}: {exc}") from None
 
 
-def confirm(question: str, default: bool = False) -> bool:
-    try:
-        return prompt.confirm(question, default)
-    except CliError as exc:
-        raise CliError(f"could not obtain confirmation: {exc}") from None
-
-
 def warn_about_kv(name: str) -> None:
     """The warning natscli shows before changing the stream behind a KV bucket."""
     if not is_kv_stream(name):
         return
     out(KV_WARNING)
-    if not confirm("Really operate on the KV stream?"):
+    if not prompt.ask_confirmation("Really operate on the KV stream?"):
         raise CliError("aborting Key-Value store operation")
 
 
@@ -506,7 +499,7 @@ async def edit_stream(
         if dry_run:
             raise click.exceptions.Exit(1)
         warn_about_kv(name)
-        if not force and not confirm(f"Really edit Stream {name}"):
+        if not force and not prompt.ask_confirmation(f"Really edit Stream {name}"):
             return
         try:
             updated = await js_request(nc, f"STREAM.UPDATE.{name}", wanted)
@@ -614,7 +607,7 @@ async def remove_stream(name: str, force: bool, show_all: bool) -> None:
         return
     async with connection() as nc:
         name, _ = await pick_stream(nc, name, show_all=show_all)
-        if not confirm(f"Really delete Stream {name}"):
+        if not prompt.ask_confirmation(f"Really delete Stream {name}"):
             return
         try:
             await js_request(nc, f"STREAM.DELETE.{name}")
@@ -627,7 +620,7 @@ async def purge_stream(
 ) -> None:
     async with connection() as nc:
         name, info = await pick_stream(nc, name, show_all=show_all)
-        if not force and not confirm(f"Really purge Stream {name}"):
+        if not force and not prompt.ask_confirmation(f"Really purge Stream {name}"):
             return
         warn_about_kv(name)
         await load_info(nc, name, info, "could not purge Stream")
@@ -655,22 +648,19 @@ async def remove_message(name: str, seq: int, force: bool, show_all: bool) -> No
     async with connection() as nc:
         name, info = await pick_stream(nc, name, show_all=show_all)
         if seq == -1:
-            answer = _ask("invalid input", "Message Sequence to remove", required=True)
+            answer = prompt.prompted(
+                "invalid input", prompt.ask, "Message Sequence to remove", required=True
+            )
             seq = _number(answer)
             if seq <= 0:
                 raise CliError("positive message ID required")
         await load_info(nc, name, info, f"could not load Stream {name}")
         warn_about_kv(name)
-        if not force and not confirm(f"Really remove message {seq} from Stream {name}"):
+        if not force and not prompt.ask_confirmation(
+            f"Really remove message {seq} from Stream {name}"
+        ):
             return
         await js_request(nc, f"STREAM.MSG.DELETE.{name}", {"seq": seq})
-
-
-def _ask(context: str, question: str, default: str = "", required: bool = False) -> str:
-    try:
-        return prompt.ask(question, default, required=required)
-    except CliError as exc:
-        raise CliError(f"{context}: {exc}") from None
 
 
 def _number(answer: str) -> int:
@@ -692,10 +682,14 @@ async def get_message(
         name, info = await pick_stream(nc, name, show_all=show_all)
         if seq == -1 and not subject:
             seq = _number(
-                _ask("invalid input", "Message Sequence to retrieve", "-1", required=True)
+                prompt.prompted(
+                    "invalid input", prompt.ask, "Message Sequence to retrieve", "-1", required=True
+                )
             )
             if seq == -1:
-                subject = _ask("invalid subject", "Subject to retrieve last message for")
+                subject = prompt.prompted(
+                    "invalid subject", prompt.ask, "Subject to retrieve last message for"
+                )
         await load_info(nc, name, info, f"could not load Stream {name}")
         if seq > -1:
             request: dict[str, Any] = {"seq": seq}
@@ -818,7 +812,7 @@ async def _page_through(
         if shown == 0 or last_pending == 0:
             log("Reached apparent end of data")
             return
-        if not confirm("Next Page?", True):
+        if not prompt.ask_confirmation("Next Page?", True):
             return
 
 

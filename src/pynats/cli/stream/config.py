@@ -429,14 +429,6 @@ def config_from_file(flags: StreamFlags, path: str, name: str) -> dict[str, Any]
 # -- stream add: flags, defaults and questions -----------------------------------------------
 
 
-def _prompted(context: str, ask: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a prompt; its failure (no terminal, end of input) reads `<context>: <reason>`."""
-    try:
-        return ask(*args, **kwargs)
-    except CliError as exc:
-        raise CliError(f"{context}: {exc}") from None
-
-
 def _ask_bytes(question: str, default: str, required_note: str = "") -> int:
     """natscli's askOneBytes: a size answer, `-1` meaning unlimited (returned as 0)."""
     if not prompt.can_prompt():
@@ -467,11 +459,11 @@ def prepare_new_config(
 ) -> dict[str, Any]:
     """`stream add` without --config: flags first, then defaults or questions, natscli's order."""
     if not name:
-        name = _prompted("invalid input", prompt.ask, "Stream Name", required=True)
+        name = prompt.prompted("invalid input", prompt.ask, "Stream Name", required=True)
     subjects = list(flags.subjects)
     if not flags.mirror and not flags.sources:
         if not subjects:
-            answer = _prompted("invalid input", prompt.ask, "Subjects", required=True)
+            answer = prompt.prompted("invalid input", prompt.ask, "Subjects", required=True)
             subjects = [answer]
         subjects = split_subjects(subjects)
     if flags.mirror and subjects:
@@ -502,13 +494,13 @@ def prepare_new_config(
             max_msg_size = -1
 
     if not storage:
-        storage = _prompted("invalid input", prompt.select, "Storage", ["file", "memory"])
+        storage = prompt.prompted("invalid input", prompt.select, "Storage", ["file", "memory"])
     if not replicas:
-        replicas = _prompted("invalid input", prompt.ask_int, "Replication", 1)
+        replicas = prompt.prompted("invalid input", prompt.ask_int, "Replication", 1)
     if replicas <= 0:
         raise CliError("replicas should be >= 1")
     if not retention:
-        retention = _prompted(
+        retention = prompt.prompted(
             "invalid input",
             prompt.select,
             "Retention Policy",
@@ -516,18 +508,20 @@ def prepare_new_config(
             "Limits",
         )
     if not discard:
-        discard = _prompted("invalid input", prompt.select, "Discard Policy", ["New", "Old"], "Old")
+        discard = prompt.prompted(
+            "invalid input", prompt.select, "Discard Policy", ["New", "Old"], "Old"
+        )
     if not max_msgs:
-        max_msgs = _prompted("invalid input", prompt.ask_int, "Stream Messages Limit", -1)
+        max_msgs = prompt.prompted("invalid input", prompt.ask_int, "Stream Messages Limit", -1)
         max_msgs = max_msgs if max_msgs > 0 else -1
     if not max_per_subject and subjects:
-        max_per_subject = _prompted(
+        max_per_subject = prompt.prompted(
             "invalid input", prompt.ask_int, "Per Subject Messages Limit", -1
         )
         max_per_subject = max_per_subject if max_per_subject > 0 else -1
     if not max_bytes:
         note = "MaxBytes is required per Account Settings" if require_size else ""
-        max_bytes = _prompted(
+        max_bytes = prompt.prompted(
             "invalid input",
             _ask_bytes,
             "Total Stream Size",
@@ -537,12 +531,12 @@ def prepare_new_config(
     if max_bytes is None or max_bytes <= 0:
         max_bytes = -1
     if not max_age_text:
-        max_age_text = _prompted("invalid input", prompt.ask, "Message TTL", "-1")
+        max_age_text = prompt.prompted("invalid input", prompt.ask, "Message TTL", "-1")
     max_age = 0
     if max_age_text != "-1":
         max_age = _duration(max_age_text, "invalid maximum age limit format")
     if not max_msg_size:
-        max_msg_size = _prompted("invalid input", _ask_bytes, "Max Message Size", "-1")
+        max_msg_size = prompt.prompted("invalid input", _ask_bytes, "Max Message Size", "-1")
     if not max_msg_size:
         max_msg_size = -1
     if max_msg_size > MAX_INT32:
@@ -556,7 +550,7 @@ def prepare_new_config(
         if defaults:
             dupe_text = format_duration(default_window)
         else:
-            dupe_text = _prompted(
+            dupe_text = prompt.prompted(
                 "invalid input",
                 prompt.ask,
                 "Duplicate tracking time window",
@@ -569,13 +563,15 @@ def prepare_new_config(
     deny_purge = bool(flags.deny_purge)
     if not defaults:
         if flags.allow_rollup is None:
-            allow_rollup = _prompted("invalid input", prompt.confirm, "Allow message Roll-ups")
+            allow_rollup = prompt.prompted(
+                "invalid input", prompt.confirm, "Allow message Roll-ups"
+            )
         if flags.deny_delete is None:
-            deny_delete = not _prompted(
+            deny_delete = not prompt.prompted(
                 "invalid input", prompt.confirm, "Allow message deletion", True
             )
         if flags.deny_purge is None:
-            deny_purge = not _prompted(
+            deny_purge = not prompt.prompted(
                 "invalid input",
                 prompt.confirm,
                 "Allow purging subjects or the entire stream",
@@ -691,8 +687,8 @@ def _ask_source(name: str, is_mirror: bool) -> dict[str, Any]:
     context = (
         "Could not request mirror details" if is_mirror else "Could not request source details"
     )
-    if _prompted(context, prompt.confirm, f"Adjust {what} start"):
-        start = _prompted("Invalid sequence", prompt.ask_int, f"{prefix} Start Sequence", 0)
+    if prompt.prompted(context, prompt.confirm, f"Adjust {what} start"):
+        start = prompt.prompted("Invalid sequence", prompt.ask_int, f"{prefix} Start Sequence", 0)
         if start > 0:
             source["opt_start_seq"] = start
         if start == 0 or not is_mirror:
@@ -701,20 +697,20 @@ def _ask_source(name: str, is_mirror: bool) -> dict[str, Any]:
                 if is_mirror
                 else f"{prefix} UTC Time Stamp (YYYY:MM:DD HH:MM:SS)"
             )
-            stamp = _prompted("could not request start time", prompt.ask, label)
+            stamp = prompt.prompted("could not request start time", prompt.ask, label)
             if stamp:
                 source["opt_start_time"] = _utc_stamp(stamp)
-    if _prompted(context, prompt.confirm, f"Adjust {what} filter and transform"):
+    if prompt.prompted(context, prompt.confirm, f"Adjust {what} filter and transform"):
         transforms = []
         while True:
-            subject = _prompted(
+            subject = prompt.prompted(
                 "could not request filter",
                 prompt.ask,
                 f"Filter {'mirror' if is_mirror else 'source'} by subject (hit enter to finish)",
             )
             if not subject:
                 break
-            dest = _prompted(
+            dest = prompt.prompted(
                 "could not request transform destination",
                 prompt.ask,
                 "Subject transform destination",
@@ -723,30 +719,32 @@ def _ask_source(name: str, is_mirror: bool) -> dict[str, Any]:
         if transforms:
             source["subject_transforms"] = transforms
     other = "mirror" if is_mirror else f'"{name}"'
-    if _prompted(context, prompt.confirm, f"Import {other} from a different JetStream domain"):
+    if prompt.prompted(
+        context, prompt.confirm, f"Import {other} from a different JetStream domain"
+    ):
         label = (
             "Foreign JetStream domain name"
             if is_mirror
             else f"{prefix} foreign JetStream domain name"
         )
-        domain = _prompted(context, prompt.ask, label, required=True)
+        domain = prompt.prompted(context, prompt.ask, label, required=True)
         label = (
             "Delivery prefix" if is_mirror else f"{prefix} foreign JetStream domain delivery prefix"
         )
-        deliver = _prompted(context, prompt.ask, label)
+        deliver = prompt.prompted(context, prompt.ask, label)
         source["external"] = {"api": f"$JS.{domain}.API", "deliver": deliver}
         return source
-    if _prompted(context, prompt.confirm, f"Import {other} from a different account"):
+    if prompt.prompted(context, prompt.confirm, f"Import {other} from a different account"):
         label = (
             "Foreign account API prefix" if is_mirror else f"{prefix} foreign account API prefix"
         )
-        api_prefix = _prompted(context, prompt.ask, label, required=True)
+        api_prefix = prompt.prompted(context, prompt.ask, label, required=True)
         label = (
             "Foreign account delivery prefix"
             if is_mirror
             else f"{prefix} foreign account delivery prefix"
         )
-        deliver = _prompted(context, prompt.ask, label, required=True)
+        deliver = prompt.prompted(context, prompt.ask, label, required=True)
         source["external"] = {"api": api_prefix, "deliver": deliver}
     return source
 

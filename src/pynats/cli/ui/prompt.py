@@ -12,13 +12,17 @@ those of the Go `survey` library natscli uses:
 
 When a context is active the `?` becomes `[<context>] ?`. Command modules call these helpers
 and never read stdin themselves; `can_prompt()` tells whether asking is possible at all (for
-example to decide between a picker and a "name required" error).
+example to decide between a picker and a "name required" error). natscli words a question that
+could not be asked as `<what it was for>: <reason>`: `prompted(context, ask, ...)` does that
+for any of the widgets, and `ask_confirmation()` is its `could not obtain confirmation` case.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import is_tty
@@ -27,6 +31,9 @@ NO_TERMINAL = "cannot prompt for user input without a terminal"
 NO_TERMINAL_CONFIRM = "cannot ask for confirmation without a terminal"
 
 _context_name = ""
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class PromptUnavailable(CliError):
@@ -193,6 +200,20 @@ def _terminal_rows() -> int:
     import shutil
 
     return shutil.get_terminal_size((80, 24)).lines
+
+
+def prompted(context: str, ask: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`ask(*args, **kwargs)`; when it cannot be answered (no terminal, end of input) the
+    error reads `<context>: <reason>`."""
+    try:
+        return ask(*args, **kwargs)
+    except CliError as exc:
+        raise CliError(f"{context}: {exc}") from None
+
+
+def ask_confirmation(question: str, default: bool = False) -> bool:
+    """natscli's askConfirmation: `confirm()`, failing with `could not obtain confirmation`."""
+    return prompted("could not obtain confirmation", confirm, question, default)
 
 
 def pick(kind: str, options: list[str], default: str | None = None) -> str:
