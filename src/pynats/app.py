@@ -38,12 +38,17 @@ def version_text() -> str:
 
 
 def validate_options(opts: Options) -> None:
-    if opts.routes and not opts.cluster_listen:
-        raise ConfigurationError("solicited routes require cluster capabilities, e.g. --cluster")
+    from .server.config_options import cluster_problem
+
     if (opts.tls or opts.tls_verify or opts.tls_cert or opts.tls_key) and not (
         opts.tls_cert and opts.tls_key
     ):
         raise ConfigurationError("TLS Server certificate must be present and valid")
+    # Only --routes is checked (routes in a file without a listener are simply not used).
+    cluster = opts.cluster
+    flag_routes = "cluster.routes" in opts.set_by_flags and cluster.routes
+    if flag_routes and not cluster.host and cluster.port == 0:
+        raise ConfigurationError("solicited routes require cluster capabilities, e.g. --cluster")
     if opts.max_payload > opts.max_pending:
         raise ConfigurationError(
             f"max_payload ({opts.max_payload}) cannot be higher than max_pending "
@@ -59,6 +64,9 @@ def validate_options(opts: Options) -> None:
                 f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
                 "authorization block or account configuration"
             )
+    problem = cluster_problem(opts)
+    if problem:
+        raise ConfigurationError(problem)
     if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:
         raise ServerStartError(
             f'Error listening on port: {opts.host}:{opts.port}, "listen tcp: address '
@@ -226,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for warning in opts.config_warnings:
         print(warning, file=sys.stderr)
+    if cl.deferred_error:
+        print(f"nats-server: {cl.deferred_error}", file=sys.stderr)
+        return 1
     try:
         validate_options(opts)
     except (ConfigurationError, ServerStartError) as e:

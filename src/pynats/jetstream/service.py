@@ -283,8 +283,8 @@ class JetStream:
 
     def cluster_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {}
-        if self.server.options.cluster_name:
-            info["name"] = self.server.options.cluster_name
+        if self.server.options.cluster.name:
+            info["name"] = self.server.options.cluster.name
         info["leader"] = self.server.server_name
         return info
 

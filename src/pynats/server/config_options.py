@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
+
+from pynats.gotime import NS_PER_S, DurationError, format_duration, parse_duration
 
 from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .auth import NkeyUser, Permissions, ResponsePermission, SubjectPermission, User
 from .conf import ConfigError, ConfigMap, load_config_file
+from .conf.tree import Position
+from .conf.units import _go_quote as go_quote
 from .conf.units import duration_from_config, go_type_name, parse_size
-from .options import Options
+from .options import (
+    ROUTE_MAX_PING_INTERVAL_S,
+    ClusterOptions,
+    Options,
+    TLSSettings,
+    parse_go_url,
+    split_host_port,
+)
+from .subjects import is_valid_subject
 
 
 class ConfigLoadError(Exception):
@@ -43,6 +56,19 @@ class _Reader:
 
     def warn(self, m: ConfigMap | None, key: str | None, text: str) -> None:
         self.warnings.append(f"{self.where(m, key)}: {text}")
+
+    def error_at(self, position: Position | None, text: str) -> None:
+        """An error at a list element's place; without a place, the bare text (as nats-server
+        prints errors about values it had already unwrapped)."""
+        self.errors.append(f"{self._place(position)}{text}")
+
+    def warn_at(self, position: Position | None, text: str) -> None:
+        self.warnings.append(f"{self._place(position)}{text}")
+
+    def _place(self, position: Position | None) -> str:
+        if position is None:
+            return ""
+        return f"{position.file or self.path}:{position.line}:{position.column}: "
 
     def unsupported(self, m: ConfigMap, key: str, what: str = "") -> None:
         detail = f" ({what})" if what else ""
@@ -335,7 +361,6 @@ TOP_LEVEL: dict[str, Handler] = {
     "log_max_num": _accepted,
     "trace_headers": _accepted,
     "server_metadata": _accepted,
-    "cluster": _unsupported("clustering"),
     "gateway": _unsupported("gateways"),
     "leafnodes": _unsupported("leaf nodes"),
     "leaf": _unsupported("leaf nodes"),
@@ -372,13 +397,9 @@ def _authorization(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
         elif lk == "token":
             o.authorization = r.string(block, k) or ""
         elif lk == "timeout":
-            timeout = r.seconds(block, k)
+            timeout = _auth_timeout(r, block, k)
             if timeout is not None:
                 o.auth_timeout = timeout
-                if timeout > 60:
-                    r.warn(
-                        block, k, f"timeout of {block[k]} is high, recommended max is 60 seconds"
-                    )
         elif lk == "users":
             has_users = True
             users, nkeys = _users(r, block, k)
@@ -399,6 +420,32 @@ def _authorization(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
     if has_users and o.username:
         r.error(m, key, "Can not have a single user/pass and a users array")
     _apply_default_permissions(o.users, o.default_permissions)
+
+
+def _auth_timeout(r: _Reader, m: ConfigMap, key: str) -> float | None:
+    """An authorization `timeout`: seconds (int or float) or a duration string, with
+    nats-server's warning above a minute (an unquoted `1m` is read as 1 million)."""
+    value = m[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        r.error(m, key, "error parsing authorization config, 'timeout' wrong type")
+        return None
+    if isinstance(value, str):
+        try:
+            seconds = parse_duration(value) / NS_PER_S
+        except DurationError as e:
+            r.error(m, key, f"error parsing authorization config, 'timeout' {e}")
+            return None
+    else:
+        seconds = float(value)
+    if seconds > 60:
+        r.warn(
+            m,
+            key,
+            f'invalid use of field "{key}": timeout of {go_value(value)} ({seconds:.6f} seconds) '
+            "is high, consider keeping it under 60 seconds. possibly caused by unquoted "
+            "duration; use '1m' instead of 1m, for example",
+        )
+    return seconds
 
 
 def _users(r: _Reader, m: ConfigMap, key: str) -> tuple[list[User], list[NkeyUser]]:
@@ -461,9 +508,15 @@ def _users(r: _Reader, m: ConfigMap, key: str) -> tuple[list[User], list[NkeyUse
     return users, nkeys
 
 
-def _permissions(r: _Reader, m: ConfigMap, key: str) -> Permissions | None:
-    block = r.mapping(m, key)
-    if block is None:
+def _permissions(
+    r: _Reader, m: ConfigMap, key: str, *, positioned: bool = True
+) -> Permissions | None:
+    """A permissions map (publish/subscribe, or import/export for routes). `positioned` False
+    reports a non-map without a place, as nats-server does for `cluster { permissions }`."""
+    block = m[key]
+    if not isinstance(block, ConfigMap):
+        text = f"Expected permissions to be a map/struct, got {go_value(block)}"
+        r.error_at(m.position(key) if positioned else None, text)
         return None
     perms = Permissions()
     for k in block:
@@ -483,31 +536,105 @@ def _permissions(r: _Reader, m: ConfigMap, key: str) -> Permissions | None:
 
 
 def _subject_permission(r: _Reader, m: ConfigMap, key: str) -> SubjectPermission | None:
+    """A subject, a list of subjects (allowed), or `{allow, deny}`; an empty map is none."""
     value = m[key]
-    if isinstance(value, (str, list)):
-        allow = r.str_list(m, key)
-        return SubjectPermission(allow=allow or [])
     if not isinstance(value, ConfigMap):
-        r.error(
-            m,
-            key,
-            f"Expected subject permissions to be a subject, or map of allow/deny, got {go_type_name(value)}",
-        )
+        allow = _permission_subjects(r, value, None)
+        return SubjectPermission(allow=allow) if allow is not None else None
+    if not value:
         return None
     perm = SubjectPermission()
     for k in value:
         lk = k.lower()
         if lk == "allow":
-            perm.allow = r.str_list(value, k) or []
+            allow = _permission_subjects(r, value[k], value.position(k))
+            if allow is not None:
+                perm.allow = allow
         elif lk == "deny":
-            perm.deny = r.str_list(value, k) or []
-        else:
+            deny = _permission_subjects(r, value[k], value.position(k))
+            if deny is not None:
+                perm.deny = deny
+        elif not value.is_used_variable(k):
             r.error(
                 value,
                 k,
                 f"Unknown field name \"{k}\" parsing subject permissions, only 'allow' or 'deny' are permitted",
             )
     return perm
+
+
+def _permission_subjects(r: _Reader, value: Any, position: Position | None) -> list[str] | None:
+    """nats-server's `parsePermSubjects`: a subject or a list of them, each valid or a
+    queue-qualified `subject queue`. `position` is None where nats-server has no place."""
+    if isinstance(value, str):
+        subjects = [value]
+    elif isinstance(value, list):
+        subjects = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                r.error_at(
+                    _element_position(value, i),
+                    "Subject in permissions array cannot be cast to string",
+                )
+                return None
+            subjects.append(item)
+    else:
+        r.error_at(
+            position,
+            "Expected subject permissions to be a subject, or array of subjects, "
+            f"got {go_type_name(value)}",
+        )
+        return None
+    for subject in subjects:
+        if is_valid_subject(subject.encode()):
+            continue
+        parts = subject.split()
+        bad = subject if len(parts) != 2 else parts[0]
+        if len(parts) != 2 or not is_valid_subject(parts[0].encode()):
+            r.error_at(position, f"subject {go_quote(bad)} is not a valid subject")
+            return None
+    return subjects
+
+
+def _go_float(value: float) -> str:
+    """Go's shortest `%v` of a float64: `300.5`, `1e+06`, `1e-05`."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    sign = "-" if value < 0 or (value == 0 and str(value).startswith("-")) else ""
+    if value == 0:
+        return sign + "0"
+    digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()[1:]
+    digits = "".join(map(str, digits_tuple))
+    point = len(digits) + int(exponent)  # the decimal point's place among the digits
+    if point - 1 < -4 or point - 1 >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        e = point - 1
+        return f"{sign}{mantissa}e{'-' if e < 0 else '+'}{abs(e):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _element_position(value: Any, index: int) -> Position | None:
+    position = getattr(value, "position", None)
+    return position(index) if callable(position) else None
+
+
+def go_value(value: Any) -> str:
+    """A config value as Go's `%v` prints it (maps as `map[k:v ...]`, lists as `[a b]`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_value(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_value(v) for v in value) + "]"
+    return str(value)
 
 
 def _response_permission(r: _Reader, m: ConfigMap, key: str) -> ResponsePermission | None:
@@ -810,62 +937,6 @@ def _jetstream(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
             r.error(block, k, f'unknown field "{k}"')
 
 
-def _tls(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
-    block = r.mapping(m, key)
-    if block is None:
-        return
-    o.tls = True
-    for k in block:
-        lk = k.lower()
-        if lk == "cert_file":
-            o.tls_cert = r.string(block, k) or ""
-        elif lk == "key_file":
-            o.tls_key = r.string(block, k) or ""
-        elif lk == "ca_file":
-            o.tls_ca_cert = r.string(block, k) or ""
-        elif lk == "verify":
-            o.tls_verify = bool(r.boolean(block, k))
-        elif lk == "verify_and_map":
-            o.tls_map = bool(r.boolean(block, k))
-            o.tls_verify = o.tls_verify or o.tls_map
-        elif lk == "timeout":
-            t = r.seconds(block, k)
-            if t is not None:
-                o.tls_timeout = t
-        elif lk in ("handshake_first", "first", "immediate"):
-            v = block[k]
-            if isinstance(v, bool):
-                o.tls_handshake_first = v
-            elif isinstance(v, str) and v.lower() in ("auto", "auto_fallback"):
-                o.tls_handshake_first = True
-                o.tls_handshake_first_fallback = 0.05
-            elif isinstance(v, str):
-                d = r.duration(block, k, "handshake_first")
-                if d is not None:
-                    o.tls_handshake_first = True
-                    o.tls_handshake_first_fallback = d
-        elif lk == "min_version":
-            o.tls_min_version = r.string(block, k) or ""
-        elif lk in (
-            "insecure",
-            "cipher_suites",
-            "curve_preferences",
-            "pinned_certs",
-            "verify_cert_and_check_known_urls",
-            "connection_rate_limit",
-            "cert_store",
-            "cert_match_by",
-            "cert_match",
-            "ca_certs_match",
-            "cert_match_skip_invalid",
-            "ocsp_peer",
-            "certs",
-        ):
-            r.unsupported(block, k)
-        else:
-            r.error(block, k, f'error parsing tls config, unknown field "{k}"')
-
-
 def _operator(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
     jwts = r.str_list(m, key)
     if jwts is None:
@@ -914,12 +985,580 @@ def _resolver_preload(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
             o.resolver_preload[k] = jwt
 
 
+# -- tls {} blocks ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _TLSBlock:
+    settings: TLSSettings
+    handshake_first: bool = False
+    handshake_first_fallback: float = 0.0
+
+
+_TLS_BOOLEANS = (
+    "insecure",
+    "verify",
+    "verify_and_map",
+    "verify_cert_and_check_known_urls",
+    "allow_insecure_cipher_suites",
+)
+_TLS_VERSIONS = {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "", "1.3": ""}
+# Accepted with nats-server's checks of their shape, but not acted upon by pynats.
+_TLS_UNSUPPORTED = (
+    "cipher_suites",
+    "curve_preferences",
+    "pinned_certs",
+    "connection_rate_limit",
+    "cert_store",
+    "cert_match_by",
+    "cert_match",
+    "ca_certs_match",
+    "cert_match_skip_invalid",
+    "ocsp_peer",
+    "certs",
+    "certificates",
+)
+
+
+def _tls_block(r: _Reader, m: ConfigMap, key: str, *, client_facing: bool) -> _TLSBlock | None:
+    """A `tls {}` block as nats-server's `parseTLS` + `GenTLSConfig` read it: the first
+    problem stops the block (reported at the inner key, or at `tls` for the files), and the
+    certificate files are loaded now, so `-t` refuses what the start would refuse.
+    `client_facing` is the top-level block (where `verify_cert_and_check_known_urls` is
+    refused)."""
+    from .tls import check_tls_files
+
+    block = r.mapping(m, key)
+    if block is None:
+        return None
+    parsed = _TLSBlock(TLSSettings())
+    tls = parsed.settings
+    for k in block:
+        lk = k.lower()
+        v = block[k]
+        if lk in ("cert_file", "key_file", "ca_file"):
+            if not isinstance(v, str):
+                r.error(block, k, f"error parsing tls config, expected '{lk}' to be filename")
+                return None
+            setattr(tls, lk, v)
+        elif lk in _TLS_BOOLEANS:
+            if not isinstance(v, bool):
+                r.error(block, k, f"error parsing tls config, expected '{lk}' to be a boolean")
+                return None
+            if lk == "verify_cert_and_check_known_urls" and v and client_facing:
+                r.error(block, k, "verify_cert_and_check_known_urls not supported in this context")
+                return None
+            if lk == "insecure":
+                tls.insecure = v
+            elif lk == "verify":
+                tls.verify = v
+            elif lk == "verify_and_map":
+                tls.verify = tls.verify or v
+                tls.verify_and_map = v
+            elif lk == "verify_cert_and_check_known_urls":
+                tls.verify = tls.verify or v
+                tls.verify_cert_and_check_known_urls = v
+        elif lk == "timeout":
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                r.error(block, k, "error parsing tls config, 'timeout' wrong type")
+                return None
+            if isinstance(v, str):
+                try:
+                    tls.timeout = parse_duration(v) / NS_PER_S
+                except DurationError as e:
+                    r.error(block, k, f"error parsing tls config, 'timeout' {e}")
+                    return None
+            else:
+                tls.timeout = float(v)
+        elif lk == "min_version":
+            if not isinstance(v, str):
+                r.error(
+                    block, k, f"error parsing tls config: 'min_version' wrong type: {go_value(v)}"
+                )
+                return None
+            if v not in _TLS_VERSIONS:
+                r.error(block, k, f"error parsing tls config: unknown version: {v}")
+                return None
+            if _TLS_VERSIONS[v]:
+                r.error(
+                    block,
+                    k,
+                    f"error parsing tls config: unsupported TLS version: {_TLS_VERSIONS[v]}",
+                )
+                return None
+            tls.min_version = v
+        elif lk in ("handshake_first", "first", "immediate"):
+            if not _tls_handshake_first(r, block, k, parsed):
+                return None
+        elif lk in _TLS_UNSUPPORTED:
+            if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
+                r.error(block, k, f"error parsing tls config, '{lk}' cannot be empty")
+                return None
+            r.unsupported(block, k)
+        else:
+            r.error(block, k, f'error parsing tls config, unknown field "{k}"')
+            return None
+    problem = check_tls_files(tls)
+    if problem:
+        r.error(m, key, problem)
+        return None
+    return parsed
+
+
+def _tls_handshake_first(r: _Reader, m: ConfigMap, key: str, parsed: _TLSBlock) -> bool:
+    v = m[key]
+    if isinstance(v, bool):
+        parsed.handshake_first = v
+        return True
+    if not isinstance(v, str):
+        r.error(m, key, f'field "{key}" should be a boolean or a string, got {go_type_name(v)}')
+        return False
+    word = v.lower()
+    if word in ("true", "on", "false", "off"):
+        parsed.handshake_first = word in ("true", "on")
+    elif word in ("auto", "auto_fallback"):
+        parsed.handshake_first, parsed.handshake_first_fallback = True, 0.05
+    else:
+        try:
+            parsed.handshake_first_fallback = parse_duration(v) / NS_PER_S
+        except DurationError:
+            r.error(m, key, f'field "{key}"\'s value {go_quote(v)} is invalid')
+            return False
+        parsed.handshake_first = True
+    return True
+
+
+def _tls(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    parsed = _tls_block(r, m, key, client_facing=True)
+    if parsed is None:
+        return
+    tls = parsed.settings
+    o.tls = True
+    o.tls_cert, o.tls_key, o.tls_ca_cert = tls.cert_file, tls.key_file, tls.ca_file
+    o.tls_verify, o.tls_map = tls.verify, tls.verify_and_map
+    o.tls_timeout, o.tls_min_version = tls.timeout, tls.min_version
+    o.tls_handshake_first = parsed.handshake_first
+    o.tls_handshake_first_fallback = parsed.handshake_first_fallback
+
+
+# -- cluster {} --------------------------------------------------------------------------------
+
+ClusterHandler = Callable[[_Reader, ClusterOptions, ConfigMap, str], None]
+
+
+def _cluster(r: _Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """nats-server's `parseCluster`: each key checked with its texts; permissions from the
+    deprecated `authorization { permissions }` only when the block has none of its own."""
+    block = m[key]
+    if not isinstance(block, ConfigMap):
+        r.error(m, key, f"Expected map to define cluster, got {go_type_name(block)}")
+        return
+    c = o.cluster
+    auth_perms: Permissions | None = None
+    for k in block:
+        lk = k.lower()
+        handler = CLUSTER.get(lk)
+        if lk == "authorization":
+            auth_perms = _cluster_authorization(r, c, block, k)
+        elif handler is not None:
+            handler(r, c, block, k)
+        elif not block.is_used_variable(k):
+            r.error(block, k, f'unknown field "{k}"')
+    if auth_perms is not None and not any(k.lower() == "permissions" for k in block):
+        c.import_permissions, c.export_permissions = auth_perms.publish, auth_perms.subscribe
+
+
+def _cluster_set(name: str, kind: str) -> ClusterHandler:
+    def handle(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+        getter = {"int": r.integer, "bool": r.boolean, "str": r.string}[kind]
+        value = getter(m, key)
+        if value is not None:
+            setattr(c, name, value)
+
+    return handle
+
+
+def _cluster_name(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    name = r.string(m, key)
+    if name is None:
+        return
+    if " " in name:
+        r.error(m, key, "cluster name cannot contain spaces")
+        return
+    c.name = name
+
+
+def _cluster_listen(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    listen = go_listen(m[key])
+    if isinstance(listen, str):
+        r.error(m, key, listen)
+    else:
+        c.host, c.port = listen
+
+
+def go_listen(value: Any) -> tuple[str, int] | str:
+    """nats-server's `parseListen`: a port, or "host:port"; the error text otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "", value
+    if not isinstance(value, str):
+        return f"expected port or host:port, got {go_type_name(value)}"
+    try:
+        host, port = split_host_port(value)
+    except ValueError:
+        return f"could not parse address string {go_quote(value)}"
+    number = _go_atoi(port)
+    if number is None:
+        return f"could not parse port {go_quote(port)}"
+    return host, number
+
+
+def _go_atoi(text: str) -> int | None:
+    """Go's `strconv.Atoi`: an optional sign and decimal digits, within int64."""
+    body = text[1:] if text[:1] in "+-" and text else text
+    if not body or not body.isascii() or not body.isdigit():
+        return None
+    number = int(text)
+    return number if -(1 << 63) <= number < (1 << 63) else None
+
+
+def _cluster_authorization(
+    r: _Reader, c: ClusterOptions, m: ConfigMap, key: str
+) -> Permissions | None:
+    """Routes authenticate with one user/password; tokens, user lists and callouts are
+    refused. Returns the deprecated `permissions` of the block (used when the cluster block
+    has none). A type error inside makes nats-server fail twice (its parser returns nothing
+    and the caller then dereferences it): both lines are reproduced."""
+    block = m[key]
+    nil_deref = "runtime error: invalid memory address or nil pointer dereference"
+    if not isinstance(block, ConfigMap):
+        r.error(
+            m,
+            key,
+            f"interface conversion: interface {{}} is {go_type_name(block)}, "
+            "not map[string]interface {}",
+        )
+        r.error(m, key, nil_deref)
+        return None
+    user = password = token = ""
+    timeout = 0.0
+    has_users = has_callout = False
+    perms: Permissions | None = None
+    for k in block:
+        lk = k.lower()
+        if lk in ("user", "username", "pass", "password", "token"):
+            text = r.string(block, k)
+            if text is None:
+                r.error(m, key, nil_deref)
+                return None
+            if lk in ("user", "username"):
+                user = text
+            elif lk == "token":
+                token = text
+            else:
+                password = text
+        elif lk == "timeout":
+            seconds = _auth_timeout(r, block, k)
+            if seconds is None:
+                return None
+            timeout = seconds
+        elif lk == "users":
+            if isinstance(block[k], list):
+                has_users = True
+            _users(r, block, k)
+        elif lk in ("default_permission", "default_permissions", "permissions"):
+            perms = _permissions(r, block, k)
+        elif lk in ("auth_callout", "auth_hook"):
+            has_callout = True
+        elif lk == "proxy_required":
+            if r.boolean(block, k) is None:
+                r.error(m, key, nil_deref)
+                return None
+        elif not block.is_used_variable(k):
+            r.error(block, k, f'unknown field "{k}"')
+    if has_users:
+        r.error(m, key, "Cluster authorization does not allow multiple users")
+    elif token:
+        r.error(m, key, "Cluster authorization does not support tokens")
+    elif has_callout:
+        r.error(m, key, "Cluster authorization does not support callouts")
+    else:
+        c.username, c.password, c.auth_timeout = user, password, timeout
+        if perms is not None:
+            r.warn(
+                m,
+                key,
+                f'invalid use of field "{key}": setting "permissions" within cluster '
+                "authorization block is deprecated",
+            )
+            return perms
+    return None
+
+
+def _cluster_routes(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    """Route URLs: each must parse as a URL; a repeated one is warned about and dropped."""
+    value = m[key]
+    if not isinstance(value, list):
+        r.error(
+            m,
+            key,
+            f"interface conversion: interface {{}} is {go_type_name(value)}, not []interface {{}}",
+        )
+        return
+    routes: list[str] = []
+    seen: set[str] = set()
+    failed = False
+    for i, item in enumerate(value):
+        where = _element_position(value, i)
+        if not isinstance(item, str):
+            r.error_at(
+                where, f"interface conversion: interface {{}} is {go_type_name(item)}, not string"
+            )
+            return
+        if item in seen:
+            r.warn_at(where, f'invalid use of field "{item}": Duplicate route entry detected')
+            continue
+        seen.add(item)
+        url = item.strip()
+        try:
+            parse_go_url(url)
+        except ValueError:
+            r.error_at(where, f"error parsing route url [{go_quote(url)}]")
+            failed = True
+            continue
+        routes.append(url)
+    if not failed:
+        c.routes = routes
+
+
+def _cluster_tls(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    parsed = _tls_block(r, m, key, client_facing=False)
+    if parsed is not None:
+        c.tls = parsed.settings
+
+
+def _cluster_permissions(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    """`import` limits what this server takes from its routes and `export` what it offers
+    them; nats-server reads them as a route's publish and subscribe permissions."""
+    perms = _permissions(r, m, key, positioned=False)
+    if perms is None:
+        return
+    if perms.response is not None:
+        r.error(m, key, "Cluster permissions do not support dynamic responses")
+        return
+    c.import_permissions, c.export_permissions = perms.publish, perms.subscribe
+
+
+def _cluster_accounts(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    value = m[key]
+    if isinstance(value, str):
+        c.pinned_accounts = [value]
+        return
+    if not isinstance(value, list):
+        r.error(m, key, f"error parsing accounts: unsupported type {go_type_name(value)}")
+        return
+    names: list[str] = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            names.append(item)
+        else:
+            r.error_at(
+                _element_position(value, i),
+                f"error parsing accounts: unsupported type in array {go_type_name(item)}",
+            )
+    c.pinned_accounts = names
+
+
+def _cluster_compression(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    """A mode name, a boolean (true = s2_fast), or `{mode, rtt_thresholds}`. Names are checked
+    at start-up, not here (as nats-server does): an unknown one is kept as written."""
+    value = m[key]
+    mode: str | None = None
+    thresholds: list[float] = []
+    if isinstance(value, bool):
+        mode = "s2_fast" if value else "off"
+    elif isinstance(value, str):
+        mode = value
+    elif isinstance(value, ConfigMap):
+        for k in value:
+            lk = k.lower()
+            if lk == "mode":
+                mode = r.string(value, k)
+                if mode is None:
+                    return
+            elif lk in ("rtt_thresholds", "thresholds", "rtts", "rtt"):
+                items = value[k]
+                if not isinstance(items, list):
+                    r.error(
+                        value,
+                        k,
+                        f"interface conversion: interface {{}} is "
+                        f"{go_type_name(items)}, not []interface {{}}",
+                    )
+                    return
+                for i, item in enumerate(items):
+                    if not isinstance(item, str):
+                        r.error_at(
+                            _element_position(items, i),
+                            f"interface conversion: interface {{}} is {go_type_name(item)}, "
+                            "not string",
+                        )
+                        return
+                    try:
+                        thresholds.append(parse_duration(item) / NS_PER_S)
+                    except DurationError as e:
+                        r.error(value, k, str(e))
+                        return
+            elif not value.is_used_variable(k):
+                r.error(value, k, f'unknown field "{k}"')
+                return
+    else:
+        r.error(
+            m, key, f'field "{key}" should be a boolean or a structure, got {go_type_name(value)}'
+        )
+        return
+    if mode is not None:
+        c.compression = normalize_compression(mode) or mode
+    c.compression_rtt_thresholds = thresholds
+
+
+def normalize_compression(mode: str) -> str | None:
+    """nats-server's name for a route compression mode as written, or None if unknown."""
+    word = mode.lower()
+    if word in ("on", "enabled", "true"):
+        word = "s2_fast"
+    return _COMPRESSION_MODES.get(word)
+
+
+_COMPRESSION_MODES = {
+    "": "accept",
+    "not supported": "not supported",
+    "not_supported": "not supported",
+    "disabled": "off",
+    "off": "off",
+    "false": "off",
+    "accept": "accept",
+    "auto": "s2_auto",
+    "s2_auto": "s2_auto",
+    "fast": "s2_fast",
+    "s2_fast": "s2_fast",
+    "better": "s2_better",
+    "s2_better": "s2_better",
+    "best": "s2_best",
+    "s2_best": "s2_best",
+}
+
+
+def _cluster_duration(name: str) -> ClusterHandler:
+    def handle(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+        seconds = r.duration(m, key, name)
+        if seconds is None:
+            return
+        setattr(c, name, seconds)
+        if name == "ping_interval" and seconds > ROUTE_MAX_PING_INTERVAL_S:
+            r.warn(
+                m,
+                key,
+                "Cluster 'ping_interval' will reset to "
+                f"{format_duration(int(ROUTE_MAX_PING_INTERVAL_S * NS_PER_S))} "
+                "which is the max for routes",
+            )
+
+    return handle
+
+
+def _cluster_write_timeout(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
+    policy = r.string(m, key)
+    if policy is None:
+        return
+    if policy not in ("default", "close", "retry"):
+        r.error(m, key, "write_timeout must be 'default', 'close' or 'retry'")
+        return
+    c.write_timeout = policy
+
+
+CLUSTER: dict[str, ClusterHandler] = {  # and "authorization" (see `_cluster`)
+    "name": _cluster_name,
+    "listen": _cluster_listen,
+    "port": _cluster_set("port", "int"),
+    "host": _cluster_set("host", "str"),
+    "net": _cluster_set("host", "str"),
+    "routes": _cluster_routes,
+    "tls": _cluster_tls,
+    "cluster_advertise": _cluster_set("advertise", "str"),
+    "advertise": _cluster_set("advertise", "str"),
+    "no_advertise": _cluster_set("no_advertise", "bool"),
+    "connect_retries": _cluster_set("connect_retries", "int"),
+    "connect_backoff": _cluster_set("connect_backoff", "bool"),
+    "permissions": _cluster_permissions,
+    "pool_size": _cluster_set("pool_size", "int"),
+    "accounts": _cluster_accounts,
+    "compression": _cluster_compression,
+    "ping_interval": _cluster_duration("ping_interval"),
+    "ping_max": _cluster_set("ping_max", "int"),
+    "write_deadline": _cluster_duration("write_deadline"),
+    "write_timeout": _cluster_write_timeout,
+}
+
+
+def cluster_problem(opts: Options) -> str | None:
+    """What nats-server's `validateCluster` refuses at start-up (and on reload), in its
+    words: a name with spaces, an unknown compression mode or bad RTT thresholds, pinned
+    accounts without pooling or named twice (the system account counts, as nats-server adds
+    it to the list when pooling is on)."""
+    c = opts.cluster
+    if " " in c.name:
+        return "cluster name cannot contain spaces"
+    mode = normalize_compression(c.compression)
+    if mode is None:
+        return f"unsupported compression mode {go_quote(c.compression)}"
+    if mode == "s2_auto" and c.compression_rtt_thresholds:
+        problem = _rtt_thresholds_problem(c.compression, c.compression_rtt_thresholds)
+        if problem:
+            return problem
+    pinned = list(c.pinned_accounts)
+    if c.is_enabled() and c.pool_size >= 0:
+        system = opts.system_account or ("" if opts.no_system_account else "$SYS")
+        if system and system not in pinned:
+            pinned.append(system)
+    if pinned:
+        if c.pool_size < 0:
+            return "pool_size cannot be negative if pinned accounts are specified"
+        seen: set[str] = set()
+        for name in pinned:
+            if name in seen:
+                listing = " ".join(go_quote(n) for n in pinned)
+                return f"found duplicate account name {go_quote(name)} in pinned accounts list [{listing}]"
+            seen.add(name)
+    return None
+
+
+def _rtt_thresholds_problem(mode: str, thresholds: list[float]) -> str | None:
+    given = [round(t * NS_PER_S) for t in thresholds]
+    shown = "[" + " ".join(format_duration(n) for n in given) + "]"
+    kept: list[int] = []
+    for n in given:
+        n = max(n, 0)
+        if kept and n != 0 and any(n < v for v in kept):
+            return f"RTT threshold values {shown} should be in ascending order"
+        kept.append(n)
+    while kept and kept[-1] == 0:
+        kept.pop()
+    if len(kept) > 4:
+        return (
+            f"compression mode {go_quote(mode)} should have no more than 4 RTT thresholds: {shown}"
+        )
+    if not kept:
+        return f"compression mode {go_quote(mode)} requires at least one RTT threshold"
+    return None
+
+
 TOP_LEVEL.update(
     {
         "authorization": _authorization,
         "accounts": _accounts,
         "jetstream": _jetstream,
         "tls": _tls,
+        "cluster": _cluster,
         "operator": _operator,
         "operators": _operator,
         "root": _operator,
@@ -985,10 +1624,18 @@ def apply_config_file(opts: Options) -> Options:
         raise ConfigLoadError("\n".join(result.errors) + "\n")
     fresh = result.options
     for name in opts.set_by_flags:
-        setattr(fresh, name, getattr(opts, name))
+        _copy_field(fresh, opts, name)
     fresh.set_by_flags = set(opts.set_by_flags)
     fresh.config_file = opts.config_file
     fresh.config_digest = loaded.digest
     fresh.config_warnings = result.warnings
     fresh.config_notes = result.notes
     return fresh
+
+
+def _copy_field(target: Any, source: Any, dotted: str) -> None:
+    """`target.a.b = source.a.b` for a set-by-flags name ("cluster.name")."""
+    *parents, leaf = dotted.split(".")
+    for name in parents:
+        target, source = getattr(target, name), getattr(source, name)
+    setattr(target, leaf, getattr(source, leaf))

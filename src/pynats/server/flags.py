@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import strconv
-from .options import Options
+from .options import Options, parse_go_url, split_host_port
 
 USAGE = """
 Usage: nats-server [options]
@@ -98,6 +98,9 @@ class CommandLine:
     signal: str = ""
     command: str = ""  # "version" / "help" given as a positional argument
     set_fields: set[str] = field(default_factory=set)
+    # An error nats-server reports only after reading the configuration file (a --cluster
+    # URL that does not parse): `-t -c FILE` never sees it, a start stops with it (exit 1).
+    deferred_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,9 +134,60 @@ def _set_cli(name: str) -> Callable[[CommandLine, Any], None]:
     return apply
 
 
+def _set_cluster(name: str) -> Callable[[CommandLine, Any], None]:
+    def apply(cl: CommandLine, value: Any) -> None:
+        setattr(cl.options.cluster, name, value)
+        cl.set_fields.add(f"cluster.{name}")
+
+    return apply
+
+
 def _routes(cl: CommandLine, value: str) -> None:
-    cl.options.routes = [r.strip() for r in value.split(",") if r.strip()]
-    cl.set_fields.add("routes")
+    """`--routes a,b`: replaces the file's routes (an empty value clears them)."""
+    cl.options.cluster.routes = [r.strip() for r in value.split(",") if r.strip()]
+    cl.set_fields.add("cluster.routes")
+
+
+def _cluster_listen(cl: CommandLine, value: str) -> None:
+    """`--cluster URL`: the listen host and port, and cluster credentials from the URL's
+    user info (none in the URL clears the file's). An empty URL switches the cluster off."""
+    cluster = cl.options.cluster
+    cl.deferred_error = ""
+    if not value:
+        cluster.port = 0
+        cl.set_fields.add("cluster.port")
+        return
+    try:
+        cluster.host, cluster.port, cluster.username, cluster.password = parse_cluster_url(value)
+    except ValueError as e:
+        cl.deferred_error = str(e)
+        return
+    cl.set_fields.update(("cluster.host", "cluster.port", "cluster.username", "cluster.password"))
+
+
+def parse_cluster_url(text: str) -> tuple[str, int, str, str]:
+    """(host, port, username, password) of a --cluster URL, as nats-server's
+    `overrideCluster` reads it: port -1 asks for a random port; ValueError has Go's text."""
+    wants_random = text.endswith(":-1")
+    if wants_random:
+        text = text[:-3] + ":0"  # -1 is not a port to Go's URL parser
+    url = parse_go_url(text)
+    host, port_text = split_host_port(url.host)
+    if wants_random:
+        port_text = "-1"
+    if not port_text:
+        raise ValueError("EOF")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f'strconv.ParseInt: parsing "{port_text}": invalid syntax') from None
+    if not -(1 << 63) <= port < (1 << 63):
+        raise ValueError(f'strconv.ParseInt: parsing "{port_text}": value out of range')
+    if url.username is None:
+        return host, port, "", ""
+    if url.password is None:
+        raise ValueError("expected cluster password to be set")
+    return host, port, url.username, url.password
 
 
 def _tls_flag(name: str) -> Callable[[CommandLine, Any], None]:
@@ -183,11 +237,11 @@ FLAGS: list[Flag] = [
     Flag(("tlsverify",), "bool", _tls_flag("tls_verify")),
     Flag(("tlscacert",), "str", _tls_flag("tls_ca_cert")),
     Flag(("routes",), "str", _routes),
-    Flag(("cluster", "cluster_listen"), "str", _set("cluster_listen")),
-    Flag(("cluster_name",), "str", _set("cluster_name")),
-    Flag(("no_advertise",), "bool", _set("cluster_no_advertise")),
-    Flag(("cluster_advertise",), "str", _set("cluster_advertise")),
-    Flag(("connect_retries",), "int", _set("cluster_connect_retries")),
+    Flag(("cluster", "cluster_listen"), "str", _cluster_listen),
+    Flag(("cluster_name",), "str", _set_cluster("name")),
+    Flag(("no_advertise",), "bool", _set_cluster("no_advertise")),
+    Flag(("cluster_advertise",), "str", _set_cluster("advertise")),
+    Flag(("connect_retries",), "int", _set_cluster("connect_retries")),
     Flag(("profile",), "int", _set("profile_port")),
     Flag(("h", "help"), "bool", _set_cli("show_help")),
     Flag(("v", "version"), "bool", _set_cli("show_version")),

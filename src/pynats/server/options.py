@@ -7,14 +7,87 @@ Durations are float seconds, sizes are int bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import const
+from .conf.units import _go_quote as go_quote
 
 if TYPE_CHECKING:
     from .accounts import AccountConfig
-    from .auth import NkeyUser, Permissions, User
+    from .auth import NkeyUser, Permissions, SubjectPermission, User
+
+DEFAULT_ROUTE_POOL_SIZE = 3
+ROUTE_MAX_PING_INTERVAL_S = 30.0
+
+
+@dataclass
+class TLSSettings:
+    """One `tls {}` block of a server-to-server listener (cluster today; later leaf nodes and
+    websocket), as written. Certificates are loaded when the file is read, so a block that
+    is here has files that exist and parse; `tls.py` turns it into SSLContexts."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    verify: bool = False
+    insecure: bool = False  # dialling side: do not verify the peer's certificate
+    timeout: float = const.TLS_TIMEOUT_S  # seconds for the handshake
+    verify_and_map: bool = False
+    min_version: str = ""  # "1.2" / "1.3", "" = 1.2
+    verify_cert_and_check_known_urls: bool = False
+
+
+@dataclass
+class ClusterOptions:
+    """The `cluster {}` block and the cluster flags: this server's routes.
+
+    Values are as nats-server keeps them after reading the file: `port` 0 means no cluster
+    listener and -1 a random one; zero durations and counts mean "the server's default"
+    (see the `effective_*` helpers); `compression` holds the normalised mode name when the
+    text was one nats-server knows, else the text as written (refused at start-up with
+    nats-server's message, see `config_options.cluster_problem`).
+    """
+
+    name: str = ""
+    host: str = ""  # listen host ("" = 0.0.0.0)
+    port: int = 0  # 0 = no cluster listener, -1 = random port
+    advertise: str = ""
+    no_advertise: bool = False
+    routes: list[str] = field(default_factory=list)  # nats-route://user:pass@host:port
+    username: str = ""
+    password: str = ""
+    auth_timeout: float = 0.0  # seconds, 0 = default
+    tls: TLSSettings | None = None
+    pool_size: int = DEFAULT_ROUTE_POOL_SIZE  # -1 = no pooling (one connection)
+    pinned_accounts: list[str] = field(default_factory=list)  # `accounts: [...]`
+    compression: str = "accept"
+    compression_rtt_thresholds: list[float] = field(default_factory=list)  # seconds
+    import_permissions: SubjectPermission | None = None
+    export_permissions: SubjectPermission | None = None
+    connect_retries: int = 0
+    connect_backoff: bool = False
+    ping_interval: float = 0.0  # seconds, 0 = the server's
+    ping_max: int = 0  # 0 = the server's
+    write_deadline: float = 0.0  # seconds, 0 = the server's
+    write_timeout: str = ""  # "default" / "close" / "retry", "" = default
+
+    def is_enabled(self) -> bool:
+        """A cluster listener is configured (routes alone, without it, are not dialled)."""
+        return self.port != 0
+
+    @property
+    def tls_timeout(self) -> float:
+        return self.tls.timeout if self.tls is not None else const.TLS_TIMEOUT_S
+
+    def effective_auth_timeout(self) -> float:
+        """As nats-server: the configured value, else the TLS timeout + 1 s with TLS, else 2 s."""
+        if self.auth_timeout > 0:
+            return self.auth_timeout
+        if self.tls is not None:
+            return self.tls.timeout + 1.0
+        return const.AUTH_TIMEOUT_S
 
 
 @dataclass
@@ -96,13 +169,8 @@ class Options:
     allow_non_tls: bool = False
     tls_min_version: str = ""
 
-    # Cluster (accepted, not supported yet)
-    cluster_listen: str = ""
-    cluster_name: str = ""
-    cluster_advertise: str = ""
-    cluster_no_advertise: bool = False
-    cluster_connect_retries: int = 0
-    routes: list[str] = field(default_factory=list)
+    # Cluster (routes to the other servers of this cluster)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
     profile_port: int = 0
 
     # JetStream
@@ -122,7 +190,8 @@ class Options:
     # Keys of the file pynats does not support yet (logged as warnings at start)
     config_notes: list[str] = field(default_factory=list)
 
-    # Set by the config reader / flags: which fields the command line fixed explicitly.
+    # Set by the config reader / flags: which fields the command line fixed explicitly
+    # (nested ones dotted: "cluster.name").
     set_by_flags: set[str] = field(default_factory=set)
 
     def effective_auth_timeout(self) -> float:
@@ -134,3 +203,155 @@ class Options:
 
     def monitor_host(self) -> str:
         return self.http_host or self.host
+
+
+# -- URLs as nats-server reads them -----------------------------------------------------------
+#
+# Route URLs in the file and the --cluster URL go through Go's net/url and net.SplitHostPort;
+# what those accept and their error texts are part of nats-server's observable behaviour (a
+# config with a bad route URL is refused, `--cluster host:port` without a scheme fails).
+
+
+@dataclass(frozen=True)
+class GoURL:
+    """The parts of a URL that routes use; `host` is the authority's host[:port]."""
+
+    scheme: str
+    host: str
+    username: str | None  # None: no userinfo at all
+    password: str | None  # None: userinfo without ':'
+
+
+_USERINFO_EXTRA = set("-._:~!$&'()*+,;=%@")
+_HOST_EXTRA = set("-_.~!$&'()*+,;=:[]<>\"")
+
+
+def parse_go_url(text: str) -> GoURL:
+    """Go's `url.Parse`, for the parts routes use; ValueError carries Go's message."""
+    main, _, fragment = text.partition("#")
+
+    def fail(reason: str) -> ValueError:
+        return ValueError(f"parse {go_quote(main)}: {reason}")
+
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in main):
+        raise fail("net/url: invalid control character in URL")
+    scheme, rest = "", main
+    for i, c in enumerate(main):
+        if c.isascii() and (c.isalpha() or (i > 0 and (c.isdigit() or c in "+-."))):
+            continue
+        if c == ":":
+            if i == 0:
+                raise fail("missing protocol scheme")
+            scheme, rest = main[:i].lower(), main[i + 1 :]
+        break
+    rest = rest.partition("?")[0]
+    host, username, password = "", None, None
+    if not rest.startswith("/"):
+        if scheme:  # opaque ("nats:host"): nothing more is checked
+            return _with_fragment(GoURL(scheme, "", None, None), text, fragment)
+        if ":" in rest.partition("/")[0]:
+            raise fail("first path segment in URL cannot contain colon")
+    elif rest.startswith("//") and (scheme or not rest.startswith("///")):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        userinfo, at, hostport = authority.rpartition("@")
+        host = _go_url_host(hostport, fail)
+        if at:
+            if any(
+                not (c.isascii() and c.isalnum()) and c not in _USERINFO_EXTRA for c in userinfo
+            ):
+                raise fail("net/url: invalid userinfo")
+            name, colon, secret = userinfo.partition(":")
+            username = _go_unescape(name, fail)
+            password = _go_unescape(secret, fail) if colon else None
+    _go_unescape(rest, fail)
+    return _with_fragment(GoURL(scheme, host, username, password), text, fragment)
+
+
+def _with_fragment(url: GoURL, text: str, fragment: str) -> GoURL:
+    """A bad escape in the fragment is reported with the whole text, as Go does."""
+
+    def fail(reason: str) -> ValueError:
+        return ValueError(f"parse {go_quote(text)}: {reason}")
+
+    _go_unescape(fragment, fail)
+    return url
+
+
+def _go_url_host(host: str, fail: Callable[[str], ValueError]) -> str:
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0:
+            raise fail("missing ']' in host")
+        colon_port = host[end + 1 :]
+    else:
+        colon = host.rfind(":")
+        colon_port = host[colon:] if colon >= 0 else ""
+    if colon_port and (colon_port[0] != ":" or not all("0" <= c <= "9" for c in colon_port[1:])):
+        raise fail(f"invalid port {go_quote(colon_port)} after host")
+    i = 0
+    while i < len(host):
+        c = host[i]
+        if c == "%":
+            escape = host[i : i + 3]
+            if len(escape) < 3 or not all(h in "0123456789abcdefABCDEF" for h in escape[1:]):
+                raise fail(f"invalid URL escape {go_quote(escape)}")
+            if int(escape[1], 16) < 8 and escape != "%25":
+                raise fail(f"invalid URL escape {go_quote(escape)}")
+            i += 3
+            continue
+        if c.isascii() and not c.isalnum() and c not in _HOST_EXTRA:
+            raise fail(f"invalid character {go_quote(c)} in host name")
+        i += 1
+    return host
+
+
+def _go_unescape(text: str, fail: Callable[[str], ValueError]) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            escape = text[i : i + 3]
+            if len(escape) < 3 or not all(h in "0123456789abcdefABCDEF" for h in escape[1:]):
+                raise fail(f"invalid URL escape {go_quote(escape)}")
+            out.append(int(escape[1:], 16))
+            i += 3
+        else:
+            out += text[i].encode()
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def split_host_port(hostport: str) -> tuple[str, str]:
+    """Go's `net.SplitHostPort`; ValueError carries Go's message."""
+
+    def fail(why: str) -> ValueError:
+        return ValueError(f"address {hostport}: {why}" if hostport else why)
+
+    colon = hostport.rfind(":")
+    if colon < 0:
+        raise fail("missing port in address")
+    start = end_bracket = 0
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise fail("missing ']' in address")
+        if end + 1 == len(hostport):
+            raise fail("missing port in address")
+        if end + 1 != colon:
+            raise fail(
+                "too many colons in address"
+                if hostport[end + 1] == ":"
+                else "missing port in address"
+            )
+        host = hostport[1:end]
+        start, end_bracket = 1, end + 1
+    else:
+        host = hostport[:colon]
+        if ":" in host:
+            raise fail("too many colons in address")
+    if "[" in hostport[start:]:
+        raise fail("unexpected '[' in address")
+    if "]" in hostport[end_bracket:]:
+        raise fail("unexpected ']' in address")
+    return host, hostport[colon + 1 :]

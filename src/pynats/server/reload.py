@@ -6,31 +6,40 @@ logging, limits and auth take effect at once; every connected client is checked 
 the new authentication and permissions — it stays connected if it is still allowed, its
 subscriptions that are no longer allowed are removed (with nats-server's `-ERR`), and a
 client that is no longer allowed at all is disconnected.
+
+The cluster follows nats-server's rules: its listen host and port cannot change (a random
+port, -1, stays the one bound), every other `cluster {}` setting can (logged once as
+`Reloaded: cluster`), and the route list is diffed (`Reloaded: cluster routes`): the running
+`Cluster` dials the added routes and closes the removed ones (`routes_changed`) and is told
+when its other settings changed (`options_changed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .auth import Authenticator
-from .config_options import ConfigLoadError, apply_config_file
+from .config_options import ConfigLoadError, apply_config_file, cluster_problem
 from .log import Logger
+from .options import split_host_port
 
 if TYPE_CHECKING:
-    from .options import Options
+    from .options import ClusterOptions, Options
     from .server import Server
 
-# Options that cannot change without a restart (nats-server refuses them too).
+# Options that cannot change without a restart (nats-server refuses them too), in the order
+# nats-server checks them (its Options struct order); the cluster's listener comes in between.
 NOT_RELOADABLE = {
+    "server_name": "ServerName",
     "host": "Host",
     "port": "Port",
-    "server_name": "ServerName",
     "http_port": "HTTPPort",
     "https_port": "HTTPSPort",
-    "store_dir": "StoreDir",
+}
+NOT_RELOADABLE_AFTER_CLUSTER = {
     "jetstream": "JetStream",
-    "cluster_listen": "Cluster",
+    "store_dir": "StoreDir",
 }
 
 LOGGED_VALUES = (
@@ -71,6 +80,19 @@ class ReloadError(Exception):
     pass
 
 
+class ReloadableCluster(Protocol):
+    """What reload needs from the running cluster (`server.cluster`)."""
+
+    options: ClusterOptions
+
+    def options_changed(self) -> None:
+        """`options` was replaced: apply what changed (name, auth, permissions, pool size,
+        pinned accounts, compression, advertise...)."""
+
+    def routes_changed(self, added: list[str], removed: list[str]) -> None:
+        """Dial the added route URLs, close the connections of the removed ones."""
+
+
 def reload_config(server: Server) -> list[str]:
     """Reload `server.options.config_file`; returns the `Reloaded: ...` lines."""
     old = server.options
@@ -81,15 +103,22 @@ def reload_config(server: Server) -> list[str]:
         new = apply_config_file(flags_only)
     except ConfigLoadError as e:
         raise ReloadError(str(e)) from None
-    for name, label in NOT_RELOADABLE.items():
-        before, after = getattr(old, name), getattr(new, name)
-        if name == "port" and before == -1:
-            continue
-        if before != after:
-            raise ReloadError(f"config reload not supported for {label}: old={before}, new={after}")
+    problem = cluster_problem(new)
+    if problem:
+        raise ReloadError(problem)
+    _check_not_reloadable(old, new, NOT_RELOADABLE)
+    _check_cluster_listener(server, old.cluster, new.cluster)
+    _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
+    if new.cluster.port == -1:
+        new.cluster.port = old.cluster.port
     changes = _describe_changes(old, new)
+    cluster_changed, added, removed = _cluster_changes(old.cluster, new.cluster)
+    if cluster_changed:
+        changes.append("Reloaded: cluster")
+    if added or removed:
+        changes.append("Reloaded: cluster routes")
     server.options = new
     _apply_logging(server, old, new)
     auth_changed = any(getattr(old, f) != getattr(new, f) for f in AUTH_FIELDS)
@@ -101,7 +130,79 @@ def reload_config(server: Server) -> list[str]:
     for client in list(server.clients.values()):
         client.parser.max_payload = new.max_payload
         client.parser.max_control_line = new.max_control_line
+    if server.cluster is not None:
+        cluster = cast(ReloadableCluster, server.cluster)
+        if cluster_changed:
+            cluster.options = new.cluster
+            cluster.options_changed()
+        if added or removed:
+            cluster.routes_changed(added, removed)
     return changes
+
+
+def _check_not_reloadable(old: Options, new: Options, fields: dict[str, str]) -> None:
+    for name, label in fields.items():
+        before, after = getattr(old, name), getattr(new, name)
+        if name == "port" and (before == -1 or after == -1):
+            continue
+        if before != after:
+            raise ReloadError(f"config reload not supported for {label}: old={before}, new={after}")
+
+
+def _check_cluster_listener(server: Server, old: ClusterOptions, new: ClusterOptions) -> None:
+    """nats-server's `validateClusterOpts`: the listen host and port stay; the port compared
+    is the one bound (a random port), and asking for a random port again is no change."""
+
+    def listen_host(c: ClusterOptions) -> str:
+        return c.host or ("0.0.0.0" if c.port != 0 else "")
+
+    if listen_host(old) != listen_host(new):
+        raise ReloadError(
+            "config reload not supported for cluster host: "
+            f"old={listen_host(old)}, new={listen_host(new)}"
+        )
+    bound = old.port
+    if server.cluster is not None and old.port == -1:
+        bound = server.cluster.port
+    if new.port != -1 and new.port != bound:
+        raise ReloadError(
+            f"config reload not supported for cluster port: old={bound}, new={new.port}"
+        )
+    if new.advertise:
+        problem = _host_port_problem(new.advertise)
+        if problem:
+            raise ReloadError(f"invalid Cluster.Advertise value of {new.advertise}, err={problem}")
+
+
+def _host_port_problem(text: str) -> str | None:
+    """What nats-server's `parseHostPort` says about an advertise address (a missing port is
+    fine: the default is added)."""
+    try:
+        _, port = split_host_port(text)
+    except ValueError as e:
+        if "missing port" not in str(e):
+            return str(e)
+        try:
+            _, port = split_host_port(f"{text}:0")
+        except ValueError as e2:
+            return str(e2)
+    port = port.strip()
+    body = port[1:] if port[:1] in ("+", "-") else port
+    if not body.isdigit():
+        return f'strconv.Atoi: parsing "{port}": invalid syntax'
+    return None
+
+
+def _cluster_changes(old: ClusterOptions, new: ClusterOptions) -> tuple[bool, list[str], list[str]]:
+    """(any setting but the routes changed, routes added, routes removed). Routes compare as
+    a set (their order is no change); with TLS the settings always count as changed, as
+    nats-server compares its freshly loaded certificates."""
+    changed = new.tls is not None or dataclasses.replace(old, routes=[]) != dataclasses.replace(
+        new, routes=[]
+    )
+    added = [r for r in new.routes if r not in old.routes]
+    removed = [r for r in old.routes if r not in new.routes]
+    return changed, added, removed
 
 
 def _describe_changes(old: Options, new: Options) -> list[str]:

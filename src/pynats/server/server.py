@@ -322,8 +322,8 @@ class Server:
         log.notice("Starting nats-server")
         log.notice(f"  Version:  {const.NATS_FEATURE_VERSION} (pynats {PYNATS_VERSION})")
         log.notice(f"  Git:      [{const.GIT_COMMIT or 'not set'}]")
-        if opts.cluster_name:
-            log.notice(f"  Cluster:  {opts.cluster_name}")
+        if opts.cluster.name:
+            log.notice(f"  Cluster:  {opts.cluster.name}")
         log.notice(f"  Name:     {self.server_name}")
         if opts.jetstream:
             log.notice(f"  Node:     {node_name(self.server_name)}")
@@ -332,8 +332,6 @@ class Server:
             log.notice(f"Using configuration file: {opts.config_file} ({opts.config_digest})")
         for note in opts.config_notes:
             log.warn(note)
-        if opts.cluster_listen or opts.routes:
-            log.warn("Clustering (routes) is not supported yet by pynats: cluster options ignored")
         if opts.max_payload > const.MAX_PAYLOAD_WARN_SIZE:
             log.warn(
                 f"Maximum payloads over {const.MAX_PAYLOAD_WARN_SIZE} are generally discouraged "

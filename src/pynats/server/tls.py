@@ -1,18 +1,26 @@
-"""TLS for client connections, with the standard library's ssl.
+"""TLS with the standard library's ssl: for clients, and for routes between servers.
 
 NATS upgrades a plain TCP connection: the server sends INFO (`tls_required: true`) in the
 clear and the client starts the TLS handshake; with `handshake_first` the handshake comes
 before INFO. Client certificates are verified against `ca_file` with `verify`, and with
 `verify_and_map` the certificate's identities name the user.
+
+Routes (a `tls {}` block in `cluster {}`, read into `TLSSettings`) always verify both ways,
+as nats-server does: the accepting side requires the dialling server's certificate, and the
+dialling side presents its certificate and checks the peer's against `ca_file` (unless
+`insecure`). nats-server loads the files while it reads the configuration, so
+`check_tls_files` gives its first complaint with its text (`-t` fails on it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import re
 import ssl
 from typing import Any
 
-from .options import Options
+from .options import Options, TLSSettings
 
 MIN_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
@@ -25,31 +33,180 @@ class TLSConfigError(Exception):
 
 
 def build_server_context(opts: Options) -> ssl.SSLContext:
-    """The server's SSLContext for `opts`; TLSConfigError with nats-server-like text."""
+    """The server's SSLContext for client connections; TLSConfigError with nats-server-like
+    text."""
+    settings = TLSSettings(
+        cert_file=opts.tls_cert,
+        key_file=opts.tls_key,
+        ca_file=opts.tls_ca_cert,
+        verify=opts.tls_verify or opts.tls_map,
+        min_version=opts.tls_min_version,
+    )
+    return _server_context(settings, require_peer_cert=settings.verify)
+
+
+def build_route_server_context(settings: TLSSettings) -> ssl.SSLContext:
+    """For accepting routes: our certificate, and the dialling server must present one that
+    `ca_file` (or the system roots) vouches for, whatever `verify` says (nats-server forces
+    it for routes)."""
+    return _server_context(settings, require_peer_cert=True)
+
+
+def build_route_client_context(settings: TLSSettings) -> ssl.SSLContext:
+    """For dialling routes: our certificate as the client certificate, and the peer checked
+    against `ca_file` (or the system roots) and the dialled host name, unless `insecure`.
+    Pass the dialled host as `server_hostname` when wrapping."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = MIN_VERSIONS.get(settings.min_version, ssl.TLSVersion.TLSv1_2)
+    if settings.cert_file or settings.key_file:
+        _load_cert_chain(ctx, settings)
+    if settings.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif settings.ca_file:
+        _load_ca(ctx, settings.ca_file)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    return ctx
+
+
+def _server_context(settings: TLSSettings, *, require_peer_cert: bool) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = MIN_VERSIONS.get(opts.tls_min_version, ssl.TLSVersion.TLSv1_2)
+    ctx.minimum_version = MIN_VERSIONS.get(settings.min_version, ssl.TLSVersion.TLSv1_2)
+    _load_cert_chain(ctx, settings)
+    if require_peer_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if not settings.ca_file:
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    if settings.ca_file:
+        _load_ca(ctx, settings.ca_file)
+    return ctx
+
+
+def _load_cert_chain(ctx: ssl.SSLContext, settings: TLSSettings) -> None:
     try:
-        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ctx.load_cert_chain(settings.cert_file, settings.key_file)
     except FileNotFoundError as e:
         raise TLSConfigError(
             f"error parsing X509 certificate/key pair: open {e.filename}: no such file or directory"
         ) from None
     except (ssl.SSLError, OSError) as e:
         raise TLSConfigError(f"error parsing X509 certificate/key pair: {e}") from None
-    if opts.tls_verify or opts.tls_map:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        if not opts.tls_ca_cert:
-            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-    if opts.tls_ca_cert:
+
+
+def _load_ca(ctx: ssl.SSLContext, ca_file: str) -> None:
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except FileNotFoundError:
+        raise TLSConfigError(
+            f"failed to parse root ca certificate: open {ca_file}: no such file or directory"
+        ) from None
+    except ssl.SSLError as e:
+        raise TLSConfigError(f"failed to parse root ca certificate: {e}") from None
+
+
+# -- what nats-server says about certificate files while reading the configuration ----------
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([^\n-]*)-----\r?\n(.*?)-----END \1-----", re.S)
+
+
+def check_tls_files(settings: TLSSettings) -> str | None:
+    """The first problem nats-server finds loading `settings`' files (its `GenTLSConfig`),
+    in its words, or None when they load."""
+    if settings.cert_file and not settings.key_file:
+        return "missing 'key_file' in TLS configuration"
+    if settings.key_file and not settings.cert_file:
+        return "missing 'cert_file' in TLS configuration"
+    if settings.cert_file:
+        problem = _key_pair_problem(settings.cert_file, settings.key_file)
+        if problem:
+            return f"error parsing X509 certificate/key pair: {problem}"
+    if settings.ca_file:
         try:
-            ctx.load_verify_locations(cafile=opts.tls_ca_cert)
-        except FileNotFoundError:
-            raise TLSConfigError(
-                f"failed to parse root ca certificate: open {opts.tls_ca_cert}: no such file or directory"
-            ) from None
-        except ssl.SSLError as e:
-            raise TLSConfigError(f"failed to parse root ca certificate: {e}") from None
-    return ctx
+            ca_pem = _read(settings.ca_file)
+        except _GoFileError as e:
+            return str(e)
+        if not _loads_as_ca(ca_pem):
+            return "failed to parse root ca certificate"
+    return None
+
+
+class _GoFileError(Exception):
+    """A file that cannot be read, worded as Go's os.ReadFile error."""
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
+        raise _GoFileError(f"read {path}: is a directory") from None
+    except OSError as e:
+        reason = {
+            errno.ENOENT: "no such file or directory",
+            errno.EACCES: "permission denied",
+            errno.ENOTDIR: "not a directory",
+        }.get(e.errno or 0, (e.strerror or str(e)).lower())
+        raise _GoFileError(f"open {path}: {reason}") from None
+
+
+def _block_types(pem: bytes) -> list[str]:
+    return [m.group(1).decode("latin-1") for m in _PEM_BLOCK.finditer(pem)]
+
+
+def _key_pair_problem(cert_file: str, key_file: str) -> str | None:
+    """Go's `tls.LoadX509KeyPair` complaints, the PEM-level ones word for word."""
+    try:
+        cert_pem = _read(cert_file)
+        key_pem = _read(key_file)
+    except _GoFileError as e:
+        return str(e)
+    cert_types = _block_types(cert_pem)
+    if "CERTIFICATE" not in cert_types:
+        if not cert_types:
+            return "tls: failed to find any PEM data in certificate input"
+        if len(cert_types) == 1 and cert_types[0].endswith("PRIVATE KEY"):
+            return (
+                "tls: failed to find certificate PEM data in certificate input, but did find "
+                "a private key; PEM inputs may have been switched"
+            )
+        return (
+            'tls: failed to find "CERTIFICATE" PEM block in certificate input after skipping '
+            f"PEM blocks of the following types: [{' '.join(cert_types)}]"
+        )
+    skipped: list[str] = []
+    for kind in _block_types(key_pem):
+        if kind == "PRIVATE KEY" or kind.endswith(" PRIVATE KEY"):
+            break
+        skipped.append(kind)
+    else:
+        if not skipped:
+            return "tls: failed to find any PEM data in key input"
+        if skipped == ["CERTIFICATE"]:
+            return "tls: found a certificate rather than a key in the PEM for the private key"
+        return (
+            'tls: failed to find PEM block with type ending in "PRIVATE KEY" in key input '
+            f"after skipping PEM blocks of the following types: [{' '.join(skipped)}]"
+        )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError):
+        return "tls: private key does not match public key"
+    return None
+
+
+def _loads_as_ca(pem: bytes) -> bool:
+    """Go's `AppendCertsFromPEM`: true when at least one CERTIFICATE block parses."""
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(pem) if m.group(1) == b"CERTIFICATE"]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for block in blocks:
+        try:
+            ctx.load_verify_locations(cadata=block.decode("ascii"))
+        except (ssl.SSLError, UnicodeDecodeError, ValueError):
+            continue
+        return True
+    return False
 
 
 def certificate_identities(cert: dict[str, Any] | None) -> list[str]:
