@@ -1418,6 +1418,7 @@ def _cluster_compression(r: _Reader, c: ClusterOptions, m: ConfigMap, key: str) 
         return
     if mode is not None:
         c.compression = normalize_compression(mode) or mode
+        c.compression_text = mode
     c.compression_rtt_thresholds = thresholds
 
 
@@ -1512,7 +1513,8 @@ def cluster_problem(opts: Options) -> str | None:
     if mode is None:
         return f"unsupported compression mode {go_quote(c.compression)}"
     if mode == "s2_auto" and c.compression_rtt_thresholds:
-        problem = _rtt_thresholds_problem(c.compression, c.compression_rtt_thresholds)
+        written = c.compression_text or c.compression
+        problem = _rtt_thresholds_problem(written, c.compression_rtt_thresholds)
         if problem:
             return problem
     pinned = list(c.pinned_accounts)

@@ -64,6 +64,7 @@ class ClusterOptions:
     pinned_accounts: list[str] = field(default_factory=list)  # `accounts: [...]`
     compression: str = "accept"
     compression_rtt_thresholds: list[float] = field(default_factory=list)  # seconds
+    compression_text: str = field(default="", compare=False)  # as written, for messages
     import_permissions: SubjectPermission | None = None
     export_permissions: SubjectPermission | None = None
     connect_retries: int = 0
