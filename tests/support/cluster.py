@@ -67,6 +67,7 @@ class Cluster:
     name: str
     extra: Callable[[Member], str] | None = None
     route_urls: Callable[[Member], list[str]] | None = None
+    cluster_extra: Callable[[Member], str] | None = None
     started: list[RunningServer] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Member]:
@@ -79,12 +80,13 @@ class Cluster:
         routes = self.route_urls(m) if self.route_urls else [x.route_url for x in self.members]
         route_list = ", ".join(routes)
         extra = self.extra(m) if self.extra else ""
+        inside = self.cluster_extra(m) if self.cluster_extra else ""
         m.conf.write_text(
             f"server_name: {m.name}\n"
             f"listen: 127.0.0.1:{m.client_port}\n"
             f"http: 127.0.0.1:{m.http_port}\n"
             f"cluster {{\n  name: {self.name}\n  listen: 127.0.0.1:{m.cluster_port}\n"
-            f"  routes: [{route_list}]\n}}\n{extra}\n"
+            f"  routes: [{route_list}]\n{inside}\n}}\n{extra}\n"
         )
 
     def start(self, m: Member) -> Member:
@@ -113,8 +115,13 @@ class Cluster:
             time.sleep(0.05)
 
     def kill(self, m: Member) -> None:
+        """kill -9: no goodbye to clients or routes."""
         assert m.server is not None
         m.server.kill()
+
+    def restart(self, m: Member) -> Member:
+        """Start a stopped member again on the same ports."""
+        return self.start(m)
 
     def stop_all(self) -> None:
         for srv in self.started:
@@ -128,6 +135,7 @@ def make_cluster(
     name: str = "c1",
     extra: Callable[[Member], str] | None = None,
     route_urls: Callable[[Member], list[str]] | None = None,
+    cluster_extra: Callable[[Member], str] | None = None,
     start: bool = True,
 ) -> Cluster:
     """Members named `PY-1`, `GO-2`, ... (position in `kinds`, 1-based)."""
@@ -139,7 +147,7 @@ def make_cluster(
         members.append(
             Member(kind, name_i, free_port(), free_port(), free_port(), d / "server.conf")
         )
-    cluster = Cluster(members, tmp, name, extra, route_urls)
+    cluster = Cluster(members, tmp, name, extra, route_urls, cluster_extra)
     if start:
         for m in members:
             cluster.start(m)

@@ -718,12 +718,12 @@ class Consumer:
             self._inactive_timer.cancel()
             self._inactive_timer = None
 
-    def _is_active(self) -> bool:
+    def is_active(self) -> bool:
         return self.delivery.is_active()
 
     def _on_inactive(self) -> None:
         self._inactive_timer = None
-        if self.closed or self._is_active():
+        if self.closed or self.is_active():
             return
         self.jsa.delete_inactive_consumer(self)
 

@@ -634,7 +634,7 @@ class JetStreamAccount:
 
         async def run() -> None:
             async with self.js.api_lock:
-                if not consumer.closed and not consumer._is_active():
+                if not consumer.closed and not consumer.is_active():
                     await self.delete_consumer(consumer)
 
         self.js.server.loop.create_task(run())

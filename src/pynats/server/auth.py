@@ -41,6 +41,15 @@ class SubjectPermission:
     allow: list[str] | None = None
     deny: list[str] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, Any]:
+        """`{"allow": [...], "deny": [...]}` with empty lists left out, as nats-server shows it."""
+        out: dict[str, Any] = {}
+        if self.allow:
+            out["allow"] = list(self.allow)
+        if self.deny:
+            out["deny"] = list(self.deny)
+        return out
+
 
 @dataclass
 class ResponsePermission:
@@ -169,12 +178,7 @@ class PermissionChecker:
         ):
             if perm is None:
                 continue
-            entry: dict[str, Any] = {}
-            if perm.allow:
-                entry["allow"] = list(perm.allow)
-            if perm.deny:
-                entry["deny"] = list(perm.deny)
-            out[name] = entry
+            out[name] = perm.as_json()
         resp = self.permissions.response
         if resp is not None:
             out["responses"] = {"max": resp.max_msgs, "ttl": int(resp.expires * NS_PER_S)}

@@ -135,7 +135,7 @@ def _wire_service_import(
             ):
                 publisher.send_no_responders(subj, reply)
 
-    _client_for(server, importer).subscribe(local, request)
+    _client_for(server, importer).subscribe(local, request, local_only=True)
 
 
 def _ensure_response_subscription(server: Server, exporter: Account) -> None:

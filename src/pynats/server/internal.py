@@ -51,12 +51,16 @@ class InternalClient:
         subject: str | bytes,
         callback: DeliveryCallback,
         queue: str | bytes | None = None,
+        *,
+        local_only: bool = False,
     ) -> Subscription:
+        """`local_only`: interest this server keeps to itself (see Subscription.local_only)."""
         subj = subject.encode() if isinstance(subject, str) else subject
         q = queue.encode() if isinstance(queue, str) else queue
         self._next_sid += 1
         sid = str(self._next_sid).encode()
         sub = Subscription(self, subj, q, sid, callback=callback)
+        sub.local_only = local_only
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
         self.account.internal_subs += 1

@@ -21,6 +21,7 @@ from . import const, strconv
 if TYPE_CHECKING:
     from .accounts import Account
     from .client import ClientConnection
+    from .routes import RouteConnection
     from .server import Server
     from .sublist import Sublist, Subscription
 
@@ -152,7 +153,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "max_control_line": opts.max_control_line,
             "max_payload": opts.max_payload,
             "max_pending": opts.max_pending,
-            "cluster": {},
+            "cluster": cluster_varz(server),
             "gateway": {},
             "leaf": {},
             "mqtt": {},
@@ -169,8 +170,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "cpu": cpu_percent(server),
             "connections": len(server.clients),
             "total_connections": server.total_connections,
-            "routes": 0,
-            "remotes": 0,
+            "routes": server.cluster.num_routes() if server.cluster else 0,
+            "remotes": len(server.cluster.peers) if server.cluster else 0,
             "leafnodes": 0,
             "in_msgs": in_msgs,
             "in_bytes": in_bytes,
@@ -189,6 +190,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "config_digest": opts.config_digest,
         }
     )
+    if server.cluster is not None and not opts.cluster.no_advertise:
+        v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:
         v["system_account"] = server.system_account.name
     v["slow_consumer_stats"] = {
@@ -206,6 +209,37 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
     for extend in server.varz_extra:
         extend(v)
     return v
+
+
+def cluster_varz(server: Server) -> dict[str, Any]:
+    """The `cluster` section of /varz: name, listen address, routes as configured."""
+    cluster = server.cluster
+    if cluster is None:
+        return {}
+    opts = cluster.options
+    out: dict[str, Any] = {
+        "name": cluster.name,
+        "addr": opts.host or "0.0.0.0",
+        "cluster_port": cluster.port,
+        "auth_timeout": opts.effective_auth_timeout(),
+    }
+    urls = [_route_host_port(u) for u in opts.routes]
+    if urls:
+        out["urls"] = urls
+    out["tls_timeout"] = opts.tls_timeout
+    if opts.tls is not None:
+        out["tls_required"] = True
+        out["tls_verify"] = opts.tls.verify
+    out["pool_size"] = cluster.pool_size
+    if cluster.options.pinned_accounts:
+        out["accounts"] = list(cluster.options.pinned_accounts)
+    return out
+
+
+def _route_host_port(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 _cpu_sample: dict[int, tuple[float, float]] = {}
@@ -452,14 +486,66 @@ def subsz(server: Server, query: Query) -> dict[str, Any]:
 
 
 def routez(server: Server, query: Query) -> dict[str, Any]:
-    _subs_mode(query)
+    mode = _subs_mode(query)
+    now = time.time()
+    cluster = server.cluster
+    conns = cluster.registered_connections() if cluster is not None else []
+    routes = [route_info(conn, now, mode) for conn in conns]
     return {
         "server_id": server.server_id,
         "server_name": server.server_name,
-        "now": rfc3339_seconds(time.time()),
-        "num_routes": 0,
-        "routes": [],
+        "now": rfc3339_seconds(now),
+        "num_routes": len(routes),
+        "routes": routes,
     }
+
+
+def route_info(conn: RouteConnection, now: float, subs_mode: str) -> dict[str, Any]:
+    """One /routez entry, in nats-server's field order."""
+    transport = conn.transport
+    pending = transport.get_write_buffer_size() if transport is not None else 0
+    r: dict[str, Any] = {
+        "rid": conn.cid,
+        "remote_id": conn.remote_id,
+        "remote_name": conn.remote_name,
+        "did_solicit": conn.did_solicit,
+        "is_configured": conn.is_configured,
+        "ip": conn.host,
+        "port": conn.port,
+        "start": rfc3339_seconds(conn.start),
+        "last_activity": rfc3339_seconds(conn.last_activity),
+        "rtt": gotime.format_duration(round(conn.rtt * gotime.NS_PER_S)),
+        "uptime": uptime_text(now - conn.start),
+        "idle": uptime_text(now - conn.last_activity),
+    }
+    perms = conn.cluster.options
+    if perms.import_permissions is not None or perms.export_permissions is not None:
+        if perms.import_permissions is not None:
+            r["import"] = perms.import_permissions.as_json()
+        if perms.export_permissions is not None:
+            r["export"] = perms.export_permissions.as_json()
+    r.update(
+        {
+            "pending_size": pending,
+            "in_msgs": conn.in_msgs,
+            "out_msgs": conn.out_msgs,
+            "in_bytes": conn.in_bytes,
+            "out_bytes": conn.out_bytes,
+            "subscriptions": len(conn.remote_subs),
+        }
+    )
+    if subs_mode == "detail":
+        r["subscriptions_list_detail"] = [
+            sub_detail(sub, None) for sub in conn.remote_subs.values()
+        ]
+    elif subs_mode:
+        r["subscriptions_list"] = [
+            sub.subject.decode(errors="replace") for sub in conn.remote_subs.values()
+        ]
+    if conn.pinned_account is not None and not conn.pinned_is_system:
+        r["account"] = conn.pinned_account
+    r["compression"] = "not supported"
+    return r
 
 
 def gatewayz(server: Server, query: Query) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from .options import Options
 if TYPE_CHECKING:
     import ssl
 
+    from .cluster import Cluster
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
     from .system import SystemServices
@@ -111,6 +112,7 @@ class Server:
         self.on_client_connect: list[Callable[[ClientConnection], None]] = []
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
         self.system: SystemServices | None = None
+        self.cluster: Cluster | None = None
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
         self._listener: asyncio.base_events.Server | None = None
@@ -220,7 +222,40 @@ class Server:
         info["client_id"] = client.cid
         if client.host:
             info["client_ip"] = client.host
+        if self.cluster is not None:
+            info["cluster"] = self.cluster.name
+            if not self.options.cluster.no_advertise:
+                info["connect_urls"] = self.all_client_urls()
         return info
+
+    def client_connect_urls(self) -> list[str]:
+        """This server's own client URLs (`host:port`), as it advertises them to the cluster:
+        the client advertise address, else the listen address (for a wildcard listen, the
+        machine's non-loopback addresses)."""
+        opts = self.options
+        if opts.client_advertise:
+            return [opts.client_advertise]
+        hosts = [h for h in advertised_hosts(opts.host) if not h.startswith("127.")]
+        if opts.host not in ("", "0.0.0.0", "::") or not hosts:
+            hosts = [opts.host or "0.0.0.0"]
+        return [join_host_port(h, self.client_port) for h in hosts]
+
+    def all_client_urls(self) -> list[str]:
+        """Every client URL of the cluster (ours first), for clients to fail over to."""
+        urls = self.client_connect_urls()
+        if self.cluster is not None:
+            urls += [u for u in self.cluster.remote_connect_urls() if u not in urls]
+        return urls
+
+    def client_urls_changed(self) -> None:
+        """The cluster's client URLs changed (a server joined, left or went lame duck): tell
+        every client that understands async INFO."""
+        if self.is_shutting_down:
+            return
+        for client in list(self.clients.values()):
+            if client.connected and client.protocol >= 1 and not client.closed:
+                client.send(info_protocol_line(self._client_info(client)))
+        self.flush_pending()
 
     def info_line(self, client: ClientConnection) -> bytes:
         info = self._client_info(client)
@@ -354,6 +389,11 @@ class Server:
             self._monitor = MonitorServer(self)
             self.http_port = await self._monitor.start(opts.monitor_host(), opts.http_port)
 
+        if opts.cluster.is_enabled():
+            from .cluster import Cluster
+
+            self.cluster = Cluster(self, opts.cluster)
+
         from .imports import wire_imports
 
         for problem in wire_imports(self):
@@ -367,6 +407,8 @@ class Server:
             await hook()
 
         await self._start_client_listener()
+        if self.cluster is not None:
+            await self.cluster.bind()
         self.refresh_info()
         if opts.pid_file:
             self._write_pid_file()
@@ -375,6 +417,8 @@ class Server:
         if self._handle_signals:
             self._install_signal_handlers()
         log.notice("Server is ready")
+        if self.cluster is not None:
+            self.cluster.begin()
 
     async def _start_client_listener(self) -> None:
         opts = self.options
@@ -463,8 +507,11 @@ class Server:
                 await hook()
             except Exception as e:  # a failing extension must not stop the shutdown
                 self.logger.error(f"Error during shutdown: {e}")
+        self.flush_pending()
         for client in list(self.clients.values()):
             client.close_connection(REASON_SERVER_SHUTDOWN)
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._monitor is not None:
             await self._monitor.stop()
         if self._ports_file:
@@ -540,6 +587,8 @@ class Server:
         for client in list(self.clients.values()):
             if client.protocol >= 1 and client.connected:
                 client.send(line)
+        if self.cluster is not None:
+            self.cluster.send_lame_duck()
         self.flush_pending()
         if not self.clients:
             await self.shutdown()

@@ -60,6 +60,7 @@ class Subscription:
         "callback",
         "client",
         "delivered",
+        "local_only",
         "max_msgs",
         "queue",
         "sid",
@@ -84,6 +85,9 @@ class Subscription:
         self.delivered = 0
         # A remote queue subscription stands for this many members on its server.
         self.weight = 1
+        # Interest never announced to other servers (a service import's own subscription:
+        # the import is served where the requester is).
+        self.local_only = False
 
     def __repr__(self) -> str:
         q = f" queue={self.queue!r}" if self.queue else ""

@@ -1,0 +1,354 @@
+"""RouteConnection: one TCP connection to another server of the cluster.
+
+Two servers of a cluster hold a small pool of connections to each other (nats-server 2.10+:
+`pool_size`, 3 by default, plus one per pinned account, `$SYS` included). Each connection
+carries the traffic of the accounts assigned to it; a pinned connection carries one account
+and leaves the account name out of every line.
+
+The handshake, as nats-server does it (verified on the wire against Go 2.15):
+
+    accepting side                          soliciting side
+    INFO (unprompted, at accept)    <-->    CONNECT (at once)
+    registers on the peer's INFO            INFO (after the peer's INFO: pool index,
+    sends its interest (RS+)                pinned account), PING, its interest (RS+)
+
+Everything after that is symmetric: interest as RS+/RS- (reference counted per account by the
+sender, queue subscriptions with their member count as weight), messages as RMSG/HMSG with the
+queue groups the copy is for, PING/PONG. A message that arrived over a route is never sent on
+to another route: every server is one hop from every other (the mesh is full).
+
+The connection parses and frames; the `Cluster` (cluster.py) decides what a handshake means
+(registration, duplicates, gossip) and which accounts' interest to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from .connection import ROUTER, Connection
+from .link_protocol import LinkParser
+from .protocol import ProtocolError
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .cluster import Cluster, RoutePeer
+    from .server import Server
+
+CRLF = b"\r\n"
+
+# Closed-connection reasons of routes, as /routez and the logs give them.
+REASON_DUPLICATE_ROUTE = "Duplicate Route"
+REASON_CLUSTER_NAME_CONFLICT = "Cluster Name Conflict"
+REASON_AUTH_TIMEOUT = "Authentication Timeout"
+REASON_AUTH_FAILURE = "Authentication Failure"
+REASON_PARSE_ERROR = "Parse Error"
+REASON_PROTOCOL_VIOLATION = "Protocol Violation"
+REASON_ROUTE_REMOVED = "Route Removed"
+REASON_WRONG_PORT = "Incorrect Port"
+
+JS_ACK_PREFIX = b"$JS.ACK."
+
+
+class RouteConnection(Connection):
+    """The server's side of one route connection (accepted or solicited)."""
+
+    kind = ROUTER
+    is_link = True
+    id_label = "rid"
+    kind_name = "route"
+
+    __slots__ = (
+        "_accounts",
+        "_auth_timer",
+        "closed_future",
+        "did_solicit",
+        "headers",
+        "is_configured",
+        "lnoc",
+        "peer",
+        "pinned_account",
+        "pool_idx",
+        "registered",
+        "remote_id",
+        "remote_info",
+        "remote_name",
+        "remote_subs",
+        "url",
+    )
+
+    def __init__(
+        self,
+        server: Server,
+        cluster: Cluster,
+        *,
+        url: str = "",
+        pool_idx: int = 0,
+        pinned_account: str | None = None,
+        is_configured: bool = False,
+    ) -> None:
+        super().__init__(server)
+        self.did_solicit = bool(url)
+        self.url = url
+        self.is_configured = is_configured
+        self.pool_idx = pool_idx
+        self.pinned_account = pinned_account
+        self.parser = LinkParser(self, account_in_line=pinned_account is None)
+        self.remote_id = ""
+        self.remote_name = ""
+        self.remote_info: dict[str, Any] = {}
+        self.registered = False
+        self.headers = True
+        self.lnoc = False
+        self.peer: RoutePeer | None = None
+        # Interest the peer told us about: (account, subject, queue) -> our subscription
+        self.remote_subs: dict[tuple[str, bytes, bytes | None], Subscription] = {}
+        self._auth_timer: Any = None
+        self._accounts: dict[bytes | None, Account] = {}
+        # Resolved with the close reason: the dialler waits on it to decide on redialling.
+        self.closed_future: asyncio.Future[str] | None = None
+
+    @property
+    def cluster(self) -> Cluster:
+        cluster = self.server.cluster
+        assert cluster is not None
+        return cluster
+
+    @property
+    def echo(self) -> bool:
+        return True
+
+    @property
+    def pinned_is_system(self) -> bool:
+        system = self.server.system_account
+        return system is not None and self.pinned_account == system.name
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def connection_made(self, base_transport: Any) -> None:
+        self.attach(base_transport)
+        cluster = self.cluster
+        cluster.connection_opened(self)
+        if self.did_solicit:
+            self.send(cluster.connect_line(self))
+        else:
+            self.send(cluster.info_line(self))
+            self.set_awaiting_connect()
+        self.server.flush_pending()
+
+    def set_awaiting_connect(self) -> None:
+        """The accepting side requires CONNECT first, within the cluster auth timeout."""
+        assert isinstance(self.parser, LinkParser)
+        self.parser.awaiting_connect = True
+        self._auth_timer = self.server.loop.call_later(
+            self.cluster.auth_timeout, self._on_auth_timeout
+        )
+
+    def _on_auth_timeout(self) -> None:
+        self._auth_timer = None
+        if not self.closed and not self.remote_id:
+            self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
+
+    def on_closed(self) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        self.cluster.connection_closed(self)
+        if self.closed_future is not None and not self.closed_future.done():
+            self.closed_future.set_result(self.reason)
+
+    def drop_remote_interest(self) -> None:
+        """Remove every subscription the peer registered through this connection."""
+        server = self.server
+        for (account_name, _, _), sub in self.remote_subs.items():
+            account = server.accounts.get(account_name)
+            if account is not None:
+                account.sublist.remove(sub)
+        self.remote_subs.clear()
+
+    # -- inbound operations (called by the parser) ------------------------------------------
+
+    def process_connect(self, arg: bytes) -> None:
+        if self.did_solicit:
+            return
+        try:
+            connect = json.loads(arg)
+        except ValueError:
+            raise ProtocolError(None, REASON_PARSE_ERROR) from None
+        if not isinstance(connect, dict):
+            raise ProtocolError(None, REASON_PARSE_ERROR)
+        if not self.cluster.accept_connect(self, connect):
+            return
+        assert isinstance(self.parser, LinkParser)
+        self.parser.awaiting_connect = False
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def process_info(self, arg: bytes) -> None:
+        info = json.loads(arg)
+        if not isinstance(info, dict):
+            raise ProtocolError(None, REASON_PARSE_ERROR)
+        if self.registered:
+            self.cluster.async_info(self, info)
+        else:
+            self.cluster.handshake_info(self, info)
+
+    def process_err(self, text: bytes) -> None:
+        self.server.logger.error(f"{self.log_prefix} - Route Error {text.decode(errors='replace')}")
+        self.close_connection(REASON_PARSE_ERROR)
+
+    def process_pong(self) -> None:
+        super().process_pong()
+        self.cluster.pong_received(self)
+
+    def process_remote_sub(
+        self,
+        origin: bytes | None,
+        account: bytes | None,
+        subject: bytes,
+        queue: bytes | None,
+        weight: int,
+    ) -> None:
+        acc = self._account(account)
+        if acc is None:
+            return
+        if not self.cluster.may_import_interest(self, subject):
+            return
+        key = (acc.name, subject, queue)
+        sub = self.remote_subs.get(key)
+        if sub is not None:
+            if queue is None or sub.weight == max(weight, 1):
+                return
+            # A queue's member count changed: the sublist caches weighted groups, so the
+            # subscription goes out and back in with its new weight.
+            acc.sublist.remove(sub)
+        else:
+            sid = b"R %b %b" % (acc.name_bytes, subject)
+            if queue is not None:
+                sid += b" " + queue
+            sub = Subscription(self, subject, queue, sid)
+            self.remote_subs[key] = sub
+        sub.weight = max(weight, 1) if queue is not None else 1
+        acc.sublist.insert(sub)
+
+    def process_remote_unsub(
+        self, origin: bytes | None, account: bytes | None, subject: bytes, queue: bytes | None
+    ) -> None:
+        acc = self._account(account)
+        if acc is None:
+            return
+        sub = self.remote_subs.pop((acc.name, subject, queue), None)
+        if sub is not None:
+            acc.sublist.remove(sub)
+
+    def process_routed_msg(
+        self,
+        origin: bytes | None,
+        account: bytes | None,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        acc = self._account(account)
+        if acc is None:
+            return
+        if reply is not None and reply.startswith(JS_ACK_PREFIX):
+            # A JetStream delivery: the stored subject travels after the last '@' of the ack
+            # reply, the route subject is the consumer's inbox.
+            at = reply.rfind(b"@")
+            if 0 < at < len(reply) - 1:
+                from .delivery import route_as
+
+                self.account = acc
+                route_as(
+                    self, acc, subject, reply[at + 1 :], reply[:at], msg[:hdr_len], msg[hdr_len:]
+                )
+                return
+        from .delivery import route_from_link
+
+        self.account = acc
+        route_from_link(self, acc, subject, reply, queues, hdr_len, msg)
+
+    def _account(self, name: bytes | None) -> Account | None:
+        """The account a line names (the pinned one when it names none), cached by name."""
+        account = self._accounts.get(name)
+        if account is not None:
+            return account
+        text = self.pinned_account or "" if name is None else name.decode(errors="replace")
+        account = self.server.accounts.get(text)
+        if account is None:
+            self.server.logger.debug(
+                f"{self.log_prefix} - Unknown account {json.dumps(text)} from route"
+            )
+        else:
+            self._accounts[name] = account
+        return account
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def send_interest(self, account: str, subject: bytes, queue: bytes | None, weight: int) -> None:
+        """RS+ for one (account, subject[, queue]); a queue's weight is its member count."""
+        acc = b"" if self.pinned_account is not None else account.encode() + b" "
+        if queue is None:
+            self.send(b"RS+ %b%b\r\n" % (acc, subject))
+        else:
+            self.send(b"RS+ %b%b %b %d\r\n" % (acc, subject, queue, weight))
+
+    def send_no_interest(self, account: str, subject: bytes, queue: bytes | None) -> None:
+        acc = b"" if self.pinned_account is not None else account.encode() + b" "
+        if queue is None:
+            self.send(b"RS- %b%b\r\n" % (acc, subject))
+        else:
+            self.send(b"RS- %b%b %b\r\n" % (acc, subject, queue))
+
+    def send_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        """One RMSG (HMSG with headers) for this peer, naming the queue groups it is for."""
+        if self.closed:
+            return
+        if self.pinned_account is None:
+            head = (b"HMSG " if hdr_len else b"RMSG ") + account + b" " + subject
+        else:
+            head = (b"HMSG " if hdr_len else b"RMSG ") + subject
+        if queues:
+            names = b" ".join(queues)
+            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
+        elif reply is not None:
+            mid = b" " + reply
+        else:
+            mid = b""
+        n = len(msg)
+        if hdr_len:
+            if not self.headers:
+                msg = msg[hdr_len:]
+                n = len(msg)
+                head = b"R" + head[1:]
+                tail = b" %d\r\n" % n
+            else:
+                tail = b" %d %d\r\n" % (hdr_len, n)
+        else:
+            tail = b" %d\r\n" % n
+        self.out += (head, mid, tail, msg, CRLF)
+        self.out_msgs += 1
+        self.out_bytes += n
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.server.pending_flush.append(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RouteConnection rid={self.cid} {self.remote_name or self.url} idx={self.pool_idx}>"
+        )
