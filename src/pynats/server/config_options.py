@@ -8,6 +8,7 @@ support yet are warned about by name, never silently ignored.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
@@ -30,6 +31,7 @@ from .options import (
     split_host_port,
 )
 from .subjects import is_valid_subject
+from .tls import check_tls_files
 
 
 class ConfigLoadError(Exception):
@@ -1003,7 +1005,8 @@ _TLS_BOOLEANS = (
     "allow_insecure_cipher_suites",
 )
 _TLS_VERSIONS = {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "", "1.3": ""}
-# Accepted with nats-server's checks of their shape, but not acted upon by pynats.
+# Keys pynats notes as not supported (nats-server acts on them); of nats-server's checks of
+# their values only the empty cipher/curve lists are repeated.
 _TLS_UNSUPPORTED = (
     "cipher_suites",
     "curve_preferences",
@@ -1026,8 +1029,6 @@ def _tls_block(r: _Reader, m: ConfigMap, key: str, *, client_facing: bool) -> _T
     certificate files are loaded now, so `-t` refuses what the start would refuse.
     `client_facing` is the top-level block (where `verify_cert_and_check_known_urls` is
     refused)."""
-    from .tls import check_tls_files
-
     block = r.mapping(m, key)
     if block is None:
         return None
@@ -1585,7 +1586,9 @@ class ConfigResult:
 
 def options_from_config(data: ConfigMap, path: str, base: Options | None = None) -> ConfigResult:
     """Options from a parsed file (no flags applied), with what the reader had to say."""
-    opts = dataclasses.replace(base) if base is not None else Options()
+    opts = Options()
+    if base is not None:  # the nested cluster options are filled in place: copy them too
+        opts = dataclasses.replace(base, cluster=copy.deepcopy(base.cluster))
     r = _Reader(path)
     for key in data:
         if data.is_used_variable(key):

@@ -25,8 +25,9 @@ ROUTE_MAX_PING_INTERVAL_S = 30.0
 @dataclass
 class TLSSettings:
     """One `tls {}` block of a server-to-server listener (cluster today; later leaf nodes and
-    websocket), as written. Certificates are loaded when the file is read, so a block that
-    is here has files that exist and parse; `tls.py` turns it into SSLContexts."""
+    websocket), as written. From a file, its certificates were loaded while reading (as
+    nats-server does), so they exist and parse; `tls.py` turns it into SSLContexts. Routes
+    verify the peer both ways whatever `verify` says (nats-server forces it)."""
 
     cert_file: str = ""
     key_file: str = ""
