@@ -23,6 +23,13 @@ from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.humanize import round_duration
+from pynats.cli.ui.jsconfig import (
+    ConfigField,
+    fields_by_flag,
+    is_positive,
+    is_set,
+    write_given,
+)
 from pynats.cli.ui.parse import DURATION, parse_duration_ns
 from pynats.gotime import MILLISECOND, MINUTE, NS_PER_S, format_duration, rfc3339
 
@@ -438,6 +445,51 @@ def pause_until(text: str) -> str:
     return rfc3339(calendar.timegm(moment.timetuple()) * NS_PER_S)
 
 
+# Every flag that sets one configuration key. `consumer edit` writes those it has that were
+# given; `consumer add` writes them as natscli does once the questions are answered.
+FIELDS = (
+    ConfigField("description", "description"),
+    ConfigField("ack", "ack_policy", ack_policy),
+    ConfigField("wait", "ack_wait", is_given=is_set),
+    ConfigField("replay", "replay_policy"),
+    ConfigField("sample", "sample_freq", str),
+    ConfigField("max_deliver", "max_deliver"),
+    ConfigField("max_pending", "max_ack_pending", is_given=lambda count: count != -1),
+    ConfigField("target", "deliver_subject"),
+    ConfigField("deliver_group", "deliver_group"),
+    ConfigField(
+        "heartbeat", "idle_heartbeat", lambda text: _duration(text, "invalid heartbeat duration")
+    ),
+    ConfigField("flow_control", "flow_control"),
+    ConfigField("headers_only", "headers_only", is_given=is_set),
+    ConfigField("inactive_threshold", "inactive_threshold"),
+    ConfigField("max_pull_batch", "max_batch", is_given=is_positive),
+    ConfigField("max_pull_expire", "max_expires", is_given=is_positive),
+    ConfigField("max_pull_bytes", "max_bytes", is_given=is_positive),
+    ConfigField("max_waiting", "max_waiting"),
+    ConfigField("bps", "rate_limit_bps"),
+    ConfigField("replicas", "num_replicas", is_given=is_positive),
+    ConfigField("memory", "mem_storage"),
+    ConfigField("metadata", "metadata", dict, is_given=is_set),
+    ConfigField("pause", "pause_until", pause_until),
+)
+FIELD = fields_by_flag(FIELDS)
+
+
+def _fields(*flags: str) -> tuple[ConfigField, ...]:
+    return tuple(FIELD[flag] for flag in flags)
+
+
+def _write_filters(config: dict[str, Any], filters: list[str]) -> None:
+    """One subject goes in `filter_subject`, several in `filter_subjects`; never both."""
+    if len(filters) == 1:
+        config["filter_subject"] = filters[0]
+        config.pop("filter_subjects", None)
+    elif len(filters) > 1:
+        config["filter_subjects"] = filters
+        config.pop("filter_subject", None)
+
+
 def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> dict[str, Any]:
     """`consumer add` without --config: natscli's questions for every missing flag, in order."""
     if not name and not flags.ephemeral:
@@ -450,8 +502,7 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             config["name"] = name
     else:
         config["durable_name"] = name
-    if flags.description:
-        config["description"] = flags.description
+    FIELD["description"].write_given(config, flags)
     if re.search(r"[.*>]", config.get("durable_name", "")):
         raise CliError("durable name can not contain '.', '*', '>'")
 
@@ -515,11 +566,11 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             ["instant", "original"],
             "instant",
         )
-    config["ack_policy"] = ack_policy(policy)
+    FIELD["ack"].write(config, policy)
     if flags.wait is not None and flags.wait > 0:
-        config["ack_wait"] = flags.wait
+        FIELD["wait"].write(config, flags.wait)
     if config["ack_policy"] == "none":
-        config["max_deliver"] = -1
+        FIELD["max_deliver"].write(config, -1)
 
     filters = list(flags.filter)
     if not filters and not defaults:
@@ -529,18 +580,15 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
             "Filter Stream by subjects (blank for all)",
         )
         filters = split_subjects([answer])
-    if len(filters) == 1:
-        config["filter_subject"] = filters[0]
-    elif len(filters) > 1:
-        config["filter_subjects"] = filters
+    _write_filters(config, filters)
     if not filters and config["deliver_policy"] == "last_per_subject":
         config["filter_subject"] = ">"
-    config["replay_policy"] = replay
+    FIELD["replay"].write(config, replay)
 
     if flags.sample > 0:
         if flags.sample > 100:
             raise CliError("sample percent is not between 0 and 100")
-        config["sample_freq"] = str(flags.sample)
+        FIELD["sample"].write(config, flags.sample)
 
     acked = config["ack_policy"] != "none"
     if max_deliver == 0 and acked:
@@ -559,18 +607,18 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
         )
 
     if is_push:
-        config["deliver_subject"] = target
+        FIELD["target"].write(config, target)
         if group:
-            config["deliver_group"] = group
+            FIELD["deliver_group"].write(config, group)
         if heartbeat == "-1":
             pass
         elif heartbeat:
-            config["idle_heartbeat"] = _duration(heartbeat, "invalid heartbeat duration")
+            FIELD["heartbeat"].write(config, heartbeat)
         else:
             answer = prompt.prompted(
                 "could not ask for idle heartbeat", prompt.ask, "Idle Heartbeat", "0s"
             )
-            config["idle_heartbeat"] = _duration(answer, "invalid heartbeat duration")
+            FIELD["heartbeat"].write(config, answer)
         if not config.get("idle_heartbeat"):
             config.pop("idle_heartbeat", None)
         if flow_control is None:
@@ -580,14 +628,14 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
                 "Enable Flow Control, ie --flow-control",
             )
         if flow_control:
-            config["flow_control"] = True
+            FIELD["flow_control"].write(config, True)
 
     if headers_only is None:
         headers_only = prompt.prompted(
             "could not ask headers only", prompt.confirm, "Deliver headers only without bodies"
         )
     if headers_only:
-        config["headers_only"] = True
+        FIELD["headers_only"].write(config, True)
 
     backoff_flags = flags
     if acked and not defaults and not flags.backoff:
@@ -601,33 +649,26 @@ def prepare_new_config(flags: ConsumerFlags, name: str, *, defaults: bool) -> di
 
     if max_pending == -1:
         max_pending = 0
-    config["max_ack_pending"] = max_pending
-    if flags.inactive_threshold:
-        config["inactive_threshold"] = flags.inactive_threshold
-    if flags.max_pull_batch > 0:
-        config["max_batch"] = flags.max_pull_batch
-    if flags.max_pull_expire > 0:
-        config["max_expires"] = flags.max_pull_expire
-    if flags.max_pull_bytes > 0:
-        config["max_bytes"] = flags.max_pull_bytes
-    if not is_push and flags.max_waiting:
-        config["max_waiting"] = flags.max_waiting
+    FIELD["max_pending"].write(config, max_pending)
+    write_given(
+        config,
+        flags,
+        _fields("inactive_threshold", "max_pull_batch", "max_pull_expire", "max_pull_bytes"),
+    )
+    if not is_push:
+        FIELD["max_waiting"].write_given(config, flags)
     if max_deliver != 0 and acked:
-        config["max_deliver"] = max_deliver
+        FIELD["max_deliver"].write(config, max_deliver)
     if flags.bps > 0 and not is_push:
         raise CliError("rate limits are only possible on Push consumers")
     if not is_push and flags.heartbeat not in ("", "-1"):
         raise CliError("pull subscribers does not support idle heartbeats")
-    if flags.bps:
-        config["rate_limit_bps"] = flags.bps
+    write_given(config, flags, _fields("bps"))
     if flags.replicas:
-        config["num_replicas"] = flags.replicas
-    if flags.memory:
-        config["mem_storage"] = True
+        FIELD["replicas"].write(config, flags.replicas)
+    write_given(config, flags, _fields("memory", "pause"))
     if flags.metadata:
-        config["metadata"] = user_metadata(flags.metadata)
-    if flags.pause:
-        config["pause_until"] = pause_until(flags.pause)
+        FIELD["metadata"].write(config, user_metadata(flags.metadata))
     _priority_groups(config, flags)
     return {key: config[key] for key in CONSUMER_CONFIG_ORDER if key in config}
 
@@ -676,49 +717,28 @@ def ask_backoff(flags: ConsumerFlags) -> ConsumerFlags:
 def apply_flags(config: dict[str, Any], flags: ConsumerFlags) -> dict[str, Any]:
     """natscli's copyAndEditConsumer: the flags that were given, applied to `config`."""
     new = json.loads(json.dumps(config))
-    if flags.description:
-        new["description"] = flags.description
-    if flags.inactive_threshold:
-        new["inactive_threshold"] = flags.inactive_threshold
-    if flags.max_deliver:
-        new["max_deliver"] = flags.max_deliver
-    if flags.max_pending != -1:
-        new["max_ack_pending"] = flags.max_pending
-    if flags.wait is not None:
-        new["ack_wait"] = flags.wait
+    write_given(
+        new,
+        flags,
+        _fields("description", "inactive_threshold", "max_deliver", "max_pending", "wait"),
+    )
     if flags.sample != -1:
         if not 0 <= flags.sample <= 100:
             raise CliError("sample percent is not between 0 and 100")
         if flags.sample > 0:
-            new["sample_freq"] = str(flags.sample)
+            FIELD["sample"].write(new, flags.sample)
         else:
-            new.pop("sample_freq", None)
-    if flags.max_pull_batch > 0:
-        new["max_batch"] = flags.max_pull_batch
-    if flags.max_pull_expire > 0:
-        new["max_expires"] = flags.max_pull_expire
-    if flags.max_pull_bytes > 0:
-        new["max_bytes"] = flags.max_pull_bytes
+            new.pop(FIELD["sample"].key, None)
+    write_given(new, flags, _fields("max_pull_batch", "max_pull_expire", "max_pull_bytes"))
     if flags.backoff:
         periods = flags.backoff_policy()
         if periods:
             new["backoff"] = periods
         else:
             new.pop("backoff", None)
-    if flags.target:
-        new["deliver_subject"] = flags.target
-    if flags.headers_only is not None:
-        new["headers_only"] = flags.headers_only
-    if len(flags.filter) == 1:
-        new["filter_subject"] = flags.filter[0]
-        new.pop("filter_subjects", None)
-    elif len(flags.filter) > 1:
-        new["filter_subjects"] = list(flags.filter)
-        new.pop("filter_subject", None)
-    if flags.replicas > 0:
-        new["num_replicas"] = flags.replicas
-    if flags.metadata is not None:
-        new["metadata"] = dict(flags.metadata)
+    write_given(new, flags, _fields("target", "headers_only"))
+    _write_filters(new, list(flags.filter))
+    write_given(new, flags, _fields("replicas", "metadata"))
     return new
 
 

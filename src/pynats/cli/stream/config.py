@@ -23,6 +23,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -32,6 +33,7 @@ from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options, json_flag, negatable
 from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.jsconfig import ConfigField, fields_by_flag, is_set, write_given
 from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import (
     BYTE_SIZE,
@@ -153,6 +155,91 @@ class StreamFlags:
             raise CliError(message)
         if bool(self.transform_source) != bool(self.transform_destination):
             raise CliError("must specify both --transform-source and --transform-destination")
+
+
+def _name_of(names: dict[str, str]) -> Callable[[str], str]:
+    """A policy flag or answer (`work`, `Work Queue`) as its configuration name (`workqueue`)."""
+    return lambda text: names[text.lower()]
+
+
+def _duration(text: str, context: str) -> int:
+    try:
+        return parse_duration_ns(text)
+    except ValueError as exc:
+        raise CliError(f"{context}: {exc}") from None
+
+
+# Storage and limits: `stream add` writes every one (asking for those not given), `stream edit`
+# the given ones.
+LIMIT_FIELDS = (
+    ConfigField("discard", "discard", _name_of(DISCARD)),
+    ConfigField("subjects", "subjects", split_subjects),
+    ConfigField("storage", "storage", _name_of(STORAGE)),
+    ConfigField("retention", "retention", _name_of(RETENTION)),
+    ConfigField("max_bytes", "max_bytes"),
+    ConfigField("max_msgs", "max_msgs"),
+    ConfigField("max_msgs_per_subject", "max_msgs_per_subject"),
+    ConfigField(
+        "max_age", "max_age", lambda text: _duration(text, "invalid maximum age limit format")
+    ),
+    ConfigField("max_msg_size", "max_msg_size"),
+    ConfigField("max_consumers", "max_consumers", is_given=lambda count: count != -1),
+    ConfigField(
+        "dupe_window", "duplicate_window", lambda text: _duration(text, "invalid duplicate window")
+    ),
+    ConfigField("replicas", "num_replicas"),
+)
+# Options: `stream add` asks about the roll-up, delete and purge ones, and defaults the others.
+OPTION_FIELDS = (
+    ConfigField("description", "description"),
+    ConfigField("allow_rollup", "allow_rollup_hdrs", is_given=is_set),
+    ConfigField("deny_purge", "deny_purge", is_given=is_set),
+    ConfigField("deny_delete", "deny_delete", is_given=is_set),
+    ConfigField("allow_direct", "allow_direct", is_given=is_set),
+    ConfigField("allow_mirror_direct", "mirror_direct", is_given=is_set),
+    ConfigField("discard_per_subject", "discard_new_per_subject", is_given=is_set),
+    ConfigField("metadata", "metadata", dict, is_given=is_set),
+    ConfigField("compression", "compression", is_given=is_set),
+)
+# Features: written as given by both verbs.
+FEATURE_FIELDS = (
+    ConfigField("allow_msg_ttl", "allow_msg_ttl", lambda _: True),
+    ConfigField("subject_del_markers_ttl", "subject_delete_marker_ttl", is_given=is_set),
+    ConfigField("allow_counter", "allow_msg_counter", is_given=is_set),
+    ConfigField("allow_batch", "allow_atomic", is_given=is_set),
+    ConfigField("allow_fast", "allow_batched", is_given=is_set),
+    ConfigField("allow_schedules", "allow_msg_schedules", is_given=is_set),
+)
+# Only `stream add` has these (`stream copy` accepts and ignores them, as natscli does).
+ADD_ONLY_FIELDS = (
+    ConfigField("first_sequence", "first_seq"),
+    ConfigField("persist_mode", "persist_mode", is_given=lambda mode: mode == "async"),
+)
+FIELD = fields_by_flag((*LIMIT_FIELDS, *OPTION_FIELDS, *FEATURE_FIELDS, *ADD_ONLY_FIELDS))
+
+
+def _write_ack(config: dict[str, Any], ack: bool | None) -> None:
+    """`--ack/--no-ack`: the configuration says `no_ack`, and only when it is true."""
+    if ack is True:
+        config.pop("no_ack", None)
+    elif ack is False:
+        config["no_ack"] = True
+
+
+def _subject_transform(flags: StreamFlags) -> dict[str, Any] | None:
+    if flags.transform_source and flags.transform_destination:
+        return {"src": flags.transform_source, "dest": flags.transform_destination}
+    return None
+
+
+def _republish(flags: StreamFlags) -> dict[str, Any] | None:
+    if flags.republish_source and flags.republish_destination:
+        return {
+            "src": flags.republish_source,
+            "dest": flags.republish_destination,
+            "headers_only": flags.republish_headers,
+        }
+    return None
 
 
 def stream_config_options(*, edit: bool) -> Any:
@@ -447,13 +534,6 @@ def _ask_bytes(question: str, default: str, required_note: str = "") -> int:
         return size
 
 
-def _duration(text: str, context: str) -> int:
-    try:
-        return parse_duration_ns(text)
-    except ValueError as exc:
-        raise CliError(f"{context}: {exc}") from None
-
-
 def prepare_new_config(
     flags: StreamFlags, name: str, *, defaults: bool, require_size: bool
 ) -> dict[str, Any]:
@@ -534,7 +614,7 @@ def prepare_new_config(
         max_age_text = prompt.prompted("invalid input", prompt.ask, "Message TTL", "-1")
     max_age = 0
     if max_age_text != "-1":
-        max_age = _duration(max_age_text, "invalid maximum age limit format")
+        max_age = FIELD["max_age"].to_config(max_age_text)
     if not max_msg_size:
         max_msg_size = prompt.prompted("invalid input", _ask_bytes, "Max Message Size", "-1")
     if not max_msg_size:
@@ -579,26 +659,35 @@ def prepare_new_config(
             )
 
     config: dict[str, Any] = {"name": name}
-    if flags.description:
-        config["description"] = flags.description
+    write_given(config, flags, (FIELD["description"], *FEATURE_FIELDS, *ADD_ONLY_FIELDS))
     if subjects:
-        config["subjects"] = subjects
-    config.update(
-        retention=RETENTION[retention.lower()],
-        max_consumers=flags.max_consumers,
-        max_msgs=max_msgs,
-        max_bytes=max_bytes,
-        max_age=max_age,
-        max_msgs_per_subject=max_per_subject,
-        max_msg_size=max_msg_size,
-        discard=DISCARD[discard.lower()],
-        storage=STORAGE[storage],
-        num_replicas=replicas,
-    )
-    if flags.ack is False:
-        config["no_ack"] = True
+        FIELD["subjects"].write_value(config, subjects)
+    for flag, value in (
+        ("retention", retention),
+        ("max_consumers", flags.max_consumers),
+        ("max_msgs", max_msgs),
+        ("max_bytes", max_bytes),
+        ("max_msgs_per_subject", max_per_subject),
+        ("max_msg_size", max_msg_size),
+        ("discard", discard),
+        ("storage", storage),
+        ("replicas", replicas),
+        ("allow_rollup", allow_rollup),
+        ("deny_delete", deny_delete),
+        ("deny_purge", deny_purge),
+        ("compression", compression or "none"),
+        ("allow_direct", True if flags.allow_direct is None else flags.allow_direct),
+        ("allow_mirror_direct", bool(flags.allow_mirror_direct)),
+    ):
+        FIELD[flag].write(config, value)
+    FIELD["max_age"].write_value(config, max_age)
     if dupe_window:
-        config["duplicate_window"] = dupe_window
+        FIELD["dupe_window"].write_value(config, dupe_window)
+    if flags.discard_per_subject:
+        FIELD["discard_per_subject"].write(config, True)
+    if flags.metadata:
+        FIELD["metadata"].write(config, user_metadata(flags.metadata))
+    _write_ack(config, flags.ack)
     if flags.cluster or flags.tag:
         placement: dict[str, Any] = {}
         if flags.cluster:
@@ -610,57 +699,19 @@ def prepare_new_config(
         config["mirror"] = _stream_source(flags.mirror, defaults, is_mirror=True)
     if flags.sources:
         config["sources"] = [_stream_source(s, defaults, is_mirror=False) for s in flags.sources]
-    config.update(
-        deny_delete=deny_delete,
-        deny_purge=deny_purge,
-        allow_rollup_hdrs=allow_rollup,
-        compression=compression or "none",
-    )
-    if flags.first_sequence:
-        config["first_seq"] = flags.first_sequence
     flags.check_pairs()
-    if flags.transform_source and flags.transform_destination:
-        config["subject_transform"] = {
-            "src": flags.transform_source,
-            "dest": flags.transform_destination,
-        }
-    if flags.republish_source and flags.republish_destination:
-        config["republish"] = {
-            "src": flags.republish_source,
-            "dest": flags.republish_destination,
-            "headers_only": flags.republish_headers,
-        }
-    config["allow_direct"] = True if flags.allow_direct is None else flags.allow_direct
-    config["mirror_direct"] = bool(flags.allow_mirror_direct)
-    if flags.discard_per_subject:
-        config["discard_new_per_subject"] = True
-    if flags.metadata:
-        config["metadata"] = user_metadata(flags.metadata)
+    transform, republish = _subject_transform(flags), _republish(flags)
+    if transform:
+        config["subject_transform"] = transform
+    if republish:
+        config["republish"] = republish
     limits: dict[str, Any] = {}
     if flags.limit_consumer_inactive > 0:
         limits["inactive_threshold"] = flags.limit_consumer_inactive
     if flags.limit_consumer_max_pending > 0:
         limits["max_ack_pending"] = flags.limit_consumer_max_pending
     config["consumer_limits"] = limits
-    _apply_feature_flags(config, flags)
-    if flags.persist_mode == "async":
-        config["persist_mode"] = "async"
     return config
-
-
-def _apply_feature_flags(config: dict[str, Any], flags: StreamFlags) -> None:
-    if flags.allow_msg_ttl:
-        config["allow_msg_ttl"] = True
-    if flags.subject_del_markers_ttl is not None:
-        config["subject_delete_marker_ttl"] = flags.subject_del_markers_ttl
-    if flags.allow_counter is not None:
-        config["allow_msg_counter"] = flags.allow_counter
-    if flags.allow_batch is not None:
-        config["allow_atomic"] = flags.allow_batch
-    if flags.allow_fast is not None:
-        config["allow_batched"] = flags.allow_fast
-    if flags.allow_schedules is not None:
-        config["allow_msg_schedules"] = flags.allow_schedules
 
 
 def _stream_source(text: str, defaults: bool, *, is_mirror: bool) -> dict[str, Any]:
@@ -764,80 +815,30 @@ def apply_flags(config: dict[str, Any], flags: StreamFlags) -> dict[str, Any]:
     """natscli's copyAndEditStream: the flags that were given, applied to `config`."""
     flags.check_pairs()
     new = json.loads(json.dumps(config))
-    if flags.ack is True:
-        new.pop("no_ack", None)
-    elif flags.ack is False:
-        new["no_ack"] = True
-    if flags.discard:
-        new["discard"] = DISCARD[flags.discard]
-    if flags.subjects:
-        new["subjects"] = split_subjects(flags.subjects)
-    if flags.storage:
-        new["storage"] = STORAGE[flags.storage]
-    if flags.retention:
-        new["retention"] = RETENTION[flags.retention]
-    if flags.max_bytes:
-        new["max_bytes"] = flags.max_bytes
-    if flags.max_msgs:
-        new["max_msgs"] = flags.max_msgs
-    if flags.max_msgs_per_subject:
-        new["max_msgs_per_subject"] = flags.max_msgs_per_subject
-    if flags.max_age:
-        new["max_age"] = _duration(flags.max_age, "invalid maximum age limit format")
-    if flags.max_msg_size:
-        new["max_msg_size"] = flags.max_msg_size
-    if flags.max_consumers != -1:
-        new["max_consumers"] = flags.max_consumers
-    if flags.dupe_window:
-        new["duplicate_window"] = _duration(flags.dupe_window, "invalid duplicate window")
-    if flags.replicas:
-        new["num_replicas"] = flags.replicas
+    _write_ack(new, flags.ack)
+    write_given(new, flags, LIMIT_FIELDS)
     placement = dict(new.get("placement") or {})
     if flags.cluster is not None:
         placement["cluster"] = flags.cluster
     if flags.tag is not None:
-        tags = [t for t in flags.tag if t]
-        placement["tags"] = tags
+        placement["tags"] = [t for t in flags.tag if t]
     if not placement.get("cluster") and not placement.get("tags"):
         new.pop("placement", None)
     else:
         new["placement"] = {k: v for k, v in placement.items() if v}
     if flags.sources or flags.mirror:
         raise CliError("cannot edit mirrors, or sources using the CLI, use --config instead")
-    if flags.description:
-        new["description"] = flags.description
-    if flags.allow_rollup is not None:
-        new["allow_rollup_hdrs"] = flags.allow_rollup
-    if flags.deny_purge is not None:
-        new["deny_purge"] = flags.deny_purge
-    if flags.deny_delete is not None:
-        new["deny_delete"] = flags.deny_delete
-    if flags.allow_direct is not None:
-        new["allow_direct"] = flags.allow_direct
-    if flags.allow_mirror_direct is not None:
-        new["mirror_direct"] = flags.allow_mirror_direct
-    if flags.discard_per_subject is not None:
-        new["discard_new_per_subject"] = flags.discard_per_subject
-    if flags.metadata is not None:
-        new["metadata"] = dict(flags.metadata)
-    if flags.compression is not None:
-        new["compression"] = flags.compression
-    if not flags.no_republish and flags.republish_source and flags.republish_destination:
-        new["republish"] = {
-            "src": flags.republish_source,
-            "dest": flags.republish_destination,
-            "headers_only": flags.republish_headers,
-        }
+    write_given(new, flags, OPTION_FIELDS)
+    republish, transform = _republish(flags), _subject_transform(flags)
     if flags.no_republish:
         new.pop("republish", None)
+    elif republish:
+        new["republish"] = republish
     if flags.no_transform:
         new.pop("subject_transform", None)
-    elif flags.transform_source and flags.transform_destination:
-        new["subject_transform"] = {
-            "src": flags.transform_source,
-            "dest": flags.transform_destination,
-        }
-    _apply_feature_flags(new, flags)
+    elif transform:
+        new["subject_transform"] = transform
+    write_given(new, flags, FEATURE_FIELDS)
     if flags.no_mirror:
         new.pop("mirror", None)
     return new
