@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import random
 from typing import Any
 
@@ -48,16 +47,16 @@ from pynats.cli.stream.api import (
     without_envelope,
 )
 from pynats.cli.stream.commands import all_option, show_all_streams
-from pynats.cli.stream.config import edit_in_editor, load_config_file
 from pynats.cli.stream.diff import config_diff
 from pynats.cli.stream.render import leaders_table, missing_tables
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import NatsGroup, config_file_options, force_flag, json_flag
 from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.jsconfig import edit_in_editor, load_config_file, write_validated
 from pynats.cli.ui.messages import parse_js_ack, status_of
 from pynats.cli.ui.options import ExistingFile, current_settings
-from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
+from pynats.cli.ui.output import log, out, out_raw, print_json
 from pynats.cli.ui.parse import DURATION
 from pynats.gotime import NS_PER_S, format_duration
 
@@ -293,35 +292,20 @@ async def add_consumer(
         else:
             config = prepare_new_config(flags, name, defaults=defaults)
         if validate or output_file:
-            write_validated(config, validate, output_file)
+            write_validated(
+                config,
+                validate=validate,
+                output_file=output_file,
+                order=CONSUMER_CONFIG_ORDER,
+                checks=validation_errors,
+                valid_text="Configuration is a valid Consumer",
+            )
             return
         try:
             created = await create(nc, stream, config, "create")
         except CliError as exc:
             raise CliError(f"Consumer creation failed: {exc}") from None
     show_info(created, as_json=False)
-
-
-def write_validated(config: dict[str, Any], validate: bool, output_file: str) -> None:
-    text = go_json(
-        {
-            **{k: config[k] for k in CONSUMER_CONFIG_ORDER if k in config},
-            **{k: v for k, v in config.items() if k not in CONSUMER_CONFIG_ORDER},
-        },
-        indent=2,
-    )
-    errors = [] if os.environ.get("NOVALIDATE") else validation_errors(config)
-    if validate:
-        out(text + "\n")
-        if errors:
-            raise CliError("Validation Failed: " + "\n\t".join(errors))
-        out("Configuration is a valid Consumer")
-        return
-    if errors:
-        raise CliError("Validation Failed: " + "\n\t".join(errors))
-    handle = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
 
 
 async def edit_consumer(

@@ -3,6 +3,7 @@
 As with streams (stream/config.py), `ConsumerFlags` keeps the flags as typed, with sentinels
 for "not given", because natscli asks exactly the questions whose flags are missing
 (cli.md §8.1), and `consumer edit` changes exactly the fields whose flags were given (§8.6).
+The key each flag sets, and how, is the FIELDS table (see ui/jsconfig.py), used by both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 import click
 
 from pynats.cli.stream.api import user_metadata
-from pynats.cli.stream.config import load_config_file, metadata_callback, split_subjects
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options
 from pynats.cli.ui.errors import CliError
@@ -28,6 +28,9 @@ from pynats.cli.ui.jsconfig import (
     fields_by_flag,
     is_positive,
     is_set,
+    load_config_file,
+    metadata_callback,
+    split_subjects,
     write_given,
 )
 from pynats.cli.ui.parse import DURATION, parse_duration_ns

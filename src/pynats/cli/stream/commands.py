@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 from typing import Any
 
@@ -35,13 +34,11 @@ from pynats.cli.stream.api import (
     without_envelope,
 )
 from pynats.cli.stream.config import (
+    STREAM_CONFIG_ORDER,
     STREAM_CONFIG_SCHEMA,
     StreamFlags,
     apply_flags,
     config_from_file,
-    edit_in_editor,
-    load_config_file,
-    ordered_config,
     prepare_new_config,
     stream_config_options,
     validation_errors,
@@ -64,6 +61,7 @@ from pynats.cli.ui import humanize, prompt
 from pynats.cli.ui.command import NatsGroup, config_file_options, force_flag, json_flag
 from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_async
 from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.jsconfig import edit_in_editor, load_config_file, write_validated
 from pynats.cli.ui.messages import (
     TranslateError,
     compact_body,
@@ -73,7 +71,7 @@ from pynats.cli.ui.messages import (
     translate_body,
 )
 from pynats.cli.ui.options import ExistingFile
-from pynats.cli.ui.output import go_json, log, out, out_raw, print_json
+from pynats.cli.ui.output import log, out, out_raw, print_json
 from pynats.cli.ui.parse import parse_duration_ns
 from pynats.gotime import MINUTE, NS_PER_S, rfc3339
 
@@ -413,7 +411,14 @@ async def add_stream(
             config = prepare_new_config(flags, name, defaults=defaults, require_size=require_size)
         name = config.get("name", "")
         if validate or output_file:
-            write_validated(config, validate, output_file)
+            write_validated(
+                config,
+                validate=validate,
+                output_file=output_file,
+                order=STREAM_CONFIG_ORDER,
+                checks=validation_errors,
+                valid_text=f"Configuration is a valid Stream matching {STREAM_CONFIG_SCHEMA}",
+            )
             return
         try:
             created = await js_request(nc, f"STREAM.CREATE.{name}", config)
@@ -421,23 +426,6 @@ async def add_stream(
             raise CliError(f"could not create Stream: {exc}") from None
         out(f"Stream {name} was created\n")
         show_info(without_envelope(created), name, as_json=as_json)
-
-
-def write_validated(config: dict[str, Any], validate: bool, output_file: str) -> None:
-    """`--validate` prints the checked config; `--output FILE` saves it (mode 0600)."""
-    text = go_json(ordered_config(config), indent=2)
-    errors = [] if os.environ.get("NOVALIDATE") else validation_errors(config)
-    if validate:
-        out(text + "\n")
-        if errors:
-            raise CliError("Validation Failed: " + "\n\t".join(errors))
-        out(f"Configuration is a valid Stream matching {STREAM_CONFIG_SCHEMA}")
-        return
-    if errors:
-        raise CliError("Validation Failed: " + "\n\t".join(errors))
-    handle = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
 
 
 async def copy_stream(

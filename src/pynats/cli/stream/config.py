@@ -5,24 +5,22 @@ built in one of three ways:
 
 * `prepare_new_config`: `stream add` — the flags given, then (on a terminal) natscli's questions
   for everything missing, in natscli's order, or natscli's defaults with `--defaults`;
-* `load_config_file`: `--config FILE` — a stream configuration, or a whole `stream info --json`
-  document (recognised by its top-level `config` key);
+* `config_from_file`: `--config FILE` — a stream configuration, or a whole `stream info
+  --json` document (recognised by its top-level `config` key);
 * `apply_flags`: `stream edit` and `stream copy` — only the flags that were given, applied to an
   existing configuration.
 
 `StreamFlags` holds the flags exactly as typed (None or empty = not given), so each path can
-tell "not given" from "given as the default value", as natscli does.
+tell "not given" from "given as the default value", as natscli does. Which configuration key
+each flag sets, and how, is the tables LIMIT_FIELDS, OPTION_FIELDS, FEATURE_FIELDS and
+ADD_ONLY_FIELDS (see ui/jsconfig.py); both paths write through them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shlex
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,14 +31,21 @@ from pynats.cli.stream.api import user_metadata
 from pynats.cli.ui import prompt
 from pynats.cli.ui.command import apply_options, json_flag, negatable
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.jsconfig import ConfigField, fields_by_flag, is_set, write_given
+from pynats.cli.ui.jsconfig import (
+    ConfigField,
+    fields_by_flag,
+    is_set,
+    load_config_file,
+    metadata_callback,
+    split_subjects,
+    write_given,
+)
 from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import (
     BYTE_SIZE,
     DURATION,
     parse_byte_size,
     parse_duration_ns,
-    parse_key_value,
 )
 from pynats.gotime import MINUTE, format_duration
 
@@ -59,28 +64,6 @@ RETENTION = {
     "work": "workqueue",
 }
 DISCARD = {"new": "new", "old": "old"}
-
-
-def metadata_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """`--metadata K=V` (repeatable) as a dict, None when the flag was not given."""
-    if not value:
-        return None
-    metadata = {}
-    for item in value:
-        try:
-            key, val = parse_key_value(item)
-        except ValueError as exc:
-            raise click.BadParameter(f"expected KEY=VALUE got '{item}'") from exc
-        metadata[key] = val
-    return metadata
-
-
-def split_subjects(values: Any) -> list[str]:
-    """`--subjects "a b,c"` given one or more times: every subject, in order."""
-    subjects: list[str] = []
-    for value in values or ():
-        subjects.extend(s for s in re.split(r"[\s,]+", value) if s)
-    return subjects
 
 
 @dataclass
@@ -469,24 +452,6 @@ def stream_config_options(*, edit: bool) -> Any:
 
 
 # -- --config FILE ----------------------------------------------------------------------------
-
-
-def load_config_file(path: str, what: str = "stream") -> dict[str, Any]:
-    """A configuration from JSON: the config itself, or an `info --json` document holding it
-    under `config` (`what` names the kind in the error, as natscli does)."""
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise CliError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from exc
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    config = (
-        document.get("config") if isinstance(document, dict) and "config" in document else document
-    )
-    if not isinstance(config, dict):
-        raise CliError(f"json: cannot unmarshal into a {what} configuration")
-    return dict(config)
 
 
 def config_from_file(flags: StreamFlags, path: str, name: str) -> dict[str, Any]:
@@ -887,37 +852,6 @@ STREAM_CONFIG_ORDER = [
     "persist_mode",
     "allow_batched",
 ]
-
-
-def ordered_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A configuration with its fields in api.StreamConfig's order (unknown ones last)."""
-    known = {key: config[key] for key in STREAM_CONFIG_ORDER if key in config}
-    return {**known, **{k: v for k, v in config.items() if k not in known}}
-
-
-def edit_in_editor(config: dict[str, Any]) -> dict[str, Any]:
-    """`-i`: the configuration as YAML in $EDITOR; what the user saved is the new one."""
-    import yaml
-
-    editor = os.environ.get("EDITOR", "")
-    if not editor:
-        raise CliError("set EDITOR environment variable to your chosen editor")
-    handle, path = tempfile.mkstemp(suffix=".yaml")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            yaml.safe_dump(config, stream, sort_keys=False)
-        result = subprocess.run([*shlex.split(editor), path], check=False)
-        if result.returncode != 0:
-            raise CliError(f"{editor} exited with status {result.returncode}")
-        with open(path) as stream:
-            edited = yaml.safe_load(stream)
-    except yaml.YAMLError as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        os.unlink(path)
-    if not isinstance(edited, dict):
-        raise CliError("the edited configuration is not a mapping")
-    return edited
 
 
 def validation_errors(config: dict[str, Any]) -> list[str]:

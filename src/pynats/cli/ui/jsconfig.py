@@ -1,6 +1,10 @@
-"""Where the flags of `stream add/edit` and `consumer add/edit` land in a JetStream configuration.
+"""JetStream configurations as `stream` and `consumer` build, read, edit and save them.
 
-Each noun describes its flags once, as a table of `ConfigField`s: the flag (a field of its
+The documents are the JSON dictionaries the API takes. They come from flags, from `--config
+FILE` (`load_config_file`) or from the user's editor (`edit_in_editor`), and go to the server,
+or to the screen and a file with `--validate` / `--output` (`write_validated`).
+
+Where the flags land: each noun describes its flags once, as a table of `ConfigField`s: the flag (a field of its
 flags dataclass), the configuration key it sets, how the value is turned into the key's value,
 and how a typed value is told from the flag's "not given" default. Both verbs use the table:
 
@@ -16,9 +20,21 @@ transforms and republishing, mirrors and sources, filters, backoff and priority 
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import click
+
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.output import go_json, out
+from pynats.cli.ui.parse import parse_key_value
 
 
 def unchanged(value: Any) -> Any:
@@ -67,3 +83,106 @@ def write_given(config: dict[str, Any], flags: object, table: Iterable[ConfigFie
 def fields_by_flag(table: Iterable[ConfigField]) -> dict[str, ConfigField]:
     """A table keyed by flag, for the verbs that write a resolved value of one flag."""
     return {field.flag: field for field in table}
+
+
+# -- flags that are more than a value --------------------------------------------------------
+
+
+def metadata_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """`--metadata K=V` (repeatable) as a dict, None when the flag was not given."""
+    if not value:
+        return None
+    metadata = {}
+    for item in value:
+        try:
+            key, val = parse_key_value(item)
+        except ValueError as exc:
+            raise click.BadParameter(f"expected KEY=VALUE got '{item}'") from exc
+        metadata[key] = val
+    return metadata
+
+
+def split_subjects(values: Any) -> list[str]:
+    """`--subjects "a b,c"` given one or more times: every subject, in order."""
+    subjects: list[str] = []
+    for value in values or ():
+        subjects.extend(s for s in re.split(r"[\s,]+", value) if s)
+    return subjects
+
+
+# -- documents -------------------------------------------------------------------------------
+
+
+def load_config_file(path: str, what: str = "stream") -> dict[str, Any]:
+    """A configuration from JSON: the config itself, or an `info --json` document holding it
+    under `config` (`what` names the kind in the error, as natscli does)."""
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise CliError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from exc
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    config = (
+        document.get("config") if isinstance(document, dict) and "config" in document else document
+    )
+    if not isinstance(config, dict):
+        raise CliError(f"json: cannot unmarshal into a {what} configuration")
+    return dict(config)
+
+
+def edit_in_editor(config: dict[str, Any]) -> dict[str, Any]:
+    """`-i`: the configuration as YAML in $EDITOR; what the user saved is the new one."""
+    import yaml
+
+    editor = os.environ.get("EDITOR", "")
+    if not editor:
+        raise CliError("set EDITOR environment variable to your chosen editor")
+    handle, path = tempfile.mkstemp(suffix=".yaml")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            yaml.safe_dump(config, stream, sort_keys=False)
+        result = subprocess.run([*shlex.split(editor), path], check=False)
+        if result.returncode != 0:
+            raise CliError(f"{editor} exited with status {result.returncode}")
+        with open(path) as stream:
+            edited = yaml.safe_load(stream)
+    except yaml.YAMLError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        os.unlink(path)
+    if not isinstance(edited, dict):
+        raise CliError("the edited configuration is not a mapping")
+    return edited
+
+
+def ordered(config: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """The configuration with its fields in the API type's order (unknown ones last)."""
+    known = {key: config[key] for key in order if key in config}
+    return {**known, **{k: v for k, v in config.items() if k not in known}}
+
+
+def write_validated(
+    config: dict[str, Any],
+    *,
+    validate: bool,
+    output_file: str,
+    order: list[str],
+    checks: Callable[[dict[str, Any]], list[str]],
+    valid_text: str,
+) -> None:
+    """`--validate` prints the checked configuration and `valid_text`; `--output FILE` saves
+    it (mode 0600). `checks` are natscli's client-side checks, skipped with NOVALIDATE set."""
+    text = go_json(ordered(config, order), indent=2)
+    errors = [] if os.environ.get("NOVALIDATE") else checks(config)
+    if validate:
+        out(text + "\n")
+        if errors:
+            raise CliError("Validation Failed: " + "\n\t".join(errors))
+        out(valid_text)
+        return
+    if errors:
+        raise CliError("Validation Failed: " + "\n\t".join(errors))
+    handle = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
