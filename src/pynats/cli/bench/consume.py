@@ -26,7 +26,7 @@ from pynats.cli.bench.js import (
     stream_info,
 )
 from pynats.cli.bench.report import Sample
-from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient, Prepare
 from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot
 from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, jetstream, js_api_prefix, js_request
@@ -38,7 +38,7 @@ INACTIVE_THRESHOLD_NS = 10 * NS_PER_S
 PULL_EXPIRES_NS = 30 * NS_PER_S
 
 
-def prepare_consumer(durable: bool, always_connects: bool = True):  # type: ignore[no-untyped-def]
+def prepare_consumer(durable: bool, always_connects: bool = True) -> Prepare:
     """Purge and create the durable consumer; natscli connects first even with nothing to do,
     except for `js ordered`, whose clients are the first to connect."""
 

@@ -141,7 +141,7 @@ class CorePublisher:
         await jitter(spec, slot)
         run = self.run_size()
         rate = spec.per_client_rate
-        latencies: list[int] = []
+        latencies: list[float] = []  # ns per message of each batched write
         started = meter.started()
         sent = 0
         clock = time.perf_counter_ns

@@ -20,7 +20,7 @@ from typing import Any
 
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs, jitter, pace
 from pynats.cli.bench.report import Sample
-from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
+from pynats.cli.bench.runner import Meter, Mode, NatsPyClient, Prepare
 from pynats.cli.bench.spec import BenchSpec, ClientSlot
 from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, jetstream, js_request
@@ -130,7 +130,7 @@ def stream_config(spec: BenchSpec, atomic: bool, api_level: int) -> dict[str, An
     return config
 
 
-def prepare_publish(kind: str):  # type: ignore[no-untyped-def]
+def prepare_publish(kind: str) -> Prepare:
     async def prepare(spec: BenchSpec) -> None:
         if kind == "atomic" and spec.persist_async and spec.replicas != 1:
             raise CliError(

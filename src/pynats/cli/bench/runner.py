@@ -30,8 +30,10 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from pynats.cli.bench.progress import ProgressBoard
@@ -107,6 +109,10 @@ class NatsPyClient:
             await self.nc.close()
 
 
+# A mode's set-up in the parent process before the workers start (streams, consumers, buckets).
+Prepare = Callable[[BenchSpec], Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True)
 class Mode:
     """A `nats bench` mode: its natscli label and wording, and how to build its clients."""
@@ -119,7 +125,7 @@ class Mode:
     caps_clients: bool
     make_client: Callable[[BenchSpec, ClientSlot, Meter], BenchClient]
     banner: Callable[[BenchSpec], dict[str, str]]
-    prepare: Callable[[BenchSpec], Awaitable[None]] | None = None
+    prepare: Prepare | None = None
     runs_forever: bool = False
 
 
@@ -158,7 +164,7 @@ class Supervisor:
         )
         self.samples: dict[int, Sample] = {}
         self.timeline: list[tuple[float, list[float]]] = []
-        self.workers: list[tuple[Any, Any]] = []
+        self.workers: list[tuple[BaseProcess, Connection]] = []
         self.finished: set[int] = set()
 
     def run(self) -> RunOutcome:
@@ -225,14 +231,15 @@ class Supervisor:
         self.timeline.append((time.monotonic() - started, self._column(0)))
         self._draw()
 
-    def _receive(self, timeout: float) -> list[tuple[Any, tuple[Any, ...]]]:
+    def _receive(self, timeout: float) -> list[tuple[Connection, tuple[Any, ...]]]:
         """Messages from the workers; a failure or a worker that died ends the run."""
         conns = [conn for _, conn in self.workers if id(conn) not in self.finished]
-        messages = []
-        for conn in multiprocessing.connection.wait(conns, timeout):
+        ready = multiprocessing.connection.wait(conns, timeout)
+        messages: list[tuple[Connection, tuple[Any, ...]]] = []
+        for conn in (conn for conn in conns if conn in ready):
             try:
                 while id(conn) not in self.finished and conn.poll():
-                    message = conn.recv()
+                    message: tuple[Any, ...] = conn.recv()
                     if message[0] in ("error", "fatal", "crash"):
                         self._fail(message)
                     else:

@@ -215,7 +215,8 @@ class WireProtocol(asyncio.Protocol):
         self._fail(WireError(f"nats: connection closed{f': {exc}' if exc else ''}"))
 
     def _fail(self, exc: Exception) -> None:
-        for future in (self.info, *self._pong_waiters):
+        waiters: list[asyncio.Future[Any]] = [self.info, *self._pong_waiters]
+        for future in waiters:
             if not future.done():
                 future.set_exception(exc)
         self._pong_waiters.clear()

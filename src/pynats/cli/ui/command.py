@@ -29,7 +29,12 @@ from typing import Any
 
 import click
 
-from pynats.cli.ui.options import ExistingFile, current_settings, global_click_options
+from pynats.cli.ui.options import (
+    ExistingFile,
+    GlobalOption,
+    current_settings,
+    global_click_options,
+)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -158,7 +163,7 @@ def _format_split_options(
             continue
         if isinstance(param, click.Argument):
             sections["Args"].append(record)
-        elif getattr(param, "is_global", False):
+        elif isinstance(param, GlobalOption):
             sections["Global Flags"].append(record)
         else:
             sections["Flags"].append(record)

@@ -17,6 +17,7 @@ the values typed on the command line into `STATE.flags`. Nothing is resolved at 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,13 +315,19 @@ class ExistingFile(click.ParamType):
 
     name = "FILE"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value and not os.path.exists(value):
             self.fail(f"path '{value}' does not exist", param, ctx)
         return value
 
 
-def _remember(key: str):  # type: ignore[no-untyped-def]
+class GlobalOption(click.Option):
+    """A global flag's click option: help lists these under "Global Flags"."""
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback that records the flag's value as typed (resolved later, see module doc)."""
+
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value not in (None, False, ""):
             STATE.flags[key] = value
@@ -352,7 +359,5 @@ def global_click_options() -> list[click.Option]:
                 kwargs.update(type=ExistingFile(), metavar=flag.metavar)
             else:
                 kwargs.update(metavar=flag.metavar)
-            option = click.Option([*names, param_name], **kwargs)
-            option.is_global = True  # type: ignore[attr-defined]
-            options.append(option)
+            options.append(GlobalOption([*names, param_name], **kwargs))
     return options

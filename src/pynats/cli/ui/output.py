@@ -81,6 +81,7 @@ def paint(text: str, color: str, stream: Any = None) -> str:
     """`text` in `color` (a rich colour name) when `stream` (default stdout) is a terminal."""
     if not is_tty(stream if stream is not None else sys.stdout):
         return text
+    from rich.color import ColorSystem
     from rich.style import Style
 
-    return Style(color=color).render(text, color_system="standard")
+    return Style(color=color).render(text, color_system=ColorSystem.STANDARD)

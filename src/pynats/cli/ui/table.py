@@ -29,6 +29,7 @@ import csv
 import io
 import os
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,10 +120,10 @@ class Table:
             return ""
         numeric = [_is_numeric_column(body, i) for i in range(ncols)]
         widths = [0] * ncols
-        for row in [self.headers, *body, *self.footers]:
-            for i, cell in enumerate(row):
-                for line in _text(cell).split("\n"):
-                    widths[i] = max(widths[i], cell_len(line))
+        for cells in [self.headers, *body, *self.footers]:
+            for i, cell in enumerate(cells):
+                for text_line in _text(cell).split("\n"):
+                    widths[i] = max(widths[i], cell_len(text_line))
         inner = sum(widths) + 2 * ncols + (ncols - 1)
 
         def rule(left: str, join: str, right: str) -> str:
@@ -222,7 +223,7 @@ def _md_row(cells: list[Any]) -> str:
     )
 
 
-def _style_for(scheme: str):  # type: ignore[no-untyped-def]
+def _style_for(scheme: str) -> tuple[BoxStyle, Callable[[str], str]]:
     """The box characters and border painter for a colour scheme (colours only on a TTY)."""
     import sys
 
@@ -230,10 +231,11 @@ def _style_for(scheme: str):  # type: ignore[no-untyped-def]
     if scheme == "double" and on_terminal:
         return DOUBLE, _plain
     if scheme in COLOR_SCHEMES and scheme not in ("rounded", "double") and on_terminal:
+        from rich.color import ColorSystem
         from rich.style import Style
 
         style = Style(color=scheme)
-        return ROUNDED, lambda text: style.render(text, color_system="standard")
+        return ROUNDED, lambda text: style.render(text, color_system=ColorSystem.STANDARD)
     return ROUNDED, _plain
 
 
