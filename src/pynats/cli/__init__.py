@@ -1,35 +1,89 @@
 """`nats`: the NATS command-line tool, behaving like natscli, built on nats-py, click and rich.
 
-Map of the package (shared pieces first, then one module per noun):
+The top of the package lists the nouns, one module each (a package when the noun has helpers),
+as natscli's cli/ has one file per noun; ui/ is the toolkit they share. Every module is in this
+map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is gone):
 
-    main.py          entry point, NOUN_MODULES, natscli's error/exit conventions
-    command.py       NatsGroup / NatsCommand: aliases, global flags on every command, help,
-                     `negatable()`, `json_flag()`, `force_flag()`
-    options.py       global flags, env vars, Settings and `current_settings()` (flag > env >
-                     context > default)
-    connect.py       `connection()` (bounded connect), `jetstream()`, `jetstream_manager()`,
-                     `js_request()` for raw $JS.API calls, `run_async()` for command bodies
-    context_store.py natscli's context files (~/.config/nats/context/NAME.json, context.txt)
-    errors.py        CliError (`nats: error: ...`, exit 1), Fatal (log line, exit 1)
-    output.py        `out` / `out_raw` (stdout, flushed), `log` (stderr `HH:MM:SS msg`),
-                     `print_json`, `paint`
-    parse.py         natscli durations and byte sizes (+ click types DURATION, BYTE_SIZE),
-                     `-H K:V` headers, `--metadata K=V`
-    humanize.py      1,234 / 1.9 KiB / 30.00s / 2m0s / local timestamps
-    table.py         `Table`: go-pretty rounded tables (md/csv/tsv via NATS_TABLE_FORMAT)
-    columns.py       `Columns`: info screens with right-aligned labels
-    prompt.py        ask / confirm / select / pick — only with a TTY on stdin and stdout
-    templates.py     the {{Count}} {{ID}} {{Random a b}} ... body templates
-    messages.py      how received messages are printed; JetStream ack metadata
-    payload.py       bodies from arguments or stdin for pub/request
-    progress.py      one-line progress bar on stderr
+    main.py                the entry point: the command tree (NOUNS), natscli's errors and exit codes
+    __main__.py            `python -m pynats.cli`, the same as the console script
 
-    context.py pub.py sub.py request.py reply.py server.py account.py cheat.py (+ cheat_sheets)
+  Nouns
+    account.py             `nats account info`: this connection's user, account and JetStream usage
+    context.py             `nats context`: add, edit, select, show and check connection contexts
+    pub.py                 `nats pub`: publish to Core NATS or, with -J, to JetStream
+    sub.py                 `nats sub`: print messages from subjects or from a stream
+    request.py             `nats request`: send requests, print the replies
+    reply.py               `nats reply`: answer requests (echo, a body template or a command)
+    server.py              `nats server ping|list|info` through the system account
+    bench/__init__.py      `nats bench` (exports register from commands.py)
+    bench/commands.py      the bench command tree and flags, turning flags into a run
+    bench/spec.py          BenchSpec (the checked flags) and how messages split across clients
+    bench/runner.py        worker processes, the start barrier, progress counters, samples
+    bench/core.py          pub / sub (raw protocol) and service request / serve
+    bench/wire.py          the raw client protocol of bench pub and sub (parser, connection)
+    bench/js.py            js pub sync / async / atomic, and the JetStream set-up of all JS modes
+    bench/consume.py       js ordered / consume / fetch
+    bench/get.py           js get sync / batch
+    bench/kv.py            kv put / get
+    bench/report.py        natscli's result block and CSV
+    bench/progress.py      natscli's per-client progress bars
+    bench/plot.py          --plot (matplotlib, optional)
+    cheat/__init__.py      `nats cheat` (exports register from commands.py)
+    cheat/commands.py      list, show and save the cheat sheets
+    cheat/sheets.py        the cheat sheets themselves
+    consumer/__init__.py   `nats consumer` (exports register from commands.py)
+    consumer/commands.py   add, edit, ls, info, rm, next, report
+    consumer/config.py     consumer configurations from flags, questions and files (FIELDS)
+    consumer/render.py     consumer info screens and tables
+    kv/__init__.py         `nats kv` (exports register from commands.py)
+    kv/commands.py         buckets and keys: add, put, get, del, watch, history, ...
+    kv/buckets.py          the streams behind KV and object buckets: listing, picking, creating
+    kv/errors.py           nats.go's words for nats-py's KV and object store errors
+    kv/render.py           bucket screens, key tables, watch lines
+    obj/__init__.py        `nats object` (exports register from commands.py)
+    obj/commands.py        object store buckets and objects: add, put, get, ls, watch, seal, ...
+    obj/progress.py        byte progress of a transfer, and the file wrappers that feed it
+    obj/render.py          bucket and object screens, contents table, watch lines
+    stream/__init__.py     `nats stream` (exports register from commands.py)
+    stream/commands.py     add, edit, copy, ls, info, report, rm, purge, get, rmm, view
+    stream/api.py          JetStream API paging and pickers for streams and consumers; stream
+                           name and metadata conventions (KV_, OBJ_, _nats.)
+    stream/config.py       stream configurations from flags, questions and files (the FIELD tables)
+    stream/diff.py         the `Differences (-old +new):` block of stream and consumer edit
+    stream/render.py       stream info screens, tables, replication report, stored messages
 
-Adding a noun (e.g. `stream.py`): write `register(root: NatsGroup)` that declares the group and
+  Toolkit (ui/)
+    ui/__init__.py         (package docstring)
+    ui/command.py          NatsGroup / NatsCommand: aliases, global flags on every command, help;
+                           negatable(), json_flag(), force_flag(), apply_options()
+    ui/options.py          global flags, env vars, Settings and `current_settings()` (flag > env >
+                           context > default)
+    ui/context_store.py    natscli's context files (~/.config/nats/context/NAME.json, context.txt)
+    ui/connect.py          `connection()` (bounded connect), `jetstream()`, `js_request()` for
+                           $JS.API calls, `run_async()` for command bodies
+    ui/errors.py           CliError (`nats: error: ...`, exit 1), ApiError, Fatal, nats-py wording
+    ui/output.py           `out` / `out_raw` (stdout, flushed), `log` (stderr `HH:MM:SS msg`),
+                           `print_json`, `go_json`, `paint`
+    ui/parse.py            natscli durations (in ns, on pynats.gotime) and byte sizes (+ click
+                           types DURATION, BYTE_SIZE), `-H K:V` headers, `K=V` metadata
+    ui/humanize.py         1,234 / 1.9 KiB / natscli's 30.00s and 1d2h3m4s / local timestamps
+    ui/table.py            `Table`: go-pretty rounded tables (md/csv/tsv via NATS_TABLE_FORMAT)
+    ui/columns.py          `Columns`: info screens with right-aligned labels
+    ui/prompt.py           ask / confirm / select / pick, `prompted()` — only with a TTY
+    ui/jsconfig.py         JetStream configuration documents: flag-to-field tables (ConfigField),
+                           --config files, $EDITOR, --validate / --output
+    ui/messages.py         how received messages are printed; JetStream ack metadata
+    ui/payload.py          bodies from arguments or stdin for pub and request
+    ui/templates.py        the {{Count}} {{ID}} {{Random a b}} ... body templates
+    ui/progress.py         one-line progress bar on stderr
+
+Go durations and times come from `pynats.gotime` (durations are integer nanoseconds everywhere;
+seconds only where asyncio or nats-py take them, with `_s` in the name).
+
+Adding a noun (e.g. `stream`): write `register(root: NatsGroup)` that declares the group and
 its verbs with `@root.group(...)` / `@group.command(..., aliases=[...])`; do the work in an
 async function run with `run_async()`, talking to the server through `connection()`; build the
 result as data, render it with `Table`/`Columns` or print it with `print_json` for `--json`;
-raise `CliError` for anything the user can fix. The module name is already in
-`main.NOUN_MODULES`, so it is picked up as soon as the file exists.
+raise `CliError` for anything the user can fix. Then add its `register` to `main.NOUNS` and
+the module to the map above.
 """
