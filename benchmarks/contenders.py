@@ -17,7 +17,7 @@ from scenarios import (
     request_reply,
     subscribers_only,
 )
-from servers import RunningServer, ServerFailed, ServerSpec
+from servers import RunningCluster, RunningServer, ServerFailed, ServerSpec
 from sink import Sink
 
 
@@ -40,13 +40,27 @@ class ServerContender:
         if self.failure is not None:
             return f"not started: {self.failure}"
         try:
-            with RunningServer(self.spec) as server:
+            with self.start() as server:
                 return scenario.run(server, size, settings)
         except ServerFailed as exc:
             self.failure = str(exc)
             return self.failure
         except (ServerError, TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
+
+    def start(self) -> RunningServer | RunningCluster:
+        return RunningServer(self.spec)
+
+
+@dataclass
+class ClusterContender(ServerContender):
+    """A full-mesh cluster of `members` servers started from one spec, fresh for every run;
+    the scenario gets the `RunningCluster` (client ports in member order A, B, C, ...)."""
+
+    members: int = 3
+
+    def start(self) -> RunningCluster:
+        return RunningCluster(self.spec, self.members)
 
 
 @dataclass

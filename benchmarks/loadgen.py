@@ -14,7 +14,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -414,7 +414,7 @@ class _PongMeter:
 
 def run_subscribers(
     out: Connection,
-    port: int,
+    port: int | Sequence[int],
     subject: bytes,
     size: int,
     members: int,
@@ -423,6 +423,8 @@ def run_subscribers(
 ) -> None:
     """Open `members` subscriptions (one connection each) and count deliveries over the window.
 
+    With several ports (the servers of a cluster), `members` subscriptions on each.
+
     Counting is by bytes: every frame is `MSG <subject> 1 <size>` plus payload, so the total
     across connections divided by the frame length is the number of messages delivered. Past
     the first chunk (checked to be such a frame) the bytes are received with MSG_TRUNC: the
@@ -430,7 +432,8 @@ def run_subscribers(
     """
     queue_part = b" " + queue if queue else b""
     setup = b"SUB %s%s %s\r\n" % (subject, queue_part, SID)
-    socks = [open_client(port, setup) for _ in range(members)]
+    ports = [port] if isinstance(port, int) else list(port)
+    socks = [open_client(p, setup) for p in ports for _ in range(members)]
     header = msg_header(subject, SID, size)
     selector = selectors.DefaultSelector()
     for sock in socks:

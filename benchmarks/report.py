@@ -131,9 +131,10 @@ def write_json(
     commands: dict[str, str],
     settings: Settings,
     repeat: int,
+    extra: dict[str, object] | None = None,
 ) -> None:
-    """Everything needed to compare this run with a later one."""
-    record = {
+    """Everything needed to compare this run with a later one; `extra` goes into `meta`."""
+    record: dict[str, object] = {
         "meta": {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": platform.node(),
@@ -144,6 +145,7 @@ def write_json(
             "commands": commands,
             "settings": asdict(settings),
             "repeat": repeat,
+            **(extra or {}),
         },
         "results": [
             {

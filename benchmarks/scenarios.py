@@ -9,7 +9,7 @@ after a warm-up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,13 +95,30 @@ def queue_group(target: Target, size: int, settings: Settings) -> Throughput:
 def deliveries(
     target: Target, size: int, settings: Settings, members: int, queue: bytes = b""
 ) -> Throughput:
-    """Subscribers first (confirmed by PONG), then the publisher; subscribers report."""
+    """Subscribers and publisher on the one server under test."""
+    return measure_deliveries(target.port, [target.port], size, settings, members, queue)
+
+
+def measure_deliveries(
+    pub_port: int,
+    sub_ports: Sequence[int],
+    size: int,
+    settings: Settings,
+    members: int,
+    queue: bytes = b"",
+    before_publish: Callable[[], None] | None = None,
+) -> Throughput:
+    """Subscribers first (`members` on each of `sub_ports`, confirmed by PONG), then
+    `before_publish` (a cluster waits there for the interest to cross its routes), then the
+    publisher on `pub_port`; the subscribers report deliveries summed over all of them."""
     stop = new_event()
     window = settings.window
-    subs = Role(run_subscribers, target.port, SUBJECT, size, members, queue, window)
-    pub = Role(run_publisher, target.port, SUBJECT, payload_of(size), window, stop)
+    subs = Role(run_subscribers, tuple(sub_ports), SUBJECT, size, members, queue, window)
+    pub = Role(run_publisher, pub_port, SUBJECT, payload_of(size), window, stop)
     try:
         subs.start().expect("ready", SETUP_TIMEOUT)
+        if before_publish is not None:
+            before_publish()
         pub.start().expect("ready", SETUP_TIMEOUT)
         return subs.expect("result", window.total + REPORT_SLACK)
     finally:

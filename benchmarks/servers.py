@@ -8,6 +8,7 @@ generator processes) and a chatty server can never block on a full pipe.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -16,13 +17,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadgen import HOST
+from loadgen import HOST, ServerError
 
 READY_LINE = b"Server is ready"
 READY_TIMEOUT = 15.0
+ROUTES_TIMEOUT = 15.0
+INTEREST_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GO = str(REPO_ROOT / ".venv-oracle" / "bin" / "nats-server")
@@ -63,17 +68,27 @@ def default_go_path() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (all bound at once, so the kernel cannot repeat one)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 class RunningServer:
     """A server process for the duration of a `with` block."""
 
-    def __init__(self, spec: ServerSpec) -> None:
+    def __init__(self, spec: ServerSpec, port: int | None = None) -> None:
         self.spec = spec
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -145,3 +160,143 @@ class RunningServer:
     def _tail(self, lines: int = 5) -> str:
         text = self._log_bytes().decode(errors="replace").strip().splitlines()
         return " | ".join(text[-lines:]) or "(no output)"
+
+
+class RunningCluster:
+    """A full-mesh cluster of `size` servers of one kind for the duration of a `with` block.
+
+    Every member gets a config file with its name, monitoring port and a `cluster {}` block
+    listing every member's route URL (as operators write full-mesh configs); the client port
+    is given on the command line like a single server's (`spec.argv`). Ready once every member
+    logged `Server is ready` and has a route to every other member (its /routez).
+    """
+
+    NAMES = "ABCDEFGHIJ"
+
+    def __init__(self, spec: ServerSpec, size: int = 3, name: str = "bench") -> None:
+        if not 2 <= size <= len(self.NAMES):
+            raise ValueError(f"cluster size {size} outside 2..{len(self.NAMES)}")
+        self.spec = spec
+        self.names = list(self.NAMES[:size])
+        self._tmp = tempfile.TemporaryDirectory(prefix="pynats-bench-cluster-")
+        ports = free_ports(3 * size)
+        client, route, self.http_ports = ports[:size], ports[size : 2 * size], ports[2 * size :]
+        routes = ", ".join(f"nats-route://{HOST}:{p}" for p in route)
+        self.servers: list[RunningServer] = []
+        try:
+            for i, member in enumerate(self.names):
+                conf = Path(self._tmp.name) / f"{member}.conf"
+                conf.write_text(
+                    f"server_name: {member}\n"
+                    f"http: {HOST}:{self.http_ports[i]}\n"
+                    f"cluster {{\n  name: {name}\n  listen: {HOST}:{route[i]}\n"
+                    f"  routes: [{routes}]\n}}\n"
+                )
+                member_spec = ServerSpec(f"{spec.name} {member}", (*spec.command, "-c", str(conf)))
+                self.servers.append(RunningServer(member_spec, client[i]))
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def member_argv(spec: ServerSpec) -> list[str]:
+        """A member's command, for the record (its config file is written per run)."""
+        return ServerSpec(spec.name, (*spec.command, "-c", "MEMBER.conf")).argv("PORT")
+
+    def __enter__(self) -> RunningCluster:
+        try:
+            for server in self.servers:
+                server.__enter__()
+            self.wait_formed()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ports(self) -> list[int]:
+        """Client ports, in member order (A, B, C, ...)."""
+        return [server.port for server in self.servers]
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].port
+
+    def rss_kb(self) -> int:
+        return sum(server.rss_kb() for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self._tmp.cleanup()
+
+    def monitor(self, member: int, path: str) -> dict[str, object]:
+        """One monitoring endpoint of one member (`/varz`, `/routez?subs=1`, ...)."""
+        url = f"http://{HOST}:{self.http_ports[member]}{path}"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+
+    def routez(self, member: int, subs: bool = False) -> list[dict[str, object]]:
+        """The routes of one member."""
+        routes = self.monitor(member, "/routez" + ("?subs=1" if subs else ""))
+        return routes.get("routes") or []  # type: ignore[return-value]
+
+    def slow_consumers(self) -> dict[str, int]:
+        """Connections (clients or routes) each member has cut as slow consumers so far."""
+        return {
+            name: int(self.monitor(i, "/varz").get("slow_consumers") or 0)  # type: ignore[call-overload]
+            for i, name in enumerate(self.names)
+        }
+
+    def wait_formed(self, timeout: float = ROUTES_TIMEOUT) -> None:
+        """Until every member has a route to every other member."""
+        self._wait(
+            lambda: {
+                name: missing
+                for i, name in enumerate(self.names)
+                if (missing := set(self.names) - {name} - self._remote_names(i))
+            },
+            timeout,
+            "cluster not formed; routes missing",
+        )
+
+    def wait_interest(
+        self,
+        subject: bytes,
+        publisher: int,
+        holders: Iterable[int],
+        timeout: float = INTEREST_TIMEOUT,
+    ) -> None:
+        """Until `publisher`'s routes to every member in `holders` carry a subscription on
+        `subject` (the RS+ crossed), so that a message published there is forwarded."""
+        wanted = {self.names[i] for i in holders if i != publisher}
+        text = subject.decode()
+
+        def missing() -> set[str]:
+            have = {
+                str(route.get("remote_name"))
+                for route in self.routez(publisher, subs=True)
+                if text in (route.get("subscriptions_list") or [])  # type: ignore[operator]
+            }
+            return wanted - have
+
+        self._wait(missing, timeout, f"no interest in {text} at {self.names[publisher]} from")
+
+    def _remote_names(self, member: int) -> set[str]:
+        try:
+            return {str(route.get("remote_name")) for route in self.routez(member)}
+        except OSError:
+            return set()
+
+    def _wait(self, missing: Callable[[], object], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while gap := missing():
+            for server in self.servers:
+                if server.proc.poll() is not None:
+                    raise ServerError(f"{server.spec.name} exited: {server._tail()}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"{self.spec.name}: {what} {gap} after {timeout:.0f}s")
+            time.sleep(0.02)
