@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from .consumer_config import ConsumerConfig
     from .push import InterestWatch
 
+PYNATS_JETSTREAM_INFO = "pynats_jetstream"  # route INFO: when JetStream started here (ns)
 JS_API_LEVEL = 1  # TTLs and subject delete markers (ADR-43); no counters/batches/schedules
 META_FILE = "meta.inf"
 MSGS_DIR = "msgs"
@@ -91,6 +93,7 @@ def enable_jetstream(server: Server) -> JetStream:
     server.add_startup_hook(js.start)
     server.add_shutdown_hook(js.shutdown)
     server.add_account_hook(js.account_added)
+    server.peer_hooks.append(js.peer_joined)
     server.monitor_routes["jsz"] = partial(jsz.jsz, js)
     server.varz_extra.append(js.fill_varz)
     server.healthz_checks.append(partial(jsz.healthz_check, js))
@@ -158,6 +161,7 @@ class JetStream:
         self.recovery_errors: list[str] = []
         self.source_lookups: dict[str, JetStreamAccount | None] = {}
         self.started = False
+        self.started_ns = 0
         self._api_lock: asyncio.Lock | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -201,6 +205,10 @@ class JetStream:
             for stream in jsa.streams.values():
                 jsa.start_sources(stream)
         self.started = True
+        self.started_ns = time.time_ns()
+        # Other pynats servers of a cluster learn from this that JetStream runs here (Go
+        # servers ignore the field: they must not count us as a JetStream peer).
+        self.server.route_info_extra[PYNATS_JETSTREAM_INFO] = self.started_ns
         took = time.monotonic() - began
         log.notice(f"Took {format_duration(round(took * 1e9))} to start JetStream")
 
@@ -267,6 +275,47 @@ class JetStream:
                 except Exception as e:
                     log.error(f"Error stopping stream '{jsa.name} > {stream.name}': {e}")
         log.notice("JetStream Shutdown")
+
+    # -- one JetStream per cluster -------------------------------------------------------
+
+    def peer_joined(self, name: str, info: Mapping[str, Any]) -> None:
+        """A server joined the cluster. pynats runs JetStream on one server of a cluster (no
+        replication): when another server already runs it - a Go JetStream cluster, or a
+        pynats server that started JetStream first - this one refuses its own."""
+        if not self.started:
+            return
+        other = info.get(PYNATS_JETSTREAM_INFO)
+        if info.get("jetstream"):
+            why = f"server {name!r} runs the cluster's JetStream (Go nats-server)"
+        elif isinstance(other, int) and (other, name) < (self.started_ns, self.server.server_name):
+            why = f"server {name!r} started JetStream first"
+        else:
+            return
+        self.server.logger.error(
+            f"JetStream disabled on this server: {why}; pynats runs JetStream on one server "
+            "of a cluster, and clients of every server use that one"
+        )
+        self.server.loop.create_task(self.withdraw(go_peer=bool(info.get("jetstream"))))
+
+    async def withdraw(self, *, go_peer: bool) -> None:
+        """Stop answering: shut JetStream down here and let routing reach the other one."""
+        if not self.started:
+            return
+        self.started = False
+        await self.shutdown()
+        for jsa in self.accounts.values():
+            jsa.client.close()
+            jsa.account.jetstream = None
+        for responder in self.disabled_responders:
+            responder.close()
+        self.accounts.clear()
+        self.disabled_responders.clear()
+        server = self.server
+        server.route_info_extra.pop(PYNATS_JETSTREAM_INFO, None)
+        server.options.jetstream = False
+        server.refresh_info()
+        if go_peer:
+            server.reach_cluster_jetstream()
 
     # -- helpers -----------------------------------------------------------------------------
 

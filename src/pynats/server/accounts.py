@@ -60,6 +60,7 @@ class Account:
         "internal_subs",
         "is_system",
         "jetstream",
+        "jetstream_imported",
         "max_connections",
         "max_payload",
         "max_subscriptions",
@@ -77,6 +78,8 @@ class Account:
         self.is_system = False
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
+        # Reaches the cluster's JetStream through the system account (imports.wire_jetstream_api)
+        self.jetstream_imported = False
         self.config: AccountConfig | None = None
         # Limits from an account JWT (-1 = unlimited)
         self.max_connections = -1
@@ -96,8 +99,6 @@ class Account:
 
 
 # -- exports and imports ---------------------------------------------------------------------
-
-RESPONSE_PREFIX = b"_R_."
 
 
 @dataclass

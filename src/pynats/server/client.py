@@ -427,6 +427,26 @@ class ClientConnection(Connection):
 
     # -- descriptions -----------------------------------------------------------------------
 
+    def client_info(self) -> dict[str, Any]:
+        """Who this client is, in nats-server's ClientInfo shape (events, request info)."""
+        from .monitor import rfc3339_seconds
+
+        info: dict[str, Any] = {
+            "start": rfc3339_seconds(self.start),
+            "host": self.host,
+            "id": self.cid,
+            "acc": self.account.name,
+        }
+        if self.user:
+            info["user"] = self.user
+        if self.name:
+            info["name"] = self.name
+        if self.lang:
+            info["lang"] = self.lang
+        if self.version:
+            info["ver"] = self.version
+        return info
+
     @property
     def trace_label(self) -> str:
         if self.name:

@@ -264,6 +264,7 @@ class Cluster:
             info["import"] = opts.import_permissions.as_json()
         if opts.export_permissions is not None:
             info["export"] = opts.export_permissions.as_json()
+        info.update(server.route_info_extra)
         info["lnoc"] = True
         info["lnocu"] = True
         if self.pool_size > 0:
@@ -504,6 +505,10 @@ class Cluster:
                 target.send(line)
         if not self.options.no_advertise and peer.connect_urls:
             self.server.client_urls_changed()
+        for hook in list(self.server.peer_hooks):
+            hook(peer.name, peer.info)
+        if peer.info.get("jetstream"):
+            self.server.reach_cluster_jetstream()
 
     def async_info(self, conn: RouteConnection, info: dict[str, Any]) -> None:
         """A later INFO: gossip about another server, lame duck, or updated fields."""

@@ -8,15 +8,22 @@ whatever answers arrive there back to the requester's reply subject in B (once f
 responses, until the threshold for streamed and chunked ones).
 
 Only messages on imported subjects pay for this; the core path is unchanged.
+
+A server without JetStream in a cluster whose JetStream runs elsewhere (on Go servers) reaches
+it the way nats-server does: every account imports `$JS.API.>` from the system account
+(`wire_jetstream_api`), the request carries who asked (`Nats-Request-Info`), and crosses the
+routes in the system account; subjects some server serves directly in the account (a
+consumer's `MSG.NEXT`, a stream's `DIRECT.GET`) are left to ordinary routing.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .accounts import RESPONSE_PREFIX, Account, ServiceResponse, find_export, map_subject
+from .accounts import Account, ServiceResponse, find_export, map_subject
 from .delivery import route_message
 from .internal import InternalClient
 from .sublist import Subscription
@@ -26,6 +33,8 @@ if TYPE_CHECKING:
     from .server import Server
 
 RESPONSE_SWEEP_EVERY = 1024
+JS_API_ALL = "$JS.API.>"
+REQUEST_INFO = b"Nats-Request-Info"
 
 
 def wire_imports(server: Server) -> list[str]:
@@ -98,8 +107,14 @@ def _wire_service_import(
     to: str,
     response_type: str,
     threshold: float,
+    *,
+    request_info: bool = False,
+    defer_to_direct: bool = False,
 ) -> None:
+    """`request_info`: add who asked (`Nats-Request-Info`) to each request; `defer_to_direct`:
+    leave a request alone when another subscriber in the importing account takes it."""
     remote = subject.encode()
+    prefix = server.response_prefix
     local = to.encode() if to else remote
     exporter_client = _client_for(server, exporter)
     _ensure_response_subscription(server, exporter)
@@ -114,10 +129,14 @@ def _wire_service_import(
         headers: bytes,
         payload: bytes,
     ) -> None:
+        if defer_to_direct and _served_directly(importer, subj):
+            return
         target = map_subject(subj, local, remote)
+        if request_info:
+            headers = with_request_info(headers, publisher, server)
         mapped: bytes | None = None
         if reply is not None:
-            mapped = RESPONSE_PREFIX + secrets.token_urlsafe(12).encode()
+            mapped = prefix + secrets.token_urlsafe(12).encode()
             exporter.responses[mapped] = ServiceResponse(
                 importer, reply, singleton, time.monotonic() + threshold
             )
@@ -140,7 +159,8 @@ def _wire_service_import(
 
 def _ensure_response_subscription(server: Server, exporter: Account) -> None:
     client = _client_for(server, exporter)
-    if any(s.subject == RESPONSE_PREFIX + b">" for s in client.subs.values()):
+    wildcard = server.response_prefix + b">"
+    if any(s.subject == wildcard for s in client.subs.values()):
         return
 
     def respond(
@@ -161,10 +181,60 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
         back = _client_for(server, entry.account)
         route_message(back, entry.account, entry.reply, reply, len(headers), headers + payload)
 
-    client.subscribe(RESPONSE_PREFIX + b">", respond)
+    client.subscribe(wildcard, respond)
 
 
 def _sweep_responses(account: Account) -> None:
     now = time.monotonic()
     for key in [k for k, v in account.responses.items() if v.deadline < now]:
         del account.responses[key]
+
+
+def wire_jetstream_api(server: Server, account: Account) -> None:
+    """`account` reaches the cluster's JetStream through the system account (mixed mode)."""
+    system = server.system_account
+    if system is None or account is system or account.jetstream_imported:
+        return
+    account.jetstream_imported = True
+    _wire_service_import(
+        server,
+        system,
+        account,
+        JS_API_ALL,
+        "",
+        "Singleton",
+        JS_API_RESPONSE_THRESHOLD_S,
+        request_info=True,
+        defer_to_direct=True,
+    )
+
+
+JS_API_RESPONSE_THRESHOLD_S = 10.0
+
+
+def _served_directly(account: Account, subject: bytes) -> bool:
+    """Someone besides the import itself takes this subject in the account."""
+    result = account.sublist.match(subject)
+    return (
+        bool(result.links)
+        or any(not s.local_only for s in result.psubs)
+        or any(not s.local_only for group in result.qsubs for s in group)
+    )
+
+
+def with_request_info(headers: bytes, publisher: Any, server: Server) -> bytes:
+    """The header block with `Nats-Request-Info` (nats-server's ClientInfo of the requester)."""
+    info_fn = getattr(publisher, "client_info", None)
+    info: dict[str, Any] = info_fn() if info_fn is not None else {"acc": publisher.account.name}
+    rtt = getattr(publisher, "rtt", 0.0)
+    info["rtt"] = round(rtt * 1e9)
+    info["server"] = server.server_name
+    if server.cluster is not None:
+        info["cluster"] = server.cluster.name
+    info["kind"] = "Client"
+    info["client_type"] = "nats"
+    line = REQUEST_INFO + b": " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
+    if not headers:
+        return b"NATS/1.0\r\n" + line + b"\r\n"
+    first_end = headers.find(b"\r\n") + 2
+    return headers[:first_end] + line + headers[first_end:]

@@ -113,6 +113,14 @@ class Server:
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
+        # Extensions' say in the cluster: fields added to this server's route INFO, and
+        # hooks told of every server that joins (its name and INFO).
+        self.route_info_extra: dict[str, Any] = {}
+        self.peer_hooks: list[Callable[[str, Mapping[str, Any]], None]] = []
+        # Replies of service imports: `_R_.<this server's tag>.<token>`, so that answers from
+        # anywhere in the cluster come back to the server that asked.
+        self.response_prefix = b"_R_." + new_nonce()[:6].encode() + b"."
+        self._reaches_cluster_jetstream = False
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
         self._listener: asyncio.base_events.Server | None = None
@@ -246,6 +254,19 @@ class Server:
         if self.cluster is not None:
             urls += [u for u in self.cluster.remote_connect_urls() if u not in urls]
         return urls
+
+    def reach_cluster_jetstream(self) -> None:
+        """This server runs no JetStream but the cluster does (on Go servers): its clients'
+        API requests go to it through the system account, as nats-server's do."""
+        if self._reaches_cluster_jetstream or self.options.jetstream:
+            return
+        self._reaches_cluster_jetstream = True
+        from .imports import wire_jetstream_api
+
+        for account in list(self.accounts.values()):
+            wire_jetstream_api(self, account)
+        self.add_account_hook(lambda account: wire_jetstream_api(self, account))
+        self.logger.debug("JetStream requests go to the cluster through the system account")
 
     def client_urls_changed(self) -> None:
         """The cluster's client URLs changed (a server joined, left or went lame duck): tell
