@@ -186,7 +186,6 @@ class Settings:
     socks_proxy: str = ""
     js_domain: str = ""
     js_api_prefix: str = ""
-    js_event_prefix: str = ""
     inbox_prefix: str = ""
     colors: str = ""
     trace: bool = False
@@ -265,7 +264,6 @@ def resolve_settings() -> Settings:
         settings.socks_proxy = ""
     settings.js_domain = pick("js_domain", "jetstream_domain")
     settings.js_api_prefix = pick("js_api_prefix", "jetstream_api_prefix")
-    settings.js_event_prefix = pick("js_event_prefix", "jetstream_event_prefix")
     settings.inbox_prefix = pick("inbox_prefix", "inbox_prefix")
     settings.colors = pick("colors", "color_scheme")
     settings.trace = bool(flag_value("trace"))
