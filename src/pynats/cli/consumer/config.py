@@ -33,7 +33,7 @@ from pynats.cli.ui.jsconfig import (
     split_subjects,
     write_given,
 )
-from pynats.cli.ui.parse import DURATION, parse_duration_ns
+from pynats.cli.ui.parse import DURATION, checked_duration_ns, parse_duration_ns
 from pynats.gotime import MILLISECOND, MINUTE, NS_PER_S, format_duration, rfc3339
 
 DEFAULT_BACKOFF_MIN_NS = MINUTE
@@ -398,13 +398,6 @@ def config_from_file(path: str, name: str, target: str) -> dict[str, Any]:
 # -- consumer add: flags, defaults and questions -----------------------------------------------
 
 
-def _duration(text: str, context: str) -> int:
-    try:
-        return parse_duration_ns(text)
-    except ValueError as exc:
-        raise CliError(f"{context}: {exc}") from None
-
-
 def start_policy(config: dict[str, Any], policy: str) -> None:
     """`--deliver`: all, new/next, last, subject/last_per_subject, a sequence, or a duration ago."""
     if not policy:
@@ -421,7 +414,7 @@ def start_policy(config: dict[str, Any], policy: str) -> None:
         config["deliver_policy"] = "by_start_sequence"
         config["opt_start_seq"] = int(policy)
     else:
-        delta = _duration(policy, "could not parse starting delta")
+        delta = checked_duration_ns(policy, "could not parse starting delta")
         config["deliver_policy"] = "by_start_time"
         config["opt_start_time"] = rfc3339(time.time_ns() - delta)
 
@@ -461,7 +454,9 @@ FIELDS = (
     ConfigField("target", "deliver_subject"),
     ConfigField("deliver_group", "deliver_group"),
     ConfigField(
-        "heartbeat", "idle_heartbeat", lambda text: _duration(text, "invalid heartbeat duration")
+        "heartbeat",
+        "idle_heartbeat",
+        lambda text: checked_duration_ns(text, "invalid heartbeat duration"),
     ),
     ConfigField("flow_control", "flow_control"),
     ConfigField("headers_only", "headers_only", is_given=is_set),
@@ -699,8 +694,8 @@ def ask_backoff(flags: ConsumerFlags) -> ConsumerFlags:
     mode = prompt.select("Backoff policy", ["linear", "none"], "none")
     if mode == "none":
         return flags
-    low = _duration(prompt.ask("Minimum retry time", "1m"), "invalid duration")
-    high = _duration(prompt.ask("Maximum retry time", "10m"), "invalid duration")
+    low = checked_duration_ns(prompt.ask("Minimum retry time", "1m"), "invalid duration")
+    high = checked_duration_ns(prompt.ask("Maximum retry time", "10m"), "invalid duration")
     steps = prompt.ask_int("Number of steps to generate in the policy", 20)
     if steps < 1:
         raise CliError("backoff steps must be > 0")

@@ -44,8 +44,8 @@ from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import (
     BYTE_SIZE,
     DURATION,
+    checked_duration_ns,
     parse_byte_size,
-    parse_duration_ns,
 )
 from pynats.gotime import MINUTE, format_duration
 
@@ -145,13 +145,6 @@ def _name_of(names: dict[str, str]) -> Callable[[str], str]:
     return lambda text: names[text.lower()]
 
 
-def _duration(text: str, context: str) -> int:
-    try:
-        return parse_duration_ns(text)
-    except ValueError as exc:
-        raise CliError(f"{context}: {exc}") from None
-
-
 # Storage and limits: `stream add` writes every one (asking for those not given), `stream edit`
 # the given ones.
 LIMIT_FIELDS = (
@@ -163,12 +156,16 @@ LIMIT_FIELDS = (
     ConfigField("max_msgs", "max_msgs"),
     ConfigField("max_msgs_per_subject", "max_msgs_per_subject"),
     ConfigField(
-        "max_age", "max_age", lambda text: _duration(text, "invalid maximum age limit format")
+        "max_age",
+        "max_age",
+        lambda text: checked_duration_ns(text, "invalid maximum age limit format"),
     ),
     ConfigField("max_msg_size", "max_msg_size"),
     ConfigField("max_consumers", "max_consumers", is_given=lambda count: count != -1),
     ConfigField(
-        "dupe_window", "duplicate_window", lambda text: _duration(text, "invalid duplicate window")
+        "dupe_window",
+        "duplicate_window",
+        lambda text: checked_duration_ns(text, "invalid duplicate window"),
     ),
     ConfigField("replicas", "num_replicas"),
 )
@@ -601,7 +598,9 @@ def prepare_new_config(
                 "Duplicate tracking time window",
                 format_duration(default_window),
             )
-    dupe_window = _duration(dupe_text, "invalid duplicate window format") if dupe_text else 0
+    dupe_window = (
+        checked_duration_ns(dupe_text, "invalid duplicate window format") if dupe_text else 0
+    )
 
     allow_rollup = bool(flags.allow_rollup)
     deny_delete = bool(flags.deny_delete)

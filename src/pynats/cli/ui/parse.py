@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from pynats.cli.ui.errors import CliError
 from pynats.gotime import DurationError, parse_duration
 
 # natscli's units beyond Go's, in hours: day, week, month (30 days), year (365 days).
@@ -73,6 +74,14 @@ def parse_duration_ns(text: str) -> int:
     if position != len(value) or position == 0:
         raise ValueError(f"invalid duration {text!r}")
     return sign * total
+
+
+def checked_duration_ns(text: str, context: str) -> int:
+    """`parse_duration_ns` for a flag or an answer: a bad one fails as `<context>: <reason>`."""
+    try:
+        return parse_duration_ns(text)
+    except ValueError as exc:
+        raise CliError(f"{context}: {exc}") from None
 
 
 def parse_byte_size(text: str) -> int:
