@@ -165,9 +165,10 @@ class Connection(asyncio.Protocol):
                 f"{traceback.format_exc()}"
             )
             self.close_connection(REASON_INTERNAL_ERROR)
-        finally:
-            server.current_producer = None
+        # Written while this connection still counts as the producer: a receiver whose socket
+        # is full pauses it (back-pressure), see _stall_current_producer.
         server.flush_pending()
+        server.current_producer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)
@@ -229,7 +230,13 @@ class Connection(asyncio.Protocol):
             self._stall_current_producer()
 
     def _stall_current_producer(self) -> None:
-        """Back-pressure: pause the publisher feeding this blocked socket, for a moment."""
+        """Back-pressure: pause the publisher feeding this blocked socket.
+
+        A client is stalled for a moment (nats-server's fast-producer stall) and cut if it
+        stays behind. A link to another server carries everyone's traffic, so a publisher
+        feeding it waits until the link drains (`resume_writing`): the publisher's socket
+        stops being read and TCP slows it down, instead of the route being cut with its
+        messages. The write deadline still cuts a link that never drains."""
         server = self.server
         producer = server.current_producer
         if (
@@ -244,7 +251,8 @@ class Connection(asyncio.Protocol):
         producer.transport.pause_reading()
         self._stalled_producers.append(producer)
         server.stalled_clients += 1
-        server.loop.call_later(const.PRODUCER_STALL_MAX_S, self._release_stalled_producers)
+        if not self.is_link:
+            server.loop.call_later(const.PRODUCER_STALL_MAX_S, self._release_stalled_producers)
 
     def _release_stalled_producers(self) -> None:
         producers, self._stalled_producers = self._stalled_producers, []
