@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from pynats.cli.bench.progress import ProgressBoard
 from pynats.cli.bench.report import Sample
 from pynats.cli.bench.spec import BenchSpec, ClientSlot
+from pynats.cli.ui.connect import event_loop_runner
 from pynats.cli.ui.errors import CliError, Fatal, Interrupted, describe
 from pynats.cli.ui.output import log
 
@@ -307,7 +308,7 @@ def worker_main(
     for end in parent_ends:
         end.close()
     try:
-        _event_loop_runner().run(_work(mode, spec, slots, conn, shared))
+        event_loop_runner().run(_work(mode, spec, slots, conn, shared))
     except ClientFailed as failed:
         kind = "fatal" if isinstance(failed.error, Fatal) else "error"
         text = describe(failed.error)
@@ -319,15 +320,6 @@ def worker_main(
         conn.send(("crash", traceback.format_exc()))
     finally:
         conn.close()
-
-
-def _event_loop_runner() -> asyncio.Runner:
-    try:
-        import uvloop
-
-        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover - uvloop is optional on some platforms
-        return asyncio.Runner()
 
 
 async def _work(

@@ -349,14 +349,18 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     catches `asyncio.CancelledError`; one that does not is ended with `Interrupted`, which the
     entry point turns into exit status 130.
     """
+    with event_loop_runner() as runner:
+        return runner.run(_cancellable(coro))
+
+
+def event_loop_runner() -> asyncio.Runner:
+    """An asyncio Runner on uvloop when it is installed (the CLI's and bench workers' loop)."""
     try:
         import uvloop
 
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:  # pragma: no cover - uvloop is optional on some platforms
-        runner = asyncio.Runner()
-    with runner:
-        return runner.run(_cancellable(coro))
+        return asyncio.Runner()
 
 
 async def _cancellable(coro: Coroutine[Any, Any, Any]) -> Any:
