@@ -46,6 +46,11 @@ class Recorder:
     ) -> None:
         self.ops.append(("UNSUB", origin, account, subject, queue))
 
+    def process_rmsg(
+        self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
+    ) -> None:
+        self.ops.append(("MSG", None, account, subject, reply, None, 0, msg))
+
     def process_routed_msg(
         self,
         origin: bytes | None,

@@ -67,12 +67,14 @@ class Account:
         "name",
         "name_bytes",
         "responses",
+        "rmsg_head",
         "sublist",
     )
 
     def __init__(self, name: str, *, cache_enabled: bool = True) -> None:
         self.name = name
         self.name_bytes = name.encode()
+        self.rmsg_head = b"RMSG " + self.name_bytes + b" "  # how routes frame its messages
         self.sublist = Sublist(cache_enabled=cache_enabled)
         self.clients: set[ClientConnection] = set()
         self.is_system = False

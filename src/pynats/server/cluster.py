@@ -377,11 +377,7 @@ class Cluster:
         conn.headers = bool(info.get("headers")) and not server.options.no_header_support
         conn.lnoc = bool(info.get("lnoc"))
         if not conn.did_solicit and info.get("route_account"):
-            conn.pinned_account = str(info["route_account"])
-            from .link_protocol import LinkParser
-
-            assert isinstance(conn.parser, LinkParser)
-            conn.parser.account_in_line = False
+            conn.pin(str(info["route_account"]))
         if not self._register(conn, info):
             return
         if conn.did_solicit:
@@ -704,7 +700,7 @@ class Cluster:
         if not self.may_export_interest(sub.subject):
             return
         for peer in self.peers.values():
-            conn = peer.connection_for(account.name)
+            conn = self.interest_connection(peer, account.name)
             if conn is None:
                 continue
             if n:
@@ -717,11 +713,19 @@ class Cluster:
         peer = conn.peer
         assert peer is not None
         for account_name, counts in self.interest.items():
-            if peer.connection_for(account_name) is not conn:
+            if self.interest_connection(peer, account_name) is not conn:
                 continue
             for (subject, queue), n in counts.items():
                 if self.may_export_interest(subject):
                     conn.send_interest(account_name, subject, queue, n)
+
+    def interest_connection(self, peer: RoutePeer, account: str) -> RouteConnection | None:
+        """Where `account`'s interest goes: a pinned account's only on its own connection,
+        never on the pool while that one is still down (as nats-server does). Announced on
+        both, the peer would send every message twice."""
+        if account in self.pinned_accounts and not peer.no_pool:
+            return peer.pinned.get(account)
+        return peer.connection_for(account)
 
     def may_export_interest(self, subject: bytes) -> bool:
         """Cluster `import` permissions: interest we announce = messages we want."""

@@ -7,14 +7,14 @@ server (one RMSG per route connection, naming the queue groups it is for). The s
 heads), queue groups (`qsubs`, remote members weighted by their member count) and the links
 to other servers with plain interest (`links`).
 
-Three entries, one set of rules:
+Two entries, one set of rules:
 
-- `route_message`: a message published here (a client, an in-process publisher). Plain
+- `route_message`: a message published here (a client, an in-process publisher): plain
   subscribers all get it, each queue group one member (at random, remote members weighted),
-  and every other server with interest one copy.
-- `route_from_link`: a message from another server. Local receivers only (every server is one
-  hop from every other): plain subscribers, and a local member of each queue group the copy
-  names.
+  and every other server with interest one copy. Or a message from another server (the
+  publisher is a link): local receivers only (every server is one hop from every other):
+  plain subscribers, and a local member of each queue group the copy names
+  (`publisher.queues`).
 - `route_as`: JetStream's delivery to a consumer's inbox: routed by one subject, framed with
   another (the stored message's).
 
@@ -103,20 +103,19 @@ def route_message(
     if result is EMPTY_RESULT:
         return 0
     psubs, qsubs, heads, links = result
+    n = len(msg)
+    if reply is None:
+        tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
+    else:
+        tail = b"%b %d\r\n" % (reply, n)
+    pending = publisher.server.pending_flush
+    delivered = 0
     if hdr_len:
-        delivered = 0
         for sub in psubs:
             if deliver(sub, publisher, subject, subject, reply, hdr_len, msg):
                 delivered += 1
-    else:
+    elif psubs:
         # The hot loop: plain subscribers of a message without headers, framed inline.
-        n = len(msg)
-        if reply is None:
-            tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
-        else:
-            tail = b"%b %d\r\n" % (reply, n)
-        pending = publisher.server.pending_flush
-        delivered = 0
         for sub, head in zip(psubs, heads, strict=True):
             c = sub.client
             if sub.callback is not None:
@@ -134,6 +133,19 @@ def route_message(
             sub.delivered += 1  # inlined _count
             if sub.max_msgs and sub.delivered >= sub.max_msgs:
                 c.remove_subscription(sub)
+    if publisher.is_link:
+        # From another server: local receivers only (one hop), and only the queue groups
+        # the copy names, each to a member on this server.
+        queues = publisher.queues
+        if queues and qsubs:
+            for group in qsubs:
+                if group[0].queue in queues:
+                    member = _pick_local_member(group)
+                    if member is not None and deliver(
+                        member, publisher, subject, subject, reply, hdr_len, msg
+                    ):
+                        delivered += 1
+        return delivered
     forward: dict[Any, list[bytes]] | None = None
     for group in qsubs:
         member = _pick_member(group, publisher)
@@ -146,36 +158,21 @@ def route_message(
         elif not deliver(member, publisher, subject, subject, reply, hdr_len, msg):
             continue
         delivered += 1
-    if links or forward:
-        delivered += _forward(account, links, forward, subject, reply, hdr_len, msg)
-    return delivered
-
-
-def route_from_link(
-    link: Any,
-    account: Account,
-    subject: bytes,
-    reply: bytes | None,
-    queues: list[bytes] | None,
-    hdr_len: int,
-    msg: bytes,
-) -> int:
-    """Deliver a message that came from another server: to local receivers only, and to a
-    local member of each queue group named in `queues` (none when the copy names none)."""
-    result = account.sublist.match(subject)
-    if result is EMPTY_RESULT:
-        return 0
-    delivered = 0
-    for sub in result.psubs:
-        if deliver(sub, link, subject, subject, reply, hdr_len, msg):
-            delivered += 1
-    if queues:
-        for group in result.qsubs:
-            if group[0].queue not in queues:
+    if forward is None and not hdr_len:
+        # The plain copy to each other server with interest, framed inline.
+        account_head = account.rmsg_head
+        for link in links:
+            if link.closed:
                 continue
-            member = _pick_local_member(group)
-            if member is not None and deliver(member, link, subject, subject, reply, hdr_len, msg):
-                delivered += 1
+            link.out += (link.rmsg_prefix or account_head, subject, b" ", tail, msg, CRLF)
+            link.out_msgs += 1
+            link.out_bytes += n
+            if not link.flush_queued:
+                link.flush_queued = True
+                pending.append(link)
+            delivered += 1
+    elif links or forward:
+        delivered += _forward(account, links, forward, subject, reply, hdr_len, msg)
     return delivered
 
 

@@ -61,6 +61,11 @@ class LinkSink(Protocol):
     def process_remote_unsub(
         self, origin: bytes | None, account: bytes | None, subject: bytes, queue: bytes | None
     ) -> None: ...
+    def process_rmsg(
+        self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
+    ) -> None:
+        """The common RMSG: no headers, no queue groups (the parser's fast path)."""
+
     def process_routed_msg(
         self,
         origin: bytes | None,
@@ -149,6 +154,12 @@ class LinkParser:
         pos = 0
         n = len(data)
         find = data.find
+        startswith = data.startswith
+        on_rmsg = self.sink.process_rmsg
+        # The fast path reads `RMSG <acc> <subject> [reply] <size>` (the account left out on
+        # a connection bound to one account); everything else goes through _operation.
+        plain_args = 3 if self.account_in_line else 2
+        fast = not self.awaiting_connect and not self.leaf
         while pos < n:
             nl = find(b"\n", pos)
             if nl < 0:
@@ -158,9 +169,29 @@ class LinkParser:
             end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
             if end - pos > self.max_control_line:
                 raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
+            if fast and startswith(b"RMSG ", pos):
+                args = data[pos + 5 : end].split()
+                nargs = len(args) - plain_args
+                if nargs == 0 or (nargs == 1 and len(args[-2]) > 1):
+                    size_text = args[-1]
+                    if not size_text.isdigit() or len(size_text) > MAX_SIZE_DIGITS:
+                        raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+                    stop = nl + 1 + int(size_text)
+                    if stop + 2 > n:
+                        self._keep(data, pos, stop + 2 - pos)
+                        return
+                    if data[stop : stop + 2] != b"\r\n":
+                        raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+                    if plain_args == 3:
+                        on_rmsg(args[0], args[1], args[2] if nargs else None, data[nl + 1 : stop])
+                    else:
+                        on_rmsg(None, args[0], args[1] if nargs else None, data[nl + 1 : stop])
+                    pos = stop + 2
+                    continue
             pos = self._operation(data, pos, nl, end, n)
             if pos < 0:
                 return
+            fast = not self.awaiting_connect and not self.leaf
 
     def _operation(self, data: bytes, pos: int, nl: int, end: int, n: int) -> int:
         """One operation starting at `pos`; the next position, or -1 when it is incomplete."""

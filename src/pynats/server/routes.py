@@ -28,6 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .connection import ROUTER, Connection
+from .delivery import route_as, route_message
 from .link_protocol import LinkParser
 from .protocol import ProtocolError
 from .sublist import Subscription
@@ -71,11 +72,13 @@ class RouteConnection(Connection):
         "peer",
         "pinned_account",
         "pool_idx",
+        "queues",
         "registered",
         "remote_id",
         "remote_info",
         "remote_name",
         "remote_subs",
+        "rmsg_prefix",
         "url",
     )
 
@@ -94,8 +97,12 @@ class RouteConnection(Connection):
         self.url = url
         self.is_configured = is_configured
         self.pool_idx = pool_idx
-        self.pinned_account = pinned_account
-        self.parser = LinkParser(self, account_in_line=pinned_account is None)
+        self.parser: LinkParser = LinkParser(self)
+        self.pinned_account: str | None = None
+        # The RMSG head when the account is left out (a pinned route); None: the account's.
+        self.rmsg_prefix: bytes | None = None
+        if pinned_account is not None:
+            self.pin(pinned_account)
         self.remote_id = ""
         self.remote_name = ""
         self.remote_info: dict[str, Any] = {}
@@ -105,10 +112,18 @@ class RouteConnection(Connection):
         self.peer: RoutePeer | None = None
         # Interest the peer told us about: (account, subject, queue) -> our subscription
         self.remote_subs: dict[tuple[str, bytes, bytes | None], Subscription] = {}
+        # The queue groups named by the message being delivered (see delivery.route_message).
+        self.queues: list[bytes] | None = None
         self._auth_timer: Any = None
         self._accounts: dict[bytes | None, Account] = {}
         # Resolved with the close reason: the dialler waits on it to decide on redialling.
         self.closed_future: asyncio.Future[str] | None = None
+
+    def pin(self, account: str) -> None:
+        """This connection carries `account` only: no account name in its lines."""
+        self.pinned_account = account
+        self.parser.account_in_line = False
+        self.rmsg_prefix = b"RMSG "
 
     @property
     def cluster(self) -> Cluster:
@@ -140,7 +155,6 @@ class RouteConnection(Connection):
 
     def set_awaiting_connect(self) -> None:
         """The accepting side requires CONNECT first, within the cluster auth timeout."""
-        assert isinstance(self.parser, LinkParser)
         self.parser.awaiting_connect = True
         self._auth_timer = self.server.loop.call_later(
             self.cluster.auth_timeout, self._on_auth_timeout
@@ -180,7 +194,6 @@ class RouteConnection(Connection):
             raise ProtocolError(None, REASON_PARSE_ERROR)
         if not self.cluster.accept_connect(self, connect):
             return
-        assert isinstance(self.parser, LinkParser)
         self.parser.awaiting_connect = False
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -255,25 +268,39 @@ class RouteConnection(Connection):
     ) -> None:
         self.in_msgs += 1
         self.in_bytes += len(msg)
-        acc = self._account(account)
+        acc = self._accounts.get(account) or self._account(account)
         if acc is None:
             return
+        self.account = acc
         if reply is not None and reply.startswith(JS_ACK_PREFIX):
             # A JetStream delivery: the stored subject travels after the last '@' of the ack
             # reply, the route subject is the consumer's inbox.
             at = reply.rfind(b"@")
             if 0 < at < len(reply) - 1:
-                from .delivery import route_as
-
-                self.account = acc
                 route_as(
                     self, acc, subject, reply[at + 1 :], reply[:at], msg[:hdr_len], msg[hdr_len:]
                 )
                 return
-        from .delivery import route_from_link
+        self.queues = queues
+        route_message(self, acc, subject, reply, hdr_len, msg)
 
+    def process_rmsg(
+        self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
+    ) -> None:
+        """The common RMSG (no headers, no queue groups), straight from the parser's fast path."""
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        acc = self._accounts.get(account) or self._account(account)
+        if acc is None:
+            return
         self.account = acc
-        route_from_link(self, acc, subject, reply, queues, hdr_len, msg)
+        if reply is not None and reply.startswith(JS_ACK_PREFIX):
+            self.process_routed_msg(None, account, subject, reply, None, 0, msg)
+            self.in_msgs -= 1
+            self.in_bytes -= len(msg)
+            return
+        self.queues = None
+        route_message(self, acc, subject, reply, 0, msg)
 
     def _account(self, name: bytes | None) -> Account | None:
         """The account a line names (the pinned one when it names none), cached by name."""

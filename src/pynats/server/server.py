@@ -598,6 +598,8 @@ class Server:
     async def _lame_duck(self) -> None:
         opts = self.options
         self.is_lame_duck = True
+        if self.system is not None:
+            self.system.enter_lame_duck()
         self.logger.notice("Entering lame duck mode, stop accepting new clients")
         if self._listener is not None:
             self._listener.close()

@@ -1,34 +1,80 @@
-"""The system account: `$SYS.REQ.*` services and `$SYS` events, answered as nats-server does.
+"""The system account: `$SYS.REQ.*` services and `$SYS` events, as nats-server has them.
 
-This is what `nats server ping|info|list` and `nats account info` talk to. Requests are
-answered with the same JSON as the HTTP monitoring endpoints, wrapped in nats-server's
-envelope `{"server": {...}, "data": {...}}` (`"statsz"` for the ping). Events go out on
-`$SYS.ACCOUNT.<acc>.CONNECT|DISCONNECT`, `$SYS.ACCOUNT.<acc>.SERVER.CONNS` and, periodically,
-`$SYS.SERVER.<id>.STATSZ`.
+This is what `nats server ping|info|list|report` and `nats account info` talk to, and what
+the servers of a cluster tell each other. Everything travels in the system account, so
+requests and events cross routes like any message; each server answers for itself.
+
+- Requests (`$SYS.REQ.SERVER.PING[.<X>]`, `$SYS.REQ.SERVER.<id>.<X>`,
+  `$SYS.REQ.ACCOUNT.<acc>.<X>`) are answered with the monitoring endpoints' JSON in
+  nats-server's envelope `{"server": {...}, "data": {...}}` (`"statsz"` for the stats).
+  A request body may filter which servers answer (`server_name`, `cluster`, `host`, `tags`
+  and `domain`, matched as nats-server does: names, hosts and clusters by substring).
+- Events: client CONNECT/DISCONNECT per account, account connection counts (see
+  account_conns.py), STATSZ (see statsz.py), and SHUTDOWN or LAMEDUCK once at the end.
+- Tracking: servers heard from (a STATSZ or account count) are the cluster's active
+  servers; each is dropped on its SHUTDOWN/LAMEDUCK event, or after 150 s of silence.
+
+Every message that carries a `server` block takes the next sequence number; nats-server
+checks that a peer's numbers only go up. After the LAMEDUCK (or SHUTDOWN) event nothing more
+is sent, as nats-server's send loop ends there: peers drop the server from their tracking.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import const, monitor
+from .account_conns import (
+    ACCOUNT_CONNS_EVENT_TYPE,
+    ERR_TOO_MANY_ACCOUNT_CONNECTIONS,
+    REASON_MAX_ACCOUNT_CONNECTIONS,
+    AccountConnections,
+    account_stat,
+    conns_reply_subject,
+    conns_request_subject,
+    conns_subjects,
+)
 from .internal import InternalClient
 from .monitor import Query
+from .protocol import ProtocolError
+from .statsz import StatszSchedule, server_stats
 from .sublist import Subscription
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .accounts import Account
     from .client import ClientConnection
     from .delivery import DeliveryCallback, Publisher
     from .server import Server
 
-STATSZ_INTERVAL_S = 10.0
+# nats-server's eventsHBInterval and what it derives from it.
+REMOTE_SERVER_ORPHAN_S = 150.0
+REMOTE_SERVER_SWEEP_S = 90.0
+
+CONNECT_EVENT_TYPE = "io.nats.server.advisory.v1.client_connect"
+DISCONNECT_EVENT_TYPE = "io.nats.server.advisory.v1.client_disconnect"
+# ServerInfo.flags: the JetStream capability.
+FLAG_JETSTREAM = 1
+
+# The monitoring endpoint behind each `$SYS.REQ.SERVER.<...>.<NAME>`.
+ENDPOINTS = {
+    "VARZ": "varz",
+    "CONNZ": "connz",
+    "SUBSZ": "subsz",
+    "ROUTEZ": "routez",
+    "GATEWAYZ": "gatewayz",
+    "LEAFZ": "leafz",
+    "JSZ": "jsz",
+    "HEALTHZ": "healthz",
+    "ACCOUNTZ": "accountz",
+}
 
 # Request option names (JSON) -> the monitoring query parameter they stand for.
 OPTION_QUERY_NAMES = {
@@ -50,45 +96,87 @@ OPTION_QUERY_NAMES = {
     "state": "state",
     "user": "user",
     "unused": "unused",
+    "include_unused": "unused",
     "js-enabled-only": "js-enabled-only",
     "js-server-only": "js-server-only",
     "details": "details",
 }
+# ConnzOptions.state as nats-server encodes it (ConnOpen, ConnClosed, ConnAll).
+CONN_STATES = {0: "open", 1: "closed", 2: "all"}
+
+_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _new_id() -> str:
-    return secrets.token_urlsafe(16)[:22]
+def _new_event_id() -> str:
+    """A 22-character event id (nats-server uses a NUID)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+
+
+@dataclass
+class RemoteServer:
+    """Another server heard from on `$SYS`: its last sequence number, and when."""
+
+    seq: int
+    last_seen: float  # loop time
 
 
 class SystemServices:
-    """The internal clients and timers behind the system account."""
+    """The internal clients, subscriptions and timers behind the system account."""
 
     def __init__(self, server: Server, account: Account) -> None:
         self.server = server
         self.account = account
         self.client = InternalClient(server, account, "$SYS")
-        self.seq = 0
-        self._statsz_timer: asyncio.TimerHandle | None = None
+        self.seq = 1
+        # False after the LAMEDUCK or SHUTDOWN event: nothing else is sent.
+        self.is_sending = True
+        self.remote_servers: dict[str, RemoteServer] = {}
+        self.account_conns: AccountConnections | None = None
+        self._statsz: StatszSchedule | None = None
+        self._statsz_sub: Subscription | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
         self._account_clients: dict[str, InternalClient] = {}
+        # Clients refused for the account connection limit: no events for them.
+        self._refused: set[int] = set()
 
     # -- set-up ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        server_id = self.server.server_id
-        for name, handler in self.endpoints().items():
-            self.client.subscribe(f"$SYS.REQ.SERVER.PING.{name}", self._on_request(handler))
-            self.client.subscribe(f"$SYS.REQ.SERVER.{server_id}.{name}", self._on_request(handler))
-        self.client.subscribe("$SYS.REQ.SERVER.PING", self._on_request(self._statsz, key="statsz"))
-        self.client.subscribe("$SYS.REQ.SERVER.PING.IDZ", self._on_idz)
-        self.client.subscribe("$SYS.REQ.ACCOUNT.*.*", self._on_account_request)
-        for account in self.server.accounts.values():
+        server = self.server
+        server_id = server.server_id
+        loop = server.loop
+        subscribe = self.client.subscribe
+        statsz_request: DeliveryCallback = self._on_statsz_request
+        subscribe("$SYS.REQ.SERVER.PING", statsz_request)
+        for name in ("STATSZ", *ENDPOINTS, "IDZ"):
+            callback: DeliveryCallback
+            if name == "STATSZ":
+                callback = statsz_request
+            elif name == "IDZ":
+                callback = self._on_idz
+            else:
+                callback = self._on_request(self._endpoint(ENDPOINTS[name]))
+            subscribe(f"$SYS.REQ.SERVER.PING.{name}", callback)
+            subscribe(f"$SYS.REQ.SERVER.{server_id}.{name}", callback)
+        subscribe("$SYS.REQ.ACCOUNT.*.*", self._on_account_request)
+        self._statsz_sub = subscribe("$SYS.SERVER.*.STATSZ", self._on_remote_statsz)
+        subscribe("$SYS.SERVER.*.SHUTDOWN", self._on_remote_shutdown)
+        subscribe("$SYS.SERVER.*.LAMEDUCK", self._on_remote_shutdown)
+        subscribe(conns_subjects("*")[0], self._on_remote_conns)
+        subscribe(conns_reply_subject(server_id), self._on_remote_conns)
+
+        self.account_conns = AccountConnections(loop, self._send_account_conns)
+        for account in server.accounts.values():
             self.add_account(account)
-        self.server.on_client_connect.append(self._client_connected)
-        self.server.on_client_disconnect.append(self._client_disconnected)
-        self._statsz_timer = self.server.loop.call_later(STATSZ_INTERVAL_S, self._send_statsz)
+        server.on_client_connect.append(self._client_connected)
+        server.on_client_disconnect.append(self._client_disconnected)
+        self._statsz = StatszSchedule(loop, self._broadcast_statsz)
+        self._statsz.start()
+        self._sweeper = loop.call_later(REMOTE_SERVER_SWEEP_S, self._sweep_remote_servers)
 
     def add_account(self, account: Account) -> None:
-        """Every account can ask `$SYS.REQ.USER.INFO` and ping its own CONNZ/STATZ."""
+        """Every account can ask `$SYS.REQ.USER.INFO` and ping its own CONNZ/STATZ; an
+        account seen for the first time after start-up asks the cluster for its counts."""
         if account.name in self._account_clients:
             return
         client = (
@@ -97,80 +185,113 @@ class SystemServices:
             else InternalClient(self.server, account, f"$SYS:{account.name}")
         )
         self._account_clients[account.name] = client
-        client.subscribe("$SYS.REQ.USER.INFO", self._on_user_info)
+        # Served where the requester is (nats-server imports them): never announced.
+        client.subscribe("$SYS.REQ.USER.INFO", self._on_user_info, local_only=True)
         if account is not self.account:
-            client.subscribe("$SYS.REQ.ACCOUNT.PING.CONNZ", self._account_ping("CONNZ", account))
-            client.subscribe("$SYS.REQ.ACCOUNT.PING.STATZ", self._account_ping("STATZ", account))
-            client.subscribe("$SYS.REQ.SERVER.PING.CONNZ", self._account_ping("CONNZ", account))
+            for subject, what in (
+                ("$SYS.REQ.ACCOUNT.PING.CONNZ", "CONNZ"),
+                ("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
+                ("$SYS.REQ.SERVER.PING.CONNZ", "CONNZ"),
+            ):
+                client.subscribe(subject, self._account_ping(what, account), local_only=True)
+        if self.account_conns is not None and account is not self.server.global_account:
+            self._publish(
+                conns_request_subject(account.name),
+                {"server": self.server_info(), "acc": account.name},
+                reply=conns_reply_subject(self.server.server_id).encode(),
+            )
+
+    def enter_lame_duck(self) -> None:
+        """LAMEDUCK, then silence (nats-server's send loop ends with that event)."""
+        self._send_last(f"$SYS.SERVER.{self.server.server_id}.LAMEDUCK")
+        self._stop_timers()
 
     def stop(self) -> None:
-        if self._statsz_timer is not None:
-            self._statsz_timer.cancel()
+        """SHUTDOWN (unless lame duck mode said goodbye already), then close everything."""
+        self._send_last(f"$SYS.SERVER.{self.server.server_id}.SHUTDOWN")
+        self._stop_timers()
         for client in {id(c): c for c in [self.client, *self._account_clients.values()]}.values():
             client.close()
 
-    def endpoints(self) -> dict[str, Callable[[Query], Any]]:
+    def _send_last(self, subject: str) -> None:
+        if self.is_sending:
+            info = self.server_info()
+            self._publish(subject, info)
+            self.is_sending = False
+
+    def _stop_timers(self) -> None:
+        if self._statsz is not None:
+            self._statsz.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.account_conns is not None:
+            self.account_conns.stop()
+
+    def _endpoint(self, name: str) -> Callable[[Query], Any]:
         server = self.server
 
-        def route(name: str) -> Callable[[Query], Any]:
-            def handler(query: Query) -> Any:
-                fn = server.monitor_routes.get(name) or monitor.BUILTIN_ROUTES.get(name)
-                if fn is None:
-                    raise monitor.NotFound(f"{name} not available")
-                result = fn(server, query)
-                if isinstance(result, monitor.JSONResponse):
-                    body = dict(result.body)
-                    body["status_code"] = result.status
-                    return body
-                return result
+        def handler(query: Query) -> Any:
+            fn = server.monitor_routes.get(name) or monitor.BUILTIN_ROUTES.get(name)
+            if fn is None:
+                raise monitor.NotFound(f"{name} not available")
+            result = fn(server, query)
+            if isinstance(result, monitor.JSONResponse):
+                body = dict(result.body)
+                body["status_code"] = result.status
+                return body
+            return result
 
-            return handler
+        return handler
 
-        names = {
-            "VARZ": "varz",
-            "CONNZ": "connz",
-            "SUBSZ": "subsz",
-            "ROUTEZ": "routez",
-            "GATEWAYZ": "gatewayz",
-            "LEAFZ": "leafz",
-            "JSZ": "jsz",
-            "HEALTHZ": "healthz",
-            "ACCOUNTZ": "accountz",
-        }
-        endpoints = {upper: route(lower) for upper, lower in names.items()}
-        endpoints["STATSZ"] = self._statsz
-        return endpoints
+    # -- sending --------------------------------------------------------------------------
 
-    # -- replies --------------------------------------------------------------------------
-
-    def server_info(self, *, short: bool = False) -> dict[str, Any]:
+    def server_info(self) -> dict[str, Any]:
+        """The `server` block of every message: who sends it, and its sequence number."""
         server = self.server
+        opts = server.options
+        self.seq += 1
         info: dict[str, Any] = {
             "name": server.server_name,
-            "host": server.options.host,
+            "host": opts.host,
             "id": server.server_id,
         }
-        if short:
-            return info
-        self.seq += 1
-        info.update(
-            {
-                "ver": const.NATS_FEATURE_VERSION,
-                "jetstream": bool(server.options.jetstream),
-                "flags": 0,
-                "seq": self.seq,
-                "time": monitor.rfc3339_seconds(time.time()),
-            }
-        )
+        cluster = self.cluster_name()
+        if cluster:
+            info["cluster"] = cluster
+        if opts.jetstream_domain:
+            info["domain"] = opts.jetstream_domain
+        info["ver"] = const.NATS_FEATURE_VERSION
+        if opts.server_tags:
+            info["tags"] = list(opts.server_tags)
+        jetstream = bool(opts.jetstream)
+        info["jetstream"] = jetstream
+        info["flags"] = FLAG_JETSTREAM if jetstream else 0
+        info["seq"] = self.seq
+        info["time"] = monitor.rfc3339_seconds(time.time())
         return info
 
-    def _publish_json(
-        self, reply: bytes | None, body: Any, client: InternalClient | None = None
+    def cluster_name(self) -> str:
+        cluster = self.server.cluster
+        return cluster.name if cluster is not None else self.server.options.cluster.name
+
+    @property
+    def active_servers(self) -> int:
+        """This server and every server it tracks."""
+        return len(self.remote_servers) + 1
+
+    def _publish(
+        self,
+        subject: str | bytes,
+        body: Any,
+        client: InternalClient | None = None,
+        reply: bytes | None = None,
     ) -> None:
         """Publish `body` as compact JSON (from the system client unless another is given:
-        answers to non-system accounts go out in that account)."""
-        if reply:
-            (client or self.client).publish(reply, json.dumps(body, separators=(",", ":")).encode())
+        answers to other accounts go out in that account)."""
+        if self.is_sending:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            (client or self.client).publish(subject, data, reply=reply)
 
     def _answer(
         self,
@@ -180,10 +301,13 @@ class SystemServices:
         client: InternalClient | None = None,
     ) -> None:
         """nats-server's envelope: `{"server": {...}, key: data}`."""
-        self._publish_json(reply, {"server": self.server_info(), key: data}, client)
+        if reply:
+            self._publish(reply, {"server": self.server_info(), key: data}, client)
 
     def _answer_error(self, reply: bytes | None, text: str) -> None:
         self._answer(reply, {"code": 400, "description": text}, key="error")
+
+    # -- requests -------------------------------------------------------------------------
 
     def _on_request(self, handler: Callable[[Query], Any], key: str = "data") -> DeliveryCallback:
         def callback(
@@ -211,15 +335,46 @@ class SystemServices:
 
         return callback
 
+    def _on_statsz_request(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """`$SYS.REQ.SERVER.PING[.STATSZ]`: the stats to the reply subject, or without one,
+        a broadcast on our STATSZ subject right away."""
+        options = parse_options(payload)
+        if options is None:
+            self._answer_error(reply or self._statsz_subject().encode(), "bad request")
+            return
+        if not self._filter_matches(options):
+            return
+        if reply:
+            self._answer(reply, self._stats(), key="statsz")
+        elif self._statsz is not None:
+            self._statsz.reset_limit()
+            self._statsz.send_now()
+
     def _filter_matches(self, options: dict[str, Any]) -> bool:
+        """nats-server's EventFilterOptions (names, hosts and clusters match as substrings)."""
+        server = self.server
         name = options.get("server_name")
-        if name and name != self.server.server_name:
+        if name and str(name) not in server.server_name:
             return False
         host = options.get("host")
-        if host and host != self.server.options.host:
+        if host and str(host) not in server.options.host:
+            return False
+        cluster = options.get("cluster")
+        if cluster and str(cluster) not in self.cluster_name():
+            return False
+        tags = options.get("tags")
+        if tags and not all(str(t) in server.options.server_tags for t in tags):
             return False
         domain = options.get("domain")
-        return not (domain and domain != self.server.options.jetstream_domain)
+        return not (domain and domain != server.options.jetstream_domain)
 
     def _on_idz(
         self,
@@ -230,9 +385,10 @@ class SystemServices:
         headers: bytes,
         payload: bytes,
     ) -> None:
-        self._publish_json(reply, self.server_info(short=True))
-
-    # -- user info and account requests ---------------------------------------------------
+        if reply:
+            server = self.server
+            ids = {"name": server.server_name, "host": server.options.host, "id": server.server_id}
+            self._publish(reply, ids)
 
     def _on_user_info(
         self,
@@ -267,7 +423,8 @@ class SystemServices:
             if not reply:
                 return
             data = self._account_data(what, account, parse_options(payload) or {})
-            self._answer(reply, data, client=self._account_clients.get(account.name))
+            if data is not None:
+                self._answer(reply, data, client=self._account_clients.get(account.name))
 
         return callback
 
@@ -280,13 +437,30 @@ class SystemServices:
         headers: bytes,
         payload: bytes,
     ) -> None:
+        """`$SYS.REQ.ACCOUNT.<acc>.<X>` (and `$SYS.REQ.ACCOUNT.PING.STATZ`)."""
         parts = subject.decode().split(".")
-        if not reply or len(parts) != 5 or parts[3] == "PING":
+        if not reply or len(parts) != 5:
             return
-        account = self.server.accounts.get(parts[3])
+        name, what = parts[3], parts[4]
+        options = parse_options(payload)
+        if what == "CONNS":
+            self._on_conns_request(name, reply, options)
+            return
+        if options is None:
+            self._answer_error(reply, "bad request")
+            return
+        if not self._filter_matches(options):
+            return
+        if name == "PING":
+            if what == "STATZ":
+                data = self._account_statz(list(self.server.accounts.values()), options)
+                if data is not None:
+                    self._answer(reply, data)
+            return
+        account = self.server.accounts.get(name)
         if account is None:
             return
-        data = self._account_data(parts[4], account, parse_options(payload) or {})
+        data = self._account_data(what, account, options)
         if data is not None:
             self._answer(reply, data)
 
@@ -295,14 +469,11 @@ class SystemServices:
         if what == "CONNZ":
             query["acc"] = account.name
             return monitor.connz(self.server, query)
-        if what in ("STATZ", "CONNS"):
-            return {
-                "server_id": self.server.server_id,
-                "now": monitor.rfc3339_seconds(time.time()),
-                "account_statz": [monitor.account_stat(account)],
-            }
+        if what == "STATZ":
+            return self._account_statz([account], options)
         if what == "SUBSZ":
             query["acc"] = account.name
+            query["subs"] = query.get("subs") or "true"
             return monitor.subsz(self.server, query)
         if what == "INFO":
             return monitor.account_detail(self.server, account)
@@ -314,65 +485,241 @@ class SystemServices:
             return fn(self.server, query)
         return None
 
-    def _statsz(self, query: Query) -> dict[str, Any]:
-        return statsz(self.server)
+    def _account_statz(self, accounts: list[Account], options: dict[str, Any]) -> Any:
+        """AccountStatz; nothing (no answer) when no account has clients here, unless unused
+        accounts are asked for."""
+        unused = bool(options.get("include_unused") or options.get("unused"))
+        stats = [monitor.account_stat(a) for a in accounts if unused or a.clients]
+        if not stats:
+            return None
+        return {
+            "server_id": self.server.server_id,
+            "now": monitor.rfc3339_seconds(time.time()),
+            "account_statz": stats,
+        }
 
-    # -- events ---------------------------------------------------------------------------
+    # -- STATSZ ---------------------------------------------------------------------------
 
-    def _send_statsz(self) -> None:
-        self._statsz_timer = self.server.loop.call_later(STATSZ_INTERVAL_S, self._send_statsz)
-        subject = f"$SYS.SERVER.{self.server.server_id}.STATSZ".encode()
-        if self.account.sublist.has_interest(subject):
-            self._answer(subject, statsz(self.server), key="statsz")
+    def _statsz_subject(self) -> str:
+        return f"$SYS.SERVER.{self.server.server_id}.STATSZ"
 
-    def _client_connected(self, client: ClientConnection) -> None:
-        account = client.account.name
-        subject = f"$SYS.ACCOUNT.{account}.CONNECT".encode()
-        if self.account.sublist.has_interest(subject):
-            event = {
-                "type": "io.nats.server.advisory.v1.client_connect",
-                "id": _new_id(),
-                "timestamp": monitor.rfc3339_seconds(time.time()),
-                "server": self.server_info(),
-                "client": client_event_info(client),
-            }
-            self._publish_json(subject, event)
-        self._send_account_conns(client.account)
+    def _stats(self) -> dict[str, Any]:
+        return server_stats(self.server, self.active_servers)
 
-    def _client_disconnected(self, client: ClientConnection) -> None:
-        account = client.account.name
-        subject = f"$SYS.ACCOUNT.{account}.DISCONNECT".encode()
-        if self.account.sublist.has_interest(subject):
-            event = {
-                "type": "io.nats.server.advisory.v1.client_disconnect",
-                "id": _new_id(),
-                "timestamp": monitor.rfc3339_seconds(time.time()),
-                "server": self.server_info(),
-                "client": client_event_info(client, closed=True),
-                "sent": {"msgs": client.out_msgs, "bytes": client.out_bytes},
-                "received": {"msgs": client.in_msgs, "bytes": client.in_bytes},
-                "reason": client.reason,
-            }
-            self._publish_json(subject, event)
-        self._send_account_conns(client.account)
+    def _broadcast_statsz(self) -> None:
+        """Our STATSZ: always in a cluster, else only when someone listens."""
+        subject = self._statsz_subject()
+        if self.server.cluster is None and not self._has_listeners(subject.encode()):
+            return
+        self._publish(subject, {"server": self.server_info(), "statsz": self._stats()})
+
+    def _has_listeners(self, subject: bytes) -> bool:
+        result = self.account.sublist.match(subject)
+        if result.qsubs or result.links:
+            return True
+        return any(sub is not self._statsz_sub for sub in result.psubs)
+
+    # -- other servers --------------------------------------------------------------------
+
+    def _track(self, info: Any) -> None:
+        """A message from another server: note it, and answer a newcomer with our STATSZ."""
+        if not isinstance(info, dict):
+            return
+        server_id = str(info.get("id") or "")
+        if not server_id or server_id == self.server.server_id:
+            return
+        seq = info.get("seq")
+        seq = seq if isinstance(seq, int) else 0
+        now = self.server.loop.time()
+        known = self.remote_servers.get(server_id)
+        if known is None:
+            self.remote_servers[server_id] = RemoteServer(seq, now)
+            if self._statsz is not None:
+                self.server.loop.call_soon(self._statsz.send_now)
+            return
+        if seq <= known.seq:
+            self.server.logger.error(
+                f"Received out of order remote server update from: {json.dumps(server_id)}"
+            )
+            return
+        known.seq = seq
+        known.last_seen = now
+
+    def _forget(self, server_id: str) -> None:
+        self.remote_servers.pop(server_id, None)
+        if self.account_conns is not None:
+            self.account_conns.forget_server(server_id)
+
+    def _sweep_remote_servers(self) -> None:
+        """Drop servers silent for too long (gone without a goodbye)."""
+        now = self.server.loop.time()
+        for server_id, known in list(self.remote_servers.items()):
+            if now - known.last_seen > REMOTE_SERVER_ORPHAN_S:
+                self.server.logger.debug(f"Detected orphan remote server: {json.dumps(server_id)}")
+                self._forget(server_id)
+        self._sweeper = self.server.loop.call_later(
+            REMOTE_SERVER_SWEEP_S, self._sweep_remote_servers
+        )
+
+    def _on_remote_statsz(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        message = _json_object(payload)
+        if message is not None:
+            self._track(message.get("server"))
+
+    def _on_remote_shutdown(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """`$SYS.SERVER.<id>.SHUTDOWN|LAMEDUCK`: that server is gone (or going)."""
+        if not payload:
+            self.server.logger.error(
+                "Remote server sent invalid (empty) shutdown message to "
+                f"{json.dumps(subject.decode(errors='replace'))}"
+            )
+            return
+        parts = subject.decode(errors="replace").split(".")
+        if len(parts) == 4 and parts[2] in self.remote_servers:
+            self._forget(parts[2])
+
+    # -- account connections --------------------------------------------------------------
 
     def _send_account_conns(self, account: Account) -> None:
-        subject = f"$SYS.ACCOUNT.{account.name}.SERVER.CONNS".encode()
-        if not self.account.sublist.has_interest(subject):
-            return
-        event = {
-            "type": "io.nats.server.advisory.v1.account_connections",
-            "id": _new_id(),
+        """The account's count on both subjects: one event (one id), two sequence numbers."""
+        event_id = _new_event_id()
+        for subject in conns_subjects(account.name):
+            self._publish(subject, self._account_conns_event(account, event_id))
+
+    def _account_conns_event(self, account: Account, event_id: str) -> dict[str, Any]:
+        return {
+            "type": ACCOUNT_CONNS_EVENT_TYPE,
+            "id": event_id,
             "timestamp": monitor.rfc3339_seconds(time.time()),
             "server": self.server_info(),
-            **monitor.account_stat(account),
+            **account_stat(account, account_name_tag(self.server, account)),
         }
-        self._publish_json(subject, event)
+
+    def _on_conns_request(self, name: str, reply: bytes, options: dict[str, Any] | None) -> None:
+        """Another server started tracking an account: our count, if we have clients of it."""
+        if options is not None and options.get("acc", name) != name:
+            self.server.logger.error("Error unmarshalled account does not match subject")
+            return
+        account = self.server.accounts.get(name)
+        if account is None or not account.clients:
+            return
+        self._publish(reply, self._account_conns_event(account, _new_event_id()))
+
+    def _on_remote_conns(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """Another server's count of an account's clients (an event or an answer)."""
+        event = _json_object(payload)
+        if event is None or self.account_conns is None:
+            return
+        info = event.get("server")
+        if not isinstance(info, dict) or info.get("id") == self.server.server_id:
+            return
+        account = self.server.accounts.get(str(event.get("acc") or ""))
+        if account is None:
+            return  # an account nobody uses here: not tracked
+        conns = event.get("conns")
+        self.account_conns.record(
+            account.name, str(info.get("id") or ""), conns if isinstance(conns, int) else 0
+        )
+        self._track(info)
+        if account.max_connections >= 0:
+            self.server.loop.call_soon(self._enforce_limit, account)
+
+    def _enforce_limit(self, account: Account) -> None:
+        """Close our newest clients of an account that is over its limit cluster-wide."""
+        if self.account_conns is None:
+            return
+        for client in self.account_conns.clients_over_limit(account):
+            self.server.logger.error(
+                f"{client.trace_label} - {ERR_TOO_MANY_ACCOUNT_CONNECTIONS} - "
+                f"Account:{account.name}"
+            )
+            client.close_with_error(
+                ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS
+            )
+
+    # -- client events --------------------------------------------------------------------
+
+    def _client_connected(self, client: ClientConnection) -> None:
+        """A client is in: first the cluster-wide connection limit of its account, then the
+        account's new count and the CONNECT event."""
+        account = client.account
+        if self.account_conns is not None and self.account_conns.would_exceed(account):
+            self._refused.add(client.cid)
+            self.server.logger.error(
+                f"{client.trace_label} - {ERR_TOO_MANY_ACCOUNT_CONNECTIONS} - "
+                f"Account:{account.name}"
+            )
+            raise ProtocolError(ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS)
+        if account is self.server.global_account:
+            return
+        if self.account_conns is not None:
+            self.account_conns.local_changed(account)
+        self._publish(
+            f"$SYS.ACCOUNT.{account.name}.CONNECT",
+            {
+                "type": CONNECT_EVENT_TYPE,
+                "id": _new_event_id(),
+                "timestamp": monitor.rfc3339_seconds(time.time()),
+                "server": self.server_info(),
+                "client": client_event_info(self.server, client),
+            },
+        )
+
+    def _client_disconnected(self, client: ClientConnection) -> None:
+        if client.cid in self._refused:
+            self._refused.discard(client.cid)
+            return
+        account = client.account
+        if account is self.server.global_account:
+            return
+        if self.account_conns is not None:
+            self.account_conns.local_changed(account)
+        self._publish(
+            f"$SYS.ACCOUNT.{account.name}.DISCONNECT",
+            {
+                "type": DISCONNECT_EVENT_TYPE,
+                "id": _new_event_id(),
+                "timestamp": monitor.rfc3339_seconds(client.stop or time.time()),
+                "server": self.server_info(),
+                "client": client_event_info(self.server, client, closed=True),
+                "sent": {"msgs": client.in_msgs, "bytes": client.in_bytes},
+                "received": {"msgs": client.out_msgs, "bytes": client.out_bytes},
+                "reason": client.reason,
+            },
+        )
 
 
 def parse_options(payload: bytes) -> dict[str, Any] | None:
     if not payload.strip():
         return {}
+    return _json_object(payload)
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(payload)
     except ValueError:
@@ -388,6 +735,8 @@ def query_from_options(options: dict[str, Any]) -> Query:
             continue
         if key == "subscriptions_detail" and value:
             query["subs"] = "detail"
+        elif key == "state" and isinstance(value, int) and not isinstance(value, bool):
+            query["state"] = CONN_STATES.get(value, str(value))
         elif isinstance(value, bool):
             query.setdefault(name, "true")
         else:
@@ -395,41 +744,44 @@ def query_from_options(options: dict[str, Any]) -> Query:
     return query
 
 
-def statsz(server: Server) -> dict[str, Any]:
-    in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
-    return {
-        "start": monitor.rfc3339_seconds(server.start_time),
-        "mem": monitor.rss_bytes(),
-        "cores": os.cpu_count() or 1,
-        "cpu": monitor.cpu_percent(server),
-        "connections": len(server.clients),
-        "total_connections": server.total_connections,
-        "active_accounts": sum(1 for a in server.accounts.values() if a.clients),
-        "subscriptions": server.num_subscriptions(),
-        "sent": {"msgs": out_msgs, "bytes": out_bytes},
-        "received": {"msgs": in_msgs, "bytes": in_bytes},
-        "slow_consumers": server.slow_consumers,
-        "active_servers": 1,
-    }
+def account_name_tag(server: Server, account: Account) -> str:
+    """The account's name as people know it: its JWT's `name`, else the account name."""
+    accounts = getattr(server.authenticator, "accounts", None)
+    claims = accounts.get(account.name) if isinstance(accounts, dict) else None
+    name = getattr(claims, "name", "")
+    return name if isinstance(name, str) and name else account.name
 
 
-def client_event_info(client: ClientConnection, *, closed: bool = False) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "start": monitor.rfc3339_seconds(client.start),
-        "host": client.host,
-        "id": client.cid,
-        "acc": client.account.name,
-    }
-    if client.user:
-        info["user"] = client.user
-    if client.name:
-        info["name"] = client.name
-    if client.lang:
-        info["lang"] = client.lang
-    if client.version:
-        info["ver"] = client.version
+def client_event_info(
+    server: Server, client: ClientConnection, *, closed: bool = False
+) -> dict[str, Any]:
+    """nats-server's ClientInfo in CONNECT/DISCONNECT events (its field order)."""
+    info = client.client_info()
     if closed:
+        rtt_ns = round(client.rtt * 1_000_000_000)
+        if rtt_ns:
+            info["rtt"] = rtt_ns
         info["stop"] = monitor.rfc3339_seconds(client.stop or time.time())
+    user_jwt = (client.connect_opts or {}).get("jwt")
+    if isinstance(user_jwt, str) and user_jwt:
+        info["jwt"] = user_jwt
+        issuer = _jwt_issuer(user_jwt)
+        if issuer:
+            info["issuer_key"] = issuer
+    info["name_tag"] = account_name_tag(server, client.account)
     info["kind"] = "Client"
     info["client_type"] = "nats"
     return info
+
+
+def _jwt_issuer(token: str) -> str:
+    """The `iss` of a JWT the server already verified (its claims, undecoded)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return ""
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else ""

@@ -1,0 +1,157 @@
+"""STATSZ: the stats every server publishes on `$SYS.SERVER.<id>.STATSZ`, and when it does.
+
+The message is nats-server's `ServerStatsMsg` (`{"server": {...}, "statsz": {...}}`); it also
+answers `$SYS.REQ.SERVER.PING` and `...PING.STATSZ`. Servers learn of each other from it: a
+nats-server counts a peer in `active_servers` only once that peer's STATSZ arrived, and
+answers a newcomer with its own at once.
+
+When it is broadcast (nats-server 2.15.1, verified on the wire): 250 ms after start, then at
+intervals doubling up to the 10 s heartbeat (0.25, 0.75, 1.75, 3.75, 7.75, 15.75, 25.75 s...),
+plus whenever a new server is discovered or a `$SYS.REQ.SERVER.PING` without a reply asks
+for it. Broadcasts are at least a second apart (or the current interval, if shorter): a send
+that comes too soon moves the next heartbeat to the moment the limit allows it instead.
+In a cluster the message is always sent; a standalone server sends it only to listeners.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import monitor
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .routes import RouteConnection
+    from .server import Server
+
+STATSZ_FIRST_INTERVAL_S = 0.25
+STATSZ_HEARTBEAT_S = 10.0
+STATSZ_RATE_LIMIT_S = 1.0
+
+
+def server_stats(server: Server, active_servers: int) -> dict[str, Any]:
+    """The `statsz` body, in nats-server's field order."""
+    client_in_msgs, client_in_bytes, client_out_msgs, client_out_bytes = server.totals()
+    routes = server.cluster.registered_connections() if server.cluster is not None else []
+    in_msgs = client_in_msgs + sum(r.in_msgs for r in routes)
+    in_bytes = client_in_bytes + sum(r.in_bytes for r in routes)
+    out_msgs = client_out_msgs + sum(r.out_msgs for r in routes)
+    out_bytes = client_out_bytes + sum(r.out_bytes for r in routes)
+    stats: dict[str, Any] = {
+        "start": monitor.rfc3339_seconds(server.start_time),
+        "mem": monitor.rss_bytes(),
+        "cores": os.cpu_count() or 1,
+        "cpu": monitor.cpu_percent(server),
+        "connections": len(server.clients),
+        "total_connections": server.total_connections,
+        "active_accounts": sum(1 for a in server.accounts.values() if a.clients),
+        "subscriptions": server.num_subscriptions(),
+        "sent": {"msgs": out_msgs, "bytes": out_bytes},
+        "sent_to_clients": {"msgs": client_out_msgs, "bytes": client_out_bytes},
+        "received": {"msgs": in_msgs, "bytes": in_bytes},
+        "received_from_clients": {"msgs": client_in_msgs, "bytes": client_in_bytes},
+        "slow_consumers": server.slow_consumers,
+    }
+    if server.slow_consumers:
+        stats["slow_consumer_stats"] = {
+            "clients": server.slow_consumers,
+            "routes": 0,
+            "gateways": 0,
+            "leafs": 0,
+        }
+    if routes:
+        stats["routes"] = [route_stat(r) for r in routes]
+    stats["active_servers"] = active_servers
+    jetstream = _jetstream_stats(server)
+    if jetstream:
+        stats["jetstream"] = jetstream
+    stats["gomaxprocs"] = 1
+    return stats
+
+
+def route_stat(conn: RouteConnection) -> dict[str, Any]:
+    """One entry of `statsz.routes` (nats-server's RouteStat)."""
+    transport = conn.transport
+    stat: dict[str, Any] = {"rid": conn.cid}
+    if conn.remote_name:
+        stat["name"] = conn.remote_name
+    stat["sent"] = {"msgs": conn.out_msgs, "bytes": conn.out_bytes}
+    stat["received"] = {"msgs": conn.in_msgs, "bytes": conn.in_bytes}
+    stat["pending"] = transport.get_write_buffer_size() if transport is not None else 0
+    return stat
+
+
+def _jetstream_stats(server: Server) -> dict[str, Any]:
+    """The /varz `jetstream` section without the store directory (nats-server leaves it out)."""
+    varz: dict[str, Any] = {}
+    for extend in server.varz_extra:
+        extend(varz)
+    jetstream = varz.get("jetstream")
+    if not isinstance(jetstream, dict) or not jetstream:
+        return {}
+    config = jetstream.get("config")
+    if isinstance(config, dict):
+        jetstream["config"] = {k: v for k, v in config.items() if k != "store_dir"}
+    return jetstream
+
+
+class StatszSchedule:
+    """When to broadcast STATSZ: the backing-off heartbeat and the one-per-second limit.
+
+    `send` publishes; it is called from the timer and from `send_now`, never more often
+    than the limit allows.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send: Callable[[], None],
+        *,
+        heartbeat_s: float = STATSZ_HEARTBEAT_S,
+    ) -> None:
+        self._loop = loop
+        self._send = send
+        self.heartbeat_s = heartbeat_s
+        self.interval_s = STATSZ_FIRST_INTERVAL_S
+        self._last_sent = 0.0  # loop time; 0: never (or the limit was reset)
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        self._timer = self._loop.call_later(self.interval_s, self._heartbeat)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _heartbeat(self) -> None:
+        if self._stopped:
+            return
+        self.interval_s = min(self.interval_s * 2, self.heartbeat_s)
+        self._timer = self._loop.call_later(self.interval_s, self._heartbeat)
+        self.send_now()
+
+    def send_now(self) -> bool:
+        """Broadcast unless the last one was too recent (then the heartbeat is moved to the
+        moment it is allowed). True when sent."""
+        if self._stopped:
+            return False
+        now = self._loop.time()
+        limit = min(STATSZ_RATE_LIMIT_S, self.interval_s)
+        if self._last_sent and now - self._last_sent < limit:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(self._last_sent + limit, self._heartbeat)
+            return False
+        self._last_sent = now
+        self._send()
+        return True
+
+    def reset_limit(self) -> None:
+        """The next `send_now` goes out whatever the limit (a ping asked for it)."""
+        self._last_sent = 0.0
