@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ROUTE_POOL_SIZE = 3
 ROUTE_CONNECT_DELAY_S = 1.0
+ROUTE_MAX_CONNECT_DELAY_S = 30.0  # with connect_backoff
 ROUTE_RECONNECT_DELAY_S = 1.0
 ROUTE_DIAL_TIMEOUT_S = 1.0
 ROUTE_FIRST_PING_S = 1.0
@@ -656,7 +657,7 @@ class Cluster:
                     log.debug(f"Error trying to connect to route (attempt {attempts}): {text}")
                 if not configured and attempts > max(self.options.connect_retries, 0):
                     return
-                await asyncio.sleep(ROUTE_CONNECT_DELAY_S)
+                await asyncio.sleep(self._connect_delay(attempts))
                 continue
             attempts = 0
             reason = await closed
@@ -667,6 +668,12 @@ class Cluster:
             # Both sides may have dialled each other: a little randomness avoids repeating
             # the same race on the next try.
             await asyncio.sleep(ROUTE_RECONNECT_DELAY_S + random.random() * 0.1)
+
+    def _connect_delay(self, attempts: int) -> float:
+        """1 s between attempts; with `connect_backoff`, doubling up to 30 s."""
+        if not self.options.connect_backoff:
+            return ROUTE_CONNECT_DELAY_S
+        return min(ROUTE_CONNECT_DELAY_S * 2 ** (attempts - 1), ROUTE_MAX_CONNECT_DELAY_S)
 
     async def _connect(self, conn: RouteConnection, host: str, port: int) -> None:
         timeout = ROUTE_DIAL_TIMEOUT_S
@@ -756,6 +763,7 @@ class Cluster:
         gone = set(removed)
         for conn in list(self.connections):
             if conn.did_solicit and conn.url in gone:
+                self.server.logger.notice(f"Removed route {_redacted(conn.url)}")
                 conn.close_connection(REASON_ROUTE_REMOVED)
         for url in added:
             self.dial(url, configured=True)
@@ -814,6 +822,15 @@ def _url_credentials(url: str) -> tuple[str, str]:
         return "", ""
     parts = urlsplit(url)
     return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _redacted(url: str) -> str:
+    """A route URL as nats-server logs it: the password replaced by xxxxx."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:xxxxx@{parts.hostname}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _dial_error(host: str, port: int, e: BaseException) -> str:

@@ -110,8 +110,10 @@ class RouteConnection(Connection):
         self.headers = True
         self.lnoc = False
         self.peer: RoutePeer | None = None
-        # Interest the peer told us about: (account, subject, queue) -> our subscription
-        self.remote_subs: dict[tuple[str, bytes, bytes | None], Subscription] = {}
+        # Interest the peer told us about: (leaf origin, account, subject, queue) -> our
+        # subscription. RS+ and LS+ (interest of a leaf cluster behind the peer, `origin`)
+        # are kept apart, as nats-server keys them.
+        self.remote_subs: dict[tuple[bytes | None, str, bytes, bytes | None], Subscription] = {}
         # The queue groups named by the message being delivered (see delivery.route_message).
         self.queues: list[bytes] | None = None
         self._auth_timer: Any = None
@@ -175,7 +177,7 @@ class RouteConnection(Connection):
     def drop_remote_interest(self) -> None:
         """Remove every subscription the peer registered through this connection."""
         server = self.server
-        for (account_name, _, _), sub in self.remote_subs.items():
+        for (_, account_name, _, _), sub in self.remote_subs.items():
             account = server.accounts.get(account_name)
             if account is not None:
                 account.sublist.remove(sub)
@@ -229,7 +231,7 @@ class RouteConnection(Connection):
             return
         if not self.cluster.may_import_interest(self, subject):
             return
-        key = (acc.name, subject, queue)
+        key = (origin, acc.name, subject, queue)
         sub = self.remote_subs.get(key)
         if sub is not None:
             if queue is None or sub.weight == max(weight, 1):
@@ -238,7 +240,8 @@ class RouteConnection(Connection):
             # subscription goes out and back in with its new weight.
             acc.sublist.remove(sub)
         else:
-            sid = b"R %b %b" % (acc.name_bytes, subject)
+            kind = b"R" if origin is None else b"L " + origin
+            sid = b"%b %b %b" % (kind, acc.name_bytes, subject)
             if queue is not None:
                 sid += b" " + queue
             sub = Subscription(self, subject, queue, sid)
@@ -252,7 +255,7 @@ class RouteConnection(Connection):
         acc = self._account(account)
         if acc is None:
             return
-        sub = self.remote_subs.pop((acc.name, subject, queue), None)
+        sub = self.remote_subs.pop((origin, acc.name, subject, queue), None)
         if sub is not None:
             acc.sublist.remove(sub)
 

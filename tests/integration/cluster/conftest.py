@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.cluster import Cluster, make_cluster
 
 # The mixes the issue asks for: all ours, two Go + one of ours, one Go + two of ours.

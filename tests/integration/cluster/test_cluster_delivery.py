@@ -16,16 +16,15 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
-
 from tests.integration.cluster.conftest import TOPOLOGIES
 from tests.support.cluster import Cluster, Member, make_cluster
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module", params=TOPOLOGIES)
-def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    Cluster
-]:
+def mesh(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     tmp: Path = tmp_path_factory.mktemp("mesh")
     cluster = make_cluster(request.param, tmp)
     try:

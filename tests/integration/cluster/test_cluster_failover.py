@@ -13,7 +13,6 @@ import pytest
 import trustme
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-
 from tests.support.cluster import Cluster, Member
 from tests.support.waiting import wait_until
 
@@ -87,7 +86,9 @@ async def test_a_killed_servers_clients_reconnect_elsewhere_and_get_each_message
         await pub_nc.close()
 
 
-@pytest.mark.parametrize("kinds", [["py", "go", "py"], ["go", "py", "go"]], ids=["py-ldm", "go-peers"])
+@pytest.mark.parametrize(
+    "kinds", [["py", "go", "py"], ["go", "py", "go"]], ids=["py-ldm", "go-peers"]
+)
 async def test_lame_duck_moves_clients_off_a_server_and_out_of_the_cluster_urls(
     cluster_factory: Callable[..., Cluster], kinds: list[str]
 ) -> None:
@@ -109,9 +110,11 @@ async def test_lame_duck_moves_clients_off_a_server_and_out_of_the_cluster_urls(
             what="the lame duck server dropped from the others' connect_urls",
         )
         await wait_until(
-            lambda: nc.is_connected
-            and nc.connected_url is not None
-            and nc.connected_url.port != leaving.client_port,
+            lambda: (
+                nc.is_connected
+                and nc.connected_url is not None
+                and nc.connected_url.port != leaving.client_port
+            ),
             timeout=15,
             what="the client moved to another server",
         )

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from tests.integration.cluster.conftest import TOPOLOGIES
 from tests.support.cluster import Cluster, Member
 

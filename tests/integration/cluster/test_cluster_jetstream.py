@@ -16,7 +16,6 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
-
 from tests.support.cluster import Cluster, Member
 from tests.support.waiting import wait_until
 
