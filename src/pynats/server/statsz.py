@@ -5,12 +5,13 @@ answers `$SYS.REQ.SERVER.PING` and `...PING.STATSZ`. Servers learn of each other
 nats-server counts a peer in `active_servers` only once that peer's STATSZ arrived, and
 answers a newcomer with its own at once.
 
-When it is broadcast (nats-server 2.15.1, verified on the wire): 250 ms after start, then at
-intervals doubling up to the 10 s heartbeat (0.25, 0.75, 1.75, 3.75, 7.75, 15.75, 25.75 s...),
-plus whenever a new server is discovered or a `$SYS.REQ.SERVER.PING` without a reply asks
-for it. Broadcasts are at least a second apart (or the current interval, if shorter): a send
-that comes too soon moves the next heartbeat to the moment the limit allows it instead.
-In a cluster the message is always sent; a standalone server sends it only to listeners.
+When it is broadcast (nats-server 2.15.1, verified on the wire): the interval starts at
+250 ms and doubles on every turn up to the 10 s heartbeat, and broadcasts are at least a
+second apart (or the current interval, if shorter): a send that comes too soon moves the next
+turn to the moment the limit allows it. So: 0.25, 1.25, 3.25, 7.25, 15.25, 25.25 s, ... after
+start. A new server discovered, or a `$SYS.REQ.SERVER.PING` without a reply (which lifts the
+limit), makes a server broadcast at once. In a cluster the message is always sent; a
+standalone server sends it only to listeners.
 """
 
 from __future__ import annotations
