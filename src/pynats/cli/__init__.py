@@ -4,7 +4,7 @@ The top of the package lists the nouns, one module each (a package when the noun
 as natscli's cli/ has one file per noun; ui/ is the toolkit they share. Every module is in this
 map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is gone):
 
-    main.py                the entry point: the command tree (NOUNS), natscli's errors and exit codes
+    main.py                the entry point: the command tree (NOUNS), natscli's errors, exit codes
     __main__.py            `python -m pynats.cli`, the same as the console script
 
   Nouns

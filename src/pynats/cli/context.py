@@ -174,13 +174,8 @@ def register(root: NatsGroup) -> None:
             raise CliError(
                 "cannot remove the selected context, select another one or use the unselect command"
             )
-        if not force:
-            try:
-                agreed = prompt.confirm(f'Really delete context "{name}"', default=False)
-            except CliError as exc:
-                raise CliError(f"could not obtain confirmation: {exc}") from exc
-            if not agreed:
-                return
+        if not force and not prompt.ask_confirmation(f'Really delete context "{name}"'):
+            return
         if is_selected:
             context_store.unselect()
         context_store.delete(name)

@@ -492,11 +492,7 @@ async def revert_key(bucket: str, key: str, revision: int, force: bool) -> None:
             if not force:
                 shown = render.abbreviated(render.printable_or_base64(old.value))
                 out(f"Revision: {old.revision}\n\n{shown}\n")
-                try:
-                    agreed = prompt.confirm(f"Really revert to revision {revision}")
-                except CliError as exc:
-                    raise CliError(f"could not obtain confirmation: {exc}") from exc
-                if not agreed:
+                if not prompt.ask_confirmation(f"Really revert to revision {revision}"):
                     return
             await store.update(key, old.value or b"", last=entries[-1].revision)
             entries = await store.history(key)

@@ -183,7 +183,7 @@ OPTION_FIELDS = (
 )
 # Features: written as given by both verbs.
 FEATURE_FIELDS = (
-    ConfigField("allow_msg_ttl", "allow_msg_ttl", lambda _: True),
+    ConfigField("allow_msg_ttl", "allow_msg_ttl"),
     ConfigField("subject_del_markers_ttl", "subject_delete_marker_ttl", is_given=is_set),
     ConfigField("allow_counter", "allow_msg_counter", is_given=is_set),
     ConfigField("allow_batch", "allow_atomic", is_given=is_set),

@@ -4,9 +4,10 @@ The documents are the JSON dictionaries the API takes. They come from flags, fro
 FILE` (`load_config_file`) or from the user's editor (`edit_in_editor`), and go to the server,
 or to the screen and a file with `--validate` / `--output` (`write_validated`).
 
-Where the flags land: each noun describes its flags once, as a table of `ConfigField`s: the flag (a field of its
-flags dataclass), the configuration key it sets, how the value is turned into the key's value,
-and how a typed value is told from the flag's "not given" default. Both verbs use the table:
+Where the flags land: each noun describes its flags once, as a table of `ConfigField`s: the
+flag (a field of its flags dataclass), the configuration key it sets, how the value is turned
+into the key's value, and how a typed value is told from the flag's "not given" default. Both
+verbs use the table:
 
 * `edit` writes the fields whose flags were given over the current configuration
   (`write_given`), in the table's order, which is natscli's;
