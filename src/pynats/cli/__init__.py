@@ -14,7 +14,6 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     sub.py                 `nats sub`: print messages from subjects or from a stream
     request.py             `nats request`: send requests, print the replies
     reply.py               `nats reply`: answer requests (echo, a body template or a command)
-    server.py              `nats server ping|list|info` through the system account
     bench/__init__.py      `nats bench` (exports register from commands.py)
     bench/commands.py      the bench command tree and flags, turning flags into a run
     bench/spec.py          BenchSpec (the checked flags) and how messages split across clients
@@ -44,6 +43,9 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     obj/commands.py        object store buckets and objects: add, put, get, ls, watch, seal, ...
     obj/progress.py        byte progress of a transfer, and the file wrappers that feed it
     obj/render.py          bucket and object screens, contents table, watch lines
+    server/__init__.py     `nats server` (exports register from commands.py)
+    server/commands.py     ping, list, info through the system account
+    server/report.py       `server report connections`: every connection of every server
     stream/__init__.py     `nats stream` (exports register from commands.py)
     stream/commands.py     add, edit, copy, ls, info, report, rm, purge, get, rmm, view
     stream/api.py          JetStream API paging and pickers for streams and consumers; stream

@@ -3,7 +3,7 @@
     nats server ping            every server answering $SYS.REQ.SERVER.PING, with its rtt
     nats server list            the `Server Overview` table (`--json`: the raw stats messages)
     nats server info [SERVER]   one server's varz as an info screen
-    nats server report connections   every connection of every server (server_report.py)
+    nats server report connections   every connection of every server (report.py)
 
 These requests are answered only for users of the system account; anyone else gets a 503 or
 nothing, which is reported as natscli does (cli.md §11).
@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from pynats.cli.server_report import register as register_report
+from pynats.cli.server.report import register as register_report
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.command import NatsGroup, json_flag
