@@ -645,14 +645,17 @@ class SystemServices:
             account.name, str(info.get("id") or ""), conns if isinstance(conns, int) else 0
         )
         self._track(info)
-        if account.max_connections >= 0:
-            self.server.loop.call_soon(self._enforce_limit, account)
+        # Decided on this count, as nats-server does (a later one may already say otherwise:
+        # every server closing its newest, they may close too many; clients reconnect).
+        over = self.account_conns.clients_over_limit(account)
+        if over:
+            self.server.loop.call_soon(self._close_over_limit, account, over)
 
-    def _enforce_limit(self, account: Account) -> None:
-        """Close our newest clients of an account that is over its limit cluster-wide."""
-        if self.account_conns is None:
-            return
-        for client in self.account_conns.clients_over_limit(account):
+    def _close_over_limit(self, account: Account, clients: list[ClientConnection]) -> None:
+        """Close our newest clients of an account that was over its limit cluster-wide."""
+        for client in clients:
+            if client.closed:
+                continue
             self.server.logger.error(
                 f"{client.trace_label} - {ERR_TOO_MANY_ACCOUNT_CONNECTIONS} - "
                 f"Account:{account.name}"
