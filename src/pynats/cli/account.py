@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
@@ -20,6 +20,9 @@ from pynats.cli.ui.messages import status_of
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out
 from pynats.gotime import format_duration
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 USER_INFO_TIMEOUT_S = 1.0
 
@@ -46,7 +49,7 @@ async def account_screen() -> Columns:
         return render_account(nc, user, rtt, jetstream, problem)
 
 
-async def user_info(nc: Any) -> dict[str, Any] | None:
+async def user_info(nc: Client) -> dict[str, Any] | None:
     """`$SYS.REQ.USER.INFO` for this connection, or None when the server does not answer it."""
     try:
         reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=USER_INFO_TIMEOUT_S)
@@ -58,7 +61,7 @@ async def user_info(nc: Any) -> dict[str, Any] | None:
     return data.get("data") if isinstance(data.get("data"), dict) else None
 
 
-async def jetstream_info(nc: Any) -> tuple[dict[str, Any] | None, str]:
+async def jetstream_info(nc: Client) -> tuple[dict[str, Any] | None, str]:
     """The account's `$JS.API.INFO` reply, or None and the line natscli prints instead."""
     import nats.errors
 
@@ -87,7 +90,11 @@ async def jetstream_info(nc: Any) -> tuple[dict[str, Any] | None, str]:
 
 
 def render_account(
-    nc: Any, user: dict[str, Any] | None, rtt: float, jetstream: dict[str, Any] | None, problem: str
+    nc: Client,
+    user: dict[str, Any] | None,
+    rtt: float,
+    jetstream: dict[str, Any] | None,
+    problem: str,
 ) -> Columns:
     info = server_info(nc)
     url = nc.connected_url

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,9 @@ from pynats.cli.ui.parse import DURATION
 from pynats.cli.ui.payload import BodySource, MessageTemplate
 from pynats.cli.ui.progress import ProgressBar
 from pynats.gotime import NS_PER_S
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 QUIET_ABOVE_COUNT = 20
 
@@ -158,7 +161,7 @@ class PublishJob:
             if self.progress is not None:
                 self.progress.finish()
 
-    async def publish_body(self, nc: Any, body: bytes) -> None:
+    async def publish_body(self, nc: Client, body: bytes) -> None:
         for number in range(1, self.count + 1):
             started = time.monotonic()
             subject = self.template.subject_for(number)
@@ -170,7 +173,9 @@ class PublishJob:
             else:
                 await nc.publish(subject, data, reply=self.reply, headers=headers)
                 if self.progress is None or number % 1000 == 0 or number == self.count:
-                    await nc.flush(timeout=max(current_settings().timeout_s, 1))
+                    # nats-py annotates flush's seconds as int; it waits for any float.
+                    timeout_s = max(current_settings().timeout_s, 1)
+                    await nc.flush(timeout=timeout_s)  # type: ignore[arg-type]
                 self.status(f"Published {len(data)} bytes to {go_quote(self.template.subject)}")
             if self.progress is not None:
                 self.progress.advance()
@@ -179,7 +184,7 @@ class PublishJob:
                 await asyncio.sleep(max(self.sleep_s - spent, 0))
 
     async def publish_jetstream(
-        self, nc: Any, subject: str, data: bytes, headers: dict[str, str] | None
+        self, nc: Client, subject: str, data: bytes, headers: dict[str, str] | None
     ) -> None:
         import nats.errors
 

@@ -20,7 +20,7 @@ import random
 import re
 import shlex
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,6 +32,10 @@ from pynats.cli.ui.output import log, out, out_raw
 from pynats.cli.ui.parse import DURATION, parse_header
 from pynats.cli.ui.templates import TemplateError, TemplateValues, expand, expand_or_raw
 from pynats.gotime import NS_PER_S
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 DEFAULT_QUEUE = "NATS-RPLY-22"
 _SUBJECT_TOKEN = re.compile(r"{{\s*(\d+)\s*}}")
@@ -140,7 +144,7 @@ class ReplyService:
                 pass
         raise Fatal("Exiting")
 
-    async def answer(self, nc: Any, msg: Any) -> None:
+    async def answer(self, nc: Client, msg: Msg) -> None:
         if self.done.is_set():
             return
         number = self.handled
@@ -162,7 +166,7 @@ class ReplyService:
         if self.count and self.handled >= self.count:
             self.done.set()
 
-    async def response(self, msg: Any, number: int) -> tuple[bytes, dict[str, str]]:
+    async def response(self, msg: Msg, number: int) -> tuple[bytes, dict[str, str]]:
         """The reply body and headers for request `number` (0-based)."""
         request = msg.data.decode(errors="replace")
         values = TemplateValues(number, request)

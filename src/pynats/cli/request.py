@@ -13,7 +13,7 @@ average round trip plus `--reply-timeout`. No responders is reported, not an err
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -37,6 +37,10 @@ from pynats.cli.ui.parse import DURATION
 from pynats.cli.ui.payload import BodySource, MessageTemplate
 from pynats.cli.ui.progress import ProgressBar
 from pynats.gotime import NS_PER_S, format_duration
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 UNBOUNDED_COUNT = 32767
 
@@ -166,7 +170,7 @@ class RequestJob:
             if self.progress is not None:
                 self.progress.finish()
 
-    async def request_once(self, nc: Any, body: bytes, number: int) -> None:
+    async def request_once(self, nc: Client, body: bytes, number: int) -> None:
         import nats.errors
 
         if self.chatty:
@@ -209,7 +213,7 @@ class RequestJob:
             except nats.errors.Error:
                 pass
 
-    def show(self, msg: Any, rtt: float) -> None:
+    def show(self, msg: Msg, rtt: float) -> None:
         if self.progress is not None and not self.raw:
             return
         data = msg.data

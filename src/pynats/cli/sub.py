@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,6 +42,10 @@ from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out, out_raw
 from pynats.cli.ui.parse import parse_duration_ns
 from pynats.gotime import NS_PER_S, format_duration, rfc3339
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 HEARTBEAT_NS = 5 * NS_PER_S
 
@@ -221,10 +225,10 @@ class Subscriber:
         self.stream_name = ""
         self.initial_pending: int | None = None
 
-    async def enqueue(self, msg: Any) -> None:
+    async def enqueue(self, msg: Msg) -> None:
         await self.queue.put(("msg", msg))
 
-    async def enqueue_reply(self, msg: Any) -> None:
+    async def enqueue_reply(self, msg: Msg) -> None:
         await self.queue.put(("reply", msg))
 
     async def run(self) -> None:
@@ -244,7 +248,7 @@ class Subscriber:
 
     # -- subscribing ------------------------------------------------------------------------
 
-    async def subscribe_core(self, nc: Any) -> None:
+    async def subscribe_core(self, nc: Client) -> None:
         options = self.options
         subjects = list(options.subjects) or [nc.new_inbox()]
         for subject in subjects:
@@ -263,7 +267,7 @@ class Subscriber:
             else:
                 log(f"Subscribing on {', '.join(subjects)}")
 
-    async def subscribe_jetstream(self, nc: Any) -> None:
+    async def subscribe_jetstream(self, nc: Client) -> None:
         options = self.options
         subject = options.subjects[0] if options.subjects else ""
         self.stream_name = options.stream or await self.stream_for_subject(nc, subject)
@@ -285,7 +289,7 @@ class Subscriber:
         if not options.quiet_start:
             log(f"Subscribing to subject {shown} {description}")
 
-    async def stream_for_subject(self, nc: Any, subject: str) -> str:
+    async def stream_for_subject(self, nc: Client, subject: str) -> str:
         reply = await js_request(nc, "STREAM.NAMES", {"subject": subject})
         names = reply.get("streams") or []
         if len(names) != 1:
@@ -333,7 +337,7 @@ class Subscriber:
         config["deliver_policy"] = "all"
         return config, "from first received message"
 
-    async def delete_consumer(self, nc: Any) -> None:
+    async def delete_consumer(self, nc: Client) -> None:
         if self.consumer is None or not self.consumer[1] or nc.is_closed:
             return
         stream, name = self.consumer
@@ -344,7 +348,7 @@ class Subscriber:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    async def receive(self, nc: Any) -> None:
+    async def receive(self, nc: Client) -> None:
         options = self.options
         if options.terminate_at_end and self.initial_pending == 0:
             return
@@ -393,7 +397,7 @@ class Subscriber:
             bool(self.options.count) and number >= self.options.count and not self.pending_requests
         )
 
-    async def handle_status(self, nc: Any, msg: Any, status: str) -> None:
+    async def handle_status(self, nc: Client, msg: Msg, status: str) -> None:
         """Answer flow control and stalled-consumer heartbeats; nothing is printed on stdout."""
         if status != "100":
             return
@@ -408,7 +412,7 @@ class Subscriber:
 
     # -- printing ----------------------------------------------------------------------------
 
-    def show(self, msg: Any, meta: JetStreamMeta | None, number: int) -> None:
+    def show(self, msg: Msg, meta: JetStreamMeta | None, number: int) -> None:
         options = self.options
         if options.dump:
             self.dump(msg, meta, number)
@@ -421,7 +425,7 @@ class Subscriber:
             return
         self.show_body(msg)
 
-    def header_line(self, msg: Any, meta: JetStreamMeta | None, number: int) -> str:
+    def header_line(self, msg: Msg, meta: JetStreamMeta | None, number: int) -> str:
         stamp = self.stamp()
         if meta is not None and self.options.jetstream:
             moment = humanize.utc_time(meta.timestamp_ns)
@@ -443,7 +447,7 @@ class Subscriber:
             return f" @ {format_duration(time.monotonic_ns() - self.started_ns)}"
         return ""
 
-    def show_body(self, msg: Any) -> None:
+    def show_body(self, msg: Msg) -> None:
         options = self.options
         data = msg.data
         if options.translate and data:
@@ -463,7 +467,7 @@ class Subscriber:
         if not options.headers_only:
             out_raw(pretty_body(data))
 
-    def dump(self, msg: Any, meta: JetStreamMeta | None, number: int) -> None:
+    def dump(self, msg: Msg, meta: JetStreamMeta | None, number: int) -> None:
         document = dump_json(msg.subject, msg.reply, msg.headers, msg.data)
         if self.options.dump == "-":
             out_raw(document.encode() + b"\0")

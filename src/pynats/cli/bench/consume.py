@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs
 from pynats.cli.bench.js import (
@@ -33,6 +33,10 @@ from pynats.cli.ui.connect import connection, jetstream, js_api_prefix, js_reque
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
 from pynats.gotime import NS_PER_S
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 INACTIVE_THRESHOLD_NS = 10 * NS_PER_S
 PULL_EXPIRES_NS = 30 * NS_PER_S
@@ -57,7 +61,7 @@ def prepare_consumer(durable: bool, always_connects: bool = True) -> Prepare:
     return prepare
 
 
-async def create_durable(nc: Any, spec: BenchSpec) -> None:
+async def create_durable(nc: Client, spec: BenchSpec) -> None:
     config: dict[str, Any] = {
         "durable_name": spec.consumer,
         "deliver_policy": "all",
@@ -93,7 +97,7 @@ class PullFeed:
     a durable consumer each get their share.
     """
 
-    def __init__(self, nc: Any, stream: str, consumer: str, batch: int, wanted: int) -> None:
+    def __init__(self, nc: Client, stream: str, consumer: str, batch: int, wanted: int) -> None:
         self.nc = nc
         self.subject = f"{js_api_prefix()}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self.batch = max(batch, 1)
@@ -109,7 +113,7 @@ class PullFeed:
         self.sub = await self.nc.subscribe(self.inbox, cb=self._arrived)
         await self._request()
 
-    async def _arrived(self, msg: Any) -> None:
+    async def _arrived(self, msg: Msg) -> None:
         await self.queue.put(msg)
 
     async def _request(self) -> None:
@@ -163,7 +167,7 @@ class JSConsumer(NatsPyClient):
         spec = self.spec
         self.nc = await connect_client(f"client number {self.slot.index} could not connect")
         try:
-            await stream_info(self.nc, spec.stream)
+            await stream_info(self.client, spec.stream)
         except CliError as exc:
             raise CliError(f"getting stream '{spec.stream}': {exc}") from exc
         if self.kind == "ordered":
@@ -179,31 +183,35 @@ class JSConsumer(NatsPyClient):
             add_filters(config, spec.filters)
             try:
                 created = await js_request(
-                    self.nc,
+                    self.client,
                     f"CONSUMER.CREATE.{spec.stream}",
                     {"stream_name": spec.stream, "config": config},
                 )
             except CliError as exc:
                 raise CliError(f"creating the ephemeral ordered consumer: {exc}") from exc
             self.ephemeral = created["name"]
-            self.feed = PullFeed(self.nc, spec.stream, self.ephemeral, spec.batch, self.slot.count)
+            self.feed = PullFeed(
+                self.client, spec.stream, self.ephemeral, spec.batch, self.slot.count
+            )
             await self.feed.start()
             return
         try:
-            await js_request(self.nc, f"CONSUMER.INFO.{spec.stream}.{spec.consumer}")
+            await js_request(self.client, f"CONSUMER.INFO.{spec.stream}.{spec.consumer}")
         except CliError as exc:
             raise CliError(f"getting durable consumer '{spec.consumer}': {exc}") from exc
         if self.kind == "consume":
             self.meter.state("Consuming")
-            self.feed = PullFeed(self.nc, spec.stream, spec.consumer, spec.batch, self.slot.count)
+            self.feed = PullFeed(
+                self.client, spec.stream, spec.consumer, spec.batch, self.slot.count
+            )
             await self.feed.start()
         else:
             self.meter.state("Fetching")
-            js = jetstream(self.nc)
+            js = jetstream(self.client)
             self.fetcher = await js.pull_subscribe_bind(durable=spec.consumer, stream=spec.stream)
-        await self.nc.flush()
+        await self.client.flush()
 
-    async def handle(self, msg: Any) -> None:
+    async def handle(self, msg: Msg) -> None:
         spec = self.spec
         if spec.sleep_s > 0:
             await asyncio.sleep(spec.sleep_s)
@@ -240,7 +248,7 @@ class JSConsumer(NatsPyClient):
             started,
             ended,
             latencies,
-            io_msgs=io_msgs(self.nc),
+            io_msgs=io_msgs(self.client),
             warnings=tuple(self.warnings),
         )
 
@@ -281,7 +289,9 @@ class JSConsumer(NatsPyClient):
             await self.feed.stop()
         if self.ephemeral and self.nc is not None and self.nc.is_connected:
             try:
-                await js_request(self.nc, f"CONSUMER.DELETE.{self.spec.stream}.{self.ephemeral}")
+                await js_request(
+                    self.client, f"CONSUMER.DELETE.{self.spec.stream}.{self.ephemeral}"
+                )
             except CliError:
                 pass
         await super().close()

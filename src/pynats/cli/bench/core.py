@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient
@@ -26,6 +26,9 @@ from pynats.cli.ui.connect import cli_version, connect
 from pynats.cli.ui.errors import CliError, Fatal
 from pynats.cli.ui.messages import go_quote
 from pynats.cli.ui.options import current_settings
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 # One write of a publisher carries about this many bytes of frames.
 PUBLISH_RUN_BYTES = 512 * 1024
@@ -239,7 +242,7 @@ async def connect_client(message: str) -> Any:
         raise CliError(f"{message}: {exc}" if message else str(exc)) from exc
 
 
-def io_msgs(nc: Any) -> int:
+def io_msgs(nc: Client) -> int:
     return int(nc.stats["in_msgs"] + nc.stats["out_msgs"])
 
 
@@ -255,7 +258,7 @@ class ServiceRequester(NatsPyClient):
     async def run(self) -> Sample:
         import nats.errors
 
-        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
+        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.client
         timeout = current_settings().timeout_s
         headers = nats_headers(spec)
         body = spec.body
@@ -299,13 +302,13 @@ class ServiceServer(NatsPyClient):
 
         self.nc = await connect_client(f"client number {self.slot.index} failed to connect")
         try:
-            service = await add_service(self.nc, name=SERVICE_NAME, version=SERVICE_VERSION)
+            service = await add_service(self.client, name=SERVICE_NAME, version=SERVICE_VERSION)
             await service.add_endpoint(
                 name="default", subject=self.spec.subject, handler=self.reply
             )
         except ValueError as exc:
             raise CliError(f"adding the service: {exc}") from exc
-        await self.nc.flush()
+        await self.client.flush()
 
     async def reply(self, request: Any) -> None:
         if self.spec.sleep_s > 0:

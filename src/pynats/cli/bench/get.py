@@ -39,7 +39,7 @@ class JSGetter(NatsPyClient):
     async def run(self) -> Sample:
         spec, slot, meter = self.spec, self.slot, self.meter
         try:
-            info = await stream_info(self.nc, spec.stream)
+            info = await stream_info(self.client, spec.stream)
         except CliError as exc:
             raise CliError(f"getting stream '{spec.stream}': {exc}") from exc
         if self.kind == "sync":
@@ -54,13 +54,13 @@ class JSGetter(NatsPyClient):
             started,
             ended,
             latencies,
-            io_msgs=io_msgs(self.nc),
+            io_msgs=io_msgs(self.client),
             warnings=tuple(self.warnings),
         )
 
     async def _one_by_one(self, info: dict[str, Any]) -> tuple[float, list[int]]:
         spec, slot, meter = self.spec, self.slot, self.meter
-        manager = jetstream_manager(self.nc)
+        manager = jetstream_manager(self.client)
         direct = bool(info.get("config", {}).get("allow_direct"))
         first = int(info.get("state", {}).get("first_seq", 1) or 1)
         latencies = []
@@ -82,7 +82,7 @@ class JSGetter(NatsPyClient):
         return started, latencies
 
     async def _batched(self) -> tuple[float, list[int]]:
-        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
+        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.client
         timeout = current_settings().timeout_s
         subject = f"{js_api_prefix()}.DIRECT.GET.{spec.stream}"
         inbox = nc.new_inbox()

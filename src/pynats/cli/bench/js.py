@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.bench.core import common_banner, connect_client, io_msgs, jitter, pace
 from pynats.cli.bench.report import Sample
@@ -27,6 +27,9 @@ from pynats.cli.ui.connect import connection, jetstream, js_request
 from pynats.cli.ui.errors import STREAM_NOT_FOUND, ApiError, CliError, describe
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 ATOMIC_API_LEVEL = 2
 
@@ -44,7 +47,7 @@ def explain(exc: BaseException) -> str:
     return describe(exc) or str(exc)
 
 
-async def stream_info(nc: Any, stream: str) -> dict[str, Any]:
+async def stream_info(nc: Client, stream: str) -> dict[str, Any]:
     """STREAM.INFO, with nats.go's words for a missing stream or a server without JetStream."""
     try:
         return await js_request(nc, f"STREAM.INFO.{stream}")
@@ -56,7 +59,7 @@ async def stream_info(nc: Any, stream: str) -> dict[str, Any]:
         raise
 
 
-async def api_level(nc: Any) -> int:
+async def api_level(nc: Client) -> int:
     """The JetStream API level the server reports (0 when it does not say)."""
     try:
         info = await js_request(nc, "INFO")
@@ -65,7 +68,7 @@ async def api_level(nc: Any) -> int:
     return int((info.get("api") or {}).get("level") or 0)
 
 
-async def purge_stream(nc: Any, stream: str) -> None:
+async def purge_stream(nc: Client, stream: str) -> None:
     try:
         await stream_info(nc, stream)
     except CliError as exc:
@@ -173,7 +176,7 @@ class JSPublisher(NatsPyClient):
 
     async def open(self) -> None:
         self.nc = await connect_client("")
-        self.js = jetstream(self.nc)
+        self.js = jetstream(self.client)
 
     def headers(self, number: int, batch_id: str = "") -> dict[str, str] | None:
         spec = self.spec
@@ -194,12 +197,14 @@ class JSPublisher(NatsPyClient):
                 latencies = await self._async(started)
             else:
                 latencies = await self._atomic(started)
-            await self.nc.flush()
+            await self.client.flush()
         except CliError as exc:
             raise CliError(f"publishing: {exc}") from exc
         ended = time.monotonic()
         meter.state("Finished")
-        return Sample(slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(self.nc))
+        return Sample(
+            slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(self.client)
+        )
 
     async def _sync(self, started: float) -> list[int]:
         spec, slot, meter = self.spec, self.slot, self.meter
@@ -266,7 +271,7 @@ class JSPublisher(NatsPyClient):
         return latencies
 
     async def _atomic(self, started: float) -> list[int]:
-        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.nc
+        spec, slot, meter, nc = self.spec, self.slot, self.meter, self.client
         timeout = current_settings().timeout_s
         body = spec.body
         batch_id = f"{spec.run_token}-{slot.index}"

@@ -69,7 +69,7 @@ class KVClient(NatsPyClient):
         else:
             self.nc = await connect_client(f"client number {self.slot.index} could not connect")
         try:
-            self.kv = await jetstream(self.nc).key_value(spec.bucket)
+            self.kv = await jetstream(self.client).key_value(spec.bucket)
         except Exception as exc:
             verb = "getting the kv bucket" if self.kind == "put" else "finding kv bucket"
             raise CliError(f"{verb} '{spec.bucket}': {explain(exc)}") from exc
@@ -109,10 +109,12 @@ class KVClient(NatsPyClient):
                 await pace(started, i + 1, spec.per_client_rate, spec.sleep_s)
             elif spec.sleep_s > 0:
                 await asyncio.sleep(spec.sleep_s)
-        await self.nc.flush()
+        await self.client.flush()
         ended = time.monotonic()
         meter.state("Finished")
-        return Sample(slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(self.nc))
+        return Sample(
+            slot.count, spec.size, started, ended, latencies, io_msgs=io_msgs(self.client)
+        )
 
 
 # -- the modes -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pynats.cli.bench.progress import ProgressBoard
 from pynats.cli.bench.report import Sample
@@ -42,6 +42,9 @@ from pynats.cli.bench.spec import BenchSpec, ClientSlot
 from pynats.cli.ui.connect import event_loop_runner
 from pynats.cli.ui.errors import CliError, Fatal, Interrupted, describe
 from pynats.cli.ui.output import log
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 STATES = (
     "Setup     ",
@@ -103,7 +106,14 @@ class NatsPyClient:
         self.spec = spec
         self.slot = slot
         self.meter = meter
-        self.nc: Any = None
+        self.nc: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        """The connection `open()` made: a client runs only once it is open."""
+        if self.nc is None:
+            raise RuntimeError("the benchmark client is not connected")
+        return self.nc
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:

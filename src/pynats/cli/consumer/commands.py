@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import json
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -59,6 +59,10 @@ from pynats.cli.ui.options import ExistingFile, current_settings
 from pynats.cli.ui.output import log, out, out_raw, print_json
 from pynats.cli.ui.parse import DURATION
 from pynats.gotime import NS_PER_S, format_duration
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 
 def register(root: NatsGroup) -> None:
@@ -228,7 +232,7 @@ def register(root: NatsGroup) -> None:
 
 
 async def setup(
-    nc: Any,
+    nc: Client,
     stream: str,
     name: str,
     *,
@@ -262,7 +266,7 @@ def show_info(info: dict[str, Any], *, as_json: bool, state_only: bool = False) 
         out(consumer_info_screen(info, state_only=state_only).render(), end="")
 
 
-async def create(nc: Any, stream: str, config: dict[str, Any], action: str) -> dict[str, Any]:
+async def create(nc: Client, stream: str, config: dict[str, Any], action: str) -> dict[str, Any]:
     """CONSUMER.CREATE with natscli's subjects: named for durables and named ephemerals."""
     name = config.get("durable_name") or config.get("name") or ""
     subject = f"CONSUMER.CREATE.{stream}.{name}" if name else f"CONSUMER.CREATE.{stream}"
@@ -480,7 +484,7 @@ async def next_messages(
 
 
 async def fetch_one(
-    nc: Any,
+    nc: Client,
     stream: str,
     name: str,
     known: dict[str, Any] | None,
@@ -530,7 +534,7 @@ async def fetch_one(
     await settle(nc, msg, ack, nak, term, raw, wait_ns, settings.trace)
 
 
-def show_message(msg: Any, raw: bool) -> None:
+def show_message(msg: Msg, raw: bool) -> None:
     if raw:
         out_raw(msg.data + b"\n")
         return
@@ -553,7 +557,7 @@ def show_message(msg: Any, raw: bool) -> None:
 
 
 async def settle(
-    nc: Any, msg: Any, ack: bool, nak: bool, term: bool, raw: bool, wait_ns: int, trace: bool
+    nc: Client, msg: Msg, ack: bool, nak: bool, term: bool, raw: bool, wait_ns: int, trace: bool
 ) -> None:
     """Terminate, or (after the optional random --wait) acknowledge or NAK the message."""
     if term:

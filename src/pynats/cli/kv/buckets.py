@@ -16,7 +16,7 @@ they do not cover are done here, on the stream level:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.kv.render import buckets_table
 from pynats.cli.stream.api import KV_STREAM_PREFIX, OBJ_STREAM_PREFIX
@@ -25,10 +25,13 @@ from pynats.cli.ui.connect import connection, js_request
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import out
 
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
 DEFAULT_DUPLICATE_WINDOW_S = 120.0
 
 
-async def bucket_streams(nc: Any, prefix: str) -> list[dict[str, Any]]:
+async def bucket_streams(nc: Client, prefix: str) -> list[dict[str, Any]]:
     """Every stream whose name starts with `prefix`, as STREAM.LIST returns them (all pages)."""
     found: list[dict[str, Any]] = []
     offset = 0
@@ -57,7 +60,7 @@ async def list_buckets(prefix: str, names_only: bool, title: str, none_found: st
     out(buckets_table(streams, prefix, title, values=prefix == KV_STREAM_PREFIX).render())
 
 
-async def pick_bucket(nc: Any, prefix: str, none_found: str) -> str:
+async def pick_bucket(nc: Client, prefix: str, none_found: str) -> str:
     """Ask which bucket to use (natscli asks only for `info` without a bucket name)."""
     names = sorted(
         str(s["config"]["name"]).removeprefix(prefix) for s in await bucket_streams(nc, prefix)

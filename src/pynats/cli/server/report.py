@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from pynats.cli.ui.messages import status_of
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out, print_json
 from pynats.cli.ui.table import Table
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 PING_SUBJECT = "$SYS.REQ.SERVER.PING"
 CONNZ_SUBJECT = "$SYS.REQ.SERVER.PING.CONNZ"
@@ -148,7 +151,7 @@ def event_filter(host: str, cluster: str, tags: tuple[str, ...]) -> dict[str, An
 
 
 async def collect_responses(
-    nc: Any, subject: str, body: dict[str, Any] | None, wait_for: int
+    nc: Client, subject: str, body: dict[str, Any] | None, wait_for: int
 ) -> list[bytes]:
     """natscli's DoReqAsync: publish once, gather answers until `wait_for` arrived (0: until
     0.3 s pass without one), the timeout passed, or a 503 says nobody may answer."""
@@ -184,7 +187,7 @@ async def collect_responses(
     return answers
 
 
-async def active_servers(nc: Any) -> int:
+async def active_servers(nc: Client) -> int:
     """How many servers the connected one knows (its STATSZ `active_servers`)."""
     for data in await collect_responses(nc, PING_SUBJECT, None, 1):
         try:

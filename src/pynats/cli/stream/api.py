@@ -11,11 +11,14 @@ with `cannot pick a Stream without a terminal and no Stream name supplied`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.ui import prompt
 from pynats.cli.ui.connect import js_request
 from pynats.cli.ui.errors import STREAM_NOT_FOUND, ApiError, CliError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 # Streams that back other abstractions: hidden from lists and pickers unless -a/--all is given.
 KV_STREAM_PREFIX = "KV_"
@@ -47,11 +50,11 @@ def user_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
 # -- account ---------------------------------------------------------------------------------
 
 
-async def account_info(nc: Any) -> dict[str, Any]:
+async def account_info(nc: Client) -> dict[str, Any]:
     return await js_request(nc, "INFO")
 
 
-async def max_bytes_required(nc: Any) -> bool:
+async def max_bytes_required(nc: Client) -> bool:
     """Whether the account insists on `max_bytes` for new streams (false when unknown)."""
     try:
         info = await account_info(nc)
@@ -63,7 +66,7 @@ async def max_bytes_required(nc: Any) -> bool:
 # -- streams ---------------------------------------------------------------------------------
 
 
-async def stream_names(nc: Any, subject: str = "") -> list[str]:
+async def stream_names(nc: Client, subject: str = "") -> list[str]:
     """Every stream name (all pages), optionally only those listening on `subject`."""
     names: list[str] = []
     while True:
@@ -78,7 +81,7 @@ async def stream_names(nc: Any, subject: str = "") -> list[str]:
 
 
 async def stream_list(
-    nc: Any, subject: str = ""
+    nc: Client, subject: str = ""
 ) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
     """Every StreamInfo (all pages), plus the names the server could not report on."""
     infos: list[dict[str, Any]] = []
@@ -97,12 +100,12 @@ async def stream_list(
             return infos, missing, offline
 
 
-async def stream_info(nc: Any, name: str) -> dict[str, Any]:
+async def stream_info(nc: Client, name: str) -> dict[str, Any]:
     return without_envelope(await js_request(nc, f"STREAM.INFO.{name}"))
 
 
 async def select_stream(
-    nc: Any, name: str, *, show_all: bool = False, no_select: bool = False
+    nc: Client, name: str, *, show_all: bool = False, no_select: bool = False
 ) -> tuple[str, dict[str, Any] | None]:
     """natscli's selectStream: the stream called `name`, or one the user picks."""
     if name:
@@ -127,7 +130,7 @@ async def select_stream(
 # -- consumers -------------------------------------------------------------------------------
 
 
-async def consumer_names(nc: Any, stream: str) -> list[str]:
+async def consumer_names(nc: Client, stream: str) -> list[str]:
     names: list[str] = []
     while True:
         reply = await js_request(nc, f"CONSUMER.NAMES.{stream}", {"offset": len(names)})
@@ -137,7 +140,7 @@ async def consumer_names(nc: Any, stream: str) -> list[str]:
             return names
 
 
-async def consumer_list(nc: Any, stream: str) -> tuple[list[dict[str, Any]], list[str]]:
+async def consumer_list(nc: Client, stream: str) -> tuple[list[dict[str, Any]], list[str]]:
     infos: list[dict[str, Any]] = []
     missing: list[str] = []
     while True:
@@ -149,12 +152,12 @@ async def consumer_list(nc: Any, stream: str) -> tuple[list[dict[str, Any]], lis
             return infos, missing
 
 
-async def consumer_info(nc: Any, stream: str, name: str) -> dict[str, Any]:
+async def consumer_info(nc: Client, stream: str, name: str) -> dict[str, Any]:
     return without_envelope(await js_request(nc, f"CONSUMER.INFO.{stream}.{name}"))
 
 
 async def select_consumer(
-    nc: Any, stream: str, name: str, *, no_select: bool = False
+    nc: Client, stream: str, name: str, *, no_select: bool = False
 ) -> tuple[str, dict[str, Any] | None]:
     """natscli's selectConsumer: the consumer called `name`, or one the user picks."""
     if name:

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -63,6 +63,7 @@ from pynats.cli.ui.connect import connection, js_api_prefix, js_request, run_asy
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.jsconfig import edit_in_editor, load_config_file, write_validated
 from pynats.cli.ui.messages import (
+    JetStreamMeta,
     TranslateError,
     compact_body,
     go_quote,
@@ -74,6 +75,10 @@ from pynats.cli.ui.options import ExistingFile
 from pynats.cli.ui.output import log, out, out_raw, print_json
 from pynats.cli.ui.parse import parse_duration_ns
 from pynats.gotime import MINUTE, NS_PER_S, rfc3339
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 MAX_VIEW_PAGE = 25
 KV_WARNING = """WARNING: Operating on the underlying stream of a Key-Value bucket is dangerous.
@@ -355,7 +360,7 @@ def register(root: NatsGroup) -> None:
 
 
 async def pick_stream(
-    nc: Any, name: str, *, show_all: bool, no_select: bool = False
+    nc: Client, name: str, *, show_all: bool, no_select: bool = False
 ) -> tuple[str, dict[str, Any] | None]:
     """natscli's connectAndAskStream: the named stream, or one picked from a list."""
     try:
@@ -365,7 +370,7 @@ async def pick_stream(
 
 
 async def load_info(
-    nc: Any, name: str, info: dict[str, Any] | None, context: str
+    nc: Client, name: str, info: dict[str, Any] | None, context: str
 ) -> dict[str, Any]:
     if info is not None:
         return info
@@ -771,7 +776,7 @@ async def view_stream(
 
 
 async def _page_through(
-    nc: Any, stream: str, consumer: str, size: int, raw: bool, translate: str
+    nc: Client, stream: str, consumer: str, size: int, raw: bool, translate: str
 ) -> None:
     subject = f"{js_api_prefix()}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
     while True:
@@ -804,7 +809,9 @@ async def _page_through(
             return
 
 
-def show_paged_message(msg: Any, meta: Any, raw: bool, translate: str, stream: str) -> None:
+def show_paged_message(
+    msg: Msg, meta: JetStreamMeta, raw: bool, translate: str, stream: str
+) -> None:
     if raw:
         out_raw(compact_body(msg.data) if msg.data else b"\n")
         return

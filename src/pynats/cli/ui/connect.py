@@ -31,11 +31,15 @@ import ssl
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.ui.errors import ApiError, CliError, Interrupted
 from pynats.cli.ui.options import Settings, current_settings
 from pynats.cli.ui.output import log
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext, JetStreamManager
 
 # nats-py counts retries: each server is tried once, then once more, before giving up.
 CONNECT_RETRIES_PER_SERVER = 1
@@ -62,7 +66,7 @@ def server_list(servers: str) -> list[str]:
     return urls
 
 
-async def connect(settings: Settings | None = None, *, name: str | None = None) -> Any:
+async def connect(settings: Settings | None = None, *, name: str | None = None) -> Client:
     """A connected nats-py client for `settings` (default: this run's), or CliError."""
     import nats
     import nats.errors
@@ -135,7 +139,7 @@ def _connect_failure(exc: BaseException, seen: list[BaseException]) -> str:
     return "nats: no servers available for connection"
 
 
-async def _close_quietly(client: Any) -> None:
+async def _close_quietly(client: Client) -> None:
     try:
         await client.close()
     except Exception:  # the half-open client may be in any state; we are reporting an error
@@ -250,7 +254,7 @@ def _jwt_callbacks(jwt_ref: str, seed_ref: str) -> dict[str, Any]:
 @asynccontextmanager
 async def connection(
     settings: Settings | None = None, *, name: str | None = None
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[Client]:
     """`async with connection() as nc:` a connected client, drained of pending output on exit."""
     client = await connect(settings, name=name)
     try:
@@ -264,7 +268,7 @@ async def connection(
             await _close_quietly(client)
 
 
-def server_info(nc: Any) -> dict[str, Any]:
+def server_info(nc: Client) -> dict[str, Any]:
     """The INFO the server sent on connect (nats-py keeps it private; this is the one accessor)."""
     return dict(getattr(nc, "_server_info", {}) or {})
 
@@ -282,19 +286,19 @@ def js_api_prefix(settings: Settings | None = None) -> str:
     return "$JS.API"
 
 
-def jetstream(nc: Any, settings: Settings | None = None) -> Any:
+def jetstream(nc: Client, settings: Settings | None = None) -> JetStreamContext:
     """A nats-py JetStreamContext honouring --js-domain / --js-api-prefix / --timeout."""
     settings = settings or current_settings()
     return nc.jetstream(prefix=js_api_prefix(settings), timeout=settings.timeout_s)
 
 
-def jetstream_manager(nc: Any, settings: Settings | None = None) -> Any:
+def jetstream_manager(nc: Client, settings: Settings | None = None) -> JetStreamManager:
     """A nats-py JetStreamManager with the same prefix and timeout rules."""
     settings = settings or current_settings()
     return nc.jsm(prefix=js_api_prefix(settings), timeout=settings.timeout_s)
 
 
-async def js_request(nc: Any, api: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+async def js_request(nc: Client, api: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """Call `$JS.API.<api>` with a JSON body and return the JSON reply.
 
     An `{"error": ...}` reply raises ApiError with natscli's text (`stream not found (10059)`);
@@ -311,7 +315,7 @@ async def js_request(nc: Any, api: str, payload: dict[str, Any] | None = None) -
 
 
 async def traced_request(
-    nc: Any, subject: str, payload: dict[str, Any] | None = None, timeout: float | None = None
+    nc: Client, subject: str, payload: dict[str, Any] | None = None, timeout: float | None = None
 ) -> dict[str, Any]:
     """A JSON request/reply with --trace logging; errors become CliError with nats.go words."""
     import nats.errors

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pynats.cli.ui.output import go_json
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
 
 NIL_BODY = b"nil body"
 
@@ -41,7 +44,7 @@ def header_lines(headers: dict[str, str] | None) -> list[str]:
     return [f"{key}: {value}" for key, value in headers.items() if key not in hidden]
 
 
-def status_of(msg: Any) -> str:
+def status_of(msg: Msg) -> str:
     """The NATS status code of a control message (`100`, `404`, `503`), '' for a normal one."""
     headers = getattr(msg, "headers", None) or {}
     return str(headers.get("Status", "")) if not msg.data else ""
