@@ -557,6 +557,7 @@ class Cluster:
         label = f" - Remote: {conn.remote_name}" if conn.remote_name else ""
         server.logger.notice(f"{conn.log_prefix} - Router connection closed: {conn.reason}{label}")
         conn.drop_remote_interest()
+        server.count_closed(conn)
         peer = conn.peer
         if peer is None or not conn.registered:
             return

@@ -224,7 +224,7 @@ class Connection(asyncio.Protocol):
                     f"{self.log_prefix} - Slow Consumer Detected: MaxPending of "
                     f"{max_pending} Exceeded"
                 )
-                self.server.count_slow_consumer()
+                self.server.count_slow_consumer(self.kind)
                 self.close_connection(REASON_SLOW_PENDING, abort=True)
                 return
             self._stall_current_producer()
@@ -276,7 +276,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         if self.pings_out + 1 > self.server.options.ping_max:
-            self.server.stale_connections += 1
+            self.server.count_stale_connection(self.kind)
             self.server.logger.debug(f"{self.log_prefix} - Stale Client Connection - Closing")
             self.close_with_error("Stale Connection", REASON_STALE)
             return
@@ -308,7 +308,7 @@ class Connection(asyncio.Protocol):
             f"{self.log_prefix} - Slow Consumer Detected: WriteDeadline of "
             f"{self.server.options.write_deadline:g}s exceeded with {size} total bytes."
         )
-        self.server.count_slow_consumer()
+        self.server.count_slow_consumer(self.kind)
         self.close_connection(REASON_SLOW_DEADLINE, abort=True)
 
     # -- closing ---------------------------------------------------------------------------

@@ -194,18 +194,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:
         v["system_account"] = server.system_account.name
-    v["slow_consumer_stats"] = {
-        "clients": server.slow_consumers,
-        "routes": 0,
-        "gateways": 0,
-        "leafs": 0,
-    }
-    v["stale_connection_stats"] = {
-        "clients": server.stale_connections,
-        "routes": 0,
-        "gateways": 0,
-        "leafs": 0,
-    }
+    v["slow_consumer_stats"] = dict(server.slow_consumer_stats)
+    v["stale_connection_stats"] = dict(server.stale_connection_stats)
     for extend in server.varz_extra:
         extend(v)
     return v

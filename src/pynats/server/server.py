@@ -27,7 +27,7 @@ from . import const
 from .accounts import Account
 from .auth import Authenticator, ConnectAuthenticator
 from .client import ClientConnection
-from .connection import REASON_SERVER_SHUTDOWN, Connection
+from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .log import Logger
 from .nkey import new_nonce, new_server_id
 from .options import Options
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .system import SystemServices
 
 Hook = Callable[[], Awaitable[None]]
+# /varz splits slow consumers and stale connections by the kind of connection.
+_KIND_STATS = {CLIENT: "clients", ROUTER: "routes", LEAF: "leafs"}
 
 
 class PendingWriter(Protocol):
@@ -93,6 +95,8 @@ class Server:
         self.total_connections = 0
         self.slow_consumers = 0
         self.stale_connections = 0
+        self.slow_consumer_stats = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
+        self.stale_connection_stats = {"clients": 0, "routes": 0, "gateways": 0, "leafs": 0}
         self.stalled_clients = 0
         # Totals of connections that are gone; live ones are summed on demand.
         self.closed_in_msgs = 0
@@ -327,10 +331,7 @@ class Server:
         if client.connected:
             for hook in self.on_client_disconnect:
                 hook(client)
-        self.closed_in_msgs += client.in_msgs
-        self.closed_in_bytes += client.in_bytes
-        self.closed_out_msgs += client.out_msgs
-        self.closed_out_bytes += client.out_bytes
+        self.count_closed(client)
         if self.closed_clients.maxlen:
             from .monitor import closed_conn_info
 
@@ -340,8 +341,13 @@ class Server:
             f'"{client.name or client.version}" - Client connection closed: {client.reason}'
         )
 
-    def count_slow_consumer(self) -> None:
+    def count_slow_consumer(self, kind: int = CLIENT) -> None:
         self.slow_consumers += 1
+        self.slow_consumer_stats[_KIND_STATS.get(kind, "clients")] += 1
+
+    def count_stale_connection(self, kind: int = CLIENT) -> None:
+        self.stale_connections += 1
+        self.stale_connection_stats[_KIND_STATS.get(kind, "clients")] += 1
 
     # -- outbound batching ------------------------------------------------------------------
 
@@ -635,12 +641,22 @@ class Server:
         """(in_msgs, in_bytes, out_msgs, out_bytes) over all connections ever."""
         in_msgs, in_bytes = self.closed_in_msgs, self.closed_in_bytes
         out_msgs, out_bytes = self.closed_out_msgs, self.closed_out_bytes
-        for c in self.clients.values():
+        live: list[Connection] = list(self.clients.values())
+        if self.cluster is not None:
+            live += self.cluster.connections
+        for c in live:
             in_msgs += c.in_msgs
             in_bytes += c.in_bytes
             out_msgs += c.out_msgs
             out_bytes += c.out_bytes
         return in_msgs, in_bytes, out_msgs, out_bytes
+
+    def count_closed(self, c: Connection) -> None:
+        """A connection is gone: its counters stay in the server's totals."""
+        self.closed_in_msgs += c.in_msgs
+        self.closed_in_bytes += c.in_bytes
+        self.closed_out_msgs += c.out_msgs
+        self.closed_out_bytes += c.out_bytes
 
     def num_subscriptions(self) -> int:
         return sum(acc.sublist.count for acc in self.accounts.values())
