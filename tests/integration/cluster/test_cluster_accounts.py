@@ -191,3 +191,45 @@ async def test_the_same_script_delivers_the_same_as_an_all_go_cluster(
     record = await run_script(cluster)
     assert record["queue"] == go_record["queue"]  # each once, none lost
     assert record["subscribers"] == go_record["subscribers"]
+
+
+@pytest.mark.parametrize("guarded", ["py", "go"])
+async def test_route_permissions_limit_what_a_server_takes_and_gives(
+    cluster_factory: Callable[..., Cluster], guarded: str
+) -> None:
+    """`cluster { permissions { import, export } }` on one server (ours, or Go's as the
+    reference): it only asks for imported subjects and only gives exported ones."""
+    perms = '  permissions { import: { allow: ["in.>"] }, export: { allow: ["out.>"] } }'
+    other = "go" if guarded == "py" else "py"
+    cluster = cluster_factory(
+        [guarded, other],
+        cluster_extra=lambda m: perms if m.kind == guarded and m.name.endswith("-1") else "",
+    )
+    cluster.wait_formed()
+    inside, outside = cluster[0], cluster[1]
+    nc_in = await nats.connect(inside.url)
+    nc_out = await nats.connect(outside.url)
+    try:
+        takes = await nc_in.subscribe("in.data")
+        refuses = await nc_in.subscribe("other.data")
+        gets = await nc_out.subscribe("out.data")
+        never = await nc_out.subscribe("private.data")
+        await nc_in.flush()
+        await nc_out.flush()
+        await wait_until(lambda: remote_interest(outside, "in.data"))
+        await wait_until(lambda: remote_interest(inside, "out.data"))
+        assert not remote_interest(outside, "other.data")
+        for subject in ("in.data", "other.data"):
+            await nc_out.publish(subject, b"to the guarded server")
+        for subject in ("out.data", "private.data"):
+            await nc_in.publish(subject, b"from the guarded server")
+        await nc_in.flush()
+        await nc_out.flush()
+        assert (await takes.next_msg(timeout=3)).data == b"to the guarded server"
+        assert (await gets.next_msg(timeout=3)).data == b"from the guarded server"
+        for s in (refuses, never):
+            with pytest.raises(nats.errors.TimeoutError):
+                await s.next_msg(timeout=0.3)
+    finally:
+        await nc_in.close()
+        await nc_out.close()
