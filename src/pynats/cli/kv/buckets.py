@@ -27,6 +27,7 @@ from pynats.cli.ui.output import out
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.js import api
 
 DEFAULT_DUPLICATE_WINDOW_S = 120.0
 
@@ -70,7 +71,7 @@ async def pick_bucket(nc: Client, prefix: str, none_found: str) -> str:
     return prompt.select("Select a Bucket", names)
 
 
-def _placement(cluster: str, tags: list[str]) -> Any:
+def _placement(cluster: str, tags: list[str]) -> api.Placement | None:
     from nats.js import api
 
     if not cluster and not tags:
@@ -78,7 +79,7 @@ def _placement(cluster: str, tags: list[str]) -> Any:
     return api.Placement(cluster=cluster or None, tags=list(tags) or None)
 
 
-def _storage(storage: str) -> Any:
+def _storage(storage: str) -> api.StorageType:
     from nats.js import api
 
     return api.StorageType.MEMORY if storage.startswith("m") else api.StorageType.FILE
@@ -120,7 +121,7 @@ class KvBucketSettings:
             or self.sources
         )
 
-    def republish(self) -> Any:
+    def republish(self) -> api.RePublish | None:
         from nats.js import api
 
         if not self.republish_destination:
@@ -131,7 +132,7 @@ class KvBucketSettings:
             headers_only=self.republish_headers or None,
         )
 
-    def key_value_config(self) -> Any:
+    def key_value_config(self) -> api.KeyValueConfig:
         """What `js.create_key_value` takes."""
         from nats.js import api
 
@@ -149,7 +150,7 @@ class KvBucketSettings:
             limit_marker_ttl=self.marker_ttl_s or None,
         )
 
-    def stream_config(self) -> Any:
+    def stream_config(self) -> api.StreamConfig:
         """The `KV_<bucket>` stream for settings beyond KeyValueConfig (see module docstring)."""
         from nats.js import api
 
@@ -224,7 +225,7 @@ class ObjBucketSettings:
         """True when nats-py's ObjectStoreConfig cannot express these settings."""
         return bool(self.compress or self.metadata)
 
-    def object_store_config(self) -> Any:
+    def object_store_config(self) -> api.ObjectStoreConfig:
         """What `js.create_object_store` takes."""
         from nats.js import api
 
@@ -238,7 +239,7 @@ class ObjBucketSettings:
             placement=_placement(self.cluster, self.tags),
         )
 
-    def stream_config(self) -> Any:
+    def stream_config(self) -> api.StreamConfig:
         """The `OBJ_<bucket>` stream for settings beyond ObjectStoreConfig."""
         from nats.js import api
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,6 +38,10 @@ from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.output import is_tty, out, out_raw
 from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_key_value
 from pynats.gotime import NS_PER_S
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
 
 KV_HELP = """Interacts with a JetStream based Key-Value store
 
@@ -319,7 +323,7 @@ def _settings_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
 # -- binding ------------------------------------------------------------------------------------
 
 
-async def bind(js: Any, bucket: str) -> Any:
+async def bind(js: JetStreamContext, bucket: str) -> KeyValue:
     """nats-py's KeyValue for an existing bucket (`nats: bucket not found` otherwise)."""
     return await js.key_value(bucket)
 
@@ -445,7 +449,7 @@ async def get_value(bucket: str, key: str, revision: int, raw: bool) -> None:
     if raw:
         out_raw(value)
         return
-    out(render.render_entry(bucket, key, entry.revision, stored.time, value), end="")
+    out(render.render_entry(bucket, key, entry.revision or 0, stored.time, value), end="")
 
 
 async def delete_key(bucket: str, key: str, force: bool) -> None:
@@ -520,7 +524,7 @@ async def list_keys(
         out("No keys found in bucket")
 
 
-async def current_entries(store: Any, keys: str, with_values: bool) -> list[Any]:
+async def current_entries(store: KeyValue, keys: str, with_values: bool) -> list[KeyValue.Entry]:
     """The latest entry of every live key matching `keys` (deleted keys left out)."""
     watcher = await store.watch(keys, ignore_deletes=True, meta_only=not with_values)
     entries = []

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.stream.api import KV_STREAM_PREFIX, user_metadata
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.output import paint
 from pynats.cli.ui.table import Table
+
+if TYPE_CHECKING:
+    from nats.js.api import ClusterInfo, StreamInfo
+    from nats.js.kv import KeyValue
 
 GET_PREVIEW_CHARS = 120
 TABLE_VALUE_CHARS = 40
@@ -44,6 +48,13 @@ def abbreviated(text: str) -> str:
     if len(text) > TABLE_VALUE_CHARS:
         return f"{text[:TABLE_VALUE_EDGE_CHARS]}...{text[-TABLE_VALUE_EDGE_CHARS:]}"
     return text
+
+
+def entry_time(entry: KeyValue.Entry) -> dt.datetime | None:
+    """When the entry was stored: nats-py fills `created` with the message's datetime (though
+    it annotates an int), and leaves it None where it never learnt it."""
+    created: object = entry.created
+    return created if isinstance(created, dt.datetime) else None
 
 
 def operation_name(operation: str | None) -> str:
@@ -88,13 +99,13 @@ def render_entry(
 # -- kv watch -------------------------------------------------------------------------------
 
 
-def watch_line(entry: Any) -> bytes:
+def watch_line(entry: KeyValue.Entry) -> bytes:
     """One change: `[time] PUT B > key: value`, or `[time] DELETE B > key` (op coloured on a TTY).
 
     Bytes, because natscli writes the value exactly as stored.
     """
     name = operation_name(entry.operation)
-    when = timestamp(entry.created)
+    when = timestamp(entry_time(entry))
     if entry.operation in ("DEL", "PURGE"):
         return f"[{when}] {paint(name, 'red')} {entry.bucket} > {entry.key}".encode()
     prefix = f"[{when}] {paint(name, 'green')} {entry.bucket} > {entry.key}: "
@@ -104,7 +115,7 @@ def watch_line(entry: Any) -> bytes:
 # -- tables ---------------------------------------------------------------------------------
 
 
-def history_table(bucket: str, key: str, entries: list[Any]) -> Table:
+def history_table(bucket: str, key: str, entries: list[KeyValue.Entry]) -> Table:
     table = Table(f"History for {bucket} > {key}")
     table.add_headers("Key", "Revision", "Op", "Created", "Length", "Value")
     for entry in entries:
@@ -113,14 +124,14 @@ def history_table(bucket: str, key: str, entries: list[Any]) -> Table:
             entry.key,
             entry.revision,
             operation_name(entry.operation),
-            timestamp(entry.created),
+            timestamp(entry_time(entry)),
             humanize.comma(len(value)),
             abbreviated(printable_or_base64(value)),
         )
     return table
 
 
-def keys_table(bucket: str, entries: list[Any], show_values: bool) -> Table:
+def keys_table(bucket: str, entries: list[KeyValue.Entry], show_values: bool) -> Table:
     """`kv ls -v BUCKET`: one row per key, as natscli reads each with Get (so Delta is 0)."""
     table = Table(f"Contents for bucket '{bucket}'")
     headers = ["Key", "Created", "Delta", "Revision"]
@@ -128,7 +139,7 @@ def keys_table(bucket: str, entries: list[Any], show_values: bool) -> Table:
         headers.append("Value")
     table.add_headers(*headers)
     for entry in entries:
-        row = [entry.key, timestamp(entry.created), 0, entry.revision]
+        row = [entry.key, timestamp(entry_time(entry)), 0, entry.revision]
         if show_values:
             row.append((entry.value or b"").decode(errors="replace"))
         table.add_row(*row)
@@ -170,7 +181,7 @@ def size_limit(limit: int | None) -> str:
     return "unlimited" if limit is None or limit == -1 else humanize.ibytes(limit)
 
 
-def bucket_info_screen(bucket: str, info: Any) -> Columns:
+def bucket_info_screen(bucket: str, info: StreamInfo) -> Columns:
     """`kv info` (and the screen after `kv add`) from the bucket's nats-py StreamInfo."""
     config, state = info.config, info.state
     heading = f"Information for Key-Value Store Bucket {bucket}"
@@ -239,7 +250,7 @@ def last_seen(active_ns: int | None) -> str:
     return humanize.human_duration(active_ns)
 
 
-def add_cluster_rows(screen: Columns, cluster: Any) -> None:
+def add_cluster_rows(screen: Columns, cluster: ClusterInfo) -> None:
     """Name, Leader and one Replica row per peer, as natscli shows a stream's cluster."""
     screen.add_row("Name", cluster.name or "")
     screen.add_row("Leader", cluster.leader or "")

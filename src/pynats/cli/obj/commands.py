@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import io
 import os
 import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -47,6 +48,11 @@ from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import out
 from pynats.cli.ui.parse import BYTE_SIZE, DURATION, parse_header, parse_key_value
 from pynats.gotime import NS_PER_S
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from nats.js.api import ObjectInfo
+    from nats.js.object_store import ObjectStore
 
 OBJ_HELP = """Interacts with a JetStream based Object store
 
@@ -266,7 +272,7 @@ def go_base(path: str) -> str:
     return trimmed.rsplit("/", 1)[-1]
 
 
-async def modification_time(js: Any, info: Any) -> dt.datetime | None:
+async def modification_time(js: JetStreamContext, info: ObjectInfo) -> dt.datetime | None:
     """When the object was written: its `mtime`, else the time of its meta message.
 
     nats.go leaves `mtime` at year 1 when writing and reads the meta message's time instead,
@@ -285,7 +291,7 @@ async def modification_time(js: Any, info: Any) -> dt.datetime | None:
     return stored.time
 
 
-async def bind(js: Any, bucket: str) -> Any:
+async def bind(js: JetStreamContext, bucket: str) -> ObjectStore:
     return await js.object_store(bucket)
 
 
@@ -309,7 +315,7 @@ async def add_bucket(settings: ObjBucketSettings) -> None:
     out(render.bucket_info_screen(settings.bucket, status.stream_info).render(), end="")
 
 
-async def show_bucket(store: Any, bucket: str) -> None:
+async def show_bucket(store: ObjectStore, bucket: str) -> None:
     status = await store.status()
     out(render.bucket_info_screen(bucket, status.stream_info).render(), end="")
 
@@ -434,11 +440,13 @@ async def put_object(bucket: str, upload: Upload, force: bool) -> None:
     out(render.object_info_screen(info, dt.datetime.now(dt.UTC)).render(), end="")
 
 
-async def _send(store: Any, upload: Upload) -> Any:
+async def _send(store: ObjectStore, upload: Upload) -> ObjectInfo:
     """Put the file (or stdin) into the store, with a progress bar for a large file."""
     meta = upload.meta()
+    # nats-py streams from any object with readinto() (it checks with hasattr) but annotates
+    # BufferedIOBase: stdin's buffer (typed BinaryIO) and CountingReader are such objects.
     if not upload.file:
-        return await store.put(meta.name, sys.stdin.buffer, meta=meta)
+        return await store.put(meta.name, sys.stdin.buffer, meta=meta)  # type: ignore[arg-type]
     try:
         source = open(upload.file, "rb")  # noqa: SIM115 - closed below, after the transfer
     except OSError as exc:
@@ -446,11 +454,11 @@ async def _send(store: Any, upload: Upload) -> Any:
     with source:
         size = os.fstat(source.fileno()).st_size
         bar = None
-        reader: Any = source
+        reader: io.BufferedIOBase | CountingReader = source
         if upload.progress and not current_settings().trace and size > PROGRESS_THRESHOLD_BYTES:
             bar = ByteProgressBar(size)
             reader = CountingReader(source, bar.advance)
-        info = await store.put(meta.name, reader, meta=meta)
+        info = await store.put(meta.name, reader, meta=meta)  # type: ignore[arg-type]
         if bar is not None:
             bar.finish()
             if bar.enabled:
@@ -486,7 +494,7 @@ async def get_object(bucket: str, name: str, output: str, progress: bool, force:
     out(message)
 
 
-async def _receive(store: Any, name: str, target: str, size: int, progress: bool) -> int:
+async def _receive(store: ObjectStore, name: str, target: str, size: int, progress: bool) -> int:
     """Write the object into `target` (removed again on failure); returns the bytes written."""
     try:
         sink = open(target, "wb")  # noqa: SIM115 - closed below, after the transfer
@@ -500,7 +508,8 @@ async def _receive(store: Any, name: str, target: str, size: int, progress: bool
     writer = CountingWriter(sink, bar.advance if bar is not None else None)
     try:
         with sink:
-            await store.get(name, writeinto=writer)
+            # nats-py writes into any object with write() (see _send about its annotation).
+            await store.get(name, writeinto=writer)  # type: ignore[arg-type]
     except BaseException:
         os.unlink(target)
         raise

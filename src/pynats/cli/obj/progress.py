@@ -9,8 +9,8 @@ terminal, with sizes in IEC units (`1.5 MiB / 5.0 MiB`) like natscli's object tr
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
-from typing import Any
 
 from pynats.cli.ui.humanize import ibytes
 from pynats.cli.ui.progress import ProgressBar
@@ -34,11 +34,11 @@ class ByteProgressBar(ProgressBar):
 class CountingReader:
     """A binary file whose `readinto()` reports how many bytes each call read."""
 
-    def __init__(self, raw: Any, on_read: Callable[[int], None]) -> None:
+    def __init__(self, raw: io.BufferedIOBase, on_read: Callable[[int], None]) -> None:
         self.raw = raw
         self.on_read = on_read
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         count = self.raw.readinto(buffer) or 0
         if count:
             self.on_read(count)
@@ -48,7 +48,9 @@ class CountingReader:
 class CountingWriter:
     """A binary file whose `write()` counts the bytes written (and reports them)."""
 
-    def __init__(self, raw: Any, on_write: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, raw: io.BufferedIOBase, on_write: Callable[[int], None] | None = None
+    ) -> None:
         self.raw = raw
         self.on_write = on_write
         self.written = 0

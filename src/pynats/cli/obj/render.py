@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynats.cli.kv.render import (
     add_cluster_rows,
@@ -26,6 +26,9 @@ from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.output import paint
 from pynats.cli.ui.table import Table
+
+if TYPE_CHECKING:
+    from nats.js.api import ObjectInfo, StreamInfo
 
 
 def digest_text(digest: str | None) -> str:
@@ -47,7 +50,7 @@ def header_lines(headers: dict[str, Any] | None) -> list[str]:
     return sorted(lines)
 
 
-def object_info_screen(info: Any, modified: dt.datetime | None) -> Columns:
+def object_info_screen(info: ObjectInfo, modified: dt.datetime | None) -> Columns:
     screen = Columns(f"Object information for {info.bucket} > {info.name}")
     screen.add_row_if_not_empty("Description", info.description)
     screen.add_row("Size", humanize.ibytes(info.size or 0))
@@ -59,7 +62,7 @@ def object_info_screen(info: Any, modified: dt.datetime | None) -> Columns:
     return screen
 
 
-def bucket_info_screen(bucket: str, info: Any) -> Columns:
+def bucket_info_screen(bucket: str, info: StreamInfo) -> Columns:
     """`obj info BUCKET` (and the screen after add, seal and del) from the stream info."""
     config, state = info.config, info.state
     heading = f"Information for Object Store Bucket {bucket}"
@@ -97,7 +100,7 @@ def contents_table(objects: list[tuple[Any, dt.datetime | None]]) -> Table:
     return table
 
 
-def watch_line(info: Any, modified: dt.datetime | None) -> str:
+def watch_line(info: ObjectInfo, modified: dt.datetime | None) -> str:
     when = timestamp(modified)
     if info.deleted:
         return f"[{when}] {paint('DEL', 'red')} {info.bucket} > {info.name}"
