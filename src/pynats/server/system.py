@@ -9,6 +9,10 @@ requests and events cross routes like any message; each server answers for itsel
   nats-server's envelope `{"server": {...}, "data": {...}}` (`"statsz"` for the stats).
   A request body may filter which servers answer (`server_name`, `cluster`, `host`, `tags`
   and `domain`, matched as nats-server does: names, hosts and clusters by substring).
+- Every other account can ask for its own connections and stats
+  (`$SYS.REQ.SERVER.PING.CONNZ`, `$SYS.REQ.ACCOUNT.PING.CONNZ|STATZ`): as nats-server's
+  system imports do, the request goes on as `$SYS.REQ.ACCOUNT.<acc>.<X>` in the system
+  account, so every server answers, and the answers come back to the asker.
 - Events: client CONNECT/DISCONNECT per account, account connection counts (see
   account_conns.py), STATSZ (see statsz.py), and SHUTDOWN or LAMEDUCK once at the end.
 - Tracking: servers heard from (a STATSZ or account count) are the cluster's active
@@ -57,6 +61,16 @@ if TYPE_CHECKING:
 # nats-server's eventsHBInterval and what it derives from it.
 REMOTE_SERVER_ORPHAN_S = 150.0
 REMOTE_SERVER_SWEEP_S = 90.0
+
+# What every account imports from the system account (nats-server's registerSystemImports):
+# its own connections and stats, from every server, as streamed responses.
+ACCOUNT_IMPORTS = (
+    ("$SYS.REQ.ACCOUNT.PING.CONNZ", "CONNZ"),
+    ("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
+    ("$SYS.REQ.SERVER.PING.CONNZ", "CONNZ"),
+)
+# nats-server's default response threshold of a streamed service export.
+IMPORT_RESPONSES_S = 120.0
 
 CONNECT_EVENT_TYPE = "io.nats.server.advisory.v1.client_connect"
 DISCONNECT_EVENT_TYPE = "io.nats.server.advisory.v1.client_disconnect"
@@ -120,6 +134,15 @@ class RemoteServer:
     last_seen: float  # loop time
 
 
+@dataclass
+class ImportedRequest:
+    """An account's request sent on into the system account: where its answers go."""
+
+    client: InternalClient  # publishes in the requester's account
+    reply: bytes
+    deadline: float  # loop time
+
+
 class SystemServices:
     """The internal clients, subscriptions and timers behind the system account."""
 
@@ -138,6 +161,10 @@ class SystemServices:
         self._account_clients: dict[str, InternalClient] = {}
         # Clients refused for the account connection limit: no events for them.
         self._refused: set[int] = set()
+        # Requests imported from other accounts, by the token of their reply subject (in the
+        # order they were made, which is the order they expire in).
+        self._imported: dict[str, ImportedRequest] = {}
+        self._inbox_prefix = ""
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -164,6 +191,10 @@ class SystemServices:
         subscribe("$SYS.SERVER.*.LAMEDUCK", self._on_remote_shutdown)
         subscribe(conns_subjects("*")[0], self._on_remote_conns)
         subscribe(conns_reply_subject(server_id), self._on_remote_conns)
+        from .server import node_name
+
+        self._inbox_prefix = f"$SYS._INBOX.{node_name(server.server_name)}."
+        subscribe(self._inbox_prefix + "*", self._on_imported_answer)
 
         self.account_conns = AccountConnections(loop, self._send_account_conns)
         for account in server.accounts.values():
@@ -188,12 +219,8 @@ class SystemServices:
         # Served where the requester is (nats-server imports them): never announced.
         client.subscribe("$SYS.REQ.USER.INFO", self._on_user_info, local_only=True)
         if account is not self.account:
-            for subject, what in (
-                ("$SYS.REQ.ACCOUNT.PING.CONNZ", "CONNZ"),
-                ("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
-                ("$SYS.REQ.SERVER.PING.CONNZ", "CONNZ"),
-            ):
-                client.subscribe(subject, self._account_ping(what, account), local_only=True)
+            for subject, what in ACCOUNT_IMPORTS:
+                client.subscribe(subject, self._import(what, account, client), local_only=True)
         if self.account_conns is not None and account is not self.server.global_account:
             self._publish(
                 conns_request_subject(account.name),
@@ -411,22 +438,49 @@ class SystemServices:
             data["permissions"] = perms.as_json()
         self._answer(reply, data, client=self._account_clients.get(publisher.account.name))
 
-    def _account_ping(self, what: str, account: Account) -> DeliveryCallback:
+    def _import(self, what: str, account: Account, client: InternalClient) -> DeliveryCallback:
+        """An account's ping of its own CONNZ/STATZ becomes `$SYS.REQ.ACCOUNT.<acc>.<what>` in
+        the system account, which every server answers; the answers go back to the asker."""
+        subject = f"$SYS.REQ.ACCOUNT.{account.name}.{what}"
+
         def callback(
             sub: Subscription,
             publisher: Publisher,
-            subject: bytes,
+            subj: bytes,
             reply: bytes | None,
             headers: bytes,
             payload: bytes,
         ) -> None:
-            if not reply:
+            if not reply or not self.is_sending:
                 return
-            data = self._account_data(what, account, parse_options(payload) or {})
-            if data is not None:
-                self._answer(reply, data, client=self._account_clients.get(account.name))
+            now = self.server.loop.time()
+            self._expire_imported(now)
+            token = _new_event_id()
+            self._imported[token] = ImportedRequest(client, reply, now + IMPORT_RESPONSES_S)
+            self.client.publish(subject, payload, reply=self._inbox_prefix + token, headers=headers)
 
         return callback
+
+    def _expire_imported(self, now: float) -> None:
+        while self._imported:
+            token, first = next(iter(self._imported.items()))
+            if first.deadline > now:
+                return
+            del self._imported[token]
+
+    def _on_imported_answer(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        token = subject.decode(errors="replace").rsplit(".", 1)[-1]
+        request = self._imported.get(token)
+        if request is not None and request.deadline > self.server.loop.time():
+            request.client.publish(request.reply, payload, reply=reply, headers=headers)
 
     def _on_account_request(
         self,
@@ -477,6 +531,9 @@ class SystemServices:
             return monitor.subsz(self.server, query)
         if what == "INFO":
             return monitor.account_detail(self.server, account)
+        if what == "LEAFZ":
+            query["acc"] = account.name
+            return monitor.leafz(self.server, query)
         if what == "JSZ":
             fn = self.server.monitor_routes.get("jsz")
             if fn is None:

@@ -146,6 +146,28 @@ async def test_filters_in_the_request_choose_who_answers(mesh: Cluster) -> None:
     await nc.close()
 
 
+async def test_an_account_sees_its_own_connections_on_every_server(mesh: Cluster) -> None:
+    """nats-server's system imports: any account may ping its CONNZ/STATZ; every server
+    answers, with that account's connections only."""
+    apps = [await connect(app_url(m), name=f"app-on-{m.name}") for m in mesh]
+    try:
+        for nc in apps:
+            for subject in ("$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.PING.CONNZ"):
+                answers = await gather(nc, subject, expect=3)
+                assert sorted(a["server"]["name"] for a in answers) == names(mesh), subject
+                for answer in answers:
+                    conns = answer["data"]["connections"]
+                    assert [c["name"] for c in conns] == [f"app-on-{answer['server']['name']}"]
+            statz = await gather(nc, "$SYS.REQ.ACCOUNT.PING.STATZ", expect=3)
+            assert sorted(a["server"]["name"] for a in statz) == names(mesh)
+            for answer in statz:
+                (stat,) = answer["data"]["account_statz"]
+                assert (stat["acc"], stat["conns"]) == ("A", 1)
+    finally:
+        for nc in apps:
+            await nc.close()
+
+
 async def test_server_blocks_and_stats_have_the_go_shape(mesh: Cluster) -> None:
     nc = await connect(sys_url(mesh[0]))
     answers = by_name(await gather(nc, "$SYS.REQ.SERVER.PING", expect=3))
