@@ -1,6 +1,6 @@
 """The click classes of the `nats` command tree: aliases, global flags everywhere, natscli help.
 
-A noun module (`stream.py`, `kv.py`, ...) receives the root `NatsGroup` in its `register()`
+A noun (`pub.py`, `stream/commands.py`, ...) receives the root `NatsGroup` in its `register()`
 function and hangs its commands on it::
 
     def register(root: NatsGroup) -> None:
@@ -8,7 +8,7 @@ function and hangs its commands on it::
         def stream() -> None: ...
 
         @stream.command("ls", aliases=["list", "l"], help="List all known Streams")
-        @click.option("-j", "--json", "as_json", is_flag=True, help="Produce JSON output")
+        @json_flag()
         def stream_ls(as_json: bool) -> None:
             run_async(_list_streams(as_json))
 
@@ -20,6 +20,10 @@ What the classes add to click:
   (`loads_context=False` skips that for commands that must work with a broken context, like
   `nats context ...` and `nats cheat`);
 * a group run without a subcommand is a natscli usage error (the root prints its help instead).
+
+natscli's recurring flags are declared once, at the end: `json_flag()` (-j/--json),
+`force_flag()` (-f/--force), `negatable()` (--x/--no-x), `config_file_options()` (the add
+commands' --config/--validate/--output); `apply_options()` stacks several into one decorator.
 """
 
 from __future__ import annotations
