@@ -1,4 +1,6 @@
-"""The JetStream API calls `nats stream` and `nats consumer` make, and natscli's pickers.
+"""The JetStream API requests `nats stream` and `nats consumer` make (all pages of a list, info
+without the envelope, through `connect.js_request`), natscli's pickers, and the stream naming
+and metadata conventions `kv` and `obj` share (`KV_`/`OBJ_` streams, reserved `_nats.` keys).
 
 Everything here talks JSON dictionaries, exactly as the server sends them: the info screens
 render them and `--json` prints them (without the response envelope's `type` and paging
