@@ -734,7 +734,7 @@ class SystemServices:
                 f"Account:{account.name}"
             )
             raise ProtocolError(ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS)
-        if account is self.server.global_account:
+        if account is self.server.global_account or not self.is_sending:
             return
         if self.account_conns is not None:
             self.account_conns.local_changed(account)
@@ -754,7 +754,7 @@ class SystemServices:
             self._refused.discard(client.cid)
             return
         account = client.account
-        if account is self.server.global_account:
+        if account is self.server.global_account or not self.is_sending:
             return
         if self.account_conns is not None:
             self.account_conns.local_changed(account)
