@@ -32,15 +32,23 @@ STATSZ_FIRST_INTERVAL_S = 0.25
 STATSZ_HEARTBEAT_S = 10.0
 STATSZ_RATE_LIMIT_S = 1.0
 
+# (in_msgs, in_bytes, out_msgs, out_bytes)
+Traffic = tuple[int, int, int, int]
 
-def server_stats(server: Server, active_servers: int) -> dict[str, Any]:
-    """The `statsz` body, in nats-server's field order."""
-    client_in_msgs, client_in_bytes, client_out_msgs, client_out_bytes = server.totals()
+
+def server_stats(
+    server: Server, active_servers: int, closed_clients: Traffic = (0, 0, 0, 0)
+) -> dict[str, Any]:
+    """The `statsz` body, in nats-server's field order. `sent`/`received` count every kind
+    of connection; the `..._clients` ones only clients (`closed_clients`: those gone)."""
+    in_msgs, in_bytes, out_msgs, out_bytes = server.totals()
+    client_in_msgs, client_in_bytes, client_out_msgs, client_out_bytes = closed_clients
+    for c in server.clients.values():
+        client_in_msgs += c.in_msgs
+        client_in_bytes += c.in_bytes
+        client_out_msgs += c.out_msgs
+        client_out_bytes += c.out_bytes
     routes = server.cluster.registered_connections() if server.cluster is not None else []
-    in_msgs = client_in_msgs + sum(r.in_msgs for r in routes)
-    in_bytes = client_in_bytes + sum(r.in_bytes for r in routes)
-    out_msgs = client_out_msgs + sum(r.out_msgs for r in routes)
-    out_bytes = client_out_bytes + sum(r.out_bytes for r in routes)
     stats: dict[str, Any] = {
         "start": monitor.rfc3339_seconds(server.start_time),
         "mem": monitor.rss_bytes(),
@@ -56,13 +64,8 @@ def server_stats(server: Server, active_servers: int) -> dict[str, Any]:
         "received_from_clients": {"msgs": client_in_msgs, "bytes": client_in_bytes},
         "slow_consumers": server.slow_consumers,
     }
-    if server.slow_consumers:
-        stats["slow_consumer_stats"] = {
-            "clients": server.slow_consumers,
-            "routes": 0,
-            "gateways": 0,
-            "leafs": 0,
-        }
+    if server.slow_consumers:  # only when there is something to say, as nats-server
+        stats["slow_consumer_stats"] = dict(server.slow_consumer_stats)
     if routes:
         stats["routes"] = [route_stat(r) for r in routes]
     stats["active_servers"] = active_servers

@@ -47,7 +47,7 @@ from .account_conns import (
 from .internal import InternalClient
 from .monitor import Query
 from .protocol import ProtocolError
-from .statsz import StatszSchedule, server_stats
+from .statsz import StatszSchedule, Traffic, server_stats
 from .sublist import Subscription
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ class SystemServices:
         # order they were made, which is the order they expire in).
         self._imported: dict[str, ImportedRequest] = {}
         self._inbox_prefix = ""
+        # What the clients that are gone received and sent (STATSZ's `..._clients` totals).
+        self._closed_clients: Traffic = (0, 0, 0, 0)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -561,7 +563,7 @@ class SystemServices:
         return f"$SYS.SERVER.{self.server.server_id}.STATSZ"
 
     def _stats(self) -> dict[str, Any]:
-        return server_stats(self.server, self.active_servers)
+        return server_stats(self.server, self.active_servers, self._closed_clients)
 
     def _broadcast_statsz(self) -> None:
         """Our STATSZ: always in a cluster, else only when someone listens."""
@@ -750,6 +752,13 @@ class SystemServices:
         )
 
     def _client_disconnected(self, client: ClientConnection) -> None:
+        in_msgs, in_bytes, out_msgs, out_bytes = self._closed_clients
+        self._closed_clients = (
+            in_msgs + client.in_msgs,
+            in_bytes + client.in_bytes,
+            out_msgs + client.out_msgs,
+            out_bytes + client.out_bytes,
+        )
         if client.cid in self._refused:
             self._refused.discard(client.cid)
             return
