@@ -297,6 +297,9 @@ class ConnectAuthenticator(Protocol):
     def account_limits(self, account_key: str) -> dict[str, Any]:
         """The limits of an account's JWT (`conn`, `subs`, `payload`), {} when it has none."""
 
+    def knows_account(self, name: str) -> bool:
+        """`name` is an account this server may host (configured, or a resolvable JWT)."""
+
 
 class Authenticator:
     """Decides a CONNECT: single user, token, users list, nkeys, accounts, no_auth_user.
@@ -399,6 +402,9 @@ class Authenticator:
                 return _user_result(user), ""
             return None, "invalid user/password"
         return None, "no credentials provided"
+
+    def knows_account(self, name: str) -> bool:
+        return name in self.options.accounts
 
     def account_limits(self, account_key: str) -> dict[str, Any]:
         """Accounts from the options carry no JWT limits."""

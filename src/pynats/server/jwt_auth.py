@@ -184,6 +184,9 @@ class JwtAuthenticator:
         self.accounts[subject] = account
         return account
 
+    def knows_account(self, name: str) -> bool:
+        return name in self.accounts
+
     def authenticate(
         self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
     ) -> tuple[AuthResult | None, str]:

@@ -311,7 +311,7 @@ class RouteConnection(Connection):
         if account is not None:
             return account
         text = self.pinned_account or "" if name is None else name.decode(errors="replace")
-        account = self.server.accounts.get(text)
+        account = self.server.resolve_account(text)
         if account is None:
             self.server.logger.debug(
                 f"{self.log_prefix} - Unknown account {json.dumps(text)} from route"

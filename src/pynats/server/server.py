@@ -156,6 +156,16 @@ class Server:
     def lookup_account(self, name: str) -> Account | None:
         return self.accounts.get(name)
 
+    def resolve_account(self, name: str) -> Account | None:
+        """The account `name` for traffic from another server: one we have, or one we may
+        host and have had no client of yet (its JWT is known); None for anything else."""
+        account = self.accounts.get(name)
+        if account is None and self.authenticator.knows_account(name):
+            account = self.ensure_account(name)
+            if self.system is not None:
+                self.system.add_account(account)
+        return account
+
     def move_client(self, client: ClientConnection, account_name: str) -> None:
         """Bind a client to another account (after authentication); its old subs go."""
         account = self.ensure_account(account_name)

@@ -54,7 +54,7 @@ def setup(
     op = jwts.operator()
     (tmp / "op.jwt").write_text(jwts.operator_jwt(op))
     sys_acc = jwts.account()
-    accounts = {name: jwts.account() for name in ("REFUSE_HERE", "REFUSE_THERE", "CLOSE")}
+    accounts = {name: jwts.account() for name in ("REFUSE_HERE", "REFUSE_THERE", "CLOSE", "FRESH")}
     preload = [f'  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"']
     for name, acc in accounts.items():
         preload.append(f'  {acc.public_key}: "{jwts.account_jwt(op, acc, name, {"conn": 2})}"')
@@ -204,3 +204,29 @@ async def test_a_server_closes_its_newest_client_once_it_learns_the_account_is_o
         if not nc.is_closed:
             await nc.close()
     await watcher.nc.close()
+
+
+async def test_interest_of_an_account_with_no_client_here_yet_is_kept(setup: Setup) -> None:
+    """Operator mode: a server takes a peer's interest for an account it knows (its JWT is
+    preloaded) before any client of that account has connected to it."""
+    far = await client(setup.others[0], setup, "FRESH")
+    try:
+        sub = await far.subscribe("fresh.news")
+        await far.flush()
+
+        def known_here() -> bool:
+            routez = setup.ours.http_json("/routez?subs=1")
+            return any(
+                "fresh.news" in (r.get("subscriptions_list") or []) for r in routez["routes"]
+            )
+
+        await wait_until(known_here, timeout=5, what="the interest on our server")
+        near = await client(setup.ours, setup, "FRESH")
+        try:
+            await near.publish("fresh.news", b"hello from the first client here")
+            await near.flush()
+            assert (await sub.next_msg(timeout=3)).data == b"hello from the first client here"
+        finally:
+            await near.close()
+    finally:
+        await far.close()
