@@ -55,7 +55,10 @@ class Feeder(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    """The server's side of one socket. Subclasses set `kind`, `label` and the parser."""
+    """The server's side of one socket. Subclasses set `kind`, `id_label` and, in their
+    __init__, the `parser`."""
+
+    parser: Feeder
 
     kind: ClassVar[int] = CLIENT
     is_link: ClassVar[bool] = False
@@ -94,7 +97,6 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.parser: Feeder | None = None
         self.account: Account = server.global_account
         self.cid = 0
         self.host = ""
@@ -155,7 +157,6 @@ class Connection(asyncio.Protocol):
         server = self.server
         server.current_producer = self
         try:
-            assert self.parser is not None
             self.parser.feed(data)
         except ProtocolError as e:
             self.close_with_error(e.err, e.reason)

@@ -133,6 +133,8 @@ def route_message(
             sub.delivered += 1  # inlined _count
             if sub.max_msgs and sub.delivered >= sub.max_msgs:
                 c.remove_subscription(sub)
+    if not (qsubs or links):
+        return delivered
     if publisher.is_link:
         # From another server: local receivers only (one hop), and only the queue groups
         # the copy names, each to a member on this server.
