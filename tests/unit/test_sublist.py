@@ -60,8 +60,8 @@ def test_sublist_matches_exactly_what_naive_matcher_says(ops: list) -> None:
             victim = live.pop(i % len(live))
             assert sl.remove(victim)
         # every step, including after changes, the cached answer must be right
-        plain, groups, heads, _ = sl.match(probe)
-        assert heads == tuple(probe + b" " + s.sid + b" " for s in plain)
+        plain, groups, framed, _ = sl.match(probe)
+        assert framed == tuple((s, probe + b" " + s.sid + b" ") for s in plain)
         expected = [s for s in live if naive_match(s.subject, probe)]
         assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
         got_groups = {g[0].queue: sorted(map(id, g)) for g in groups}

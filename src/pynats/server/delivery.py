@@ -3,9 +3,9 @@
 Every message that leaves routing goes through here: to a client (a MSG/HMSG frame on its
 outbound list), to an in-process subscriber (a call, `DeliveryCallback`), or to another
 server (one RMSG per route connection, naming the queue groups it is for). The sublist's
-`SublistResult` says who: local plain subscriptions (`psubs`, with their pre-built frame
-heads), queue groups (`qsubs`, remote members weighted by their member count) and the links
-to other servers with plain interest (`links`).
+`SublistResult` says who: local plain subscriptions (`psubs`; `framed` pairs each with its
+pre-built frame head), queue groups (`qsubs`, remote members weighted by their member count)
+and the links to other servers with plain interest (`links`).
 
 Two entries, one set of rules:
 
@@ -102,7 +102,7 @@ def route_message(
         result = sublist.match(subject)
     if result is EMPTY_RESULT:
         return 0
-    psubs, qsubs, heads, links = result
+    psubs, qsubs, framed, links = result
     n = len(msg)
     if reply is None:
         tail = SIZE_TAILS[n] if n < 4096 else b"%d\r\n" % n
@@ -116,7 +116,7 @@ def route_message(
                 delivered += 1
     elif psubs:
         # The hot loop: plain subscribers of a message without headers, framed inline.
-        for sub, head in zip(psubs, heads, strict=True):
+        for sub, head in framed:
             c = sub.client
             if sub.callback is not None:
                 sub.callback(sub, publisher, subject, reply, b"", msg)

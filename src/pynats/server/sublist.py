@@ -6,8 +6,9 @@ few subjects are published over and over. A subscribe or unsubscribe drops exact
 answers it changes: the entry for a literal subject, or every entry its wildcard matches.
 
 A match result is a `SublistResult`: `psubs` holds every plain subscription of this server
-(clients and in-process subscribers), `heads[i]` the `b"<subject> <sid> "` part of the frame
-for `psubs[i]` (built once per cached subject instead of once per message), `links` the
+(clients and in-process subscribers), `framed` the same subscriptions each paired with the
+`b"<subject> <sid> "` part of its frame (built once per cached subject instead of once per
+message), `links` the
 connections to other servers (routes) with plain interest, each once however many of their
 subscriptions match, and `qsubs` one tuple of members per queue name (members of the same
 queue name on different subjects form one group, as in nats-server). A remote queue member
@@ -42,7 +43,7 @@ class SublistResult(NamedTuple):
 
     psubs: tuple[Subscription, ...]
     qsubs: tuple[tuple[Subscription, ...], ...]
-    heads: tuple[bytes, ...]
+    framed: tuple[tuple[Subscription, bytes], ...]
     links: tuple[Any, ...]
 
 
@@ -243,7 +244,7 @@ class Sublist:
             result = SublistResult(
                 tuple(local),
                 tuple(_weighted(members) for members in groups.values()),
-                tuple(subject + b" " + s.sid + b" " for s in local),
+                tuple((s, subject + b" " + s.sid + b" ") for s in local),
                 tuple(links),
             )
         else:
