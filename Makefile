@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 # It lives in its own virtualenv so that its `nats-server` never shadows ours.
 ORACLE_VERSION := 2.15.1
 ORACLE := $(ORACLE_VENV)/bin/nats-server
-PYTEST_ARGS ?=
+# Tests are independent (free ports, own temp dirs): two workers, one file each at a time.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test lint typecheck check bench clean install
 
