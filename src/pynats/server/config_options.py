@@ -20,8 +20,7 @@ from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .auth import NkeyUser, Permissions, ResponsePermission, SubjectPermission, User
 from .conf import ConfigError, ConfigMap, load_config_file
 from .conf.tree import Position
-from .conf.units import _go_quote as go_quote
-from .conf.units import duration_from_config, go_type_name, parse_size
+from .conf.units import duration_from_config, go_quote, go_type_name, parse_size
 from .options import (
     ROUTE_MAX_PING_INTERVAL_S,
     ClusterOptions,

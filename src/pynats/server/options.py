@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import const
-from .conf.units import _go_quote as go_quote
+from .conf.units import go_quote
 
 if TYPE_CHECKING:
     from .accounts import AccountConfig

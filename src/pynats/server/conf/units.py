@@ -42,10 +42,10 @@ def _parse_int64(text: str) -> int:
     """Go's `strconv.ParseInt(text, 10, 64)` with its error text."""
     body = text[1:] if text[:1] in ("+", "-") else text
     if not body or not all("0" <= char <= "9" for char in body):
-        raise ValueError(f"strconv.ParseInt: parsing {_go_quote(text)}: invalid syntax")
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
     number = int(text)
     if not INT64_MIN <= number <= INT64_MAX:
-        raise ValueError(f"strconv.ParseInt: parsing {_go_quote(text)}: value out of range")
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
     return number
 
 
@@ -54,7 +54,7 @@ def wrap_int64(value: int) -> int:
     return ((value - INT64_MIN) % (1 << 64)) + INT64_MIN
 
 
-def _go_quote(text: str) -> str:
+def go_quote(text: str) -> str:
     """Close to Go's `strconv.Quote`: printable runes kept, the rest escaped."""
     short = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
     short |= {"\v": "\\v", '"': '\\"', "\\": "\\\\"}
