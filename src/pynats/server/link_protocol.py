@@ -25,17 +25,18 @@ import json
 from typing import Protocol
 
 from .protocol import (
+    ERR_MAX_CONTROL_LINE,
     ERR_UNKNOWN_OP,
     MAX_CONTROL_LINE_SIZE,
     REASON_MAX_CONTROL_LINE,
     REASON_PARSE_ERROR,
     REASON_PROTOCOL_VIOLATION,
+    ChunkedInput,
     ProtocolError,
 )
 
 MAX_LINK_CONTROL_LINE_SIZE = 16 * MAX_CONTROL_LINE_SIZE
 MAX_SIZE_DIGITS = 10
-ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
 
 
 class LinkSink(Protocol):
@@ -99,22 +100,13 @@ def _reply_and_queues(rest: list[bytes]) -> tuple[bytes | None, list[bytes] | No
     raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
 
 
-class LinkParser:
+class LinkParser(ChunkedInput):
     """Incremental parser of one server-to-server connection.
 
     `awaiting_connect`: the accepting side requires CONNECT before anything else.
     """
 
-    __slots__ = (
-        "_pending",
-        "_pending_len",
-        "_pending_need",
-        "account_in_line",
-        "awaiting_connect",
-        "leaf",
-        "max_control_line",
-        "sink",
-    )
+    __slots__ = ("account_in_line", "awaiting_connect", "leaf", "sink")
 
     def __init__(
         self,
@@ -124,33 +116,19 @@ class LinkParser:
         leaf: bool = False,
         max_control_line: int = MAX_LINK_CONTROL_LINE_SIZE,
     ) -> None:
+        super().__init__(max_control_line)
         self.sink = sink
         self.account_in_line = account_in_line
         self.leaf = leaf
-        self.max_control_line = max_control_line
         self.awaiting_connect = False
-        self._pending: list[bytes] = []
-        self._pending_len = 0
-        self._pending_need = 0
-
-    @property
-    def buffered(self) -> int:
-        return self._pending_len
 
     def feed(self, data: bytes) -> None:
         """Parse every complete operation in `data` (plus what earlier chunks left over)."""
         if self._pending:
-            self._pending.append(data)
-            self._pending_len += len(data)
-            if self._pending_len < self._pending_need:
+            joined = self._resume(data)
+            if joined is None:
                 return
-            if self._pending_need == 0 and b"\n" not in data:
-                self._check_partial_line(self._pending_len)
-                return
-            data = b"".join(self._pending)
-            self._pending = []
-            self._pending_len = 0
-            self._pending_need = 0
+            data = joined
         pos = 0
         n = len(data)
         find = data.find
@@ -164,7 +142,7 @@ class LinkParser:
             nl = find(b"\n", pos)
             if nl < 0:
                 self._keep(data, pos, 0)
-                self._check_partial_line(n - pos)
+                self._check_partial_control_line(n - pos)
                 return
             end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
             if end - pos > self.max_control_line:
@@ -280,18 +258,6 @@ class LinkParser:
             origin, account, rest[0], reply, queues, hdr_len, data[start:stop]
         )
         return stop + 2
-
-    def _keep(self, data: bytes, pos: int, need: int) -> None:
-        rest = data[pos:] if pos else data
-        self._pending = [rest]
-        self._pending_len = len(rest)
-        self._pending_need = need
-
-    def _check_partial_line(self, length: int) -> None:
-        if length > self.max_control_line + 8:
-            self._pending = []
-            self._pending_len = 0
-            raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
 
 
 def _json_arg(line: bytes, op_len: int) -> bytes:

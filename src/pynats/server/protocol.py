@@ -80,7 +80,57 @@ def _check_json(arg: bytes) -> None:
         raise ProtocolError(None) from None
 
 
-class ProtocolParser:
+class ChunkedInput:
+    """What every incremental NATS parser does with chunks: an operation cut by the end of a
+    chunk is kept (as a list of pieces, joined once enough bytes arrived), and a control line
+    may not grow past `max_control_line` while its newline is awaited."""
+
+    __slots__ = ("_pending", "_pending_len", "_pending_need", "max_control_line")
+
+    def __init__(self, max_control_line: int) -> None:
+        self.max_control_line = max_control_line
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self._pending_need = 0  # total bytes needed before the buffered op can complete
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete operation."""
+        return self._pending_len
+
+    def _resume(self, data: bytes) -> bytes | None:
+        """`data` appended to what was kept: the bytes to parse now, or None while the kept
+        operation is still incomplete."""
+        self._pending.append(data)
+        self._pending_len += len(data)
+        if self._pending_len < self._pending_need:
+            return None
+        if self._pending_need == 0 and b"\n" not in data:
+            self._check_partial_control_line(self._pending_len)
+            return None
+        data = b"".join(self._pending)
+        self._pending = []
+        self._pending_len = 0
+        self._pending_need = 0
+        return data
+
+    def _keep(self, data: bytes, pos: int, need: int) -> None:
+        """Hold the incomplete operation starting at `pos` until `need` bytes are available."""
+        rest = data[pos:] if pos else data
+        self._pending = [rest]
+        self._pending_len = len(rest)
+        self._pending_need = need
+
+    def _check_partial_control_line(self, length: int) -> None:
+        # A control line may not grow past the limit while we wait for its newline
+        # (the op name and a separator are not counted, as in nats-server).
+        if length > self.max_control_line + 8:
+            self._pending = []
+            self._pending_len = 0
+            raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
+
+
+class ProtocolParser(ChunkedInput):
     """Incremental parser of the client side of the NATS protocol.
 
     `awaiting_connect`: when true, the first operation must be CONNECT (auth required).
@@ -94,12 +144,8 @@ class ProtocolParser:
         "_on_pub",
         "_on_sub",
         "_on_unsub",
-        "_pending",
-        "_pending_len",
-        "_pending_need",
         "awaiting_connect",
         "headers_enabled",
-        "max_control_line",
         "max_payload",
     )
 
@@ -110,6 +156,7 @@ class ProtocolParser:
         max_payload: int = MAX_PAYLOAD_SIZE,
         max_control_line: int = MAX_CONTROL_LINE_SIZE,
     ) -> None:
+        super().__init__(max_control_line)
         self._on_connect = sink.process_connect
         self._on_pub = sink.process_pub
         self._on_sub = sink.process_sub
@@ -117,32 +164,16 @@ class ProtocolParser:
         self._on_ping = sink.process_ping
         self._on_pong = sink.process_pong
         self.max_payload = max_payload
-        self.max_control_line = max_control_line
         self.awaiting_connect = False
         self.headers_enabled = False
-        self._pending: list[bytes] = []
-        self._pending_len = 0
-        self._pending_need = 0  # total bytes needed before the buffered op can complete
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held for an incomplete operation."""
-        return self._pending_len
 
     def feed(self, data: bytes) -> None:
         """Parse every complete operation in `data` (plus what earlier chunks left over)."""
         if self._pending:
-            self._pending.append(data)
-            self._pending_len += len(data)
-            if self._pending_len < self._pending_need:
+            joined = self._resume(data)
+            if joined is None:
                 return
-            if self._pending_need == 0 and b"\n" not in data:
-                self._check_partial_control_line(self._pending_len)
-                return
-            data = b"".join(self._pending)
-            self._pending = []
-            self._pending_len = 0
-            self._pending_need = 0
+            data = joined
 
         pos = 0
         n = len(data)
@@ -280,18 +311,3 @@ class ProtocolParser:
         else:
             raise ProtocolError(ERR_UNKNOWN_OP, REASON_PROTOCOL_VIOLATION)
         return nl + 1
-
-    def _keep(self, data: bytes, pos: int, need: int) -> None:
-        """Hold the incomplete operation starting at `pos` until `need` bytes are available."""
-        rest = data[pos:] if pos else data
-        self._pending = [rest]
-        self._pending_len = len(rest)
-        self._pending_need = need
-
-    def _check_partial_control_line(self, length: int) -> None:
-        # A control line may not grow past the limit while we wait for its newline
-        # (the op name and a separator are not counted, as in nats-server).
-        if length > self.max_control_line + 8:
-            self._pending = []
-            self._pending_len = 0
-            raise ProtocolError(ERR_MAX_CONTROL_LINE, REASON_MAX_CONTROL_LINE)
