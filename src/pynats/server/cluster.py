@@ -602,6 +602,8 @@ class Cluster:
         up, its missing pinned accounts' connections."""
         if self._stopping or self.peers.get(peer.server_id) is not peer:
             return
+        if peer.is_configured and peer.url not in self.options.routes:
+            return  # a reload removed the route: what the peer dials is up to the peer
         if not peer.no_pool and not peer.pool_dialing and any(c is None for c in peer.conns):
             peer.pool_dialing = True
             self.dial(peer.url, configured=peer.is_configured, peer=peer)
