@@ -166,3 +166,15 @@ def test_two_servers_with_the_same_name_do_not_route(
         log = "\n".join(m.server.log_text() for m in cluster if m.server)
     assert 'Remote server has a duplicate name: "SAME"' in log
     assert all(not route_connections(m) for m in cluster)
+
+
+def test_a_go_server_that_wants_compression_routes_with_us_uncompressed(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """We answer compression as "not supported": a Go peer set to s2 falls back to plain."""
+    cluster = cluster_factory(
+        ["go", "py"], cluster_extra=lambda m: "  compression: s2_best" if m.kind == "go" else ""
+    )
+    cluster.wait_formed()
+    go_view = route_connections(cluster[0])
+    assert go_view and all(r["compression"] == "not supported" for r in go_view)
