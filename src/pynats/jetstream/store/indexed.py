@@ -504,8 +504,10 @@ class IndexedStore:
         size, sids, names, base = index.size, index.sid, index.names, index.base
         while seq <= stop:
             i = seq - base
-            if size[i] and self._match(subject_filter, names[sids[i]]):  # type: ignore[arg-type]
-                return seq
+            if size[i]:
+                name = names[sids[i]]
+                if name is not None and self._match(subject_filter, name):
+                    return seq
             seq += 1
         if seq > index.last_seq:
             return 0
