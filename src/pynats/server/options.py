@@ -92,6 +92,101 @@ class ClusterOptions:
         return const.AUTH_TIMEOUT_S
 
 
+DEFAULT_LEAFNODE_PORT = 7422
+LEAF_RECONNECT_DELAY_S = 1.0
+WEBSOCKET_HANDSHAKE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class LeafRemote:
+    """One entry of `leafnodes { remotes: [...] }`: a hub this server dials as a leaf."""
+
+    urls: list[str] = field(default_factory=list)  # nats-leaf://, tls://, ws://, wss://
+    account: str = ""  # the local account bound to the hub ("" = the global account)
+    credentials: str = ""  # a .creds file (user JWT + nkey seed)
+    nkey: str = ""  # an nkey seed file or seed
+    tls: TLSSettings | None = None
+    hub: bool = False  # this side acts as the hub of the connection
+    deny_imports: list[str] = field(default_factory=list)  # subjects not taken from the hub
+    deny_exports: list[str] = field(default_factory=list)  # subjects not sent to the hub
+    compression: str = ""
+    ws_compression: bool = False
+    ws_no_masking: bool = False
+    first_info_timeout: float = 1.0  # seconds
+    dial_timeout: float = 0.0  # seconds, 0 = default
+    no_randomize: bool = False
+    disabled: bool = False
+
+
+@dataclass
+class LeafUser:
+    """`leafnodes { authorization { users: [...] } }`: credentials a leaf may present, and
+    the account its connection is bound to."""
+
+    username: str = ""
+    password: str = ""
+    nkey: str = ""
+    account: str = ""
+
+
+@dataclass
+class LeafNodeOptions:
+    """The `leafnodes {}` block: the leaf listener (this server as a hub) and the remotes
+    (this server as a leaf of other hubs). `port` 0 means no listener, -1 a random one."""
+
+    host: str = ""
+    port: int = 0
+    advertise: str = ""
+    no_advertise: bool = False
+    username: str = ""  # authorization { user, password } (single user)
+    password: str = ""
+    account: str = ""  # authorization { account }: bind every leaf to it
+    users: list[LeafUser] = field(default_factory=list)
+    auth_timeout: float = 0.0  # seconds, 0 = default
+    tls: TLSSettings | None = None
+    compression: str = ""
+    isolate_leafnode_interest: bool = False
+    min_version: str = ""
+    reconnect_delay: float = LEAF_RECONNECT_DELAY_S  # seconds between dials of a remote
+    dial_timeout: float = 0.0
+    write_deadline: float = 0.0
+    remotes: list[LeafRemote] = field(default_factory=list)
+
+    def is_enabled(self) -> bool:
+        """A leaf listener is configured."""
+        return self.port != 0
+
+
+@dataclass
+class WebsocketOptions:
+    """The `websocket {}` block: a listener for clients (and leafs, path `/leafnode`) over
+    WebSocket. TLS is required unless `no_tls`. `port` 0 means no listener, -1 random."""
+
+    host: str = ""
+    port: int = 0
+    advertise: str = ""
+    no_tls: bool = False
+    tls: TLSSettings | None = None
+    same_origin: bool = False
+    allowed_origins: list[str] = field(default_factory=list)
+    handshake_timeout: float = WEBSOCKET_HANDSHAKE_TIMEOUT_S  # seconds
+    compression: bool = False
+    jwt_cookie: str = ""
+    username_cookie: str = ""
+    password_cookie: str = ""
+    token_cookie: str = ""
+    no_auth_user: str = ""
+    username: str = ""  # authorization { user, password, token, timeout }
+    password: str = ""
+    token: str = ""
+    auth_timeout: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    ping_interval: float = 0.0
+
+    def is_enabled(self) -> bool:
+        return self.port != 0
+
+
 @dataclass
 class Options:
     # Identity and listeners
@@ -173,6 +268,9 @@ class Options:
 
     # Cluster (routes to the other servers of this cluster)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    # Leaf nodes (this server as a hub, and as a leaf of remote hubs) and WebSocket clients
+    leafnodes: LeafNodeOptions = field(default_factory=LeafNodeOptions)
+    websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
     profile_port: int = 0
 
     # JetStream
