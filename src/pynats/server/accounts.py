@@ -61,6 +61,7 @@ class Account:
         "is_system",
         "jetstream",
         "jetstream_imported",
+        "leaf_loop_subject",
         "max_connections",
         "max_payload",
         "max_subscriptions",
@@ -82,6 +83,8 @@ class Account:
         self.jetstream: Any = None
         # Reaches the cluster's JetStream through the system account (imports.wire_jetstream_api)
         self.jetstream_imported = False
+        # This server's `$LDS.<token>` for the account (leafnodes.loop_subject)
+        self.leaf_loop_subject: bytes | None = None
         self.config: AccountConfig | None = None
         # Limits from an account JWT (-1 = unlimited)
         self.max_connections = -1

@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import PermissionChecker, Permissions, secret_matches
+from .connection import LEAF
 from .routes import (
     REASON_AUTH_FAILURE,
     REASON_CLUSTER_NAME_CONFLICT,
@@ -168,7 +169,7 @@ class Cluster:
             if _is_local_interest(sub):
                 self.local_interest_changed(account, sub, delta)
 
-        account.sublist.interest_listener = changed
+        account.sublist.interest_listeners.append(changed)
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -798,9 +799,15 @@ class Cluster:
 
 
 def _is_local_interest(sub: Subscription) -> bool:
-    """Interest this server announces: its own subscribers, not other servers' (links), and
-    not a service import's own subscription (the import is served where the request is)."""
-    return not sub.client.is_link and not sub.local_only
+    """Interest this server announces to its routes: its own subscribers and those of the
+    leafs it is hub of, not what it learned from other servers, and not a service import's
+    own subscription (the import is served where the request is)."""
+    if sub.local_only:
+        return False
+    client = sub.client
+    if not client.is_link:
+        return True
+    return bool(client.kind == LEAF and client.is_hub_side)
 
 
 def _route_permissions(

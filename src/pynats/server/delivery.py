@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .connection import LEAF
 from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
@@ -136,17 +137,30 @@ def route_message(
     if not (qsubs or links):
         return delivered
     if publisher.is_link:
-        # From another server: local receivers only (one hop), and only the queue groups
-        # the copy names, each to a member on this server.
+        # From another server: local receivers, the queue groups the copy names (a member
+        # here, else - when this link may pass messages on - one further along), and the
+        # links this one relays to (a leaf's hub passes its messages on to the cluster).
         queues = publisher.queues
+        relay = publisher.may_relay
+        onward: dict[Any, list[bytes]] | None = None
         if queues and qsubs:
             for group in qsubs:
-                if group[0].queue in queues:
-                    member = _pick_local_member(group)
-                    if member is not None and deliver(
-                        member, publisher, subject, subject, reply, hdr_len, msg
-                    ):
+                if group[0].queue not in queues:
+                    continue
+                member = _pick_local_member(group)
+                if member is not None:
+                    if deliver(member, publisher, subject, subject, reply, hdr_len, msg):
                         delivered += 1
+                elif relay:
+                    member = _pick_relayed_member(group, publisher)
+                    if member is not None:
+                        if onward is None:
+                            onward = {}
+                        onward.setdefault(member.client, []).append(group_name(member))
+        if relay and (links or onward):
+            targets = tuple(link for link in links if publisher.relays_to(link))
+            if targets or onward:
+                delivered += _forward(account, targets, onward, subject, reply, hdr_len, msg)
         return delivered
     forward: dict[Any, list[bytes]] | None = None
     for group in qsubs:
@@ -339,15 +353,33 @@ def _forward(
 
 
 def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
-    """One member of a queue group, at random; skip members that cannot take the message."""
+    """One member of a queue group, at random; skip members that cannot take the message.
+    A member behind a leaf connection is taken only when no other member can (nats-server
+    keeps queue traffic inside the cluster when it can)."""
     count = len(group)
     start = int(random.random() * count)
+    fallback: Subscription | None = None
     for i in range(count):
         sub = group[(start + i) % count]
         c = sub.client
         if c is publisher and sub.callback is None and not c.echo:
             continue
+        if c.kind == LEAF:
+            if fallback is None:
+                fallback = sub
+            continue
         return sub
+    return fallback
+
+
+def _pick_relayed_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
+    """For a message from a link that passes messages on: a member the link relays to."""
+    count = len(group)
+    start = int(random.random() * count)
+    for i in range(count):
+        sub = group[(start + i) % count]
+        if sub.client is not publisher and publisher.relays_to(sub.client):
+            return sub
     return None
 
 

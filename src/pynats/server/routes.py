@@ -27,7 +27,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-from .connection import ROUTER, Connection
+from .connection import LEAF, ROUTER, Connection
 from .delivery import route_as, route_message
 from .link_protocol import LinkParser
 from .protocol import ProtocolError
@@ -69,6 +69,7 @@ class RouteConnection(Connection):
         "headers",
         "is_configured",
         "lnoc",
+        "may_relay",
         "peer",
         "pinned_account",
         "pool_idx",
@@ -116,6 +117,8 @@ class RouteConnection(Connection):
         self.remote_subs: dict[tuple[bytes | None, str, bytes, bytes | None], Subscription] = {}
         # The queue groups named by the message being delivered (see delivery.route_message).
         self.queues: list[bytes] | None = None
+        # Messages from a route go on only to the leafs this server is hub of.
+        self.may_relay = server.options.leafnodes.is_enabled()
         self._auth_timer: Any = None
         self._accounts: dict[bytes | None, Account] = {}
         # Resolved with the close reason: the dialler waits on it to decide on redialling.
@@ -136,6 +139,9 @@ class RouteConnection(Connection):
     @property
     def echo(self) -> bool:
         return True
+
+    def relays_to(self, target: Any) -> bool:
+        return bool(target.kind == LEAF and target.is_hub_side)
 
     @property
     def pinned_is_system(self) -> bool:

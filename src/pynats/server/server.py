@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import ssl
 
     from .cluster import Cluster
+    from .leafnodes import LeafNodes
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
     from .system import SystemServices
@@ -117,6 +118,7 @@ class Server:
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
+        self.leafnodes: LeafNodes | None = None
         # Extensions' say in the cluster: fields added to this server's route INFO, and
         # hooks told of every server that joins (its name and INFO).
         self.route_info_extra: dict[str, Any] = {}
@@ -430,6 +432,10 @@ class Server:
             from .cluster import Cluster
 
             self.cluster = Cluster(self, opts.cluster)
+        if opts.leafnodes.is_enabled() or opts.leafnodes.remotes:
+            from .leafnodes import LeafNodes
+
+            self.leafnodes = LeafNodes(self, opts.leafnodes)
 
         from .imports import wire_imports
 
@@ -443,6 +449,8 @@ class Server:
         for hook in self._startup_hooks:
             await hook()
 
+        if self.leafnodes is not None:
+            await self.leafnodes.bind()
         await self._start_client_listener()
         if self.cluster is not None:
             await self.cluster.bind()
@@ -456,6 +464,8 @@ class Server:
         log.notice("Server is ready")
         if self.cluster is not None:
             self.cluster.begin()
+        if self.leafnodes is not None:
+            self.leafnodes.begin()
 
     async def _start_client_listener(self) -> None:
         opts = self.options
@@ -549,6 +559,8 @@ class Server:
             client.close_connection(REASON_SERVER_SHUTDOWN)
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.leafnodes is not None:
+            await self.leafnodes.stop()
         if self._monitor is not None:
             await self._monitor.stop()
         if self._ports_file:
@@ -654,6 +666,8 @@ class Server:
         live: list[Connection] = list(self.clients.values())
         if self.cluster is not None:
             live += self.cluster.connections
+        if self.leafnodes is not None:
+            live += self.leafnodes.connections
         for c in live:
             in_msgs += c.in_msgs
             in_bytes += c.in_bytes

@@ -15,9 +15,9 @@ queue name on different subjects form one group, as in nats-server). A remote qu
 stands for `weight` members of that server and appears `weight` times, so that picking a
 member at random honours every server's share.
 
-Subscriptions whose client has `is_link` set are remote interest; `interest_listener`, when
-set, hears about every insert (+1) and removal (-1), which is how a cluster announces local
-interest to its peers.
+Subscriptions whose client has `is_link` set are remote interest; `interest_listeners` hear
+about every insert (+1) and removal (-1), which is how a cluster and leaf connections announce
+interest to other servers.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Sublist:
         self.max_fanout = 0
         self._fanout_total = 0
         self.change_listeners: list[Callable[[bytes], None]] = []
-        self.interest_listener: Callable[[Subscription, int], None] | None = None
+        self.interest_listeners: list[Callable[[Subscription, int], None]] = []
 
     def add_change_listener(self, fn: Callable[[bytes], None]) -> None:
         """`fn(subject)` after every insert and successful remove (JetStream push consumers
@@ -156,8 +156,8 @@ class Sublist:
         self.count += 1
         self.inserts += 1
         self._invalidate(sub.subject)
-        if self.interest_listener is not None:
-            self.interest_listener(sub, 1)
+        for listener in self.interest_listeners:
+            listener(sub, 1)
         for fn in self.change_listeners:
             fn(sub.subject)
 
@@ -189,8 +189,8 @@ class Sublist:
         self.count -= 1
         self.removes += 1
         self._invalidate(sub.subject)
-        if self.interest_listener is not None:
-            self.interest_listener(sub, -1)
+        for listener in self.interest_listeners:
+            listener(sub, -1)
         for fn in self.change_listeners:
             fn(sub.subject)
         return True

@@ -1,0 +1,804 @@
+"""Leaf nodes: this server as a hub for leaf servers, and as a leaf of remote hubs.
+
+A leaf connection binds one local account to one account of the other server. The leaf (the
+spoke) dials its hub (`leafnodes { remotes: [...] }`); the hub listens (`leafnodes { listen }`).
+As nats-server does (verified on the wire against Go 2.15):
+
+    hub                                      leaf (spoke)
+    INFO (client_id, nonce, leafnode_urls,   <- dials; checks the INFO is a hub's
+          info_on_connect)
+                                             CONNECT (name, cluster, remote_account, creds)
+    INFO connect_info (the bound account)
+    LS+ for the account's interest, $LDS     LS+ for its local interest, $LDS
+    PING ...
+
+Interest and messages use the route verbs without the account (`LS+ subj [queue weight]`,
+`LS- subj [queue]`, `LMSG subj [reply-part] size`, `HMSG ...`). Who hears of what:
+
+- a hub tells a leaf about all of the account's interest (clients, routes, other leafs), except
+  the leaf's own; a leaf tells its hub only about its own clients' interest and that of its own
+  leafs (never what it learned from its hub);
+- a leaf's interest reaches the hub's cluster over routes, so a leaf connected to any server of
+  a cluster reaches all of it;
+- a message from a leaf (we are its hub) may go on to routes and other leafs; a message from our
+  hub (we are the leaf) only to our clients and our own leafs; a message from a route only to
+  the leafs we are hub of.
+
+Loops are caught with `$LDS.<random>`: every server announces its own subject per account on
+each leaf connection; hearing one's own subject back means the leaf connections form a cycle,
+and the connection is closed with nats-server's error (the leaf waits 30 s before redialling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import secrets
+import ssl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from . import const
+from .auth import PermissionChecker, Permissions, SubjectPermission, secret_matches
+from .connection import LEAF, Connection
+from .delivery import route_message
+from .link_protocol import LinkParser
+from .nkey import new_nonce
+from .protocol import ProtocolError
+from .sublist import Subscription
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .options import LeafNodeOptions, LeafRemote
+    from .server import Server
+
+CRLF = b"\r\n"
+LEAF_FIRST_PING_S = 1.0
+LEAF_MAX_PING_INTERVAL_S = 30.0
+LOOP_RECONNECT_DELAY_S = 30.0
+ERR_WRONG_PORT = "attempted to connect to wrong port"
+REASON_WRONG_PORT = "Incorrect Port"
+REASON_LOOP = "Loop Detected"
+REASON_AUTH = "Authentication Failure"
+REASON_AUTH_TIMEOUT = "Authentication Timeout"
+REASON_SERVER_SHUTDOWN = "Server Shutdown"
+REASON_SAME_CLUSTER = "Leafnode Has Same Cluster Name"
+
+
+def loop_subject(account: Account) -> bytes:
+    """This server's `$LDS.<token>` for the account (made once per account)."""
+    subject: bytes | None = getattr(account, "leaf_loop_subject", None)
+    if subject is None:
+        subject = b"$LDS." + secrets.token_urlsafe(16).replace("-", "A").replace("_", "B").encode()
+        account.leaf_loop_subject = subject
+    return subject
+
+
+class LeafConnection(Connection):
+    """One leaf connection: hub side (accepted, the peer is our leaf) or leaf side (we dialled
+    our hub)."""
+
+    kind = LEAF
+    is_link = True
+    id_label = "lid"
+    kind_name = "leafnode"
+
+    may_relay = True
+
+    __slots__ = (
+        "_auth_timer",
+        "closed_future",
+        "connected",
+        "deny_exports",
+        "deny_imports",
+        "headers",
+        "interest",
+        "is_hub_side",
+        "queues",
+        "remote",
+        "remote_cluster",
+        "remote_id",
+        "remote_info",
+        "remote_name",
+        "remote_subs",
+        "rmsg_prefix",
+        "url",
+    )
+
+    def __init__(
+        self,
+        server: Server,
+        manager: LeafNodes,
+        *,
+        remote: LeafRemote | None = None,
+        url: str = "",
+    ) -> None:
+        super().__init__(server)
+        self.parser: LinkParser = LinkParser(self, account_in_line=False, leaf=True)
+        self.remote = remote
+        self.url = url
+        self.is_hub_side = remote is None
+        self.connected = False
+        self.remote_id = ""
+        self.remote_name = ""
+        self.remote_cluster = ""
+        self.remote_info: dict[str, Any] = {}
+        self.headers = True
+        self.rmsg_prefix: bytes | None = b"LMSG "
+        self.queues: list[bytes] | None = None
+        # Interest the peer told us about: (subject, queue) -> our subscription
+        self.remote_subs: dict[tuple[bytes, bytes | None], Subscription] = {}
+        # Interest we told the peer about: (subject, queue) -> number of our subscriptions
+        self.interest: dict[tuple[bytes, bytes | None], int] = {}
+        self.deny_imports: PermissionChecker | None = None
+        self.deny_exports: PermissionChecker | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self.closed_future: asyncio.Future[str] | None = None
+        if remote is not None:
+            self.deny_imports = _deny_checker(remote.deny_imports)
+            self.deny_exports = _deny_checker(remote.deny_exports)
+
+    @property
+    def manager(self) -> LeafNodes:
+        leafnodes = self.server.leafnodes
+        assert leafnodes is not None
+        return leafnodes
+
+    @property
+    def echo(self) -> bool:
+        return True
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def connection_made(self, base_transport: Any) -> None:
+        self.attach(base_transport)
+        manager = self.manager
+        manager.connection_opened(self)
+        if self.is_hub_side:
+            self.send(manager.hub_info_line(self))
+            self.parser.awaiting_connect = True
+            self._auth_timer = self.server.loop.call_later(
+                manager.auth_timeout, self._on_auth_timeout
+            )
+        else:
+            assert self.remote is not None
+            self._auth_timer = self.server.loop.call_later(
+                self.remote.first_info_timeout or 1.0, self._on_auth_timeout
+            )
+        self.server.flush_pending()
+
+    def _on_auth_timeout(self) -> None:
+        self._auth_timer = None
+        if not self.closed and not self.connected:
+            self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
+
+    def _stop_auth_timer(self) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def on_closed(self) -> None:
+        self._stop_auth_timer()
+        self.manager.connection_closed(self)
+        if self.closed_future is not None and not self.closed_future.done():
+            self.closed_future.set_result(self.reason)
+
+    def drop_remote_interest(self) -> None:
+        sublist = self.account.sublist
+        for sub in self.remote_subs.values():
+            sublist.remove(sub)
+        self.remote_subs.clear()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def process_info(self, arg: bytes) -> None:
+        info = json.loads(arg)
+        if not isinstance(info, dict) or self.is_hub_side:
+            return  # a leaf's INFO (compression negotiation) means nothing to us
+        manager = self.manager
+        if not self.remote_info:
+            if not info.get("client_id") or not info.get("leafnode_urls"):
+                self.server.logger.error(
+                    f"{self.log_prefix} - Leafnode connection closed: {ERR_WRONG_PORT}"
+                )
+                self.close_connection(REASON_WRONG_PORT)
+                return
+            self.remote_info = info
+            self.remote_id = str(info.get("server_id") or "")
+            self.remote_name = str(info.get("server_name") or "")
+            self.headers = bool(info.get("headers")) and not self.server.options.no_header_support
+            self.send(manager.leaf_connect_line(self, str(info.get("nonce") or "")))
+            if not info.get("info_on_connect"):
+                manager.register(self)
+            self.server.flush_pending()
+            return
+        if info.get("connect_info") and not self.connected:
+            self.remote_info.update(info)
+            manager.register(self)
+
+    def process_connect(self, arg: bytes) -> None:
+        if not self.is_hub_side:
+            return
+        try:
+            connect = json.loads(arg)
+        except ValueError:
+            raise ProtocolError(None) from None
+        if not isinstance(connect, dict):
+            raise ProtocolError(None)
+        self.parser.awaiting_connect = False
+        self._stop_auth_timer()
+        self.manager.accept_leaf(self, connect)
+
+    def process_err(self, text: bytes) -> None:
+        message = text.decode(errors="replace").strip("'")
+        self.server.logger.error(f"{self.log_prefix} - Leafnode Error '{message}'")
+        if message.startswith("Loop detected"):
+            self.close_connection(REASON_LOOP)
+        else:
+            self.close_connection("Parse Error")
+
+    def process_remote_sub(
+        self,
+        origin: bytes | None,
+        account: bytes | None,
+        subject: bytes,
+        queue: bytes | None,
+        weight: int,
+    ) -> None:
+        if not self.connected:
+            return
+        if subject == loop_subject(self.account):
+            self.manager.loop_detected(self)
+            return
+        if self.deny_exports is not None and not self.deny_exports.can_subscribe(subject, None):
+            return
+        key = (subject, queue)
+        sub = self.remote_subs.get(key)
+        sublist = self.account.sublist
+        if sub is not None:
+            if queue is None or sub.weight == max(weight, 1):
+                return
+            sublist.remove(sub)
+        else:
+            sid = b"LS %b" % subject if queue is None else b"LS %b %b" % (subject, queue)
+            sub = Subscription(self, subject, queue, sid)
+            self.remote_subs[key] = sub
+        sub.weight = max(weight, 1) if queue is not None else 1
+        sublist.insert(sub)
+
+    def process_remote_unsub(
+        self, origin: bytes | None, account: bytes | None, subject: bytes, queue: bytes | None
+    ) -> None:
+        sub = self.remote_subs.pop((subject, queue), None)
+        if sub is not None:
+            self.account.sublist.remove(sub)
+
+    def process_rmsg(
+        self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
+    ) -> None:
+        self.process_routed_msg(None, None, subject, reply, None, 0, msg)
+
+    def process_routed_msg(
+        self,
+        origin: bytes | None,
+        account: bytes | None,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg)
+        if not self.connected:
+            return
+        if self.deny_imports is not None and not self.deny_imports.can_publish(subject):
+            return
+        self.queues = queues
+        route_message(self, self.account, subject, reply, hdr_len, msg)
+
+    # -- where messages from this leaf may go ----------------------------------------------
+
+    def relays_to(self, target: Any) -> bool:
+        """A message from our leaf (hub side) goes on to routes and other leafs; one from our
+        hub (leaf side) only to the leafs we are hub of."""
+        if target is self:
+            return False
+        if self.is_hub_side:
+            # ... but never back into the leaf cluster it came from
+            return not (target.kind == LEAF and target.remote_cluster == self.remote_cluster)
+        return bool(target.kind == LEAF and target.is_hub_side)
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def may_announce(self, sub: Subscription) -> bool:
+        """Interest we tell this peer about (see the module docstring)."""
+        if sub.local_only:
+            return False
+        client = sub.client
+        if client is self:
+            return False
+        if self.deny_imports is not None and not self.deny_imports.can_publish(sub.subject):
+            return False
+        if not client.is_link:
+            return True
+        if self.is_hub_side:
+            return not (client.kind == LEAF and client.remote_cluster == self.remote_cluster)
+        return bool(client.kind == LEAF and client.is_hub_side)
+
+    def interest_changed(self, sub: Subscription, delta: int) -> None:
+        if not self.connected or not self.may_announce(sub):
+            return
+        key = (sub.subject, sub.queue)
+        n = self.interest.get(key, 0) + delta
+        if n <= 0:
+            self.interest.pop(key, None)
+            n = 0
+        else:
+            self.interest[key] = n
+        if sub.queue is None and not (n == 0 or (n == 1 and delta > 0)):
+            return
+        if n:
+            self.send_interest(sub.subject, sub.queue, n)
+        else:
+            self.send_no_interest(sub.subject, sub.queue)
+
+    def send_all_interest(self) -> None:
+        counts: dict[tuple[bytes, bytes | None], int] = {}
+        for sub in self.account.sublist.all_subscriptions():
+            if self.may_announce(sub):
+                key = (sub.subject, sub.queue)
+                counts[key] = counts.get(key, 0) + 1
+        self.interest = counts
+        for (subject, queue), n in counts.items():
+            self.send_interest(subject, queue, n)
+        self.send_interest(loop_subject(self.account), None, 1)
+
+    def send_interest(self, subject: bytes, queue: bytes | None, weight: int) -> None:
+        if queue is None:
+            self.send(b"LS+ %b\r\n" % subject)
+        else:
+            self.send(b"LS+ %b %b %d\r\n" % (subject, queue, weight))
+
+    def send_no_interest(self, subject: bytes, queue: bytes | None) -> None:
+        if queue is None:
+            self.send(b"LS- %b\r\n" % subject)
+        else:
+            self.send(b"LS- %b %b\r\n" % (subject, queue))
+
+    def send_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        """One LMSG (HMSG with headers) for the peer, naming the queue groups it is for."""
+        if self.closed or not self.connected:
+            return
+        if queues:
+            names = b" ".join(queues)
+            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
+        elif reply is not None:
+            mid = b" " + reply
+        else:
+            mid = b""
+        n = len(msg)
+        if hdr_len and self.headers:
+            head = b"HMSG " + subject
+            tail = b" %d %d\r\n" % (hdr_len, n)
+        else:
+            if hdr_len:
+                msg = msg[hdr_len:]
+                n = len(msg)
+            head = b"LMSG " + subject
+            tail = b" %d\r\n" % n
+        self.out += (head, mid, tail, msg, CRLF)
+        self.out_msgs += 1
+        self.out_bytes += n
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.server.pending_flush.append(self)
+
+    def __repr__(self) -> str:
+        side = "hub side" if self.is_hub_side else "leaf side"
+        return f"<LeafConnection lid={self.cid} {side} {self.remote_name or self.url}>"
+
+
+class LeafNodes:
+    """The leaf-node side of one server: its listener, its remotes, its leaf connections."""
+
+    def __init__(self, server: Server, options: LeafNodeOptions) -> None:
+        self.server = server
+        self.options = options
+        self.connections: set[LeafConnection] = set()
+        self.port = 0
+        self.auth_timeout = options.auth_timeout or const.AUTH_TIMEOUT_S
+        self.tls_context: ssl.SSLContext | None = None
+        self._listener: asyncio.base_events.Server | None = None
+        self._dialers: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._watched: set[str] = set()
+        for account in server.accounts.values():
+            self._watch(account)
+        server.add_account_hook(self._watch)
+
+    def _watch(self, account: Account) -> None:
+        if account.name in self._watched:
+            return
+        self._watched.add(account.name)
+
+        def changed(sub: Subscription, delta: int) -> None:
+            for conn in self.connections:
+                if conn.account is account:
+                    conn.interest_changed(sub, delta)
+
+        account.sublist.interest_listeners.append(changed)
+
+    # -- start and stop --------------------------------------------------------------------
+
+    async def bind(self) -> None:
+        """Open the leaf listener (nats-server does this before the client listener)."""
+        opts = self.options
+        if not opts.is_enabled():
+            return
+        from .server import ServerStartError, join_host_port
+
+        if opts.tls is not None:
+            from .tls import TLSConfigError, build_route_server_context
+
+            try:
+                self.tls_context = build_route_server_context(opts.tls)
+            except TLSConfigError as e:
+                raise ServerStartError(str(e)) from None
+        port = 0 if opts.port == const.RANDOM_PORT else opts.port
+        try:
+            self._listener = await self.server.loop.create_server(
+                lambda: LeafConnection(self.server, self),
+                host=opts.host or None,
+                port=port,
+                reuse_address=True,
+                ssl=self.tls_context,
+            )
+        except OSError as e:
+            raise ServerStartError(f"Error listening on leafnode port: {opts.port} - {e}") from None
+        sockets = self._listener.sockets
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        host = opts.host or "0.0.0.0"
+        self.server.logger.notice(
+            f"Listening for leafnode connections on {join_host_port(host, self.port)}"
+        )
+
+    def begin(self) -> None:
+        """Dial every remote hub (after the server is ready)."""
+        for remote in self.options.remotes:
+            if not remote.disabled:
+                self.dial(remote)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+        for task in list(self._dialers):
+            task.cancel()
+        for conn in list(self.connections):
+            conn.close_connection(REASON_SERVER_SHUTDOWN)
+
+    # -- hub side --------------------------------------------------------------------------
+
+    def hub_urls(self) -> list[str]:
+        from .server import join_host_port
+
+        if self.options.advertise:
+            return [self.options.advertise]
+        host = self.options.host or "0.0.0.0"
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return [join_host_port(host, self.port)]
+
+    def hub_info(self, conn: LeafConnection) -> dict[str, Any]:
+        server = self.server
+        base = server.info_fields()
+        info: dict[str, Any] = {
+            "server_id": server.server_id,
+            "server_name": server.server_name,
+            "version": base["version"],
+            "proto": 1,
+            "go": base["go"],
+            "host": self.options.host or "0.0.0.0",
+            "port": self.port,
+            "headers": base["headers"],
+            "auth_required": True,
+            "max_payload": server.options.max_payload,
+            "client_id": conn.cid,
+        }
+        if server.cluster is not None:
+            info["cluster"] = server.cluster.name
+        info["info_on_connect"] = True
+        if not self.options.no_advertise:
+            info["leafnode_urls"] = self.hub_urls()
+        else:
+            info["leafnode_urls"] = []
+        return info
+
+    def hub_info_line(self, conn: LeafConnection) -> bytes:
+        info = self.hub_info(conn)
+        info["nonce"] = new_nonce()
+        conn.remote_info = {"nonce": info["nonce"]}
+        return _info(info)
+
+    def accept_leaf(self, conn: LeafConnection, connect: dict[str, Any]) -> None:
+        """The hub's side of a leaf's CONNECT: who it is, which account it binds, register."""
+        server = self.server
+        log = server.logger
+        if connect.get("lang"):
+            conn.close_with_error(ERR_WRONG_PORT, REASON_WRONG_PORT)
+            return
+        remote_cluster = str(connect.get("cluster") or "")
+        if server.cluster is not None and remote_cluster == server.cluster.name:
+            text = "leafnode has same cluster name as the hub cluster"
+            log.error(f"{conn.log_prefix} - {text}")
+            conn.close_with_error(text, REASON_SAME_CLUSTER)
+            return
+        account_name = self._authorize(conn, connect)
+        if account_name is None:
+            log.error(f"{conn.log_prefix} - authentication error")
+            conn.close_with_error("Authorization Violation", REASON_AUTH)
+            return
+        conn.remote_id = str(connect.get("server_id") or "")
+        conn.remote_name = str(connect.get("name") or "")
+        conn.remote_cluster = remote_cluster
+        conn.headers = bool(connect.get("headers")) and not server.options.no_header_support
+        account = server.ensure_account(account_name)
+        if server.system is not None:
+            server.system.add_account(account)
+        conn.account = account
+        info = self.hub_info(conn)
+        info["connect_info"] = True
+        info["remote_account"] = account.name
+        if account.is_system:
+            info["acc_is_sys"] = True
+        conn.send(_info(info))
+        self.register(conn)
+
+    def _authorize(self, conn: LeafConnection, connect: dict[str, Any]) -> str | None:
+        """The local account the leaf binds to, or None when it may not connect."""
+        opts = self.options
+        user = str(connect.get("user") or "")
+        password = str(connect.get("pass") or "")
+        if opts.username:
+            if user == opts.username and secret_matches(password, opts.password):
+                return opts.account or const.GLOBAL_ACCOUNT
+            return None
+        if opts.users:
+            for entry in opts.users:
+                if entry.username and entry.username == user:
+                    if secret_matches(password, entry.password):
+                        return entry.account or opts.account or const.GLOBAL_ACCOUNT
+                    return None
+            return None
+        server = self.server
+        if not server.authenticator.required:
+            return opts.account or const.GLOBAL_ACCOUNT
+        nonce = str(conn.remote_info.get("nonce") or "")
+        result, _ = server.authenticator.authenticate(connect, nonce, [])
+        if result is None:
+            return None
+        return result.account or opts.account or const.GLOBAL_ACCOUNT
+
+    # -- leaf side -------------------------------------------------------------------------
+
+    def leaf_connect_line(self, conn: LeafConnection, nonce: str) -> bytes:
+        server = self.server
+        remote = conn.remote
+        assert remote is not None
+        connect: dict[str, Any] = {
+            "version": const.NATS_FEATURE_VERSION,
+            "server_id": server.server_id,
+            "name": server.server_name,
+            "cluster": server.cluster.name if server.cluster is not None else server.server_name,
+            "headers": not server.options.no_header_support,
+            "remote_account": conn.account.name,
+            "protocol": 1,
+        }
+        user, password = _url_credentials(conn.url)
+        if user:
+            connect["user"] = user
+            if password:
+                connect["pass"] = password
+            else:
+                connect["auth_token"] = user
+        if remote.credentials:
+            jwt, seed = _read_creds(remote.credentials)
+            connect["jwt"] = jwt
+            connect["sig"] = _sign(seed, nonce)
+        elif remote.nkey:
+            seed = _read_seed(remote.nkey)
+            connect["nkey"] = _public_key(seed)
+            connect["sig"] = _sign(seed, nonce)
+        if remote.hub:
+            connect["is_hub"] = True
+        return b"CONNECT " + json.dumps(connect, separators=(",", ":")).encode() + CRLF
+
+    def dial(self, remote: LeafRemote) -> None:
+        if self._stopping:
+            return
+        task = self.server.loop.create_task(self._dial_loop(remote))
+        self._dialers.add(task)
+        task.add_done_callback(self._dialers.discard)
+
+    async def _dial_loop(self, remote: LeafRemote) -> None:
+        log = self.server.logger
+        urls = list(remote.urls)
+        attempts = 0
+        while not self._stopping and remote in self.options.remotes:
+            if not remote.no_randomize:
+                random.shuffle(urls)
+            url = urls[attempts % len(urls)] if urls else ""
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port or 7422
+            conn = LeafConnection(self.server, self, remote=remote, url=url)
+            conn.account = self.server.ensure_account(remote.account or const.GLOBAL_ACCOUNT)
+            closed: asyncio.Future[str] = self.server.loop.create_future()
+            conn.closed_future = closed
+            try:
+                await self._connect(conn, host, port, remote)
+            except (TimeoutError, OSError, ssl.SSLError) as e:
+                attempts += 1
+                reason = (getattr(e, "strerror", None) or str(e)).lower()
+                text = f"dial tcp {host}:{port}: connect: {reason}"
+                if attempts == 1 or attempts % 60 == 0:
+                    log.error(
+                        f"Error trying to connect as leafnode to remote server {host}:"
+                        f"{port} (attempt {attempts}): {text}"
+                    )
+                await asyncio.sleep(self.options.reconnect_delay or 1.0)
+                continue
+            attempts = 0
+            reason = await closed
+            if self._stopping:
+                return
+            delay = (
+                LOOP_RECONNECT_DELAY_S
+                if reason == REASON_LOOP
+                else (self.options.reconnect_delay or 1.0)
+            )
+            await asyncio.sleep(delay)
+
+    async def _connect(
+        self, conn: LeafConnection, host: str, port: int, remote: LeafRemote
+    ) -> None:
+        context: ssl.SSLContext | None = None
+        if remote.tls is not None or urlsplit(conn.url).scheme == "tls":
+            from .options import TLSSettings
+            from .tls import build_route_client_context
+
+            context = build_route_client_context(remote.tls or TLSSettings())
+        await asyncio.wait_for(
+            self.server.loop.create_connection(lambda: conn, host, port, ssl=context),
+            remote.dial_timeout or 2.0,
+        )
+
+    # -- both sides ------------------------------------------------------------------------
+
+    def connection_opened(self, conn: LeafConnection) -> None:
+        conn.cid = self.server.next_connection_id()
+        self.connections.add(conn)
+        opts = self.server.options
+        conn.start_pings(LEAF_FIRST_PING_S, min(opts.ping_interval, LEAF_MAX_PING_INTERVAL_S))
+
+    def register(self, conn: LeafConnection) -> None:
+        """The handshake is done: exchange interest; log as nats-server does."""
+        conn._stop_auth_timer()
+        conn.connected = True
+        log = self.server.logger
+        if conn.is_hub_side:
+            log.notice(f"{conn.log_prefix} - Leafnode connection created ")
+        else:
+            log.notice(
+                f"{conn.log_prefix} - Leafnode connection created for account: {conn.account.name} "
+            )
+        conn.send_all_interest()
+        conn.send(b"PING\r\n")
+        self.server.flush_pending()
+
+    def loop_detected(self, conn: LeafConnection) -> None:
+        account = conn.account.name
+        text = (
+            f'Loop detected for leafnode account="{account}". Delaying attempt to reconnect '
+            f"for {int(LOOP_RECONNECT_DELAY_S)}s"
+        )
+        self.server.logger.error(f"{conn.log_prefix} - {text}")
+        conn.close_with_error(text, REASON_LOOP)
+
+    def connection_closed(self, conn: LeafConnection) -> None:
+        self.connections.discard(conn)
+        if conn.connected or conn.remote_name:
+            label = f" - Remote: {conn.remote_name}" if conn.remote_name else ""
+            self.server.logger.notice(
+                f"{conn.log_prefix} - Leafnode connection closed: {conn.reason}{label}"
+            )
+        conn.drop_remote_interest()
+        self.server.count_closed(conn)
+
+    # -- reload and monitoring -------------------------------------------------------------
+
+    def remotes_changed(self, added: list[LeafRemote], removed: list[LeafRemote]) -> None:
+        self.options = self.server.options.leafnodes
+        gone = {id(r) for r in removed}
+        for conn in list(self.connections):
+            if conn.remote is not None and (id(conn.remote) in gone or conn.remote in removed):
+                conn.close_connection("Remote Removed")
+        for remote in added:
+            if not remote.disabled:
+                self.dial(remote)
+
+    def options_changed(self) -> None:
+        self.options = self.server.options.leafnodes
+
+    def registered(self) -> list[LeafConnection]:
+        return sorted((c for c in self.connections if c.connected), key=lambda c: c.cid)
+
+
+def _deny_checker(subjects: list[str]) -> PermissionChecker | None:
+    """deny_imports/deny_exports as a checker: deny lists for publish and subscribe."""
+    if not subjects:
+        return None
+    deny = SubjectPermission(deny=list(subjects))
+    return PermissionChecker(
+        Permissions(publish=deny, subscribe=SubjectPermission(deny=list(subjects)))
+    )
+
+
+def _info(info: dict[str, Any]) -> bytes:
+    return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+
+
+def _url_credentials(url: str) -> tuple[str, str]:
+    if not url:
+        return "", ""
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _read_creds(path: str) -> tuple[str, bytes]:
+    """The user JWT and the nkey seed of a .creds file."""
+    text = Path(path).read_text()
+    blocks: list[str] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("-----BEGIN"):
+            current = []
+        elif line.startswith("------END") or line.startswith("-----END"):
+            if current is not None:
+                blocks.append("".join(current).strip())
+            current = None
+        elif current is not None:
+            current.append(line.strip())
+    if len(blocks) < 2:
+        raise ValueError(f"no JWT and seed in {path}")
+    return blocks[0], blocks[1].encode()
+
+
+def _read_seed(value: str) -> bytes:
+    if value.startswith("S"):
+        return value.encode()
+    return Path(value).read_text().strip().encode()
+
+
+def _sign(seed: bytes, nonce: str) -> str:
+    import nkeys
+
+    signature = nkeys.from_seed(seed).sign(nonce.encode())
+    return base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def _public_key(seed: bytes) -> str:
+    import nkeys
+
+    return str(nkeys.from_seed(seed).public_key.decode())
