@@ -315,9 +315,8 @@ class LeafConnection(Connection):
     # -- outbound --------------------------------------------------------------------------
 
     def may_announce(self, sub: Subscription) -> bool:
-        """Interest we tell this peer about (see the module docstring)."""
-        if sub.local_only:
-            return False
+        """Interest we tell this peer about (see the module docstring). A service import's
+        own subscription counts here (unlike on routes): the leaf may use our imports."""
         client = sub.client
         if client is self:
             return False

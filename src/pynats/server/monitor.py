@@ -155,7 +155,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "max_pending": opts.max_pending,
             "cluster": cluster_varz(server),
             "gateway": {},
-            "leaf": {},
+            "leaf": leaf_varz(server),
             "mqtt": {},
             "websocket": {},
             "jetstream": {},
@@ -172,7 +172,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "total_connections": server.total_connections,
             "routes": server.cluster.num_routes() if server.cluster else 0,
             "remotes": len(server.cluster.peers) if server.cluster else 0,
-            "leafnodes": 0,
+            "leafnodes": len(server.leafnodes.registered()) if server.leafnodes else 0,
             "in_msgs": in_msgs,
             "in_bytes": in_bytes,
             "in_client_msgs": in_msgs,
@@ -548,12 +548,59 @@ def gatewayz(server: Server, query: Query) -> dict[str, Any]:
 
 
 def leafz(server: Server, query: Query) -> dict[str, Any]:
+    subs = strconv.parse_bool(query.get("subs", "")) if query.get("subs") else False
+    conns = server.leafnodes.registered() if server.leafnodes is not None else []
+    leafs = []
+    for conn in conns:
+        entry: dict[str, Any] = {
+            "id": conn.cid,
+            "name": conn.remote_name,
+            "is_spoke": not conn.is_hub_side,
+            "account": conn.account.name,
+            "ip": conn.host,
+            "port": conn.port,
+            "rtt": gotime.format_duration(round(conn.rtt * gotime.NS_PER_S)),
+            "in_msgs": conn.in_msgs,
+            "out_msgs": conn.out_msgs,
+            "in_bytes": conn.in_bytes,
+            "out_bytes": conn.out_bytes,
+            "subscriptions": len(conn.remote_subs),
+        }
+        if subs:
+            entry["subscriptions_list"] = [
+                s.subject.decode(errors="replace") for s in conn.remote_subs.values()
+            ]
+        entry["compression"] = "not supported"
+        leafs.append(entry)
     return {
         "server_id": server.server_id,
         "now": rfc3339_seconds(time.time()),
-        "leafnodes": 0,
-        "leafs": [],
+        "leafnodes": len(leafs),
+        "leafs": leafs,
     }
+
+
+def leaf_varz(server: Server) -> dict[str, Any]:
+    """The `leaf` section of /varz: the listener (as a hub) and the remotes (as a leaf)."""
+    leafnodes = server.leafnodes
+    if leafnodes is None:
+        return {}
+    opts = leafnodes.options
+    out: dict[str, Any] = {}
+    if opts.is_enabled():
+        out["host"] = opts.host or "0.0.0.0"
+        out["port"] = leafnodes.port
+        out["auth_timeout"] = leafnodes.auth_timeout
+        out["tls_timeout"] = opts.tls.timeout if opts.tls is not None else const.TLS_TIMEOUT_S
+    if opts.remotes:
+        out["remotes"] = [
+            {
+                "local_account": remote.account or const.GLOBAL_ACCOUNT,
+                "urls": [_route_host_port(u) for u in remote.urls],
+            }
+            for remote in opts.remotes
+        ]
+    return out
 
 
 def healthz(server: Server, query: Query) -> JSONResponse:
