@@ -48,7 +48,7 @@ class ClusterOptions:
     listener and -1 a random one; zero durations and counts mean "the server's default"
     (see the `effective_*` helpers); `compression` holds the normalised mode name when the
     text was one nats-server knows, else the text as written (refused at start-up with
-    nats-server's message, see `config_options.cluster_problem`).
+    nats-server's message, see `config_cluster.cluster_problem`).
     """
 
     name: str = ""

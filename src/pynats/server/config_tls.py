@@ -1,0 +1,172 @@
+"""`tls {}` blocks as nats-server's `parseTLS` and `GenTLSConfig` read them.
+
+One reader for every place a TLS block appears (the client listener, routes, leaf nodes,
+websocket): keys and their checks, then the certificate files, loaded while reading so that
+`-t` refuses what the start would refuse. The result is a `TLSSettings` (`options.py`) plus
+the handshake-first choice, which only listeners use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pynats.gotime import NS_PER_S, DurationError, parse_duration
+
+from .conf import ConfigMap
+from .conf.units import go_quote, go_type_name
+from .config_reader import Reader, go_value
+from .options import Options, TLSSettings
+from .tls import check_tls_files
+
+
+@dataclasses.dataclass
+class TLSBlock:
+    settings: TLSSettings
+    handshake_first: bool = False
+    handshake_first_fallback: float = 0.0
+
+
+_TLS_BOOLEANS = (
+    "insecure",
+    "verify",
+    "verify_and_map",
+    "verify_cert_and_check_known_urls",
+    "allow_insecure_cipher_suites",
+)
+_TLS_VERSIONS = {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "", "1.3": ""}
+# Keys pynats notes as not supported (nats-server acts on them); of nats-server's checks of
+# their values only the empty cipher/curve lists are repeated.
+_TLS_UNSUPPORTED = (
+    "cipher_suites",
+    "curve_preferences",
+    "pinned_certs",
+    "connection_rate_limit",
+    "cert_store",
+    "cert_match_by",
+    "cert_match",
+    "ca_certs_match",
+    "cert_match_skip_invalid",
+    "ocsp_peer",
+    "certs",
+    "certificates",
+)
+
+
+def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSBlock | None:
+    """A `tls {}` block as nats-server's `parseTLS` + `GenTLSConfig` read it: the first
+    problem stops the block (reported at the inner key, or at `tls` for the files), and the
+    certificate files are loaded now, so `-t` refuses what the start would refuse.
+    `client_facing` is nats-server's `isClientCtx`: the top-level, leaf node and websocket
+    blocks, where `verify_cert_and_check_known_urls` is refused (routes accept it)."""
+    block = r.mapping(m, key)
+    if block is None:
+        return None
+    parsed = TLSBlock(TLSSettings())
+    tls = parsed.settings
+    for k in block:
+        lk = k.lower()
+        v = block[k]
+        if lk in ("cert_file", "key_file", "ca_file"):
+            if not isinstance(v, str):
+                r.error(block, k, f"error parsing tls config, expected '{lk}' to be filename")
+                return None
+            setattr(tls, lk, v)
+        elif lk in _TLS_BOOLEANS:
+            if not isinstance(v, bool):
+                r.error(block, k, f"error parsing tls config, expected '{lk}' to be a boolean")
+                return None
+            if lk == "verify_cert_and_check_known_urls" and v and client_facing:
+                r.error(block, k, "verify_cert_and_check_known_urls not supported in this context")
+                return None
+            if lk == "insecure":
+                tls.insecure = v
+            elif lk == "verify":
+                tls.verify = v
+            elif lk == "verify_and_map":
+                tls.verify = tls.verify or v
+                tls.verify_and_map = v
+            elif lk == "verify_cert_and_check_known_urls":
+                tls.verify = tls.verify or v
+                tls.verify_cert_and_check_known_urls = v
+        elif lk == "timeout":
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                r.error(block, k, "error parsing tls config, 'timeout' wrong type")
+                return None
+            if isinstance(v, str):
+                try:
+                    tls.timeout = parse_duration(v) / NS_PER_S
+                except DurationError as e:
+                    r.error(block, k, f"error parsing tls config, 'timeout' {e}")
+                    return None
+            else:
+                tls.timeout = float(v)
+        elif lk == "min_version":
+            if not isinstance(v, str):
+                r.error(
+                    block, k, f"error parsing tls config: 'min_version' wrong type: {go_value(v)}"
+                )
+                return None
+            if v not in _TLS_VERSIONS:
+                r.error(block, k, f"error parsing tls config: unknown version: {v}")
+                return None
+            if _TLS_VERSIONS[v]:
+                r.error(
+                    block,
+                    k,
+                    f"error parsing tls config: unsupported TLS version: {_TLS_VERSIONS[v]}",
+                )
+                return None
+            tls.min_version = v
+        elif lk in ("handshake_first", "first", "immediate"):
+            if not tls_handshake_first(r, block, k, parsed):
+                return None
+        elif lk in _TLS_UNSUPPORTED:
+            if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
+                r.error(block, k, f"error parsing tls config, '{lk}' cannot be empty")
+                return None
+            r.unsupported(block, k)
+        else:
+            r.error(block, k, f'error parsing tls config, unknown field "{k}"')
+            return None
+    problem = check_tls_files(tls)
+    if problem:
+        r.error(m, key, problem)
+        return None
+    return parsed
+
+
+def tls_handshake_first(r: Reader, m: ConfigMap, key: str, parsed: TLSBlock) -> bool:
+    v = m[key]
+    if isinstance(v, bool):
+        parsed.handshake_first = v
+        return True
+    if not isinstance(v, str):
+        r.error(m, key, f'field "{key}" should be a boolean or a string, got {go_type_name(v)}')
+        return False
+    word = v.lower()
+    if word in ("true", "on", "false", "off"):
+        parsed.handshake_first = word in ("true", "on")
+    elif word in ("auto", "auto_fallback"):
+        parsed.handshake_first, parsed.handshake_first_fallback = True, 0.05
+    else:
+        try:
+            parsed.handshake_first_fallback = parse_duration(v) / NS_PER_S
+        except DurationError:
+            r.error(m, key, f'field "{key}"\'s value {go_quote(v)} is invalid')
+            return False
+        parsed.handshake_first = True
+    return True
+
+
+def parse_tls(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """The top-level `tls {}`: the client listener's TLS."""
+    parsed = tls_block(r, m, key, client_facing=True)
+    if parsed is None:
+        return
+    tls = parsed.settings
+    o.tls = True
+    o.tls_cert, o.tls_key, o.tls_ca_cert = tls.cert_file, tls.key_file, tls.ca_file
+    o.tls_verify, o.tls_map = tls.verify, tls.verify_and_map
+    o.tls_timeout, o.tls_min_version = tls.timeout, tls.min_version
+    o.tls_handshake_first = parsed.handshake_first
+    o.tls_handshake_first_fallback = parsed.handshake_first_fallback
