@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import const
 from .auth import PermissionChecker, Permissions, ResponseTracker
@@ -28,6 +28,7 @@ from .subjects import is_valid_literal_subject, is_valid_subject
 from .sublist import Subscription
 
 if TYPE_CHECKING:
+    from .auth import ConnectAuthenticator
     from .delivery import DeliveryCallback
     from .server import Server
 
@@ -43,6 +44,9 @@ REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
 
 class ClientConnection(Connection):
     """The server side of one client connection."""
+
+    # Over WebSocket (websocket.WebSocketClient): its INFO and /connz entry say so.
+    is_websocket: ClassVar[bool] = False
 
     __slots__ = (
         "_auth_timer",
@@ -123,12 +127,19 @@ class ClientConnection(Connection):
         if server.is_over_connection_limit():
             self.close_with_error("maximum connections exceeded", REASON_MAX_CONNECTIONS)
             return
-        if server.authenticator.required:
+        if self.authenticator.required:
             self.parser.awaiting_connect = True
-            self._auth_timer = server.loop.call_later(
-                server.options.effective_auth_timeout(), self._on_auth_timeout
-            )
+            self._auth_timer = server.loop.call_later(self.auth_timeout(), self._on_auth_timeout)
         server.flush_pending()
+
+    @property
+    def authenticator(self) -> ConnectAuthenticator:
+        """Who decides this client's CONNECT (a listener may have its own rules)."""
+        return self.server.authenticator
+
+    def auth_timeout(self) -> float:
+        """Seconds from INFO to the CONNECT when authentication is required."""
+        return self.server.options.effective_auth_timeout()
 
     async def _upgrade_to_tls(self) -> None:
         """INFO in the clear, then the handshake. Reading is paused before INFO goes out, so
@@ -194,7 +205,7 @@ class ClientConnection(Connection):
             from .tls import certificate_identities
 
             identities = certificate_identities(self.transport.get_extra_info("peercert"))
-        result, why = server.authenticator.authenticate(opts, self.nonce, identities)
+        result, why = self.authenticator.authenticate(opts, self.nonce, identities)
         if result is None:
             server.logger.error(
                 f'{self.log_prefix} - "{self._client_label()}" - authentication error - {why}'
@@ -205,7 +216,7 @@ class ClientConnection(Connection):
             server.move_client(self, result.account)
         if result.jwt_claims is not None:
             account = self.account
-            limits = server.authenticator.account_limits(account.name)
+            limits = self.authenticator.account_limits(account.name)
             account.max_connections = int(limits.get("conn", -1))
             account.max_subscriptions = int(limits.get("subs", -1))
             account.max_payload = int(limits.get("payload", -1))

@@ -157,7 +157,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "gateway": {},
             "leaf": leaf_varz(server),
             "mqtt": {},
-            "websocket": {},
+            "websocket": server.websocket.varz() if server.websocket is not None else {},
             "jetstream": {},
             "tls_timeout": opts.tls_timeout,
             "write_deadline": int(opts.write_deadline * gotime.NS_PER_S),
@@ -275,7 +275,7 @@ def conn_info(
     info: dict[str, Any] = {
         "cid": c.cid,
         "kind": "Client",
-        "type": "nats",
+        "type": "websocket" if c.is_websocket else "nats",
         "ip": c.host,
         "port": c.port,
         "start": rfc3339_seconds(c.start),
@@ -299,7 +299,11 @@ def conn_info(
     )
     if c.name:
         info["name"] = c.name
-    if c.transport is not None and not c.closed and server.tls_context is not None:
+    if (
+        c.transport is not None
+        and not c.closed
+        and (server.tls_context is not None or c.is_websocket)
+    ):
         from .tls import connection_tls_info
 
         version, cipher = connection_tls_info(c.transport)

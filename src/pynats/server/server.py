@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
     from .system import SystemServices
+    from .websocket import WebsocketListener
 
 Hook = Callable[[], Awaitable[None]]
 # /varz splits slow consumers and stale connections by the kind of connection.
@@ -118,6 +119,7 @@ class Server:
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
+        self.websocket: WebsocketListener | None = None
         self.leafnodes: LeafNodes | None = None
         # Extensions' say in the cluster: fields added to this server's route INFO, and
         # hooks told of every server that joins (its name and INFO).
@@ -250,6 +252,8 @@ class Server:
             info["cluster"] = self.cluster.name
             if not self.options.cluster.no_advertise:
                 info["connect_urls"] = self.all_client_urls()
+        if client.is_websocket and self.websocket is not None:
+            self.websocket.client_info(info)
         return info
 
     def client_connect_urls(self) -> list[str]:
@@ -449,6 +453,11 @@ class Server:
         for hook in self._startup_hooks:
             await hook()
 
+        if opts.websocket.is_enabled():
+            from .websocket import WebsocketListener
+
+            self.websocket = WebsocketListener(self, opts.websocket)
+            await self.websocket.start()
         if self.leafnodes is not None:
             await self.leafnodes.bind()
         await self._start_client_listener()
@@ -547,6 +556,8 @@ class Server:
         self.logger.notice("Initiating Shutdown...")
         if self._listener is not None:
             self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         if self.system is not None:
             self.system.stop()
         for hook in reversed(self._shutdown_hooks):
@@ -631,6 +642,8 @@ class Server:
         self.logger.notice("Entering lame duck mode, stop accepting new clients")
         if self._listener is not None:
             self._listener.close()
+        if self.websocket is not None:
+            self.websocket.close()
         self.refresh_info()
         ldm_info = dict(self._info_base)
         ldm_info["ldm"] = True

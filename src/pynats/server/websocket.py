@@ -1,0 +1,1013 @@
+"""WebSocket clients: the listener, the HTTP/1.1 upgrade, and the transport under a client.
+
+A socket accepted on the websocket port starts as HTTP: `WebSocketProtocol` reads the request,
+`check_upgrade` decides it as nats-server's `wsUpgrade` does (the same checks in the same
+order, the same HTTP status and text on failure, the same log line), and a good request gets
+the 101 answer. From then on the socket carries WebSocket frames, and the connection behind
+it is an ordinary `ClientConnection` (`WebSocketClient` only adds what the upgrade request
+told: cookies, the websocket `authorization {}`, X-Forwarded-For): the same parser, delivery,
+permissions, limits and back-pressure. Between the two sits `WebSocketTransport`: what the
+client writes in one flush becomes one binary frame (`ws_frames.FrameEncoder`), and the
+payloads of the frames that arrive are one byte stream fed to the client's parser
+(`ws_frames.FrameDecoder`). A request to a path ending in `/leafnode` is for a leaf node:
+`Server.leafnodes.new_websocket_connection(upgrade)` takes it when leaf nodes accept
+connections (the hook), else it is upgraded and closed, as nats-server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import ws_frames
+from .auth import AuthResult, ConnectAuthenticator, secret_matches
+from .client import ClientConnection
+from .connection import (
+    CLIENT,
+    LEAF,
+    REASON_CLIENT_CLOSED,
+    REASON_READ_ERROR,
+    Connection,
+)
+from .options import go_quote, parse_go_url
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .options import WebsocketOptions
+    from .server import Server
+
+MQTT = 8  # nats-server's kind for MQTT clients (pynats has no MQTT: such requests are refused)
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+LEAFNODE_PATH = "/leafnode"
+MQTT_PATH = "/mqtt"
+MAX_REQUEST_HEAD_BYTES = (1 << 20) + 4096  # Go's http.DefaultMaxHeaderBytes, plus its slack
+
+ERR_DATA_BEFORE_HANDSHAKE = "client sent data before handshake is complete"
+
+# The close frame nats-server sends for each closed-connection reason (wsEnqueueCloseMessage).
+_CLOSE_STATUS = {
+    "Client Closed": ws_frames.CLOSE_NORMAL,
+    "Authentication Timeout": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Authentication Failure": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Slow Consumer (Pending Bytes)": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Slow Consumer (Write Deadline)": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Maximum Account Connections Exceeded": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Maximum Connections Exceeded": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Maximum Control Line Exceeded": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Maximum Subscriptions Exceeded": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Missing Account": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Authentication Expired": ws_frames.CLOSE_POLICY_VIOLATION,
+    "Credentials Revoked": ws_frames.CLOSE_POLICY_VIOLATION,
+    "TLS Handshake Failure": ws_frames.CLOSE_TLS_HANDSHAKE,
+    "Parse Error": ws_frames.CLOSE_PROTOCOL_ERROR,
+    "Protocol Violation": ws_frames.CLOSE_PROTOCOL_ERROR,
+    "Bad Client Protocol Version": ws_frames.CLOSE_PROTOCOL_ERROR,
+    "Maximum Message Payload Exceeded": ws_frames.CLOSE_MESSAGE_TOO_BIG,
+    "Server Shutdown": ws_frames.CLOSE_GOING_AWAY,
+    "Write Error": ws_frames.CLOSE_ABNORMAL,
+    "Read Error": ws_frames.CLOSE_ABNORMAL,
+    "Stale Connection": ws_frames.CLOSE_ABNORMAL,
+}
+
+_STATUS_TEXT = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    505: "HTTP Version Not Supported",
+}
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+
+
+# -- the HTTP request ------------------------------------------------------------------------
+
+
+class HttpError(Exception):
+    """Go's HTTP server refuses the request before any handler sees it: `HTTP/1.1 <text>`
+    and the same text as body, then the connection closes."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def response(self) -> bytes:
+        return (
+            f"HTTP/1.1 {self.text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Connection: close\r\n\r\n{self.text}"
+        ).encode()
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    target: str
+    version: str  # "HTTP/1.1"
+    headers: list[tuple[str, str]]  # (canonical name, value) in order
+    host: str = ""
+
+    def get(self, name: str) -> str:
+        """The first value of a header ("" when absent), as Go's Header.Get."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return ""
+
+    def values(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+    def has(self, name: str) -> bool:
+        return any(key == name for key, _ in self.headers)
+
+    @property
+    def path(self) -> str:
+        """The request target's path (an absolute-form target loses its scheme and host)."""
+        target = self.target
+        if "://" in target:
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
+        return target.partition("?")[0]
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether Go's server would read another request on this connection."""
+        if self.version == "HTTP/1.0" or _header_has_token(self.values("Connection"), "close"):
+            return False
+        return not (self.get("Content-Length") not in ("", "0") or self.has("Transfer-Encoding"))
+
+
+def canonical_header(name: str) -> str:
+    """Go's textproto.CanonicalMIMEHeaderKey: `sec-websocket-key` -> `Sec-Websocket-Key`."""
+    if not all(c.isalnum() or c == "-" for c in name):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def parse_request_head(head: bytes) -> HttpRequest:
+    """The request line and headers (without the blank line); HttpError as Go's server
+    answers a request it cannot read."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise HttpError("400 Bad Request")
+    method, target, version = parts
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        if version.startswith("HTTP/") and version[5:].replace(".", "").isdigit():
+            raise HttpError("505 HTTP Version Not Supported")
+        raise HttpError("400 Bad Request")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip() or " " in name:
+            raise HttpError(f"400 Bad Request: malformed MIME header line: {line}")
+        headers.append((canonical_header(name), value.strip(" \t")))
+    request = HttpRequest(method, target, version, headers)
+    hosts = request.values("Host")
+    if len(hosts) > 1:
+        raise HttpError("400 Bad Request: too many Host headers")
+    if "://" in target:
+        request.host = target.split("://", 1)[1].partition("/")[0]
+    elif hosts:
+        request.host = hosts[0]
+    elif version == "HTTP/1.1":
+        raise HttpError("400 Bad Request: missing required Host header")
+    return request
+
+
+def error_response(status: int, request: HttpRequest | None) -> bytes:
+    """A handler's `http.Error`, as Go's server writes it (with `Sec-Websocket-Version: 13`,
+    which nats-server adds to every refused upgrade)."""
+    text = _STATUS_TEXT[status]
+    version = request.version if request is not None else "HTTP/1.1"
+    body = "" if request is not None and request.method == "HEAD" else text + "\n"
+    lines = [
+        f"{version} {status} {text}",
+        "Content-Type: text/plain; charset=utf-8",
+        "Sec-Websocket-Version: 13",
+        "X-Content-Type-Options: nosniff",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
+        f"Content-Length: {len(text) + 1}",
+    ]
+    if request is not None and request.version == "HTTP/1.1" and not request.keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def _header_has_token(values: list[str], token: str) -> bool:
+    """nats-server's wsHeaderContains: a comma-separated token, case-insensitive."""
+    token = token.lower()
+    return any(t.strip(" \t").lower() == token for v in values for t in v.split(","))
+
+
+def _has_deflate_extension(values: list[str]) -> bool:
+    for value in values:
+        for extension in value.split(","):
+            for param in extension.split(";"):
+                if param.strip(" \t").lower() == "permessage-deflate":
+                    return True
+    return False
+
+
+def parse_cookies(values: list[str]) -> dict[str, str]:
+    """name -> value from `Cookie` headers; the first of a name wins (Go's Request.Cookie)."""
+    cookies: dict[str, str] = {}
+    for value in values:
+        for part in value.split(";"):
+            name, eq, val = part.strip(" \t").partition("=")
+            if not eq or not name:
+                continue
+            if len(val) > 1 and val[0] == val[-1] == '"':
+                val = val[1:-1]
+            cookies.setdefault(name, val)
+    return cookies
+
+
+# -- origins ---------------------------------------------------------------------------------
+
+
+def split_host_port(hostport: str) -> tuple[str, str]:
+    """Go's net.SplitHostPort; ValueError carries its text."""
+
+    def fail(why: str) -> ValueError:
+        return ValueError(f"address {hostport}: {why}")
+
+    i = hostport.rfind(":")
+    if i < 0:
+        raise fail("missing port in address")
+    j = k = 0
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise fail("missing ']' in address")
+        if end + 1 == len(hostport):
+            raise fail("missing port in address")
+        if end + 1 != i:
+            if hostport[end + 1] == ":":
+                raise fail("too many colons in address")
+            raise fail("missing port in address")
+        host = hostport[1:end]
+        j, k = 1, end + 1
+    else:
+        host = hostport[:i]
+        if ":" in host:
+            raise fail("too many colons in address")
+    if "[" in hostport[j:]:
+        raise fail("unexpected '[' in address")
+    if "]" in hostport[k:]:
+        raise fail("unexpected ']' in address")
+    return host, hostport[i + 1 :]
+
+
+def origin_host_port(is_tls: bool, hostport: str) -> tuple[str, str]:
+    """nats-server's wsGetHostAndPort: a missing port is the scheme's default."""
+    try:
+        host, port = split_host_port(hostport)
+    except ValueError as e:
+        if "missing port" not in str(e):
+            raise
+        host, port = hostport, "443" if is_tls else "80"
+    return host.lower(), port
+
+
+def parse_request_uri(text: str) -> tuple[str, str]:
+    """Go's url.ParseRequestURI, for what origin checks use: (scheme, host); ValueError
+    carries Go's text."""
+    if not text:
+        raise ValueError('parse "": empty url')
+    scheme, rest = "", text
+    for i, c in enumerate(text):
+        if c.isascii() and (c.isalpha() or (i > 0 and (c.isdigit() or c in "+-."))):
+            continue
+        if c == ":":
+            if i == 0:
+                raise ValueError(f"parse {go_quote(text)}: missing protocol scheme")
+            scheme, rest = text[:i].lower(), text[i + 1 :]
+        break
+    rest = rest.partition("?")[0]
+    if not rest.startswith("/"):
+        if scheme:
+            return scheme, ""  # opaque: no host
+        raise ValueError(f"parse {go_quote(text)}: invalid URI for request")
+    if scheme and rest.startswith("//"):
+        return scheme, parse_go_url(text).host
+    return scheme, ""
+
+
+@dataclass
+class OriginPolicy:
+    """`same_origin` and `allowed_origins`: which Origin headers may upgrade."""
+
+    same_origin: bool = False
+    allowed: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (scheme, port)
+
+    @classmethod
+    def from_options(cls, options: WebsocketOptions, errors: list[str]) -> OriginPolicy:
+        policy = cls(same_origin=options.same_origin)
+        for origin in options.allowed_origins:
+            try:
+                scheme, hostport = parse_request_uri(origin)
+            except ValueError as e:
+                errors.append(f"error parsing allowed origin: {e}")
+                continue
+            try:
+                host, port = origin_host_port(scheme == "https", hostport)
+            except ValueError:
+                host, port = hostport.lower(), ""
+            policy.allowed[host] = (scheme, port)
+        return policy
+
+    def check(self, request: HttpRequest, is_tls: bool) -> str | None:
+        """Why the request's origin is refused, or None. No Origin header: accepted."""
+        if not self.same_origin and not self.allowed:
+            return None
+        origin = request.get("Origin") or request.get("Sec-Websocket-Origin")
+        if not origin:
+            return None
+        try:
+            scheme, hostport = parse_request_uri(origin)
+            host, port = origin_host_port(scheme == "https", hostport)
+            if self.same_origin:
+                req_host, req_port = origin_host_port(is_tls, request.host)
+                if (host, port) != (req_host, req_port):
+                    return "not same origin"
+        except ValueError as e:
+            return str(e)
+        if self.allowed:
+            allowed = self.allowed.get(host)
+            if allowed is None or allowed != (scheme, port):
+                return "not in the allowed list"
+        return None
+
+
+# -- the upgrade -----------------------------------------------------------------------------
+
+
+class HandshakeError(Exception):
+    """The upgrade is refused with HTTP `status`; `reason` is for the log."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Upgrade:
+    """What a good upgrade request asked for."""
+
+    kind: int  # CLIENT or LEAF
+    key: str
+    compression: bool
+    no_masking: bool
+    client_ip: str = ""  # X-Forwarded-For, when it is an IP address
+    browser: bool = False  # User-Agent "Mozilla/...": 4096-byte frames
+    no_compressed_fragments: bool = False  # Safari
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def response(self, extra_headers: dict[str, str]) -> bytes:
+        lines = [
+            "HTTP/1.1 101 Switching Protocols",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Accept: {accept_key(self.key)}",
+        ]
+        if self.compression:
+            lines.append(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                "client_no_context_takeover"
+            )
+        if self.no_masking:
+            lines.append("Nats-No-Masking: true")
+        lines += [f"{name}: {value}" for name, value in extra_headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def check_upgrade(
+    request: HttpRequest,
+    options: WebsocketOptions,
+    origins: OriginPolicy,
+    *,
+    is_tls: bool,
+    mqtt_enabled: bool = False,
+) -> Upgrade:
+    """nats-server's wsUpgrade: the upgrade this request asks for, or HandshakeError."""
+    path = request.path
+    kind = CLIENT
+    if path.endswith(LEAFNODE_PATH):
+        kind = LEAF
+    elif path.endswith(MQTT_PATH):
+        kind = MQTT
+    if request.method != "GET":
+        raise HandshakeError(405, "request method must be GET")
+    if not request.host:
+        raise HandshakeError(400, "'Host' missing in request")
+    if not _header_has_token(request.values("Upgrade"), "websocket"):
+        raise HandshakeError(400, "invalid value for header 'Upgrade'")
+    if not _header_has_token(request.values("Connection"), "Upgrade"):
+        raise HandshakeError(400, "invalid value for header 'Connection'")
+    key = request.get("Sec-Websocket-Key")
+    if not key:
+        raise HandshakeError(400, "key missing")
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            raise ValueError(key)
+    except ValueError:
+        raise HandshakeError(400, "invalid websocket key") from None
+    if not _header_has_token(request.values("Sec-Websocket-Version"), "13"):
+        raise HandshakeError(400, "invalid version")
+    why = origins.check(request, is_tls)
+    if why is not None:
+        raise HandshakeError(403, f"origin not allowed: {why}")
+    if kind == MQTT and not mqtt_enabled:
+        raise HandshakeError(404, "mqtt websocket endpoint not enabled")
+    compression = options.compression and _has_deflate_extension(
+        request.values("Sec-Websocket-Extensions")
+    )
+    upgrade = Upgrade(
+        kind=kind,
+        key=key,
+        compression=compression,
+        no_masking=request.get("Nats-No-Masking") == "true",
+    )
+    forwarded = request.values("X-Forwarded-For")
+    if forwarded:
+        with contextlib.suppress(ValueError):
+            upgrade.client_ip = str(ipaddress.ip_address(forwarded[0].strip()))
+    if kind == CLIENT:
+        agent = request.get("User-Agent")
+        if agent.startswith("Mozilla/"):
+            upgrade.browser = True
+            upgrade.no_compressed_fragments = (
+                compression and "Version/" in agent and "Safari/" in agent
+            )
+        if request.has("Cookie"):
+            upgrade.cookies = parse_cookies(request.values("Cookie"))
+    return upgrade
+
+
+# -- the listener ----------------------------------------------------------------------------
+
+
+class WebsocketListener:
+    """The websocket port of a server (`Server.websocket`)."""
+
+    def __init__(self, server: Server, options: WebsocketOptions) -> None:
+        self.server = server
+        self.options = options
+        self.port = 0
+        self.tls_context: ssl.SSLContext | None = None
+        self.origin_errors: list[str] = []
+        self.origins = OriginPolicy.from_options(options, self.origin_errors)
+        self.authenticator = WebsocketAuthenticator(server, options)
+        self._listener: asyncio.base_events.Server | None = None
+
+    @property
+    def is_tls(self) -> bool:
+        return self.tls_context is not None
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.is_tls else "ws"
+
+    async def start(self) -> None:
+        """Bind and log as nats-server (`Listening for websocket clients on ws://h:p`)."""
+        from .server import ServerStartError, join_host_port
+
+        opts = self.options
+        log = self.server.logger
+        for problem in self.origin_errors:
+            log.error(problem)
+        if opts.tls is not None:
+            # The client listener's context rules (verify when asked, CA, minimum version).
+            from .tls import TLSConfigError, _server_context
+
+            try:
+                self.tls_context = _server_context(opts.tls, require_peer_cert=opts.tls.verify)
+            except TLSConfigError as e:
+                raise ServerStartError(str(e)) from None
+        elif not opts.no_tls:
+            raise ServerStartError("websocket requires TLS configuration")
+        port = 0 if opts.port == -1 else opts.port
+        loop = self.server.loop
+        try:
+            self._listener = await loop.create_server(
+                lambda: WebSocketProtocol(self),
+                host=opts.host or None,
+                port=port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=self.tls_context,
+                ssl_handshake_timeout=(
+                    (opts.handshake_timeout or None) if self.tls_context is not None else None
+                ),
+            )
+        except (OSError, OverflowError) as e:
+            where = join_host_port(opts.host, port)
+            reason = (getattr(e, "strerror", None) or str(e)).lower()
+            raise ServerStartError(
+                f"Unable to listen for websocket connections: listen tcp {where}: bind: {reason}"
+            ) from None
+        sockets = self._listener.sockets
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        log.notice(f"Listening for websocket clients on {self.scheme}://{opts.host}:{self.port}")
+        if not self.is_tls:
+            log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
+
+    def close(self) -> None:
+        """Stop accepting (shutdown, lame duck); connections already upgraded stay."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    # -- what clients and the cluster are told ----------------------------------------------
+
+    def connect_urls(self) -> list[str]:
+        """This server's websocket URLs (`host:port`) as the cluster advertises them."""
+        from .server import advertised_hosts, join_host_port
+
+        opts = self.options
+        if opts.advertise:
+            return [opts.advertise]
+        hosts = [h for h in advertised_hosts(opts.host) if not h.startswith("127.")]
+        if opts.host not in ("", "0.0.0.0", "::") or not hosts:
+            hosts = [opts.host or "0.0.0.0"]
+        return [join_host_port(h, self.port) for h in hosts]
+
+    def cluster_connect_urls(self) -> list[str]:
+        """Every websocket URL of the cluster, ours first (peers in lame duck left out)."""
+        urls = self.connect_urls()
+        cluster = self.server.cluster
+        if cluster is not None:
+            for peer in cluster.peers.values():
+                theirs = peer.info.get("ws_connect_urls")
+                if peer.info.get("ldm") or not isinstance(theirs, list):
+                    continue
+                urls += [str(u) for u in theirs if str(u) not in urls]
+        return urls
+
+    def client_info(self, info: dict[str, Any]) -> None:
+        """Turn a client INFO into a websocket client's: the websocket address, its TLS,
+        its authorization, and the cluster's websocket URLs as `connect_urls`."""
+        info["host"] = self.options.host or "0.0.0.0"
+        info["port"] = self.port
+        info.pop("tls_required", None)
+        info.pop("tls_verify", None)
+        info.pop("tls_available", None)
+        if self.is_tls:
+            info["tls_required"] = True
+            info["tls_available"] = True
+        if self.authenticator.is_override and not info.get("auth_required"):
+            info["auth_required"] = True
+        if "connect_urls" in info:
+            info["connect_urls"] = self.cluster_connect_urls()
+        if not info.get("auth_required"):
+            info.pop("auth_required", None)
+
+    def varz(self) -> dict[str, Any]:
+        """The `websocket` section of /varz."""
+        from pynats.gotime import NS_PER_S
+
+        opts = self.options
+        out: dict[str, Any] = {"host": opts.host or "0.0.0.0", "port": self.port}
+        if opts.advertise:
+            out["advertise"] = opts.advertise
+        if opts.no_auth_user:
+            out["no_auth_user"] = opts.no_auth_user
+        if opts.jwt_cookie:
+            out["jwt_cookie"] = opts.jwt_cookie
+        if opts.handshake_timeout > 0:
+            out["handshake_timeout"] = round(opts.handshake_timeout * NS_PER_S)
+        if opts.auth_timeout > 0:
+            out["auth_timeout"] = opts.auth_timeout
+        if opts.no_tls:
+            out["no_tls"] = True
+        if opts.tls is not None and opts.tls.verify_and_map:
+            out["tls_map"] = True
+        if opts.same_origin:
+            out["same_origin"] = True
+        if opts.allowed_origins:
+            out["allowed_origins"] = list(opts.allowed_origins)
+        if opts.compression:
+            out["compression"] = True
+        if opts.tls is not None:
+            not_after = certificate_not_after(opts.tls.cert_file)
+            if not_after:
+                out["tls_cert_not_after"] = not_after
+        return out
+
+
+def certificate_not_after(cert_file: str) -> str:
+    """The certificate's expiry as RFC 3339 (UTC), "" when it cannot be read."""
+    import datetime
+    import ssl as ssl_module
+
+    try:
+        decoded = ssl_module._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
+        seconds = ssl_module.cert_time_to_seconds(decoded["notAfter"])
+    except Exception:  # an unreadable certificate only loses this field
+        return ""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+class WebsocketAuthenticator:
+    """The server's authentication, overridden by the websocket `authorization {}` block
+    (user/password, token, no_auth_user) when it has one, as nats-server does."""
+
+    def __init__(self, server: Server, options: WebsocketOptions) -> None:
+        self.server = server
+        self.options = options
+        self.is_override = bool(options.username or options.token or options.no_auth_user)
+
+    @property
+    def base(self) -> ConnectAuthenticator:
+        return self.server.authenticator
+
+    @property
+    def required(self) -> bool:
+        return self.is_override or self.base.required
+
+    @property
+    def needs_nonce(self) -> bool:
+        return self.base.needs_nonce
+
+    def authenticate(
+        self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
+    ) -> tuple[AuthResult | None, str]:
+        opts = self.options
+        if not self.is_override:
+            return self.base.authenticate(connect, nonce, tls_identities)
+        if opts.no_auth_user and not any(
+            connect.get(k) for k in ("user", "pass", "auth_token", "nkey", "sig", "jwt")
+        ):
+            from .auth import Authenticator, _user_result
+
+            base = self.base
+            user = base.users.get(opts.no_auth_user) if isinstance(base, Authenticator) else None
+            if user is not None:
+                return _user_result(user), ""
+        if opts.token:
+            token = connect.get("auth_token")
+            if isinstance(token, str) and secret_matches(token, opts.token):
+                return AuthResult(), ""
+            return None, "invalid token" if token else "no token provided"
+        if opts.username:
+            user_name, password = connect.get("user"), connect.get("pass")
+            if (
+                user_name == opts.username
+                and isinstance(password, str)
+                and secret_matches(password, opts.password)
+            ):
+                return AuthResult(user=opts.username), ""
+            return None, "invalid user/password"
+        return self.base.authenticate(connect, nonce, tls_identities)
+
+    def account_limits(self, account_key: str) -> dict[str, Any]:
+        return self.base.account_limits(account_key)
+
+    def knows_account(self, name: str) -> bool:
+        return self.base.knows_account(name)
+
+
+# -- the connection --------------------------------------------------------------------------
+
+
+class WebSocketClient(ClientConnection):
+    """A client over WebSocket: a ClientConnection that knows its upgrade request."""
+
+    is_websocket: ClassVar[bool] = True
+    id_label: ClassVar[str] = "wid"
+
+    __slots__ = ("listener", "upgrade")
+
+    def __init__(self, server: Server, listener: WebsocketListener, upgrade: Upgrade) -> None:
+        super().__init__(server)
+        self.listener = listener
+        self.upgrade = upgrade
+
+    def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
+        """INFO at once: TLS, when there is any, was the websocket listener's."""
+        self.attach(base_transport)
+        server = self.server
+        server.register_client(self)
+        self.send(server.info_line(self))
+        server.flush_pending()
+        self._ready_for_connect()
+
+    @property
+    def log_prefix(self) -> str:
+        prefix = super().log_prefix
+        return f"{self.upgrade.client_ip}/{prefix}" if self.upgrade.client_ip else prefix
+
+    @property
+    def authenticator(self) -> ConnectAuthenticator:
+        return self.listener.authenticator
+
+    def auth_timeout(self) -> float:
+        return self.listener.options.auth_timeout or super().auth_timeout()
+
+    def process_connect(self, arg: bytes) -> None:
+        """The cookies named in the websocket block stand in for credentials the CONNECT
+        leaves out (each one on its own)."""
+        cookies = self.upgrade.cookies
+        opts = self.listener.options
+        if cookies:
+            try:
+                connect = json.loads(arg)
+            except ValueError:
+                connect = None
+            if isinstance(connect, dict):
+                changed = False
+                for key, cookie in (
+                    ("jwt", opts.jwt_cookie),
+                    ("user", opts.username_cookie),
+                    ("pass", opts.password_cookie),
+                    ("auth_token", opts.token_cookie),
+                ):
+                    if cookie and not connect.get(key) and cookies.get(cookie):
+                        connect[key] = cookies[cookie]
+                        changed = True
+                if changed:
+                    arg = json.dumps(connect).encode()
+        super().process_connect(arg)
+
+    def _schedule_first_ping(self) -> None:
+        interval = self.listener.options.ping_interval
+        if interval <= 0:
+            super()._schedule_first_ping()
+            return
+        self.start_pings(min(interval, 2.0), interval)
+
+
+# -- the socket ------------------------------------------------------------------------------
+
+
+class WebSocketTransport(asyncio.Transport):
+    """What a connection writes to and controls, over a WebSocket: every write is framed,
+    closing sends a close frame (its status from the connection's close reason, as
+    nats-server's wsEnqueueCloseMessage), everything else is the socket's."""
+
+    def __init__(self, raw: asyncio.Transport, encoder: ws_frames.FrameEncoder) -> None:
+        super().__init__()
+        self.raw = raw
+        self.encoder = encoder
+        self.connection: Connection | None = None
+        # The body of the close frame to send, when the peer's close frame or a framing
+        # error already decided it.
+        self.close_reply: bytes | None = None
+        self.close_sent = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.close_sent or not data:
+            return
+        self.raw.writelines(self.encoder.encode(bytes(data)))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def send_control(self, opcode: int, payload: bytes) -> None:
+        if not self.close_sent and not self.raw.is_closing():
+            self.raw.write(self.encoder.control(opcode, payload))
+
+    def close(self) -> None:
+        raw = self.raw
+        if not self.close_sent and not raw.is_closing():
+            body = self.close_reply
+            if body is None:
+                reason = self.connection.reason if self.connection is not None else ""
+                status = _CLOSE_STATUS.get(reason, ws_frames.CLOSE_INTERNAL_ERROR)
+                body = ws_frames.close_payload(status, reason)
+            raw.write(self.encoder.control(ws_frames.OP_CLOSE, body))
+        self.close_sent = True
+        raw.close()
+
+    def abort(self) -> None:
+        self.close_sent = True
+        self.raw.abort()
+
+    def is_closing(self) -> bool:
+        return self.raw.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.raw.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self.raw.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.raw.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.raw.set_write_buffer_limits(high=high, low=low)
+
+    def pause_reading(self) -> None:
+        self.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.raw.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.raw.is_reading()
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.connection is not None
+        return self.connection
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        raise NotImplementedError("a websocket connection keeps its protocol")
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One accepted socket of the websocket port: HTTP until the upgrade, frames after."""
+
+    def __init__(self, listener: WebsocketListener) -> None:
+        self.listener = listener
+        self.server = listener.server
+        self.raw: asyncio.Transport | None = None
+        self.peer = ""
+        self.connection: Connection | None = None
+        self.ws_transport: WebSocketTransport | None = None
+        self.decoder: ws_frames.FrameDecoder | None = None
+        self._head = b""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        from .server import join_host_port
+
+        assert isinstance(transport, asyncio.Transport)
+        self.raw = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = join_host_port(str(peer[0]), int(peer[1]))
+        timeout = self.listener.options.handshake_timeout
+        if timeout > 0:
+            self._timer = self.server.loop.call_later(timeout, self._on_handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        decoder = self.decoder
+        if decoder is None:
+            self._handshake_data(data)
+            return
+        payload = decoder.feed(data)
+        connection = self.connection
+        assert connection is not None
+        if payload:
+            connection.data_received(payload)
+        if decoder.pongs or decoder.is_done:
+            self._after_control_frames(decoder, connection)
+
+    def _after_control_frames(self, decoder: ws_frames.FrameDecoder, conn: Connection) -> None:
+        ws = self.ws_transport
+        assert ws is not None
+        for payload in decoder.pongs:
+            ws.send_control(ws_frames.OP_PONG, payload)
+        decoder.pongs.clear()
+        if conn.closed:
+            return
+        if decoder.close_reply is not None:
+            ws.close_reply = decoder.close_reply
+            conn.close_connection(REASON_CLIENT_CLOSED)
+        elif decoder.error is not None:
+            error = decoder.error
+            self.server.logger.error(f"{conn.log_prefix} - read error: {error.text}")
+            if error.status is not None:
+                ws.close_reply = ws_frames.close_payload(error.status, error.text)
+            conn.close_connection(REASON_READ_ERROR)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self.connection is not None:
+            self.connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.resume_writing()
+
+    # -- the HTTP part ----------------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        raw = self.raw
+        if raw is None or raw.is_closing():
+            return
+        buf = self._head + data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_REQUEST_HEAD_BYTES:
+                    raw.write(HttpError("431 Request Header Fields Too Large").response())
+                    raw.close()
+                    buf = b""
+                self._head = buf
+                return
+            head, buf = buf[:end], buf[end + 4 :]
+            if self._handle_request(head, buf):
+                self._head = b""
+                return
+
+    def _handle_request(self, head: bytes, rest: bytes) -> bool:
+        """Answer one request; True when the socket is done with HTTP (upgraded or closed)."""
+        raw = self.raw
+        assert raw is not None
+        log = self.server.logger
+        try:
+            request = parse_request_head(head)
+        except HttpError as e:
+            raw.write(e.response())
+            raw.close()
+            return True
+        listener = self.listener
+        try:
+            upgrade = check_upgrade(
+                request, listener.options, listener.origins, is_tls=listener.is_tls
+            )
+        except HandshakeError as e:
+            log.error(f"{self.peer} - websocket handshake error: {e.reason}")
+            raw.write(error_response(e.status, request))
+            if not request.keep_alive:
+                raw.close()
+                return True
+            return False
+        if rest:
+            log.error(f"{self.peer} - websocket handshake error: {ERR_DATA_BEFORE_HANDSHAKE}")
+            raw.close()
+            return True
+        self._cancel_timer()
+        raw.write(upgrade.response(listener.options.headers))
+        self._start(upgrade)
+        return True
+
+    def _start(self, upgrade: Upgrade) -> None:
+        """After the 101: the connection behind the frames."""
+        raw = self.raw
+        assert raw is not None
+        server = self.server
+        connection: Connection | None
+        if upgrade.kind == LEAF:
+            connection = self._leaf_connection(upgrade)
+            if connection is None:
+                server.logger.error("Not configured to accept leaf node connections")
+                raw.close()
+                return
+        else:
+            connection = WebSocketClient(server, self.listener, upgrade)
+        encoder = ws_frames.FrameEncoder(
+            compression=upgrade.compression,
+            browser=upgrade.browser,
+            no_compressed_fragments=upgrade.no_compressed_fragments,
+        )
+        self.decoder = ws_frames.FrameDecoder(
+            masked=not upgrade.no_masking,
+            compression=upgrade.compression,
+            max_payload=server.options.max_payload,
+        )
+        ws = WebSocketTransport(raw, encoder)
+        ws.connection = connection
+        self.ws_transport = ws
+        self.connection = connection
+        connection.connection_made(ws)
+
+    def _leaf_connection(self, upgrade: Upgrade) -> Connection | None:
+        """The hook for leaf nodes over WebSocket: `Server.leafnodes` gives the connection
+        when it accepts leafs (`new_websocket_connection(upgrade)`), else None."""
+        leafnodes = self.server.leafnodes
+        if leafnodes is None or not self.server.options.leafnodes.is_enabled():
+            return None
+        make = getattr(leafnodes, "new_websocket_connection", None)
+        if make is None:  # leaf nodes do not take websocket connections yet
+            return None
+        connection: Connection | None = make(upgrade)
+        return connection
+
+    def _on_handshake_timeout(self) -> None:
+        """Go's HTTP server read timeout: the socket closes without an answer."""
+        self._timer = None
+        if self.connection is None and self.raw is not None:
+            self.raw.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
