@@ -255,6 +255,8 @@ class Cluster:
             urls = server.client_connect_urls()
             if urls:
                 info["connect_urls"] = urls
+            if server.websocket is not None:
+                info["ws_connect_urls"] = server.websocket.connect_urls()
         if opts.advertise:
             adv_host, _, adv_port = opts.advertise.rpartition(":")
             if adv_host and adv_port.isdigit():
