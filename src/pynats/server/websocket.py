@@ -24,7 +24,7 @@ import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import ws_frames
 from .auth import AuthResult, ConnectAuthenticator, secret_matches
@@ -853,8 +853,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         from .server import join_host_port
 
-        assert isinstance(transport, asyncio.Transport)
-        self.raw = transport
+        self.raw = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = join_host_port(str(peer[0]), int(peer[1]))
