@@ -38,7 +38,7 @@ def version_text() -> str:
 
 
 def validate_options(opts: Options) -> None:
-    from .server.config_options import cluster_problem
+    from .server.config_options import startup_problem
 
     if (opts.tls or opts.tls_verify or opts.tls_cert or opts.tls_key) and not (
         opts.tls_cert and opts.tls_key
@@ -64,7 +64,7 @@ def validate_options(opts: Options) -> None:
                 f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in '
                 "authorization block or account configuration"
             )
-    problem = cluster_problem(opts)
+    problem = startup_problem(opts)
     if problem:
         raise ConfigurationError(problem)
     if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:

@@ -23,6 +23,7 @@ from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .conf import ConfigError, ConfigMap, load_config_file
 from .conf.units import go_type_name, parse_size
 from .config_cluster import cluster_problem, normalize_compression, parse_cluster
+from .config_leafnodes import leafnode_problem, parse_leafnodes
 from .config_reader import (
     Reader,
     apply_default_permissions,
@@ -31,6 +32,7 @@ from .config_reader import (
     parse_users,
 )
 from .config_tls import parse_tls
+from .config_websocket import parse_websocket, websocket_problem
 from .options import Options
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "cluster_problem",
     "normalize_compression",
     "options_from_config",
+    "startup_problem",
 ]
 
 
@@ -254,10 +257,6 @@ TOP_LEVEL: dict[str, Handler] = {
     "trace_headers": _accepted,
     "server_metadata": _accepted,
     "gateway": _unsupported("gateways"),
-    "leafnodes": _unsupported("leaf nodes"),
-    "leaf": _unsupported("leaf nodes"),
-    "websocket": _unsupported("websockets"),
-    "ws": _unsupported("websockets"),
     "mqtt": _unsupported("MQTT"),
     "mappings": _unsupported("subject mappings"),
     "maps": _unsupported("subject mappings"),
@@ -642,6 +641,10 @@ TOP_LEVEL.update(
         "jetstream": _jetstream,
         "tls": parse_tls,
         "cluster": parse_cluster,
+        "leafnodes": parse_leafnodes,
+        "leaf": parse_leafnodes,
+        "websocket": parse_websocket,
+        "ws": parse_websocket,
         "operator": _operator,
         "operators": _operator,
         "root": _operator,
@@ -656,6 +659,12 @@ TOP_LEVEL.update(
 )
 
 
+def startup_problem(opts: Options) -> str | None:
+    """What nats-server's `validateOptions` refuses in the leafnodes, cluster and websocket
+    blocks when the server starts or reloads (their order is nats-server's)."""
+    return leafnode_problem(opts) or cluster_problem(opts) or websocket_problem(opts)
+
+
 @dataclasses.dataclass
 class ConfigResult:
     options: Options
@@ -667,8 +676,13 @@ class ConfigResult:
 def options_from_config(data: ConfigMap, path: str, base: Options | None = None) -> ConfigResult:
     """Options from a parsed file (no flags applied), with what the reader had to say."""
     opts = Options()
-    if base is not None:  # the nested cluster options are filled in place: copy them too
-        opts = dataclasses.replace(base, cluster=copy.deepcopy(base.cluster))
+    if base is not None:  # the nested blocks are filled in place: copy them too
+        opts = dataclasses.replace(
+            base,
+            cluster=copy.deepcopy(base.cluster),
+            leafnodes=copy.deepcopy(base.leafnodes),
+            websocket=copy.deepcopy(base.websocket),
+        )
     r = Reader(path)
     for key in data:
         if data.is_used_variable(key):

@@ -25,7 +25,7 @@ from .auth import NkeyUser, Permissions, ResponsePermission, SubjectPermission, 
 from .conf import ConfigMap
 from .conf.tree import Position
 from .conf.units import duration_from_config, go_quote, go_type_name
-from .options import split_host_port
+from .options import GoURL, parse_go_url, split_host_port
 from .subjects import is_valid_subject
 
 
@@ -489,3 +489,16 @@ def response_permission(r: Reader, m: ConfigMap, key: str) -> ResponsePermission
         else:
             r.error(value, k, f'Unknown field "{k}" parsing allow_responses')
     return perm
+
+
+def parse_url(text: str) -> GoURL:
+    """Go's `url.Parse` as nats-server 2.15's Go has it: `parse_go_url`, plus the stricter
+    port rule for http and https, whose port starts at the host's first colon (`a:1:2` has
+    the port ":1:2"). ValueError carries Go's message."""
+    url = parse_go_url(text)
+    host = url.host
+    if url.scheme in ("http", "https") and not host.startswith("[") and host.count(":") > 1:
+        main = text.partition("#")[0]
+        port = host[host.index(":") :]
+        raise ValueError(f"parse {go_quote(main)}: invalid port {go_quote(port)} after host")
+    return url

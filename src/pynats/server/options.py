@@ -109,13 +109,26 @@ class LeafRemote:
     hub: bool = False  # this side acts as the hub of the connection
     deny_imports: list[str] = field(default_factory=list)  # subjects not taken from the hub
     deny_exports: list[str] = field(default_factory=list)  # subjects not sent to the hub
-    compression: str = ""
+    compression: str = ""  # "" = the default (s2_auto); else as `LeafNodeOptions.compression`
     ws_compression: bool = False
     ws_no_masking: bool = False
     first_info_timeout: float = 1.0  # seconds
     dial_timeout: float = 0.0  # seconds, 0 = default
     no_randomize: bool = False
     disabled: bool = False
+    # Read from the file too (nats-server refuses to reload a change of any of them):
+    compression_rtt_thresholds: list[float] = field(default_factory=list)  # seconds
+    compression_text: str = field(default="", compare=False)  # as written, for messages
+    tls_handshake_first: bool = False
+    isolate: bool = False  # `isolate_leafnode_interest`: no east-west interest to this hub
+    request_isolation: bool = False  # ask the hub to isolate us
+    ignore_discovered_servers: bool = False  # dial only `urls`, not the hub's leafnode_urls
+    jetstream_cluster_migrate: bool = False
+    jetstream_cluster_migrate_delay: float = 0.0  # seconds
+    proxy_url: str = ""  # an HTTP CONNECT proxy for ws:// and wss:// URLs
+    proxy_username: str = ""
+    proxy_password: str = ""
+    proxy_timeout: float = 0.0  # seconds
 
 
 @dataclass
@@ -144,13 +157,21 @@ class LeafNodeOptions:
     users: list[LeafUser] = field(default_factory=list)
     auth_timeout: float = 0.0  # seconds, 0 = default
     tls: TLSSettings | None = None
-    compression: str = ""
+    compression: str = ""  # nats-server's mode name ("" = the default, s2_auto)
     isolate_leafnode_interest: bool = False
     min_version: str = ""
     reconnect_delay: float = LEAF_RECONNECT_DELAY_S  # seconds between dials of a remote
     dial_timeout: float = 0.0
     write_deadline: float = 0.0
     remotes: list[LeafRemote] = field(default_factory=list)
+    # Read from the file too:
+    nkey: str = ""  # authorization { nkey }: the one user nkey a leaf may present
+    proxy_required: bool = False
+    write_timeout: str = ""  # "default" / "close" / "retry", "" = default
+    compression_rtt_thresholds: list[float] = field(default_factory=list)  # seconds
+    compression_text: str = field(default="", compare=False)  # as written, for messages
+    tls_handshake_first: bool = False
+    tls_handshake_first_fallback: float = 0.0  # seconds
 
     def is_enabled(self) -> bool:
         """A leaf listener is configured."""
