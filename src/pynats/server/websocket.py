@@ -869,17 +869,24 @@ class WebSocketProtocol(asyncio.Protocol):
         payload = decoder.feed(data)
         connection = self.connection
         assert connection is not None
+        if decoder.pongs:  # ahead of what the payload makes the connection write, as Go
+            self._send_pongs(decoder)
         if payload:
             connection.data_received(payload)
-        if decoder.pongs or decoder.is_done:
-            self._after_control_frames(decoder, connection)
+        if decoder.is_done:
+            self._end_of_stream(decoder, connection)
 
-    def _after_control_frames(self, decoder: ws_frames.FrameDecoder, conn: Connection) -> None:
+    def _send_pongs(self, decoder: ws_frames.FrameDecoder) -> None:
         ws = self.ws_transport
         assert ws is not None
         for payload in decoder.pongs:
             ws.send_control(ws_frames.OP_PONG, payload)
         decoder.pongs.clear()
+
+    def _end_of_stream(self, decoder: ws_frames.FrameDecoder, conn: Connection) -> None:
+        """A close frame came (answered with ours) or the frames broke (a read error)."""
+        ws = self.ws_transport
+        assert ws is not None
         if conn.closed:
             return
         if decoder.close_reply is not None:
