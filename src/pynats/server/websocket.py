@@ -340,8 +340,10 @@ class OriginPolicy:
             scheme, hostport = parse_request_uri(origin)
             host, port = origin_host_port(scheme == "https", hostport)
             if self.same_origin:
+                # The scheme counts too (nats-server 2.15): https exactly for a TLS listener.
                 req_host, req_port = origin_host_port(is_tls, request.host)
-                if (host, port) != (req_host, req_port):
+                same_scheme = scheme == ("https" if is_tls else "http")
+                if not same_scheme or (host, port) != (req_host, req_port):
                     return "not same origin"
         except ValueError as e:
             return str(e)

@@ -1,0 +1,191 @@
+"""Who may connect over WebSocket, against our server and Go's with the same configuration: the
+websocket `authorization {}` block (it applies to websocket clients only), credentials from
+cookies, `no_auth_user`, and the Origin checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+from tests.conftest import connect
+
+from pynats.server import ws_frames
+
+from .support import KINDS, RawWebSocket, WsServer, upgrade_request, ws_server
+
+AUTH_BLOCK = {
+    "no_tls": True,
+    "authorization": {"user": "wsuser", "password": "wspass", "timeout": 2},
+    "user_cookie": "nats_user",
+    "pass_cookie": "nats_pass",
+}
+OK = b"PONG\r\n"
+DENIED = b"-ERR 'Authorization Violation'\r\n"
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def server(request: pytest.FixtureRequest) -> Iterator[WsServer]:
+    with ws_server(request.param, AUTH_BLOCK) as srv:
+        yield srv
+
+
+def raw_connect(server: WsServer, connect: dict[str, str], cookie: str = "") -> list[bytes]:
+    """The frames' payloads after CONNECT+PING, until PONG or the close frame."""
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    ws = RawWebSocket.connect(server.ws_port, upgrade_request(extra=extra))
+    ws.next_frame()  # INFO
+    ws.send(b"CONNECT " + json.dumps({"verbose": False, **connect}).encode() + b"\r\nPING\r\n")
+    out = []
+    while True:
+        frame = ws.next_frame()
+        if frame is None:
+            break
+        out.append(frame.payload)
+        if frame.opcode == ws_frames.OP_CLOSE or frame.payload == OK:
+            break
+    ws.close()
+    return out
+
+
+def first_info(server: WsServer, request: bytes | None = None) -> dict[str, object]:
+    ws = RawWebSocket.connect(server.ws_port, request)
+    frame = ws.next_frame()
+    ws.close()
+    assert frame is not None and frame.payload.startswith(b"INFO ")
+    info: dict[str, object] = json.loads(frame.payload[5:])
+    return info
+
+
+def test_websocket_clients_are_told_auth_is_required(server: WsServer) -> None:
+    assert first_info(server)["auth_required"] is True
+
+
+async def test_tcp_clients_are_not_concerned(server: WsServer) -> None:
+    nc = await connect(server.url)
+    await nc.publish("x", b"")
+    await nc.flush()
+    await nc.close()
+
+
+@pytest.mark.parametrize(
+    ("connect", "cookie", "answer"),
+    [
+        ({"user": "wsuser", "pass": "wspass"}, "", OK),
+        ({}, "nats_user=wsuser; nats_pass=wspass", OK),
+        ({"pass": "wspass"}, "nats_user=wsuser", OK),
+        ({"user": "wsuser", "pass": "wspass"}, "nats_user=wsuser; nats_pass=wrong", OK),
+        ({}, "", DENIED),
+        ({"user": "wsuser", "pass": "wrong"}, "", DENIED),
+        ({}, "nats_user=wsuser; nats_pass=wrong", DENIED),
+        ({}, "other=wsuser; nats_pass=wspass", DENIED),
+    ],
+    ids=[
+        "connect",
+        "cookies",
+        "user-cookie-and-connect-password",
+        "connect-wins-over-cookie",
+        "nothing",
+        "wrong-password",
+        "wrong-cookie",
+        "cookie-with-another-name",
+    ],
+)
+def test_credentials_from_connect_or_cookies(
+    server: WsServer, connect: dict[str, str], cookie: str, answer: bytes
+) -> None:
+    frames = raw_connect(server, connect, cookie)
+    assert frames[0] == answer
+    if answer == DENIED:
+        close = frames[-1]
+        assert close[:2] == ws_frames.CLOSE_POLICY_VIOLATION.to_bytes(2, "big")
+        assert close[2:] == b"Authentication Failure"
+
+
+async def test_nats_py_with_credentials_in_the_url(server: WsServer) -> None:
+    nc = await connect(f"ws://wsuser:wspass@127.0.0.1:{server.ws_port}")
+    sub = await nc.subscribe("a")
+    await nc.publish("a", b"hi")
+    assert (await sub.next_msg(5)).data == b"hi"
+    await nc.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_token_in_a_cookie(kind: str) -> None:
+    block = {"no_tls": True, "authorization": {"token": "s3cr3t"}, "token_cookie": "tok"}
+    with ws_server(kind, block) as server:
+        assert raw_connect(server, {}, "tok=s3cr3t")[0] == OK
+        assert raw_connect(server, {"auth_token": "s3cr3t"})[0] == OK
+        assert raw_connect(server, {}, "tok=wrong")[0] == DENIED
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_auth_user_of_the_websocket_block(kind: str) -> None:
+    top = (
+        "accounts { A { users: [{user: a, password: a}] }, B { users: [{user: b, password: b}] } }"
+    )
+    from pynats.server.accounts import AccountConfig
+    from pynats.server.auth import User
+
+    top_options = {
+        "accounts": {
+            "A": AccountConfig("A", users=[User("a", "a")]),
+            "B": AccountConfig("B", users=[User("b", "b")]),
+        }
+    }
+    block = {"no_tls": True, "no_auth_user": "b"}
+    with ws_server(kind, block, top=top, top_options=top_options) as server:
+        assert raw_connect(server, {"name": "anon"})[0] == OK
+        assert raw_connect(server, {"user": "a", "pass": "a", "name": "a"})[0] == OK
+        ws = RawWebSocket.connect(server.ws_port)
+        ws.next_frame()
+        ws.send(b'CONNECT {"verbose":false,"name":"anon"}\r\nPING\r\n')
+        assert ws.read_payload_until(OK) == OK
+        conns = server.monitor("/connz?auth=1")["connections"]
+        assert [(c["name"], c.get("authorized_user"), c["account"]) for c in conns] == [
+            ("anon", "b", "B")
+        ]
+        ws.close()
+
+
+ORIGIN_BLOCK = {
+    "no_tls": True,
+    "same_origin": True,
+    "allowed_origins": ["http://app.example.com:8080", "https://127.0.0.1"],
+}
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def origin_server(request: pytest.FixtureRequest) -> Iterator[WsServer]:
+    with ws_server(request.param, ORIGIN_BLOCK) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "error"),
+    [
+        ("127.0.0.1", "", None),
+        ("app.example.com:8080", "http://app.example.com:8080", None),
+        ("APP.example.com:8080", "http://app.EXAMPLE.com:8080", None),
+        ("127.0.0.1:443", "https://127.0.0.1", "not same origin"),  # a plain listener
+        ("x:1", "ws://x:1", "not same origin"),
+        ("[::1]:80", "http://[::1]", "not same origin"),
+        ("127.0.0.1", "http://127.0.0.1", "not in the allowed list"),
+        ("evil.com", "http://evil.com", "not in the allowed list"),
+        ("127.0.0.1", "http://elsewhere.com", "not same origin"),
+        ("127.0.0.1", "::bad", 'parse "::bad": missing protocol scheme'),
+        ("127.0.0.1", "app.example.com", 'parse "app.example.com": invalid URI for request'),
+    ],
+)
+def test_origins(origin_server: WsServer, host: str, origin: str, error: str | None) -> None:
+    extra = f"Origin: {origin}\r\n" if origin else ""
+    ws = RawWebSocket.connect(origin_server.ws_port, upgrade_request(host=host, extra=extra))
+    if error is None:
+        assert ws.status == 101
+    else:
+        assert ws.status == 403
+        origin_server.wait_for_log(
+            re.escape(f"websocket handshake error: origin not allowed: {error}")
+        )
+    ws.close()
