@@ -97,6 +97,7 @@ class LeafConnection(Connection):
         "headers",
         "interest",
         "is_hub_side",
+        "isolated",
         "queues",
         "remote",
         "remote_cluster",
@@ -126,6 +127,9 @@ class LeafConnection(Connection):
         self.remote_name = ""
         self.remote_cluster = ""
         self.remote_info: dict[str, Any] = {}
+        # Hub side: no other leaf's interest goes to this leaf (isolate_leafnode_interest, or
+        # the leaf asked for it).
+        self.isolated = False
         self.headers = True
         self.rmsg_prefix: bytes | None = b"LMSG "
         self.queues: list[bytes] | None = None
@@ -325,7 +329,13 @@ class LeafConnection(Connection):
         if not client.is_link:
             return True
         if self.is_hub_side:
-            return not (client.kind == LEAF and client.remote_cluster == self.remote_cluster)
+            # Another leaf's interest: not for an isolated leaf, nor back to its own cluster.
+            return not (
+                client.kind == LEAF
+                and (self.isolated or client.remote_cluster == self.remote_cluster)
+            )
+        if self.remote is not None and self.remote.isolate:
+            return False
         return bool(client.kind == LEAF and client.is_hub_side)
 
     def interest_changed(self, sub: Subscription, delta: int) -> None:
@@ -552,6 +562,7 @@ class LeafNodes:
         conn.remote_id = str(connect.get("server_id") or "")
         conn.remote_name = str(connect.get("name") or "")
         conn.remote_cluster = remote_cluster
+        conn.isolated = self.options.isolate_leafnode_interest or bool(connect.get("isolate"))
         conn.headers = bool(connect.get("headers")) and not server.options.no_header_support
         account = server.ensure_account(account_name)
         if server.system is not None:
@@ -622,6 +633,8 @@ class LeafNodes:
             connect["sig"] = _sign(seed, nonce)
         if remote.hub:
             connect["is_hub"] = True
+        if remote.request_isolation:
+            connect["isolate"] = True
         return b"CONNECT " + json.dumps(connect, separators=(",", ":")).encode() + CRLF
 
     def dial(self, remote: LeafRemote) -> None:

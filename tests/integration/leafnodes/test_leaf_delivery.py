@@ -220,3 +220,94 @@ async def test_a_broken_link_comes_back_and_interest_is_renewed(
             await leaf.close()
     finally:
         pair.stop_all()
+
+
+@pytest.mark.parametrize("mix", [("go", "py"), ("py", "go"), ("py", "py")], ids=str)
+async def test_a_leaf_with_a_creds_file_signs_the_hubs_nonce_and_binds_its_account(
+    tmp_path: Path, mix: tuple[str, str]
+) -> None:
+    """Operator mode on the hub: the leaf's .creds (user JWT + seed) authenticate it, and
+    the user's account is the one the leaf connection is bound to."""
+    from tests.support import jwts
+
+    op = jwts.operator()
+    (tmp_path / "op.jwt").write_text(jwts.operator_jwt(op))
+    sys_acc, app = jwts.account(), jwts.account()
+    leaf_user, app_user = jwts.user(), jwts.user()
+    leaf_creds = jwts.write_creds(
+        tmp_path / "leaf.creds", jwts.user_jwt(app, leaf_user, "leaf"), leaf_user
+    )
+    app_creds = jwts.write_creds(
+        tmp_path / "app.creds", jwts.user_jwt(app, app_user, "app"), app_user
+    )
+    operator_mode = (
+        f'operator: "{tmp_path / "op.jwt"}"\nsystem_account: {sys_acc.public_key}\n'
+        "resolver: MEMORY\nresolver_preload: {\n"
+        f'  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"\n'
+        f'  {app.public_key}: "{jwts.account_jwt(op, app, "APP")}"\n}}\n'
+    )
+    pair = make_leaf_pair(
+        *mix,
+        tmp_path,
+        hub_extra=operator_mode,
+        remote=lambda hub: (
+            f'{{ url: "nats-leaf://127.0.0.1:{hub.leaf_port}", credentials: "{leaf_creds}" }}'
+        ),
+    )
+    try:
+        pair.wait_connected()
+        hub = await nats.connect(pair.hub.url, user_credentials=str(app_creds))
+        leaf = await connect(pair.leaf)
+        try:
+            s = await hub.subscribe("app.events")
+            await hub.flush()
+            await interest_at(pair.leaf, "app.events")
+            await leaf.publish("app.events", b"signed in")
+            assert (await s.next_msg(timeout=3)).data == b"signed in"
+        finally:
+            await hub.close()
+            await leaf.close()
+    finally:
+        pair.stop_all()
+
+
+@pytest.mark.parametrize("hub_kind", ["go", "py"])
+@pytest.mark.parametrize("isolate", [False, True], ids=["shared", "isolated"])
+async def test_isolate_leafnode_interest_keeps_leafs_apart(
+    tmp_path: Path, hub_kind: str, isolate: bool
+) -> None:
+    """Two leafs on one hub hear of each other's interest, unless the hub isolates them."""
+    from tests.support.leafs import make_node
+
+    setting = "  isolate_leafnode_interest: true" if isolate else ""
+    pair = make_leaf_pair(hub_kind, "py", tmp_path, hub_block=lambda hub: setting)
+    second = make_node("py", "LEAF-TWO", tmp_path)
+    second.extra = (
+        f'leafnodes {{ remotes: [ {{ url: "nats-leaf://127.0.0.1:{pair.hub.leaf_port}" }} ] }}\n'
+    )
+    pair.start(second)
+    try:
+        pair.wait_connected()
+        await wait_until(lambda: len(pair.hub.leaf_names()) == 2, timeout=10)
+        one, two, hub = await connect(pair.leaf), await connect(second), await connect(pair.hub)
+        try:
+            s = await one.subscribe("east.west")
+            await one.flush()
+            await interest_at(pair.hub, "east.west")
+            await hub.publish("east.west", b"from the hub")  # the hub always reaches it
+            assert (await s.next_msg(timeout=3)).data == b"from the hub"
+            if isolate:
+                # The hub announced one's interest before this marker, if at all.
+                await hub.subscribe("marker")
+                await hub.flush()
+                await interest_at(second, "marker")
+                assert "east.west" not in second.leaf_interest()
+            else:
+                await interest_at(second, "east.west")
+                await two.publish("east.west", b"from the other leaf")
+                assert (await s.next_msg(timeout=3)).data == b"from the other leaf"
+        finally:
+            for nc in (one, two, hub):
+                await nc.close()
+    finally:
+        pair.stop_all()
