@@ -224,6 +224,12 @@ def test_a_compressed_message_may_not_inflate_past_max_payload() -> None:
     )
 
 
+def test_a_compressed_message_is_not_buffered_past_what_max_payload_allows() -> None:
+    decoder = FrameDecoder(compression=True, max_payload=1000)
+    decoder.feed(client_frame(os.urandom(3000), rsv=ws_frames.RSV1_BIT, final=False))
+    assert decoder.error is not None and decoder.error.text == "maximum payload exceeded"
+
+
 def test_corrupt_compressed_data_is_a_read_error() -> None:
     decoder = FrameDecoder(compression=True)
     decoder.feed(client_frame(b"\xff\xff\xff garbage", rsv=ws_frames.RSV1_BIT))

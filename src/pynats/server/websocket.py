@@ -565,18 +565,22 @@ class WebsocketListener:
         its authorization, and the cluster's websocket URLs as `connect_urls`."""
         info["host"] = self.options.host or "0.0.0.0"
         info["port"] = self.port
-        info.pop("tls_required", None)
-        info.pop("tls_verify", None)
-        info.pop("tls_available", None)
-        if self.is_tls:
-            info["tls_required"] = True
-            info["tls_available"] = True
-        if self.authenticator.is_override and not info.get("auth_required"):
-            info["auth_required"] = True
         if "connect_urls" in info:
             info["connect_urls"] = self.cluster_connect_urls()
-        if not info.get("auth_required"):
-            info.pop("auth_required", None)
+        flags: dict[str, Any] = {}
+        if info.get("auth_required") or self.authenticator.is_override:
+            flags["auth_required"] = True
+        if self.is_tls:
+            flags["tls_required"] = flags["tls_available"] = True
+        rebuilt: dict[str, Any] = {}
+        for key, value in info.items():
+            if key in ("auth_required", "tls_required", "tls_verify", "tls_available"):
+                continue
+            if key == "max_payload":  # where nats-server's Info struct has them
+                rebuilt.update(flags)
+            rebuilt[key] = value
+        info.clear()
+        info.update(rebuilt)
 
     def varz(self) -> dict[str, Any]:
         """The `websocket` section of /varz."""

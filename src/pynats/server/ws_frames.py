@@ -61,6 +61,7 @@ SYNC_FLUSH_TAIL: Final = b"\x00\x00\xff\xff"
 
 ERR_MAX_PAYLOAD: Final = "maximum payload exceeded"
 
+
 def xor_mask(data: bytes, key: bytes) -> bytes:
     """`data` XOR the 4-byte `key` repeated: masking and unmasking are the same operation.
 
@@ -164,6 +165,8 @@ class FrameDecoder:
 
     __slots__ = (
         "_compressed",
+        "_compressed_bound",
+        "_compressed_size",
         "_in_compressed_message",
         "_key",
         "_key_offset",
@@ -197,6 +200,10 @@ class FrameDecoder:
         self._message_final = False  # the current data frame ends its message
         self._in_compressed_message = False
         self._compressed: list[bytes] = []
+        self._compressed_size = 0
+        # A deflate stream this much larger than max_payload cannot inflate to less
+        # (stored blocks cost 5 bytes per 64 KiB): stop buffering it.
+        self._compressed_bound = max_payload + max_payload // 8192 + 1024
 
     @property
     def is_done(self) -> bool:
@@ -238,6 +245,9 @@ class FrameDecoder:
                 self._remaining = remaining - take
                 if self._in_compressed_message:
                     self._compressed.append(chunk)
+                    self._compressed_size += take
+                    if self.max_payload and self._compressed_size > self._compressed_bound:
+                        raise WsError(ERR_MAX_PAYLOAD, None)
                 else:
                     out.append(chunk)
                 if not self._remaining:
@@ -329,6 +339,7 @@ class FrameDecoder:
     def _end_of_frame(self, out: list[bytes]) -> None:
         if self._message_final and self._in_compressed_message:
             parts, self._compressed = self._compressed, []
+            self._compressed_size = 0
             self._in_compressed_message = False
             out.append(inflate_message(parts, self.max_payload))
 
