@@ -12,20 +12,40 @@ port, -1, stays the one bound), every other `cluster {}` setting can (logged onc
 `Reloaded: cluster`), and the route list is diffed (`Reloaded: cluster routes`): the running
 `Cluster` dials the added routes and closes the removed ones (`routes_changed`) and is told
 when its other settings changed (`options_changed`).
+
+Leaf nodes follow nats-server's `getLeafNodeOptionsChanges`: of the listener only the
+compression and the TLS files and handshake-first may change; remotes are matched by their
+name (URLs, account, credentials): one that is gone is removed (`Reloaded: LeafNode Remote
+... removed`), a new one added, and of one that stays only the compression, `disabled`, TLS
+files and handshake-first may change. The running `LeafNodes` hears of it through
+`remotes_changed` and `options_changed`. The websocket block cannot change at all, but for
+its TLS files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pynats.gotime import NS_PER_S, format_duration
+
 from .auth import Authenticator
-from .config_options import ConfigLoadError, apply_config_file, cluster_problem
+from .conf.units import go_quote
+from .config_leafnodes import DEFAULT_S2_AUTO_RTT_THRESHOLDS_S, remote_name
+from .config_options import ConfigLoadError, apply_config_file, startup_problem
+from .config_reader import go_float
 from .log import Logger
-from .options import split_host_port
+from .options import WEBSOCKET_HANDSHAKE_TIMEOUT_S, split_host_port
 
 if TYPE_CHECKING:
-    from .options import ClusterOptions, Options
+    from .options import (
+        ClusterOptions,
+        LeafNodeOptions,
+        LeafRemote,
+        Options,
+        WebsocketOptions,
+    )
     from .server import Server
 
 # Options that cannot change without a restart (nats-server refuses them too), in the order
@@ -80,6 +100,23 @@ class ReloadError(Exception):
     pass
 
 
+class ReloadableLeafNodes(Protocol):
+    """What reload needs from the running leaf nodes (`server.leafnodes`)."""
+
+    options: LeafNodeOptions
+
+    def options_changed(self) -> None:
+        """`options` was replaced and settings that may change on a reload did: the
+        listener's compression or TLS handshake-first, or a remote's compression, TLS files or
+        handshake-first (`remote_name` in config_leafnodes names a remote the way reload
+        matches old and new ones)."""
+
+    def remotes_changed(self, added: list[LeafRemote], removed: list[LeafRemote]) -> None:
+        """Dial `added` (new remotes, and remotes no longer `disabled`); close and stop
+        dialling `removed` (remotes gone from the file, and remotes now `disabled`); the
+        removed ones are the old options' objects."""
+
+
 class ReloadableCluster(Protocol):
     """What reload needs from the running cluster (`server.cluster`)."""
 
@@ -103,12 +140,14 @@ def reload_config(server: Server) -> list[str]:
         new = apply_config_file(flags_only)
     except ConfigLoadError as e:
         raise ReloadError(str(e)) from None
-    problem = cluster_problem(new)
+    problem = startup_problem(new)
     if problem:
         raise ReloadError(problem)
     _check_not_reloadable(old, new, NOT_RELOADABLE)
     _check_cluster_listener(server, old.cluster, new.cluster)
+    leaf = leafnode_changes(old.leafnodes, new.leafnodes)
     _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
+    _check_websocket(old.websocket, new.websocket)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
     if new.cluster.port == -1:
@@ -117,6 +156,7 @@ def reload_config(server: Server) -> list[str]:
     cluster_changed, added, removed = _cluster_changes(old.cluster, new.cluster)
     if cluster_changed:
         changes.append("Reloaded: cluster")
+    changes += leaf.lines
     if added or removed:
         changes.append("Reloaded: cluster routes")
     server.options = new
@@ -137,6 +177,13 @@ def reload_config(server: Server) -> list[str]:
             cluster.options_changed()
         if added or removed:
             cluster.routes_changed(added, removed)
+    if server.leafnodes is not None and old.leafnodes != new.leafnodes:
+        leafnodes = cast(ReloadableLeafNodes, server.leafnodes)
+        leafnodes.options = new.leafnodes
+        if leaf.settings_changed:
+            leafnodes.options_changed()
+        if leaf.added or leaf.removed:
+            leafnodes.remotes_changed(leaf.added, leaf.removed)
     return changes
 
 
@@ -283,3 +330,238 @@ def _recheck_clients(server: Server) -> None:
         client.apply_permissions(result.permissions)
         client.drop_disallowed_subscriptions()
     server.flush_pending()
+
+
+# -- leaf nodes ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LeafNodeChanges:
+    """What a reload changes in the leaf nodes: nats-server's log lines, the remotes to dial
+    and to stop, and whether other reloadable settings changed."""
+
+    lines: list[str] = dataclasses.field(default_factory=list)
+    added: list[LeafRemote] = dataclasses.field(default_factory=list)
+    removed: list[LeafRemote] = dataclasses.field(default_factory=list)
+    settings_changed: bool = False
+
+
+# The fields nats-server compares (`checkConfigsEqual`) in its struct order, with how each is
+# read from ours; the ones it lets change (compression, TLS, handshake-first, users, the
+# remotes, a remote's `disabled`) are not listed.
+_LEAF_FIELDS: tuple[tuple[str, Callable[[LeafNodeOptions], str]], ...] = (
+    ("Host", lambda o: o.host),
+    ("Port", lambda o: str(o.port)),
+    ("Username", lambda o: o.username),
+    ("Password", lambda o: o.password),
+    ("ProxyRequired", lambda o: _go_bool(o.proxy_required)),
+    ("Nkey", lambda o: o.nkey),
+    ("Account", lambda o: o.account),
+    ("AuthTimeout", lambda o: go_float(_leaf_auth_timeout(o))),
+    ("TLSTimeout", lambda o: go_float(o.tls.timeout if o.tls is not None else 0.0)),
+    ("TLSMap", lambda o: _go_bool(o.tls is not None and o.tls.verify_and_map)),
+    ("Advertise", lambda o: o.advertise),
+    ("NoAdvertise", lambda o: _go_bool(o.no_advertise)),
+    ("ReconnectInterval", lambda o: _go_duration(o.reconnect_delay)),
+    ("WriteDeadline", lambda o: _go_duration(o.write_deadline)),
+    ("WriteTimeout", lambda o: o.write_timeout),
+    ("MinVersion", lambda o: o.min_version),
+    ("IsolateLeafnodeInterest", lambda o: _go_bool(o.isolate_leafnode_interest)),
+    ("DialTimeout", lambda o: _go_duration(o.dial_timeout)),
+)
+_REMOTE_FIELDS: tuple[tuple[str, Callable[[LeafRemote], str]], ...] = (
+    ("NoRandomize", lambda r: _go_bool(r.no_randomize)),
+    ("TLSTimeout", lambda r: go_float(r.tls.timeout if r.tls is not None else 0.0)),
+    ("Hub", lambda r: _go_bool(r.hub)),
+    ("DenyImports", lambda r: "[" + " ".join(r.deny_imports) + "]"),
+    ("DenyExports", lambda r: "[" + " ".join(r.deny_exports) + "]"),
+    ("FirstInfoTimeout", lambda r: _go_duration(r.first_info_timeout)),
+    ("DialTimeout", lambda r: _go_duration(r.dial_timeout)),
+    ("Websocket", lambda r: f"{{{_go_bool(r.ws_compression)} {_go_bool(r.ws_no_masking)}}}"),
+    ("Proxy", lambda r: f"{r.proxy_url} {r.proxy_username} {r.proxy_password} {r.proxy_timeout}"),
+    ("JetStreamClusterMigrate", lambda r: _go_bool(r.jetstream_cluster_migrate)),
+    ("JetStreamClusterMigrateDelay", lambda r: _go_duration(r.jetstream_cluster_migrate_delay)),
+    ("LocalIsolation", lambda r: _go_bool(r.isolate)),
+    ("RequestIsolation", lambda r: _go_bool(r.request_isolation)),
+    ("IgnoreDiscoveredServers", lambda r: _go_bool(r.ignore_discovered_servers)),
+)
+
+
+def leafnode_changes(old: LeafNodeOptions, new: LeafNodeOptions) -> LeafNodeChanges:
+    """nats-server's `getLeafNodeOptionsChanges` and the lines its `Apply` logs; a change
+    it does not support raises ReloadError with its text."""
+
+    def refuse(text: str) -> ReloadError:
+        return ReloadError(f"config reload not supported for LeafNode: {text}")
+
+    if _leaf_users_changed(old, new):
+        raise refuse(f'field "Users": old={_go_pointers(old.users)}, new={_go_pointers(new.users)}')
+    for name, describe in _LEAF_FIELDS:
+        before, after = describe(old), describe(new)
+        if before != after:
+            raise refuse(f"field {go_quote(name)}: old={before}, new={after}")
+    changes = LeafNodeChanges()
+    if (old.tls_handshake_first, old.tls_handshake_first_fallback) != (
+        new.tls_handshake_first,
+        new.tls_handshake_first_fallback,
+    ):
+        changes.lines.append(
+            f"Reloaded: LeafNode TLS HandshakeFirst value is: {_go_bool(new.tls_handshake_first)}"
+        )
+        changes.lines.append(
+            "Reloaded: LeafNode TLS HandshakeFirstFallback value is: "
+            f"{_go_duration(new.tls_handshake_first_fallback)}"
+        )
+    new_compression = _compression(new.compression, new.compression_rtt_thresholds)
+    if _compression(old.compression, old.compression_rtt_thresholds) != new_compression:
+        changes.lines.append(
+            f"Reloaded: LeafNode Compression value is: {_go_compression(new_compression)}"
+        )
+    changes.settings_changed = bool(changes.lines) or old.tls != new.tls
+    fresh = {remote_name(r): r for r in new.remotes}
+    for remote in old.remotes:
+        name = remote_name(remote, redacted=True)
+        successor = fresh.pop(remote_name(remote), None)
+        if successor is None:
+            changes.lines.append(f"Reloaded: LeafNode Remote {name} removed")
+            changes.removed.append(remote)
+            continue
+        for field, describe_remote in _REMOTE_FIELDS:
+            before, after = describe_remote(remote), describe_remote(successor)
+            if before == after:
+                continue
+            if field == "Proxy":
+                raise refuse(
+                    f'remote {name}: field "Proxy": only the proxy TLS configuration can be changed'
+                )
+            raise refuse(f"remote {name}: field {go_quote(field)}: old={before}, new={after}")
+        changes.lines += _remote_lines(remote, successor, changes)
+    changes.added += [r for r in fresh.values() if not r.disabled]
+    return changes
+
+
+def _remote_lines(old: LeafRemote, new: LeafRemote, changes: LeafNodeChanges) -> list[str]:
+    name = remote_name(new, redacted=True)
+    lines: list[str] = []
+    if old.tls_handshake_first != new.tls_handshake_first:
+        value = _go_bool(new.tls_handshake_first)
+        lines.append(f"Reloaded: LeafNode Remote {name} TLS HandshakeFirst value is: {value}")
+    compression = _compression(new.compression, new.compression_rtt_thresholds)
+    if _compression(old.compression, old.compression_rtt_thresholds) != compression:
+        value = _go_compression(compression)
+        lines.append(f"Reloaded: LeafNode Remote {name} Compression value is: {value}")
+    if old.disabled != new.disabled:
+        lines.append(
+            f"Reloaded: LeafNode Remote {name} Disabled value is: {_go_bool(new.disabled)}"
+        )
+        (changes.removed if new.disabled else changes.added).append(old if new.disabled else new)
+    if lines or old.tls != new.tls:
+        changes.settings_changed = True
+    return lines
+
+
+def _leaf_users_changed(old: LeafNodeOptions, new: LeafNodeOptions) -> bool:
+    """nats-server's `usersHaveChanged`: by name, then password and account."""
+    if len(old.users) != len(new.users):
+        return True
+    fresh = {u.username: u for u in new.users}
+    for user in {u.username: u for u in old.users}.values():
+        match = fresh.get(user.username)
+        if match is None or (match.password, match.account) != (user.password, user.account):
+            return True
+    return False
+
+
+def _leaf_auth_timeout(leaf: LeafNodeOptions) -> float:
+    """The leaf listener's authorization timeout as nats-server keeps it (its default is set
+    when there is a listener: the TLS timeout + 1 s with TLS, else 2 s)."""
+    if leaf.auth_timeout or leaf.port == 0:
+        return leaf.auth_timeout
+    return leaf.tls.timeout + 1.0 if leaf.tls is not None else 2.0
+
+
+def _compression(mode: str, thresholds: list[float]) -> tuple[str, tuple[float, ...]]:
+    """A leaf compression setting as nats-server compares it: unset is s2_auto, and s2_auto
+    has its thresholds normalised (negative as 0, trailing zeros dropped, default if none)."""
+    mode = mode or "s2_auto"
+    if mode != "s2_auto":
+        return mode, tuple(thresholds)
+    kept = [max(t, 0.0) for t in thresholds]
+    while kept and kept[-1] == 0:
+        kept.pop()
+    return mode, tuple(kept) if thresholds else DEFAULT_S2_AUTO_RTT_THRESHOLDS_S
+
+
+def _go_compression(setting: tuple[str, tuple[float, ...]]) -> str:
+    """Go's `%v` of a CompressionOpts: `{s2_auto [10ms 50ms 100ms]}`."""
+    mode, thresholds = setting
+    return f"{{{mode} [{' '.join(_go_duration(t) for t in thresholds)}]}}"
+
+
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _go_duration(seconds: float) -> str:
+    return format_duration(round(seconds * NS_PER_S))
+
+
+def _go_pointers(items: list[Any]) -> str:
+    """Go's `%v` of a slice of pointers: addresses (which differ from run to run)."""
+    return "[" + " ".join(f"0x{id(item) & 0xFFFFFFFFFFFF:x}" for item in items) + "]"
+
+
+# -- websocket ---------------------------------------------------------------------------------
+
+
+def _check_websocket(old: WebsocketOptions, new: WebsocketOptions) -> None:
+    """nats-server refuses any change of the websocket block but its TLS files."""
+    if _websocket_compared(old) == _websocket_compared(new):
+        return
+    raise ReloadError(
+        f"config reload not supported for Websocket: old={_go_websocket(old)}, "
+        f"new={_go_websocket(new)}"
+    )
+
+
+def _websocket_compared(ws: WebsocketOptions) -> tuple[WebsocketOptions, bool]:
+    """The block without its TLS files, and its `verify_and_map` (nats-server compares its
+    `TLSMap` but not the TLS config); origins sorted, as nats-server sorts them first."""
+    tls_map = ws.tls is not None and ws.tls.verify_and_map
+    return dataclasses.replace(ws, tls=None, allowed_origins=sorted(ws.allowed_origins)), tls_map
+
+
+def _go_websocket(ws: WebsocketOptions) -> str:
+    """Go's `%v` of nats-server's WebsocketOpts (its fields in order; pointers as addresses).
+    nats-server keeps an unset handshake timeout as 0s: ours holds its 2 s default."""
+    handshake = (
+        0.0 if ws.handshake_timeout == WEBSOCKET_HANDSHAKE_TIMEOUT_S else ws.handshake_timeout
+    )
+    tls = "<nil>" if ws.tls is None else f"0x{id(ws.tls) & 0xFFFFFFFFFFFF:x}"
+    headers = " ".join(f"{k}:{v}" for k, v in sorted(ws.headers.items()))
+    fields = [
+        ws.host,
+        str(ws.port),
+        ws.advertise,
+        ws.no_auth_user,
+        ws.jwt_cookie,
+        ws.username_cookie,
+        ws.password_cookie,
+        ws.token_cookie,
+        ws.username,
+        ws.password,
+        ws.token,
+        go_float(ws.auth_timeout),
+        _go_bool(ws.no_tls),
+        tls,
+        _go_bool(ws.tls is not None and ws.tls.verify_and_map),
+        "map[]",
+        _go_bool(ws.same_origin),
+        "[" + " ".join(sorted(ws.allowed_origins)) + "]",
+        _go_bool(ws.compression),
+        _go_duration(handshake),
+        _go_duration(ws.ping_interval),
+        f"map[{headers}]",
+        tls,
+    ]
+    return "{" + " ".join(fields) + "}"
