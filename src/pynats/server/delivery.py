@@ -7,7 +7,7 @@ server (one RMSG per route connection, naming the queue groups it is for). The s
 pre-built frame head), queue groups (`qsubs`, remote members weighted by their member count)
 and the links to other servers with plain interest (`links`).
 
-Two entries, one set of rules:
+Two ways in, one set of rules:
 
 - `route_message`: a message published here (a client, an in-process publisher): plain
   subscribers all get it, each queue group one member (at random, remote members weighted),
@@ -17,6 +17,9 @@ Two entries, one set of rules:
   (`publisher.queues`).
 - `route_as`: JetStream's delivery to a consumer's inbox: routed by one subject, framed with
   another (the stored message's).
+
+`route_from_link` is how a route or leaf connection hands over what it received: it puts a
+JetStream delivery back into `route_as` form and everything else into `route_message`.
 
 A subscription's delivered count and its auto-unsubscribe (`UNSUB <sid> <max>`) are applied in
 `_count` (the plain-subscriber loop of `route_message`, the hottest loop of the server, keeps
@@ -190,6 +193,29 @@ def route_message(
     elif links or forward:
         delivered += _forward(account, links, forward, subject, reply, hdr_len, msg)
     return delivered
+
+
+def route_from_link(
+    link: Any,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    queues: list[bytes] | None,
+    hdr_len: int,
+    msg: bytes,
+) -> int:
+    """A message another server sent (a route or a leaf connection). A JetStream delivery
+    comes routed by the consumer's inbox with the stored subject after the last `@` of its
+    `$JS.ACK` reply: it is framed with that subject again."""
+    link.account = account
+    if reply is not None and reply.startswith(JS_ACK_PREFIX):
+        at = reply.rfind(b"@")
+        if 0 < at < len(reply) - 1:
+            return route_as(
+                link, account, subject, reply[at + 1 :], reply[:at], msg[:hdr_len], msg[hdr_len:]
+            )
+    link.queues = queues
+    return route_message(link, account, subject, reply, hdr_len, msg)
 
 
 def route_as(

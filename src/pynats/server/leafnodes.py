@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlsplit
 from . import const
 from .auth import PermissionChecker, Permissions, SubjectPermission, secret_matches
 from .connection import LEAF, Connection
-from .delivery import route_message
+from .delivery import route_from_link
 from .link_protocol import LinkParser
 from .nkey import new_nonce
 from .protocol import ProtocolError
@@ -66,6 +66,8 @@ REASON_AUTH = "Authentication Failure"
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
 REASON_SERVER_SHUTDOWN = "Server Shutdown"
 REASON_SAME_CLUSTER = "Leafnode Has Same Cluster Name"
+# Subjects a leaf never sends to its hub nor takes from it (nats-server's denyAllClientJs).
+JS_LOCAL_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
 
 def loop_subject(account: Account) -> bytes:
@@ -141,9 +143,17 @@ class LeafConnection(Connection):
         self.deny_exports: PermissionChecker | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
         self.closed_future: asyncio.Future[str] | None = None
-        if remote is not None:
-            self.deny_imports = _deny_checker(remote.deny_imports)
-            self.deny_exports = _deny_checker(remote.deny_exports)
+
+    def bind(self, account: Account) -> None:
+        """The leaf side binds its local account: with it come the subjects that never cross
+        (the remote's deny lists, and - for any account but the system one - the JetStream
+        API and KV/object store subjects, which each side's JetStream answers for itself:
+        a leaf's clients reach the hub's JetStream through its domain, `$JS.<domain>.API`)."""
+        self.account = account
+        assert self.remote is not None
+        local_js = [] if account.is_system else list(JS_LOCAL_SUBJECTS)
+        self.deny_imports = _deny_checker(self.remote.deny_imports + local_js)
+        self.deny_exports = _deny_checker(self.remote.deny_exports + local_js)
 
     @property
     def manager(self) -> LeafNodes:
@@ -301,8 +311,7 @@ class LeafConnection(Connection):
             return
         if self.deny_imports is not None and not self.deny_imports.can_publish(subject):
             return
-        self.queues = queues
-        route_message(self, self.account, subject, reply, hdr_len, msg)
+        route_from_link(self, self.account, subject, reply, queues, hdr_len, msg)
 
     # -- where messages from this leaf may go ----------------------------------------------
 
@@ -655,7 +664,7 @@ class LeafNodes:
             parts = urlsplit(url)
             host, port = parts.hostname or "", parts.port or 7422
             conn = LeafConnection(self.server, self, remote=remote, url=url)
-            conn.account = self.server.ensure_account(remote.account or const.GLOBAL_ACCOUNT)
+            conn.bind(self.server.ensure_account(remote.account or const.GLOBAL_ACCOUNT))
             closed: asyncio.Future[str] = self.server.loop.create_future()
             conn.closed_future = closed
             try:

@@ -28,7 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .connection import LEAF, ROUTER, Connection
-from .delivery import route_as, route_message
+from .delivery import JS_ACK_PREFIX, route_from_link, route_message
 from .link_protocol import LinkParser
 from .protocol import ProtocolError
 from .sublist import Subscription
@@ -49,8 +49,6 @@ REASON_PARSE_ERROR = "Parse Error"
 REASON_PROTOCOL_VIOLATION = "Protocol Violation"
 REASON_ROUTE_REMOVED = "Route Removed"
 REASON_WRONG_PORT = "Incorrect Port"
-
-JS_ACK_PREFIX = b"$JS.ACK."
 
 
 class RouteConnection(Connection):
@@ -278,20 +276,8 @@ class RouteConnection(Connection):
         self.in_msgs += 1
         self.in_bytes += len(msg)
         acc = self._accounts.get(account) or self._account(account)
-        if acc is None:
-            return
-        self.account = acc
-        if reply is not None and reply.startswith(JS_ACK_PREFIX):
-            # A JetStream delivery: the stored subject travels after the last '@' of the ack
-            # reply, the route subject is the consumer's inbox.
-            at = reply.rfind(b"@")
-            if 0 < at < len(reply) - 1:
-                route_as(
-                    self, acc, subject, reply[at + 1 :], reply[:at], msg[:hdr_len], msg[hdr_len:]
-                )
-                return
-        self.queues = queues
-        route_message(self, acc, subject, reply, hdr_len, msg)
+        if acc is not None:
+            route_from_link(self, acc, subject, reply, queues, hdr_len, msg)
 
     def process_rmsg(
         self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
@@ -302,12 +288,10 @@ class RouteConnection(Connection):
         acc = self._accounts.get(account) or self._account(account)
         if acc is None:
             return
-        self.account = acc
         if reply is not None and reply.startswith(JS_ACK_PREFIX):
-            self.process_routed_msg(None, account, subject, reply, None, 0, msg)
-            self.in_msgs -= 1
-            self.in_bytes -= len(msg)
+            route_from_link(self, acc, subject, reply, None, 0, msg)
             return
+        self.account = acc
         self.queues = None
         route_message(self, acc, subject, reply, 0, msg)
 
