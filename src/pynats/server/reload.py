@@ -147,7 +147,7 @@ def reload_config(server: Server) -> list[str]:
     _check_cluster_listener(server, old.cluster, new.cluster)
     leaf = leafnode_changes(old.leafnodes, new.leafnodes)
     _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
-    _check_websocket(old.websocket, new.websocket)
+    _check_websocket(server, old.websocket, new.websocket)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
     if new.cluster.port == -1:
@@ -514,14 +514,25 @@ def _go_pointers(items: list[Any]) -> str:
 # -- websocket ---------------------------------------------------------------------------------
 
 
-def _check_websocket(old: WebsocketOptions, new: WebsocketOptions) -> None:
-    """nats-server refuses any change of the websocket block but its TLS files."""
-    if _websocket_compared(old) == _websocket_compared(new):
+def _check_websocket(server: Server, old: WebsocketOptions, new: WebsocketOptions) -> None:
+    """nats-server refuses any change of the websocket block but its TLS files. It compares
+    (and prints) the listener as bound: a random port as the one chosen, no host as
+    0.0.0.0; asking for a random port again is no change."""
+    bound = server.websocket.port if server.websocket is not None else old.port
+    before, after = _websocket_as_bound(old, bound), _websocket_as_bound(new, bound)
+    if _websocket_compared(before) == _websocket_compared(after):
         return
     raise ReloadError(
-        f"config reload not supported for Websocket: old={_go_websocket(old)}, "
-        f"new={_go_websocket(new)}"
+        f"config reload not supported for Websocket: old={_go_websocket(before)}, "
+        f"new={_go_websocket(after)}"
     )
+
+
+def _websocket_as_bound(ws: WebsocketOptions, bound: int) -> WebsocketOptions:
+    if ws.port == 0:
+        return ws
+    port = bound if ws.port == -1 else ws.port
+    return dataclasses.replace(ws, host=ws.host or "0.0.0.0", port=port)
 
 
 def _websocket_compared(ws: WebsocketOptions) -> tuple[WebsocketOptions, bool]:
