@@ -657,7 +657,7 @@ class LeafNodes:
         log = self.server.logger
         urls = list(remote.urls)
         attempts = 0
-        while not self._stopping and remote in self.options.remotes:
+        while not self._stopping and self._still_configured(remote):
             if not remote.no_randomize:
                 random.shuffle(urls)
             url = urls[attempts % len(urls)] if urls else ""
@@ -690,6 +690,14 @@ class LeafNodes:
                 else (self.options.reconnect_delay or 1.0)
             )
             await asyncio.sleep(delay)
+
+    def _still_configured(self, remote: LeafRemote) -> bool:
+        """The remote is still in the options (a reload may have replaced its object: remotes
+        are named as nats-server names them)."""
+        from .config_leafnodes import remote_name
+
+        name = remote_name(remote)
+        return any(remote_name(r) == name and not r.disabled for r in self.options.remotes)
 
     async def _connect(
         self, conn: LeafConnection, host: str, port: int, remote: LeafRemote
@@ -751,9 +759,11 @@ class LeafNodes:
 
     def remotes_changed(self, added: list[LeafRemote], removed: list[LeafRemote]) -> None:
         self.options = self.server.options.leafnodes
-        gone = {id(r) for r in removed}
+        from .config_leafnodes import remote_name
+
+        gone = {remote_name(r) for r in removed}
         for conn in list(self.connections):
-            if conn.remote is not None and (id(conn.remote) in gone or conn.remote in removed):
+            if conn.remote is not None and remote_name(conn.remote) in gone:
                 conn.close_connection("Remote Removed")
         for remote in added:
             if not remote.disabled:

@@ -177,7 +177,9 @@ def reload_config(server: Server) -> list[str]:
             cluster.options_changed()
         if added or removed:
             cluster.routes_changed(added, removed)
-    if server.leafnodes is not None and old.leafnodes != new.leafnodes:
+    if server.leafnodes is None and leaf.added:
+        server.start_leafnodes()  # the first remotes arrive with this reload
+    elif server.leafnodes is not None and old.leafnodes != new.leafnodes:
         leafnodes = cast(ReloadableLeafNodes, server.leafnodes)
         leafnodes.options = new.leafnodes
         if leaf.settings_changed:

@@ -275,6 +275,14 @@ class Server:
             urls += [u for u in self.cluster.remote_connect_urls() if u not in urls]
         return urls
 
+    def start_leafnodes(self) -> None:
+        """Leaf remotes configured by a reload on a server that had none: dial them (a leaf
+        listener cannot be added by a reload)."""
+        from .leafnodes import LeafNodes
+
+        self.leafnodes = LeafNodes(self, self.options.leafnodes)
+        self.leafnodes.begin()
+
     def reach_cluster_jetstream(self) -> None:
         """This server runs no JetStream but the cluster does (on Go servers): its clients'
         API requests go to it through the system account, as nats-server's do."""
