@@ -37,8 +37,10 @@ def client_frame(
     rsv: int = 0,
     masked: bool = True,
 ) -> bytes:
-    """A frame as a client sends it (masked), with any header bits a test needs."""
-    key = os.urandom(4) if masked else None
+    """A frame as a client sends it (masked), with any header bits a test needs. The mask
+    key is fixed: frames built for parametrized tests must be the same in every pytest-xdist
+    worker (the payloads make the masking non-trivial)."""
+    key = b"\x37\xfa\x21\x3d" if masked else None
     head = bytearray(frame_header(len(payload), opcode, final=final, mask_key=key))
     head[0] |= rsv
     return bytes(head) + (apply_mask(payload, key) if key else payload)
