@@ -62,7 +62,7 @@ SYNC_FLUSH_TAIL: Final = b"\x00\x00\xff\xff"
 ERR_MAX_PAYLOAD: Final = "maximum payload exceeded"
 
 
-def xor_mask(data: bytes, key: bytes) -> bytes:
+def xor_mask(data: bytes | memoryview, key: bytes) -> bytes:
     """`data` XOR the 4-byte `key` repeated: masking and unmasking are the same operation.
 
     Pure Python on big integers (about 0.5 GB/s); `apply_mask` uses the C loop of the
@@ -76,7 +76,7 @@ def xor_mask(data: bytes, key: bytes) -> bytes:
     )
 
 
-def _fastest_mask() -> Callable[[bytes, bytes], bytes]:
+def _fastest_mask() -> Callable[[bytes | memoryview, bytes], bytes]:
     try:  # the C loop of the `websockets` package: tens of GB/s
         from websockets.speedups import apply_mask as c_apply_mask
     except ImportError:  # pragma: no cover - depends on the environment
@@ -210,8 +210,11 @@ class FrameDecoder:
         """A close frame arrived or the stream broke: there is nothing more to read."""
         return self.error is not None or self.close_reply is not None
 
-    def feed(self, data: bytes) -> bytes:
-        """The payload bytes in `data` (b"" when none); see `pongs`, `close_reply`, `error`."""
+    def feed(self, data: bytes | memoryview) -> bytes:
+        """The payload bytes in `data` (b"" when none); see `pongs`, `close_reply`, `error`.
+
+        `data` may be a view of a buffer the caller reuses: nothing is kept that points
+        into it, and payloads are copied only once (unmasking writes the copy)."""
         if self.error is not None or self.close_reply is not None:
             return b""
         if self._pending:
@@ -219,29 +222,32 @@ class FrameDecoder:
             self._pending = b""
         out: list[bytes] = []
         try:
-            self._decode(data, out)
+            self._decode(data, memoryview(data), out)
         except WsError as e:
             self.error = e
         if not out:
             return b""
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def _decode(self, data: bytes, out: list[bytes]) -> None:
+    def _decode(self, data: bytes | memoryview, view: memoryview, out: list[bytes]) -> None:
         pos = 0
-        end = len(data)
+        end = len(view)
         while pos < end:
             remaining = self._remaining
             if remaining:
                 take = remaining if remaining <= end - pos else end - pos
-                chunk = data[pos : pos + take] if take != end or pos else data
-                pos += take
                 key = self._key
                 if key:
                     offset = self._key_offset
                     if offset:
                         key = key[offset:] + key[:offset]
-                    chunk = apply_mask(chunk, key)
+                    chunk = apply_mask(view[pos : pos + take], key)
                     self._key_offset = (offset + take) & 3
+                elif take == end and isinstance(data, bytes):
+                    chunk = data
+                else:
+                    chunk = bytes(view[pos : pos + take])
+                pos += take
                 self._remaining = remaining - take
                 if self._in_compressed_message:
                     self._compressed.append(chunk)
@@ -253,15 +259,15 @@ class FrameDecoder:
                 if not self._remaining:
                     self._end_of_frame(out)
                 continue
-            pos = self._header(data, pos, end, out)
+            pos = self._header(view, pos, end, out)
             if pos < 0:
                 return
 
-    def _header(self, data: bytes, start: int, end: int, out: list[bytes]) -> int:
+    def _header(self, data: memoryview, start: int, end: int, out: list[bytes]) -> int:
         """Read one frame header at `start`: returns where its payload starts, or -1 when the
         header (or a control frame) is not complete yet (its bytes are kept)."""
         if end - start < 2:
-            self._pending = data[start:]
+            self._pending = bytes(data[start:])
             return -1
         b0 = data[start]
         b1 = data[start + 1]
@@ -298,28 +304,28 @@ class FrameDecoder:
         pos = start + 2
         if length == 126:
             if end - pos < 2:
-                self._pending = data[start:]
+                self._pending = bytes(data[start:])
                 return -1
             length = (data[pos] << 8) | data[pos + 1]
             pos += 2
         elif length == 127:
             if end - pos < 8:
-                self._pending = data[start:]
+                self._pending = bytes(data[start:])
                 return -1
             length = int.from_bytes(data[pos : pos + 8], "big")
             pos += 8
         key = b""
         if b1 & MASK_BIT:
             if end - pos < 4:
-                self._pending = data[start:]
+                self._pending = bytes(data[start:])
                 return -1
-            key = data[pos : pos + 4]
+            key = bytes(data[pos : pos + 4])
             pos += 4
         if opcode >= OP_CLOSE:
             if end - pos < length:
-                self._pending = data[start:]
+                self._pending = bytes(data[start:])
                 return -1
-            payload = data[pos : pos + length]
+            payload = bytes(data[pos : pos + length])
             if key:
                 payload = apply_mask(payload, key)
             self._control(opcode, payload)
