@@ -23,6 +23,7 @@ import email.utils
 import hashlib
 import ipaddress
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -520,14 +521,16 @@ class WebsocketListener:
                 ),
             )
         except (OSError, OverflowError) as e:
-            where = join_host_port(opts.host, port)
-            reason = (getattr(e, "strerror", None) or str(e)).lower()
+            where = join_host_port(opts.host or "0.0.0.0", port)
+            errno = getattr(e, "errno", None)
+            reason = (os.strerror(errno) if errno else str(e)).lower()
             raise ServerStartError(
                 f"Unable to listen for websocket connections: listen tcp {where}: bind: {reason}"
             ) from None
         sockets = self._listener.sockets
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
-        log.notice(f"Listening for websocket clients on {self.scheme}://{opts.host}:{self.port}")
+        host = opts.host or "0.0.0.0"
+        log.notice(f"Listening for websocket clients on {self.scheme}://{host}:{self.port}")
         if not self.is_tls:
             log.warn("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
 

@@ -110,3 +110,31 @@ def test_server_shutdown_says_going_away(kind: str) -> None:
             assert [(f.close_status, f.close_text) for f in closes] == [
                 (ws_frames.CLOSE_GOING_AWAY, "Server Shutdown")
             ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_lame_duck_mode_stops_accepting_websocket_clients(kind: str) -> None:
+    import signal
+
+    top = 'lame_duck_duration: "30s"\nlame_duck_grace_period: "10s"'
+    with ws_server(kind, {"no_tls": True}, top=top) as server:
+        if server.process is None:
+            pytest.skip("our server runs in-process here: no signals")
+        ws = RawWebSocket.connect(server.ws_port)
+        ws.next_frame()
+        ws.send(CONNECT + b"PING\r\n")
+        ws.read_payload_until(b"PONG\r\n")
+        server.process.signal(signal.SIGUSR2)
+        server.wait_for_log("Entering lame duck mode")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.ws_port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the websocket port still accepts connections in lame duck mode")
+        ws.send(b"PING\r\n")  # clients already there stay until the grace period ends
+        assert ws.read_payload_until(b"PONG\r\n").endswith(b"PONG\r\n")
+        server.process.kill()  # SIGTERM is ignored in lame duck mode
