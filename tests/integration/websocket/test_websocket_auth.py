@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.conftest import connect
@@ -189,3 +190,28 @@ def test_origins(origin_server: WsServer, host: str, origin: str, error: str | N
             re.escape(f"websocket handshake error: origin not allowed: {error}")
         )
     ws.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bearer_jwt_in_a_cookie_in_operator_mode(kind: str, tmp_path: Path) -> None:
+    from tests.support import jwts
+
+    from .support import GO, ours_reads_websocket_blocks
+
+    if kind != GO and not ours_reads_websocket_blocks():
+        pytest.skip("operator mode needs our server to read the websocket block from a file")
+    op, sys_acc, app = jwts.operator(), jwts.account(), jwts.account()
+    (tmp_path / "op.jwt").write_text(jwts.operator_jwt(op))
+    top = f"""
+operator: "{tmp_path / "op.jwt"}"
+system_account: {sys_acc.public_key}
+resolver: MEMORY
+resolver_preload: {{
+  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"
+  {app.public_key}: "{jwts.account_jwt(op, app, "APP")}"
+}}
+"""
+    bearer = jwts.user_jwt(app, jwts.user(), "browser", {"bearer_token": True})
+    with ws_server(kind, {"no_tls": True, "jwt_cookie": "nats_jwt"}, top=top) as server:
+        assert raw_connect(server, {}, f"nats_jwt={bearer}")[0] == OK
+        assert raw_connect(server, {})[0] == DENIED
