@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from pynats.server import ws_frames
-from pynats.server.websocket import accept_key
+from pynats.server.ws_upgrade import accept_key
 
 from .support import (
     GO,
@@ -18,6 +18,7 @@ from .support import (
     OURS,
     RawWebSocket,
     WsServer,
+    client_frame,
     http_exchange,
     new_key,
     upgrade_request,
@@ -205,20 +206,14 @@ class RawWebSocketFrames:
 
     @staticmethod
     def data(payload: bytes) -> bytes:
-        from .support import client_frame
-
         return client_frame(payload)
 
     @staticmethod
     def ping(payload: bytes) -> bytes:
-        from .support import client_frame
-
         return client_frame(payload, ws_frames.OP_PING)
 
     @staticmethod
     def close(payload: bytes) -> bytes:
-        from .support import client_frame
-
         return client_frame(payload, ws_frames.OP_CLOSE)
 
 
