@@ -1,14 +1,12 @@
 """Servers with a websocket listener, ours and Go's, from the same `websocket {}` block, and a
 raw WebSocket client for what nats-py cannot send (cookies, bad frames, bad requests).
 
-`start_ws_server(kind, ws, ...)` writes the block into a config file. The Go server always
-reads it; ours reads the same file when its config reader knows `websocket {}`, else (until
-then) the block is turned into `WebsocketOptions` and our server runs in-process.
+`start_ws_server(kind, ws, ...)` writes the block (and any more configuration) into a config
+file, and both servers run as processes from the same file.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -27,11 +25,7 @@ from typing import Any
 
 from tests.support.servers import RunningServer, start_server
 
-from pynats.app import build_server
 from pynats.server import ws_frames
-from pynats.server.log import Logger
-from pynats.server.options import Options, TLSSettings, WebsocketOptions
-from pynats.testing import InProcessServer
 
 GO = "go"
 OURS = "pynats"
@@ -70,8 +64,7 @@ class WsServer:
     scheme: str
     http_port: int | None
     log: Callable[[], str]
-    inprocess: InProcessServer | None = None
-    process: RunningServer | None = None
+    process: RunningServer
 
     @property
     def ws_url(self) -> str:
@@ -97,67 +90,7 @@ class WsServer:
         raise TimeoutError(f"no log line matching {pattern!r}; log:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.inprocess is not None:
-            self.inprocess.stop_in_thread()
-        if self.process is not None:
-            self.process.stop()
-
-
-def ours_reads_websocket_blocks() -> bool:
-    """Whether our config reader fills WebsocketOptions from a file yet (set
-    PYNATS_TEST_WS_INPROCESS=1 to run ours in-process anyway)."""
-    from pynats.app import load_config
-
-    if os.environ.get("PYNATS_TEST_WS_INPROCESS"):
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "probe.conf"
-        path.write_text("websocket { port: 1234, no_tls: true }\n")
-        try:
-            return load_config(Options(config_file=str(path))).websocket.port == 1234
-        except Exception:
-            return False
-
-
-def websocket_options(ws: dict[str, Any]) -> WebsocketOptions:
-    """The block as WebsocketOptions (for our in-process server)."""
-    opts = WebsocketOptions(host="127.0.0.1", port=-1, handshake_timeout=0.0)
-    names = {
-        "user_cookie": "username_cookie",
-        "pass_cookie": "password_cookie",
-        "compress": "compression",
-    }
-    for key, value in ws.items():
-        if key == "authorization":
-            opts.username = value.get("user", "")
-            opts.password = value.get("password", "")
-            opts.token = value.get("token", "")
-            opts.auth_timeout = float(value.get("timeout", 0))
-        elif key == "tls":
-            opts.tls = TLSSettings(
-                cert_file=value["cert_file"],
-                key_file=value["key_file"],
-                ca_file=value.get("ca_file", ""),
-                verify=value.get("verify", False),
-            )
-        elif key == "handshake_timeout":
-            opts.handshake_timeout = float(str(value).rstrip("s"))
-        else:
-            setattr(opts, names.get(key, key), value)
-    return opts
-
-
-class LoggedServer(InProcessServer):
-    """An InProcessServer whose log goes to a file the test can read."""
-
-    def __init__(self, log_path: Path, **fields: Any) -> None:
-        super().__init__(**fields)
-        self.log_path = log_path
-
-    async def start(self) -> LoggedServer:
-        self.server = build_server(self.options, Logger(log_file=str(self.log_path)))
-        await self.server.start()
-        return self
+        self.process.stop()
 
 
 def start_ws_server(
@@ -166,57 +99,28 @@ def start_ws_server(
     tmp: Path,
     *,
     top: str = "",
-    top_options: dict[str, Any] | None = None,
     cluster: dict[str, Any] | None = None,
 ) -> WsServer:
-    """A server of `kind` with the websocket block `ws` (listen defaults to a random port).
-    `top` is more configuration for the file; `top_options` the same as Options fields, for
-    our in-process fallback."""
+    """A server of `kind` with the websocket block `ws` (listen defaults to a random port)
+    and `top`, more configuration for the file."""
     name = f"{kind}-{len(list(tmp.glob('*.conf')))}"
     conf = tmp / f"{name}.conf"
     text = conf_text(ws, top)
     if cluster is not None:
         text += f"cluster {conf_value(cluster)}\n"
     conf.write_text(text)
-    if kind == GO or ours_reads_websocket_blocks():
-        proc = start_server(["-c", str(conf)], oracle=kind == GO, http_port=-1)
-        line = proc.wait_for_log(WS_LISTEN_RE.pattern)
-        m = WS_LISTEN_RE.search(line)
-        assert m is not None
-        return WsServer(
-            kind=kind,
-            port=proc.port,
-            ws_port=int(m.group(3)),
-            scheme=m.group(1),
-            http_port=proc.http_port,
-            log=proc.log_text,
-            process=proc,
-        )
-    log_path = tmp / f"{name}.log"
-    fields: dict[str, Any] = dict(top_options or {})
-    if cluster is not None:
-        from pynats.server.options import ClusterOptions
-
-        host, _, port = cluster["listen"].rpartition(":")
-        fields["cluster"] = ClusterOptions(
-            name=cluster.get("name", ""),
-            host=host,
-            port=int(port),
-            routes=list(cluster.get("routes", [])),
-        )
-    server = LoggedServer(
-        log_path, websocket=websocket_options(ws), http_host="127.0.0.1", http_port=-1, **fields
-    ).start_in_thread()
-    assert server.server is not None and server.server.websocket is not None
-    listener = server.server.websocket
+    proc = start_server(["-c", str(conf)], oracle=kind == GO, http_port=-1)
+    line = proc.wait_for_log(WS_LISTEN_RE.pattern)
+    m = WS_LISTEN_RE.search(line)
+    assert m is not None
     return WsServer(
         kind=kind,
-        port=server.port,
-        ws_port=listener.port,
-        scheme=listener.scheme,
-        http_port=server.server.http_port,
-        log=lambda: log_path.read_text() if log_path.exists() else "",
-        inprocess=server,
+        port=proc.port,
+        ws_port=int(m.group(3)),
+        scheme=m.group(1),
+        http_port=proc.http_port,
+        log=proc.log_text,
+        process=proc,
     )
 
 
@@ -401,11 +305,3 @@ def http_exchange(port: int, request: bytes, timeout: float = 1.0) -> tuple[byte
 
 def without_date(response: bytes) -> bytes:
     return re.sub(rb"Date: [^\r]*\r\n", b"Date: X\r\n", response)
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.01)

@@ -126,17 +126,8 @@ def test_no_auth_user_of_the_websocket_block(kind: str) -> None:
     top = (
         "accounts { A { users: [{user: a, password: a}] }, B { users: [{user: b, password: b}] } }"
     )
-    from pynats.server.accounts import AccountConfig
-    from pynats.server.auth import User
-
-    top_options = {
-        "accounts": {
-            "A": AccountConfig("A", users=[User("a", "a")]),
-            "B": AccountConfig("B", users=[User("b", "b")]),
-        }
-    }
     block = {"no_tls": True, "no_auth_user": "b"}
-    with ws_server(kind, block, top=top, top_options=top_options) as server:
+    with ws_server(kind, block, top=top) as server:
         assert raw_connect(server, {"name": "anon"})[0] == OK
         assert raw_connect(server, {"user": "a", "pass": "a", "name": "a"})[0] == OK
         ws = RawWebSocket.connect(server.ws_port)
@@ -196,10 +187,6 @@ def test_origins(origin_server: WsServer, host: str, origin: str, error: str | N
 def test_a_bearer_jwt_in_a_cookie_in_operator_mode(kind: str, tmp_path: Path) -> None:
     from tests.support import jwts
 
-    from .support import GO, ours_reads_websocket_blocks
-
-    if kind != GO and not ours_reads_websocket_blocks():
-        pytest.skip("operator mode needs our server to read the websocket block from a file")
     op, sys_acc, app = jwts.operator(), jwts.account(), jwts.account()
     (tmp_path / "op.jwt").write_text(jwts.operator_jwt(op))
     top = f"""

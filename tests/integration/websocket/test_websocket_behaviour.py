@@ -71,7 +71,6 @@ def test_a_websocket_subscriber_that_does_not_read_is_a_slow_consumer(kind: str)
         kind,
         {"no_tls": True},
         top=top,
-        top_options={"max_pending": 262144, "max_payload": 65536, "write_deadline": 1.0},
     ) as server:
         lazy = RawWebSocket.connect(server.ws_port)
         lazy.next_frame()
@@ -118,8 +117,6 @@ def test_lame_duck_mode_stops_accepting_websocket_clients(kind: str) -> None:
 
     top = 'lame_duck_duration: "30s"\nlame_duck_grace_period: "10s"'
     with ws_server(kind, {"no_tls": True}, top=top) as server:
-        if server.process is None:
-            pytest.skip("our server runs in-process here: no signals")
         ws = RawWebSocket.connect(server.ws_port)
         ws.next_frame()
         ws.send(CONNECT + b"PING\r\n")
