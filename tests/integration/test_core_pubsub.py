@@ -145,6 +145,7 @@ async def test_explicit_unsubscribe_stops_delivery(server: RunningServer) -> Non
     await sub.unsubscribe()
     await nc.flush()
     watcher = await nc.subscribe("gone")
+    await nc.flush()  # the server has the new subscription before the other client publishes
     await other.publish("gone", b"x")
     await other.flush()
     assert (await watcher.next_msg(1)).data == b"x"

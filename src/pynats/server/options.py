@@ -94,7 +94,6 @@ class ClusterOptions:
 
 DEFAULT_LEAFNODE_PORT = 7422
 LEAF_RECONNECT_DELAY_S = 1.0
-WEBSOCKET_HANDSHAKE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -190,7 +189,7 @@ class WebsocketOptions:
     tls: TLSSettings | None = None
     same_origin: bool = False
     allowed_origins: list[str] = field(default_factory=list)
-    handshake_timeout: float = WEBSOCKET_HANDSHAKE_TIMEOUT_S  # seconds
+    handshake_timeout: float = 0.0  # seconds, 0 = none (as nats-server)
     compression: bool = False
     jwt_cookie: str = ""
     username_cookie: str = ""

@@ -36,7 +36,7 @@ from .config_leafnodes import DEFAULT_S2_AUTO_RTT_THRESHOLDS_S, remote_name
 from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
 from .log import Logger
-from .options import WEBSOCKET_HANDSHAKE_TIMEOUT_S, split_host_port
+from .options import split_host_port
 
 if TYPE_CHECKING:
     from .options import (
@@ -323,7 +323,7 @@ def _recheck_clients(server: Server) -> None:
             from .tls import certificate_identities
 
             identities = certificate_identities(client.transport.get_extra_info("peercert"))
-        result, _ = server.authenticator.authenticate(connect, client.nonce, identities)
+        result, _ = client.authenticator.authenticate(connect, client.nonce, identities)
         account = (result.account if result else "") or "$G"
         if result is None or account != client.account.name:
             client.close_with_error("Authorization Violation", "Authentication Failure")
@@ -545,11 +545,8 @@ def _websocket_compared(ws: WebsocketOptions) -> tuple[WebsocketOptions, bool]:
 
 
 def _go_websocket(ws: WebsocketOptions) -> str:
-    """Go's `%v` of nats-server's WebsocketOpts (its fields in order; pointers as addresses).
-    nats-server keeps an unset handshake timeout as 0s: ours holds its 2 s default."""
-    handshake = (
-        0.0 if ws.handshake_timeout == WEBSOCKET_HANDSHAKE_TIMEOUT_S else ws.handshake_timeout
-    )
+    """Go's `%v` of nats-server's WebsocketOpts (its fields in order; pointers as addresses)."""
+    handshake = ws.handshake_timeout
     tls = "<nil>" if ws.tls is None else f"0x{id(ws.tls) & 0xFFFFFFFFFFFF:x}"
     headers = " ".join(f"{k}:{v}" for k, v in sorted(ws.headers.items()))
     fields = [
