@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.cluster import free_port
+from tests.support.ports import free_port
 from tests.support.servers import RunningServer, start_server
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import nats
 import pytest
-from tests.support.cluster import Cluster, Member, free_port
+from tests.support.cluster import Cluster, Member
 from tests.support.leafs import LeafPair, make_node
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trustme
 from tests.conftest import connect
+from tests.support.ports import free_port
 
 from .support import GO, KINDS, OURS, RawWebSocket, WsServer, upgrade_request, ws_server
 
@@ -85,13 +86,6 @@ def test_varz_websocket_section_is_nats_servers(block: dict[str, Any]) -> None:
             assert section.pop("port") == server.ws_port
             sections[kind] = section
     assert sections[OURS] == sections[GO]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
