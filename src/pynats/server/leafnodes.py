@@ -610,6 +610,10 @@ class LeafNodes:
             return None
         return result.account or opts.account or const.GLOBAL_ACCOUNT
 
+    def new_websocket_connection(self, upgrade: object) -> LeafConnection:
+        """A leaf that dialled the websocket port (`/leafnode`): a hub-side connection."""
+        return LeafConnection(self.server, self)
+
     # -- leaf side -------------------------------------------------------------------------
 
     def leaf_connect_line(self, conn: LeafConnection, nonce: str) -> bytes:
@@ -662,7 +666,8 @@ class LeafNodes:
                 random.shuffle(urls)
             url = urls[attempts % len(urls)] if urls else ""
             parts = urlsplit(url)
-            host, port = parts.hostname or "", parts.port or 7422
+            default_port = {"ws": 80, "wss": 443}.get(parts.scheme, 7422)
+            host, port = parts.hostname or "", parts.port or default_port
             conn = LeafConnection(self.server, self, remote=remote, url=url)
             conn.bind(self.server.ensure_account(remote.account or const.GLOBAL_ACCOUNT))
             closed: asyncio.Future[str] = self.server.loop.create_future()
@@ -702,16 +707,35 @@ class LeafNodes:
     async def _connect(
         self, conn: LeafConnection, host: str, port: int, remote: LeafRemote
     ) -> None:
+        """TCP (TLS for tls:// or a tls block), or a WebSocket for ws:// and wss://."""
+        parts = urlsplit(conn.url)
         context: ssl.SSLContext | None = None
-        if remote.tls is not None or urlsplit(conn.url).scheme == "tls":
+        if remote.tls is not None or parts.scheme in ("tls", "wss"):
             from .options import TLSSettings
             from .tls import build_route_client_context
 
             context = build_route_client_context(remote.tls or TLSSettings())
-        await asyncio.wait_for(
-            self.server.loop.create_connection(lambda: conn, host, port, ssl=context),
-            remote.dial_timeout or 2.0,
+        timeout = remote.dial_timeout or 2.0
+        loop = self.server.loop
+        if parts.scheme not in ("ws", "wss"):
+            await asyncio.wait_for(
+                loop.create_connection(lambda: conn, host, port, ssl=context), timeout
+            )
+            return
+        from .websocket import WebSocketDialer
+
+        dialer = WebSocketDialer(
+            self.server,
+            conn,
+            host=f"{host}:{port}",
+            path=parts.path,
+            compression=remote.ws_compression,
+            no_masking=remote.ws_no_masking,
         )
+        await asyncio.wait_for(
+            loop.create_connection(lambda: dialer, host, port, ssl=context), timeout
+        )
+        await asyncio.wait_for(dialer.upgraded, timeout)
 
     # -- both sides ------------------------------------------------------------------------
 

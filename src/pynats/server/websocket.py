@@ -17,6 +17,7 @@ connections (the hook), else it is upgraded and closed, as nats-server does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -647,3 +648,126 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class WebSocketDialer(asyncio.Protocol):
+    """The dialling side of a WebSocket (a leaf connecting to its hub with ws:// or wss://):
+    the upgrade request to `<path>/leafnode`, the 101 checked, then the connection it carries
+    reads unmasked frames and writes masked ones (unless the hub agreed to `Nats-No-Masking`).
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        connection: Connection,
+        *,
+        host: str,
+        path: str,
+        compression: bool,
+        no_masking: bool,
+    ) -> None:
+        self.server = server
+        self.connection = connection
+        self.host = host
+        self.path = path.rstrip("/") + "/leafnode"
+        self.compression = compression
+        self.no_masking = no_masking
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        self.raw: asyncio.Transport | None = None
+        self.decoder: ws_frames.FrameDecoder | None = None
+        self.ws_transport: WebSocketTransport | None = None
+        self.upgraded: asyncio.Future[None] = server.loop.create_future()
+        self._head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.raw = cast(asyncio.Transport, transport)
+        lines = [
+            f"GET {self.path} HTTP/1.1",
+            f"Host: {self.host}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {self.key}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        if self.compression:
+            lines.append(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                "client_no_context_takeover"
+            )
+        if self.no_masking:
+            lines.append("Nats-No-Masking: true")
+        self.raw.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def data_received(self, data: bytes) -> None:
+        decoder = self.decoder
+        if decoder is None:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > 16384:
+                    self._fail("websocket upgrade response too large")
+                return
+            head, rest = self._head[:end], self._head[end + 4 :]
+            self._head = b""
+            if not self._upgrade(head):
+                return
+            decoder = self.decoder
+            assert decoder is not None
+            if not rest:
+                return
+            data = rest
+        payload = decoder.feed(data)
+        ws = self.ws_transport
+        assert ws is not None
+        for pong in decoder.pongs:
+            ws.send_control(ws_frames.OP_PONG, pong)
+        decoder.pongs.clear()
+        if payload:
+            self.connection.data_received(payload)
+        if decoder.is_done and not self.connection.closed:
+            if decoder.close_reply is not None:
+                ws.close_reply = decoder.close_reply
+            self.connection.close_connection(REASON_CLIENT_CLOSED)
+
+    def _upgrade(self, head: bytes) -> bool:
+        """The hub's answer to the upgrade: 101 with our accept key, and what it agreed to."""
+        from .ws_upgrade import accept_key
+
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if len(status) < 2 or status[1] != "101":
+            self._fail(f"websocket upgrade refused: {lines[0]}")
+            return False
+        if headers.get("sec-websocket-accept") != accept_key(self.key):
+            self._fail("websocket upgrade: invalid Sec-WebSocket-Accept")
+            return False
+        compressed = "permessage-deflate" in headers.get("sec-websocket-extensions", "")
+        unmasked = headers.get("nats-no-masking", "").lower() == "true"
+        self.decoder = ws_frames.FrameDecoder(
+            masked=False, compression=compressed, max_payload=self.server.options.max_payload
+        )
+        encoder = ws_frames.FrameEncoder(compression=compressed, masked=not unmasked)
+        assert self.raw is not None
+        ws = WebSocketTransport(self.raw, encoder)
+        ws.connection = self.connection
+        self.ws_transport = ws
+        self.connection.connection_made(ws)
+        if not self.upgraded.done():
+            self.upgraded.set_result(None)
+        return True
+
+    def _fail(self, text: str) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(OSError(text))
+        if self.raw is not None:
+            self.raw.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(OSError("connection closed during the websocket upgrade"))
+        if self.ws_transport is not None:
+            self.connection.connection_lost(exc)
