@@ -18,6 +18,7 @@
     acks.py           $JS.ACK subjects (v1 and v2) and ack payloads
     direct.py         $JS.API.DIRECT.GET.<stream>[.<subject>]
     sources.py        mirrors and sources
+    remote_sources.py the consumer that feeds a mirror or source from another domain
     advisories.py     $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*
     jsz.py            /jsz and the JetStream part of /healthz
     errors.py         the error catalogue (data/jetstream-errors.json, package data)

@@ -13,7 +13,9 @@ mirror's own last sequence, or for a source the last `Nats-Stream-Source` header
   `Nats-Stream-Source: <origin> <seq> <filter> <dest> <original subject> <origin id>`.
 - `external.api` names the origin's JetStream API: our own domain's prefix means this
   account; another prefix is resolved by asking `<api>.STREAM.INFO.<name>` through the
-  account's imports and noting which account's JetStream answered.
+  account's imports and noting which account's JetStream answered. When no JetStream of this
+  process answers, the origin is elsewhere (another domain, across a leaf node) and a
+  `remote_sources.RemoteFeed` runs a consumer on it over the wire, as nats-server does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .store import MessageNotFound, MessageStore, StoredMessage, StoreError
 from .transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
+    from .remote_sources import RemoteFeed
     from .service import JetStreamAccount
     from .stream import PurgeEvent, Stream
 
@@ -45,9 +48,13 @@ _EXPECTED_HEADERS = (
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+def name_hash(text: str) -> str:
+    """Eight base-62 characters of the SHA-256 of `text` (nats-server's short name hash)."""
+    return "".join(_B62[b % 62] for b in hashlib.sha256(text.encode()).digest()[:8])
+
+
 def origin_id(account: str, stream: str) -> str:
-    digest = hashlib.sha256(f"{account}\x00{stream}".encode()).digest()
-    return "".join(_B62[b % 62] for b in digest[:8])
+    return name_hash(f"{account}\x00{stream}")
 
 
 class SourceLinks:
@@ -71,7 +78,7 @@ class SourceLinks:
 
     def origin_created(self, origin: Stream) -> None:
         for link in self.links:
-            if link.origin is None:
+            if link.origin is None and link.feed is None:
                 link.attach()
 
     def origin_deleted(self, origin: Stream) -> None:
@@ -89,6 +96,9 @@ class SourceLinks:
         """Last origin sequence per source, from the newest Nats-Stream-Source headers."""
         store = self.stream.store
         wanted = {link.header_prefix for link in self.links}
+        # Before external sources were named `<name>:<hash of api>`, they were `<name>`.
+        legacy = {link.legacy_prefix: link.header_prefix for link in self.links}
+        wanted.update(legacy)
         found: dict[str, int] = {}
         seq = store.last_seq
         first = max(store.first_seq, seq - RECOVERY_SCAN_MAX)
@@ -103,6 +113,7 @@ class SourceLinks:
                 parts = value.decode(errors="replace").split(" ")
                 if len(parts) >= 4:
                     key = " ".join((parts[0], parts[2], parts[3]))
+                    key = legacy.get(key, key)
                     if key in wanted and key not in found:
                         try:
                             found[key] = int(parts[1])
@@ -121,6 +132,7 @@ class SourceLink:
         self.cfg = cfg
         self.is_mirror = links.is_mirror
         self.origin: Stream | None = None
+        self.feed: RemoteFeed | None = None  # when the origin is in another JetStream
         self.next_seq = 0  # next origin sequence to look at
         self.last_active_ns = 0
         self.error = ""
@@ -136,9 +148,15 @@ class SourceLink:
             self.filters.append((cfg.filter_subject or ">", None))
         if cfg.subject_transforms:
             first = cfg.subject_transforms[0]
-            self.header_prefix = f"{cfg.name} {first.src or '>'} {first.dest or '>'}"
+            selection = f"{first.src or '>'} {first.dest or '>'}"
         else:
-            self.header_prefix = f"{cfg.name} {cfg.filter_subject or '>'} >"
+            selection = f"{cfg.filter_subject or '>'} >"
+        # nats-server names an external origin by its API too: one name, two domains.
+        self.iname = cfg.name
+        if cfg.external is not None:
+            self.iname = f"{cfg.name}:{name_hash(cfg.api_prefix)}"
+        self.header_prefix = f"{self.iname} {selection}"
+        self.legacy_prefix = f"{cfg.name} {selection}"
 
     # -- lifecycle --
 
@@ -155,6 +173,12 @@ class SourceLink:
             return
         origin = self._resolve()
         if origin is None:
+            if self._is_remote():
+                from .remote_sources import RemoteFeed
+
+                self.feed = RemoteFeed(self, self.cfg.api_prefix)
+                self.feed.start()
+                return
             self.error = "stream not found"
             return
         self.origin = origin
@@ -168,6 +192,9 @@ class SourceLink:
         if self.origin is not None:
             self.origin.remove_listener(self)
         self.origin = None
+        if self.feed is not None:
+            self.feed.stop()
+            self.feed = None
 
     def stop(self) -> None:
         self._stopped = True
@@ -181,13 +208,18 @@ class SourceLink:
             return seq or origin.store.last_seq + 1
         return 1
 
+    def _is_remote(self) -> bool:
+        """The origin is named by another JetStream's API (another domain, or an account's
+        JetStream reached through its imports)."""
+        api = self.cfg.api_prefix
+        domain = self.stream.jsa.js.domain
+        return not (not api or api == "$JS.API" or (domain and api == f"$JS.{domain}.API"))
+
     def _resolve(self) -> Stream | None:
         jsa = self.stream.jsa
-        api = self.cfg.api_prefix
-        domain = jsa.js.domain
-        if not api or api == "$JS.API" or (domain and api == f"$JS.{domain}.API"):
+        if not self._is_remote():
             return jsa.streams.get(self.cfg.name)
-        target = lookup_account(jsa, api, self.cfg.name)
+        target = lookup_account(jsa, self.cfg.api_prefix, self.cfg.name)
         return target.streams.get(self.cfg.name) if target is not None else None
 
     # -- the pump --
@@ -239,6 +271,29 @@ class SourceLink:
                 return subject
         return subject
 
+    def take(self, msg: StoredMessage) -> None:
+        """A message from a remote origin (`RemoteFeed`), not yet stored here."""
+        self._copy(msg)
+        self.next_seq = msg.seq + 1
+
+    def mirror_reached(self, origin_last: int) -> None:
+        """The remote origin delivered everything up to `origin_last`: a mirror whose own
+        last sequence is behind (the origin's tail was deleted or filtered out) skips to it."""
+        store = self.stream.store
+        if origin_last > store.last_seq and not self.stream.closed:
+            if store.msgs == 0:
+                store.compact(origin_last + 1)
+            else:
+                for _ in range(origin_last - store.last_seq):
+                    store.skip_msg()
+            self.next_seq = origin_last + 1
+
+    def _identity(self) -> str:
+        """The last token of the Nats-Stream-Source header: which origin stream this was."""
+        if self.origin is not None:
+            return origin_id(self.origin.jsa.name, self.origin.name)
+        return self.feed.identity if self.feed is not None else ""
+
     def _copy(self, msg: StoredMessage) -> None:
         subject = self._transformed(msg.subject)
         try:
@@ -248,12 +303,10 @@ class SourceLink:
                 headers = msg.headers or b""
                 if headers and b"Nats-Expected-" in headers:
                     headers = h.remove(headers, _EXPECTED_HEADERS)
-                origin = self.origin
-                assert origin is not None
                 value = (
-                    f"{self.cfg.name} {msg.seq} {self.header_prefix.split(' ', 1)[1]} "
-                    f"{msg.subject} {origin_id(origin.jsa.name, origin.name)}"
-                )
+                    f"{self.iname} {msg.seq} {self.header_prefix.split(' ', 1)[1]} "
+                    f"{msg.subject} {self._identity()}"
+                ).rstrip()
                 headers = h.append(
                     h.remove(headers, (h.STREAM_SOURCE,)) if headers else None,
                     [("Nats-Stream-Source", value)],
@@ -291,6 +344,8 @@ class SourceLink:
         if not self.is_mirror and self.next_seq > 1:
             out["seq"] = self.next_seq - 1  # the last origin sequence looked at
         out["active"] = (time.time_ns() - self.last_active_ns) if self.last_active_ns else -1
+        if self.feed is not None and self.feed.error:
+            out["error"] = self.feed.error
         if cfg.filter_subject and not self.is_mirror:
             out["filter_subject"] = cfg.filter_subject
         if cfg.subject_transforms:
@@ -298,6 +353,8 @@ class SourceLink:
         return out
 
     def lag(self) -> int:
+        if self.feed is not None:
+            return self.feed.pending
         origin = self.origin
         if origin is None:
             return 0

@@ -214,7 +214,10 @@ class LeafConnection(Connection):
             return  # a leaf's INFO (compression negotiation) means nothing to us
         manager = self.manager
         if not self.remote_info:
-            if not info.get("client_id") or not info.get("leafnode_urls"):
+            # A leaf port's INFO names our connection and either the hub's leaf URLs or (with
+            # no_advertise) that a second INFO follows; a client or route port's does not.
+            hub_like = "leafnode_urls" in info or info.get("info_on_connect")
+            if not info.get("client_id") or not hub_like:
                 self.server.logger.error(
                     f"{self.log_prefix} - Leafnode connection closed: {ERR_WRONG_PORT}"
                 )
@@ -538,10 +541,8 @@ class LeafNodes:
         if server.cluster is not None:
             info["cluster"] = server.cluster.name
         info["info_on_connect"] = True
-        if not self.options.no_advertise:
+        if not self.options.no_advertise:  # omitted otherwise, as nats-server does
             info["leafnode_urls"] = self.hub_urls()
-        else:
-            info["leafnode_urls"] = []
         return info
 
     def hub_info_line(self, conn: LeafConnection) -> bytes:
