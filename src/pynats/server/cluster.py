@@ -666,6 +666,10 @@ class Cluster:
                 await asyncio.sleep(self._connect_delay(attempts))
                 continue
             attempts = 0
+            if configured and url not in self.options.routes:
+                # A reload removed the route while this connection was being made.
+                conn.close_connection(REASON_ROUTE_REMOVED)
+                return
             reason = await closed
             if peer is not None or self._stopping or reason in NO_REDIAL_REASONS:
                 return

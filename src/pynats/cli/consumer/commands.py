@@ -21,6 +21,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 import click
+import nats.errors
 
 from pynats.cli.consumer.config import (
     CONSUMER_CONFIG_ORDER,
@@ -572,8 +573,12 @@ async def settle(
     response = b"-NAK" if nak else b"+ACK"
     if trace:
         log(f">>> {msg.reply}: {response.decode()}")
-    await nc.publish(msg.reply, response)
-    await nc.flush()
+    # As a request (the server answers once the ack is processed), so that the next fetch
+    # of `--count` sees a NAKed message again: nats-server handles acks asynchronously.
+    try:
+        await nc.request(msg.reply, response, timeout=2)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        pass
     if raw:
         return
     negative = "Negative " if nak else ""
