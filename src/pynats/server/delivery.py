@@ -183,6 +183,9 @@ def route_message(
         for link in links:
             if link.closed:
                 continue
+            deny = link.deny_exports  # a leaf remote's deny_exports (None elsewhere)
+            if deny is not None and not deny.can_publish(subject):
+                continue
             link.out += (link.rmsg_prefix or account_head, subject, b" ", tail, msg, CRLF)
             link.out_msgs += 1
             link.out_bytes += n

@@ -42,8 +42,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from . import const
-from .auth import PermissionChecker, Permissions, SubjectPermission, secret_matches
-from .connection import LEAF, Connection
+from .auth import (
+    PermissionChecker,
+    Permissions,
+    SubjectPermission,
+    secret_matches,
+    verify_nonce_signature,
+)
+from .connection import LEAF, REASON_TLS_FAILURE, Connection
 from .delivery import route_from_link
 from .link_protocol import LinkParser
 from .nkey import new_nonce
@@ -92,6 +98,7 @@ class LeafConnection(Connection):
 
     __slots__ = (
         "_auth_timer",
+        "accepted",
         "closed_future",
         "connected",
         "deny_exports",
@@ -108,6 +115,8 @@ class LeafConnection(Connection):
         "remote_name",
         "remote_subs",
         "rmsg_prefix",
+        "tls_context",
+        "tls_host",
         "url",
     )
 
@@ -123,7 +132,14 @@ class LeafConnection(Connection):
         self.parser: LinkParser = LinkParser(self, account_in_line=False, leaf=True)
         self.remote = remote
         self.url = url
-        self.is_hub_side = remote is None
+        # `accepted`: who dialled (the handshake's roles). `is_hub_side`: whether this server
+        # is the hub of the link (interest and relaying): the acceptor, unless the dialler's
+        # remote says `hub: true` (its CONNECT then carries is_hub).
+        self.accepted = remote is None
+        # The leaf side's TLS, done after the hub's INFO (None: plain, or already TLS)
+        self.tls_context: ssl.SSLContext | None = None
+        self.tls_host = ""
+        self.is_hub_side = remote is None or remote.hub
         self.connected = False
         self.remote_id = ""
         self.remote_name = ""
@@ -168,21 +184,61 @@ class LeafConnection(Connection):
     # -- life cycle ------------------------------------------------------------------------
 
     def connection_made(self, base_transport: Any) -> None:
-        self.attach(base_transport)
+        transport = self.attach(base_transport)
         manager = self.manager
         manager.connection_opened(self)
-        if self.is_hub_side:
-            self.send(manager.hub_info_line(self))
+        if self.accepted:
             self.parser.awaiting_connect = True
             self._auth_timer = self.server.loop.call_later(
                 manager.auth_timeout, self._on_auth_timeout
             )
+            if manager.tls_context is not None and not manager.options.tls_handshake_first:
+                # INFO in the clear, then the handshake (the leaf's ClientHello must not
+                # reach the parser: reading waits until TLS is up).
+                transport.pause_reading()
+                self.send(manager.hub_info_line(self))
+                self.server.flush_pending()
+                self.server.loop.create_task(self._start_tls(manager.tls_context, None))
+                return
+            self.send(manager.hub_info_line(self))
         else:
             assert self.remote is not None
             self._auth_timer = self.server.loop.call_later(
                 self.remote.first_info_timeout or 1.0, self._on_auth_timeout
             )
         self.server.flush_pending()
+
+    async def _start_tls(self, context: ssl.SSLContext, info: dict[str, Any] | None) -> None:
+        """Upgrade to TLS after the hub's INFO: as the hub (`info` None) or as the leaf,
+        which then answers the INFO it read."""
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        server = self.server
+        try:
+            new_transport = await server.loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=info is None,
+                server_hostname=None if info is None else self.tls_host,
+                ssl_handshake_timeout=self._tls_timeout(),
+            )
+        except Exception as e:  # a failed handshake closes this connection only
+            if not self.closed:
+                text = str(e) or type(e).__name__
+                server.logger.error(f"{self.log_prefix} - TLS leafnode handshake error: {text}")
+                self.close_connection(REASON_TLS_FAILURE, abort=True)
+            return
+        if self.closed or new_transport is None:
+            return
+        self.transport = new_transport
+        if info is not None:
+            self._answer_info(info)
+
+    def _tls_timeout(self) -> float:
+        settings = self.remote.tls if self.remote is not None else self.manager.options.tls
+        return settings.timeout if settings is not None else const.TLS_TIMEOUT_S
 
     def _on_auth_timeout(self) -> None:
         self._auth_timer = None
@@ -210,7 +266,7 @@ class LeafConnection(Connection):
 
     def process_info(self, arg: bytes) -> None:
         info = json.loads(arg)
-        if not isinstance(info, dict) or self.is_hub_side:
+        if not isinstance(info, dict) or self.accepted:
             return  # a leaf's INFO (compression negotiation) means nothing to us
         manager = self.manager
         if not self.remote_info:
@@ -227,17 +283,33 @@ class LeafConnection(Connection):
             self.remote_id = str(info.get("server_id") or "")
             self.remote_name = str(info.get("server_name") or "")
             self.headers = bool(info.get("headers")) and not self.server.options.no_header_support
-            self.send(manager.leaf_connect_line(self, str(info.get("nonce") or "")))
-            if not info.get("info_on_connect"):
-                manager.register(self)
-            self.server.flush_pending()
+            context = self.tls_context
+            if context is None and info.get("tls_required"):
+                from .options import TLSSettings
+                from .tls import build_route_client_context
+
+                context = build_route_client_context(TLSSettings())
+            if context is not None and self.transport is not None:
+                self.tls_context = None
+                self.transport.pause_reading()
+                self.server.loop.create_task(self._start_tls(context, info))
+                return
+            self._answer_info(info)
             return
         if info.get("connect_info") and not self.connected:
             self.remote_info.update(info)
             manager.register(self)
 
+    def _answer_info(self, info: dict[str, Any]) -> None:
+        """The leaf's CONNECT for the hub's first INFO (over TLS when there is TLS)."""
+        manager = self.manager
+        self.send(manager.leaf_connect_line(self, str(info.get("nonce") or "")))
+        if not info.get("info_on_connect"):
+            manager.register(self)
+        self.server.flush_pending()
+
     def process_connect(self, arg: bytes) -> None:
-        if not self.is_hub_side:
+        if not self.accepted:
             return
         try:
             connect = json.loads(arg)
@@ -399,8 +471,12 @@ class LeafConnection(Connection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        """One LMSG (HMSG with headers) for the peer, naming the queue groups it is for."""
+        """One LMSG (HMSG with headers) for the peer, naming the queue groups it is for.
+        A subject the remote's deny_exports names stays here, even when a wildcard interest
+        of the hub's covers it."""
         if self.closed or not self.connected:
+            return
+        if self.deny_exports is not None and not self.deny_exports.can_publish(subject):
             return
         if queues:
             names = b" ".join(queues)
@@ -471,10 +547,10 @@ class LeafNodes:
         from .server import ServerStartError, join_host_port
 
         if opts.tls is not None:
-            from .tls import TLSConfigError, build_route_server_context
+            from .tls import TLSConfigError, build_leaf_server_context
 
             try:
-                self.tls_context = build_route_server_context(opts.tls)
+                self.tls_context = build_leaf_server_context(opts.tls)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
@@ -484,7 +560,7 @@ class LeafNodes:
                 host=opts.host or None,
                 port=port,
                 reuse_address=True,
-                ssl=self.tls_context,
+                ssl=self.tls_context if opts.tls_handshake_first else None,
             )
         except OSError as e:
             raise ServerStartError(f"Error listening on leafnode port: {opts.port} - {e}") from None
@@ -535,6 +611,7 @@ class LeafNodes:
             "port": self.port,
             "headers": base["headers"],
             "auth_required": True,
+            **({"tls_required": True} if self.tls_context is not None else {}),
             "max_payload": server.options.max_payload,
             "client_id": conn.cid,
         }
@@ -573,6 +650,8 @@ class LeafNodes:
         conn.remote_name = str(connect.get("name") or "")
         conn.remote_cluster = remote_cluster
         conn.isolated = self.options.isolate_leafnode_interest or bool(connect.get("isolate"))
+        if connect.get("is_hub"):  # the dialler is the hub of this link: we are its spoke
+            conn.is_hub_side = False
         conn.headers = bool(connect.get("headers")) and not server.options.no_header_support
         account = server.ensure_account(account_name)
         if server.system is not None:
@@ -591,10 +670,17 @@ class LeafNodes:
         opts = self.options
         user = str(connect.get("user") or "")
         password = str(connect.get("pass") or "")
+        nonce = str(conn.remote_info.get("nonce") or "")
         if opts.username:
             if user == opts.username and secret_matches(password, opts.password):
                 return opts.account or const.GLOBAL_ACCOUNT
             return None
+        if opts.nkey:
+            return (
+                (opts.account or const.GLOBAL_ACCOUNT)
+                if _signed(connect, opts.nkey, nonce)
+                else None
+            )
         if opts.users:
             for entry in opts.users:
                 if entry.username and entry.username == user:
@@ -605,7 +691,6 @@ class LeafNodes:
         server = self.server
         if not server.authenticator.required:
             return opts.account or const.GLOBAL_ACCOUNT
-        nonce = str(conn.remote_info.get("nonce") or "")
         result, _ = server.authenticator.authenticate(connect, nonce, [])
         if result is None:
             return None
@@ -719,8 +804,12 @@ class LeafNodes:
         timeout = remote.dial_timeout or 2.0
         loop = self.server.loop
         if parts.scheme not in ("ws", "wss"):
+            # TLS after the hub's INFO, as nats-server does, unless handshake_first.
+            first = context if remote.tls_handshake_first else None
+            if first is None:
+                conn.tls_context, conn.tls_host = context, host
             await asyncio.wait_for(
-                loop.create_connection(lambda: conn, host, port, ssl=context), timeout
+                loop.create_connection(lambda: conn, host, port, ssl=first), timeout
             )
             return
         from .websocket import WebSocketDialer
@@ -751,7 +840,7 @@ class LeafNodes:
         conn._stop_auth_timer()
         conn.connected = True
         log = self.server.logger
-        if conn.is_hub_side:
+        if conn.accepted:
             log.notice(f"{conn.log_prefix} - Leafnode connection created ")
         else:
             log.notice(
@@ -845,6 +934,17 @@ def _read_seed(value: str) -> bytes:
     if value.startswith("S"):
         return value.encode()
     return Path(value).read_text().strip().encode()
+
+
+def _signed(connect: dict[str, Any], nkey: str, nonce: str) -> bool:
+    """The CONNECT names `nkey` and carries its signature of our nonce."""
+    sig = connect.get("sig")
+    return (
+        connect.get("nkey") == nkey
+        and isinstance(sig, str)
+        and bool(nonce)
+        and verify_nonce_signature(nkey, nonce, sig)
+    )
 
 
 def _sign(seed: bytes, nonce: str) -> str:

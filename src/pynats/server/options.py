@@ -137,7 +137,6 @@ class LeafUser:
 
     username: str = ""
     password: str = ""
-    nkey: str = ""
     account: str = ""
 
 

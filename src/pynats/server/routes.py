@@ -35,6 +35,7 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .auth import PermissionChecker
     from .cluster import Cluster, RoutePeer
     from .server import Server
 
@@ -63,6 +64,7 @@ class RouteConnection(Connection):
         "_accounts",
         "_auth_timer",
         "closed_future",
+        "deny_exports",
         "did_solicit",
         "headers",
         "is_configured",
@@ -100,6 +102,7 @@ class RouteConnection(Connection):
         self.pinned_account: str | None = None
         # The RMSG head when the account is left out (a pinned route); None: the account's.
         self.rmsg_prefix: bytes | None = None
+        self.deny_exports: PermissionChecker | None = None  # routes export everything
         if pinned_account is not None:
             self.pin(pinned_account)
         self.remote_id = ""

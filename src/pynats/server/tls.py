@@ -52,6 +52,12 @@ def build_route_server_context(settings: TLSSettings) -> ssl.SSLContext:
     return _server_context(settings, require_peer_cert=True)
 
 
+def build_leaf_server_context(settings: TLSSettings) -> ssl.SSLContext:
+    """For accepting leaf nodes: a certificate from the leaf only when `verify` asks for
+    one (unlike routes, nats-server does not force it on the leafnode port)."""
+    return _server_context(settings, require_peer_cert=settings.verify or settings.verify_and_map)
+
+
 def build_route_client_context(settings: TLSSettings) -> ssl.SSLContext:
     """For dialling routes: our certificate as the client certificate, and the peer checked
     against `ca_file` (or the system roots) and the dialled host name, unless `insecure`.
