@@ -97,7 +97,7 @@ def test_leaf_users_seeds_tls_and_websocket_remotes(tmp_path: Path) -> None:
         }}
         """,
     ).leafnodes
-    assert leaf.users == [LeafUser("a", "pa", "", "A"), LeafUser("b", "", "", "")]
+    assert leaf.users == [LeafUser("a", "pa", "A"), LeafUser("b", "", "")]
     assert leaf.tls is not None and leaf.tls.cert_file == f"{PKI}/server.pem"
     assert (leaf.tls_handshake_first, leaf.tls_handshake_first_fallback) == (True, 0.3)
     tls_remote, ws_remote = leaf.remotes
@@ -218,7 +218,7 @@ def with_leaf(**fields: Any) -> Options:
         ),
         (with_leaf(remotes=[LeafRemote(urls=["nats://h"], account="$SYS")]), None),
         (
-            with_leaf(port=-1, users=[LeafUser("a", "b", "", "Y")]),
+            with_leaf(port=-1, users=[LeafUser("a", "b", "Y")]),
             'cannot find local account "Y" specified in leafnode authorization',
         ),
         (with_leaf(compression="zstd"), 'unsupported compression mode "zstd"'),
