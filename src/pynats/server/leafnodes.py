@@ -49,7 +49,7 @@ from .auth import (
     secret_matches,
     verify_nonce_signature,
 )
-from .connection import LEAF, REASON_TLS_FAILURE, Connection
+from .connection import LEAF, REASON_READ_ERROR, REASON_TLS_FAILURE, Connection
 from .delivery import route_from_link
 from .link_protocol import LinkParser
 from .nkey import new_nonce
@@ -204,7 +204,7 @@ class LeafConnection(Connection):
         else:
             assert self.remote is not None
             self._auth_timer = self.server.loop.call_later(
-                self.remote.first_info_timeout or 1.0, self._on_auth_timeout
+                self.remote.first_info_timeout or 1.0, self._on_first_info_timeout
             )
         self.server.flush_pending()
 
@@ -245,6 +245,13 @@ class LeafConnection(Connection):
         if not self.closed and not self.connected:
             self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
 
+    def _on_first_info_timeout(self) -> None:
+        """The hub said nothing within first_info_timeout: hang up without a word (as
+        nats-server's read deadline does) and let the dial loop try again."""
+        self._auth_timer = None
+        if not self.closed and not self.remote_info:
+            self.close_connection(REASON_READ_ERROR, abort=True)
+
     def _stop_auth_timer(self) -> None:
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -270,6 +277,7 @@ class LeafConnection(Connection):
             return  # a leaf's INFO (compression negotiation) means nothing to us
         manager = self.manager
         if not self.remote_info:
+            self._stop_auth_timer()
             # A leaf port's INFO names our connection and either the hub's leaf URLs or (with
             # no_advertise) that a second INFO follows; a client or route port's does not.
             hub_like = "leafnode_urls" in info or info.get("info_on_connect")
@@ -861,7 +869,7 @@ class LeafNodes:
 
     def connection_closed(self, conn: LeafConnection) -> None:
         self.connections.discard(conn)
-        if conn.connected or conn.remote_name:
+        if conn.connected or conn.remote_name or not conn.accepted:
             label = f" - Remote: {conn.remote_name}" if conn.remote_name else ""
             self.server.logger.notice(
                 f"{conn.log_prefix} - Leafnode connection closed: {conn.reason}{label}"

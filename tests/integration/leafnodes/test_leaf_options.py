@@ -255,3 +255,45 @@ async def check_crossing(pair: LeafPair) -> None:
     finally:
         await hub.close()
         await leaf.close()
+
+
+@pytest.mark.parametrize("kind", ["go", "py"])
+async def test_a_hub_that_never_says_info_is_dropped_after_first_info_timeout(
+    tmp_path: Path, kind: str
+) -> None:
+    """The leaf hangs up on a silent hub first_info_timeout after connecting, without a word,
+    and dials again."""
+    pair = make_leaf_pair(
+        "py",
+        kind,
+        tmp_path,
+        remote=lambda hub: (
+            f'{{ url: "nats-leaf://127.0.0.1:{hub.leaf_port}", first_info_timeout: "500ms" }}'
+        ),
+        start=False,
+    )
+    loop = asyncio.get_running_loop()
+    calls: list[dict[str, Any]] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        call: dict[str, Any] = {"at": loop.time()}
+        calls.append(call)
+        call["heard"] = await reader.read()  # until the leaf hangs up
+        call["lasted"] = loop.time() - call["at"]
+        writer.close()
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", pair.hub.leaf_port)
+    try:
+        pair.start(pair.leaf)
+        await wait_until(lambda: len(calls) >= 2 and "lasted" in calls[0], timeout=10)
+        first = calls[0]
+        assert first["heard"] == b""
+        assert 0.4 <= first["lasted"] <= 1.5
+        leaf = pair.leaf.server
+        assert leaf is not None
+        await wait_until(
+            lambda: "Leafnode connection closed: Read Error" in leaf.log_text(), timeout=5
+        )
+    finally:
+        pair.stop_all()
+        listener.close()

@@ -435,6 +435,8 @@ async def update_value(bucket: str, key: str, value: str, revision: int) -> None
 
 
 async def get_value(bucket: str, key: str, revision: int, raw: bool) -> None:
+    import nats.js.errors as js_errors
+
     async with connection() as nc:
         js = jetstream(nc)
         with store_errors(bucket):
@@ -442,7 +444,11 @@ async def get_value(bucket: str, key: str, revision: int, raw: bool) -> None:
             entry = await store.get(key, revision=revision or None)
             # nats-py's Entry has no time, and its get() takes a limit marker the server left
             # for an expired key (`Nats-Marker-Reason`) for a value; the stored message tells.
-            stored = await js.get_msg(f"{KV_STREAM_PREFIX}{bucket}", seq=entry.revision)
+            # The marker itself expires (marker TTL): gone by now means gone.
+            try:
+                stored = await js.get_msg(f"{KV_STREAM_PREFIX}{bucket}", seq=entry.revision)
+            except js_errors.NotFoundError:
+                raise CliError("nats: key not found") from None
             if (stored.headers or {}).get(MARKER_REASON_HEADER):
                 raise CliError("nats: key not found")
     value = entry.value or b""
