@@ -9,9 +9,11 @@
     config.py         StreamConfig: strict decoding (decode.py), defaults, validation, JSON
     stream.py         a stream: ingest, pub-acks after durability, limits/TTL timer, delete
                       markers, purge/get/delete, the listener hooks consumers use
+    counters.py       counter streams (ADR-49): Nats-Incr rules, totals, sourced deltas
     consumer.py       a consumer: cursor, pending acks, redelivery timer, what goes out next
     consumer_delivery.py  the Protocols between a consumer and its delivery (pull or push)
     consumer_config.py    ConsumerConfig: decoding, defaults, validation, update rules
+    consumer_reset.py     CONSUMER.RESET (ADR-60): where to, which policies allow it, reply
     durable_replies.py    double-ack replies, sent once the ack and the message are durable
     pull.py           MSG.NEXT bodies, waiting requests, status messages, PullDelivery
     push.py           PushDelivery (deliver subject, flow control) and InterestWatch

@@ -43,7 +43,7 @@ META_SERVER_VERSION = "_nats.ver"
 SERVER_META_KEYS = (META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION)
 
 # Features of API level 2 and above that this server does not implement.
-UNSUPPORTED_FEATURES = ("allow_msg_counter", "allow_atomic", "allow_msg_schedules", "allow_batched")
+UNSUPPORTED_FEATURES = ("allow_atomic", "allow_msg_schedules", "allow_batched")
 
 _INVALID_NAME_CHARS = frozenset(".*> \t\r\n\f\v")
 
@@ -259,6 +259,7 @@ class StreamConfig:
     consumer_limits: dict[str, int] = field(default_factory=dict)
     allow_msg_ttl: bool = False
     subject_delete_marker_ttl: int = 0
+    allow_msg_counter: bool = False
     persist_mode: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     # Features this server rejects; kept so that a stored config round-trips.
@@ -317,6 +318,7 @@ class StreamConfig:
             consumer_limits=dict(obj.get("consumer_limits") or {}),
             allow_msg_ttl=obj.get("allow_msg_ttl", False),
             subject_delete_marker_ttl=obj.get("subject_delete_marker_ttl", 0),
+            allow_msg_counter=obj.get("allow_msg_counter", False),
             persist_mode=obj.get("persist_mode", ""),
             metadata=dict(obj.get("metadata") or {}),
         )
@@ -371,6 +373,8 @@ class StreamConfig:
         out["allow_msg_ttl"] = self.allow_msg_ttl
         if self.subject_delete_marker_ttl:
             out["subject_delete_marker_ttl"] = self.subject_delete_marker_ttl
+        if self.allow_msg_counter:
+            out["allow_msg_counter"] = True
         out.update(self.unsupported)
         if self.persist_mode:
             out["persist_mode"] = self.persist_mode
@@ -418,6 +422,8 @@ class StreamConfig:
 
     def required_api_level(self) -> int:
         """The API level a server needs to honour this config (ADR-44)."""
+        if self.allow_msg_counter:
+            return 2
         return 1 if self.allow_msg_ttl or self.subject_delete_marker_ttl else 0
 
 
@@ -496,6 +502,7 @@ def check_stream_config(cfg: StreamConfig, *, pedantic: bool = False) -> StreamC
             raise invalid_config("discard new per subject requires discard new policy to be set")
         if cfg.max_msgs_per_subject <= 0:
             raise invalid_config("discard new per subject requires max msgs per subject > 0")
+    _check_counter(cfg)
     _check_delete_markers(cfg, pedantic)
     if cfg.placement is not None:
         if cfg.placement.get("preferred"):
@@ -534,6 +541,23 @@ def _check_delete_markers(cfg: StreamConfig, pedantic: bool) -> None:
             raise invalid_config("subject delete marker cannot be set if roll-ups are disabled")
         cfg.allow_rollup_hdrs = True
         cfg.deny_purge = False
+
+
+def _check_counter(cfg: StreamConfig) -> None:
+    """A counter stream keeps every total: limits retention, no discard new, no TTLs, no
+    schedules, and never a mirror."""
+    if not cfg.allow_msg_counter:
+        return
+    if cfg.discard == "new":
+        raise invalid_config("counter stream cannot use discard new")
+    if cfg.allow_msg_ttl:
+        raise invalid_config("counter stream cannot use message TTLs")
+    if cfg.unsupported.get("allow_msg_schedules"):
+        raise invalid_config("counter stream cannot use message schedules")
+    if cfg.retention != "limits":
+        raise invalid_config("counter stream can only use limits retention")
+    if cfg.mirror is not None:
+        raise api_error("JSMirrorWithCountersErr")
 
 
 def _check_mirror(cfg: StreamConfig) -> None:
@@ -689,6 +713,8 @@ def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
         raise invalid_config("stream configuration update can not cancel deny purge")
     if old.allow_msg_ttl and not new.allow_msg_ttl:
         raise invalid_config("stream configuration update can not disable message TTL")
+    if old.allow_msg_counter != new.allow_msg_counter:
+        raise invalid_config("stream configuration update can not change message counter setting")
     if (old.mirror is None) != (new.mirror is None) and new.mirror is not None:
         raise api_error("JSStreamMirrorNotUpdatableErr")
     if (

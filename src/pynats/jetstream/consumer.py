@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from pynats.gotime import rfc3339
 
-from . import acks, advisories, pull
+from . import acks, advisories, consumer_reset, pull
 from . import headers as h
 from .consumer_config import ConsumerConfig, sample_percent, with_required_level
 from .consumer_delivery import Delivery, Framed, Next
 from .durable_replies import DurableReplies
+from .errors import ApiError, api_error
 from .pull import PullDelivery
 from .push import PushDelivery
 from .store import ConsumerState, ConsumerStore, MessageNotFound, SequencePair, StoredMessage
@@ -186,6 +187,9 @@ class Consumer:
         stream, name = self.stream.name, self.name
         self._subs.append(
             client.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}", self._on_next_request)
+        )
+        self._subs.append(
+            client.subscribe(f"$JS.API.CONSUMER.RESET.{stream}.{name}", self._on_reset_request)
         )
         if not self._ack_none:
             self._subs.append(client.subscribe(f"$JS.ACK.{stream}.{name}.>", self._on_ack_msg))
@@ -499,6 +503,56 @@ class Consumer:
             self.pull_request(reply, payload)
         except Exception as e:
             self._log_bug("pull request", e)
+
+    def _on_reset_request(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        if self.closed or not reply:
+            return
+        try:
+            if headers:
+                level = h.get(headers, h.REQUIRED_API_LEVEL)
+                if level is not None and _int(level) > self.jsa.js.api_level:
+                    raise api_error("JSRequiredApiLevelErr")
+            seq = consumer_reset.target_seq(self, payload)
+        except ApiError as e:
+            self.client.publish(reply, consumer_reset.error_response(e))
+            self.server.flush_soon()
+            return
+        self.reset(seq)
+        self.store.when_durable(lambda _err: self._answer_reset(reply, seq))
+
+    def _answer_reset(self, reply: bytes, seq: int) -> None:
+        if not self.closed:
+            self.client.publish(reply, consumer_reset.response(self, seq))
+            self.server.flush_soon()
+
+    def reset(self, seq: int) -> None:
+        """Deliver from stream sequence `seq` on as if nothing had been delivered before it:
+        nothing pending or redelivered, consumer sequences from 1 again."""
+        before = SequencePair(0, seq - 1)
+        self.store.update_state(ConsumerState(before, SequencePair(0, seq - 1)))
+        self.sseq = seq
+        self._dseq = 1
+        self._lss.clear()
+        self._rdq.clear()
+        self._rdq_set.clear()
+        self._nak_until.clear()
+        self._progress.clear()
+        self._ack_blocked = False
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._num_pending_dirty = True
+        if self._retention == "interest":
+            self.stream.collect_unneeded()
+        self.signal()
 
     def pull_request(self, reply: bytes, payload: bytes) -> None:
         """A MSG.NEXT request (or the request part of `+NXT`) answered at `reply`."""

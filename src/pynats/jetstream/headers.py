@@ -23,6 +23,8 @@ MARKER_REASON = b"Nats-Marker-Reason"
 STREAM_SOURCE = b"Nats-Stream-Source"
 REQUEST_INFO = b"Nats-Request-Info"
 REQUIRED_API_LEVEL = b"Nats-Required-Api-Level"
+INCR = b"Nats-Incr"
+COUNTER_SOURCES = b"Nats-Counter-Sources"
 SOURCE_LOOKUP = b"Nats-Internal-Source-Lookup"  # a mirror/source finding its origin's account
 
 # Headers the server adds (direct get, republish).
@@ -123,6 +125,16 @@ def remove(block: bytes, names: tuple[bytes, ...]) -> bytes:
     if len(kept) == 1:
         return b""
     return CRLF.join(kept) + CRLF + CRLF
+
+
+def replace(block: bytes, name: bytes, value: bytes) -> bytes:
+    """`block` with the first `name` header's value set to `value`, in its place."""
+    lines = block.split(CRLF)
+    for i, line in enumerate(lines[1:], 1):
+        if line.partition(b":")[0].strip() == name:
+            lines[i] = name + b": " + value
+            return CRLF.join(lines)
+    return block
 
 
 def strip_status(block: bytes) -> bytes:

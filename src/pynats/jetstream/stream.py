@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
 from pynats.server.delivery import route_message
 
+from . import counters
 from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
@@ -117,6 +118,8 @@ class Stream:
         self._expiry_at = 0
         self._markers_due: list[str] = []
         self._marker_seqs: set[int] = set()
+        # The total the last counter publish left (for its PubAck's "val").
+        self.counter_total = 0
         store.on_removed = self._on_limit_removals
         self._apply_config()
 
@@ -136,6 +139,7 @@ class Stream:
         self._sealed = cfg.sealed
         self._max_msg_size = cfg.max_msg_size
         self._interest = cfg.retention == "interest"
+        self._counter = cfg.allow_msg_counter
         self._has_ttl_timer = cfg.max_age > 0 or cfg.allow_msg_ttl
         self._transform: SubjectTransform | None = None
         st = cfg.subject_transform
@@ -280,6 +284,8 @@ class Stream:
         if reply is not None:
             if seq < 0:
                 self._reply(reply, self._ack_prefix + b'%d,"duplicate": true}' % -seq)
+            elif self._counter:
+                self._reply(reply, self._ack_prefix + b'%d,"val":"%d"}' % (seq, self.counter_total))
             else:
                 self._reply(reply, self._ack_prefix + b"%d}" % seq)
 
@@ -297,10 +303,14 @@ class Stream:
             if headers[8:10] != b"\r\n":
                 headers = h.strip_status(headers)
             if b"Nats-" in headers:
-                checked = self._check_headers(subject, headers, source_header)
+                checked = self._check_headers(subject, headers, payload, source_header)
                 if isinstance(checked, int):
                     return -checked
                 msg_id, rollup, ttl, headers = checked
+            elif self._counter:
+                raise api_error("JSMessageIncrMissingErr")
+        elif self._counter:
+            raise api_error("JSMessageIncrMissingErr")
         max_size = self._max_msg_size
         if max_size >= 0 and len(headers) + len(payload) > max_size:
             raise api_error("JSStreamMessageExceedsMaximumErr")
@@ -309,6 +319,10 @@ class Stream:
         if self._transform is not None:
             subject = self._transform.apply(subject) or subject
         store = self.store
+        if self._counter:
+            headers, payload, total = counters.apply(
+                store, subject, headers, payload, sourced=source_header
+            )
         limits = self.jsa.limits
         cap = limits.max_memory if self._memory else limits.max_storage
         if cap >= 0:
@@ -330,6 +344,8 @@ class Stream:
             raise api_error("JSStreamStoreFailedF", err=str(e)) from None
         except StoreError as e:
             raise api_error("JSStreamStoreFailedF", err=str(e)) from None
+        if self._counter:
+            self.counter_total = total
         if msg_id:
             self._remember_msg_id(msg_id, seq, ts)
             self.last_msg_id = msg_id
@@ -381,12 +397,17 @@ class Stream:
             self._arm_expiry()
 
     def _check_headers(
-        self, subject: str, headers: bytes, source_header: bool
+        self, subject: str, headers: bytes, payload: bytes, source_header: bool
     ) -> int | tuple[str, bytes, int, bytes]:
         """The Nats-* publish headers, in nats-server's order. Returns the original sequence
         for a duplicate, else (msg_id, rollup, ttl_ns, headers)."""
         hdrs = h.parse(headers)
         get = hdrs.get
+        if self._counter:
+            if not (source_header and h.STREAM_SOURCE in hdrs):
+                counters.check_publish(hdrs, payload)
+        elif h.INCR in hdrs and not source_header:  # sourced counters are kept verbatim
+            raise api_error("JSMessageIncrDisabledErr")
         expected = get(h.EXPECTED_STREAM)
         if expected and expected.decode() != self.name:
             raise api_error("JSStreamNotMatchErr")

@@ -31,11 +31,24 @@ TYPE_PREFIX = "io.nats.jetstream.api.v1."
 AGAINST_GO = os.environ.get("PYNATS_JS_TESTS_AGAINST_GO") == "1"
 
 
+# Stream configuration fields of nats-server 2.12 and 2.14 that the published schemas predate
+# (ADR-49 counters, ADR-50 batches, ADR-51 schedules, ADR-56 persist mode).
+NEWER_STREAM_FIELDS: dict[str, Any] = {
+    "allow_msg_counter": {"type": "boolean"},
+    "allow_atomic": {"type": "boolean"},
+    "allow_msg_schedules": {"type": "boolean"},
+    "allow_batched": {"type": "boolean"},
+    "persist_mode": {"type": "string", "enum": ["default", "async"]},
+}
+
+
 @cache
 def schema_registry() -> Registry:
     resources = []
     for path in SCHEMA_DIR.glob("*.json"):
         doc = json.loads(path.read_text())
+        if path.name == "definitions.json":
+            doc["definitions"]["stream_configuration"]["properties"].update(NEWER_STREAM_FIELDS)
         resources.append((doc["$id"], Resource.from_contents(doc)))
     return Registry().with_resources(resources)
 

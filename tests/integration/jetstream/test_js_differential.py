@@ -12,29 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import nats.errors
 import pytest
 from tests.conftest import connect
+from tests.support.js_script import Step, differences
 from tests.support.servers import start_server
 
 NS = 1_000_000_000
-# Values that legitimately differ between two servers (times, ids, names, versions).
-IGNORED_KEYS = {
-    "created",
-    "ts",
-    "first_ts",
-    "last_ts",
-    "time",
-    "timestamp",
-    "id",
-    "leader",
-    "_nats.ver",
-    "_nats.level",
-    "Nats-Time-Stamp",
-    "level",
-}
-
-Step = tuple[str, Any, dict[str, str] | None]
 
 
 def script() -> list[Step]:
@@ -200,57 +183,9 @@ def script() -> list[Step]:
     return s
 
 
-def normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: normalise(v) for k, v in value.items() if k not in IGNORED_KEYS and v is not None
-        }
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    return value
-
-
-async def run_script(oracle: bool, store: str) -> list[Any]:
-    srv = start_server(["-js", "-sd", store], oracle=oracle)
-    answers: list[Any] = []
-    try:
-        nc = await connect(srv.url)
-        for subject, body, headers in script():
-            payload = (
-                body
-                if isinstance(body, bytes)
-                else (json.dumps(body).encode() if body is not None else b"")
-            )
-            try:
-                msg = await nc.request(subject, payload, timeout=1.5, headers=headers)
-            except nats.errors.NoRespondersError:
-                answers.append((subject, "no responders"))
-                continue
-            except nats.errors.TimeoutError:
-                answers.append((subject, "timeout"))
-                continue
-            entry: dict[str, Any] = {"headers": normalise(dict(msg.headers or {}))}
-            try:
-                entry["json"] = normalise(json.loads(msg.data))
-            except ValueError:
-                entry["data"] = msg.data
-            answers.append((subject, entry))
-        await nc.close()
-    finally:
-        srv.stop()
-    return answers
-
-
 async def test_scripted_session_answers_like_nats_server(tmp_path) -> None:
-    go = await run_script(True, str(tmp_path / "go"))
-    ours = await run_script(False, str(tmp_path / "ours"))
-    assert len(go) == len(ours)
-    mismatches = [
-        f"step {i} {g[0]}:\n  go:   {g[1]}\n  ours: {o[1]}"
-        for i, (g, o) in enumerate(zip(go, ours, strict=True))
-        if g != o
-    ]
-    assert not mismatches, "\n".join(mismatches)
+    mismatches = await differences(script(), str(tmp_path))
+    assert not mismatches, mismatches
 
 
 @pytest.mark.parametrize("storage", ["file", "memory"])
