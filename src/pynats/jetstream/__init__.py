@@ -16,6 +16,7 @@
     consumer_reset.py     CONSUMER.RESET (ADR-60): where to, which policies allow it, reply
     durable_replies.py    double-ack replies, sent once the ack and the message are durable
     pull.py           MSG.NEXT bodies, waiting requests, status messages, PullDelivery
+    pace.py           replay_policy original for pull and push, and the delivery wake timer
     push.py           PushDelivery (deliver subject, flow control) and InterestWatch
     acks.py           $JS.ACK subjects (v1 and v2) and ack payloads
     direct.py         $JS.API.DIRECT.GET.<stream>[.<subject>]

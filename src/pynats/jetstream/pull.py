@@ -25,6 +25,7 @@ from . import advisories
 from .consumer_config import ConsumerConfig
 from .consumer_delivery import PASS_BUDGET, DeliverySource
 from .decode import json_kind
+from .pace import OriginalPace, Waker
 
 PENDING_MSGS = "Nats-Pending-Messages"
 PENDING_BYTES = "Nats-Pending-Bytes"
@@ -213,6 +214,8 @@ class PullDelivery:
         self._pin_timer: asyncio.TimerHandle | None = None
         self._req_timer: asyncio.TimerHandle | None = None
         self._req_timer_at = 0.0
+        self._pace: OriginalPace | None = None  # replay_policy: original
+        self._waker = Waker(self.loop, source.deliver_pass)
 
     # -- the consumer's side (`consumer_delivery.Delivery`) -------------------------------------
 
@@ -226,6 +229,7 @@ class PullDelivery:
             if timer is not None:
                 timer.cancel()
         self._req_timer = self._pin_timer = None
+        self._waker.cancel()
         send_status = self.source.send_status
         if deleted:
             for req in self.waiting:
@@ -237,7 +241,10 @@ class PullDelivery:
         self.waiting.clear()
 
     def apply_config(self) -> None:
-        pass
+        if self.source.config.replay_policy != "original":
+            self._pace = None
+        elif self._pace is None:
+            self._pace = OriginalPace()
 
     def config_changed(self, old: ConsumerConfig) -> None:
         pass
@@ -267,6 +274,8 @@ class PullDelivery:
         pinned = policy == "pinned_client"
         sent = False
         checked: set[int] = set()  # requests whose requester was seen listening this pass
+        pace = self._pace
+        held = False
         while waiting and budget > 0:
             req = self._pick_request() if priority else waiting[0]
             if req is None:
@@ -280,6 +289,12 @@ class PullDelivery:
             if item is None:
                 break
             msg, deliveries, redelivery = item
+            if pace is not None:
+                due = pace.due(msg, now)
+                if due > now + 0.0005:
+                    held = True
+                    self._waker.at(due)
+                    break
             pin = self._pin_for(req) if pinned else ""
             subject, reply, headers, payload = frame(msg, deliveries, redelivery, pin)
             size = len(subject) + len(reply) + len(headers) + len(payload)
@@ -296,6 +311,8 @@ class PullDelivery:
                 continue
             route_as(client, account, req.reply, subject, reply, headers, payload)
             commit(msg, deliveries, redelivery, now_ns)
+            if pace is not None:
+                pace.sent(msg)
             sent = True
             budget -= 1
             req.batch -= 1
@@ -314,7 +331,7 @@ class PullDelivery:
                 waiting.append(req)
         if budget <= 0:
             source.signal()
-        else:
+        elif not held:  # a message held for its replay time is still to come
             self._end_no_wait()
         if sent:
             self.server.flush_soon()

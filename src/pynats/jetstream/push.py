@@ -21,6 +21,7 @@ from pynats.server.delivery import route_as
 from . import pull
 from .consumer_config import ConsumerConfig
 from .consumer_delivery import PASS_BUDGET, DeliverySource
+from .pace import OriginalPace, Waker
 from .store import StoredMessage
 
 if TYPE_CHECKING:
@@ -93,10 +94,8 @@ class PushDelivery:
         self._rate_bps = 0
         self._rate_burst_s = 0.0
         self._rate_next = 0.0  # loop time the bucket is full again
-        self._replay_original = False
-        self._replay_base: tuple[float, int] | None = None  # (loop time, stored ns) of the first
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self._wake_at = 0.0
+        self._pace: OriginalPace | None = None
+        self._waker = Waker(self.loop, source.deliver_pass)
         # idle heartbeats
         self._hb_timer: asyncio.TimerHandle | None = None
         self._last_send = 0.0
@@ -112,10 +111,10 @@ class PushDelivery:
         source.jsa.interest_watch().add(self)
 
     def stop(self, *, deleted: bool) -> None:
-        for timer in (self._hb_timer, self._wake_timer):
-            if timer is not None:
-                timer.cancel()
-        self._hb_timer = self._wake_timer = None
+        if self._hb_timer is not None:
+            self._hb_timer.cancel()
+        self._hb_timer = None
+        self._waker.cancel()
         if self._fc_sub is not None:
             self.client.unsubscribe(self._fc_sub)
             self._fc_sub = None
@@ -128,7 +127,10 @@ class PushDelivery:
         # the bucket holds one maximum payload, as nats-server's limiter does
         burst = self.server.options.max_payload
         self._rate_burst_s = burst * 8 / cfg.rate_limit_bps if cfg.rate_limit_bps else 0.0
-        self._replay_original = cfg.replay_policy == "original"
+        if cfg.replay_policy != "original":
+            self._pace = None
+        elif self._pace is None:
+            self._pace = OriginalPace()
 
     def config_changed(self, old: ConsumerConfig) -> None:
         if old.deliver_subject != self.source.config.deliver_subject:
@@ -159,7 +161,7 @@ class PushDelivery:
             if item is None:
                 break
             msg, deliveries, redelivery = item
-            if (self._replay_original or self._rate_bps) and not self._may_send_now(msg):
+            if (self._pace is not None or self._rate_bps) and not self._may_send_now(msg):
                 break
             subject, reply, headers, payload = frame(msg, deliveries, redelivery)
             if not route_as(client, account, to, subject, reply, headers, payload):
@@ -167,6 +169,8 @@ class PushDelivery:
                 source.arm_inactivity()
                 break
             commit(msg, deliveries, redelivery, time.time_ns())
+            if self._pace is not None:
+                self._pace.sent(msg)
             sent = True
             budget -= 1
             size = len(subject) + len(reply) + len(headers) + len(payload)
@@ -212,28 +216,12 @@ class PushDelivery:
         due = now
         if self._rate_bps:
             due = self._rate_next - self._rate_burst_s
-        if self._replay_original:
-            base = self._replay_base
-            if base is None:
-                self._replay_base = (now, msg.ts_ns)
-            else:
-                due = max(due, base[0] + (msg.ts_ns - base[1]) / 1e9)
+        if self._pace is not None:
+            due = max(due, self._pace.due(msg, now))
         if due <= now + 0.0005:
             return True
-        self._wake_at_time(due)
+        self._waker.at(due)
         return False
-
-    def _wake_at_time(self, when: float) -> None:
-        if self._wake_timer is not None:
-            if self._wake_at <= when:
-                return
-            self._wake_timer.cancel()
-        self._wake_at = when
-        self._wake_timer = self.loop.call_at(when, self._on_wake)
-
-    def _on_wake(self) -> None:
-        self._wake_timer = None
-        self.source.deliver_pass()
 
     # -- flow control ----------------------------------------------------------------------------
 

@@ -469,3 +469,36 @@ async def test_a_pin_expires_when_its_client_stops_asking(nc, js, sname) -> None
     await second.wait_for(1, timeout=3)
     assert time.monotonic() - began >= 0.25, "served only once the pin timed out"
     assert second.msgs[0].headers["Nats-Pin-Id"] != pin
+
+
+async def test_replay_original_spaces_pulled_messages_as_they_were_stored(nc, js, sname) -> None:
+    """Each message waits the gap to the one delivered before it, as nats-server replays; a
+    no_wait request waits for them too rather than ending with 404."""
+    await js.add_stream(name=sname, subjects=[f"{sname}.>"])
+    for i in range(3):
+        if i:
+            await asyncio.sleep(0.4)  # the stored times the replay reproduces
+        await js.publish(f"{sname}.x", b"%d" % i)
+    for durable, body in (
+        ("WAITS", b'{"batch":3,"expires":5000000000}'),
+        ("NOWAIT", b'{"batch":3,"no_wait":true}'),
+    ):
+        config = {"durable_name": durable, "ack_policy": "explicit", "replay_policy": "original"}
+        await api(
+            nc,
+            f"$JS.API.CONSUMER.CREATE.{sname}.{durable}",
+            {"stream_name": sname, "config": config},
+        )
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        start = time.monotonic()
+        await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{sname}.{durable}", body, inbox)
+        arrivals = []
+        for _ in range(3):
+            msg = await sub.next_msg(timeout=3)
+            arrivals.append((msg.data, time.monotonic() - start))
+        assert [data for data, _ in arrivals] == [b"0", b"1", b"2"]
+        times = [t for _, t in arrivals]
+        assert times[0] < 0.3
+        assert 0.3 < times[1] - times[0] < 0.7 and 0.3 < times[2] - times[1] < 0.7
+        await sub.unsubscribe()
