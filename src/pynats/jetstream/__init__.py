@@ -9,6 +9,7 @@
     config.py         StreamConfig: strict decoding (decode.py), defaults, validation, JSON
     stream.py         a stream: ingest, pub-acks after durability, limits/TTL timer, delete
                       markers, purge/get/delete, the listener hooks consumers use
+    batches.py        atomic batches (ADR-50): staging, commit rules, abandoning, the ack
     counters.py       counter streams (ADR-49): Nats-Incr rules, totals, sourced deltas
     consumer.py       a consumer: cursor, pending acks, redelivery timer, what goes out next
     consumer_delivery.py  the Protocols between a consumer and its delivery (pull or push)

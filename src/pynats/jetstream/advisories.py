@@ -222,6 +222,15 @@ def ack_metric(
     )
 
 
+def batch_abandoned(jsa: JetStreamAccount, stream: str, batch: str, reason: str) -> None:
+    publish(
+        jsa,
+        f"$JS.EVENT.ADVISORY.STREAM.BATCH_ABANDONED.{stream}",
+        "stream_batch_abandoned",
+        {"stream": stream, "batch": batch, "reason": reason},
+    )
+
+
 def consumer_pause(
     jsa: JetStreamAccount, stream: str, consumer: str, paused: bool, until: str
 ) -> None:

@@ -10,6 +10,7 @@ the config with nats-server's field names, order and omissions. Durations are ns
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ META_SERVER_VERSION = "_nats.ver"
 SERVER_META_KEYS = (META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION)
 
 # Features of API level 2 and above that this server does not implement.
-UNSUPPORTED_FEATURES = ("allow_atomic", "allow_msg_schedules", "allow_batched")
+UNSUPPORTED_FEATURES = ("allow_msg_schedules", "allow_batched")
 
 _INVALID_NAME_CHARS = frozenset(".*> \t\r\n\f\v")
 
@@ -260,6 +261,7 @@ class StreamConfig:
     allow_msg_ttl: bool = False
     subject_delete_marker_ttl: int = 0
     allow_msg_counter: bool = False
+    allow_atomic: bool = False
     persist_mode: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     # Features this server rejects; kept so that a stored config round-trips.
@@ -319,6 +321,7 @@ class StreamConfig:
             allow_msg_ttl=obj.get("allow_msg_ttl", False),
             subject_delete_marker_ttl=obj.get("subject_delete_marker_ttl", 0),
             allow_msg_counter=obj.get("allow_msg_counter", False),
+            allow_atomic=obj.get("allow_atomic", False),
             persist_mode=obj.get("persist_mode", ""),
             metadata=dict(obj.get("metadata") or {}),
         )
@@ -375,8 +378,10 @@ class StreamConfig:
             out["subject_delete_marker_ttl"] = self.subject_delete_marker_ttl
         if self.allow_msg_counter:
             out["allow_msg_counter"] = True
+        if self.allow_atomic:
+            out["allow_atomic"] = True
         out.update(self.unsupported)
-        if self.persist_mode:
+        if self.persist_mode == "async":  # the default is not echoed
             out["persist_mode"] = self.persist_mode
         meta = dict(self.metadata)
         if server_meta:
@@ -422,7 +427,7 @@ class StreamConfig:
 
     def required_api_level(self) -> int:
         """The API level a server needs to honour this config (ADR-44)."""
-        if self.allow_msg_counter:
+        if self.allow_msg_counter or self.allow_atomic or self.persist_mode == "async":
             return 2
         return 1 if self.allow_msg_ttl or self.subject_delete_marker_ttl else 0
 
@@ -435,6 +440,9 @@ def parse_stream_request(payload: bytes, *, strict: bool = True) -> tuple[Stream
     compression = obj.get("compression")
     if compression is not None and compression not in COMPRESSIONS and compression != "":
         raise d.invalid_json("unknown compression algorithm")
+    persist = obj.get("persist_mode")
+    if persist is not None and persist not in ("", "default", "async"):
+        raise d.invalid_json(f"can not unmarshal {json.dumps(json.dumps(persist))}")
     return StreamConfig.from_json(obj), bool(obj.get("pedantic"))
 
 
@@ -466,8 +474,13 @@ def check_stream_config(cfg: StreamConfig, *, pedantic: bool = False) -> StreamC
         raise invalid_config(f"stream metadata exceeds maximum size of {MAX_METADATA_BYTES} bytes")
     for feature in cfg.unsupported:
         raise invalid_config(f"{feature} is not supported by this server")
-    if cfg.persist_mode not in ("", "default"):
-        raise invalid_config(f"persist mode {cfg.persist_mode!r} is not supported by this server")
+    if cfg.persist_mode == "async":
+        if cfg.storage != "file":
+            raise invalid_config("async persist mode is only supported on file storage")
+        if cfg.num_replicas > 1:
+            raise invalid_config("async persist mode is not supported on replicated streams")
+        if cfg.allow_atomic:
+            raise invalid_config("async persist mode is not supported with atomic batch publish")
     if cfg.num_replicas == 0:
         cfg.num_replicas = 1
     if cfg.num_replicas > MAX_REPLICAS:
@@ -563,6 +576,8 @@ def _check_counter(cfg: StreamConfig) -> None:
 def _check_mirror(cfg: StreamConfig) -> None:
     mirror = cfg.mirror
     assert mirror is not None
+    if cfg.allow_atomic:
+        raise api_error("JSMirrorWithAtomicPublishErr")
     if cfg.subjects:
         raise api_error("JSMirrorWithSubjectsErr")
     if cfg.sources:
@@ -713,6 +728,8 @@ def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
         raise invalid_config("stream configuration update can not cancel deny purge")
     if old.allow_msg_ttl and not new.allow_msg_ttl:
         raise invalid_config("stream configuration update can not disable message TTL")
+    if (old.persist_mode or "default") != (new.persist_mode or "default"):
+        raise invalid_config("stream configuration update can not change persist mode")
     if old.allow_msg_counter != new.allow_msg_counter:
         raise invalid_config("stream configuration update can not change message counter setting")
     if (old.mirror is None) != (new.mirror is None) and new.mirror is not None:

@@ -24,6 +24,9 @@ STREAM_SOURCE = b"Nats-Stream-Source"
 REQUEST_INFO = b"Nats-Request-Info"
 REQUIRED_API_LEVEL = b"Nats-Required-Api-Level"
 INCR = b"Nats-Incr"
+BATCH_ID = b"Nats-Batch-Id"
+BATCH_SEQ = b"Nats-Batch-Sequence"
+BATCH_COMMIT = b"Nats-Batch-Commit"
 COUNTER_SOURCES = b"Nats-Counter-Sources"
 SOURCE_LOOKUP = b"Nats-Internal-Source-Lookup"  # a mirror/source finding its origin's account
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
 from pynats.server.delivery import route_message
 
-from . import counters
+from . import batches, counters
 from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
@@ -120,6 +120,7 @@ class Stream:
         self._marker_seqs: set[int] = set()
         # The total the last counter publish left (for its PubAck's "val").
         self.counter_total = 0
+        self.batches: batches.AtomicBatches | None = None  # atomic batches arriving
         store.on_removed = self._on_limit_removals
         self._apply_config()
 
@@ -135,6 +136,8 @@ class Stream:
             self._ack_prefix = b'{"stream":"%b","seq":' % name
         self._err_suffix = b',"stream":"%b","seq":0}' % name
         self._memory = cfg.is_memory
+        # PubAcks without waiting for the disk: memory, or `persist_mode: async` (ADR-56)
+        self._ack_at_once = cfg.is_memory or cfg.persist_mode == "async"
         self._no_ack = cfg.no_ack
         self._sealed = cfg.sealed
         self._max_msg_size = cfg.max_msg_size
@@ -197,6 +200,8 @@ class Stream:
             self._expiry_timer = None
         if self.sources is not None:
             self.sources.stop()
+        if self.batches is not None:
+            self.batches.stop()
         self._release_acks()
 
     # -- listeners (consumers) ---------------------------------------------------------------
@@ -266,7 +271,7 @@ class Stream:
         """One message published on a stream subject (a `DeliveryCallback`)."""
         if self._no_ack:
             reply = None
-        elif reply is not None and not self._memory and not self._ack_batch_open:
+        elif reply is not None and not self._ack_at_once and not self._ack_batch_open:
             # Scheduled before the store's own sync kick, so the batch joins the next fsync.
             self._ack_batch_open = True
             self.loop.call_soon(self._release_acks)
@@ -275,6 +280,11 @@ class Stream:
             subj = subject.decode()
             if len(self._subject_cache) < 10_000:
                 self._subject_cache[subject] = subj
+        if headers and b"Nats-Batch-Id:" in headers and h.get(headers, h.BATCH_ID):
+            if self.batches is None:
+                self.batches = batches.AtomicBatches(self)
+            self.batches.receive(subj, reply, headers, payload)
+            return
         try:
             seq = self.ingest(subj, headers, payload)
         except ApiError as e:
@@ -311,11 +321,7 @@ class Stream:
                 raise api_error("JSMessageIncrMissingErr")
         elif self._counter:
             raise api_error("JSMessageIncrMissingErr")
-        max_size = self._max_msg_size
-        if max_size >= 0 and len(headers) + len(payload) > max_size:
-            raise api_error("JSStreamMessageExceedsMaximumErr")
-        if len(headers) > MAX_HEADER_BYTES:
-            raise api_error("JSStreamHeaderExceedsMaximumErr")
+        self.check_size(headers, payload)
         if self._transform is not None:
             subject = self._transform.apply(subject) or subject
         store = self.store
@@ -346,6 +352,23 @@ class Stream:
             raise api_error("JSStreamStoreFailedF", err=str(e)) from None
         if self._counter:
             self.counter_total = total
+        self.after_store(subject, seq, ts, ttl, msg_id, rollup, headers, payload, prev_on_subject)
+        return seq
+
+    def after_store(
+        self,
+        subject: str,
+        seq: int,
+        ts: int,
+        ttl: int,
+        msg_id: str,
+        rollup: bytes,
+        headers: bytes,
+        payload: bytes,
+        prev_on_subject: int,
+    ) -> None:
+        """What follows storing one message: dedupe memory, rollup, delete markers,
+        republish, consumers, the expiry timer."""
         if msg_id:
             self._remember_msg_id(msg_id, seq, ts)
             self.last_msg_id = msg_id
@@ -355,6 +378,7 @@ class Stream:
             self._rollup(rollup, subject, seq)
         if self._markers_due:
             self._place_markers()
+        republish = self._republish
         if republish is not None:
             self._republish_msg(republish, subject, seq, ts, prev_on_subject, headers, payload)
         for listener in self.listeners:
@@ -363,7 +387,70 @@ class Stream:
             self._expiry_timer is None or (ttl > 0 and ts + ttl < self._expiry_at)
         ):
             self._arm_expiry()
-        return seq
+
+    def check_size(self, headers: bytes, payload: bytes) -> None:
+        max_size = self._max_msg_size
+        if max_size >= 0 and len(headers) + len(payload) > max_size:
+            raise api_error("JSStreamMessageExceedsMaximumErr")
+        if len(headers) > MAX_HEADER_BYTES:
+            raise api_error("JSStreamHeaderExceedsMaximumErr")
+
+    def store_atomic(self, msgs: list[tuple[str, bytes, bytes]]) -> int:
+        """Store a committed atomic batch whole (see batches.py); returns its last sequence.
+        Raises ApiError for the first message any check refuses, and then stores nothing."""
+        if self._sealed:
+            raise api_error("JSStreamSealedErr")
+        rules = batches.BatchRules(self)
+        prepared: list[tuple[str, bytes, bytes, int, str, bytes]] = []
+        for position, (subject, headers, payload) in enumerate(msgs):
+            msg_id, rollup, ttl = "", b"", 0
+            if headers:
+                if headers[8:10] != b"\r\n":
+                    headers = h.strip_status(headers)
+                rules.check(position, subject, headers)
+                if b"Nats-" in headers:
+                    checked = self._check_headers(subject, headers, payload, False)
+                    if isinstance(checked, int):
+                        raise api_error("JSAtomicPublishContainsDuplicateMessageErr")
+                    msg_id, rollup, ttl, headers = checked
+            else:
+                rules.check(position, subject, headers)
+            self.check_size(headers, payload)
+            if self._transform is not None:
+                subject = self._transform.apply(subject) or subject
+            prepared.append((subject, headers, payload, ttl, msg_id, rollup))
+        limits = self.jsa.limits
+        cap = limits.max_memory if self._memory else limits.max_storage
+        if cap >= 0:
+            for subject, headers, payload, *_ in prepared:
+                self._check_account_usage(cap, subject, headers, payload)
+        try:
+            stored = self.store.store_batch([(s, hd or None, p, t) for s, hd, p, t, *_ in prepared])
+        except MsgTooLarge:
+            raise api_error("JSStreamMessageExceedsMaximumErr") from None
+        except StoreError as e:
+            raise api_error("JSStreamStoreFailedF", err=str(e)) from None
+        for (subject, headers, payload, ttl, msg_id, rollup), (seq, ts) in zip(
+            prepared, stored, strict=True
+        ):
+            self.after_store(subject, seq, ts, ttl, msg_id, rollup, headers, payload, 0)
+        return stored[-1][0]
+
+    @property
+    def ack_prefix(self) -> bytes:
+        """`{"stream":...,"seq":` (with the domain when there is one) of every PubAck."""
+        return self._ack_prefix
+
+    def error_ack(self, e: ApiError) -> bytes:
+        return self._error_ack(e)
+
+    def reply(self, reply: bytes, data: bytes) -> None:
+        self._reply(reply, data)
+
+    def recent_msg_id(self, msg_id: str) -> bool:
+        """`msg_id` was stored within the duplicate window."""
+        seen = self._msg_ids.get(msg_id)
+        return seen is not None and self._within_window(seen[1])
 
     def _check_account_usage(self, cap: int, subject: str, headers: bytes, payload: bytes) -> None:
         """The account's memory/storage limit, counted as nats-server counts message bytes."""
@@ -490,9 +577,9 @@ class Stream:
         if rollup == h.ROLLUP_ALL:
             purged = store.compact(seq)
             event = PurgeEvent("", seq, 0, purged, store.first_seq)
-        else:
-            purged = store.purge(subject, keep=1)
-            event = PurgeEvent(subject, 0, 1, purged, store.first_seq)
+        else:  # everything on the subject before this message (in a batch: not after it)
+            purged = store.purge(subject, seq=seq)
+            event = PurgeEvent(subject, seq, 0, purged, store.first_seq)
         if purged:
             for listener in self.listeners:
                 listener.on_purged(event)

@@ -10,6 +10,7 @@ Open a store per stream (the stream owns its config file; the store owns `direct
     cfg = StoreConfig(name="ORDERS", subjects=["orders.>"], max_msgs_per_subject=5)
     store = FileStore(stream_dir + "/msgs", cfg, SyncPolicy.parse(options.sync_interval))
     store.on_removed = stream.forget_removed     # limits removed these (consumers must know)
+    store.on_damage = log_damage                 # a record found damaged on read (log it)
 
 Publish with group commit (all on the event-loop thread; nothing blocks on fsync)::
 
@@ -25,7 +26,10 @@ callbacks fire in order, on the loop thread. The memory store fires it at once.
 
 Reads: `load_msg(seq)`, `load_last(filter)`, `load_next(filter, start_seq)` (filters are NATS
 subjects with `*`/`>`), `seq_for_time(ts_ns)`. They raise `MessageNotFound`; a record that
-fails its checksum raises `DamagedMessage` (a subclass) and is reported in `damage()`.
+fails its checksum raises `DamagedMessage` (a subclass) and is then treated as a start-up scan
+treats damage: reported in `damage()`, listed in `state().lost`, out of the counts and the
+subject index, told to `on_removed` (reason `DAMAGED`) and, once, to `on_damage` (the owner
+logs it; what the scan found at start-up is only in `damage()`). Good records pay nothing.
 
 Deletes and purges: `remove_msg(seq, erase=False)`, `purge(subject=None, seq=None,
 keep=None)` (the JS purge request), `compact(seq)`, `skip_msg()`. Their durability is also

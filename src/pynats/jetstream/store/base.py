@@ -90,10 +90,12 @@ class RemovalReason(enum.StrEnum):
     MAX_AGE = "max_age"
     MAX_MSGS_PER_SUBJECT = "max_msgs_per_subject"
     TTL = "ttl"
+    DAMAGED = "damaged"  # its record failed its checksum when read: listed in `lost`
 
 
 class Removal(NamedTuple):
-    """A message the store removed on its own (a limit), so consumers can forget it.
+    """A message the store removed on its own (a limit, or its record found damaged on read),
+    so consumers can forget it.
 
     `was_last_on_subject` lets the stream decide on a subject delete marker.
     """
@@ -131,6 +133,11 @@ class Damage:
             "seqs": list(self.seqs),
             "found_at": self.found_at,
         }
+
+
+DamageListener = Callable[[Damage], None]
+"""Told once of each record found damaged on read (the owner logs it); what the start-up scan
+finds is only in `damage()`, which the owner reads once the store is open."""
 
 
 class StoreError(Exception):
@@ -194,10 +201,14 @@ class MessageStore(Protocol):
 
     config: StoreConfig
     on_removed: RemovalListener | None
+    on_damage: DamageListener | None
 
     def store_msg(
         self, subject: str, headers: bytes | None, data: bytes, ttl: int = 0
     ) -> tuple[int, int]: ...
+    def store_batch(
+        self, msgs: list[tuple[str, bytes | None, bytes, int]]
+    ) -> list[tuple[int, int]]: ...
     def skip_msg(self) -> int: ...
     def when_durable(self, callback: DurableCallback) -> None: ...
     def load_msg(self, seq: int) -> StoredMessage: ...

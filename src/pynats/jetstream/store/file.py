@@ -13,7 +13,12 @@ for all of them); purges from the front append one FIRST record.
 
 Reading. Recent messages come from a bounded cache (`cache_bytes`); others are read with one
 `pread` of the exact record and verified: a record that fails its checksum is reported
-(`damage()`), dropped from the index and never served.
+(`damage()`, `lost`, `on_removed`, `on_damage`), dropped from the index and never served.
+
+Atomic batches. `store_batch` writes its messages as BATCH_MSG records followed by one
+BATCH_END record, all in one segment (a new one first if the batch would not fit). Recovery
+indexes BATCH_MSG records only once their END record is read: a crash part way through a
+batch leaves none of it.
 
 Recovery. A valid snapshot is loaded as is. Otherwise every segment is scanned: valid records
 rebuild the index, tombstones and FIRST markers are applied at the end, damaged stretches are
@@ -99,6 +104,7 @@ class FileStore(IndexedStore):
         self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
         self._segment_bases: list[int] = []
         self._wbuf = bytearray()
+        self._msg_kind = KIND_MSG  # KIND_BATCH_MSG while an atomic batch is written
         self._pending_deletes: list[int] = []
         self._subject_bytes: dict[str, bytes] = {}
         if loop is None:
@@ -151,11 +157,12 @@ class FileStore(IndexedStore):
         if (
             seg.size + len(wbuf) + length > self._segment_bytes
             and seg.size + len(wbuf) > SEG_HEADER_SIZE
+            and self._msg_kind == KIND_MSG  # a batch stays in the segment it started in
         ):
             self._roll()
             seg, wbuf = self._active, self._wbuf
         offset = seg.size + len(wbuf)
-        head = _pack_head(MAGIC, KIND_MSG, 0, length, seq, ts, ttl, slen, hlen)
+        head = _pack_head(MAGIC, self._msg_kind, 0, length, seq, ts, ttl, slen, hlen)
         wbuf += _pack_crc(_crc32(data, _crc32(hdrs, _crc32(subj, _crc32(head)))))
         wbuf += head
         wbuf += subj
@@ -195,6 +202,20 @@ class FileStore(IndexedStore):
 
     def _persist_skip(self, seq: int) -> None:
         self._wbuf += records.encode(records.KIND_SKIP, seq)
+        self._commit.appended()
+
+    def _begin_batch(self, msgs: list[tuple[str, bytes | None, bytes, int]]) -> None:
+        """A batch is written into one segment: a new one first when it would not fit."""
+        size = sum(HEADER_SIZE + len(s.encode()) + len(h or b"") + len(d) for s, h, d, _ in msgs)
+        used = self._active.size + len(self._wbuf)
+        if used + size > self._segment_bytes and used > SEG_HEADER_SIZE:
+            self._roll()
+        self._msg_kind = records.KIND_BATCH_MSG
+
+    def _end_batch(self, first_seq: int, last_seq: int) -> None:
+        """BATCH_MSG records count on recovery only when this END record follows them."""
+        self._msg_kind = KIND_MSG
+        self._wbuf += records.encode(records.KIND_BATCH_END, last_seq, first_seq)
         self._commit.appended()
 
     def _flush(self) -> None:
@@ -251,7 +272,7 @@ class FileStore(IndexedStore):
     ) -> StoredMessage:
         try:
             kind, rseq, ts, _ttl, subj, hdrs, data = records.decode(buf[pos : pos + rlen])
-            if kind != KIND_MSG or rseq != seq:
+            if (kind != KIND_MSG and kind != records.KIND_BATCH_MSG) or rseq != seq:
                 raise ValueError("record does not hold this message")
         except ValueError as exc:
             seg.has_damage = True
@@ -555,6 +576,8 @@ class _Scan:
         self.first_marker = 0
         self.skip_max = 0
         self.pending_damage: list[tuple[Segment, int, int, str, int]] = []  # awaiting next seq
+        # an atomic batch's messages, until its END record says it was written whole
+        self.batch: list[tuple[Segment, int, int, int, int, int, str, int]] = []
         self.damages: list[tuple[Segment, int, int, str, int, int]] = []
 
     @property
@@ -574,26 +597,34 @@ class _Scan:
 
     def segment(self, seg: Segment, data: bytes) -> None:
         index = self.index
-        heap, exempt = self.ttl_heap, self.age_exempt
         self.segments.append(seg)
         view = memoryview(data)
         for offset, length, kind, seq, ts, ttl, slen, hlen in records.scan(data, SEG_HEADER_SIZE):
+            if kind == records.KIND_BATCH_MSG:
+                batch = self.batch
+                if batch and seq <= batch[-1][3]:
+                    batch.clear()  # the batch before was cut short by a crash: none of it
+                start = offset + HEADER_SIZE
+                subject = str(view[start : start + slen], "utf-8")
+                size = file_msg_size(slen, hlen, length - HEADER_SIZE - slen - hlen)
+                batch.append((seg, offset, length, seq, ts, ttl, subject, size))
+                continue
+            if kind == records.KIND_BATCH_END:  # `seq` its last sequence, `ts` its first
+                for entry in self.batch:
+                    if ts <= entry[3] <= seq:
+                        self._add(*entry)
+                self.batch = []
+                continue
             if kind == KIND_MSG:
+                self.batch.clear()
                 if seq <= index.last_seq:
                     seg.has_damage = True
                     self.damage(seg, offset, length, f"out-of-order record for sequence {seq}")
                     continue
-                if self.pending_damage:
-                    self._settle_damage(seq)
                 start = offset + HEADER_SIZE
                 subject = str(view[start : start + slen], "utf-8")
                 size = file_msg_size(slen, hlen, length - HEADER_SIZE - slen - hlen)
-                index.append(seq, subject, ts, size, (seg.id << _LOC_SHIFT) | offset, length)
-                seg.live += 1
-                if ttl:
-                    exempt.add(seq)
-                    if ttl > 0:
-                        heap.append((ts + ttl, seq))
+                self._add(seg, offset, length, seq, ts, ttl, subject, size)
             elif kind == records.KIND_DELETE:
                 start = offset + HEADER_SIZE
                 self.tombstones.update(records.decode_seqs(view[start : offset + length], seq))
@@ -610,6 +641,31 @@ class _Scan:
                     "checksum mismatch" if seq == records.DAMAGE_CHECKSUM else "truncated record"
                 )
                 self.damage(seg, offset, length, reason)
+
+    def _add(
+        self,
+        seg: Segment,
+        offset: int,
+        length: int,
+        seq: int,
+        ts: int,
+        ttl: int,
+        subject: str,
+        size: int,
+    ) -> None:
+        """Index one recovered message."""
+        if seq <= self.index.last_seq:
+            seg.has_damage = True
+            self.damage(seg, offset, length, f"out-of-order record for sequence {seq}")
+            return
+        if self.pending_damage:
+            self._settle_damage(seq)
+        self.index.append(seq, subject, ts, size, (seg.id << _LOC_SHIFT) | offset, length)
+        seg.live += 1
+        if ttl:
+            self.age_exempt.add(seq)
+            if ttl > 0:
+                self.ttl_heap.append((ts + ttl, seq))
 
     def finish(self) -> None:
         index = self.index

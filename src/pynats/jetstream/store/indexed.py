@@ -17,6 +17,7 @@ import time
 from .base import (
     Damage,
     DamagedMessage,
+    DamageListener,
     DiscardPolicy,
     DurableCallback,
     MaxBytesExceeded,
@@ -43,6 +44,7 @@ class IndexedStore:
     def __init__(self, config: StoreConfig, with_locations: bool) -> None:
         self.config = config
         self.on_removed: RemovalListener | None = None
+        self.on_damage: DamageListener | None = None
         self._index = MessageIndex(max(config.first_seq, 1), with_locations)
         self._ttl_heap: list[tuple[int, int]] = []  # (expires_at_ns, seq)
         self._age_exempt: set[int] = set()  # seqs with their own TTL: max_age does not apply
@@ -50,6 +52,8 @@ class IndexedStore:
         self._lost: dict[int, int] = {}  # seq -> accounted bytes (0 when unknown)
         self._closed = False
         self._match_cache: dict[tuple[str, str], bool] = {}
+        self._has_limits = False
+        self._checks_before_store = False
         self._apply_config_flags()
 
     # --- hooks for subclasses ---------------------------------------------------------------
@@ -78,6 +82,14 @@ class IndexedStore:
 
     def _persist_skip(self, seq: int) -> None:
         raise NotImplementedError
+
+    def _begin_batch(
+        self, msgs: list[tuple[str, builtins.bytes | None, builtins.bytes, int]]
+    ) -> None:
+        """`msgs`, stored next, form one atomic batch (until `_end_batch`)."""
+
+    def _end_batch(self, first_seq: int, last_seq: int) -> None:
+        """The batch is whole: make it count (on disk, after a crash too)."""
 
     def when_durable(self, callback: DurableCallback) -> None:
         raise NotImplementedError
@@ -110,6 +122,57 @@ class IndexedStore:
         if self._has_limits:
             self._enforce_limits(subject, ts)
         return seq, ts
+
+    def store_batch(
+        self, msgs: list[tuple[str, builtins.bytes | None, builtins.bytes, int]]
+    ) -> list[tuple[int, int]]:
+        """Append an atomic batch of (subject, headers, data, ttl): all of it, or - refused
+        with the `StoreLimitError` of the first message that breaks a limit - none of it.
+        After a crash in the middle of writing it, none of it is recovered."""
+        if self._closed:
+            raise StoreClosed("store is closed")
+        if self._checks_before_store:
+            self._check_batch_refusals(msgs)
+        limits: bool = self._has_limits
+        self._has_limits = False
+        self._begin_batch(msgs)
+        try:
+            stored = [self.store_msg(s, h, d, ttl) for s, h, d, ttl in msgs]
+        finally:
+            self._has_limits = limits
+        self._end_batch(stored[0][0], stored[-1][0])
+        if limits:
+            for subject in dict.fromkeys(s for s, *_ in msgs):
+                self._enforce_limits(subject, stored[-1][1])
+        return stored
+
+    def _check_batch_refusals(
+        self, msgs: list[tuple[str, builtins.bytes | None, builtins.bytes, int]]
+    ) -> None:
+        """`_check_refusals` for a whole batch, before any of it is stored."""
+        cfg = self.config
+        for _subject, headers, data, _ttl in msgs:
+            if (
+                cfg.max_msg_size >= 0
+                and (len(headers) if headers else 0) + len(data) > cfg.max_msg_size
+            ):
+                raise MsgTooLarge()
+        if cfg.discard is not DiscardPolicy.NEW:
+            return
+        index = self._index
+        if cfg.max_msgs >= 0 and index.msgs + len(msgs) > cfg.max_msgs:
+            raise MaxMsgsExceeded()
+        added = sum(self._msg_size(s, h, d) for s, h, d, _ in msgs)
+        if cfg.max_bytes >= 0 and index.bytes + added > cfg.max_bytes:
+            raise MaxBytesExceeded()
+        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0:
+            counts: dict[str, int] = {}
+            for subject, *_ in msgs:
+                counts[subject] = counts.get(subject, 0) + 1
+            for subject, n in counts.items():
+                state = index.subjects.get(subject)
+                if (state[COUNT] if state else 0) + n > cfg.max_msgs_per_subject:
+                    raise MaxMsgsPerSubjectExceeded()
 
     def skip_msg(self) -> int:
         """Use up the next sequence without storing a message (interest retention)."""
@@ -532,9 +595,17 @@ class IndexedStore:
         return count
 
     def _fail_damaged(self, seq: int, damage: Damage) -> DamagedMessage:
-        """Record a record that failed on read: reported, dropped from the index, not served."""
+        """Record a record that failed on read as a start-up scan records damage: in `damage()`,
+        listed in `lost`, out of the counts and the subject index, never served. Only reads
+        that fail come here, once per record (it is no longer indexed afterwards).
+
+        The stream hears of it as a removal (consumers stop counting it as pending) and through
+        `on_damage` (the log line)."""
         self._damage.append(damage)
-        size = self._index.size_of(seq) if self._index.is_live(seq) else 0
-        self._index.remove(seq)
-        self._lost[seq] = size
+        removed = self._index.remove(seq)
+        self._lost[seq] = removed[1] if removed is not None else 0
+        if removed is not None and self.on_removed is not None:
+            self.on_removed([Removal(seq, removed[0], RemovalReason.DAMAGED, removed[2])])
+        if self.on_damage is not None:
+            self.on_damage(damage)
         return DamagedMessage(f"message {seq} is damaged: {damage.reason}")

@@ -37,6 +37,8 @@ KIND_DELETE = 2  # tombstones: body = `count` u64 sequences
 KIND_ERASED = 3  # a message overwritten in place by an erasing delete
 KIND_FIRST = 4  # "every sequence below `seq` is gone" (purge / compact)
 KIND_SKIP = 5  # sequence `seq` was used without a message (last_seq must survive)
+KIND_BATCH_MSG = 6  # a message of an atomic batch: it counts once the batch's end follows
+KIND_BATCH_END = 7  # the atomic batch ending at sequence `seq` is complete
 # consumer-state operations (consumer.py)
 KIND_DELIVERED = 16
 KIND_ACK = 17
