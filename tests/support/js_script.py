@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import nats.errors
@@ -99,10 +99,14 @@ async def run_script(
     return answers
 
 
-async def differences(steps: list[Step], tmp: str, ignored: Iterable[str] = IGNORED_KEYS) -> str:
-    """The steps whose answers differ, Go's next to ours (empty: none)."""
-    go = await run_script(steps, True, f"{tmp}/go", ignored)
-    ours = await run_script(steps, False, f"{tmp}/ours", ignored)
+async def differences(
+    steps: list[Step] | Callable[[], list[Step]], tmp: str, ignored: Iterable[str] = IGNORED_KEYS
+) -> str:
+    """The steps whose answers differ, Go's next to ours (empty: none). A callable makes the
+    steps afresh for each server (a script with times in it)."""
+    make = steps if callable(steps) else (lambda: steps)
+    go = await run_script(make(), True, f"{tmp}/go", ignored)
+    ours = await run_script(make(), False, f"{tmp}/ours", ignored)
     assert len(go) == len(ours)
     return "\n".join(
         f"step {i} {g[0]}:\n  go:   {g[1]}\n  ours: {o[1]}"

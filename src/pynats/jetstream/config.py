@@ -44,7 +44,7 @@ META_SERVER_VERSION = "_nats.ver"
 SERVER_META_KEYS = (META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION)
 
 # Features of API level 2 and above that this server does not implement.
-UNSUPPORTED_FEATURES = ("allow_msg_schedules", "allow_batched")
+UNSUPPORTED_FEATURES = ("allow_batched",)
 
 _INVALID_NAME_CHARS = frozenset(".*> \t\r\n\f\v")
 
@@ -262,6 +262,7 @@ class StreamConfig:
     subject_delete_marker_ttl: int = 0
     allow_msg_counter: bool = False
     allow_atomic: bool = False
+    allow_msg_schedules: bool = False
     persist_mode: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     # Features this server rejects; kept so that a stored config round-trips.
@@ -322,6 +323,7 @@ class StreamConfig:
             subject_delete_marker_ttl=obj.get("subject_delete_marker_ttl", 0),
             allow_msg_counter=obj.get("allow_msg_counter", False),
             allow_atomic=obj.get("allow_atomic", False),
+            allow_msg_schedules=obj.get("allow_msg_schedules", False),
             persist_mode=obj.get("persist_mode", ""),
             metadata=dict(obj.get("metadata") or {}),
         )
@@ -380,6 +382,8 @@ class StreamConfig:
             out["allow_msg_counter"] = True
         if self.allow_atomic:
             out["allow_atomic"] = True
+        if self.allow_msg_schedules:
+            out["allow_msg_schedules"] = True
         out.update(self.unsupported)
         if self.persist_mode == "async":  # the default is not echoed
             out["persist_mode"] = self.persist_mode
@@ -427,7 +431,12 @@ class StreamConfig:
 
     def required_api_level(self) -> int:
         """The API level a server needs to honour this config (ADR-44)."""
-        if self.allow_msg_counter or self.allow_atomic or self.persist_mode == "async":
+        if (
+            self.allow_msg_counter
+            or self.allow_atomic
+            or self.allow_msg_schedules
+            or self.persist_mode == "async"
+        ):
             return 2
         return 1 if self.allow_msg_ttl or self.subject_delete_marker_ttl else 0
 
@@ -516,6 +525,7 @@ def check_stream_config(cfg: StreamConfig, *, pedantic: bool = False) -> StreamC
         if cfg.max_msgs_per_subject <= 0:
             raise invalid_config("discard new per subject requires max msgs per subject > 0")
     _check_counter(cfg)
+    _check_schedules(cfg, pedantic)
     _check_delete_markers(cfg, pedantic)
     if cfg.placement is not None:
         if cfg.placement.get("preferred"):
@@ -565,12 +575,29 @@ def _check_counter(cfg: StreamConfig) -> None:
         raise invalid_config("counter stream cannot use discard new")
     if cfg.allow_msg_ttl:
         raise invalid_config("counter stream cannot use message TTLs")
-    if cfg.unsupported.get("allow_msg_schedules"):
+    if cfg.allow_msg_schedules:
         raise invalid_config("counter stream cannot use message schedules")
     if cfg.retention != "limits":
         raise invalid_config("counter stream can only use limits retention")
     if cfg.mirror is not None:
         raise api_error("JSMirrorWithCountersErr")
+
+
+def _check_schedules(cfg: StreamConfig, pedantic: bool) -> None:
+    """Schedules need roll-ups (a newer schedule replaces the one on its subject) and keep
+    what they publish: no discard new, no mirror, no sources."""
+    if not cfg.allow_msg_schedules:
+        return
+    if cfg.mirror is not None:
+        raise api_error("JSMirrorWithMsgSchedulesErr")
+    if cfg.sources:
+        raise api_error("JSSourceWithMsgSchedulesErr")
+    if cfg.discard == "new":
+        raise invalid_config("message scheduling cannot use discard new")
+    if not cfg.allow_rollup_hdrs:
+        if pedantic:
+            raise invalid_config("message scheduling cannot be set if roll-ups are disabled")
+        cfg.allow_rollup_hdrs = True
 
 
 def _check_mirror(cfg: StreamConfig) -> None:
@@ -730,6 +757,8 @@ def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
         raise invalid_config("stream configuration update can not disable message TTL")
     if (old.persist_mode or "default") != (new.persist_mode or "default"):
         raise invalid_config("stream configuration update can not change persist mode")
+    if old.allow_msg_schedules and not new.allow_msg_schedules:
+        raise invalid_config("message schedules can not be disabled")
     if old.allow_msg_counter != new.allow_msg_counter:
         raise invalid_config("stream configuration update can not change message counter setting")
     if (old.mirror is None) != (new.mirror is None) and new.mirror is not None:

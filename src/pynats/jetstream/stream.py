@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
 from pynats.server.delivery import route_message
 
-from . import batches, counters
+from . import batches, counters, schedules
 from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
@@ -121,6 +121,7 @@ class Stream:
         # The total the last counter publish left (for its PubAck's "val").
         self.counter_total = 0
         self.batches: batches.AtomicBatches | None = None  # atomic batches arriving
+        self.scheduler: schedules.Scheduler | None = None  # allow_msg_schedules
         store.on_removed = self._on_limit_removals
         self._apply_config()
 
@@ -159,6 +160,9 @@ class Stream:
         self._subscribe()
         self._recover_msg_ids()
         self._arm_expiry()
+        if self.config.allow_msg_schedules:
+            self.scheduler = schedules.Scheduler(self)
+            self.scheduler.recover()
 
     def _subscribe(self) -> None:
         for sub in self._subs:
@@ -188,6 +192,8 @@ class Stream:
             self._subscribe()
         self._place_markers()
         self._arm_expiry()
+        if config.allow_msg_schedules and self.scheduler is None:
+            self.scheduler = schedules.Scheduler(self)
 
     def stop(self) -> None:
         """Stop taking messages (delete or shutdown); the store is the caller's."""
@@ -202,6 +208,8 @@ class Stream:
             self.sources.stop()
         if self.batches is not None:
             self.batches.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self._release_acks()
 
     # -- listeners (consumers) ---------------------------------------------------------------
@@ -300,7 +308,13 @@ class Stream:
                 self._reply(reply, self._ack_prefix + b"%d}" % seq)
 
     def ingest(
-        self, subject: str, headers: bytes, payload: bytes, *, source_header: bool = False
+        self,
+        subject: str,
+        headers: bytes,
+        payload: bytes,
+        *,
+        source_header: bool = False,
+        scheduled: bool = False,
     ) -> int:
         """Store one message after the publish checks; returns its sequence (negative: the
         sequence of the original when it is a duplicate). Raises ApiError."""
@@ -313,7 +327,7 @@ class Stream:
             if headers[8:10] != b"\r\n":
                 headers = h.strip_status(headers)
             if b"Nats-" in headers:
-                checked = self._check_headers(subject, headers, payload, source_header)
+                checked = self._check_headers(subject, headers, payload, source_header, scheduled)
                 if isinstance(checked, int):
                     return -checked
                 msg_id, rollup, ttl, headers = checked
@@ -353,6 +367,10 @@ class Stream:
         if self._counter:
             self.counter_total = total
         self.after_store(subject, seq, ts, ttl, msg_id, rollup, headers, payload, prev_on_subject)
+        if not scheduled and headers and b"Nats-Scheduler:" in headers:
+            # a schedule cancelled (check_publish made sure it names one)
+            cancelled = (h.get(headers, schedules.SCHEDULER) or b"").decode()
+            self.purge(cancelled, None, None)
         return seq
 
     def after_store(
@@ -383,6 +401,8 @@ class Stream:
             self._republish_msg(republish, subject, seq, ts, prev_on_subject, headers, payload)
         for listener in self.listeners:
             listener.on_stored(seq, subject)
+        if self.scheduler is not None and headers and b"Nats-Schedule:" in headers:
+            self.scheduler.track(subject, seq, ts, headers, restart=False)
         if self._has_ttl_timer and (
             self._expiry_timer is None or (ttl > 0 and ts + ttl < self._expiry_at)
         ):
@@ -484,7 +504,12 @@ class Stream:
             self._arm_expiry()
 
     def _check_headers(
-        self, subject: str, headers: bytes, payload: bytes, source_header: bool
+        self,
+        subject: str,
+        headers: bytes,
+        payload: bytes,
+        source_header: bool,
+        scheduled: bool = False,
     ) -> int | tuple[str, bytes, int, bytes]:
         """The Nats-* publish headers, in nats-server's order. Returns the original sequence
         for a duplicate, else (msg_id, rollup, ttl_ns, headers)."""
@@ -549,6 +574,10 @@ class Stream:
                 )
         if get(h.REQUEST_INFO) is not None:
             headers = h.remove(headers, (h.REQUEST_INFO,))
+        if b"Nats-Schedule" in headers and not scheduled:
+            headers = schedules.check_publish(self, subject, hdrs, headers)
+            if not rollup and schedules.SCHEDULE in hdrs:
+                rollup = h.ROLLUP_SUBJECT
         return msg_id, rollup, ttl, headers
 
     def _within_window(self, ts: int) -> bool:

@@ -374,10 +374,10 @@ async def test_delete_markers_force_ttl_and_rollups(nc, sname) -> None:
 
 
 async def test_unsupported_level_two_features_are_refused_clearly(nc, sname) -> None:
-    r = await create(nc, sname, allow_atomic=True)
+    r = await create(nc, sname, allow_batched=True)
     code, err_code, text = error_of(r)
     assert (code, err_code) == (500, 10052)
-    assert "allow_atomic" in text
+    assert "allow_batched" in text
 
 
 async def test_update_changes_limits_and_subjects(js, nc, sname) -> None:
