@@ -119,7 +119,9 @@ class Consumer:
     def _apply_config(self) -> None:
         cfg = self.config
         self._ack_none = cfg.ack_policy == "none"
-        self._ack_all = cfg.ack_policy == "all"
+        # flow_control acks like AckAll: an answered flow control request acks all before it
+        self._ack_all = cfg.ack_policy in ("all", "flow_control")
+        self.acks_by_flow_control = cfg.ack_policy == "flow_control"
         self._max_ack = cfg.max_ack_pending if cfg.max_ack_pending > 0 else 0
         self._max_deliver = cfg.max_deliver if cfg.max_deliver > 0 else 0
         self._filters = [f for f in cfg.filters if f != ">"]
@@ -176,7 +178,7 @@ class Consumer:
             self.store.update_state(fixed)
         self.sseq = self.store.state.delivered.stream_seq + 1
         self._start()
-        if self.store.state.pending:
+        if self.store.state.pending and not self.acks_by_flow_control:
             self.loop.call_soon(self._on_ack_timer)
 
     def _start(self) -> None:
@@ -469,7 +471,7 @@ class Consumer:
                 self.stream.acked(self, seq)
             return
         self.store.update_delivered(cseq, seq, deliveries, now_ns)
-        if self._ack_timer is None:
+        if self._ack_timer is None and not self.acks_by_flow_control:  # no ack wait there
             self._arm_ack_timer(now_ns + self.config.ack_wait_for(deliveries))
 
     def send_status(self, to: bytes, block: bytes) -> None:
@@ -673,6 +675,11 @@ class Consumer:
         if self._ack_blocked:
             self._ack_blocked = False
             self.signal()
+
+    def ack_through(self, cseq: int, sseq: int) -> None:
+        """Everything delivered up to (cseq, sseq) is acknowledged (flow_control acks)."""
+        if cseq and sseq:
+            self._ack(sseq, cseq, 1, sample=False)
 
     def _nak(self, sseq: int, cseq: int, deliveries: int, delay: int) -> None:
         if sseq not in self.store.state.pending:

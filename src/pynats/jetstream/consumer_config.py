@@ -37,6 +37,7 @@ MAX_NAME_LEN = 255
 
 DELIVER_POLICIES = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject")
 ACK_POLICIES = ("none", "all", "explicit", "flow_control")
+FLOW_CONTROL_ACK_HEARTBEAT_NS = 1_000_000_000
 REPLAY_POLICIES = ("instant", "original")
 PRIORITY_POLICIES = ("none", "overflow", "pinned_client", "prioritized")
 ACTIONS = ("", "create", "update")
@@ -288,6 +289,8 @@ class ConsumerConfig:
 
     def required_api_level(self) -> int:
         """The API level this config needs (ADR-44): pause and priority groups are level 1."""
+        if self.ack_policy == "flow_control":
+            return 4
         if self.pause_until or self.priority_policy != "none" or self.priority_groups:
             return 1
         return 0
@@ -356,6 +359,10 @@ def apply_defaults(
             setattr(cfg, name, 0)
     if not cfg.deliver_subject and cfg.max_waiting == 0:
         cfg.max_waiting = DEFAULT_MAX_WAITING
+    if cfg.ack_policy == "flow_control" and cfg.deliver_subject and not pedantic:
+        cfg.flow_control = True  # what the policy needs, set as nats-server sets it
+        if not cfg.idle_heartbeat:
+            cfg.idle_heartbeat = FLOW_CONTROL_ACK_HEARTBEAT_NS
     if cfg.ack_wait == 0 and cfg.ack_policy in ("explicit", "all"):
         cfg.ack_wait = DEFAULT_ACK_WAIT_NS
     if cfg.backoff:
@@ -412,12 +419,17 @@ def check_consumer_config(
     if cfg.ack_wait < 0:
         raise api_error("JSConsumerAckWaitNegativeErr")
     if cfg.ack_policy == "flow_control":
-        # Only the sourcing machinery of clustered servers uses this policy.
+        # acks ride on the answers to flow control requests (durable sourcing, ADR-60)
         if not cfg.deliver_subject:
             raise api_error("JSConsumerAckFCRequiresPushErr")
         if not cfg.flow_control:
             raise api_error("JSConsumerAckFCRequiresFCErr")
-        raise invalid_config("flow control ack policy is not supported by this server")
+        if cfg.max_ack_pending <= 0:
+            raise api_error("JSConsumerAckFCRequiresMaxAckPendingErr")
+        if cfg.ack_wait:
+            raise api_error("JSConsumerAckFCRequiresNoAckWaitErr")
+        if cfg.max_deliver not in (0, -1):
+            raise api_error("JSConsumerAckFCRequiresNoMaxDeliverErr")
     if cfg.backoff and cfg.max_deliver != -1 and len(cfg.backoff) > cfg.max_deliver:
         raise api_error("JSConsumerMaxDeliverBackoffErr")
     if len(cfg.description) > MAX_DESCRIPTION_LEN:

@@ -92,6 +92,9 @@ class DeliverySource(Protocol):
     def delivered(self) -> SequencePair:
         """The last delivered (consumer, stream) sequences, as heartbeats name them."""
 
+    def ack_through(self, cseq: int, sseq: int) -> None:
+        """Acknowledge everything delivered up to (cseq, sseq) (flow_control acks)."""
+
     def arm_inactivity(self) -> None:
         """Nobody to deliver to any more: `inactive_threshold` counts from now."""
 

@@ -90,6 +90,8 @@ class PushDelivery:
         self._fc_bytes = 0
         self._fc_mark = 0
         self._fc_window = FC_INITIAL_WINDOW
+        # ack_policy flow_control: what the unanswered request acknowledges once answered
+        self._fc_acks: tuple[int, int] | None = None
         # rate limit and replay pace
         self._rate_bps = 0
         self._rate_burst_s = 0.0
@@ -182,6 +184,14 @@ class PushDelivery:
                 self._fc_bytes += size
                 if not self._fc_subject and self._fc_bytes >= self._fc_window // 2:
                     self._send_flow_control()
+        if (
+            fc
+            and not self._fc_subject
+            and source.config.ack_policy == "flow_control"
+            and source.num_ack_pending() >= source.config.max_ack_pending
+        ):
+            self._send_flow_control()  # the answer acknowledges what is pending
+            sent = True
         if sent:
             self._last_send = self.loop.time()
             self.server.flush_soon()
@@ -230,6 +240,9 @@ class PushDelivery:
         token = "".join(random.choice(B62) for _ in range(4))
         self._fc_subject = f"$JS.FC.{source.stream.name}.{source.name}.{token}"
         self._fc_mark = self._fc_bytes
+        if source.config.ack_policy == "flow_control":
+            pair = source.delivered()
+            self._fc_acks = (pair.consumer_seq, pair.stream_seq)
         self.client.publish(
             self._to,
             b"",
@@ -249,6 +262,9 @@ class PushDelivery:
         if not self._fc_subject or subject.decode() != self._fc_subject:
             return
         self._fc_subject = ""
+        if self._fc_acks is not None:
+            acked, self._fc_acks = self._fc_acks, None
+            self.source.ack_through(*acked)
         self._fc_bytes = max(self._fc_bytes - self._fc_mark, 0)
         self._fc_mark = 0
         self._fc_window = min(self._fc_window * 2, FC_MAX_WINDOW)

@@ -48,7 +48,12 @@ def schema_registry() -> Registry:
     for path in SCHEMA_DIR.glob("*.json"):
         doc = json.loads(path.read_text())
         if path.name == "definitions.json":
-            doc["definitions"]["stream_configuration"]["properties"].update(NEWER_STREAM_FIELDS)
+            defs = doc["definitions"]
+            defs["stream_configuration"]["properties"].update(NEWER_STREAM_FIELDS)
+            # ADR-59/60 (2.14): acks by answering flow control
+            defs["consumer_configuration"]["properties"]["ack_policy"]["enum"].append(
+                "flow_control"
+            )
         resources.append((doc["$id"], Resource.from_contents(doc)))
     return Registry().with_resources(resources)
 
