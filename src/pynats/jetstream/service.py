@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pynats.gotime import format_duration
 from pynats.server import const
 from pynats.server.internal import InternalClient
+from pynats.server.server import ServerStartError
 
 from . import advisories, jsz
 from .api import ApiResponder, build_router
@@ -44,6 +46,7 @@ from .errors import api_error
 from .limits import AccountLimits, limits_from_config
 from .store import (
     ConsumerStore,
+    Damage,
     FileStore,
     MemoryStore,
     MessageStore,
@@ -112,6 +115,12 @@ def friendly_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def go_temp_dir() -> str:
+    """Go's os.TempDir() on Unix: $TMPDIR as it is (Python's tempfile.gettempdir() would skip
+    an unusable one), else /tmp."""
+    return os.environ.get("TMPDIR") or "/tmp"
+
+
 def system_memory_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -140,8 +149,9 @@ class JetStream:
         self.api_level = JS_API_LEVEL
         self.strict = opts.jetstream_strict
         self.temp_dir_used = not opts.store_dir
-        base = opts.store_dir or os.path.join(tempfile.gettempdir(), "nats")
+        base = opts.store_dir or os.path.join(go_temp_dir(), "nats")
         self.store_root = os.path.abspath(os.path.join(base, "jetstream"))
+        self.store_relative = not os.path.isabs(base)
         self.max_memory = opts.jetstream_max_memory
         if self.max_memory < 0:
             mem = system_memory_bytes()
@@ -173,6 +183,12 @@ class JetStream:
         log.notice("Starting JetStream")
         if self.temp_dir_used:
             log.warn("Temporary storage directory used, data could be lost on system reboot")
+        problem = self._prepare_store_dir()
+        if problem:
+            # nats-server logs how long it took even when it gives up, then dies with [FTL].
+            took = time.monotonic() - began
+            log.notice(f"Took {format_duration(round(took * 1e9))} to start JetStream")
+            raise ServerStartError(f"Can't start JetStream: {problem}")
         for line in BANNER:
             log.notice(line)
         log.notice("---------------- JETSTREAM ----------------")
@@ -195,7 +211,6 @@ class JetStream:
                 f"{format_duration(policy.interval_ns)}: acknowledged messages can be lost on a "
                 "power failure (sync_interval)"
             )
-        ensure_dir_durable(self.store_root)
         self.api = ApiResponder(self, build_router())
         for account in list(self.server.accounts.values()):
             self._enable_account(account)
@@ -211,6 +226,35 @@ class JetStream:
         self.server.route_info_extra[PYNATS_JETSTREAM_INFO] = self.started_ns
         took = time.monotonic() - began
         log.notice(f"Took {format_duration(round(took * 1e9))} to start JetStream")
+
+    def _prepare_store_dir(self) -> str | None:
+        """nats-server's checks of the store directory (enableJetStream): create it when it
+        does not exist, else it must be a directory we can write to. The problem text, or
+        None."""
+        path = self.store_root
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            try:
+                ensure_dir_durable(path)
+            except OSError as e:
+                where = e.filename if isinstance(e.filename, str) else path
+                if self.store_relative:
+                    where = os.path.relpath(where)
+                reason = (e.strerror or str(e)).lower()
+                return f"could not create storage directory - mkdir {where}: {reason}"
+            return None
+        except OSError:
+            return "storage directory is not a directory"
+        if not stat.S_ISDIR(st.st_mode):
+            return "storage directory is not a directory"
+        try:
+            fd, probe = tempfile.mkstemp(prefix="_test_", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError:
+            return "storage directory is not writable"
+        return None
 
     def _enable_account(self, account: Account) -> None:
         if account.is_system:
@@ -459,16 +503,24 @@ class JetStreamAccount:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def check_limits(self, cfg: StreamConfig, existing: Stream | None = None) -> None:
-        """Account and server limits for creating (or updating to) `cfg`."""
+    def check_max_bytes(self, cfg: StreamConfig) -> None:
+        """The account's `max_bytes_required` (10113) and per-stream maximum for the stream's
+        storage, `memory_max_stream_bytes` / `store_max_stream_bytes` (10122). nats-server
+        checks them in checkStreamCfg, after the subjects and before the subject transform
+        and republish rules; `cfg` has its defaults applied (max_bytes 0 is -1)."""
         lim = self.limits
-        if existing is None and lim.max_streams > 0 and len(self.streams) >= lim.max_streams:
-            raise api_error("JSMaximumStreamsLimitErr")
         if lim.max_bytes_required and cfg.max_bytes <= 0:
             raise api_error("JSStreamMaxBytesRequired")
         per_stream = lim.memory_max_stream_bytes if cfg.is_memory else lim.storage_max_stream_bytes
         if per_stream > 0 and cfg.max_bytes > per_stream:
             raise api_error("JSStreamMaxStreamBytesExceeded")
+
+    def check_limits(self, cfg: StreamConfig, existing: Stream | None = None) -> None:
+        """Account and server limits for creating (or updating to) `cfg`: the number of
+        streams, then the bytes reserved (nats-server's jsNonClusteredStreamLimitsCheck)."""
+        lim = self.limits
+        if existing is None and lim.max_streams > 0 and len(self.streams) >= lim.max_streams:
+            raise api_error("JSMaximumStreamsLimitErr")
         if cfg.max_bytes > 0:
             old = (
                 existing.config.max_bytes
@@ -523,6 +575,7 @@ class JetStreamAccount:
         if directory is not None:
             await self._write_meta(directory, cfg, created)
         store = self._open_store(cfg, directory)
+        store.on_damage = partial(self._log_stream_damage, cfg.name)
         stream = Stream(self, cfg, store, created, directory)
         self.streams[cfg.name] = stream
         stream.start()
@@ -616,10 +669,15 @@ class JetStreamAccount:
                 f"{format_duration(round(took * 1e9))}"
             )
             for damage in store.damage():
-                log.warn(
-                    f"  Stream '{self.name} > {name}': damaged data in {damage.file} at "
-                    f"{damage.offset} ({damage.reason}); {len(damage.seqs)} messages lost"
-                )
+                self._log_stream_damage(name, damage, "  ")
+            # from now on, damage found when a message is read is logged when found
+            store.on_damage = partial(self._log_stream_damage, name)
+
+    def _log_stream_damage(self, stream: str, damage: Damage, indent: str = "") -> None:
+        self.js.server.logger.warn(
+            f"{indent}Stream '{self.name} > {stream}': damaged data in {damage.file} at "
+            f"{damage.offset} ({damage.reason}); {len(damage.seqs)} messages lost"
+        )
 
     # -- consumers -----------------------------------------------------------------------------
 

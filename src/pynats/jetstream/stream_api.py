@@ -8,6 +8,7 @@ and message gets answer at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -100,20 +101,24 @@ def stream_create(req: ApiRequest) -> Awaitable[dict[str, Any]]:
         origin = req.jsa.streams.get(cfg.mirror.name)
         if origin is not None and origin.config.allow_direct:
             cfg.mirror_direct = True
-    cfg = check_stream_config(cfg, pedantic=pedantic)
-    check_create(cfg)
-    return _create(req, cfg)
+    if cfg.sealed:
+        check_create(cfg)  # nats-server refuses a sealed create first, before any limit
+    return _create(req, cfg, pedantic)
 
 
-async def _create(req: ApiRequest, cfg: StreamConfig) -> dict[str, Any]:
+async def _create(req: ApiRequest, cfg: StreamConfig, pedantic: bool) -> dict[str, Any]:
+    # nats-server's order: the account's stream count and reservations (on the request as
+    # sent), then the config rules with the max bytes limits among them, then the name.
     jsa = req.jsa
     existing = jsa.streams.get(cfg.name)
+    jsa.check_limits(cfg, existing=existing)
+    cfg = _check_config(jsa, cfg, pedantic)
+    check_create(cfg)
     if existing is not None:
         if not existing.config.same_as(cfg):
             raise api_error("JSStreamNameExistErr")
         stream = existing
     else:
-        jsa.check_limits(cfg)
         jsa.check_overlap(cfg)
         stream = await jsa.create_stream(cfg)
     out = stream.info_json()
@@ -121,9 +126,24 @@ async def _create(req: ApiRequest, cfg: StreamConfig) -> dict[str, Any]:
     return out
 
 
+def _check_config(jsa: JetStreamAccount, cfg: StreamConfig, pedantic: bool) -> StreamConfig:
+    """`check_stream_config`, with the account's max bytes limits (10113, 10122) where
+    nats-server's checkStreamCfg has them: after every other rule but the subject transform
+    and republish ones."""
+    lim = jsa.limits
+    if (
+        lim.max_bytes_required
+        or lim.memory_max_stream_bytes > 0
+        or lim.storage_max_stream_bytes > 0
+    ):
+        early = dataclasses.replace(cfg, subject_transform=None, republish=None)
+        jsa.check_max_bytes(check_stream_config(early, pedantic=pedantic))
+    return check_stream_config(cfg, pedantic=pedantic)
+
+
 def stream_update(req: ApiRequest) -> Awaitable[dict[str, Any]]:
     cfg, pedantic = parse_stream_request(req.payload, strict=req.jsa.js.strict)
-    cfg = check_stream_config(cfg, pedantic=pedantic)
+    cfg = _check_config(req.jsa, cfg, pedantic)
     if cfg.name != req.args[0]:
         raise api_error("JSStreamMismatchErr")
     return _update(req, cfg)

@@ -28,6 +28,7 @@ from .config_reader import (
     Reader,
     apply_default_permissions,
     auth_timeout,
+    go_value,
     parse_permissions,
     parse_users,
 )
@@ -458,56 +459,65 @@ def _account_jetstream(r: Reader, m: ConfigMap, key: str) -> dict[str, Any] | bo
             m, key, f"Expected map, bool or string to define JetStream, got {go_type_name(value)}"
         )
         return None
+    # nats-server's parseJetStreamForAccount: keys case-insensitive, sizes and counts must be
+    # integers (`1G` unquoted is one, "1G" quoted is not), the first wrong value ends the block
+    # (the account then has no JetStream limits from it), unknown keys are collected.
     limits: dict[str, Any] = {}
-    names = {
-        "max_memory": "max_memory",
-        "max_mem": "max_memory",
-        "mem": "max_memory",
-        "memory": "max_memory",
-        "max_store": "max_storage",
-        "max_file": "max_storage",
-        "max_disk": "max_storage",
-        "store": "max_storage",
-        "disk": "max_storage",
-        "max_streams": "max_streams",
-        "streams": "max_streams",
-        "max_consumers": "max_consumers",
-        "consumers": "max_consumers",
-        "max_bytes_required": "max_bytes_required",
-        "max_stream_bytes": "max_bytes_required",
-        "max_bytes": "max_bytes_required",
-        "mem_max_stream_bytes": "memory_max_stream_bytes",
-        "disk_max_stream_bytes": "storage_max_stream_bytes",
-        "store_max_stream_bytes": "storage_max_stream_bytes",
-        "max_ack_pending": "max_ack_pending",
-    }
     for k in value:
-        target = names.get(k.lower())
-        if target is None:
-            if k.lower() == "cluster_traffic":
-                continue
-            r.error(value, k, f'Unknown field "{k}" parsing jetstream account limits')
-            continue
         v = value[k]
+        target = _ACCOUNT_JS_LIMITS.get(k.lower())
         if target == "max_bytes_required":
-            limits[target] = bool(v)
-        elif target in (
-            "max_memory",
-            "max_storage",
-            "memory_max_stream_bytes",
-            "storage_max_stream_bytes",
-        ):
-            try:
-                limits[target] = parse_size(v)
-            except ValueError as e:
-                r.error(value, k, f"{k} {e}")
-        elif isinstance(v, int) and not isinstance(v, bool):
+            if not isinstance(v, bool):
+                r.error(value, k, f'Expected a parseable bool for "{k}", got {go_value(v)}')
+                return None
             limits[target] = v
-        else:
-            r.error(
-                value, k, f"interface conversion: interface {{}} is {go_type_name(v)}, not int64"
-            )
+        elif target is not None:
+            if isinstance(v, bool) or not isinstance(v, int):
+                r.error(value, k, f'Expected a parseable size for "{k}", got {go_value(v)}')
+                return None
+            limits[target] = v
+        elif k.lower() == "cluster_traffic":
+            # Where a clustered account's replication traffic goes; nothing to do standalone.
+            if not isinstance(v, str):
+                r.error(
+                    value,
+                    k,
+                    f"Expected either 'system' or 'owner' string value for \"{k}\", "
+                    f"got {go_value(v)}",
+                )
+                return None
+            if v not in ("", "system", "owner"):
+                r.error(value, k, f"Expected 'system' or 'owner' string value for \"{k}\", got {v}")
+                return None
+        elif not value.is_used_variable(k):
+            r.error(value, k, f'unknown field "{k}"')
     return limits
+
+
+# An account's `jetstream {}` keys (lower case) -> AccountLimits' fields.
+_ACCOUNT_JS_LIMITS = {
+    "max_memory": "max_memory",
+    "max_mem": "max_memory",
+    "mem": "max_memory",
+    "memory": "max_memory",
+    "max_store": "max_storage",
+    "max_file": "max_storage",
+    "max_disk": "max_storage",
+    "store": "max_storage",
+    "disk": "max_storage",
+    "max_streams": "max_streams",
+    "streams": "max_streams",
+    "max_consumers": "max_consumers",
+    "consumers": "max_consumers",
+    "max_bytes_required": "max_bytes_required",
+    "max_stream_bytes": "max_bytes_required",
+    "max_bytes": "max_bytes_required",
+    "mem_max_stream_bytes": "memory_max_stream_bytes",
+    "memory_max_stream_bytes": "memory_max_stream_bytes",
+    "disk_max_stream_bytes": "storage_max_stream_bytes",
+    "store_max_stream_bytes": "storage_max_stream_bytes",
+    "max_ack_pending": "max_ack_pending",
+}
 
 
 def _jetstream(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
