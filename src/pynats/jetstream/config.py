@@ -617,6 +617,8 @@ def _check_mirror(cfg: StreamConfig) -> None:
         raise api_error("JSMirrorMultipleFiltersNotAllowed")
     _check_start_time(mirror)
     _check_transforms(mirror.subject_transforms, "JSMirror")
+    if mirror.consumer is not None and not _durable_consumer_ok(mirror):
+        raise api_error("JSMirrorDurableConsumerCfgInvalid")
     if mirror.filter_subject and not is_valid_subject(mirror.filter_subject.encode()):
         raise api_error("JSMirrorInvalidSubjectFilter", err="invalid subject")
 
@@ -652,6 +654,31 @@ def _check_sources(cfg: StreamConfig) -> None:
         if source.filter_subject and not is_valid_subject(source.filter_subject.encode()):
             raise api_error("JSSourceInvalidSubjectFilter", err="invalid subject")
         _check_transforms(source.subject_transforms, "JSSource")
+        if source.consumer is not None and not _durable_consumer_ok(source):
+            raise api_error("JSSourceDurableConsumerCfgInvalid")
+    names = [s.consumer.get("name") for s in cfg.sources if s.consumer is not None]
+    if len(names) != len(set(names)):
+        raise api_error("JSSourceDurableConsumerDuplicateDetected")
+
+
+def _durable_consumer_ok(source: StreamSource) -> bool:
+    """A durable source consumer (ADR-60) is named, delivers to a literal subject, and is
+    the whole selection: no filter, transform or start position of the source's own."""
+    consumer = source.consumer or {}
+    name = consumer.get("name")
+    deliver = consumer.get("deliver_subject")
+    return (
+        isinstance(name, str)
+        and is_valid_name(name)
+        and isinstance(deliver, str)
+        and is_valid_subject(deliver.encode())
+        and "*" not in deliver
+        and ">" not in deliver
+        and not source.filter_subject
+        and not source.subject_transforms
+        and not source.opt_start_seq
+        and not source.opt_start_time
+    )
 
 
 def _check_start_time(source: StreamSource) -> None:

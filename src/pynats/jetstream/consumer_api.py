@@ -149,7 +149,7 @@ async def _create(
 def _check_workqueue(others: Iterable[Consumer], cfg: ConsumerConfig) -> None:
     """Work-queue streams: explicit acks, all from the start, no two consumers sharing a
     message."""
-    if cfg.ack_policy != "explicit":
+    if cfg.ack_policy not in ("explicit", "flow_control"):
         raise api_error("JSConsumerWQRequiresExplicitAckErr")
     if cfg.deliver_policy != "all":
         raise api_error("JSConsumerWQConsumerNotDeliverAllErr")

@@ -284,6 +284,15 @@ class PushDelivery:
         interval = self.source.config.idle_heartbeat / 1e9
         now = self.loop.time()
         idle = now - self._last_send
+        if (
+            not self._fc_subject
+            and self._fc_sub is not None
+            and self.source.config.ack_policy == "flow_control"
+            and self.source.num_ack_pending()
+        ):
+            # flow_control acks: a quiet moment with messages unacknowledged asks for them
+            self._send_flow_control()
+            self.server.flush_soon()
         if idle >= interval * 0.95:
             delivered = self.source.delivered()
             self.source.send_status(

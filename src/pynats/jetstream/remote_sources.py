@@ -257,7 +257,7 @@ class RemoteFeed:
         sseq, dseq, ts, pending = parsed
         if dseq <= self.dseq:
             return  # delivered again: already taken
-        if dseq != self.dseq + 1:
+        if self.dseq and dseq != self.dseq + 1:
             self._retry_later()  # the consumer skipped something: start again from here
             return
         self.dseq = dseq
@@ -305,3 +305,44 @@ class RemoteFeed:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class DurableFeed(RemoteFeed):
+    """A source or mirror fed by a durable consumer someone created on the origin (ADR-60:
+    `consumer: {name, deliver_subject}`, ack policy `flow_control`). Nothing is created or
+    deleted here: the link listens on the deliver subject, stores what arrives, and answers
+    flow control once that is on disk - the answer is the consumer's acknowledgement, so a
+    work-queue or interest origin lets go of a message only when this stream keeps it."""
+
+    def __init__(self, link: SourceLink) -> None:
+        super().__init__(link, "")
+        consumer = link.cfg.consumer or {}
+        self.consumer_name = str(consumer.get("name", ""))
+        self.deliver = str(consumer.get("deliver_subject", ""))
+
+    def _create(self) -> None:
+        if self._stopped or self.stream.closed or self._deliver_sub is not None:
+            return
+        self._deliver_sub = self.client.subscribe(self.deliver, self._on_delivery)
+        self.dseq = 0
+
+    def _drop_consumer(self) -> None:
+        if self._deliver_sub is not None:
+            self.client.unsubscribe(self._deliver_sub)
+            self._deliver_sub = None
+
+    def _retry_later(self) -> None:
+        self.dseq = 0  # the durable consumer goes on by itself: take what comes next
+
+    def _on_control(self, headers: bytes, reply: bytes | None) -> None:
+        _, text = h.status_of(headers)
+        answer = (
+            reply if text.startswith("FlowControl") else h.get(headers, b"Nats-Consumer-Stalled")
+        )
+        if answer:
+            client = self.client
+
+            def answer_when_stored(_err: BaseException | None) -> None:
+                client.publish(answer)
+
+            self.stream.store.when_durable(answer_when_stored)

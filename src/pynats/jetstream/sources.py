@@ -171,6 +171,12 @@ class SourceLink:
     def attach(self) -> None:
         if self._stopped:
             return
+        if self.cfg.consumer is not None:  # fed by a durable consumer on the origin
+            from .remote_sources import DurableFeed
+
+            self.feed = DurableFeed(self)
+            self.feed.start()
+            return
         origin = self._resolve()
         if origin is None:
             if self._is_remote():
