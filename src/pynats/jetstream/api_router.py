@@ -51,6 +51,9 @@ class ApiRequest:
         """The stream the first argument names; JSStreamNotFoundErr when there is none."""
         stream = self.jsa.streams.get(self.args[0])
         if stream is None:
+            reason = self.jsa.offline.get(self.args[0])
+            if reason:
+                raise api_error("JSStreamOfflineReasonErrF", err=reason)
             raise api_error("JSStreamNotFoundErr")
         return stream
 
@@ -113,3 +116,10 @@ class ApiRouter:
 def page_start(total: int, offset: int) -> int:
     """Where a page of `total` items starts for a requested `offset` (clamped into range)."""
     return min(max(offset, 0), total)
+
+
+def offline_part(offline: dict[str, str]) -> dict[str, Any]:
+    """What a list says of stored assets this server cannot serve (ADR-44)."""
+    if not offline:
+        return {}
+    return {"missing": sorted(offline), "offline": dict(sorted(offline.items()))}

@@ -20,7 +20,15 @@ from pynats.gotime import ZERO_TIME, parse_rfc3339, rfc3339
 from pynats.server.subjects import subjects_collide
 
 from . import decode as d
-from .api_router import LIST_LIMIT, NAMES_LIMIT, ApiRequest, ApiRouter, Handler, page_start
+from .api_router import (
+    LIST_LIMIT,
+    NAMES_LIMIT,
+    ApiRequest,
+    ApiRouter,
+    Handler,
+    offline_part,
+    page_start,
+)
 from .consumer import Consumer
 from .consumer_config import (
     MAX_NAME_LEN,
@@ -43,8 +51,12 @@ EPHEMERAL_NAME_LEN = 8
 
 def _consumer(req: ApiRequest, stream_arg: int = 0) -> Consumer:
     stream = req.stream()
-    consumer = stream.consumers.get(req.args[stream_arg + 1])
+    name = req.args[stream_arg + 1]
+    consumer = stream.consumers.get(name)
     if consumer is None or consumer.closed:
+        reason = stream.offline_consumers.get(name)
+        if reason:
+            raise api_error("JSConsumerOfflineReasonErrF", err=reason)
         raise api_error("JSConsumerNotFoundErr")
     return consumer
 
@@ -209,6 +221,7 @@ def consumer_list(req: ApiRequest) -> dict[str, Any]:
         "consumers": [
             c.info_json(server_meta=False) for c in consumers[offset : offset + LIST_LIMIT]
         ],
+        **offline_part(stream.offline_consumers),
     }
 
 

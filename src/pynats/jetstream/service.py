@@ -447,6 +447,8 @@ class JetStreamAccount:
         self.api_errors = 0
         self.api_sub: Subscription | None = None  # `$JS.API.>` (see api.ApiResponder)
         self.directory = os.path.join(js.store_root, account.name, STREAMS_DIR)
+        # stored streams this server is too old to serve (ADR-44): name -> why
+        self.offline: dict[str, str] = {}
         self._interest_watch: InterestWatch | None = None
 
     def interest_watch(self) -> InterestWatch:
@@ -652,6 +654,11 @@ class JetStreamAccount:
             began = time.monotonic()
             try:
                 meta = json.loads(raw)
+                reason = self._unsupported(meta["config"])
+                if reason:
+                    self.offline[meta["config"].get("name") or name] = reason
+                    log.warn(f"  Stream '{self.name} > {name}' is offline: {reason}")
+                    continue
                 cfg = load_stored_config(meta["config"])
                 store = self._open_store(cfg, directory)
             except Exception as e:
@@ -746,6 +753,18 @@ class JetStreamAccount:
 
         self.js.server.loop.create_task(run())
 
+    def _unsupported(self, config: dict[str, Any]) -> str:
+        """Why a stored asset cannot be served here: it needs a newer API level (ADR-44)."""
+        metadata = config.get("metadata") or {}
+        try:
+            level = int(metadata.get("_nats.req.level") or 0)
+        except (TypeError, ValueError):
+            return ""
+        current = self.js.api_level
+        if level <= current:
+            return ""
+        return f"unsupported - required API level: {level}, current API level: {current}"
+
     def _recover_consumers(self, stream: Stream) -> None:
         from .consumer import Consumer
         from .consumer_config import ConsumerConfig
@@ -767,6 +786,13 @@ class JetStreamAccount:
                 continue
             try:
                 meta = json.loads(raw)
+                reason = self._unsupported(meta["config"])
+                if reason:
+                    stream.offline_consumers[meta.get("name") or name] = reason
+                    log.warn(
+                        f"  Consumer '{self.name} > {stream.name} > {name}' is offline: {reason}"
+                    )
+                    continue
                 cfg = ConsumerConfig.from_json(meta["config"])
                 store = self._open_consumer_store(directory)
             except Exception as e:

@@ -122,6 +122,7 @@ class Stream:
         self.counter_total = 0
         self.batches: batches.AtomicBatches | None = None  # atomic batches arriving
         self.scheduler: schedules.Scheduler | None = None  # allow_msg_schedules
+        self.offline_consumers: dict[str, str] = {}  # stored, too new for this server: why
         store.on_removed = self._on_limit_removals
         self._apply_config()
 

@@ -16,7 +16,14 @@ from pynats.gotime import parse_rfc3339
 from pynats.server.subjects import is_valid_subject
 
 from . import decode as d
-from .api_router import LIST_LIMIT, NAMES_LIMIT, ApiRequest, ApiRouter, page_start
+from .api_router import (
+    LIST_LIMIT,
+    NAMES_LIMIT,
+    ApiRequest,
+    ApiRouter,
+    offline_part,
+    page_start,
+)
 from .config import (
     StreamConfig,
     check_create,
@@ -119,6 +126,9 @@ async def _create(req: ApiRequest, cfg: StreamConfig, pedantic: bool) -> dict[st
             raise api_error("JSStreamNameExistErr")
         stream = existing
     else:
+        offline = jsa.offline.get(cfg.name)
+        if offline:  # its files stay as they are until a server that knows it comes
+            raise api_error("JSStreamOfflineReasonErrF", err=offline)
         jsa.check_overlap(cfg)
         stream = await jsa.create_stream(cfg)
     out = stream.info_json()
@@ -223,7 +233,8 @@ def stream_list(req: ApiRequest) -> dict[str, Any]:
     total = len(streams)
     offset = page_start(total, body.get("offset", 0))
     page = [s.info_json(server_meta=False) for s in streams[offset : offset + LIST_LIMIT]]
-    return {"total": total, "offset": offset, "limit": LIST_LIMIT, "streams": page}
+    out = {"total": total, "offset": offset, "limit": LIST_LIMIT, "streams": page}
+    return out | offline_part(req.jsa.offline)
 
 
 def _filtered_streams(jsa: JetStreamAccount, subject: str) -> list[Stream]:
