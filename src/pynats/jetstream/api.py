@@ -154,11 +154,9 @@ class ApiResponder:
         if r.counting == "before":
             jsa.api_total += 1
         req = ApiRequest(jsa, subject, args, reply, headers, payload, publisher)
-        if headers:
-            level = h.get(headers, h.REQUIRED_API_LEVEL)
-            if level is not None and _int(level) > self.js.api_level:
-                self.respond(req, r, error=api_error("JSRequiredApiLevelErr"))
-                return
+        if headers and h.level_unmet(headers, self.js.api_level):
+            self.respond(req, r, error=api_error("JSRequiredApiLevelErr"))
+            return
         try:
             result = r.handler(req)
         except ApiError as e:
@@ -234,10 +232,3 @@ class ApiResponder:
             return
         block = b"NATS/1.0 503\r\nNats-Subject: %b\r\n\r\n" % subject.encode()
         jsa.client.publish(reply, b"", headers=block)
-
-
-def _int(value: bytes) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0

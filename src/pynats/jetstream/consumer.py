@@ -496,11 +496,9 @@ class Consumer:
     ) -> None:
         if self.closed or not reply:
             return
-        if headers:
-            level = h.get(headers, h.REQUIRED_API_LEVEL)
-            if level is not None and _int(level) > self.jsa.js.api_level:
-                self.send_status(reply, pull.API_LEVEL)
-                return
+        if headers and h.level_unmet(headers, self.jsa.js.api_level):
+            self.send_status(reply, pull.API_LEVEL)
+            return
         try:
             self.pull_request(reply, payload)
         except Exception as e:
@@ -518,10 +516,8 @@ class Consumer:
         if self.closed or not reply:
             return
         try:
-            if headers:
-                level = h.get(headers, h.REQUIRED_API_LEVEL)
-                if level is not None and _int(level) > self.jsa.js.api_level:
-                    raise api_error("JSRequiredApiLevelErr")
+            if headers and h.level_unmet(headers, self.jsa.js.api_level):
+                raise api_error("JSRequiredApiLevelErr")
             seq = consumer_reset.target_seq(self, payload)
         except ApiError as e:
             self.client.publish(reply, consumer_reset.error_response(e))
@@ -863,10 +859,3 @@ def _seq_info(pair: SequencePair, last_ns: int) -> dict[str, Any]:
     if last_ns:
         out["last_active"] = rfc3339(last_ns)
     return out
-
-
-def _int(value: bytes) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0

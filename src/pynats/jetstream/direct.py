@@ -72,11 +72,9 @@ class DirectGet:
     ) -> None:
         if not reply or self.stream.closed:
             return
-        if headers:
-            level = h.get(headers, h.REQUIRED_API_LEVEL)
-            if level is not None and _int(level) > self.stream.jsa.js.api_level:
-                self._status(reply, _API_LEVEL)
-                return
+        if headers and h.level_unmet(headers, self.stream.jsa.js.api_level):
+            self._status(reply, _API_LEVEL)
+            return
         prefix_len = len(sub.subject) - (2 if sub.subject.endswith(b".>") else 0)
         key = subject[prefix_len + 1 :].decode() if len(subject) > prefix_len else ""
         if key and not payload:
@@ -279,10 +277,3 @@ class DirectGet:
 
     def _status(self, reply: bytes, block: bytes) -> None:
         self.stream.client.publish(reply, b"", headers=block)
-
-
-def _int(value: bytes) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0

@@ -130,6 +130,12 @@ def remove(block: bytes, names: tuple[bytes, ...]) -> bytes:
     return CRLF.join(kept) + CRLF + CRLF
 
 
+def level_unmet(block: bytes, level: int) -> bool:
+    """`Nats-Required-Api-Level` asks for more than `level` (or is not a number)."""
+    value = get(block, REQUIRED_API_LEVEL)
+    return value is not None and (not value.isdigit() or int(value) > level)
+
+
 def replace(block: bytes, name: bytes, value: bytes) -> bytes:
     """`block` with the first `name` header's value set to `value`, in its place."""
     lines = block.split(CRLF)
