@@ -27,6 +27,8 @@ def script() -> list[Step]:
         s.append((subject, body, headers))
 
     step("$JS.API.INFO")
+    step("$JS.API.INFO", None, {"Nats-Required-Api-Level": "99"})
+    step("$JS.API.INFO", None, {"Nats-Required-Api-Level": "one"})
     step("$JS.API.STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.*"]})
     step("$JS.API.STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.*"]})
     step("$JS.API.STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"]})
