@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -141,3 +143,51 @@ def test_ack_flag_acknowledges_messages_of_a_push_consumer(js: NatsCli) -> None:
     info = json.loads(js.run("request", "$JS.API.CONSUMER.INFO.WORK.W", "", "--raw").stdout)
     assert info["num_ack_pending"] == 0
     assert info["ack_floor"]["stream_seq"] == 1
+
+
+def create_with(js: NatsCli, name: str, **config: object) -> None:
+    body = json.dumps({"name": name, "storage": "memory", **config})
+    result = js.run("request", f"$JS.API.STREAM.CREATE.{name}", body, "--raw")
+    assert f'"name":"{name}"' in result.stdout, result
+
+
+def test_pub_atomic_sends_stdin_lines_as_one_batch(js: NatsCli) -> None:
+    create_with(js, "ATOMIC", subjects=["atomic.>"], allow_atomic=True)
+    result = js.run(
+        "pub", "-J", "--atomic", "--send-on", "newline", "atomic.x", input="a\nbb\nccc\n"
+    )
+    assert result.returncode == 0, result
+    lines = result.stderr.splitlines()
+    assert [re.sub(rf"^{TIME} ", "", line) for line in lines[1:4]] == [
+        'Adding 1 bytes to batch on subject "atomic.x"',
+        'Adding 2 bytes to batch on subject "atomic.x"',
+        'Adding 3 bytes to batch on subject "atomic.x"',
+    ]
+    assert re.fullmatch(rf"{TIME} Wrote batch ID: \w{{22}} Messages: 3 Sequence: 3", lines[4])
+    refused = js.run("pub", "--atomic", "atomic.x", "body")
+    assert refused.returncode == 1
+    assert (
+        "atomic batch publishing requires JetStream and STDIN with --send-on=newline"
+        in refused.stderr
+    )
+
+
+def test_pub_schedule_flags_make_a_schedule_that_fires(js: NatsCli) -> None:
+    create_with(js, "TIMER", subjects=["timer.>"], allow_msg_schedules=True)
+    result = js.run(
+        "pub", "timer.sched", "wake up", "--schedule-after", "1s", "--schedule-dest", "timer.out"
+    )
+    assert result.returncode == 0, result
+    assert "Stored in Stream: TIMER Sequence: 1" in result.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = js.run(
+            "request", "$JS.API.STREAM.MSG.GET.TIMER", '{"last_by_subj":"timer.out"}', "--raw"
+        )
+        if '"message"' in got.stdout:
+            break
+        time.sleep(0.2)
+    message = json.loads(got.stdout)["message"]
+    assert base64.b64decode(message["data"]) == b"wake up"
+    missing = js.run("pub", "timer.sched", "x", "--schedule-every", "1m")
+    assert missing.returncode == 1 and "--schedule-dest" in missing.stderr

@@ -3,6 +3,8 @@
     nats pub demo.greet "hi {{Count}}" --count 2 -H trace:{{ID}}
     cat data.json | nats pub orders.new
     nats pub -J ORDERS.new '{"id":7}'
+    printf 'a\nb\n' | nats pub -J --atomic --send-on newline ORDERS.new
+    nats pub --schedule-every 5m --schedule-dest ORDERS.tick ORDERS.schedule.tick "ping"
 
 Status lines go to stderr (`HH:MM:SS Published 11 bytes to "demo"`); stdout stays empty, so pub
 composes in pipelines. More than 20 messages replace the per-message lines with a progress bar
@@ -91,6 +93,22 @@ def register(root: NatsGroup) -> None:
         help="When to send data from stdin: 'eof' (default) or 'newline'",
     )
     @click.option("-q", "--quiet", is_flag=True, help="Show just the output received")
+    @click.option("--atomic", is_flag=True, help="Publish STDIN lines as one atomic batch")
+    @click.option("--schedule-at", default="", help="Publish at this RFC3339 time")
+    @click.option(
+        "--schedule-after",
+        "schedule_after_ns",
+        default=0,
+        type=DURATION,
+        help="Publish after this long",
+    )
+    @click.option("--schedule-every", default="", help="Publish every interval (a duration)")
+    @click.option("--schedule-cron", default="", help="Publish on a 6-field cron schedule")
+    @click.option("--schedule-dest", default="", help="The subject the schedule publishes to")
+    @click.option("--schedule-source", default="", help="Publish the last message of this subject")
+    @click.option(
+        "--schedule-ttl", default="", help="A TTL for the messages the schedule publishes"
+    )
     @negatable(
         "templates",
         True,
@@ -107,11 +125,42 @@ def register(root: NatsGroup) -> None:
         jetstream: bool,
         send_on: str,
         quiet: bool,
+        atomic: bool,
+        schedule_at: str,
+        schedule_after_ns: int,
+        schedule_every: str,
+        schedule_cron: str,
+        schedule_dest: str,
+        schedule_source: str,
+        schedule_ttl: str,
         templates: bool,
     ) -> None:
+        schedule = schedule_headers(
+            schedule_at,
+            schedule_after_ns,
+            schedule_every,
+            schedule_cron,
+            schedule_dest,
+            schedule_source,
+            schedule_ttl,
+        )
+        if schedule:
+            headers = (*headers, *(f"{k}:{v}" for k, v in schedule.items()))
+            jetstream = True
+        source = BodySource(body, force_stdin, send_on)
+        if atomic:
+            if not jetstream or send_on != "newline":
+                raise CliError(
+                    "atomic batch publishing requires JetStream and STDIN with --send-on=newline"
+                )
+            batch = AtomicBatchJob(
+                MessageTemplate.checked(subject, headers, templates), source, quiet
+            )
+            run_async(batch.run())
+            return
         job = PublishJob(
             template=MessageTemplate.checked(subject, headers, templates),
-            source=BodySource(body, force_stdin, send_on),
+            source=source,
             reply=reply,
             count=max(count, 1),
             sleep_s=sleep_ns / NS_PER_S,
@@ -228,3 +277,98 @@ def describe_ack(ack: dict[str, Any]) -> str:
     if ack.get("val"):
         text += f" Counter Value: {ack['val']}"
     return text
+
+
+def schedule_headers(
+    at: str, after_ns: int, every: str, cron: str, dest: str, source: str, ttl: str
+) -> dict[str, str]:
+    """The `Nats-Schedule*` headers the `--schedule-*` flags ask for (none: no schedule)."""
+    chosen = [p for p in (at, every, cron) if p] + ([after_ns] if after_ns else [])
+    if not chosen and not (dest or source or ttl):
+        return {}
+    if len(chosen) != 1:
+        raise CliError(
+            "exactly one of --schedule-at, --schedule-after, --schedule-every or "
+            "--schedule-cron is required"
+        )
+    if not dest:
+        raise CliError("--schedule-dest is required when scheduling messages")
+    if at:
+        pattern = f"@at {at}"
+    elif after_ns:
+        due = time.time() + after_ns / NS_PER_S
+        pattern = "@at " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due))
+    elif every:
+        pattern = f"@every {every}"
+    else:
+        pattern = cron
+    headers = {"Nats-Schedule": pattern, "Nats-Schedule-Target": dest}
+    if source:
+        headers["Nats-Schedule-Source"] = source
+    if ttl:
+        headers["Nats-Schedule-TTL"] = ttl
+    return headers
+
+
+class AtomicBatchJob:
+    """`nats pub --atomic`: every STDIN line one message of a single atomic batch, the last
+    one committing it (a line is sent once the next one is read)."""
+
+    def __init__(self, template: MessageTemplate, source: BodySource, quiet: bool) -> None:
+        self.template = template
+        self.source = source
+        self.quiet = quiet
+
+    async def run(self) -> None:
+        import secrets
+        import string
+
+        import nats.errors
+
+        alphabet = string.ascii_letters + string.digits
+        batch_id = "".join(secrets.choice(alphabet) for _ in range(22))
+        settings = current_settings()
+        async with connection() as nc:
+            if not self.quiet:
+                log("Reading payload from STDIN")
+            held: bytes | None = None
+            number = 0
+            async for line in self.source.bodies():
+                if held is not None:
+                    number += 1
+                    await self._send(nc, held, batch_id, number, commit=False)
+                held = line
+            if held is None:
+                raise CliError("no messages to publish in the batch")
+            number += 1
+            try:
+                reply = await self._send(nc, held, batch_id, number, commit=True)
+            except nats.errors.NoRespondersError as exc:
+                raise CliError("nats: no responders available for request") from exc
+            except nats.errors.TimeoutError as exc:
+                raise CliError("nats: timeout") from exc
+            if settings.trace and reply is not None:
+                log(f"<<< {reply.decode(errors='replace')}")
+            ack = parse_ack(reply or b"")
+            if not self.quiet:
+                log(
+                    f"Wrote batch ID: {batch_id} Messages: {number} Sequence: {comma(ack.get('seq', 0))}"
+                )
+
+    async def _send(
+        self, nc: Client, data: bytes, batch_id: str, number: int, commit: bool
+    ) -> bytes | None:
+        subject = self.template.subject_for(number)
+        body = self.template.body_for(data, number)
+        headers = dict(self.template.headers_for(number) or {})
+        headers["Nats-Batch-Id"] = batch_id
+        headers["Nats-Batch-Sequence"] = str(number)
+        if not self.quiet:
+            log(f"Adding {len(body)} bytes to batch on subject {go_quote(subject)}")
+        if not commit:
+            await nc.publish(subject, body, headers=headers)
+            return None
+        headers["Nats-Batch-Commit"] = "1"
+        timeout = current_settings().timeout_s
+        reply = await nc.request(subject, body, timeout=timeout, headers=headers)
+        return bytes(reply.data)
