@@ -139,3 +139,43 @@ def read_creds(path: Path) -> tuple[str, bytes]:
     jwt = next(line for line in lines if line.startswith("eyJ"))
     seed = next(line for line in lines if line.startswith("SU"))
     return jwt, seed.encode()
+
+
+@pytest.mark.parametrize("oracle", [False, True], ids=["pynats", "go"])
+async def test_v1_jwts_as_older_operators_hold_them(tmp_path: Path, oracle: bool) -> None:
+    """Operator, accounts and users all in the older JWT format (type at the top level,
+    "alg":"ed25519", the signature over the claims part): the server starts, users log in
+    with their permissions, and a user JWT whose v1 signature was made the v2 way is refused."""
+    op, sys_acc, app = jwts.operator(), jwts.account(), jwts.account()
+    alice, bob = jwts.user(), jwts.user()
+    (tmp_path / "op.jwt").write_text(jwts.operator_jwt(op, v1=True))
+    conf = tmp_path / "server.conf"
+    conf.write_text(f"""
+operator: "{tmp_path / "op.jwt"}"
+system_account: {sys_acc.public_key}
+resolver: MEMORY
+resolver_preload: {{
+  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS", v1=True)}"
+  {app.public_key}: "{jwts.account_jwt(op, app, "APP", v1=True)}"
+}}
+""")
+    alice_creds = jwts.write_creds(
+        tmp_path / "alice.creds",
+        jwts.user_jwt(app, alice, "alice", {"pub": {"allow": ["ok.>"]}}, v1=True),
+        alice,
+    )
+    header, body, _ = jwts.user_jwt(app, bob, "bob", v1=True).split(".")
+    wrong = jwts._b64(app.sign(f"{header}.{body}".encode()))  # signed like a v2 JWT
+    bob_creds = jwts.write_creds(tmp_path / "bob.creds", f"{header}.{body}.{wrong}", bob)
+    srv = start_server(["-c", str(conf)], oracle=oracle)
+    try:
+        nc = await connect(srv.url, user_credentials=str(alice_creds))
+        sub = await nc.subscribe("ok.>")
+        await nc.publish("ok.go", b"allowed")
+        await nc.publish("not.ok", b"denied")
+        assert (await sub.next_msg(2)).data == b"allowed"
+        await nc.close()
+        with pytest.raises(nats.errors.Error):
+            await connect(srv.url, user_credentials=str(bob_creds))
+    finally:
+        srv.stop()

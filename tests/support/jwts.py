@@ -1,7 +1,9 @@
 """Make operator, account and user JWTs (and .creds files) for operator-mode tests.
 
 Written from the JWT v2 format the NATS tools produce: a JSON header and claims, base64url
-without padding, signed with the issuer's ed25519 nkey.
+without padding, signed with the issuer's ed25519 nkey. `v1=True` makes the older format that
+existing operators still hold: the claim type at the top level, `"alg":"ed25519"`, and the
+signature over the claims part alone.
 """
 
 from __future__ import annotations
@@ -48,28 +50,47 @@ def user() -> Identity:
     return Identity.new(nkeys.PREFIX_BYTE_USER)
 
 
-def encode(issuer: Identity, subject: str, name: str, nats: dict[str, Any], **extra: Any) -> str:
+def encode(
+    issuer: Identity,
+    subject: str,
+    name: str,
+    nats: dict[str, Any],
+    *,
+    v1: bool = False,
+    **extra: Any,
+) -> str:
     claims: dict[str, Any] = {
         "iat": int(time.time()),
         "iss": issuer.public_key,
         "name": name,
         "sub": subject,
         **extra,
-        "nats": {"version": 2, **nats},
     }
+    if v1:
+        body_claims = {k: v for k, v in nats.items() if k != "type"}
+        claims.update({"type": nats["type"], "nats": body_claims})
+    else:
+        claims["nats"] = {"version": 2, **nats}
     claims["jti"] = _b64(hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest())[:52]
-    header = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    alg = "ed25519" if v1 else "ed25519-nkey"
+    header = _b64(json.dumps({"typ": "jwt" if v1 else "JWT", "alg": alg}).encode())
     body = _b64(json.dumps(claims).encode())
-    signature = _b64(issuer.sign(f"{header}.{body}".encode()))
+    signed = body if v1 else f"{header}.{body}"
+    signature = _b64(issuer.sign(signed.encode()))
     return f"{header}.{body}.{signature}"
 
 
-def operator_jwt(op: Identity, name: str = "OP") -> str:
-    return encode(op, op.public_key, name, {"type": "operator"})
+def operator_jwt(op: Identity, name: str = "OP", *, v1: bool = False) -> str:
+    return encode(op, op.public_key, name, {"type": "operator"}, v1=v1)
 
 
 def account_jwt(
-    op: Identity, acc: Identity, name: str, limits: dict[str, Any] | None = None
+    op: Identity,
+    acc: Identity,
+    name: str,
+    limits: dict[str, Any] | None = None,
+    *,
+    v1: bool = False,
 ) -> str:
     base_limits = {
         "subs": -1,
@@ -82,11 +103,17 @@ def account_jwt(
         "leaf": -1,
     }
     base_limits.update(limits or {})
-    return encode(op, acc.public_key, name, {"type": "account", "limits": base_limits})
+    return encode(op, acc.public_key, name, {"type": "account", "limits": base_limits}, v1=v1)
 
 
 def user_jwt(
-    acc: Identity, usr: Identity, name: str, permissions: dict[str, Any] | None = None, **extra: Any
+    acc: Identity,
+    usr: Identity,
+    name: str,
+    permissions: dict[str, Any] | None = None,
+    *,
+    v1: bool = False,
+    **extra: Any,
 ) -> str:
     nats: dict[str, Any] = {
         "type": "user",
@@ -97,7 +124,7 @@ def user_jwt(
         "sub": {},
     }
     nats.update(permissions or {})
-    return encode(acc, usr.public_key, name, nats, **extra)
+    return encode(acc, usr.public_key, name, nats, v1=v1, **extra)
 
 
 def write_creds(path: Path, jwt: str, usr: Identity) -> Path:
