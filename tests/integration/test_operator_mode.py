@@ -4,7 +4,9 @@ official clients send them. Runs against pynats and the Go server with the same 
 from __future__ import annotations
 
 import base64
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,5 +179,42 @@ resolver_preload: {{
         await nc.close()
         with pytest.raises(nats.errors.Error):
             await connect(srv.url, user_credentials=str(bob_creds))
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("oracle", [False, True], ids=["pynats", "go"])
+async def test_a_user_is_disconnected_when_its_jwt_expires(tmp_path: Path, oracle: bool) -> None:
+    op, sys_acc, app, short = jwts.operator(), jwts.account(), jwts.account(), jwts.user()
+    (tmp_path / "op.jwt").write_text(jwts.operator_jwt(op))
+    conf = tmp_path / "server.conf"
+    conf.write_text(f"""
+operator: "{tmp_path / "op.jwt"}"
+system_account: {sys_acc.public_key}
+resolver: MEMORY
+resolver_preload: {{
+  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"
+  {app.public_key}: "{jwts.account_jwt(op, app, "APP")}"
+}}
+""")
+    expires = int(time.time()) + 2
+    jwt = jwts.user_jwt(app, short, "short", exp=expires)
+    srv = start_server(["-c", str(conf)], oracle=oracle, http_port=-1)
+    try:
+        with RawClient(srv.port) as raw:
+            sig = base64.urlsafe_b64encode(short.sign(raw.info["nonce"].encode()))
+            raw.handshake(jwt=jwt, sig=sig.decode().rstrip("="))
+            assert raw.ping_pong() == b""  # logged in, until the JWT expires
+            line = raw.read_line(timeout=6)
+            assert line == b"-ERR 'User Authentication Expired'"
+            assert time.time() >= expires - 0.5
+
+        def closed_reason() -> str:
+            url = srv.monitor_url + "/connz?state=closed"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                conns = json.loads(response.read())["connections"]
+            return conns[0]["reason"] if conns else ""
+
+        assert await wait_until(closed_reason, timeout=5) == "Authentication Expired"
     finally:
         srv.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import const
@@ -37,6 +38,7 @@ RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"$GNR.")
 
 # Closed-connection reasons of clients, as /connz shows them (the shared ones: connection.py).
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
+REASON_AUTH_EXPIRED = "Authentication Expired"
 REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
 REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
@@ -234,6 +236,11 @@ class ClientConnection(Connection):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
+        expires = (result.jwt_claims or {}).get("exp")
+        if isinstance(expires, (int, float)) and expires > 0:
+            # the same timer now ends the connection when the user's JWT expires
+            delay = max(expires - time.time(), 0.0)
+            self._auth_timer = server.loop.call_later(delay, self._on_auth_expired)
         if not self.connected:
             self.connected = True
             self._schedule_first_ping()
@@ -424,6 +431,12 @@ class ClientConnection(Connection):
         self._auth_timer = None
         if not self.closed and self.parser.awaiting_connect:
             self.close_with_error("Authentication Timeout", REASON_AUTH_TIMEOUT)
+
+    def _on_auth_expired(self) -> None:
+        self._auth_timer = None
+        if not self.closed:
+            self.server.logger.debug(f"{self.log_prefix} - User Authentication Expired")
+            self.close_with_error("User Authentication Expired", REASON_AUTH_EXPIRED)
 
     # -- closing ----------------------------------------------------------------------------
 
