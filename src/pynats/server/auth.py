@@ -90,6 +90,8 @@ class AuthResult:
     account: str = ""
     permissions: Permissions | None = None
     jwt_claims: dict[str, Any] | None = None
+    # `allowed_connection_types` of the user (None: any): STANDARD, WEBSOCKET, LEAFNODE, ...
+    connection_types: list[str] | None = None
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -375,7 +377,15 @@ class Authenticator:
                 return None, "nkey not found or no signature"
             if not verify_nonce_signature(nkey, nonce, sig):
                 return None, "signature not verified"
-            return AuthResult(user=nkey, account=entry.account, permissions=entry.permissions), ""
+            return (
+                AuthResult(
+                    user=nkey,
+                    account=entry.account,
+                    permissions=entry.permissions,
+                    connection_types=entry.allowed_connection_types,
+                ),
+                "",
+            )
         if opts.authorization:
             token = connect.get("auth_token")
             if isinstance(token, str) and secret_matches(token, opts.authorization):
@@ -412,4 +422,15 @@ class Authenticator:
 
 
 def _user_result(user: User) -> AuthResult:
-    return AuthResult(user=user.username, account=user.account, permissions=user.permissions)
+    return AuthResult(
+        user=user.username,
+        account=user.account,
+        permissions=user.permissions,
+        connection_types=user.allowed_connection_types,
+    )
+
+
+def connection_type_allowed(result: AuthResult, kind: str) -> bool:
+    """`kind` (STANDARD, WEBSOCKET...) is among the user's allowed connection types."""
+    types = result.connection_types
+    return not types or kind in {t.upper() for t in types}

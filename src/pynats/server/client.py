@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import const
-from .auth import PermissionChecker, Permissions, ResponseTracker
+from .auth import PermissionChecker, Permissions, ResponseTracker, connection_type_allowed
 from .connection import PONG, REASON_TLS_FAILURE, Connection
 from .delivery import filtered_delivery, route_message
 from .protocol import (
@@ -211,6 +211,13 @@ class ClientConnection(Connection):
         if result is None:
             server.logger.error(
                 f'{self.log_prefix} - "{self._client_label()}" - authentication error - {why}'
+            )
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        kind = "WEBSOCKET" if self.is_websocket else "STANDARD"
+        if not connection_type_allowed(result, kind):
+            server.logger.error(
+                f'{self.log_prefix} - "{self._client_label()}" - authentication error - '
+                f"connection type {kind} not allowed"
             )
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         self.user = result.user

@@ -232,6 +232,7 @@ class JwtAuthenticator:
                 account=account_key,
                 permissions=permissions_from_claims(nats_claims),
                 jwt_claims=claims,
+                connection_types=nats_claims.get("allowed_connection_types") or None,
             ),
             "",
         )

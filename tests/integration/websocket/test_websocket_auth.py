@@ -202,3 +202,47 @@ resolver_preload: {{
     with ws_server(kind, {"no_tls": True, "jwt_cookie": "nats_jwt"}, top=top) as server:
         assert raw_connect(server, {}, f"nats_jwt={bearer}")[0] == OK
         assert raw_connect(server, {})[0] == DENIED
+
+
+USERS_BY_TYPE = """authorization {
+  users: [
+    { user: ws_only, password: p, allowed_connection_types: ["WEBSOCKET"] }
+    { user: tcp_only, password: p, allowed_connection_types: ["STANDARD"] }
+    { user: anyone, password: p }
+  ]
+}
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_allowed_connection_types_keep_users_to_their_transport(
+    tmp_path: Path, kind: str
+) -> None:
+    """A user limited to WEBSOCKET cannot come in over plain TCP, and the reverse."""
+    from .support import start_ws_server
+
+    srv = start_ws_server(kind, {"no_tls": True}, tmp_path, top=USERS_BY_TYPE)
+    try:
+        for user, over_ws, allowed in [
+            ("ws_only", True, True),
+            ("ws_only", False, False),
+            ("tcp_only", True, False),
+            ("tcp_only", False, True),
+            ("anyone", True, True),
+            ("anyone", False, True),
+        ]:
+            if over_ws:
+                answer = raw_connect(srv, {"user": user, "pass": "p"})
+                assert (answer[-1] == OK) == allowed, (user, answer)
+            else:
+                from tests.support.raw import RawClient
+
+                with RawClient(srv.port) as raw:
+                    raw.send(
+                        b'CONNECT {"user":"%s","pass":"p","verbose":false}\r\nPING\r\n'
+                        % user.encode()
+                    )
+                    first = raw.read_line(timeout=3)
+                assert (first == b"PONG") == allowed, (user, first)
+    finally:
+        srv.stop()
