@@ -30,7 +30,6 @@
     errors.py         the error catalogue (data/jetstream-errors.json, package data)
     decode.py         strict JSON decoding of requests, with Go's decoder errors
     headers.py        NATS header blocks: parse, look up, build, edit
-    transform.py      subject transforms (stream, source and republish destinations)
     limits.py         per-account JetStream limits, read from the config
     store/            message and consumer-state storage (memory and file):
         base.py         the contract (MessageStore), values, errors

@@ -20,7 +20,7 @@ from pynats.server.subjects import is_valid_subject, subjects_collide
 from . import decode as d
 from .errors import ApiError, api_error, invalid_config
 from .store import DiscardPolicy, StorageType, StoreConfig
-from .transform import TransformError, compile_transform
+from pynats.server.subject_transform import TransformError, compile_transform
 
 # Limits and defaults, units in the names.
 MAX_NAME_LEN = 255

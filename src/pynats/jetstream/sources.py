@@ -29,7 +29,7 @@ from . import headers as h
 from .config import StreamSource
 from .errors import ApiError
 from .store import MessageNotFound, MessageStore, StoredMessage, StoreError
-from .transform import SubjectTransform, compile_transform
+from pynats.server.subject_transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
     from .remote_sources import RemoteFeed

@@ -49,7 +49,7 @@ from .store import (
     StoreLimitError,
 )
 from .store.base import file_msg_size, memory_msg_size
-from .transform import SubjectTransform, compile_transform
+from pynats.server.subject_transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
     from pynats.server.delivery import Publisher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pynats.jetstream.transform import TransformError, compile_transform
+from pynats.server.subject_transform import TransformError, compile_transform
 
 
 @pytest.mark.parametrize(
