@@ -15,6 +15,7 @@ match `src`.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 
@@ -115,44 +116,39 @@ class SubjectTransform:
         args = [a.strip() for a in args_text.split(",")] if args_text.strip() else []
 
         def ints(count: int) -> list[int]:
-            if len(args) != count:
-                raise TransformError(
-                    f"invalid mapping destination: wrong number of arguments in {token}"
-                )
+            _check_count(args, count, token)
             try:
                 return [int(a) for a in args]
             except ValueError:
-                raise TransformError(
-                    f"invalid mapping destination: invalid argument in {token}"
-                ) from None
+                raise _bad_argument(token) from None
 
         if name == "wildcard":
             return self._wildcard_fn(ints(1)[0], nwild, token)
         if name == "partition":
             if len(args) < 1:
-                raise TransformError(
-                    f"invalid mapping destination: wrong number of arguments in {token}"
-                )
+                raise _bad_argument(token)
             try:
                 nums = [int(a) for a in args]
             except ValueError:
-                raise TransformError(
-                    f"invalid mapping destination: invalid argument in {token}"
-                ) from None
+                raise _bad_argument(token) from None
             buckets = nums[0]
             if buckets <= 0:
-                raise TransformError(f"invalid mapping destination: invalid argument in {token}")
+                raise _bad_argument(token)
             idx = [self._index(n, nwild, token) for n in nums[1:]]
 
             def partition(wild: list[str]) -> str:
                 return str(_fnv1a32("".join(wild[i] for i in idx).encode()) % buckets)
 
             return self._using(partition, *idx)
+        if name == "random":
+            if len(args) != 1:
+                raise _bad_argument(token)
+            top = _to_int(args[0], token)
+            if top <= 0:
+                raise _bad_argument(token)
+            return lambda wild: str(random.randrange(top))
         if name == "split":
-            if len(args) != 2:
-                raise TransformError(
-                    f"invalid mapping destination: wrong number of arguments in {token}"
-                )
+            _check_count(args, 2, token)
             i = self._index(_to_int(args[0], token), nwild, token)
             delim = args[1]
             return self._using(lambda wild: ".".join(p for p in wild[i].split(delim) if p), i)
@@ -160,7 +156,7 @@ class SubjectTransform:
             n, pos = ints(2)
             i = self._index(n, nwild, token)
             if pos <= 0:
-                raise TransformError(f"invalid mapping destination: invalid argument in {token}")
+                raise _bad_argument(token)
             return self._using(_SPLITTERS[name](i, pos), i)
         if name in ("left", "right"):
             n, size = ints(2)
@@ -187,7 +183,25 @@ def _to_int(text: str, token: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise TransformError(f"invalid mapping destination: invalid argument in {token}") from None
+        raise _bad_argument(token) from None
+
+
+def _bad_argument(token: str) -> TransformError:
+    return TransformError(
+        f"invalid mapping destination: function argument is invalid or in the wrong format "
+        f"in {token}"
+    )
+
+
+def _check_count(args: list[str], count: int, token: str) -> None:
+    if len(args) < count:
+        raise TransformError(
+            f"invalid mapping destination: not enough arguments passed to the function in {token}"
+        )
+    if len(args) > count:
+        raise TransformError(
+            f"invalid mapping destination: too many arguments passed to the function in {token}"
+        )
 
 
 def _split_left(i: int, pos: int) -> TokenFn:
