@@ -79,12 +79,6 @@ def test_js_async_and_atomic_publishers_store_their_batches(js: NatsCli, server_
         "bench", "js", "pub", "atomic", "bench.async", "--stream", "ASYNC", "--msgs", "250",
         "--batch", "100", "--no-progress",
     )  # fmt: skip
-    if server_kind == "pynats":
-        # pynats implements JetStream API level 1: no atomic batches, and natscli says so
-        assert atomic.returncode == 1
-        assert "Atomic Batch Publishing requires NATS Server 2.12" in atomic.stderr
-        assert stream_state(js, "ASYNC")["messages"] == 450
-        return
     assert atomic.returncode == 0, atomic
     assert re.fullmatch(
         rf"\nNATS JetStream atomic batch publisher stats: {NUM} msgs/sec ~ {SIZE}/sec{LATENCIES}\n\n",

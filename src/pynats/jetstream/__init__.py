@@ -10,6 +10,8 @@
     stream.py         a stream: ingest, pub-acks after durability, limits/TTL timer, delete
                       markers, purge/get/delete, the listener hooks consumers use
     batches.py        atomic batches (ADR-50): staging, commit rules, abandoning, the ack
+    fast_batches.py   fast-ingest batches (ADR-50, allow_batched): `.$FI` reply subjects,
+                      flow-control acks, gaps, pings, commits, the idle timer
     schedules.py      message schedules (ADR-51): publish rules, Scheduler (timer, firing)
     schedule_patterns.py  @at, @every, 6-field cron and time zones: parsing, next firing
     counters.py       counter streams (ADR-49): Nats-Incr rules, totals, sourced deltas

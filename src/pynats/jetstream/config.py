@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynats.gotime import NS_PER_S, parse_rfc3339
+from pynats.server.subject_transform import TransformError, compile_transform
 from pynats.server.subjects import is_valid_subject, subjects_collide
 
 from . import decode as d
 from .errors import ApiError, api_error, invalid_config
 from .store import DiscardPolicy, StorageType, StoreConfig
-from pynats.server.subject_transform import TransformError, compile_transform
 
 # Limits and defaults, units in the names.
 MAX_NAME_LEN = 255
@@ -44,7 +44,7 @@ META_SERVER_VERSION = "_nats.ver"
 SERVER_META_KEYS = (META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION)
 
 # Features of API level 2 and above that this server does not implement.
-UNSUPPORTED_FEATURES = ("allow_batched",)
+UNSUPPORTED_FEATURES: tuple[str, ...] = ()
 
 _INVALID_NAME_CHARS = frozenset(".*> \t\r\n\f\v")
 
@@ -262,6 +262,7 @@ class StreamConfig:
     subject_delete_marker_ttl: int = 0
     allow_msg_counter: bool = False
     allow_atomic: bool = False
+    allow_batched: bool = False  # fast-ingest batch publish (ADR-50, level 4)
     allow_msg_schedules: bool = False
     persist_mode: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
@@ -323,6 +324,7 @@ class StreamConfig:
             subject_delete_marker_ttl=obj.get("subject_delete_marker_ttl", 0),
             allow_msg_counter=obj.get("allow_msg_counter", False),
             allow_atomic=obj.get("allow_atomic", False),
+            allow_batched=obj.get("allow_batched", False),
             allow_msg_schedules=obj.get("allow_msg_schedules", False),
             persist_mode=obj.get("persist_mode", ""),
             metadata=dict(obj.get("metadata") or {}),
@@ -382,6 +384,8 @@ class StreamConfig:
             out["allow_msg_counter"] = True
         if self.allow_atomic:
             out["allow_atomic"] = True
+        if self.allow_batched:
+            out["allow_batched"] = True
         if self.allow_msg_schedules:
             out["allow_msg_schedules"] = True
         out.update(self.unsupported)
@@ -431,6 +435,8 @@ class StreamConfig:
 
     def required_api_level(self) -> int:
         """The API level a server needs to honour this config (ADR-44)."""
+        if self.allow_batched:
+            return 4
         if (
             self.allow_msg_counter
             or self.allow_atomic
@@ -605,6 +611,8 @@ def _check_mirror(cfg: StreamConfig) -> None:
     assert mirror is not None
     if cfg.allow_atomic:
         raise api_error("JSMirrorWithAtomicPublishErr")
+    if cfg.allow_batched:
+        raise api_error("JSMirrorWithBatchPublishErr")
     if cfg.subjects:
         raise api_error("JSMirrorWithSubjectsErr")
     if cfg.sources:

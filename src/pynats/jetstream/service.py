@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from .push import InterestWatch
 
 PYNATS_JETSTREAM_INFO = "pynats_jetstream"  # route INFO: when JetStream started here (ns)
-JS_API_LEVEL = 1  # TTLs and subject delete markers (ADR-43); no counters/batches/schedules
+JS_API_LEVEL = const.JS_API_LEVEL
 META_FILE = "meta.inf"
 MSGS_DIR = "msgs"
 STREAMS_DIR = "streams"

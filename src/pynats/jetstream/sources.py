@@ -25,11 +25,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pynats.server.subject_transform import SubjectTransform, compile_transform
+
 from . import headers as h
 from .config import StreamSource
 from .errors import ApiError
 from .store import MessageNotFound, MessageStore, StoredMessage, StoreError
-from pynats.server.subject_transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
     from .remote_sources import RemoteFeed

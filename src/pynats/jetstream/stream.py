@@ -49,7 +49,6 @@ from .store import (
     StoreLimitError,
 )
 from .store.base import file_msg_size, memory_msg_size
-from pynats.server.subject_transform import SubjectTransform, compile_transform
 
 if TYPE_CHECKING:
     from pynats.server.delivery import Publisher
@@ -121,6 +120,7 @@ class Stream:
         # The total the last counter publish left (for its PubAck's "val").
         self.counter_total = 0
         self.batches: batches.AtomicBatches | None = None  # atomic batches arriving
+        self.fast_batches: fast_batches.FastBatches | None = None  # allow_batched
         self.scheduler: schedules.Scheduler | None = None  # allow_msg_schedules
         self.offline_consumers: dict[str, str] = {}  # stored, too new for this server: why
         store.on_removed = self._on_limit_removals
@@ -209,6 +209,8 @@ class Stream:
             self.sources.stop()
         if self.batches is not None:
             self.batches.stop()
+        if self.fast_batches is not None:
+            self.fast_batches.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self._release_acks()
@@ -289,6 +291,11 @@ class Stream:
             subj = subject.decode()
             if len(self._subject_cache) < 10_000:
                 self._subject_cache[subject] = subj
+        if reply is not None and reply[-4:] == b".$FI":  # fast-ingest batch (fast_batches.py)
+            if self.fast_batches is None:
+                self.fast_batches = fast_batches.FastBatches(self)
+            self.fast_batches.receive(subj, reply, headers, payload)
+            return
         if headers and b"Nats-Batch-Id:" in headers and h.get(headers, h.BATCH_ID):
             if self.batches is None:
                 self.batches = batches.AtomicBatches(self)

@@ -6,9 +6,11 @@ import platform
 
 # The nats-server feature level we implement. Clients and test harnesses read `version` from
 # INFO and /varz and switch features on by it; pynats' own version is logged and in /varz.
-NATS_FEATURE_VERSION = "2.11.0"
+NATS_FEATURE_VERSION = "2.14.0"
 PROTO = 1
-JS_API_LEVEL = 1
+# JetStream API level (ADR-44): 4 = counters, atomic and fast batches, schedules, consumer
+# reset, durable sourcing (nats-server 2.14)
+JS_API_LEVEL = 4
 GO_VERSION_FIELD = f"python{platform.python_version()}"
 GIT_COMMIT = ""
 

@@ -43,7 +43,7 @@ async def test_a_stream_and_a_consumer_from_a_newer_server_stay_offline(tmp_path
     try:
         nc = await connect(srv.url)
         info = await api(nc, "$JS.API.STREAM.INFO.NEW")
-        reason = "unsupported - required API level: 9, current API level: 1"
+        reason = "unsupported - required API level: 9, current API level: 4"
         assert error_of(info) == (500, 10194, f"stream is offline: {reason}")
         listed = await api(nc, "$JS.API.STREAM.LIST", {})
         assert [s["config"]["name"] for s in listed["streams"]] == ["OLD"]
@@ -54,7 +54,7 @@ async def test_a_stream_and_a_consumer_from_a_newer_server_stay_offline(tmp_path
         assert error_of(consumer) == (
             500,
             10195,
-            "consumer is offline: unsupported - required API level: 7, current API level: 1",
+            "consumer is offline: unsupported - required API level: 7, current API level: 4",
         )
         consumers = await api(nc, "$JS.API.CONSUMER.LIST.OLD", {})
         assert [c["name"] for c in consumers["consumers"]] == ["C_OLD"]

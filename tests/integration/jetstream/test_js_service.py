@@ -24,7 +24,7 @@ BANNER_ORDER = [
     r"\[INF\]   Max Memory:      \d+\.\d\d [KMGT]B$",
     r"\[INF\]   Max Storage:     \d+\.\d\d [KMGT]B$",
     r'\[INF\]   Store Directory: ".*/jetstream"$',
-    r"\[INF\]   API Level:       1$",
+    r"\[INF\]   API Level:       4$",
     r"\[INF\] -------------------------------------------$",
     r"\[INF\] Took \S+ to start JetStream$",
     r"\[INF\] Listening for client connections on ",
@@ -93,7 +93,7 @@ def test_config_block_sets_store_dir_limits_domain_and_lazy_sync(tmp_path) -> No
 async def test_info_advertises_jetstream_and_api_level(nc) -> None:
     info = nc._server_info
     assert info["jetstream"] is True
-    assert info["api_lvl"] == 1
+    assert info["api_lvl"] == 4
 
 
 async def test_account_info_reports_limits_usage_and_api_stats(nc, sname) -> None:
@@ -109,7 +109,7 @@ async def test_account_info_reports_limits_usage_and_api_stats(nc, sname) -> Non
         "storage_max_stream_bytes": -1,
         "max_bytes_required": False,
     }
-    assert before["api"]["level"] == 1
+    assert before["api"]["level"] == 4
     await api(nc, f"$JS.API.STREAM.CREATE.{sname}", {"name": sname, "max_bytes": 10_000})
     await api(nc, f"$JS.API.STREAM.INFO.{sname}NOPE")
     ack = await nc.request(sname, b"hello", timeout=2)
@@ -159,7 +159,7 @@ def test_jsz_rejects_bad_booleans_as_nats_server_does(js_server) -> None:
 def test_varz_and_healthz_include_jetstream(js_server) -> None:
     varz = http_json(js_server, "/varz")
     assert varz["jetstream"]["config"]["store_dir"].endswith("/jetstream")
-    assert varz["jetstream"]["stats"]["api"]["level"] == 1
+    assert varz["jetstream"]["stats"]["api"]["level"] == 4
     assert http_json(js_server, "/healthz") == {"status": "ok"}
     assert http_json(js_server, "/healthz?js-enabled-only=true") == {"status": "ok"}
 

@@ -54,7 +54,7 @@ async def test_create_applies_nats_server_defaults(nc, sname) -> None:
         "consumer_limits": {},
         "allow_msg_ttl": False,
         "metadata": {
-            "_nats.level": "1",
+            "_nats.level": "4",
             "_nats.req.level": "0",
             "_nats.ver": cfg["metadata"]["_nats.ver"],
         },
@@ -373,11 +373,11 @@ async def test_delete_markers_force_ttl_and_rollups(nc, sname) -> None:
     assert cfg["metadata"]["_nats.req.level"] == "1"
 
 
-async def test_unsupported_level_two_features_are_refused_clearly(nc, sname) -> None:
+async def test_allow_batched_is_a_level_four_feature(nc, sname) -> None:
     r = await create(nc, sname, allow_batched=True)
-    code, err_code, text = error_of(r)
-    assert (code, err_code) == (500, 10052)
-    assert "allow_batched" in text
+    cfg = r["config"]
+    assert cfg["allow_batched"] is True
+    assert cfg["metadata"]["_nats.req.level"] == "4"
 
 
 async def test_update_changes_limits_and_subjects(js, nc, sname) -> None:
