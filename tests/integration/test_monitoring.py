@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import connect
-from tests.support.servers import RunningServer
+from tests.support.servers import RunningServer, start_server
 
 
 def get(server: RunningServer, path: str) -> tuple[int, str, str]:
@@ -182,3 +182,16 @@ def test_jsz_reports_disabled_without_jetstream(server: RunningServer) -> None:
     j = get_json(server, "/jsz")
     assert j["disabled"] is True
     assert j["server_id"] and j["config"] == {"max_memory": 0, "max_storage": 0}
+
+
+@pytest.mark.parametrize("oracle", [False, True], ids=["pynats", "go"])
+def test_varz_shows_the_server_metadata(tmp_path, oracle: bool) -> None:
+    conf = tmp_path / "server.conf"
+    conf.write_text('server_metadata: { env: prod, region: "eu-1" }\n')
+    srv = start_server(["-c", str(conf)], oracle=oracle, http_port=-1)
+    try:
+        with urllib.request.urlopen(srv.monitor_url + "/varz", timeout=5) as response:
+            varz = json.loads(response.read())
+        assert varz["metadata"] == {"env": "prod", "region": "eu-1"}
+    finally:
+        srv.stop()

@@ -42,6 +42,7 @@ from pynats.cli import (
     server,
     stream,
     sub,
+    trace,
 )
 from pynats.cli.ui.command import NatsGroup, SubcommandRequired
 from pynats.cli.ui.connect import cli_version
@@ -63,6 +64,7 @@ NOUNS: tuple[Callable[[NatsGroup], None], ...] = (
     server.register,
     stream.register,
     sub.register,
+    trace.register,
 )
 
 HELP = """NATS Utility

@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
 from pynats.server.delivery import route_message
+from pynats.server.msgtrace import jetstream_error
+from pynats.server.subject_transform import SubjectTransform, compile_transform
 
-from . import batches, counters, schedules
+from . import batches, counters, fast_batches, schedules
 from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
@@ -304,9 +306,12 @@ class Stream:
         try:
             seq = self.ingest(subj, headers, payload)
         except ApiError as e:
+            jetstream_error(e.description)  # a traced message's `js` event says why
             if reply is not None:
                 self._reply(reply, self._error_ack(e))
             return
+        if seq < 0:
+            jetstream_error("msgid is duplicate")
         if reply is not None:
             if seq < 0:
                 self._reply(reply, self._ack_prefix + b'%d,"duplicate": true}' % -seq)

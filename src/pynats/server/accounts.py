@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .auth import NkeyUser, Permissions, User
     from .client import ClientConnection
     from .internal import InternalClient
+    from .mappings import MappingConfig, Mappings
 
 
 @dataclass
@@ -49,6 +50,8 @@ class AccountConfig:
     jetstream: dict[str, Any] | bool | None = None  # None: not set; True/False; or limits
     default_permissions: Permissions | None = None
     nkey: str = ""
+    msg_trace: tuple[str, int] = ("", 0)  # `msg_trace`: traceparent destination, sampling %
+    mappings: list[MappingConfig] = field(default_factory=list)
 
 
 class Account:
@@ -62,6 +65,7 @@ class Account:
         "jetstream",
         "jetstream_imported",
         "leaf_loop_subject",
+        "mappings",
         "max_connections",
         "max_payload",
         "max_subscriptions",
@@ -70,6 +74,8 @@ class Account:
         "responses",
         "rmsg_head",
         "sublist",
+        "trace_dest",
+        "trace_sampling",
     )
 
     def __init__(self, name: str, *, cache_enabled: bool = True) -> None:
@@ -86,6 +92,11 @@ class Account:
         # This server's `$LDS.<token>` for the account (leafnodes.loop_subject)
         self.leaf_loop_subject: bytes | None = None
         self.config: AccountConfig | None = None
+        # `msg_trace`: where messages with a sampled W3C traceparent are traced (msgtrace.py)
+        self.trace_dest = b""
+        self.trace_sampling = 100
+        # `mappings {}`: applied to what this account's clients publish (mappings.py)
+        self.mappings: Mappings | None = None
         # Limits from an account JWT (-1 = unlimited)
         self.max_connections = -1
         self.max_subscriptions = -1

@@ -19,6 +19,13 @@ from . import const
 from .auth import PermissionChecker, Permissions, ResponseTracker, connection_type_allowed
 from .connection import PONG, REASON_TLS_FAILURE, Connection
 from .delivery import filtered_delivery, route_message
+from .msgtrace import (
+    TRACE_DEST,
+    TRACE_PARENT,
+    route_traced,
+    trace_denied,
+    trace_dest_permitted,
+)
 from .protocol import (
     ERR_AUTH_VIOLATION,
     REASON_AUTH,
@@ -277,13 +284,40 @@ class ClientConnection(Connection):
         self.in_msgs += 1
         self.in_bytes += len(payload)
         pub_allowed = self.pub_allowed
-        if (
+        if pub_allowed is not None and hdr_len and payload.find(TRACE_DEST, 0, hdr_len) >= 0:
+            if not trace_dest_permitted(self, hdr_len, payload):
+                return
+            if not pub_allowed.get(subject) and not self._publish_permitted(subject):
+                trace_denied(self, subject, hdr_len, payload)
+                return
+        elif (
             pub_allowed is not None
             and not pub_allowed.get(subject)
             and not self._publish_permitted(subject)
         ):
             return
         if (self.checks or reply is not None) and not self._may_publish(subject, reply):
+            return
+        mappings = self.account.mappings
+        if mappings is not None:  # permissions were for the subject as published
+            subject, published = mappings.apply(subject), subject
+        if hdr_len and (
+            payload.find(TRACE_DEST, 0, hdr_len) >= 0
+            or (self.account.trace_dest and payload.find(TRACE_PARENT, 0, hdr_len) >= 0)
+        ):
+            delivered = route_traced(
+                self,
+                self.account,
+                subject,
+                reply,
+                hdr_len,
+                payload,
+                published if mappings is not None else subject,
+            )
+            if delivered is None:
+                delivered = route_message(self, self.account, subject, reply, hdr_len, payload)
+            if not delivered and reply is not None and self.no_responders:
+                self.send_no_responders(subject, reply)
             return
         if (
             not route_message(self, self.account, subject, reply, hdr_len, payload)

@@ -238,7 +238,7 @@ class Cluster:
             "server_id": server.server_id,
             "server_name": server.server_name,
             "version": base["version"],
-            "proto": 2,
+            "proto": 3,  # MsgTraceProto: this server traces messages (msgtrace.py)
             "go": base["go"],
             "host": host,
             "port": port,

@@ -21,19 +21,23 @@ from typing import Any
 
 from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .conf import ConfigError, ConfigMap, load_config_file
+from .conf.tree import Position
 from .conf.units import go_type_name, parse_size
 from .config_cluster import cluster_problem, normalize_compression, parse_cluster
 from .config_leafnodes import leafnode_problem, parse_leafnodes
+from .config_mappings import parse_mappings
 from .config_reader import (
     Reader,
     apply_default_permissions,
     auth_timeout,
+    conversion_text,
     go_value,
     parse_permissions,
     parse_users,
 )
 from .config_tls import parse_tls
 from .config_websocket import parse_websocket, websocket_problem
+from .msgtrace import parse_account_msg_trace
 from .options import Options
 
 __all__ = [
@@ -173,6 +177,10 @@ def _store_dir(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     o.store_dir = value
 
 
+def _mappings(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    o.mappings = parse_mappings(r, m, key)
+
+
 def _unsupported(what: str = "") -> Handler:
     def handle(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         r.unsupported(m, key, what)
@@ -182,6 +190,24 @@ def _unsupported(what: str = "") -> Handler:
 
 def _accepted(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     """Keys that change nothing observable in pynats (syslog on Linux, profiling...)."""
+
+
+def _server_metadata(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`server_metadata { key: "value" }`: strings only, shown in /varz."""
+    value = m[key]
+    if not isinstance(value, ConfigMap):
+        where = m.position(key)
+        start = Position(where.file, where.line, 0) if where is not None else None
+        r.error_at(start, f"error parsing metadata: unsupported type {go_type_name(value)}")
+        return
+    metadata: dict[str, str] = {}
+    with r.recovering():
+        for name in value:
+            entry = value[name]
+            if not isinstance(entry, str):
+                raise r.panic(value, name, conversion_text(entry, "string"))
+            metadata[name] = entry
+        o.server_metadata = metadata
 
 
 def _server_tags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
@@ -256,11 +282,11 @@ TOP_LEVEL: dict[str, Handler] = {
     "logfile_max_num": _accepted,
     "log_max_num": _accepted,
     "trace_headers": _accepted,
-    "server_metadata": _accepted,
+    "server_metadata": _server_metadata,
     "gateway": _unsupported("gateways"),
     "mqtt": _unsupported("MQTT"),
-    "mappings": _unsupported("subject mappings"),
-    "maps": _unsupported("subject mappings"),
+    "mappings": _mappings,
+    "maps": _mappings,
     "ocsp": _unsupported(),
     "ocsp_cache": _unsupported(),
     "proxies": _unsupported(),
@@ -348,7 +374,11 @@ def _accounts(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
                 acc.default_permissions = parse_permissions(r, body, k)
             elif lk == "nkey":
                 acc.nkey = r.string(body, k) or ""
-            elif lk in ("mappings", "maps", "limits", "msg_trace", "trace_dest"):
+            elif lk in ("msg_trace", "trace_dest"):
+                acc.msg_trace = parse_account_msg_trace(r, body, k)
+            elif lk in ("mappings", "maps"):
+                acc.mappings = parse_mappings(r, body, k)
+            elif lk == "limits":
                 r.unsupported(body, k)
             elif not body.is_used_variable(k):
                 r.error(body, k, f'Unknown field "{k}" parsing accounts')

@@ -218,6 +218,12 @@ def route_from_link(
                 link, account, subject, reply[at + 1 :], reply[:at], msg[:hdr_len], msg[hdr_len:]
             )
     link.queues = queues
+    if hdr_len and msg.find(b"Nats-Trace-Dest", 0, hdr_len) >= 0:
+        from .msgtrace import route_traced
+
+        delivered = route_traced(link, account, subject, reply, hdr_len, msg)
+        if delivered is not None:
+            return delivered
     return route_message(link, account, subject, reply, hdr_len, msg)
 
 

@@ -96,6 +96,11 @@ def _wire_stream_import(
         target = pre + map_subject(subj, source, dest)
         route_message(forwarder, importer, target, reply, len(headers), headers + payload)
 
+    def traced(subj: bytes) -> tuple[str, str, str]:
+        """What msgtrace.py reports for this import: a stream export into the importer."""
+        return "se", importer.name, (pre + map_subject(subj, source, dest)).decode()
+
+    forward.msg_trace = traced  # type: ignore[attr-defined]
     _client_for(server, exporter).subscribe(source, forward)
 
 
@@ -154,6 +159,11 @@ def _wire_service_import(
             ):
                 publisher.send_no_responders(subj, reply)
 
+    def traced(subj: bytes) -> tuple[str, str, str]:
+        """What msgtrace.py reports for this import: a service import into the exporter."""
+        return "si", exporter.name, map_subject(subj, local, remote).decode()
+
+    request.msg_trace = traced  # type: ignore[attr-defined]
     _client_for(server, importer).subscribe(local, request, local_only=True)
 
 

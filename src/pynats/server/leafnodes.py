@@ -613,7 +613,7 @@ class LeafNodes:
             "server_id": server.server_id,
             "server_name": server.server_name,
             "version": base["version"],
-            "proto": 1,
+            "proto": 3,  # MsgTraceProto, as nats-server (msgtrace.py)
             "go": base["go"],
             "host": self.options.host or "0.0.0.0",
             "port": self.port,
@@ -721,7 +721,7 @@ class LeafNodes:
             "cluster": server.cluster.name if server.cluster is not None else server.server_name,
             "headers": not server.options.no_header_support,
             "remote_account": conn.account.name,
-            "protocol": 1,
+            "protocol": 3,  # MsgTraceProto: traced messages are understood (msgtrace.py)
         }
         user, password = _url_credentials(conn.url)
         if user:

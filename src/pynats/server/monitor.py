@@ -190,6 +190,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "config_digest": opts.config_digest,
         }
     )
+    if opts.server_metadata:
+        v["metadata"] = dict(opts.server_metadata)
     if server.cluster is not None and not opts.cluster.no_advertise:
         v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:

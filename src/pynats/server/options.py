@@ -17,6 +17,7 @@ from .conf.units import go_quote
 if TYPE_CHECKING:
     from .accounts import AccountConfig
     from .auth import NkeyUser, Permissions, SubjectPermission, User
+    from .mappings import MappingConfig
 
 DEFAULT_ROUTE_POOL_SIZE = 3
 ROUTE_MAX_PING_INTERVAL_S = 30.0
@@ -264,6 +265,7 @@ class Options:
     nkeys: list[NkeyUser] = field(default_factory=list)
     default_permissions: Permissions | None = None
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    mappings: list[MappingConfig] = field(default_factory=list)  # the global account's
     system_account: str = ""
     no_system_account: bool = False
     # Operator (JWT) mode
@@ -304,6 +306,7 @@ class Options:
 
     # Accepted and reported, otherwise unused so far
     server_tags: list[str] = field(default_factory=list)
+    server_metadata: dict[str, str] = field(default_factory=dict)  # /varz `metadata`
     # Warnings the config reader found (nats-server prints them at start; `-t` fails on them)
     config_warnings: list[str] = field(default_factory=list)
     # Keys of the file pynats does not support yet (logged as warnings at start)

@@ -29,6 +29,7 @@ from .auth import Authenticator, ConnectAuthenticator
 from .client import ClientConnection
 from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .log import Logger
+from .mappings import compiled as compiled_mappings
 from .nkey import new_nonce, new_server_id
 from .options import Options
 
@@ -73,7 +74,12 @@ class Server:
         for name, cfg in options.accounts.items():
             account = self.ensure_account(name)
             account.config = cfg
+            account.trace_dest = cfg.msg_trace[0].encode()
+            account.trace_sampling = cfg.msg_trace[1] or 100
             account.exports = list(cfg.exports)
+            account.mappings = compiled_mappings(cfg.mappings, options.cluster.name)
+        if options.mappings:
+            self.global_account.mappings = compiled_mappings(options.mappings, options.cluster.name)
         self.system_account: Account | None = None
         if not options.no_system_account:
             sys_name = options.system_account or const.SYSTEM_ACCOUNT

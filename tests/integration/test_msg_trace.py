@@ -1,0 +1,439 @@
+"""Message tracing (ADR-41) against pynats and the Go nats-server side by side.
+
+Each case publishes one message with `Nats-Trace-Dest` to both servers (same config file) and
+compares the trace event documents with the volatile parts masked: timestamps, the server's
+id/version/sequence/time, and connection ids (named after the test's connections). Egress
+events are compared as a set (the order subscribers are visited in is not specified). The
+`nats trace` command is run against both servers and its output compared the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import pytest_asyncio
+from tests.support.servers import RunningServer, start_server
+
+from pynats.server.msgtrace import snappy_frame
+
+CONFIG = """
+server_name: S1
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  A {{ users [{{user: a, password: a}}]
+      exports [{{stream: "exp.>"}}, {{service: "svc.>"}}]
+      jetstream: enabled
+      msg_trace: {{dest: "acc.trace", sampling: 100}}
+      mappings {{ "map.in": "map.out" }}
+  }}
+  B {{ users [{{user: b, password: b}}]
+      imports [
+        {{stream: {{account: A, subject: "exp.>"}}, prefix: "imp"}}
+        {{service: {{account: A, subject: "svc.>"}}, to: "bsvc.>"}}
+      ]
+  }}
+}}
+"""
+KINDS = ("go", "pynats")
+WAIT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    started: dict[str, RunningServer] = {}
+    try:
+        for kind in KINDS:
+            base = Path(tmp_path_factory.mktemp(f"trace-{kind}"))
+            path = base / "server.conf"
+            path.write_text(CONFIG.format(store=base / "js"))
+            started[kind] = start_server(["-c", str(path)], oracle=kind == "go")
+        yield started
+    finally:
+        for srv in started.values():
+            srv.stop()
+
+
+class Side:
+    """The connections of one server: `a` and `b` (accounts A and B), `quiet` (A, no echo)."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.conns: dict[str, Any] = {}
+
+    async def open(self) -> None:
+        port = self.server.port
+        self.conns["a"] = await nats.connect(f"nats://a:a@127.0.0.1:{port}")
+        self.conns["b"] = await nats.connect(f"nats://b:b@127.0.0.1:{port}")
+        self.conns["quiet"] = await nats.connect(f"nats://a:a@127.0.0.1:{port}", no_echo=True)
+        js = self.conns["a"].jetstream()
+        await js.add_stream(name="S", subjects=["js.>"])
+        await js.add_stream(name="I", subjects=["int.>"], retention="interest")
+
+    async def close(self) -> None:
+        for nc in self.conns.values():
+            await nc.close()
+
+    def names(self) -> dict[int, str]:
+        return {nc._client_id: name for name, nc in self.conns.items()}
+
+    async def trace(
+        self,
+        publisher: str,
+        subject: str,
+        headers: dict[str, str] | None = None,
+        subscribe: list[tuple[str, str, str | None]] | None = None,
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """Publish with a trace destination; the trace events (decoded) and what the
+        subscribers `(conn, subject, queue)` received."""
+        got: list[tuple[str, str]] = []
+        subs = []
+        for conn, subj, queue in subscribe or []:
+
+            async def cb(msg: Any, conn: str = conn) -> None:
+                if not msg.subject.startswith("_INBOX."):  # the trace event itself
+                    got.append((conn, msg.subject))
+
+            nc = self.conns[conn]
+            subs.append(await nc.subscribe(subj, queue=queue or "", cb=cb))
+            await nc.flush()
+        pub = self.conns[publisher]
+        hdrs = {"X-Test": "1"}
+        if headers and "traceparent" in headers:
+            dest = "acc.trace"  # account A's msg_trace destination
+        else:
+            dest = pub.new_inbox()
+            hdrs["Nats-Trace-Dest"] = dest
+        tsub = await pub.subscribe(dest)
+        await pub.flush()
+        hdrs.update(headers or {})
+        await pub.publish(subject, b"hello", headers=hdrs)
+        await pub.flush()
+        events = []
+        try:
+            while True:
+                msg = await tsub.next_msg(timeout=WAIT_S)
+                data = msg.data
+                encoding = (msg.headers or {}).get("Content-Encoding")
+                if encoding == "gzip":
+                    data = gzip.decompress(data)
+                events.append(self.mask(json.loads(data), dest, encoding))
+        except nats.errors.TimeoutError:
+            pass
+        for sub in subs:
+            await sub.unsubscribe()
+        await tsub.unsubscribe()
+        return events, sorted(got)
+
+    def mask(self, event: dict[str, Any], dest: str, encoding: str | None) -> dict[str, Any]:
+        names = self.names()
+        server = event["server"]
+        event["server"] = {k: server[k] for k in ("name", "host", "jetstream")}
+        event["encoding"] = encoding
+        header = event["request"].get("header", {})
+        if header.get("Nats-Trace-Dest") == [dest]:
+            header["Nats-Trace-Dest"] = ["<inbox>"]
+        for item in event["events"]:
+            item["ts"] = "<ts>" if item.get("ts") else item.get("ts")
+            if "cid" in item:
+                item["cid"] = names.get(item["cid"], "<other>")
+        egress = [e for e in event["events"] if e["type"] == "eg"]
+        others = [e for e in event["events"] if e["type"] != "eg"]
+        event["events"] = others + sorted(egress, key=lambda e: json.dumps(e, sort_keys=True))
+        return event
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def sides(servers: dict[str, RunningServer]) -> AsyncIterator[dict[str, Side]]:
+    opened = {kind: Side(srv) for kind, srv in servers.items()}
+    for side in opened.values():
+        await side.open()
+    yield opened
+    for side in opened.values():
+        await side.close()
+
+
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+NOT_SAMPLED = SAMPLED[:-2] + "00"
+NO_EVENT = {
+    "traceparent_not_sampled",
+    "traceparent_invalid",
+    "traceparent_in_account_without_msg_trace",
+}
+
+CASES: dict[str, tuple[str, str, dict[str, str], list[tuple[str, str, str | None]]]] = {
+    "plain": ("a", "foo", {}, [("a", "foo", None)]),
+    "trace_only": ("a", "foo", {"Nats-Trace-Only": "true"}, [("a", "foo", None)]),
+    "trace_only_1": ("a", "foo", {"Nats-Trace-Only": "1"}, [("b", "foo", None)]),
+    "two_subscribers": ("a", "foo", {}, [("a", "foo", None), ("b", "foo", None)]),
+    "wildcard": ("a", "foo.bar", {}, [("a", "foo.*", None), ("quiet", ">", None)]),
+    "queue": ("a", "qq", {}, [("a", "qq", "g")]),
+    "queue_only": ("a", "qq", {"Nats-Trace-Only": "on"}, [("a", "qq", "g")]),
+    "no_subscriber": ("a", "nobody", {}, []),
+    "no_echo": ("quiet", "foo", {}, [("quiet", "foo", None), ("a", "foo", None)]),
+    "jetstream": ("a", "js.x", {}, []),
+    "jetstream_only": ("a", "js.y", {"Nats-Trace-Only": "true"}, []),
+    "jetstream_no_interest": ("a", "int.x", {}, []),
+    "jetstream_no_interest_only": ("a", "int.y", {"Nats-Trace-Only": "true"}, []),
+    "stream_export": ("a", "exp.x", {}, [("b", "imp.exp.x", None)]),
+    "stream_export_only": ("a", "exp.y", {"Nats-Trace-Only": "true"}, [("b", "imp.exp.>", None)]),
+    "service_import": ("b", "bsvc.x", {}, [("a", "svc.x", None)]),
+    "service_import_only": ("b", "bsvc.y", {"Nats-Trace-Only": "1"}, [("a", "svc.>", None)]),
+    "mapping": ("a", "map.in", {}, [("a", "map.out", None)]),
+    "mapping_only": ("a", "map.in", {"Nats-Trace-Only": "1"}, [("a", "map.out", None)]),
+    "gzip": ("a", "foo", {"Accept-Encoding": "gzip"}, [("a", "foo", None)]),
+    "traceparent_sampled": ("a", "foo", {"traceparent": SAMPLED}, [("a", "foo", None)]),
+    "traceparent_not_sampled": ("a", "foo", {"traceparent": NOT_SAMPLED}, [("a", "foo", None)]),
+    "traceparent_invalid": ("a", "foo", {"traceparent": "garbage"}, [("a", "foo", None)]),
+    "traceparent_ignores_trace_only": (
+        "a",
+        "foo",
+        {"traceparent": SAMPLED, "Nats-Trace-Only": "true"},
+        [("b", "foo", None), ("a", "foo", None)],
+    ),
+    "traceparent_in_account_without_msg_trace": (
+        "b",
+        "foo",
+        {"traceparent": SAMPLED},
+        [("b", "foo", None)],
+    ),
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_trace_events_match_nats_server(sides: dict[str, Side], case: str) -> None:
+    publisher, subject, headers, subscribe = CASES[case]
+    results = {}
+    for kind, side in sides.items():
+        results[kind] = await side.trace(publisher, subject, headers, subscribe)
+    assert results["pynats"] == results["go"]
+    events, _ = results["go"]
+    assert len(events) == (0 if case in NO_EVENT else 1)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_jetstream_trace_only_stores_nothing(sides: dict[str, Side]) -> None:
+    for side in sides.values():
+        js = side.conns["a"].jetstream()
+        await js.purge_stream("S")
+        await side.trace("a", "js.only", {"Nats-Trace-Only": "true"})
+        await side.trace("a", "js.stored", {})
+        info = await js.stream_info("S")
+        assert info.state.messages == 1
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_service_import_request_crosses_with_trace_disabled(sides: dict[str, Side]) -> None:
+    for side in sides.values():
+        a, b = side.conns["a"], side.conns["b"]
+        sub = await a.subscribe("svc.hdr")
+        await a.flush()
+        await b.flush()
+        msg = None
+        for _ in range(5):  # until the import's interest is in place
+            await b.publish("bsvc.hdr", b"x", headers={"Nats-Trace-Dest": "nowhere"})
+            await b.flush()
+            try:
+                msg = await sub.next_msg(timeout=1)
+                break
+            except nats.errors.TimeoutError:
+                continue
+        assert msg is not None, side.server
+        assert msg.headers["Nats-Trace-Dest"] == "trace disabled"
+        await sub.unsubscribe()
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+CLI_MASKS = [
+    (re.compile(r"cid:\d+"), "cid:N"),
+    (re.compile(r'version:"[^"]*"'), 'version:"V"'),
+    (re.compile(r"Client \"NATS CLI Version [^\"]*\""), 'Client "NATS CLI"'),
+    (re.compile(r"\[[^\]]*\] "), "[T] "),
+]
+
+
+def run_cli(server: RunningServer, tmp: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    env.update(HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / ".config"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pynats.cli", "-s", f"nats://a:a@127.0.0.1:{server.port}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    for pattern, replacement in CLI_MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("trace", "foo"),
+        ("trace", "js.cli", "--deliver", "-T"),
+        ("trace", "exp.cli", "body", "-H", "X-A:1"),
+        ("trace", "svc.cli"),
+        ("trace", "map.in", "--deliver"),
+    ],
+    ids=["subscriber", "jetstream", "stream_export", "queue", "mapping"],
+)
+async def test_cli_trace_output_matches(
+    sides: dict[str, Side], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    outputs = {}
+    for kind, side in sides.items():
+        a, b = side.conns["a"], side.conns["b"]
+        subs = [
+            await a.subscribe("foo"),
+            await b.subscribe("imp.exp.cli"),
+            await a.subscribe("svc.cli", queue="workers"),
+            await a.subscribe("map.out"),
+        ]
+        await a.flush()
+        await b.flush()
+        outputs[kind] = await asyncio.to_thread(run_cli, side.server, tmp_path, *args)
+        for sub in subs:
+            await sub.unsubscribe()
+    assert outputs["pynats"] == outputs["go"]
+    assert outputs["go"].startswith(f"Tracing message route to subject {args[1]} ")
+    assert (
+        "Legend: Client: --C Router: --> Gateway: ==> Leafnode: ~~> JetStream: --J"
+        in (outputs["go"])
+    )
+
+
+# -- the account's msg_trace block -----------------------------------------------------------
+
+CONFIG_SNIPPETS = [
+    'msg_trace: {dest: "acc.trace", sampling: 50}',
+    'msg_trace: {Dest: "ok", SAMPLING: "25%"}',
+    'msg_trace: "acc.trace"',
+    'trace_dest: "x.y"',
+    'trace_dest: "a.*"',
+    'msg_trace: {dest: "a.*", sampling: 50}',
+    'msg_trace: {dest: "ok", sampling: 101}',
+    'msg_trace: {dest: "ok", sampling: 0}',
+    'msg_trace: {dest: "ok", sampling: "abc"}',
+    'msg_trace: {dest: "ok", sampling: 50.5}',
+    'msg_trace: {dest: "ok", sampling: true}',
+    "msg_trace: {sampling: 20}",
+    "msg_trace: 5",
+    "msg_trace: {dest: 5}",
+    'msg_trace: {dest: "ok", bogus: 1}',
+]
+
+
+@pytest.mark.parametrize("snippet", CONFIG_SNIPPETS)
+def test_msg_trace_config_checks_match_nats_server(tmp_path: Path, snippet: str) -> None:
+    from tests.support.servers import oracle_server_path, pynats_server_command
+
+    path = tmp_path / "t.conf"
+    path.write_text(f"accounts {{ A {{ users [{{user: a, password: a}}]\n {snippet} }}}}\n")
+    outputs = []
+    for cmd in ([oracle_server_path()], pynats_server_command()):
+        proc = subprocess.run(
+            [*cmd, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30
+        )
+        outputs.append((proc.returncode, (proc.stdout + proc.stderr).splitlines()[:1]))
+    assert outputs[1] == outputs[0]
+
+
+def test_snappy_framing_is_the_snappy_stream_format() -> None:
+    """What `Accept-Encoding: snappy` gets (natscli asks for it): the stream identifier, then
+    uncompressed chunks with their masked CRC-32C (checked against the spec's test vector)."""
+    from pynats.server.msgtrace import _crc32c, _masked_crc
+
+    assert _crc32c(b"123456789") == 0xE3069283
+    data = b"x" * 70000
+    framed = snappy_frame(data)
+    assert framed[:10] == b"\xff\x06\x00\x00sNaPpY"
+    pos, out = 10, b""
+    while pos < len(framed):
+        kind, size = framed[pos], int.from_bytes(framed[pos + 1 : pos + 4], "little")
+        body = framed[pos + 4 : pos + 4 + size]
+        assert kind == 0x01
+        assert body[:4] == _masked_crc(body[4:])
+        out += body[4:]
+        pos += 4 + size
+    assert out == data
+
+
+# -- permissions -------------------------------------------------------------------------------
+
+PERMISSIONS = """
+authorization {{ users [
+  {{user: p, password: p, permissions: {{
+      publish: {{allow: [{allowed}]}}, subscribe: {{allow: ">", deny: ["secret.>"]}}}}}}
+  {{user: s, password: s}}
+] }}
+"""
+
+
+async def _permission_trace(server: RunningServer) -> tuple[list[Any], list[str]]:
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    url = f"127.0.0.1:{server.port}"
+    p = await nats.connect(f"nats://p:p@{url}", error_cb=on_error)
+    s = await nats.connect(f"nats://s:s@{url}")
+    try:
+        tsub = await s.subscribe("t.out")
+        received = await s.subscribe("ok.>")
+        await p.subscribe(">")
+        await s.flush()
+        await p.flush()
+        events = []
+        for pub, subject in ((p, "nope.x"), (s, "secret.x"), (p, "ok.x")):
+            await pub.publish(subject, b"x", headers={"Nats-Trace-Dest": "t.out"})
+            await pub.flush()
+            try:
+                msg = await tsub.next_msg(timeout=WAIT_S)
+            except nats.errors.TimeoutError:
+                events.append(None)
+                continue
+            items = json.loads(msg.data)["events"]
+            for item in items:
+                item.pop("ts")
+                item.pop("cid")
+            events.append(items)
+        await asyncio.sleep(0.2)
+        delivered = received.pending_msgs
+        return events, [*errors, f"delivered {delivered}"]
+    finally:
+        await p.close()
+        await s.close()
+
+
+@pytest.mark.parametrize("allowed", ['"ok.>", "t.out"', '"ok.>"'], ids=["dest_allowed", "denied"])
+async def test_permission_errors_match_nats_server(tmp_path: Path, allowed: str) -> None:
+    path = tmp_path / "perm.conf"
+    path.write_text(PERMISSIONS.format(allowed=allowed))
+    results = {}
+    for kind in KINDS:
+        srv = start_server(["-c", str(path)], oracle=kind == "go")
+        try:
+            results[kind] = await _permission_trace(srv)
+        finally:
+            srv.stop()
+    assert results["pynats"] == results["go"]
+    events, errors = results["go"]
+    assert (events[0] is None) == (allowed == '"ok.>"')
+    assert errors[-1] == ("delivered 0" if allowed == '"ok.>"' else "delivered 1")
