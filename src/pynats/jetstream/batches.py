@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH_MSGS = 1000
 MAX_INFLIGHT_PER_STREAM = 50
+MAX_INFLIGHT_TOTAL = 1000  # on the whole server
 BATCH_TIMEOUT_S = 10.0
 MAX_ID_LEN = 64
 
@@ -72,9 +73,14 @@ class AtomicBatches:
         seq = int(raw_seq)
         batch = self.open.get(batch_id)
         if seq == 1 and batch is None:
-            if len(self.open) >= MAX_INFLIGHT_PER_STREAM:
+            js = stream.jsa.js
+            if (
+                len(self.open) >= MAX_INFLIGHT_PER_STREAM
+                or js.atomic_batches_open >= MAX_INFLIGHT_TOTAL
+            ):
                 raise api_error("JSAtomicPublishTooManyInflight")
             batch = self.open[batch_id] = Batch(batch_id)
+            js.atomic_batches_open += 1
         elif batch is None or seq != len(batch.msgs) + 1:
             if batch is not None:
                 self._abandon(batch, "incomplete")
@@ -128,6 +134,7 @@ class AtomicBatches:
             batch.timer = None
         if self.open.get(batch.id) is batch:
             del self.open[batch.id]
+            self.stream.jsa.js.atomic_batches_open -= 1
             if reason in ("timeout", "large", "unsupported"):
                 stream = self.stream
                 advisories.batch_abandoned(stream.jsa, stream.name, batch.id, reason)

@@ -147,6 +147,7 @@ class JetStream:
         opts = server.options
         self.domain = opts.jetstream_domain
         self.api_level = JS_API_LEVEL
+        self.atomic_batches_open = 0  # across every stream (batches.MAX_INFLIGHT_TOTAL)
         self.strict = opts.jetstream_strict
         self.temp_dir_used = not opts.store_dir
         base = opts.store_dir or os.path.join(go_temp_dir(), "nats")

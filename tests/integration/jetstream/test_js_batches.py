@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import nats
+import pytest
 from tests.conftest import connect
 from tests.integration.jetstream.conftest import api
 from tests.support.js_script import Step, differences
@@ -192,6 +193,32 @@ async def test_kill_9_during_commits_keeps_batches_whole(tmp_path: Path) -> None
         assert count % 200 == 0 and count >= 200 * len(acked), (count, acked)
         last = await api(nc, "$JS.API.STREAM.MSG.GET.K", {"last_by_subj": "k.x"})
         assert last["message"]["seq"] == count
+        await nc.close()
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("oracle", [True, False], ids=["go", "pynats"])
+async def test_a_thousand_open_batches_is_the_servers_limit(tmp_path: Path, oracle: bool) -> None:
+    """50 open batches per stream, 1000 on the server: the next start gets 429 10210."""
+    srv = start_server(["-js", "-sd", str(tmp_path / "js")], oracle=oracle)
+    try:
+        nc = await connect(srv.url)
+        refused: list[tuple[int, int]] = []
+        for i in range(21):
+            await api(
+                nc,
+                CREATE + f"S{i}",
+                {"name": f"S{i}", "subjects": [f"s{i}.>"], "allow_atomic": True},
+            )
+            for b in range(50 if i < 20 else 2):
+                reply = await nc.request(f"s{i}.x", b"a", headers=batch(f"b{b}", 1), timeout=2)
+                if reply.data:
+                    assert json.loads(reply.data)["error"]["err_code"] == 10210
+                    refused.append((i, b))
+        extra = await nc.request("s0.x", b"a", headers=batch("b50", 1), timeout=2)
+        assert json.loads(extra.data)["error"]["code"] == 429  # the stream's own 50 too
+        assert refused == [(20, 0), (20, 1)]
         await nc.close()
     finally:
         srv.stop()
