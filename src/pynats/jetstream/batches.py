@@ -93,12 +93,11 @@ class AtomicBatches:
         except ApiError:
             self._abandon(batch, "")
             raise
-        level = hdrs.get(h.REQUIRED_API_LEVEL)
-        if level is not None and (not level.isdigit() or int(level) > stream.jsa.js.api_level):
-            self._abandon(batch, "unsupported")
-            raise api_error("JSRequiredApiLevelErr")
-        if level is not None:  # asked and satisfied: not stored
-            headers = h.remove(headers, (h.REQUIRED_API_LEVEL,))
+        if h.REQUIRED_API_LEVEL in hdrs:
+            if h.level_unmet(headers, stream.jsa.js.api_level):
+                self._abandon(batch, "unsupported")
+                raise api_error("JSRequiredApiLevelErr")
+            headers = h.remove(headers, (h.REQUIRED_API_LEVEL,))  # satisfied: not stored
         commit = hdrs.get(h.BATCH_COMMIT)
         if commit is None:
             batch.msgs.append((subject, headers, payload))

@@ -212,8 +212,7 @@ class PullDelivery:
         self.pins: dict[str, tuple[str, int]] = {}  # group -> (pin id, pinned at in ns)
         self._pin_seen: dict[str, float] = {}  # group -> loop time the pinned client last asked
         self._pin_timer: asyncio.TimerHandle | None = None
-        self._req_timer: asyncio.TimerHandle | None = None
-        self._req_timer_at = 0.0
+        self._req_waker = Waker(self.loop, self._on_request_timer)  # expiries, heartbeats
         self._pace: OriginalPace | None = None  # replay_policy: original
         self._waker = Waker(self.loop, source.deliver_pass)
 
@@ -225,10 +224,10 @@ class PullDelivery:
     def stop(self, *, deleted: bool) -> None:
         """Waiting requests end: `409 Consumer Deleted`, or `409 Server Shutdown` (once per
         reply subject, as nats-server tells its pending requests when the server shuts down)."""
-        for timer in (self._req_timer, self._pin_timer):
-            if timer is not None:
-                timer.cancel()
-        self._req_timer = self._pin_timer = None
+        if self._pin_timer is not None:
+            self._pin_timer.cancel()
+            self._pin_timer = None
+        self._req_waker.cancel()
         self._waker.cancel()
         send_status = self.source.send_status
         if deleted:
@@ -407,7 +406,7 @@ class PullDelivery:
             due = waiting.expires_at or (now + waiting.heartbeat / 1e9)
             if waiting.heartbeat:
                 due = min(due, now + waiting.heartbeat / 1e9)
-            self._arm_request_timer(due)
+            self._req_waker.at(due)
         self.source.deliver_pass()
 
     def prune(self) -> None:
@@ -424,17 +423,8 @@ class PullDelivery:
         if not self.waiting:
             self.source.arm_inactivity()
 
-    def _arm_request_timer(self, when: float) -> None:
-        if self._req_timer is not None:
-            if self._req_timer_at <= when:
-                return
-            self._req_timer.cancel()
-        self._req_timer_at = when
-        self._req_timer = self.loop.call_at(when, self._on_request_timer)
-
     def _on_request_timer(self) -> None:
         """Expire what is due (408) and send the idle heartbeats that are due."""
-        self._req_timer = None
         if self.source.closed:
             return
         now = self.loop.time()
@@ -457,7 +447,7 @@ class PullDelivery:
             if req.expires_at:
                 earliest = req.expires_at if not earliest else min(earliest, req.expires_at)
         if earliest:
-            self._arm_request_timer(earliest)
+            self._req_waker.at(earliest)
 
     # -- priority groups -----------------------------------------------------------------------
 

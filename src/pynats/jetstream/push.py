@@ -92,6 +92,7 @@ class PushDelivery:
         self._fc_window = FC_INITIAL_WINDOW
         # ack_policy flow_control: what the unanswered request acknowledges once answered
         self._fc_acks: tuple[int, int] | None = None
+        self._acks_by_fc = False
         # rate limit and replay pace
         self._rate_bps = 0
         self._rate_burst_s = 0.0
@@ -129,6 +130,7 @@ class PushDelivery:
         # the bucket holds one maximum payload, as nats-server's limiter does
         burst = self.server.options.max_payload
         self._rate_burst_s = burst * 8 / cfg.rate_limit_bps if cfg.rate_limit_bps else 0.0
+        self._acks_by_fc = cfg.ack_policy == "flow_control"  # answers to FC are the acks
         if cfg.replay_policy != "original":
             self._pace = None
         elif self._pace is None:
@@ -187,7 +189,7 @@ class PushDelivery:
         if (
             fc
             and not self._fc_subject
-            and source.config.ack_policy == "flow_control"
+            and self._acks_by_fc
             and source.num_ack_pending() >= source.config.max_ack_pending
         ):
             self._send_flow_control()  # the answer acknowledges what is pending
@@ -240,7 +242,7 @@ class PushDelivery:
         token = "".join(random.choice(B62) for _ in range(4))
         self._fc_subject = f"$JS.FC.{source.stream.name}.{source.name}.{token}"
         self._fc_mark = self._fc_bytes
-        if source.config.ack_policy == "flow_control":
+        if self._acks_by_fc:
             pair = source.delivered()
             self._fc_acks = (pair.consumer_seq, pair.stream_seq)
         self.client.publish(
@@ -287,7 +289,7 @@ class PushDelivery:
         if (
             not self._fc_subject
             and self._fc_sub is not None
-            and self.source.config.ack_policy == "flow_control"
+            and self._acks_by_fc
             and self.source.num_ack_pending()
         ):
             # flow_control acks: a quiet moment with messages unacknowledged asks for them

@@ -5,7 +5,6 @@ them, with its error texts."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .conf import ConfigMap
@@ -14,8 +13,6 @@ from .config_reader import Reader
 from .mappings import MappingConfig, MappingDest
 from .subject_transform import SubjectTransform, TransformError
 from .subjects import is_valid_subject
-
-_INDEX = re.compile(r"(?:\$(\d+)|wildcard\(\s*(\d+)\s*\))")
 
 
 def parse_mappings(r: Reader, m: ConfigMap, key: str) -> list[MappingConfig]:
@@ -88,10 +85,6 @@ def _problem(source: str, dest: str) -> str | None:
     try:
         SubjectTransform(source, dest)
     except TransformError as e:
-        text = str(e)
-        if "wildcard index out of range in " in text:
-            found = _INDEX.search(text.rsplit(" in ", 1)[1])
-            if found:
-                text += f": [{found.group(1) or found.group(2)}]"
-        return prefix + text
+        # nats-server's mapping error names the index too
+        return prefix + str(e) + (f": [{e.index}]" if e.index is not None else "")
     return None

@@ -25,9 +25,10 @@ from pynats.server.subjects import is_valid_subject, subject_matches
 class TransformError(ValueError):
     """An invalid source (`is_source`) or destination, worded as nats-server words it."""
 
-    def __init__(self, text: str, *, is_source: bool = False) -> None:
+    def __init__(self, text: str, *, is_source: bool = False, index: int | None = None) -> None:
         super().__init__(text)
         self.is_source = is_source
+        self.index = index  # the wildcard index that was out of range
 
 
 _FUNC_RE = re.compile(r"^\{\{\s*([a-zA-Z]+)\s*\((.*)\)\s*\}\}$")
@@ -99,7 +100,7 @@ class SubjectTransform:
     def _index(self, n: int, nwild: int, token: str) -> int:
         if n < 1 or n > nwild:
             raise TransformError(
-                f"invalid mapping destination: wildcard index out of range in {token}"
+                f"invalid mapping destination: wildcard index out of range in {token}", index=n
             )
         return n - 1
 
