@@ -15,8 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats
+from nats.aio.client import Client
+
 from tests.support.ports import free_port
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
+
+# (hub kind, leaf kind): a pynats leaf on a Go hub, a Go leaf on a pynats hub, both pynats
+MIXES = [("go", "py"), ("py", "go"), ("py", "py")]
+
+
+def mix_id(mix: tuple[str, str]) -> str:
+    return f"{mix[1]}-leaf-on-{mix[0]}-hub"
 
 
 @dataclass
@@ -118,3 +129,13 @@ def make_leaf_pair(
         pair.start(hub)
         pair.start(leaf)
     return pair
+
+
+async def connect(node: Node) -> Client:
+    """A nats-py client of `node` that does not reconnect (a test sees every break)."""
+    return await nats.connect(node.url, allow_reconnect=False, max_reconnect_attempts=1)
+
+
+async def interest_at(node: Node, subject: str) -> None:
+    """Wait until `node` heard of interest in `subject` over its leaf connections."""
+    await wait_until(lambda: subject in node.leaf_interest(), timeout=5, what=subject)

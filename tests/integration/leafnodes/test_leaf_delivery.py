@@ -9,9 +9,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.aio.client import Client
 from nats.aio.msg import Msg
-from tests.support.leafs import LeafPair, Node, make_leaf_pair
+from tests.support.leafs import LeafPair, connect, interest_at, make_leaf_pair
 from tests.support.waiting import wait_until
 
 MIXES = [
@@ -32,14 +31,6 @@ def pair(
         yield made
     finally:
         made.stop_all()
-
-
-async def connect(node: Node) -> Client:
-    return await nats.connect(node.url, allow_reconnect=False, max_reconnect_attempts=1)
-
-
-async def interest_at(node: Node, subject: str) -> None:
-    await wait_until(lambda: subject in node.leaf_interest(), timeout=5, what=subject)
 
 
 async def test_messages_cross_the_link_both_ways_with_headers(pair: LeafPair) -> None:

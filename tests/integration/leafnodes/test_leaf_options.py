@@ -9,24 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nats
 import nkeys
 import pytest
 import trustme
-from nats.aio.client import Client
-from tests.support.leafs import LeafPair, Node, make_leaf_pair
+from tests.support.leafs import MIXES, LeafPair, connect, interest_at, make_leaf_pair
 from tests.support.waiting import wait_until
 
-MIXES = [("go", "py"), ("py", "go"), ("py", "py")]
 MIX_IDS = [f"{leaf}-leaf-on-{hub}-hub" for hub, leaf in MIXES]
-
-
-async def connect(node: Node) -> Client:
-    return await nats.connect(node.url, allow_reconnect=False, max_reconnect_attempts=1)
-
-
-async def interest_at(node: Node, subject: str) -> None:
-    await wait_until(lambda: subject in node.leaf_interest(), timeout=5, what=subject)
 
 
 async def nothing_more(sub: Any, marker: bytes) -> list[bytes]:

@@ -16,11 +16,9 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ExternalStream, StreamSource
-from tests.support.leafs import LeafPair, make_leaf_pair
+from tests.support.leafs import MIXES, LeafPair, make_leaf_pair
 from tests.support.proxy import CuttableProxy
 from tests.support.waiting import wait_until
-
-MIXES = [("go", "py"), ("py", "go"), ("py", "py")]
 
 
 @contextlib.asynccontextmanager

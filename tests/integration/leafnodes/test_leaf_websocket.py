@@ -8,12 +8,9 @@ from collections.abc import Iterator
 import nats
 import pytest
 import trustme
-from nats.aio.client import Client
-from tests.support.leafs import LeafPair, Node, make_leaf_pair
+from tests.support.leafs import MIXES, LeafPair, connect, interest_at, make_leaf_pair
 from tests.support.ports import free_port
-from tests.support.waiting import wait_until
 
-MIXES = [("go", "py"), ("py", "go"), ("py", "py")]
 OPTIONS = {
     "plain": "",
     "compressed": "ws_compression: true",
@@ -45,14 +42,6 @@ def pair(
         yield made
     finally:
         made.stop_all()
-
-
-async def connect(node: Node) -> Client:
-    return await nats.connect(node.url, allow_reconnect=False, max_reconnect_attempts=1)
-
-
-async def interest_at(node: Node, subject: str) -> None:
-    await wait_until(lambda: subject in node.leaf_interest(), timeout=5, what=subject)
 
 
 async def test_messages_cross_a_websocket_leaf_both_ways(pair: LeafPair) -> None:
