@@ -15,6 +15,10 @@ Scenarios (`--scenarios`, all by default):
   1000 keys in turn, pipelined like `publish`; acks per second.
 - `kv-get`: 1000 keys stored, then one client asks for them one at a time with a direct get
   on the key subject (what `kv.get()` sends); the latency percentiles of the round trip.
+- `fast-ingest`: one fast-ingest batch (`allow_batched`, ADR-50) as nats.js' fast publisher
+  sends it: the first message waits for the first flow ack, then at most `--outstanding` ack
+  intervals (of an initial `--flow`) are in flight; an EOB commit must count every message.
+  Batch sequences acknowledged per second.
 
 Three like-for-like pairs:
 
@@ -28,9 +32,9 @@ Both servers get the same `-c` configuration file except in the last pair, where
 its default. Stores live in a fresh temporary directory per run.
 
     .venv/bin/python benchmarks/jetstream.py [--go PATH] [--pairs memory,lazy,sync]
-        [--scenarios publish,consume,kv-put,kv-get] [--duration 3] [--warmup 1]
+        [--scenarios publish,consume,kv-put,kv-get,fast-ingest] [--duration 3] [--warmup 1]
         [--size 128] [--window 4096] [--consume-msgs 200000] [--pull-batch 500]
-        [--gets 3000] [--repeat 1] [--json FILE]
+        [--gets 3000] [--flow 500] [--outstanding 2] [--repeat 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import selectors
 import socket
 import statistics
@@ -57,7 +62,12 @@ STREAM = "BENCH"
 SUBJECT = b"bench.js"
 ACK_SUBJECT = b"bench.ack"
 PAIRS = ("memory", "lazy", "sync")
-SCENARIOS = ("publish", "consume", "kv-put", "kv-get")
+SCENARIOS = ("publish", "consume", "kv-put", "kv-get", "fast-ingest")
+FI_SUBJECT = b"bench.fi"
+FI_BATCH_ID = b"fastbench"
+FI_ACK = re.compile(rb'\{"type":"ack","seq":(\d+),"msgs":(\d+)\}')
+FI_FINAL = re.compile(rb'"batch":"fastbench","count":(\d+)\}')
+
 CONSUMER = "C"
 INBOX = b"_bench.inbox"
 BUCKET = "B"
@@ -332,13 +342,96 @@ def kv_stream_config(storage: str) -> dict:
     }
 
 
+def fast_ingest(
+    port: int, size: int, flow: int, outstanding: int, warmup: float, duration: float
+) -> Run:
+    """One fast-ingest batch (`allow_batched`) on a raw socket, as a client sends it: the
+    reply subject `_fi.<id>.<flow>.fail.<seq>.<op>.$FI` carries the batch, the first message
+    waits for the first flow ack, then at most `outstanding` ack intervals are in flight; an
+    EOB commit ends it and must count every message. Rate: batch sequences acknowledged per
+    second over the measured window."""
+    sock = connect(port)
+    sock.sendall(b"SUB _fi.%b.> 1\r\nPING\r\n" % FI_BATCH_ID)
+    payload = b"x" * size
+    prefix = b"_fi.%b.%d.fail." % (FI_BATCH_ID, flow)
+    head = b"PUB %b %b" % (FI_SUBJECT, prefix)
+    tail = b".$FI %d\r\n%b\r\n" % (size, payload)
+
+    def frames(first: int, last: int, op: int) -> bytes:
+        return b"".join(head + b"%d.%d" % (seq, op) + tail for seq in range(first, last + 1))
+
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    sock.sendall(frames(1, 1, 0))
+    sent, acked, msgs, errors = 1, -1, 1, 0
+    carry = b""
+    out = b""
+    start = time.monotonic()
+    measure_from, end = start + warmup, start + warmup + duration
+    acked_at_start = -1
+    sock.setblocking(False)
+    while True:
+        now = time.monotonic()
+        if acked_at_start < 0 and now >= measure_from:
+            acked_at_start = max(acked, 0)
+        if now >= end:
+            break
+        if not out and acked >= 0 and sent < acked + msgs * outstanding:
+            last = min(acked + msgs * outstanding, sent + 512)
+            out = frames(sent + 1, last, 1)
+            sent = last
+        if out:
+            try:
+                n = sock.send(out)
+                out = out[n:]
+            except BlockingIOError:
+                pass
+        if sel.select(timeout=0 if out else 0.05):
+            try:
+                data = sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise RuntimeError("server closed the connection")
+            data = carry + data
+            for m in FI_ACK.finditer(data):
+                acked, msgs = max(acked, int(m[1])), int(m[2])
+            errors += data.count(b'"error"')
+            if b"PING\r\n" in data:
+                out += b"PONG\r\n"
+            carry = data[-200:]
+    # finish what is in flight, then commit by EOB and check the count
+    sock.setblocking(True)
+    sock.sendall(out + frames(sent + 1, sent + 1, 3))
+    buf = b""
+    deadline = time.monotonic() + 30
+    while not FI_FINAL.search(buf) and time.monotonic() < deadline:
+        buf += sock.recv(1 << 20)
+    final = FI_FINAL.search(buf)
+    if final is None or int(final[1]) != sent:
+        raise RuntimeError(f"commit of {sent} gave {buf[-300:]!r}")
+    sock.close()
+    return Run("", "", (acked - max(acked_at_start, 0)) / (duration or 1), errors)
+
+
 def run_one(spec: ServerSpec, pair: str, scenario: str, args: argparse.Namespace) -> Run:
     storage = "memory" if pair == "memory" else "file"
     with JsServer(spec, pair) as srv:
         if scenario in ("publish", "consume"):
             cfg = {"name": STREAM, "subjects": [SUBJECT.decode()], "storage": storage}
             create(srv.port, f"$JS.API.STREAM.CREATE.{STREAM}", cfg)
-        if scenario == "publish":
+        if scenario == "fast-ingest":
+            cfg = {
+                "name": STREAM,
+                "subjects": [FI_SUBJECT.decode()],
+                "storage": storage,
+                "allow_batched": True,
+            }
+            create(srv.port, f"$JS.API.STREAM.CREATE.{STREAM}", cfg)
+            run = fast_ingest(
+                srv.port, args.size, args.flow, args.outstanding, args.warmup, args.duration
+            )
+        elif scenario == "publish":
             run = publish_with_acks(srv.port, args.size, args.window, args.warmup, args.duration)
         elif scenario == "consume":
             publish_with_acks(srv.port, args.size, args.window, 0, 0, total=args.consume_msgs)
@@ -377,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consume-msgs", type=int, default=200_000)
     parser.add_argument("--pull-batch", type=int, default=500)
     parser.add_argument("--gets", type=int, default=3000)
+    parser.add_argument("--flow", type=int, default=500, help="fast-ingest initial flow")
+    parser.add_argument("--outstanding", type=int, default=2, help="fast-ingest ack intervals")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
