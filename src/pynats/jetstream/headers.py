@@ -1,10 +1,16 @@
 """NATS header blocks: parse, look up, build and edit `NATS/1.0\\r\\n...\\r\\n\\r\\n`.
 
 Blocks stay `bytes`. Names are matched case-sensitively, as nats-server matches the JetStream
-headers it acts on (`Nats-Msg-Id`, `Nats-Expected-*`, `Nats-Rollup`, `Nats-TTL`, ...).
+headers it acts on (`Nats-Msg-Id`, `Nats-Expected-*`, `Nats-Rollup`, `Nats-TTL`, ...), and
+the values with a format of their own (`Nats-TTL`, `Nats-Required-Api-Level`) are read here.
 """
 
 from __future__ import annotations
+
+from pynats.gotime import NS_PER_S, parse_duration
+
+from .errors import api_error
+from .store import TTL_NEVER
 
 HDR_LINE = b"NATS/1.0"
 CRLF = b"\r\n"
@@ -134,6 +140,20 @@ def level_unmet(block: bytes, level: int) -> bool:
     """`Nats-Required-Api-Level` asks for more than `level` (or is not a number)."""
     value = get(block, REQUIRED_API_LEVEL)
     return value is not None and (not value.isdigit() or int(value) > level)
+
+
+def parse_ttl(value: bytes) -> int:
+    """`Nats-TTL`: seconds, a Go duration, or `never`. Raises ApiError 10165."""
+    text = value.decode(errors="replace").strip()
+    if text.lower() == "never":
+        return TTL_NEVER
+    try:
+        ttl = int(text) * NS_PER_S if text.isdigit() else parse_duration(text)
+    except ValueError:
+        raise api_error("JSMessageTTLInvalidErr") from None
+    if ttl < NS_PER_S:
+        raise api_error("JSMessageTTLInvalidErr")
+    return ttl
 
 
 def replace(block: bytes, name: bytes, value: bytes) -> bytes:

@@ -72,10 +72,8 @@ def check_publish(stream: Stream, subject: str, hdrs: dict[bytes, bytes], header
         raise api_error("JSMessageSchedulesTargetInvalidErr")
     ttl = hdrs.get(SCHEDULE_TTL)
     if ttl is not None:
-        from .stream import parse_ttl
-
         try:
-            parse_ttl(ttl)
+            h.parse_ttl(ttl)
         except ApiError:
             raise api_error("JSMessageSchedulesTTLInvalidErr") from None
         if not cfg.allow_msg_ttl:

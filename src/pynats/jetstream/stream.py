@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pynats.gotime import NS_PER_S, format_duration, parse_duration, rfc3339
+from pynats.gotime import NS_PER_S, format_duration, rfc3339
 from pynats.server.delivery import route_message
 from pynats.server.msgtrace import jetstream_error
 from pynats.server.subject_transform import SubjectTransform, compile_transform
@@ -40,7 +40,6 @@ from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
 from .store import (
-    TTL_NEVER,
     MessageNotFound,
     MessageStore,
     MsgTooLarge,
@@ -576,7 +575,7 @@ class Stream:
         ttl = 0
         value = get(h.TTL)
         if value is not None:
-            ttl = parse_ttl(value)
+            ttl = h.parse_ttl(value)
             if not self.config.allow_msg_ttl:
                 raise api_error("JSMessageTTLDisabledErr")
             sdm = self.config.subject_delete_marker_ttl
@@ -931,20 +930,6 @@ class Stream:
                 ):
                     self._marker_seqs.add(msg.seq)
             seq = msg.seq + 1
-
-
-def parse_ttl(value: bytes) -> int:
-    """`Nats-TTL`: seconds, a Go duration, or `never`. Raises ApiError 10165."""
-    text = value.decode(errors="replace").strip()
-    if text.lower() == "never":
-        return TTL_NEVER
-    try:
-        ttl = int(text) * NS_PER_S if text.isdigit() else parse_duration(text)
-    except ValueError:
-        raise api_error("JSMessageTTLInvalidErr") from None
-    if ttl < NS_PER_S:
-        raise api_error("JSMessageTTLInvalidErr")
-    return ttl
 
 
 def _uint(value: bytes) -> int:
