@@ -27,6 +27,8 @@
     direct.py         $JS.API.DIRECT.GET.<stream>[.<subject>]
     sources.py        mirrors and sources
     remote_sources.py the consumer that feeds a mirror or source from another domain
+    s2.py             S2 streams (sans-I/O): Snappy framing, S2 blocks with repeat copies
+    archive.py        NATSARC1 (sans-I/O): the entries of a stream backup, nats-server 2.15
     advisories.py     $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*
     jsz.py            /jsz and the JetStream part of /healthz
     errors.py         the error catalogue (data/jetstream-errors.json, package data)
