@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
+from tests.support.powerloss import RecordingFileIO
 
-from pynats.jetstream.store import ConsumerState, ConsumerStore, SequencePair, StoreClosed
+from pynats.jetstream.store import (
+    ConsumerState,
+    ConsumerStore,
+    SequencePair,
+    StoreClosed,
+    SyncPolicy,
+)
 
 
 @pytest.fixture(params=["file", "memory"])
@@ -62,6 +70,33 @@ def test_state_survives_restart_and_log_compaction(tmp_path):
     assert again.state == expected
     assert again.damage() == []
     again.stop()
+
+
+def test_always_fsyncs_plain_acks_by_group_commit_without_anyone_waiting(tmp_path):
+    """`sync_interval: always`: deliveries and acks nobody waits for are fsynced too, by the
+    next group-commit round (not one fsync each, on the loop thread)."""
+    fileio = RecordingFileIO(str(tmp_path))
+    log = os.path.join("c", "ops-0000000000.log")
+
+    def log_synced() -> bool:
+        ops = [op for op in fileio.history if op.path == log and op.kind in ("write", "fsync")]
+        return bool(ops) and ops[-1].kind == "fsync"
+
+    async def run() -> int:
+        store = ConsumerStore(str(tmp_path / "c"), SyncPolicy.parse("always"), fileio=fileio)
+        for seq in range(1, 51):
+            store.update_delivered(seq, seq, 1, 0)
+            store.update_acks(seq, seq)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not log_synced() and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        assert log_synced(), "the acks were never fsynced"
+        fsyncs = sum(1 for op in fileio.history if op.kind == "fsync" and op.path == log)
+        store.stop()
+        return fsyncs
+
+    assert asyncio.run(run()) <= 2
 
 
 def test_update_state_replaces_everything(tmp_path):

@@ -149,7 +149,24 @@ def test_group_commit_covers_many_publishers_with_few_fsyncs(tmp_path):
     assert rounds < 1000 / 5, "group commit should cover many acks per fsync"
 
 
-def test_interval_mode_acks_before_fsync_and_always_mode_fsyncs_each_write(tmp_path):
+def test_always_mode_is_group_commit_too(tmp_path):
+    """`sync_interval: always` keeps fsync-before-ack with one fsync for many acks, not one
+    fsync per message on the loop thread."""
+
+    async def run():
+        store = FileStore(str(tmp_path / "m"), CFG, SyncPolicy.parse("always"))
+        await _publish_concurrently(store, 50, 20)()
+        rounds = store.sync_rounds
+        store.stop()
+        return rounds
+
+    rounds = asyncio.run(run())
+    assert rounds < 1000 / 5, "always should cover many acks per fsync"
+
+
+def test_interval_mode_acks_before_fsync_and_always_mode_fsyncs_each_write_without_a_loop(
+    tmp_path,
+):
     lazy = FileStore(str(tmp_path / "lazy"), CFG, SyncPolicy.parse("2m"))
     assert lazy.sync_policy.mode is SyncMode.INTERVAL
     lazy.store_msg("a", None, b"x")

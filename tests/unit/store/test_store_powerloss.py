@@ -1,6 +1,8 @@
 """Power cuts at every fsync boundary (and torn writes after it), on a disk rebuilt from the
 recorded file-I/O history: every acknowledged record and config survives, nothing else is
-served as if it were a message that was never written.
+served as if it were a message that was never written. In both sync modes that promise it:
+the default (group commit) and `always` (`sync_interval: always`, group commit as well); the
+lazy `interval` mode acknowledges before the fsync and promises nothing of the kind.
 
 PYNATS_STORE_POWERLOSS_SEEDS (default 2) runs more randomised histories."""
 
@@ -19,24 +21,36 @@ from pynats.jetstream.store import (
     FileStore,
     MessageNotFound,
     StoreConfig,
+    SyncPolicy,
     write_durable,
 )
 
 SEEDS = int(os.environ.get("PYNATS_STORE_POWERLOSS_SEEDS", "2"))
 CFG = StoreConfig(name="S")
 MAX_CUTS = 80
+POWER_SAFE_MODES = ["group", "always"]
+
+
+def policy_for(mode: str) -> SyncPolicy:
+    return SyncPolicy.parse(None if mode == "group" else mode)
 
 
 def data_for(seq: int) -> bytes:
     return b"payload-%d-" % seq + bytes([seq % 251]) * (seq % 40)
 
 
-async def workload(root: str, fileio: RecordingFileIO, rng: random.Random) -> None:
+async def workload(
+    root: str, fileio: RecordingFileIO, rng: random.Random, policy: SyncPolicy
+) -> None:
     """Concurrent publishers, deletes, a purge, consumer acks and a config write."""
     write_durable(os.path.join(root, "stream", "config.json"), b'{"name":"S"}', fileio)
     fileio.mark(("config", "stream"))
-    store = FileStore(os.path.join(root, "stream", "msgs"), CFG, fileio=fileio, segment_bytes=1500)
-    consumer = ConsumerStore(os.path.join(root, "stream", "c1"), fileio=fileio, compact_bytes=600)
+    store = FileStore(
+        os.path.join(root, "stream", "msgs"), CFG, policy, fileio=fileio, segment_bytes=1500
+    )
+    consumer = ConsumerStore(
+        os.path.join(root, "stream", "c1"), policy, fileio=fileio, compact_bytes=600
+    )
     loop = asyncio.get_running_loop()
 
     async def durable(s) -> None:
@@ -115,13 +129,14 @@ def verify(dest: str, notes: list) -> None:
             consumer.stop()
 
 
+@pytest.mark.parametrize("mode", POWER_SAFE_MODES)
 @pytest.mark.parametrize("seed", range(SEEDS))
-def test_every_acknowledged_write_survives_a_power_cut(tmp_path, seed):
+def test_every_acknowledged_write_survives_a_power_cut(tmp_path, seed, mode):
     root = tmp_path / "live"
     root.mkdir()
     fileio = RecordingFileIO(str(root))
     rng = random.Random(seed)
-    asyncio.run(workload(str(root), fileio, rng))
+    asyncio.run(workload(str(root), fileio, rng, policy_for(mode)))
     history = fileio.history
     cuts = fsync_points(history)
     assert len(cuts) > 20, "the workload should make many fsync rounds"
@@ -157,9 +172,11 @@ def test_a_write_without_fsync_is_lost_in_the_model(tmp_path):
     assert not (dest / "g").exists()
 
 
-async def batch_workload(root: str, fileio: RecordingFileIO, rng: random.Random) -> None:
+async def batch_workload(
+    root: str, fileio: RecordingFileIO, rng: random.Random, policy: SyncPolicy
+) -> None:
     """Single messages and atomic batches of 2-40 messages, some of them past a segment."""
-    store = FileStore(os.path.join(root, "msgs"), CFG, fileio=fileio, segment_bytes=2500)
+    store = FileStore(os.path.join(root, "msgs"), CFG, policy, fileio=fileio, segment_bytes=2500)
     loop = asyncio.get_running_loop()
     for _ in range(40):
         if rng.random() < 0.3:
@@ -204,13 +221,14 @@ def verify_batches(dest: str, notes: list) -> None:
         store.stop()
 
 
+@pytest.mark.parametrize("mode", POWER_SAFE_MODES)
 @pytest.mark.parametrize("seed", range(SEEDS))
-def test_a_power_cut_keeps_each_batch_whole_or_drops_it(tmp_path, seed):
+def test_a_power_cut_keeps_each_batch_whole_or_drops_it(tmp_path, seed, mode):
     root = tmp_path / "live"
     root.mkdir()
     fileio = RecordingFileIO(str(root))
     rng = random.Random(seed)
-    asyncio.run(batch_workload(str(root), fileio, rng))
+    asyncio.run(batch_workload(str(root), fileio, rng, policy_for(mode)))
     history = fileio.history
     cuts = fsync_points(history)
     if len(cuts) > MAX_CUTS:

@@ -8,12 +8,18 @@ policy promises:
 - `group` (default): after an fsync that covers it. One fsync runs at a time, in a worker
   thread; every record appended while it runs is covered by the next one, and all their
   callbacks fire together. Nothing blocks the loop.
-- `always`: every append is fsynced on the spot, on the loop thread (nats-server's
-  `sync_interval: always`, for like-for-like benchmarks).
+- `always` (nats-server's `sync_interval: always` / `sync_always: true`): the same group
+  commit, and the same promise (no callback before the fsync that covers its data), with one
+  difference: every append starts a round even when nobody waits, so consumer state (plain
+  acks, delivered positions), which `group` only fsyncs for a waiter, is never left unsynced
+  past the round in flight. nats-server fsyncs each write on the spot; that costs one fsync per
+  message (and per ack) on the loop thread, for no stronger promise: an acknowledgement waits
+  for its fsync either way.
 - `interval`: nats-server's lazy mode; callbacks fire once the OS has the bytes, and an fsync
   runs on a timer.
 
-Without an event loop (tools, tests, the crash-test child) every sync happens inline.
+Without an event loop (tools, tests) every sync happens inline, and `always` fsyncs each
+append there.
 
 Invariants: callbacks fire in the order they were registered, on the loop thread, exactly
 once, with `None` or the error that made the data unsafe. Post-sync actions (unlinking files
@@ -70,7 +76,8 @@ class GroupCommit:
 
     `sync_on_append=False` (consumer state): appends only reach the OS at the end of the
     loop iteration; an fsync round runs when someone waits in `when_durable` (a double ack
-    to confirm), so plain acks cost no fsync of their own.
+    to confirm), so plain acks cost no fsync of their own. The `always` policy overrides it:
+    there, every append is fsynced by the next round.
     """
 
     def __init__(
@@ -83,7 +90,7 @@ class GroupCommit:
         sync_on_append: bool = True,
     ) -> None:
         self.policy = policy
-        self.sync_on_append = sync_on_append
+        self.sync_on_append = sync_on_append or policy.mode is SyncMode.ALWAYS
         self.fileio = fileio
         self.flush = flush
         self.loop = loop
@@ -91,6 +98,7 @@ class GroupCommit:
         self.syncs = 0  # fsync rounds completed (for tests and /jsz)
         self._dirty_fds: set[int] = set()
         self._dirty_dirs: set[str] = set()
+        self._appended = False  # appended since the last flush (the store's buffer may hold it)
         self._after_sync: list[Callable[[], None]] = []
         self._retired_fds: list[int] = []
         self._waiting: list[DurableCallback] = []
@@ -122,10 +130,11 @@ class GroupCommit:
 
     def appended(self) -> None:
         """Called by the store after each append: start or schedule the work the policy wants."""
-        mode = self.policy.mode
-        if mode is SyncMode.ALWAYS:
-            self.sync_now()
-        elif not self._scheduled and self.loop is not None:
+        self._appended = True
+        if self.loop is None:
+            if self.policy.mode is SyncMode.ALWAYS:
+                self.sync_now()
+        elif not self._scheduled:
             self._scheduled = True
             self.loop.call_soon(self._kick)
 
@@ -135,11 +144,10 @@ class GroupCommit:
         if self.failure is not None:
             callback(self.failure)
             return
-        mode = self.policy.mode
-        if mode is SyncMode.INTERVAL:
-            self.flush()
+        if self.policy.mode is SyncMode.INTERVAL:
+            self._flush()
             callback(None)
-        elif mode is SyncMode.ALWAYS or self.loop is None:
+        elif self.loop is None:
             self.sync_now()
             callback(self.failure)
         else:
@@ -150,7 +158,13 @@ class GroupCommit:
 
     @property
     def has_unsynced(self) -> bool:
-        return bool(self._dirty_fds or self._dirty_dirs or self._after_sync or self._waiting)
+        return bool(
+            self._appended
+            or self._dirty_fds
+            or self._dirty_dirs
+            or self._after_sync
+            or self._waiting
+        )
 
     def sync_now(self) -> None:
         """Flush and fsync everything now, on this thread (waits for a running round first)."""
@@ -174,10 +188,14 @@ class GroupCommit:
         if self.policy.mode is SyncMode.INTERVAL or (
             not self.sync_on_append and not self._waiting and not self._after_sync
         ):
-            self.flush()
+            self._flush()
             return
         if self.has_unsynced:
             self._start_round()
+
+    def _flush(self) -> None:
+        self._appended = False
+        self.flush()
 
     def _on_timer(self) -> None:
         if self._closed or self.loop is None:
@@ -190,7 +208,7 @@ class GroupCommit:
         self,
     ) -> tuple[list[int], list[str], list[Callable[[], None]], list[DurableCallback]]:
         try:
-            self.flush()
+            self._flush()
         except BaseException as exc:  # the write itself failed: nothing is safe
             self.failure = self.failure or exc
         fds, dirs = list(self._dirty_fds), list(self._dirty_dirs)
