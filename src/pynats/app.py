@@ -67,6 +67,16 @@ def validate_options(opts: Options) -> None:
     problem = startup_problem(opts)
     if problem:
         raise ConfigurationError(problem)
+    if opts.resolver == "URL" and opts.resolver_preload:
+        raise ConfigurationError(
+            "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"
+        )
+    if opts.resolver == "URL":
+        from .server.resolvers import UrlResolver
+
+        problem = UrlResolver(opts.resolver_options.url).unreachable()
+        if problem:
+            raise ConfigurationError(problem)
     if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:
         raise ServerStartError(
             f'Error listening on port: {opts.host}:{opts.port}, "listen tcp: address '

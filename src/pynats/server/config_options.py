@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import re
 from collections.abc import Callable
 from typing import Any
+
+from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
 from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .conf import ConfigError, ConfigMap, load_config_file
@@ -38,7 +42,7 @@ from .config_reader import (
 from .config_tls import parse_tls
 from .config_websocket import parse_websocket, websocket_problem
 from .msgtrace import parse_account_msg_trace
-from .options import Options
+from .options import Options, ResolverOptions
 
 __all__ = [
     "TOP_LEVEL",
@@ -645,23 +649,91 @@ def _trusted(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         o.trusted_keys.extend(keys)
 
 
+_RESOLVER_HELP = (
+    'error parsing account resolver, should be MEM or  URL("url") or a map containing dir '
+    "and type state=[FULL|CACHE])"
+)
+_MEM_RESOLVER = re.compile(r"(?i)(MEM|MEMORY)\s*")
+_URL_RESOLVER = re.compile(r'(?i)(?:URL)(?:\(\s*"?([^\s"]*)"?\s*\))?\s*')
+
+
 def _resolver(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`resolver`: MEM[ORY], URL(<url>), or {type: full|cache|mem, dir, ...} (nats-server's
+    checks, texts and regular expressions: any string mentioning MEM is the memory one)."""
     value = m[key]
+    o.resolver = ""
+    o.resolver_options = ResolverOptions()
     if isinstance(value, str):
-        if value.upper() == "MEMORY":
+        if _MEM_RESOLVER.search(value):
             o.resolver = "MEMORY"
-        else:
-            r.unsupported(m, key, f"resolver {value}: only MEMORY is supported")
+        elif found := _URL_RESOLVER.search(value):
+            o.resolver = "URL"
+            url = found.group(1) or ""
+            o.resolver_options.url = url if url.endswith("/") else url + "/"
     elif isinstance(value, ConfigMap):
-        kind = str(value.get("type", "")).upper()
-        if kind in ("MEMORY", "MEM"):
-            o.resolver = "MEMORY"
-        else:
-            r.unsupported(m, key, f"resolver type {kind or '?'}: only MEMORY is supported")
+        _resolver_map(r, o, m, key, value)
+        if o.resolver == "-":
+            o.resolver = ""
+            return
     else:
-        r.error(
-            m, key, f"interface conversion: interface {{}} is {go_type_name(value)}, not string"
-        )
+        r.error(m, key, f"error parsing operator resolver, wrong type {go_type_name(value)}")
+        return
+    if not o.resolver:
+        r.error(m, key, _RESOLVER_HELP)
+
+
+def _resolver_map(r: Reader, o: Options, m: ConfigMap, key: str, block: ConfigMap) -> None:
+    """The map form; `o.resolver` is left "-" when an error was already reported."""
+    ro = o.resolver_options
+    with r.recovering():
+        kind = r.expect_str(block, "type") if "type" in block else ""
+        ro.dir = r.expect_str(block, "dir") if "dir" in block else ""
+        ro.allow_delete = r.expect_bool(block, "allow_delete") if "allow_delete" in block else False
+        ro.hard_delete = r.expect_bool(block, "hard_delete") if "hard_delete" in block else False
+        ro.limit = r.expect_int(block, "limit") if "limit" in block else 0
+        try:
+            for name in ("ttl", "interval", "timeout"):
+                if name in block:
+                    seconds = parse_duration(r.expect_str(block, name)) / NS_PER_S
+                    setattr(ro, name, seconds)
+        except DurationError as e:
+            r.error(m, key, str(e))
+            o.resolver = "-"
+            return
+        if "timeout" in block and ro.timeout <= 0:
+            r.error(m, key, f"Fetch timeout {block['timeout']} is too smal")
+            o.resolver = "-"
+            return
+        upper = kind.upper()
+        if upper in ("MEM", "MEMORY"):
+            o.resolver = "MEMORY"
+            return
+        if not ro.dir:
+            r.error(m, key, "dir has no value and needs to point to a directory")
+        elif os.path.exists(ro.dir) and not os.path.isdir(ro.dir):
+            r.error(m, key, "dir needs to point to an accessible directory")
+            r.error(m, key, f"mkdir {ro.dir}: not a directory")
+            o.resolver = "-"
+            return
+        if upper == "CACHE":
+            if ro.interval:
+                r.error(m, key, "CACHE does not accept sync")
+            if ro.allow_delete:
+                r.error(m, key, "CACHE does not accept allow_delete")
+        elif upper == "FULL":
+            if ro.ttl:
+                r.error(m, key, "FULL does not accept ttl")
+        else:
+            return
+        try:
+            os.makedirs(ro.dir or "", exist_ok=True)
+        except OSError as e:
+            r.error(m, key, f"mkdir {ro.dir}: {(e.strerror or str(e)).lower()}")
+            o.resolver = "-"
+            return
+        o.resolver = upper
+        return
+    o.resolver = "-"
 
 
 def _resolver_preload(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
@@ -694,6 +766,8 @@ TOP_LEVEL.update(
         "trusted": _trusted,
         "trusted_keys": _trusted,
         "resolver": _resolver,
+        "account_resolver": _resolver,
+        "accounts_resolver": _resolver,
         "resolver_preload": _resolver_preload,
     }
 )

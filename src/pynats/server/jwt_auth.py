@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from .nkey import (
 
 if TYPE_CHECKING:
     from .options import Options
+    from .resolvers import AccountResolver
 
 
 class JwtError(ValueError):
@@ -68,7 +70,7 @@ def decode_jwt(token: str) -> dict[str, Any]:
     """The claims of `token`, after checking it is signed by its own `iss` key."""
     parts = token.strip().split(".")
     if len(parts) != 3:
-        raise JwtError("not a JWT")
+        raise JwtError("expected 3 chunks")
     try:
         header = json.loads(_b64decode(parts[0]))
         claims = json.loads(_b64decode(parts[1]))
@@ -89,7 +91,21 @@ def decode_jwt(token: str) -> dict[str, Any]:
     # v1 (the claim type at the top level) signed the claims part, v2 header and claims
     signed = parts[1] if version <= 1 else f"{parts[0]}.{parts[1]}"
     if not verify_signature(issuer, signed.encode(), signature):
-        raise JwtError("JWT signature is not valid")
+        raise JwtError(f"claim failed V{1 if version <= 1 else 2} signature verification")
+    return claims
+
+
+def claim_type(claims: dict[str, Any]) -> str:
+    """`account`, `user`, `operator`, `generic`...: v1 has it at the top, v2 under `nats`."""
+    kind = claims.get("type") or (claims.get("nats") or {}).get("type")
+    return kind if isinstance(kind, str) else ""
+
+
+def decode_account_jwt(token: str) -> dict[str, Any]:
+    """The claims of an account JWT (verified against its own issuer, not yet trusted)."""
+    claims = decode_jwt(token)
+    if claim_type(claims) != "account":
+        raise JwtError("not account claim")
     return claims
 
 
@@ -150,24 +166,58 @@ class AccountClaims:
     expires: float = 0.0
 
 
+@dataclass
+class OperatorKeys:
+    """Who may sign account pushes and delete requests: the first operator (unless it
+    insists on signing keys) and its signing keys."""
+
+    operator: str
+    keys: set[str]
+    strict: bool
+
+
 class JwtAuthenticator:
-    """Authenticates CONNECTs carrying user JWTs against the trusted operators."""
+    """Authenticates CONNECTs carrying user JWTs against the trusted operators.
+
+    Account JWTs come from the resolver when an account is first needed and are kept in
+    `accounts` (verified) while the server uses them; `account_changed` and
+    `account_deleted` follow what the resolver learns later."""
 
     needs_nonce = True
     required = True
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, resolver: AccountResolver) -> None:
         self.options = options
         self.trusted_keys: set[str] = set(options.trusted_keys)
+        # The first operator's keys: who may sign account pushes and delete requests.
+        self.operator_key = ""
+        self.operator_signing_keys: set[str] = set()
+        self.strict_signing = False
         for token in options.trusted_operators:
             claims = decode_jwt(token)
             if _key_prefix(claims.get("sub", "")) != PREFIX_OPERATOR:
                 raise JwtError("operator JWT subject is not an operator key")
+            nats_claims = claims.get("nats") or {}
             self.trusted_keys.add(claims["sub"])
-            self.trusted_keys |= _signing_keys(claims.get("nats") or {})
+            self.trusted_keys |= _signing_keys(nats_claims)
+            if not self.operator_key:
+                self.operator_key = claims["sub"]
+                self.operator_signing_keys = _signing_keys(nats_claims)
+                self.strict_signing = bool(nats_claims.get("strict_signing_key_usage"))
+        self.resolver = resolver
         self.accounts: dict[str, AccountClaims] = {}
-        for key, token in options.resolver_preload.items():
-            self.add_account_jwt(token, expected=key)
+        # Told of an account the resolver has no JWT of (the system services ask around).
+        self.on_missing_account: Callable[[str], None] | None = None
+        if resolver.kind == "MEMORY":
+            for key, token in options.resolver_preload.items():
+                self.add_account_jwt(token, expected=key)
+                resolver.store(key, token)
+
+    def operator_keys(self) -> OperatorKeys:
+        keys = set(self.operator_signing_keys)
+        if not self.strict_signing and self.operator_key:
+            keys.add(self.operator_key)
+        return OperatorKeys(self.operator_key, keys, self.strict_signing)
 
     def add_account_jwt(self, token: str, expected: str | None = None) -> AccountClaims:
         claims = decode_jwt(token)
@@ -190,8 +240,37 @@ class JwtAuthenticator:
         self.accounts[subject] = account
         return account
 
+    def account(self, key: str) -> AccountClaims | None:
+        """The verified claims of account `key`, from the resolver the first time."""
+        account = self.accounts.get(key)
+        if account is not None or _key_prefix(key) != PREFIX_ACCOUNT:
+            return account
+        token = self.resolver.fetch(key)
+        if not token:
+            if self.on_missing_account is not None:
+                self.on_missing_account(key)
+            return None
+        try:
+            return self.add_account_jwt(token, expected=key)
+        except JwtError:
+            return None
+
+    def account_changed(self, key: str, token: str | None = None) -> AccountClaims | None:
+        """The resolver has a new JWT for `key` (`token`, or ask it): the claims now, None
+        when it has none that verifies."""
+        self.accounts.pop(key, None)
+        if token is not None:
+            try:
+                return self.add_account_jwt(token, expected=key)
+            except JwtError:
+                return None
+        return self.account(key)
+
+    def account_deleted(self, key: str) -> None:
+        self.accounts.pop(key, None)
+
     def knows_account(self, name: str) -> bool:
-        return name in self.accounts
+        return self.account(name) is not None
 
     def authenticate(
         self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
@@ -212,7 +291,7 @@ class JwtAuthenticator:
             return None, "user JWT expired"
         issuer = claims["iss"]
         account_key = nats_claims.get("issuer_account") or issuer
-        account = self.accounts.get(account_key)
+        account = self.account(account_key)
         if account is None:
             return None, f"account {account_key} not found"
         if issuer != account_key and issuer not in account.signing_keys:
@@ -238,5 +317,5 @@ class JwtAuthenticator:
         )
 
     def account_limits(self, account_key: str) -> dict[str, Any]:
-        account = self.accounts.get(account_key)
+        account = self.account(account_key)
         return account.limits if account is not None else {}

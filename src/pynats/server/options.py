@@ -208,6 +208,20 @@ class WebsocketOptions:
 
 
 @dataclass
+class ResolverOptions:
+    """`resolver: {...}` beyond MEMORY: where the account JWTs are kept or fetched from."""
+
+    dir: str = ""
+    url: str = ""  # URL(...): account JWTs fetched from <url><account key>
+    allow_delete: bool = False
+    hard_delete: bool = False
+    interval: float = 0.0  # FULL: seconds between syncs with the cluster (0 = 1 minute)
+    limit: int = 0  # most JWTs kept (0 = no limit for FULL, 1000 for CACHE)
+    ttl: float = 0.0  # CACHE: seconds a JWT is kept after its last use (0 = until it expires)
+    timeout: float = 0.0  # seconds to wait for an account's JWT (0 = nats-server's 1.9 s)
+
+
+@dataclass
 class Options:
     # Identity and listeners
     server_name: str = ""
@@ -271,7 +285,8 @@ class Options:
     # Operator (JWT) mode
     trusted_operators: list[str] = field(default_factory=list)  # operator JWTs
     trusted_keys: list[str] = field(default_factory=list)
-    resolver: str = ""
+    resolver: str = ""  # "", MEMORY, FULL, CACHE or URL
+    resolver_options: ResolverOptions = field(default_factory=ResolverOptions)
     resolver_preload: dict[str, str] = field(default_factory=dict)
 
     # TLS

@@ -193,9 +193,12 @@ class Server:
         """Operator (JWT) mode when operators are trusted, else the configured users."""
         if options.trusted_operators or options.trusted_keys:
             from .jwt_auth import JwtAuthenticator, JwtError
+            from .resolvers import StoreError, build_resolver
 
             try:
-                return JwtAuthenticator(options)
+                return JwtAuthenticator(options, build_resolver(options))
+            except (StoreError, OSError) as e:
+                self._startup_error = str(e)
             except JwtError as e:
                 self._startup_error = f"Error configuring operator mode: {e}"
         return Authenticator(options)
