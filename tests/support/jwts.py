@@ -127,6 +127,13 @@ def user_jwt(
     return encode(acc, usr.public_key, name, nats, v1=v1, **extra)
 
 
+def delete_request(issuer: Identity, accounts: list[str], subject: str = "") -> str:
+    """What `nsc delete account` sends to `$SYS.REQ.CLAIMS.DELETE`: a generic JWT naming the
+    accounts, self-signed by the operator (or one of its signing keys)."""
+    nats = {"type": "generic", "accounts": accounts}
+    return encode(issuer, subject or issuer.public_key, "delete", nats)
+
+
 def write_creds(path: Path, jwt: str, usr: Identity) -> Path:
     path.write_text(
         "-----BEGIN NATS USER JWT-----\n"
@@ -139,3 +146,91 @@ def write_creds(path: Path, jwt: str, usr: Identity) -> Path:
         "------END USER NKEY SEED------\n"
     )
     return path
+
+
+# -- auth callout ----------------------------------------------------------------------------
+#
+# What a callout service needs: read the server's `authorization_request` (checking that the
+# server signed it), answer with an `authorization_response` signed by the callout issuer, and,
+# with `xkey`, open and seal the messages with curve keys (NaCl box, `xkv1` framing).
+
+PREFIX_BYTE_CURVE = 23 << 3  # 'X'
+XKEY_VERSION = b"xkv1"
+
+
+def _public_key_text(prefix: int, raw: bytes) -> str:
+    body = bytes([prefix]) + raw
+    body += nkeys.crc16_checksum(body)
+    return base64.b32encode(body).decode().rstrip("=")
+
+
+def _public_key_raw(text: str) -> bytes:
+    raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    return raw[1:-2]
+
+
+def decode_verified(token: str) -> dict[str, Any]:
+    """The claims of a JWT whose signature by its `iss` key checks out (else ValueError)."""
+    from nacl.signing import VerifyKey
+
+    header, body, signature = token.split(".")
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    sig = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    VerifyKey(_public_key_raw(claims["iss"])).verify(f"{header}.{body}".encode(), sig)
+    return claims
+
+
+@dataclass
+class CurveKey:
+    """An xkey: a curve25519 key pair, its public half shown as `X...`."""
+
+    private: bytes
+
+    @classmethod
+    def new(cls) -> CurveKey:
+        return cls(os.urandom(32))
+
+    @property
+    def public_key(self) -> str:
+        from nacl.public import PrivateKey
+
+        return _public_key_text(PREFIX_BYTE_CURVE, bytes(PrivateKey(self.private).public_key))
+
+    def seal(self, data: bytes, recipient: str) -> bytes:
+        from nacl.public import Box, PrivateKey, PublicKey
+
+        box = Box(PrivateKey(self.private), PublicKey(_public_key_raw(recipient)))
+        return XKEY_VERSION + bytes(box.encrypt(data, os.urandom(24)))
+
+    def open(self, data: bytes, sender: str) -> bytes:
+        from nacl.public import Box, PrivateKey, PublicKey
+
+        if not data.startswith(XKEY_VERSION):
+            raise ValueError("not an xkv1 message")
+        box = Box(PrivateKey(self.private), PublicKey(_public_key_raw(sender)))
+        return bytes(box.decrypt(data[len(XKEY_VERSION) :]))
+
+
+def curve() -> CurveKey:
+    return CurveKey.new()
+
+
+def authorization_response(
+    issuer: Identity,
+    user_nkey: str,
+    server_id: str,
+    *,
+    user_jwt: str = "",
+    error: str = "",
+    issuer_account: str = "",
+) -> str:
+    """The callout service's answer: a user JWT (`user_jwt`) or an `error`, for `user_nkey` on
+    the server `server_id`."""
+    nats: dict[str, Any] = {"type": "authorization_response"}
+    if user_jwt:
+        nats["jwt"] = user_jwt
+    if error:
+        nats["error"] = error
+    if issuer_account:
+        nats["issuer_account"] = issuer_account
+    return encode(issuer, user_nkey, "", nats, aud=server_id)

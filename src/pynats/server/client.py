@@ -16,7 +16,13 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import const
-from .auth import PermissionChecker, Permissions, ResponseTracker, connection_type_allowed
+from .auth import (
+    AuthResult,
+    PermissionChecker,
+    Permissions,
+    ResponseTracker,
+    connection_type_allowed,
+)
 from .connection import PONG, REASON_TLS_FAILURE, Connection
 from .delivery import filtered_delivery, route_message
 from .msgtrace import (
@@ -37,6 +43,7 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .auth import ConnectAuthenticator
+    from .auth_callout import PendingCallout
     from .delivery import DeliveryCallback
     from .server import Server
 
@@ -59,6 +66,7 @@ class ClientConnection(Connection):
 
     __slots__ = (
         "_auth_timer",
+        "_callout",
         "_connect_info_sent",
         "checks",
         "connect_opts",
@@ -105,6 +113,7 @@ class ClientConnection(Connection):
         self.version = ""
         self.user = ""
         self._auth_timer: asyncio.TimerHandle | None = None
+        self._callout: PendingCallout | None = None  # an auth callout request in flight
         self._connect_info_sent = False
         self.nonce = ""
         self.connect_opts: dict[str, Any] | None = None  # kept to re-check auth on reload
@@ -209,6 +218,10 @@ class ClientConnection(Connection):
         if "account" in opts or "new_account" in opts:
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         self.connect_opts = opts
+        callout = server.auth_callout
+        if callout is not None and self.authenticator.required and callout.wants(opts):
+            self._await_callout(opts)
+            return
         identities: list[str] = []
         if server.options.tls_map and self.transport is not None:
             from .tls import certificate_identities
@@ -220,6 +233,13 @@ class ClientConnection(Connection):
                 f'{self.log_prefix} - "{self._client_label()}" - authentication error - {why}'
             )
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        if callout is not None:
+            result = callout.admitting(result, by_callout=False)
+        self._admit(result)
+
+    def _admit(self, result: AuthResult) -> None:
+        """CONNECT succeeds as `result` says: account, permissions, limits, +OK."""
+        server = self.server
         kind = "WEBSOCKET" if self.is_websocket else "STANDARD"
         if not connection_type_allowed(result, kind):
             server.logger.error(
@@ -262,6 +282,38 @@ class ClientConnection(Connection):
                 hook(self)
         if self.verbose:
             self.send(OK)
+
+    def _await_callout(self, connect: dict[str, Any]) -> None:
+        """The auth callout service decides: nothing after this CONNECT is read or parsed
+        until it has (`finish_callout`), or it refuses, or the auth timeout passes."""
+        callout = self.server.auth_callout
+        assert callout is not None
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        self.parser.hold()
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._callout = callout.start(self, connect)
+
+    def finish_callout(self, result: AuthResult) -> None:
+        """The service admitted this client: CONNECT completes, then what followed it."""
+        self._callout = None
+        if self.closed:
+            return
+        try:
+            self._admit(result)
+        except ProtocolError as e:
+            self.close_with_error(e.err, e.reason)
+            self.server.flush_pending()
+            return
+        rest = self.parser.release()
+        if self.transport is not None:
+            self.transport.resume_reading()
+        if rest:
+            self.data_received(rest)
+        else:
+            self.server.flush_pending()
 
     def apply_permissions(self, perms: Permissions | None) -> None:
         if perms is None or perms.is_empty():
@@ -482,6 +534,9 @@ class ClientConnection(Connection):
     # -- closing ----------------------------------------------------------------------------
 
     def on_closed(self) -> None:
+        if self._callout is not None:
+            self._callout.cancel()
+            self._callout = None
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None

@@ -24,6 +24,7 @@ from typing import Any
 from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
 from .accounts import AccountConfig, ExportConfig, ImportConfig
+from .auth_callout import auth_callout_problem, parse_auth_callout
 from .conf import ConfigError, ConfigMap, load_config_file
 from .conf.tree import Position
 from .conf.units import go_type_name, parse_size
@@ -330,7 +331,7 @@ def _authorization(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         elif lk in ("permissions", "default_permission", "default_permissions"):
             o.default_permissions = parse_permissions(r, block, k)
         elif lk in ("auth_callout", "auth_hook"):
-            r.unsupported(block, k, "auth callout")
+            o.auth_callout = parse_auth_callout(r, block, k)
         elif lk == "proxy_required":
             pass
         else:
@@ -807,6 +808,8 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
             continue
         handler(r, opts, data, key)
     _check_accounts(r, opts, data)
+    if problem := auth_callout_problem(opts):
+        r.error_at(None, problem)
     return ConfigResult(opts, r.errors, r.warnings, r.notes)
 
 

@@ -17,6 +17,7 @@ from .conf.units import go_quote
 if TYPE_CHECKING:
     from .accounts import AccountConfig
     from .auth import NkeyUser, Permissions, SubjectPermission, User
+    from .auth_callout import AuthCallout
     from .mappings import MappingConfig
 
 DEFAULT_ROUTE_POOL_SIZE = 3
@@ -278,6 +279,7 @@ class Options:
     users: list[User] = field(default_factory=list)
     nkeys: list[NkeyUser] = field(default_factory=list)
     default_permissions: Permissions | None = None
+    auth_callout: AuthCallout | None = None  # `authorization { auth_callout {} }`
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     mappings: list[MappingConfig] = field(default_factory=list)  # the global account's
     system_account: str = ""

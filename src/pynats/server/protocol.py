@@ -135,9 +135,12 @@ class ProtocolParser(ChunkedInput):
 
     `awaiting_connect`: when true, the first operation must be CONNECT (auth required).
     `headers_enabled`: HPUB is only accepted once CONNECT negotiated headers.
+    `hold()` (called by the sink during an operation) stops the parsing after it: what
+    follows, and every later chunk, is kept as it came until `release()` hands it back.
     """
 
     __slots__ = (
+        "_held",
         "_on_connect",
         "_on_ping",
         "_on_pong",
@@ -166,9 +169,22 @@ class ProtocolParser(ChunkedInput):
         self.max_payload = max_payload
         self.awaiting_connect = False
         self.headers_enabled = False
+        self._held: list[bytes] | None = None
+
+    def hold(self) -> None:
+        """Parse nothing after the current operation until `release()`."""
+        self._held = []
+
+    def release(self) -> bytes:
+        """Resume: the bytes that arrived after the held operation, to be fed again."""
+        held, self._held = self._held, None
+        return b"".join(held or ())
 
     def feed(self, data: bytes) -> None:
         """Parse every complete operation in `data` (plus what earlier chunks left over)."""
+        if self._held is not None:
+            self._held.append(data)
+            return
         if self._pending:
             joined = self._resume(data)
             if joined is None:
@@ -220,6 +236,9 @@ class ProtocolParser(ChunkedInput):
 
             pos = self._parse_other(data, pos, nl, end, n)
             if pos < 0:
+                return
+            if self._held is not None:
+                self._held.append(data[pos:])
                 return
             # CONNECT may have changed what the fast path may assume.
             fast = not self.awaiting_connect

@@ -26,11 +26,12 @@ from .. import __version__ as PYNATS_VERSION
 from . import const
 from .accounts import Account
 from .auth import Authenticator, ConnectAuthenticator
+from .auth_callout import AuthCalloutService
 from .client import ClientConnection
 from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .log import Logger
 from .mappings import compiled as compiled_mappings
-from .nkey import new_nonce, new_server_id
+from .nkey import ServerKeys, new_nonce
 from .options import Options
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ class Server:
     def __init__(self, options: Options, logger: Logger | None = None) -> None:
         self.options = options
         self.logger = logger or Logger.from_options(options)
-        self.server_id = new_server_id()
+        self.keys = ServerKeys()
+        self.server_id = self.keys.id
         self.server_name = options.server_name or self.server_id
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._account_hooks: list[Callable[[Account], None]] = []
@@ -87,6 +89,9 @@ class Server:
             self.system_account.is_system = True
         self._startup_error = ""
         self.authenticator: ConnectAuthenticator = self._build_authenticator(options)
+        self.auth_callout: AuthCalloutService | None = None
+        if options.auth_callout is not None:
+            self.auth_callout = AuthCalloutService(self, options.auth_callout)
         self.tls_context: ssl.SSLContext | None = None
 
         self.clients: dict[int, ClientConnection] = {}
@@ -323,6 +328,7 @@ class Server:
             info["ldm"] = True
         if self.options.jetstream:
             info["api_lvl"] = const.JS_API_LEVEL
+        info["xkey"] = self.keys.xkey
         return info_protocol_line(info)
 
     def connect_info_line(self, client: ClientConnection) -> bytes:
@@ -335,6 +341,7 @@ class Server:
             info["acc_is_sys"] = True
         if self.options.jetstream:
             info["api_lvl"] = const.JS_API_LEVEL
+        info["xkey"] = self.keys.xkey
         return info_protocol_line(info)
 
     # -- clients ----------------------------------------------------------------------------
