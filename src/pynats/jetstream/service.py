@@ -78,6 +78,7 @@ CONSUMERS_DIR = "obs"
 CONSUMER_LOG_COMPACT_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_MEMORY_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_STORE_BYTES = 1024**4
+GO_DEFAULT_SYNC_INTERVAL_NS = 120 * 10**9  # nats-server's defaultSyncInterval (2m)
 
 BANNER = (
     "    _ ___ _____ ___ _____ ___ ___   _   __  __",
@@ -200,10 +201,8 @@ class JetStream:
         if self.domain:
             log.notice(f"  Domain:          {self.domain}")
         policy = self.sync_policy
-        if policy.mode is SyncMode.INTERVAL:
+        if policy.mode is SyncMode.INTERVAL:  # ours: the lazy mode is not our default
             log.notice(f"  Sync Interval:   {format_duration(policy.interval_ns)} (lazy)")
-        elif policy.mode is SyncMode.ALWAYS:
-            log.notice("  Sync Interval:   always")
         log.notice(f"  API Level:       {self.api_level}")
         log.notice("-------------------------------------------")
         if policy.mode is SyncMode.INTERVAL:
@@ -391,10 +390,12 @@ class JetStream:
         }
         if policy.mode is SyncMode.INTERVAL:
             out["sync_interval"] = policy.interval_ns
+        elif policy.mode is SyncMode.ALWAYS:
+            # as nats-server: `always` leaves its (unused) interval at the 2m default
+            out["sync_interval"] = GO_DEFAULT_SYNC_INTERVAL_NS
+            out["sync_always"] = True
         else:
             out["sync_interval"] = 0
-        if policy.mode is SyncMode.ALWAYS:
-            out["sync_always"] = True
         if self.domain:
             out["domain"] = self.domain
         out["strict"] = self.strict

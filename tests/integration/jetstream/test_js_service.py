@@ -90,6 +90,28 @@ def test_config_block_sets_store_dir_limits_domain_and_lazy_sync(tmp_path) -> No
         srv.stop()
 
 
+@pytest.mark.parametrize("setting", ["sync_interval: always", "sync: always"])
+def test_sync_always_shows_in_jsz_and_banner_as_nats_server_does(tmp_path, setting) -> None:
+    """A Go config with `sync_interval: always` reports the same on both servers (the banner
+    has no sync line; /jsz has `sync_always` and Go's unused 2m interval)."""
+    seen = {}
+    for kind in ("go", "py"):
+        conf = tmp_path / f"{kind}.conf"
+        conf.write_text(f'jetstream {{ store_dir: "{tmp_path}/{kind}", {setting} }}\n')
+        srv = start_server(["-c", str(conf)], oracle=kind == "go", http_port=-1)
+        try:
+            cfg = http_json(srv, "/jsz?config=true")["config"]
+            lines = srv.log_lines
+            start = next(i for i, x in enumerate(lines) if "---- JETSTREAM ----" in x)
+            end = next(i for i, x in enumerate(lines) if "Took " in x and "JetStream" in x)
+            banner = [x.split("] ", 1)[1].split(":")[0] for x in lines[start:end]]
+        finally:
+            srv.stop()
+        seen[kind] = (cfg.get("sync_interval"), cfg.get("sync_always"), banner)
+    assert seen["py"] == seen["go"]
+    assert seen["py"][:2] == (120 * 10**9, True)
+
+
 async def test_info_advertises_jetstream_and_api_level(nc) -> None:
     info = nc._server_info
     assert info["jetstream"] is True
