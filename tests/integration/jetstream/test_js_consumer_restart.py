@@ -14,6 +14,7 @@ import random
 import signal
 
 import nats.errors
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from tests.conftest import connect
 from tests.integration.jetstream.conftest import api
@@ -135,8 +136,14 @@ async def consume_until_killed(
             pass
 
 
-async def test_kill_9_never_loses_a_message_nor_undoes_a_confirmed_ack(tmp_path) -> None:
+@pytest.mark.parametrize("mode", ["default", "always", "lazy"])
+async def test_kill_9_never_loses_a_message_nor_undoes_a_confirmed_ack(tmp_path, mode) -> None:
     args = ["-js", "-sd", str(tmp_path)]
+    if mode != "default":
+        sync = "always" if mode == "always" else '"2m"'
+        conf = tmp_path / "js.conf"
+        conf.write_text(f"jetstream {{ sync_interval: {sync} }}\n")
+        args += ["-c", str(conf)]
     rng = random.Random(SEED)
     srv = start_server(args)
     try:

@@ -103,10 +103,17 @@ async def publish_until_killed(
             pass
 
 
-@pytest.mark.parametrize("mode", ["fsync-before-ack", "lazy"])
+SYNC_SETTINGS = {
+    "fsync-before-ack": "",
+    "always": ", sync_interval: always",
+    "lazy": ', sync_interval: "2m"',
+}
+
+
+@pytest.mark.parametrize("mode", list(SYNC_SETTINGS))
 async def test_acked_messages_and_streams_survive_kill_9(tmp_path, mode) -> None:
     conf = tmp_path / "js.conf"
-    sync = ', sync_interval: "2m"' if mode == "lazy" else ""
+    sync = SYNC_SETTINGS[mode]
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path}/store"{sync} }}\n')
     rng = random.Random(SEED)
     acked: dict[str, dict[int, bytes]] = {}
