@@ -44,9 +44,25 @@ from .account_conns import (
     conns_request_subject,
     conns_subjects,
 )
+from .client import REASON_AUTH_EXPIRED
 from .internal import InternalClient
+from .jwt_auth import AccountClaims, JwtAuthenticator, JwtError, decode_account_jwt
 from .monitor import Query
 from .protocol import ProtocolError
+from .resolvers import (
+    ACCOUNT_UPDATE_SUBJECTS,
+    DELETE_SUBJECT,
+    LIST_SUBJECT,
+    LOOKUP_SUBJECT,
+    PACK_SUBJECT,
+    UPDATE_SUBJECT,
+    ClaimsReply,
+    DirResolver,
+    StoreError,
+    delete_claims,
+    update_claims,
+    update_loaded_account,
+)
 from .statsz import StatszSchedule, Traffic, server_stats
 from .sublist import Subscription
 
@@ -167,6 +183,7 @@ class SystemServices:
         self._inbox_prefix = ""
         # What the clients that are gone received and sent (STATSZ's `..._clients` totals).
         self._closed_clients: Traffic = (0, 0, 0, 0)
+        self.claims: AccountClaimsService | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -203,6 +220,9 @@ class SystemServices:
             self.add_account(account)
         server.on_client_connect.append(self._client_connected)
         server.on_client_disconnect.append(self._client_disconnected)
+        if isinstance(server.authenticator, JwtAuthenticator):
+            self.claims = AccountClaimsService(self, server.authenticator)
+            self.claims.start()
         self._statsz = StatszSchedule(loop, self._broadcast_statsz)
         self._statsz.start()
         self._sweeper = loop.call_later(REMOTE_SERVER_SWEEP_S, self._sweep_remote_servers)
@@ -249,6 +269,8 @@ class SystemServices:
             self.is_sending = False
 
     def _stop_timers(self) -> None:
+        if self.claims is not None:
+            self.claims.stop()
         if self._statsz is not None:
             self._statsz.stop()
         if self._sweeper is not None:
@@ -780,6 +802,303 @@ class SystemServices:
                 "reason": client.reason,
             },
         )
+
+
+class AccountClaimsService:
+    """Operator mode on `$SYS`: account JWTs pushed, looked up, listed, deleted and synced.
+
+    With FULL and CACHE resolvers these are nats-server's DirAccResolver subjects (see
+    resolvers.py for what each request decides); with MEMORY and URL only a push that updates
+    an account in use. Whatever the resolver learns, an account in use follows at once: its
+    limits change, the clients over a lowered connection limit are closed (newest first), and
+    the clients of a deleted account are disconnected."""
+
+    def __init__(self, services: SystemServices, auth: JwtAuthenticator) -> None:
+        self.services = services
+        self.server = services.server
+        self.auth = auth
+        self.resolver = auth.resolver
+        self._timers: list[asyncio.TimerHandle] = []
+        self._looking_up: set[str] = set()
+        self._inbox = ""
+
+    def start(self) -> None:
+        subscribe = self.services.client.subscribe
+        for pattern in ACCOUNT_UPDATE_SUBJECTS:
+            subscribe(pattern.format("*"), self._on_account_update)
+        resolver = self.resolver
+        if not isinstance(resolver, DirResolver):
+            return
+        store = resolver.dir_store
+        store.on_change = self._changed
+        store.on_delete = self._deleted
+        subscribe(UPDATE_SUBJECT, self._on_update)
+        subscribe(LIST_SUBJECT, self._on_list)
+        subscribe(DELETE_SUBJECT, self._on_delete)
+        self._inbox = f"{self.services._inbox_prefix}claims"
+        subscribe(self._inbox, self._on_answer)
+        if resolver.kind == "FULL":
+            subscribe(LOOKUP_SUBJECT.format("*"), self._on_lookup)
+            subscribe(PACK_SUBJECT, self._on_pack, queue="responder")
+            self._every(resolver.interval, self._send_pack_request)
+        self.auth.on_missing_account = self._look_up
+        self._every(resolver.expire_check, self._expire)
+        self.server.logger.notice(resolver.log_line)
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.auth.on_missing_account = None
+
+    def _every(self, seconds: float, action: Callable[[], None]) -> None:
+        loop = self.server.loop
+
+        def tick() -> None:
+            self._timers.remove(handle[0])
+            action()
+            handle[0] = loop.call_later(seconds, tick)
+            self._timers.append(handle[0])
+
+        handle = [loop.call_later(seconds, tick)]
+        self._timers.append(handle[0])
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def _respond(self, reply: bytes | None, outcome: ClaimsReply) -> None:
+        logger = self.server.logger
+        if outcome.error:
+            logger.error(outcome.log_text)
+        else:
+            logger.debug(outcome.log_text)
+        if reply:
+            self.services._publish(reply, {"server": self.services.server_info(), **outcome.body()})
+
+    def _send(self, reply: bytes, data: bytes) -> None:
+        if self.services.is_sending:
+            self.services.client.publish(reply, data)
+
+    def _is_loaded(self, key: str) -> bool:
+        return key in self.server.accounts
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _on_account_update(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """`$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE` (and the older `$SYS.ACCOUNT.<key>...`)."""
+        tokens = subject.decode(errors="replace").split(".")
+        if len(tokens) not in (5, 6):
+            return
+        key = tokens[3] if len(tokens) == 6 else tokens[2]
+        token = payload.decode(errors="replace")
+        if isinstance(self.resolver, DirResolver):
+            outcome = update_claims(
+                self.resolver, self.auth.operator_keys(), token, key, self._is_loaded
+            )
+        else:
+            outcome = update_loaded_account(token, key, self._is_loaded, self._take_jwt)
+        self._respond(reply, outcome)
+
+    def _take_jwt(self, key: str, token: str) -> str:
+        """MEMORY and URL: a pushed JWT for an account in use; an error text, or ""."""
+        claims = self.auth.account_changed(key, token)
+        if claims is None:
+            return "account JWT not issued by a trusted operator"
+        if self.resolver.is_writable:
+            self.resolver.store(key, token)
+        account = self.server.accounts.get(key)
+        if account is not None:
+            apply_account_claims(self.server, account, claims)
+        return ""
+
+    def _on_update(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        assert isinstance(self.resolver, DirResolver)
+        token = payload.decode(errors="replace")
+        keys = self.auth.operator_keys()
+        self._respond(reply, update_claims(self.resolver, keys, token, None, self._is_loaded))
+
+    def _on_delete(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        assert isinstance(self.resolver, DirResolver)
+        system = self.server.system_account
+        outcome = delete_claims(
+            self.resolver,
+            self.auth.operator_keys(),
+            payload.decode(errors="replace"),
+            system.name if system is not None else "",
+        )
+        self._respond(reply, outcome)
+
+    def _on_list(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        assert isinstance(self.resolver, DirResolver)
+        if not reply:
+            return
+        keys = [key for key, _ in self.resolver.dir_store.walk()]
+        self.server.logger.debug(f"list request responded with {len(keys)} account ids")
+        # nats-server marshals a map here: its keys come out sorted
+        self.services._publish(reply, {"data": keys, "server": self.services.server_info()})
+
+    def _on_lookup(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """FULL: our JWT of the account, or an empty answer when we have none."""
+        tokens = subject.decode(errors="replace").split(".")
+        if not reply or len(tokens) != 6:
+            return
+        assert isinstance(self.resolver, DirResolver)
+        token = self.resolver.dir_store.load(tokens[3])
+        if token is None:
+            self.server.logger.debug(f'DirResolver - Could not find account "{tokens[3]}"')
+        self._send(reply, (token or "").encode())
+
+    def _on_pack(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """FULL: every JWT we hold, one `<key>|<jwt>` per message and an empty one at the
+        end; only the empty one when the asker's hash is ours (nothing to sync)."""
+        if not reply:
+            return
+        assert isinstance(self.resolver, DirResolver)
+        store = self.resolver.dir_store
+        if payload != store.hash:
+            for key, token in store.walk():
+                self._send(reply, f"{key}|{token}".encode())
+        self._send(reply, b"")
+
+    def _send_pack_request(self) -> None:
+        assert isinstance(self.resolver, DirResolver)
+        if self.services.is_sending:
+            hash_now = self.resolver.dir_store.hash
+            self.services.client.publish(PACK_SUBJECT, hash_now, reply=self._inbox.encode())
+
+    def _on_answer(
+        self,
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """Packs from the other servers, and answers to our lookups: kept where newer."""
+        if not payload:
+            return
+        assert isinstance(self.resolver, DirResolver)
+        text = payload.decode(errors="replace")
+        try:
+            if "|" in text:
+                self.resolver.dir_store.merge(text)
+            else:
+                key = str(decode_account_jwt(text).get("sub") or "")
+                self._looking_up.discard(key)
+                self.resolver.store(key, text)
+        except (StoreError, OSError, JwtError) as e:
+            self.server.logger.error(f"Merging resulted in error: {e}")
+
+    def _look_up(self, key: str) -> None:
+        """An account we have no JWT of: ask the other servers (their answer is stored for
+        the next attempt; this one is refused at once)."""
+        if self.server.cluster is None or key in self._looking_up:
+            return
+        self._looking_up.add(key)
+        assert isinstance(self.resolver, DirResolver)
+        self.server.loop.call_later(self.resolver.timeout, self._looking_up.discard, key)
+        if self.services.is_sending:
+            self.services.client.publish(
+                LOOKUP_SUBJECT.format(key), b"", reply=self._inbox.encode()
+            )
+
+    def _expire(self) -> None:
+        assert isinstance(self.resolver, DirResolver)
+        for key in self.resolver.dir_store.expire():
+            self.server.logger.debug(f"Account {key} expired from the resolver")
+
+    # -- the store changed ------------------------------------------------------------------
+
+    def _changed(self, key: str) -> None:
+        account = self.server.accounts.get(key)
+        if account is None:
+            self.auth.account_deleted(key)
+            return
+        claims = self.auth.account_changed(key)
+        if claims is None:
+            self.server.logger.error(f"update resulted in error for account {key}")
+            return
+        apply_account_claims(self.server, account, claims)
+
+    def _deleted(self, key: str) -> None:
+        self.auth.account_deleted(key)
+        account = self.server.accounts.get(key)
+        if account is None:
+            return
+        self.server.logger.debug(f"Disable account {key} due to remove")
+        account.max_connections = account.max_subscriptions = account.max_payload = 0
+        for client in list(account.clients):
+            if not client.closed:
+                client.close_with_error("Account Authentication Expired", REASON_AUTH_EXPIRED)
+
+
+def apply_account_claims(server: Server, account: Account, claims: AccountClaims) -> None:
+    """An account in use takes new claims: its limits, and its newest clients over a lowered
+    connection limit are closed (as nats-server does)."""
+    limits = claims.limits
+    account.max_connections = int(limits.get("conn", -1))
+    account.max_subscriptions = int(limits.get("subs", -1))
+    account.max_payload = int(limits.get("payload", -1))
+    clients = sorted(
+        (c for c in account.clients if not c.closed), key=lambda c: c.start, reverse=True
+    )
+    if account.max_connections >= 0 and len(clients) > account.max_connections:
+        for client in clients[: len(clients) - account.max_connections]:
+            server.logger.error(
+                f"{client.trace_label} - {ERR_TOO_MANY_ACCOUNT_CONNECTIONS} - "
+                f"Account:{account.name}"
+            )
+            client.close_with_error(
+                ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS
+            )
 
 
 def parse_options(payload: bytes) -> dict[str, Any] | None:
