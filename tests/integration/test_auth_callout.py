@@ -1,0 +1,451 @@
+"""Auth callout (ADR-26): a callout service written with nats-py decides who connects, on
+pynats and on the Go server with the same files and the same service.
+
+The service checks the server's signature on each request, records it, and answers as the
+connecting user's name asks: a user JWT placing the client in an account with permissions,
+an error, a broken answer, or nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.msg import Msg
+from tests.conftest import connect
+from tests.support import jwts
+from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
+
+AUTH_SUBJECT = "$SYS.REQ.USER.AUTH"
+AUTH_TIMEOUT_S = 1  # `authorization { timeout }`: how long a server waits for an answer
+IMPLS = ["pynats", "go"]
+
+Answer = Callable[[dict[str, Any]], Awaitable[bytes | None]]
+
+
+@dataclass
+class Keys:
+    issuer: jwts.Identity = field(default_factory=jwts.account)
+    stranger: jwts.Identity = field(default_factory=jwts.account)  # an account key not trusted
+    service_xkey: jwts.CurveKey = field(default_factory=jwts.curve)
+
+
+def config(keys: Keys, *, sealed: bool = False) -> str:
+    xkey = f"xkey: {keys.service_xkey.public_key}" if sealed else ""
+    return f"""
+accounts {{
+  AUTH {{ users: [ {{user: auth, password: auth}}, {{user: auth2, password: auth2}} ] }}
+  APP {{}}
+  OTHER {{}}
+}}
+authorization {{
+  timeout: {AUTH_TIMEOUT_S}
+  auth_callout {{
+    issuer: {keys.issuer.public_key}
+    auth_users: [ auth, auth2 ]
+    account: AUTH
+    {xkey}
+  }}
+}}
+"""
+
+
+class CalloutService:
+    """The callout service: answers `$SYS.REQ.USER.AUTH` with `answers[connect user]`."""
+
+    def __init__(self, keys: Keys, *, sealed: bool = False) -> None:
+        self.keys = keys
+        self.sealed = sealed
+        self.requests: list[dict[str, Any]] = []  # verified claims, in arrival order
+        self.raw: list[Msg] = []
+        self.answers: dict[str, Answer] = {}
+        self.nc: nats.NATS | None = None
+
+    async def start(self, url: str) -> None:
+        self.nc = await connect(url, user="auth", password="auth")
+        await self.nc.subscribe(AUTH_SUBJECT, cb=self._on_request)
+        await self.nc.flush()
+
+    async def stop(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+    async def _on_request(self, msg: Msg) -> None:
+        self.raw.append(msg)
+        data = msg.data
+        server_xkey = (msg.headers or {}).get("Nats-Server-Xkey")
+        if server_xkey:
+            data = self.keys.service_xkey.open(data, server_xkey)
+        claims = jwts.decode_verified(data.decode())
+        self.requests.append(claims)
+        user = claims["nats"]["connect_opts"].get("user", "")
+        answer = self.answers.get(user)
+        reply = await answer(claims) if answer is not None else None
+        if reply is None:
+            return
+        if server_xkey and reply:
+            reply = self.keys.service_xkey.seal(reply, server_xkey)
+        await msg.respond(reply)
+
+    def requests_of(self, user: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["nats"]["connect_opts"].get("user") == user]
+
+
+def user_jwt(
+    signer: jwts.Identity, claims: dict[str, Any], account: str, name: str = "", **extra: Any
+) -> str:
+    """A user JWT for the user key the request named, placed in `account` (its `aud`)."""
+    usr = jwts.Identity(b"", claims["nats"]["user_nkey"])
+    return jwts.user_jwt(signer, usr, name, extra.pop("permissions", None), aud=account, **extra)
+
+
+def answer(keys: Keys, claims: dict[str, Any], **kwargs: Any) -> bytes:
+    nats_claims = claims["nats"]
+    signer = kwargs.pop("signer", keys.issuer)
+    return jwts.authorization_response(
+        signer, nats_claims["user_nkey"], nats_claims["server_id"]["id"], **kwargs
+    ).encode()
+
+
+APP_PERMISSIONS = {"pub": {"allow": ["ok.>", "_INBOX.>"]}, "sub": {"allow": ["ok.>", "_INBOX.>"]}}
+
+
+def standard_answers(keys: Keys) -> dict[str, Answer]:
+    """Who gets what, by the user name given in CONNECT."""
+
+    def jwt_in(account: str, **extra: Any) -> Answer:
+        async def reply(claims: dict[str, Any]) -> bytes:
+            return answer(keys, claims, user_jwt=user_jwt(keys.issuer, claims, account, **extra))
+
+        return reply
+
+    def fixed(make: Callable[[dict[str, Any]], bytes]) -> Answer:
+        async def reply(claims: dict[str, Any]) -> bytes:
+            return make(claims)
+
+        return reply
+
+    def for_other_user(c: dict[str, Any]) -> bytes:
+        other = jwts.user().public_key
+        return jwts.authorization_response(
+            keys.issuer,
+            other,
+            c["nats"]["server_id"]["id"],
+            user_jwt=user_jwt(keys.issuer, c, "APP"),
+        ).encode()
+
+    return {
+        "alice": jwt_in("APP", name="alice", permissions=APP_PERMISSIONS),
+        "bob": jwt_in("OTHER", name="bob"),
+        "carol": jwt_in("AUTH", name="carol"),
+        "mallory": fixed(lambda c: answer(keys, c, error="no entry for mallory")),
+        "wrong_issuer": fixed(
+            lambda c: answer(keys, c, user_jwt=user_jwt(keys.stranger, c, "APP"))
+        ),
+        "unknown_account": fixed(
+            lambda c: answer(keys, c, user_jwt=user_jwt(keys.issuer, c, "NOPE"))
+        ),
+        "not_for_server": fixed(
+            lambda c: jwts.authorization_response(
+                keys.issuer,
+                c["nats"]["user_nkey"],
+                jwts.Identity.new(13 << 3).public_key,
+                user_jwt=user_jwt(keys.issuer, c, "APP"),
+            ).encode()
+        ),
+        "not_for_user": fixed(for_other_user),
+        "untrusted_signer": fixed(
+            lambda c: answer(
+                keys, c, signer=keys.stranger, user_jwt=user_jwt(keys.issuer, c, "APP")
+            )
+        ),
+        "expired": fixed(
+            lambda c: answer(
+                keys, c, user_jwt=user_jwt(keys.issuer, c, "APP", exp=int(time.time()) - 60)
+            )
+        ),
+        "empty": fixed(lambda c: b""),
+        "garbage": fixed(lambda c: b"not a jwt"),
+    }
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys()
+
+
+def start(tmp: Path, keys: Keys, impl: str, *, sealed: bool = False) -> RunningServer:
+    conf = tmp / ("sealed.conf" if sealed else "plain.conf")
+    conf.write_text(config(keys, sealed=sealed))
+    return start_server(["-c", str(conf), "-D"], oracle=impl == "go")
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def plain(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, keys: Keys
+) -> Iterator[RunningServer]:
+    srv = start(tmp_path_factory.mktemp("callout"), keys, request.param)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def service(plain: RunningServer, keys: Keys) -> AsyncIterator[CalloutService]:
+    svc = CalloutService(keys)
+    svc.answers = standard_answers(keys)
+    await svc.start(plain.url)
+    yield svc
+    await svc.stop()
+
+
+async def refused(url: str, user: str, password: str = "secret") -> str:
+    """Connect as `user`: the error the client got (it must be refused)."""
+    with pytest.raises(nats.errors.Error) as info:
+        nc = await connect(url, user=user, password=password, connect_timeout=AUTH_TIMEOUT_S + 3)
+        await nc.close()
+    return str(info.value)
+
+
+# -- admitted --------------------------------------------------------------------------------
+
+
+async def test_callout_user_gets_the_account_and_permissions_granted(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    errors: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(e)
+
+    alice = await connect(plain.url, user="alice", password="secret", error_cb=on_error)
+    bob = await connect(plain.url, user="bob", password="secret")
+    mine = await alice.subscribe("ok.>")
+    theirs = await bob.subscribe("ok.>")
+    await bob.flush()
+    await alice.publish("ok.1", b"granted")
+    assert (await mine.next_msg(2)).data == b"granted"
+    await alice.publish("denied", b"x")
+    await alice.flush()
+    await wait_until(
+        lambda: any('permissions violation for publish to "denied"' in str(e) for e in errors),
+        what="a publish permissions violation",
+    )
+    await alice.subscribe("elsewhere")
+    await alice.flush()
+    await wait_until(
+        lambda: any("permissions violation for subscription" in str(e) for e in errors),
+        what="a subscribe permissions violation",
+    )
+    # bob was placed in another account: alice's message never reached him
+    with pytest.raises(nats.errors.TimeoutError):
+        await theirs.next_msg(0.2)
+    await alice.close()
+    await bob.close()
+
+
+async def test_request_is_signed_by_the_server_and_describes_the_client(
+    plain: RunningServer, service: CalloutService, keys: Keys
+) -> None:
+    nc = await connect(plain.url, user="alice", password="secret", name="callout-test")
+    server_id = nc._server_info["server_id"]
+    await nc.close()
+    request = service.requests_of("alice")[-1]  # signature checked by the service
+    assert request["iss"] == server_id
+    assert request["sub"] == keys.issuer.public_key
+    assert request["aud"] == "nats-authorization-request"
+    assert 0 < request["exp"] - request["iat"] <= AUTH_TIMEOUT_S + 1
+    body = request["nats"]
+    assert body["type"] == "authorization_request"
+    assert body["version"] == 2
+    assert body["server_id"]["id"] == server_id
+    assert "xkey" not in body["server_id"]
+    assert body["user_nkey"].startswith("U") and len(body["user_nkey"]) == 56
+    assert body["connect_opts"]["user"] == "alice"
+    assert body["connect_opts"]["pass"] == "secret"
+    assert body["connect_opts"]["name"] == "callout-test"
+    assert body["connect_opts"]["protocol"] == 1
+    info = body["client_info"]
+    assert (info["user"], info["name"], info["kind"], info["type"]) == (
+        "alice",
+        "callout-test",
+        "Client",
+        "nats",
+    )
+    assert "client_tls" not in body
+    # a fresh user key for every request
+    nc = await connect(plain.url, user="alice", password="secret")
+    await nc.close()
+    assert service.requests_of("alice")[-1]["nats"]["user_nkey"] != body["user_nkey"]
+
+
+async def test_auth_users_skip_the_callout(plain: RunningServer, service: CalloutService) -> None:
+    nc = await connect(plain.url, user="auth2", password="auth2")
+    await nc.close()
+    assert service.requests_of("auth2") == []
+
+
+async def test_auth_user_with_a_wrong_password_is_refused_without_a_callout(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    error = await refused(plain.url, "auth2", "wrong")
+    assert "authorization violation" in error.lower()
+    assert service.requests_of("auth2") == []
+
+
+async def test_clients_of_the_callout_account_cannot_publish_requests(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    for user, password in (("carol", "secret"), ("auth2", "auth2")):
+        errors: list[Exception] = []
+
+        async def on_error(e: Exception, errors: list[Exception] = errors) -> None:
+            errors.append(e)
+
+        nc = await connect(plain.url, user=user, password=password, error_cb=on_error)
+        await nc.publish(AUTH_SUBJECT, b"forged")
+        await nc.flush()
+        await wait_until(
+            lambda errors=errors: any("permissions violation" in str(e) for e in errors),
+            what=f"{user}: a publish permissions violation",
+        )
+        await nc.close()
+
+
+async def test_operations_after_connect_wait_for_the_answer(
+    plain: RunningServer, service: CalloutService, keys: Keys
+) -> None:
+    """CONNECT, SUB, PUB and PING sent at once: nothing is answered before the service
+    has answered, then everything is, in order."""
+    release = asyncio.Event()
+    asked = asyncio.Event()
+
+    async def slow(claims: dict[str, Any]) -> bytes:
+        asked.set()
+        await release.wait()
+        return answer(keys, claims, user_jwt=user_jwt(keys.issuer, claims, "APP"))
+
+    service.answers["slow"] = slow
+    reader, writer = await asyncio.open_connection("127.0.0.1", plain.port)
+    info = await reader.readline()
+    assert info.startswith(b"INFO ")
+    connect_opts = {"verbose": False, "pedantic": False, "protocol": 1, "user": "slow"}
+    writer.write(
+        b"CONNECT " + json.dumps({**connect_opts, "pass": "x"}).encode() + b"\r\n"
+        b"SUB held.> 1\r\nPUB held.x 2\r\nhi\r\nPING\r\n"
+    )
+    await writer.drain()
+    await asyncio.wait_for(asked.wait(), 5)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(reader.readline(), 0.3)  # no PONG before the answer
+    release.set()
+    assert await asyncio.wait_for(reader.readline(), 5) == b"MSG held.x 1 2\r\n"
+    assert await asyncio.wait_for(reader.readline(), 5) == b"hi\r\n"
+    assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+    writer.close()
+
+
+# -- refused ---------------------------------------------------------------------------------
+
+
+async def test_error_answer_refuses_the_client(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    assert "'Authorization Violation'" in await refused(plain.url, "mallory")
+    plain.wait_for_log(r'\[ERR\] .* - authentication error - User "mallory"$')
+    plain.wait_for_log(r"\[WRN\] Auth callout service returned an error: no entry for mallory$")
+
+
+@pytest.mark.parametrize(
+    ("user", "warning"),
+    [
+        ("wrong_issuer", r'Wrong issuer for auth callout response on account "AUTH", expected '),
+        (
+            "unknown_account",
+            r'No valid account "NOPE" for auth callout response on account "AUTH": '
+            "account missing$",
+        ),
+        ("not_for_server", r"Auth callout violation: auth callout response is not for server$"),
+        (
+            "not_for_user",
+            r"Auth callout violation: auth callout response is not for expected user$",
+        ),
+        ("untrusted_signer", r"Auth callout signing key is unknown$"),
+        ("expired", r"Error validating user JWT: claim is expired$"),
+        ("empty", r'Auth callout violation: "no reason supplied" on account "AUTH"$'),
+        ("garbage", r"Expected 3 chunks$"),
+    ],
+)
+async def test_bad_answers_refuse_the_client(
+    plain: RunningServer, service: CalloutService, user: str, warning: str
+) -> None:
+    assert "'Authorization Violation'" in await refused(plain.url, user)
+    plain.wait_for_log(rf'\[ERR\] .* - authentication error - User "{user}"$')
+    plain.wait_for_log(rf"\[WRN\] {warning}")
+
+
+async def test_no_answer_refuses_the_client_after_the_auth_timeout(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    started = time.monotonic()
+    assert "'Authorization Violation'" in await refused(plain.url, "nobody_answers")
+    assert time.monotonic() - started >= AUTH_TIMEOUT_S * 0.9
+    assert service.requests_of("nobody_answers")
+    plain.wait_for_log(
+        r'\[DBG\] Authorization callout response not received in time on account "AUTH"$'
+    )
+    plain.wait_for_log(r'\[ERR\] .* - authentication error - User "nobody_answers"$')
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_without_a_service_clients_are_refused_after_the_auth_timeout(
+    impl: str, tmp_path: Path, keys: Keys
+) -> None:
+    srv = start(tmp_path, keys, impl)
+    try:
+        auth = await connect(srv.url, user="auth", password="auth")  # no callout for it
+        await auth.close()
+        assert "'Authorization Violation'" in await refused(srv.url, "alice")
+        srv.wait_for_log(r'\[ERR\] .* - authentication error - User "alice"$')
+    finally:
+        srv.stop()
+
+
+# -- sealed with xkeys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_xkey_seals_requests_and_answers(impl: str, tmp_path: Path, keys: Keys) -> None:
+    srv = start(tmp_path, keys, impl, sealed=True)
+    svc = CalloutService(keys, sealed=True)
+    svc.answers = standard_answers(keys)
+    try:
+        await svc.start(srv.url)
+        errors: list[Exception] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(e)
+
+        alice = await connect(srv.url, user="alice", password="secret", error_cb=on_error)
+        server_xkey = alice._server_info["xkey"]
+        await alice.publish("denied", b"x")
+        await alice.flush()
+        await wait_until(lambda: errors, what="a permissions violation")
+        await alice.close()
+        msg = svc.raw[-1]
+        assert msg.headers == {"Nats-Server-Xkey": server_xkey}
+        assert msg.data.startswith(b"xkv1")
+        assert svc.requests_of("alice")[-1]["nats"]["server_id"]["xkey"] == server_xkey
+        assert "'Authorization Violation'" in await refused(srv.url, "mallory")
+        srv.wait_for_log(r"\[WRN\] Auth callout service returned an error: no entry for mallory$")
+    finally:
+        await svc.stop()
+        srv.stop()
