@@ -20,18 +20,19 @@ Scenarios (`--scenarios`, all by default):
   intervals (of an initial `--flow`) are in flight; an EOB commit must count every message.
   Batch sequences acknowledged per second.
 
-Three like-for-like pairs:
+Four pairs (`memory,lazy,sync` by default):
 
 | pair     | Go                                         | pynats                                      |
 |----------|--------------------------------------------|---------------------------------------------|
 | memory   | `storage: memory`                          | `storage: memory`                           |
 | lazy     | file, `jetstream {sync_interval: "2m"}`    | file, `jetstream {sync_interval: "2m"}`     |
 | sync     | file, `jetstream {sync_interval: always}`  | file, default (fsync before ack, grouped)   |
+| always   | file, `jetstream {sync_interval: always}`  | file, `jetstream {sync_interval: always}`   |
 
-Both servers get the same `-c` configuration file except in the last pair, where pynats runs
-its default. Stores live in a fresh temporary directory per run.
+Both servers get the same `-c` configuration file except in the `sync` pair, where pynats
+runs its default. Stores live in a fresh temporary directory per run.
 
-    .venv/bin/python benchmarks/jetstream.py [--go PATH] [--pairs memory,lazy,sync]
+    .venv/bin/python benchmarks/jetstream.py [--go PATH] [--pairs memory,lazy,sync,always]
         [--scenarios publish,consume,kv-put,kv-get,fast-ingest] [--duration 3] [--warmup 1]
         [--size 128] [--window 4096] [--consume-msgs 200000] [--pull-batch 500]
         [--gets 3000] [--flow 500] [--outstanding 2] [--repeat 1] [--json FILE]
@@ -61,7 +62,8 @@ from servers import ServerSpec, default_go_path, go_spec, pynats_spec
 STREAM = "BENCH"
 SUBJECT = b"bench.js"
 ACK_SUBJECT = b"bench.ack"
-PAIRS = ("memory", "lazy", "sync")
+PAIRS = ("memory", "lazy", "sync")  # the default; "always" is the fourth
+ALL_PAIRS = (*PAIRS, "always")
 SCENARIOS = ("publish", "consume", "kv-put", "kv-get", "fast-ingest")
 FI_SUBJECT = b"bench.fi"
 FI_BATCH_ID = b"fastbench"
@@ -93,7 +95,7 @@ class JsServer(_Running):
         block = f'store_dir: "{store}"'
         if pair == "lazy":
             block += ', sync_interval: "2m"'
-        elif pair == "sync" and spec.name == "go":
+        elif pair == "always" or (pair == "sync" and spec.name == "go"):
             block += ", sync_interval: always"
         with open(conf, "w") as f:
             f.write(f"jetstream {{ {block} }}\n")
@@ -476,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     pairs = [p for p in args.pairs.split(",") if p]
+    unknown = [p for p in pairs if p not in ALL_PAIRS]
+    if unknown:
+        parser.error(f"unknown pair(s) {','.join(unknown)}: choose from {','.join(ALL_PAIRS)}")
     scenarios = [s for s in args.scenarios.split(",") if s]
     specs = [go_spec(args.go), pynats_spec()]
     results: dict[tuple[str, str, str], list[Run]] = {}
