@@ -62,16 +62,17 @@ authorization {{
 class CalloutService:
     """The callout service: answers `$SYS.REQ.USER.AUTH` with `answers[connect user]`."""
 
-    def __init__(self, keys: Keys, *, sealed: bool = False) -> None:
+    def __init__(self, keys: Keys, *, sealed: bool = False, by: str = "user") -> None:
         self.keys = keys
         self.sealed = sealed
+        self.by = by  # the CONNECT field that names who connects
         self.requests: list[dict[str, Any]] = []  # verified claims, in arrival order
         self.raw: list[Msg] = []
         self.answers: dict[str, Answer] = {}
         self.nc: nats.NATS | None = None
 
-    async def start(self, url: str) -> None:
-        self.nc = await connect(url, user="auth", password="auth")
+    async def start(self, url: str, **credentials: Any) -> None:
+        self.nc = await connect(url, **(credentials or {"user": "auth", "password": "auth"}))
         await self.nc.subscribe(AUTH_SUBJECT, cb=self._on_request)
         await self.nc.flush()
 
@@ -87,7 +88,7 @@ class CalloutService:
             data = self.keys.service_xkey.open(data, server_xkey)
         claims = jwts.decode_verified(data.decode())
         self.requests.append(claims)
-        user = claims["nats"]["connect_opts"].get("user", "")
+        user = claims["nats"]["connect_opts"].get(self.by, "")
         answer = self.answers.get(user)
         reply = await answer(claims) if answer is not None else None
         if reply is None:
@@ -97,7 +98,7 @@ class CalloutService:
         await msg.respond(reply)
 
     def requests_of(self, user: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["nats"]["connect_opts"].get("user") == user]
+        return [r for r in self.requests if r["nats"]["connect_opts"].get(self.by) == user]
 
 
 def user_jwt(
@@ -171,6 +172,11 @@ def standard_answers(keys: Keys) -> dict[str, Answer]:
         "expired": fixed(
             lambda c: answer(
                 keys, c, user_jwt=user_jwt(keys.issuer, c, "APP", exp=int(time.time()) - 60)
+            )
+        ),
+        "brief": fixed(
+            lambda c: answer(
+                keys, c, user_jwt=user_jwt(keys.issuer, c, "APP", exp=int(time.time()) + 2)
             )
         ),
         "empty": fixed(lambda c: b""),
@@ -353,6 +359,20 @@ async def test_operations_after_connect_wait_for_the_answer(
     writer.close()
 
 
+async def test_user_jwt_expiry_ends_the_connection(
+    plain: RunningServer, service: CalloutService
+) -> None:
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    nc = await connect(plain.url, user="brief", password="secret", closed_cb=on_closed)
+    await asyncio.wait_for(closed.wait(), 5)
+    plain.wait_for_log(r"Client connection closed: Authentication Expired$")
+    await nc.close()
+
+
 # -- refused ---------------------------------------------------------------------------------
 
 
@@ -449,3 +469,194 @@ async def test_xkey_seals_requests_and_answers(impl: str, tmp_path: Path, keys: 
     finally:
         await svc.stop()
         srv.stop()
+
+
+# -- operator mode ---------------------------------------------------------------------------
+#
+# The callout account (AUTH) says so in its JWT (`authorization`: its auth users, the other
+# accounts it may place users in, its xkey). Clients log in to it with a "sentinel" user
+# (a .creds file that may do nothing by itself); the service answers with a response signed
+# by AUTH (or one of its signing keys) and a user JWT issued by the account to place them in.
+
+
+@dataclass
+class Operator:
+    base: Path
+    conf: Path
+    auth: jwts.Identity  # the callout account
+    auth_signer: jwts.Identity  # a signing key of AUTH
+    app: jwts.Identity  # an account AUTH may place users in
+    other: jwts.Identity  # an account it may not
+    service_creds: Path
+    sentinel_creds: Path
+
+
+@pytest.fixture(scope="module")
+def operator(tmp_path_factory: pytest.TempPathFactory) -> Operator:
+    base = Path(tmp_path_factory.mktemp("callout-op"))
+    op = jwts.operator()
+    sys_acc, auth, signer, app, other = (jwts.account() for _ in range(5))
+    service_user, sentinel = jwts.user(), jwts.user()
+    (base / "op.jwt").write_text(jwts.operator_jwt(op))
+    authorization = {
+        "auth_users": [service_user.public_key],
+        "allowed_accounts": [app.public_key],
+    }
+    auth_jwt = jwts.account_jwt(
+        op, auth, "AUTH", authorization=authorization, signing_keys=[signer.public_key]
+    )
+    conf = base / "server.conf"
+    conf.write_text(f"""
+operator: "{base / "op.jwt"}"
+system_account: {sys_acc.public_key}
+resolver: MEMORY
+resolver_preload: {{
+  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"
+  {auth.public_key}: "{auth_jwt}"
+  {app.public_key}: "{jwts.account_jwt(op, app, "APP")}"
+  {other.public_key}: "{jwts.account_jwt(op, other, "OTHER")}"
+}}
+""")
+    deny_all = {"pub": {"deny": [">"]}, "sub": {"deny": [">"]}}
+    return Operator(
+        base=base,
+        conf=conf,
+        auth=auth,
+        auth_signer=signer,
+        app=app,
+        other=other,
+        service_creds=jwts.write_creds(
+            base / "service.creds", jwts.user_jwt(auth, service_user, "service"), service_user
+        ),
+        sentinel_creds=jwts.write_creds(
+            base / "sentinel.creds", jwts.user_jwt(auth, sentinel, "sentinel", deny_all), sentinel
+        ),
+    )
+
+
+def operator_answers(keys: Keys, op: Operator) -> dict[str, Answer]:
+    """Who gets what, by the client name given in CONNECT."""
+
+    def reply(signer: jwts.Identity, issuer: jwts.Identity, **extra: Any) -> Answer:
+        async def make(claims: dict[str, Any]) -> bytes:
+            token = user_jwt(issuer, claims, "", name="placed", **extra)
+            return answer(keys, claims, signer=signer, user_jwt=token)
+
+        return make
+
+    async def refuse(claims: dict[str, Any]) -> bytes:
+        return answer(keys, claims, signer=op.auth, error="not today")
+
+    return {
+        "to_app": reply(op.auth, op.app, permissions=APP_PERMISSIONS),
+        "to_auth": reply(op.auth, op.auth),
+        "by_signing_key": reply(op.auth_signer, op.app),
+        "to_other": reply(op.auth, op.other),
+        "untrusted_signer": reply(op.other, op.app),
+        "refused": refuse,
+    }
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def op_server(request: pytest.FixtureRequest, operator: Operator) -> Iterator[RunningServer]:
+    srv = start_server(["-c", str(operator.conf), "-D"], oracle=request.param == "go")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def op_service(
+    op_server: RunningServer, operator: Operator, keys: Keys
+) -> AsyncIterator[CalloutService]:
+    svc = CalloutService(keys, by="name")
+    svc.answers = operator_answers(keys, operator)
+    await svc.start(op_server.url, user_credentials=str(operator.service_creds))
+    yield svc
+    await svc.stop()
+
+
+async def sentinel(server: RunningServer, op: Operator, name: str, **kwargs: Any) -> nats.NATS:
+    return await connect(server.url, user_credentials=str(op.sentinel_creds), name=name, **kwargs)
+
+
+async def test_operator_mode_places_users_where_the_callout_account_says(
+    op_server: RunningServer, op_service: CalloutService, operator: Operator
+) -> None:
+    errors: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(e)
+
+    placed = await sentinel(op_server, operator, "to_app", error_cb=on_error)
+    sub = await placed.subscribe("ok.>")
+    await placed.publish("ok.1", b"in APP")
+    assert (await sub.next_msg(2)).data == b"in APP"
+    await placed.publish("denied", b"x")
+    await placed.flush()
+    await wait_until(
+        lambda: any('permissions violation for publish to "denied"' in str(e) for e in errors),
+        what="a publish permissions violation",
+    )
+    await placed.close()
+    request = op_service.requests_of("to_app")[-1]
+    assert request["sub"] == operator.auth.public_key  # the callout account asks
+    assert request["nats"]["connect_opts"]["jwt"]  # the sentinel's JWT, for the service
+    assert "xkey" not in request["nats"]["server_id"]
+
+
+async def test_operator_mode_answer_signed_by_a_signing_key_of_the_account(
+    op_server: RunningServer, op_service: CalloutService, operator: Operator
+) -> None:
+    nc = await sentinel(op_server, operator, "by_signing_key")
+    await nc.close()
+
+
+async def test_operator_mode_callout_account_users_cannot_publish_requests(
+    op_server: RunningServer, op_service: CalloutService, operator: Operator
+) -> None:
+    errors: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(e)
+
+    nc = await sentinel(op_server, operator, "to_auth", error_cb=on_error)
+    await nc.publish(AUTH_SUBJECT, b"forged")
+    await nc.flush()
+    await wait_until(
+        lambda: any("permissions violation" in str(e) for e in errors),
+        what="a publish permissions violation",
+    )
+    await nc.close()
+
+
+async def test_operator_mode_auth_users_skip_the_callout(
+    op_server: RunningServer, op_service: CalloutService, operator: Operator
+) -> None:
+    nc = await connect(
+        op_server.url, user_credentials=str(operator.service_creds), name="service-again"
+    )
+    await nc.close()
+    assert op_service.requests_of("service-again") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "warning"),
+    [
+        ("to_other", r'Account "A\w+" not permitted as valid account option for auth callout '),
+        ("untrusted_signer", r"Auth callout signing key is unknown$"),
+        ("refused", r"Auth callout service returned an error: not today$"),
+    ],
+)
+async def test_operator_mode_bad_answers_refuse_the_client(
+    op_server: RunningServer,
+    op_service: CalloutService,
+    operator: Operator,
+    name: str,
+    warning: str,
+) -> None:
+    with pytest.raises(nats.errors.Error) as info:
+        nc = await sentinel(op_server, operator, name)
+        await nc.close()
+    assert "'Authorization Violation'" in str(info.value)
+    op_server.wait_for_log(r'\[ERR\] .* - authentication error - JWT User "U\w+"$')
+    op_server.wait_for_log(rf"\[WRN\] {warning}")

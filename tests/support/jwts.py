@@ -91,7 +91,9 @@ def account_jwt(
     limits: dict[str, Any] | None = None,
     *,
     v1: bool = False,
+    **nats_extra: Any,
 ) -> str:
+    """`nats_extra`: more account claims (`authorization` for an auth callout, ...)."""
     base_limits = {
         "subs": -1,
         "data": -1,
@@ -103,7 +105,8 @@ def account_jwt(
         "leaf": -1,
     }
     base_limits.update(limits or {})
-    return encode(op, acc.public_key, name, {"type": "account", "limits": base_limits}, v1=v1)
+    nats = {"type": "account", "limits": base_limits, **nats_extra}
+    return encode(op, acc.public_key, name, nats, v1=v1)
 
 
 def user_jwt(

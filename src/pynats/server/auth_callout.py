@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .conf.tree import ConfigMap
     from .config_reader import Reader
     from .internal import InternalClient
+    from .jwt_auth import AccountClaims
     from .nkey import ServerKeys
     from .options import Options
     from .server import Server
@@ -213,15 +214,31 @@ def _time_issue(claims: dict[str, Any], now: float) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class CalloutTarget:
+    """Where a request goes and what its answer must be: from `auth_callout {}` (config
+    mode), or from the `authorization` claims of the account a user logged into (operator
+    mode: the callout account is that account, which signs the answers itself or with one of
+    its signing keys, and places users in itself or in its `allowed_accounts`)."""
+
+    account: str  # the callout account (config mode: its name, operator mode: its key)
+    issuer: str  # who signs the answers and the user JWTs (operator mode: the account)
+    xkey: str = ""  # the service's xkey: requests are sealed for it
+    signing_keys: frozenset[str] = frozenset()  # operator mode: the account's
+    allowed_accounts: tuple[str, ...] = ()  # operator mode: where else users may go
+    operator_mode: bool = False
+
+
 @dataclass
 class Expectation:
-    """What an answer must match: the request it answers and the server's configuration."""
+    """What an answer must match: the request it answers and where it may place users."""
 
     user_nkey: str
     server_id: str
-    account: str  # the callout account's name (for the messages)
-    issuer: str
+    target: CalloutTarget
     lookup_account: Callable[[str], Account | None]
+    # operator mode: the keys that may issue users of an account (itself, its signing keys)
+    issuers_of: Callable[[str], set[str]] = lambda key: {key}
 
 
 def check_response(
@@ -231,6 +248,7 @@ def check_response(
     of the user JWT in it; CalloutRefused (with nats-server's text) when it does not admit
     the client."""
     now = time.time()
+    target = expect.target
     nats = claims.get("nats") or {}
     if nats.get("type") != "authorization_response":
         raise CalloutRefused("Not an authorization request claim")
@@ -260,7 +278,8 @@ def check_response(
         )
     if audience != expect.server_id:
         raise CalloutRefused("Auth callout violation: auth callout response is not for server")
-    if not was_sealed and (issuer_account or claims["iss"]) != expect.issuer:
+    signer = issuer_account or claims["iss"]
+    if not was_sealed and signer != target.issuer and signer not in target.signing_keys:
         raise CalloutRefused("Auth callout signing key is unknown")
     if error:
         raise CalloutRefused(f"Auth callout service returned an error: {error}")
@@ -269,7 +288,8 @@ def check_response(
 
 
 def check_user_claims(user: dict[str, Any], expect: Expectation, now: float) -> Account:
-    account = expect.account
+    target = expect.target
+    account = target.account
     nats = user.get("nats") or {}
     if nats.get("type") != "user":
         raise CalloutRefused("Not user claim")
@@ -281,23 +301,35 @@ def check_user_claims(user: dict[str, Any], expect: Expectation, now: float) -> 
             f'Expected authorized user of "{expect.user_nkey}" but got "{user.get("sub")}" '
             f'on account "{account}"'
         )
-    if nats.get("issuer_account"):
-        raise CalloutRefused(
-            f'Error non operator mode account "{account}": attempted to use issuer_account'
-        )
-    if user["iss"] != expect.issuer:
-        raise CalloutRefused(
-            f'Wrong issuer for auth callout response on account "{account}", '
-            f'expected "{expect.issuer}" got "{user["iss"]}"'
-        )
-    placement = str(user.get("aud") or "")
-    target = expect.lookup_account(placement)
-    if target is None:
+    issuer = str(user["iss"])
+    if target.operator_mode:
+        placement = str(nats.get("issuer_account") or issuer)
+        allowed = target.allowed_accounts
+        if placement != target.issuer and "*" not in allowed and placement not in allowed:
+            raise CalloutRefused(
+                f'Account "{issuer}" not permitted as valid account option for auth callout '
+                f'for account "{account}"'
+            )
+    else:
+        if nats.get("issuer_account"):
+            raise CalloutRefused(
+                f'Error non operator mode account "{account}": attempted to use issuer_account'
+            )
+        if issuer != target.issuer:
+            raise CalloutRefused(
+                f'Wrong issuer for auth callout response on account "{account}", '
+                f'expected "{target.issuer}" got "{issuer}"'
+            )
+        placement = str(user.get("aud") or "")
+    placed = expect.lookup_account(placement)
+    if placed is None:
         raise CalloutRefused(
             f'No valid account "{placement}" for auth callout response on account '
             f'"{account}": account missing'
         )
-    return target
+    if target.operator_mode and issuer not in expect.issuers_of(placement):
+        raise CalloutRefused(f'User JWT issuer "{issuer}" is not known')
+    return placed
 
 
 def with_callout_denied(perms: Permissions | None) -> Permissions:
@@ -314,11 +346,12 @@ def with_callout_denied(perms: Permissions | None) -> Permissions:
 
 
 def raw_auth_user(connect: dict[str, Any]) -> str:
-    """Who the CONNECT says it is, as `auth_users` name them (nats-server's raw auth user)."""
-    for key in ("nkey", "user", "auth_token"):
+    """Who the CONNECT says it is, as `auth_users` name them (nats-server's raw auth user:
+    the nkey, the user name, the user key of the JWT, the token)."""
+    for key in ("nkey", "user", "jwt", "auth_token"):
         value = connect.get(key)
         if isinstance(value, str) and value:
-            return value
+            return _jwt_subject(connect) if key == "jwt" else value
     return ""
 
 
@@ -326,53 +359,105 @@ def raw_auth_user(connect: dict[str, Any]) -> str:
 
 
 class AuthCalloutService:
-    """Sends the requests of pending CONNECTs and admits or refuses their clients."""
+    """Sends the requests of pending CONNECTs and admits or refuses their clients. In config
+    mode `config` is the `auth_callout {}` block; in operator mode (`config` None) accounts
+    opt in with the `authorization` claims of their JWTs."""
 
-    def __init__(self, server: Server, config: AuthCallout) -> None:
+    def __init__(self, server: Server, config: AuthCallout | None) -> None:
         self.server = server
         self.config = config
-        self._clients: dict[str, InternalClient] = {}  # the callout account's, by name
+        self._clients: dict[str, InternalClient] = {}  # the callout accounts', by name
         self._next_reply = 0
 
-    def wants(self, connect: dict[str, Any]) -> bool:
-        """This CONNECT is decided by the service (its user is not an auth user)."""
-        return raw_auth_user(connect) not in self.config.auth_users
+    # -- who is decided by a service ------------------------------------------------------
 
-    def admitting(self, result: AuthResult, *, by_callout: bool) -> AuthResult:
-        """What a client admitted into the callout account may do: publish anything but the
-        callout subject. (nats-server leaves the auth users alone when the callout names
-        allowed accounts.)"""
-        account = result.account or const.GLOBAL_ACCOUNT
-        if account != self.config.account or (not by_callout and self.config.allowed_accounts):
+    def config_target(self, connect: dict[str, Any]) -> CalloutTarget | None:
+        """Config mode: the callout for this CONNECT, None for an auth user."""
+        config = self.config
+        if config is None or raw_auth_user(connect) in config.auth_users:
+            return None
+        return CalloutTarget(
+            account=config.account,
+            issuer=config.issuer,
+            xkey=config.xkey,
+            allowed_accounts=tuple(config.allowed_accounts),
+        )
+
+    def account_target(self, result: AuthResult) -> CalloutTarget | None:
+        """Operator mode: the callout of the account `result` logged into, None when it has
+        none or the user is one of its auth users."""
+        authorization, claims = self._account_authorization(result)
+        if claims is None or result.user in authorization.get("auth_users", ()):
+            return None
+        return CalloutTarget(
+            account=claims.public_key,
+            issuer=claims.public_key,
+            xkey=str(authorization.get("xkey") or ""),
+            signing_keys=frozenset(claims.signing_keys),
+            allowed_accounts=tuple(authorization.get("allowed_accounts") or ()),
+            operator_mode=True,
+        )
+
+    def _account_authorization(
+        self, result: AuthResult
+    ) -> tuple[dict[str, Any], AccountClaims | None]:
+        from .jwt_auth import JwtAuthenticator
+
+        authenticator = self.server.authenticator
+        if result.jwt_claims is None or not isinstance(authenticator, JwtAuthenticator):
+            return {}, None
+        claims = authenticator.account(result.account)
+        authorization = claims.authorization if claims is not None else {}
+        if claims is None or not authorization.get("auth_users"):
+            return {}, None
+        return authorization, claims
+
+    def admitting(self, result: AuthResult, target: CalloutTarget | None = None) -> AuthResult:
+        """What a client may do once admitted (`target`: by a callout): the clients placed
+        in the callout account cannot publish to the callout subject (only the server asks
+        the service). In config mode, nats-server leaves the auth users alone when the
+        callout names allowed accounts."""
+        config = self.config
+        if config is not None:
+            if target is None and config.allowed_accounts:
+                return result
+            callout_account = config.account
+        elif target is not None:
+            callout_account = target.account
+        elif self._account_authorization(result)[1] is not None:
+            callout_account = result.account  # an auth user of its account's callout
+        else:
             return result
-        result.permissions = with_callout_denied(result.permissions)
+        if (result.account or const.GLOBAL_ACCOUNT) == callout_account:
+            result.permissions = with_callout_denied(result.permissions)
         return result
 
-    def start(self, client: ClientConnection, connect: dict[str, Any]) -> PendingCallout | None:
+    # -- requests ---------------------------------------------------------------------------
+
+    def start(
+        self, client: ClientConnection, connect: dict[str, Any], target: CalloutTarget
+    ) -> PendingCallout | None:
         """Send the request for `client`; None when it could not be sent (already refused)."""
         server = self.server
-        config = self.config
-        account = server.lookup_account(config.account)
+        account = server.resolve_account(target.account)
         if account is None:
-            reason = (
-                f'No valid account "{config.account}" for auth callout request: account missing'
+            server.logger.warn(
+                f'No valid account "{target.account}" for auth callout request: account missing'
             )
-            server.logger.warn(reason)
             self.refuse(client)
             return None
         # The user key the answer must name: a fresh one per request (no replay).
         user_nkey = encode_public_key(PREFIX_USER, os.urandom(32))
         timeout = server.options.effective_auth_timeout()
-        token = self._request(client, connect, user_nkey, timeout)
-        payload = token.encode()
+        payload = self._request(client, connect, target, user_nkey, timeout).encode()
         headers = b""
-        if config.xkey:
-            payload = server.keys.seal(payload, config.xkey)
+        if target.xkey:
+            payload = server.keys.seal(payload, target.xkey)
             headers = f"NATS/1.0\r\n{XKEY_HEADER}: {server.keys.xkey}\r\n\r\n".encode()
         internal = self._internal_client(account)
         self._next_reply += 1
         reply = f"{REPLY_PREFIX}{server.server_id[:8]}.{self._next_reply}"
-        pending = PendingCallout(self, client, account, user_nkey)
+        pending = PendingCallout(self, client, account, target, user_nkey)
         pending.sub = internal.subscribe(reply, pending.on_reply)
         pending.timer = server.loop.call_later(timeout, pending.on_timeout)
         internal.publish(AUTH_CALLOUT_SUBJECT, payload, reply, headers)
@@ -388,7 +473,12 @@ class AuthCalloutService:
         return internal
 
     def _request(
-        self, client: ClientConnection, connect: dict[str, Any], user_nkey: str, timeout: float
+        self,
+        client: ClientConnection,
+        connect: dict[str, Any],
+        target: CalloutTarget,
+        user_nkey: str,
+        timeout: float,
     ) -> str:
         server = self.server
         info = server.info_fields()
@@ -402,7 +492,7 @@ class AuthCalloutService:
             server_id["cluster"] = server.cluster.name
         if server.options.server_tags:
             server_id["tags"] = list(server.options.server_tags)
-        if self.config.xkey:
+        if target.xkey:
             server_id["xkey"] = server.keys.xkey
         client_info: dict[str, Any] = {"host": client.host, "id": client.cid}
         user = raw_auth_user(connect)
@@ -438,7 +528,7 @@ class AuthCalloutService:
             "exp": int(time.time() + timeout),
             "iat": now,
             "iss": server.server_id,
-            "sub": self.config.issuer,
+            "sub": target.issuer,
         }
         return encode_jwt(claims, nats, server.keys)
 
@@ -446,42 +536,52 @@ class AuthCalloutService:
 
     def decide(self, pending: PendingCallout, payload: bytes) -> AuthResult:
         """The client's admission from the service's answer (CalloutRefused otherwise)."""
-        config = self.config
+        target = pending.target
         account = pending.account.name
         if not payload:
             raise CalloutRefused(
                 f'Auth callout violation: "no reason supplied" on account "{account}"'
             )
         was_sealed = False
-        if config.xkey and not payload.startswith(JWT_PREFIX):
+        if target.xkey and not payload.startswith(JWT_PREFIX):
             try:
-                payload = self.server.keys.open(payload, config.xkey)
+                payload = self.server.keys.open(payload, target.xkey)
             except ValueError as e:
                 raise CalloutRefused(
                     f'Error decrypting auth callout response on account "{account}": {e}'
                 ) from None
             was_sealed = True
         claims = _decode(payload.decode(errors="replace"), PREFIX_ACCOUNT)
+        server = self.server
         expect = Expectation(
             user_nkey=pending.user_nkey,
-            server_id=self.server.server_id,
-            account=account,
-            issuer=config.issuer,
-            lookup_account=self.server.lookup_account,
+            server_id=server.server_id,
+            target=target,
+            lookup_account=server.resolve_account
+            if target.operator_mode
+            else server.lookup_account,
+            issuers_of=self._issuers_of,
         )
-        target, user = check_response(claims, expect, was_sealed=was_sealed)
+        placed, user = check_response(claims, expect, was_sealed=was_sealed)
         from .jwt_auth import permissions_from_claims
 
         user_nats = user.get("nats") or {}
         connect = pending.client.connect_opts or {}
         result = AuthResult(
             user=str(user.get("name") or raw_auth_user(connect) or pending.user_nkey),
-            account=target.name,
+            account=placed.name,
             permissions=permissions_from_claims(user_nats),
             jwt_claims=user,
             connection_types=user_nats.get("allowed_connection_types") or None,
         )
-        return self.admitting(result, by_callout=True)
+        return self.admitting(result, target)
+
+    def _issuers_of(self, key: str) -> set[str]:
+        from .jwt_auth import JwtAuthenticator
+
+        authenticator = self.server.authenticator
+        claims = authenticator.account(key) if isinstance(authenticator, JwtAuthenticator) else None
+        return {key} | (claims.signing_keys if claims is not None else set())
 
     def refuse(self, client: ClientConnection) -> None:
         """nats-server's authorization violation: the log line, -ERR, the close."""
@@ -492,7 +592,8 @@ class AuthCalloutService:
         opts = self.server.options
         connect = client.connect_opts or {}
         if opts.trusted_operators or opts.trusted_keys:
-            detail = ""
+            subject = _jwt_subject(connect)
+            detail = f' - JWT User "{subject}"' if subject else ""
         elif opts.nkeys or any(a.nkey_users for a in opts.accounts.values()):
             detail = f' - Nkey "{connect.get("nkey") or ""}"'
         elif opts.users or any(a.users for a in opts.accounts.values()):
@@ -504,21 +605,37 @@ class AuthCalloutService:
         self.server.flush_pending()
 
 
+def _jwt_subject(connect: dict[str, Any]) -> str:
+    """The user key of the JWT a CONNECT carries ("" without one); it was verified by the
+    time a callout is made."""
+    token = connect.get("jwt")
+    if not isinstance(token, str) or token.count(".") != 2:
+        return ""
+    body = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except ValueError:
+        return ""
+    return str(claims.get("sub", "")) if isinstance(claims, dict) else ""
+
+
 class PendingCallout:
     """One client's request in flight: its reply subscription and its timer."""
 
-    __slots__ = ("account", "client", "service", "sub", "timer", "user_nkey")
+    __slots__ = ("account", "client", "service", "sub", "target", "timer", "user_nkey")
 
     def __init__(
         self,
         service: AuthCalloutService,
         client: ClientConnection,
         account: Account,
+        target: CalloutTarget,
         user_nkey: str,
     ) -> None:
         self.service = service
         self.client = client
         self.account = account
+        self.target = target
         self.user_nkey = user_nkey
         self.sub: Subscription | None = None
         self.timer: Any = None

@@ -43,7 +43,7 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .auth import ConnectAuthenticator
-    from .auth_callout import PendingCallout
+    from .auth_callout import CalloutTarget, PendingCallout
     from .delivery import DeliveryCallback
     from .server import Server
 
@@ -219,9 +219,11 @@ class ClientConnection(Connection):
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         self.connect_opts = opts
         callout = server.auth_callout
-        if callout is not None and self.authenticator.required and callout.wants(opts):
-            self._await_callout(opts)
-            return
+        if callout is not None and self.authenticator.required:
+            target = callout.config_target(opts)
+            if target is not None:
+                self._await_callout(opts, target)
+                return
         identities: list[str] = []
         if server.options.tls_map and self.transport is not None:
             from .tls import certificate_identities
@@ -234,7 +236,11 @@ class ClientConnection(Connection):
             )
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         if callout is not None:
-            result = callout.admitting(result, by_callout=False)
+            target = callout.account_target(result)
+            if target is not None:
+                self._await_callout(opts, target)
+                return
+            result = callout.admitting(result)
         self._admit(result)
 
     def _admit(self, result: AuthResult) -> None:
@@ -283,7 +289,7 @@ class ClientConnection(Connection):
         if self.verbose:
             self.send(OK)
 
-    def _await_callout(self, connect: dict[str, Any]) -> None:
+    def _await_callout(self, connect: dict[str, Any], target: CalloutTarget) -> None:
         """The auth callout service decides: nothing after this CONNECT is read or parsed
         until it has (`finish_callout`), or it refuses, or the auth timeout passes."""
         callout = self.server.auth_callout
@@ -294,7 +300,7 @@ class ClientConnection(Connection):
         self.parser.hold()
         if self.transport is not None:
             self.transport.pause_reading()
-        self._callout = callout.start(self, connect)
+        self._callout = callout.start(self, connect, target)
 
     def finish_callout(self, result: AuthResult) -> None:
         """The service admitted this client: CONNECT completes, then what followed it."""

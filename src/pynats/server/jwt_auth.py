@@ -164,6 +164,7 @@ class AccountClaims:
     limits: dict[str, Any] = field(default_factory=dict)
     revocations: dict[str, int] = field(default_factory=dict)
     expires: float = 0.0
+    authorization: dict[str, Any] = field(default_factory=dict)  # its auth callout, if any
 
 
 @dataclass
@@ -236,6 +237,7 @@ class JwtAuthenticator:
             limits=nats_claims.get("limits") or {},
             revocations={k: int(v) for k, v in (nats_claims.get("revocations") or {}).items()},
             expires=float(claims.get("exp") or 0),
+            authorization=nats_claims.get("authorization") or {},
         )
         self.accounts[subject] = account
         return account

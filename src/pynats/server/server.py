@@ -89,8 +89,9 @@ class Server:
             self.system_account.is_system = True
         self._startup_error = ""
         self.authenticator: ConnectAuthenticator = self._build_authenticator(options)
+        # Config mode: the `auth_callout {}` block; operator mode: account JWTs may name one.
         self.auth_callout: AuthCalloutService | None = None
-        if options.auth_callout is not None:
+        if options.auth_callout is not None or options.trusted_operators or options.trusted_keys:
             self.auth_callout = AuthCalloutService(self, options.auth_callout)
         self.tls_context: ssl.SSLContext | None = None
 
