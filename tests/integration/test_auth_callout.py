@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
+import trustme
 from nats.aio.msg import Msg
 from tests.conftest import connect
 from tests.support import jwts
@@ -660,3 +662,54 @@ async def test_operator_mode_bad_answers_refuse_the_client(
     assert "'Authorization Violation'" in str(info.value)
     op_server.wait_for_log(r'\[ERR\] .* - authentication error - JWT User "U\w+"$')
     op_server.wait_for_log(rf"\[WRN\] {warning}")
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_request_carries_the_client_certificate(
+    impl: str, tmp_path: Path, keys: Keys
+) -> None:
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    client_cert = ca.issue_cert("alice@example.com", common_name="alice")
+    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key", "ccert", "ckey")}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    server_cert.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    server_cert.private_key_pem.write_to_path(str(files["key"]))
+    client_cert.cert_chain_pems[0].write_to_path(str(files["ccert"]))
+    client_cert.private_key_pem.write_to_path(str(files["ckey"]))
+    conf = tmp_path / "tls.conf"
+    conf.write_text(
+        config(keys)
+        + f"""
+tls {{
+  cert_file: "{files["cert"]}"
+  key_file: "{files["key"]}"
+  ca_file: "{files["ca"]}"
+  verify: true
+}}
+"""
+    )
+    srv = start_server(["-c", str(conf)], oracle=impl == "go")
+    tls = ssl.create_default_context(cafile=str(files["ca"]))
+    tls.load_cert_chain(str(files["ccert"]), str(files["ckey"]))
+    svc = CalloutService(keys)
+    svc.answers = standard_answers(keys)
+    url = f"tls://127.0.0.1:{srv.port}"
+    try:
+        await svc.start(url, user="auth", password="auth", tls=tls)
+        nc = await connect(url, user="alice", password="secret", tls=tls)
+        await nc.close()
+        client_tls = svc.requests_of("alice")[-1]["nats"]["client_tls"]
+        assert client_tls["version"] in ("1.2", "1.3")
+        assert client_tls["cipher"]
+        # the client's own certificate first (nats-server adds the CA after it)
+        assert (
+            client_tls["verified_chains"][0][0] == client_cert.cert_chain_pems[0].bytes().decode()
+        )
+        assert "certs" not in client_tls
+    finally:
+        await svc.stop()
+        srv.stop()
