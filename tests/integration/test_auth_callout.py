@@ -713,3 +713,49 @@ tls {{
     finally:
         await svc.stop()
         srv.stop()
+
+
+# -- across a cluster --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds", [["py", "go"], ["go", "py"], ["py", "py"]], ids="-".join)
+async def test_service_on_another_server_of_the_cluster(
+    kinds: list[str], tmp_path: Path, keys: Keys
+) -> None:
+    """Clients of the first server are decided by a service connected to the second."""
+    from tests.support.cluster import make_cluster
+
+    body = config(keys)
+    cluster = make_cluster(kinds, tmp_path, extra=lambda m: body)
+    svc = CalloutService(keys)
+    svc.answers = standard_answers(keys)
+    try:
+        cluster.wait_formed()
+        first, second = cluster[0], cluster[1]
+        await svc.start(second.url)
+        assert svc.nc is not None
+
+        async def ready(msg: Msg) -> None:
+            await msg.respond(b"yes")
+
+        await svc.nc.subscribe("ready", cb=ready)
+        await svc.nc.flush()
+        auth = await connect(first.url, user="auth2", password="auth2")
+
+        async def service_reachable() -> bool:
+            try:
+                return (await auth.request("ready", b"", timeout=0.5)).data == b"yes"
+            except nats.errors.Error:
+                return False
+
+        await wait_until(service_reachable, timeout=10, what="the service's interest")
+        await auth.close()
+        alice = await connect(first.url, user="alice", password="secret")
+        await alice.close()
+        request = svc.requests_of("alice")[-1]
+        assert request["nats"]["server_id"]["name"] == first.name
+        assert request["nats"]["server_id"]["cluster"] == cluster.name
+        assert "'Authorization Violation'" in await refused(first.url, "mallory")
+    finally:
+        await svc.stop()
+        cluster.stop_all()

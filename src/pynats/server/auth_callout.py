@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -657,11 +658,17 @@ class PendingCallout:
             return
         self._forget()
         service = self.service
+        # Called while the service's message is routed: act once that is done.
         try:
             result = service.decide(self, payload)
         except CalloutRefused as e:
-            # Called while the service's message is routed: act once that is done.
             service.server.loop.call_soon(self._refuse, str(e))
+            return
+        except Exception:  # a bug refuses this client, never the service's connection
+            service.server.logger.error(
+                f"Error processing auth callout response:\n{traceback.format_exc()}"
+            )
+            service.server.loop.call_soon(self._refuse, "Auth callout response not processed")
             return
         service.server.loop.call_soon(self.client.finish_callout, result)
 
