@@ -759,3 +759,34 @@ async def test_service_on_another_server_of_the_cluster(
     finally:
         await svc.stop()
         cluster.stop_all()
+
+
+# -- websocket -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+async def test_websocket_clients_are_decided_by_the_service(
+    impl: str, tmp_path: Path, keys: Keys
+) -> None:
+    from tests.support.ports import free_port
+
+    ws_port = free_port()
+    conf = tmp_path / "ws.conf"
+    conf.write_text(
+        config(keys) + f'\nwebsocket {{ listen: "127.0.0.1:{ws_port}", no_tls: true }}\n'
+    )
+    srv = start_server(["-c", str(conf)], oracle=impl == "go")
+    svc = CalloutService(keys)
+    svc.answers = standard_answers(keys)
+    try:
+        await svc.start(srv.url)
+        alice = await connect(f"ws://127.0.0.1:{ws_port}", user="alice", password="secret")
+        sub = await alice.subscribe("ok.ws")
+        await alice.publish("ok.ws", b"over websocket")
+        assert (await sub.next_msg(2)).data == b"over websocket"
+        await alice.close()
+        assert svc.requests_of("alice")[-1]["nats"]["client_info"]["type"] == "websocket"
+        assert "'Authorization Violation'" in await refused(f"ws://127.0.0.1:{ws_port}", "mallory")
+    finally:
+        await svc.stop()
+        srv.stop()
