@@ -8,11 +8,13 @@ import ssl
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 import pytest
 import trustme
 from tests.conftest import connect
+from tests.support.raw import RawClient
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import wait_until
 
@@ -161,3 +163,99 @@ tls {{
         await nc.close()
     finally:
         srv.stop()
+
+
+# -- allow_non_tls: TLS offered, plain connections still allowed ------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_server(
+    kind: str, pki: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    conf = Path(tmp_path_factory.mktemp("mixed")) / "mixed.conf"
+    conf.write_text(f"""
+tls {{
+  cert_file: "{pki["cert"]}"
+  key_file: "{pki["key"]}"
+}}
+allow_non_tls: true
+""")
+    srv = start_server(["-c", str(conf)], oracle=kind == "go", http_port=-1)
+    yield srv
+    srv.stop()
+
+
+def upgraded(raw: RawClient, pki: dict[str, str]) -> RawClient:
+    """The raw client's socket after the TLS handshake a client starts right after INFO."""
+    assert raw.buf == b""
+    raw.sock = client_context(pki).wrap_socket(raw.sock, server_hostname="127.0.0.1")
+    return raw
+
+
+def monitor(server: RunningServer, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.monitor_url}{path}") as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+    return result
+
+
+def test_allow_non_tls_offers_tls_without_requiring_it(mixed_server: RunningServer) -> None:
+    with RawClient(mixed_server.port) as raw:
+        assert raw.info.get("tls_available") is True
+        assert "tls_required" not in raw.info
+    assert any("TLS available for client connections" in line for line in mixed_server.log_lines)
+    assert not any("TLS required" in line for line in mixed_server.log_lines)
+    varz = monitor(mixed_server, "/varz")
+    assert "tls_required" not in varz
+    assert varz["tls_cert_not_after"].endswith("Z")
+
+
+async def test_plain_and_tls_clients_share_the_server(
+    mixed_server: RunningServer, pki: dict[str, str]
+) -> None:
+    plain = await connect(f"nats://127.0.0.1:{mixed_server.port}")
+    sub = await plain.subscribe("mixed.>")
+    await plain.flush()
+    with upgraded(RawClient(mixed_server.port), pki) as secure:
+        secure.handshake(verbose=False)
+        secure.send(b"SUB mixed.back 1\r\nPUB mixed.in 6\r\nsealed\r\nPING\r\n")
+        assert secure.read_line() == b"PONG"
+        assert (await sub.next_msg(2)).data == b"sealed"
+        await plain.publish("mixed.back", b"clear")
+        await plain.flush()
+        assert secure.read_line() == b"MSG mixed.back 1 5"
+        assert secure.read_line() == b"clear"
+        tls_cids = [
+            c["cid"]
+            for c in monitor(mixed_server, "/connz")["connections"]
+            if c.get("tls_version") in ("1.2", "1.3")
+        ]
+        assert len(tls_cids) == 1
+    assert plain._server_info.get("tls_available") is True
+    await plain.close()
+
+
+def test_a_broken_handshake_closes_only_that_client(mixed_server: RunningServer) -> None:
+    with RawClient(mixed_server.port) as bad:
+        cid = bad.info["client_id"]
+        bad.send(b"\x16\x03\x01garbage\r\n")
+        assert bad.is_closed()
+    closed = monitor(mixed_server, f"/connz?state=closed&cid={cid}")["connections"]
+    assert closed[0]["reason"] == "TLS Handshake Failure"
+    with RawClient(mixed_server.port) as still_fine:
+        still_fine.handshake(verbose=False)
+        assert still_fine.ping_pong() == b""
+
+
+def test_plain_garbage_is_a_protocol_error(mixed_server: RunningServer) -> None:
+    with RawClient(mixed_server.port) as raw:
+        raw.send(b"xyzzy garbage\r\n")
+        assert raw.read_line() == b"-ERR 'Unknown Protocol Operation'"
+        assert raw.is_closed()
+
+
+def test_a_plain_client_may_send_its_connect_in_pieces(mixed_server: RunningServer) -> None:
+    with RawClient(mixed_server.port) as raw:
+        raw.send(b"CON")
+        raw.send(b'NECT {"verbose":false}\r\nPI')
+        raw.send(b"NG\r\n")
+        assert raw.read_line() == b"PONG"

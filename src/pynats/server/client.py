@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import const
 from .auth import (
@@ -56,6 +56,18 @@ REASON_AUTH_EXPIRED = "Authentication Expired"
 REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
 REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
+
+
+class _HeldBytes:
+    """A parser's stand-in that keeps what it is fed, to be parsed later."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self.chunks.append(data)
 
 
 class ClientConnection(Connection):
@@ -162,7 +174,8 @@ class ClientConnection(Connection):
     async def _upgrade_to_tls(self) -> None:
         """INFO in the clear, then the handshake. Reading is paused before INFO goes out, so
         the client's ClientHello (sent only after INFO) reaches the TLS layer, never the
-        parser."""
+        parser. With `allow_non_tls` the client's first byte decides: a TLS record, or plain
+        NATS read by the parser as if TLS were not configured."""
         server = self.server
         transport = self.transport
         context = server.tls_context
@@ -171,23 +184,40 @@ class ClientConnection(Connection):
         transport.pause_reading()
         self.send(server.info_line(self))
         server.flush_pending()
+        opts = server.options
+        if opts.allow_non_tls:
+            from .tls import client_starts_tls
+
+            if not await client_starts_tls(server.loop, transport, opts.tls_timeout):
+                if not self.closed:
+                    transport.resume_reading()
+                    self._ready_for_connect()
+                return
+        # What arrives before start_tls returns (the CONNECT right after the handshake) is
+        # held, so that nothing is answered on the plain transport underneath.
+        parser, held = self.parser, _HeldBytes()
+        self.parser = cast(Any, held)  # a stand-in Feeder, only until the handshake is done
         try:
             new_transport = await server.loop.start_tls(
                 transport,
                 self,
                 context,
                 server_side=True,
-                ssl_handshake_timeout=server.options.tls_timeout,
+                ssl_handshake_timeout=opts.tls_timeout,
             )
         except Exception as e:  # any handshake failure closes this connection only
             if not self.closed:
                 server.logger.error(f"{self.log_prefix} - TLS handshake error: {e}")
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
+        finally:
+            self.parser = parser
         if self.closed or new_transport is None:
             return
         self.transport = new_transport
         self._ready_for_connect()
+        if held.chunks:
+            self.data_received(b"".join(held.chunks))
 
     # -- inbound operations (called by the parser) ------------------------------------------
 

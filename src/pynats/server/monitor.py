@@ -130,7 +130,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
     }
     if info.get("auth_required"):
         v["auth_required"] = True
-    if opts.tls:
+    if info.get("tls_required"):
         v["tls_required"] = True
     if opts.tls_verify:
         v["tls_verify"] = True
@@ -198,6 +198,11 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["system_account"] = server.system_account.name
     v["slow_consumer_stats"] = dict(server.slow_consumer_stats)
     v["stale_connection_stats"] = dict(server.stale_connection_stats)
+    if opts.tls and opts.tls_cert:
+        from .tls import certificate_not_after
+
+        if not_after := certificate_not_after(opts.tls_cert):
+            v["tls_cert_not_after"] = not_after
     for extend in server.varz_extra:
         extend(v)
     return v

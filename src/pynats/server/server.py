@@ -448,8 +448,6 @@ class Server:
                 self.tls_context = build_server_context(opts)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
-            if opts.allow_non_tls:
-                log.warn("allow_non_tls is not supported by pynats yet: TLS is required")
 
         if opts.http_port:
             from .monitor_http import MonitorServer
@@ -532,7 +530,8 @@ class Server:
             f"Listening for client connections on {join_host_port(host, self.client_port)}"
         )
         if opts.tls:
-            self.logger.notice("TLS required for client connections")
+            offered = "available" if opts.allow_non_tls else "required"
+            self.logger.notice(f"TLS {offered} for client connections")
 
     def _write_pid_file(self) -> None:
         try:

@@ -2,7 +2,9 @@
 
 NATS upgrades a plain TCP connection: the server sends INFO (`tls_required: true`) in the
 clear and the client starts the TLS handshake; with `handshake_first` the handshake comes
-before INFO. Client certificates are verified against `ca_file` with `verify`, and with
+before INFO. With `allow_non_tls` INFO says `tls_available` and the client chooses: its first
+byte after INFO is a TLS record's (0x16, a ClientHello) or the start of CONNECT
+(`client_starts_tls` looks without reading it). Client certificates are verified against `ca_file` with `verify`, and with
 `verify_and_map` the certificate's identities name the user.
 
 Routes (a `tls {}` block in `cluster {}`, read into `TLSSettings`) always verify both ways,
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import re
+import socket
 import ssl
 from typing import Any
 
@@ -26,6 +30,10 @@ MIN_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
+
+
+# The first byte of a TLS record carrying a handshake message (the client's ClientHello).
+TLS_HANDSHAKE_RECORD = 0x16
 
 
 class TLSConfigError(Exception):
@@ -271,6 +279,19 @@ def _escape(value: str) -> str:
     return "".join(out)
 
 
+def certificate_not_after(cert_file: str) -> str:
+    """The certificate's expiry as RFC 3339 (UTC), "" when it cannot be read."""
+    import datetime
+
+    try:
+        decoded = ssl._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
+        seconds = ssl.cert_time_to_seconds(decoded["notAfter"])
+    except Exception:  # an unreadable certificate only loses this field
+        return ""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, str]:
     """(version, cipher suite) for /connz, with nats-server's spelling (`1.3`)."""
     ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
@@ -279,3 +300,38 @@ def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, s
     version = (ssl_obj.version() or "").replace("TLSv", "")
     cipher = ssl_obj.cipher()
     return version, cipher[0] if cipher else ""
+
+
+async def client_starts_tls(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
+) -> bool:
+    """Whether the client's first byte opens a TLS handshake (`allow_non_tls`). The byte is
+    peeked on a duplicate of the socket, never read, so it stays for the TLS layer or the
+    parser (and the transport's reading must be paused meanwhile). Nothing within `timeout`,
+    end of stream or an error all mean plain, as nats-server decides."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    peek = socket.socket(fileno=os.dup(raw.fileno()))
+    peek.setblocking(False)
+    first: asyncio.Future[bytes] = loop.create_future()
+
+    def readable() -> None:
+        if first.done():
+            return
+        try:
+            first.set_result(peek.recv(1, socket.MSG_PEEK))
+        except BlockingIOError:
+            return
+        except OSError:
+            first.set_result(b"")
+
+    loop.add_reader(peek.fileno(), readable)
+    try:
+        data = await asyncio.wait_for(first, timeout)
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(peek.fileno())
+        peek.close()
+    return data[:1] == bytes((TLS_HANDSHAKE_RECORD,))

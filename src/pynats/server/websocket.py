@@ -224,24 +224,12 @@ class WebsocketListener:
         if opts.compression:
             out["compression"] = True
         if opts.tls is not None:
+            from .tls import certificate_not_after
+
             not_after = certificate_not_after(opts.tls.cert_file)
             if not_after:
                 out["tls_cert_not_after"] = not_after
         return out
-
-
-def certificate_not_after(cert_file: str) -> str:
-    """The certificate's expiry as RFC 3339 (UTC), "" when it cannot be read."""
-    import datetime
-    import ssl as ssl_module
-
-    try:
-        decoded = ssl_module._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
-        seconds = ssl_module.cert_time_to_seconds(decoded["notAfter"])
-    except Exception:  # an unreadable certificate only loses this field
-        return ""
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- authentication --------------------------------------------------------------------------
