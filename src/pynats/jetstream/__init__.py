@@ -27,6 +27,7 @@
     direct.py         $JS.API.DIRECT.GET.<stream>[.<subject>]
     sources.py        mirrors and sources
     remote_sources.py the consumer that feeds a mirror or source from another domain
+    backup.py         STREAM.SNAPSHOT / STREAM.RESTORE: backups sent and restored in chunks
     s2.py             S2 streams (sans-I/O): Snappy framing, S2 blocks with repeat copies
     archive.py        NATSARC1 (sans-I/O): the entries of a stream backup, nats-server 2.15
     advisories.py     $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*

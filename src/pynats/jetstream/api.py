@@ -28,6 +28,7 @@ from pynats.server.internal import InternalClient
 from . import advisories
 from . import headers as h
 from .api_router import ApiRequest, ApiRouter, Route
+from .backup import register_backup_routes
 from .consumer_api import register_consumer_routes
 from .errors import ApiError, api_error, bad_request
 from .stream_api import register_stream_routes
@@ -52,6 +53,7 @@ ERROR_EXTRAS: dict[str, dict[str, Any]] = {
     "consumer_names_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
     "consumer_list_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
     "consumer_pause_response": {"paused": False, "pause_until": "0001-01-01T00:00:00Z"},
+    "stream_restore_response": {"deliver_subject": ""},
 }
 
 
@@ -59,6 +61,7 @@ def build_router() -> ApiRouter:
     """Every `$JS.API` route: the account and streams, then consumers."""
     router = ApiRouter()
     register_stream_routes(router)
+    register_backup_routes(router)
     register_consumer_routes(router)
     return router
 

@@ -45,6 +45,7 @@ from .config import (
 from .errors import api_error
 from .limits import AccountLimits, limits_from_config
 from .store import (
+    ConsumerState,
     ConsumerStore,
     Damage,
     FileStore,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from pynats.server.server import Server
     from pynats.server.sublist import Subscription
 
+    from .backup import RestoreSession
     from .consumer import Consumer
     from .consumer_config import ConsumerConfig
     from .push import InterestWatch
@@ -451,6 +453,7 @@ class JetStreamAccount:
         self.directory = os.path.join(js.store_root, account.name, STREAMS_DIR)
         # stored streams this server is too old to serve (ADR-44): name -> why
         self.offline: dict[str, str] = {}
+        self.restoring: dict[str, RestoreSession] = {}  # stream name -> its restore upload
         self._interest_watch: InterestWatch | None = None
 
     def interest_watch(self) -> InterestWatch:
@@ -574,11 +577,20 @@ class JetStreamAccount:
 
     async def create_stream(self, cfg: StreamConfig) -> Stream:
         """Create and start a stream (config durable first for file streams)."""
+        if cfg.name in self.restoring:
+            raise api_error("JSStreamNameExistErr")
         created = time.time_ns()
         directory = None if cfg.is_memory else self.stream_dir(cfg.name)
         if directory is not None:
             await self._write_meta(directory, cfg, created)
         store = self._open_store(cfg, directory)
+        stream = self._activate(cfg, store, created, directory)
+        advisories.stream_action(self, cfg.name, "create")
+        return stream
+
+    def _activate(
+        self, cfg: StreamConfig, store: MessageStore, created: int, directory: str | None
+    ) -> Stream:
         store.on_damage = partial(self._log_stream_damage, cfg.name)
         stream = Stream(self, cfg, store, created, directory)
         self.streams[cfg.name] = stream
@@ -588,6 +600,59 @@ class JetStreamAccount:
             for other in jsa.streams.values():
                 if other.sources is not None and other is not stream:
                     other.sources.origin_created(stream)
+        return stream
+
+    # -- restore (backup.py) ---------------------------------------------------------------------
+
+    def open_restore_store(self, cfg: StreamConfig) -> tuple[MessageStore, str | None]:
+        """The empty store a restore fills. Its directory has no metadata file until the
+        restore completes, so recovery never takes a half-restored stream for a stream; what
+        an earlier, interrupted restore left there is removed first."""
+        directory = None if cfg.is_memory else self.stream_dir(cfg.name)
+        if directory is not None and os.path.exists(directory):
+            remove_tree_durable(directory)
+        return self._open_store(cfg, directory), directory
+
+    def discard_restore_store(self, store: MessageStore, directory: str | None) -> None:
+        store.delete()
+        if directory is not None and os.path.exists(directory):
+            remove_tree_durable(directory)
+
+    async def adopt_restored(
+        self,
+        cfg: StreamConfig,
+        store: MessageStore,
+        directory: str | None,
+        consumers: list[tuple[str, ConsumerConfig, ConsumerState]],
+    ) -> Stream:
+        """Make a restored store a stream: once its messages are durable, its metadata, then
+        its consumers with the state the backup gave them."""
+        from .consumer import Consumer
+
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def on_durable(err: BaseException | None) -> None:
+            if not durable.done():
+                durable.set_result(err)
+
+        store.when_durable(on_durable)
+        err = await durable
+        if err is not None:
+            raise api_error("JSStreamRestoreErrF", err=str(err))
+        created = time.time_ns()
+        if directory is not None:
+            await self._write_meta(directory, cfg, created)
+        stream = self._activate(cfg, store, created, directory)
+        for name, ccfg, state in consumers:
+            cdir = None if ccfg.mem_storage else self.consumer_dir(stream, name)
+            if cdir is not None:
+                await self._write_consumer_meta(cdir, name, ccfg, created)
+            cstore = self._open_consumer_store(cdir)
+            cstore.update_state(state)
+            consumer = Consumer(stream, name, ccfg, cstore, created, cdir)
+            stream.consumers[name] = consumer
+            consumer.start_recovered()
         advisories.stream_action(self, cfg.name, "create")
         return stream
 

@@ -113,6 +113,35 @@ class IndexedStore:
         if ts < index.last_ts:
             ts = index.last_ts
         seq = index.last_seq + 1
+        self._append(seq, ts, subject, headers, data, ttl)
+        return seq, ts
+
+    def store_at(
+        self, seq: int, ts: int, subject: str, headers: bytes | None, data: bytes, ttl: int = 0
+    ) -> None:
+        """Append a message with the sequence and time it had elsewhere (a restored backup):
+        the sequences skipped before it become deleted slots. Limits apply; refusals do not
+        (the message was accepted once already)."""
+        if self._closed:
+            raise StoreClosed("store is closed")
+        index = self._index
+        if seq <= index.last_seq:
+            raise ValueError(f"sequence {seq} is not after {index.last_seq}")
+        self._append(seq, max(ts, index.last_ts), subject, headers, data, ttl)
+
+    def skip_to(self, seq: int) -> None:
+        """Use up every sequence through `seq` without messages (a backup's deleted tail)."""
+        if self._closed:
+            raise StoreClosed("store is closed")
+        if seq <= self._index.last_seq:
+            return
+        self._persist_skip(seq)
+        self._index.pad_to(seq)
+
+    def _append(
+        self, seq: int, ts: int, subject: str, headers: bytes | None, data: bytes, ttl: int
+    ) -> None:
+        index = self._index
         loc, rlen = self._persist_msg(seq, subject, headers, data, ts, ttl)
         index.append(seq, subject, ts, self._msg_size(subject, headers, data), loc, rlen)
         if ttl:
@@ -121,7 +150,6 @@ class IndexedStore:
                 heapq.heappush(self._ttl_heap, (ts + ttl, seq))
         if self._has_limits:
             self._enforce_limits(subject, ts)
-        return seq, ts
 
     def store_batch(
         self, msgs: list[tuple[str, builtins.bytes | None, builtins.bytes, int]]
