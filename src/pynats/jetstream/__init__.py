@@ -30,6 +30,8 @@
     backup.py         STREAM.SNAPSHOT / STREAM.RESTORE: backups sent and restored in chunks
     s2.py             S2 streams (sans-I/O): Snappy framing, S2 blocks with repeat copies
     archive.py        NATSARC1 (sans-I/O): the entries of a stream backup, nats-server 2.15
+    legacy_backup.py  the tar backups of nats-server <= 2.14 (sans-I/O): Go's file store
+                      layout read into the state, consumers and entries NATSARC1 would hold
     advisories.py     $JS.EVENT.ADVISORY.* and $JS.EVENT.METRIC.*
     jsz.py            /jsz and the JetStream part of /healthz
     errors.py         the error catalogue (data/jetstream-errors.json, package data)
