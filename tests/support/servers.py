@@ -30,6 +30,19 @@ def oracle_server_path() -> str:
     return path
 
 
+def oracle_214_server_path() -> str:
+    """Path of nats-server 2.14.6, the last release whose stream backups are a tar of its file
+    store (tests of legacy_backup.py); `make test` installs it as PYNATS_ORACLE_214_SERVER."""
+    path = os.environ.get("PYNATS_ORACLE_214_SERVER") or str(
+        REPO_ROOT / ".venv-oracle-2.14/bin/nats-server"
+    )
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"Go nats-server 2.14 not found at {path}: run `make test` to install it"
+        )
+    return path
+
+
 def pynats_server_command() -> list[str]:
     """Our server, run with the test interpreter so the checkout under test is what runs."""
     return [sys.executable, "-m", "pynats.server"]
@@ -91,13 +104,18 @@ def start_server(
     args: list[str] | None = None,
     *,
     oracle: bool = False,
+    executable: str | None = None,
     port: int = -1,
     http_port: int | None = None,
     env: dict[str, str] | None = None,
     cwd: str | None = None,
 ) -> RunningServer:
-    """Start ours (default) or the Go server with `args`; return once `Server is ready`."""
-    cmd = [oracle_server_path()] if oracle else pynats_server_command()
+    """Start ours (default), the Go server (`oracle`) or the server binary `executable` with
+    `args`; return once `Server is ready`."""
+    if executable is not None:
+        cmd = [executable]
+    else:
+        cmd = [oracle_server_path()] if oracle else pynats_server_command()
     cmd += ["-a", "127.0.0.1", "-p", str(port)]
     if http_port is not None:
         cmd += ["-m", str(http_port)]
