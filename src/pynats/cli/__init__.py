@@ -8,7 +8,8 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     __main__.py            `python -m pynats.cli`, the same as the console script
 
   Nouns
-    account.py             `nats account info`: this connection's user, account and JetStream usage
+    account.py             `nats account info`: this connection's user, account and JetStream usage;
+                           `backup` / `restore`: every stream, one backup directory each
     context.py             `nats context`: add, edit, select, show and check connection contexts
     pub.py                 `nats pub`: publish to Core NATS or, with -J, to JetStream
     sub.py                 `nats sub`: print messages from subjects or from a stream
@@ -49,6 +50,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     server/report.py       `server report connections`: every connection of every server
     stream/__init__.py     `nats stream` (exports register from commands.py)
     stream/commands.py     add, edit, copy, ls, info, report, rm, purge, get, rmm, view
+    stream/backup.py       backup and restore over the network, in natscli's directory layout
     stream/api.py          JetStream API paging and pickers for streams and consumers; stream
                            name and metadata conventions (KV_, OBJ_, _nats.)
     stream/config.py       stream configurations from flags, questions and files (the FIELD tables)

@@ -1,4 +1,6 @@
-"""`nats account info` (aliases `a`, `nfo`): who this connection is, and its JetStream usage.
+"""`nats account` (alias `a`): `info` (alias `nfo`): who this connection is, and its JetStream
+usage; `backup` (alias `snapshot`) and `restore`: every stream of the account into (and back from)
+one subdirectory per stream, each a `nats stream backup` directory (stream/backup.py).
 
 The screen combines what the server says about the user (`$SYS.REQ.USER.INFO`, skipped
 silently when unavailable), what the connection knows (client id, RTT, server), and the
@@ -9,14 +11,28 @@ success (cli.md §12).
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from pynats.cli.ui import humanize
+import click
+
+from pynats.cli.stream.api import stream_list, stream_names
+from pynats.cli.stream.backup import (
+    ACCOUNT_CHUNK_BYTES,
+    META_FILE,
+    ExistingDirectory,
+    Placement,
+    SnapshotOptions,
+    backup_one,
+    restore_one,
+)
+from pynats.cli.ui import humanize, prompt
 from pynats.cli.ui.columns import Columns
-from pynats.cli.ui.command import NatsGroup
+from pynats.cli.ui.command import NatsGroup, force_flag, negatable
 from pynats.cli.ui.connect import connection, js_api_prefix, run_async, server_info
-from pynats.cli.ui.messages import status_of
+from pynats.cli.ui.errors import CliError
+from pynats.cli.ui.messages import go_quote, status_of
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log, out
 from pynats.gotime import format_duration
@@ -36,6 +52,97 @@ def register(root: NatsGroup) -> None:
     def info() -> None:
         screen = run_async(account_screen())
         out(screen.render(), end="")
+
+    @account.command(
+        "backup",
+        aliases=["snapshot"],
+        help="Creates a backup of all  JetStream Streams over the NATS network",
+    )
+    @click.argument("directory", metavar="TARGET")
+    @click.option("--check", is_flag=True, help="Checks the Stream for health prior to backup")
+    @negatable("consumers", True, "Enable or disable consumer backups")
+    @force_flag("Perform backup without prompting")
+    @click.option(
+        "-w", "--critical-warnings", "fail_on_warn", is_flag=True, help="Treat warnings as failures"
+    )
+    def backup(
+        directory: str, check: bool, consumers: bool, force: bool, fail_on_warn: bool
+    ) -> None:
+        options = SnapshotOptions(consumers=consumers, check=check, chunk_size=ACCOUNT_CHUNK_BYTES)
+        run_async(backup_account(directory, options, force))
+
+    @account.command("restore", help="Restore an account backup over the NATS network")
+    @click.argument("directory", metavar="DIRECTORY", type=ExistingDirectory())
+    @click.option("--cluster", default="", help="Place the stream in a specific cluster")
+    @click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        help="Place the stream on servers that has specific tags (pass multiple times)",
+    )
+    def restore(directory: str, cluster: str, tags: tuple[str, ...]) -> None:
+        run_async(restore_account(directory, Placement(cluster=cluster, tags=tags)))
+
+
+async def backup_account(directory: str, options: SnapshotOptions, force: bool) -> None:
+    """Every stream into `directory/<stream>`; the failures are listed, then fail the command."""
+    async with connection() as nc:
+        infos, missing, offline = await stream_list(nc)
+        if missing:
+            raise CliError(f"could not obtain stream information for {len(missing)} streams")
+        if offline and not force:
+            raise CliError(
+                f"could not obtain stream information for {len(offline)} offline streams"
+            )
+        if not infos:
+            raise CliError("no streams found")
+        states = [info.get("state") or {} for info in infos]
+        screen = Columns(f"Performing backup of all streams to {directory}")
+        screen.add_row("Streams", len(infos))
+        screen.add_row("Size", humanize.ibytes(sum(int(s.get("bytes", 0) or 0) for s in states)))
+        screen.add_row("Consumers:", sum(int(s.get("consumer_count", 0) or 0) for s in states))
+        screen.add_line()
+        out(screen.render(), end="")
+        if not force and not prompt.ask_confirmation("Perform backup"):
+            return
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        failures = []
+        for info in infos:
+            name = info["config"]["name"]
+            target = os.path.join(directory, name)
+            try:
+                await backup_one(nc, name, target, options, show_progress=False)
+            except CliError as exc:
+                out(f"Backup of {name} failed: {exc}")
+                failures.append(f"{name}: {exc}")
+            out()
+    if failures:
+        out("Backup failures: ")
+        for failure in failures:
+            out(f"  {failure}")
+        out()
+        raise CliError("backup failed")
+
+
+async def restore_account(directory: str, placement: Placement) -> None:
+    """Every `nats account backup` subdirectory back into a stream of its own."""
+    async with connection() as nc:
+        existing = set(await stream_names(nc))
+        entries = sorted(os.listdir(directory))
+        for entry in entries:
+            path = os.path.join(directory, entry)
+            if not os.path.isdir(path):
+                raise CliError(f"expected a directory {go_quote(entry)}")
+            if entry in existing:
+                raise CliError(f"stream {go_quote(entry)} exists already")
+            if not os.path.exists(os.path.join(path, META_FILE)):
+                meta = os.path.join(path, META_FILE)
+                raise CliError(f"expected backup.json: stat {meta}: no such file or directory")
+        out(f"Restoring backup of all {len(entries)} streams in directory {go_quote(directory)}\n")
+        for entry in entries:
+            await restore_one(
+                nc, os.path.join(directory, entry), "", placement, show_progress=False
+            )
 
 
 async def account_screen() -> Columns:

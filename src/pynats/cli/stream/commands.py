@@ -6,6 +6,7 @@
     nats stream edit ORDERS --max-msgs 1000 [--dry-run]          change what the flags say
     nats stream get ORDERS 5 / rmm ORDERS 5 / purge ORDERS       messages
     nats stream copy ORDERS ARCHIVE / rm ORDERS / view ORDERS    the rest
+    nats stream backup ORDERS backups/orders / restore backups/orders   (backup.py)
 
 Stream names are optional where natscli has them optional: missing or unknown ones are picked
 from a list on a terminal, and are an error otherwise. Configurations are built in
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pynats.cli.stream import backup as backup_commands
 from pynats.cli.stream.api import (
     is_internal_stream,
     is_kv_stream,
@@ -354,6 +356,8 @@ def register(root: NatsGroup) -> None:
         name: str, seq: int, last_for: str, as_json: bool, translate: str, show_all: bool
     ) -> None:
         run_async(get_message(name, seq, last_for, as_json, translate, show_all_streams(show_all)))
+
+    backup_commands.register(stream, all_option)
 
 
 # -- shared steps ---------------------------------------------------------------------------------
