@@ -639,6 +639,7 @@ class Cluster:
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or 0
         attempts = 0
+        connected_before = False
         while not self._stopping:
             if url in self._self_urls:
                 return
@@ -657,7 +658,7 @@ class Cluster:
                     return
                 attempts += 1
                 text = _dial_error(host, port, e)
-                if attempts == 1 or attempts % 60 == 0:
+                if self.server.should_report_connect_error(connected_before, attempts):
                     log.error(f"Error trying to connect to route (attempt {attempts}): {text}")
                 else:
                     log.debug(f"Error trying to connect to route (attempt {attempts}): {text}")
@@ -666,6 +667,7 @@ class Cluster:
                 await asyncio.sleep(self._connect_delay(attempts))
                 continue
             attempts = 0
+            connected_before = True
             if configured and url not in self.options.routes:
                 # A reload removed the route while this connection was being made.
                 conn.close_connection(REASON_ROUTE_REMOVED)

@@ -26,8 +26,8 @@ from pynats.gotime import NS_PER_S, DurationError, parse_duration
 from .accounts import AccountConfig, ExportConfig, ImportConfig
 from .auth_callout import auth_callout_problem, parse_auth_callout
 from .conf import ConfigError, ConfigMap, load_config_file
-from .conf.tree import Position
-from .conf.units import go_type_name, parse_size
+from .conf.tree import ConfigList, Position
+from .conf.units import go_quote, go_type_name, parse_size
 from .config_cluster import cluster_problem, normalize_compression, parse_cluster
 from .config_leafnodes import leafnode_problem, parse_leafnodes
 from .config_mappings import parse_mappings
@@ -215,6 +215,120 @@ def _server_metadata(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         o.server_metadata = metadata
 
 
+def _write_timeout(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    policy = r.string(m, key)
+    if policy is None:
+        return
+    if policy not in ("default", "close", "retry"):
+        r.error(m, key, "write_timeout must be 'default', 'close' or 'retry'")
+        return
+    o.write_timeout = policy
+
+
+def _error_reports(field_name: str) -> Handler:
+    """`connect_error_reports` / `reconnect_error_reports`: 0 keeps the default."""
+
+    def handle(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+        value = r.integer(m, key)
+        if value:
+            setattr(o, field_name, value)
+
+    return handle
+
+
+def _feature_flags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`feature_flags { name: bool }`: any name (unknown ones are reported at start-up)."""
+    block = m[key]
+    if not isinstance(block, ConfigMap):
+        r.error(m, key, f"error parsing feature flags: unsupported type {go_type_name(block)}")
+        return
+    flags: dict[str, bool] = {}
+    for name in block:
+        value = block[name]
+        if not isinstance(value, bool):
+            r.error(
+                block,
+                name,
+                f'error parsing feature flag "{name}": expected bool, got {go_type_name(value)}',
+            )
+            return
+        flags[name] = value
+    o.feature_flags = flags
+
+
+def _default_js_domain(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`default_js_domain { account: domain }` (checked against the accounts at start-up)."""
+    block = m[key]
+    if not isinstance(block, ConfigMap):
+        r.error(m, key, f"error default_js_domain config: unsupported type {go_type_name(block)}")
+        return
+    domains: dict[str, str] = {}
+    for account in block:
+        domain = block[account]
+        if not isinstance(domain, str):
+            r.error(m, key, conversion_text(domain, "string"))
+            return
+        domains[account] = domain
+    o.default_js_domain = domains
+
+
+def _proxy_protocol(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    value = r.boolean(m, key)
+    if value is not None:
+        o.proxy_protocol = value
+        if value:
+            r.unsupported(m, key)
+
+
+def _is_proxy_key(text: str) -> bool:
+    """A well-formed public nkey of any kind (nats-server's `nkeys.IsValidPublicKey`)."""
+    from .nkey import InvalidNkey, decode_public_key
+
+    try:
+        decode_public_key(text)
+    except InvalidNkey:
+        return False
+    return True
+
+
+def _proxies(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`proxies { trusted: [ {key: <server nkey>} ] }`: checked as nats-server does, then
+    noted as not supported (trusted proxies vouch for the client addresses they forward)."""
+    block = m[key]
+    if not isinstance(block, ConfigMap):
+        r.error(m, key, f"expected proxies to be a map/struct, got {go_type_name(block)}")
+        return
+    for name in block:
+        if name.lower() != "trusted":
+            r.error(block, name, f'unknown field "{name}"')
+            return
+        entries = block[name]
+        if not isinstance(entries, ConfigList):
+            r.error(
+                block,
+                name,
+                f"expected proxies' trusted field to be an array, got {go_type_name(entries)}",
+            )
+            return
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, ConfigMap):
+                r.error_at(
+                    entries.position(i),
+                    f"expected proxies' trusted entry to be a map/struct, got "
+                    f"{go_type_name(entry)}",
+                )
+                return
+            for field_name in entry:
+                if field_name.lower() != "key":
+                    r.error(entry, field_name, f'unknown field "{field_name}"')
+                    return
+                nkey = entry[field_name]
+                if not isinstance(nkey, str) or not _is_proxy_key(nkey):
+                    r.error(entry, field_name, f"invalid proxy key {go_quote(str(nkey))}")
+                    return
+    r.unsupported(m, key)
+
+
 def _server_tags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     tags = r.str_list(m, key)
     if tags is not None:
@@ -248,6 +362,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "ping_interval": _set("ping_interval", "duration"),
     "ping_max": _set("ping_max", "int"),
     "write_deadline": _set("write_deadline", "duration"),
+    "write_timeout": _write_timeout,
     "lame_duck_duration": _lame_duck_duration,
     "lame_duck_grace_period": _set("lame_duck_grace_period", "duration"),
     "debug": _log_option("debug"),
@@ -282,8 +397,8 @@ TOP_LEVEL: dict[str, Handler] = {
     "max_traced_msg_len": _set("max_traced_msg_len", "int"),
     "prof_port": _accepted,
     "prof_block_rate": _accepted,
-    "connect_error_reports": _accepted,
-    "reconnect_error_reports": _accepted,
+    "connect_error_reports": _error_reports("connect_error_reports"),
+    "reconnect_error_reports": _error_reports("reconnect_error_reports"),
     "logfile_max_num": _accepted,
     "log_max_num": _accepted,
     "trace_headers": _accepted,
@@ -294,10 +409,10 @@ TOP_LEVEL: dict[str, Handler] = {
     "maps": _mappings,
     "ocsp": _unsupported(),
     "ocsp_cache": _unsupported(),
-    "proxies": _unsupported(),
-    "proxy_protocol": _unsupported(),
-    "default_js_domain": _unsupported(),
-    "feature_flags": _unsupported(),
+    "proxies": _proxies,
+    "proxy_protocol": _proxy_protocol,
+    "default_js_domain": _default_js_domain,
+    "feature_flags": _feature_flags,
     "resolver_tls": _unsupported(),
     "resolver_pinned_accounts": _unsupported(),
     "default_sentinel": _unsupported(),
@@ -776,8 +891,32 @@ TOP_LEVEL.update(
 
 def startup_problem(opts: Options) -> str | None:
     """What nats-server's `validateOptions` refuses in the leafnodes, cluster and websocket
-    blocks when the server starts or reloads (their order is nats-server's)."""
-    return leafnode_problem(opts) or cluster_problem(opts) or websocket_problem(opts)
+    blocks and `default_js_domain` when the server starts or reloads (their order is
+    nats-server's)."""
+    return (
+        leafnode_problem(opts)
+        or cluster_problem(opts)
+        or websocket_problem(opts)
+        or default_js_domain_problem(opts)
+    )
+
+
+def default_js_domain_problem(opts: Options) -> str | None:
+    """Outside operator mode, `default_js_domain` names configured accounts without
+    JetStream of their own (an account with JetStream has its own API)."""
+    if opts.trusted_operators or opts.trusted_keys:
+        return None
+    known = {"$G", opts.system_account or "$SYS"}
+    for account in opts.default_js_domain:
+        config = opts.accounts.get(account)
+        if config is None and account not in known:
+            return (
+                "in non operator mode, `default_js_domain` references non existing account "
+                f'"{account}"'
+            )
+        if config is not None and config.jetstream not in (None, False):
+            return f'default_js_domain contains account name "{account}" with enabled JetStream'
+    return None
 
 
 @dataclasses.dataclass

@@ -9,6 +9,11 @@ speaks; this class owns the outbound list, back-pressure, keepalive and the clos
 `kind` says what is on the other end (nats-server's client kinds). `is_link` is true for
 server-to-server connections: they take one copy of a message per connection, framed with
 the account, instead of one MSG per subscription.
+
+What passing the write deadline does is nats-server's `write_timeout` policy: `close` (the
+clients' default) cuts the connection, `retry` (the default of routes and leaf nodes) reports
+the slow consumer and keeps the connection as long as its socket drains at all; a socket that
+took nothing for a whole deadline is cut either way.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import random
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+
+from pynats.gotime import NS_PER_S, format_duration
 
 from . import const
 from .protocol import ProtocolError
@@ -70,7 +77,9 @@ class Connection(asyncio.Protocol):
         "_ping_timer",
         "_stalled_producers",
         "_write_deadline_timer",
+        "_written_at_deadline",
         "account",
+        "bytes_written",
         "cid",
         "closed",
         "flush_queued",
@@ -118,6 +127,10 @@ class Connection(asyncio.Protocol):
         self.is_write_blocked = False
         self._ping_timer: asyncio.TimerHandle | None = None
         self._write_deadline_timer: asyncio.TimerHandle | None = None
+        # Bytes handed to the transport, and (with its buffered size) when the deadline ran:
+        # what drained in between is the progress the `retry` policy asks for.
+        self.bytes_written = 0
+        self._written_at_deadline = (0, 0)
         self._stalled_producers: list[Connection] = []
 
     # -- what subclasses describe ---------------------------------------------------------
@@ -174,14 +187,32 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)
 
+    def write_timeout_policy(self) -> tuple[float, bool]:
+        """(write deadline in seconds, whether passing it closes the connection): the
+        `cluster {}` and `leafnodes {}` blocks may set their own, as in nats-server."""
+        opts = self.server.options
+        if self.kind == ROUTER:
+            deadline, policy = opts.cluster.write_deadline, opts.cluster.write_timeout
+        elif self.kind == LEAF:
+            deadline, policy = opts.leafnodes.write_deadline, opts.leafnodes.write_timeout
+        else:
+            deadline, policy = 0.0, opts.write_timeout
+        if policy in ("", "default"):
+            policy = "close" if self.kind == CLIENT else "retry"
+        return deadline or opts.write_deadline, policy == "close"
+
     def pause_writing(self) -> None:
         """The socket's write buffer passed the high-water mark: the write deadline runs."""
         self.is_write_blocked = True
-        deadline = self.server.options.write_deadline
-        if deadline > 0 and self._write_deadline_timer is None:
-            self._write_deadline_timer = self.server.loop.call_later(
-                deadline, self._on_write_deadline
-            )
+        if self._write_deadline_timer is None:
+            self._arm_write_deadline()
+
+    def _arm_write_deadline(self) -> None:
+        deadline = self.write_timeout_policy()[0]
+        if deadline <= 0 or self.transport is None:
+            return
+        self._written_at_deadline = (self.bytes_written, self.transport.get_write_buffer_size())
+        self._write_deadline_timer = self.server.loop.call_later(deadline, self._on_write_deadline)
 
     def resume_writing(self) -> None:
         self.is_write_blocked = False
@@ -217,6 +248,7 @@ class Connection(asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self.bytes_written += len(data)
         transport.write(data)
         if self.is_write_blocked:
             max_pending = self.server.options.max_pending
@@ -302,15 +334,22 @@ class Connection(asyncio.Protocol):
 
     def _on_write_deadline(self) -> None:
         self._write_deadline_timer = None
-        if self.closed or not self.is_write_blocked or self.transport is None:
+        transport = self.transport
+        if self.closed or not self.is_write_blocked or transport is None:
             return
-        size = self.transport.get_write_buffer_size()
+        deadline, closes = self.write_timeout_policy()
+        size = transport.get_write_buffer_size()
+        written_then, buffered_then = self._written_at_deadline
+        drained = buffered_then + (self.bytes_written - written_then) - size
         self.server.logger.notice(
             f"{self.log_prefix} - Slow Consumer Detected: WriteDeadline of "
-            f"{self.server.options.write_deadline:g}s exceeded with {size} total bytes."
+            f"{format_duration(round(deadline * NS_PER_S))} exceeded with {size} total bytes."
         )
         self.server.count_slow_consumer(self.kind)
-        self.close_connection(REASON_SLOW_DEADLINE, abort=True)
+        if closes or drained <= 0:
+            self.close_connection(REASON_SLOW_DEADLINE, abort=True)
+            return
+        self._arm_write_deadline()  # `retry`: still draining, give it another deadline
 
     # -- closing ---------------------------------------------------------------------------
 

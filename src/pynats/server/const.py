@@ -34,6 +34,11 @@ WRITE_DEADLINE_S = 10.0
 LAME_DUCK_DURATION_S = 120.0
 LAME_DUCK_GRACE_PERIOD_S = 10.0
 
+# Failed dials of a route or leaf remote logged as errors: the first, then every Nth (the rest
+# at debug level); before the first connection and once it was lost.
+CONNECT_ERROR_REPORTS = 3600
+RECONNECT_ERROR_REPORTS = 1
+
 # Outbound flow control: above HIGH the socket is "blocked" (the write deadline runs and
 # producers to it are stalled briefly); the connection is cut as a slow consumer past max_pending.
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024

@@ -755,6 +755,7 @@ class LeafNodes:
         log = self.server.logger
         urls = list(remote.urls)
         attempts = 0
+        connected_before = False
         while not self._stopping and self._still_configured(remote):
             if not remote.no_randomize:
                 random.shuffle(urls)
@@ -772,14 +773,18 @@ class LeafNodes:
                 attempts += 1
                 reason = (getattr(e, "strerror", None) or str(e)).lower()
                 text = f"dial tcp {host}:{port}: connect: {reason}"
-                if attempts == 1 or attempts % 60 == 0:
-                    log.error(
-                        f"Error trying to connect as leafnode to remote server {host}:"
-                        f"{port} (attempt {attempts}): {text}"
-                    )
+                line = (
+                    f"Error trying to connect as leafnode to remote server {host}:"
+                    f"{port} (attempt {attempts}): {text}"
+                )
+                if self.server.should_report_connect_error(connected_before, attempts):
+                    log.error(line)
+                else:
+                    log.debug(line)
                 await asyncio.sleep(self.options.reconnect_delay or 1.0)
                 continue
             attempts = 0
+            connected_before = True
             reason = await closed
             if self._stopping:
                 return

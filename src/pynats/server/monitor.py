@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pynats import gotime
 
 from .. import __version__ as PYNATS_VERSION
-from . import const, strconv
+from . import const, feature_flags, strconv
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -192,6 +192,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
     )
     if opts.server_metadata:
         v["metadata"] = dict(opts.server_metadata)
+    v["feature_flags"] = feature_flags.effective(opts.feature_flags)
     if server.cluster is not None and not opts.cluster.no_advertise:
         v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:

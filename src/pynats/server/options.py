@@ -261,6 +261,7 @@ class Options:
     ping_interval: float = const.PING_INTERVAL_S
     ping_max: int = const.PING_MAX_OUTSTANDING
     write_deadline: float = const.WRITE_DEADLINE_S
+    write_timeout: str = ""  # "default" / "close" / "retry", "" = default (close for clients)
     no_header_support: bool = False
     disable_sublist_cache: bool = False
     no_fast_producer_stall: bool = False
@@ -269,6 +270,8 @@ class Options:
     # Lame duck
     lame_duck_duration: float = const.LAME_DUCK_DURATION_S
     lame_duck_grace_period: float = const.LAME_DUCK_GRACE_PERIOD_S
+    connect_error_reports: int = const.CONNECT_ERROR_REPORTS
+    reconnect_error_reports: int = const.RECONNECT_ERROR_REPORTS
 
     # Authentication (single user / token from flags or `authorization {}`)
     username: str = ""
@@ -303,6 +306,8 @@ class Options:
     tls_handshake_first_fallback: float = 0.0
     allow_non_tls: bool = False
     tls_min_version: str = ""
+    # PROXY protocol (v1/v2) header expected before anything else on client connections
+    proxy_protocol: bool = False
 
     # Cluster (routes to the other servers of this cluster)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
@@ -320,6 +325,11 @@ class Options:
     jetstream_sync_interval: float | None = None  # None = fsync before every ack (our default)
     jetstream_sync_always: bool = False
     jetstream_strict: bool = True
+    # `default_js_domain {account: domain}`: an account without JetStream reaches the named
+    # domain's API (`$JS.API.>` mapped to `$JS.<domain>.API.>`)
+    default_js_domain: dict[str, str] = field(default_factory=dict)
+    # `feature_flags {}` as written (nats-server reports them; see feature_flags.py)
+    feature_flags: dict[str, bool] = field(default_factory=dict)
 
     # Accepted and reported, otherwise unused so far
     server_tags: list[str] = field(default_factory=list)

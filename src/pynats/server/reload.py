@@ -36,7 +36,6 @@ from .config_leafnodes import DEFAULT_S2_AUTO_RTT_THRESHOLDS_S, remote_name
 from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
 from .log import Logger
-from .mappings import compiled as compiled_mappings
 from .options import split_host_port
 
 if TYPE_CHECKING:
@@ -301,19 +300,18 @@ def _apply_accounts(server: Server, new: Options) -> None:
     """New accounts appear, existing ones take their new exports and imports."""
     from .imports import wire_imports
 
-    server.global_account.mappings = compiled_mappings(new.mappings, new.cluster.name)
     for name, cfg in new.accounts.items():
         account = server.ensure_account(name)
         account.config = cfg
         account.trace_dest = cfg.msg_trace[0].encode()
         account.trace_sampling = cfg.msg_trace[1] or 100
         account.exports = list(cfg.exports)
-        account.mappings = compiled_mappings(cfg.mappings, new.cluster.name)
         if account.imports_client is not None:
             account.imports_client.close()
             account.imports_client = None
         if server.system is not None:
             server.system.add_account(account)
+    server.apply_mappings(new)
     for problem in wire_imports(server):
         server.logger.warn(problem)
 

@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__ as PYNATS_VERSION
-from . import const
+from . import const, feature_flags
 from .accounts import Account
 from .auth import Authenticator, ConnectAuthenticator
 from .auth_callout import AuthCalloutService
 from .client import ClientConnection
 from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .log import Logger
+from .mappings import MappingConfig, MappingDest
 from .mappings import compiled as compiled_mappings
 from .nkey import ServerKeys, new_nonce
 from .options import Options
@@ -79,9 +80,7 @@ class Server:
             account.trace_dest = cfg.msg_trace[0].encode()
             account.trace_sampling = cfg.msg_trace[1] or 100
             account.exports = list(cfg.exports)
-            account.mappings = compiled_mappings(cfg.mappings, options.cluster.name)
-        if options.mappings:
-            self.global_account.mappings = compiled_mappings(options.mappings, options.cluster.name)
+        self.apply_mappings(options)
         self.system_account: Account | None = None
         if not options.no_system_account:
             sys_name = options.system_account or const.SYSTEM_ACCOUNT
@@ -253,6 +252,28 @@ class Server:
         if opts.jetstream:
             info["jetstream"] = True
         self._info_base = info
+
+    def apply_mappings(self, options: Options) -> None:
+        """Compile the `mappings {}` of the global and the configured accounts; an account
+        named in `default_js_domain` also has its JetStream API mapped to that domain's."""
+        configs = {const.GLOBAL_ACCOUNT: list(options.mappings)}
+        for name, cfg in options.accounts.items():
+            configs[name] = list(cfg.mappings)
+        for name, domain in options.default_js_domain.items():
+            if domain:
+                api = MappingDest(destination=f"$JS.{domain}.API.>", weight=100)
+                configs.setdefault(name, []).append(MappingConfig("$JS.API.>", [api]))
+        for name, account_configs in configs.items():
+            account = self.ensure_account(name)
+            account.mappings = compiled_mappings(account_configs, options.cluster.name)
+
+    def should_report_connect_error(self, connected_before: bool, attempts: int) -> bool:
+        """Whether a failed dial of a route or leaf remote is logged as an error (else at
+        debug level): the first, then every `connect_error_reports`th before the first
+        connection and every `reconnect_error_reports`th once it was lost."""
+        opts = self.options
+        every = opts.reconnect_error_reports if connected_before else opts.connect_error_reports
+        return attempts == 1 or attempts % every == 0
 
     def info_fields(self) -> Mapping[str, Any]:
         """The INFO fields common to every client, as `refresh_info` last built them."""
@@ -431,10 +452,19 @@ class Server:
         if opts.jetstream:
             log.notice(f"  Node:     {node_name(self.server_name)}")
         log.notice(f"  ID:       {self.server_id}")
+        for line in feature_flags.startup_lines(opts.feature_flags):
+            log.notice(line)
         if opts.config_file:
             log.notice(f"Using configuration file: {opts.config_file} ({opts.config_digest})")
         for note in opts.config_notes:
             log.warn(note)
+        for note in feature_flags.not_built(opts.feature_flags):
+            log.warn(note)
+        if opts.default_js_domain:
+            log.warn(
+                "The option `default_js_domain` is a temporary backwards compatibility measure "
+                "and will be removed"
+            )
         if opts.max_payload > const.MAX_PAYLOAD_WARN_SIZE:
             log.warn(
                 f"Maximum payloads over {const.MAX_PAYLOAD_WARN_SIZE} are generally discouraged "
