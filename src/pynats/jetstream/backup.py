@@ -565,7 +565,7 @@ class RestoreSession:
             if not self.decoder.at_boundary:
                 raise RestoreError("s2: corrupt input")
             if self.legacy is not None:
-                self._apply_legacy()
+                await self._apply_legacy()
             elif self.progress.state is None:
                 raise RestoreError("EOF")
             elif not self.progress.ended:
@@ -583,24 +583,30 @@ class RestoreSession:
         out.update(stream.info_json())
         jsa.client.publish(reply, json.dumps(out, separators=(",", ":")).encode())
 
-    def _apply_legacy(self) -> None:
+    async def _apply_legacy(self) -> None:
+        """A pre-2.15 backup, read whole (in a worker thread: it walks every record once),
+        then applied like an archive's entries, letting the loop in between messages."""
         from .legacy_backup import LegacyBackupError, read_legacy_backup
 
         assert self.legacy is not None
+        data, self.legacy = bytes(self.legacy), None
+        loop = asyncio.get_running_loop()
         try:
-            backup = read_legacy_backup(bytes(self.legacy))
+            backup = await loop.run_in_executor(None, read_legacy_backup, data)
+            state = dict(backup.state)
+            state["consumer_count"] = len(backup.consumers)
+            self._start_state(state)
+            for obj in backup.consumers:
+                config = obj.get("config") or {}
+                name = str(config.get("name") or config.get("durable_name") or "")
+                self._add_consumer(name, obj)
+                self.progress.consumers_left -= 1
+            for n, entry in enumerate(backup.messages, 1):
+                self._store_message(entry)
+                if n % 1000 == 0:
+                    await asyncio.sleep(0)
         except LegacyBackupError as e:
             raise RestoreError(str(e)) from None
-        self.legacy = None
-        state = dict(backup.state)
-        state["consumer_count"] = len(backup.consumers)
-        self._start_state(state)
-        for obj in backup.consumers:
-            name = str((obj.get("config") or {}).get("name") or "")
-            self._add_consumer(name, obj)
-            self.progress.consumers_left -= 1
-        for entry in backup.messages:
-            self._store_message(entry)
         self.progress.ended = True
 
     async def _create(self) -> Stream:

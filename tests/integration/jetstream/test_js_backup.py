@@ -20,7 +20,7 @@ import nats
 import pytest
 from tests.conftest import connect
 from tests.support.backups import api, restore, snapshot
-from tests.support.servers import RunningServer, start_server
+from tests.support.servers import RunningServer, oracle_214_server_path, start_server
 
 VOLATILE = {
     "created",
@@ -262,3 +262,14 @@ async def test_a_restore_cut_by_kill_9_leaves_no_stream_and_can_be_redone(
     finally:
         await nc.close()
         srv.stop()
+
+
+async def test_a_go_2_14_backup_restores_into_pynats(tmp_path: Path) -> None:
+    """nats-server 2.14 backs up a tar of its file store: pynats restores it whole."""
+    old = start_server(["-js", "-sd", str(tmp_path / "old")], executable=oracle_214_server_path())
+    ours = start_server(["-js", "-sd", str(tmp_path / "py")])
+    try:
+        await transfer(old.url, ours.url, 700)
+    finally:
+        old.stop()
+        ours.stop()
