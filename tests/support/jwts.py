@@ -130,6 +130,32 @@ def user_jwt(
     return encode(acc, usr.public_key, name, nats, v1=v1, **extra)
 
 
+def scoped_user_jwt(
+    signer: Identity, acc: Identity, usr: Identity, name: str, **nats_extra: Any
+) -> str:
+    """A user signed by one of its account's scoped signing keys: no permissions or limits of
+    its own (the key's template gives them), `issuer_account` naming the account."""
+    nats = {"type": "user", "issuer_account": acc.public_key, **nats_extra}
+    return encode(signer, usr.public_key, name, nats)
+
+
+def activation_jwt(
+    issuer: Identity,
+    importer: str,
+    subject: str,
+    kind: str,
+    *,
+    issuer_account: str = "",
+    **extra: Any,
+) -> str:
+    """An activation token: the exporting account (or its signing key, with `issuer_account`)
+    lets `importer` import `subject` of `kind` (`exp`, `iat` in `extra`)."""
+    nats: dict[str, Any] = {"type": "activation", "subject": subject, "kind": kind}
+    if issuer_account:
+        nats["issuer_account"] = issuer_account
+    return encode(issuer, importer, "activation", nats, **extra)
+
+
 def delete_request(issuer: Identity, accounts: list[str], subject: str = "") -> str:
     """What `nsc delete account` sends to `$SYS.REQ.CLAIMS.DELETE`: a generic JWT naming the
     accounts, self-signed by the operator (or one of its signing keys)."""

@@ -6,10 +6,11 @@ A message published in one account never reaches another unless it is exported a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .sublist import Sublist
+from .sublist import Sublist, Subscription
 
 if TYPE_CHECKING:
     from .auth import NkeyUser, Permissions, User
@@ -27,6 +28,11 @@ class ExportConfig:
     accounts: list[str] | None = None  # private export: only these accounts may import
     response_type: str = "Singleton"  # services: Singleton | Stream | Chunked
     response_threshold: float = 120.0
+    # From account JWTs: `token_req` (an importer needs an activation token), the activation
+    # tokens revoked (importing account -> issued at or before), `account_token_position`.
+    token_required: bool = False
+    revocations: dict[str, int] = field(default_factory=dict)
+    account_token_position: int = 0
 
 
 @dataclass
@@ -56,6 +62,7 @@ class AccountConfig:
 
 class Account:
     __slots__ = (
+        "claim_imports",
         "clients",
         "config",
         "exports",
@@ -109,6 +116,8 @@ class Account:
         # it mapped for service imports (`_R_.<token>` -> where the response goes).
         self.imports_client: InternalClient | None = None
         self.responses: dict[bytes, ServiceResponse] = {}
+        # The subscriptions that carry the imports of its account JWT (jwt_exports.py)
+        self.claim_imports: list[Subscription] = []
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"
@@ -127,8 +136,15 @@ class ServiceResponse:
     deadline: float
 
 
-def find_export(exporter: Account, kind: str, subject: str, importer: str) -> ExportConfig | None:
-    """The export of `exporter` that covers `subject` for `importer`, if any."""
+def find_export(
+    exporter: Account,
+    kind: str,
+    subject: str,
+    importer: str,
+    activated: Callable[[ExportConfig], bool] | None = None,
+) -> ExportConfig | None:
+    """The export of `exporter` that covers `subject` for `importer`, if any; an export that
+    requires a token needs `activated` to accept the importer's activation for it."""
     from .subjects import is_subset_match
 
     for export in exporter.exports:
@@ -136,14 +152,23 @@ def find_export(exporter: Account, kind: str, subject: str, importer: str) -> Ex
             continue
         if export.accounts is not None and importer not in export.accounts:
             continue
-        if is_subset_match(subject.encode(), export.subject.encode()):
-            return export
+        if not is_subset_match(subject.encode(), export.subject.encode()):
+            continue
+        position = export.account_token_position
+        if position > 0:
+            tokens = subject.split(".")
+            if position > len(tokens) or tokens[position - 1] != importer:
+                continue
+        elif export.token_required and (activated is None or not activated(export)):
+            continue
+        return export
     return None
 
 
 def map_subject(subject: bytes, source: bytes, dest: bytes) -> bytes:
     """Map `subject` (which matches `source`) onto `dest`: wildcard tokens of `dest` take the
-    tokens `source`'s wildcards matched, in order; a literal `dest` replaces the subject."""
+    tokens `source`'s wildcards matched, in order, `$n` (an account JWT's local subject) the
+    n-th; a literal `dest` replaces the subject."""
     if not dest or dest == source:
         return subject
     stoks = source.split(b".")
@@ -160,6 +185,8 @@ def map_subject(subject: bytes, source: bytes, dest: bytes) -> bytes:
         if t in (b"*", b">") and k < len(captured):
             out.append(captured[k])
             k += 1
+        elif t[:1] == b"$" and t[1:].isdigit() and 0 < int(t[1:]) <= len(captured):
+            out.append(captured[int(t[1:]) - 1])
         else:
             out.append(t)
     return b".".join(out)

@@ -92,6 +92,9 @@ class AuthResult:
     jwt_claims: dict[str, Any] | None = None
     # `allowed_connection_types` of the user (None: any): STANDARD, WEBSOCKET, LEAFNODE, ...
     connection_types: list[str] | None = None
+    # A user JWT's permissions and limits (its scoped signing key's template when it has one):
+    # src, times, subs, payload... (jwt_users.py)
+    jwt_limits: dict[str, Any] | None = None
 
 
 # -- secrets --------------------------------------------------------------------------------

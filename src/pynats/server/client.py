@@ -15,7 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from . import const
+from . import const, jwt_users
 from .auth import (
     AuthResult,
     PermissionChecker,
@@ -86,6 +86,7 @@ class ClientConnection(Connection):
         "echo",
         "headers",
         "lang",
+        "max_subs",
         "name",
         "no_responders",
         "nonce",
@@ -124,6 +125,7 @@ class ClientConnection(Connection):
         self.lang = ""
         self.version = ""
         self.user = ""
+        self.max_subs = -1  # a user JWT's `subs` (the account's limit is checked apart)
         self._auth_timer: asyncio.TimerHandle | None = None
         self._callout: PendingCallout | None = None  # an auth callout request in flight
         self._connect_info_sent = False
@@ -283,6 +285,9 @@ class ClientConnection(Connection):
                 f"connection type {kind} not allowed"
             )
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        window_s = 0.0
+        if result.jwt_limits is not None:
+            window_s = self._check_jwt_limits(result.jwt_limits)
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
@@ -292,8 +297,13 @@ class ClientConnection(Connection):
             account.max_connections = int(limits.get("conn", -1))
             account.max_subscriptions = int(limits.get("subs", -1))
             account.max_payload = int(limits.get("payload", -1))
-            if account.max_payload > 0:
-                self.parser.max_payload = min(self.parser.max_payload, account.max_payload)
+            user_limits = result.jwt_limits or {}
+            self.max_subs = jwt_users.int_limit(user_limits, "subs")
+            payload = jwt_users.min_limit(
+                jwt_users.int_limit(user_limits, "payload"), account.max_payload
+            )
+            if payload > 0:
+                self.parser.max_payload = min(self.parser.max_payload, payload)
             conn_limit = account.max_connections
             if 0 <= conn_limit < len(account.clients):
                 raise ProtocolError(
@@ -307,9 +317,13 @@ class ClientConnection(Connection):
             self._auth_timer.cancel()
             self._auth_timer = None
         expires = (result.jwt_claims or {}).get("exp")
+        delay = -1.0
         if isinstance(expires, (int, float)) and expires > 0:
-            # the same timer now ends the connection when the user's JWT expires
             delay = max(expires - time.time(), 0.0)
+        if window_s > 0 and (delay < 0 or window_s < delay):
+            delay = window_s  # the end of its connect-time window
+        if delay >= 0:
+            # the same timer now ends the connection when the user's JWT expires
             self._auth_timer = server.loop.call_later(delay, self._on_auth_expired)
         if not self.connected:
             self.connected = True
@@ -318,6 +332,19 @@ class ClientConnection(Connection):
                 hook(self)
         if self.verbose:
             self.send(OK)
+
+    def _check_jwt_limits(self, limits: dict[str, Any]) -> float:
+        """A user JWT's `src` and `times` (nats-server's texts); the seconds left in its
+        connect-time window (0: no window)."""
+        logger = self.server.logger
+        if not jwt_users.source_allowed(limits, self.host):
+            logger.error(f"{self.log_prefix} - Bad src Ip {self.host}")
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        allowed, window_s = jwt_users.connect_window(limits)
+        if not allowed:
+            logger.error(f"{self.log_prefix} - Outside connect times")
+            raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
+        return window_s
 
     def _await_callout(self, connect: dict[str, Any], target: CalloutTarget) -> None:
         """The auth callout service decides: nothing after this CONNECT is read or parsed
@@ -463,7 +490,10 @@ class ClientConnection(Connection):
             return
         limit = self.server.options.max_subscriptions
         account_limit = self.account.max_subscriptions
-        if (limit > 0 and len(self.subs) >= limit) or (
+        if (
+            (limit > 0 and len(self.subs) >= limit)
+            or (self.max_subs >= 0 and len(self.subs) >= self.max_subs)
+        ) or (
             account_limit >= 0
             and self.account.sublist.count - self.account.internal_subs >= account_limit
         ):

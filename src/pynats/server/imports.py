@@ -23,7 +23,14 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from .accounts import Account, ServiceResponse, find_export, map_subject
+from .accounts import (
+    Account,
+    ExportConfig,
+    ImportConfig,
+    ServiceResponse,
+    find_export,
+    map_subject,
+)
 from .delivery import route_message
 from .internal import InternalClient
 from .sublist import Subscription
@@ -56,19 +63,25 @@ def wire_imports(server: Server) -> list[str]:
                     f"{account.name} has no matching export"
                 )
                 continue
-            if imp.kind == "stream":
-                _wire_stream_import(server, exporter, account, imp.subject, imp.to, imp.prefix)
-            else:
-                _wire_service_import(
-                    server,
-                    exporter,
-                    account,
-                    imp.subject,
-                    imp.to,
-                    export.response_type,
-                    export.response_threshold,
-                )
+            wire_import(server, exporter, account, imp, export)
     return problems
+
+
+def wire_import(
+    server: Server, exporter: Account, importer: Account, imp: ImportConfig, export: ExportConfig
+) -> Subscription:
+    """One import `export` allows; the subscription that carries it (unsubscribe to undo)."""
+    if imp.kind == "stream":
+        return _wire_stream_import(server, exporter, importer, imp.subject, imp.to, imp.prefix)
+    return _wire_service_import(
+        server,
+        exporter,
+        importer,
+        imp.subject,
+        imp.to,
+        export.response_type,
+        export.response_threshold,
+    )
 
 
 def _client_for(server: Server, account: Account) -> InternalClient:
@@ -79,7 +92,7 @@ def _client_for(server: Server, account: Account) -> InternalClient:
 
 def _wire_stream_import(
     server: Server, exporter: Account, importer: Account, subject: str, to: str, prefix: str
-) -> None:
+) -> Subscription:
     source = subject.encode()
     dest = to.encode()
     pre = (prefix.rstrip(".") + ".").encode() if prefix else b""
@@ -101,7 +114,7 @@ def _wire_stream_import(
         return "se", importer.name, (pre + map_subject(subj, source, dest)).decode()
 
     forward.msg_trace = traced  # type: ignore[attr-defined]
-    _client_for(server, exporter).subscribe(source, forward)
+    return _client_for(server, exporter).subscribe(source, forward)
 
 
 def _wire_service_import(
@@ -115,7 +128,7 @@ def _wire_service_import(
     *,
     request_info: bool = False,
     defer_to_direct: bool = False,
-) -> None:
+) -> Subscription:
     """`request_info`: add who asked (`Nats-Request-Info`) to each request; `defer_to_direct`:
     leave a request alone when another subscriber in the importing account takes it."""
     remote = subject.encode()
@@ -164,7 +177,7 @@ def _wire_service_import(
         return "si", exporter.name, map_subject(subj, local, remote).decode()
 
     request.msg_trace = traced  # type: ignore[attr-defined]
-    _client_for(server, importer).subscribe(local, request, local_only=True)
+    return _client_for(server, importer).subscribe(local, request, local_only=True)
 
 
 def _ensure_response_subscription(server: Server, exporter: Account) -> None:

@@ -11,6 +11,7 @@ JWTs' `nats` claims.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import time
@@ -45,6 +46,11 @@ if TYPE_CHECKING:
 
 class JwtError(ValueError):
     pass
+
+
+class AccountValidationError(JwtError):
+    """An account JWT signed as it should be, but one the Go library's Validate blocks (an
+    import's activation token for another account, kind or subject): not usable."""
 
 
 def read_operator_jwt(value: str) -> str:
@@ -126,6 +132,20 @@ def _signing_keys(nats_claims: dict[str, Any]) -> set[str]:
     return keys
 
 
+def _signing_scopes(nats_claims: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The signing keys with a `user_scope`: key -> the template its users get."""
+    scopes: dict[str, dict[str, Any]] = {}
+    for entry in nats_claims.get("signing_keys") or []:
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("key"), str)
+            and entry.get("kind") == "user_scope"
+        ):
+            template = entry.get("template")
+            scopes[entry["key"]] = template if isinstance(template, dict) else {}
+    return scopes
+
+
 def _expired(claims: dict[str, Any], now: float) -> bool:
     exp = claims.get("exp")
     return isinstance(exp, (int, float)) and exp > 0 and exp < now
@@ -165,6 +185,11 @@ class AccountClaims:
     revocations: dict[str, int] = field(default_factory=dict)
     expires: float = 0.0
     authorization: dict[str, Any] = field(default_factory=dict)  # its auth callout, if any
+    # signing keys of kind `user_scope`: key -> the permissions and limits of its users
+    signing_scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    disallow_bearer: bool = False
+    nats: dict[str, Any] = field(default_factory=dict)  # the claims as signed (exports...)
 
 
 @dataclass
@@ -207,11 +232,16 @@ class JwtAuthenticator:
                 self.strict_signing = bool(nats_claims.get("strict_signing_key_usage"))
         self.resolver = resolver
         self.accounts: dict[str, AccountClaims] = {}
+        # jwt_exports.AccountLinks: the accounts' exports and imports, set by the server
+        self.links: Any = None
         # Told of an account the resolver has no JWT of (the system services ask around).
         self.on_missing_account: Callable[[str], None] | None = None
         if resolver.kind == "MEMORY":
             for key, token in options.resolver_preload.items():
-                self.add_account_jwt(token, expected=key)
+                try:
+                    self.add_account_jwt(token, expected=key)
+                except AccountValidationError:
+                    pass  # kept, as nats-server keeps it; refused when looked up
                 resolver.store(key, token)
 
     def operator_keys(self) -> OperatorKeys:
@@ -230,6 +260,9 @@ class JwtAuthenticator:
         if claims["iss"] not in self.trusted_keys:
             raise JwtError("account JWT not issued by a trusted operator")
         nats_claims = claims.get("nats") or {}
+        problem = import_problem(subject, nats_claims)
+        if problem:
+            raise AccountValidationError(problem)
         account = AccountClaims(
             public_key=subject,
             name=claims.get("name") or subject,
@@ -238,6 +271,10 @@ class JwtAuthenticator:
             revocations={k: int(v) for k, v in (nats_claims.get("revocations") or {}).items()},
             expires=float(claims.get("exp") or 0),
             authorization=nats_claims.get("authorization") or {},
+            signing_scopes=_signing_scopes(nats_claims),
+            tags=[t for t in nats_claims.get("tags") or [] if isinstance(t, str)],
+            disallow_bearer=bool((nats_claims.get("limits") or {}).get("disallow_bearer")),
+            nats=nats_claims,
         )
         self.accounts[subject] = account
         return account
@@ -297,23 +334,37 @@ class JwtAuthenticator:
         if account is None:
             return None, f"account {account_key} not found"
         if issuer != account_key and issuer not in account.signing_keys:
-            return None, "user JWT not issued by its account"
+            return None, "User JWT issuer is not known"
+        limits = nats_claims
+        scope = account.signing_scopes.get(issuer)
+        if scope is not None:
+            if not has_empty_permissions(nats_claims):
+                return (
+                    None,
+                    "User JWT is not valid: scoped users require no permissions or limits set",
+                )
+            try:
+                limits = scoped_limits(scope, claims, account)
+            except JwtError:
+                return None, "User JWT generated invalid permissions"
         if account.expires and account.expires < now:
-            return None, "account JWT expired"
-        revoked_at = account.revocations.get(user_key) or account.revocations.get("*")
-        if revoked_at is not None and int(claims.get("iat") or 0) <= revoked_at:
-            return None, "user JWT revoked"
-        if not nats_claims.get("bearer_token"):
+            return None, "Account JWT has expired"
+        if limits.get("bearer_token") and account.disallow_bearer:
+            return None, "Account does not allow bearer token"
+        if not limits.get("bearer_token"):
             sig = connect.get("sig")
             if not isinstance(sig, str) or not verify_nonce_signature(user_key, nonce, sig):
-                return None, "nonce signature not verified"
+                return None, "Signature not verified"
+        if user_revoked(account, claims):
+            return None, "User authentication revoked"
         return (
             AuthResult(
                 user=user_key,
                 account=account_key,
-                permissions=permissions_from_claims(nats_claims),
+                permissions=permissions_from_claims(limits),
                 jwt_claims=claims,
-                connection_types=nats_claims.get("allowed_connection_types") or None,
+                connection_types=limits.get("allowed_connection_types") or None,
+                jwt_limits=limits,
             ),
             "",
         )
@@ -321,3 +372,144 @@ class JwtAuthenticator:
     def account_limits(self, account_key: str) -> dict[str, Any]:
         account = self.account(account_key)
         return account.limits if account is not None else {}
+
+
+def user_revoked(account: AccountClaims, user_claims: dict[str, Any]) -> bool:
+    """The account revoked this user JWT (its key or `*`, at or after it was issued)."""
+    issued_at = int(user_claims.get("iat") or 0)
+    for key in (user_claims.get("sub", ""), "*"):
+        at = account.revocations.get(key)
+        if at is not None and at >= issued_at:
+            return True
+    return False
+
+
+# What a user JWT may carry besides its identity: a scoped signing key's users carry none.
+_USER_LIMIT_FIELDS = (
+    "pub",
+    "sub",
+    "resp",
+    "src",
+    "times",
+    "times_location",
+    "locale",
+    "subs",
+    "data",
+    "payload",
+    "bearer_token",
+    "allowed_connection_types",
+)
+
+
+def has_empty_permissions(nats_claims: dict[str, Any]) -> bool:
+    """jwt's HasEmptyPermissions: no permissions, limits, bearer flag or connection types."""
+    for name in _USER_LIMIT_FIELDS:
+        value = nats_claims.get(name)
+        if name in ("pub", "sub") and isinstance(value, dict):
+            if value.get("allow") or value.get("deny"):
+                return False
+        elif value:
+            return False
+    return True
+
+
+def scoped_limits(
+    template: dict[str, Any], user_claims: dict[str, Any], account: AccountClaims
+) -> dict[str, Any]:
+    """A scoped signing key's template made the user's: its subject templates filled in
+    as nats-server's processUserPermissionsTemplate fills them (JwtError when a deny
+    subject comes out invalid)."""
+    limits = json.loads(json.dumps(template))
+    for kind in ("pub", "sub"):
+        perm = limits.get(kind)
+        if not isinstance(perm, dict):
+            continue
+        had_allow = bool(perm.get("allow"))
+        for field_name in ("allow", "deny"):
+            subjects = perm.get(field_name)
+            if subjects:
+                perm[field_name] = _apply_templates(
+                    subjects, user_claims, account, fail=field_name == "deny"
+                )
+        if had_allow and not perm.get("allow"):
+            perm["deny"] = [*(perm.get("deny") or []), ">"]
+    return limits
+
+
+def _apply_templates(
+    subjects: list[str], user_claims: dict[str, Any], account: AccountClaims, *, fail: bool
+) -> list[str]:
+    from .subjects import is_valid_subject
+
+    def is_template(token: str) -> bool:
+        return token.startswith("{{") and token.endswith("}}")
+
+    if not any(is_template(t) for s in subjects for t in s.split(".")):
+        return subjects
+    nats_claims = user_claims.get("nats") or {}
+    out: list[str] = []
+    for subject in subjects:
+        choices: list[list[str]] = []
+        for token in subject.split("."):
+            if not is_template(token):
+                choices.append([token])
+                continue
+            op = token[2:-2].strip().lower()
+            if op == "name()":
+                choices.append([str(user_claims.get("name") or "")])
+            elif op == "subject()":
+                choices.append([str(user_claims.get("sub") or "")])
+            elif op == "account-name()":
+                choices.append([account.name])
+            elif op == "account-subject()":
+                choices.append([str(nats_claims.get("issuer_account") or "")])
+            elif (op.startswith("tag(") or op.startswith("account-tag(")) and op.endswith(")"):
+                is_account = op.startswith("account-tag(")
+                tags = account.tags if is_account else nats_claims.get("tags") or []
+                prefix = op[len("account-tag(") if is_account else len("tag(") : -1] + ":"
+                values = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
+                if values:
+                    choices.append(values)
+                else:
+                    choices.append([""])
+            else:
+                choices.append([" "])
+        for combination in itertools.product(*choices):
+            emitted = ".".join(combination)
+            if is_valid_subject(emitted.encode()):
+                out.append(emitted)
+            elif fail:
+                raise JwtError("generated invalid subject")
+    return out
+
+
+def import_problem(account_key: str, nats_claims: dict[str, Any]) -> str:
+    """jwt's Import.Validate for the activation tokens of an account's imports: the first
+    blocking problem, or ""."""
+    from .subjects import is_subset_match
+
+    for imp in nats_claims.get("imports") or []:
+        if not isinstance(imp, dict) or not imp.get("token"):
+            continue
+        subject = str(imp.get("subject") or "")
+        try:
+            act = decode_jwt(str(imp["token"]))
+        except JwtError:
+            return f"import {subject!r} contains an invalid activation token"
+        act_nats = act.get("nats") or {}
+        issuer_account = act_nats.get("issuer_account") or act.get("issuer_account")
+        if imp.get("account") not in (act.get("iss"), issuer_account):
+            return f"activation token doesn't match account for import {subject!r}"
+        if act.get("sub") != account_key:
+            return f"activation token doesn't match account it is being included in, {subject!r}"
+        if act_nats.get("kind") != imp.get("type"):
+            return "mismatch between token import type and type of import"
+        covered = subject
+        if imp.get("type") == "service" and imp.get("to"):
+            covered = str(imp["to"])
+        act_subject = act_nats.get("subject")
+        if not isinstance(act_subject, str) or not is_subset_match(
+            covered.encode(), act_subject.encode()
+        ):
+            return f"activation token import subject doesn't match import {subject!r}"
+    return ""

@@ -46,9 +46,17 @@ from .account_conns import (
 )
 from .client import REASON_AUTH_EXPIRED
 from .internal import InternalClient
-from .jwt_auth import AccountClaims, JwtAuthenticator, JwtError, decode_account_jwt
+from .jwt_auth import (
+    AccountClaims,
+    JwtAuthenticator,
+    JwtError,
+    decode_account_jwt,
+    decode_jwt,
+    user_revoked,
+)
+from .jwt_exports import AccountLinks
 from .monitor import Query
-from .protocol import ProtocolError
+from .protocol import ERR_AUTH_VIOLATION, REASON_AUTH, ProtocolError
 from .resolvers import (
     ACCOUNT_UPDATE_SUBJECTS,
     DELETE_SUBJECT,
@@ -818,6 +826,8 @@ class AccountClaimsService:
         self.server = services.server
         self.auth = auth
         self.resolver = auth.resolver
+        if auth.links is None:
+            AccountLinks(self.server, auth)  # the accounts' JWT exports and imports
         self._timers: list[asyncio.TimerHandle] = []
         self._looking_up: set[str] = set()
         self._inbox = ""
@@ -1081,8 +1091,11 @@ class AccountClaimsService:
 
 
 def apply_account_claims(server: Server, account: Account, claims: AccountClaims) -> None:
-    """An account in use takes new claims: its limits, and its newest clients over a lowered
-    connection limit are closed (as nats-server does)."""
+    """An account in use takes new claims: its limits, exports and imports (and those of the
+    accounts importing from it); its newest clients over a lowered connection limit are
+    closed, and so are the clients whose user JWT it now revokes or whose signing key it no
+    longer has (as nats-server does)."""
+    links = getattr(server.authenticator, "links", None)
     limits = claims.limits
     account.max_connections = int(limits.get("conn", -1))
     account.max_subscriptions = int(limits.get("subs", -1))
@@ -1099,6 +1112,38 @@ def apply_account_claims(server: Server, account: Account, claims: AccountClaims
             client.close_with_error(
                 ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS
             )
+    if links is not None:
+        links.claims_changed(account)
+    for client in clients:
+        if not client.closed:
+            _recheck_user(server, client, claims)
+
+
+REASON_REVOKED = "Credentials Revoked"
+
+
+def _recheck_user(server: Server, client: ClientConnection, claims: AccountClaims) -> None:
+    """A connected user against its account's new claims: revoked, bearer no longer
+    allowed, signing key gone."""
+    token = (client.connect_opts or {}).get("jwt")
+    if not isinstance(token, str) or not token:
+        return
+    try:
+        user = decode_jwt(token)
+    except JwtError:
+        client.close_with_error(ERR_AUTH_VIOLATION, REASON_AUTH)
+        return
+    nats_claims = user.get("nats") or {}
+    if nats_claims.get("bearer_token") and claims.disallow_bearer:
+        client.close_with_error(ERR_AUTH_VIOLATION, REASON_AUTH)
+        return
+    if user_revoked(claims, user):
+        server.logger.debug(f"{client.log_prefix} - User Authentication Revoked")
+        client.close_with_error("User Authentication Revoked", REASON_REVOKED)
+        return
+    issuer = user.get("iss", "")
+    if issuer != claims.public_key and issuer not in claims.signing_keys:
+        client.close_connection(REASON_AUTH)
 
 
 def parse_options(payload: bytes) -> dict[str, Any] | None:
