@@ -305,7 +305,7 @@ class SourceLink:
         subject = self._transformed(msg.subject)
         try:
             if self.is_mirror:
-                self.stream.store_mirrored(msg.seq, subject, msg.headers, msg.data)
+                self.stream.store_mirrored(msg.seq, subject, msg.headers, msg.data, msg.ts_ns)
             else:
                 headers = msg.headers or b""
                 if headers and b"Nats-Expected-" in headers:

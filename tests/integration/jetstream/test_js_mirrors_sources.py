@@ -46,6 +46,11 @@ async def test_mirror_copies_existing_and_new_messages_with_their_sequences(nc, 
     for seq in (1, 3, 8):
         mine, theirs = await js.get_msg(mirror, seq=seq), await js.get_msg(origin, seq=seq)
         assert (mine.subject, mine.data) == (theirs.subject, theirs.data)
+        # and the time it was stored at the origin, as nats-server mirrors keep it
+        get = {"seq": seq}
+        mine_at = (await api(nc, f"$JS.API.STREAM.MSG.GET.{mirror}", get))["message"]["time"]
+        theirs_at = (await api(nc, f"$JS.API.STREAM.MSG.GET.{origin}", get))["message"]["time"]
+        assert mine_at == theirs_at
     assert info.mirror.name == origin and info.mirror.lag == 0
     # a mirror takes no publishes of its own
     assert info.config.subjects in (None, [])
