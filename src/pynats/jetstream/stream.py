@@ -496,20 +496,18 @@ class Stream:
             raise api_error("JSAccountResourcesExceededErr")
 
     def store_mirrored(
-        self, origin_seq: int, subject: str, headers: bytes | None, data: bytes
+        self, origin_seq: int, subject: str, headers: bytes | None, data: bytes, ts_ns: int
     ) -> None:
-        """A mirror stores the origin's message at the origin's sequence (gaps skipped)."""
+        """A mirror stores the origin's message at the origin's sequence and time (the
+        sequences in between become deleted ones)."""
         store = self.store
         nxt = store.last_seq + 1
         if origin_seq < nxt:
             return
-        if origin_seq > nxt:
-            if store.msgs == 0:
-                store.compact(origin_seq)
-            else:
-                for _ in range(origin_seq - nxt):
-                    store.skip_msg()
-        seq, _ = store.store_msg(subject, headers or None, data)
+        if origin_seq > nxt and store.msgs == 0:
+            store.compact(origin_seq)
+        store.store_at(origin_seq, ts_ns, subject, headers or None, data)
+        seq = origin_seq
         for listener in self.listeners:
             listener.on_stored(seq, subject)
         if self._has_ttl_timer and self._expiry_timer is None:
