@@ -193,8 +193,22 @@ def _unsupported(what: str = "") -> Handler:
     return handle
 
 
-def _accepted(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
-    """Keys that change nothing observable in pynats (syslog on Linux, profiling...)."""
+def _noted(field_name: str | None, kind: str, what: str = "") -> Handler:
+    """Keys read with nats-server's type checks whose behaviour pynats does not have (see
+    docs/options.md): a value that would change something is noted at start-up."""
+    read = _set(field_name, kind) if field_name else None
+
+    def handle(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+        if read is not None:
+            read(r, o, m, key)
+        elif kind == "int":
+            r.integer(m, key)
+        elif kind == "bool":
+            r.boolean(m, key)
+        if m[key] not in (False, 0, ""):
+            r.unsupported(m, key, what)
+
+    return handle
 
 
 def _server_metadata(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
@@ -372,13 +386,13 @@ TOP_LEVEL: dict[str, Handler] = {
     "logtime_utc": _log_option("logtime_utc"),
     "log_file": _set("log_file", "str"),
     "logfile": _set("log_file", "str"),
-    "log_size_limit": _set("log_size_limit", "int"),
-    "logfile_size_limit": _set("log_size_limit", "int"),
+    "log_size_limit": _noted("log_size_limit", "int", "log file rotation"),
+    "logfile_size_limit": _noted("log_size_limit", "int", "log file rotation"),
     "pid_file": _set("pid_file", "str"),
     "pidfile": _set("pid_file", "str"),
     "ports_file_dir": _set("ports_file_dir", "str"),
-    "syslog": _set("syslog", "bool"),
-    "remote_syslog": _set("remote_syslog", "str"),
+    "syslog": _noted("syslog", "bool", "the log goes to stderr or log_file"),
+    "remote_syslog": _noted("remote_syslog", "str", "the log goes to stderr or log_file"),
     "no_header_support": _set("no_header_support", "bool"),
     "disable_sublist_cache": _set("disable_sublist_cache", "bool"),
     "no_sublist_cache": _set("disable_sublist_cache", "bool"),
@@ -395,13 +409,13 @@ TOP_LEVEL: dict[str, Handler] = {
     "storedir": _store_dir,
     "server_tags": _server_tags,
     "max_traced_msg_len": _set("max_traced_msg_len", "int"),
-    "prof_port": _accepted,
-    "prof_block_rate": _accepted,
+    "prof_port": _noted(None, "int", "Go's pprof profiler, which a Python server does not have"),
+    "prof_block_rate": _noted(None, "int", "Go's pprof profiler"),
     "connect_error_reports": _error_reports("connect_error_reports"),
     "reconnect_error_reports": _error_reports("reconnect_error_reports"),
-    "logfile_max_num": _accepted,
-    "log_max_num": _accepted,
-    "trace_headers": _accepted,
+    "logfile_max_num": _noted(None, "int", "log file rotation"),
+    "log_max_num": _noted(None, "int", "log file rotation"),
+    "trace_headers": _noted(None, "bool"),
     "server_metadata": _server_metadata,
     "gateway": _unsupported("gateways"),
     "mqtt": _unsupported("MQTT"),

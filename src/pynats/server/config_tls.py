@@ -41,7 +41,6 @@ _TLS_UNSUPPORTED = (
     "curve_preferences",
     "pinned_certs",
     "connection_rate_limit",
-    "cert_store",
     "cert_match_by",
     "cert_match",
     "ca_certs_match",
@@ -50,6 +49,19 @@ _TLS_UNSUPPORTED = (
     "certs",
     "certificates",
 )
+
+
+# The Windows certificate stores nats-server can take its certificate from (Windows only).
+_WINDOWS_CERT_STORES = ("windowscurrentuser", "windowslocalmachine")
+
+
+def _cert_store_problem(value: object) -> str:
+    """nats-server on a system other than Windows: every `cert_store` is refused."""
+    if not isinstance(value, str) or not value:
+        return "expected 'cert_store' to be a valid non-empty string"
+    if value.lower() not in _WINDOWS_CERT_STORES:
+        return "cert store type not implemented"
+    return "cert_store not compatible with current operating system"
 
 
 def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSBlock | None:
@@ -119,6 +131,10 @@ def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSB
             tls.min_version = v
         elif lk in ("handshake_first", "first", "immediate"):
             if not tls_handshake_first(r, block, k, parsed):
+                return None
+        elif lk == "cert_store":
+            if problem := _cert_store_problem(v):
+                r.error(block, k, problem)
                 return None
         elif lk in _TLS_UNSUPPORTED:
             if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
