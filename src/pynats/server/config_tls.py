@@ -55,7 +55,7 @@ _TLS_UNSUPPORTED = (
 _WINDOWS_CERT_STORES = ("windowscurrentuser", "windowslocalmachine")
 
 
-def _cert_store_problem(value: object) -> str:
+def _cert_store_refusal(value: object) -> str:
     """nats-server on a system other than Windows: every `cert_store` is refused."""
     if not isinstance(value, str) or not value:
         return "expected 'cert_store' to be a valid non-empty string"
@@ -133,9 +133,8 @@ def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSB
             if not tls_handshake_first(r, block, k, parsed):
                 return None
         elif lk == "cert_store":
-            if problem := _cert_store_problem(v):
-                r.error(block, k, problem)
-                return None
+            r.error(block, k, _cert_store_refusal(v))
+            return None
         elif lk in _TLS_UNSUPPORTED:
             if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
                 r.error(block, k, f"error parsing tls config, '{lk}' cannot be empty")
