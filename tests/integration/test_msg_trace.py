@@ -437,3 +437,170 @@ async def test_permission_errors_match_nats_server(tmp_path: Path, allowed: str)
     events, errors = results["go"]
     assert (events[0] is None) == (allowed == '"ok.>"')
     assert errors[-1] == ("delivered 0" if allowed == '"ok.>"' else "delivered 1")
+
+
+# -- JetStream refusals: the `js` event's error, in nats-server's words -----------------------
+
+BIG = "h" * 70000
+# case: (stream config, publishes (subject token, headers, reply suffix)); each case has its
+# own stream, named after it, on subjects `<case>.>`; the reply `$FI` ones are fast batches.
+JS_CASES: dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, str], str]]]] = {
+    "expected_stream": ({}, [("a", {"Nats-Expected-Stream": "X"}, "")]),
+    "expected_last_seq": ({}, [("a", {"Nats-Expected-Last-Sequence": "99"}, "")]),
+    "expected_last_seq_unreadable": ({}, [("a", {"Nats-Expected-Last-Sequence": "ab"}, "")]),
+    "expected_last_subject_seq": ({}, [("a", {"Nats-Expected-Last-Subject-Sequence": "9"}, "")]),
+    "expected_last_subject_seq_of": (
+        {},
+        [
+            ("a", {}, ""),
+            (
+                "a",
+                {
+                    "Nats-Expected-Last-Subject-Sequence": "5",
+                    "Nats-Expected-Last-Subject-Sequence-Subject": "*.*",
+                },
+                "",
+            ),
+            ("a", {"Nats-Expected-Last-Subject-Sequence-Subject": "*.*"}, ""),
+        ],
+    ),
+    "expected_last_msg_id": ({}, [("a", {"Nats-Expected-Last-Msg-Id": "zz"}, "")]),
+    "duplicate": ({}, [("a", {"Nats-Msg-Id": "m"}, ""), ("a", {"Nats-Msg-Id": "m"}, "")]),
+    "rollup_not_permitted": ({}, [("a", {"Nats-Rollup": "sub"}, "")]),
+    "rollup_invalid": ({"allow_rollup_hdrs": True}, [("a", {"Nats-Rollup": "bogus"}, "")]),
+    "ttl_disabled": ({}, [("a", {"Nats-TTL": "1s"}, "")]),
+    "ttl_invalid": ({"allow_msg_ttl": True}, [("a", {"Nats-TTL": "500ms"}, "")]),
+    "ttl_invalid_and_disabled": ({}, [("a", {"Nats-TTL": "bogus"}, "")]),
+    "counter_disabled": ({}, [("a", {"Nats-Incr": "1"}, "")]),
+    "counter_errors": (
+        {"allow_msg_counter": True},
+        [("a", {}, ""), ("a", {"Nats-Incr": "x"}, ""), ("a", {"Nats-Incr": "1"}, "")],
+    ),
+    "atomic_disabled": ({}, [("a", {"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "1"}, "")]),
+    "atomic_batch": (  # one message each: which one nats-server names varies in longer ones
+        {"allow_atomic": True},
+        [
+            ("a", {"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "1"}, ""),
+            (
+                "b",
+                {"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "2", "Nats-Batch-Commit": "eob"},
+                "",
+            ),
+            ("c", {"Nats-Batch-Id": "c", "Nats-Batch-Sequence": "1", "Nats-Batch-Commit": "1"}, ""),
+            ("d", {"Nats-Batch-Id": "d", "Nats-Batch-Sequence": "1", "Nats-Msg-Id": "1"}, ""),
+            (
+                "e",
+                {
+                    "Nats-Batch-Id": "d",
+                    "Nats-Batch-Sequence": "2",
+                    "Nats-Batch-Commit": "1",
+                    "Nats-Msg-Id": "1",
+                },
+                "",
+            ),
+        ],
+    ),
+    "atomic_refused": (
+        {"allow_atomic": True},
+        [
+            ("a", {"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "2"}, ""),
+            ("a", {"Nats-Batch-Id": "b"}, ""),
+            ("a", {"Nats-Batch-Id": "x" * 65, "Nats-Batch-Sequence": "1"}, ""),
+            ("a", {"Nats-Batch-Id": "c", "Nats-Batch-Sequence": "1", "Nats-Batch-Commit": "x"}, ""),
+            (
+                "a",
+                {"Nats-Batch-Id": "d", "Nats-Batch-Sequence": "1", "Nats-Expected-Stream": "Q"},
+                "",
+            ),
+            ("a", {"Nats-Batch-Id": "d", "Nats-Batch-Sequence": "2", "Nats-Batch-Commit": "1"}, ""),
+        ],
+    ),
+    "schedules_disabled": (
+        {},
+        [("a", {"Nats-Schedule": "@every 1s", "Nats-Schedule-Target": "x.y"}, "")],
+    ),
+    "schedule_refused": (
+        {"allow_msg_schedules": True},
+        [
+            ("a", {"Nats-Schedule": "bogus", "Nats-Schedule-Target": "schedule_refused.b"}, ""),
+            ("a", {"Nats-Schedule": "@every 1s"}, ""),
+            ("a", {"Nats-Scheduler": "nope"}, ""),
+        ],
+    ),
+    "discard_new_max_msgs": ({"max_msgs": 1, "discard": "new"}, [("a", {}, ""), ("b", {}, "")]),
+    "discard_new_max_bytes": ({"max_bytes": 100, "discard": "new"}, [("a", {"X": "x" * 150}, "")]),
+    "discard_new_per_subject": (
+        {"max_msgs_per_subject": 1, "discard": "new", "discard_new_per_subject": True},
+        [("a", {}, ""), ("a", {}, "")],
+    ),
+    "too_large": ({"max_msg_size": 10}, [("a", {}, "")]),
+    "header_too_large": ({}, [("a", {"X-Big": BIG}, "")]),
+    "sealed": ({"sealed": True}, [("a", {}, "")]),
+    "source_header": ({}, [("a", {"Nats-Stream-Source": "x"}, "")]),
+    "transform": (
+        {"subject_transform": {"src": "transform.>", "dest": "moved.>"}},
+        [("a", {}, "")],
+    ),
+    "fast_disabled": ({}, [("a", {}, "b.10.fail.1.0")]),
+    "fast_batch": (
+        {"allow_batched": True},
+        [
+            ("a", {}, "b.10.fail.1.0"),
+            ("b", {"Nats-Expected-Stream": "Q"}, "b.10.fail.2.1"),
+            ("c", {}, "b.10.fail.3.1"),
+            ("a", {}, "c.10.ok.1.0"),
+            ("b", {}, "c.10.ok.3.1"),
+            ("b", {}, "c.10.ok.3.4"),
+            ("b", {}, "c.10.ok.5.4"),
+            ("b", {}, "c.10.ok.2.1"),
+            ("a", {}, "d.10.fail.1.0"),
+            ("b", {}, "d.10.fail.2.3"),
+            ("a", {}, "e.10.fail.1.0"),
+            ("b", {}, "e.10.fail.2.2"),
+        ],
+    ),
+    "fast_too_large": ({"allow_batched": True, "max_msg_size": 10}, [("a", {}, "b.10.fail.1.0")]),
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("case", sorted(JS_CASES))
+async def test_jetstream_refusal_events_match_nats_server(
+    sides: dict[str, Side], case: str
+) -> None:
+    config, publishes = JS_CASES[case]
+    results: dict[str, list[Any]] = {}
+    for kind, side in sides.items():
+        nc = side.conns["a"]
+        body = {"name": case, "subjects": [f"{case}.>"], **config}
+        body.pop("sealed", None)
+        reply = await nc.request(f"$JS.API.STREAM.CREATE.{case}", json.dumps(body).encode())
+        assert b'"error"' not in reply.data, reply.data
+        if config.get("sealed"):
+            body["sealed"] = True
+            await nc.request(f"$JS.API.STREAM.UPDATE.{case}", json.dumps(body).encode())
+        tsub = await nc.subscribe("js.trace.out")
+        inbox = nc.new_inbox()
+        answers = await nc.subscribe(inbox + ".>")
+        await nc.flush()
+        events: list[Any] = []
+        try:
+            for token, headers, fast in publishes:
+                to = f"{inbox}.{fast}.$FI" if fast else f"{inbox}.pub"
+                hdrs = {"Nats-Trace-Dest": "js.trace.out", **headers}
+                await nc.publish(f"{case}.{token}", b"hello", reply=to, headers=hdrs)
+                await nc.flush()
+                try:
+                    msg = await tsub.next_msg(timeout=WAIT_S)
+                except nats.errors.TimeoutError:
+                    events.append(None)  # nats-server sends no event for it
+                    continue
+                event = side.mask(json.loads(msg.data), "js.trace.out", None)
+                events.append(event["events"])
+        finally:
+            await tsub.unsubscribe()
+            await answers.unsubscribe()
+            await nc.request(f"$JS.API.STREAM.DELETE.{case}", b"")
+        results[kind] = events
+    assert results["pynats"] == results["go"]
+    assert any(e is not None for e in results["go"])

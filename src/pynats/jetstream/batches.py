@@ -18,6 +18,8 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
+from pynats.server.msgtrace import jetstream_error, jetstream_held
+
 from . import advisories
 from . import headers as h
 from .errors import ApiError, api_error
@@ -55,7 +57,11 @@ class AtomicBatches:
         try:
             answer = self._receive(subject, headers, payload)
         except ApiError as e:
+            jetstream_error(e.trace_error())
             answer = self.stream.error_ack(e)
+        else:
+            if answer == b"":  # staged: a traced message's event waits for nothing
+                jetstream_held()
         if reply is not None and answer is not None:
             self.stream.reply(reply, answer)
 
@@ -163,7 +169,9 @@ class BatchRules:
             msg_id = (hdrs.get(h.MSG_ID) or b"").decode()
             if msg_id:
                 if msg_id in self.seen_ids or self.stream.recent_msg_id(msg_id):
-                    raise api_error("JSAtomicPublishContainsDuplicateMessageErr")
+                    raise api_error("JSAtomicPublishContainsDuplicateMessageErr").traced_as(
+                        "msgid is duplicate"
+                    )
                 self.seen_ids.add(msg_id)
             expected = hdrs.get(h.EXPECTED_LAST_SEQ)
             if expected is not None and position:

@@ -45,6 +45,22 @@ class ApiError(Exception):
         self.description = description
         self.counted = True  # in the account's API error count
 
+    # How a message trace (ADR-41) reports this refusal in its `js` event: nats-server says
+    # `description (err_code)` for its API errors, but some refusals come from errors of its
+    # own (`trace_text`), and those found after it took the message's subject keep the
+    # subject in the event (`trace_keeps_subject`).
+    trace_text = ""
+    trace_keeps_subject = False
+
+    def traced_as(self, text: str = "", *, keeps_subject: bool = False) -> ApiError:
+        """This error, reported in a message trace as `text` (when given)."""
+        self.trace_text = text
+        self.trace_keeps_subject = keeps_subject
+        return self
+
+    def trace_error(self) -> str:
+        return self.trace_text or f"{self.description} ({self.err_code})"
+
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "err_code": self.err_code, "description": self.description}
 

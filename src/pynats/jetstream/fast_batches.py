@@ -37,6 +37,8 @@ import json
 import weakref
 from typing import TYPE_CHECKING
 
+from pynats.server.msgtrace import jetstream_error, jetstream_held
+
 from .errors import ApiError, api_error
 
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ class FastBatches:
         try:
             self._receive(subject, reply, headers, payload)
         except ApiError as e:
+            jetstream_error(e.trace_error())  # a traced message's `js` event says why
             self.stream.reply(reply, self.stream.error_ack(e))
 
     def _receive(self, subject: str, reply: bytes, headers: bytes, payload: bytes) -> None:
@@ -141,7 +144,11 @@ class FastBatches:
         if len(batch_id) > MAX_ID_LEN:
             raise api_error("JSBatchPublishInvalidBatchIDErr")
         if op != OP_PING:  # refused before the batch is looked at: it does not move
-            stream.check_size(headers, payload)
+            try:
+                stream.check_size(headers, payload)
+            except ApiError as e:
+                where = f"{stream.jsa.account.name} > {stream.name}"
+                raise e.traced_as(f"JetStream message size exceeds limits for '{where}'") from None
         batch = self.open.get(batch_id)
         if batch is None:
             if op == OP_START:
@@ -153,6 +160,8 @@ class FastBatches:
                 raise api_error("JSBatchPublishUnknownBatchIDErr")
             return
         batch.touched = stream.loop.time()
+        if op in (OP_PING, OP_EOB):
+            jetstream_held()  # not a message to store: nats-server traces nothing of it
         if op == OP_PING:
             if seq != batch.lseq:
                 stream.reply(reply, gap_msg(batch.lseq + 1, seq + 1))
@@ -165,6 +174,7 @@ class FastBatches:
         if seq != batch.lseq + 1:
             stream.reply(reply, gap_msg(batch.lseq + 1, seq))
             if not batch.gap_ok or seq <= batch.lseq:
+                jetstream_held()  # a gap that ends the batch: nats-server traces nothing
                 self._end(batch, reply)
                 return
         if op == OP_EOB:
@@ -174,6 +184,7 @@ class FastBatches:
         try:
             stored = self._store(subject, headers, payload)
         except ApiError as e:
+            jetstream_error(e.trace_error(), stream.stored_subject(subject, e))
             stream.reply(reply, err_msg(seq, e))
             if not batch.gap_ok or op == OP_COMMIT:
                 batch.lseq = seq - 1

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynats.gotime import NS_PER_S, format_duration, rfc3339
+from pynats.server.conf.units import go_quote
 from pynats.server.delivery import route_message
-from pynats.server.msgtrace import jetstream_error
+from pynats.server.msgtrace import jetstream_error, jetstream_subject
 from pynats.server.subject_transform import SubjectTransform, compile_transform
 
 from . import batches, counters, fast_batches, schedules
@@ -47,7 +48,6 @@ from .store import (
     RemovalReason,
     StoredMessage,
     StoreError,
-    StoreLimitError,
 )
 from .store.base import file_msg_size, memory_msg_size
 
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .sources import SourceLinks
 
 MAX_HEADER_BYTES = 65535
+TRACE_TOO_LARGE = "maximum payload exceeded"  # nats-server's ErrMaxPayload, in a message trace
 RECOVERY_FILE = "dedupe.json"
 MARKER_REASON_MAX_AGE = "MaxAge"
 
@@ -305,7 +306,8 @@ class Stream:
         try:
             seq = self.ingest(subj, headers, payload)
         except ApiError as e:
-            jetstream_error(e.description)  # a traced message's `js` event says why
+            # a traced message's `js` event says why, in nats-server's words
+            jetstream_error(e.trace_error(), self.stored_subject(subj, e))
             if reply is not None:
                 self._reply(reply, self._error_ack(e))
             return
@@ -350,6 +352,7 @@ class Stream:
         self.check_size(headers, payload)
         if self._transform is not None:
             subject = self._transform.apply(subject) or subject
+            jetstream_subject(subject)
         store = self.store
         if self._counter:
             headers, payload, total = counters.apply(
@@ -371,11 +374,13 @@ class Stream:
         try:
             seq, ts = store.store_msg(subject, headers or None, payload, ttl)
         except MsgTooLarge:
-            raise api_error("JSStreamMessageExceedsMaximumErr") from None
-        except StoreLimitError as e:
-            raise api_error("JSStreamStoreFailedF", err=str(e)) from None
-        except StoreError as e:
-            raise api_error("JSStreamStoreFailedF", err=str(e)) from None
+            raise api_error("JSStreamMessageExceedsMaximumErr").traced_as(
+                "maximum payload exceeded"
+            ) from None
+        except StoreError as e:  # a limit of `discard: new`, nats-server's text
+            raise api_error("JSStreamStoreFailedF", err=str(e)).traced_as(
+                str(e), keeps_subject=True
+            ) from None
         if self._counter:
             self.counter_total = total
         self.after_store(subject, seq, ts, ttl, msg_id, rollup, headers, payload, prev_on_subject)
@@ -423,9 +428,18 @@ class Stream:
     def check_size(self, headers: bytes, payload: bytes) -> None:
         max_size = self._max_msg_size
         if max_size >= 0 and len(headers) + len(payload) > max_size:
-            raise api_error("JSStreamMessageExceedsMaximumErr")
+            raise api_error("JSStreamMessageExceedsMaximumErr").traced_as(TRACE_TOO_LARGE)
         if len(headers) > MAX_HEADER_BYTES:
-            raise api_error("JSStreamHeaderExceedsMaximumErr")
+            raise api_error("JSStreamHeaderExceedsMaximumErr").traced_as(TRACE_TOO_LARGE)
+
+    def stored_subject(self, subject: str, e: ApiError) -> str | None:
+        """The subject a refused message's trace event names: the one it would have been
+        stored under, when the error was found after the stream took it (else None)."""
+        if not e.trace_keeps_subject:
+            return None
+        if self._transform is not None:
+            return self._transform.apply(subject) or subject
+        return subject
 
     def store_atomic(self, msgs: list[tuple[str, bytes, bytes]]) -> int:
         """Store a committed atomic batch whole (see batches.py); returns its last sequence.
@@ -443,7 +457,9 @@ class Stream:
                 if b"Nats-" in headers:
                     checked = self._check_headers(subject, headers, payload, False)
                     if isinstance(checked, int):
-                        raise api_error("JSAtomicPublishContainsDuplicateMessageErr")
+                        raise api_error("JSAtomicPublishContainsDuplicateMessageErr").traced_as(
+                            "msgid is duplicate"
+                        )
                     msg_id, rollup, ttl, headers = checked
             else:
                 rules.check(position, subject, headers)
@@ -466,6 +482,7 @@ class Stream:
             prepared, stored, strict=True
         ):
             self.after_store(subject, seq, ts, ttl, msg_id, rollup, headers, payload, 0)
+        jetstream_subject(prepared[-1][0])  # a traced commit names the last one stored
         return stored[-1][0]
 
     @property
@@ -532,7 +549,7 @@ class Stream:
             raise api_error("JSMessageIncrDisabledErr")
         expected = get(h.EXPECTED_STREAM)
         if expected and expected.decode() != self.name:
-            raise api_error("JSStreamNotMatchErr")
+            raise api_error("JSStreamNotMatchErr").traced_as("expected stream does not match")
         msg_id = (get(h.MSG_ID) or b"").decode()
         if msg_id:
             seen = self._msg_ids.get(msg_id)
@@ -541,10 +558,14 @@ class Stream:
         store = self.store
         value = get(h.EXPECTED_LAST_SEQ)
         if value and _uint(value) != store.last_seq:
-            raise api_error("JSStreamWrongLastSequenceErrF", seq=store.last_seq)
+            raise api_error("JSStreamWrongLastSequenceErrF", seq=store.last_seq).traced_as(
+                f"last sequence mismatch: {_go_uint(value)} vs {store.last_seq}"
+            )
         value = get(h.EXPECTED_LAST_MSG_ID)
         if value and value.decode() != self.last_msg_id:
-            raise api_error("JSStreamWrongLastMsgIDErrF", id=self.last_msg_id)
+            raise api_error("JSStreamWrongLastMsgIDErrF", id=self.last_msg_id).traced_as(
+                f"last msgid mismatch: {go_quote(value.decode())} vs {go_quote(self.last_msg_id)}"
+            )
         value = get(h.EXPECTED_LAST_SUBJ_SEQ)
         override = get(h.EXPECTED_LAST_SUBJ_SEQ_SUBJ)
         if value:
@@ -557,25 +578,30 @@ class Stream:
             else:
                 last = store.subject_state(check_subject)[1]
             if _uint(value) != last:
-                raise api_error("JSStreamWrongLastSequenceErrF", seq=last)
+                raise api_error("JSStreamWrongLastSequenceErrF", seq=last).traced_as(
+                    f"last sequence by subject mismatch: {_go_uint(value)} vs {last}"
+                )
         elif override:
             raise api_error("JSStreamExpectedLastSeqPerSubjectInvalid")
         rollup = get(h.ROLLUP) or b""
         if rollup:
             if not self.config.allow_rollup_hdrs or self.config.deny_purge:
-                raise api_error("JSStreamRollupFailedF", err="rollup not permitted")
+                err = "rollup not permitted"
+                raise api_error("JSStreamRollupFailedF", err=err).traced_as(err)
             if rollup not in (h.ROLLUP_SUBJECT, h.ROLLUP_ALL):
-                raise api_error(
-                    "JSStreamRollupFailedF", err=f'rollup value invalid: "{rollup.decode()}"'
-                )
+                err = f'rollup value invalid: "{rollup.decode()}"'
+                raise api_error("JSStreamRollupFailedF", err=err).traced_as(err)
         if get(h.STREAM_SOURCE) is not None and not source_header:
             raise api_error("JSMessageSourceHdrNotAllowedErr")
         ttl = 0
         value = get(h.TTL)
         if value is not None:
-            ttl = h.parse_ttl(value)
+            try:
+                ttl = h.parse_ttl(value)
+            except ApiError as e:  # found after nats-server took the subject
+                raise e.traced_as(keeps_subject=True) from None
             if not self.config.allow_msg_ttl:
-                raise api_error("JSMessageTTLDisabledErr")
+                raise api_error("JSMessageTTLDisabledErr").traced_as("message TTL disabled")
             sdm = self.config.subject_delete_marker_ttl
             if 0 < ttl < sdm and self.config.max_msgs_per_subject != 1:
                 ttl = sdm
@@ -935,6 +961,12 @@ def _uint(value: bytes) -> int:
         return int(value)
     except ValueError:
         return -1
+
+
+def _go_uint(value: bytes) -> int:
+    """An expected sequence as nats-server shows it: one it cannot read is uint64's -1."""
+    seq = _uint(value)
+    return seq if seq >= 0 else (1 << 64) - 1
 
 
 def stored_message_json(msg: StoredMessage, *, no_hdr: bool = False) -> dict[str, Any]:

@@ -88,6 +88,7 @@ class MsgTrace:
         self.encoding = _encoding((headers.get(ACCEPT_ENCODING) or [""])[0])
         self.hops = 0
         self.events: list[dict[str, Any]] = []
+        self.is_held = False  # JetStream kept the message back: no event (jetstream_held)
 
     def add(self, type_: str, /, **fields: Any) -> dict[str, Any]:
         event: dict[str, Any] = {"type": type_, "ts": _now()}
@@ -134,6 +135,8 @@ class MsgTrace:
         return event
 
     def send(self) -> None:
+        if self.is_held:
+            return
         data = json.dumps(self.body(), separators=(",", ":")).encode()
         headers = b""
         if self.encoding == "gzip":
@@ -351,30 +354,49 @@ def _to_sub(
             event["nointerest"] = True
         if trace.trace_only:
             return True
-        global _jetstream_event
-        _jetstream_event = event
+        global _jetstream
+        _jetstream = (trace, event)
         try:
             return delivery.deliver(sub, publisher, subject, subject, reply, hdr_len, msg)
         finally:
-            _jetstream_event = None
+            _jetstream = None
     if trace.trace_only:
         return True
     return delivery.deliver(sub, publisher, subject, subject, reply, hdr_len, msg)
 
 
-# The `js` event of the traced message a stream is taking right now (see jetstream_error).
-_jetstream_event: dict[str, Any] | None = None
+# The traced message a stream is taking right now, with its `js` event (see jetstream_error).
+_jetstream: tuple[MsgTrace, dict[str, Any]] | None = None
 
 
-def jetstream_error(text: str) -> None:
-    """For JetStream: the traced message it is ingesting was refused (`text`: the API error's
-    description, e.g. "msgid is duplicate"). nats-server reports it in the `js` event, which
-    then names no subject. Does nothing for messages that are not traced."""
-    event = _jetstream_event
-    if event is not None:
+def jetstream_error(text: str, subject: str | None = None) -> None:
+    """For JetStream: the traced message it is ingesting was refused, `text` in nats-server's
+    words (e.g. "msgid is duplicate"). The `js` event then names no subject, unless the stream
+    refused it after taking its `subject` (a store limit). Does nothing for messages that are
+    not traced."""
+    if _jetstream is None:
+        return
+    event = _jetstream[1]
+    if subject is None:
         event.pop("subject", None)
         event.pop("nointerest", None)
-        event["error"] = text
+    else:
+        event["subject"] = subject
+    event["error"] = text
+
+
+def jetstream_subject(subject: str) -> None:
+    """For JetStream: the traced message is stored under `subject` (a stream's subject
+    transform, the last message of the atomic batch a commit stores)."""
+    if _jetstream is not None:
+        _jetstream[1]["subject"] = subject
+
+
+def jetstream_held() -> None:
+    """For JetStream: the traced message is kept back (a message of an atomic batch before
+    its commit, one that ends a fast batch at a gap): nats-server sends no trace event."""
+    if _jetstream is not None:
+        _jetstream[0].is_held = True
 
 
 def _no_interest(stream: Any, subject: str) -> bool:
