@@ -604,3 +604,110 @@ async def test_jetstream_refusal_events_match_nats_server(
         results[kind] = events
     assert results["pynats"] == results["go"]
     assert any(e is not None for e in results["go"])
+
+
+# -- allow_trace: a traced request goes on being traced in the exporting account --------------
+
+ALLOW_TRACE = """
+accounts {{
+  A {{ users [{{user: a, password: a}}]
+      exports [{{service: "svc.>"{allow}}}] }}
+  B {{ users [{{user: b, password: b}}]
+      imports [{{service: {{account: A, subject: "svc.>"}}, to: "bsvc.>"}}] }}
+}}
+"""
+
+
+async def _traced_request(server: RunningServer) -> dict[str, Any]:
+    url = f"127.0.0.1:{server.port}"
+    a = await nats.connect(f"nats://a:a@{url}", name="a")
+    b = await nats.connect(f"nats://b:b@{url}", name="b")
+    names = {a._client_id: "a", b._client_id: "b"}
+    try:
+        seen: list[dict[str, str]] = []
+
+        async def respond(msg: Any) -> None:
+            seen.append(dict(msg.headers or {}))
+            await msg.respond(b"ok")  # nats-py sends the request's headers back
+
+        await a.subscribe("svc.>", cb=respond)
+        await a.flush()
+        spy = await a.subscribe("_R_.>")  # where the response's own trace event goes
+        await a.flush()
+        tsub = await b.subscribe("trace.b")
+        inbox = b.new_inbox()
+        answers = await b.subscribe(inbox)
+        await b.flush()
+        await b.publish("bsvc.x", b"q", reply=inbox, headers={"Nats-Trace-Dest": "trace.b"})
+        answer = await answers.next_msg(timeout=2)
+        event = json.loads((await tsub.next_msg(timeout=2)).data)
+        spied = []
+        while True:  # the response, and its trace event when it is traced (to the _R_ dest)
+            try:
+                msg = await spy.next_msg(timeout=WAIT_S)
+            except nats.errors.TimeoutError:
+                break
+            spied.append(json.loads(msg.data)["events"] if msg.data.startswith(b"{") else [])
+        for item in [*event["events"], *(e for events in spied for e in events)]:
+            item.pop("ts")
+            item["cid"] = names.get(item.get("cid", 0), "<other>")
+            for key in ("subj", "from", "to"):
+                if key in item:
+                    item[key] = re.sub(r"^(_R_|_INBOX)\..*", r"\1", item[key])
+        with_dest = [{**h, "Nats-Trace-Dest": h["Nats-Trace-Dest"][:4]} for h in seen]
+        for h in with_dest:
+            h.pop("Nats-Request-Info", None)  # nats-server adds who asked: not traced here
+        return {
+            "events": event["events"],
+            "service_saw": with_dest,
+            "answer": answer.headers.get("Nats-Trace-Dest"),
+            "response_trace": spied,
+        }
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["export_without", "export_allows"])
+async def test_allow_trace_service_export_matches_nats_server(tmp_path: Path, allow: bool) -> None:
+    path = tmp_path / "allow.conf"
+    path.write_text(ALLOW_TRACE.format(allow=", allow_trace: true" if allow else ""))
+    results = {}
+    for kind in KINDS:
+        srv = start_server(["-c", str(path)], oracle=kind == "go")
+        try:
+            results[kind] = await _traced_request(srv)
+        finally:
+            srv.stop()
+    assert results["pynats"] == results["go"]
+    assert results["go"]["service_saw"][0]["Nats-Trace-Dest"] == ("_R_." if allow else "trac")
+    assert [e["type"] for e in results["go"]["events"]] == ["in", "si", "eg"][: 3 if allow else 2]
+
+
+@pytest.mark.parametrize(
+    ("exports", "imports"),
+    [
+        ('{stream: "s.>", allow_trace: true}', '{stream: {account: A, subject: "s.>"}}'),
+        ('{service: "s.>"}', '{service: {account: A, subject: "s.>"}, allow_trace: true}'),
+        ('{service: "s.>", allow_trace: true}', '{service: {account: A, subject: "s.>"}}'),
+        ('{stream: "s.>"}', '{stream: {account: A, subject: "s.>"}, allow_trace: true}'),
+    ],
+    ids=["stream_export", "service_import", "service_export", "stream_import"],
+)
+def test_allow_trace_config_checks_match_nats_server(
+    tmp_path: Path, exports: str, imports: str
+) -> None:
+    from tests.support.servers import oracle_server_path, pynats_server_command
+
+    path = tmp_path / "t.conf"
+    path.write_text(
+        f"accounts {{\n A {{ users [{{user: a, password: a}}]\n exports [{exports}] }}\n"
+        f" B {{ users [{{user: b, password: b}}]\n imports [{imports}] }}\n}}\n"
+    )
+    outputs = []
+    for cmd in ([oracle_server_path()], pynats_server_command()):
+        proc = subprocess.run(
+            [*cmd, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30
+        )
+        outputs.append((proc.returncode, (proc.stdout + proc.stderr).splitlines()[:1]))
+    assert outputs[1] == outputs[0]

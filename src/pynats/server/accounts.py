@@ -33,6 +33,7 @@ class ExportConfig:
     token_required: bool = False
     revocations: dict[str, int] = field(default_factory=dict)
     account_token_position: int = 0
+    allow_trace: bool = False  # services: traced requests are traced on into the exporter
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ImportConfig:
     subject: str
     to: str = ""  # local subject (service) / mapped subject (stream)
     prefix: str = ""  # stream imports: prefix added to the subject
+    allow_trace: bool = False  # streams: traced messages are traced on into the importer
 
 
 @dataclass

@@ -533,6 +533,7 @@ def _exports(r: Reader, m: ConfigMap, key: str) -> list[ExportConfig]:
         accounts: list[str] | None = None
         response = "Singleton"
         threshold = 120.0
+        allow_trace: tuple[ConfigMap, str, bool] | None = None
         for k in entry:
             lk = k.lower()
             if lk in ("stream", "service"):
@@ -557,13 +558,21 @@ def _exports(r: Reader, m: ConfigMap, key: str) -> list[ExportConfig]:
                 d = r.duration(entry, k)
                 if d is not None:
                     threshold = d
-            elif lk in ("latency", "allow_trace", "account_token_position", "advertise"):
+            elif lk == "allow_trace":
+                allow_trace = (entry, k, entry[k] is True)
+            elif lk in ("latency", "account_token_position", "advertise"):
                 pass
             else:
                 r.error(entry, k, f'Unknown field "{k}" parsing exports')
         if export is None:
             r.error(m, key, "Export entry requires a stream or service subject")
             continue
+        if allow_trace is not None:
+            if export.kind != "service":
+                r.error(
+                    allow_trace[0], allow_trace[1], "Detected allow_trace directive on non-service"
+                )
+            export.allow_trace = allow_trace[2]
         export.accounts = accounts
         export.response_type = response
         export.response_threshold = threshold
@@ -583,6 +592,7 @@ def _imports(r: Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
             continue
         imp: ImportConfig | None = None
         to = prefix = ""
+        allow_trace: tuple[ConfigMap, str, bool] | None = None
         for k in entry:
             lk = k.lower()
             if lk in ("stream", "service"):
@@ -600,13 +610,21 @@ def _imports(r: Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
                 to = r.string(entry, k) or ""
             elif lk == "prefix":
                 prefix = r.string(entry, k) or ""
-            elif lk in ("share", "allow_trace"):
+            elif lk == "allow_trace":
+                allow_trace = (entry, k, entry[k] is True)
+            elif lk == "share":
                 pass
             else:
                 r.error(entry, k, f'Unknown field "{k}" parsing imports')
         if imp is None:
             r.error(m, key, "Import entry requires a stream or service")
             continue
+        if allow_trace is not None:
+            if imp.kind != "stream":
+                r.error(
+                    allow_trace[0], allow_trace[1], "Detected allow_trace directive on a non-stream"
+                )
+            imp.allow_trace = allow_trace[2]
         imp.to, imp.prefix = to, prefix
         out.append(imp)
     return out

@@ -81,6 +81,7 @@ def wire_import(
         imp.to,
         export.response_type,
         export.response_threshold,
+        allow_trace=export.allow_trace,
     )
 
 
@@ -128,11 +129,12 @@ def _wire_service_import(
     *,
     request_info: bool = False,
     defer_to_direct: bool = False,
+    allow_trace: bool = False,
 ) -> Subscription:
     """`request_info`: add who asked (`Nats-Request-Info`) to each request; `defer_to_direct`:
-    leave a request alone when another subscriber in the importing account takes it."""
+    leave a request alone when another subscriber in the importing account takes it;
+    `allow_trace`: a traced request is traced on among the exporter's subscribers."""
     remote = subject.encode()
-    prefix = server.response_prefix
     local = to.encode() if to else remote
     exporter_client = _client_for(server, exporter)
     _ensure_response_subscription(server, exporter)
@@ -149,18 +151,9 @@ def _wire_service_import(
     ) -> None:
         if defer_to_direct and _served_directly(importer, subj):
             return
-        target = map_subject(subj, local, remote)
+        target, mapped = crossing(subj, reply)
         if request_info:
             headers = with_request_info(headers, publisher, server)
-        mapped: bytes | None = None
-        if reply is not None:
-            mapped = prefix + secrets.token_urlsafe(12).encode()
-            exporter.responses[mapped] = ServiceResponse(
-                importer, reply, singleton, time.monotonic() + threshold
-            )
-            counter[0] += 1
-            if counter[0] % RESPONSE_SWEEP_EVERY == 0:
-                _sweep_responses(exporter)
         delivered = route_message(
             exporter_client, exporter, target, mapped, len(headers), headers + payload
         )
@@ -172,12 +165,40 @@ def _wire_service_import(
             ):
                 publisher.send_no_responders(subj, reply)
 
+    def crossing(subj: bytes, reply: bytes | None) -> tuple[bytes, bytes | None]:
+        """The subject in the exporter, and the reply there mapped back to `reply`."""
+        mapped: bytes | None = None
+        if reply is not None:
+            mapped = respond_via(server, exporter, importer, reply, singleton, threshold)
+            counter[0] += 1
+            if counter[0] % RESPONSE_SWEEP_EVERY == 0:
+                _sweep_responses(exporter)
+        return map_subject(subj, local, remote), mapped
+
     def traced(subj: bytes) -> tuple[str, str, str]:
         """What msgtrace.py reports for this import: a service import into the exporter."""
         return "si", exporter.name, map_subject(subj, local, remote).decode()
 
     request.msg_trace = traced  # type: ignore[attr-defined]
+    if allow_trace:
+        request.trace_into = (exporter_client, exporter, crossing)  # type: ignore[attr-defined]
     return _client_for(server, importer).subscribe(local, request, local_only=True)
+
+
+def respond_via(
+    server: Server,
+    exporter: Account,
+    importer: Account,
+    reply: bytes,
+    singleton: bool,
+    threshold: float,
+) -> bytes:
+    """A fresh `_R_` subject of the exporter whose messages go to `reply` in the importer."""
+    mapped = server.response_prefix + secrets.token_urlsafe(12).encode()
+    exporter.responses[mapped] = ServiceResponse(
+        importer, reply, singleton, time.monotonic() + threshold
+    )
+    return mapped
 
 
 def _ensure_response_subscription(server: Server, exporter: Account) -> None:
@@ -204,6 +225,14 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
         back = _client_for(server, entry.account)
         route_message(back, entry.account, entry.reply, reply, len(headers), headers + payload)
 
+    def traced(subj: bytes) -> tuple[str, str, str] | None:
+        """What msgtrace.py reports for a response: a service import back to the requester."""
+        entry = exporter.responses.get(subj)
+        if entry is None:
+            return None
+        return "si", entry.account.name, entry.reply.decode(errors="replace")
+
+    respond.msg_trace = traced  # type: ignore[attr-defined]
     client.subscribe(wildcard, respond)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ TRACE_ONLY = "Nats-Trace-Only"
 TRACE_HOP = "Nats-Trace-Hop"
 ACCEPT_ENCODING = "Accept-Encoding"
 TRACE_DISABLED = b"trace disabled"
+TRACE_RESPONSES_S = 10.0  # how long the trace events of other servers may come back
 
 ERR_NO_ECHO = "Not delivered because of no echo"
 ERR_CLIENT_CLOSED = "Not delivered because client is closed"
@@ -104,7 +106,14 @@ class MsgTrace:
         event["acc"] = account.name
         event["subj"] = subject.decode(errors="replace")
 
-    def egress(self, c: Any, sub: Subscription | None, error: str = "", hop: str = "") -> None:
+    def egress(
+        self,
+        c: Any,
+        sub: Subscription | None,
+        error: str = "",
+        hop: str = "",
+        sub_subject: bytes | None = None,
+    ) -> None:
         event = self.add("eg", kind=c.kind, cid=c.cid)
         name = _conn_name(c)
         if name:
@@ -114,7 +123,7 @@ class MsgTrace:
         if c.kind in (CLIENT, LEAF) and c.account is not self.account:
             event["acc"] = c.account.name
         if sub is not None and c.kind == CLIENT:
-            event["sub"] = sub.subject.decode(errors="replace")
+            event["sub"] = (sub_subject or sub.subject).decode(errors="replace")
             if sub.queue:
                 event["queue"] = sub.queue.decode(errors="replace")
         if error:
@@ -315,31 +324,45 @@ def _to_sub(
     reply: bytes | None,
     hdr_len: int,
     msg: bytes,
+    shown: bytes | None = None,
 ) -> bool:
-    """One subscription: its trace event, and the delivery unless tracing only."""
+    """One subscription: its trace event, and the delivery unless tracing only. `shown`: the
+    subject the event names (a stream import's shadow subscription in the exporter)."""
     callback = sub.callback
     c = sub.client
     if callback is None or callback is delivery.filtered_delivery:
         if c is publisher and not c.echo:
-            trace.egress(c, sub, ERR_NO_ECHO)
+            trace.egress(c, sub, ERR_NO_ECHO, sub_subject=shown)
             return False
         if c.closed:
-            trace.egress(c, sub, ERR_CLIENT_CLOSED)
+            trace.egress(c, sub, ERR_CLIENT_CLOSED, sub_subject=shown)
             return False
         if callback is not None and c.perms is not None and c.perms.delivery_denied(subject):
-            trace.egress(c, sub, ERR_SUB_DENY)
+            trace.egress(c, sub, ERR_SUB_DENY, sub_subject=shown)
             return False
-        trace.egress(c, sub)
+        trace.egress(c, sub, sub_subject=shown)
         if trace.trace_only:
             return True
         return delivery.deliver(sub, publisher, subject, subject, reply, hdr_len, msg)
     target = getattr(callback, "msg_trace", None)
-    if target is not None:
-        kind, acc, to = target(subject)
+    crossing = target(subject) if target is not None else None
+    if crossing is not None:
+        kind, acc, to = crossing
+        into = getattr(callback, "trace_into", None)  # a service export allows tracing
         if kind == "se":
             trace.add("se", acc=acc, to=to)
+            owner = getattr(callback, "owner", None)  # a shadow subscription (shadows.py)
+            if owner is not None and getattr(
+                getattr(callback, "route", None), "allow_trace", False
+            ):
+                # traced on into the importer: its subscriber, named by the shadow's subject
+                return _to_sub(
+                    trace, owner, publisher, to.encode(), reply, hdr_len, msg, sub.subject
+                )
         else:
             trace.add("si", acc=acc, **{"from": subject.decode(errors="replace")}, to=to)
+            if into is not None:
+                return _into_service(trace, into, subject, reply, hdr_len, msg)
             hdrs = _set_header(msg[:hdr_len], TRACE_DEST.decode(), TRACE_DISABLED)
             msg = hdrs + msg[hdr_len:]
             hdr_len = len(hdrs)
@@ -363,6 +386,29 @@ def _to_sub(
     if trace.trace_only:
         return True
     return delivery.deliver(sub, publisher, subject, subject, reply, hdr_len, msg)
+
+
+def _into_service(
+    trace: MsgTrace, into: Any, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+) -> bool:
+    """A request through a service import whose export has `allow_trace`: traced on among
+    the exporter's subscribers. Its `Nats-Trace-Dest` becomes a `_R_` subject of the exporter
+    (as nats-server does): the events of the servers it goes on to come back through it."""
+    client, exporter, crossing = into
+    target, mapped = crossing(subject, None if trace.trace_only else reply)
+    server = trace.server
+    back = server.response_prefix + secrets.token_urlsafe(12).encode()
+    hdrs = _set_header(msg[:hdr_len], TRACE_DEST.decode(), back)
+    hops = trace.hops
+    delivered = _route(trace, client, exporter, target, mapped, len(hdrs), hdrs + msg[hdr_len:])
+    if trace.hops > hops:  # other servers will report to `back` until the response deadline
+        from .accounts import ServiceResponse
+
+        deadline = time.monotonic() + TRACE_RESPONSES_S
+        exporter.responses[back] = ServiceResponse(
+            trace.account, trace.dest.encode(), False, deadline
+        )
+    return delivered > 0
 
 
 # The traced message a stream is taking right now, with its `js` event (see jetstream_error).
