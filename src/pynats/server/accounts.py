@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .client import ClientConnection
     from .internal import InternalClient
     from .mappings import MappingConfig, Mappings
+    from .shadows import StreamImport
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Account:
         "name_bytes",
         "responses",
         "rmsg_head",
+        "stream_imports",
         "sublist",
         "trace_dest",
         "trace_sampling",
@@ -119,7 +121,10 @@ class Account:
         self.imports_client: InternalClient | None = None
         self.responses: dict[bytes, ServiceResponse] = {}
         # The subscriptions that carry the imports of its account JWT (jwt_exports.py)
-        self.claim_imports: list[Subscription] = []
+        self.claim_imports: list[Subscription | StreamImport] = []
+        # Its stream imports, which shadow its subscriptions in the exporters (shadows.py);
+        # None until the first one (and its sublist listener) is wired.
+        self.stream_imports: list[StreamImport] | None = None
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"

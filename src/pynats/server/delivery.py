@@ -291,7 +291,10 @@ def deliver(
     """
     callback = sub.callback
     if callback is not None:
-        if hdr_len:
+        if routed_by is not subject and hasattr(callback, "deliver_as"):
+            # a stream import's shadow (shadows.py) maps the routing subject, not the framed
+            callback.deliver_as(sub, publisher, subject, routed_by, reply, hdr_len, msg)
+        elif hdr_len:
             callback(sub, publisher, subject, reply, msg[:hdr_len], msg[hdr_len:])
         else:
             callback(sub, publisher, subject, reply, b"", msg)

@@ -1,7 +1,8 @@
 """Account imports: how a message crosses from one account's subject space into another's.
 
-A stream import of `a.>` from account A into B is an internal subscription in A that re-routes
-each message into B (under its prefix or mapped subject). A service import is an internal
+A stream import of `a.>` from account A into B gives each subscriber of B on the imported
+subjects a shadow subscription in A (shadows.py), which hands it A's messages under B's
+subjects (its prefix or mapped subject). A service import is an internal
 subscription in B on the local subject: a request is re-routed into A with its reply subject
 replaced by a fresh `_R_.<token>` subject of A, and A's internal `_R_.>` subscription sends
 whatever answers arrive there back to the requester's reply subject in B (once for singleton
@@ -33,6 +34,7 @@ from .accounts import (
 )
 from .delivery import route_message
 from .internal import InternalClient
+from .shadows import StreamImport, add_stream_import
 from .sublist import Subscription
 
 if TYPE_CHECKING:
@@ -69,10 +71,12 @@ def wire_imports(server: Server) -> list[str]:
 
 def wire_import(
     server: Server, exporter: Account, importer: Account, imp: ImportConfig, export: ExportConfig
-) -> Subscription:
-    """One import `export` allows; the subscription that carries it (unsubscribe to undo)."""
+) -> Subscription | StreamImport:
+    """One import `export` allows; what carries it (`unwire_import` undoes it)."""
     if imp.kind == "stream":
-        return _wire_stream_import(server, exporter, importer, imp.subject, imp.to, imp.prefix)
+        route = _wire_stream_import(server, exporter, importer, imp.subject, imp.to, imp.prefix)
+        route.allow_trace = imp.allow_trace
+        return route
     return _wire_service_import(
         server,
         exporter,
@@ -85,6 +89,14 @@ def wire_import(
     )
 
 
+def unwire_import(wired: Subscription | StreamImport) -> None:
+    """Undo what `wire_import` wired."""
+    if isinstance(wired, StreamImport):
+        wired.close()
+    else:
+        wired.client.unsubscribe(wired)
+
+
 def _client_for(server: Server, account: Account) -> InternalClient:
     if account.imports_client is None:
         account.imports_client = InternalClient(server, account, f"imports:{account.name}")
@@ -93,29 +105,10 @@ def _client_for(server: Server, account: Account) -> InternalClient:
 
 def _wire_stream_import(
     server: Server, exporter: Account, importer: Account, subject: str, to: str, prefix: str
-) -> Subscription:
-    source = subject.encode()
-    dest = to.encode()
+) -> StreamImport:
+    """Shadow subscriptions in the exporter for the importer's subscribers (shadows.py)."""
     pre = (prefix.rstrip(".") + ".").encode() if prefix else b""
-    forwarder = _client_for(server, importer)
-
-    def forward(
-        sub: Subscription,
-        publisher: Publisher,
-        subj: bytes,
-        reply: bytes | None,
-        headers: bytes,
-        payload: bytes,
-    ) -> None:
-        target = pre + map_subject(subj, source, dest)
-        route_message(forwarder, importer, target, reply, len(headers), headers + payload)
-
-    def traced(subj: bytes) -> tuple[str, str, str]:
-        """What msgtrace.py reports for this import: a stream export into the importer."""
-        return "se", importer.name, (pre + map_subject(subj, source, dest)).decode()
-
-    forward.msg_trace = traced  # type: ignore[attr-defined]
-    return _client_for(server, exporter).subscribe(source, forward)
+    return add_stream_import(exporter, importer, subject.encode(), pre + (to or subject).encode())
 
 
 def _wire_service_import(

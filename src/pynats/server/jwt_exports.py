@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pynats.gotime import NS_PER_S
 
 from .accounts import Account, ExportConfig, ImportConfig, find_export
-from .imports import wire_import
+from .imports import unwire_import, wire_import
 from .jwt_auth import JwtAuthenticator, JwtError, claim_type, decode_jwt
 from .subjects import is_subset_match
 
@@ -149,8 +149,8 @@ class AccountLinks:
                 self._wire(other)
 
     def _wire(self, importer: Account) -> None:
-        for sub in importer.claim_imports:
-            sub.client.unsubscribe(sub)
+        for wired in importer.claim_imports:
+            unwire_import(wired)
         importer.claim_imports.clear()
         claims = self.auth.accounts.get(importer.name)
         if claims is None:

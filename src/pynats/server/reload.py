@@ -299,7 +299,10 @@ def _apply_logging(server: Server, old: Options, new: Options) -> None:
 def _apply_accounts(server: Server, new: Options) -> None:
     """New accounts appear, existing ones take their new exports and imports."""
     from .imports import wire_imports
+    from .shadows import remove_stream_imports
 
+    for account in server.accounts.values():
+        remove_stream_imports(account, keep=account.claim_imports)
     for name, cfg in new.accounts.items():
         account = server.ensure_account(name)
         account.config = cfg
