@@ -47,6 +47,7 @@ class ImportConfig:
     to: str = ""  # local subject (service) / mapped subject (stream)
     prefix: str = ""  # stream imports: prefix added to the subject
     allow_trace: bool = False  # streams: traced messages are traced on into the importer
+    share: bool = False  # services: the exporter learns all of who asked (Nats-Request-Info)
 
 
 @dataclass

@@ -592,6 +592,7 @@ def _imports(r: Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
             continue
         imp: ImportConfig | None = None
         to = prefix = ""
+        share = False
         allow_trace: tuple[ConfigMap, str, bool] | None = None
         for k in entry:
             lk = k.lower()
@@ -613,7 +614,7 @@ def _imports(r: Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
             elif lk == "allow_trace":
                 allow_trace = (entry, k, entry[k] is True)
             elif lk == "share":
-                pass
+                share = entry[k] is True
             else:
                 r.error(entry, k, f'Unknown field "{k}" parsing imports')
         if imp is None:
@@ -625,7 +626,7 @@ def _imports(r: Reader, m: ConfigMap, key: str) -> list[ImportConfig]:
                     allow_trace[0], allow_trace[1], "Detected allow_trace directive on a non-stream"
                 )
             imp.allow_trace = allow_trace[2]
-        imp.to, imp.prefix = to, prefix
+        imp.to, imp.prefix, imp.share = to, prefix, share
         out.append(imp)
     return out
 

@@ -32,6 +32,7 @@ from .accounts import (
     find_export,
     map_subject,
 )
+from .connection import CLIENT, LEAF
 from .delivery import route_message
 from .internal import InternalClient
 from .shadows import StreamImport, add_stream_import
@@ -86,6 +87,7 @@ def wire_import(
         export.response_type,
         export.response_threshold,
         allow_trace=export.allow_trace,
+        share=imp.share,
     )
 
 
@@ -123,6 +125,7 @@ def _wire_service_import(
     request_info: bool = False,
     defer_to_direct: bool = False,
     allow_trace: bool = False,
+    share: bool = False,
 ) -> Subscription:
     """`request_info`: add who asked (`Nats-Request-Info`) to each request; `defer_to_direct`:
     leave a request alone when another subscriber in the importing account takes it;
@@ -147,6 +150,8 @@ def _wire_service_import(
         target, mapped = crossing(subj, reply)
         if request_info:
             headers = with_request_info(headers, publisher, server)
+        else:
+            headers = _requester_info(headers, publisher, server, share)
         delivered = route_message(
             exporter_client, exporter, target, mapped, len(headers), headers + payload
         )
@@ -267,8 +272,11 @@ def _served_directly(account: Account, subject: bytes) -> bool:
     )
 
 
-def with_request_info(headers: bytes, publisher: Any, server: Server) -> bytes:
-    """The header block with `Nats-Request-Info` (nats-server's ClientInfo of the requester)."""
+def with_request_info(
+    headers: bytes, publisher: Any, server: Server, *, last: bool = False
+) -> bytes:
+    """The header block with `Nats-Request-Info` (nats-server's ClientInfo of the requester):
+    first after the status line, or `last` (after the publisher's headers)."""
     info_fn = getattr(publisher, "client_info", None)
     info: dict[str, Any] = info_fn() if info_fn is not None else {"acc": publisher.account.name}
     rtt = getattr(publisher, "rtt", 0.0)
@@ -281,5 +289,39 @@ def with_request_info(headers: bytes, publisher: Any, server: Server) -> bytes:
     line = REQUEST_INFO + b": " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
     if not headers:
         return b"NATS/1.0\r\n" + line + b"\r\n"
+    if last:
+        return headers[:-2] + line + b"\r\n"
     first_end = headers.find(b"\r\n") + 2
     return headers[:first_end] + line + headers[first_end:]
+
+
+def _requester_info(headers: bytes, publisher: Any, server: Server, share: bool) -> bytes:
+    """Every request crossing a service import tells the exporter who asked, as nats-server
+    does (getClientInfo): the account and RTT, and with the import's `share` all of the
+    client. Only clients' and leafs' requests carry it; a leaf's own header is kept, a
+    client's is replaced (a requester cannot speak for another)."""
+    kind = getattr(publisher, "kind", None)
+    if kind == LEAF:
+        if headers and headers.find(REQUEST_INFO + b":") >= 0:
+            return headers
+        info: dict[str, Any] = {"acc": publisher.account.name}
+        info["rtt"] = round(getattr(publisher, "rtt", 0.0) * 1e9)
+    elif kind == CLIENT:
+        if share:
+            return with_request_info(_without_request_info(headers), publisher, server, last=True)
+        info = {"acc": publisher.account.name, "rtt": round(getattr(publisher, "rtt", 0.0) * 1e9)}
+    else:
+        return headers
+    line = REQUEST_INFO + b": " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
+    headers = _without_request_info(headers)
+    if not headers:
+        return b"NATS/1.0\r\n" + line + b"\r\n"
+    return headers[:-2] + line + b"\r\n"
+
+
+def _without_request_info(headers: bytes) -> bytes:
+    """The header block without a `Nats-Request-Info` of the publisher's own."""
+    if not headers or headers.find(REQUEST_INFO + b":") < 0:
+        return headers
+    lines = headers.split(b"\r\n")
+    return b"\r\n".join(line for line in lines if not line.startswith(REQUEST_INFO + b":"))

@@ -91,6 +91,7 @@ class ClaimImport:
             remote = to or subject
             self.config = ImportConfig("service", raw["account"], remote, to=subject)
             self.import_subject = remote
+        self.config.share = raw.get("share") is True
 
 
 def imports_from_claims(nats_claims: dict[str, Any]) -> list[ClaimImport]:
