@@ -148,8 +148,12 @@ def script() -> list[Step]:
     return s
 
 
-async def quiet(got: list[Any], pause: float = 0.05) -> None:
-    """Until nothing more has arrived for `pause` seconds."""
+async def quiet(got: list[Any], pause: float = 0.05, at_least: int = 0) -> None:
+    """Until `at_least` answers are in (5 s at most), then nothing more for `pause` seconds."""
+    for _ in range(500):
+        if len(got) >= at_least:
+            break
+        await asyncio.sleep(0.01)
     seen = -1
     for _ in range(40):
         if len(got) == seen:
@@ -322,21 +326,21 @@ async def limits_session(oracle: bool, store: str) -> list[Any]:
         for i in range(1000):
             await nc.publish("l.a", b"x", reply=fi(f"n{i}", 1, 0))
         await nc.flush()
-        await quiet(got, 0.2)
+        await quiet(got, 0.2, at_least=1000)
         starts = len([1 for _, data in got if data.get("type") == "ack" and data["seq"] == 0])
         got.clear()
         answers: list[Any] = [starts]
         for step in (("l.a", fi("over", 1, 0)), ("k.a", fi("other", 1, 0))):
             await nc.publish(step[0], b"x", reply=step[1])
             await nc.flush()
-            await quiet(got)
+            await quiet(got, at_least=1)
             answers.append(list(got))
             got.clear()
         await asyncio.sleep(10.5)
         await nc.publish("k.a", b"x", reply=fi("other", 2, 1))
         await nc.publish("l.a", b"x", reply=fi("n5", 1, 4))
         await nc.flush()
-        await quiet(got)
+        await quiet(got, at_least=2)
         answers.append(sorted(got, key=lambda g: g[0]))  # two streams: either may answer first
         await nc.close()
     finally:
