@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING
 
 from pynats.server.msgtrace import jetstream_error, jetstream_held
 
+from . import headers as h
 from .errors import ApiError, api_error
+from .headers import REQUEST_INFO
 
 if TYPE_CHECKING:
     import asyncio
@@ -102,6 +104,21 @@ def gap_msg(last_seq: int, seq: int) -> bytes:
     return b'{"type":"gap","last_seq":%d,"seq":%d}' % (last_seq, seq)
 
 
+def imported_pattern(headers: bytes) -> bytes:
+    """The batch's own reply subject, when the message came through a service import: the
+    reply the stream sees is the import's `_R_` subject (answers go there and cross back), and
+    the publisher's, with the batch's tokens, is in `Nats-Request-Info` (b"" when none)."""
+    raw = h.get(headers, REQUEST_INFO)
+    if not raw or SUFFIX not in raw:
+        return b""
+    try:
+        reply = json.loads(raw).get("reply", "")
+    except ValueError:
+        return b""
+    pattern = reply.encode() if isinstance(reply, str) else b""
+    return pattern if pattern.endswith(SUFFIX) else b""
+
+
 def err_msg(seq: int, e: ApiError) -> bytes:
     err = json.dumps(e.to_json(), separators=(",", ":")).encode()
     return b'{"type":"err","seq":%d,"error":%s}' % (seq, err)
@@ -126,7 +143,8 @@ class FastBatches:
         stream = self.stream
         if not stream.config.allow_batched:
             raise api_error("JSBatchPublishDisabledErr")
-        tokens = reply.rsplit(b".", 6)
+        pattern = reply if reply[-4:] == SUFFIX else imported_pattern(headers)
+        tokens = pattern.rsplit(b".", 6)
         if len(tokens) < 7:
             raise api_error("JSBatchPublishInvalidPatternErr")
         _, batch_id, flow_token, gap, seq_token, op_token, _ = tokens

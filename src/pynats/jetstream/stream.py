@@ -293,7 +293,10 @@ class Stream:
             subj = subject.decode()
             if len(self._subject_cache) < 10_000:
                 self._subject_cache[subject] = subj
-        if reply is not None and reply[-4:] == b".$FI":  # fast-ingest batch (fast_batches.py)
+        if reply is not None and (
+            reply[-4:] == b".$FI"  # a fast-ingest batch (fast_batches.py)
+            or (headers and b"$FI" in headers and fast_batches.imported_pattern(headers))
+        ):
             if self.fast_batches is None:
                 self.fast_batches = fast_batches.FastBatches(self)
             self.fast_batches.receive(subj, reply, headers, payload)

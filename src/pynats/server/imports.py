@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 RESPONSE_SWEEP_EVERY = 1024
 JS_API_ALL = "$JS.API.>"
 REQUEST_INFO = b"Nats-Request-Info"
+FAST_BATCH_SUFFIX = b".$FI"  # a fast-ingest batch's reply subject (jetstream/fast_batches.py)
 
 
 def wire_imports(server: Server) -> list[str]:
@@ -151,7 +152,7 @@ def _wire_service_import(
         if request_info:
             headers = with_request_info(headers, publisher, server)
         else:
-            headers = _requester_info(headers, publisher, server, share)
+            headers = _requester_info(headers, publisher, server, share, reply)
         delivered = route_message(
             exporter_client, exporter, target, mapped, len(headers), headers + payload
         )
@@ -272,11 +273,8 @@ def _served_directly(account: Account, subject: bytes) -> bool:
     )
 
 
-def with_request_info(
-    headers: bytes, publisher: Any, server: Server, *, last: bool = False
-) -> bytes:
-    """The header block with `Nats-Request-Info` (nats-server's ClientInfo of the requester):
-    first after the status line, or `last` (after the publisher's headers)."""
+def _full_info(publisher: Any, server: Server) -> dict[str, Any]:
+    """nats-server's ClientInfo of a client, as a shared import or the JS API sees it."""
     info_fn = getattr(publisher, "client_info", None)
     info: dict[str, Any] = info_fn() if info_fn is not None else {"acc": publisher.account.name}
     rtt = getattr(publisher, "rtt", 0.0)
@@ -286,6 +284,15 @@ def with_request_info(
         info["cluster"] = server.cluster.name
     info["kind"] = "Client"
     info["client_type"] = "nats"
+    return info
+
+
+def with_request_info(
+    headers: bytes, publisher: Any, server: Server, *, last: bool = False
+) -> bytes:
+    """The header block with `Nats-Request-Info` (nats-server's ClientInfo of the requester):
+    first after the status line, or `last` (after the publisher's headers)."""
+    info = _full_info(publisher, server)
     line = REQUEST_INFO + b": " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
     if not headers:
         return b"NATS/1.0\r\n" + line + b"\r\n"
@@ -295,23 +302,33 @@ def with_request_info(
     return headers[:first_end] + line + headers[first_end:]
 
 
-def _requester_info(headers: bytes, publisher: Any, server: Server, share: bool) -> bytes:
+def _requester_info(
+    headers: bytes, publisher: Any, server: Server, share: bool, reply: bytes | None
+) -> bytes:
     """Every request crossing a service import tells the exporter who asked, as nats-server
     does (getClientInfo): the account and RTT, and with the import's `share` all of the
     client. Only clients' and leafs' requests carry it; a leaf's own header is kept, a
-    client's is replaced (a requester cannot speak for another)."""
+    client's is replaced (a requester cannot speak for another). A fast-ingest batch's
+    message also names its own reply subject (`reply`): the stream reads the batch's
+    tokens there, since the reply it sees is the import's `_R_` subject."""
     kind = getattr(publisher, "kind", None)
+    fast_batch = reply is not None and reply.endswith(FAST_BATCH_SUFFIX)
     if kind == LEAF:
         if headers and headers.find(REQUEST_INFO + b":") >= 0:
             return headers
         info: dict[str, Any] = {"acc": publisher.account.name}
         info["rtt"] = round(getattr(publisher, "rtt", 0.0) * 1e9)
     elif kind == CLIENT:
-        if share:
+        if share and not fast_batch:
             return with_request_info(_without_request_info(headers), publisher, server, last=True)
         info = {"acc": publisher.account.name, "rtt": round(getattr(publisher, "rtt", 0.0) * 1e9)}
+        if share:
+            info = _full_info(publisher, server)
     else:
         return headers
+    if fast_batch:
+        assert reply is not None
+        info["reply"] = reply.decode()
     line = REQUEST_INFO + b": " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
     headers = _without_request_info(headers)
     if not headers:

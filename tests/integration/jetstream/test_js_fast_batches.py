@@ -355,3 +355,64 @@ async def test_limits_and_idle_batches_match_nats_server(tmp_path: Path) -> None
     assert go[0] == 1000
     assert go[1][0][1]["error"]["err_code"] == 10211
     assert ours == go
+
+
+IMPORT_CONF = """
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  A {{ jetstream: enabled, users [{{user: a, password: a}}], exports [{{service: "f.>"}}] }}
+  B {{ users [{{user: b, password: b}}], imports [{{service: {{account: A, subject: "f.>"}}}}] }}
+}}
+"""
+
+
+async def import_session(oracle: bool, store: Path) -> list[Any]:
+    """A fast batch published in account B through a service import of A's stream subjects:
+    the answers cross back to the batch's own reply subjects in B."""
+    store.mkdir()
+    conf = store / "server.conf"
+    conf.write_text(IMPORT_CONF.format(store=store))
+    srv = start_server(["-c", str(conf)], oracle=oracle)
+    try:
+        a = await connect(srv.url.replace("nats://", "nats://a:a@"))
+        b = await connect(srv.url.replace("nats://", "nats://b:b@"))
+        cfg = {"name": "F", "subjects": ["f.>"], "allow_batched": True}
+        await a.request(CREATE + "F", json.dumps(cfg).encode())
+        got: list[tuple[str, Any]] = []
+
+        async def on_inbox(msg: Any) -> None:
+            got.append((msg.subject, json.loads(msg.data)))
+
+        await b.subscribe("in.>", cb=on_inbox)
+        await b.flush()
+        steps = [
+            ("f.a", fi("fb", 1, 0), 1),
+            ("f.a", fi("fb", 2, 1), 0),  # inside the flow window: no answer
+            ("f.a", fi("fb", 3, 2), 1),  # the commit: the batch's PubAck
+            ("f.b", fi("g1", 1, 0), 1),
+            ("f.b", fi("g1", 3, 1), 1),  # a gap
+            ("f.c", fi("h", 1, 3), 1),  # an invalid pattern
+        ]
+        answers: list[Any] = []
+        for subject, reply, expected in steps:
+            await b.publish(subject, b"x", reply=reply, headers={"X-Step": reply})
+            await b.flush()
+            await quiet(got, 0.1, at_least=expected)
+            answers.append(list(got))
+            got.clear()
+        info = json.loads((await a.request("$JS.API.STREAM.INFO.F", b"")).data)
+        answers.append(state_of(info))
+        first = json.loads((await a.request("$JS.API.STREAM.MSG.GET.F", b'{"seq":1}')).data)
+        answers.append(first["message"]["hdrs"])  # the stored headers: no Nats-Request-Info
+        await a.close()
+        await b.close()
+    finally:
+        srv.stop()
+    return answers
+
+
+async def test_fast_batch_through_a_service_import_matches_nats_server(tmp_path: Path) -> None:
+    go = await import_session(True, tmp_path / "go")
+    ours = await import_session(False, tmp_path / "ours")
+    assert go[2][0][1]["count"] == 3  # the batch was one fast batch on Go too
+    assert ours == go
