@@ -711,3 +711,55 @@ def test_allow_trace_config_checks_match_nats_server(
         )
         outputs.append((proc.returncode, (proc.stdout + proc.stderr).splitlines()[:1]))
     assert outputs[1] == outputs[0]
+
+
+# -- allow_trace on a stream import: the importer's subscribers show in the trace ------------
+
+STREAM_TRACE = """
+accounts {{
+  A {{ users [{{user: a, password: a}}]
+      exports [{{stream: "exp.>"}}] }}
+  B {{ users [{{user: b, password: b}}]
+      imports [{{stream: {{account: A, subject: "exp.>"}}, prefix: "imp"{allow}}}] }}
+}}
+"""
+
+
+async def _traced_publish(server: RunningServer) -> list[dict[str, Any]]:
+    url = f"127.0.0.1:{server.port}"
+    a = await nats.connect(f"nats://a:a@{url}", name="a")
+    b = await nats.connect(f"nats://b:b@{url}", name="b")
+    names = {a._client_id: "a", b._client_id: "b"}
+    try:
+        got = await b.subscribe("imp.exp.>")
+        own = await a.subscribe("exp.>")
+        tsub = await a.subscribe("trace.a")
+        await b.flush()
+        await a.flush()
+        await a.publish("exp.x", b"hi", headers={"Nats-Trace-Dest": "trace.a"})
+        assert (await got.next_msg(timeout=2)).subject == "imp.exp.x"
+        assert (await own.next_msg(timeout=2)).subject == "exp.x"
+        events = json.loads((await tsub.next_msg(timeout=2)).data)["events"]
+        for item in events:
+            item.pop("ts")
+            item["cid"] = names.get(item.get("cid", 0), "<other>")
+        return sorted(events, key=lambda e: (e["type"], json.dumps(e, sort_keys=True)))
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["import_without", "import_allows"])
+async def test_allow_trace_stream_import_matches_nats_server(tmp_path: Path, allow: bool) -> None:
+    path = tmp_path / "stream.conf"
+    path.write_text(STREAM_TRACE.format(allow=", allow_trace: true" if allow else ""))
+    results = {}
+    for kind in KINDS:
+        srv = start_server(["-c", str(path)], oracle=kind == "go")
+        try:
+            results[kind] = await _traced_publish(srv)
+        finally:
+            srv.stop()
+    assert results["pynats"] == results["go"]
+    egress = [e for e in results["go"] if e["type"] == "eg"]
+    assert len(egress) == (2 if allow else 1)  # the importer's subscriber only when allowed
