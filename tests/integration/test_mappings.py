@@ -106,3 +106,62 @@ async def test_published_subjects_are_mapped(tmp_path: Path, oracle: bool) -> No
         await in_a.close()
     finally:
         srv.stop()
+
+
+PERMISSIONS_CONF = """
+mappings { "a.*": "b.$1" }
+authorization { users [
+  {user: x, password: x, permissions: {publish: {allow: ["a.*"]}}}
+  {user: y, password: y, permissions: {publish: {allow: ["b.*"]}}}
+  {user: z, password: z}
+]}
+"""
+
+
+@pytest.mark.parametrize("oracle", [False, True], ids=["pynats", "go"])
+async def test_publish_permissions_apply_to_the_mapped_subject(
+    tmp_path: Path, oracle: bool
+) -> None:
+    """A mapping decides where a message goes, so the publish permissions judge that
+    subject: allowed `a.*` alone does not let a message into `b.1`; allowed `b.*` does."""
+    conf = tmp_path / "perms.conf"
+    conf.write_text(PERMISSIONS_CONF)
+    srv = start_server(["-c", str(conf)], oracle=oracle)
+    try:
+        url = f"127.0.0.1:{srv.port}"
+        watcher = await nats.connect(f"nats://z:z@{url}", allow_reconnect=False)
+        seen = await watcher.subscribe(">")
+        await watcher.flush()
+        outcomes = {}
+        for user in ("x", "y"):
+            errors: list[str] = []
+
+            async def on_error(e: Exception, errors: list[str] = errors) -> None:
+                errors.append(str(e))
+
+            nc = await nats.connect(
+                f"nats://{user}:{user}@{url}", allow_reconnect=False, error_cb=on_error
+            )
+            await nc.publish("a.1", b"")
+            await nc.publish("b.2", b"")  # where a.1 would go: x may not send there either
+            await nc.flush()
+            await watcher.flush()
+            got = []
+            while True:
+                try:
+                    got.append((await seen.next_msg(timeout=0.2)).subject)
+                except nats.errors.TimeoutError:
+                    break
+            outcomes[user] = (got, [e.lower() for e in errors])
+            await nc.close()
+        await watcher.close()
+    finally:
+        srv.stop()
+    assert outcomes["x"] == (
+        [],
+        [
+            'nats: permissions violation for publish to "b.1"',
+            'nats: permissions violation for publish to "b.2"',
+        ],
+    )
+    assert outcomes["y"] == (["b.1", "b.2"], [])

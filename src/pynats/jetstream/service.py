@@ -528,27 +528,27 @@ class JetStreamAccount:
         lim = self.limits
         if existing is None and lim.max_streams > 0 and len(self.streams) >= lim.max_streams:
             raise api_error("JSMaximumStreamsLimitErr")
-        if cfg.max_bytes > 0:
-            old = (
-                existing.config.max_bytes
-                if existing is not None and existing.config.max_bytes > 0
-                else 0
+        old = (
+            existing.config.max_bytes
+            if existing is not None and existing.config.max_bytes > 0
+            else 0
+        )
+        mem, store = self.reserved()
+        if cfg.is_memory:
+            acc_max, server_max, reserved = lim.max_memory, self.js.max_memory, mem
+            server_reserved = self.js.memory_reserved_total()
+        else:
+            acc_max, server_max, reserved = lim.max_storage, self.js.max_store, store
+            server_reserved = self.js.storage_reserved_total()
+        # A stream without max_bytes still takes a byte (nats-server's checkBytesLimits): an
+        # account whose limit for that storage is 0 may have no such stream at all.
+        adds = cfg.max_bytes if cfg.max_bytes > 0 else 1
+        if acc_max >= 0 and reserved - old + adds > acc_max:
+            raise api_error(
+                "JSMemoryResourcesExceededErr" if cfg.is_memory else "JSStorageResourcesExceededErr"
             )
-            mem, store = self.reserved()
-            if cfg.is_memory:
-                acc_max, server_max, reserved = lim.max_memory, self.js.max_memory, mem
-                server_reserved = self.js.memory_reserved_total()
-            else:
-                acc_max, server_max, reserved = lim.max_storage, self.js.max_store, store
-                server_reserved = self.js.storage_reserved_total()
-            if acc_max >= 0 and reserved - old + cfg.max_bytes > acc_max:
-                raise api_error(
-                    "JSMemoryResourcesExceededErr"
-                    if cfg.is_memory
-                    else "JSStorageResourcesExceededErr"
-                )
-            if server_reserved - old + cfg.max_bytes > server_max:
-                raise api_error("JSInsufficientResourcesErr")
+        if cfg.max_bytes > 0 and server_reserved - old + cfg.max_bytes > server_max:
+            raise api_error("JSInsufficientResourcesErr")
 
     def check_overlap(self, cfg: StreamConfig, exclude: str = "") -> None:
         for stream in self.streams.values():

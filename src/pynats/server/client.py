@@ -398,6 +398,10 @@ class ClientConnection(Connection):
         """PUB and HPUB (`hdr_len` > 0: the payload starts with the header block)."""
         self.in_msgs += 1
         self.in_bytes += len(payload)
+        mappings = self.account.mappings
+        published = subject
+        if mappings is not None:  # permissions apply to where the message goes (as Go does)
+            subject = mappings.apply(subject)
         pub_allowed = self.pub_allowed
         if pub_allowed is not None and hdr_len and payload.find(TRACE_DEST, 0, hdr_len) >= 0:
             if not trace_dest_permitted(self, hdr_len, payload):
@@ -411,11 +415,8 @@ class ClientConnection(Connection):
             and not self._publish_permitted(subject)
         ):
             return
-        if (self.checks or reply is not None) and not self._may_publish(subject, reply):
+        if (self.checks or reply is not None) and not self._may_publish(published, reply):
             return
-        mappings = self.account.mappings
-        if mappings is not None:  # permissions were for the subject as published
-            subject, published = mappings.apply(subject), subject
         if hdr_len and (
             payload.find(TRACE_DEST, 0, hdr_len) >= 0
             or (self.account.trace_dest and payload.find(TRACE_PARENT, 0, hdr_len) >= 0)
@@ -427,7 +428,7 @@ class ClientConnection(Connection):
                 reply,
                 hdr_len,
                 payload,
-                published if mappings is not None else subject,
+                published,
             )
             if delivered is None:
                 delivered = route_message(self, self.account, subject, reply, hdr_len, payload)
