@@ -433,3 +433,88 @@ async def test_a_bearer_token_needs_no_nonce_signature(
     with RawClient(srv.port) as raw:
         raw.send(b'CONNECT {"verbose":false,"jwt":"' + plain_jwt.encode() + b'"}\r\nPING\r\n')
         assert raw.read_line(timeout=2) == b"-ERR 'Authorization Violation'"
+
+
+# -- mappings ----------------------------------------------------------------------------------
+
+
+async def _published_to(nc: nats.NATS, watched: dict[str, Any], subject: str) -> set[str]:
+    """Where one message published on `subject` arrived, among the watched subscriptions."""
+    await nc.publish(subject, b"m")
+    await nc.flush()
+    got = set()
+    for name, sub in watched.items():
+        try:
+            await sub.next_msg(NOTHING_S)
+            got.add(name)
+        except nats.errors.TimeoutError:
+            pass
+    return got
+
+
+@SERVERS
+async def test_mappings_of_an_account_jwt_apply_and_follow_a_pushed_jwt(
+    setup: Setup, servers: list[RunningServer], oracle: bool
+) -> None:
+    app = jwts.account()
+    setup.add(
+        app,
+        "APP",
+        mappings={
+            "orders.*": [{"subject": "processed.{{wildcard(1)}}"}],
+            "dup": [{"subject": "dup.a", "weight": 50}, {"subject": "dup.a", "weight": 50}],
+            "here": [{"subject": "here.c1", "cluster": "C1"}, {"subject": "here.all"}],
+        },
+    )
+    srv = run(servers, setup, oracle)
+    nc = await connect(srv.url, user_credentials=setup.user(app, "app"))
+    watched = {
+        s: await nc.subscribe(s)
+        for s in ("orders.1", "processed.1", "moved.1", "dup", "dup.a", "here.all", "here.c1")
+    }
+    assert await _published_to(nc, watched, "orders.1") == {"processed.1"}
+    # a destination named twice: nats-server leaves the mapping out
+    assert await _published_to(nc, watched, "dup") == {"dup"}
+    # no cluster here: the destinations scoped to one are not used
+    assert await _published_to(nc, watched, "here") == {"here.all"}
+
+    update = setup.add(app, "APP", mappings={"orders.*": [{"subject": "moved.$1"}]})
+    system = await connect(srv.url, user_credentials=setup.sys_creds)
+    reply = await system.request(
+        f"$SYS.REQ.ACCOUNT.{app.public_key}.CLAIMS.UPDATE", update.encode(), timeout=2
+    )
+    assert b"jwt updated" in reply.data
+    assert await _published_to(nc, watched, "orders.1") == {"moved.1"}
+
+    update = setup.add(app, "APP")
+    reply = await system.request(
+        f"$SYS.REQ.ACCOUNT.{app.public_key}.CLAIMS.UPDATE", update.encode(), timeout=2
+    )
+    assert b"jwt updated" in reply.data
+    assert await _published_to(nc, watched, "orders.1") == {"orders.1"}
+    await system.close()
+    await nc.close()
+
+
+@SERVERS
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [{"subject": "a", "weight": 60}, {"subject": "b", "weight": 60}],
+        [{"subject": "a", "weight": 100}, {"subject": "b"}],  # no weight: 100
+        [
+            {"subject": "a", "weight": 70, "cluster": "C"},
+            {"subject": "b", "weight": 40, "cluster": "C"},
+        ],
+    ],
+    ids=["over-100", "unweighted-counts-100", "over-100-in-a-cluster"],
+)
+async def test_an_account_jwt_whose_mapping_weighs_over_100_percent_is_refused(
+    setup: Setup, servers: list[RunningServer], oracle: bool, entries: list[dict[str, Any]]
+) -> None:
+    app = jwts.account()
+    setup.add(app, "APP", mappings={"src": entries})
+    srv = run(servers, setup, oracle)
+    with pytest.raises(nats.errors.Error) as refused:
+        await connect(srv.url, user_credentials=setup.user(app, "app"))
+    assert "authorization violation" in str(refused.value).lower()

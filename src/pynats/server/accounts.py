@@ -67,6 +67,7 @@ class AccountConfig:
 class Account:
     __slots__ = (
         "claim_imports",
+        "claim_mappings",
         "clients",
         "config",
         "exports",
@@ -107,8 +108,10 @@ class Account:
         # `msg_trace`: where messages with a sampled W3C traceparent are traced (msgtrace.py)
         self.trace_dest = b""
         self.trace_sampling = 100
-        # `mappings {}`: applied to what this account's clients publish (mappings.py)
+        # `mappings {}`: applied to what this account's clients and leafs publish (mappings.py)
         self.mappings: Mappings | None = None
+        # The mappings of its account JWT, added after those of the config (jwt_exports.py)
+        self.claim_mappings: list[MappingConfig] = []
         # Limits from an account JWT (-1 = unlimited)
         self.max_connections = -1
         self.max_subscriptions = -1

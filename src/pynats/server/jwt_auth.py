@@ -260,7 +260,7 @@ class JwtAuthenticator:
         if claims["iss"] not in self.trusted_keys:
             raise JwtError("account JWT not issued by a trusted operator")
         nats_claims = claims.get("nats") or {}
-        problem = import_problem(subject, nats_claims)
+        problem = import_problem(subject, nats_claims) or mapping_problem(nats_claims)
         if problem:
             raise AccountValidationError(problem)
         account = AccountClaims(
@@ -512,4 +512,31 @@ def import_problem(account_key: str, nats_claims: dict[str, Any]) -> str:
             covered.encode(), act_subject.encode()
         ):
             return f"activation token import subject doesn't match import {subject!r}"
+    return ""
+
+
+def mapping_problem(nats_claims: dict[str, Any]) -> str:
+    """jwt's Mapping.Validate: a mapping whose weights add up to over 100% (an entry without
+    a weight counting 100 unless it is scoped to a cluster, each cluster on its own) blocks
+    the account."""
+    raw = nats_claims.get("mappings")
+    if not isinstance(raw, dict):
+        return ""
+    for source, entries in raw.items():
+        total = 0
+        per_cluster: dict[str, int] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            weight = entry.get("weight") or 0
+            weight = weight if isinstance(weight, int) else 0
+            cluster = entry.get("cluster") or ""
+            if cluster:
+                per_cluster[cluster] = per_cluster.get(cluster, 0) + weight
+                if per_cluster[cluster] > 100:
+                    return f"Mapping {source!r} in cluster {cluster!r} exceeds 100%"
+            else:
+                total += weight or 100
+        if total > 100:
+            return f"Mapping {source!r} exceeds 100% among all of it's weighted to mappings"
     return ""

@@ -11,6 +11,9 @@ An account's imports are wired when the server first uses the account (its expor
 loaded for it, as nats-server looks them up), and wired again when its JWT changes, when the
 JWT of an account it imports from changes (an export removed, an activation revoked) and when
 one of its activations expires; nothing else is re-evaluated on the message path.
+
+The JWT's `mappings` go with it the same way: read when the account is first used, replaced
+when its JWT changes (mappings.from_claims), announced to its leaf connections.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pynats.gotime import NS_PER_S
 from .accounts import Account, ExportConfig, ImportConfig, find_export
 from .imports import unwire_import, wire_import
 from .jwt_auth import JwtAuthenticator, JwtError, claim_type, decode_jwt
+from .mappings import from_claims as mappings_from_claims
 from .subjects import is_subset_match
 
 if TYPE_CHECKING:
@@ -132,6 +136,7 @@ class AccountLinks:
         if claims is None:
             return
         account.exports = exports_from_claims(claims.nats)
+        self._map(account, claims.nats)
         self._wire(account)
 
     def claims_changed(self, account: Account) -> None:
@@ -139,6 +144,7 @@ class AccountLinks:
         account in use that imports from it, follow."""
         claims = self.auth.accounts.get(account.name)
         account.exports = exports_from_claims(claims.nats) if claims is not None else []
+        self._map(account, claims.nats if claims is not None else {})
         self._wire(account)
         for other in list(self.server.accounts.values()):
             other_claims = self.auth.accounts.get(other.name)
@@ -148,6 +154,15 @@ class AccountLinks:
                 i.config.account == account.name for i in imports_from_claims(other_claims.nats)
             ):
                 self._wire(other)
+
+    def _map(self, account: Account, nats_claims: dict[str, Any]) -> None:
+        mappings = mappings_from_claims(nats_claims.get("mappings"))
+        if not mappings and not account.claim_mappings:
+            return
+        account.claim_mappings = mappings
+        self.server.compile_mappings(account)
+        if self.server.leafnodes is not None:
+            self.server.leafnodes.mappings_changed(account)
 
     def _wire(self, importer: Account) -> None:
         for wired in importer.claim_imports:

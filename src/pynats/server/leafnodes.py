@@ -394,6 +394,9 @@ class LeafConnection(Connection):
             return
         if self.deny_imports is not None and not self.deny_imports.can_publish(subject):
             return
+        mappings = self.account.mappings
+        if mappings is not None:  # as for a client: permissions were for the subject sent
+            subject = mappings.apply(subject)
         route_from_link(self, self.account, subject, reply, queues, hdr_len, msg)
 
     # -- where messages from this leaf may go ----------------------------------------------
@@ -456,7 +459,24 @@ class LeafConnection(Connection):
         self.interest = counts
         for (subject, queue), n in counts.items():
             self.send_interest(subject, queue, n)
+        self.announce_mappings()
         self.send_interest(loop_subject(self.account), None, 1)
+
+    def announce_mappings(self) -> None:
+        """The sources of the account's mappings are interest too (as nats-server adds them
+        to a leaf's smap): a message on one must reach this server to be mapped here. Never
+        withdrawn while the connection lasts, as in nats-server."""
+        mappings = self.account.mappings
+        if mappings is None:
+            return
+        for source in mappings.sources:
+            key = (source, None)
+            if key in self.interest:
+                continue
+            if self.deny_imports is not None and not self.deny_imports.can_publish(source):
+                continue
+            self.interest[key] = 1
+            self.send_interest(source, None, 1)
 
     def send_interest(self, subject: bytes, queue: bytes | None, weight: int) -> None:
         if queue is None:
@@ -898,6 +918,12 @@ class LeafNodes:
 
     def options_changed(self) -> None:
         self.options = self.server.options.leafnodes
+
+    def mappings_changed(self, account: Account) -> None:
+        """`account` has new mappings: its leaf connections announce their sources."""
+        for conn in self.registered():
+            if conn.account is account and conn.connected and not conn.closed:
+                conn.announce_mappings()
 
     def registered(self) -> list[LeafConnection]:
         return sorted((c for c in self.connections if c.connected), key=lambda c: c.cid)

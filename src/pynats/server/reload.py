@@ -315,6 +315,9 @@ def _apply_accounts(server: Server, new: Options) -> None:
         if server.system is not None:
             server.system.add_account(account)
     server.apply_mappings(new)
+    if server.leafnodes is not None:
+        for account in list(server.accounts.values()):
+            server.leafnodes.mappings_changed(account)
     for problem in wire_imports(server):
         server.logger.warn(problem)
 

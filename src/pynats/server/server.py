@@ -256,16 +256,30 @@ class Server:
     def apply_mappings(self, options: Options) -> None:
         """Compile the `mappings {}` of the global and the configured accounts; an account
         named in `default_js_domain` also has its JetStream API mapped to that domain's."""
-        configs = {const.GLOBAL_ACCOUNT: list(options.mappings)}
-        for name, cfg in options.accounts.items():
-            configs[name] = list(cfg.mappings)
-        for name, domain in options.default_js_domain.items():
-            if domain:
-                api = MappingDest(destination=f"$JS.{domain}.API.>", weight=100)
-                configs.setdefault(name, []).append(MappingConfig("$JS.API.>", [api]))
-        for name, account_configs in configs.items():
-            account = self.ensure_account(name)
-            account.mappings = compiled_mappings(account_configs, options.cluster.name)
+        names = {const.GLOBAL_ACCOUNT, *options.accounts, *options.default_js_domain}
+        for name in names:
+            self.compile_mappings(self.ensure_account(name), options)
+        for account in self.accounts.values():
+            if account.claim_mappings and account.name not in names:
+                self.compile_mappings(account, options)
+
+    def compile_mappings(self, account: Account, options: Options | None = None) -> None:
+        """`account`'s mappings from the config, then those of its JWT (one of the same
+        source replaces the config's), then its `default_js_domain` one."""
+        opts = options or self.options
+        by_source: dict[str, MappingConfig] = {}
+        if account.name == const.GLOBAL_ACCOUNT:
+            by_source.update((m.source, m) for m in opts.mappings)
+        cfg = opts.accounts.get(account.name)
+        if cfg is not None:
+            by_source.update((m.source, m) for m in cfg.mappings)
+        by_source.update((m.source, m) for m in account.claim_mappings)
+        configs = list(by_source.values())
+        domain = opts.default_js_domain.get(account.name)
+        if domain:
+            api = MappingDest(destination=f"$JS.{domain}.API.>", weight=100)
+            configs.append(MappingConfig("$JS.API.>", [api]))
+        account.mappings = compiled_mappings(configs, opts.cluster.name)
 
     def should_report_connect_error(self, connected_before: bool, attempts: int) -> bool:
         """Whether a failed dial of a route or leaf remote is logged as an error (else at
@@ -559,6 +573,8 @@ class Server:
         self.logger.notice(
             f"Listening for client connections on {join_host_port(host, self.client_port)}"
         )
+        if opts.proxy_protocol:
+            self.logger.notice("PROXY protocol enabled for client connections")
         if opts.tls:
             offered = "available" if opts.allow_non_tls else "required"
             self.logger.notice(f"TLS {offered} for client connections")
