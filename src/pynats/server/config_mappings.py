@@ -31,7 +31,7 @@ def parse_mappings(r: Reader, m: ConfigMap, key: str) -> list[MappingConfig]:
         dests = _destinations(r, block, source, value)
         if dests is None:
             continue
-        if sum(d.weight for d in dests) > 100:
+        if _over_100(dests):
             r.error(
                 block,
                 source,
@@ -63,6 +63,14 @@ def _destinations(r: Reader, block: ConfigMap, source: str, value: Any) -> list[
             return None
         dests.append(MappingDest(dest, weight, str(lowered.get("cluster", ""))))
     return dests
+
+
+def _over_100(dests: list[MappingDest]) -> bool:
+    """The weights add up to over 100% (each cluster's scoped destinations on their own)."""
+    totals: dict[str, int] = {}
+    for dest in dests:
+        totals[dest.cluster] = totals.get(dest.cluster, 0) + dest.weight
+    return any(total > 100 for total in totals.values())
 
 
 def _weight(value: Any) -> int | None:
