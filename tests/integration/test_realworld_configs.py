@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import trustme
 from tests.conftest import connect
 from tests.support import jwts
 from tests.support.servers import start_server
@@ -38,15 +40,17 @@ class Session:
 
     async def connect(self, who: str, **opts: Any) -> None:
         errors = self.errors.setdefault(who, [])
+        tls = bool(opts.get("tls"))
 
         async def on_error(e: Exception) -> None:
-            errors.append(str(e).lower())
+            errors.append(_same_refusal(str(e).lower(), tls))
 
         try:
-            self.clients[who] = await connect(self.url, error_cb=on_error, **opts)
+            url = opts.pop("url", self.url)
+            self.clients[who] = await connect(url, error_cb=on_error, **opts)
             self.transcript.append((who, "connected"))
         except Exception as e:
-            self.transcript.append((who, "refused", str(e).lower()))
+            self.transcript.append((who, "refused", _same_refusal(str(e).lower(), tls)))
 
     async def sub(self, who: str, subject: str, name: str = "") -> None:
         box = self.inbox.setdefault(name or f"{who}:{subject}", [])
@@ -87,6 +91,14 @@ class Session:
         for nc in self.clients.values():
             await nc.close()
         return [self.transcript, boxes, errs]
+
+
+def _same_refusal(text: str, tls: bool) -> str:
+    """A failed TLS handshake reads differently on the client (Go sends an alert and only its
+    own certificate; pynats closes, and OpenSSL sends the CA along): the same refusal."""
+    if "[ssl:" in text or (tls and text == "connection lost"):
+        return "tls handshake failed"
+    return text
 
 
 async def both(config: str, scenario: Callable[[Session], Any], args: list[str]) -> None:
@@ -293,3 +305,103 @@ async def test_an_nsc_operator_setup_with_v1_and_v2_jwts(tmp_path: Path) -> None
         "app.events.logout",
     ]
     assert boxes["old:events.>"] == []
+
+
+# -- TLS: client certificates mapped to users, plain connections still allowed ---------------
+
+
+def pki(tmp_path: Path) -> dict[str, str]:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    alice = ca.issue_cert("alice@example.com", common_name="alice")
+    bob = ca.issue_cert("bob@example.com", common_name="bob")
+    stranger = trustme.CA().issue_cert("alice@example.com", common_name="alice")  # other CA
+    files = {"ca": ca.cert_pem, "cert": server.cert_chain_pems[0], "key": server.private_key_pem}
+    files |= {"alice": alice.cert_chain_pems[0], "alice_key": alice.private_key_pem}
+    files |= {"bob": bob.cert_chain_pems[0], "bob_key": bob.private_key_pem}
+    files |= {"stranger": stranger.cert_chain_pems[0], "stranger_key": stranger.private_key_pem}
+    out = {}
+    for name, blob in files.items():
+        path = tmp_path / f"{name}.pem"
+        blob.write_to_path(str(path))
+        out[name] = str(path)
+    return out
+
+
+def tls_context(files: dict[str, str], who: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=files["ca"])
+    ctx.load_cert_chain(files[who], files[f"{who}_key"])
+    return ctx
+
+
+def tls_config(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
+    conf = tmp_path / name
+    text = (DATA / name).read_text()
+    for key in ("cert", "key", "ca"):
+        text = text.replace("{" + key + "}", files[key])
+    conf.write_text(text)
+    return conf
+
+
+async def run_both(conf: Path, scenario: Callable[[Session], Any]) -> list[Any]:
+    results = {}
+    for kind in KINDS:
+        srv = start_server(["-c", str(conf)], oracle=kind == "go")
+        try:
+            session = Session(srv.url)
+            await scenario(session)
+            results[kind] = await session.finish()
+        finally:
+            srv.stop()
+    assert results["pynats"] == results["go"]
+    return results["go"]
+
+
+async def test_tls_users_mapped_from_their_certificates(tmp_path: Path) -> None:
+    files = pki(tmp_path)
+    conf = tls_config(tmp_path, "tls_mapped_users.conf", files)
+
+    async def scenario(s: Session) -> None:
+        tls_url = s.url.replace("nats://", "tls://")
+        await s.connect("alice", url=tls_url, tls=tls_context(files, "alice"))
+        await s.connect("bob", url=tls_url, tls=tls_context(files, "bob"))
+        await s.connect("stranger", url=tls_url, tls=tls_context(files, "stranger"))
+        await s.connect("plain")  # TLS is required here
+        await s.sub("bob", "orders.>")
+        await s.sub("alice", "legacy.>")
+        await s.pub("alice", "orders.1")
+        await s.pub("bob", "legacy.1")  # alice may not subscribe to legacy.>: nothing arrives
+        await s.pub("bob", "orders.2")  # not bob's to publish
+        await s.settle()
+
+    transcript, boxes, errors = await run_both(conf, scenario)
+    assert ("alice", "connected") in transcript and ("bob", "connected") in transcript
+    assert [t[:2] for t in transcript if t[0] in ("stranger", "plain")] == [
+        ("stranger", "refused"),
+        ("plain", "refused"),
+    ]
+    assert boxes["bob:orders.>"] == [("orders.1", b"x")]
+    assert boxes["alice:legacy.>"] == []
+    assert any("permissions violation" in e for e in errors["bob"])
+
+
+async def test_tls_offered_to_clients_that_upgraded_and_plain_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    files = pki(tmp_path)
+    conf = tls_config(tmp_path, "tls_optional.conf", files)
+
+    async def scenario(s: Session) -> None:
+        tls_url = s.url.replace("nats://", "tls://")
+        trust = ssl.create_default_context(cafile=files["ca"])
+        await s.connect("upgraded", url=tls_url, tls=trust, user="upgraded", password="s3cret")
+        await s.connect("legacy", user="legacy", password="old")
+        await s.connect("guesser", user="legacy", password="guess")
+        await s.sub("legacy", "news.>")
+        await s.pub("upgraded", "news.1")
+        await s.pub("legacy", "news.2")  # not legacy's to publish
+        await s.settle()
+
+    transcript, boxes, _ = await run_both(conf, scenario)
+    assert ("guesser", "refused", "nats: 'authorization violation'") in transcript
+    assert boxes["legacy:news.>"] == [("news.1", b"x")]
