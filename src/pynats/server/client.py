@@ -35,9 +35,11 @@ from .msgtrace import (
 from .protocol import (
     ERR_AUTH_VIOLATION,
     REASON_AUTH,
+    REASON_PROTOCOL_VIOLATION,
     ProtocolError,
     ProtocolParser,
 )
+from .proxy_protocol import HEADER_TIMEOUT_S, ProxyHeader, ProxyHeaderError, parse_header
 from .subjects import is_valid_literal_subject, is_valid_subject
 from .sublist import Subscription
 
@@ -70,6 +72,44 @@ class _HeldBytes:
         self.chunks.append(data)
 
 
+class _ProxyHeaderStage:
+    """A client's parser until its PROXY protocol header is read (`proxy_protocol: true`):
+    collects the first bytes, then hands the client what the header said and the rest."""
+
+    __slots__ = ("buffer", "client", "parser", "timer")
+
+    def __init__(self, client: ClientConnection, parser: ProtocolParser) -> None:
+        self.client = client
+        self.parser = parser
+        self.buffer = b""
+        self.timer = client.server.loop.call_later(HEADER_TIMEOUT_S, self.end)
+
+    @property
+    def awaiting_connect(self) -> bool:
+        return self.parser.awaiting_connect
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        self._decide(at_eof=False)
+
+    def end(self) -> None:
+        """No more bytes will come: the peer closed, or the header's time is up."""
+        if not self.client.closed:
+            self._decide(at_eof=True)
+
+    def _decide(self, *, at_eof: bool) -> None:
+        client = self.client
+        try:
+            header = parse_header(self.buffer, at_eof=at_eof)
+        except ProxyHeaderError as e:
+            self.timer.cancel()
+            client.proxy_header_failed(str(e))
+            return
+        if header is not None:
+            self.timer.cancel()
+            client.proxy_header_read(header, self.buffer[header.length :])
+
+
 class ClientConnection(Connection):
     """The server side of one client connection."""
 
@@ -93,6 +133,7 @@ class ClientConnection(Connection):
         "pedantic",
         "perms",
         "protocol",
+        "proxied_from",
         "pub_allowed",
         "responses",
         "subs",
@@ -138,6 +179,9 @@ class ClientConnection(Connection):
         self.checks = True
         # The publish-permission cache (subject -> allowed), None without publish permissions
         self.pub_allowed: dict[bytes, bool] | None = None
+        # The socket's own peer (`host:port`) when a PROXY header named the client's address:
+        # log lines keep naming the socket, as nats-server's do.
+        self.proxied_from = ""
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -152,6 +196,44 @@ class ClientConnection(Connection):
         self.send(server.info_line(self))
         server.flush_pending()
         self._ready_for_connect()
+        if server.options.proxy_protocol and not self.is_websocket and not self.closed:
+            self.parser = cast(Any, _ProxyHeaderStage(self, self.parser))
+
+    def proxy_header_read(self, header: ProxyHeader, rest: bytes) -> None:
+        """The PROXY header is read off a plain connection: the bytes after it go to the
+        client parser."""
+        stage = cast(_ProxyHeaderStage, self.parser)
+        self.parser = stage.parser
+        self._use_proxy_header(header)
+        if rest and not self.closed:
+            self.parser.feed(rest)
+
+    def _use_proxy_header(self, header: ProxyHeader) -> None:
+        """The header's address becomes the client's (monitoring, `src` limits, request
+        info, events); LOCAL and UNKNOWN keep the socket's."""
+        if header.source is not None:
+            self.proxied_from = f"{self.host}:{self.port}"
+            self.host, self.port = header.source
+
+    def proxy_header_failed(self, why: str) -> None:
+        """As nats-server: a warning naming the socket's peer, and the connection closed
+        without a word to the client."""
+        self.server.logger.warn(
+            f"Error reading PROXY protocol header from {self.host}:{self.port}: {why}"
+        )
+        self.close_connection(REASON_PROTOCOL_VIOLATION)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        stage = self.parser
+        if isinstance(stage, _ProxyHeaderStage) and not self.closed:
+            stage.end()
+        super().connection_lost(exc)
+
+    @property
+    def log_prefix(self) -> str:
+        if self.proxied_from:
+            return f"{self.proxied_from} - cid:{self.cid}"
+        return f"{self.host}:{self.port} - cid:{self.cid}"
 
     def _ready_for_connect(self) -> None:
         """After INFO (and TLS): refuse over the connection limit, else start the auth clock."""
@@ -187,6 +269,19 @@ class ClientConnection(Connection):
         self.send(server.info_line(self))
         server.flush_pending()
         opts = server.options
+        if opts.proxy_protocol:
+            # In the clear, between INFO and the handshake, as nats-server reads it.
+            from .tls import read_proxy_header
+
+            try:
+                header = await read_proxy_header(server.loop, transport, HEADER_TIMEOUT_S)
+            except ProxyHeaderError as e:
+                if not self.closed:
+                    self.proxy_header_failed(str(e))
+                return
+            if self.closed:
+                return
+            self._use_proxy_header(header)
         if opts.allow_non_tls:
             from .tls import client_starts_tls
 
@@ -601,6 +696,9 @@ class ClientConnection(Connection):
     # -- closing ----------------------------------------------------------------------------
 
     def on_closed(self) -> None:
+        stage = self.parser
+        if isinstance(stage, _ProxyHeaderStage):
+            stage.timer.cancel()
         if self._callout is not None:
             self._callout.cancel()
             self._callout = None

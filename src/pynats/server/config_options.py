@@ -286,14 +286,6 @@ def _default_js_domain(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     o.default_js_domain = domains
 
 
-def _proxy_protocol(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
-    value = r.boolean(m, key)
-    if value is not None:
-        o.proxy_protocol = value
-        if value:
-            r.unsupported(m, key)
-
-
 def _is_proxy_key(text: str) -> bool:
     """A well-formed public nkey of any kind (nats-server's `nkeys.IsValidPublicKey`)."""
     from .nkey import InvalidNkey, decode_public_key
@@ -424,7 +416,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "ocsp": _unsupported(),
     "ocsp_cache": _unsupported(),
     "proxies": _proxies,
-    "proxy_protocol": _proxy_protocol,
+    "proxy_protocol": _set("proxy_protocol", "bool"),
     "default_js_domain": _default_js_domain,
     "feature_flags": _feature_flags,
     "resolver_tls": _unsupported(),

@@ -412,10 +412,7 @@ class Server:
             from .monitor import closed_conn_info
 
             self.closed_clients.append(closed_conn_info(self, client))
-        self.logger.debug(
-            f"{client.host}:{client.port} - cid:{client.cid} - "
-            f'"{client.name or client.version}" - Client connection closed: {client.reason}'
-        )
+        self.logger.debug(f"{client.trace_label} - Client connection closed: {client.reason}")
 
     def count_slow_consumer(self, kind: int = CLIENT) -> None:
         self.slow_consumers += 1

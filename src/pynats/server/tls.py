@@ -20,11 +20,13 @@ import asyncio
 import errno
 import os
 import re
+import select
 import socket
 import ssl
 from typing import Any
 
 from .options import Options, TLSSettings
+from .proxy_protocol import NO_HEADER, ProxyHeader, parse_header
 
 MIN_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
@@ -335,3 +337,82 @@ async def client_starts_tls(
         loop.remove_reader(peek.fileno())
         peek.close()
     return data[:1] == bytes((TLS_HANDSHAKE_RECORD,))
+
+
+async def read_proxy_header(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
+) -> ProxyHeader:
+    """The PROXY protocol header in front of a TLS handshake (`proxy_protocol: true`).
+
+    Read on a duplicate of the socket while the transport's reading is paused: the bytes are
+    peeked until `parse_header` decides, and only the header's own are then taken, so the
+    ClientHello (or plain NATS) right behind it stays for the TLS layer or the parser. Once
+    some bytes are there the socket stays readable, so more are waited for by looking again
+    every few milliseconds, for `timeout` at most; a peer that hung up ends the wait.
+    Raises ProxyHeaderError as `parse_header` does."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return NO_HEADER
+    sock = socket.socket(fileno=os.dup(raw.fileno()))
+    sock.setblocking(False)
+    deadline = loop.time() + timeout
+    seen = b""
+    try:
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                header = parse_header(seen, at_eof=True)
+                return header if header is not None else NO_HEADER
+            if seen:
+                await asyncio.sleep(min(_PEEK_AGAIN_S, left))
+            else:
+                await _readable(loop, sock, left)
+            try:
+                seen = sock.recv(_PEEK_MAX_BYTES, socket.MSG_PEEK)
+                at_eof = not seen or _peer_hung_up(sock)
+            except BlockingIOError:
+                continue
+            except OSError:
+                at_eof = True
+            header = parse_header(seen, at_eof=at_eof)
+            if header is not None:
+                taken = 0
+                while taken < header.length:
+                    chunk = sock.recv(header.length - taken)
+                    if not chunk:
+                        break
+                    taken += len(chunk)
+                return header
+    finally:
+        sock.close()
+
+
+_PEEK_AGAIN_S = 0.005
+_PEEK_MAX_BYTES = 16 + 0xFFFF  # the longest v2 header
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), readable)
+    try:
+        await asyncio.wait_for(ready, timeout)
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+def _peer_hung_up(sock: socket.socket) -> bool:
+    """Whether the peer closed its side (Linux says so with POLLRDHUP even while bytes are
+    still unread; elsewhere the wait runs to its timeout)."""
+    flag = getattr(select, "POLLRDHUP", 0)
+    if not flag:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), flag)
+    return bool(poller.poll(0))
