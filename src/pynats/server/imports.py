@@ -6,7 +6,8 @@ subjects (its prefix or mapped subject). A service import is an internal
 subscription in B on the local subject: a request is re-routed into A with its reply subject
 replaced by a fresh `_R_.<token>` subject of A, and A's internal `_R_.>` subscription sends
 whatever answers arrive there back to the requester's reply subject in B (once for singleton
-responses, until the threshold for streamed and chunked ones).
+responses, until the threshold for streamed and chunked ones). A JetStream delivery on that
+subject (a pull request's stored messages) keeps its stored subject on the way back.
 
 Only messages on imported subjects pay for this; the core path is unchanged.
 
@@ -33,7 +34,7 @@ from .accounts import (
     map_subject,
 )
 from .connection import CLIENT, LEAF
-from .delivery import route_message
+from .delivery import route_as, route_message
 from .internal import InternalClient
 from .shadows import StreamImport, add_stream_import
 from .sublist import Subscription
@@ -206,6 +207,17 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
     if any(s.subject == wildcard for s in client.subs.values()):
         return
 
+    def taken(subj: bytes) -> ServiceResponse | None:
+        """Where a response on `subj` goes, if anywhere (a singleton's entry is used up)."""
+        entry = exporter.responses.get(subj)
+        if entry is None:
+            return None
+        if entry.singleton or entry.deadline < time.monotonic():
+            del exporter.responses[subj]
+            if entry.deadline < time.monotonic():
+                return None
+        return entry
+
     def respond(
         sub: Subscription,
         publisher: Publisher,
@@ -214,15 +226,28 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
         headers: bytes,
         payload: bytes,
     ) -> None:
-        entry = exporter.responses.get(subj)
+        entry = taken(subj)
         if entry is None:
             return
-        if entry.singleton or entry.deadline < time.monotonic():
-            del exporter.responses[subj]
-            if entry.deadline < time.monotonic():
-                return
         back = _client_for(server, entry.account)
         route_message(back, entry.account, entry.reply, reply, len(headers), headers + payload)
+
+    def respond_as(
+        sub: Subscription,
+        publisher: Publisher,
+        subject: bytes,
+        routed_by: bytes,
+        reply: bytes | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        """A JetStream delivery to the `_R_` subject (a pull request's messages): it goes
+        on to the requester's inbox still framed with the stored message's subject."""
+        entry = taken(routed_by)
+        if entry is None:
+            return
+        back = _client_for(server, entry.account)
+        route_as(back, entry.account, entry.reply, subject, reply, msg[:hdr_len], msg[hdr_len:])
 
     def traced(subj: bytes) -> tuple[str, str, str] | None:
         """What msgtrace.py reports for a response: a service import back to the requester."""
@@ -232,6 +257,7 @@ def _ensure_response_subscription(server: Server, exporter: Account) -> None:
         return "si", entry.account.name, entry.reply.decode(errors="replace")
 
     respond.msg_trace = traced  # type: ignore[attr-defined]
+    respond.deliver_as = respond_as  # type: ignore[attr-defined]
     client.subscribe(wildcard, respond)
 
 
