@@ -246,6 +246,7 @@ class Options:
     logtime_utc: bool = False
     log_file: str = ""
     log_size_limit: int = 0
+    log_max_num: int = 0  # files kept by rotation, the live one included (0: all)
     syslog: bool = False
     remote_syslog: str = ""
     max_traced_msg_len: int = 0
