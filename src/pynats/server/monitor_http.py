@@ -1,4 +1,5 @@
-"""The monitoring HTTP server: a small asyncio one, serving the endpoints of `monitor`.
+"""The monitoring HTTP server: a small asyncio one, serving the endpoints of `monitor` (and
+`/metrics`, the Prometheus text of `metrics`).
 
 Monitoring is never on the message path; it must answer within milliseconds of start-up,
 because harnesses poll /varz to know the server is ready. JSON is pretty-printed with two
@@ -17,6 +18,7 @@ from . import const
 from .monitor import BUILTIN_ROUTES, BadRequest, JSONResponse, NotFound, index_page
 
 if TYPE_CHECKING:
+    from .metrics import MetricsEndpoint
     from .server import Server
 
 _REASONS = {
@@ -35,6 +37,7 @@ class MonitorServer:
         self.request_counts: dict[str, int] = {}
         self._listener: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._metrics: MetricsEndpoint | None = None
 
     async def start(self, host: str, port: int) -> int:
         from .server import ServerStartError, join_host_port
@@ -113,6 +116,9 @@ class MonitorServer:
         if name == "":
             self._count("/")
             return 200, "text/html; charset=utf-8", index_page(self.server).encode()
+        if name == "metrics":
+            self._count("/metrics")
+            return 200, *self._scrape()
         handler = self.server.monitor_routes.get(name) or BUILTIN_ROUTES.get(name)
         if handler is None:
             return 404, "text/plain; charset=utf-8", b"404 page not found\n"
@@ -132,6 +138,14 @@ class MonitorServer:
         else:
             body = json.dumps(result, indent=2, ensure_ascii=False)
         return status, "application/json", body.encode()
+
+    def _scrape(self) -> tuple[str, bytes]:
+        """`/metrics`; prometheus_client is imported on the first scrape, not at start-up."""
+        from .metrics import CONTENT_TYPE, MetricsEndpoint
+
+        if self._metrics is None:
+            self._metrics = MetricsEndpoint(self.server)
+        return CONTENT_TYPE, self._metrics.render()
 
     def _count(self, path: str) -> None:
         self.request_counts[path] = self.request_counts.get(path, 0) + 1
