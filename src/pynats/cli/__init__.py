@@ -11,6 +11,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     account.py             `nats account info`: this connection's user, account and JetStream usage;
                            `backup` / `restore`: every stream, one backup directory each
     context.py             `nats context`: add, edit, select, show and check connection contexts
+    micro.py               `nats micro` (`service`): ls, info, stats and ping of ADR-32 services
     pub.py                 `nats pub`: publish to Core NATS or, with -J, to JetStream
     sub.py                 `nats sub`: print messages from subjects or from a stream
     request.py             `nats request`: send requests, print the replies
@@ -64,6 +65,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     ui/options.py          global flags, env vars, Settings and `current_settings()` (flag > env >
                            context > default)
     ui/context_store.py    natscli's context files (~/.config/nats/context/NAME.json, context.txt)
+    ui/gather.py           `gather_replies()`: one request, many answers (natscli's doReqAsync)
     ui/connect.py          `connection()` (bounded connect), `jetstream()`, `js_request()` for
                            $JS.API calls, `run_async()` for command bodies
     ui/errors.py           CliError (`nats: error: ...`, exit 1), ApiError, Fatal, nats-py wording
