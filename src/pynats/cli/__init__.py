@@ -50,6 +50,13 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     server/__init__.py     `nats server` (exports register from commands.py)
     server/commands.py     ping, list, info through the system account
     server/report.py       `server report connections`: every connection of every server
+    server/check.py        `server check`: connection, server, jetstream, stream, consumer, kv,
+                           message and credential health checks (natscli's monitor package)
+    server/check_result.py a check's outcome: nagios, json, prometheus and text renderings,
+                           Nagios exit codes
+    server/request.py      `server request`: varz, connz, jsz, healthz, ... from every server
+    server/passwd.py       `server passwd` (mkpasswd): bcrypt hashes for the users block
+    server/mapping.py      `server mappings`: a subject mapping tried locally
     stream/__init__.py     `nats stream` (exports register from commands.py)
     stream/commands.py     add, edit, copy, ls, info, report, rm, purge, get, rmm, view
     stream/backup.py       backup and restore over the network, in natscli's directory layout

@@ -4,6 +4,10 @@
     nats server list            the `Server Overview` table (`--json`: the raw stats messages)
     nats server info [SERVER]   one server's varz as an info screen
     nats server report connections   every connection of every server (report.py)
+    nats server check ...       Nagios-style health checks (check.py, check_result.py)
+    nats server request ...     one monitoring document per server through $SYS (request.py)
+    nats server passwd          bcrypt a password for the server's users (passwd.py)
+    nats server mappings        try a subject mapping locally (mapping.py)
 
 These requests are answered only for users of the system account; anyone else gets a 503 or
 nothing, which is reported as natscli does (cli.md §11).
@@ -20,6 +24,7 @@ from typing import Any
 
 import click
 
+from pynats.cli.server import check, mapping, passwd, request
 from pynats.cli.server.report import register as register_report
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
@@ -131,6 +136,10 @@ def register(root: NatsGroup) -> None:
         out(render_server_info(varz).render(), end="")
 
     register_report(server)
+    check.register(server)
+    request.register(server)
+    passwd.register(server)
+    mapping.register(server)
 
 
 # -- ping ---------------------------------------------------------------------------------------
