@@ -18,6 +18,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     sub.py                 `nats sub`: print messages from subjects or from a stream
     request.py             `nats request`: send requests, print the replies
     reply.py               `nats reply`: answer requests (echo, a body template or a command)
+    rtt.py                 `nats rtt`: PING/PONG round trips to every address of the server list
     trace.py               `nats trace`: publish with Nats-Trace-Dest, draw the servers' trace events
     bench/__init__.py      `nats bench` (exports register from commands.py)
     bench/commands.py      the bench command tree and flags, turning flags into a run
