@@ -13,6 +13,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     context.py             `nats context`: add, edit, select, show and check connection contexts
     counter.py             `nats counter` (`ctr`): get, incr, view and ls of ADR-49 counters
     errors.py              `nats errors`: ls, lookup and validate of the JS API error catalogue
+    latency.py             `nats latency`: publish on one server, receive through another, percentiles
     micro.py               `nats micro` (`service`): ls, info, stats and ping of ADR-32 services
     pub.py                 `nats pub`: publish to Core NATS or, with -J, to JetStream
     sub.py                 `nats sub`: print messages from subjects or from a stream

@@ -37,6 +37,7 @@ from pynats.cli import (
     counter,
     errors,
     kv,
+    latency,
     micro,
     obj,
     pub,
@@ -63,6 +64,7 @@ NOUNS: tuple[Callable[[NatsGroup], None], ...] = (
     counter.register,
     errors.register,
     kv.register,
+    latency.register,
     micro.register,
     obj.register,
     pub.register,
@@ -184,7 +186,8 @@ def _parser_message(exc: click.UsageError) -> str:
     if isinstance(exc, click.MissingParameter) and exc.param is not None:
         if isinstance(exc.param, click.Argument):
             return f"required argument '{exc.param.name}' not provided"
-        return f"required flag --{exc.param.name} not provided"
+        flag = max(exc.param.opts, key=len) if exc.param.opts else f"--{exc.param.name}"
+        return f"required flag {flag} not provided"
     extra = re.match(r"Got unexpected extra arguments? \((\S+)", exc.message)
     if extra:
         return f"unexpected argument '{extra.group(1)}'"
