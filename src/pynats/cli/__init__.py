@@ -53,8 +53,10 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     server/__init__.py     `nats server` (exports register from commands.py)
     server/commands.py     ping, list, info through the system account
     server/report.py       `server report connections`: every connection of every server
-    server/check.py        `server check`: connection, server, jetstream, stream, consumer, kv,
-                           message and credential health checks (natscli's monitor package)
+    server/check.py        `server check`: its flags and the run of each check (natscli's
+                           monitor package)
+    server/check_core.py   the connection, server and credential checks; shared check helpers
+    server/check_jetstream.py the jetstream, stream, consumer, kv and message checks
     server/check_result.py a check's outcome: nagios, json, prometheus and text renderings,
                            Nagios exit codes
     server/request.py      `server request`: varz, connz, jsz, healthz, ... from every server
