@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,9 @@ from pynats.cli.ui import humanize
 from pynats.cli.ui.command import json_flag
 from pynats.cli.ui.connect import connection, run_async
 from pynats.cli.ui.errors import CliError
-from pynats.cli.ui.messages import status_of
+from pynats.cli.ui.gather import NoResponders, gather_replies
 from pynats.cli.ui.options import current_settings
-from pynats.cli.ui.output import log, out, print_json
+from pynats.cli.ui.output import out, print_json
 from pynats.cli.ui.table import Table
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ NO_PERMISSION = (
     "server request failed, ensure the account used has system privileges and appropriate "
     "permissions"
 )
-ADAPTIVE_QUIET_S = 0.3
 CONNZ_PAGE_SIZE = 1024
 CONNZ_PAGE_STEP = 1025  # natscli's step (one more than the page)
 CONNECTION_SORTS = ("in-bytes", "out-bytes", "in-msgs", "out-msgs", "uptime", "cid", "subs")
@@ -153,38 +151,13 @@ def event_filter(host: str, cluster: str, tags: tuple[str, ...]) -> dict[str, An
 async def collect_responses(
     nc: Client, subject: str, body: dict[str, Any] | None, wait_for: int
 ) -> list[bytes]:
-    """natscli's DoReqAsync: publish once, gather answers until `wait_for` arrived (0: until
-    0.3 s pass without one), the timeout passed, or a 503 says nobody may answer."""
-    settings = current_settings()
+    """natscli's DoReqAsync for the system account's requests (`gather_replies`): a 503 means
+    this user may not ask."""
     payload = json.dumps(body, separators=(",", ":")).encode() if body is not None else b"{}"
-    if settings.trace:
-        log(f">>> {subject}: {payload.decode()}")
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    answers: list[bytes] = []
     try:
-        await nc.publish(subject, payload, reply=inbox)
-        deadline = time.monotonic() + settings.timeout_s
-        while wait_for <= 0 or len(answers) < wait_for:
-            remaining = deadline - time.monotonic()
-            if wait_for == 0 and answers:
-                remaining = min(remaining, ADAPTIVE_QUIET_S)
-            if remaining <= 0:
-                break
-            try:
-                msg = await sub.next_msg(timeout=remaining)
-            except Exception:  # nats-py raises its own TimeoutError subclass here
-                break
-            if status_of(msg) == "503":
-                raise CliError(NO_PERMISSION)
-            if settings.trace:
-                log(f"<<< ({len(msg.data)}B) {msg.data.decode(errors='replace')}")
-            answers.append(msg.data)
-    finally:
-        await sub.unsubscribe()
-    if settings.trace:
-        log(f"=== Received {len(answers)} responses")
-    return answers
+        return await gather_replies(nc, subject, payload, wait_for)
+    except NoResponders:
+        raise CliError(NO_PERMISSION) from None
 
 
 async def active_servers(nc: Client) -> int:
