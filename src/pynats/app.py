@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from . import __version__
@@ -18,6 +19,7 @@ from .server.flags import USAGE, FlagError, UnrecognizedCommand, parse_args
 from .server.log import Logger
 from .server.options import Options
 from .server.server import Server, ServerStartError
+from .server.syslog import SyslogError
 
 SIGNALS = {
     "ldm": signal.SIGUSR2,
@@ -258,7 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(opts: Options) -> int:
-    server = build_server(opts)
+    try:
+        server = build_server(opts)
+    except SyslogError as e:
+        # nats-server dies through Go's standard logger when its syslog cannot be reached
+        print(time.strftime("%Y/%m/%d %H:%M:%S ") + str(e), file=sys.stderr)
+        return 1
     try:
         await server.run()
     except ServerStartError as e:

@@ -12,6 +12,9 @@ A log file may be rotated as nats-server's file logger rotates it (`log_size_lim
 `Rotated log, backup saved as "<backup>"`; with a maximum number of files, the oldest backups
 go (`Purged log file "<name>"`) so that the backups and the live file make that number. Those
 lines are written as nats-server writes them, ending in CRLF.
+
+With `remote_syslog` or `syslog: true` (and no log file, which wins as in nats-server) each
+line goes to syslog instead (`syslog.py`): the message alone, its level as the severity.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .conf.units import go_quote
+from .syslog import SEVERITY_BY_LABEL, SyslogWriter
 
 if TYPE_CHECKING:
     from .options import Options
@@ -45,6 +49,8 @@ class Logger:
         size_limit: int = 0,
         max_files: int = 0,
         silent: bool = False,
+        syslog: bool = False,
+        remote_syslog: str = "",
     ) -> None:
         self.debug_enabled = debug
         self.trace_enabled = trace or trace_verbose
@@ -60,6 +66,9 @@ class Logger:
         self._owns_out = False
         self._colour = False
         self._size = 0  # bytes in the log file, counted against size_limit
+        self._syslog: SyslogWriter | None = None
+        if not log_file and (remote_syslog or syslog):
+            self._syslog = SyslogWriter(remote_syslog)  # SyslogError: the server cannot start
         self._open()
         if self.size_limit and self._size > self.size_limit:
             self.notice("Rotating logfile...")
@@ -76,6 +85,8 @@ class Logger:
             log_file=options.log_file,
             size_limit=options.log_size_limit,
             max_files=options.log_max_num,
+            syslog=options.syslog,
+            remote_syslog=options.remote_syslog,
         )
 
     def _open(self) -> None:
@@ -95,12 +106,18 @@ class Logger:
 
     def reopen(self) -> None:
         """SIGUSR1: reopen the log file (after rotation by an external tool)."""
+        if not self.log_file:
+            self.notice("File log re-open ignored, not a file logger")
+            return
         if self._owns_out:
             self._out.close()
         self._open()
         self.notice("File log re-opened")
 
     def close(self) -> None:
+        if self._syslog is not None:
+            self._syslog.close()
+            self._syslog = None
         if self._owns_out:
             self._out.close()
             self._owns_out = False
@@ -114,6 +131,9 @@ class Logger:
 
     def _write(self, label: str, msg: str) -> None:
         if self.silent:
+            return
+        if self._syslog is not None:
+            self._syslog.write(SEVERITY_BY_LABEL[label], msg)
             return
         tag = f"[\x1b[{_COLOURS[label]}m{label}\x1b[0m]" if self._colour else f"[{label}]"
         line = f"{self._pid_prefix}{self._stamp() if self.logtime else ''}{tag} {msg}\n"

@@ -37,6 +37,7 @@ from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
 from .log import Logger
 from .options import split_host_port
+from .syslog import SyslogError
 
 if TYPE_CHECKING:
     from .options import (
@@ -282,12 +283,21 @@ def _apply_logging(server: Server, old: Options, new: Options) -> None:
         new.logtime,
         new.logtime_utc,
         new.log_file,
-    ):
+    ) and (old.syslog, old.remote_syslog) == (new.syslog, new.remote_syslog):
         return
     logger = server.logger
-    if old.log_file != new.log_file:
+    if (old.log_file, old.syslog, old.remote_syslog) != (
+        new.log_file,
+        new.syslog,
+        new.remote_syslog,
+    ):
+        try:
+            replacement = Logger.from_options(new)
+        except SyslogError as e:
+            logger.error(f"Keeping the current log: {e}")
+            return
         logger.close()
-        server.logger = Logger.from_options(new)
+        server.logger = replacement
         return
     logger.debug_enabled = new.debug
     logger.trace_enabled = new.trace or new.trace_verbose
