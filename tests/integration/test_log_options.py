@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.ports import free_port
-from tests.support.servers import oracle_server_path, pynats_server_command
+from tests.support.servers import oracle_server_path, pynats_server_command, start_server
 
 SIZE_LIMIT = 1000
 MAX_FILES = 3
@@ -117,3 +117,69 @@ def test_a_file_already_past_the_limit_is_rotated_at_start(tmp_path: Path) -> No
         )
         assert "Rotated log, backup saved as" in log_file.read_text().splitlines()[0]
     assert seen["pynats"] == seen["go"] == (True, "[INF] Rotating logfile...")
+
+
+def hpub(headers: bytes, payload: bytes) -> bytes:
+    return b"HPUB a %d %d\r\n%s%s\r\n" % (
+        len(headers),
+        len(headers) + len(payload),
+        headers,
+        payload,
+    )
+
+
+def traced_messages(oracle: bool, conf: Path) -> list[str]:
+    srv = start_server(["-c", str(conf)], oracle=oracle)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+            s.recv(65536)
+            s.sendall(
+                b'CONNECT {"headers":true,"verbose":false,"name":"t"}\r\nSUB a 1\r\n'
+                + hpub(b"NATS/1.0\r\nA: b\r\n\r\n", b"hi")
+                + b"PUB a 2\r\nhi\r\n"
+                + hpub(b"NATS/1.0\r\n\r\n", b"")
+                + hpub(b"NATS/1.0\r\nLong-Header: abcdefghijklmnopqrstuvwxyz\r\n\r\n", b"hi")
+                + b"PING\r\n"
+            )
+            got = b""
+            while b"PONG" not in got:
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+        srv.wait_for_log(r"->> \[PONG\]")
+    finally:
+        srv.stop()
+    wanted = re.compile(r'\[TRC\] .* - "t" - ((<<-|->>) (MSG_PAYLOAD: .*|\[H?(PUB|MSG) .*))$')
+    return [m.group(1) for line in srv.log_lines if (m := wanted.search(line))]
+
+
+def test_trace_headers_traces_the_headers_instead_of_the_payload(tmp_path: Path) -> None:
+    conf = tmp_path / "trace.conf"
+    conf.write_text("trace: true\ntrace_headers: true\nmax_traced_msg_len: 20\n")
+    go = traced_messages(True, conf)
+    assert traced_messages(False, conf) == go
+    assert go == [
+        "<<- [HPUB a 18 20]",
+        '<<- MSG_PAYLOAD: ["NATS/1.0\\r\\nA: b"]',
+        "->> [HMSG a 1 18 20]",
+        '->> MSG_PAYLOAD: ["NATS/1.0\\r\\nA: b"]',
+        "<<- [PUB a 2]",
+        "->> [MSG a 1 2]",
+        "<<- [HPUB a 12 12]",
+        '<<- MSG_PAYLOAD: ["NATS/1.0"]',
+        "->> [HMSG a 1 12 12]",
+        '->> MSG_PAYLOAD: ["NATS/1.0"]',
+        "<<- [HPUB a 53 55]",
+        '<<- MSG_PAYLOAD: ["NATS/1.0\\r\\nLong-Heade..."]',
+        "->> [HMSG a 1 53 55]",
+        '->> MSG_PAYLOAD: ["NATS/1.0\\r\\nLong-Heade..."]',
+    ]
+
+
+def test_max_traced_msg_len_cuts_the_payload_inside_the_quotes(tmp_path: Path) -> None:
+    conf = tmp_path / "trace.conf"
+    conf.write_text("trace: true\nmax_traced_msg_len: 5\n")
+    go = traced_messages(True, conf)
+    assert traced_messages(False, conf) == go
+    assert '<<- MSG_PAYLOAD: ["NATS/..."]' in go
+    assert '->> MSG_PAYLOAD: ["hi"]' in go

@@ -407,7 +407,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "reconnect_error_reports": _error_reports("reconnect_error_reports"),
     "logfile_max_num": _set("log_max_num", "int"),
     "log_max_num": _set("log_max_num", "int"),
-    "trace_headers": _noted(None, "bool"),
+    "trace_headers": _set("trace_headers", "bool"),
     "server_metadata": _server_metadata,
     "gateway": _unsupported("gateways"),
     "mqtt": _unsupported("MQTT"),

@@ -250,6 +250,7 @@ class Options:
     syslog: bool = False
     remote_syslog: str = ""
     max_traced_msg_len: int = 0
+    trace_headers: bool = False  # trace a message's headers instead of its payload
 
     # Limits
     max_connections: int = const.MAX_CONNECTIONS

@@ -4,6 +4,10 @@
     [TRC] 127.0.0.1:36858 - cid:5 - "name" - <<- MSG_PAYLOAD: ["hello"]
     [TRC] 127.0.0.1:36858 - cid:5 - "name" - ->> [MSG foo 1 r 5]
 
+With `trace_headers: true` a message's MSG_PAYLOAD line shows its headers instead, without
+the blank line that ends them (`["NATS/1.0\r\nA: b"]`), and a message without headers has no
+MSG_PAYLOAD line at all, as in nats-server.
+
 Tracing costs nothing when it is off: a traced connection gets a `TracingSink` between its
 parser and itself, and its subscriptions a delivery callback that logs, so the untraced path
 has no check for it.
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from .client import ClientConnection
     from .connection import Connection
     from .delivery import Publisher
+    from .options import Options
     from .sublist import Subscription
 
 
@@ -26,10 +31,21 @@ def connection_label(c: Connection) -> str:
     return c.trace_label
 
 
+def traced_body(options: Options, hdr_len: int, body: bytes) -> bytes | None:
+    """What a MSG_PAYLOAD line shows of a message (headers then payload in `body`): all of
+    it, or with `trace_headers` the headers without their closing CRLFs (None: no line)."""
+    if not options.trace_headers:
+        return body
+    if not hdr_len:
+        return None
+    return body[: max(0, hdr_len - 4)]
+
+
 def quote_payload(data: bytes, limit: int) -> str:
+    """The quoted payload; past `max_traced_msg_len` cut, with `...` inside the quotes."""
     text = data[:limit] if limit > 0 else data
-    shown = json.dumps(text.decode("utf-8", errors="replace"))
-    return shown + ("..." if limit > 0 and len(data) > limit else "")
+    more = "..." if limit > 0 and len(data) > limit else ""
+    return json.dumps(text.decode("utf-8", errors="replace") + more)
 
 
 class TracingSink:
@@ -38,12 +54,16 @@ class TracingSink:
     def __init__(self, client: ClientConnection) -> None:
         self.client = client
         self.logger = client.server.logger
+        self.options = client.server.options
         self.limit = client.server.options.max_traced_msg_len
 
     def _in(self, text: str) -> None:
         self.logger.trace(f"{connection_label(self.client)} - <<- [{text}]")
 
-    def _payload(self, data: bytes) -> None:
+    def _payload(self, hdr_len: int, payload: bytes) -> None:
+        data = traced_body(self.options, hdr_len, payload)
+        if data is None:
+            return
         self.logger.trace(
             f"{connection_label(self.client)} - <<- MSG_PAYLOAD: [{quote_payload(data, self.limit)}]"
         )
@@ -62,7 +82,7 @@ class TracingSink:
         else:
             op, parts = "PUB ", (subject, reply, size)
         self._in(op + b" ".join(p for p in parts if p is not None).decode(errors="replace"))
-        self._payload(payload)
+        self._payload(hdr_len, payload)
         self.client.process_pub(subject, reply, hdr_len, payload)
 
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
@@ -116,6 +136,7 @@ def traced_delivery(
         frame_to_client(c, sub.sid, subject, reply, len(headers), headers + payload)
     label = connection_label(c)
     body = headers + payload
+    hdr_len = len(headers)
     args = [subject, sub.sid] + ([reply] if reply else [])
     if headers and c.headers:
         line = (
@@ -125,7 +146,10 @@ def traced_delivery(
         )
     else:
         line = "MSG " + " ".join(a.decode(errors="replace") for a in args) + f" {len(payload)}"
-        body = payload
-    limit = c.server.options.max_traced_msg_len
+        body, hdr_len = payload, 0
+    options = c.server.options
     c.server.logger.trace(f"{label} - ->> [{line}]")
-    c.server.logger.trace(f"{label} - ->> MSG_PAYLOAD: [{quote_payload(body, limit)}]")
+    shown = traced_body(options, hdr_len, body)
+    if shown is not None:
+        limit = options.max_traced_msg_len
+        c.server.logger.trace(f"{label} - ->> MSG_PAYLOAD: [{quote_payload(shown, limit)}]")
