@@ -1,7 +1,8 @@
 """What account and user JWTs carry, on pynats and the Go server with the same files:
 exports and imports (public, private with activation tokens, revoked activations), user
 revocations (refused at CONNECT, disconnected when a pushed account JWT revokes them), scoped
-signing keys with permission templates, and the user limits `src`, `times` and `bearer_token`.
+signing keys with permission templates, and the user limits `src`, `times` (in `times_location`),
+`data` (carried, not enforced) and `bearer_token`.
 Every security case has a subscriber that must receive nothing."""
 
 from __future__ import annotations
@@ -518,3 +519,60 @@ async def test_an_account_jwt_whose_mapping_weighs_over_100_percent_is_refused(
     with pytest.raises(nats.errors.Error) as refused:
         await connect(srv.url, user_credentials=setup.user(app, "app"))
     assert "authorization violation" in str(refused.value).lower()
+
+
+@SERVERS
+async def test_a_users_data_limit_is_carried_but_not_enforced(
+    setup: Setup, servers: list[RunningServer], oracle: bool
+) -> None:
+    """`data` (max bytes) is in a user JWT's limits, but nats-server enforces only `subs` and
+    `payload` on a connection: a user with `data: 5` sends and receives more."""
+    app = jwts.account()
+    setup.add(app, "APP")
+    usr = jwts.user()
+    creds = setup.creds("small", jwts.user_jwt(app, usr, "small", {"data": 5}), usr)
+    srv = run(servers, setup, oracle)
+    nc = await connect(srv.url, user_credentials=creds)
+    try:
+        sub = await nc.subscribe("big")
+        for _ in range(3):
+            await nc.publish("big", b"x" * 100)
+        for _ in range(3):
+            assert (await sub.next_msg(5)).data == b"x" * 100
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+@SERVERS
+@pytest.mark.parametrize(
+    ("zone_claims", "admitted"),
+    [
+        ({"locale": "Nowhere/Invalid"}, True),
+        ({"times_location": "Nowhere/Invalid"}, False),
+    ],
+    ids=["locale-key-ignored", "bad-times-location"],
+)
+async def test_the_times_zone_is_times_location_only(
+    setup: Setup,
+    servers: list[RunningServer],
+    oracle: bool,
+    zone_claims: dict[str, str],
+    admitted: bool,
+) -> None:
+    """The jwt library's `Locale` is the JSON key `times_location`; a `locale` key is no claim
+    (the window is read in the server's local time, UTC here)."""
+    app = jwts.account()
+    setup.add(app, "APP")
+    usr = jwts.user()
+    limits = {"times": [_window(True)], **zone_claims}
+    creds = setup.creds("zoned", jwts.user_jwt(app, usr, "zoned", limits), usr)
+    srv = start_server(["-c", str(setup.config())], oracle=oracle, env={"TZ": "UTC"})
+    servers.append(srv)
+    if admitted:
+        nc = await connect(srv.url, user_credentials=creds)
+        await nc.close()
+    else:
+        with pytest.raises(nats.errors.Error) as refused:
+            await connect(srv.url, user_credentials=creds)
+        assert "authorization violation" in str(refused.value).lower()

@@ -392,7 +392,6 @@ _USER_LIMIT_FIELDS = (
     "src",
     "times",
     "times_location",
-    "locale",
     "subs",
     "data",
     "payload",

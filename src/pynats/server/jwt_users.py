@@ -4,7 +4,8 @@
 zone, else the server's local time): the time-of-day windows it may be connected in. A user
 connected inside a window is disconnected when it ends, as when its JWT expires. `subs` and
 `payload` cap the client's subscriptions and message size together with the account's limits
-(the lower of the two; -1 or absent: no limit).
+(the lower of the two; -1 or absent: no limit). `data` (a number of bytes) is carried but not
+enforced on a connection, by nats-server either.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def source_allowed(limits: dict[str, Any], host: str) -> bool:
 
 
 def _zone(limits: dict[str, Any]) -> datetime.tzinfo | None:
-    name = limits.get("times_location") or limits.get("locale")
+    name = limits.get("times_location")  # the jwt library's Locale; a "locale" key is no claim
     if not name:
         return datetime.datetime.now().astimezone().tzinfo
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
