@@ -74,6 +74,7 @@ class User:
     permissions: Permissions | None = None
     account: str = ""
     allowed_connection_types: list[str] | None = None
+    proxy_required: bool = False  # may connect only through a trusted proxy
 
 
 @dataclass
@@ -82,6 +83,7 @@ class NkeyUser:
     permissions: Permissions | None = None
     account: str = ""
     allowed_connection_types: list[str] | None = None
+    proxy_required: bool = False
 
 
 @dataclass
@@ -95,6 +97,9 @@ class AuthResult:
     # A user JWT's permissions and limits (its scoped signing key's template when it has one):
     # src, times, subs, payload... (jwt_users.py)
     jwt_limits: dict[str, Any] | None = None
+    # the user may connect only through a trusted proxy (users' `proxy_required`; a user
+    # JWT's is read from `jwt_claims`)
+    proxy_required: bool = False
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -386,6 +391,7 @@ class Authenticator:
                     account=entry.account,
                     permissions=entry.permissions,
                     connection_types=entry.allowed_connection_types,
+                    proxy_required=entry.proxy_required,
                 ),
                 "",
             )
@@ -430,6 +436,7 @@ def _user_result(user: User) -> AuthResult:
         account=user.account,
         permissions=user.permissions,
         connection_types=user.allowed_connection_types,
+        proxy_required=user.proxy_required,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from . import const, jwt_users
 from .auth import (
@@ -22,7 +22,9 @@ from .auth import (
     Permissions,
     ResponseTracker,
     connection_type_allowed,
+    verify_nonce_signature,
 )
+from .conf.units import go_quote
 from .connection import PONG, REASON_TLS_FAILURE, Connection
 from .delivery import filtered_delivery, route_message
 from .msgtrace import (
@@ -130,6 +132,7 @@ class ClientConnection(Connection):
         "name",
         "no_responders",
         "nonce",
+        "proxy_key",
         "pedantic",
         "perms",
         "protocol",
@@ -171,6 +174,7 @@ class ClientConnection(Connection):
         self._callout: PendingCallout | None = None  # an auth callout request in flight
         self._connect_info_sent = False
         self.nonce = ""
+        self.proxy_key = ""  # the trusted proxy that signed this client's nonce
         self.connect_opts: dict[str, Any] | None = None  # kept to re-check auth on reload
         # Permissions (None = everything allowed) and reply subjects granted by allow_responses
         self.perms: PermissionChecker | None = None
@@ -345,6 +349,7 @@ class ClientConnection(Connection):
         if "account" in opts or "new_account" in opts:
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         self.connect_opts = opts
+        self._check_proxy(opts)
         callout = server.auth_callout
         if callout is not None and self.authenticator.required:
             target = callout.config_target(opts)
@@ -370,9 +375,36 @@ class ClientConnection(Connection):
             result = callout.admitting(result)
         self._admit(result)
 
+    def _check_proxy(self, opts: dict[str, Any]) -> None:
+        """A `proxy_sig` (the INFO nonce signed by a proxy) must be a trusted proxy's when
+        `proxies {}` lists any (ADR-55); without that list it is not looked at."""
+        trusted = self.server.options.trusted_proxies
+        signature = opts.get("proxy_sig")
+        if not trusted or signature is None:
+            return
+        for key in trusted:
+            if isinstance(signature, str) and verify_nonce_signature(key, self.nonce, signature):
+                self.proxy_key = key
+                return
+        self._refuse_proxied("proxy is not trusted", "Proxy Not Trusted")
+
+    def _refuse_proxied(self, debug: str, reason: str) -> NoReturn:
+        server = self.server
+        server.logger.debug(f"{self.log_prefix} - {debug}")
+        opts = self.connect_opts or {}
+        user = opts.get("user") or opts.get("nkey") or ""
+        server.logger.error(
+            f'{self.log_prefix} - "{self._client_label()}" - authentication error - '
+            f"User {go_quote(str(user))}"
+        )
+        raise ProtocolError(ERR_AUTH_VIOLATION, reason)
+
     def _admit(self, result: AuthResult) -> None:
         """CONNECT succeeds as `result` says: account, permissions, limits, +OK."""
         server = self.server
+        proxy_required = result.proxy_required or (result.jwt_claims or {}).get("proxy_required")
+        if proxy_required and not self.proxy_key:
+            self._refuse_proxied("proxy connection required", "Proxy Required")
         kind = "WEBSOCKET" if self.is_websocket else "STANDARD"
         if not connection_type_allowed(result, kind):
             server.logger.error(

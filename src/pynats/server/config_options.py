@@ -298,12 +298,13 @@ def _is_proxy_key(text: str) -> bool:
 
 
 def _proxies(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
-    """`proxies { trusted: [ {key: <server nkey>} ] }`: checked as nats-server does, then
-    noted as not supported (trusted proxies vouch for the client addresses they forward)."""
+    """`proxies { trusted: [ {key: <nkey>} ] }`, checked as nats-server does: the proxies
+    whose signature of the INFO nonce (`proxy_sig` in CONNECT) a client may bring."""
     block = m[key]
     if not isinstance(block, ConfigMap):
         r.error(m, key, f"expected proxies to be a map/struct, got {go_type_name(block)}")
         return
+    trusted: list[str] = []
     for name in block:
         if name.lower() != "trusted":
             r.error(block, name, f'unknown field "{name}"')
@@ -332,7 +333,8 @@ def _proxies(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
                 if not isinstance(nkey, str) or not _is_proxy_key(nkey):
                     r.error(entry, field_name, f"invalid proxy key {go_quote(str(nkey))}")
                     return
-    r.unsupported(m, key)
+                trusted.append(nkey)
+    o.trusted_proxies = trusted
 
 
 def _server_tags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:

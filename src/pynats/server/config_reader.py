@@ -331,6 +331,7 @@ def parse_users(r: Reader, m: ConfigMap, key: str) -> tuple[list[User], list[Nke
         perms: Permissions | None = None
         conn_types: list[str] | None = None
         account = ""
+        proxy_required = False
         for k in entry:
             lk = k.lower()
             if lk in ("user", "username"):
@@ -346,7 +347,7 @@ def parse_users(r: Reader, m: ConfigMap, key: str) -> tuple[list[User], list[Nke
             elif lk == "account":
                 account = r.string(entry, k) or ""
             elif lk == "proxy_required":
-                pass
+                proxy_required = bool(r.expect_bool(entry, k))
             elif not entry.is_used_variable(k):
                 r.error(entry, k, f'Unknown field "{k}" parsing users')
         if nkey:
@@ -359,6 +360,7 @@ def parse_users(r: Reader, m: ConfigMap, key: str) -> tuple[list[User], list[Nke
                     permissions=perms,
                     account=account,
                     allowed_connection_types=conn_types,
+                    proxy_required=proxy_required,
                 )
             )
         elif name:
@@ -369,6 +371,7 @@ def parse_users(r: Reader, m: ConfigMap, key: str) -> tuple[list[User], list[Nke
                     permissions=perms,
                     account=account,
                     allowed_connection_types=conn_types,
+                    proxy_required=proxy_required,
                 )
             )
         else:

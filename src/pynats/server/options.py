@@ -309,6 +309,7 @@ class Options:
     allow_non_tls: bool = False
     tls_min_version: str = ""
     # PROXY protocol (v1/v2) header expected before anything else on client connections
+    trusted_proxies: list[str] = field(default_factory=list)  # proxies { trusted }: nkeys
     proxy_protocol: bool = False
 
     # Cluster (routes to the other servers of this cluster)

@@ -358,7 +358,7 @@ class Server:
 
     def info_line(self, client: ClientConnection) -> bytes:
         info = self._client_info(client)
-        if self.authenticator.needs_nonce:
+        if self.authenticator.needs_nonce or self.options.trusted_proxies:
             client.nonce = info["nonce"] = new_nonce()
         if self.is_lame_duck:
             info["ldm"] = True

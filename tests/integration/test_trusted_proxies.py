@@ -1,0 +1,86 @@
+"""Trusted proxies (ADR-55) compared with the Go server: `proxies { trusted }` puts a nonce in
+INFO, a `proxy_sig` in CONNECT must be a trusted proxy's signature of it, and a user with
+`proxy_required: true` connects only through one (never when no proxy is trusted)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+from pathlib import Path
+
+import nkeys
+import pytest
+from tests.support import jwts
+from tests.support.servers import start_server
+
+USERS = (
+    "authorization { users: [ {user: a, password: b, proxy_required: true}, "
+    "{user: c, password: d} ] }\n"
+)
+
+
+def attempt(port: int, user: str, password: str, signer: jwts.Identity | None) -> tuple:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        info = json.loads(s.recv(65536)[5:])
+        connect = {"user": user, "pass": password, "verbose": False}
+        if signer is not None:
+            sig = signer.sign(str(info.get("nonce", "")).encode())
+            connect["proxy_sig"] = base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+        s.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        answer = s.recv(65536).split(b"\r\n")[0]
+    return "nonce" in info, answer.decode()
+
+
+def outcomes(oracle: bool, conf: Path, trusted: jwts.Identity, other: jwts.Identity) -> list:
+    srv = start_server(["-c", str(conf), "-D"], oracle=oracle)
+    try:
+        got = [
+            attempt(srv.port, user, password, signer)
+            for user, password, signer in (
+                ("a", "b", None),
+                ("a", "b", trusted),
+                ("a", "b", other),
+                ("c", "d", None),
+                ("c", "d", other),
+                ("c", "d", trusted),
+            )
+        ]
+        closed = srv.wait_for_log(r"cid:\d+ - Client connection closed: Proxy", timeout=5)
+        assert closed
+    finally:
+        srv.stop()
+    reasons = [
+        m.group(1)
+        for line in srv.log_lines
+        if (m := re.search(r"\[DBG\] .* - (proxy .*|Client connection closed: Proxy .*)$", line))
+    ]
+    return got + reasons
+
+
+@pytest.mark.parametrize("with_proxies", [True, False], ids=["trusted", "no-proxies"])
+def test_proxy_signatures_and_proxy_required_users(tmp_path: Path, with_proxies: bool) -> None:
+    trusted = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    other = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    conf = tmp_path / "proxies.conf"
+    text = USERS
+    if with_proxies:
+        text += f"proxies {{ trusted: [ {{key: {trusted.public_key}}} ] }}\n"
+    conf.write_text(text)
+    go = outcomes(True, conf, trusted, other)
+    assert outcomes(False, conf, trusted, other) == go
+    refused, admitted = "-ERR 'Authorization Violation'", "PONG"
+    if with_proxies:
+        assert go[:6] == [
+            (True, refused),
+            (True, admitted),
+            (True, refused),
+            (True, admitted),
+            (True, refused),
+            (True, admitted),
+        ]
+        assert "Client connection closed: Proxy Not Trusted" in go[6:]
+    else:
+        assert [answer for _nonce, answer in go[:6]] == [refused] * 3 + [admitted] * 3
+    assert "proxy connection required" in go[6:]
