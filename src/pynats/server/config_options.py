@@ -415,8 +415,10 @@ TOP_LEVEL: dict[str, Handler] = {
     "mqtt": _unsupported("MQTT"),
     "mappings": _mappings,
     "maps": _mappings,
-    "ocsp": _unsupported(),
-    "ocsp_cache": _unsupported(),
+    "ocsp": _unsupported(
+        "OCSP stapling: Python's ssl module has no way to staple a response, see docs/options.md"
+    ),
+    "ocsp_cache": _unsupported("OCSP stapling and peer checks are not built"),
     "proxies": _proxies,
     "proxy_protocol": _set("proxy_protocol", "bool"),
     "default_js_domain": _default_js_domain,
