@@ -132,11 +132,11 @@ class ClientConnection(Connection):
         "name",
         "no_responders",
         "nonce",
-        "proxy_key",
         "pedantic",
         "perms",
         "protocol",
         "proxied_from",
+        "proxy_key",
         "pub_allowed",
         "responses",
         "subs",
@@ -236,8 +236,8 @@ class ClientConnection(Connection):
     @property
     def log_prefix(self) -> str:
         if self.proxied_from:
-            return f"{self.proxied_from} - cid:{self.cid}"
-        return f"{self.host}:{self.port} - cid:{self.cid}"
+            return f"{self.proxied_from} - {self.id_label}:{self.cid}"
+        return super().log_prefix
 
     def _ready_for_connect(self) -> None:
         """After INFO (and TLS): refuse over the connection limit, else start the auth clock."""
