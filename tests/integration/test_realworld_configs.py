@@ -96,7 +96,9 @@ class Session:
 def _same_refusal(text: str, tls: bool) -> str:
     """A failed TLS handshake reads differently on the client (Go sends an alert and only its
     own certificate; pynats closes, and OpenSSL sends the CA along): the same refusal."""
-    if "[ssl:" in text or (tls and text in ("connection lost", "[errno 104] connection reset by peer")):
+    if "[ssl:" in text or (
+        tls and text in ("connection lost", "[errno 104] connection reset by peer")
+    ):
         return "tls handshake failed"
     return text
 
