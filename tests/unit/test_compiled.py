@@ -122,6 +122,36 @@ def test_client_parser_same_calls_at_every_split(ending: bytes) -> None:
         assert error is None and buffered == 0 and len(calls) == 18
 
 
+class HoldingRecorder(Recorder):
+    """Holds the parser at every CONNECT (as a client waiting for auth callout does)."""
+
+    parser: Any = None
+
+    def process_connect(self, arg: bytes) -> None:
+        self.calls.append(("process_connect", arg))
+        self.parser.hold()
+
+
+def run_held(module: Any, chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    rec = HoldingRecorder()
+    parser = rec.parser = module.ProtocolParser(rec)
+    parser.headers_enabled = True
+    for chunk in chunks:
+        parser.feed(chunk)
+        while parser._held is not None:
+            rec.calls.append(("released",))
+            parser.feed(parser.release())
+    return rec.calls
+
+
+def test_hold_and_release_same_calls_at_every_split() -> None:
+    stream = CLIENT_STREAM + b'CONNECT {"again":1}\r\nPING\r\n'
+    for chunks in splits(stream):
+        got = run_held(protocol_imported, chunks)
+        assert got == run_held(protocol_pure, chunks), [len(c) for c in chunks]
+    assert got.count(("released",)) == 2
+
+
 LINK_STREAM = (
     b"RS+ $G foo\r\n"
     b"RS+ $G bar.* q 3\r\n"
