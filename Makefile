@@ -14,12 +14,26 @@ ORACLE_214 := $(ORACLE_214_VENV)/bin/nats-server
 # Tests are independent (free ports, own temp dirs): two workers, one file each at a time.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test lint typecheck check bench clean install
+# The modules mypyc compiles (src/pynats/_compiled.py lists them): installing compiles them
+# again when they change (otherwise their stale .so would run; see _compiled.py).
+HOT_SOURCES := setup.py src/pynats/_compiled.py $(shell grep -o '"pynats\.[a-z_.]*"' \
+	src/pynats/_compiled.py | tr -d '"' | tr . / | sed 's|^|src/|; s|$$|.py|')
+# The tests that also run with the hot modules as Python source (PYNATS_PURE=1).
+PURE_TESTS := tests/unit/test_compiled.py tests/unit/test_protocol_parser.py \
+	tests/unit/test_link_protocol.py tests/unit/test_sublist.py tests/unit/test_subjects.py \
+	tests/unit/store tests/integration/test_core_pubsub.py \
+	tests/integration/test_differential_protocol.py tests/integration/test_mappings.py \
+	tests/integration/store
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: run test test-pure lint typecheck check bench clean install
+
+# pip builds the package (setup.py compiles the hot modules with mypyc when a C compiler is
+# there, else installs pure Python with a warning).
+$(BIN)/.installed: pyproject.toml $(HOT_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -c 'from pynats._compiled import describe; print(describe())'
 	touch $@
 
 $(ORACLE):
@@ -52,6 +66,12 @@ test: $(BIN)/.installed $(ORACLE) $(ORACLE_214) $(BROWSER_DEPS)
 	PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) PYNATS_ORACLE_214_SERVER=$(abspath $(ORACLE_214)) \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## The same tests with the hot modules as Python source (what runs without a C compiler).
+test-pure: $(BIN)/.installed $(ORACLE) $(ORACLE_214)
+	PYNATS_PURE=1 PYNATS_ORACLE_SERVER=$(abspath $(ORACLE)) \
+		PYNATS_ORACLE_214_SERVER=$(abspath $(ORACLE_214)) \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) $(PURE_TESTS)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -63,4 +83,5 @@ bench: $(BIN)/.installed $(ORACLE)
 	$(BIN)/python benchmarks/core.py --go $(abspath $(ORACLE))
 
 clean:
-	rm -rf $(VENV) $(ORACLE_VENV) $(ORACLE_214_VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(ORACLE_VENV) $(ORACLE_214_VENV) build dist src/*.egg-info .mypy_cache
+	find src -name '*.so' -delete

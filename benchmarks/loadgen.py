@@ -420,10 +420,12 @@ def run_subscribers(
     members: int,
     queue: bytes,
     window: Window,
+    pattern: bytes = b"",
 ) -> None:
     """Open `members` subscriptions (one connection each) and count deliveries over the window.
 
-    With several ports (the servers of a cluster), `members` subscriptions on each.
+    With several ports (the servers of a cluster), `members` subscriptions on each. The
+    subscriptions are on `pattern` when given (a wildcard matching `subject`), else `subject`.
 
     Counting is by bytes: every frame is `MSG <subject> 1 <size>` plus payload, so the total
     across connections divided by the frame length is the number of messages delivered. Past
@@ -431,7 +433,7 @@ def run_subscribers(
     kernel drops them without copying them out, which keeps the subscribers cheap.
     """
     queue_part = b" " + queue if queue else b""
-    setup = b"SUB %s%s %s\r\n" % (subject, queue_part, SID)
+    setup = b"SUB %s%s %s\r\n" % (pattern or subject, queue_part, SID)
     ports = [port] if isinstance(port, int) else list(port)
     socks = [open_client(p, setup) for p in ports for _ in range(members)]
     header = msg_header(subject, SID, size)

@@ -33,6 +33,7 @@ from loadgen import (
 SETUP_TIMEOUT = 15.0
 REPORT_SLACK = 15.0
 SIZES = (16, 128, 1024)
+WILDCARD = b"bench.*"  # matches loadgen.SUBJECT
 Result = Throughput | Latency | Memory
 
 
@@ -92,11 +93,23 @@ def queue_group(target: Target, size: int, settings: Settings) -> Throughput:
     return deliveries(target, size, settings, members=settings.queue_members, queue=QUEUE)
 
 
+def wildcard(target: Target, size: int, settings: Settings) -> Throughput:
+    """One publisher, one subscriber on a wildcard (`bench.*`): messages/s delivered."""
+    return deliveries(target, size, settings, members=1, pattern=WILDCARD)
+
+
 def deliveries(
-    target: Target, size: int, settings: Settings, members: int, queue: bytes = b""
+    target: Target,
+    size: int,
+    settings: Settings,
+    members: int,
+    queue: bytes = b"",
+    pattern: bytes = b"",
 ) -> Throughput:
     """Subscribers and publisher on the one server under test."""
-    return measure_deliveries(target.port, [target.port], size, settings, members, queue)
+    return measure_deliveries(
+        target.port, [target.port], size, settings, members, queue, pattern=pattern
+    )
 
 
 def measure_deliveries(
@@ -107,13 +120,14 @@ def measure_deliveries(
     members: int,
     queue: bytes = b"",
     before_publish: Callable[[], None] | None = None,
+    pattern: bytes = b"",
 ) -> Throughput:
     """Subscribers first (`members` on each of `sub_ports`, confirmed by PONG), then
     `before_publish` (a cluster waits there for the interest to cross its routes), then the
     publisher on `pub_port`; the subscribers report deliveries summed over all of them."""
     stop = new_event()
     window = settings.window
-    subs = Role(run_subscribers, tuple(sub_ports), SUBJECT, size, members, queue, window)
+    subs = Role(run_subscribers, tuple(sub_ports), SUBJECT, size, members, queue, window, pattern)
     pub = Role(run_publisher, pub_port, SUBJECT, payload_of(size), window, stop)
     try:
         subs.start().expect("ready", SETUP_TIMEOUT)
@@ -169,6 +183,7 @@ SCENARIOS = (
     Scenario("pubsub", "1:1 pub/sub", "msgs/s", True, pub_sub),
     Scenario("fanout", "1:{fanout} fan-out", "deliveries/s", True, fan_out),
     Scenario("queue", "queue group ({members})", "msgs/s", True, queue_group),
+    Scenario("wildcard", "1:1 via bench.*", "msgs/s", True, wildcard),
     Scenario("reqrep", "request/reply", "µs", True, request_reply),
     Scenario("idle", "idle conn memory", "KB/conn", False, idle_memory),
 )

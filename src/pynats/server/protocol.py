@@ -182,8 +182,9 @@ class ProtocolParser(ChunkedInput):
 
     def feed(self, data: bytes) -> None:
         """Parse every complete operation in `data` (plus what earlier chunks left over)."""
-        if self._held is not None:
-            self._held.append(data)
+        held = self._held  # a local: narrowing self._held here would outlive the sink calls
+        if held is not None:
+            held.append(data)
             return
         if self._pending:
             joined = self._resume(data)
