@@ -527,9 +527,8 @@ class Stream:
         if origin_seq > nxt and store.msgs == 0:
             store.compact(origin_seq)
         store.store_at(origin_seq, ts_ns, subject, headers or None, data)
-        seq = origin_seq
         for listener in self.listeners:
-            listener.on_stored(seq, subject)
+            listener.on_stored(origin_seq, subject)
         if self._has_ttl_timer and self._expiry_timer is None:
             self._arm_expiry()
 

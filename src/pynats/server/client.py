@@ -62,18 +62,6 @@ REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
 
 
-class _HeldBytes:
-    """A parser's stand-in that keeps what it is fed, to be parsed later."""
-
-    __slots__ = ("chunks",)
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def feed(self, data: bytes) -> None:
-        self.chunks.append(data)
-
-
 class _ProxyHeaderStage:
     """A client's parser until its PROXY protocol header is read (`proxy_protocol: true`):
     collects the first bytes, then hands the client what the header said and the rest."""
@@ -295,9 +283,8 @@ class ClientConnection(Connection):
                     self._ready_for_connect()
                 return
         # What arrives before start_tls returns (the CONNECT right after the handshake) is
-        # held, so that nothing is answered on the plain transport underneath.
-        parser, held = self.parser, _HeldBytes()
-        self.parser = cast(Any, held)  # a stand-in Feeder, only until the handshake is done
+        # held by the parser, so that nothing is answered on the plain transport underneath.
+        self.parser.hold()
         try:
             new_transport = await server.loop.start_tls(
                 transport,
@@ -312,13 +299,13 @@ class ClientConnection(Connection):
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
         finally:
-            self.parser = parser
+            held = self.parser.release()
         if self.closed or new_transport is None:
             return
         self.transport = new_transport
         self._ready_for_connect()
-        if held.chunks:
-            self.data_received(b"".join(held.chunks))
+        if held:
+            self.data_received(held)
 
     # -- inbound operations (called by the parser) ------------------------------------------
 
@@ -549,24 +536,13 @@ class ClientConnection(Connection):
             or (self.account.trace_dest and payload.find(TRACE_PARENT, 0, hdr_len) >= 0)
         ):
             delivered = route_traced(
-                self,
-                self.account,
-                subject,
-                reply,
-                hdr_len,
-                payload,
-                published,
+                self, self.account, subject, reply, hdr_len, payload, published
             )
             if delivered is None:
                 delivered = route_message(self, self.account, subject, reply, hdr_len, payload)
-            if not delivered and reply is not None and self.no_responders:
-                self.send_no_responders(subject, reply)
-            return
-        if (
-            not route_message(self, self.account, subject, reply, hdr_len, payload)
-            and reply is not None
-            and self.no_responders
-        ):
+        else:
+            delivered = route_message(self, self.account, subject, reply, hdr_len, payload)
+        if not delivered and reply is not None and self.no_responders:
             self.send_no_responders(subject, reply)
 
     def _publish_permitted(self, subject: bytes) -> bool:

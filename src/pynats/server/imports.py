@@ -347,9 +347,11 @@ def _requester_info(
     elif kind == CLIENT:
         if share and not fast_batch:
             return with_request_info(_without_request_info(headers), publisher, server, last=True)
-        info = {"acc": publisher.account.name, "rtt": round(getattr(publisher, "rtt", 0.0) * 1e9)}
         if share:
             info = _full_info(publisher, server)
+        else:
+            info = {"acc": publisher.account.name}
+            info["rtt"] = round(getattr(publisher, "rtt", 0.0) * 1e9)
     else:
         return headers
     if fast_batch:
