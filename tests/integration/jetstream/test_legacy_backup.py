@@ -6,7 +6,6 @@ and without erasure, deletes at the end, purges."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -17,8 +16,8 @@ from typing import Any
 
 import nats
 import pytest
-from nats.aio.msg import Msg
 from tests.conftest import connect
+from tests.support import backups
 from tests.support.servers import RunningServer, oracle_214_server_path, start_server
 
 from pynats.gotime import parse_rfc3339
@@ -72,27 +71,10 @@ async def delete(nc: nats.NATS, stream: str, seq: int, *, erase: bool = True) ->
 
 async def snapshot(nc: nats.NATS, stream: str) -> bytes:
     """`$JS.API.STREAM.SNAPSHOT`: the chunks, each acked, up to the empty one; decompressed."""
-    inbox = nc.new_inbox()
-    chunks: list[bytes] = []
-    done = asyncio.Event()
-
-    async def on_chunk(msg: Msg) -> None:
-        if not msg.data:
-            done.set()
-            return
-        chunks.append(msg.data)
-        if msg.reply:
-            await nc.publish(msg.reply, b"")
-
-    sub = await nc.subscribe(inbox, cb=on_chunk)
-    reply = await api(
-        nc, f"STREAM.SNAPSHOT.{stream}", {"deliver_subject": inbox, "chunk_size": CHUNK_SIZE}
-    )
-    assert "error" not in reply, reply
-    await asyncio.wait_for(done.wait(), 30)
-    await sub.unsubscribe()
+    snap = await backups.snapshot(nc, stream, timeout=30, chunk_size=CHUNK_SIZE)
+    assert "error" not in snap.response, snap.response
     decoder = S2Decoder()
-    tar = decoder.feed(b"".join(chunks))
+    tar = decoder.feed(snap.data)
     assert decoder.at_boundary
     return tar
 

@@ -4,7 +4,6 @@ entries the stream holds, and an archive we write and compress is one the Go ser
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +12,7 @@ import cramjam
 import nats
 import pytest
 from tests.conftest import connect
+from tests.support import backups
 from tests.support.servers import RunningServer, start_server
 
 from pynats.jetstream import s2
@@ -55,25 +55,9 @@ async def make_stream(nc: nats.NATS, name: str) -> None:
 
 async def snapshot(nc: nats.NATS, stream: str) -> bytes:
     """The chunks of `$JS.API.STREAM.SNAPSHOT`, each acked, up to the empty last message."""
-    inbox = nc.new_inbox()
-    chunks: list[bytes] = []
-    done = asyncio.Event()
-
-    async def on_chunk(msg: nats.aio.msg.Msg) -> None:
-        if not msg.data:
-            done.set()
-            return
-        chunks.append(msg.data)
-        if msg.reply:
-            await nc.publish(msg.reply, b"")
-
-    sub = await nc.subscribe(inbox, cb=on_chunk)
-    request = {"deliver_subject": inbox, "chunk_size": CHUNK_SIZE}
-    reply = await nc.request(f"$JS.API.STREAM.SNAPSHOT.{stream}", json.dumps(request).encode())
-    assert "error" not in json.loads(reply.data)
-    await asyncio.wait_for(done.wait(), 20)
-    await sub.unsubscribe()
-    return b"".join(chunks)
+    snap = await backups.snapshot(nc, stream, chunk_size=CHUNK_SIZE)
+    assert "error" not in snap.response
+    return snap.data
 
 
 def blocks_snappy_refuses(stream: bytes) -> int:
