@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,18 @@ accounts {{
 """
 KINDS = ("go", "pynats")
 WAIT_S = 0.5
+
+
+async def on_both(path: Path, session: Callable[[RunningServer], Awaitable[Any]]) -> dict[str, Any]:
+    """`session` on each server started with the config file `path`: kind -> its result."""
+    results = {}
+    for kind in KINDS:
+        srv = start_server(["-c", str(path)], oracle=kind == "go")
+        try:
+            results[kind] = await session(srv)
+        finally:
+            srv.stop()
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -426,13 +438,7 @@ async def _permission_trace(server: RunningServer) -> tuple[list[Any], list[str]
 async def test_permission_errors_match_nats_server(tmp_path: Path, allowed: str) -> None:
     path = tmp_path / "perm.conf"
     path.write_text(PERMISSIONS.format(allowed=allowed))
-    results = {}
-    for kind in KINDS:
-        srv = start_server(["-c", str(path)], oracle=kind == "go")
-        try:
-            results[kind] = await _permission_trace(srv)
-        finally:
-            srv.stop()
+    results = await on_both(path, _permission_trace)
     assert results["pynats"] == results["go"]
     events, errors = results["go"]
     assert (events[0] is None) == (allowed == '"ok.>"')
@@ -672,13 +678,7 @@ async def _traced_request(server: RunningServer) -> dict[str, Any]:
 async def test_allow_trace_service_export_matches_nats_server(tmp_path: Path, allow: bool) -> None:
     path = tmp_path / "allow.conf"
     path.write_text(ALLOW_TRACE.format(allow=", allow_trace: true" if allow else ""))
-    results = {}
-    for kind in KINDS:
-        srv = start_server(["-c", str(path)], oracle=kind == "go")
-        try:
-            results[kind] = await _traced_request(srv)
-        finally:
-            srv.stop()
+    results = await on_both(path, _traced_request)
     assert results["pynats"] == results["go"]
     assert results["go"]["service_saw"][0]["Nats-Trace-Dest"] == ("_R_." if allow else "trac")
     assert [e["type"] for e in results["go"]["events"]] == ["in", "si", "eg"][: 3 if allow else 2]
@@ -753,13 +753,7 @@ async def _traced_publish(server: RunningServer) -> list[dict[str, Any]]:
 async def test_allow_trace_stream_import_matches_nats_server(tmp_path: Path, allow: bool) -> None:
     path = tmp_path / "stream.conf"
     path.write_text(STREAM_TRACE.format(allow=", allow_trace: true" if allow else ""))
-    results = {}
-    for kind in KINDS:
-        srv = start_server(["-c", str(path)], oracle=kind == "go")
-        try:
-            results[kind] = await _traced_publish(srv)
-        finally:
-            srv.stop()
+    results = await on_both(path, _traced_publish)
     assert results["pynats"] == results["go"]
     egress = [e for e in results["go"] if e["type"] == "eg"]
     assert len(egress) == (2 if allow else 1)  # the importer's subscriber only when allowed
