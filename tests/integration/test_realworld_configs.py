@@ -103,10 +103,15 @@ def _same_refusal(text: str, tls: bool) -> str:
     return text
 
 
-async def both(config: str, scenario: Callable[[Session], Any], args: list[str]) -> None:
+async def both(
+    config: Path | Callable[[str], Path], scenario: Callable[[Session], Any]
+) -> list[Any]:
+    """`scenario` on each server (`config` a file, or the file for a kind), the outcomes
+    compared; the Go server's."""
     results = {}
     for kind in KINDS:
-        srv = start_server(["-c", config, *args], oracle=kind == "go")
+        path = config(kind) if callable(config) else config
+        srv = start_server(["-c", str(path)], oracle=kind == "go")
         try:
             session = Session(srv.url)
             await scenario(session)
@@ -150,7 +155,7 @@ async def tenants(s: Session) -> None:
 
 
 async def test_static_accounts_with_permissions_imports_and_mappings() -> None:
-    result = await both(str(DATA / "accounts_mappings.conf"), tenants, [])
+    result = await both(DATA / "accounts_mappings.conf", tenants)
     transcript, boxes, errors = result
     assert ("intruder", "refused", "nats: 'authorization violation'") in transcript
     assert boxes["guest:orders.>"] == []  # another account's subject space
@@ -192,21 +197,14 @@ async def jetstream_tenants(s: Session) -> None:
 
 
 async def test_jetstream_tenants_share_a_kv_bucket_through_imports(tmp_path: Path) -> None:
-    results = {}
-    for kind in KINDS:
-        store = tmp_path / kind
+    def config(kind: str) -> Path:
         conf = tmp_path / f"{kind}.conf"
-        text = (DATA / "jetstream_tenants.conf").read_text().replace("{store}", str(store))
-        conf.write_text(text)
-        srv = start_server(["-c", str(conf)], oracle=kind == "go")
-        try:
-            session = Session(srv.url)
-            await jetstream_tenants(session)
-            results[kind] = await session.finish()
-        finally:
-            srv.stop()
-    assert results["pynats"] == results["go"]
-    assert ("other", "kv get", b"postgres://db2", 2) in results["go"][0]
+        text = (DATA / "jetstream_tenants.conf").read_text()
+        conf.write_text(text.replace("{store}", str(tmp_path / kind)))
+        return conf
+
+    transcript, _, _ = await both(config, jetstream_tenants)
+    assert ("other", "kv get", b"postgres://db2", 2) in transcript
 
 
 # -- operator mode from nsc: v2 and v1 JWTs, exports, a revoked and an expired user ----------
@@ -266,7 +264,7 @@ def nsc_setup(tmp_path: Path) -> Operator:
     creds = {}
     for name, usr in users.items():
         acc, v1 = (legacy, True) if name == "old" else (app, False)
-        extra = {"exp": now - 1} if name == "expired" else {}
+        extra: dict[str, Any] = {"exp": now - 1} if name == "expired" else {}
         token = jwts.user_jwt(acc, usr, name, v1=v1, **extra)
         creds[name] = jwts.write_creds(tmp_path / f"{name}.creds", token, usr)
     return Operator(conf, creds)
@@ -296,7 +294,7 @@ async def test_an_nsc_operator_setup_with_v1_and_v2_jwts(tmp_path: Path) -> None
     async def scenario(s: Session) -> None:
         await nsc_scenario(s, setup.creds)
 
-    transcript, boxes, _ = await both(str(setup.config), scenario, [])
+    transcript, boxes, _ = await both(setup.config, scenario)
     assert ("old", "req", "time.now", b"12:00") in transcript
     assert [t for t in transcript if t[0] in ("revoked", "expired")] == [
         ("revoked", "refused", "nats: 'authorization violation'"),
@@ -345,20 +343,6 @@ def tls_config(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
     return conf
 
 
-async def run_both(conf: Path, scenario: Callable[[Session], Any]) -> list[Any]:
-    results = {}
-    for kind in KINDS:
-        srv = start_server(["-c", str(conf)], oracle=kind == "go")
-        try:
-            session = Session(srv.url)
-            await scenario(session)
-            results[kind] = await session.finish()
-        finally:
-            srv.stop()
-    assert results["pynats"] == results["go"]
-    return results["go"]
-
-
 async def test_tls_users_mapped_from_their_certificates(tmp_path: Path) -> None:
     files = pki(tmp_path)
     conf = tls_config(tmp_path, "tls_mapped_users.conf", files)
@@ -376,7 +360,7 @@ async def test_tls_users_mapped_from_their_certificates(tmp_path: Path) -> None:
         await s.pub("bob", "orders.2")  # not bob's to publish
         await s.settle()
 
-    transcript, boxes, errors = await run_both(conf, scenario)
+    transcript, boxes, errors = await both(conf, scenario)
     assert ("alice", "connected") in transcript and ("bob", "connected") in transcript
     assert [t[:2] for t in transcript if t[0] in ("stranger", "plain")] == [
         ("stranger", "refused"),
@@ -404,6 +388,6 @@ async def test_tls_offered_to_clients_that_upgraded_and_plain_for_the_rest(
         await s.pub("legacy", "news.2")  # not legacy's to publish
         await s.settle()
 
-    transcript, boxes, _ = await run_both(conf, scenario)
+    transcript, boxes, _ = await both(conf, scenario)
     assert ("guesser", "refused", "nats: 'authorization violation'") in transcript
     assert boxes["legacy:news.>"] == [("news.1", b"x")]
