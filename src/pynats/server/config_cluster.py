@@ -25,6 +25,7 @@ from .config_reader import (
     go_listen,
     parse_permissions,
     parse_users,
+    write_timeout_policy,
 )
 from .config_tls import tls_block
 from .options import ROUTE_MAX_PING_INTERVAL_S, ClusterOptions, Options, parse_go_url
@@ -337,13 +338,9 @@ def _cluster_duration(name: str) -> ClusterHandler:
 
 
 def _cluster_write_timeout(r: Reader, c: ClusterOptions, m: ConfigMap, key: str) -> None:
-    policy = r.string(m, key)
-    if policy is None:
-        return
-    if policy not in ("default", "close", "retry"):
-        r.error(m, key, "write_timeout must be 'default', 'close' or 'retry'")
-        return
-    c.write_timeout = policy
+    policy = write_timeout_policy(r, m, key)
+    if policy is not None:
+        c.write_timeout = policy
 
 
 CLUSTER: dict[str, ClusterHandler] = {  # and "authorization" (see `_cluster`)

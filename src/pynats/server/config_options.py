@@ -39,6 +39,7 @@ from .config_reader import (
     go_value,
     parse_permissions,
     parse_users,
+    write_timeout_policy,
 )
 from .config_tls import parse_tls
 from .config_websocket import parse_websocket, websocket_problem
@@ -230,13 +231,9 @@ def _server_metadata(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
 
 
 def _write_timeout(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
-    policy = r.string(m, key)
-    if policy is None:
-        return
-    if policy not in ("default", "close", "retry"):
-        r.error(m, key, "write_timeout must be 'default', 'close' or 'retry'")
-        return
-    o.write_timeout = policy
+    policy = write_timeout_policy(r, m, key)
+    if policy is not None:
+        o.write_timeout = policy
 
 
 def _error_reports(field_name: str) -> Handler:

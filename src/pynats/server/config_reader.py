@@ -307,6 +307,18 @@ def auth_timeout(r: Reader, m: ConfigMap, key: str, block: str = "authorization"
     return seconds
 
 
+def write_timeout_policy(r: Reader, m: ConfigMap, key: str) -> str | None:
+    """`write_timeout` (top level and `cluster {}`): one of nats-server's policy names, or
+    None when it is absent or refused (the error is reported)."""
+    policy = r.string(m, key)
+    if policy is None:
+        return None
+    if policy not in ("default", "close", "retry"):
+        r.error(m, key, "write_timeout must be 'default', 'close' or 'retry'")
+        return None
+    return policy
+
+
 def apply_default_permissions(users: list[User], permissions: Permissions | None) -> None:
     """Users without permissions of their own take the block's default permissions."""
     if permissions is None:
