@@ -112,6 +112,7 @@ def _same_refusal(text: str, tls: bool) -> str:
         in (
             "connection lost",
             "[errno 104] connection reset by peer",
+            "[errno 32] broken pipe",
             "nats: unexpected eof",
             "nats: flush timeout",
         )
