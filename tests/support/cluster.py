@@ -101,12 +101,17 @@ class Cluster:
             if not any(missing.values()):
                 return
             if time.monotonic() > deadline:
-                logs = "\n\n".join(
-                    f"== {m.name} ({m.kind})\n{m.server.log_text() if m.server else ''}"
-                    for m in live
+                raise TimeoutError(
+                    f"cluster not formed, missing routes: {missing}\n{self.logs(live)}"
                 )
-                raise TimeoutError(f"cluster not formed, missing routes: {missing}\n{logs}")
             time.sleep(0.05)
+
+    def logs(self, members: list[Member] | None = None) -> str:
+        """Every member's log so far, each under its name: for failure messages."""
+        return "\n\n".join(
+            f"== {m.name} ({m.kind})\n{m.server.log_text() if m.server else ''}"
+            for m in members or self.members
+        )
 
     def kill(self, m: Member) -> None:
         """kill -9: no goodbye to clients or routes."""

@@ -13,11 +13,13 @@ async def wait_until(
     timeout: float = 5.0,
     what: str = "",
     step: float = 0.005,
+    explain: Callable[[], str] | None = None,
 ) -> Any:
     """Poll `predicate` (plain or async) until it returns something truthy, and return that.
 
     An async predicate is awaited on every poll: its coroutine object is never mistaken for
-    a truthy answer. TimeoutError names `what` when the condition is not met in time.
+    a truthy answer. TimeoutError names `what` when the condition is not met in time, followed
+    by what `explain` returns then (servers' logs, say: what a failure in CI needs to be read).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -28,5 +30,6 @@ async def wait_until(
         if value:
             return value
         if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or 'condition'}")
+            details = f"\n{explain()}" if explain is not None else ""
+            raise TimeoutError(f"timed out waiting for {what or 'condition'}{details}")
         await asyncio.sleep(step)

@@ -324,7 +324,7 @@ async def test_a_server_leaving_says_so_and_the_others_stop_counting_it(
 
         assert lame.server is not None and stopped.server is not None
         lame.server.signal(signal.SIGUSR2)
-        await wait_until(lambda: goodbyes, timeout=5, what="LAMEDUCK")
+        await wait_until(lambda: goodbyes, timeout=10, what="LAMEDUCK", explain=cluster.logs)
         await asyncio.to_thread(lame.server.proc.wait, 10)
         assert [s for s, _ in goodbyes] == [f"$SYS.SERVER.{ids[lame.name]}.LAMEDUCK"]
         block = goodbyes[0][1]
@@ -333,7 +333,9 @@ async def test_a_server_leaving_says_so_and_the_others_stop_counting_it(
         await wait_until(lambda: _is(active(), 2), timeout=5, what="2 active servers")
 
         await asyncio.to_thread(stopped.server.stop)
-        await wait_until(lambda: len(goodbyes) == 2, timeout=5, what="SHUTDOWN")
+        await wait_until(
+            lambda: len(goodbyes) == 2, timeout=10, what="SHUTDOWN", explain=cluster.logs
+        )
         assert goodbyes[1][0] == f"$SYS.SERVER.{ids[stopped.name]}.SHUTDOWN"
         assert goodbyes[1][1]["name"] == stopped.name
         await wait_until(lambda: _is(active(), 1), timeout=5, what="1 active server")
