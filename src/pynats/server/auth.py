@@ -117,6 +117,20 @@ def secret_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def has_plaintext_passwords(options: Options) -> bool:
+    """True when a client password in the config is not a bcrypt hash: nats-server then warns
+    once at start-up. A user without a password is one too, unless TLS certificates name it
+    (verify_and_map)."""
+    if options.password and not options.password.startswith(BCRYPT_PREFIXES):
+        return True
+    users = [*options.users, *(u for acc in options.accounts.values() for u in acc.users)]
+    return any(
+        not user.password.startswith(BCRYPT_PREFIXES)
+        for user in users
+        if user.password or not options.tls_map
+    )
+
+
 def verify_nonce_signature(public_key: str, nonce: str, signature: str) -> bool:
     """Check an ed25519 signature of the INFO nonce (raw-URL or standard base64)."""
     from .nkey import verify_signature

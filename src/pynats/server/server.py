@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import __version__ as PYNATS_VERSION
 from . import const, feature_flags
 from .accounts import Account
-from .auth import Authenticator, ConnectAuthenticator
+from .auth import Authenticator, ConnectAuthenticator, has_plaintext_passwords
 from .auth_callout import AuthCalloutService
 from .client import ClientConnection
 from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
@@ -465,6 +465,8 @@ class Server:
         log.notice(f"  ID:       {self.server_id}")
         for line in feature_flags.startup_lines(opts.feature_flags):
             log.notice(line)
+        if has_plaintext_passwords(opts):
+            log.warn("Plaintext passwords detected, use nkeys or bcrypt")
         if opts.config_file:
             log.notice(f"Using configuration file: {opts.config_file} ({opts.config_digest})")
         for note in opts.config_notes:
