@@ -1,6 +1,7 @@
 """`nats account` (alias `a`): `info` (alias `nfo`): who this connection is, and its JetStream
 usage; `backup` (alias `snapshot`) and `restore`: every stream of the account into (and back from)
-one subdirectory per stream, each a `nats stream backup` directory (stream/backup.py).
+one subdirectory per stream, each a `nats stream backup` directory (stream/backup.py); `report
+connections|statistics`: what this account sees of itself (server/report_accounts.py).
 
 The screen combines what the server says about the user (`$SYS.REQ.USER.INFO`, skipped
 silently when unavailable), what the connection knows (client id, RTT, server), and the
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pynats.cli.server.report_accounts import register_account_report
 from pynats.cli.stream.api import stream_list, stream_names
 from pynats.cli.stream.backup import (
     ACCOUNT_CHUNK_BYTES,
@@ -52,6 +54,8 @@ def register(root: NatsGroup) -> None:
     def info() -> None:
         screen = run_async(account_screen())
         out(screen.render(), end="")
+
+    register_account_report(account)
 
     @account.command(
         "backup",

@@ -4,6 +4,9 @@
     nats server list            the `Server Overview` table (`--json`: the raw stats messages)
     nats server info [SERVER]   one server's varz as an info screen
     nats server report connections   every connection of every server (report.py)
+    nats server report accounts      connections and traffic per account (report_accounts.py)
+    nats server report jetstream     every server's JetStream usage, the meta group
+                                     (report_jetstream.py)
     nats server check ...       Nagios-style health checks (check.py, check_result.py)
     nats server request ...     one monitoring document per server through $SYS (request.py)
     nats server passwd          bcrypt a password for the server's users (passwd.py)
@@ -24,7 +27,14 @@ from typing import Any
 
 import click
 
-from pynats.cli.server import check, mapping, passwd, request
+from pynats.cli.server import (
+    check,
+    mapping,
+    passwd,
+    report_accounts,
+    report_jetstream,
+    request,
+)
 from pynats.cli.server.report import register as register_report
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
@@ -135,7 +145,9 @@ def register(root: NatsGroup) -> None:
         varz = run_async(fetch_varz(server_id))
         out(render_server_info(varz).render(), end="")
 
-    register_report(server)
+    report = register_report(server)
+    report_accounts.register(report)
+    report_jetstream.register(report)
     check.register(server)
     request.register(server)
     passwd.register(server)

@@ -42,8 +42,8 @@ CONNECTION_SORTS = ("in-bytes", "out-bytes", "in-msgs", "out-msgs", "uptime", "c
 STATES = {"open": 0, "closed": 1, "all": 2}
 
 
-def register(server: click.Group) -> None:
-    """Hang `report` under `nats server`."""
+def register(server: click.Group) -> click.Group:
+    """Hang `report` under `nats server`; returns it for the other reports' modules."""
 
     @server.group("report", aliases=["rep"], help="Report on various server metrics")
     def report() -> None:
@@ -132,6 +132,8 @@ def register(server: click.Group) -> None:
             return
         out(render_connections(conns, sort_key, reverse, top, state), end="")
 
+    return report
+
 
 def event_filter(host: str, cluster: str, tags: tuple[str, ...]) -> dict[str, Any]:
     """natscli's EventFilterOptions for the report commands (JSON omitempty)."""
@@ -195,11 +197,18 @@ def go_api_error(error: Any) -> str:
 
 
 async def gather_connections(
-    request: dict[str, Any], wait_for: int, as_json: bool, reason: re.Pattern[str] | None
+    request: dict[str, Any],
+    wait_for: int,
+    as_json: bool,
+    reason: re.Pattern[str] | None,
+    discover: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every server's CONNZ pages, flattened: each connection with its server's `server`."""
+    """Every server's CONNZ pages, flattened: each connection with its server's `server`.
+
+    `discover=False` skips asking how many servers there are (a user outside the system
+    account may not ask): with no `wait_for` the answers are then gathered adaptively."""
     async with connection() as nc:
-        if wait_for == 0:
+        if wait_for == 0 and discover:
             wait_for = await active_servers(nc)
         replies = [
             parse_connz(d) for d in await collect_responses(nc, CONNZ_SUBJECT, request, wait_for)
@@ -260,7 +269,7 @@ def _sort_key(name: str) -> Callable[[dict[str, Any]], Any]:
         "cid": lambda c: c.get("cid", 0),
         "subs": lambda c: len(c.get("subscriptions_list") or []),
     }
-    return keys[name]
+    return keys.get(name, keys["subs"])  # natscli's default branch (`accounts --sort conns`)
 
 
 def sort_connections(conns: list[dict[str, Any]], key: str, reverse: bool) -> list[dict[str, Any]]:
