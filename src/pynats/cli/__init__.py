@@ -56,6 +56,7 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     server/report_accounts.py `server report accounts` (per-account sums of every server's
                            connections); `account report connections|statistics`
     server/report_jetstream.py `server report jetstream`: every server's JSZ, the meta group
+    server/run.py          `server run`: a local development pynats server and its contexts
     server/check.py        `server check`: its flags and the run of each check (natscli's
                            monitor package)
     server/check_core.py   the connection, server and credential checks; shared check helpers

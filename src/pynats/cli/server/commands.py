@@ -7,6 +7,7 @@
     nats server report accounts      connections and traffic per account (report_accounts.py)
     nats server report jetstream     every server's JetStream usage, the meta group
                                      (report_jetstream.py)
+    nats server run [NAME]      a local development pynats server with contexts (run.py)
     nats server check ...       Nagios-style health checks (check.py, check_result.py)
     nats server request ...     one monitoring document per server through $SYS (request.py)
     nats server passwd          bcrypt a password for the server's users (passwd.py)
@@ -34,6 +35,7 @@ from pynats.cli.server import (
     report_accounts,
     report_jetstream,
     request,
+    run,
 )
 from pynats.cli.server.report import register as register_report
 from pynats.cli.ui import humanize
@@ -148,6 +150,7 @@ def register(root: NatsGroup) -> None:
     report = register_report(server)
     report_accounts.register(report)
     report_jetstream.register(report)
+    run.register(server)
     check.register(server)
     request.register(server)
     passwd.register(server)
