@@ -2,16 +2,21 @@
 
 Each test runs against the Go server and ours (`server_kind`): the system user sys/sys asks,
 app/app (account APP, with JetStream) makes the connections and the stream being reported.
+The RAFT meta group section needs a clustered JetStream, which only Go has (pynats' JSZ has
+no `meta_cluster`): that test runs a three-node Go cluster.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import NatsCli, wait_for_interest
+from tests.cli.conftest import WAIT_S, NatsCli, wait_for_interest
+from tests.support.cluster import Member, make_cluster
 from tests.support.servers import RunningServer
 
 NO_PRIVILEGES = "ensure the account used has system privileges and appropriate permissions"
@@ -134,3 +139,48 @@ def test_reports_need_the_system_account(app: NatsCli) -> None:
     result = app.run("server", "report", "jetstream", "--timeout", "2s")
     assert result.returncode == 1, result
     assert NO_PRIVILEGES in result.stderr
+
+
+def test_report_jetstream_draws_the_meta_group_of_a_clustered_jetstream(tmp_path: Path) -> None:
+    def extra(member: Member) -> str:
+        store = member.conf.parent / "js"
+        return (
+            "accounts { SYS { users = [{user: sys, password: sys}] } }\n"
+            f"system_account: SYS\njetstream {{ store_dir: {json.dumps(str(store))} }}\n"
+        )
+
+    cluster = make_cluster(["go", "go", "go"], tmp_path / "cluster", extra=extra)
+    try:
+        cluster.wait_formed()
+        deadline = time.monotonic() + WAIT_S
+        while not all(
+            (m.http_json("/jsz").get("meta_cluster") or {}).get("leader") for m in cluster
+        ):
+            assert time.monotonic() < deadline, "no JetStream meta leader"
+            time.sleep(0.05)
+        system = as_user(tmp_path, cluster[0].server, "sys")  # type: ignore[arg-type]
+        result = system.run("server", "report", "jetstream", "--sort", "name")
+    finally:
+        cluster.stop_all()
+    assert result.returncode == 0, result
+    rows = table_rows(result.stdout)
+    assert rows[0] == ["JetStream Summary"]
+    summary = rows[2:5]
+    assert [row[0].rstrip("*") for row in summary] == ["GO-1", "GO-2", "GO-3"]
+    assert [row[1] for row in summary] == ["c1", "c1", "c1"]
+    assert sum(row[0].endswith("*") for row in summary) == 1  # the meta leader
+    title = rows.index(["RAFT Meta Group Information"])
+    assert rows[title + 1] == [
+        "Connection Name",
+        "ID",
+        "Leader",
+        "Current",
+        "Online",
+        "Active",
+        "Lag",
+    ]
+    peers = rows[title + 2 : title + 5]
+    assert [peer[0] for peer in peers] == ["GO-1", "GO-2", "GO-3"]
+    leaders = [peer for peer in peers if peer[2] == "yes"]
+    assert len(leaders) == 1 and leaders[0][0] + "*" in [row[0] for row in summary]
+    assert all(peer[4] == "true" and len(peer[1]) == 8 for peer in peers)
