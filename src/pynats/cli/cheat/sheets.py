@@ -13,7 +13,13 @@ CHEATS: dict[str, str] = {
 nats account info
 
 # The same through a saved context
-nats account info --context prod""",
+nats account info --context prod
+
+# Every connection of your account, on every server, busiest subscribers last
+nats account report connections --sort subs
+
+# Your account's connections, subscriptions and traffic on each server
+nats account report statistics""",
     "bench": """\
 # Measure core publish throughput with 2 publishing clients and no progress bars
 nats bench pub demo.bench --msgs 1000000 --clients 2 --no-progress
@@ -179,7 +185,21 @@ nats server list --context system
 nats server info nats-1 --context system
 
 # The raw statistics of every server, for scripts
-nats server list --json --context system""",
+nats server list --json --context system
+
+# Connections, messages and bytes per account, the 5 with the most inbound messages
+nats server report accounts --sort in-msgs --top 5 --context system
+
+# The connections of one account only
+nats server report accounts ORDERS --context system
+
+# Streams, consumers, messages and API use of every JetStream server, and the meta group
+nats server report jetstream --context system
+nats server report jetstream --account ORDERS --sort msgs --context system
+
+# A local development server with JetStream, and contexts for its user, service and system users
+nats server run --jetstream
+nats server run demo --port 4222 --clean""",
     "stream": """\
 # Create a stream for every subject under ORDERS, answering every question with a default
 nats stream add ORDERS --subjects 'ORDERS.>' --defaults
