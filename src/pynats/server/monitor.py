@@ -770,6 +770,7 @@ def index_page(server: Server) -> str:
         for path, title in INDEX_LINKS
         if path in server.monitor_routes or path in BUILTIN_ROUTES
     )
+    dashboard = '    <a href=./dashboard>Dashboard<span class="endpoint"> /dashboard</span></a>'
     return f"""<html lang="en">
   <head>
     <title>pynats monitoring</title>
@@ -785,6 +786,7 @@ def index_page(server: Server) -> str:
     <h1>NATS server (pynats v{PYNATS_VERSION})</h1>
     <p>nats-server feature level v{const.NATS_FEATURE_VERSION}</p>
 {links}
+{dashboard}
     <a href=https://docs.nats.io/running-a-nats-service/nats_admin/monitoring>Help</a>
   </body>
 </html>

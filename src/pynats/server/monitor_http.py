@@ -1,5 +1,5 @@
 """The monitoring HTTP server: a small asyncio one, serving the endpoints of `monitor` (and
-`/metrics`, the Prometheus text of `metrics`).
+`/metrics`, the Prometheus text of `metrics`, and `/dashboard`, the page of `dashboard`).
 
 Monitoring is never on the message path; it must answer within milliseconds of start-up,
 because harnesses poll /varz to know the server is ready. JSON is pretty-printed with two
@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from . import const
+from . import const, dashboard
 from .monitor import BUILTIN_ROUTES, BadRequest, JSONResponse, NotFound, index_page
 
 if TYPE_CHECKING:
@@ -116,6 +116,9 @@ class MonitorServer:
         if name == "":
             self._count("/")
             return 200, "text/html; charset=utf-8", index_page(self.server).encode()
+        if name == "dashboard":
+            self._count("/dashboard")
+            return 200, dashboard.CONTENT_TYPE, dashboard.page(base)
         if name == "metrics":
             self._count("/metrics")
             return 200, *self._scrape()
