@@ -117,6 +117,9 @@ def test_wheel_installs_into_a_clean_venv_and_works(tmp_path: Path) -> None:
         assert any("Starting JetStream" in line for line in server.log_lines)
         with urllib.request.urlopen(server.monitor_url + "/metrics", timeout=5) as resp:
             assert b"jetstream_server_total_streams" in resp.read()
+        with urllib.request.urlopen(server.monitor_url + "/dashboard", timeout=5) as resp:
+            page = resp.read()  # its HTML, style and script are package data of the wheel
+        assert b'id="chart-msgs"' in page and b"function drawChart" in page
         nats_cli = [str(bin_dir / "nats"), "--server", server.url]
         assert run([str(bin_dir / "nats"), "--version"], cwd=tmp_path).stdout.strip()
 
