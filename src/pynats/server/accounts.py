@@ -156,9 +156,20 @@ def find_export(
 ) -> ExportConfig | None:
     """The export of `exporter` that covers `subject` for `importer`, if any; an export that
     requires a token needs `activated` to accept the importer's activation for it."""
+    return find_export_in(exporter.exports, kind, subject, importer, activated)
+
+
+def find_export_in(
+    exports: list[ExportConfig],
+    kind: str,
+    subject: str,
+    importer: str,
+    activated: Callable[[ExportConfig], bool] | None = None,
+) -> ExportConfig | None:
+    """`find_export` over a list of exports (a config's account, before it is an Account)."""
     from .subjects import is_subset_match
 
-    for export in exporter.exports:
+    for export in exports:
         if export.kind != kind:
             continue
         if export.accounts is not None and importer not in export.accounts:

@@ -43,6 +43,7 @@ from .config_reader import (
 )
 from .config_tls import parse_tls
 from .config_websocket import parse_websocket, websocket_problem
+from .import_checks import import_errors
 from .msgtrace import parse_account_msg_trace
 from .options import Options, ResolverOptions
 
@@ -981,10 +982,8 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
 def _check_accounts(r: Reader, o: Options, data: ConfigMap) -> None:
     """Cross-references that nats-server checks while reading (reported at `accounts`)."""
     key = next((k for k in data if k.lower() == "accounts"), None)
-    for acc in o.accounts.values():
-        for imp in acc.imports:
-            if imp.account not in o.accounts:
-                r.error(data, key, f'"{imp.account}" account not defined for {imp.kind} import')
+    for problem in import_errors(o.accounts):
+        r.error(data, key, problem)
 
 
 def apply_config_file(opts: Options) -> Options:
