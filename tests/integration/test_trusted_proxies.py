@@ -9,6 +9,7 @@ import json
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import nkeys
 import pytest
@@ -84,3 +85,53 @@ def test_proxy_signatures_and_proxy_required_users(tmp_path: Path, with_proxies:
     else:
         assert [answer for _nonce, answer in go[:6]] == [refused] * 3 + [admitted] * 3
     assert "proxy connection required" in go[6:]
+
+
+def monitored(oracle: bool, conf: Path, trusted: jwts.Identity) -> tuple[Any, list[Any]]:
+    """/varz's `proxies` and, for a client through the proxy and one without, /connz's
+    `proxy`, `account` and `authorized_user`."""
+    srv = start_server(["-c", str(conf)], oracle=oracle, http_port=-1)
+    try:
+        socks = [
+            connected(srv.port, "a", "b", "through-proxy", trusted),
+            connected(srv.port, "c", "d", "direct", None),
+        ]
+        varz = srv.http_json("/varz")
+        connz = srv.http_json("/connz?auth=1&sort=cid")
+        for s in socks:
+            s.close()
+    finally:
+        srv.stop()
+    keys = ("name", "authorized_user", "account", "proxy")
+    return varz.get("proxies"), [{k: c[k] for k in keys if k in c} for c in connz["connections"]]
+
+
+def connected(
+    port: int, user: str, password: str, name: str, signer: jwts.Identity | None
+) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    info = json.loads(s.recv(65536)[5:])
+    connect = {"user": user, "pass": password, "verbose": False, "name": name}
+    if signer is not None:
+        sig = signer.sign(str(info["nonce"]).encode())
+        connect["proxy_sig"] = base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+    s.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+    assert s.recv(65536).startswith(b"PONG")
+    return s
+
+
+def test_monitoring_names_the_trusted_proxies_and_the_proxy_of_each_connection(
+    tmp_path: Path,
+) -> None:
+    trusted = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    conf = tmp_path / "proxies.conf"
+    conf.write_text(USERS + f"proxies {{ trusted: [ {{key: {trusted.public_key}}} ] }}\n")
+    go = monitored(True, conf, trusted)
+    assert monitored(False, conf, trusted) == go
+    assert go == (
+        {"trusted": [{"key": trusted.public_key}]},
+        [
+            {"name": "through-proxy", "authorized_user": "a", "proxy": {"key": trusted.public_key}},
+            {"name": "direct", "authorized_user": "c"},
+        ],
+    )

@@ -6,6 +6,7 @@ from the `Listening for client connections on HOST:PORT` and `Server is ready` l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTEN_RE = re.compile(r"Listening for client connections on (.+):(\d+)")
@@ -65,6 +68,11 @@ class RunningServer:
     @property
     def monitor_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def http_json(self, path: str) -> Any:
+        """A monitoring endpoint's JSON (the server was started with an http port)."""
+        with urllib.request.urlopen(self.monitor_url + path, timeout=5) as r:
+            return json.loads(r.read())
 
     def log_text(self) -> str:
         return "\n".join(self.log_lines)

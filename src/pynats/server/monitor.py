@@ -199,6 +199,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["system_account"] = server.system_account.name
     v["slow_consumer_stats"] = dict(server.slow_consumer_stats)
     v["stale_connection_stats"] = dict(server.stale_connection_stats)
+    if opts.trusted_proxies:
+        v["proxies"] = {"trusted": [{"key": key} for key in opts.trusted_proxies]}
     if opts.tls and opts.tls_cert:
         from .tls import certificate_not_after
 
@@ -325,7 +327,8 @@ def conn_info(
     if auth:
         if c.user:
             info["authorized_user"] = c.user
-        info["account"] = c.account.name
+        if c.account.name != const.GLOBAL_ACCOUNT:  # nats-server names other accounts only
+            info["account"] = c.account.name
     if subs == "detail" and c.subs:
         info["subscriptions_list_detail"] = [sub_detail(s, None) for s in c.subs.values()]
     elif subs == "list" and c.subs:
@@ -333,6 +336,8 @@ def conn_info(
     info["name_tag"] = c.account.name if auth else None
     if info["name_tag"] is None:
         del info["name_tag"]
+    if c.proxy_key:
+        info["proxy"] = {"key": c.proxy_key}  # the trusted proxy it came through (ADR-55)
     info["_start"] = c.start
     info["_last"] = c.last_activity
     info["_idle"] = end - c.last_activity
