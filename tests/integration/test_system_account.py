@@ -11,6 +11,7 @@ import nats.errors
 import pytest
 from tests.conftest import connect
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
 
 CONFIG = """
 accounts {
@@ -140,3 +141,34 @@ def test_accountz_and_accstatz(server: RunningServer) -> None:
     with urllib.request.urlopen(server.monitor_url + "/accstatz?unused=1") as resp:
         statz = json.loads(resp.read())["account_statz"]
     assert {"$G", "SYS", "A"} <= {s["acc"] for s in statz}
+
+
+async def test_account_statistics_keep_the_traffic_of_clients_that_left(
+    server: RunningServer,
+) -> None:
+    """/accstatz counts since start: what a publisher sent and a subscriber received stays
+    in the account's numbers after both have gone (nats `account report statistics`)."""
+
+    def traffic() -> tuple[int, int, int, int]:
+        statz = server.http_json("/accstatz?unused=1")["account_statz"]
+        a = next(s for s in statz if s["acc"] == "A")
+        return (
+            a["received"]["msgs"],
+            a["received"]["bytes"],
+            a["sent"]["msgs"],
+            a["sent"]["bytes"],
+        )
+
+    before = traffic()
+    sub = await connect(url(server, "a", "a"))
+    messages = await sub.subscribe("stats.here")
+    await sub.flush()
+    pub = await connect(url(server, "a", "a"))
+    for _ in range(3):
+        await pub.publish("stats.here", b"hello")
+    await pub.close()
+    for _ in range(3):
+        await messages.next_msg(timeout=2)
+    await sub.close()
+    after = (before[0] + 3, before[1] + 15, before[2] + 3, before[3] + 15)
+    await wait_until(lambda: traffic() == after, timeout=5, what=f"traffic {after}")

@@ -53,18 +53,9 @@ def conns_reply_subject(server_id: str) -> str:
 
 
 def account_stat(account: Account, name_tag: str) -> dict[str, Any]:
-    """nats-server's AccountStat: /accstatz's entry with the per-kind traffic blocks."""
+    """nats-server's AccountStat as account events carry it: named by the name tag."""
     stat = monitor.account_stat(account)
     stat["name"] = name_tag
-    for direction in ("sent", "received"):
-        totals = stat[direction]
-        stat[direction] = {
-            "msgs": totals["msgs"],
-            "bytes": totals["bytes"],
-            "gateways": {"msgs": 0, "bytes": 0},
-            "routes": {"msgs": 0, "bytes": 0},
-            "leafs": {"msgs": 0, "bytes": 0},
-        }
     return stat
 
 

@@ -69,6 +69,7 @@ class Account:
         "claim_imports",
         "claim_mappings",
         "clients",
+        "closed_traffic",
         "config",
         "exports",
         "imports_client",
@@ -97,6 +98,9 @@ class Account:
         self.rmsg_head = b"RMSG " + self.name_bytes + b" "  # how routes frame its messages
         self.sublist = Sublist(cache_enabled=cache_enabled)
         self.clients: set[ClientConnection] = set()
+        # What its clients that are gone received and were sent: in msgs, in bytes, out
+        # msgs, out bytes (account statistics are totals since start, as nats-server's).
+        self.closed_traffic = [0, 0, 0, 0]
         self.is_system = False
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None

@@ -404,6 +404,11 @@ class Server:
         if self.clients.pop(client.cid, None) is None:
             return
         client.account.clients.discard(client)
+        totals = client.account.closed_traffic
+        totals[0] += client.in_msgs
+        totals[1] += client.in_bytes
+        totals[2] += client.out_msgs
+        totals[3] += client.out_bytes
         if client.connected:
             for hook in self.on_client_disconnect:
                 hook(client)
