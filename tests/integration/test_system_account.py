@@ -10,6 +10,7 @@ from pathlib import Path
 import nats.errors
 import pytest
 from tests.conftest import connect
+from tests.support.raw import RawClient, connect_line
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import wait_until
 
@@ -125,6 +126,20 @@ async def test_connect_and_disconnect_events(server: RunningServer) -> None:
     assert events["DISCONNECT"]["type"] == "io.nats.server.advisory.v1.client_disconnect"
     # nats-server says "Read Error" when the close races its read: both mean the client left
     assert events["DISCONNECT"]["reason"] in ("Client Closed", "Read Error")
+    await sys_nc.close()
+
+
+async def test_a_refused_client_is_an_auth_error_event(server: RunningServer) -> None:
+    sys_nc = await connect(url(server, "sys", "sys"))
+    sub = await sys_nc.subscribe("$SYS.SERVER.*.CLIENT.AUTH.ERR")
+    await sys_nc.flush()
+    with RawClient(server.port) as refused:
+        refused.send(connect_line(user="a", name="intruder", **{"pass": "wrong"}))
+        assert refused.read_line() == b"-ERR 'Authorization Violation'"
+    event = json.loads((await sub.next_msg(3)).data)
+    assert event["type"] == "io.nats.server.advisory.v1.client_disconnect"
+    assert event["reason"] == "Authentication Failure"
+    assert (event["client"]["user"], event["client"]["name"]) == ("a", "intruder")
     await sys_nc.close()
 
 

@@ -128,6 +128,8 @@ class Server:
         # Called once a client has authenticated, and once it is gone (system events).
         self.on_client_connect: list[Callable[[ClientConnection], None]] = []
         self.on_client_disconnect: list[Callable[[ClientConnection], None]] = []
+        # Called for a client closed before it was connected (refused at CONNECT, timed out).
+        self.on_client_refused: list[Callable[[ClientConnection], None]] = []
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
         self.websocket: WebsocketListener | None = None
@@ -409,9 +411,8 @@ class Server:
         totals[1] += client.in_bytes
         totals[2] += client.out_msgs
         totals[3] += client.out_bytes
-        if client.connected:
-            for hook in self.on_client_disconnect:
-                hook(client)
+        for hook in self.on_client_disconnect if client.connected else self.on_client_refused:
+            hook(client)
         self.count_closed(client)
         if self.closed_clients.maxlen:
             from .monitor import closed_conn_info

@@ -228,6 +228,7 @@ class SystemServices:
             self.add_account(account)
         server.on_client_connect.append(self._client_connected)
         server.on_client_disconnect.append(self._client_disconnected)
+        server.on_client_refused.append(self._client_refused)
         if isinstance(server.authenticator, JwtAuthenticator):
             self.claims = AccountClaimsService(self, server.authenticator)
             self.claims.start()
@@ -797,19 +798,30 @@ class SystemServices:
             return
         if self.account_conns is not None:
             self.account_conns.local_changed(account)
-        self._publish(
-            f"$SYS.ACCOUNT.{account.name}.DISCONNECT",
-            {
-                "type": DISCONNECT_EVENT_TYPE,
-                "id": _new_event_id(),
-                "timestamp": monitor.rfc3339_seconds(client.stop or time.time()),
-                "server": self.server_info(),
-                "client": client_event_info(self.server, client, closed=True),
-                "sent": {"msgs": client.in_msgs, "bytes": client.in_bytes},
-                "received": {"msgs": client.out_msgs, "bytes": client.out_bytes},
-                "reason": client.reason,
-            },
-        )
+        self._publish(f"$SYS.ACCOUNT.{account.name}.DISCONNECT", self._disconnect_event(client))
+
+    def _client_refused(self, client: ClientConnection) -> None:
+        """nats-server's sendAuthErrorEvent: a client refused at CONNECT for its credentials,
+        as a disconnect event on `$SYS.SERVER.<id>.CLIENT.AUTH.ERR` (`nats events` shows it)."""
+        if client.reason != REASON_AUTH:
+            return
+        event = self._disconnect_event(client)
+        user = (client.connect_opts or {}).get("user")
+        if user and "user" not in event["client"]:  # the user it claimed to be
+            event["client"]["user"] = str(user)
+        self._publish(f"$SYS.SERVER.{self.server.server_id}.CLIENT.AUTH.ERR", event)
+
+    def _disconnect_event(self, client: ClientConnection) -> dict[str, Any]:
+        return {
+            "type": DISCONNECT_EVENT_TYPE,
+            "id": _new_event_id(),
+            "timestamp": monitor.rfc3339_seconds(client.stop or time.time()),
+            "server": self.server_info(),
+            "client": client_event_info(self.server, client, closed=True),
+            "sent": {"msgs": client.in_msgs, "bytes": client.in_bytes},
+            "received": {"msgs": client.out_msgs, "bytes": client.out_bytes},
+            "reason": client.reason,
+        }
 
 
 class AccountClaimsService:
