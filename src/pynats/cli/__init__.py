@@ -13,6 +13,8 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     context.py             `nats context`: add, edit, select, show and check connection contexts
     counter.py             `nats counter` (`ctr`): get, incr, view and ls of ADR-49 counters
     errors.py              `nats errors`: ls, lookup and validate of the JS API error catalogue
+    events.py              `nats events` (`event`, `e`): server and JetStream advisories, one
+                           line (--short), a block, JSON or CloudEvents each
     latency.py             `nats latency`: publish on one server, receive through another, percentiles
     micro.py               `nats micro` (`service`): ls, info, stats and ping of ADR-32 services
     pub.py                 `nats pub`: publish to Core NATS or, with -J, to JetStream
@@ -20,6 +22,8 @@ map (tests/cli/test_cli_module_map.py fails when one is missing or one listed is
     request.py             `nats request`: send requests, print the replies
     reply.py               `nats reply`: answer requests (echo, a body template or a command)
     rtt.py                 `nats rtt`: PING/PONG round trips to every address of the server list
+    top.py                 `nats top`: nats-top's screen of one server (VARZ, CONNZ) through
+                           the system account
     trace.py               `nats trace`: publish with Nats-Trace-Dest, draw the servers' trace events
     bench/__init__.py      `nats bench` (exports register from commands.py)
     bench/commands.py      the bench command tree and flags, turning flags into a run

@@ -36,6 +36,7 @@ from pynats.cli import (
     context,
     counter,
     errors,
+    events,
     kv,
     latency,
     micro,
@@ -47,6 +48,7 @@ from pynats.cli import (
     server,
     stream,
     sub,
+    top,
     trace,
 )
 from pynats.cli.ui.command import NatsGroup, SubcommandRequired
@@ -63,6 +65,7 @@ NOUNS: tuple[Callable[[NatsGroup], None], ...] = (
     context.register,
     counter.register,
     errors.register,
+    events.register,
     kv.register,
     latency.register,
     micro.register,
@@ -74,6 +77,7 @@ NOUNS: tuple[Callable[[NatsGroup], None], ...] = (
     server.register,
     stream.register,
     sub.register,
+    top.register,
     trace.register,
 )
 
