@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 from tests.conftest import connect
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
 
 CONFIG = """
 server_name: RI
@@ -67,11 +69,18 @@ async def asked(server: RunningServer, subject: str, headers: dict[str, str] | N
         seen.append(dict(msg.headers or {}))
         await a.publish(msg.reply, b"ok")
 
+    async def request() -> Any:
+        try:
+            return await b.request(subject, b"q", timeout=3, headers=headers)
+        except nats.errors.NoRespondersError:
+            return None  # the Go server, loaded, may not see the new responder at once
+
     try:
         await a.subscribe(subject, cb=answer)
         await a.flush()
-        reply = await b.request(subject, b"q", timeout=3, headers=headers)
+        reply = await wait_until(request, timeout=5, what=f"an answer on {subject}")
         assert reply.data == b"ok"
+        assert len(seen) == 1
         return seen[0]
     finally:
         await a.close()

@@ -17,6 +17,7 @@ from tests.integration.jetstream.consumers import (
     status_of,
 )
 from tests.support.servers import start_server
+from tests.support.waiting import wait_until
 
 
 def pending(msg: Any) -> tuple[str, str]:
@@ -40,7 +41,12 @@ async def shutdown_statuses(oracle: bool, store_dir: str) -> dict[str, list[tupl
         # two requests answered to one reply subject: one status for both
         await shared_box.pull("S", "C", {"batch": 3, "expires": 30 * NS})
         await shared_box.pull("S", "C", {"batch": 2, "expires": 30 * NS})
-        assert (await consumer_info(nc, "S", "C"))["num_waiting"] == 3
+
+        # nats-server registers pull requests on the consumer's own goroutine: wait for them
+        async def waiting() -> bool:
+            return (await consumer_info(nc, "S", "C"))["num_waiting"] == 3
+
+        await wait_until(waiting, timeout=5, what="3 waiting requests")
         srv.signal(signal.SIGTERM)
         await bytes_box.wait_for(2)
         await shared_box.wait_for(1)
