@@ -199,7 +199,7 @@ function showConnections() {
     cell(tr, c.name || "");
     cell(tr, `${c.ip}:${c.port}`);
     cell(tr, [c.lang, c.version].filter(Boolean).join(" "));
-    cell(tr, c.account || "");
+    cell(tr, c.account || c.name_tag || ""); // connz names $G only in name_tag
     cell(tr, c.subscriptions, "num");
     cell(tr, formatBytes(c.pending_bytes), "num");
     cell(tr, formatCount(c.in_msgs), "num");
