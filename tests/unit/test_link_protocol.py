@@ -184,6 +184,30 @@ def test_connect_must_come_first_when_awaited() -> None:
         parser.feed(b"RS+ $G foo\r\n")
 
 
+class Holder(Recorder):
+    """Holds the parser at CONNECT, as a hub does while an auth callout decides a leaf."""
+
+    parser: LinkParser
+
+    def process_connect(self, arg: bytes) -> None:
+        super().process_connect(arg)
+        self.parser.hold()
+
+
+def test_hold_at_connect_keeps_what_follows_until_release() -> None:
+    rec = Holder()
+    parser = rec.parser = LinkParser(rec, account_in_line=False, leaf=True)
+    parser.awaiting_connect = True
+    parser.feed(b'CONNECT {"name":"L"}\r\nPING\r\nLS+ fo')
+    parser.feed(b"o\r\n")
+    assert rec.ops == [("CONNECT", b'{"name":"L"}')]
+    parser.awaiting_connect = False
+    rest = parser.release()
+    assert rest == b"PING\r\nLS+ foo\r\n"
+    parser.feed(rest)
+    assert rec.ops[1:] == [("PING",), ("SUB", None, None, b"foo", None, 0)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_garbage_either_parses_or_raises_protocol_error(data: bytes) -> None:

@@ -104,9 +104,11 @@ class LinkParser(ChunkedInput):
     """Incremental parser of one server-to-server connection.
 
     `awaiting_connect`: the accepting side requires CONNECT before anything else.
+    `hold()` (called by the sink during an operation: a leaf's CONNECT that an auth callout
+    decides) stops the parsing after it until `release()` hands back what came meanwhile.
     """
 
-    __slots__ = ("account_in_line", "awaiting_connect", "leaf", "sink")
+    __slots__ = ("_held", "account_in_line", "awaiting_connect", "leaf", "sink")
 
     def __init__(
         self,
@@ -121,9 +123,23 @@ class LinkParser(ChunkedInput):
         self.account_in_line = account_in_line
         self.leaf = leaf
         self.awaiting_connect = False
+        self._held: list[bytes] | None = None
+
+    def hold(self) -> None:
+        """Parse nothing after the current operation until `release()`."""
+        self._held = []
+
+    def release(self) -> bytes:
+        """Resume: the bytes that arrived after the held operation, to be fed again."""
+        held, self._held = self._held, None
+        return b"".join(held or ())
 
     def feed(self, data: bytes) -> None:
         """Parse every complete operation in `data` (plus what earlier chunks left over)."""
+        held = self._held
+        if held is not None:
+            held.append(data)
+            return
         if self._pending:
             joined = self._resume(data)
             if joined is None:
@@ -168,6 +184,9 @@ class LinkParser(ChunkedInput):
                     continue
             pos = self._operation(data, pos, nl, end, n)
             if pos < 0:
+                return
+            if self._held is not None:
+                self._held.append(data[pos:])
                 return
             fast = not self.awaiting_connect and not self.leaf
 
