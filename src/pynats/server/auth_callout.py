@@ -15,6 +15,12 @@ Meanwhile the client's CONNECT is pending (`ClientConnection` holds what it sent
 nothing it sent later is processed, and it gets no PONG, before the answer. A refusal is
 nats-server's: `-ERR 'Authorization Violation'`, its log lines, the reason as a warning.
 
+A leaf that dials our leafnode port is decided the same way when that port has no
+authorization of its own (nats-server's isLeafNodeAuthorized falls back to the clients'
+authentication, callout included): its request says `"kind": "Leafnode"` (and no `type`),
+and the account the answer places it in is the account its connection binds. Both kinds of
+connection are a `CalloutParty` to the one mechanism here.
+
 The checks of an answer are sans-I/O (`check_response`); `AuthCalloutService` is the part
 that sends, waits and admits.
 """
@@ -29,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import const
 from .auth import AuthResult, Permissions, SubjectPermission
@@ -44,7 +50,6 @@ from .nkey import (
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .client import ClientConnection
     from .conf.tree import ConfigMap
     from .config_reader import Reader
     from .internal import InternalClient
@@ -359,6 +364,45 @@ def raw_auth_user(connect: dict[str, Any]) -> str:
 # -- the runtime ----------------------------------------------------------------------------
 
 
+class CalloutParty(Protocol):
+    """A connection whose CONNECT a callout service decides: a client (client.py) or a leaf
+    that dialled our leafnode port (leafnodes.py)."""
+
+    @property
+    def server(self) -> Server: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def cid(self) -> int: ...
+    @property
+    def transport(self) -> Any: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def log_prefix(self) -> str: ...
+    @property
+    def connect_opts(self) -> dict[str, Any] | None: ...
+    @property
+    def nonce(self) -> str: ...
+    @property
+    def callout_kind(self) -> str:
+        """`client_info.kind`: nats-server's kind name ("Client", "Leafnode")."""
+        ...
+
+    @property
+    def callout_type(self) -> str:
+        """`client_info.type` ("nats", "websocket"); "" (left out) for a leaf."""
+        ...
+
+    @property
+    def verifies_peer(self) -> bool:
+        """Its listener verifies the peer's certificate (`client_tls.verified_chains`)."""
+        ...
+
+    def close_with_error(self, err: str | None, reason: str) -> None: ...
+    def finish_callout(self, result: AuthResult) -> None: ...
+
+
 class AuthCalloutService:
     """Sends the requests of pending CONNECTs and admits or refuses their clients. In config
     mode `config` is the `auth_callout {}` block; in operator mode (`config` None) accounts
@@ -375,7 +419,7 @@ class AuthCalloutService:
     def config_target(self, connect: dict[str, Any]) -> CalloutTarget | None:
         """Config mode: the callout for this CONNECT, None for an auth user."""
         config = self.config
-        if config is None or raw_auth_user(connect) in config.auth_users:
+        if config is None or raw_auth_user(self.as_seen(connect)) in config.auth_users:
             return None
         return CalloutTarget(
             account=config.account,
@@ -435,8 +479,16 @@ class AuthCalloutService:
 
     # -- requests ---------------------------------------------------------------------------
 
+    def as_seen(self, connect: dict[str, Any]) -> dict[str, Any]:
+        """The CONNECT as nats-server keeps it: a user JWT is dropped outside operator mode
+        (so neither the request nor the raw auth user shows it; the signature stays)."""
+        opts = self.server.options
+        if "jwt" not in connect or opts.trusted_operators or opts.trusted_keys:
+            return connect
+        return {k: v for k, v in connect.items() if k != "jwt"}
+
     def start(
-        self, client: ClientConnection, connect: dict[str, Any], target: CalloutTarget
+        self, client: CalloutParty, connect: dict[str, Any], target: CalloutTarget
     ) -> PendingCallout | None:
         """Send the request for `client`; None when it could not be sent (already refused)."""
         server = self.server
@@ -450,7 +502,8 @@ class AuthCalloutService:
         # The user key the answer must name: a fresh one per request (no replay).
         user_nkey = encode_public_key(PREFIX_USER, os.urandom(32))
         timeout = server.options.effective_auth_timeout()
-        payload = self._request(client, connect, target, user_nkey, timeout).encode()
+        token = self._request(client, self.as_seen(connect), target, user_nkey, timeout)
+        payload = token.encode()
         headers = b""
         if target.xkey:
             payload = server.keys.seal(payload, target.xkey)
@@ -475,7 +528,7 @@ class AuthCalloutService:
 
     def _request(
         self,
-        client: ClientConnection,
+        client: CalloutParty,
         connect: dict[str, Any],
         target: CalloutTarget,
         user_nkey: str,
@@ -499,10 +552,12 @@ class AuthCalloutService:
         user = raw_auth_user(connect)
         if user:
             client_info["user"] = user
-        if client.name:
-            client_info["name"] = client.name
-        client_info["kind"] = "Client"
-        client_info["type"] = "websocket" if client.is_websocket else "nats"
+        name = connect.get("name")
+        if isinstance(name, str) and name:
+            client_info["name"] = name
+        client_info["kind"] = client.callout_kind
+        if client.callout_type:
+            client_info["type"] = client.callout_type
         if isinstance(connect.get("sig"), str) and connect["sig"]:
             client_info["nonce"] = client.nonce
         opts: dict[str, Any] = {}
@@ -567,7 +622,7 @@ class AuthCalloutService:
         from .jwt_auth import permissions_from_claims
 
         user_nats = user.get("nats") or {}
-        connect = pending.client.connect_opts or {}
+        connect = self.as_seen(pending.client.connect_opts or {})
         result = AuthResult(
             user=str(user.get("name") or raw_auth_user(connect) or pending.user_nkey),
             account=placed.name,
@@ -584,7 +639,7 @@ class AuthCalloutService:
         claims = authenticator.account(key) if isinstance(authenticator, JwtAuthenticator) else None
         return {key} | (claims.signing_keys if claims is not None else set())
 
-    def refuse(self, client: ClientConnection) -> None:
+    def refuse(self, client: CalloutParty) -> None:
         """nats-server's authorization violation: the log line, -ERR, the close."""
         from .protocol import ERR_AUTH_VIOLATION, REASON_AUTH
 
@@ -621,14 +676,14 @@ def _jwt_subject(connect: dict[str, Any]) -> str:
 
 
 class PendingCallout:
-    """One client's request in flight: its reply subscription and its timer."""
+    """One connection's request in flight: its reply subscription and its timer."""
 
     __slots__ = ("account", "client", "service", "sub", "target", "timer", "user_nkey")
 
     def __init__(
         self,
         service: AuthCalloutService,
-        client: ClientConnection,
+        client: CalloutParty,
         account: Account,
         target: CalloutTarget,
         user_nkey: str,
@@ -696,7 +751,7 @@ class PendingCallout:
             sub.client.remove_subscription(sub)
 
 
-def client_tls(client: ClientConnection) -> dict[str, Any] | None:
+def client_tls(client: CalloutParty) -> dict[str, Any] | None:
     """`client_tls` of a request: the TLS version, cipher and the client's certificate (under
     `verified_chains` when the server verified it)."""
     import ssl
@@ -712,7 +767,7 @@ def client_tls(client: ClientConnection) -> dict[str, Any] | None:
     der = ssl_obj.getpeercert(binary_form=True)
     if der:
         pem = ssl.DER_cert_to_PEM_cert(der)
-        if client.server.options.tls_verify:
+        if client.verifies_peer:
             out["verified_chains"] = [[pem]]
         else:
             out["certs"] = [pem]

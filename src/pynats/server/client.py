@@ -105,6 +105,8 @@ class ClientConnection(Connection):
 
     # Over WebSocket (websocket.WebSocketClient): its INFO and /connz entry say so.
     is_websocket: ClassVar[bool] = False
+    # How an auth callout request names it (auth_callout.CalloutParty)
+    callout_kind: ClassVar[str] = "Client"
 
     __slots__ = (
         "_auth_timer",
@@ -459,6 +461,14 @@ class ClientConnection(Connection):
             logger.error(f"{self.log_prefix} - Outside connect times")
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         return window_s
+
+    @property
+    def callout_type(self) -> str:
+        return "websocket" if self.is_websocket else "nats"
+
+    @property
+    def verifies_peer(self) -> bool:
+        return self.server.options.tls_verify
 
     def _await_callout(self, connect: dict[str, Any], target: CalloutTarget) -> None:
         """The auth callout service decides: nothing after this CONNECT is read or parsed

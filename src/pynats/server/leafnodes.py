@@ -38,7 +38,7 @@ import random
 import secrets
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from . import const
@@ -49,6 +49,7 @@ from .auth import (
     secret_matches,
     verify_nonce_signature,
 )
+from .auth_callout import CalloutTarget
 from .connection import LEAF, REASON_READ_ERROR, REASON_TLS_FAILURE, Connection
 from .delivery import route_from_link
 from .link_protocol import LinkParser
@@ -58,6 +59,8 @@ from .sublist import Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .auth import AuthResult
+    from .auth_callout import PendingCallout
     from .options import LeafNodeOptions, LeafRemote
     from .server import Server
 
@@ -95,11 +98,16 @@ class LeafConnection(Connection):
     kind_name = "leafnode"
 
     may_relay = True
+    # How an auth callout request names it (auth_callout.CalloutParty): no `type`.
+    callout_kind: ClassVar[str] = "Leafnode"
+    callout_type: ClassVar[str] = ""
 
     __slots__ = (
         "_auth_timer",
+        "_callout",
         "accepted",
         "closed_future",
+        "connect_opts",
         "connected",
         "deny_exports",
         "deny_imports",
@@ -159,6 +167,9 @@ class LeafConnection(Connection):
         self.deny_exports: PermissionChecker | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
         self.closed_future: asyncio.Future[str] | None = None
+        # Hub side: the leaf's CONNECT, and the auth callout request deciding it
+        self.connect_opts: dict[str, Any] | None = None
+        self._callout: PendingCallout | None = None
 
     def bind(self, account: Account) -> None:
         """The leaf side binds its local account: with it come the subjects that never cross
@@ -259,6 +270,9 @@ class LeafConnection(Connection):
 
     def on_closed(self) -> None:
         self._stop_auth_timer()
+        if self._callout is not None:
+            self._callout.cancel()
+            self._callout = None
         self.manager.connection_closed(self)
         if self.closed_future is not None and not self.closed_future.done():
             self.closed_future.set_result(self.reason)
@@ -327,7 +341,47 @@ class LeafConnection(Connection):
             raise ProtocolError(None)
         self.parser.awaiting_connect = False
         self._stop_auth_timer()
+        self.connect_opts = connect
         self.manager.accept_leaf(self, connect)
+
+    # -- decided by an auth callout (hub side) ---------------------------------------------
+
+    @property
+    def nonce(self) -> str:
+        """The nonce of the INFO we sent the leaf."""
+        return str(self.remote_info.get("nonce") or "") if self.accepted else ""
+
+    @property
+    def verifies_peer(self) -> bool:
+        tls = self.manager.options.tls
+        return tls is not None and tls.verify
+
+    def await_callout(self, connect: dict[str, Any], target: CalloutTarget) -> None:
+        """The auth callout service decides which account this leaf binds (if any): nothing
+        it sent after its CONNECT is parsed until then."""
+        callout = self.server.auth_callout
+        assert callout is not None
+        self.parser.hold()
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._callout = callout.start(self, connect, target)
+
+    def finish_callout(self, result: AuthResult) -> None:
+        """The service admitted this leaf into `result.account`: the handshake goes on, then
+        what the leaf sent meanwhile."""
+        self._callout = None
+        if self.closed:
+            return
+        self.manager.admit_leaf(
+            self, self.connect_opts or {}, result.account or const.GLOBAL_ACCOUNT
+        )
+        rest = self.parser.release()
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        if rest and not self.closed:
+            self.data_received(rest)
+        else:
+            self.server.flush_pending()
 
     def process_err(self, text: bytes) -> None:
         message = text.decode(errors="replace").strip("'")
@@ -669,11 +723,20 @@ class LeafNodes:
             log.error(f"{conn.log_prefix} - {text}")
             conn.close_with_error(text, REASON_SAME_CLUSTER)
             return
-        account_name = self._authorize(conn, connect)
-        if account_name is None:
+        decided = self._authorize(conn, connect)
+        if isinstance(decided, CalloutTarget):
+            conn.await_callout(connect, decided)
+            return
+        if decided is None:
             log.error(f"{conn.log_prefix} - authentication error")
             conn.close_with_error("Authorization Violation", REASON_AUTH)
             return
+        self.admit_leaf(conn, connect, decided)
+
+    def admit_leaf(self, conn: LeafConnection, connect: dict[str, Any], account_name: str) -> None:
+        """The leaf may connect, bound to `account_name`: the INFO that says so, register."""
+        server = self.server
+        remote_cluster = str(connect.get("cluster") or "")
         conn.remote_id = str(connect.get("server_id") or "")
         conn.remote_name = str(connect.get("name") or "")
         conn.remote_cluster = remote_cluster
@@ -693,8 +756,12 @@ class LeafNodes:
         conn.send(_info(info))
         self.register(conn)
 
-    def _authorize(self, conn: LeafConnection, connect: dict[str, Any]) -> str | None:
-        """The local account the leaf binds to, or None when it may not connect."""
+    def _authorize(
+        self, conn: LeafConnection, connect: dict[str, Any]
+    ) -> str | CalloutTarget | None:
+        """The local account the leaf binds to, None when it may not connect, or the auth
+        callout that decides (the leafnode port's own authorization comes first; without
+        one a leaf logs in as a client would, callout included)."""
         opts = self.options
         user = str(connect.get("user") or "")
         password = str(connect.get("pass") or "")
@@ -719,9 +786,18 @@ class LeafNodes:
         server = self.server
         if not server.authenticator.required:
             return opts.account or const.GLOBAL_ACCOUNT
+        callout = server.auth_callout
+        if callout is not None:
+            target = callout.config_target(connect)
+            if target is not None:
+                return target
         result, _ = server.authenticator.authenticate(connect, nonce, [])
         if result is None:
             return None
+        if callout is not None:
+            target = callout.account_target(result)
+            if target is not None:
+                return target
         return result.account or opts.account or const.GLOBAL_ACCOUNT
 
     def new_websocket_connection(self, upgrade: object) -> LeafConnection:
