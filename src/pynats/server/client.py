@@ -319,6 +319,8 @@ class ClientConnection(Connection):
         if not isinstance(opts, dict):
             raise ProtocolError(None)
         server = self.server
+        if not self.rtt:  # nats-server's first estimate: from accepting to the CONNECT
+            self.rtt = max(time.time() - self.start, 1e-9)
         self.verbose = bool(opts.get("verbose", self.verbose))
         self.pedantic = bool(opts.get("pedantic", self.pedantic))
         self.echo = bool(opts.get("echo", self.echo))

@@ -767,9 +767,11 @@ class SystemServices:
                 f"Account:{account.name}"
             )
             raise ProtocolError(ERR_TOO_MANY_ACCOUNT_CONNECTIONS, REASON_MAX_ACCOUNT_CONNECTIONS)
-        if account is self.server.global_account or not self.is_sending:
+        if not self.is_sending:
             return
-        if self.account_conns is not None:
+        # Every account's clients are events (nats-server 2.12 added $G's), but $G's count
+        # is never sent around.
+        if self.account_conns is not None and account is not self.server.global_account:
             self.account_conns.local_changed(account)
         self._publish(
             f"$SYS.ACCOUNT.{account.name}.CONNECT",
@@ -794,9 +796,9 @@ class SystemServices:
             self._refused.discard(client.cid)
             return
         account = client.account
-        if account is self.server.global_account or not self.is_sending:
+        if not self.is_sending:
             return
-        if self.account_conns is not None:
+        if self.account_conns is not None and account is not self.server.global_account:
             self.account_conns.local_changed(account)
         self._publish(f"$SYS.ACCOUNT.{account.name}.DISCONNECT", self._disconnect_event(client))
 
@@ -810,6 +812,8 @@ class SystemServices:
         if user and "user" not in event["client"]:  # the user it claimed to be
             event["client"]["user"] = str(user)
         self._publish(f"$SYS.SERVER.{self.server.server_id}.CLIENT.AUTH.ERR", event)
+        # ... and, as nats-server, the disconnect of the account it was in when refused
+        self._publish(f"$SYS.ACCOUNT.{client.account.name}.DISCONNECT", event)
 
     def _disconnect_event(self, client: ClientConnection) -> dict[str, Any]:
         return {

@@ -305,7 +305,13 @@ async def test_a_server_leaving_says_so_and_the_others_stop_counting_it(
         await nc.subscribe("$SYS.SERVER.*.STATSZ", cb=beat)
         # Young servers broadcast often (every 2 s, then 4 s, ... up to 10 s), each message
         # with a higher sequence number.
-        await wait_until(lambda: len(heartbeats) == 3, timeout=6, what="STATSZ from everyone")
+        # (a server up for a while under load is already at its 10 s interval)
+        await wait_until(
+            lambda: len(heartbeats) == 3,
+            timeout=12,
+            what="STATSZ from everyone",
+            explain=cluster.logs,
+        )
         assert all(seqs == sorted(seqs) for seqs in heartbeats.values())
         ids = {a["name"]: a["id"] for a in await gather(nc, "$SYS.REQ.SERVER.PING.IDZ", expect=3)}
         goodbyes: list[tuple[str, dict[str, Any]]] = []
