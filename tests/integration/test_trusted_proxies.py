@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,62 @@ def test_monitoring_names_the_trusted_proxies_and_the_proxy_of_each_connection(
             {"name": "direct", "authorized_user": "c"},
         ],
     )
+
+
+def after_reload(oracle: bool, conf: Path, keep: jwts.Identity, drop: jwts.Identity) -> tuple:
+    """Three clients (through the proxy that stays, the one removed, none), a reload that
+    removes one proxy: what each client is told, the closed connections, the reload lines."""
+    trust = f"proxies {{ trusted: [ {{key: {keep.public_key}}}, {{key: {drop.public_key}}} ] }}\n"
+    conf.write_text(USERS + trust)
+    srv = start_server(["-c", str(conf)], oracle=oracle, http_port=-1)
+    try:
+        socks = {
+            "kept": connected(srv.port, "c", "d", "kept", keep),
+            "dropped": connected(srv.port, "c", "d", "dropped", drop),
+            "direct": connected(srv.port, "c", "d", "direct", None),
+        }
+        conf.write_text(USERS + f"proxies {{ trusted: [ {{key: {keep.public_key}}} ] }}\n")
+        srv.signal(signal.SIGHUP)
+        srv.wait_for_log(r"\[INF\] Reloaded server configuration")
+        closed = wait_closed(srv)
+        for name in ("kept", "direct"):  # alive? (the dropped one was told already)
+            socks[name].sendall(b"PING\r\n")
+        told = {name: first_line(s) for name, s in socks.items()}
+    finally:
+        srv.stop()
+    reloaded = [line.split("[INF] ", 1)[1] for line in srv.log_lines if "[INF] Reloaded" in line][
+        :-1
+    ]  # the last one names the config's digest
+    return told, closed, reloaded
+
+
+def wait_closed(srv: Any) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        closed = srv.http_json("/connz?state=closed")["connections"]
+        if closed:
+            return [(c["name"], c["reason"]) for c in closed]
+        time.sleep(0.02)
+    raise TimeoutError("no connection closed")
+
+
+def first_line(s: socket.socket) -> str:
+    s.settimeout(5)
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return "(closed)"
+        data += chunk
+    return data.split(b"\r\n")[0].decode()
+
+
+def test_a_reload_that_removes_a_proxy_disconnects_its_clients(tmp_path: Path) -> None:
+    keep = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    drop = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    go = after_reload(True, tmp_path / "go.conf", keep, drop)
+    assert after_reload(False, tmp_path / "py.conf", keep, drop) == go
+    told, closed, reloaded = go
+    assert told == {"kept": "PONG", "dropped": "-ERR 'Authorization Violation'", "direct": "PONG"}
+    assert closed == [("dropped", "Proxy Not Trusted")]
+    assert reloaded[-1] == f'Reloaded: proxies trusted keys ["{drop.public_key}"] were removed'

@@ -37,6 +37,7 @@ from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
 from .log import Logger
 from .options import split_host_port
+from .protocol import ERR_AUTH_VIOLATION
 from .syslog import SyslogError
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ AUTH_FIELDS = (
     "no_auth_user",
     "auth_timeout",
     "tls_map",
+    "trusted_proxies",
 )
 
 
@@ -168,6 +170,7 @@ def reload_config(server: Server) -> list[str]:
         server.authenticator = Authenticator(new)
         server.refresh_info()
         _recheck_clients(server)
+    changes += _reload_proxies(server, old, new)
     for client in list(server.clients.values()):
         client.parser.max_payload = new.max_payload
         client.parser.max_control_line = new.max_control_line
@@ -262,7 +265,9 @@ def _describe_changes(old: Options, new: Options) -> list[str]:
         if before != after:
             value = str(after).lower() if isinstance(after, bool) else after
             lines.append(f"Reloaded: {name} = {value}")
-    if old.users != new.users or old.nkeys != new.nkeys:
+    # nats-server reloads its users and accounts whenever the trusted proxies change
+    proxies_changed = old.trusted_proxies != new.trusted_proxies
+    if old.users != new.users or old.nkeys != new.nkeys or proxies_changed:
         lines.append("Reloaded: authorization users")
     if (old.username, old.password, old.authorization) != (
         new.username,
@@ -270,9 +275,32 @@ def _describe_changes(old: Options, new: Options) -> list[str]:
         new.authorization,
     ):
         lines.append("Reloaded: authorization")
-    if old.accounts != new.accounts or old.users != new.users:
+    if old.accounts != new.accounts or old.users != new.users or proxies_changed:
         lines.append("Reloaded: accounts")
     return lines
+
+
+def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:
+    """Trusted proxies added and removed (ADR-55): a client that came through a proxy no
+    longer trusted is disconnected, as nats-server does (`Proxy Not Trusted`)."""
+    added = [key for key in new.trusted_proxies if key not in old.trusted_proxies]
+    removed = [key for key in old.trusted_proxies if key not in new.trusted_proxies]
+    lines: list[str] = []
+    if added:
+        lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(added)} were added")
+    if removed:
+        gone = set(removed)
+        for client in list(server.clients.values()):
+            if client.proxy_key in gone and not client.closed:
+                client.close_with_error(ERR_AUTH_VIOLATION, "Proxy Not Trusted")
+        server.flush_pending()
+        lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(removed)} were removed")
+    return lines
+
+
+def _go_quoted_list(items: list[str]) -> str:
+    """A list as Go's %q prints a []string: `["a" "b"]`."""
+    return "[" + " ".join(go_quote(item) for item in items) + "]"
 
 
 def _apply_logging(server: Server, old: Options, new: Options) -> None:
