@@ -79,11 +79,29 @@ def validate_options(opts: Options) -> None:
         problem = UrlResolver(opts.resolver_options.url).unreachable()
         if problem:
             raise ConfigurationError(problem)
+    problem = ocsp_peer_problem(opts)
+    if problem:
+        raise ConfigurationError(problem)
     if opts.port != const.RANDOM_PORT and not 0 <= opts.port <= 65535:
         raise ServerStartError(
             f'Error listening on port: {opts.host}:{opts.port}, "listen tcp: address '
             f'{opts.port}: invalid port"'
         )
+
+
+def ocsp_peer_problem(opts: Options) -> str:
+    """nats-server refuses to start `ocsp_peer` on a listener that does not verify its
+    clients' certificates (the client, websocket and leaf node ports)."""
+    checked = [(opts.tls_ocsp_peer, opts.tls_verify or opts.tls_map)] if opts.tls else []
+    for tls in (opts.websocket.tls, opts.leafnodes.tls):
+        if tls is not None:
+            checked.append((tls.ocsp_peer, tls.verify or tls.verify_and_map))
+    for peer, verify in checked:
+        if peer is not None and peer.verify and not verify:
+            from .server.ocsp_peer import MTLS_REQUIRED
+
+            return MTLS_REQUIRED
+    return ""
 
 
 def build_server(opts: Options, logger: Logger | None = None) -> Server:

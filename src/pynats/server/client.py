@@ -187,6 +187,11 @@ class ClientConnection(Connection):
             # TLS upgrade after INFO. (With handshake_first the listener itself is TLS.)
             server.loop.create_task(self._upgrade_to_tls())
             return
+        if server.options.tls_handshake_first and not self.is_websocket:
+            opts = server.options
+            if opts.tls_ocsp_peer is not None and opts.tls_ocsp_peer.verify:
+                server.loop.create_task(self._start_after_ocsp_check())
+                return
         self.send(server.info_line(self))
         server.flush_pending()
         self._ready_for_connect()
@@ -296,18 +301,62 @@ class ClientConnection(Connection):
                 ssl_handshake_timeout=opts.tls_timeout,
             )
         except Exception as e:  # any handshake failure closes this connection only
+            self.parser.release()
             if not self.closed:
                 server.logger.error(f"{self.log_prefix} - TLS handshake error: {e}")
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
-        finally:
-            held = self.parser.release()
-        if self.closed or new_transport is None:
+        valid = False
+        if not self.closed and new_transport is not None:
+            # nats-server checks the certificate's OCSP status inside the handshake; here
+            # it is checked right after, before anything the client sent is read.
+            self.transport = new_transport
+            valid = await self.ocsp_peer_valid()
+        held = self.parser.release()
+        if self.closed or new_transport is None or not valid:
             return
         self.transport = new_transport
         self._ready_for_connect()
         if held:
             self.data_received(held)
+
+    async def ocsp_peer_valid(self) -> bool:
+        """`tls { ocsp_peer }`: the verified client certificate's OCSP status, asked while
+        reading is paused; an invalid one is refused as nats-server refuses the handshake
+        (logged, closed as a TLS handshake failure). True without the option."""
+        server = self.server
+        cfg = server.options.tls_ocsp_peer
+        verifier = server.start_ocsp_peer()
+        transport = self.transport
+        if cfg is None or not cfg.verify or verifier is None or transport is None:
+            return True
+        # None only without TLS: the check then finds no chain and refuses
+        ssl_object = transport.get_extra_info("ssl_object")
+        from .ocsp_peer import CLIENT_REJECT
+
+        transport.pause_reading()
+        try:
+            valid = await verifier.client_valid(ssl_object, cfg)
+        except Exception as e:  # a bug in the check must not leave the connection hanging
+            server.logger.error(f"{self.log_prefix} - OCSP peer check failed: {e}")
+            valid = False
+        if self.closed:
+            return False
+        if not valid:
+            server.logger.error(f"{self.log_prefix} - TLS handshake error: {CLIENT_REJECT}")
+            self.close_connection(REASON_TLS_FAILURE, abort=True)
+            return False
+        transport.resume_reading()
+        return True
+
+    async def _start_after_ocsp_check(self) -> None:
+        """handshake_first with `ocsp_peer`: the check, then INFO and the rest."""
+        if not await self.ocsp_peer_valid() or self.closed:
+            return
+        server = self.server
+        self.send(server.info_line(self))
+        server.flush_pending()
+        self._ready_for_connect()
 
     # -- inbound operations (called by the parser) ------------------------------------------
 

@@ -341,6 +341,14 @@ def _server_tags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         o.server_tags = tags
 
 
+def _ocsp_cache(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    from .config_ocsp import ocsp_cache
+
+    cfg = ocsp_cache(r, m, key)
+    if cfg is not None:
+        o.ocsp_cache = cfg
+
+
 TOP_LEVEL: dict[str, Handler] = {
     "listen": _listen,
     "host": _set("host", "str"),
@@ -416,7 +424,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "ocsp": _unsupported(
         "OCSP stapling: Python's ssl module has no way to staple a response, see docs/options.md"
     ),
-    "ocsp_cache": _unsupported("OCSP stapling and peer checks are not built"),
+    "ocsp_cache": _ocsp_cache,
     "proxies": _proxies,
     "proxy_protocol": _set("proxy_protocol", "bool"),
     "default_js_domain": _default_js_domain,

@@ -45,7 +45,6 @@ _TLS_UNSUPPORTED = (
     "cert_match",
     "ca_certs_match",
     "cert_match_skip_invalid",
-    "ocsp_peer",
     "certs",
     "certificates",
 )
@@ -135,6 +134,13 @@ def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSB
         elif lk == "cert_store":
             r.error(block, k, _cert_store_refusal(v))
             return None
+        elif lk == "ocsp_peer":
+            from .config_ocsp import ocsp_peer
+
+            peer = ocsp_peer(r, block, k)
+            if peer is None:
+                return None
+            tls.ocsp_peer = peer
         elif lk in _TLS_UNSUPPORTED:
             if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
                 r.error(block, k, f"error parsing tls config, '{lk}' cannot be empty")
@@ -183,5 +189,6 @@ def parse_tls(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     o.tls_cert, o.tls_key, o.tls_ca_cert = tls.cert_file, tls.key_file, tls.ca_file
     o.tls_verify, o.tls_map = tls.verify, tls.verify_and_map
     o.tls_timeout, o.tls_min_version = tls.timeout, tls.min_version
+    o.tls_ocsp_peer = tls.ocsp_peer
     o.tls_handshake_first = parsed.handshake_first
     o.tls_handshake_first_fallback = parsed.handshake_first_fallback

@@ -244,8 +244,43 @@ class LeafConnection(Connection):
         if self.closed or new_transport is None:
             return
         self.transport = new_transport
+        if not await self._ocsp_peer_valid(hub=info is None):
+            return
         if info is not None:
             self._answer_info(info)
+
+    async def _ocsp_peer_valid(self, *, hub: bool) -> bool:
+        """`tls { ocsp_peer }` of the leaf node listener (the leaf's certificate, as the
+        hub) or of the remote (the hub's certificate, as the leaf): checked right after the
+        handshake with reading paused; invalid is a failed handshake, as in nats-server."""
+        settings = self.manager.options.tls if hub else (self.remote.tls if self.remote else None)
+        cfg = settings.ocsp_peer if settings is not None else None
+        verifier = self.server.start_ocsp_peer()
+        transport = self.transport
+        if cfg is None or not cfg.verify or verifier is None or transport is None:
+            return True
+        # None only without TLS: the check then finds no chain and refuses
+        ssl_object = transport.get_extra_info("ssl_object")
+        from .ocsp_peer import CLIENT_REJECT, SERVER_REJECT
+
+        transport.pause_reading()
+        try:
+            if hub:
+                valid = await verifier.client_valid(ssl_object, cfg)
+            else:
+                valid = await verifier.server_valid(ssl_object, cfg)
+        except Exception as e:  # a bug in the check must not leave the link hanging
+            self.server.logger.error(f"{self.log_prefix} - OCSP peer check failed: {e}")
+            valid = False
+        if self.closed:
+            return False
+        if not valid:
+            reason = CLIENT_REJECT if hub else SERVER_REJECT
+            self.server.logger.error(f"{self.log_prefix} - TLS leafnode handshake error: {reason}")
+            self.close_connection(REASON_TLS_FAILURE, abort=True)
+            return False
+        transport.resume_reading()
+        return True
 
     def _tls_timeout(self) -> float:
         settings = self.remote.tls if self.remote is not None else self.manager.options.tls

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .auth import NkeyUser, Permissions, SubjectPermission, User
     from .auth_callout import AuthCallout
     from .mappings import MappingConfig
+    from .ocsp_peer import OCSPCacheConfig, OCSPPeerConfig
 
 DEFAULT_ROUTE_POOL_SIZE = 3
 ROUTE_MAX_PING_INTERVAL_S = 30.0
@@ -40,6 +41,7 @@ class TLSSettings:
     verify_and_map: bool = False
     min_version: str = ""  # "1.2" / "1.3", "" = 1.2
     verify_cert_and_check_known_urls: bool = False
+    ocsp_peer: OCSPPeerConfig | None = None  # `ocsp_peer`: check the peer's OCSP status
 
 
 @dataclass
@@ -308,6 +310,8 @@ class Options:
     tls_handshake_first_fallback: float = 0.0
     allow_non_tls: bool = False
     tls_min_version: str = ""
+    tls_ocsp_peer: OCSPPeerConfig | None = None  # the client listener's `tls { ocsp_peer }`
+    ocsp_cache: OCSPCacheConfig | None = None  # `ocsp_cache` (None: the default, local)
     # PROXY protocol (v1/v2) header expected before anything else on client connections
     trusted_proxies: list[str] = field(default_factory=list)  # proxies { trusted }: nkeys
     proxy_protocol: bool = False

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .leafnodes import LeafNodes
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
+    from .ocsp_peer import OCSPPeerVerifier
     from .system import SystemServices
     from .websocket import WebsocketListener
 
@@ -133,6 +134,8 @@ class Server:
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
         self.websocket: WebsocketListener | None = None
+        # `tls { ocsp_peer }` checks, with their response cache (ocsp_peer.py)
+        self.ocsp_peer: OCSPPeerVerifier | None = None
         self.leafnodes: LeafNodes | None = None
         # Extensions' say in the cluster: fields added to this server's route INFO, and
         # hooks told of every server that joins (its name and INFO).
@@ -583,6 +586,19 @@ class Server:
         if opts.tls:
             offered = "available" if opts.allow_non_tls else "required"
             self.logger.notice(f"TLS {offered} for client connections")
+        self.start_ocsp_peer()
+
+    def start_ocsp_peer(self) -> OCSPPeerVerifier | None:
+        """The OCSP peer checks and their cache, started on first need, when a `tls {}`
+        block checks its peers (ocsp_peer.py)."""
+        if self.ocsp_peer is not None or self.is_shutting_down:
+            return self.ocsp_peer
+        from .ocsp_peer import OCSPPeerVerifier, ocsp_peer_configs
+
+        if ocsp_peer_configs(self.options):
+            self.ocsp_peer = OCSPPeerVerifier(self.logger, self.options.ocsp_cache)
+            self.ocsp_peer.start(self.loop)
+        return self.ocsp_peer
 
     def _write_pid_file(self) -> None:
         try:
@@ -649,6 +665,8 @@ class Server:
             await self.leafnodes.stop()
         if self._monitor is not None:
             await self._monitor.stop()
+        if self.ocsp_peer is not None:
+            self.ocsp_peer.stop()
         if self._ports_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._ports_file)

@@ -40,6 +40,7 @@ from .ws_upgrade import (
 if TYPE_CHECKING:
     import ssl
 
+    from .ocsp_peer import OCSPPeerConfig
     from .options import WebsocketOptions
     from .server import Server
 
@@ -475,6 +476,35 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         timeout = self.listener.options.handshake_timeout
         if timeout > 0:
             self._timer = self.server.loop.call_later(timeout, self._on_handshake_timeout)
+        tls = self.listener.options.tls
+        if self.listener.is_tls and tls is not None and tls.ocsp_peer and tls.ocsp_peer.verify:
+            transport.pause_reading()
+            self.server.loop.create_task(self._check_ocsp_peer(transport, tls.ocsp_peer))
+
+    async def _check_ocsp_peer(self, transport: asyncio.Transport, cfg: OCSPPeerConfig) -> None:
+        """`tls { ocsp_peer }` of the websocket port: the client certificate's OCSP status,
+        before the HTTP upgrade is read; refused as nats-server's HTTP server logs a failed
+        handshake."""
+        verifier = self.server.start_ocsp_peer()
+        ssl_object = transport.get_extra_info("ssl_object")
+        valid = True
+        if verifier is not None:
+            try:
+                valid = await verifier.client_valid(ssl_object, cfg)
+            except Exception as e:  # a bug in the check must not leave the socket hanging
+                self.server.logger.error(f"websocket: OCSP peer check failed: {e}")
+                valid = False
+        if transport.is_closing():
+            return
+        if not valid:
+            from .ocsp_peer import CLIENT_REJECT
+
+            self.server.logger.error(
+                f"websocket: TLS handshake error from {self.peer}: {CLIENT_REJECT}"
+            )
+            transport.abort()
+            return
+        transport.resume_reading()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.listener.read_view
