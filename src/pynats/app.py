@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .server import const
@@ -20,6 +21,9 @@ from .server.log import Logger
 from .server.options import Options
 from .server.server import Server, ServerStartError
 from .server.syslog import SyslogError
+
+if TYPE_CHECKING:
+    from .server.ocsp_staple import OCSPStapler
 
 SIGNALS = {
     "ldm": signal.SIGUSR2,
@@ -269,21 +273,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         validate_options(opts)
+        stapler = prepare_ocsp_stapling(opts)
     except (ConfigurationError, ServerStartError) as e:
         print(f"nats-server: {e}", file=sys.stderr)
         return 1
 
     install_event_loop_policy()
-    return asyncio.run(serve(opts))
+    return asyncio.run(serve(opts, stapler))
 
 
-async def serve(opts: Options) -> int:
+def prepare_ocsp_stapling(opts: Options) -> OCSPStapler | None:
+    """`ocsp {}`: nats-server gets its certificate's first OCSP status while it creates the
+    server, so a failure (or a revoked certificate in `always`) ends it before any log line,
+    as a configuration problem does (ocsp_staple.py)."""
+    from .server import ocsp_staple
+
+    try:
+        return ocsp_staple.OCSPStapler.for_options(opts)
+    except ocsp_staple.OCSPStapleError as e:
+        raise ServerStartError(str(e)) from None
+
+
+async def serve(opts: Options, stapler: OCSPStapler | None = None) -> int:
     try:
         server = build_server(opts)
     except SyslogError as e:
         # nats-server dies through Go's standard logger when its syslog cannot be reached
         print(time.strftime("%Y/%m/%d %H:%M:%S ") + str(e), file=sys.stderr)
         return 1
+    server.ocsp_stapler = stapler
     try:
         await server.run()
     except ServerStartError as e:

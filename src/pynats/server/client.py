@@ -293,13 +293,25 @@ class ClientConnection(Connection):
         # held by the parser, so that nothing is answered on the plain transport underneath.
         self.parser.hold()
         try:
-            new_transport = await server.loop.start_tls(
-                transport,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=opts.tls_timeout,
-            )
+            if server.stapling_context is not None:
+                # `ocsp {}`: pyOpenSSL's handshake, which staples the certificate's status
+                from .tls_openssl import start_tls
+
+                new_transport: asyncio.Transport | None = await start_tls(
+                    server.loop,
+                    transport,
+                    self,
+                    server.stapling_context,
+                    handshake_timeout=opts.tls_timeout,
+                )
+            else:
+                new_transport = await server.loop.start_tls(
+                    transport,
+                    self,
+                    context,
+                    server_side=True,
+                    ssl_handshake_timeout=opts.tls_timeout,
+                )
         except Exception as e:  # any handshake failure closes this connection only
             self.parser.release()
             if not self.closed:

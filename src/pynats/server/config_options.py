@@ -341,6 +341,14 @@ def _server_tags(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
         o.server_tags = tags
 
 
+def _ocsp(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    from .ocsp_staple import parse_ocsp
+
+    cfg = parse_ocsp(r, m, key)
+    if cfg is not None:
+        o.ocsp = cfg
+
+
 def _ocsp_cache(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     from .config_ocsp import ocsp_cache
 
@@ -421,9 +429,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "mqtt": _unsupported("MQTT"),
     "mappings": _mappings,
     "maps": _mappings,
-    "ocsp": _unsupported(
-        "OCSP stapling: Python's ssl module has no way to staple a response, see docs/options.md"
-    ),
+    "ocsp": _ocsp,
     "ocsp_cache": _ocsp_cache,
     "proxies": _proxies,
     "proxy_protocol": _set("proxy_protocol", "bool"),

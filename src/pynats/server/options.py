@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .auth_callout import AuthCallout
     from .mappings import MappingConfig
     from .ocsp_peer import OCSPCacheConfig, OCSPPeerConfig
+    from .ocsp_staple import OCSPStapleConfig
 
 DEFAULT_ROUTE_POOL_SIZE = 3
 ROUTE_MAX_PING_INTERVAL_S = 30.0
@@ -312,6 +313,7 @@ class Options:
     tls_min_version: str = ""
     tls_ocsp_peer: OCSPPeerConfig | None = None  # the client listener's `tls { ocsp_peer }`
     ocsp_cache: OCSPCacheConfig | None = None  # `ocsp_cache` (None: the default, local)
+    ocsp: OCSPStapleConfig | None = None  # `ocsp {}`: stapling (ocsp_staple.py)
     # PROXY protocol (v1/v2) header expected before anything else on client connections
     trusted_proxies: list[str] = field(default_factory=list)  # proxies { trusted }: nkeys
     proxy_protocol: bool = False

@@ -38,11 +38,14 @@ from .options import Options
 if TYPE_CHECKING:
     import ssl
 
+    from OpenSSL import SSL
+
     from .cluster import Cluster
     from .leafnodes import LeafNodes
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
     from .ocsp_peer import OCSPPeerVerifier
+    from .ocsp_staple import OCSPStapler
     from .system import SystemServices
     from .websocket import WebsocketListener
 
@@ -94,6 +97,10 @@ class Server:
         if options.auth_callout is not None or options.trusted_operators or options.trusted_keys:
             self.auth_callout = AuthCalloutService(self, options.auth_callout)
         self.tls_context: ssl.SSLContext | None = None
+        # `ocsp {}`: the client port's certificate stapled through pyOpenSSL (ocsp_staple.py,
+        # tls_openssl.py); None while not stapling (the stdlib's TLS then)
+        self.ocsp_stapler: OCSPStapler | None = None
+        self.stapling_context: SSL.Context | None = None
 
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: deque[dict[str, Any]] = deque(
@@ -500,6 +507,7 @@ class Server:
                 self.tls_context = build_server_context(opts)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
+            await self._prepare_ocsp_stapling()
 
         if opts.http_port:
             from .monitor_http import MonitorServer
@@ -535,6 +543,8 @@ class Server:
             await self.websocket.start()
         if self.leafnodes is not None:
             await self.leafnodes.bind()
+        if self.ocsp_stapler is not None:
+            self.logger.notice(f"OCSP Stapling enabled for {self.ocsp_stapler.kind} connections")
         await self._start_client_listener()
         if self.cluster is not None:
             await self.cluster.bind()
@@ -546,6 +556,10 @@ class Server:
         if self._handle_signals:
             self._install_signal_handlers()
         log.notice("Server is ready")
+        if self.ocsp_stapler is not None:
+            self.ocsp_stapler.start(
+                self.loop, self.logger, lambda: self.loop.create_task(self.shutdown())
+            )
         if self.cluster is not None:
             self.cluster.begin()
         if self.leafnodes is not None:
@@ -557,8 +571,16 @@ class Server:
         host = opts.host
         try:
             tls_first = self.tls_context if opts.tls_handshake_first else None
+            factory: Callable[[], asyncio.Protocol] = lambda: ClientConnection(self)  # noqa: E731
+            if tls_first is not None and self.stapling_context is not None:
+                from .tls_openssl import listener_factory
+
+                factory = listener_factory(
+                    self.loop, self.stapling_context, factory, handshake_timeout=opts.tls_timeout
+                )
+                tls_first = None
             self._listener = await self.loop.create_server(
-                lambda: ClientConnection(self),
+                factory,
                 host=host or None,
                 port=port,
                 reuse_address=True,
@@ -587,6 +609,25 @@ class Server:
             offered = "available" if opts.allow_non_tls else "required"
             self.logger.notice(f"TLS {offered} for client connections")
         self.start_ocsp_peer()
+
+    async def _prepare_ocsp_stapling(self) -> None:
+        """`ocsp {}`: whether the client port's certificate is stapled, and its first status
+        (nats-server refuses to start without one, or with a revoked one in `always`). The
+        `nats-server` command got it before the log started (app.py); else it is got here."""
+        from .ocsp_staple import OCSPStapleError, OCSPStapler
+
+        stapler = self.ocsp_stapler
+        if stapler is None:
+            try:
+                stapler = await asyncio.to_thread(OCSPStapler.for_options, self.options)
+            except OCSPStapleError as e:
+                raise ServerStartError(str(e)) from None
+        if stapler is None:
+            return
+        from .tls_openssl import build_context
+
+        self.stapling_context = build_context(self.options, stapler.staple)
+        self.ocsp_stapler = stapler
 
     def start_ocsp_peer(self) -> OCSPPeerVerifier | None:
         """The OCSP peer checks and their cache, started on first need, when a `tls {}`
@@ -667,6 +708,8 @@ class Server:
             await self._monitor.stop()
         if self.ocsp_peer is not None:
             self.ocsp_peer.stop()
+        if self.ocsp_stapler is not None:
+            self.ocsp_stapler.stop()
         if self._ports_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._ports_file)
