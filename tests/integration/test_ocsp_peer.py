@@ -366,6 +366,9 @@ async def test_leaf_node_certificates_are_checked(setup: Setup, kind: str, tmp_p
         # the good leaf stays: the only leaf connection closed is the refused one
         closed = [line for line in hub.log_lines if "Leafnode connection closed" in line]
         assert all("TLS Handshake Failure" in line for line in closed), closed
+    except TimeoutError as e:
+        logs = "\n".join(f"leaf {i}:\n{leaf.log_text()}" for i, leaf in enumerate(leaves))
+        raise TimeoutError(f"{e}\n{logs}") from None
     finally:
         for leaf in leaves:
             leaf.stop()
@@ -483,4 +486,32 @@ async def test_who_signed_and_when(setup: Setup, kind: str, tmp_path: Path) -> N
     finally:
         setup.responder.signer = None
         setup.responder.stale = False
+        srv.stop()
+
+
+async def test_with_stapling(setup: Setup, kind: str, tmp_path: Path) -> None:
+    """`ocsp {}` (the server's own status stapled; pynats then runs client TLS on
+    pyOpenSSL) and `ocsp_peer` together: the client's certificate is still checked."""
+    stapled = setup.pki.issue(f"stapled-{kind}", server=True)
+    setup.responder.statuses[stapled.cert.serial_number] = ocsp.OCSPCertStatus.GOOD
+    conf = setup.base / f"stapled-{kind}.conf"
+    conf.write_text(f"""
+tls {{
+  cert_file: "{stapled.cert_file}"
+  key_file: "{stapled.key_file}"
+  ca_file: "{setup.pki.ca_file}"
+  verify: true
+  ocsp_peer: true
+}}
+ocsp {{ mode: always }}
+ocsp_cache: false
+store_dir: "{tmp_path / "store"}"
+""")
+    srv = start(kind, str(conf), tmp_path)
+    try:
+        srv.wait_for_log(r"OCSP Stapling enabled for Client connections")
+        assert await attempt(srv, setup.context(setup.good))
+        assert not await attempt(srv, setup.context(setup.revoked))
+        srv.wait_for_log(r"TLS handshake error: client not OCSP valid")
+    finally:
         srv.stop()

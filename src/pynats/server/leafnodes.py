@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .accounts import Account
     from .auth import AuthResult
     from .auth_callout import PendingCallout
+    from .ocsp_peer import OCSPPeerConfig
     from .options import LeafNodeOptions, LeafRemote
     from .server import Server
 
@@ -226,6 +227,11 @@ class LeafConnection(Connection):
         if self.closed or transport is None:
             return
         server = self.server
+        # With `ocsp_peer`, what arrives with the end of the handshake (a leaf's CONNECT) is
+        # held by the parser until the peer's certificate is found valid.
+        checking = self._ocsp_peer_config(hub=info is None) is not None
+        if checking:
+            self.parser.hold()
         try:
             new_transport = await server.loop.start_tls(
                 transport,
@@ -236,28 +242,39 @@ class LeafConnection(Connection):
                 ssl_handshake_timeout=self._tls_timeout(),
             )
         except Exception as e:  # a failed handshake closes this connection only
+            if checking:
+                self.parser.release()
             if not self.closed:
                 text = str(e) or type(e).__name__
                 server.logger.error(f"{self.log_prefix} - TLS leafnode handshake error: {text}")
                 self.close_connection(REASON_TLS_FAILURE, abort=True)
             return
-        if self.closed or new_transport is None:
-            return
-        self.transport = new_transport
-        if not await self._ocsp_peer_valid(hub=info is None):
+        valid = False
+        if not self.closed and new_transport is not None:
+            self.transport = new_transport
+            valid = await self._ocsp_peer_valid(hub=info is None)
+        held = self.parser.release() if checking else b""
+        if self.closed or new_transport is None or not valid:
             return
         if info is not None:
             self._answer_info(info)
+        if held and not self.closed:
+            self.data_received(held)
+
+    def _ocsp_peer_config(self, *, hub: bool) -> OCSPPeerConfig | None:
+        """The `ocsp_peer` that checks this link's peer, if one does."""
+        settings = self.manager.options.tls if hub else (self.remote.tls if self.remote else None)
+        cfg = settings.ocsp_peer if settings is not None else None
+        return cfg if cfg is not None and cfg.verify else None
 
     async def _ocsp_peer_valid(self, *, hub: bool) -> bool:
         """`tls { ocsp_peer }` of the leaf node listener (the leaf's certificate, as the
         hub) or of the remote (the hub's certificate, as the leaf): checked right after the
         handshake with reading paused; invalid is a failed handshake, as in nats-server."""
-        settings = self.manager.options.tls if hub else (self.remote.tls if self.remote else None)
-        cfg = settings.ocsp_peer if settings is not None else None
+        cfg = self._ocsp_peer_config(hub=hub)
         verifier = self.server.start_ocsp_peer()
         transport = self.transport
-        if cfg is None or not cfg.verify or verifier is None or transport is None:
+        if cfg is None or verifier is None or transport is None:
             return True
         # None only without TLS: the check then finds no chain and refuses
         ssl_object = transport.get_extra_info("ssl_object")
