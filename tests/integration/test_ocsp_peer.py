@@ -515,3 +515,32 @@ store_dir: "{tmp_path / "store"}"
         srv.wait_for_log(r"TLS handshake error: client not OCSP valid")
     finally:
         srv.stop()
+
+
+async def test_varz_shows_the_check_and_the_cache(setup: Setup, kind: str, tmp_path: Path) -> None:
+    """/varz: `tls_ocsp_peer_verify`, and the local cache's counts (`ocsp_peer_cache`)."""
+    store = tmp_path / "varz-store"
+    conf = setup.conf("varz", "true", f'ocsp_cache: {{local_store: "{store}"}}')
+    srv = start_server(["-c", conf], oracle=kind == "go", http_port=-1, cwd=str(tmp_path))
+    try:
+        for who, admitted in (
+            (setup.good, True),
+            (setup.revoked, False),
+            (setup.unknown, False),
+            (setup.good, True),  # from the cache
+            (setup.plain, True),  # names no responder: not looked up
+        ):
+            assert await attempt(srv, setup.context(who)) is admitted
+        varz = srv.http_json("/varz")
+        assert varz["tls_ocsp_peer_verify"] is True
+        assert varz["ocsp_peer_cache"] == {
+            "cache_type": "local",
+            "cache_hits": 1,
+            "cache_misses": 3,
+            "cached_responses": 3,
+            "cached_revoked_responses": 1,
+            "cached_good_responses": 1,
+            "cached_unknown_responses": 1,
+        }
+    finally:
+        srv.stop()

@@ -196,7 +196,7 @@ class LeafConnection(Connection):
     # -- life cycle ------------------------------------------------------------------------
 
     def connection_made(self, base_transport: Any) -> None:
-        transport = self.attach(base_transport)
+        self.attach(base_transport)
         manager = self.manager
         manager.connection_opened(self)
         if self.accepted:
@@ -206,11 +206,10 @@ class LeafConnection(Connection):
             )
             if manager.tls_context is not None and not manager.options.tls_handshake_first:
                 # INFO in the clear, then the handshake (the leaf's ClientHello must not
-                # reach the parser: reading waits until TLS is up).
-                transport.pause_reading()
-                self.send(manager.hub_info_line(self))
-                self.server.flush_pending()
-                self.server.loop.create_task(self._start_tls(manager.tls_context, None))
+                # reach the parser: reading waits until TLS is up). Paused from a task:
+                # uvloop starts reading a new socket once connection_made has returned,
+                # whatever it was told inside it.
+                self.server.loop.create_task(self._hub_start_tls(manager.tls_context))
                 return
             self.send(manager.hub_info_line(self))
         else:
@@ -219,6 +218,16 @@ class LeafConnection(Connection):
                 self.remote.first_info_timeout or 1.0, self._on_first_info_timeout
             )
         self.server.flush_pending()
+
+    async def _hub_start_tls(self, context: ssl.SSLContext) -> None:
+        """The hub's side of a TLS leaf port: INFO with reading paused, then the handshake."""
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        transport.pause_reading()
+        self.send(self.manager.hub_info_line(self))
+        self.server.flush_pending()
+        await self._start_tls(context, None)
 
     async def _start_tls(self, context: ssl.SSLContext, info: dict[str, Any] | None) -> None:
         """Upgrade to TLS after the hub's INFO: as the hub (`info` None) or as the leaf,

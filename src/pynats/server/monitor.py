@@ -134,6 +134,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["tls_required"] = True
     if opts.tls_verify:
         v["tls_verify"] = True
+    if opts.tls and opts.tls_ocsp_peer is not None and opts.tls_ocsp_peer.verify:
+        v["tls_ocsp_peer_verify"] = True
     v.update(
         {
             "max_connections": opts.max_connections,
@@ -197,6 +199,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:
         v["system_account"] = server.system_account.name
+    if server.ocsp_peer is not None and (cache := server.ocsp_peer.cache.varz()) is not None:
+        v["ocsp_peer_cache"] = cache
     v["slow_consumer_stats"] = dict(server.slow_consumer_stats)
     v["stale_connection_stats"] = dict(server.stale_connection_stats)
     if opts.trusted_proxies:

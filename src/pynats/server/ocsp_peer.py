@@ -392,6 +392,8 @@ class ResponseCache:
     items: dict[str, CacheItem] = field(default_factory=dict)
     dirty: bool = False
     online: bool = False
+    hits: int = 0
+    misses: int = 0
     _timer: asyncio.TimerHandle | None = None
 
     @property
@@ -437,8 +439,10 @@ class ResponseCache:
             return None
         item = self.items.get(key)
         if item is None:
+            self.misses += 1
             self.log.debug(f"OCSP peer cache miss for key [{key}]")
             return None
+        self.hits += 1
         self.log.debug(f"OCSP peer cache hit for key [{key}]")
         return item.raw
 
@@ -465,12 +469,30 @@ class ResponseCache:
         item = self.items.get(key)
         if item is None:
             return
+        # the hit that found this answer counts as a miss after all
+        self.hits -= 1
+        self.misses += 1
         if item.status == "revoked" and self.config.preserve_revoked:
             self.log.debug(f"Revoked OCSP response for key [{key}] preserved by cache policy")
             return
         self.log.debug(f"Deleting OCSP peer cached response for key [{key}]")
         del self.items[key]
         self.dirty = True
+
+    def varz(self) -> dict[str, Any] | None:
+        """`/varz ocsp_peer_cache`: the local cache's counts (None for `type: none`)."""
+        if self.config.type != "local":
+            return None
+        statuses = [item.status for item in self.items.values()]
+        return {
+            "cache_type": "local",
+            "cache_hits": self.hits,
+            "cache_misses": self.misses,
+            "cached_responses": len(statuses),
+            "cached_revoked_responses": statuses.count("revoked"),
+            "cached_good_responses": statuses.count("good"),
+            "cached_unknown_responses": statuses.count("unknown"),
+        }
 
     def _load(self) -> None:
         from pynats.jetstream.s2 import S2Decoder, S2Error
