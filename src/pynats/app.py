@@ -73,14 +73,19 @@ def validate_options(opts: Options) -> None:
     problem = startup_problem(opts)
     if problem:
         raise ConfigurationError(problem)
+    from .server.jwt_auth import operator_options_problem
+
+    problem = operator_options_problem(opts)
+    if problem:
+        raise ConfigurationError(problem)
     if opts.resolver == "URL" and opts.resolver_preload:
         raise ConfigurationError(
             "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"
         )
     if opts.resolver == "URL":
-        from .server.resolvers import UrlResolver
+        from .server.resolvers import url_resolver
 
-        problem = UrlResolver(opts.resolver_options.url).unreachable()
+        problem = url_resolver(opts).unreachable()
         if problem:
             raise ConfigurationError(problem)
     problem = ocsp_peer_problem(opts)

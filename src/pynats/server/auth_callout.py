@@ -555,6 +555,9 @@ class AuthCalloutService:
         name = connect.get("name")
         if isinstance(name, str) and name:
             client_info["name"] = name
+        operator_mode = server.options.trusted_operators or server.options.trusted_keys
+        if operator_mode and (name_tag := _jwt_claim(connect, "name")):
+            client_info["name_tag"] = name_tag  # the sentinel's name, as nats-server tags it
         client_info["kind"] = client.callout_kind
         if client.callout_type:
             client_info["type"] = client.callout_type
@@ -647,9 +650,11 @@ class AuthCalloutService:
             return
         opts = self.server.options
         connect = client.connect_opts or {}
-        if opts.trusted_operators or opts.trusted_keys:
+        if (opts.trusted_operators or opts.trusted_keys) and not connect.get("user"):
             subject = _jwt_subject(connect)
             detail = f' - JWT User "{subject}"' if subject else ""
+        elif opts.trusted_operators or opts.trusted_keys:
+            detail = f' - User "{connect.get("user")}"'  # a sentinel with a user name
         elif opts.nkeys or any(a.nkey_users for a in opts.accounts.values()):
             detail = f' - Nkey "{connect.get("nkey") or ""}"'
         elif opts.users or any(a.users for a in opts.accounts.values()):
@@ -661,9 +666,9 @@ class AuthCalloutService:
         self.server.flush_pending()
 
 
-def _jwt_subject(connect: dict[str, Any]) -> str:
-    """The user key of the JWT a CONNECT carries ("" without one); it was verified by the
-    time a callout is made."""
+def _jwt_claim(connect: dict[str, Any], name: str) -> str:
+    """A claim (`sub`, `name`) of the JWT a CONNECT carries ("" without one); it was
+    verified by the time a callout is made."""
     token = connect.get("jwt")
     if not isinstance(token, str) or token.count(".") != 2:
         return ""
@@ -672,7 +677,11 @@ def _jwt_subject(connect: dict[str, Any]) -> str:
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except ValueError:
         return ""
-    return str(claims.get("sub", "")) if isinstance(claims, dict) else ""
+    return str(claims.get(name) or "") if isinstance(claims, dict) else ""
+
+
+def _jwt_subject(connect: dict[str, Any]) -> str:
+    return _jwt_claim(connect, "sub")
 
 
 class PendingCallout:

@@ -36,12 +36,13 @@ from .config_reader import (
     apply_default_permissions,
     auth_timeout,
     conversion_text,
+    element_position,
     go_value,
     parse_permissions,
     parse_users,
     write_timeout_policy,
 )
-from .config_tls import parse_tls
+from .config_tls import parse_tls, tls_block
 from .config_websocket import parse_websocket, websocket_problem
 from .import_checks import import_errors
 from .msgtrace import parse_account_msg_trace
@@ -435,9 +436,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "proxy_protocol": _set("proxy_protocol", "bool"),
     "default_js_domain": _default_js_domain,
     "feature_flags": _feature_flags,
-    "resolver_tls": _unsupported(),
-    "resolver_pinned_accounts": _unsupported(),
-    "default_sentinel": _unsupported(),
+    "default_sentinel": _set("default_sentinel", "str"),
 }
 
 
@@ -903,6 +902,39 @@ def _resolver_preload(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
             o.resolver_preload[k] = jwt
 
 
+def _resolver_tls(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`resolver_tls {}`: a `tls {}` block (nats-server reads it as a client-facing one) whose
+    certificate, CA and `insecure` the URL resolver uses to fetch account JWTs."""
+    parsed = tls_block(r, m, key, client_facing=True)
+    if parsed is not None:
+        o.resolver_tls = parsed.settings
+
+
+def _resolver_pinned_accounts(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+    """`resolver_pinned_accounts`: an account key or a list of them (checked at start-up)."""
+    value = m[key]
+    if isinstance(value, str):
+        o.resolver_pinned_accounts = [value]
+        return
+    if not isinstance(value, list):
+        r.error(
+            m,
+            key,
+            f"error parsing resolver_pinned_accounts: unsupported type {go_type_name(value)}",
+        )
+        return
+    o.resolver_pinned_accounts = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            o.resolver_pinned_accounts.append(item)
+        else:
+            r.error_at(
+                element_position(value, i),
+                "error parsing resolver_pinned_accounts: unsupported type in array "
+                f"{go_type_name(item)}",
+            )
+
+
 TOP_LEVEL.update(
     {
         "authorization": _authorization,
@@ -926,6 +958,8 @@ TOP_LEVEL.update(
         "account_resolver": _resolver,
         "accounts_resolver": _resolver,
         "resolver_preload": _resolver_preload,
+        "resolver_tls": _resolver_tls,
+        "resolver_pinned_accounts": _resolver_pinned_accounts,
     }
 )
 

@@ -30,6 +30,7 @@ from .auth import (
     SubjectPermission,
     verify_nonce_signature,
 )
+from .conf.units import go_quote
 from .nkey import (
     PREFIX_ACCOUNT,
     PREFIX_OPERATOR,
@@ -231,6 +232,15 @@ class JwtAuthenticator:
                 self.operator_signing_keys = _signing_keys(nats_claims)
                 self.strict_signing = bool(nats_claims.get("strict_signing_key_usage"))
         self.resolver = resolver
+        # `resolver_pinned_accounts`: None lets any account's users in; nats-server adds the
+        # system account to a list that names any account.
+        self.pinned: set[str] | None = None
+        if options.resolver_pinned_accounts is not None:
+            self.pinned = set(options.resolver_pinned_accounts)
+            if self.pinned and options.system_account:
+                self.pinned.add(options.system_account)
+        self.pinned_account_fails = 0  # users refused for their account (/varz)
+        self.default_sentinel = options.default_sentinel
         self.accounts: dict[str, AccountClaims] = {}
         # jwt_exports.AccountLinks: the accounts' exports and imports, set by the server
         self.links: Any = None
@@ -315,6 +325,10 @@ class JwtAuthenticator:
         self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
     ) -> tuple[AuthResult | None, str]:
         token = connect.get("jwt")
+        if not token and self.default_sentinel:
+            # `default_sentinel`: a CONNECT without a JWT carries it from here on, for the
+            # auth callout's request too (nats-server puts it in the client's options)
+            connect["jwt"] = token = self.default_sentinel
         if not isinstance(token, str) or not token:
             return None, "no user JWT provided"
         try:
@@ -330,6 +344,9 @@ class JwtAuthenticator:
             return None, "user JWT expired"
         issuer = claims["iss"]
         account_key = nats_claims.get("issuer_account") or issuer
+        if self.pinned is not None and account_key not in self.pinned:
+            self.pinned_account_fails += 1
+            return None, f"Account {account_key} not listed as operator pinned account"
         account = self.account(account_key)
         if account is None:
             return None, f"account {account_key} not found"
@@ -372,6 +389,31 @@ class JwtAuthenticator:
     def account_limits(self, account_key: str) -> dict[str, Any]:
         account = self.account(account_key)
         return account.limits if account is not None else {}
+
+
+def operator_options_problem(opts: Options) -> str:
+    """What nats-server refuses at start-up (not with `-t`) in `default_sentinel` and
+    `resolver_pinned_accounts`, in its words and order; "" when they are fine."""
+    if opts.default_sentinel:
+        if not (opts.trusted_operators or opts.trusted_keys):
+            return "default sentinel requires operators and accounts"
+        try:
+            claims = decode_jwt(opts.default_sentinel)
+        except JwtError:
+            claims = {}
+        if claim_type(claims) != "user":
+            return "default sentinel JWT not valid"
+        nats_claims = claims.get("nats") or {}
+        # a user of a signing key with no permissions of its own gets them (and the bearer
+        # flag) from the key's scope when it connects: not refused here
+        scoped = bool(nats_claims.get("issuer_account")) and has_empty_permissions(nats_claims)
+        if not nats_claims.get("bearer_token") and not scoped:
+            return "default sentinel must be a bearer token"
+    if opts.trusted_operators or opts.trusted_keys:
+        for key in opts.resolver_pinned_accounts or []:
+            if _key_prefix(key) != PREFIX_ACCOUNT:
+                return f"pinned account key {go_quote(key)} is not a valid public account nkey"
+    return ""
 
 
 def user_revoked(account: AccountClaims, user_claims: dict[str, Any]) -> bool:

@@ -199,6 +199,8 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
         v["connect_urls"] = server.all_client_urls()
     if server.system_account is not None:
         v["system_account"] = server.system_account.name
+    if pinned_fails := getattr(server.authenticator, "pinned_account_fails", 0):
+        v["pinned_account_fails"] = pinned_fails  # users of accounts not pinned, refused
     if server.ocsp_peer is not None and (cache := server.ocsp_peer.cache.varz()) is not None:
         v["ocsp_peer_cache"] = cache
     v["slow_consumer_stats"] = dict(server.slow_consumer_stats)

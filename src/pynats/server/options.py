@@ -298,6 +298,11 @@ class Options:
     resolver: str = ""  # "", MEMORY, FULL, CACHE or URL
     resolver_options: ResolverOptions = field(default_factory=ResolverOptions)
     resolver_preload: dict[str, str] = field(default_factory=dict)
+    resolver_tls: TLSSettings | None = None  # `resolver_tls {}`: the URL resolver's client TLS
+    # `resolver_pinned_accounts`: the only accounts whose users may log in (None: any; an
+    # empty list, as in nats-server, none at all)
+    resolver_pinned_accounts: list[str] | None = None
+    default_sentinel: str = ""  # a bearer user JWT for CONNECTs without one
 
     # TLS
     tls: bool = False

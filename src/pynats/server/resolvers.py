@@ -1,7 +1,8 @@
 """Account resolvers: where operator mode finds the JWT of an account, and how it changes.
 
 - MEMORY: the `resolver_preload` JWTs; a push on `$SYS` updates an account in use.
-- URL(<url>): fetched over HTTP from `<url><account key>` (an account server); read-only.
+- URL(<url>): fetched over HTTP from `<url><account key>` (an account server); read-only. An
+  https account server is reached with `resolver_tls` (client certificate, CA, `insecure`).
 - FULL: every account JWT in a directory (`<dir>/<account key>.jwt`), changed by pushes on
   `$SYS` (`$SYS.REQ.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`), listed, looked up,
   deleted (an operator-signed request; the file becomes `<key>.jwt.deleted`, or is removed
@@ -19,10 +20,13 @@ on the network: `system.py` serves the subjects and answers with what these func
 from __future__ import annotations
 
 import hashlib
+import http.client
 import math
 import os
+import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -338,28 +342,32 @@ class MemoryResolver(AccountResolver):
 
 
 class UrlResolver(AccountResolver):
-    """GET `<url><account key>`: the body is the JWT (a 200 only)."""
+    """GET `<url><account key>`: the body is the JWT (a 200 only). `context` is the client
+    TLS of `resolver_tls` for an https account server (None: the system's roots)."""
 
     kind = "URL"
     is_writable = False
 
-    def __init__(self, url: str, timeout: float = FETCH_TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, timeout: float = FETCH_TIMEOUT_S, context: ssl.SSLContext | None = None
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        self.context = context
         self.last_error = ""
 
     def fetch(self, key: str) -> str | None:
         url = self.url + key
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                if response.status == 200:
-                    return str(response.read().decode())
-                self.last_error = f'could not fetch <"{url}">: {response.status} {response.reason}'
+            with urllib.request.urlopen(url, timeout=self.timeout, context=self.context) as r:
+                if r.status == 200:
+                    return str(r.read().decode())
+                self.last_error = f'could not fetch <"{url}">: {r.status} {r.reason}'
                 return None
         except urllib.error.HTTPError as e:
             self.last_error = f'could not fetch <"{url}">: {e.code} {e.reason}'
-        except (OSError, ValueError) as e:
-            self.last_error = f'could not fetch <"{url}">: {e}'
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            self.last_error = f'could not fetch <"{url}">: Get "{url}": {_go_get_error(url, e)}'
         return None
 
     def store(self, key: str, token: str) -> None:
@@ -371,6 +379,45 @@ class UrlResolver(AccountResolver):
         self.last_error = ""
         self.fetch("")
         return self.last_error
+
+
+# OpenSSL's names of the TLS alerts a server sends, and Go's words for them.
+_TLS_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate required",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failure",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "expired certificate",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "revoked certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "unknown certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown certificate authority",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "protocol version not supported",
+}
+# OpenSSL's verification results that Go reports as an unknown authority.
+_UNKNOWN_AUTHORITY = {2, 18, 19, 20, 21}
+
+
+def _go_get_error(url: str, error: BaseException) -> str:
+    """What Go's HTTP client says of a failed GET (after `Get "<url>": `), for the failures
+    an account server's clients meet: refused connections and TLS."""
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+        error = error.reason
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if error.verify_code in _UNKNOWN_AUTHORITY:
+            reason = "x509: certificate signed by unknown authority"
+        elif error.verify_code == 10:
+            reason = "x509: certificate has expired or is not yet valid"
+        else:
+            reason = f"x509: {error.verify_message}"
+        return f"tls: failed to verify certificate: {reason}"
+    if isinstance(error, ssl.SSLError) and error.reason in _TLS_ALERTS:
+        return f"remote error: tls: {_TLS_ALERTS[error.reason]}"
+    if isinstance(error, ConnectionRefusedError):
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"dial tcp {parts.hostname}:{port}: connect: connection refused"
+    if isinstance(error, TimeoutError):
+        return "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+    return str(error)
 
 
 class DirResolver(AccountResolver):
@@ -399,13 +446,25 @@ class DirResolver(AccountResolver):
         return f"Managing {which} jwt in exclusive directory {self.dir_store.directory}"
 
 
+def url_resolver(options: Options) -> UrlResolver:
+    """The URL resolver of `options`, with `resolver_tls` as its client TLS (nats-server
+    gives it the block's certificate, its CA file as the roots and `insecure`)."""
+    context = None
+    if options.resolver_tls is not None:
+        from .tls import build_route_client_context
+
+        context = build_route_client_context(options.resolver_tls)
+    ro = options.resolver_options
+    return UrlResolver(ro.url, ro.timeout or FETCH_TIMEOUT_S, context)
+
+
 def build_resolver(options: Options) -> AccountResolver:
     """The resolver the options name (MEMORY when none is named), preloads stored.
     JwtError for a preload that is not an account JWT."""
     ro = options.resolver_options
     resolver: AccountResolver
     if options.resolver == "URL":
-        resolver = UrlResolver(ro.url, ro.timeout or FETCH_TIMEOUT_S)
+        resolver = url_resolver(options)
     elif options.resolver == "FULL":
         delete = ("hard" if ro.hard_delete else "rename") if ro.allow_delete else ""
         store = DirJwtStore(ro.dir, limit=ro.limit, delete=delete)
