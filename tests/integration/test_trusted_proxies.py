@@ -196,3 +196,66 @@ def test_a_reload_that_removes_a_proxy_disconnects_its_clients(tmp_path: Path) -
     assert told == {"kept": "PONG", "dropped": "-ERR 'Authorization Violation'", "direct": "PONG"}
     assert closed == [("dropped", "Proxy Not Trusted")]
     assert reloaded[-1] == f'Reloaded: proxies trusted keys ["{drop.public_key}"] were removed'
+
+
+LEAF_CONF = (
+    "leafnodes {{ port: -1, authorization {{ user: l, password: p, proxy_required: true }} }}\n"
+)
+
+
+def leaf_attempt(port: int, signer: jwts.Identity | None, name: str) -> tuple[socket.socket, str]:
+    """A leaf's CONNECT on the leafnode port (with a proxy's signature if `signer`): the
+    socket and the first line of the answer (INFO when admitted)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    info = json.loads(s.recv(65536)[5:])
+    connect: dict[str, Any] = {"user": "l", "pass": "p", "name": name, "verbose": False}
+    if signer is not None:
+        sig = signer.sign(str(info["nonce"]).encode())
+        connect["proxy_sig"] = base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+    s.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+    return s, first_line(s).split(" ", 1)[0]
+
+
+def leaf_outcomes(oracle: bool, conf: Path, trusted: jwts.Identity, other: jwts.Identity) -> tuple:
+    srv = start_server(["-c", str(conf), "-D"], oracle=oracle, http_port=-1)
+    try:
+        port = int(
+            srv.wait_for_log(r"Listening for leafnode connections on .*:(\d+)").rsplit(":", 1)[1]
+        )
+        attempts = [
+            leaf_attempt(port, None, "direct"),
+            leaf_attempt(port, other, "untrusted"),
+            leaf_attempt(port, trusted, "through-proxy"),
+        ]
+        answers = [answer for _s, answer in attempts]
+        leafz = srv.http_json("/leafz")["leafs"]
+        for s, _answer in attempts:
+            s.close()
+    finally:
+        srv.stop()
+    logged = [
+        re.sub(r"^.*\[(\w+)\] 127\.0\.0\.1:\d+ - lid:\d+ - ", r"[\1] ", line)
+        for line in srv.log_lines
+        if re.search(r" - lid:\d+ - (proxy|authentication|Leafnode connection closed)", line)
+        and "Remote: through-proxy" not in line  # how the admitted one ends is another story
+    ]
+    return answers, [(leaf["name"], leaf.get("proxy")) for leaf in leafz], logged
+
+
+def test_leafnode_authorization_may_require_a_trusted_proxy(tmp_path: Path) -> None:
+    trusted = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    other = jwts.Identity.new(nkeys.PREFIX_BYTE_SERVER)
+    conf = tmp_path / "leaf.conf"
+    conf.write_text(
+        LEAF_CONF.format() + f"proxies {{ trusted: [ {{key: {trusted.public_key}}} ] }}\n"
+    )
+    go = leaf_outcomes(True, conf, trusted, other)
+    assert leaf_outcomes(False, conf, trusted, other) == go
+    answers, leafs, logged = go
+    assert answers == ["-ERR", "-ERR", "INFO"]
+    assert leafs == [("through-proxy", {"key": trusted.public_key})]
+    assert logged[:3] == [
+        "[DBG] proxy connection required",
+        '[ERR] authentication error - User "l"',
+        "[INF] Leafnode connection closed: Proxy Required",
+    ]

@@ -50,11 +50,12 @@ from .auth import (
     verify_nonce_signature,
 )
 from .auth_callout import CalloutTarget
+from .conf.units import go_quote
 from .connection import LEAF, REASON_READ_ERROR, REASON_TLS_FAILURE, Connection
 from .delivery import route_from_link
 from .link_protocol import LinkParser
 from .nkey import new_nonce
-from .protocol import ProtocolError
+from .protocol import ERR_AUTH_VIOLATION, ProtocolError
 from .sublist import Subscription
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class LeafConnection(Connection):
         "is_hub_side",
         "isolated",
         "queues",
+        "proxy_key",
         "remote",
         "remote_cluster",
         "remote_id",
@@ -153,6 +155,7 @@ class LeafConnection(Connection):
         self.remote_id = ""
         self.remote_name = ""
         self.remote_cluster = ""
+        self.proxy_key = ""  # the trusted proxy that signed the hub's nonce (ADR-55)
         self.remote_info: dict[str, Any] = {}
         # Hub side: no other leaf's interest goes to this leaf (isolate_leafnode_interest, or
         # the leaf asked for it).
@@ -201,6 +204,7 @@ class LeafConnection(Connection):
         manager.connection_opened(self)
         if self.accepted:
             self.parser.awaiting_connect = True
+            self.server.logger.notice(f"{self.log_prefix} - Leafnode connection created ")
             self._auth_timer = self.server.loop.call_later(
                 manager.auth_timeout, self._on_auth_timeout
             )
@@ -785,16 +789,46 @@ class LeafNodes:
             conn.close_with_error(text, REASON_SAME_CLUSTER)
             return
         decided = self._authorize(conn, connect)
+        if not self._proxy_trusted(conn, connect):
+            self._refuse(conn, connect, "proxy is not trusted", "Proxy Not Trusted")
+            return
         if isinstance(decided, CalloutTarget):
             conn.await_callout(connect, decided)
             return
         if decided is None:
-            log.error(f"{conn.log_prefix} - authentication error")
-            conn.close_with_error("Authorization Violation", REASON_AUTH)
+            self._refuse(conn, connect, "", REASON_AUTH)
+            return
+        if self.options.proxy_required and not conn.proxy_key:
+            self._refuse(conn, connect, "proxy connection required", "Proxy Required")
             return
         self.admit_leaf(conn, connect, decided)
 
     def admit_leaf(self, conn: LeafConnection, connect: dict[str, Any], account_name: str) -> None:
+    def _proxy_trusted(self, conn: LeafConnection, connect: dict[str, Any]) -> bool:
+        """A `proxy_sig` must be a trusted proxy's signature of our nonce when `proxies {}`
+        lists any (then `conn.proxy_key` names it); without that list it is not looked at."""
+        trusted = self.server.options.trusted_proxies
+        signature = connect.get("proxy_sig")
+        if not trusted or signature is None:
+            return True
+        nonce = str(conn.remote_info.get("nonce") or "")
+        for key in trusted:
+            if isinstance(signature, str) and verify_nonce_signature(key, nonce, signature):
+                conn.proxy_key = key
+                return True
+        return False
+
+    def _refuse(
+        self, conn: LeafConnection, connect: dict[str, Any], debug: str, reason: str
+    ) -> None:
+        """A leaf that may not connect, told and logged as nats-server does."""
+        log = self.server.logger
+        if debug:
+            log.debug(f"{conn.log_prefix} - {debug}")
+        user = str(connect.get("user") or connect.get("nkey") or "")
+        log.error(f"{conn.log_prefix} - authentication error - User {go_quote(user)}")
+        conn.close_with_error(ERR_AUTH_VIOLATION, reason)
+
         """The leaf may connect, bound to `account_name`: the INFO that says so, register."""
         server = self.server
         remote_cluster = str(connect.get("cluster") or "")
@@ -1009,11 +1043,8 @@ class LeafNodes:
         """The handshake is done: exchange interest; log as nats-server does."""
         conn._stop_auth_timer()
         conn.connected = True
-        log = self.server.logger
-        if conn.accepted:
-            log.notice(f"{conn.log_prefix} - Leafnode connection created ")
-        else:
-            log.notice(
+        if not conn.accepted:  # an accepted one said so when it came in (connection_made)
+            self.server.logger.notice(
                 f"{conn.log_prefix} - Leafnode connection created for account: {conn.account.name} "
             )
         conn.send_all_interest()
@@ -1031,11 +1062,10 @@ class LeafNodes:
 
     def connection_closed(self, conn: LeafConnection) -> None:
         self.connections.discard(conn)
-        if conn.connected or conn.remote_name or not conn.accepted:
-            label = f" - Remote: {conn.remote_name}" if conn.remote_name else ""
-            self.server.logger.notice(
-                f"{conn.log_prefix} - Leafnode connection closed: {conn.reason}{label}"
-            )
+        label = f" - Remote: {conn.remote_name}" if conn.remote_name else ""
+        self.server.logger.notice(
+            f"{conn.log_prefix} - Leafnode connection closed: {conn.reason}{label}"
+        )
         conn.drop_remote_interest()
         self.server.count_closed(conn)
 

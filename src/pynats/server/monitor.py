@@ -594,6 +594,8 @@ def leafz(server: Server, query: Query) -> dict[str, Any]:
                 s.subject.decode(errors="replace") for s in conn.remote_subs.values()
             ]
         entry["compression"] = "not supported"
+        if conn.proxy_key:
+            entry["proxy"] = {"key": conn.proxy_key}
         leafs.append(entry)
     return {
         "server_id": server.server_id,
