@@ -62,6 +62,18 @@ class AccountConfig:
     nkey: str = ""
     msg_trace: tuple[str, int] = ("", 0)  # `msg_trace`: traceparent destination, sampling %
     mappings: list[MappingConfig] = field(default_factory=list)
+    # `limits { max_connections, max_subscriptions, max_payload, max_leafnodes }` (-1: none)
+    limits: AccountLimits | None = None
+
+
+@dataclass
+class AccountLimits:
+    """A config account's `limits {}`, the same limits an account JWT's claims set."""
+
+    max_connections: int = -1
+    max_subscriptions: int = -1
+    max_payload: int = -1
+    max_leafnodes: int = -1
 
 
 class Account:
@@ -77,9 +89,11 @@ class Account:
         "is_system",
         "jetstream",
         "jetstream_imported",
+        "last_limit_error",
         "leaf_loop_subject",
         "mappings",
         "max_connections",
+        "max_leafnodes",
         "max_payload",
         "max_subscriptions",
         "name",
@@ -116,10 +130,14 @@ class Account:
         self.mappings: Mappings | None = None
         # The mappings of its account JWT, added after those of the config (jwt_exports.py)
         self.claim_mappings: list[MappingConfig] = []
-        # Limits from an account JWT (-1 = unlimited)
+        # Limits from an account JWT or a config account's `limits {}` (-1 = unlimited);
+        # subscriptions and payload are each client's (nats-server's applyAccountLimits)
         self.max_connections = -1
         self.max_subscriptions = -1
         self.max_payload = -1
+        self.max_leafnodes = -1
+        # When a client's subscription limit was last logged (time.monotonic(), 2 s apart)
+        self.last_limit_error = float("-inf")
         # Subscriptions held by the server itself ($SYS services, imports): not the
         # account's to count against its limits.
         self.internal_subs = 0
@@ -136,6 +154,16 @@ class Account:
 
     def __repr__(self) -> str:
         return f"<Account {self.name}>"
+
+
+def apply_config_limits(account: Account, config: AccountConfig) -> None:
+    """A config account takes its `limits {}` (at start and on reload; new connections and
+    subscriptions are held to them)."""
+    limits = config.limits or AccountLimits()
+    account.max_connections = limits.max_connections
+    account.max_subscriptions = limits.max_subscriptions
+    account.max_payload = limits.max_payload
+    account.max_leafnodes = limits.max_leafnodes
 
 
 # -- exports and imports ---------------------------------------------------------------------

@@ -58,6 +58,9 @@ RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"$GNR.")
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
 REASON_AUTH_EXPIRED = "Authentication Expired"
 REASON_MAX_CONNECTIONS = "Maximum Connections Exceeded"
+REASON_MAX_SUBSCRIPTIONS_EXCEEDED = "Maximum Subscriptions Exceeded"
+ERR_MAX_SUBSCRIPTIONS = "maximum subscriptions exceeded"
+MAX_SUBS_REPORT_INTERVAL_S = 2.0
 REASON_BAD_PROTOCOL = "Bad Client Protocol Version"
 REASON_NO_RESPONDERS_HEADERS = "No Responders Requires Headers"
 
@@ -470,25 +473,32 @@ class ClientConnection(Connection):
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
+        account = self.account
         if result.jwt_claims is not None:
-            account = self.account
             limits = self.authenticator.account_limits(account.name)
             account.max_connections = int(limits.get("conn", -1))
             account.max_subscriptions = int(limits.get("subs", -1))
             account.max_payload = int(limits.get("payload", -1))
-            user_limits = result.jwt_limits or {}
-            self.max_subs = jwt_users.int_limit(user_limits, "subs")
-            payload = jwt_users.min_limit(
-                jwt_users.int_limit(user_limits, "payload"), account.max_payload
+        # The account's limits (its JWT's or its config `limits {}`), with the user JWT's:
+        # nats-server's applyAccountLimits. Subscriptions and payload are this client's own.
+        user_limits = result.jwt_limits or {}
+        self.max_subs = jwt_users.int_limit(user_limits, "subs")
+        payload = jwt_users.min_limit(
+            jwt_users.int_limit(user_limits, "payload"), account.max_payload
+        )
+        if payload >= 0:
+            self.parser.max_payload = min(self.parser.max_payload, payload)
+        conn_limit = account.max_connections
+        if 0 <= conn_limit < len(account.clients):
+            # nats-server logs it twice: once only per server (a rate-limited statement)
+            # when it refuses the account, then every time as the CONNECT's error
+            text = "maximum account active connections exceeded"
+            server.error_once(self.log_prefix, text)
+            server.logger.error(f"{self.log_prefix} - {text}")
+            raise ProtocolError(
+                "maximum account active connections exceeded",
+                "Maximum Account Connections Exceeded",
             )
-            if payload > 0:
-                self.parser.max_payload = min(self.parser.max_payload, payload)
-            conn_limit = account.max_connections
-            if 0 <= conn_limit < len(account.clients):
-                raise ProtocolError(
-                    "maximum account active connections exceeded",
-                    "Maximum Account Connections Exceeded",
-                )
         self.apply_permissions(result.permissions)
         self.parser.awaiting_connect = False
         self.parser.headers_enabled = self.headers
@@ -511,6 +521,10 @@ class ClientConnection(Connection):
                 hook(self)
         if self.verbose:
             self.send(OK)
+        if self.subscription_limit() == 0:
+            # No subscription allowed at all: nats-server says so at once and closes the
+            # connection 20 ms later.
+            server.loop.call_soon(self._no_subscriptions_allowed)
 
     def _check_jwt_limits(self, limits: dict[str, Any]) -> float:
         """A user JWT's `src` and `times` (nats-server's texts); the seconds left in its
@@ -657,6 +671,20 @@ class ClientConnection(Connection):
                 self.send(b"HMSG %b %b %d %d\r\n%b\r\n" % (reply, sub.sid, len(hdr), len(hdr), hdr))
                 return
 
+    def subscription_limit(self) -> int:
+        """How many subscriptions this client may hold (-1: any number): the lowest of its
+        user JWT's, its account's (JWT or config `limits {}`) and the server's `max_subs`,
+        each client on its own, as nats-server counts them."""
+        limit = jwt_users.min_limit(self.max_subs, self.account.max_subscriptions)
+        server_limit = self.server.options.max_subscriptions
+        return jwt_users.min_limit(limit, server_limit if server_limit > 0 else -1)
+
+    def _no_subscriptions_allowed(self) -> None:
+        if self.closed:
+            return
+        self._max_subscriptions_exceeded()
+        self.server.loop.call_later(0.02, self.close_connection, REASON_MAX_SUBSCRIPTIONS_EXCEEDED)
+
     def process_sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
         if not is_valid_subject(subject):
             self.send_err("Invalid Subject")
@@ -665,16 +693,9 @@ class ClientConnection(Connection):
             if self.verbose:
                 self.send(OK)
             return
-        limit = self.server.options.max_subscriptions
-        account_limit = self.account.max_subscriptions
-        if (
-            (limit > 0 and len(self.subs) >= limit)
-            or (self.max_subs >= 0 and len(self.subs) >= self.max_subs)
-        ) or (
-            account_limit >= 0
-            and self.account.sublist.count - self.account.internal_subs >= account_limit
-        ):
-            self.send_err("maximum subscriptions exceeded")
+        limit = self.subscription_limit()
+        if limit >= 0 and len(self.subs) >= limit:
+            self._max_subscriptions_exceeded()
             return
         max_tokens = self.server.options.max_sub_tokens
         if max_tokens > 0 and subject.count(b".") >= max_tokens:
@@ -820,6 +841,32 @@ class ClientConnection(Connection):
         if self.version and self.lang:
             return f'{self.log_prefix} - "v{self.version}:{self.lang}"'
         return self.log_prefix
+
+    @property
+    def error_label(self) -> str:
+        """nats-server's prefix of errors about a connected client: `"v<version>:<lang>:<name>"`
+        (what of it the CONNECT gave) and, for a user and password login, `"<account>/user:
+        <name>"`."""
+        label = self.log_prefix
+        ident = f"v{self.version}:{self.lang}" if self.version or self.lang else ""
+        if self.name:
+            ident = f"{ident}:{self.name}" if ident else self.name
+        if ident:
+            label += f' - "{ident}"'
+        opts = self.connect_opts or {}
+        if self.user and opts.get("user") == self.user:
+            label += f' - "{self.account.name}/user:{self.user}"'
+        return label
+
+    def _max_subscriptions_exceeded(self) -> None:
+        """`-ERR 'maximum subscriptions exceeded'`; the error is logged at most every 2 s per
+        account (nats-server's maxSubLimitReportThreshold)."""
+        account = self.account
+        now = time.monotonic()
+        if now - account.last_limit_error >= MAX_SUBS_REPORT_INTERVAL_S:
+            account.last_limit_error = now
+            self.server.logger.error(f"{self.error_label} - {ERR_MAX_SUBSCRIPTIONS}")
+        self.send_err(ERR_MAX_SUBSCRIPTIONS)
 
     def _client_label(self) -> str:
         return self.name or self.version or ""

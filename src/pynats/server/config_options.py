@@ -23,7 +23,7 @@ from typing import Any
 
 from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
-from .accounts import AccountConfig, ExportConfig, ImportConfig
+from .accounts import AccountConfig, AccountLimits, ExportConfig, ImportConfig
 from .auth_callout import auth_callout_problem, parse_auth_callout
 from .conf import ConfigError, ConfigMap, load_config_file
 from .conf.tree import ConfigList, Position
@@ -520,10 +520,45 @@ def _accounts(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
             elif lk in ("mappings", "maps"):
                 acc.mappings = parse_mappings(r, body, k)
             elif lk == "limits":
-                r.unsupported(body, k)
+                acc.limits = _account_limits(r, body, k)
             elif not body.is_used_variable(k):
                 r.error(body, k, f'Unknown field "{k}" parsing accounts')
         apply_default_permissions(acc.users, acc.default_permissions)
+
+
+# An account's `limits {}` keys (lower case) -> AccountLimits' fields (nats-server's
+# parseAccountLimits).
+_ACCOUNT_LIMITS = {
+    "max_connections": "max_connections",
+    "max_conn": "max_connections",
+    "max_subscriptions": "max_subscriptions",
+    "max_subs": "max_subscriptions",
+    "max_payload": "max_payload",
+    "max_pay": "max_payload",
+    "max_leafnodes": "max_leafnodes",
+    "max_leafs": "max_leafnodes",
+}
+
+
+def _account_limits(r: Reader, m: ConfigMap, key: str) -> AccountLimits | None:
+    """`limits { max_connections, max_subscriptions, max_payload, max_leafnodes }`: integers
+    (nats-server keeps them as int32); a value of another type ends the block where it is,
+    keeping the limits read before it, as nats-server's failed type assertion does."""
+    value = m[key]
+    if not isinstance(value, ConfigMap):
+        r.error(m, key, f"Expected account limits to be a map/struct, got {go_value(value)}")
+        return None
+    limits = AccountLimits()
+    with r.recovering():
+        for k in value:
+            target = _ACCOUNT_LIMITS.get(k.lower())
+            if target is None:
+                if not value.is_used_variable(k):
+                    r.error(value, k, f'Unknown field "{k}" parsing account limits')
+                continue
+            number = r.expect_int(value, k)
+            setattr(limits, target, (number + 2**31) % 2**32 - 2**31)  # Go's int32()
+    return limits
 
 
 def _exports(r: Reader, m: ConfigMap, key: str) -> list[ExportConfig]:

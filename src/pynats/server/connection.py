@@ -141,6 +141,11 @@ class Connection(asyncio.Protocol):
         return f"{self.host}:{self.port} - {self.id_label}:{self.cid}"
 
     @property
+    def error_label(self) -> str:
+        """How nats-server's errors about this connection name it (clients add who they are)."""
+        return self.log_prefix
+
+    @property
     def trace_label(self) -> str:
         """How -V trace lines name this connection (clients add their name or version)."""
         return self.log_prefix
@@ -172,6 +177,8 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed(data)
         except ProtocolError as e:
+            if e.log:
+                server.logger.error(f"{self.error_label} - {e.log}")
             self.close_with_error(e.err, e.reason)
         except Exception:  # a bug must cost one connection, never the server
             server.logger.error(

@@ -33,10 +33,20 @@ REASON_AUTH = "Authentication Failure"
 class ProtocolError(Exception):
     """The connection must be closed; `err` (if any) is sent as `-ERR '<err>'` first."""
 
-    def __init__(self, err: str | None, reason: str = REASON_PROTOCOL_VIOLATION) -> None:
+    def __init__(
+        self, err: str | None, reason: str = REASON_PROTOCOL_VIOLATION, log: str = ""
+    ) -> None:
         super().__init__(err or reason)
         self.err = err
         self.reason = reason
+        self.log = log  # what the server logs about it (as an error), if anything
+
+
+def max_payload_error(size: int, limit: int) -> ProtocolError:
+    """A message over max_payload: `-ERR 'Maximum Payload Violation'`, logged with sizes."""
+    return ProtocolError(
+        ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD, f"maximum payload exceeded: {size} vs {limit}"
+    )
 
 
 class ParserSink(Protocol):
@@ -225,7 +235,7 @@ class ProtocolParser(ChunkedInput):
                     raise ProtocolError(None)
                 stop = nl + 1 + int(size_text)
                 if stop - nl - 1 > max_payload:
-                    raise ProtocolError(ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD)
+                    raise max_payload_error(stop - nl - 1, max_payload)
                 if stop + 2 > n:
                     self._keep(data, pos, stop + 2 - pos)
                     return
@@ -285,7 +295,7 @@ class ProtocolParser(ChunkedInput):
             if hdr_len > size:
                 raise ProtocolError(None)
             if size > self.max_payload:
-                raise ProtocolError(ERR_MAX_PAYLOAD, REASON_MAX_PAYLOAD)
+                raise max_payload_error(size, self.max_payload)
             start = nl + 1
             stop = start + size
             if stop + 2 > n:

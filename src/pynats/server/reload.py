@@ -336,6 +336,7 @@ def _apply_logging(server: Server, old: Options, new: Options) -> None:
 
 def _apply_accounts(server: Server, new: Options) -> None:
     """New accounts appear, existing ones take their new exports and imports."""
+    from .accounts import apply_config_limits
     from .imports import wire_imports
     from .shadows import remove_stream_imports
 
@@ -347,6 +348,7 @@ def _apply_accounts(server: Server, new: Options) -> None:
         account.trace_dest = cfg.msg_trace[0].encode()
         account.trace_sampling = cfg.msg_trace[1] or 100
         account.exports = list(cfg.exports)
+        apply_config_limits(account, cfg)
         if account.imports_client is not None:
             account.imports_client.close()
             account.imports_client = None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__ as PYNATS_VERSION
 from . import const, feature_flags
-from .accounts import Account
+from .accounts import Account, apply_config_limits
 from .auth import Authenticator, ConnectAuthenticator, has_plaintext_passwords
 from .auth_callout import AuthCalloutService
 from .client import ClientConnection
@@ -76,6 +76,8 @@ class Server:
         self.server_name = options.server_name or self.server_id
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._account_hooks: list[Callable[[Account], None]] = []
+        # What nats-server logs once only (its rate-limited statements), by their text
+        self.logged_once: set[str] = set()
         self.accounts: dict[str, Account] = {}
         self.global_account = self.ensure_account(const.GLOBAL_ACCOUNT)
         for name, cfg in options.accounts.items():
@@ -84,6 +86,7 @@ class Server:
             account.trace_dest = cfg.msg_trace[0].encode()
             account.trace_sampling = cfg.msg_trace[1] or 100
             account.exports = list(cfg.exports)
+            apply_config_limits(account, cfg)
         self.apply_mappings(options)
         self.system_account: Account | None = None
         if not options.no_system_account:
@@ -164,6 +167,12 @@ class Server:
         self._handle_signals = False
 
     # -- accounts ---------------------------------------------------------------------------
+
+    def error_once(self, prefix: str, text: str) -> None:
+        """An error nats-server rate-limits: logged the first time its text comes."""
+        if text not in self.logged_once:
+            self.logged_once.add(text)
+            self.logger.error(f"{prefix} - {text}")
 
     def ensure_account(self, name: str) -> Account:
         """The account called `name`; a new one is announced to the account hooks."""
