@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynats.gotime import NS_PER_S, parse_rfc3339
+from pynats.gotime import NS_PER_S, format_duration, parse_rfc3339
 from pynats.server.subject_transform import TransformError, compile_transform
 from pynats.server.subjects import is_valid_subject, subjects_collide
 
@@ -474,8 +474,11 @@ def _pedantic(pedantic: bool, text: str) -> None:
         raise api_error("JSPedanticErrF", err=text)
 
 
-def check_stream_config(cfg: StreamConfig, *, pedantic: bool = False) -> StreamConfig:
-    """Apply defaults and validate, in nats-server's order. Returns a normalised copy."""
+def check_stream_config(
+    cfg: StreamConfig, *, pedantic: bool = False, max_duplicate_window: int = 0
+) -> StreamConfig:
+    """Apply defaults and validate, in nats-server's order. Returns a normalised copy.
+    `max_duplicate_window` (ns) is `jetstream { limits { duplicate_window } }`."""
     cfg = copy.deepcopy(cfg)
     if not is_valid_name(cfg.name):
         raise invalid_config("stream name is required and can not contain '.', '*', '>', '\\', '/'")
@@ -518,9 +521,16 @@ def check_stream_config(cfg: StreamConfig, *, pedantic: bool = False) -> StreamC
         raise invalid_config("duplicates window can not be negative")
     if cfg.duplicate_window == 0 and cfg.mirror is None and not cfg.sources:
         window = DEFAULT_DUPLICATE_WINDOW_NS
+        if 0 < max_duplicate_window < window:
+            window = max_duplicate_window
         cfg.duplicate_window = cfg.max_age if 0 < cfg.max_age < window else window
     if cfg.max_age > 0 and cfg.max_age < cfg.duplicate_window:
         raise invalid_config("duplicates window can not be larger then max age")
+    if max_duplicate_window > 0 and cfg.duplicate_window > max_duplicate_window:
+        raise invalid_config(
+            "duplicates window can not be larger then server limit of "
+            + format_duration(max_duplicate_window)
+        )
     if cfg.duplicate_window and cfg.duplicate_window < MIN_DUPLICATE_WINDOW_NS:
         raise invalid_config("duplicates window needs to be >= 100ms")
     if cfg.deny_purge and cfg.allow_rollup_hdrs:

@@ -112,10 +112,11 @@ async def _create(
 ) -> dict[str, Any]:
     jsa = req.jsa
     stream = req.stream()
-    apply_defaults(cfg, stream.config, jsa.limits, pedantic)
+    server_limits = jsa.js.server_limits
+    apply_defaults(cfg, stream.config, jsa.limits, pedantic, server_limits)
     if cfg.pause_until:
         cfg.pause_until = rfc3339(parse_rfc3339(cfg.pause_until))
-    check_consumer_config(cfg, stream.config, jsa.limits)
+    check_consumer_config(cfg, stream.config, jsa.limits, server_limits)
     if not cfg.name and cfg.durable_name:
         cfg.name = cfg.durable_name
     # A legacy ephemeral without a name gets one; its config keeps the name empty.

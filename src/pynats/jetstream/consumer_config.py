@@ -333,9 +333,15 @@ def _pedantic(pedantic: bool, text: str) -> None:
 
 
 def apply_defaults(
-    cfg: ConsumerConfig, stream_cfg: StreamConfig, limits: AccountLimits, pedantic: bool
+    cfg: ConsumerConfig,
+    stream_cfg: StreamConfig,
+    limits: AccountLimits,
+    pedantic: bool,
+    server_limits: dict[str, int] | None = None,
 ) -> None:
-    """What nats-server fills in for a consumer config (pedantic: refuse instead)."""
+    """What nats-server fills in for a consumer config (pedantic: refuse instead);
+    `server_limits` are `jetstream { limits {} }` (JetStream.server_limits)."""
+    server_limits = server_limits or {}
     if cfg.max_deliver == 0 or cfg.max_deliver < -1:
         if cfg.max_deliver < -1:
             _pedantic(pedantic, "max_deliver must be set to -1")
@@ -384,9 +390,16 @@ def apply_defaults(
         cfg.inactive_threshold = stream_inactive
     if cfg.max_ack_pending == 0 and cfg.ack_policy != "none":
         pending = DEFAULT_MAX_ACK_PENDING
+        server_max_ack = server_limits.get("max_ack_pending", 0)
+        if 0 < server_max_ack < pending:
+            pending = server_max_ack
         if 0 < limits.max_ack_pending < pending:
             pending = limits.max_ack_pending
         cfg.max_ack_pending = pending
+    server_max_batch = server_limits.get("max_request_batch", 0)
+    if not cfg.deliver_subject and cfg.max_batch == 0 and server_max_batch > 0:
+        _pedantic(pedantic, "max_request_batch must be set if it's JetStream limits are set")
+        cfg.max_batch = server_max_batch
     if cfg.priority_policy == "pinned_client" and cfg.priority_timeout == 0:
         cfg.priority_timeout = DEFAULT_PINNED_TTL_NS
     if not cfg.is_durable and cfg.inactive_threshold <= 0:
@@ -397,9 +410,13 @@ def apply_defaults(
 
 
 def check_consumer_config(
-    cfg: ConsumerConfig, stream_cfg: StreamConfig, limits: AccountLimits
+    cfg: ConsumerConfig,
+    stream_cfg: StreamConfig,
+    limits: AccountLimits,
+    server_limits: dict[str, int] | None = None,
 ) -> None:
     """nats-server's consumer config rules, in its order (after `apply_defaults`)."""
+    server_limits = server_limits or {}
     if cfg.name and not is_valid_name(cfg.name):
         raise invalid_config("consumer name can not contain '.', '*', '>', '\\', '/'")
     if cfg.durable_name and not is_valid_name(cfg.durable_name):
@@ -463,6 +480,12 @@ def check_consumer_config(
             raise api_error("JSConsumerMaxRequestBatchNegativeErr")
         if cfg.max_expires and cfg.max_expires < MIN_MAX_EXPIRES_NS:
             raise api_error("JSConsumerMaxRequestExpiresTooSmall")
+        server_max_batch = server_limits.get("max_request_batch", 0)
+        if server_max_batch > 0 and cfg.max_batch > server_max_batch:
+            raise api_error("JSConsumerMaxRequestBatchExceededF", limit=server_max_batch)
+    server_max_ack = server_limits.get("max_ack_pending", 0)
+    if server_max_ack > 0 and cfg.max_ack_pending > server_max_ack:
+        raise api_error("JSConsumerMaxPendingAckExcessErrF", limit=server_max_ack)
     if limits.max_ack_pending > 0 and cfg.max_ack_pending > limits.max_ack_pending:
         raise api_error("JSConsumerMaxPendingAckExcessErrF", limit=limits.max_ack_pending)
     limits_cfg = stream_cfg.consumer_limits or {}

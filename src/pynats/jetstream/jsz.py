@@ -46,7 +46,7 @@ def jsz(js: JetStream, server: Server, query: Query) -> dict[str, Any]:
     out["server_id"] = server.server_id
     out["now"] = rfc3339(time.time_ns())
     out["config"] = js.config_json()
-    out["limits"] = {"default_max_consumers": 1000}
+    out["limits"] = js.limits_json()
     out["streams"] = sum(len(a.streams) for a in js.accounts.values())
     out["consumers"] = sum(a.consumer_count() for a in js.accounts.values())
     out["messages"] = sum(s.store.msgs for a in js.accounts.values() for s in a.streams.values())

@@ -152,6 +152,9 @@ class JetStream:
         self.api_level = JS_API_LEVEL
         self.atomic_batches_open = 0  # across every stream (batches.MAX_INFLIGHT_TOTAL)
         self.strict = opts.jetstream_strict
+        # `jetstream { limits {} }`, by their /varz names (consumer and stream checks read it)
+        self.server_limits: dict[str, int] = dict(opts.jetstream_limits)
+        self.unique_tag = opts.jetstream_unique_tag
         self.temp_dir_used = not opts.store_dir
         base = opts.store_dir or os.path.join(go_temp_dir(), "nats")
         self.store_root = os.path.abspath(os.path.join(base, "jetstream"))
@@ -400,7 +403,24 @@ class JetStream:
             out["sync_interval"] = 0
         if self.domain:
             out["domain"] = self.domain
+        if self.unique_tag:
+            out["unique_tag"] = self.unique_tag
         out["strict"] = self.strict
+        return out
+
+    def limits_json(self) -> dict[str, Any]:
+        """/varz and /jsz `limits`: the server-wide limits that are set, in nats-server's
+        order, and the default consumer limit."""
+        out: dict[str, Any] = {}
+        for name in (
+            "max_request_batch",
+            "max_ack_pending",
+            "max_ha_assets",
+            "max_duplicate_window",
+        ):
+            if self.server_limits.get(name):
+                out[name] = self.server_limits[name]
+        out["default_max_consumers"] = 1000
         return out
 
     def stats_json(self) -> dict[str, Any]:
@@ -427,7 +447,7 @@ class JetStream:
         varz["jetstream"] = {
             "config": self.config_json(),
             "stats": self.stats_json(),
-            "limits": {"default_max_consumers": 1000},
+            "limits": self.limits_json(),
         }
 
     def memory_reserved_total(self) -> int:

@@ -141,14 +141,17 @@ def _check_config(jsa: JetStreamAccount, cfg: StreamConfig, pedantic: bool) -> S
     nats-server's checkStreamCfg has them: after every other rule but the subject transform
     and republish ones."""
     lim = jsa.limits
+    window = jsa.js.server_limits.get("max_duplicate_window", 0)
     if (
         lim.max_bytes_required
         or lim.memory_max_stream_bytes > 0
         or lim.storage_max_stream_bytes > 0
     ):
         early = dataclasses.replace(cfg, subject_transform=None, republish=None)
-        jsa.check_max_bytes(check_stream_config(early, pedantic=pedantic))
-    return check_stream_config(cfg, pedantic=pedantic)
+        jsa.check_max_bytes(
+            check_stream_config(early, pedantic=pedantic, max_duplicate_window=window)
+        )
+    return check_stream_config(cfg, pedantic=pedantic, max_duplicate_window=window)
 
 
 def stream_update(req: ApiRequest) -> Awaitable[dict[str, Any]]:

@@ -32,6 +32,7 @@ from .config_cluster import cluster_problem, normalize_compression, parse_cluste
 from .config_leafnodes import leafnode_problem, parse_leafnodes
 from .config_mappings import parse_mappings
 from .config_reader import (
+    GoPanic,
     Reader,
     apply_default_permissions,
     auth_timeout,
@@ -800,11 +801,28 @@ def _jetstream(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
                 o.jetstream_strict = strict
         elif lk in ("key", "ek", "encryption_key", "prev_key", "prev_ek", "cipher"):
             r.unsupported(block, k, "encryption at rest")
+        elif lk == "limits":
+            try:
+                limits = _jetstream_limits(r, block, k)
+            except GoPanic as p:
+                # nats-server's parser recovers from it at the `jetstream` block
+                r.error(m, key, p.text)
+                return
+            if limits is not None:
+                o.jetstream_limits = limits
+        elif lk == "unique_tag":
+            try:
+                o.jetstream_unique_tag = r.expect_str(block, k).strip().lower()
+            except GoPanic as p:
+                r.error(m, key, p.text)
+                return
+        elif lk == "max_outstanding_catchup":
+            try:
+                o.jetstream_max_outstanding_catchup = parse_size(block[k])
+            except ValueError as e:
+                r.error(block, k, f"max_outstanding_catchup {e}")
         elif lk in (
-            "limits",
-            "unique_tag",
             "extension_hint",
-            "max_outstanding_catchup",
             "max_buffered_size",
             "max_buffered_msgs",
             "request_queue_limit",
@@ -819,6 +837,40 @@ def _jetstream(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
             r.unsupported(block, k)
         else:
             r.error(block, k, f'unknown field "{k}"')
+
+
+# `jetstream { limits {} }` keys (lower case) -> their names in /varz and /jsz `limits`
+_JETSTREAM_LIMITS = {
+    "max_ack_pending": "max_ack_pending",
+    "max_ha_assets": "max_ha_assets",
+    "max_request_batch": "max_request_batch",
+}
+
+
+def _jetstream_limits(r: Reader, m: ConfigMap, key: str) -> dict[str, int] | None:
+    """nats-server's parseJetStreamLimits: counts as integers, `duplicate_window` a duration
+    string (its error unplaced); a value of the wrong type raises GoPanic (nats-server
+    recovers from it only at the `jetstream` block, which it ends)."""
+    value = m[key]
+    if not isinstance(value, ConfigMap):
+        r.error(m, key, f"Expected a map to define JetStreamLimits, got {go_type_name(value)}")
+        return None
+    limits: dict[str, int] = {}
+    for k in value:
+        lk = k.lower()
+        target = _JETSTREAM_LIMITS.get(lk)
+        if target is not None:
+            limits[target] = r.expect_int(value, k)
+        elif lk == "duplicate_window":
+            text = r.expect_str(value, k)
+            try:
+                limits["max_duplicate_window"] = parse_duration(text)
+            except DurationError as e:
+                r.error_at(None, str(e))
+                limits["max_duplicate_window"] = 0
+        elif not value.is_used_variable(k):
+            r.error(value, k, f'unknown field "{k}"')
+    return limits
 
 
 def _operator(r: Reader, o: Options, m: ConfigMap, key: str) -> None:

@@ -339,6 +339,13 @@ class Options:
     jetstream_sync_interval: float | None = None  # None = fsync before every ack (our default)
     jetstream_sync_always: bool = False
     jetstream_strict: bool = True
+    # `jetstream { limits {} }`: the server-wide JetStream limits, by the names /varz shows
+    # them under (max_request_batch, max_ack_pending, max_ha_assets, max_duplicate_window ns)
+    jetstream_limits: dict[str, int] = field(default_factory=dict)
+    # `jetstream { unique_tag, max_outstanding_catchup }`: JetStream clustering's placement
+    # tag prefix and catch-up budget; a single server only reports the tag (docs/options.md)
+    jetstream_unique_tag: str = ""
+    jetstream_max_outstanding_catchup: int = 0
     # `default_js_domain {account: domain}`: an account without JetStream reaches the named
     # domain's API (`$JS.API.>` mapped to `$JS.<domain>.API.>`)
     default_js_domain: dict[str, str] = field(default_factory=dict)
