@@ -77,7 +77,6 @@ REASON_AUTH = "Authentication Failure"
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
 REASON_SERVER_SHUTDOWN = "Server Shutdown"
 REASON_SAME_CLUSTER = "Leafnode Has Same Cluster Name"
-REASON_MAX_ACCOUNT = "Maximum Account Connections Exceeded"
 # Subjects a leaf never sends to its hub nor takes from it (nats-server's denyAllClientJs).
 JS_LOCAL_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
@@ -118,8 +117,8 @@ class LeafConnection(Connection):
         "interest",
         "is_hub_side",
         "isolated",
-        "queues",
         "proxy_key",
+        "queues",
         "remote",
         "remote_cluster",
         "remote_id",
@@ -155,8 +154,8 @@ class LeafConnection(Connection):
         self.connected = False
         self.remote_id = ""
         self.remote_name = ""
-        self.remote_cluster = ""
         self.proxy_key = ""  # the trusted proxy that signed the hub's nonce (ADR-55)
+        self.remote_cluster = ""
         self.remote_info: dict[str, Any] = {}
         # Hub side: no other leaf's interest goes to this leaf (isolate_leafnode_interest, or
         # the leaf asked for it).
@@ -204,8 +203,8 @@ class LeafConnection(Connection):
         manager = self.manager
         manager.connection_opened(self)
         if self.accepted:
-            self.parser.awaiting_connect = True
             self.server.logger.notice(f"{self.log_prefix} - Leafnode connection created ")
+            self.parser.awaiting_connect = True
             self._auth_timer = self.server.loop.call_later(
                 manager.auth_timeout, self._on_auth_timeout
             )
@@ -789,10 +788,10 @@ class LeafNodes:
             log.error(f"{conn.log_prefix} - {text}")
             conn.close_with_error(text, REASON_SAME_CLUSTER)
             return
-        decided = self._authorize(conn, connect)
         if not self._proxy_trusted(conn, connect):
             self._refuse(conn, connect, "proxy is not trusted", "Proxy Not Trusted")
             return
+        decided = self._authorize(conn, connect)
         if isinstance(decided, CalloutTarget):
             conn.await_callout(connect, decided)
             return
@@ -804,7 +803,6 @@ class LeafNodes:
             return
         self.admit_leaf(conn, connect, decided)
 
-    def admit_leaf(self, conn: LeafConnection, connect: dict[str, Any], account_name: str) -> None:
     def _proxy_trusted(self, conn: LeafConnection, connect: dict[str, Any]) -> bool:
         """A `proxy_sig` must be a trusted proxy's signature of our nonce when `proxies {}`
         lists any (then `conn.proxy_key` names it); without that list it is not looked at."""
@@ -830,17 +828,9 @@ class LeafNodes:
         log.error(f"{conn.log_prefix} - authentication error - User {go_quote(user)}")
         conn.close_with_error(ERR_AUTH_VIOLATION, reason)
 
+    def admit_leaf(self, conn: LeafConnection, connect: dict[str, Any], account_name: str) -> None:
         """The leaf may connect, bound to `account_name`: the INFO that says so, register."""
         server = self.server
-        account = server.ensure_account(account_name)
-        limit = account.max_leafnodes
-        if limit >= 0 and self.account_leaf_count(account) >= limit:
-            # the account's `limits { max_leafnodes }`: refused as nats-server does it
-            text = "maximum account active connections exceeded"
-            server.error_once(conn.log_prefix, text)  # logged as for clients (client.py)
-            conn.close_with_error(text, REASON_MAX_ACCOUNT)
-            server.logger.error(f"{conn.log_prefix} - {text}")
-            return
         remote_cluster = str(connect.get("cluster") or "")
         conn.remote_id = str(connect.get("server_id") or "")
         conn.remote_name = str(connect.get("name") or "")
@@ -849,6 +839,7 @@ class LeafNodes:
         if connect.get("is_hub"):  # the dialler is the hub of this link: we are its spoke
             conn.is_hub_side = False
         conn.headers = bool(connect.get("headers")) and not server.options.no_header_support
+        account = server.ensure_account(account_name)
         if server.system is not None:
             server.system.add_account(account)
         conn.account = account
@@ -859,11 +850,6 @@ class LeafNodes:
             info["acc_is_sys"] = True
         conn.send(_info(info))
         self.register(conn)
-
-    def account_leaf_count(self, account: Account) -> int:
-        """The leaf connections bound to `account` (both directions, as nats-server counts
-        them against `max_leafnodes`)."""
-        return sum(1 for c in self.connections if c.connected and c.account is account)
 
     def _authorize(
         self, conn: LeafConnection, connect: dict[str, Any]
