@@ -41,6 +41,16 @@ class Member:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
             return json.loads(r.read())
 
+    def has_remote_interest(self, subject: str) -> bool:
+        """This member knows of interest in `subject` from another server: its /routez lists
+        it (a queue subscription as `subject group`)."""
+        routez = self.http_json("/routez?subs=1")
+        return any(
+            entry == subject or entry.startswith(subject + " ")
+            for route in routez["routes"]
+            for entry in route.get("subscriptions_list") or []
+        )
+
     def routed_names(self) -> set[str]:
         """Names of the servers this member has a registered route to."""
         try:

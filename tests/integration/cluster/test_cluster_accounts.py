@@ -55,11 +55,6 @@ async def login(member: Member, user: str, password: str, **kwargs: Any) -> Clie
     )
 
 
-def remote_interest(member: Member, subject: str) -> bool:
-    routez = member.http_json("/routez?subs=1")
-    return any(subject in (r.get("subscriptions_list") or []) for r in routez["routes"])
-
-
 async def test_accounts_share_routes_but_not_messages(accounts_cluster: Cluster) -> None:
     for pub, sub in [(0, 1), (1, 2), (2, 0)]:
         a_sub = await login(accounts_cluster[sub], "a", "a")
@@ -69,7 +64,7 @@ async def test_accounts_share_routes_but_not_messages(accounts_cluster: Cluster)
             s = await a_sub.subscribe("shared.subject")
             await a_sub.flush()
             await wait_until(
-                lambda pub=pub: remote_interest(accounts_cluster[pub], "shared.subject")
+                lambda pub=pub: accounts_cluster[pub].has_remote_interest("shared.subject")
             )
             await b_pub.publish("shared.subject", b"from B")
             await b_pub.flush()
@@ -97,7 +92,7 @@ async def test_permissions_apply_where_the_publisher_and_the_subscriber_are(
     try:
         everything = await free_sub.subscribe(">")
         await free_sub.flush()
-        await wait_until(lambda: remote_interest(accounts_cluster[0], ">"))
+        await wait_until(lambda: accounts_cluster[0].has_remote_interest(">"))
         await limited_pub.publish("denied.x", b"no")
         await limited_pub.publish("allowed.x", b"yes")
         await limited_pub.flush()
@@ -110,7 +105,7 @@ async def test_permissions_apply_where_the_publisher_and_the_subscriber_are(
         await limited_sub.subscribe("secret.>")
         await limited_sub.flush()
         await wait_until(lambda: any("secret.>" in str(e) for e in errors), timeout=3)
-        await wait_until(lambda: remote_interest(accounts_cluster[0], "allowed.>"))
+        await wait_until(lambda: accounts_cluster[0].has_remote_interest("allowed.>"))
         await free_pub.publish("allowed.y", b"for the limited one")
         assert (await wild.next_msg(timeout=3)).data == b"for the limited one"
     finally:
@@ -147,7 +142,9 @@ async def run_script(cluster: Cluster) -> dict[str, Any]:
             for subject in ("script.exact", "script.*", "script.>", "script.q"):
                 await wait_until(
                     lambda i=i, subject=subject: all(
-                        remote_interest(cluster[j], subject) for j in range(len(clients)) if j != i
+                        cluster[j].has_remote_interest(subject)
+                        for j in range(len(clients))
+                        if j != i
                     ),
                     timeout=10,
                 )
@@ -216,9 +213,9 @@ async def test_route_permissions_limit_what_a_server_takes_and_gives(
         never = await nc_out.subscribe("private.data")
         await nc_in.flush()
         await nc_out.flush()
-        await wait_until(lambda: remote_interest(outside, "in.data"))
-        await wait_until(lambda: remote_interest(inside, "out.data"))
-        assert not remote_interest(outside, "other.data")
+        await wait_until(lambda: outside.has_remote_interest("in.data"))
+        await wait_until(lambda: inside.has_remote_interest("out.data"))
+        assert not outside.has_remote_interest("other.data")
         for subject in ("in.data", "other.data"):
             await nc_out.publish(subject, b"to the guarded server")
         for subject in ("out.data", "private.data"):

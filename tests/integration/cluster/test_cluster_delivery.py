@@ -56,15 +56,9 @@ def pairs(mesh: Cluster) -> list[tuple[int, int]]:
     return list(itertools.permutations(range(len(mesh.members)), 2))
 
 
-def seen_by(member: Member, subject: str) -> bool:
-    """The member knows of remote interest in `subject` (its /routez lists it)."""
-    routez = member.http_json("/routez?subs=1")
-    return any(subject in (r.get("subscriptions_list") or []) for r in routez["routes"])
-
-
 async def interest_reaches(mesh: Cluster, subject: str, *, at: list[int]) -> None:
     for i in at:
-        await wait_until(lambda i=i: seen_by(mesh[i], subject), timeout=5, what=subject)
+        await wait_until(lambda i=i: mesh[i].has_remote_interest(subject), timeout=5, what=subject)
 
 
 async def test_a_message_reaches_a_subscriber_on_every_other_server(

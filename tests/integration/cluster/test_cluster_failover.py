@@ -32,11 +32,6 @@ def client_urls(member: Member) -> set[str]:
     return set(member.http_json("/varz").get("connect_urls") or [])
 
 
-def remote_interest(member: Member, subject: str) -> bool:
-    routez = member.http_json("/routez?subs=1")
-    return any(subject in (r.get("subscriptions_list") or []) for r in routez["routes"])
-
-
 @pytest.mark.parametrize(
     ("kinds", "victim"),
     [(["py", "py", "py"], 0), (["go", "py", "go"], 1), (["py", "go", "py"], 1)],
@@ -71,7 +66,7 @@ async def test_a_killed_servers_clients_reconnect_elsewhere_and_get_each_message
         assert sub_nc.connected_url.port != doomed.client_port
         new_home = next(m for m in cluster if m.client_port == sub_nc.connected_url.port)
         await wait_until(
-            lambda: new_home is survivor or remote_interest(survivor, "failover.data"),
+            lambda: new_home is survivor or survivor.has_remote_interest("failover.data"),
             timeout=10,
             what="the subscription re-made on a survivor",
         )
@@ -136,7 +131,7 @@ async def test_a_lost_route_comes_back_with_its_interest(
     try:
         s = await sub_nc.subscribe("back.again")
         await sub_nc.flush()
-        await wait_until(lambda: remote_interest(cluster[0], "back.again"), timeout=5)
+        await wait_until(lambda: cluster[0].has_remote_interest("back.again"), timeout=5)
         await pub_nc.publish("back.again", b"welcome")
         assert (await s.next_msg(timeout=3)).data == b"welcome"
     finally:
@@ -165,7 +160,7 @@ async def test_routes_over_tls_between_go_and_us(
     try:
         s = await sub_nc.subscribe("secret.channel")
         await sub_nc.flush()
-        await wait_until(lambda: remote_interest(cluster[1], "secret.channel"), timeout=5)
+        await wait_until(lambda: cluster[1].has_remote_interest("secret.channel"), timeout=5)
         await pub_nc.publish("secret.channel", b"psst")
         assert (await s.next_msg(timeout=3)).data == b"psst"
     finally:

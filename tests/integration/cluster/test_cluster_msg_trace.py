@@ -10,8 +10,8 @@ replaced by their position.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import nats
 import pytest
 from tests.support.cluster import make_cluster
 from tests.support.ports import free_port
-from tests.support.servers import start_server
+from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
 
 MIXES = [["go", "go"], ["py", "go"], ["go", "py"], ["py", "py"]]
 
@@ -36,7 +37,22 @@ def _mask(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return event
 
 
-async def _trace(urls: list[str], only: bool, queue: str | None) -> list[dict[str, Any]]:
+Knows = Callable[[str], bool]  # does this server know of interest in a subject elsewhere?
+
+
+def leaf_knows(server: RunningServer) -> Knows:
+    def knows(subject: str) -> bool:
+        leafs = server.http_json("/leafz?subs=1")["leafs"]
+        return any(subject in (leaf.get("subscriptions_list") or []) for leaf in leafs)
+
+    return knows
+
+
+async def _trace(
+    urls: list[str], knows: list[Knows], only: bool, queue: str | None
+) -> list[dict[str, Any]]:
+    """Publish a traced message on the first server for a subscriber on the second, once
+    each knows of the other's interest; the two servers' trace events."""
     origin = await nats.connect(urls[0])
     remote = await nats.connect(urls[1])
     try:
@@ -45,7 +61,8 @@ async def _trace(urls: list[str], only: bool, queue: str | None) -> list[dict[st
         inbox = origin.new_inbox()
         tsub = await origin.subscribe(inbox)
         await origin.flush()
-        await asyncio.sleep(0.5)  # interest reaches the other server
+        await wait_until(lambda: knows[0]("foo"), what="interest in foo")
+        await wait_until(lambda: knows[1](inbox), what="interest in the trace inbox")
         headers = {"Nats-Trace-Dest": inbox}
         if only:
             headers["Nats-Trace-Only"] = "true"
@@ -69,7 +86,10 @@ async def test_route_hop_events_match_go(tmp_path: Path, only: bool, queue: str 
         try:
             cluster.wait_formed()
             names = {cluster[0].name: "S1", cluster[1].name: "S2"}
-            events = await _trace([cluster[0].url, cluster[1].url], only, queue)
+            pair = [cluster[0], cluster[1]]
+            events = await _trace(
+                [m.url for m in pair], [m.has_remote_interest for m in pair], only, queue
+            )
         finally:
             cluster.stop_all()
         masked = sorted(
@@ -97,13 +117,12 @@ async def test_leaf_hop_events_match_go(tmp_path: Path, only: bool, direction: s
         leaf_conf.write_text(
             f'server_name: LEAF\nleafnodes {{ remotes [{{url: "nats://127.0.0.1:{port}"}}] }}\n'
         )
-        hub = start_server(["-c", str(hub_conf)], oracle=hub_kind == "go")
+        hub = start_server(["-c", str(hub_conf)], oracle=hub_kind == "go", http_port=-1)
         leaf = None
         try:
-            leaf = start_server(["-c", str(leaf_conf)], oracle=leaf_kind == "go")
-            hub.wait_for_log("Leafnode connection created", timeout=10)
-            urls = [hub.url, leaf.url] if direction == "hub_to_leaf" else [leaf.url, hub.url]
-            events = await _trace(urls, only, None)
+            leaf = start_server(["-c", str(leaf_conf)], oracle=leaf_kind == "go", http_port=-1)
+            pair = [hub, leaf] if direction == "hub_to_leaf" else [leaf, hub]
+            events = await _trace([s.url for s in pair], [leaf_knows(s) for s in pair], only, None)
         finally:
             if leaf is not None:
                 leaf.stop()
