@@ -77,6 +77,7 @@ REASON_AUTH = "Authentication Failure"
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
 REASON_SERVER_SHUTDOWN = "Server Shutdown"
 REASON_SAME_CLUSTER = "Leafnode Has Same Cluster Name"
+REASON_MAX_ACCOUNT = "Maximum Account Connections Exceeded"
 # Subjects a leaf never sends to its hub nor takes from it (nats-server's denyAllClientJs).
 JS_LOCAL_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
@@ -831,6 +832,15 @@ class LeafNodes:
     def admit_leaf(self, conn: LeafConnection, connect: dict[str, Any], account_name: str) -> None:
         """The leaf may connect, bound to `account_name`: the INFO that says so, register."""
         server = self.server
+        account = server.ensure_account(account_name)
+        limit = account.max_leafnodes
+        if limit >= 0 and self.account_leaf_count(account) >= limit:
+            # the account's `limits { max_leafnodes }`: refused as nats-server does it
+            text = "maximum account active connections exceeded"
+            server.error_once(conn.log_prefix, text)  # logged as for clients (client.py)
+            conn.close_with_error(text, REASON_MAX_ACCOUNT)
+            server.logger.error(f"{conn.log_prefix} - {text}")
+            return
         remote_cluster = str(connect.get("cluster") or "")
         conn.remote_id = str(connect.get("server_id") or "")
         conn.remote_name = str(connect.get("name") or "")
@@ -839,7 +849,6 @@ class LeafNodes:
         if connect.get("is_hub"):  # the dialler is the hub of this link: we are its spoke
             conn.is_hub_side = False
         conn.headers = bool(connect.get("headers")) and not server.options.no_header_support
-        account = server.ensure_account(account_name)
         if server.system is not None:
             server.system.add_account(account)
         conn.account = account
@@ -850,6 +859,11 @@ class LeafNodes:
             info["acc_is_sys"] = True
         conn.send(_info(info))
         self.register(conn)
+
+    def account_leaf_count(self, account: Account) -> int:
+        """The leaf connections bound to `account` (both directions, as nats-server counts
+        them against `max_leafnodes`)."""
+        return sum(1 for c in self.connections if c.connected and c.account is account)
 
     def _authorize(
         self, conn: LeafConnection, connect: dict[str, Any]
