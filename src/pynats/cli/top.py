@@ -46,6 +46,8 @@ from typing import Any
 import click
 from nats.aio.client import Client
 
+from pynats.cli.server.report import NO_PRIVILEGES
+from pynats.cli.server.request import CONNZ_SORTS
 from pynats.cli.ui.command import NatsGroup
 from pynats.cli.ui.connect import connection, run_async
 from pynats.cli.ui.errors import CliError
@@ -53,26 +55,7 @@ from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import is_tty, log, out_raw
 from pynats.gotime import NS_PER_S, parse_rfc3339
 
-SORT_KEYS = (
-    "cid",
-    "start",
-    "subs",
-    "pending",
-    "msgs_to",
-    "msgs_from",
-    "bytes_to",
-    "bytes_from",
-    "last",
-    "idle",
-    "uptime",
-    "stop",
-    "reason",
-    "rtt",
-)
 REQUEST_TIMEOUT_S = 1.0
-NO_PRIVILEGES = (
-    "no results received, ensure the account used has system privileges and appropriate permissions"
-)
 CLEAR = "\033[2J\033[1;1H"
 HIDE_CURSOR = "\033[?25l"
 SHOW_CURSOR = "\033[?25h"
@@ -109,7 +92,9 @@ def register(root: NatsGroup) -> None:
         "-n", "--conns", default=1024, type=int, help="Maximum number of connections to show"
     )
     @click.option("-d", "--interval", "delay", default=1, type=int, help="Refresh interval")
-    @click.option("--sort", default="cid", type=click.Choice(SORT_KEYS), help="Sort connections by")
+    @click.option(
+        "--sort", default="cid", type=click.Choice(CONNZ_SORTS), help="Sort connections by"
+    )
     @click.option("--lookup", is_flag=True, help="Looks up client addresses in DNS")
     @click.option("-o", "--output", default="", help="Saves the first snapshot to a file")
     @click.option(

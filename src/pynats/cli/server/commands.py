@@ -37,6 +37,7 @@ from pynats.cli.server import (
     request,
     run,
 )
+from pynats.cli.server.report import NO_PRIVILEGES
 from pynats.cli.server.report import register as register_report
 from pynats.cli.ui import humanize
 from pynats.cli.ui.columns import Columns
@@ -50,9 +51,6 @@ from pynats.cli.ui.table import Table
 from pynats.gotime import MILLISECOND, format_duration
 
 PING_SUBJECT = "$SYS.REQ.SERVER.PING"
-NO_PRIVILEGES = (
-    "no results received, ensure the account used has system privileges and appropriate permissions"
-)
 LIST_QUIET_PERIOD_S = 0.3
 SORT_KEYS = (
     "name",

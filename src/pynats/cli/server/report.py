@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -36,10 +36,40 @@ NO_PERMISSION = (
     "server request failed, ensure the account used has system privileges and appropriate "
     "permissions"
 )
+NO_PRIVILEGES = (
+    "no results received, ensure the account used has system privileges and appropriate permissions"
+)
 CONNZ_PAGE_SIZE = 1024
 CONNZ_PAGE_STEP = 1025  # natscli's step (one more than the page)
 CONNECTION_SORTS = ("in-bytes", "out-bytes", "in-msgs", "out-msgs", "uptime", "cid", "subs")
 STATES = {"open": 0, "closed": 1, "all": 2}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def servers_limit_argument(command: F) -> F:
+    """The reports' optional LIMIT: how many servers' answers to wait for."""
+    return click.argument(
+        "limit",
+        required=False,
+        default=0,
+        type=int,
+        help="Limit the responses to a certain amount of servers",
+    )(command)
+
+
+def server_filter_options(command: F) -> F:
+    """`--host`, `--cluster` and `--tags`: which servers answer (`event_filter`)."""
+    for option in (
+        click.option(
+            "--tags", multiple=True, help="Limit the report to nodes matching certain tags"
+        ),
+        click.option("--cluster", default="", help="Limit the report to a specific Cluster"),
+        click.option("--host", default="", help="Limit the report to a specific NATS server"),
+    ):
+        command = option(command)
+    return command
 
 
 def register(server: click.Group) -> click.Group:
@@ -50,13 +80,7 @@ def register(server: click.Group) -> click.Group:
         """Report on various server metrics."""
 
     @report.command("connections", aliases=["conn", "connz", "conns"], help="Report on connections")
-    @click.argument(
-        "limit",
-        required=False,
-        default=0,
-        type=int,
-        help="Limit the responses to a certain amount of servers",
-    )
+    @servers_limit_argument
     @click.option("--account", default="", help="Limit report to a specific account")
     @click.option(
         "--sort",
@@ -91,9 +115,7 @@ def register(server: click.Group) -> click.Group:
         metavar="REASON",
         help="Filter results based on a closed reason",
     )
-    @click.option("--host", default="", help="Limit the report to a specific NATS server")
-    @click.option("--cluster", default="", help="Limit the report to a specific Cluster")
-    @click.option("--tags", multiple=True, help="Limit the report to nodes matching certain tags")
+    @server_filter_options
     @click.option("-R", "--reverse", is_flag=True, help="Reverse sort connections")
     @json_flag()
     def connections(

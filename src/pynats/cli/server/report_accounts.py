@@ -30,6 +30,8 @@ from pynats.cli.server.report import (
     event_filter,
     gather_connections,
     render_connections,
+    server_filter_options,
+    servers_limit_argument,
 )
 from pynats.cli.ui import humanize
 from pynats.cli.ui.command import json_flag
@@ -48,13 +50,7 @@ def register(report: click.Group) -> None:
 
     @report.command("accounts", aliases=["acct"], help="Report on account activity")
     @click.argument("account", required=False, default="", help="Account to produce a report for")
-    @click.argument(
-        "limit",
-        required=False,
-        default=0,
-        type=int,
-        help="Limit the responses to a certain amount of servers",
-    )
+    @servers_limit_argument
     @click.option(
         "--sort",
         "sort_key",
@@ -63,9 +59,7 @@ def register(report: click.Group) -> None:
         help="Sort by a specific property (in-bytes,out-bytes,in-msgs,out-msgs,conns,subs)",
     )
     @click.option("--top", default=1000, type=int, help="Limit results to the top results")
-    @click.option("--host", default="", help="Limit the report to a specific NATS server")
-    @click.option("--cluster", default="", help="Limit the report to a specific Cluster")
-    @click.option("--tags", multiple=True, help="Limit the report to nodes matching certain tags")
+    @server_filter_options
     @click.option("-R", "--reverse", is_flag=True, help="Reverse sort connections")
     @json_flag()
     def accounts(

@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pynats.cli.server.report import (
+    NO_PRIVILEGES,
     active_servers,
     collect_responses,
     event_filter,
+    server_filter_options,
+    servers_limit_argument,
 )
 from pynats.cli.ui import humanize
 from pynats.cli.ui.connect import connection, run_async, server_info
@@ -47,9 +50,6 @@ JSZ_SORTS = (
     "api",
     "err",
 )
-NO_RESULTS = (
-    "no results received, ensure the account used has system privileges and appropriate permissions"
-)
 PENDING_SINCE = (2, 10, 21)
 
 
@@ -57,13 +57,7 @@ def register(report: click.Group) -> None:
     """Hang `jetstream` under `nats server report`."""
 
     @report.command("jetstream", aliases=["jsz", "js"], help="Report on JetStream activity")
-    @click.argument(
-        "limit",
-        required=False,
-        default=0,
-        type=int,
-        help="Limit the responses to a certain amount of servers",
-    )
+    @servers_limit_argument
     @click.option("--account", default="", help="Produce the report for a specific account")
     @click.option(
         "--sort",
@@ -74,9 +68,7 @@ def register(report: click.Group) -> None:
         "api,err",
     )
     @click.option("--compact/--no-compact", default=True, help="Compact server names")
-    @click.option("--host", default="", help="Limit the report to a specific NATS server")
-    @click.option("--cluster", default="", help="Limit the report to a specific Cluster")
-    @click.option("--tags", multiple=True, help="Limit the report to nodes matching certain tags")
+    @server_filter_options
     @click.option("-R", "--reverse", is_flag=True, help="Reverse sort connections")
     def jetstream(
         limit: int,
@@ -94,7 +86,7 @@ def register(report: click.Group) -> None:
         request.update(event_filter(host, cluster, tags))
         replies, version = run_async(gather_jsz(request, limit))
         if not replies:
-            raise CliError(NO_RESULTS)
+            raise CliError(NO_PRIVILEGES)
         filtered = bool(host or cluster or tags)
         text = render_jetstream(
             sort_replies(replies, sort_key, reverse),
