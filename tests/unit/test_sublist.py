@@ -107,3 +107,22 @@ def test_wildcard_subscribe_invalidates_cached_literal_answers() -> None:
     assert sl.match(b"orders.new")[0] == (sub,)
     sl.remove(sub)
     assert sl.match(b"orders.new") == EMPTY_RESULT
+
+
+def test_a_wildcard_subscribe_invalidates_by_whole_tokens() -> None:
+    """Cached answers are dropped by the wildcard subject's literal tokens, not by a string
+    prefix: `ab.c` is no business of `a.*`, `a.c` and `a.b.c` of `a.>` are."""
+    sl = Sublist()
+    for subject in (b"a.c", b"ab.c", b"a.b.c", b"b.c"):
+        assert sl.match(subject) == EMPTY_RESULT
+    one = Subscription(None, b"a.*", None, b"1")
+    sl.insert(one)
+    assert sl.match(b"a.c")[0] == (one,)
+    assert sl.match(b"ab.c") == EMPTY_RESULT
+    every = Subscription(None, b"a.>", None, b"2")
+    sl.insert(every)
+    assert sl.match(b"a.b.c")[0] == (every,)
+    assert set(sl.match(b"a.c")[0]) == {one, every}
+    anything = Subscription(None, b"*.c", None, b"3")
+    sl.insert(anything)
+    assert sl.match(b"b.c")[0] == (anything,)

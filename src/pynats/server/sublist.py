@@ -215,7 +215,13 @@ class Sublist:
         if b"*" not in subject and b">" not in subject:
             cache.pop(subject, None)
             return
-        stale = [s for s in cache if subject_matches(subject, s)]
+        # Only cached subjects that start with the wildcard subject's literal tokens can match
+        # it: a cheap filter first, since every consumer adds wildcard subscriptions and the
+        # cache holds thousands of subjects.
+        prefix = _literal_prefix(subject)
+        if prefix.startswith(UNCACHED_PREFIX):
+            return  # a consumer's ack subjects: none of them is ever cached
+        stale = [s for s in cache if s.startswith(prefix) and subject_matches(subject, s)]
         for s in stale:
             del cache[s]
 
@@ -281,6 +287,17 @@ class Sublist:
 
     def avg_fanout(self) -> float:
         return self._fanout_total / self.cache_misses if self.cache_misses else 0.0
+
+
+def _literal_prefix(subject: bytes) -> bytes:
+    """The tokens of `subject` before its first wildcard, with their dots (`a.b.` of
+    `a.b.*.c`); empty when it starts with one."""
+    end = 0
+    for token in subject.split(b"."):
+        if token in (PWC, FWC):
+            break
+        end += len(token) + 1
+    return subject[:end]
 
 
 def _collect(
