@@ -47,6 +47,7 @@
         segment.py records.py snapshot.py   segment files, on-disk records, index snapshot
         durability.py   sync policy and group commit
         fileio.py       FileIO, the only door to the disk
+        crypt.py        encryption at rest: the encrypting FileIO, key rotation at start-up
         metadata.py     durable metadata files (configs, snapshots), durable removal
         consumer.py     ConsumerStore: delivered/ack-floor/pending state and its log
         subjects.py     subject filters

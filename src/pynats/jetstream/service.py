@@ -54,10 +54,12 @@ from .store import (
     SyncMode,
     SyncPolicy,
     cleanup_deleting,
+    crypt,
     read_file,
     remove_tree_durable,
     write_durable,
 )
+from .store.fileio import DEFAULT_FILEIO, FileIO
 from .store.metadata import ensure_dir_durable
 from .stream import Stream
 
@@ -173,6 +175,16 @@ class JetStream:
             self.sync_policy = SyncPolicy.parse(int(opts.jetstream_sync_interval * 1e9))
         else:
             self.sync_policy = SyncPolicy()
+        # encryption at rest: every stored file goes through `fileio` (store/crypt.py)
+        self.keyring: crypt.Keyring | None = None
+        self.prev_keyring: crypt.Keyring | None = None
+        self.fileio: FileIO = DEFAULT_FILEIO
+        if opts.jetstream_key:
+            cipher = crypt.parse_cipher(opts.jetstream_cipher or "chacha") or crypt.CHACHA
+            self.keyring = crypt.Keyring(opts.jetstream_key, cipher)
+            if opts.jetstream_prev_key:
+                self.prev_keyring = crypt.Keyring(opts.jetstream_prev_key, cipher)
+            self.fileio = crypt.EncryptedFileIO(self.keyring)
         self.accounts: dict[str, JetStreamAccount] = {}
         self.disabled_responders: list[InternalClient] = []
         self.recovery_errors: list[str] = []
@@ -205,6 +217,8 @@ class JetStream:
         log.notice(f'  Store Directory: "{self.store_root}"')
         if self.domain:
             log.notice(f"  Domain:          {self.domain}")
+        if self.keyring is not None:
+            log.notice(f"  Encryption:      {crypt.CIPHER_NAMES[self.keyring.cipher]}")
         policy = self.sync_policy
         if policy.mode is SyncMode.INTERVAL:  # ours: the lazy mode is not our default
             log.notice(f"  Sync Interval:   {format_duration(policy.interval_ns)} (lazy)")
@@ -588,12 +602,15 @@ class JetStreamAccount:
             cfg.store_config(),
             self.js.sync_policy,
             loop=self.js.server.loop,
+            fileio=self.js.fileio,
         )
 
     async def _write_meta(self, directory: str, cfg: StreamConfig, created_ns: int) -> None:
         data = json.dumps({"created": created_ns, "config": cfg.to_json()}).encode()
         path = os.path.join(directory, META_FILE)
-        await asyncio.get_running_loop().run_in_executor(None, write_durable, path, data)
+        await asyncio.get_running_loop().run_in_executor(
+            None, write_durable, path, data, self.js.fileio
+        )
 
     async def create_stream(self, cfg: StreamConfig) -> Stream:
         """Create and start a stream (config durable first for file streams)."""
@@ -733,12 +750,25 @@ class JetStreamAccount:
             directory = os.path.join(self.directory, name)
             if not os.path.isdir(directory) or name.endswith(".deleting"):
                 continue
-            raw = read_file(os.path.join(directory, META_FILE))
+            began = time.monotonic()
+            try:
+                if self.js.keyring is not None:
+                    # first encrypt a plaintext stream or re-encrypt the previous key's files
+                    self._convert_encryption(name, directory)
+                raw = self._read_meta(directory)
+            except crypt.EncryptionError as e:
+                log.warn(f"  Error decrypting our stream metafile: {e}")
+                continue
+            except OSError as e:
+                msg = f"Error recovering stream '{self.name} > {name}': {e}"
+                log.error(f"  {msg}")
+                self.js.recovery_errors.append(msg)
+                continue
             if raw is None:
                 log.warn(f"  Stream directory '{directory}' has no {META_FILE}: skipped")
                 continue
-            log.notice(f"  Starting restore for stream '{self.name} > {name}'")
-            began = time.monotonic()
+            if self.js.keyring is None:
+                log.notice(f"  Starting restore for stream '{self.name} > {name}'")
             try:
                 meta = json.loads(raw)
                 reason = self._unsupported(meta["config"])
@@ -767,6 +797,39 @@ class JetStreamAccount:
             # from now on, damage found when a message is read is logged when found
             store.on_damage = partial(self._log_stream_damage, name)
 
+    def _read_meta(self, directory: str) -> bytes | None:
+        """A stream's or consumer's stored config; `EncryptionError` when it is encrypted with
+        a key we do not have, or encrypted while no key is configured (nats-server's texts)."""
+        raw = read_file(os.path.join(directory, META_FILE), self.js.fileio)
+        if raw is not None and self.js.keyring is None and crypt.is_encrypted(raw):
+            raise crypt.EncryptionError("encryption not enabled")
+        return raw
+
+    def _convert_encryption(self, name: str, directory: str) -> None:
+        """Encrypt a stream stored in plaintext, re-encrypt what the previous key (`prev_key`)
+        or another cipher encrypted; files of an unknown key are left for their owner to
+        refuse (a consumer's metafile). Each file is replaced durably, so a crash part way
+        leaves a mix the next start finishes."""
+        js = self.js
+        assert js.keyring is not None
+        found, todo = crypt.convert_tree(directory, js.keyring, js.prev_keyring, DEFAULT_FILEIO)
+        meta = found.get(os.path.join(directory, META_FILE))
+        if meta is None:
+            return  # no metafile: the caller skips the directory
+        if meta == crypt.FOREIGN:
+            raise crypt.WrongKey(os.path.join(directory, META_FILE))
+        log = js.server.logger
+        log.notice(f"  Starting restore for stream '{self.name} > {name}'")
+        if not todo:
+            return
+        if meta == crypt.PLAIN:
+            log.notice(f"  Encrypting stream '{self.name} > {name}'")
+        else:
+            cipher = crypt.CIPHER_NAMES[js.keyring.cipher]
+            log.notice(f"  Converting to {cipher} for stream '{self.name} > {name}'")
+        for path in todo:
+            crypt.rewrite(path, js.keyring, js.prev_keyring, DEFAULT_FILEIO)
+
     def _log_stream_damage(self, stream: str, damage: Damage, indent: str = "") -> None:
         self.js.server.logger.warn(
             f"{indent}Stream '{self.name} > {stream}': damaged data in {damage.file} at "
@@ -786,6 +849,7 @@ class JetStreamAccount:
             self.js.sync_policy,
             loop=self.js.server.loop,
             compact_bytes=CONSUMER_LOG_COMPACT_BYTES,
+            fileio=self.js.fileio,
         )
 
     async def write_consumer_meta(self, consumer: Consumer) -> None:
@@ -799,7 +863,9 @@ class JetStreamAccount:
     ) -> None:
         data = json.dumps({"name": name, "created": created, "config": cfg.to_json()}).encode()
         path = os.path.join(directory, META_FILE)
-        await asyncio.get_running_loop().run_in_executor(None, write_durable, path, data)
+        await asyncio.get_running_loop().run_in_executor(
+            None, write_durable, path, data, self.js.fileio
+        )
 
     async def create_consumer(self, stream: Stream, name: str, cfg: ConsumerConfig) -> Consumer:
         """Create and start a consumer (its config durable first when it is stored)."""
@@ -867,7 +933,11 @@ class JetStreamAccount:
             directory = os.path.join(parent, name)
             if not os.path.isdir(directory) or name.endswith(".deleting"):
                 continue
-            raw = read_file(os.path.join(directory, META_FILE))
+            try:
+                raw = self._read_meta(directory)
+            except crypt.EncryptionError as e:
+                log.warn(f"  Error decrypting our consumer metafile: {e}")
+                continue
             if raw is None:
                 log.warn(f"  Consumer directory '{directory}' has no {META_FILE}: skipped")
                 continue

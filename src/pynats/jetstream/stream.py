@@ -50,6 +50,7 @@ from .store import (
     StoreError,
 )
 from .store.base import file_msg_size, memory_msg_size
+from .store.crypt import EncryptionError
 
 if TYPE_CHECKING:
     from pynats.server.delivery import Publisher
@@ -890,8 +891,18 @@ class Stream:
             "markers": sorted(self._marker_seqs),
             "ids": ids,
         }
-        with open(os.path.join(self.directory, RECOVERY_FILE), "w") as f:
-            json.dump(state, f)
+        path = os.path.join(self.directory, RECOVERY_FILE)
+        fileio = self.jsa.js.fileio
+        if self.jsa.js.keyring is None:
+            with open(path, "w") as f:
+                json.dump(state, f)
+            return
+        fd = fileio.open(path)  # encrypted at rest (store/crypt.py)
+        try:
+            fileio.truncate(fd, 0)
+            fileio.pwrite(fd, json.dumps(state).encode(), 0)
+        finally:
+            fileio.close(fd)
 
     def _load_recovery_state(self) -> bool:
         """The dedupe window saved at the last clean shutdown, if it still fits the store.
@@ -901,10 +912,13 @@ class Stream:
             return False
         path = os.path.join(self.directory, RECOVERY_FILE)
         try:
-            with open(path) as f:
-                state = json.load(f)
+            if self.jsa.js.keyring is None:
+                with open(path) as f:
+                    state = json.load(f)
+            else:
+                state = json.loads(self.jsa.js.fileio.read_file(path))
             os.unlink(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EncryptionError):
             return False
         if not isinstance(state, dict) or state.get("last_seq") != self.store.state().last_seq:
             return False

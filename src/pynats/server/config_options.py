@@ -800,7 +800,22 @@ def _jetstream(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
             if strict is not None:
                 o.jetstream_strict = strict
         elif lk in ("key", "ek", "encryption_key", "prev_key", "prev_ek", "cipher"):
-            r.unsupported(block, k, "encryption at rest")
+            # encryption at rest (jetstream/store/crypt.py); nats-server's type assertions
+            # panic on a value that is not a string, recovered at the `jetstream` block
+            try:
+                text = r.expect_str(block, k)
+            except GoPanic as p:
+                r.error(m, key, p.text)
+                return
+            if lk == "cipher":
+                if text.lower() not in ("chacha", "chachapoly", "aes"):
+                    r.error(block, k, f"Unknown cipher type: {go_quote(text)}")
+                else:
+                    o.jetstream_cipher = text.lower()
+            elif lk.startswith("prev"):
+                o.jetstream_prev_key = text
+            else:
+                o.jetstream_key = text
         elif lk == "limits":
             try:
                 limits = _jetstream_limits(r, block, k)

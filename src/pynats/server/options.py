@@ -339,6 +339,10 @@ class Options:
     jetstream_sync_interval: float | None = None  # None = fsync before every ack (our default)
     jetstream_sync_always: bool = False
     jetstream_strict: bool = True
+    # `jetstream { key, prev_key, cipher }`: encryption at rest (jetstream/store/crypt.py)
+    jetstream_key: str = ""
+    jetstream_prev_key: str = ""
+    jetstream_cipher: str = ""  # "" (ChaCha20, the default), "chacha", "chachapoly" or "aes"
     # `jetstream { limits {} }`: the server-wide JetStream limits, by the names /varz shows
     # them under (max_request_batch, max_ack_pending, max_ha_assets, max_duplicate_window ns)
     jetstream_limits: dict[str, int] = field(default_factory=dict)

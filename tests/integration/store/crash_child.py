@@ -6,6 +6,7 @@ Lines on stdout (flushed before anything depends on them):
   r <seq> / R <seq>       delete of <seq> requested / durable
   A <seq>                 consumer ack of stream seq <seq> is durable
 Every few hundred messages it stops and reopens the stores (snapshot written on the way).
+With a fourth argument, the stores are encrypted with that key (store/crypt.py).
 """
 
 from __future__ import annotations
@@ -15,24 +16,32 @@ import os
 import random
 import sys
 
-from pynats.jetstream.store import ConsumerStore, FileStore, StoreConfig, SyncPolicy
+from pynats.jetstream.store import DEFAULT_FILEIO, ConsumerStore, FileStore, StoreConfig, SyncPolicy
+from pynats.jetstream.store.crypt import EncryptedFileIO, Keyring
 
 
 def data_for(seq: int) -> bytes:
     return b"crash-%d-" % seq + bytes([seq % 251]) * (seq % 64)
 
 
-async def main(directory: str, sync: str, seed: int) -> None:
+async def main(directory: str, sync: str, seed: int, key: str) -> None:
     rng = random.Random(seed)
+    fileio = EncryptedFileIO(Keyring(key)) if key else DEFAULT_FILEIO
     out = sys.stdout
     policy = SyncPolicy.parse(None if sync == "group" else sync)
     loop = asyncio.get_running_loop()
 
     def open_stores():
         store = FileStore(
-            os.path.join(directory, "msgs"), StoreConfig(name="C"), policy, segment_bytes=8192
+            os.path.join(directory, "msgs"),
+            StoreConfig(name="C"),
+            policy,
+            segment_bytes=8192,
+            fileio=fileio,
         )
-        consumer = ConsumerStore(os.path.join(directory, "c1"), policy, compact_bytes=4096)
+        consumer = ConsumerStore(
+            os.path.join(directory, "c1"), policy, compact_bytes=4096, fileio=fileio
+        )
         return store, consumer
 
     stores = list(open_stores())
@@ -86,4 +95,5 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    key = sys.argv[4] if len(sys.argv) > 4 else ""
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), key))

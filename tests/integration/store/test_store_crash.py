@@ -1,6 +1,9 @@
 """kill -9 at random moments: every message, delete and consumer ack that was reported
 durable is there after restart, and nothing but real messages is served.
 
+The `group` mode runs once more with the stores encrypted (store/crypt.py): the same promise,
+and no message body is found in the files.
+
 PYNATS_STORE_CRASH_ITERATIONS (default 5 per sync mode) runs the loop longer."""
 
 from __future__ import annotations
@@ -16,11 +19,20 @@ import time
 
 import pytest
 
-from pynats.jetstream.store import ConsumerStore, FileStore, MessageNotFound, StoreConfig
+from pynats.jetstream.store import (
+    DEFAULT_FILEIO,
+    ConsumerStore,
+    FileIO,
+    FileStore,
+    MessageNotFound,
+    StoreConfig,
+)
+from pynats.jetstream.store.crypt import EncryptedFileIO, Keyring
 
 CHILD = os.path.join(os.path.dirname(__file__), "crash_child.py")
 ITERATIONS = int(os.environ.get("PYNATS_STORE_CRASH_ITERATIONS", "5"))
 READY_TIMEOUT_S = 20.0
+KEY = "crash-test-key"
 
 
 def data_for(seq: int) -> bytes:
@@ -30,11 +42,11 @@ def data_for(seq: int) -> bytes:
 class Child:
     """The writer subprocess and the lines it managed to report before dying."""
 
-    def __init__(self, directory: str, sync: str, seed: int) -> None:
+    def __init__(self, directory: str, sync: str, seed: int, key: str = "") -> None:
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, CHILD, directory, sync, str(seed)],
+            [sys.executable, CHILD, directory, sync, str(seed)] + ([key] if key else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -57,9 +69,9 @@ class Child:
         assert "Traceback" not in stderr, stderr
 
 
-def verify(directory: str, promises: dict[str, set[int]]) -> None:
+def verify(directory: str, promises: dict[str, set[int]], fileio: FileIO = DEFAULT_FILEIO) -> None:
     durable, requested, removed, acks = (promises[k] for k in "DrRA")
-    store = FileStore(os.path.join(directory, "msgs"), StoreConfig(name="C"))
+    store = FileStore(os.path.join(directory, "msgs"), StoreConfig(name="C"), fileio=fileio)
     try:
         assert store.damage() == [] or all(d.reason == "truncated record" for d in store.damage())
         for seq in durable - requested:
@@ -76,7 +88,7 @@ def verify(directory: str, promises: dict[str, set[int]]) -> None:
         assert store.last_seq >= max(durable, default=0)
     finally:
         store.stop()
-    consumer = ConsumerStore(os.path.join(directory, "c1"))
+    consumer = ConsumerStore(os.path.join(directory, "c1"), fileio=fileio)
     try:
         for seq in acks:
             assert seq not in consumer.state.pending, f"durable ack of {seq} lost"
@@ -91,14 +103,27 @@ def _pending_gap(consumer: ConsumerStore) -> set[int]:
     return set(range(floor + 1, consumer.state.delivered.stream_seq + 1))
 
 
-@pytest.mark.parametrize("sync", ["group", "always", "50ms"])
+def _plaintext_found(directory: str) -> list[str]:
+    found = []
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                if b"crash-" in f.read():
+                    found.append(os.path.join(root, name))
+    return found
+
+
+@pytest.mark.parametrize("sync", ["group", "always", "50ms", "group-encrypted"])
 def test_kill_9_never_loses_what_was_reported_durable(tmp_path, sync):
     rng = random.Random(f"crash-{sync}")
+    key = KEY if sync.endswith("-encrypted") else ""
+    sync = sync.removesuffix("-encrypted")
+    fileio = EncryptedFileIO(Keyring(key)) if key else DEFAULT_FILEIO
     live = str(tmp_path / "live")
     promises: dict[str, set[int]] = {k: set() for k in "DrRA"}
     total_durable = 0
     for iteration in range(ITERATIONS):
-        child = Child(live, sync, rng.randrange(1 << 30))
+        child = Child(live, sync, rng.randrange(1 << 30), key)
         if iteration % 4 == 3:
             time.sleep(rng.uniform(0.0, 0.15))  # sometimes die during start-up recovery
         else:
@@ -110,6 +135,8 @@ def test_kill_9_never_loses_what_was_reported_durable(tmp_path, sync):
         total_durable = len(promises["D"])
         image = str(tmp_path / f"image{iteration}")
         shutil.copytree(live, image)  # verify a copy: the next child continues the crashed state
-        verify(image, promises)
+        verify(image, promises, fileio)
+        if key:
+            assert _plaintext_found(image) == [], "a message body is stored in plaintext"
         shutil.rmtree(image)
     assert total_durable > 50, "the child should have made progress"

@@ -4,6 +4,9 @@ served as if it were a message that was never written. In both sync modes that p
 the default (group commit) and `always` (`sync_interval: always`, group commit as well); the
 lazy `interval` mode acknowledges before the fsync and promises nothing of the kind.
 
+The default mode runs once more with the stores encrypted (store/crypt.py, the recorded
+`FileIO` under the encrypting one): the same promise holds.
+
 PYNATS_STORE_POWERLOSS_SEEDS (default 2) runs more randomised histories."""
 
 from __future__ import annotations
@@ -11,24 +14,28 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from pathlib import Path
 
 import pytest
 from tests.support.powerloss import RecordingFileIO, acked_notes, fsync_points, rebuild
 
 from pynats.jetstream.store import (
+    DEFAULT_FILEIO,
     ConsumerStore,
+    FileIO,
     FileStore,
     MessageNotFound,
     StoreConfig,
     SyncPolicy,
+    read_file,
     write_durable,
 )
+from pynats.jetstream.store.crypt import EncryptedFileIO, Keyring
 
 SEEDS = int(os.environ.get("PYNATS_STORE_POWERLOSS_SEEDS", "2"))
 CFG = StoreConfig(name="S")
 MAX_CUTS = 80
 POWER_SAFE_MODES = ["group", "always"]
+KEYRING = Keyring("power-loss-key")
 
 
 def policy_for(mode: str) -> SyncPolicy:
@@ -40,16 +47,17 @@ def data_for(seq: int) -> bytes:
 
 
 async def workload(
-    root: str, fileio: RecordingFileIO, rng: random.Random, policy: SyncPolicy
+    root: str, fileio: RecordingFileIO, rng: random.Random, policy: SyncPolicy, encrypted=False
 ) -> None:
     """Concurrent publishers, deletes, a purge, consumer acks and a config write."""
-    write_durable(os.path.join(root, "stream", "config.json"), b'{"name":"S"}', fileio)
+    io: FileIO = EncryptedFileIO(KEYRING, fileio) if encrypted else fileio
+    write_durable(os.path.join(root, "stream", "config.json"), b'{"name":"S"}', io)
     fileio.mark(("config", "stream"))
     store = FileStore(
-        os.path.join(root, "stream", "msgs"), CFG, policy, fileio=fileio, segment_bytes=1500
+        os.path.join(root, "stream", "msgs"), CFG, policy, fileio=io, segment_bytes=1500
     )
     consumer = ConsumerStore(
-        os.path.join(root, "stream", "c1"), policy, fileio=fileio, compact_bytes=600
+        os.path.join(root, "stream", "c1"), policy, fileio=io, compact_bytes=600
     )
     loop = asyncio.get_running_loop()
 
@@ -86,7 +94,7 @@ async def workload(
     consumer.stop()
 
 
-def verify(dest: str, notes: list) -> None:
+def verify(dest: str, notes: list, io: FileIO = DEFAULT_FILEIO) -> None:
     acked = {n[1] for n in notes if n[0] == "msg"}
     deleted = {n[1] for n in notes if n[0] == "del"}
     may_be_deleted = {n[1] for n in notes if n[0] == "delete-requested"}
@@ -95,11 +103,11 @@ def verify(dest: str, notes: list) -> None:
     acks = {n[1] for n in notes if n[0] == "ack"}
     stream_dir = os.path.join(dest, "stream")
     if any(n[0] == "config" for n in notes):
-        assert Path(stream_dir, "config.json").read_bytes() == b'{"name":"S"}'
+        assert read_file(os.path.join(stream_dir, "config.json"), io) == b'{"name":"S"}'
     if not os.path.isdir(os.path.join(stream_dir, "msgs")):
         assert not acked, "acked messages but the store directory is gone"
         return
-    store = FileStore(os.path.join(stream_dir, "msgs"), CFG)
+    store = FileStore(os.path.join(stream_dir, "msgs"), CFG, fileio=io)
     try:
         for seq in acked - may_be_deleted:
             if seq < may_be_purged_below:
@@ -118,7 +126,7 @@ def verify(dest: str, notes: list) -> None:
     finally:
         store.stop()
     if acks:
-        consumer = ConsumerStore(os.path.join(stream_dir, "c1"))
+        consumer = ConsumerStore(os.path.join(stream_dir, "c1"), fileio=io)
         try:
             state = consumer.state
             for seq in acks:
@@ -129,14 +137,17 @@ def verify(dest: str, notes: list) -> None:
             consumer.stop()
 
 
-@pytest.mark.parametrize("mode", POWER_SAFE_MODES)
+@pytest.mark.parametrize("mode", [*POWER_SAFE_MODES, "group-encrypted"])
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_every_acknowledged_write_survives_a_power_cut(tmp_path, seed, mode):
     root = tmp_path / "live"
     root.mkdir()
     fileio = RecordingFileIO(str(root))
     rng = random.Random(seed)
-    asyncio.run(workload(str(root), fileio, rng, policy_for(mode)))
+    encrypted = mode.endswith("-encrypted")
+    mode = mode.removesuffix("-encrypted")
+    io: FileIO = EncryptedFileIO(KEYRING) if encrypted else DEFAULT_FILEIO
+    asyncio.run(workload(str(root), fileio, rng, policy_for(mode), encrypted))
     history = fileio.history
     cuts = fsync_points(history)
     assert len(cuts) > 20, "the workload should make many fsync rounds"
@@ -147,7 +158,7 @@ def test_every_acknowledged_write_survives_a_power_cut(tmp_path, seed, mode):
             dest = tmp_path / f"cut{i}-{'torn' if tear else 'clean'}"
             dest.mkdir()
             rebuild(fileio.baseline, history, cut, str(dest), tear)
-            verify(str(dest), acked_notes(history, cut))
+            verify(str(dest), acked_notes(history, cut), io)
 
 
 def test_a_write_without_fsync_is_lost_in_the_model(tmp_path):

@@ -58,7 +58,8 @@ or `subject+headers+data+34` with headers.
 Modules: base (contract), subjects (filters), index (sequence/subject index), indexed (logic
 shared by both stores), memory, file, segment, records (on-disk record), snapshot (index
 snapshot), durability (sync policy, group commit), fileio (the only door to the disk),
-metadata (durable config files and directories), consumer (consumer state). The power-loss
+metadata (durable config files and directories), consumer (consumer state), crypt
+(encryption at rest: `EncryptedFileIO` wraps a FileIO; pass it as `fileio=`). The power-loss
 harness that records a `FileIO` and rebuilds the disk a cut leaves is test code:
 `tests/support/powerloss.py`.
 """
