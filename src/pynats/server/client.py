@@ -192,6 +192,15 @@ class ClientConnection(Connection):
             return
         if server.options.tls_handshake_first and not self.is_websocket:
             opts = server.options
+            if not server.tls_handshake_allowed():
+                # the listener did the handshake already: refused right after it
+                self.close_with_error(
+                    "Connection throttling is active. Please try again later.",
+                    REASON_MAX_CONNECTIONS,
+                )
+                return
+            if not self.pinned_cert_valid():
+                return
             if opts.tls_ocsp_peer is not None and opts.tls_ocsp_peer.verify:
                 server.loop.create_task(self._start_after_ocsp_check())
                 return
@@ -292,6 +301,13 @@ class ClientConnection(Connection):
                     transport.resume_reading()
                     self._ready_for_connect()
                 return
+        if not server.tls_handshake_allowed():
+            # `connection_rate_limit`: refused before the handshake, in the clear
+            self.close_with_error(
+                "Connection throttling is active. Please try again later.",
+                REASON_MAX_CONNECTIONS,
+            )
+            return
         # What arrives before start_tls returns (the CONNECT right after the handshake) is
         # held by the parser, so that nothing is answered on the plain transport underneath.
         self.parser.hold()
@@ -326,7 +342,7 @@ class ClientConnection(Connection):
             # nats-server checks the certificate's OCSP status inside the handshake; here
             # it is checked right after, before anything the client sent is read.
             self.transport = new_transport
-            valid = await self.ocsp_peer_valid()
+            valid = self.pinned_cert_valid() and await self.ocsp_peer_valid()
         held = self.parser.release()
         if self.closed or new_transport is None or not valid:
             return
@@ -334,6 +350,24 @@ class ClientConnection(Connection):
         self._ready_for_connect()
         if held:
             self.data_received(held)
+
+    def pinned_cert_valid(self) -> bool:
+        """`tls { pinned_certs }`: the client's certificate must be one of them, else the
+        connection is closed as a failed handshake (nats-server's log lines)."""
+        server = self.server
+        pinned = server.options.tls_pinned_certs
+        if pinned is None or self.closed:
+            return True
+        from .tls_options import NOT_PINNED, unpinned
+
+        transport = self.transport
+        refusal = unpinned(transport.get_extra_info("ssl_object") if transport else None, pinned)
+        if refusal is None:
+            return True
+        server.logger.debug(f"{self.log_prefix} - {refusal}")
+        server.logger.error(f"{self.log_prefix} - TLS handshake error: {NOT_PINNED}")
+        self.close_connection(REASON_TLS_FAILURE, abort=True)
+        return False
 
     async def ocsp_peer_valid(self) -> bool:
         """`tls { ocsp_peer }`: the verified client certificate's OCSP status, asked while

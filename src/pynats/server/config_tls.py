@@ -14,9 +14,10 @@ from pynats.gotime import NS_PER_S, DurationError, parse_duration
 
 from .conf import ConfigMap
 from .conf.units import go_quote, go_type_name
-from .config_reader import Reader, go_value
+from .config_reader import Reader, conversion_text, element_position, go_value
 from .options import Options, TLSSettings
 from .tls import check_tls_files
+from .tls_options import CIPHER_SUITES, CURVES, INSECURE_CIPHER_SUITES, pinned_key_ok
 
 
 @dataclasses.dataclass
@@ -34,20 +35,14 @@ _TLS_BOOLEANS = (
     "allow_insecure_cipher_suites",
 )
 _TLS_VERSIONS = {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "", "1.3": ""}
-# Keys pynats notes as not supported (nats-server acts on them); of nats-server's checks of
-# their values only the empty cipher/curve lists are repeated.
+# The Windows certificate store's keys: accepted and noted (see docs/options.md).
 _TLS_UNSUPPORTED = (
-    "cipher_suites",
-    "curve_preferences",
-    "pinned_certs",
-    "connection_rate_limit",
     "cert_match_by",
     "cert_match",
     "ca_certs_match",
     "cert_match_skip_invalid",
-    "certs",
-    "certificates",
 )
+_SPKI_TEXT = "hex-encoded sha256 of DER encoded SubjectPublicKeyInfo"
 
 
 # The Windows certificate stores nats-server can take its certificate from (Windows only).
@@ -91,6 +86,8 @@ def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSB
                 return None
             if lk == "insecure":
                 tls.insecure = v
+            elif lk == "allow_insecure_cipher_suites":
+                tls.allow_insecure_cipher_suites = v
             elif lk == "verify":
                 tls.verify = v
             elif lk == "verify_and_map":
@@ -141,19 +138,140 @@ def tls_block(r: Reader, m: ConfigMap, key: str, *, client_facing: bool) -> TLSB
             if peer is None:
                 return None
             tls.ocsp_peer = peer
-        elif lk in _TLS_UNSUPPORTED:
-            if lk in ("cipher_suites", "curve_preferences") and isinstance(v, list) and not v:
-                r.error(block, k, f"error parsing tls config, '{lk}' cannot be empty")
+        elif lk in ("cipher_suites", "curve_preferences"):
+            names = _names(r, block, k, CIPHER_SUITES if lk == "cipher_suites" else CURVES)
+            if names is None:
                 return None
+            if lk == "cipher_suites":
+                tls.cipher_suites = names
+            else:
+                tls.curve_preferences = names
+        elif lk == "pinned_certs":
+            pinned = _pinned_certs(r, block, k)
+            if pinned is None:
+                return None
+            tls.pinned_certs = pinned
+        elif lk == "connection_rate_limit":
+            if isinstance(v, bool) or not isinstance(v, int):
+                r.error(block, k, "error parsing tls config, 'connection_rate_limit' wrong type")
+                return None
+            tls.rate_limit = v
+        elif lk in ("certs", "certificates"):
+            certs = _certs(r, block, k)
+            if certs is None:
+                return None
+            tls.certs = certs
+        elif lk in _TLS_UNSUPPORTED:
             r.unsupported(block, k)
         else:
             r.error(block, k, f'error parsing tls config, unknown field "{k}"')
             return None
+    insecure = [name for name in tls.cipher_suites if name in INSECURE_CIPHER_SUITES]
+    if insecure and not tls.allow_insecure_cipher_suites:
+        r.error(
+            m,
+            key,
+            "insecure cipher suites configured without 'allow_insecure_cipher_suites' option "
+            f"set: {', '.join(insecure)}",
+        )
+        return None
     problem = check_tls_files(tls)
     if problem:
         r.error(m, key, problem)
         return None
     return parsed
+
+
+def _names(r: Reader, m: ConfigMap, key: str, known: dict[str, str | None]) -> list[str] | None:
+    """`cipher_suites` / `curve_preferences`: a non-empty list of Go's names."""
+    v = m[key]
+    if not isinstance(v, list):
+        r.error(
+            m,
+            key,
+            f"interface conversion: interface {{}} is {go_type_name(v)}, not []interface {{}}",
+        )
+        return None
+    if not v:
+        r.error(m, key, f"error parsing tls config, '{key.lower()}' cannot be empty")
+        return None
+    what = "cipher" if known is CIPHER_SUITES else "curve preference"
+    names: list[str] = []
+    for i, name in enumerate(v):
+        if not isinstance(name, str):
+            r.error_at(element_position(v, i), conversion_text(name, "string"))
+            return None
+        if name not in known:
+            r.error_at(element_position(v, i), f"unrecognized {what} {name}")
+            return None
+        names.append(name)
+    return names
+
+
+def _pinned_certs(r: Reader, m: ConfigMap, key: str) -> frozenset[str] | None:
+    v = m[key]
+    if not isinstance(v, list):
+        r.error(
+            m,
+            key,
+            f"error parsing tls config, expected 'pinned_certs' to be a list of {_SPKI_TEXT}",
+        )
+        return None
+    keys: set[str] = set()
+    for i, entry in enumerate(v):
+        if not isinstance(entry, str):
+            r.error_at(element_position(v, i), conversion_text(entry, "string"))
+            return None
+        if not pinned_key_ok(entry):
+            r.error_at(
+                element_position(v, i),
+                f"error parsing tls config, 'pinned_certs' key {entry} does not look like "
+                + _SPKI_TEXT,
+            )
+            return None
+        keys.add(entry.lower())
+    return frozenset(keys)
+
+
+def _certs(r: Reader, m: ConfigMap, key: str) -> list[tuple[str, str]] | None:
+    """`certs: [{cert_file, key_file}, ...]` (also spelled `certificates`)."""
+    v = m[key]
+    if not isinstance(v, list):
+        r.error(m, key, f"error parsing certificates config: unsupported type {go_type_name(v)}")
+        return None
+    pairs: list[tuple[str, str]] = []
+    for i, entry in enumerate(v):
+        if not isinstance(entry, ConfigMap):
+            r.error_at(
+                element_position(v, i),
+                f"error parsing certificates config: unsupported type {go_type_name(entry)}",
+            )
+            return None
+        files = {"cert_file": "", "key_file": ""}
+        for field in entry:
+            value = entry[field]
+            if not isinstance(value, str):
+                r.error(
+                    entry,
+                    field,
+                    f"error parsing certificates config: unsupported type {go_type_name(value)}",
+                )
+                return None
+            if field not in files:
+                r.error(entry, field, f'error parsing tls certs config, unknown field "{field}"')
+                return None
+            files[field] = value
+        if not files["cert_file"] or not files["key_file"]:
+            # at the last value nats-server read (with one key, that key's)
+            last = list(entry)[-1] if entry else None
+            r.error_at(
+                entry.position(last) if last is not None else element_position(v, i),
+                "error parsing certificates config: both 'cert_file' and 'cert_key' options "
+                "are required",
+            )
+            return None
+        pairs.append((files["cert_file"], files["key_file"]))
+    return pairs
 
 
 def tls_handshake_first(r: Reader, m: ConfigMap, key: str, parsed: TLSBlock) -> bool:
@@ -190,5 +308,12 @@ def parse_tls(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     o.tls_verify, o.tls_map = tls.verify, tls.verify_and_map
     o.tls_timeout, o.tls_min_version = tls.timeout, tls.min_version
     o.tls_ocsp_peer = tls.ocsp_peer
+    o.tls_cipher_suites = tls.cipher_suites
+    o.tls_curve_preferences = tls.curve_preferences
+    o.tls_pinned_certs = tls.pinned_certs
+    o.tls_rate_limit = tls.rate_limit
+    o.tls_certs = tls.certs
+    if tls.certs:  # the first certificate is the default one (no SNI, or none matches)
+        o.tls_cert, o.tls_key = tls.certs[0]
     o.tls_handshake_first = parsed.handshake_first
     o.tls_handshake_first_fallback = parsed.handshake_first_fallback

@@ -266,7 +266,8 @@ class LeafConnection(Connection):
         valid = False
         if not self.closed and new_transport is not None:
             self.transport = new_transport
-            valid = await self._ocsp_peer_valid(hub=info is None)
+            valid = self._pinned_cert_valid(hub=info is None)
+            valid = valid and await self._ocsp_peer_valid(hub=info is None)
         held = self.parser.release() if checking else b""
         if self.closed or new_transport is None or not valid:
             return
@@ -274,6 +275,23 @@ class LeafConnection(Connection):
             self._answer_info(info)
         if held and not self.closed:
             self.data_received(held)
+
+    def _pinned_cert_valid(self, *, hub: bool) -> bool:
+        """`leafnodes { tls { pinned_certs } }`, as the hub: the leaf's certificate must be
+        pinned, else the link fails as a TLS handshake does."""
+        settings = self.manager.options.tls if hub else None
+        transport = self.transport
+        if settings is None or settings.pinned_certs is None or transport is None:
+            return True
+        from .tls_options import NOT_PINNED, unpinned
+
+        refusal = unpinned(transport.get_extra_info("ssl_object"), settings.pinned_certs)
+        if refusal is None:
+            return True
+        self.server.logger.debug(f"{self.log_prefix} - {refusal}")
+        self.server.logger.error(f"{self.log_prefix} - TLS leafnode handshake error: {NOT_PINNED}")
+        self.close_connection(REASON_TLS_FAILURE, abort=True)
+        return False
 
     def _ocsp_peer_config(self, *, hub: bool) -> OCSPPeerConfig | None:
         """The `ocsp_peer` that checks this link's peer, if one does."""

@@ -43,6 +43,15 @@ class TLSSettings:
     min_version: str = ""  # "1.2" / "1.3", "" = 1.2
     verify_cert_and_check_known_urls: bool = False
     ocsp_peer: OCSPPeerConfig | None = None  # `ocsp_peer`: check the peer's OCSP status
+    # tls_options.py: Go's cipher suite and curve names, the pinned SPKI SHA-256s (None: no
+    # pinning), handshakes a second (client port only; 0: no limit), and several
+    # certificates chosen by SNI ((cert_file, key_file) pairs; the first is the default)
+    cipher_suites: list[str] = field(default_factory=list)
+    curve_preferences: list[str] = field(default_factory=list)
+    allow_insecure_cipher_suites: bool = False
+    pinned_certs: frozenset[str] | None = None
+    rate_limit: int = 0
+    certs: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -317,6 +326,12 @@ class Options:
     allow_non_tls: bool = False
     tls_min_version: str = ""
     tls_ocsp_peer: OCSPPeerConfig | None = None  # the client listener's `tls { ocsp_peer }`
+    # the client listener's `tls {}` keys of tls_options.py (see TLSSettings)
+    tls_cipher_suites: list[str] = field(default_factory=list)
+    tls_curve_preferences: list[str] = field(default_factory=list)
+    tls_pinned_certs: frozenset[str] | None = None
+    tls_rate_limit: int = 0
+    tls_certs: list[tuple[str, str]] = field(default_factory=list)
     ocsp_cache: OCSPCacheConfig | None = None  # `ocsp_cache` (None: the default, local)
     ocsp: OCSPStapleConfig | None = None  # `ocsp {}`: stapling (ocsp_staple.py)
     # PROXY protocol (v1/v2) header expected before anything else on client connections

@@ -171,6 +171,7 @@ def reload_config(server: Server) -> list[str]:
         server.refresh_info()
         _recheck_clients(server)
     changes += _reload_proxies(server, old, new)
+    changes += _reload_pinned_certs(server, old, new)
     for client in list(server.clients.values()):
         client.parser.max_payload = new.max_payload
         client.parser.max_control_line = new.max_control_line
@@ -296,6 +297,37 @@ def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:
         server.flush_pending()
         lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(removed)} were removed")
     return lines
+
+
+def _reload_pinned_certs(server: Server, old: Options, new: Options) -> list[str]:
+    """The client port's `tls { pinned_certs }` changed: once the reload is done (after its
+    `Reloaded server configuration`, as nats-server logs it), the clients whose certificate
+    is not pinned any more (a plain client has none) are disconnected as a failed
+    handshake."""
+    if old.tls_pinned_certs == new.tls_pinned_certs:
+        return []
+    pinned = new.tls_pinned_certs
+
+    def recheck() -> None:
+        if pinned is None:
+            return
+        from .connection import REASON_TLS_FAILURE
+        from .tls_options import peer_key_id
+
+        gone = []
+        for client in list(server.clients.values()):
+            transport = client.transport
+            if client.closed or client.is_websocket or transport is None:
+                continue
+            if peer_key_id(transport.get_extra_info("ssl_object")) not in pinned:
+                gone.append(client)
+        if gone:
+            server.logger.notice(f"Disconnect {len(gone)} clients due to pinned certs reload")
+            for client in gone:
+                client.close_connection(REASON_TLS_FAILURE)
+
+    server.loop.call_soon(recheck)
+    return [f"Reloaded: {len(pinned or ())} pinned_certs"]
 
 
 def _go_quoted_list(items: list[str]) -> str:

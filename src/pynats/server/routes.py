@@ -27,7 +27,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-from .connection import LEAF, ROUTER, Connection
+from .connection import LEAF, REASON_TLS_FAILURE, ROUTER, Connection
 from .delivery import JS_ACK_PREFIX, route_from_link, route_message
 from .link_protocol import LinkParser
 from .protocol import ProtocolError
@@ -155,12 +155,31 @@ class RouteConnection(Connection):
         self.attach(base_transport)
         cluster = self.cluster
         cluster.connection_opened(self)
+        if not self._pinned_cert_valid():
+            return
         if self.did_solicit:
             self.send(cluster.connect_line(self))
         else:
             self.send(cluster.info_line(self))
             self.set_awaiting_connect()
         self.server.flush_pending()
+
+    def _pinned_cert_valid(self) -> bool:
+        """`cluster { tls { pinned_certs } }`: the peer server's certificate (either side of
+        the route) must be pinned, else the route fails as a TLS handshake does."""
+        settings = self.cluster.options.tls
+        transport = self.transport
+        if settings is None or settings.pinned_certs is None or transport is None:
+            return True
+        from .tls_options import NOT_PINNED, unpinned
+
+        refusal = unpinned(transport.get_extra_info("ssl_object"), settings.pinned_certs)
+        if refusal is None:
+            return True
+        self.server.logger.debug(f"{self.log_prefix} - {refusal}")
+        self.server.logger.error(f"{self.log_prefix} - TLS route handshake error: {NOT_PINNED}")
+        self.close_connection(REASON_TLS_FAILURE, abort=True)
+        return False
 
     def set_awaiting_connect(self) -> None:
         """The accepting side requires CONNECT first, within the cluster auth timeout."""

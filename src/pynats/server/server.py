@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .ocsp_peer import OCSPPeerVerifier
     from .ocsp_staple import OCSPStapler
     from .system import SystemServices
+    from .tls_options import RateCounter
     from .websocket import WebsocketListener
 
 Hook = Callable[[], Awaitable[None]]
@@ -104,6 +105,9 @@ class Server:
         # tls_openssl.py); None while not stapling (the stdlib's TLS then)
         self.ocsp_stapler: OCSPStapler | None = None
         self.stapling_context: SSL.Context | None = None
+        # `tls { connection_rate_limit }`: TLS handshakes a second on the client port
+        self.tls_rate: RateCounter | None = None
+        self._tls_rate_task: asyncio.TimerHandle | None = None
 
         self.clients: dict[int, ClientConnection] = {}
         self.closed_clients: deque[dict[str, Any]] = deque(
@@ -417,6 +421,18 @@ class Server:
             f"{client.host}:{client.port} - cid:{client.cid} - Client connection created"
         )
 
+    def tls_handshake_allowed(self) -> bool:
+        """`connection_rate_limit`: whether one more TLS handshake fits in this second."""
+        return self.tls_rate is None or self.tls_rate.allow()
+
+    def _log_rejected_tls(self) -> None:
+        """Every second, as nats-server: how many handshakes the rate limit refused."""
+        if self.tls_rate is None or self.is_shutting_down:
+            return
+        if blocked := self.tls_rate.take_blocked():
+            self.logger.warn(f"Rejected {blocked} connections due to TLS rate limiting")
+        self._tls_rate_task = self.loop.call_later(1.0, self._log_rejected_tls)
+
     def is_over_connection_limit(self) -> bool:
         limit = self.options.max_connections
         return limit >= 0 and len(self.clients) > limit
@@ -517,6 +533,11 @@ class Server:
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
             await self._prepare_ocsp_stapling()
+            if opts.tls_rate_limit > 0:
+                from .tls_options import RateCounter
+
+                self.tls_rate = RateCounter(opts.tls_rate_limit)
+                self._tls_rate_task = self.loop.call_later(1.0, self._log_rejected_tls)
 
         if opts.http_port:
             from .monitor_http import MonitorServer
@@ -695,6 +716,8 @@ class Server:
             return
         self.is_shutting_down = True
         self.logger.notice("Initiating Shutdown...")
+        if self._tls_rate_task is not None:
+            self._tls_rate_task.cancel()
         if self._listener is not None:
             self._listener.close()
         if self.websocket is not None:

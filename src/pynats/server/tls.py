@@ -17,6 +17,7 @@ dialling side presents its certificate and checks the peer's against `ca_file` (
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import re
@@ -27,6 +28,12 @@ from typing import Any
 
 from .options import Options, TLSSettings
 from .proxy_protocol import NO_HEADER, ProxyHeader, parse_header
+from .tls_options import (
+    apply_ciphers_and_curves,
+    certificate_dns_names,
+    go_cipher_name,
+    sni_selector,
+)
 
 MIN_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
@@ -51,6 +58,9 @@ def build_server_context(opts: Options) -> ssl.SSLContext:
         ca_file=opts.tls_ca_cert,
         verify=opts.tls_verify or opts.tls_map,
         min_version=opts.tls_min_version,
+        cipher_suites=opts.tls_cipher_suites,
+        curve_preferences=opts.tls_curve_preferences,
+        certs=opts.tls_certs,
     )
     return _server_context(settings, require_peer_cert=settings.verify)
 
@@ -74,6 +84,11 @@ def build_route_client_context(settings: TLSSettings) -> ssl.SSLContext:
     Pass the dialled host as `server_hostname` when wrapping."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = MIN_VERSIONS.get(settings.min_version, ssl.TLSVersion.TLSv1_2)
+    apply_ciphers_and_curves(ctx, settings.cipher_suites, settings.curve_preferences)
+    if settings.certs and not settings.cert_file:  # a client presents the first one
+        settings = dataclasses.replace(
+            settings, cert_file=settings.certs[0][0], key_file=settings.certs[0][1]
+        )
     if settings.cert_file or settings.key_file:
         _load_cert_chain(ctx, settings)
     if settings.insecure:
@@ -87,8 +102,24 @@ def build_route_client_context(settings: TLSSettings) -> ssl.SSLContext:
 
 
 def _server_context(settings: TLSSettings, *, require_peer_cert: bool) -> ssl.SSLContext:
+    """The context of a listener; with `certs`, one context a certificate, the first one the
+    default, and an SNI callback choosing among them (tls_options.sni_selector)."""
+    if not settings.certs:
+        return _one_server_context(settings, require_peer_cert=require_peer_cert)
+    choices = []
+    for cert_file, key_file in settings.certs:
+        single = dataclasses.replace(settings, cert_file=cert_file, key_file=key_file, certs=[])
+        ctx = _one_server_context(single, require_peer_cert=require_peer_cert)
+        choices.append((ctx, certificate_dns_names(cert_file)))
+    first = choices[0][0]
+    first.sni_callback = sni_selector(choices)
+    return first
+
+
+def _one_server_context(settings: TLSSettings, *, require_peer_cert: bool) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = MIN_VERSIONS.get(settings.min_version, ssl.TLSVersion.TLSv1_2)
+    apply_ciphers_and_curves(ctx, settings.cipher_suites, settings.curve_preferences)
     _load_cert_chain(ctx, settings)
     if require_peer_cert:
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -129,6 +160,8 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([^\n-]*)-----\r?\n(.*?)-----END \1-----",
 def check_tls_files(settings: TLSSettings) -> str | None:
     """The first problem nats-server finds loading `settings`' files (its `GenTLSConfig`),
     in its words, or None when they load."""
+    if settings.cert_file and settings.certs:
+        return "error parsing tls config, cannot combine 'cert_file' option with 'certs' option"
     if settings.cert_file and not settings.key_file:
         return "missing 'key_file' in TLS configuration"
     if settings.key_file and not settings.cert_file:
@@ -137,6 +170,10 @@ def check_tls_files(settings: TLSSettings) -> str | None:
         problem = _key_pair_problem(settings.cert_file, settings.key_file)
         if problem:
             return f"error parsing X509 certificate/key pair: {problem}"
+    for i, (cert_file, key_file) in enumerate(settings.certs, 1):
+        problem = _key_pair_problem(cert_file, key_file)
+        if problem:
+            return f"error parsing X509 certificate/key pair {i}/{len(settings.certs)}: {problem}"
     if settings.ca_file:
         try:
             ca_pem = _read(settings.ca_file)
@@ -301,7 +338,7 @@ def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, s
         return "", ""
     version = (ssl_obj.version() or "").replace("TLSv", "")
     cipher = ssl_obj.cipher()
-    return version, cipher[0] if cipher else ""
+    return version, go_cipher_name(cipher[0]) if cipher else ""
 
 
 async def client_starts_tls(

@@ -45,6 +45,18 @@ def build_context(opts: Options, staple: Callable[[], bytes]) -> SSL.Context:
         SSL.TLS1_3_VERSION if opts.tls_min_version == "1.3" else SSL.TLS1_2_VERSION
     )
     ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    # `cipher_suites` and `curve_preferences` as tls_options applies them to the stdlib's
+    # contexts (with `certs`, `opts.tls_cert` is the first one, the only one stapled)
+    from .tls_options import first_curve, openssl_cipher_list
+
+    if ciphers := openssl_cipher_list(opts.tls_cipher_suites):
+        with contextlib.suppress(SSL.Error):
+            ctx.set_cipher_list(ciphers.encode())
+    if curve := first_curve(opts.tls_curve_preferences):
+        from OpenSSL import crypto
+
+        with contextlib.suppress(Exception):
+            ctx.set_tmp_ecdh(crypto.get_elliptic_curve(curve))
     ctx.use_certificate_chain_file(opts.tls_cert)
     ctx.use_privatekey_file(opts.tls_key)
     ctx.check_privatekey()
