@@ -316,3 +316,47 @@ async def test_route_pinned_certs(kind: str, pki: dict[str, str], tmp_path: Path
     finally:
         for srv in started:
             srv.stop()
+
+
+async def test_leafnode_pinned_certs(kind: str, pki: dict[str, str], tmp_path: Path) -> None:
+    """The hub refuses a leaf whose certificate is not pinned, accepts a pinned one."""
+    leaf_port = free_port()
+    hub_conf = tmp_path / "hub.conf"
+    hub_conf.write_text(
+        f"""leafnodes {{
+          listen: "127.0.0.1:{leaf_port}"
+          tls {{
+            cert_file: "{pki["server"]}"
+            key_file: "{pki["server_key"]}"
+            ca_file: "{pki["ca"]}"
+            verify: true
+            pinned_certs: ["{key_id(pki, "alice")}"]
+          }}
+        }}
+        """
+    )
+    hub = start_server(["-c", str(hub_conf)], oracle=kind == "go", http_port=-1)
+    started = [hub]
+    try:
+        for cert in ("bob", "alice"):
+            conf = tmp_path / f"{cert}.conf"
+            conf.write_text(
+                f"""leafnodes {{ remotes: [ {{
+                  url: "tls://127.0.0.1:{leaf_port}"
+                  tls {{
+                    cert_file: "{pki[cert]}"
+                    key_file: "{pki[f"{cert}_key"]}"
+                    ca_file: "{pki["ca"]}"
+                  }}
+                }} ] }}
+                """
+            )
+            started.append(start_server(["-c", str(conf)], oracle=kind == "go"))
+            if cert == "bob":
+                hub.wait_for_log(
+                    r"\[ERR\] .* - lid:\d+ - TLS leafnode handshake error: certificate not pinned"
+                )
+        await wait_until(lambda: hub.http_json("/leafz")["leafnodes"] == 1, what="leaf")
+    finally:
+        for srv in started:
+            srv.stop()
