@@ -32,7 +32,8 @@ PURE_TESTS := tests/unit/test_compiled.py tests/unit/test_protocol_parser.py \
 $(BIN)/.installed: pyproject.toml $(HOT_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -v -e '.[test]' > $(VENV)/install.log 2>&1 || { tail -40 $(VENV)/install.log; exit 1; }
+	@grep -h -e '^ *pynats: ' -e 'WARNING: pynats' $(VENV)/install.log || true
 	$(BIN)/python -c 'from pynats._compiled import describe; print(describe())'
 	touch $@
 
