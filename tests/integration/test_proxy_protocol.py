@@ -19,6 +19,7 @@ import pytest
 import trustme
 from tests.support.raw import RawClient, connect_line
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until_sync
 
 KINDS = ["pynats", "go"]
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -183,8 +184,12 @@ def test_a_bad_header_is_warned_and_the_connection_closed(
         rf"\[WRN\] Error reading PROXY protocol header from 127\.0\.0\.1:{local_port}: "
     )
     assert line.endswith(f": {why}")
-    closed = [c for c in connz(server, "?state=closed") if c["port"] == local_port]
-    assert [c["reason"] for c in closed] == ["Protocol Violation"]
+    # nats-server logs the header's error before it has recorded the closed connection
+    reasons = wait_until_sync(
+        lambda: [c["reason"] for c in connz(server, "?state=closed") if c["port"] == local_port],
+        what="the closed connection",
+    )
+    assert reasons == ["Protocol Violation"]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import nkeys
 import pytest
 from tests.support import jwts
 from tests.support.servers import start_server
+from tests.support.waiting import wait_until_sync
 
 USERS = (
     "authorization { users: [ {user: a, password: b, proxy_required: true}, "
@@ -154,7 +154,13 @@ def after_reload(oracle: bool, conf: Path, keep: jwts.Identity, drop: jwts.Ident
         conf.write_text(USERS + f"proxies {{ trusted: [ {{key: {keep.public_key}}} ] }}\n")
         srv.signal(signal.SIGHUP)
         srv.wait_for_log(r"\[INF\] Reloaded server configuration")
-        closed = wait_closed(srv)
+        closed = wait_until_sync(
+            lambda: [
+                (c["name"], c["reason"])
+                for c in srv.http_json("/connz?state=closed")["connections"]
+            ],
+            what="a closed connection",
+        )
         for name in ("kept", "direct"):  # alive? (the dropped one was told already)
             socks[name].sendall(b"PING\r\n")
         told = {name: first_line(s) for name, s in socks.items()}
@@ -164,16 +170,6 @@ def after_reload(oracle: bool, conf: Path, keep: jwts.Identity, drop: jwts.Ident
         :-1
     ]  # the last one names the config's digest
     return told, closed, reloaded
-
-
-def wait_closed(srv: Any) -> list[tuple[str, str]]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        closed = srv.http_json("/connz?state=closed")["connections"]
-        if closed:
-            return [(c["name"], c["reason"]) for c in closed]
-        time.sleep(0.02)
-    raise TimeoutError("no connection closed")
 
 
 def first_line(s: socket.socket) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,3 +34,21 @@ async def wait_until(
             details = f"\n{explain()}" if explain is not None else ""
             raise TimeoutError(f"timed out waiting for {what or 'condition'}{details}")
         await asyncio.sleep(step)
+
+
+def wait_until_sync(
+    predicate: Callable[[], Any],
+    timeout: float = 5.0,
+    what: str = "",
+    step: float = 0.01,
+) -> Any:
+    """`wait_until` for tests without an event loop: poll `predicate` until it returns
+    something truthy, and return that; TimeoutError names `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or 'condition'}")
+        time.sleep(step)
