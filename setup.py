@@ -90,7 +90,12 @@ def extensions() -> list:
             from mypyc.build import mypycify
 
             # Third-party packages are not in the build environment: their types are Any.
-            exts = mypycify(["--ignore-missing-imports", *paths], opt_level="3")
+            # Only the hot modules must type-check here: what they import is read for its
+            # types (errors there are the project mypy run's business, and differ without the
+            # third-party packages, which the isolated build environment does not have).
+            exts = mypycify(
+                ["--ignore-missing-imports", "--follow-imports=silent", *paths], opt_level="3"
+            )
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error
         warn_pure(f"{compiler} could not translate the modules: {type(exc).__name__}: {exc}")
         return []
