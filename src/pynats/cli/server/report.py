@@ -72,6 +72,27 @@ def server_filter_options(command: F) -> F:
     return command
 
 
+def connection_sort_options(command: F) -> F:
+    """`--sort`, `--top` and `--subject` of the connection reports (server's and account's)."""
+    for option in (
+        click.option(
+            "--subject",
+            default="",
+            help="Limits responses only to those connections with matching subscription interest",
+        ),
+        click.option("--top", default=1000, type=int, help="Limit results to the top results"),
+        click.option(
+            "--sort",
+            "sort_key",
+            default="subs",
+            type=click.Choice(CONNECTION_SORTS),
+            help="Sort by a specific property (in-bytes,out-bytes,in-msgs,out-msgs,uptime,cid,subs)",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
 def register(server: click.Group) -> click.Group:
     """Hang `report` under `nats server`; returns it for the other reports' modules."""
 
@@ -82,19 +103,7 @@ def register(server: click.Group) -> click.Group:
     @report.command("connections", aliases=["conn", "connz", "conns"], help="Report on connections")
     @servers_limit_argument
     @click.option("--account", default="", help="Limit report to a specific account")
-    @click.option(
-        "--sort",
-        "sort_key",
-        default="subs",
-        type=click.Choice(CONNECTION_SORTS),
-        help="Sort by a specific property (in-bytes,out-bytes,in-msgs,out-msgs,uptime,cid,subs)",
-    )
-    @click.option("--top", default=1000, type=int, help="Limit results to the top results")
-    @click.option(
-        "--subject",
-        default="",
-        help="Limits responses only to those connections with matching subscription interest",
-    )
+    @connection_sort_options
     @click.option(
         "--username",
         default="",

@@ -25,8 +25,8 @@ from typing import Any
 import click
 
 from pynats.cli.server.report import (
-    CONNECTION_SORTS,
     collect_responses,
+    connection_sort_options,
     event_filter,
     gather_connections,
     render_connections,
@@ -104,19 +104,7 @@ def register_account_report(account: click.Group) -> None:
         """Report on account metrics."""
 
     @report.command("connections", aliases=["conn", "connz", "conns"], help="Report on connections")
-    @click.option(
-        "--sort",
-        "sort_key",
-        default="subs",
-        type=click.Choice(CONNECTION_SORTS),
-        help="Sort by a specific property (in-bytes,out-bytes,in-msgs,out-msgs,uptime,cid,subs)",
-    )
-    @click.option("--top", default=1000, type=int, help="Limit results to the top results")
-    @click.option(
-        "--subject",
-        default="",
-        help="Limits responses only to those connections with matching subscription interest",
-    )
+    @connection_sort_options
     @click.option("-R", "--reverse", is_flag=True, help="Reverse sort connections")
     def connections(sort_key: str, top: int, subject: str, reverse: bool) -> None:
         request = connz_request(subject=subject)
