@@ -46,6 +46,7 @@ from .config_reader import (
 from .config_tls import parse_tls, tls_block
 from .config_websocket import parse_websocket, websocket_problem
 from .import_checks import import_errors
+from .mqtt_config import mqtt_problem, parse_mqtt
 from .msgtrace import parse_account_msg_trace
 from .options import Options, ResolverOptions
 
@@ -428,7 +429,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "trace_headers": _set("trace_headers", "bool"),
     "server_metadata": _server_metadata,
     "gateway": _unsupported("gateways"),
-    "mqtt": _unsupported("MQTT"),
+    "mqtt": parse_mqtt,
     "mappings": _mappings,
     "maps": _mappings,
     "ocsp": _ocsp,
@@ -1067,13 +1068,14 @@ TOP_LEVEL.update(
 
 
 def startup_problem(opts: Options) -> str | None:
-    """What nats-server's `validateOptions` refuses in the leafnodes, cluster and websocket
-    blocks and `default_js_domain` when the server starts or reloads (their order is
+    """What nats-server's `validateOptions` refuses in the leafnodes, cluster, websocket and
+    mqtt blocks and `default_js_domain` when the server starts or reloads (their order is
     nats-server's)."""
     return (
         leafnode_problem(opts)
         or cluster_problem(opts)
         or websocket_problem(opts)
+        or mqtt_problem(opts)
         or default_js_domain_problem(opts)
     )
 
@@ -1113,6 +1115,7 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
             cluster=copy.deepcopy(base.cluster),
             leafnodes=copy.deepcopy(base.leafnodes),
             websocket=copy.deepcopy(base.websocket),
+            mqtt=copy.deepcopy(base.mqtt),
         )
     r = Reader(path)
     for key in data:

@@ -221,6 +221,34 @@ class WebsocketOptions:
 
 
 @dataclass
+class MqttOptions:
+    """The `mqtt {}` block: a listener for MQTT 3.1.1 clients (mqtt_config.py reads it).
+    `port` 0 means no listener, -1 random. Durations in seconds (0 = nats-server's default)."""
+
+    host: str = ""
+    port: int = 0
+    tls: TLSSettings | None = None
+    no_auth_user: str = ""
+    username: str = ""  # authorization { user, password, token, timeout }
+    password: str = ""
+    token: str = ""
+    auth_timeout: float = 0.0
+    ack_wait: float = 0.0
+    max_ack_pending: int = 0
+    js_domain: str = ""
+    js_api_timeout: float = 0.0
+    stream_replicas: int = 0
+    consumer_replicas: int = 0
+    consumer_memory_storage: bool = False
+    consumer_inactive_threshold: float = 0.0
+    reject_qos2_publish: bool = False
+    downgrade_qos2_subscribe: bool = False
+
+    def is_enabled(self) -> bool:
+        return self.port != 0
+
+
+@dataclass
 class ResolverOptions:
     """`resolver: {...}` beyond MEMORY: where the account JWTs are kept or fetched from."""
 
@@ -343,6 +371,7 @@ class Options:
     # Leaf nodes (this server as a hub, and as a leaf of remote hubs) and WebSocket clients
     leafnodes: LeafNodeOptions = field(default_factory=LeafNodeOptions)
     websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
+    mqtt: MqttOptions = field(default_factory=MqttOptions)
     profile_port: int = 0
 
     # JetStream
