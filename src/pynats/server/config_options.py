@@ -29,6 +29,7 @@ from .conf import ConfigError, ConfigMap, load_config_file
 from .conf.tree import ConfigList, Position
 from .conf.units import go_quote, go_type_name, parse_size
 from .config_cluster import cluster_problem, normalize_compression, parse_cluster
+from .config_gateway import gateway_problem, parse_gateway
 from .config_leafnodes import leafnode_problem, parse_leafnodes
 from .config_mappings import parse_mappings
 from .config_reader import (
@@ -428,7 +429,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "log_max_num": _set("log_max_num", "int"),
     "trace_headers": _set("trace_headers", "bool"),
     "server_metadata": _server_metadata,
-    "gateway": _unsupported("gateways"),
+    "gateway": parse_gateway,
     "mqtt": parse_mqtt,
     "mappings": _mappings,
     "maps": _mappings,
@@ -1088,6 +1089,7 @@ def default_js_domain_problem(opts: Options) -> str | None:
     known = {"$G", opts.system_account or "$SYS"}
     for account in opts.default_js_domain:
         config = opts.accounts.get(account)
+        or gateway_problem(opts)
         if config is None and account not in known:
             return (
                 "in non operator mode, `default_js_domain` references non existing account "
@@ -1129,6 +1131,7 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
     _check_accounts(r, opts, data)
     if problem := auth_callout_problem(opts):
         r.error_at(None, problem)
+            gateway=copy.deepcopy(base.gateway),
     return ConfigResult(opts, r.errors, r.warnings, r.notes)
 
 

@@ -191,6 +191,40 @@ class LeafNodeOptions:
 
 
 @dataclass
+class RemoteGateway:
+    """One entry of `gateway { gateways: [...] }`: another cluster and where to reach it."""
+
+    name: str = ""
+    urls: list[str] = field(default_factory=list)  # as written (nats://[user:pass@]host:port)
+    tls: TLSSettings | None = None
+
+
+@dataclass
+class GatewayOptions:
+    """The `gateway {}` block (config_gateway.py reads it): this cluster's name among the
+    clusters of a supercluster, the gateway listener, and the other clusters to dial.
+    `port` 0 means no gateway, -1 a random port."""
+
+    name: str = ""
+    host: str = ""
+    port: int = 0
+    advertise: str = ""
+    username: str = ""  # authorization { user, password, timeout }
+    password: str = ""
+    auth_timeout: float = 0.0  # seconds, 0 = default
+    tls: TLSSettings | None = None
+    gateways: list[RemoteGateway] = field(default_factory=list)
+    reject_unknown: bool = False
+    connect_retries: int = 0
+    connect_backoff: bool = False
+    write_deadline: float = 0.0
+    write_timeout: str = ""
+
+    def is_enabled(self) -> bool:
+        return self.port != 0 and bool(self.name)
+
+
+@dataclass
 class WebsocketOptions:
     """The `websocket {}` block: a listener for clients (and leafs, path `/leafnode`) over
     WebSocket. TLS is required unless `no_tls`. `port` 0 means no listener, -1 random."""
@@ -371,6 +405,7 @@ class Options:
     # Leaf nodes (this server as a hub, and as a leaf of remote hubs) and WebSocket clients
     leafnodes: LeafNodeOptions = field(default_factory=LeafNodeOptions)
     websocket: WebsocketOptions = field(default_factory=WebsocketOptions)
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
     mqtt: MqttOptions = field(default_factory=MqttOptions)
     profile_port: int = 0
 
