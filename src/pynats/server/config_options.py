@@ -1075,6 +1075,7 @@ def startup_problem(opts: Options) -> str | None:
     return (
         leafnode_problem(opts)
         or cluster_problem(opts)
+        or gateway_problem(opts)
         or websocket_problem(opts)
         or mqtt_problem(opts)
         or default_js_domain_problem(opts)
@@ -1089,7 +1090,6 @@ def default_js_domain_problem(opts: Options) -> str | None:
     known = {"$G", opts.system_account or "$SYS"}
     for account in opts.default_js_domain:
         config = opts.accounts.get(account)
-        or gateway_problem(opts)
         if config is None and account not in known:
             return (
                 "in non operator mode, `default_js_domain` references non existing account "
@@ -1117,6 +1117,7 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
             cluster=copy.deepcopy(base.cluster),
             leafnodes=copy.deepcopy(base.leafnodes),
             websocket=copy.deepcopy(base.websocket),
+            gateway=copy.deepcopy(base.gateway),
             mqtt=copy.deepcopy(base.mqtt),
         )
     r = Reader(path)
@@ -1131,7 +1132,6 @@ def options_from_config(data: ConfigMap, path: str, base: Options | None = None)
     _check_accounts(r, opts, data)
     if problem := auth_callout_problem(opts):
         r.error_at(None, problem)
-            gateway=copy.deepcopy(base.gateway),
     return ConfigResult(opts, r.errors, r.warnings, r.notes)
 
 

@@ -158,7 +158,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "cluster": cluster_varz(server),
             "gateway": {},
             "leaf": leaf_varz(server),
-            "mqtt": {},
+            "mqtt": server.mqtt.varz() if server.mqtt is not None else {},
             "websocket": server.websocket.varz() if server.websocket is not None else {},
             "jetstream": {},
             "tls_timeout": opts.tls_timeout,
@@ -291,7 +291,7 @@ def conn_info(
     info: dict[str, Any] = {
         "cid": c.cid,
         "kind": "Client",
-        "type": "websocket" if c.is_websocket else "nats",
+        "type": connection_type(c),
         "ip": c.host,
         "port": c.port,
         "start": rfc3339_seconds(c.start),
@@ -342,6 +342,9 @@ def conn_info(
     info["name_tag"] = c.account.name if auth else None
     if info["name_tag"] is None:
         del info["name_tag"]
+    mqtt_client = getattr(c, "mqtt_client_id", "")
+    if mqtt_client:
+        info["mqtt_client"] = mqtt_client
     if c.proxy_key:
         info["proxy"] = {"key": c.proxy_key}  # the trusted proxy it came through (ADR-55)
     info["_start"] = c.start
@@ -353,6 +356,13 @@ def conn_info(
     info["_user"] = c.user
     info["_account"] = c.account.name
     return info
+
+
+def connection_type(c: ClientConnection) -> str:
+    """/connz `type`: how the client reached the server."""
+    if getattr(c, "is_mqtt", False):
+        return "mqtt"
+    return "websocket" if c.is_websocket else "nats"
 
 
 def closed_conn_info(server: Server, c: ClientConnection) -> dict[str, Any]:
@@ -422,6 +432,9 @@ def connz(server: Server, query: Query) -> dict[str, Any]:
         entries = [e for e in entries if e["_user"] == user_filter]
     if acc_filter:
         entries = [e for e in entries if e["_account"] == acc_filter]
+    mqtt_filter = query.get("mqtt_client", "")
+    if mqtt_filter:
+        entries = [e for e in entries if e.get("mqtt_client") == mqtt_filter]
     key, descending = CONNZ_SORTS[sort]
     entries.sort(key=key, reverse=descending)
     total = len(entries)

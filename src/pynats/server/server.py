@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .leafnodes import LeafNodes
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
+    from .mqtt import MqttListener
     from .ocsp_peer import OCSPPeerVerifier
     from .ocsp_staple import OCSPStapler
     from .system import SystemServices
@@ -148,6 +149,7 @@ class Server:
         self.system: SystemServices | None = None
         self.cluster: Cluster | None = None
         self.websocket: WebsocketListener | None = None
+        self.mqtt: MqttListener | None = None  # the `mqtt {}` port (mqtt.py)
         # `tls { ocsp_peer }` checks, with their response cache (ocsp_peer.py)
         self.ocsp_peer: OCSPPeerVerifier | None = None
         self.leafnodes: LeafNodes | None = None
@@ -571,6 +573,11 @@ class Server:
 
             self.websocket = WebsocketListener(self, opts.websocket)
             await self.websocket.start()
+        if opts.mqtt.is_enabled():
+            from .mqtt import MqttListener
+
+            self.mqtt = MqttListener(self, opts.mqtt)
+            await self.mqtt.start()
         if self.leafnodes is not None:
             await self.leafnodes.bind()
         if self.ocsp_stapler is not None:
@@ -722,6 +729,8 @@ class Server:
             self._listener.close()
         if self.websocket is not None:
             self.websocket.close()
+        if self.mqtt is not None:
+            self.mqtt.shutdown()
         if self.system is not None:
             self.system.stop()
         for hook in reversed(self._shutdown_hooks):
@@ -812,6 +821,8 @@ class Server:
             self._listener.close()
         if self.websocket is not None:
             self.websocket.close()
+        if self.mqtt is not None:
+            self.mqtt.close()
         self.refresh_info()
         ldm_info = dict(self._info_base)
         ldm_info["ldm"] = True

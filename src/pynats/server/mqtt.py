@@ -1,0 +1,764 @@
+"""MQTT 3.1.1 clients: the listener (`mqtt {}`), and the connection that bridges them to NATS.
+
+An MQTT connection is a `ClientConnection` (so the server counts, lists, authenticates,
+limits and closes it as any client) whose wire protocol is MQTT: `mqtt_packets` decodes
+what arrives, and deliveries come through the one delivery path as in-process callbacks
+that frame PUBLISH packets instead of MSG lines. Packets are handled in order by one task
+per connection, because some of them wait for JetStream (CONNECT loads the session, a QoS 1
+PUBLISH is acknowledged once stored, SUBSCRIBE creates consumers).
+
+The bridge, as nats-server builds it: a PUBLISH on `a/b` is routed on `a.b` (mqtt_topics)
+with the header `Nmqtt-Pub: <qos>`; a QoS >= 1 one is also stored in `$MQTT_msgs`, and a
+retained one in `$MQTT_rmsgs` (mqtt_sessions). Each subscription filter is a NATS
+subscription (two for `x/#`), which delivers at QoS 0; a QoS >= 1 subscription also has a
+durable JetStream consumer on `$MQTT.msgs.<subject>` that delivers the QoS 1 messages (the
+NATS subscription then skips them), acknowledged by the client's PUBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from . import mqtt_packets as mp
+from .client import ClientConnection
+from .connection import REASON_CLIENT_CLOSED, REASON_STALE
+from .delivery import route_message
+from .mqtt_sessions import (
+    DELIVER_PREFIX,
+    MSGS_PREFIX,
+    JetStreamUnavailable,
+    MqttAccount,
+    Session,
+    go_hash,
+    nats_header_qos,
+)
+from .mqtt_topics import (
+    TopicError,
+    filter_to_subjects,
+    is_wildcard_first,
+    subject_to_topic,
+    topic_to_subject,
+)
+from .protocol import REASON_AUTH, REASON_PROTOCOL_VIOLATION, ProtocolError
+from .subjects import subject_matches
+from .sublist import Subscription
+from .websocket import WebsocketAuthenticator
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .auth import ConnectAuthenticator
+    from .options import MqttOptions
+    from .server import Server
+
+DEFAULT_ACK_WAIT_S = 30.0
+DEFAULT_MAX_ACK_PENDING = 1024
+REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
+ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _unique_id(n: int = 22) -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(n))
+
+
+# -- the listener ------------------------------------------------------------------------------
+
+
+class MqttListener:
+    """The MQTT port of a server (`Server.mqtt`) and the per-account MQTT state."""
+
+    def __init__(self, server: Server, options: MqttOptions) -> None:
+        self.server = server
+        self.options = options
+        self.port = 0
+        self.tls_context: ssl.SSLContext | None = None
+        self.authenticator = WebsocketAuthenticator(server, cast(Any, options))
+        self.accounts: dict[str, MqttAccount] = {}
+        self._listener: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        """Bind and log as nats-server (`Listening for MQTT clients on mqtt://h:p`)."""
+        from .server import ServerStartError, join_host_port
+
+        opts = self.options
+        if opts.tls is not None:
+            from .tls import TLSConfigError, _server_context
+
+            try:
+                self.tls_context = _server_context(opts.tls, require_peer_cert=opts.tls.verify)
+            except TLSConfigError as e:
+                raise ServerStartError(str(e)) from None
+        port = 0 if opts.port == -1 else opts.port
+        try:
+            self._listener = await self.server.loop.create_server(
+                lambda: MqttClient(self.server, self),
+                host=opts.host or None,
+                port=port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=self.tls_context,
+            )
+        except (OSError, OverflowError) as e:
+            where = join_host_port(opts.host or "0.0.0.0", port)
+            errno = getattr(e, "errno", None)
+            reason = (os.strerror(errno) if errno else str(e)).lower()
+            raise ServerStartError(
+                f"Unable to listen for MQTT connections: listen tcp {where}: bind: {reason}"
+            ) from None
+        sockets = self._listener.sockets
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        scheme = "tls" if self.tls_context is not None else "mqtt"
+        host = opts.host or "0.0.0.0"
+        self.server.logger.notice(f"Listening for MQTT clients on {scheme}://{host}:{self.port}")
+
+    def close(self) -> None:
+        """Stop accepting (shutdown, lame duck); connected clients stay."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def shutdown(self) -> None:
+        self.close()
+        for account in self.accounts.values():
+            account.close()
+        self.accounts.clear()
+
+    def account_state(self, client: MqttClient) -> MqttAccount:
+        name = client.account.name
+        state = self.accounts.get(name)
+        if state is None:
+            state = self.accounts[name] = MqttAccount(self.server, client.account)
+        return state
+
+    def varz(self) -> dict[str, Any]:
+        """The `mqtt` section of /varz."""
+        from pynats.gotime import NS_PER_S
+
+        opts = self.options
+        out: dict[str, Any] = {"host": opts.host or "0.0.0.0", "port": self.port}
+        if opts.no_auth_user:
+            out["no_auth_user"] = opts.no_auth_user
+        if opts.auth_timeout > 0:
+            out["auth_timeout"] = opts.auth_timeout
+        if opts.tls is not None and opts.tls.verify_and_map:
+            out["tls_map"] = True
+        # always there (nats-server's default is 2 s, TLS or not)
+        out["tls_timeout"] = (opts.tls.timeout if opts.tls is not None else 0) or 2
+        if opts.js_domain:
+            out["js_domain"] = opts.js_domain
+        if opts.ack_wait > 0:
+            out["ack_wait"] = round(opts.ack_wait * NS_PER_S)
+        if opts.max_ack_pending > 0:
+            out["max_ack_pending"] = opts.max_ack_pending
+        return out
+
+
+# -- the connection --------------------------------------------------------------------------
+
+
+class _Feeder:
+    """What `Connection.data_received` feeds: decodes and queues packets for the handler.
+    It carries the attributes ClientConnection expects of its parser."""
+
+    def __init__(self, client: MqttClient) -> None:
+        self.client = client
+        self.decoder = mp.PacketDecoder()
+        self.awaiting_connect = False
+        self.headers_enabled = True
+        self.max_payload = client.server.options.max_payload
+
+    def feed(self, data: bytes) -> None:
+        client = self.client
+        try:
+            packets = self.decoder.feed(data)
+        except mp.MqttProtocolError as e:
+            client.fail(str(e))
+            return
+        if packets:
+            client.enqueue(packets)
+
+
+class _SubInfo:
+    """One SUBSCRIBE filter of the connection: its NATS subscriptions and consumers."""
+
+    __slots__ = ("consumers", "qos", "reserved", "subs")
+
+    def __init__(self, qos: int, reserved: bool) -> None:
+        self.qos = qos
+        self.reserved = reserved
+        self.subs: list[Subscription] = []
+        self.consumers: list[tuple[str, Subscription]] = []  # (durable, deliver-subject sub)
+
+
+class MqttClient(ClientConnection):
+    """An MQTT client: a ClientConnection speaking MQTT on the wire."""
+
+    is_mqtt: ClassVar[bool] = True
+    id_label: ClassVar[str] = "mid"
+    callout_kind: ClassVar[str] = "Client"
+
+    def __init__(self, server: Server, listener: MqttListener) -> None:
+        super().__init__(server)
+        self.listener = listener
+        self.parser = cast(Any, _Feeder(self))
+        self.verbose = False
+        self.pedantic = False
+        self.headers = True
+        self.mqtt_client_id = ""
+        self.session: Session | None = None
+        self.state: MqttAccount | None = None
+        self.will: mp.Will | None = None
+        self.keep_alive = 0
+        self.filters: dict[str, _SubInfo] = {}
+        self.pending_acks: dict[int, str] = {}  # packet id -> the JetStream ack subject
+        self._next_pid = 0
+        self._inbox: deque[mp.Packet] = deque()
+        self._wake: asyncio.Event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._keep_alive_timer: asyncio.TimerHandle | None = None
+        self._last_sid = 0
+        self._sub_info: dict[bytes, _SubInfo] = {}  # sid -> the filter it serves
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
+        self.attach(base_transport)
+        server = self.server
+        server.register_client(self)
+        if server.is_over_connection_limit():
+            self.close_connection("Maximum Connections Exceeded")
+            return
+        self._task = server.loop.create_task(self._run())
+        if self.authenticator.required:
+            timeout = self.listener.options.auth_timeout or self.auth_timeout()
+            self._auth_timer = server.loop.call_later(timeout, self._on_mqtt_auth_timeout)
+
+    @property
+    def authenticator(self) -> ConnectAuthenticator:
+        return cast(Any, self.listener.authenticator)
+
+    @property
+    def error_label(self) -> str:
+        return f'{self.log_prefix} - "{self.mqtt_client_id}"'
+
+    def _schedule_first_ping(self) -> None:
+        """MQTT clients are not sent NATS PINGs: keep-alive is theirs to drive."""
+
+    def send_err(self, text: str) -> None:
+        """MQTT has no -ERR: what would be one is logged at debug level."""
+        self.server.logger.debug(f"{self.error_label} - {text}")
+
+    def _on_mqtt_auth_timeout(self) -> None:
+        self._auth_timer = None
+        if not self.closed and self.session is None:
+            self.close_connection("Authentication Timeout")
+
+    def fail(self, text: str) -> None:
+        """A protocol error: logged as nats-server logs it, and the connection closed."""
+        if self.closed:
+            return
+        self.server.logger.error(f"{self.error_label} - {text}")
+        self.close_connection(REASON_PROTOCOL_VIOLATION)
+
+    def _write(self, data: bytes) -> None:
+        self.out.append(data)
+        if not self.flush_queued:
+            self.flush_queued = True
+            self.server.pending_flush.append(self)
+
+    # -- the packet loop -------------------------------------------------------------------
+
+    def enqueue(self, packets: list[mp.Packet]) -> None:
+        self._inbox.extend(packets)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        server = self.server
+        while not self.closed:
+            if not self._inbox:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            packet = self._inbox.popleft()
+            try:
+                await self._handle(packet)
+            except TopicError as e:
+                self.fail(str(e))
+            except mp.MqttProtocolError as e:
+                self.fail(str(e))
+            except JetStreamUnavailable as e:
+                self.fail(f"unable to process: {e}")
+            except Exception:
+                import traceback
+
+                server.logger.error(
+                    f"{self.log_prefix} - internal error processing MQTT packet:\n"
+                    f"{traceback.format_exc()}"
+                )
+                self.close_connection("Internal Client")
+            server.flush_pending()
+
+    async def _handle(self, packet: mp.Packet) -> None:
+        if isinstance(packet, mp.Connect):
+            await self._connect(packet)
+            return
+        if self.session is None:
+            raise mp.MqttProtocolError("the first packet should be a CONNECT (16), got other")
+        if isinstance(packet, mp.Publish):
+            await self._publish(packet)
+        elif isinstance(packet, mp.PacketId):
+            if packet.kind == mp.PUBACK:
+                self._acknowledged(packet.packet_id)
+            elif packet.kind == mp.PUBREL:
+                self._write(mp.packet_id(mp.PUBCOMP, packet.packet_id))
+            elif packet.kind in (mp.PUBREC, mp.PUBCOMP):
+                self._acknowledged(packet.packet_id)
+        elif isinstance(packet, mp.Subscribe):
+            await self._subscribe(packet)
+        elif isinstance(packet, mp.Unsubscribe):
+            await self._unsubscribe(packet)
+        elif packet.kind == mp.PINGREQ:
+            self._write(mp.PINGRESP_PACKET)
+        elif packet.kind == mp.DISCONNECT:
+            self.will = None  # a clean disconnect drops the will [MQTT-3.1.2-8]
+            self.close_connection(REASON_CLIENT_CLOSED)
+
+    # -- CONNECT -----------------------------------------------------------------------------
+
+    async def _connect(self, c: mp.Connect) -> None:
+        server = self.server
+        if self.session is not None or self.connected:
+            raise mp.MqttProtocolError("received a second CONNECT packet")
+        if c.level != mp.PROTOCOL_LEVEL or c.protocol_name != "MQTT":
+            self._refuse(mp.UNACCEPTABLE_PROTOCOL_VERSION, REASON_PROTOCOL_VIOLATION)
+            return
+        self.mqtt_client_id = c.client_id
+        if not c.client_id:
+            if not c.clean_session:
+                self._refuse(mp.IDENTIFIER_REJECTED, REASON_PROTOCOL_VIOLATION)
+                return
+            self.mqtt_client_id = _unique_id()
+        password = c.password.decode(errors="replace") if c.password is not None else None
+        connect: dict[str, Any] = {}
+        if c.username is not None:
+            connect["user"] = c.username
+        if password is not None:
+            connect["pass"] = password
+            connect["auth_token"] = password
+        elif c.username is not None:
+            connect["auth_token"] = c.username
+        self.connect_opts = connect
+        result, why = self.authenticator.authenticate(connect, "", [])
+        if result is None:
+            detail = f" - {why}" if why and c.username else ""
+            if c.username:
+                detail = f' - User "{c.username}"'
+            server.logger.error(f"{self.error_label} - authentication error{detail}")
+            server.logger.error(f"{self.error_label} - unable to connect: authentication error")
+            self._refuse(mp.NOT_AUTHORIZED, REASON_AUTH)
+            return
+        try:
+            self._admit(result)
+        except ProtocolError:
+            server.logger.error(f"{self.error_label} - unable to connect: authentication error")
+            self._refuse(mp.NOT_AUTHORIZED, REASON_AUTH)
+            return
+        state = self.listener.account_state(self)
+        try:
+            await state.ready()
+            session_present = await self._take_session(state, c.clean_session)
+        except JetStreamUnavailable as e:
+            server.logger.error(f"{self.error_label} - unable to connect: {e}")
+            self._refuse(mp.SERVER_UNAVAILABLE, REASON_PROTOCOL_VIOLATION)
+            return
+        if self.closed:
+            return
+        self.state = state
+        self.will = c.will
+        self.keep_alive = c.keep_alive
+        self._write(mp.connack(session_present, mp.ACCEPTED))
+        if self.keep_alive:
+            self._arm_keep_alive()
+        if session_present:
+            await self._resume_subscriptions()
+
+    def _refuse(self, code: int, reason: str) -> None:
+        self._write(mp.connack(False, code))
+        self.close_connection(reason)
+
+    async def _take_session(self, state: MqttAccount, clean: bool) -> bool:
+        """Bind this connection to its client ID's session; True when one was resumed."""
+        cid = self.mqtt_client_id
+        existing = await state.load_session(cid)
+        if existing is not None and existing.connection is not None:
+            old = existing.connection
+            self.server.logger.warn(
+                f"{old.error_label} - Replacing old client {old!r} since both have the same "
+                f'client ID "{cid}"'
+            )
+            old.will = None if old.will is None else old.will
+            old.close_connection(REASON_DUPLICATE_CLIENT_ID)
+            existing = state.sessions.get(cid)
+        if clean:
+            if existing is not None:
+                await state.clear(existing)
+            session = Session(cid, True)
+            state.sessions[cid] = session
+            session.connection = self
+            self.session = session
+            await state.persist(session)
+            return False
+        if existing is not None and not existing.clean:
+            existing.connection = self
+            self.session = existing
+            return True
+        if existing is not None:
+            await state.clear(existing)
+        session = Session(cid, False)
+        state.sessions[cid] = session
+        session.connection = self
+        self.session = session
+        await state.persist(session)
+        return False
+
+    async def _resume_subscriptions(self) -> None:
+        """A persistent session's subscriptions, live again (their consumers kept what was
+        published meanwhile, and deliver it now)."""
+        session = self.session
+        assert session is not None
+        for subject, qos in session.subs.items():
+            info = self._info_for_subject(subject, qos)
+            self._add_nats_sub(info, subject)
+            config = session.cons.get(subject)
+            if config is not None:
+                self._bind_consumer(info, config)
+
+    def _info_for_subject(self, subject: str, qos: int) -> _SubInfo:
+        topic_filter = subject_to_topic(subject.replace("*", "+").replace(">", "#"))
+        info = self.filters.get(topic_filter)
+        if info is None:
+            info = self.filters[topic_filter] = _SubInfo(qos, is_wildcard_first(topic_filter))
+        return info
+
+    # -- keep-alive --------------------------------------------------------------------------
+
+    def _arm_keep_alive(self) -> None:
+        limit = self.keep_alive * 1.5
+        due = self.last_activity + limit - time.time()
+        self._keep_alive_timer = self.server.loop.call_later(max(due, 0.0), self._check_alive)
+
+    def _check_alive(self) -> None:
+        self._keep_alive_timer = None
+        if self.closed:
+            return
+        if time.time() - self.last_activity >= self.keep_alive * 1.5:
+            self.server.logger.debug(f"{self.error_label} - keep-alive expired")
+            self.close_connection(REASON_STALE)
+            self.server.flush_pending()
+            return
+        self._arm_keep_alive()
+
+    # -- PUBLISH -----------------------------------------------------------------------------
+
+    async def _publish(self, p: mp.Publish) -> None:
+        opts = self.listener.options
+        if p.qos == 2 and opts.reject_qos2_publish:
+            self.fail(f"QOS2 publish rejected by configuration (topic {p.topic!r})")
+            return
+        subject = topic_to_subject(p.topic)
+        self.in_msgs += 1
+        self.in_bytes += len(p.payload)
+        state = self.state
+        assert state is not None
+        if self._may_publish_to(subject.encode()):
+            self.publish_message(subject, p.payload, p.qos)
+            if p.qos:
+                await state.request("MS", MSGS_PREFIX + subject, p.payload, _pub_headers(p.qos))
+            if p.retain:
+                await state.retain(subject, p.topic, p.payload, p.qos)
+        if p.qos == 1:
+            self._write(mp.packet_id(mp.PUBACK, p.packet_id))
+        elif p.qos == 2:
+            self._write(mp.packet_id(mp.PUBREC, p.packet_id))
+
+    def _may_publish_to(self, subject: bytes) -> bool:
+        perms = self.perms
+        if perms is None or perms.can_publish(subject):
+            return True
+        self.server.logger.error(
+            f"{self.error_label} - Publish Violation - {self.user_label()}, "
+            f'Subject "{subject.decode()}"'
+        )
+        return False
+
+    def user_label(self) -> str:
+        return f'User "{self.user}"' if self.user else 'User ""'
+
+    def publish_message(self, subject: str, payload: bytes, qos: int) -> None:
+        """Route to NATS (and to MQTT subscribers' QoS 0 path) with the `Nmqtt-Pub` header."""
+        headers = _pub_headers(qos)
+        route_message(self, self.account, subject.encode(), None, len(headers), headers + payload)
+
+    # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------------
+
+    async def _subscribe(self, s: mp.Subscribe) -> None:
+        state = self.state
+        session = self.session
+        assert state is not None and session is not None
+        opts = self.listener.options
+        codes: list[int] = []
+        new: list[tuple[_SubInfo, list[str]]] = []
+        for topic_filter, asked in s.filters:
+            qos = min(asked, 1)  # QoS 2 deliveries are not built: granted as 1 (docs/options.md)
+            if asked == 2 and opts.downgrade_qos2_subscribe:
+                qos = 1
+            try:
+                subjects = filter_to_subjects(topic_filter)
+            except TopicError as e:
+                self.server.logger.error(f"{self.error_label} - {e}")
+                codes.append(mp.SUBACK_FAILURE)
+                continue
+            perms = self.perms
+            if perms is not None and not all(
+                perms.can_subscribe(x.encode(), None) for x in subjects
+            ):
+                codes.append(mp.SUBACK_FAILURE)
+                continue
+            old = self.filters.pop(topic_filter, None)
+            if old is not None:
+                await self._drop(old, session)
+            info = self.filters[topic_filter] = _SubInfo(qos, is_wildcard_first(topic_filter))
+            try:
+                for subject in subjects:
+                    self._add_nats_sub(info, subject)
+                    session.subs[subject] = qos
+                    if qos:
+                        config = self._consumer_config(session, subject)
+                        await state.create_consumer(config)
+                        session.cons[subject] = config
+                        self._bind_consumer(info, config)
+            except JetStreamUnavailable as e:
+                self.server.logger.error(f"{self.error_label} - {e}")
+                await self._drop(self.filters.pop(topic_filter), session)
+                codes.append(mp.SUBACK_FAILURE)
+                continue
+            codes.append(qos)
+            new.append((info, subjects))
+        await state.persist(session)
+        self._write(mp.suback(s.packet_id, codes))
+        for info, subjects in new:
+            self._send_retained(state, info, subjects)
+
+    def _consumer_config(self, session: Session, subject: str) -> dict[str, Any]:
+        opts = self.listener.options
+        nuid = _unique_id()
+        config: dict[str, Any] = {
+            "durable_name": f"{session.hash}_{nuid}",
+            "deliver_subject": DELIVER_PREFIX + _unique_id(),
+            "deliver_policy": "new",
+            "ack_policy": "explicit",
+            "ack_wait": round((opts.ack_wait or DEFAULT_ACK_WAIT_S) * 1e9),
+            "max_deliver": -1,
+            "filter_subject": MSGS_PREFIX + subject,
+            "replay_policy": "instant",
+            "max_ack_pending": opts.max_ack_pending or DEFAULT_MAX_ACK_PENDING,
+        }
+        if opts.consumer_memory_storage:
+            config["mem_storage"] = True
+        if opts.consumer_inactive_threshold > 0:
+            config["inactive_threshold"] = round(opts.consumer_inactive_threshold * 1e9)
+        return config
+
+    def _add_nats_sub(self, info: _SubInfo, subject: str) -> None:
+        self._last_sid += 1
+        sid = b"%d" % self._last_sid
+        sub = Subscription(self, subject.encode(), None, sid, callback=self._deliver_live)
+        self.subs[sid] = sub
+        self.account.sublist.insert(sub)
+        info.subs.append(sub)
+        self._sub_info[sid] = info
+
+    def _bind_consumer(self, info: _SubInfo, config: dict[str, Any]) -> None:
+        self._last_sid += 1
+        sid = b"%d" % self._last_sid
+        deliver = str(config["deliver_subject"]).encode()
+        sub = Subscription(self, deliver, None, sid, callback=self._deliver_stored)
+        self.subs[sid] = sub
+        self.account.sublist.insert(sub)
+        info.consumers.append((str(config["durable_name"]), sub))
+        self._sub_info[sid] = info
+
+    async def _drop(self, info: _SubInfo, session: Session) -> None:
+        """Remove a filter's NATS subscriptions and delete its consumers."""
+        state = self.state
+        for sub in info.subs:
+            self.remove_subscription(sub)
+            self._sub_info.pop(sub.sid, None)
+            subject = sub.subject.decode()
+            session.subs.pop(subject, None)
+            session.cons.pop(subject, None)
+        for durable, sub in info.consumers:
+            self.remove_subscription(sub)
+            self._sub_info.pop(sub.sid, None)
+            if state is not None:
+                await state.delete_consumer(durable)
+
+    async def _unsubscribe(self, u: mp.Unsubscribe) -> None:
+        session = self.session
+        state = self.state
+        assert session is not None and state is not None
+        for topic_filter in u.filters:
+            info = self.filters.pop(topic_filter, None)
+            if info is not None:
+                await self._drop(info, session)
+        await state.persist(session)
+        self._write(mp.packet_id(mp.UNSUBACK, u.packet_id))
+
+    def _send_retained(self, state: MqttAccount, info: _SubInfo, subjects: list[str]) -> None:
+        for subject, retained in state.retained.items():
+            raw = subject.encode()
+            if info.reserved and raw.startswith(b"$"):
+                continue
+            if any(subject_matches(x.encode(), raw) for x in subjects):
+                qos = min(retained.qos, info.qos)
+                pid = self._packet_id_for("") if qos else 0
+                self._write(
+                    mp.publish(retained.topic.encode(), retained.payload, qos, True, pid=pid)
+                )
+                self.out_msgs += 1
+                self.out_bytes += len(retained.payload)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def _deliver_live(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """A message on a filter's NATS subscription: sent at QoS 0, unless it is an MQTT
+        QoS >= 1 message for a QoS >= 1 subscription (its consumer delivers that one)."""
+        info = self._sub_info.get(sub.sid)
+        if info is None or self.closed:
+            return
+        if info.reserved and subject.startswith(b"$"):
+            return
+        if info.qos and headers and nats_header_qos(headers):
+            return
+        topic = subject_to_topic(subject.decode(errors="replace")).encode()
+        self._write(mp.publish(topic, payload))
+        self.out_msgs += 1
+        self.out_bytes += len(payload)
+
+    def _deliver_stored(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """A QoS >= 1 message from the subscription's consumer: QoS 1, acked by PUBACK."""
+        if self.closed or reply is None:
+            return
+        raw = subject.decode(errors="replace")
+        if raw.startswith(MSGS_PREFIX):
+            raw = raw[len(MSGS_PREFIX) :]
+        redelivered = _delivery_count(reply) > 1
+        pid = self._packet_id_for(reply.decode())
+        topic = subject_to_topic(raw).encode()
+        self._write(mp.publish(topic, payload, 1, False, redelivered, pid))
+        self.out_msgs += 1
+        self.out_bytes += len(payload)
+
+    def _packet_id_for(self, ack_subject: str) -> int:
+        for _ in range(0xFFFF):
+            self._next_pid = self._next_pid % 0xFFFF + 1
+            if self._next_pid not in self.pending_acks:
+                break
+        if ack_subject:
+            self.pending_acks[self._next_pid] = ack_subject
+        return self._next_pid
+
+    def _acknowledged(self, pid: int) -> None:
+        ack = self.pending_acks.pop(pid, None)
+        if ack and self.state is not None:
+            self.state.client.publish(ack, b"")
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def on_closed(self) -> None:
+        if self._keep_alive_timer is not None:
+            self._keep_alive_timer.cancel()
+            self._keep_alive_timer = None
+        super().on_closed()
+        self._wake.set()
+        session, state, will = self.session, self.state, self.will
+        self.will = None
+        if session is None or state is None:
+            return
+        if session.connection is self:
+            session.connection = None
+        if will is not None:
+            self._publish_will(state, will)
+        if session.clean and session.connection is None:
+            self.server.loop.create_task(self._forget(state, session))
+
+    async def _forget(self, state: MqttAccount, session: Session) -> None:
+        try:
+            await state.clear(session)
+        except JetStreamUnavailable as e:
+            self.server.logger.error(f"{self.error_label} - {e}")
+
+    def _publish_will(self, state: MqttAccount, will: mp.Will) -> None:
+        try:
+            subject = topic_to_subject(will.topic)
+        except TopicError:
+            return
+        self.publish_message(subject, will.message, will.qos)
+        self.server.flush_soon()
+
+        async def store() -> None:
+            try:
+                if will.qos:
+                    await state.request(
+                        "MS", MSGS_PREFIX + subject, will.message, _pub_headers(will.qos)
+                    )
+                if will.retain:
+                    await state.retain(subject, will.topic, will.message, will.qos)
+            except JetStreamUnavailable as e:
+                self.server.logger.error(f"{self.error_label} - will not stored: {e}")
+
+        if will.qos or will.retain:
+            self.server.loop.create_task(store())
+
+    def describe_mqtt(self) -> str:
+        return self.mqtt_client_id
+
+    def __repr__(self) -> str:
+        return f"{self.log_prefix} - {self.mqtt_client_id!r}"
+
+
+def _pub_headers(qos: int) -> bytes:
+    return b"NATS/1.0\r\nNmqtt-Pub: %d\r\n\r\n" % qos
+
+
+def _delivery_count(ack_reply: bytes) -> int:
+    """The delivery count in a `$JS.ACK.<stream>.<consumer>.<delivered>....` reply."""
+    tokens = ack_reply.split(b".")
+    try:
+        return int(tokens[4]) if len(tokens) >= 9 else 1
+    except ValueError:
+        return 1
+
+
+__all__ = ["MqttClient", "MqttListener", "go_hash"]

@@ -1,0 +1,334 @@
+"""MQTT state kept in JetStream, per account, in the streams nats-server uses.
+
+`MqttAccount` is one account's manager. It talks to JetStream only through the `$JS.API`
+subjects, as an internal client whose replies come back on `$MQTT.JSA.<server hash>.<kind>.<n>`
+(nats-server's reply prefix), so the server package never imports the jetstream one.
+The streams (created on the first MQTT connection of the account, as nats-server does):
+
+- `$MQTT_msgs` (`$MQTT.msgs.>`, interest): QoS 1 and 2 messages; each QoS >= 1
+  subscription is a durable push consumer filtered on `$MQTT.msgs.<subject>`.
+- `$MQTT_rmsgs` (`$MQTT.rmsgs.>`, one per subject): retained messages, the topic and the
+  flags in `Nmqtt-RTopic`/`Nmqtt-RFlags` headers; kept in memory too (`retained`).
+- `$MQTT_sess` (`$MQTT.sess.>`, one per subject): a session record per client ID hash,
+  JSON `{"origin", "id", "clean", "subs": {subject: qos}, "cons": {subject: consumer}}`.
+- `$MQTT_qos2in` (`$MQTT.qos2.in.>`) and `$MQTT_out` (`$MQTT.out.>`): created for
+  `nats stream ls -a` parity; pynats does not use them yet (QoS 2 is downgraded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .internal import InternalClient
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .server import Server
+    from .sublist import Subscription
+
+HASH_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+MSGS_STREAM = "$MQTT_msgs"
+MSGS_PREFIX = "$MQTT.msgs."
+RETAINED_STREAM = "$MQTT_rmsgs"
+RETAINED_PREFIX = "$MQTT.rmsgs."
+SESSIONS_STREAM = "$MQTT_sess"
+SESSIONS_PREFIX = "$MQTT.sess."
+QOS2_IN_STREAM = "$MQTT_qos2in"
+OUT_STREAM = "$MQTT_out"
+DELIVER_PREFIX = "$MQTT.sub."
+JSA_REPLIES = "$MQTT.JSA."
+DEFAULT_API_TIMEOUT_S = 4.0
+
+
+def go_hash(name: str) -> str:
+    """nats-server's 8-character name hash (base 62 digits of the SHA-256's first bytes)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return "".join(HASH_DIGITS[b % 62] for b in digest[:8])
+
+
+class JetStreamUnavailable(Exception):
+    """A JS API request failed or timed out (the client gets CONNACK 3 or a SUBACK failure)."""
+
+
+def _stream(name: str, subject: str, retention: str, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": name,
+        "subjects": [subject],
+        "retention": retention,
+        "storage": "file",
+        "num_replicas": 1,
+    }
+    config.update(extra)
+    return config
+
+
+STREAMS = [
+    _stream(MSGS_STREAM, MSGS_PREFIX + ">", "interest"),
+    _stream(RETAINED_STREAM, RETAINED_PREFIX + ">", "limits", max_msgs_per_subject=1),
+    _stream(SESSIONS_STREAM, SESSIONS_PREFIX + ">", "limits", max_msgs_per_subject=1),
+    _stream(
+        QOS2_IN_STREAM,
+        "$MQTT.qos2.in.>",
+        "limits",
+        max_msgs_per_subject=1,
+        discard="new",
+        discard_new_per_subject=True,
+    ),
+    _stream(OUT_STREAM, "$MQTT.out.>", "interest"),
+]
+
+
+@dataclass
+class Retained:
+    topic: str
+    payload: bytes
+    qos: int
+
+
+@dataclass
+class Session:
+    """What survives a connection when clean_session is false."""
+
+    client_id: str
+    clean: bool
+    subs: dict[str, int] = field(default_factory=dict)  # NATS subject -> granted QoS
+    cons: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> consumer config
+    connection: Any = None  # the MqttClient holding it now, if any
+
+    @property
+    def hash(self) -> str:
+        return go_hash(self.client_id)
+
+    def record(self, origin: str) -> bytes:
+        out: dict[str, Any] = {"origin": origin, "id": self.client_id}
+        if self.clean:
+            out["clean"] = True
+        if self.subs:
+            out["subs"] = dict(self.subs)
+        if self.cons:
+            out["cons"] = dict(self.cons)
+        return json.dumps(out, separators=(",", ":")).encode()
+
+
+class MqttAccount:
+    """One account's MQTT sessions and retained messages, and its JetStream conversation."""
+
+    def __init__(self, server: Server, account: Account) -> None:
+        self.server = server
+        self.account = account
+        self.origin = go_hash(server.server_name)
+        self.client = InternalClient(server, account, "MQTT")
+        self.reply_prefix = f"{JSA_REPLIES}{self.origin}."
+        self._replies: dict[bytes, asyncio.Future[bytes]] = {}
+        self._next_reply = 0
+        self._reply_sub: Subscription | None = None
+        self.sessions: dict[str, Session] = {}
+        self.retained: dict[str, Retained] = {}
+        self._ready: asyncio.Future[None] | None = None
+        opts = server.options.mqtt
+        self.api_timeout = opts.js_api_timeout or DEFAULT_API_TIMEOUT_S
+
+    # -- the JS API conversation -------------------------------------------------------------
+
+    def _on_reply(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        future = self._replies.pop(subject, None)
+        if future is not None and not future.done():
+            future.set_result(payload)
+
+    async def request(
+        self, kind: str, subject: str, payload: bytes = b"", headers: bytes = b""
+    ) -> bytes:
+        if self._reply_sub is None:
+            self._reply_sub = self.client.subscribe(self.reply_prefix + ">", self._on_reply)
+        self._next_reply += 1
+        reply = f"{self.reply_prefix}{kind}.{self._next_reply}".encode()
+        future: asyncio.Future[bytes] = self.server.loop.create_future()
+        self._replies[reply] = future
+        self.client.publish(subject, payload, reply, headers)
+        try:
+            return await asyncio.wait_for(future, self.api_timeout)
+        except TimeoutError:
+            self._replies.pop(reply, None)
+            raise JetStreamUnavailable("timeout for request type") from None
+
+    async def api(
+        self, kind: str, subject: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        raw = await self.request(kind, subject, json.dumps(body).encode() if body else b"")
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise JetStreamUnavailable(f"bad JetStream answer: {raw[:100]!r}") from None
+        return answer if isinstance(answer, dict) else {}
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Streams created and retained messages loaded (once; later callers wait for it)."""
+        if self._ready is None:
+            self._ready = self.server.loop.create_future()
+            try:
+                await self._set_up()
+            except BaseException as e:
+                self._ready.set_exception(e)
+                self._ready.exception()  # retrieved: a later caller re-raises it
+                self._ready = None
+                raise
+            self._ready.set_result(None)
+            return
+        await asyncio.shield(self._ready)
+
+    async def _set_up(self) -> None:
+        mo = self.server.options.mqtt
+        for config in STREAMS:
+            config = dict(config)
+            if mo.stream_replicas > 0:
+                config["num_replicas"] = mo.stream_replicas
+            answer = await self.api("SC", f"$JS.API.STREAM.CREATE.{config['name']}", config)
+            error = answer.get("error")
+            if error and error.get("err_code") != 10058:  # already there, another config
+                raise JetStreamUnavailable(str(error.get("description", error)))
+        await self._load_retained()
+
+    async def _load_retained(self) -> None:
+        seq = 0
+        while True:
+            answer = await self.api(
+                "ML",
+                f"$JS.API.STREAM.MSG.GET.{RETAINED_STREAM}",
+                {"seq": seq + 1, "next_by_subj": RETAINED_PREFIX + ">"},
+            )
+            message = answer.get("message")
+            if not isinstance(message, dict):
+                return
+            seq = int(message.get("seq", seq + 1))
+            self._remember_retained(message)
+
+    def _remember_retained(self, message: dict[str, Any]) -> None:
+        import base64
+
+        subject = str(message.get("subject", ""))[len(RETAINED_PREFIX) :]
+        headers = _parse_headers(base64.b64decode(message.get("hdrs") or b""))
+        payload = base64.b64decode(message.get("data") or b"")
+        flags = int(headers.get("Nmqtt-RFlags", "0") or 0)
+        self.retained[subject] = Retained(
+            headers.get("Nmqtt-RTopic", ""), payload, (flags >> 1) & 0x03
+        )
+
+    # -- retained messages -----------------------------------------------------------------
+
+    async def retain(self, subject: str, topic: str, payload: bytes, qos: int) -> None:
+        """Store (or, with an empty payload, forget) the retained message of a subject."""
+        if not payload:
+            self.retained.pop(subject, None)
+            await self.api(
+                "RD",
+                f"$JS.API.STREAM.PURGE.{RETAINED_STREAM}",
+                {"filter": RETAINED_PREFIX + subject},
+            )
+            return
+        self.retained[subject] = Retained(topic, payload, qos)
+        flags = (qos << 1) | 0x01
+        headers = (
+            f"NATS/1.0\r\nNmqtt-RTopic: {topic}\r\nNmqtt-RFlags: {flags}\r\n"
+            f"Nmqtt-ROrigin: {self.origin}\r\n\r\n"
+        ).encode()
+        await self.request("MS", RETAINED_PREFIX + subject, payload, headers)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def load_session(self, client_id: str) -> Session | None:
+        """The session record stored for a client ID (another server's or an earlier run's)."""
+        session = self.sessions.get(client_id)
+        if session is not None:
+            return session
+        answer = await self.api(
+            "ML",
+            f"$JS.API.STREAM.MSG.GET.{SESSIONS_STREAM}",
+            {"last_by_subj": SESSIONS_PREFIX + go_hash(client_id)},
+        )
+        message = answer.get("message")
+        if not isinstance(message, dict):
+            return None
+        import base64
+
+        try:
+            record = json.loads(base64.b64decode(message.get("data") or b""))
+        except ValueError:
+            return None
+        session = Session(
+            client_id,
+            bool(record.get("clean")),
+            {str(k): int(v) for k, v in (record.get("subs") or {}).items()},
+            {str(k): v for k, v in (record.get("cons") or {}).items()},
+        )
+        self.sessions[client_id] = session
+        return session
+
+    async def persist(self, session: Session) -> None:
+        await self.request("SP", SESSIONS_PREFIX + session.hash, session.record(self.origin))
+
+    async def clear(self, session: Session) -> None:
+        """Forget a session: its consumers and its record."""
+        for config in list(session.cons.values()):
+            await self.delete_consumer(str(config.get("durable_name", "")))
+        session.cons.clear()
+        session.subs.clear()
+        self.sessions.pop(session.client_id, None)
+        await self.api(
+            "SD",
+            f"$JS.API.STREAM.PURGE.{SESSIONS_STREAM}",
+            {"filter": SESSIONS_PREFIX + session.hash},
+        )
+
+    async def create_consumer(self, config: dict[str, Any]) -> None:
+        name = config["durable_name"]
+        answer = await self.api(
+            "CC",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{MSGS_STREAM}.{name}",
+            {"stream_name": MSGS_STREAM, "config": config},
+        )
+        error = answer.get("error")
+        if error:
+            raise JetStreamUnavailable(str(error.get("description", error)))
+
+    async def delete_consumer(self, name: str) -> None:
+        if name:
+            await self.api("CD", f"$JS.API.CONSUMER.DELETE.{MSGS_STREAM}.{name}")
+
+    def close(self) -> None:
+        for future in self._replies.values():
+            if not future.done():
+                future.cancel()
+        self._replies.clear()
+        self.client.close()
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in block.decode(errors="replace").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip()] = value.strip()
+    return out
+
+
+def nats_header_qos(headers: bytes) -> int:
+    """The QoS an MQTT publisher gave (`Nmqtt-Pub`), 0 for a NATS message."""
+    at = headers.find(b"Nmqtt-Pub:")
+    if at < 0:
+        return 0
+    value = headers[at + 10 : at + 14].strip()[:1]
+    return value[0] - 48 if value and value.isdigit() else 0

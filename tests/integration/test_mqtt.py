@@ -1,0 +1,248 @@
+"""MQTT clients (paho-mqtt) on pynats and on nats-server, with nats-py on the NATS side: the
+same scenario against both servers, and what every client received compared.
+
+One server of each kind (the same file: a server name, JetStream, a user, an `mqtt {}` port)
+runs the whole scenario: the bridge both ways with topic translation, CONNACK codes,
+QoS 1, retained messages, a persistent session resumed with what was published while it was
+away, a will sent when keep-alive expires, the `$MQTT_*` streams, and /varz and /connz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import paho.mqtt.client as paho
+import pytest
+from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until_sync
+
+from pynats.server import mqtt_packets as mp
+
+pytestmark = pytest.mark.timeout(60)
+
+MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
+
+
+def config(tmp: Path) -> Path:
+    path = tmp / "mqtt.conf"
+    path.write_text(
+        "server_name: s1\n"
+        f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
+        "authorization { users: [{user: u, password: p}] }\n"
+        'mqtt { listen: "127.0.0.1:-1", ack_wait: "5s" }\n'
+    )
+    return path
+
+
+class Mqtt:
+    """A paho client whose received messages queue up for the test thread."""
+
+    def __init__(self, port: int, client_id: str, *, clean: bool = True, password: str = "p"):
+        self.messages: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
+        self.connack: list[tuple[bool, int]] = []
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
+        )
+        self.client.username_pw_set("u", password)
+        self.client.on_connect = lambda c, u, flags, rc, p: self.connack.append(
+            (bool(flags.session_present), int(rc.value))
+        )
+        self.client.on_message = lambda c, u, m: self.messages.put(
+            (m.topic, m.payload, m.qos, bool(m.retain))
+        )
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+        wait_until_sync(lambda: self.connack, what="CONNACK")
+
+    def subscribe(self, *filters: tuple[str, int]) -> list[int]:
+        granted: list[list[int]] = []
+        self.client.on_subscribe = lambda c, u, mid, codes, p: granted.append(
+            [int(x.value) for x in codes]
+        )
+        self.client.subscribe(list(filters))
+        return wait_until_sync(lambda: granted, what="SUBACK")[0]
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(5)
+
+    def take(self, n: int) -> list[tuple[str, bytes, int, bool]]:
+        return [self.messages.get(timeout=5) for _ in range(n)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def raw_connect(port: int, connect: mp.Connect) -> tuple[socket.socket, bytes]:
+    """A hand-made client: CONNECT, and the CONNACK bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(mp.connect_packet(connect))
+    return sock, sock.recv(4)
+
+
+async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    nc = await nats.connect(server.url, user="u", password="p")
+    try:
+        inbox = await nc.subscribe("a.*")
+        other = await nc.subscribe("/.lead")
+        dots = await nc.subscribe("d//t")
+        await nc.flush()
+
+        # the bridge, both ways, and the topic translation
+        m = Mqtt(port, "bridge")
+        assert m.subscribe(("x/#", 0), ("a/+", 0)) == [0, 0]
+        m.publish("a/b", b"one")
+        m.publish("/lead", b"two")
+        m.publish("d.t", b"three")
+        msg = await inbox.next_msg(timeout=5)
+        seen["nats_from_mqtt"] = (msg.subject, msg.data, dict(msg.headers or {}))
+        msg = await other.next_msg(timeout=5)
+        seen["leading_slash"] = msg.subject
+        msg = await dots.next_msg(timeout=5)
+        seen["dot"] = msg.subject
+        await nc.publish("x", b"parent")
+        await nc.publish("x.y.z", b"child")
+        await nc.publish("a.c", b"from nats")
+        await nc.flush()
+        seen["mqtt_from_nats"] = sorted(m.take(4))  # also its own a/b
+
+        # QoS 1 in and out, and a retained message for later subscribers
+        assert m.subscribe(("q/1", 1)) == [1]
+        m.publish("q/1", b"qos1", qos=1)
+        m.publish("r/t", b"kept", qos=1, retain=True)
+        seen["qos1"] = m.take(1)
+        late = Mqtt(port, "late")
+        seen["late_granted"] = late.subscribe(("r/#", 1))
+        seen["retained"] = late.take(1)
+        late.close()
+
+        # a persistent session: subscriptions and QoS 1 messages survive the absence
+        away = Mqtt(port, "away", clean=False)
+        seen["first_connack"] = away.connack
+        away.subscribe(("s/t", 1))
+        away.close()
+        m.publish("s/t", b"while away 1", qos=1)
+        m.publish("s/t", b"while away 2", qos=1)
+        back = Mqtt(port, "away", clean=False)
+        seen["resumed_connack"] = back.connack
+        seen["while_away"] = sorted(back.take(2))
+        back.close()
+        cleaned = Mqtt(port, "away", clean=True)
+        seen["clean_connack"] = cleaned.connack
+        cleaned.close()
+
+        # CONNACK return codes
+        bad = Mqtt(port, "bad", password="wrong")
+        seen["bad_password"] = bad.connack
+        bad.client.loop_stop()
+        sock, connack = raw_connect(port, mp.Connect("MQTT", 4, False, 0, "", None, "u", b"p"))
+        seen["empty_id_persistent"] = connack
+        sock.close()
+        sock, connack = raw_connect(port, mp.Connect("MQTT", 3, True, 0, "v3", None, "u", b"p"))
+        seen["old_level"] = connack
+        sock.close()
+
+        # a will, published when keep-alive (1 s, so 1.5 s of silence) runs out
+        assert m.subscribe(("will/#", 0)) == [0]
+        will = mp.Will("will/t", b"gone", 0, False)
+        sock, connack = raw_connect(port, mp.Connect("MQTT", 4, True, 1, "w", will, "u", b"p"))
+        seen["will_connack"] = connack
+        seen["will"] = m.take(1)
+        sock.close()
+
+        # monitoring and the JetStream side
+        connz = server.http_json("/connz?mqtt_client=bridge")
+        seen["connz"] = [(c["type"], c.get("mqtt_client")) for c in connz["connections"]]
+        varz = server.http_json("/varz")["mqtt"]
+        seen["varz"] = {k: v for k, v in varz.items() if k != "port"}
+        seen["varz_port"] = varz["port"] == port
+        js = nc.jetstream()
+        names = await js.streams_info()
+        seen["streams"] = sorted(s.config.name for s in names)
+        m.close()
+    finally:
+        await nc.close()
+    return seen
+
+
+def scenario(server: RunningServer) -> dict[str, Any]:
+    port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+    return asyncio.run(nats_side(server, port))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, Any]] = {}
+    servers: list[RunningServer] = []
+
+    def run(kind: str) -> None:
+        tmp = tmp_path_factory.mktemp(kind)
+        server: RunningServer | None = None
+        try:
+            server = start_server(["-c", str(config(tmp))], oracle=kind == "go", http_port=-1)
+            servers.append(server)
+            out[kind] = scenario(server)
+        except BaseException as e:  # reported by the test that reads it
+            log = server.log_text()[-3000:] if server is not None else ""
+            out[kind] = {"error": repr(e), "log": log}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(50)
+    try:
+        yield out
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_go_runs_the_scenario(results: dict[str, dict[str, Any]]) -> None:
+    assert "error" not in results["go"], results["go"]
+
+
+def test_pynats_sees_what_nats_server_clients_see(results: dict[str, dict[str, Any]]) -> None:
+    go, ours = results["go"], results["pynats"]
+    assert "error" not in ours, ours.get("error", "") + "\n" + ours.get("log", "")
+    for key in go:
+        assert ours[key] == go[key], key
+
+
+def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
+    """The Go server's answers, written down (so a change in either is noticed)."""
+    go = results["go"]
+    assert go["nats_from_mqtt"] == ("a.b", b"one", {"Nmqtt-Pub": "0"})
+    assert go["leading_slash"] == "/.lead"
+    assert go["dot"] == "d//t"
+    assert go["mqtt_from_nats"] == [
+        ("a/b", b"one", 0, False),
+        ("a/c", b"from nats", 0, False),
+        ("x", b"parent", 0, False),
+        ("x/y/z", b"child", 0, False),
+    ]
+    assert go["qos1"] == [("q/1", b"qos1", 1, False)]
+    assert go["retained"] == [("r/t", b"kept", 1, True)]
+    assert go["first_connack"] == [(False, 0)]
+    assert go["resumed_connack"] == [(True, 0)]
+    assert go["while_away"] == [
+        ("s/t", b"while away 1", 1, False),
+        ("s/t", b"while away 2", 1, False),
+    ]
+    assert go["clean_connack"] == [(False, 0)]
+    assert go["bad_password"] == [(False, 135)]  # paho's v5 name of CONNACK 5
+    assert go["empty_id_persistent"] == bytes((0x20, 2, 0, 2))
+    assert go["old_level"] == bytes((0x20, 2, 0, 1))
+    assert go["will"] == [("will/t", b"gone", 0, False)]
+    assert go["connz"] == [("mqtt", "bridge")]
+    assert go["streams"] == ["$MQTT_msgs", "$MQTT_out", "$MQTT_qos2in", "$MQTT_rmsgs", "$MQTT_sess"]
