@@ -84,6 +84,7 @@ class Account:
         "closed_traffic",
         "config",
         "exports",
+        "gateway_replies",
         "imports_client",
         "internal_subs",
         "is_system",
@@ -116,6 +117,9 @@ class Account:
         # msgs, out bytes (account statistics are totals since start, as nats-server's).
         self.closed_traffic = [0, 0, 0, 0]
         self.is_system = False
+        # Messages with a reply sent to gateways get it rewritten (gateways.py): set for every
+        # account of a server with gateways, it keeps them off the plain-copy fast path.
+        self.gateway_replies = False
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
         # Reaches the cluster's JetStream through the system account (imports.wire_jetstream_api)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .connection import LEAF
+from .connection import GATEWAY, LEAF
 from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
@@ -177,8 +177,9 @@ def route_message(
         elif not deliver(member, publisher, subject, subject, reply, hdr_len, msg):
             continue
         delivered += 1
-    if forward is None and not hdr_len:
-        # The plain copy to each other server with interest, framed inline.
+    if forward is None and not hdr_len and (reply is None or not account.gateway_replies):
+        # The plain copy to each other server with interest, framed inline (a gateway
+        # rewrites replies: with gateways, a message with a reply goes through send_msg).
         account_head = account.rmsg_head
         for link in links:
             if link.closed:
@@ -392,8 +393,9 @@ def _forward(
 
 def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscription | None:
     """One member of a queue group, at random; skip members that cannot take the message.
-    A member behind a leaf connection is taken only when no other member can (nats-server
-    keeps queue traffic inside the cluster when it can)."""
+    A member behind a leaf connection is taken only when no other member can, one in another
+    cluster (a gateway) only when no member of this cluster can (nats-server keeps queue
+    traffic inside the cluster when it can)."""
     count = len(group)
     start = int(random.random() * count)
     fallback: Subscription | None = None
@@ -402,8 +404,10 @@ def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscriptio
         c = sub.client
         if c is publisher and sub.callback is None and not c.echo:
             continue
-        if c.kind == LEAF:
-            if fallback is None:
+        kind = c.kind
+        if kind in (LEAF, GATEWAY):
+            # another cluster's member only when this cluster has none
+            if fallback is None or (kind == LEAF and fallback.client.kind == GATEWAY):
                 fallback = sub
             continue
         return sub

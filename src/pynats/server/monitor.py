@@ -156,7 +156,7 @@ def varz(server: Server, query: Query) -> dict[str, Any]:
             "max_payload": opts.max_payload,
             "max_pending": opts.max_pending,
             "cluster": cluster_varz(server),
-            "gateway": {},
+            "gateway": gateway_varz(server),
             "leaf": leaf_varz(server),
             "mqtt": server.mqtt.varz() if server.mqtt is not None else {},
             "websocket": server.websocket.varz() if server.websocket is not None else {},
@@ -221,7 +221,8 @@ def cluster_varz(server: Server) -> dict[str, Any]:
     """The `cluster` section of /varz: name, listen address, routes as configured."""
     cluster = server.cluster
     if cluster is None:
-        return {}
+        # nats-server names the cluster after its gateway when only the gateway is named
+        return {"name": server.gateways.name} if server.gateways is not None else {}
     opts = cluster.options
     out: dict[str, Any] = {
         "name": cluster.name,
@@ -574,7 +575,19 @@ def route_info(conn: RouteConnection, now: float, subs_mode: str) -> dict[str, A
     return r
 
 
+def gateway_varz(server: Server) -> dict[str, Any]:
+    if server.gateways is None:
+        return {}
+    from .gateways import gateway_varz as varz
+
+    return varz(server.gateways)
+
+
 def gatewayz(server: Server, query: Query) -> dict[str, Any]:
+    if server.gateways is not None:
+        from .gateways import gatewayz_report
+
+        return gatewayz_report(server.gateways, query)
     return {
         "server_id": server.server_id,
         "now": rfc3339_seconds(time.time()),

@@ -28,7 +28,7 @@ from .accounts import Account, apply_config_limits
 from .auth import Authenticator, ConnectAuthenticator, has_plaintext_passwords
 from .auth_callout import AuthCalloutService
 from .client import ClientConnection
-from .connection import CLIENT, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
+from .connection import CLIENT, GATEWAY, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .log import Logger
 from .mappings import MappingConfig, MappingDest
 from .mappings import compiled as compiled_mappings
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from OpenSSL import SSL
 
     from .cluster import Cluster
+    from .gateways import Gateways
     from .leafnodes import LeafNodes
     from .monitor import HealthzCheck, MonitorHandler, VarzExtension
     from .monitor_http import MonitorServer
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 Hook = Callable[[], Awaitable[None]]
 # /varz splits slow consumers and stale connections by the kind of connection.
-_KIND_STATS = {CLIENT: "clients", ROUTER: "routes", LEAF: "leafs"}
+_KIND_STATS = {CLIENT: "clients", ROUTER: "routes", GATEWAY: "gateways", LEAF: "leafs"}
 
 
 class PendingWriter(Protocol):
@@ -153,6 +154,7 @@ class Server:
         # `tls { ocsp_peer }` checks, with their response cache (ocsp_peer.py)
         self.ocsp_peer: OCSPPeerVerifier | None = None
         self.leafnodes: LeafNodes | None = None
+        self.gateways: Gateways | None = None  # `gateway {}`: links to other clusters
         # Extensions' say in the cluster: fields added to this server's route INFO, and
         # hooks told of every server that joins (its name and INFO).
         self.route_info_extra: dict[str, Any] = {}
@@ -500,8 +502,10 @@ class Server:
         log.notice("Starting nats-server")
         log.notice(f"  Version:  {const.NATS_FEATURE_VERSION} (pynats {PYNATS_VERSION})")
         log.notice(f"  Git:      [{const.GIT_COMMIT or 'not set'}]")
-        if opts.cluster.name:
-            log.notice(f"  Cluster:  {opts.cluster.name}")
+        # nats-server names the cluster after its gateway when only the gateway is named
+        cluster_name = opts.cluster.name or (opts.gateway.name if opts.gateway.port else "")
+        if cluster_name:
+            log.notice(f"  Cluster:  {cluster_name}")
         log.notice(f"  Name:     {self.server_name}")
         if opts.jetstream:
             log.notice(f"  Node:     {node_name(self.server_name)}")
@@ -580,6 +584,11 @@ class Server:
             await self.mqtt.start()
         if self.leafnodes is not None:
             await self.leafnodes.bind()
+        if opts.gateway.is_enabled():
+            from .gateways import Gateways
+
+            self.gateways = Gateways(self, opts.gateway)
+            await self.gateways.bind()
         if self.ocsp_stapler is not None:
             self.logger.notice(f"OCSP Stapling enabled for {self.ocsp_stapler.kind} connections")
         await self._start_client_listener()
@@ -601,6 +610,8 @@ class Server:
             self.cluster.begin()
         if self.leafnodes is not None:
             self.leafnodes.begin()
+        if self.gateways is not None:
+            self.gateways.begin()
 
     async def _start_client_listener(self) -> None:
         opts = self.options
@@ -745,6 +756,8 @@ class Server:
             await self.cluster.stop()
         if self.leafnodes is not None:
             await self.leafnodes.stop()
+        if self.gateways is not None:
+            await self.gateways.stop()
         if self._monitor is not None:
             await self._monitor.stop()
         if self.ocsp_peer is not None:
@@ -860,6 +873,8 @@ class Server:
             live += self.cluster.connections
         if self.leafnodes is not None:
             live += self.leafnodes.connections
+        if self.gateways is not None:
+            live += self.gateways.connections
         for c in live:
             in_msgs += c.in_msgs
             in_bytes += c.in_bytes

@@ -1,0 +1,317 @@
+"""Gateways between two clusters, each side pynats or the Go server (`gateway {}`).
+
+Cluster A and cluster B are one server each (and, in the last test, A is two servers joined
+by a route); every pairing of our server and nats-server 2.15.1 is run. Checked: the link
+forms both ways with nats-server's log lines, messages (with headers) cross in both
+directions only where the other cluster announced interest (interest-only mode), a queue
+group is served across the gateway only when this cluster has no member, requests are
+answered across the gateway (replies rewritten to `_GR_.<cluster>.<server>.` and routed
+back), and /gatewayz and the /varz `gateway` section have nats-server's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from tests.support.ports import free_port
+from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import wait_until
+
+OUTBOUND_RE = r'Outbound gateway connection to "{name}" \(\w+\) registered'
+INBOUND_RE = r'Inbound gateway connection from "{name}" \(\w+\) registered'
+
+
+@dataclass
+class Node:
+    """One server of the supercluster."""
+
+    kind: str  # "py" or "go"
+    name: str  # server name
+    cluster: str  # gateway (cluster) name
+    gateway_port: int
+    server: RunningServer | None = None
+
+    def gatewayz(self, query: str = "") -> Any:
+        assert self.server is not None
+        return self.server.http_json("/gatewayz" + query)
+
+    def linked_to(self, cluster: str) -> bool:
+        """Outbound and inbound gateway connections to `cluster` are registered."""
+        z = self.gatewayz()
+        return cluster in z["outbound_gateways"] and cluster in z["inbound_gateways"]
+
+    def remote_interest(self, cluster: str, subject: str) -> bool:
+        """`cluster` told us (on our outbound connection) it wants `subject` in `$G`."""
+        z = self.gatewayz("?accs=1&subs=1")
+        out = z["outbound_gateways"].get(cluster)
+        if out is None:
+            return False
+        for account in out.get("accounts", []):
+            if account["name"] == "$G" and subject in account.get("subscriptions_list", []):
+                return True
+        return False
+
+    def sent_to(self, cluster: str) -> int:
+        return int(self.gatewayz()["outbound_gateways"][cluster]["connection"]["out_msgs"])
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+
+def start(node: Node, remotes: list[Node], tmp_path: Path, extra: str = "") -> None:
+    gateways = ", ".join(
+        f'{{name: {r.cluster}, url: "nats://127.0.0.1:{r.gateway_port}"}}' for r in remotes
+    )
+    conf = tmp_path / f"{node.name}.conf"
+    conf.write_text(
+        f"server_name: {node.name}\n"
+        f"gateway {{ name: {node.cluster}, listen: 127.0.0.1:{node.gateway_port},"
+        f" gateways: [{gateways}] }}\n" + extra
+    )
+    node.server = start_server(["-c", str(conf)], oracle=node.kind == "go", http_port=-1)
+
+
+def inbound(node: Node, cluster: str) -> list[Any]:
+    return list(node.gatewayz()["inbound_gateways"].get(cluster, []))
+
+
+def explain(*nodes: Node) -> str:
+    return "\n\n".join(
+        f"--- {n.name} ({n.kind})\n" + (n.server.log_text() if n.server else "") for n in nodes
+    )
+
+
+@pytest.fixture
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    kind_a, kind_b = request.param
+    a = Node(kind_a, f"{kind_a.upper()}-A", "A", free_port())
+    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    try:
+        start(a, [b], tmp_path)
+        start(b, [a], tmp_path)
+        yield a, b
+    finally:
+        for node in (a, b):
+            if node.server is not None:
+                node.server.stop()
+
+
+PAIRS = [("py", "go"), ("go", "py"), ("py", "py")]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["py-go", "go-py", "py-py"], indirect=True)
+async def test_two_clusters_exchange_messages_through_their_gateways(
+    pair: tuple[Node, Node],
+) -> None:
+    a, b = pair
+    await wait_until(
+        lambda: a.linked_to("B") and b.linked_to("A"),
+        timeout=10,
+        what="the gateway links",
+        explain=lambda: explain(a, b),
+    )
+    for node, other in ((a, "B"), (b, "A")):
+        assert node.server is not None
+        node.server.wait_for_log(OUTBOUND_RE.format(name=other))
+        node.server.wait_for_log(INBOUND_RE.format(name=other))
+    at_a = await nats.connect(a.url, max_reconnect_attempts=1, connect_timeout=2)
+    at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+    try:
+        # -- plain messages both ways, with headers, only where there is interest
+        sub_a = await at_a.subscribe("to.a.>")
+        sub_b = await at_b.subscribe("to.b")
+        await at_a.flush()
+        await at_b.flush()
+        await wait_until(lambda: b.remote_interest("A", "to.a.>"), timeout=5)
+        await wait_until(lambda: a.remote_interest("B", "to.b"), timeout=5)
+        sent_before = a.sent_to("B")
+        await at_a.publish("nobody.listens", b"stays home")
+        await at_a.publish("to.b", b"from a", headers={"X-Hop": "gw"})
+        await at_b.publish("to.a.1", b"from b")
+        msg = await sub_b.next_msg(timeout=3)
+        assert (msg.data, msg.headers) == (b"from a", {"X-Hop": "gw"})
+        assert (await sub_a.next_msg(timeout=3)).data == b"from b"
+        # interest-only: the message nobody in B wanted never crossed
+        assert a.sent_to("B") == sent_before + 1
+
+        # -- requests answered across the gateway, both ways (replies mapped and routed back)
+        async def answer(msg: Any) -> None:
+            await msg.respond(b"answer to " + msg.data)
+
+        await at_b.subscribe("svc.b", cb=answer)
+        await at_a.subscribe("svc.a", cb=answer)
+        await at_a.flush()
+        await at_b.flush()
+        await wait_until(lambda: a.remote_interest("B", "svc.b"), timeout=5)
+        await wait_until(lambda: b.remote_interest("A", "svc.a"), timeout=5)
+        for _ in range(3):
+            assert (await at_a.request("svc.b", b"q-a", timeout=3)).data == b"answer to q-a"
+            assert (await at_b.request("svc.a", b"q-b", timeout=3)).data == b"answer to q-b"
+
+        # -- a queue group: served across the gateway while A has no member, locally after
+        far = await at_b.subscribe("work", queue="workers")
+        await at_b.flush()
+        await wait_until(lambda: a.remote_interest("B", "work"), timeout=5)
+        for i in range(5):
+            await at_a.publish("work", b"%d" % i)
+        got = [(await far.next_msg(timeout=3)).data for _ in range(5)]
+        assert sorted(got) == [b"0", b"1", b"2", b"3", b"4"]
+        near = await at_a.subscribe("work", queue="workers")
+        await at_a.flush()
+        for i in range(5):
+            await at_a.publish("work", b"local %d" % i)
+        got = [(await near.next_msg(timeout=3)).data for _ in range(5)]
+        assert got == [b"local %d" % i for i in range(5)]
+        with pytest.raises(nats.errors.TimeoutError):
+            await far.next_msg(timeout=0.2)
+    finally:
+        await at_a.close()
+        await at_b.close()
+
+
+def shape(value: Any) -> Any:
+    """The keys of a JSON value, recursively (lists by their first element)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__ if not isinstance(value, (int, float)) else "number"
+
+
+def normalized(z: dict[str, Any]) -> dict[str, Any]:
+    """A /gatewayz answer with the remote gateway names made "X" and only `$G` accounts
+    kept (the system accounts' interest differs between the two servers)."""
+    (out,) = z["outbound_gateways"].values()
+    (ins,) = z["inbound_gateways"].values()
+    for entry in [out, *ins]:
+        if "accounts" in entry:
+            entry["accounts"] = [acc for acc in entry["accounts"] if acc["name"] == "$G"]
+    z["outbound_gateways"] = {"X": out}
+    z["inbound_gateways"] = {"X": ins}
+    return z
+
+
+@pytest.mark.parametrize("pair", [("py", "go")], ids=["py-go"], indirect=True)
+async def test_gatewayz_and_varz_have_nats_servers_shape(pair: tuple[Node, Node]) -> None:
+    """Our /gatewayz (with accounts and subscriptions) and /varz `gateway` section against
+    the Go server's, each seen from its own side of the same link."""
+    a, b = pair
+    await wait_until(
+        lambda: a.linked_to("B") and b.linked_to("A"),
+        timeout=10,
+        what="the gateway links",
+        explain=lambda: explain(a, b),
+    )
+    at_a = await nats.connect(a.url, max_reconnect_attempts=1, connect_timeout=2)
+    at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+    try:
+        await at_a.subscribe("seen.from.b")
+        await at_b.subscribe("seen.from.a")
+        await at_a.flush()
+        await at_b.flush()
+        await wait_until(lambda: a.remote_interest("B", "seen.from.a"), timeout=5)
+        await wait_until(lambda: b.remote_interest("A", "seen.from.b"), timeout=5)
+        b_id = b.server.http_json("/varz")["server_id"] if b.server else ""
+        for query in ("", "?accs=1", "?accs=1&subs=1", "?acc_name=$G&subs=1", "?gw_name={}"):
+            ours = normalized(a.gatewayz(query.format("B")))
+            theirs = normalized(b.gatewayz(query.format("A")))
+            assert shape(ours) == shape(theirs), query
+            out = ours["outbound_gateways"]["X"]
+            assert out["configured"] is True
+            assert out["connection"]["name"] == b_id
+        ours_v = a.server.http_json("/varz") if a.server else {}
+        theirs_v = b.server.http_json("/varz") if b.server else {}
+        assert shape(ours_v["gateway"]) == shape(theirs_v["gateway"])
+        assert ours_v["gateway"]["gateways"] == [
+            {"name": "B", "urls": [f"127.0.0.1:{b.gateway_port}"]}
+        ]
+        assert ours_v["cluster"] == {"name": "A"}
+        assert theirs_v["cluster"] == {"name": "B"}
+    finally:
+        await at_a.close()
+        await at_b.close()
+    assert a.server is not None
+    assert re.search(r"Listening for gateways connections on 127\.0\.0\.1:\d+", a.server.log_text())
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [("py", "go", "go"), ("go", "py", "py")],
+    ids=["A=py+go,B=go", "A=go+py,B=py"],
+)
+async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
+    tmp_path: Path, kinds: tuple[str, str, str]
+) -> None:
+    """Cluster A is two servers joined by a route, cluster B one server that knows A1's
+    gateway. A requester on A2 asks B (on A2's own gateway link); B answers to the
+    `_GR_` reply, which reaches A1 (B's link to A) and goes over the route to A2, whatever
+    kind each server is. Messages for A2's subscribers and queue members cross B -> A1 ->
+    A2 the same way (A1 announces its whole cluster's interest)."""
+    kind_a1, kind_a2, kind_b = kinds
+    a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
+    a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
+    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    r1, r2 = free_port(), free_port()
+
+    def cluster(own: int, other: int) -> str:
+        return (
+            f"cluster {{ name: A, listen: 127.0.0.1:{own},"
+            f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
+        )
+
+    try:
+        # B must link to A1: A2 starts once it did (B learns A2's gateway URL later, from
+        # A2's own link, and would otherwise pick either server of A)
+        start(a1, [b], tmp_path, cluster(r1, r2))
+        start(b, [a1], tmp_path)
+        await wait_until(
+            lambda: a1.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            what="the gateway links of A1",
+            explain=lambda: explain(a1, b),
+        )
+        start(a2, [b], tmp_path, cluster(r2, r1))
+        await wait_until(
+            lambda: "B" in a2.gatewayz()["outbound_gateways"] and len(inbound(b, "A")) == 2,
+            timeout=10,
+            what="the gateway link of A2",
+            explain=lambda: explain(a1, a2, b),
+        )
+        assert b.gatewayz()["outbound_gateways"]["A"]["connection"]["port"] == a1.gateway_port
+        at_a2 = await nats.connect(a2.url, max_reconnect_attempts=1, connect_timeout=2)
+        at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+
+            async def answer(msg: Any) -> None:
+                await msg.respond(b"from B: " + msg.data)
+
+            await at_b.subscribe("svc", cb=answer)
+            far_sub = await at_a2.subscribe("news")
+            far_queue = await at_a2.subscribe("jobs", queue="workers")
+            await at_b.flush()
+            await at_a2.flush()
+            await wait_until(lambda: a2.remote_interest("B", "svc"), timeout=5)
+            await wait_until(lambda: b.remote_interest("A", "news"), timeout=5)
+            await wait_until(lambda: b.remote_interest("A", "jobs"), timeout=5)
+            for i in range(3):
+                reply = await at_a2.request("svc", b"q%d" % i, timeout=3)
+                assert reply.data == b"from B: q%d" % i
+            await at_b.publish("news", b"to A2 through A1")
+            await at_b.publish("jobs", b"a job for A2")
+            assert (await far_sub.next_msg(timeout=3)).data == b"to A2 through A1"
+            assert (await far_queue.next_msg(timeout=3)).data == b"a job for A2"
+        finally:
+            await at_a2.close()
+            await at_b.close()
+    finally:
+        for node in (a1, a2, b):
+            if node.server is not None:
+                node.server.stop()
