@@ -28,16 +28,17 @@ from pynats.server import mqtt_packets as mp
 
 pytestmark = pytest.mark.timeout(60)
 
+COUNTS = ("in_msgs", "out_msgs", "in_bytes", "out_bytes")
 MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
 
 
-def config(tmp: Path) -> Path:
+def config(tmp: Path, mqtt: str = 'ack_wait: "5s"') -> Path:
     path = tmp / "mqtt.conf"
     path.write_text(
         "server_name: s1\n"
         f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
         "authorization { users: [{user: u, password: p}] }\n"
-        'mqtt { listen: "127.0.0.1:-1", ack_wait: "5s" }\n'
+        f'mqtt {{ listen: "127.0.0.1:-1", {mqtt} }}\n'
     )
     return path
 
@@ -89,7 +90,7 @@ def raw_connect(port: int, connect: mp.Connect) -> tuple[socket.socket, bytes]:
     return sock, sock.recv(4)
 
 
-async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
+async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     nc = await nats.connect(server.url, user="u", password="p")
     try:
@@ -121,6 +122,10 @@ async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
         m.publish("q/1", b"qos1", qos=1)
         m.publish("r/t", b"kept", qos=1, retain=True)
         seen["qos1"] = m.take(1)
+        assert m.subscribe(("q/2", 2)) == [2]
+        m.publish("q/2", b"qos2", qos=2)
+        m.publish("q/2", b"qos1 on a qos2 filter", qos=1)
+        seen["qos2"] = sorted(m.take(2))  # paho hands a QoS 2 message over at PUBREL
         late = Mqtt(port, "late")
         seen["late_granted"] = late.subscribe(("r/#", 1))
         seen["retained"] = late.take(1)
@@ -161,8 +166,19 @@ async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
         sock.close()
 
         # monitoring and the JetStream side
-        connz = server.http_json("/connz?mqtt_client=bridge")
+        connz = server.http_json("/connz?mqtt_client=bridge&subs=1")
         seen["connz"] = [(c["type"], c.get("mqtt_client")) for c in connz["connections"]]
+        entry = connz["connections"][0]
+        seen["connz_counts"] = {k: entry[k] for k in COUNTS}
+        # nats-server lists them from a map (any order); it also subscribes a QoS 2 session
+        # to `$MQTT.deliver.pubrel.<hash>`, the consumer of its stored PUBRELs ($MQTT_out),
+        # which pynats keeps in memory (docs/options.md)
+        subs = sorted(entry["subscriptions_list"])
+        pubrel = [x for x in subs if x.startswith("$MQTT.deliver.pubrel.")]
+        seen["pubrel_subscriptions"] = len(pubrel) if is_go else 1
+        seen["connz_subs"] = [
+            "$MQTT.sub.<id>" if x.startswith("$MQTT.sub.") else x for x in subs if x not in pubrel
+        ]
         varz = server.http_json("/varz")["mqtt"]
         seen["varz"] = {k: v for k, v in varz.items() if k != "port"}
         seen["varz_port"] = varz["port"] == port
@@ -175,9 +191,9 @@ async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
     return seen
 
 
-def scenario(server: RunningServer) -> dict[str, Any]:
+def scenario(server: RunningServer, is_go: bool) -> dict[str, Any]:
     port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
-    return asyncio.run(nats_side(server, port))
+    return asyncio.run(nats_side(server, port, is_go))
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +207,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
         try:
             server = start_server(["-c", str(config(tmp))], oracle=kind == "go", http_port=-1)
             servers.append(server)
-            out[kind] = scenario(server)
+            out[kind] = scenario(server, kind == "go")
         except BaseException as e:  # reported by the test that reads it
             log = server.log_text()[-3000:] if server is not None else ""
             out[kind] = {"error": repr(e), "log": log}
@@ -232,6 +248,7 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
         ("x/y/z", b"child", 0, False),
     ]
     assert go["qos1"] == [("q/1", b"qos1", 1, False)]
+    assert go["qos2"] == [("q/2", b"qos1 on a qos2 filter", 1, False), ("q/2", b"qos2", 2, False)]
     assert go["retained"] == [("r/t", b"kept", 1, True)]
     assert go["first_connack"] == [(False, 0)]
     assert go["resumed_connack"] == [(True, 0)]
@@ -246,3 +263,54 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["will"] == [("will/t", b"gone", 0, False)]
     assert go["connz"] == [("mqtt", "bridge")]
     assert go["streams"] == ["$MQTT_msgs", "$MQTT_out", "$MQTT_qos2in", "$MQTT_rmsgs", "$MQTT_sess"]
+
+
+def qos2_switches(server: RunningServer) -> dict[str, Any]:
+    """`downgrade_qos2_subscribe` grants QoS 1 (with a warning), `reject_qos2_publish` closes
+    the client on a QoS 2 PUBLISH (with an error)."""
+    port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+    sock, connack = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "q2", None, "u", b"p"))
+    sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("t/2", 2)])))
+    suback = sock.recv(5)
+    sock.sendall(mp.publish(b"t/2", b"x", qos=2, pid=2))
+    closed = sock.recv(16)
+    sock.close()
+    logs = [
+        server.wait_for_log(r"Downgrading subscription QoS2 to QoS1"),
+        server.wait_for_log(r"QoS=2 is disabled for PUBLISH messages"),
+    ]
+    return {
+        "connack": connack,
+        "suback": suback,
+        "closed": closed,
+        "logs": [re.sub(r"^.*?\] \S+ - mid:\d+ - ", "", line) for line in logs],
+    }
+
+
+def test_qos2_switches_as_nats_server(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        cfg = config(tmp, "reject_qos2_publish: true, downgrade_qos2_subscribe: true")
+        server = start_server(["-c", str(cfg)], oracle=kind == "go")
+        try:
+            found[kind] = qos2_switches(server)
+        except BaseException as e:
+            found[kind] = {"error": repr(e), "log": server.log_text()[-2000:]}
+        finally:
+            server.stop()
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert found["go"]["suback"] == bytes((0x90, 3, 0, 1, 1)), found["go"]
+    assert found["go"]["closed"] == b""
+    assert found["go"]["logs"] == [
+        '"q2" - Downgrading subscription QoS2 to QoS1 for "t.2", as configured',
+        '"q2" - QoS=2 is disabled for PUBLISH messages',
+    ]
+    assert found["pynats"] == found["go"]

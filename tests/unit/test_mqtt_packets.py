@@ -115,7 +115,7 @@ def test_nats_subjects_seen_from_mqtt() -> None:
 def test_filters() -> None:
     assert filter_to_subjects("a/+/c") == ["a.*.c"]
     assert filter_to_subjects("#") == [">"]
-    assert filter_to_subjects("foo/#") == ["foo", "foo.>"]
+    assert filter_to_subjects("foo/#") == ["foo.>", "foo"]
     with pytest.raises(TopicError):
         topic_to_subject("sp ace")
     with pytest.raises(TopicError):

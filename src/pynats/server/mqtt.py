@@ -216,12 +216,14 @@ class MqttClient(ClientConnection):
         self.keep_alive = 0
         self.filters: dict[str, _SubInfo] = {}
         self.pending_acks: dict[int, str] = {}  # packet id -> the JetStream ack subject
+        self.awaiting_pubcomp: set[int] = set()  # QoS 2 out: PUBREL sent, PUBCOMP due
         self._next_pid = 0
         self._inbox: deque[mp.Packet] = deque()
         self._wake: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._last_sid = 0
+        self.last_read = self.start  # keep-alive's clock: when a packet last arrived
         self._sub_info: dict[bytes, _SubInfo] = {}  # sid -> the filter it serves
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -312,12 +314,18 @@ class MqttClient(ClientConnection):
         if isinstance(packet, mp.Publish):
             await self._publish(packet)
         elif isinstance(packet, mp.PacketId):
+            pid = packet.packet_id
             if packet.kind == mp.PUBACK:
-                self._acknowledged(packet.packet_id)
+                self._acknowledged(pid)
+            elif packet.kind == mp.PUBREC:
+                # QoS 2 out, step 2: the client has it; the stored copy is done with
+                self._acknowledged(pid)
+                self.awaiting_pubcomp.add(pid)
+                self._write(mp.packet_id(mp.PUBREL, pid))
+            elif packet.kind == mp.PUBCOMP:
+                self.awaiting_pubcomp.discard(pid)
             elif packet.kind == mp.PUBREL:
-                self._write(mp.packet_id(mp.PUBCOMP, packet.packet_id))
-            elif packet.kind in (mp.PUBREC, mp.PUBCOMP):
-                self._acknowledged(packet.packet_id)
+                await self._release(pid)
         elif isinstance(packet, mp.Subscribe):
             await self._subscribe(packet)
         elif isinstance(packet, mp.Unsubscribe):
@@ -447,16 +455,25 @@ class MqttClient(ClientConnection):
 
     # -- keep-alive --------------------------------------------------------------------------
 
+    def data_received(self, data: bytes) -> None:
+        """Any packet keeps the connection alive; only a PUBLISH counts as activity in
+        /connz (`last_activity`), as in nats-server."""
+        self.last_read = now = time.time()
+        active = self.last_activity
+        super().data_received(data)
+        if self.last_activity == now:
+            self.last_activity = active
+
     def _arm_keep_alive(self) -> None:
         limit = self.keep_alive * 1.5
-        due = self.last_activity + limit - time.time()
+        due = self.last_read + limit - time.time()
         self._keep_alive_timer = self.server.loop.call_later(max(due, 0.0), self._check_alive)
 
     def _check_alive(self) -> None:
         self._keep_alive_timer = None
         if self.closed:
             return
-        if time.time() - self.last_activity >= self.keep_alive * 1.5:
+        if time.time() - self.last_read >= self.keep_alive * 1.5:
             self.server.logger.debug(f"{self.error_label} - keep-alive expired")
             self.close_connection(REASON_STALE)
             self.server.flush_pending()
@@ -468,23 +485,45 @@ class MqttClient(ClientConnection):
     async def _publish(self, p: mp.Publish) -> None:
         opts = self.listener.options
         if p.qos == 2 and opts.reject_qos2_publish:
-            self.fail(f"QOS2 publish rejected by configuration (topic {p.topic!r})")
+            self.fail("QoS=2 is disabled for PUBLISH messages")
             return
         subject = topic_to_subject(p.topic)
+        # counted as nats-server counts them: the NATS message (header block and payload)
+        # less the two bytes of a line end; PUBLISH is also what makes the client "active"
         self.in_msgs += 1
-        self.in_bytes += len(p.payload)
-        state = self.state
-        assert state is not None
-        if self._may_publish_to(subject.encode()):
-            self.publish_message(subject, p.payload, p.qos)
-            if p.qos:
-                await state.request("MS", MSGS_PREFIX + subject, p.payload, _pub_headers(p.qos))
-            if p.retain:
-                await state.retain(subject, p.topic, p.payload, p.qos)
+        self.in_bytes += len(_pub_headers(p.qos)) + len(p.payload) - 2
+        self.last_activity = time.time()
+        session = self.session
+        assert session is not None
+        if p.qos == 2:
+            # QoS 2 in, step 1: held (a resent PUBLISH with the same id is the same message)
+            # until PUBREL releases it
+            session.qos2_incoming.setdefault(p.packet_id, (subject, p))
+            self._write(mp.packet_id(mp.PUBREC, p.packet_id))
+            return
+        await self._deliver_published(subject, p)
         if p.qos == 1:
             self._write(mp.packet_id(mp.PUBACK, p.packet_id))
-        elif p.qos == 2:
-            self._write(mp.packet_id(mp.PUBREC, p.packet_id))
+
+    async def _release(self, pid: int) -> None:
+        """QoS 2 in, step 3: PUBREL: the held message goes out (once), then PUBCOMP."""
+        session = self.session
+        assert session is not None
+        held = session.qos2_incoming.pop(pid, None)
+        if held is not None:
+            await self._deliver_published(*held)
+        self._write(mp.packet_id(mp.PUBCOMP, pid))
+
+    async def _deliver_published(self, subject: str, p: mp.Publish) -> None:
+        state = self.state
+        assert state is not None
+        if not self._may_publish_to(subject.encode()):
+            return
+        self.publish_message(subject, p.payload, p.qos)
+        if p.qos:
+            await state.request("MS", MSGS_PREFIX + subject, p.payload, _pub_headers(p.qos))
+        if p.retain:
+            await state.retain(subject, p.topic, p.payload, p.qos)
 
     def _may_publish_to(self, subject: bytes) -> bool:
         perms = self.perms
@@ -514,15 +553,19 @@ class MqttClient(ClientConnection):
         codes: list[int] = []
         new: list[tuple[_SubInfo, list[str]]] = []
         for topic_filter, asked in s.filters:
-            qos = min(asked, 1)  # QoS 2 deliveries are not built: granted as 1 (docs/options.md)
-            if asked == 2 and opts.downgrade_qos2_subscribe:
-                qos = 1
+            qos = asked
             try:
                 subjects = filter_to_subjects(topic_filter)
             except TopicError as e:
                 self.server.logger.error(f"{self.error_label} - {e}")
                 codes.append(mp.SUBACK_FAILURE)
                 continue
+            if asked == 2 and opts.downgrade_qos2_subscribe:
+                qos = 1
+                self.server.logger.warn(
+                    f"{self.error_label} - Downgrading subscription QoS2 to QoS1 for "
+                    f'"{subjects[0]}", as configured'
+                )
             perms = self.perms
             if perms is not None and not all(
                 perms.can_subscribe(x.encode(), None) for x in subjects
@@ -630,8 +673,6 @@ class MqttClient(ClientConnection):
                 self._write(
                     mp.publish(retained.topic.encode(), retained.payload, qos, True, pid=pid)
                 )
-                self.out_msgs += 1
-                self.out_bytes += len(retained.payload)
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -655,8 +696,6 @@ class MqttClient(ClientConnection):
             return
         topic = subject_to_topic(subject.decode(errors="replace")).encode()
         self._write(mp.publish(topic, payload))
-        self.out_msgs += 1
-        self.out_bytes += len(payload)
 
     def _deliver_stored(
         self,
@@ -667,18 +706,19 @@ class MqttClient(ClientConnection):
         headers: bytes,
         payload: bytes,
     ) -> None:
-        """A QoS >= 1 message from the subscription's consumer: QoS 1, acked by PUBACK."""
+        """A QoS >= 1 message from the subscription's consumer, at the lower of the
+        publisher's and the subscription's QoS; PUBACK (QoS 1) or PUBREC (QoS 2) acks it."""
         if self.closed or reply is None:
             return
+        info = self._sub_info.get(sub.sid)
+        qos = min(nats_header_qos(headers) or 1, info.qos if info is not None else 1)
         raw = subject.decode(errors="replace")
         if raw.startswith(MSGS_PREFIX):
             raw = raw[len(MSGS_PREFIX) :]
         redelivered = _delivery_count(reply) > 1
         pid = self._packet_id_for(reply.decode())
         topic = subject_to_topic(raw).encode()
-        self._write(mp.publish(topic, payload, 1, False, redelivered, pid))
-        self.out_msgs += 1
-        self.out_bytes += len(payload)
+        self._write(mp.publish(topic, payload, qos, False, redelivered, pid))
 
     def _packet_id_for(self, ack_subject: str) -> int:
         for _ in range(0xFFFF):
@@ -749,7 +789,7 @@ class MqttClient(ClientConnection):
 
 
 def _pub_headers(qos: int) -> bytes:
-    return b"NATS/1.0\r\nNmqtt-Pub: %d\r\n\r\n" % qos
+    return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n\r\n" % qos
 
 
 def _delivery_count(ack_reply: bytes) -> int:

@@ -12,7 +12,9 @@ The streams (created on the first MQTT connection of the account, as nats-server
 - `$MQTT_sess` (`$MQTT.sess.>`, one per subject): a session record per client ID hash,
   JSON `{"origin", "id", "clean", "subs": {subject: qos}, "cons": {subject: consumer}}`.
 - `$MQTT_qos2in` (`$MQTT.qos2.in.>`) and `$MQTT_out` (`$MQTT.out.>`): created for
-  `nats stream ls -a` parity; pynats does not use them yet (QoS 2 is downgraded).
+  `nats stream ls -a` parity; pynats keeps the QoS 2 handshakes' state in memory instead
+  (a QoS 2 message waiting for its PUBREL, a PUBREL waiting for its PUBCOMP), so it does not
+  outlive the server.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class Session:
     subs: dict[str, int] = field(default_factory=dict)  # NATS subject -> granted QoS
     cons: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> consumer config
     connection: Any = None  # the MqttClient holding it now, if any
+    # QoS 2 PUBLISHes received and PUBREC'd, waiting for their PUBREL (packet id -> message)
+    qos2_incoming: dict[int, Any] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:

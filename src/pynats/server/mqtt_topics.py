@@ -40,7 +40,7 @@ def topic_to_subject(topic: str) -> str:
 
 def filter_to_subjects(topic_filter: str) -> list[str]:
     """A SUBSCRIBE filter as the NATS subscriptions that serve it: one, or two for a
-    filter ending in `/#` (the parent level itself, then the wildcard)."""
+    filter ending in `/#` (the wildcard, then the parent level itself)."""
     if not topic_filter:
         raise TopicError(ERR_EMPTY_FILTER)
     levels = topic_filter.split("/")
@@ -58,7 +58,7 @@ def filter_to_subjects(topic_filter: str) -> list[str]:
             tokens.append(_level_token(level))
     subject = ".".join(tokens)
     if len(tokens) > 1 and tokens[-1] == ">":
-        return [".".join(tokens[:-1]), subject]
+        return [subject, ".".join(tokens[:-1])]
     return [subject]
 
 
