@@ -66,7 +66,11 @@ class Node:
         return self.server.url
 
 
-def start(node: Node, remotes: list[Node], tmp_path: Path, extra: str = "") -> None:
+def start(
+    node: Node, remotes: list[Node], tmp_path: Path, extra: str = "", inside: str = ""
+) -> None:
+    """Start `node` with a gateway to each of `remotes`; `inside` goes into the gateway
+    block, `extra` after it."""
     gateways = ", ".join(
         f'{{name: {r.cluster}, url: "nats://127.0.0.1:{r.gateway_port}"}}' for r in remotes
     )
@@ -74,7 +78,7 @@ def start(node: Node, remotes: list[Node], tmp_path: Path, extra: str = "") -> N
     conf.write_text(
         f"server_name: {node.name}\n"
         f"gateway {{ name: {node.cluster}, listen: 127.0.0.1:{node.gateway_port},"
-        f" gateways: [{gateways}] }}\n" + extra
+        f" gateways: [{gateways}], {inside} }}\n" + extra
     )
     node.server = start_server(["-c", str(conf)], oracle=node.kind == "go", http_port=-1)
 
@@ -313,5 +317,78 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
             await at_b.close()
     finally:
         for node in (a1, a2, b):
+            if node.server is not None:
+                node.server.stop()
+
+
+def refusal(port: int, connect: dict[str, Any]) -> bytes:
+    """Dial a gateway port as a gateway would (CONNECT, then INFO): what comes back before
+    the server closes the connection, INFO line left out."""
+    import json
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.settimeout(2)
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += s.recv(4096)
+        info = {"server_id": "NFAKE", "gateway": connect.get("gateway", ""), "headers": True}
+        s.sendall(
+            b"CONNECT " + json.dumps(connect).encode() + b"\r\nINFO " + json.dumps(info).encode()
+        )
+        s.sendall(b"\r\n")
+        rest = b""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            rest += chunk
+        return rest
+
+
+@pytest.mark.parametrize("kind", ["py", "go"])
+async def test_gateway_authorization_and_reject_unknown(tmp_path: Path, kind: str) -> None:
+    """`authorization { user, password }` and `reject_unknown_cluster`: a configured cluster
+    with the credentials in its URL links; a wrong password and an unknown cluster are
+    refused with nats-server's errors and log lines."""
+    a = Node(kind, f"{kind.upper()}-A", "A", free_port())
+    b = Node("py", "PY-B", "B", free_port())
+    try:
+        start(
+            a,
+            [b],
+            tmp_path,
+            inside="authorization { user: gw, password: s3cret }, reject_unknown_cluster: true",
+        )
+        conf = tmp_path / "PY-B.conf"
+        conf.write_text(
+            "server_name: PY-B\n"
+            f"gateway {{ name: B, listen: 127.0.0.1:{b.gateway_port}, gateways: ["
+            f'{{name: A, url: "nats://gw:s3cret@127.0.0.1:{a.gateway_port}"}}] }}\n'
+        )
+        b.server = start_server(["-c", str(conf)], http_port=-1)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            what="the gateway links",
+            explain=lambda: explain(a, b),
+        )
+        base = {"echo": False, "verbose": False, "pedantic": False, "headers": True}
+        wrong = refusal(a.gateway_port, {**base, "gateway": "B", "user": "gw", "pass": "nope"})
+        assert wrong == b"-ERR 'Authorization Violation'\r\n"
+        unknown = refusal(a.gateway_port, {**base, "gateway": "C", "user": "gw", "pass": "s3cret"})
+        assert unknown == b"-ERR 'Connection to gateway \"A\" rejected'\r\n"
+        assert a.server is not None
+        a.server.wait_for_log(r'authentication error - User "gw"')
+        a.server.wait_for_log(r"Gateway connection closed: Authentication Failure")
+        a.server.wait_for_log(r'Rejecting connection from gateway "C"')
+        a.server.wait_for_log(r"Gateway connection closed: Wrong Gateway")
+    finally:
+        for node in (a, b):
             if node.server is not None:
                 node.server.stop()

@@ -622,7 +622,7 @@ class Gateways:
             user = str(connect.get("user") or "")
             password = str(connect.get("pass") or "")
             if user != opts.username or not secret_matches(password, opts.password):
-                log.error(f"{conn.log_prefix} - authentication error")
+                log.error(f"{conn.log_prefix} - authentication error - User {_quote(user)}")
                 conn.close_with_error("Authorization Violation", REASON_AUTH_FAILURE)
                 return False
         name = str(connect.get("gateway") or "")
@@ -635,8 +635,10 @@ class Gateways:
             conn.close_connection(REASON_WRONG_GATEWAY)
             return False
         if opts.reject_unknown and name not in self.remotes:
-            log.error(f"{conn.log_prefix} - Gateway {_quote(name)} rejected: not configured")
-            conn.close_connection(REASON_WRONG_GATEWAY)
+            log.error(f"{conn.log_prefix} - Rejecting connection from gateway {_quote(name)}")
+            conn.close_with_error(
+                f"Connection to gateway {_quote(self.name)} rejected", REASON_WRONG_GATEWAY
+            )
             return False
         conn.remote_name = name
         conn.remote_id = str(connect.get("name") or "")
