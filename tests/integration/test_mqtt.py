@@ -28,6 +28,8 @@ from pynats.server import mqtt_packets as mp
 
 pytestmark = pytest.mark.timeout(60)
 
+LOG_PREFIX_RE = re.compile(r"^\[\d+\] \S+ \S+ ")  # [pid] date time
+CLIENT_RE = re.compile(r"127\.0\.0\.1:\d+ - mid:\d+")
 COUNTS = ("in_msgs", "out_msgs", "in_bytes", "out_bytes")
 MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
 
@@ -37,8 +39,9 @@ def config(tmp: Path, mqtt: str = 'ack_wait: "5s"') -> Path:
     path.write_text(
         "server_name: s1\n"
         f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
-        "authorization { users: [{user: u, password: p}] }\n"
-        f'mqtt {{ listen: "127.0.0.1:-1", {mqtt} }}\n'
+        "authorization { users: [{user: u, password: p},"
+        ' {user: r, password: p, permissions: {publish: "ok.>", subscribe: "ok.>"}}] }\n'
+        f'mqtt {{ listen: "127.0.0.1:-1", no_auth_user: u, {mqtt} }}\n'
     )
     return path
 
@@ -157,6 +160,27 @@ async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, 
         seen["old_level"] = connack
         sock.close()
 
+        # no credentials: the mqtt no_auth_user; permissions; a client ID taken over
+        sock, seen["no_auth_user"] = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "anon"))
+        sock.close()
+        sock, connack = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "perm", None, "r", b"p"))
+        sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("ok/x", 0), ("no/x", 1)])))
+        seen["denied_subscription"] = sock.recv(6)
+        sock.sendall(mp.publish(b"no/x", b"denied") + bytes((mp.PINGREQ << 4, 0)))
+        seen["after_denied_publish"] = sock.recv(2)
+        sock.close()
+        first, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "dup", None, "u", b"p"))
+        second, seen["takeover_connack"] = raw_connect(
+            port, mp.Connect("MQTT", 4, True, 0, "dup", None, "u", b"p")
+        )
+        seen["taken_over"] = first.recv(4)
+        first.close()
+        second.close()
+        seen["logs"] = [
+            CLIENT_RE.sub("<client>", LOG_PREFIX_RE.sub("", server.wait_for_log(pattern)))
+            for pattern in ("Subscription Violation", "Publish Violation", "Replacing old client")
+        ]
+
         # a will, published when keep-alive (1 s, so 1.5 s of silence) runs out
         assert m.subscribe(("will/#", 0)) == [0]
         will = mp.Will("will/t", b"gone", 0, False)
@@ -261,6 +285,16 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["empty_id_persistent"] == bytes((0x20, 2, 0, 2))
     assert go["old_level"] == bytes((0x20, 2, 0, 1))
     assert go["will"] == [("will/t", b"gone", 0, False)]
+    assert go["no_auth_user"] == bytes((0x20, 2, 0, 0))
+    assert go["denied_subscription"] == bytes((0x90, 4, 0, 1, 0, 0x80))
+    assert go["after_denied_publish"] == bytes((0xD0, 0))  # the connection stays
+    assert go["taken_over"] == b""
+    assert go["logs"] == [
+        '[ERR] <client> - "perm" - Subscription Violation - Subject "no.x", SID no.x',
+        '[ERR] <client> - "perm" - Publish Violation - Subject "no.x"',
+        '[WRN] <client> - "dup" - Replacing old client "<client> - \\"dup\\"" since both have the same'
+        ' client ID "dup"',
+    ]
     assert go["connz"] == [("mqtt", "bridge")]
     assert go["streams"] == ["$MQTT_msgs", "$MQTT_out", "$MQTT_qos2in", "$MQTT_rmsgs", "$MQTT_sess"]
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import mqtt_packets as mp
 from .client import ClientConnection
+from .conf.units import go_quote
 from .connection import REASON_CLIENT_CLOSED, REASON_STALE
 from .delivery import route_message
 from .mqtt_sessions import (
@@ -406,10 +407,9 @@ class MqttClient(ClientConnection):
         if existing is not None and existing.connection is not None:
             old = existing.connection
             self.server.logger.warn(
-                f"{old.error_label} - Replacing old client {old!r} since both have the same "
-                f'client ID "{cid}"'
+                f"{self.error_label} - Replacing old client {go_quote(old.error_label)} since "
+                f'both have the same client ID "{cid}"'
             )
-            old.will = None if old.will is None else old.will
             old.close_connection(REASON_DUPLICATE_CLIENT_ID)
             existing = state.sessions.get(cid)
         if clean:
@@ -530,13 +530,9 @@ class MqttClient(ClientConnection):
         if perms is None or perms.can_publish(subject):
             return True
         self.server.logger.error(
-            f"{self.error_label} - Publish Violation - {self.user_label()}, "
-            f'Subject "{subject.decode()}"'
+            f'{self.error_label} - Publish Violation - Subject "{subject.decode()}"'
         )
         return False
-
-    def user_label(self) -> str:
-        return f'User "{self.user}"' if self.user else 'User ""'
 
     def publish_message(self, subject: str, payload: bytes, qos: int) -> None:
         """Route to NATS (and to MQTT subscribers' QoS 0 path) with the `Nmqtt-Pub` header."""
@@ -567,9 +563,16 @@ class MqttClient(ClientConnection):
                     f'"{subjects[0]}", as configured'
                 )
             perms = self.perms
-            if perms is not None and not all(
-                perms.can_subscribe(x.encode(), None) for x in subjects
-            ):
+            denied = [
+                x
+                for x in subjects
+                if perms is not None and not perms.can_subscribe(x.encode(), None)
+            ]
+            if denied:
+                self.server.logger.error(
+                    f'{self.error_label} - Subscription Violation - Subject "{denied[0]}", '
+                    f"SID {denied[0]}"
+                )
                 codes.append(mp.SUBACK_FAILURE)
                 continue
             old = self.filters.pop(topic_filter, None)
