@@ -348,3 +348,79 @@ def test_qos2_switches_as_nats_server(tmp_path: Path) -> None:
         '"q2" - QoS=2 is disabled for PUBLISH messages',
     ]
     assert found["pynats"] == found["go"]
+
+
+def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
+    """Phase 1: a persistent session subscribes and leaves; a QoS 1 and a retained message
+    are published. Phase 2, after a restart: the session resumes with its message, and a
+    new subscriber gets the retained one."""
+    cfg = config(tmp)
+    seen: dict[str, Any] = {}
+
+    def connect(port: int, cid: str, clean: bool) -> tuple[socket.socket, bytes]:
+        return raw_connect(port, mp.Connect("MQTT", 4, clean, 0, cid, None, "u", b"p"))
+
+    def packets(sock: socket.socket, n: int) -> list[Any]:
+        decoder = mp.PacketDecoder(client_side=True)
+        out: list[Any] = []
+        while len(out) < n:
+            data = sock.recv(4096)
+            if not data:
+                break
+            out += decoder.feed(data)
+        return out
+
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    try:
+        port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        sock, _ = connect(port, "keep", False)
+        sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("k/t", 1)])))
+        packets(sock, 1)
+        sock.sendall(bytes((mp.DISCONNECT << 4, 0)))
+        sock.close()
+        pub, _ = connect(port, "pub", True)
+        pub.sendall(mp.publish(b"k/t", b"stored", qos=1, pid=1))
+        pub.sendall(mp.publish(b"k/r", b"retained", qos=1, retain=True, pid=2))
+        seen["pubacks"] = packets(pub, 2)
+        pub.close()
+    finally:
+        server.stop()
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    try:
+        port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        sock, seen["resumed"] = connect(port, "keep", False)
+        seen["kept"] = packets(sock, 1)
+        sock.close()
+        new, _ = connect(port, "new", True)
+        new.sendall(mp.subscribe_packet(mp.Subscribe(1, [("k/#", 0)])))
+        seen["retained"] = packets(new, 2)
+        new.close()
+    finally:
+        server.stop()
+    return seen
+
+
+def test_sessions_and_retained_messages_survive_a_restart(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = restart_scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = {"error": repr(e)}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    go = found["go"]
+    assert go["resumed"] == bytes((0x20, 2, 1, 0)), go  # session present
+    assert go["kept"] == [mp.Publish("k/t", b"stored", 1, False, False, 1)]
+    assert go["retained"] == [
+        mp.Reply(mp.SUBACK, b"\x00\x01\x00"),
+        mp.Publish("k/r", b"retained", 0, True, False, 0),
+    ]
+    assert found["pynats"] == go

@@ -101,7 +101,16 @@ class Simple:
     kind: int
 
 
-Packet = Connect | Publish | PacketId | Subscribe | Unsubscribe | Simple
+@dataclass
+class Reply:
+    """What only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP): its kind and body.
+    Decoded only by a client-side decoder (tests, tools)."""
+
+    kind: int
+    body: bytes
+
+
+Packet = Connect | Publish | PacketId | Subscribe | Unsubscribe | Simple | Reply
 
 
 class _Body:
@@ -152,10 +161,12 @@ class _Body:
 
 
 class PacketDecoder:
-    """Bytes from the socket in, whole packets out."""
+    """Bytes from the socket in, whole packets out. A server's decoder refuses what only a
+    server sends; `client_side` decodes those too (as `Reply`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, client_side: bool = False) -> None:
         self.buffer = b""
+        self.client_side = client_side
 
     def feed(self, data: bytes) -> list[Packet]:
         buf = self.buffer + data if self.buffer else data
@@ -180,7 +191,12 @@ class PacketDecoder:
                     raise MqttProtocolError("malformed variable int")
             if not complete or i + length > n:
                 break
-            packets.append(decode_packet(first, buf[i : i + length]))
+            body = buf[i : i + length]
+            kind = first >> 4
+            if self.client_side and kind in (CONNACK, SUBACK, UNSUBACK, PINGRESP):
+                packets.append(Reply(kind, body))
+            else:
+                packets.append(decode_packet(first, body))
             pos = i + length
         self.buffer = buf[pos:]
         return packets
