@@ -7,6 +7,7 @@
                       delete, purge, message get/delete)
     consumer_api.py   $JS.API.CONSUMER.* (create forms, info, names, list, delete, pause, unpin)
     config.py         StreamConfig: strict decoding (decode.py), defaults, validation, JSON
+    queues.py         the API and ingest queue limits: defaults, drops, their log and advisory
     stream.py         a stream: ingest, pub-acks after durability, limits/TTL timer, delete
                       markers, purge/get/delete, the listener hooks consumers use
     batches.py        atomic batches (ADR-50): staging, commit rules, abandoning, the ack

@@ -6,9 +6,12 @@ the route table (`api_router.py`, filled by `build_router`); the handler returns
 response fields or raises `ApiError`, and the responder wraps them:
 `{"type": "io.nats.jetstream.api.v1.<x>_response", ...}`, counts them, and audits them.
 
-Handlers that change metadata (create/update/delete, purge, message delete) are coroutines:
-they answer only once the change is durable, and they run one at a time (in arrival order)
-so that two requests never interleave their checks and writes. Reads answer at once.
+Handlers that change metadata (create/update/delete, purge, message delete) return
+awaitables: they answer only once the change is durable, and they run one at a time. While
+one is written, the requests that follow wait in a queue, unhandled, and run in arrival
+order after it, so that no request's checks see a half-made change. Info requests (and reads
+when nothing is being written) answer at once. The queue has nats-server's limit
+(`request_queue_limit`, queues.py): when it fills, every waiting request is dropped.
 
 Unknown `$JS.API` subjects get no answer (as nats-server 2.15 does). Direct gets and pull
 requests are not API requests: streams and consumers own those subscriptions; when nobody
@@ -20,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from pynats.server.internal import InternalClient
 
-from . import advisories
+from . import advisories, queues
 from . import headers as h
 from .api_router import ApiRequest, ApiRouter, Route
 from .backup import register_backup_routes
@@ -74,6 +78,15 @@ class ApiResponder:
         self.js = js
         self.router = router
         self.log = js.server.logger
+        # Requests waiting while a change is written (their handlers have not run yet), and
+        # nats-server's limits on its API queues (queues.py).
+        self._queue: deque[tuple[ApiRequest, Route]] = deque()
+        self._busy = False
+        opts = js.server.options
+        self._request_limit = queues.positive_or(
+            opts.jetstream_request_queue_limit, queues.DEFAULT_REQUEST_QUEUE_LIMIT
+        )
+        self._info_limit = queues.positive_or(opts.jetstream_info_queue_limit, self._request_limit)
 
     def attach(self, jsa: JetStreamAccount) -> None:
         def on_request(
@@ -154,10 +167,32 @@ class ApiResponder:
         r, args = self.router.match(rest)
         if r is None or args is None:
             return
-        if r.counting == "before":
-            jsa.api_total += 1
         req = ApiRequest(jsa, subject, args, reply, headers, payload, publisher)
-        if headers and h.level_unmet(headers, self.js.api_level):
+        if r.kind in queues.INFO_KINDS:
+            # answered now: the info queue holds this one request while it is looked at
+            if self._info_limit <= 1:
+                self._limit_reached("JetStream API info queue", 1, 0)
+            self._run(req, r)
+            return
+        if self._busy:
+            self._queue.append((req, r))
+            pending = len(self._queue)
+        else:
+            pending = 1
+        if pending >= self._request_limit:
+            # nats-server empties the whole queue, this request included, answering none
+            self._queue.clear()
+            self._limit_reached("JetStream API queue", pending, pending)
+            return
+        if not self._busy:
+            self._run(req, r)
+
+    def _run(self, req: ApiRequest, r: Route) -> None:
+        """Handle one request: a read is answered at once; a change holds the queue until
+        its write is durable (`_serial`)."""
+        if r.counting == "before":
+            req.jsa.api_total += 1
+        if req.headers and h.level_unmet(req.headers, self.js.api_level):
             self.respond(req, r, error=api_error("JSRequiredApiLevelErr"))
             return
         try:
@@ -166,26 +201,42 @@ class ApiResponder:
             self.respond(req, r, error=e)
             return
         except Exception as e:  # a bug: answer, log, keep serving
-            self.log.error(f"JetStream API {subject}: {type(e).__name__}: {e}")
+            self.log.error(f"JetStream API {req.subject}: {type(e).__name__}: {e}")
             self.respond(req, r, error=bad_request())
             return
         if inspect.isawaitable(result):
+            self._busy = True
             asyncio.get_running_loop().create_task(self._serial(req, r, result))
         else:
             self.respond(req, r, body=result)
 
     async def _serial(self, req: ApiRequest, r: Route, work: Awaitable[dict[str, Any]]) -> None:
-        async with self.js.api_lock:
-            try:
-                body = await work
-            except ApiError as e:
-                self.respond(req, r, error=e)
-                return
-            except Exception as e:
-                self.log.error(f"JetStream API {req.subject}: {type(e).__name__}: {e}")
-                self.respond(req, r, error=bad_request())
-                return
-        self.respond(req, r, body=body)
+        try:
+            async with self.js.api_lock:
+                try:
+                    body = await work
+                except ApiError as e:
+                    self.respond(req, r, error=e)
+                    return
+                except Exception as e:
+                    self.log.error(f"JetStream API {req.subject}: {type(e).__name__}: {e}")
+                    self.respond(req, r, error=bad_request())
+                    return
+            self.respond(req, r, body=body)
+        finally:
+            self._busy = False
+            self._run_queued()
+
+    def _run_queued(self) -> None:
+        """Requests that arrived while a change was being written, in arrival order, until
+        one of them is a change again."""
+        queue = self._queue
+        while queue and not self._busy:
+            req, r = queue.popleft()
+            self._run(req, r)
+
+    def _limit_reached(self, queue: str, pending: int, dropped: int) -> None:
+        queues.api_limit_reached(self.js.server, self.js.domain, queue, pending, dropped)
 
     def respond(
         self,

@@ -33,7 +33,7 @@ from pynats.server import const
 from pynats.server.internal import InternalClient
 from pynats.server.server import ServerStartError
 
-from . import advisories, jsz
+from . import advisories, jsz, queues
 from .api import ApiResponder, build_router
 from .config import (
     META_SERVER_LEVEL,
@@ -157,6 +157,13 @@ class JetStream:
         # `jetstream { limits {} }`, by their /varz names (consumer and stream checks read it)
         self.server_limits: dict[str, int] = dict(opts.jetstream_limits)
         self.unique_tag = opts.jetstream_unique_tag
+        # each stream's limit on messages waiting for their fsync (queues.py)
+        self.max_buffered_msgs = queues.positive_or(
+            opts.jetstream_max_buffered_msgs, queues.DEFAULT_MAX_BUFFERED_MSGS
+        )
+        self.max_buffered_size = queues.positive_or(
+            opts.jetstream_max_buffered_size, queues.DEFAULT_MAX_BUFFERED_SIZE
+        )
         self.temp_dir_used = not opts.store_dir
         base = opts.store_dir or os.path.join(go_temp_dir(), "nats")
         self.store_root = os.path.abspath(os.path.join(base, "jetstream"))

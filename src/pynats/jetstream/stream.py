@@ -36,7 +36,7 @@ from pynats.server.delivery import route_message
 from pynats.server.msgtrace import jetstream_error, jetstream_subject
 from pynats.server.subject_transform import SubjectTransform, compile_transform
 
-from . import batches, counters, fast_batches, schedules
+from . import batches, counters, fast_batches, queues, schedules
 from . import headers as h
 from .config import StreamConfig
 from .errors import ApiError, api_error
@@ -116,6 +116,14 @@ class Stream:
         self.last_msg_id = ""
         self._acks: list[tuple[bytes, bytes]] = []
         self._ack_batch_open = False
+        # Messages stored and waiting for their fsync (this iteration's batch, and all of
+        # them), limited by `max_buffered_msgs` / `max_buffered_size` (queues.py).
+        self._batch_msgs = 0
+        self._batch_bytes = 0
+        self._buffered_msgs = 0
+        self._buffered_bytes = 0
+        self._max_buffered_msgs = jsa.js.max_buffered_msgs
+        self._max_buffered_bytes = jsa.js.max_buffered_size
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = 0
         self._markers_due: list[str] = []
@@ -285,10 +293,17 @@ class Stream:
         """One message published on a stream subject (a `DeliveryCallback`)."""
         if self._no_ack:
             reply = None
-        elif reply is not None and not self._ack_at_once and not self._ack_batch_open:
-            # Scheduled before the store's own sync kick, so the batch joins the next fsync.
-            self._ack_batch_open = True
-            self.loop.call_soon(self._release_acks)
+        if not self._ack_at_once:
+            if not self._ack_batch_open:
+                # Scheduled before the store's own sync kick, so the batch joins the next fsync.
+                self._ack_batch_open = True
+                self.loop.call_soon(self._release_acks)
+            if (
+                self._buffered_msgs >= self._max_buffered_msgs
+                or self._buffered_bytes >= self._max_buffered_bytes
+            ):
+                self._refuse_buffered(reply)
+                return
         subj = self._subject_cache.get(subject)
         if subj is None:
             subj = subject.decode()
@@ -317,6 +332,12 @@ class Stream:
             return
         if seq < 0:
             jetstream_error("msgid is duplicate")
+        elif not self._ack_at_once:
+            size = len(headers) + len(payload)
+            self._batch_msgs += 1
+            self._batch_bytes += size
+            self._buffered_msgs += 1
+            self._buffered_bytes += size
         if reply is not None:
             if seq < 0:
                 self._reply(reply, self._ack_prefix + b'%d,"duplicate": true}' % -seq)
@@ -692,14 +713,28 @@ class Stream:
             route_message(self.client, self.jsa.account, reply, None, 0, data)
             self.jsa.js.server.flush_soon()
 
+    def _refuse_buffered(self, reply: bytes | None) -> None:
+        """Too much is waiting for the disk: refuse the message as nats-server does when a
+        stream's ingest queue is full."""
+        what = "len" if self._buffered_msgs >= self._max_buffered_msgs else "size"
+        queues.ingest_limit_reached(self.jsa.js.server, self.jsa.name, self.name, what)
+        if reply is not None:
+            self._reply(reply, self._error_ack(api_error("JSStreamTooManyRequests")))
+
     def _release_acks(self) -> None:
         """End of the loop iteration's batch: its acks go out once all of it is durable."""
         self._ack_batch_open = False
         acks, self._acks = self._acks, []
-        if acks:
-            self.store.when_durable(lambda err: self._send_acks(acks, err))
+        msgs, size = self._batch_msgs, self._batch_bytes
+        self._batch_msgs = self._batch_bytes = 0
+        if acks or msgs:
+            self.store.when_durable(lambda err: self._send_acks(acks, err, msgs, size))
 
-    def _send_acks(self, acks: list[tuple[bytes, bytes]], err: BaseException | None) -> None:
+    def _send_acks(
+        self, acks: list[tuple[bytes, bytes]], err: BaseException | None, msgs: int, size: int
+    ) -> None:
+        self._buffered_msgs -= msgs
+        self._buffered_bytes -= size
         client, account = self.client, self.jsa.account
         if err is None:
             for reply, data in acks:

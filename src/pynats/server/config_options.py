@@ -838,23 +838,39 @@ def _jetstream(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
                 o.jetstream_max_outstanding_catchup = parse_size(block[k])
             except ValueError as e:
                 r.error(block, k, f"max_outstanding_catchup {e}")
-        elif lk in (
-            "extension_hint",
-            "max_buffered_size",
-            "max_buffered_msgs",
-            "request_queue_limit",
-            "info_queue_limit",
-            "meta_compact",
-            "meta_compact_size",
-            "meta_compact_sync",
-            "max_concurrent_io",
-            "tpm",
-            "max_catchup",
-        ):
+        elif lk in _JETSTREAM_QUEUE_COUNTS:
+            v = block[k]
+            if isinstance(v, bool) or not isinstance(v, int):
+                r.error(block, k, f'Expected a parseable size for "{k}", got {go_value(v)}')
+            else:
+                setattr(o, _JETSTREAM_QUEUE_COUNTS[lk], v)
+        elif lk == "max_buffered_size":
+            try:
+                o.jetstream_max_buffered_size = parse_size(block[k])
+            except ValueError as e:
+                r.error(block, k, f"max_buffered_size {e}")
+        elif lk in _JETSTREAM_REPLICATION_KEYS:
+            r.unsupported(block, k, "it tunes replicated JetStream, which pynats does not run")
+        elif lk == "max_concurrent_io":
+            r.unsupported(block, k, "pynats' stores have no pool of blocking disk writers")
+        elif lk == "tpm":
             r.unsupported(block, k)
         else:
             r.error(block, k, f'unknown field "{k}"')
 
+
+# `jetstream {}` keys of replicated JetStream (Raft meta snapshots, replica catch-up, a leaf's
+# domain extension): accepted and noted (docs/options.md)
+_JETSTREAM_REPLICATION_KEYS = frozenset(
+    {"meta_compact", "meta_compact_size", "meta_compact_sync", "max_catchup", "extension_hint"}
+)
+
+# `jetstream {}` counts that must be integers (a quoted "10K" is refused, as nats-server does)
+_JETSTREAM_QUEUE_COUNTS = {
+    "max_buffered_msgs": "jetstream_max_buffered_msgs",
+    "request_queue_limit": "jetstream_request_queue_limit",
+    "info_queue_limit": "jetstream_info_queue_limit",
+}
 
 # `jetstream { limits {} }` keys (lower case) -> their names in /varz and /jsz `limits`
 _JETSTREAM_LIMITS = {

@@ -66,6 +66,7 @@ class Logger:
         self._owns_out = False
         self._colour = False
         self._size = 0  # bytes in the log file, counted against size_limit
+        self._rate_limited: dict[str, float] = {}  # warn_rate_limited: key -> last time
         self._syslog: SyslogWriter | None = None
         if not log_file and (remote_syslog or syslog):
             self._syslog = SyslogWriter(remote_syslog)  # SyslogError: the server cannot start
@@ -215,6 +216,17 @@ class Logger:
         self._write("INF", msg)
 
     def warn(self, msg: str) -> None:
+        self._write("WRN", msg)
+
+    def warn_rate_limited(self, key: str, msg: str) -> None:
+        """A warning that a flood would repeat (a full queue, a dropping stream): at most one
+        per `key` a second, as nats-server's rate-limited warnings (keyed by their format, so
+        the count in the text does not make each one new)."""
+        now = time.monotonic()
+        last = self._rate_limited.get(key)
+        if last is not None and now - last < 1.0:
+            return
+        self._rate_limited[key] = now
         self._write("WRN", msg)
 
     def error(self, msg: str) -> None:

@@ -429,6 +429,11 @@ class Options:
     # tag prefix and catch-up budget; a single server only reports the tag (docs/options.md)
     jetstream_unique_tag: str = ""
     jetstream_max_outstanding_catchup: int = 0
+    # ingest and API queues (0: nats-server's defaults, see jetstream/queues.py)
+    jetstream_max_buffered_msgs: int = 0
+    jetstream_max_buffered_size: int = 0
+    jetstream_request_queue_limit: int = 0
+    jetstream_info_queue_limit: int = 0
     # `default_js_domain {account: domain}`: an account without JetStream reaches the named
     # domain's API (`$JS.API.>` mapped to `$JS.<domain>.API.>`)
     default_js_domain: dict[str, str] = field(default_factory=dict)

@@ -353,6 +353,11 @@ class SystemServices:
             data = json.dumps(body, separators=(",", ":")).encode()
             (client or self.client).publish(subject, data, reply=reply)
 
+    def publish_event(self, subject: str, body: Any) -> None:
+        """An event or advisory of the server's own, in the system account (when it has one
+        and is sending)."""
+        self._publish(subject, body)
+
     def _answer(
         self,
         reply: bytes | None,
