@@ -392,3 +392,78 @@ async def test_gateway_authorization_and_reject_unknown(tmp_path: Path, kind: st
         for node in (a, b):
             if node.server is not None:
                 node.server.stop()
+
+
+ACCOUNTS = """
+accounts { SYS { users: [{user: sys, password: sys}] }, APP { users: [{user: app, password: app}] } }
+system_account: SYS
+"""
+
+
+async def servers_answering_ping(url: str) -> list[tuple[str, str]]:
+    """(name, cluster) of every server answering `$SYS.REQ.SERVER.PING` within a second."""
+    import json
+
+    nc = await nats.connect(url, max_reconnect_attempts=1, connect_timeout=2)
+    try:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$SYS.REQ.SERVER.PING", b"", reply=inbox)
+        found = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except nats.errors.TimeoutError:
+                return sorted(found)
+            server = json.loads(msg.data)["server"]
+            found.append((server["name"], server.get("cluster", "")))
+    finally:
+        await nc.close()
+
+
+async def test_accounts_and_the_system_account_cross_gateways(tmp_path: Path) -> None:
+    """Each account's traffic crosses in that account; a server ping in the system account
+    is answered by the servers of both clusters (each naming its cluster after its
+    gateway), from either side; the client INFO names the cluster too."""
+    a = Node("py", "PY-A", "A", free_port())
+    b = Node("go", "GO-B", "B", free_port())
+    try:
+        start(a, [b], tmp_path, ACCOUNTS)
+        start(b, [a], tmp_path, ACCOUNTS)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            what="the gateway links",
+            explain=lambda: explain(a, b),
+        )
+        at_a = await nats.connect(
+            a.url, user="app", password="app", max_reconnect_attempts=1, connect_timeout=2
+        )
+        at_b = await nats.connect(
+            b.url, user="app", password="app", max_reconnect_attempts=1, connect_timeout=2
+        )
+        try:
+            assert at_a._server_info.get("cluster") == "A"
+            sub = await at_b.subscribe("in.app")
+            await at_b.flush()
+
+            def app_interest() -> bool:
+                z = a.gatewayz("?acc_name=APP&subs=1")["outbound_gateways"].get("B", {})
+                return any(
+                    "in.app" in acc.get("subscriptions_list", []) for acc in z.get("accounts", [])
+                )
+
+            await wait_until(app_interest, timeout=5)
+            await at_a.publish("in.app", b"APP to APP")
+            assert (await sub.next_msg(timeout=3)).data == b"APP to APP"
+        finally:
+            await at_a.close()
+            await at_b.close()
+        both = [("GO-B", "B"), ("PY-A", "A")]
+        for node in (a, b):
+            url = node.url.replace("nats://", "nats://sys:sys@")
+            assert await servers_answering_ping(url) == both, node.name
+    finally:
+        for node in (a, b):
+            if node.server is not None:
+                node.server.stop()

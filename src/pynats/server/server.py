@@ -331,6 +331,8 @@ class Server:
             info["cluster"] = self.cluster.name
             if not self.options.cluster.no_advertise:
                 info["connect_urls"] = self.all_client_urls()
+        elif self.gateways is not None:
+            info["cluster"] = self.gateways.name  # the gateway names the cluster
         if client.is_websocket and self.websocket is not None:
             self.websocket.client_info(info)
         return info
@@ -555,6 +557,8 @@ class Server:
             from .cluster import Cluster
 
             self.cluster = Cluster(self, opts.cluster)
+            if not self.cluster.name and opts.gateway.is_enabled():
+                self.cluster.name = opts.gateway.name  # as nats-server names it
         if opts.leafnodes.is_enabled() or opts.leafnodes.remotes:
             from .leafnodes import LeafNodes
 

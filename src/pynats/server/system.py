@@ -332,8 +332,12 @@ class SystemServices:
         return info
 
     def cluster_name(self) -> str:
-        cluster = self.server.cluster
-        return cluster.name if cluster is not None else self.server.options.cluster.name
+        server = self.server
+        if server.cluster is not None:
+            return server.cluster.name
+        if server.gateways is not None:
+            return server.gateways.name  # the gateway names the cluster, as in nats-server
+        return server.options.cluster.name
 
     @property
     def active_servers(self) -> int:
