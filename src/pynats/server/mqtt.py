@@ -222,6 +222,7 @@ class MqttClient(ClientConnection):
         self._inbox: deque[mp.Packet] = deque()
         self._wake: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # the task is handling a packet: later ones queue behind it
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._last_sid = 0
         self.last_read = self.start  # keep-alive's clock: when a packet last arrived
@@ -277,8 +278,44 @@ class MqttClient(ClientConnection):
     # -- the packet loop -------------------------------------------------------------------
 
     def enqueue(self, packets: list[mp.Packet]) -> None:
+        """Packets that need no JetStream round trip are handled here, while the bytes are
+        read (no task switch per message); from the first one that does, in order, by the
+        connection's task."""
+        if not self._inbox and not self._busy and self.session is not None:
+            for i, packet in enumerate(packets):
+                if self.closed:
+                    return
+                if not self._handle_now(packet):
+                    self._inbox.extend(packets[i:])
+                    self._wake.set()
+                    return
+            return
         self._inbox.extend(packets)
         self._wake.set()
+
+    def _handle_now(self, packet: mp.Packet) -> bool:
+        """Handle `packet` synchronously if it can be; False leaves it to the task."""
+        if isinstance(packet, mp.Publish):
+            if packet.retain or packet.qos == 2:
+                return False
+            try:
+                self._publish_now(packet)
+            except TopicError as e:
+                self.fail(str(e))
+            return True
+        if isinstance(packet, mp.PacketId):
+            kind = packet.kind
+            if kind == mp.PUBACK:
+                self._acknowledged(packet.packet_id)
+                return True
+            if kind == mp.PUBCOMP:
+                self.awaiting_pubcomp.discard(packet.packet_id)
+                return True
+            return False
+        if isinstance(packet, mp.Simple) and packet.kind == mp.PINGREQ:
+            self._write(mp.PINGRESP_PACKET)
+            return True
+        return False
 
     async def _run(self) -> None:
         server = self.server
@@ -288,6 +325,7 @@ class MqttClient(ClientConnection):
                 await self._wake.wait()
                 continue
             packet = self._inbox.popleft()
+            self._busy = True
             try:
                 await self._handle(packet)
             except TopicError as e:
@@ -304,6 +342,7 @@ class MqttClient(ClientConnection):
                     f"{traceback.format_exc()}"
                 )
                 self.close_connection("Internal Client")
+            self._busy = False
             server.flush_pending()
 
     async def _handle(self, packet: mp.Packet) -> None:
@@ -482,17 +521,59 @@ class MqttClient(ClientConnection):
 
     # -- PUBLISH -----------------------------------------------------------------------------
 
+    def _count_publish(self, p: mp.Publish) -> str:
+        """Count a PUBLISH as nats-server does (the NATS message, header block and payload,
+        less the two bytes of a line end; it is what makes the client "active") and return
+        its subject."""
+        subject = topic_to_subject(p.topic)
+        self.in_msgs += 1
+        self.in_bytes += len(_pub_headers(p.qos)) + len(p.payload) - 2
+        self.last_activity = time.time()
+        return subject
+
+    def _publish_now(self, p: mp.Publish) -> None:
+        """QoS 0 and 1 without retain, handled while the bytes are read: routed at once; a
+        QoS 1 one is stored without waiting, and its PUBACK goes out when JetStream has it
+        (stores are acknowledged in order, so PUBACKs keep the PUBLISH order)."""
+        subject = self._count_publish(p)
+        if not self._may_publish_to(subject.encode()):
+            if p.qos:
+                self._write(mp.packet_id(mp.PUBACK, p.packet_id))
+            return
+        self.publish_message(subject, p.payload, p.qos)
+        if p.qos:
+            state = self.state
+            assert state is not None
+            pid = p.packet_id
+            state.store(
+                MSGS_PREFIX + subject,
+                p.payload,
+                _pub_headers(p.qos),
+                lambda error: self._stored(pid, error),
+            )
+
+    def _stored(self, pid: int, error: str) -> None:
+        if self.closed:
+            return
+        if error:
+            self.server.logger.error(
+                f"{self.error_label} - JetStream failed a pipelined QoS1/2 operation "
+                f"(pi={pid}): {error}; closing the connection"
+            )
+            self.close_connection(REASON_PROTOCOL_VIOLATION)
+        else:
+            self._write(mp.packet_id(mp.PUBACK, pid))
+        self.server.flush_soon()
+
     async def _publish(self, p: mp.Publish) -> None:
         opts = self.listener.options
         if p.qos == 2 and opts.reject_qos2_publish:
             self.fail("QoS=2 is disabled for PUBLISH messages")
             return
-        subject = topic_to_subject(p.topic)
-        # counted as nats-server counts them: the NATS message (header block and payload)
-        # less the two bytes of a line end; PUBLISH is also what makes the client "active"
-        self.in_msgs += 1
-        self.in_bytes += len(_pub_headers(p.qos)) + len(p.payload) - 2
-        self.last_activity = time.time()
+        if p.qos < 2 and not p.retain:
+            self._publish_now(p)
+            return
+        subject = self._count_publish(p)
         session = self.session
         assert session is not None
         if p.qos == 2:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +129,7 @@ class MqttAccount:
         self.client = InternalClient(server, account, "MQTT")
         self.reply_prefix = f"{JSA_REPLIES}{self.origin}."
         self._replies: dict[bytes, asyncio.Future[bytes]] = {}
+        self._stores: dict[bytes, Callable[[str], None]] = {}  # pipelined stores' callbacks
         self._next_reply = 0
         self._reply_sub: Subscription | None = None
         self.sessions: dict[str, Session] = {}
@@ -150,14 +152,39 @@ class MqttAccount:
         future = self._replies.pop(subject, None)
         if future is not None and not future.done():
             future.set_result(payload)
+            return
+        stored = self._stores.pop(subject, None)
+        if stored is not None:
+            error = ""
+            if b'"error"' in payload:
+                try:
+                    answer = json.loads(payload).get("error") or {}
+                    error = f"{answer.get('description')} ({answer.get('err_code')})"
+                except (ValueError, AttributeError):
+                    error = payload.decode(errors="replace")
+            stored(error)
+
+    def store(
+        self, subject: str, payload: bytes, headers: bytes, on_stored: Callable[[str], None]
+    ) -> None:
+        """Store a message without waiting: `on_stored` is called with "" once JetStream
+        has it, or with the error (nats-server's pipelined QoS 1 publish)."""
+        reply = self._new_reply("MS")
+        self._stores[reply] = on_stored
+        if not self.client.publish(subject, payload, reply, headers):
+            del self._stores[reply]
+            on_stored("no responders (503)")
+
+    def _new_reply(self, kind: str) -> bytes:
+        if self._reply_sub is None:
+            self._reply_sub = self.client.subscribe(self.reply_prefix + ">", self._on_reply)
+        self._next_reply += 1
+        return f"{self.reply_prefix}{kind}.{self._next_reply}".encode()
 
     async def request(
         self, kind: str, subject: str, payload: bytes = b"", headers: bytes = b""
     ) -> bytes:
-        if self._reply_sub is None:
-            self._reply_sub = self.client.subscribe(self.reply_prefix + ">", self._on_reply)
-        self._next_reply += 1
-        reply = f"{self.reply_prefix}{kind}.{self._next_reply}".encode()
+        reply = self._new_reply(kind)
         future: asyncio.Future[bytes] = self.server.loop.create_future()
         self._replies[reply] = future
         self.client.publish(subject, payload, reply, headers)
