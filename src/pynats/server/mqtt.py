@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .server import Server
 
 DEFAULT_ACK_WAIT_S = 30.0
+TRANSLATIONS_KEPT = 4096  # topics (and subjects) whose translation is remembered
 DEFAULT_MAX_ACK_PENDING = 1024
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
 ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -80,6 +81,9 @@ class MqttListener:
         self.tls_context: ssl.SSLContext | None = None
         self.authenticator = WebsocketAuthenticator(server, cast(Any, options))
         self.accounts: dict[str, MqttAccount] = {}
+        # translations of the topics and subjects seen lately (the hot path's, both ways)
+        self.subjects: dict[str, str] = {}
+        self.topics: dict[bytes, bytes] = {}
         self._listener: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -525,7 +529,12 @@ class MqttClient(ClientConnection):
         """Count a PUBLISH as nats-server does (the NATS message, header block and payload,
         less the two bytes of a line end; it is what makes the client "active") and return
         its subject."""
-        subject = topic_to_subject(p.topic)
+        subjects = self.listener.subjects
+        subject = subjects.get(p.topic)
+        if subject is None:
+            if len(subjects) >= TRANSLATIONS_KEPT:
+                subjects.clear()
+            subject = subjects[p.topic] = topic_to_subject(p.topic)
         self.in_msgs += 1
         self.in_bytes += len(_pub_headers(p.qos)) + len(p.payload) - 2
         self.last_activity = time.time()
@@ -778,7 +787,12 @@ class MqttClient(ClientConnection):
             return
         if info.qos and headers and nats_header_qos(headers):
             return
-        topic = subject_to_topic(subject.decode(errors="replace")).encode()
+        topics = self.listener.topics
+        topic = topics.get(subject)
+        if topic is None:
+            if len(topics) >= TRANSLATIONS_KEPT:
+                topics.clear()
+            topic = topics[subject] = subject_to_topic(subject.decode(errors="replace")).encode()
         self._write(mp.publish(topic, payload))
 
     def _deliver_stored(
@@ -872,8 +886,11 @@ class MqttClient(ClientConnection):
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
 
 
+_PUB_HEADERS = tuple(b"NATS/1.0\r\nNmqtt-Pub:%d\r\n\r\n" % qos for qos in range(3))
+
+
 def _pub_headers(qos: int) -> bytes:
-    return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n\r\n" % qos
+    return _PUB_HEADERS[qos]
 
 
 def _delivery_count(ack_reply: bytes) -> int:

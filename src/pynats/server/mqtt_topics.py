@@ -33,6 +33,16 @@ def topic_to_subject(topic: str) -> str:
     """A PUBLISH topic (no wildcards allowed) as the subject NATS subscribers see."""
     if not topic:
         raise TopicError(ERR_EMPTY_TOPIC)
+    if (
+        topic[0] != "/"
+        and topic[-1] != "/"
+        and "//" not in topic
+        and "." not in topic
+        and " " not in topic
+        and "+" not in topic
+        and "#" not in topic
+    ):
+        return topic.replace("/", ".")  # the common case: nothing to escape
     if "+" in topic or "#" in topic:
         raise TopicError(f"topic {topic!r} contains wildcards")
     return ".".join(_level_token(level) for level in topic.split("/"))
@@ -64,6 +74,8 @@ def filter_to_subjects(topic_filter: str) -> list[str]:
 
 def subject_to_topic(subject: str) -> str:
     """A NATS subject as the topic an MQTT subscriber receives."""
+    if "/" not in subject:
+        return subject.replace(".", "/")  # the common case: nothing escaped
     out: list[str] = []
     i, n = 0, len(subject)
     while i < n:
