@@ -467,3 +467,47 @@ async def test_accounts_and_the_system_account_cross_gateways(tmp_path: Path) ->
         for node in (a, b):
             if node.server is not None:
                 node.server.stop()
+
+
+def gateway_urls(port: int) -> list[str]:
+    """The `gateway_urls` of the INFO a gateway port sends first."""
+    import json
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += s.recv(4096)
+    info = json.loads(buf.split(b"\r\n")[0][len(b"INFO ") :])
+    return sorted(info.get("gateway_urls") or [])
+
+
+async def test_the_servers_of_a_cluster_advertise_each_others_gateway_urls(
+    tmp_path: Path,
+) -> None:
+    """A route INFO carries the server's `gateway_url`: both servers of a cluster (ours and
+    nats-server) list both gateway URLs in the INFO another cluster gets, so it can dial
+    either of them."""
+    a1 = Node("py", "PY-A1", "A", free_port())
+    a2 = Node("go", "GO-A2", "A", free_port())
+    r1, r2 = free_port(), free_port()
+    try:
+        for node, own, other in ((a1, r1, r2), (a2, r2, r1)):
+            start(
+                node,
+                [],
+                tmp_path,
+                f"cluster {{ name: A, listen: 127.0.0.1:{own},"
+                f' routes: ["nats-route://127.0.0.1:{other}"] }}\n',
+            )
+        both = sorted(f"127.0.0.1:{n.gateway_port}" for n in (a1, a2))
+        await wait_until(
+            lambda: gateway_urls(a1.gateway_port) == both == gateway_urls(a2.gateway_port),
+            timeout=10,
+            what="both gateway URLs in both INFOs",
+            explain=lambda: explain(a1, a2),
+        )
+    finally:
+        for node in (a1, a2):
+            if node.server is not None:
+                node.server.stop()

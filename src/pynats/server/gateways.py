@@ -364,6 +364,9 @@ class Gateways:
         self.name = options.name
         self.port = 0
         self.url = ""  # host:port as the other clusters reach us
+        # the gateway URLs of the other servers of this cluster (their route INFO's
+        # `gateway_url`): our INFO lists them, so another cluster can dial any of us
+        self.cluster_urls: set[str] = set()
         self.cluster_hash = gw_hash(self.name)
         self.server_hash = gw_hash(server.server_id)
         self.reply_prefix = REPLY_PREFIX + self.cluster_hash + b"." + self.server_hash + b"."
@@ -392,6 +395,7 @@ class Gateways:
         for account in list(server.accounts.values()):
             self.account_seen(account)
         server.add_account_hook(self.account_seen)
+        server.peer_hooks.append(self._route_peer)
 
     @staticmethod
     def _remote(rg: RemoteGateway) -> Remote:
@@ -526,6 +530,21 @@ class Gateways:
             hosts = advertised_hosts(opts.host)
             self.url = join_host_port(hosts[1] if len(hosts) > 1 else hosts[0], self.port)
             log.notice(f"Address for gateway {_quote(self.name)} is {self.url}")
+        # the route INFO carries it: the other servers of the cluster advertise it too
+        server.route_info_extra["gateway_url"] = self.url
+
+    def _route_peer(self, name: str, info: Any) -> None:
+        """A server joined this cluster: its gateway URL is the cluster's too; the clusters
+        that dial us hear of it at once (an INFO with the new `gateway_urls`)."""
+        url = info.get("gateway_url")
+        if not isinstance(url, str) or not url or url == self.url or url in self.cluster_urls:
+            return
+        self.cluster_urls.add(url)
+        line = _info(self.info_fields())
+        for conn in self.inbound.values():
+            if conn.registered:
+                conn.send(line)
+        self.server.flush_soon()
 
     def begin(self) -> None:
         """Dial the configured gateways after nats-server's delay (the cluster forms first)."""
@@ -568,7 +587,7 @@ class Gateways:
             info["tls_required"] = True
             info["tls_verify"] = True
         info["gateway"] = self.name
-        info["gateway_urls"] = [self.url]
+        info["gateway_urls"] = [self.url, *sorted(self.cluster_urls)]
         info["gateway_url"] = self.url
         info["gateway_nrp"] = True
         info["gateway_iom"] = True
