@@ -31,6 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 LOG_PREFIX_RE = re.compile(r"^\[\d+\] \S+ \S+ ")  # [pid] date time
 CLIENT_RE = re.compile(r"127\.0\.0\.1:\d+ - mid:\d+")
 COUNTS = ("in_msgs", "out_msgs", "in_bytes", "out_bytes")
+WS_LISTEN_RE = r"Listening for websocket clients on ws://127\.0\.0\.1:(\d+)"
 MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
 
 
@@ -41,6 +42,7 @@ def config(tmp: Path, mqtt: str = 'ack_wait: "5s"') -> Path:
         f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
         "authorization { users: [{user: u, password: p},"
         ' {user: r, password: p, permissions: {publish: "ok.>", subscribe: "ok.>"}}] }\n'
+        'websocket { listen: "127.0.0.1:-1", no_tls: true }\n'
         f'mqtt {{ listen: "127.0.0.1:-1", no_auth_user: u, {mqtt} }}\n'
     )
     return path
@@ -49,12 +51,25 @@ def config(tmp: Path, mqtt: str = 'ack_wait: "5s"') -> Path:
 class Mqtt:
     """A paho client whose received messages queue up for the test thread."""
 
-    def __init__(self, port: int, client_id: str, *, clean: bool = True, password: str = "p"):
+    def __init__(
+        self,
+        port: int,
+        client_id: str,
+        *,
+        clean: bool = True,
+        password: str = "p",
+        websocket: bool = False,
+    ):
         self.messages: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
         self.connack: list[tuple[bool, int]] = []
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean,
+            transport="websockets" if websocket else "tcp",
         )
+        if websocket:
+            self.client.ws_set_options(path="/mqtt")
         self.client.username_pw_set("u", password)
         self.client.on_connect = lambda c, u, flags, rc, p: self.connack.append(
             (bool(flags.session_present), int(rc.value))
@@ -189,6 +204,16 @@ async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, 
         seen["will"] = m.take(1)
         sock.close()
 
+        # MQTT over the websocket port (path /mqtt)
+        ws_port = int(re.search(WS_LISTEN_RE, server.wait_for_log(WS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        ws = Mqtt(ws_port, "over-ws", websocket=True)
+        seen["ws_granted"] = ws.subscribe(("w/+", 1))
+        m.publish("w/x", b"to a websocket", qos=1)
+        seen["ws"] = ws.take(1)
+        ws_connz = server.http_json("/connz?mqtt_client=over-ws")
+        seen["ws_connz"] = [(c["type"], c.get("mqtt_client")) for c in ws_connz["connections"]]
+        ws.close()
+
         # monitoring and the JetStream side
         connz = server.http_json("/connz?mqtt_client=bridge&subs=1")
         seen["connz"] = [(c["type"], c.get("mqtt_client")) for c in connz["connections"]]
@@ -296,6 +321,7 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
         ' client ID "dup"',
     ]
     assert go["connz"] == [("mqtt", "bridge")]
+    assert go["ws"] == [("w/x", b"to a websocket", 1, False)]
     assert go["streams"] == ["$MQTT_msgs", "$MQTT_out", "$MQTT_qos2in", "$MQTT_rmsgs", "$MQTT_sess"]
 
 

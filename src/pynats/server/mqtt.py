@@ -133,6 +133,11 @@ class MqttListener:
             account.close()
         self.accounts.clear()
 
+    def new_websocket_connection(self) -> MqttClient:
+        """An MQTT client over the websocket port (path `/mqtt`): the same connection, under
+        the websocket transport."""
+        return MqttClient(self.server, self, over_websocket=True)
+
     def account_state(self, client: MqttClient) -> MqttAccount:
         name = client.account.name
         state = self.accounts.get(name)
@@ -149,11 +154,11 @@ class MqttListener:
         if opts.no_auth_user:
             out["no_auth_user"] = opts.no_auth_user
         if opts.auth_timeout > 0:
-            out["auth_timeout"] = opts.auth_timeout
+            out["auth_timeout"] = _go_number(opts.auth_timeout)
         if opts.tls is not None and opts.tls.verify_and_map:
             out["tls_map"] = True
         # always there (nats-server's default is 2 s, TLS or not)
-        out["tls_timeout"] = (opts.tls.timeout if opts.tls is not None else 0) or 2
+        out["tls_timeout"] = _go_number((opts.tls.timeout if opts.tls is not None else 0) or 2)
         if opts.js_domain:
             out["js_domain"] = opts.js_domain
         if opts.ack_wait > 0:
@@ -207,9 +212,12 @@ class MqttClient(ClientConnection):
     id_label: ClassVar[str] = "mid"
     callout_kind: ClassVar[str] = "Client"
 
-    def __init__(self, server: Server, listener: MqttListener) -> None:
+    def __init__(
+        self, server: Server, listener: MqttListener, *, over_websocket: bool = False
+    ) -> None:
         super().__init__(server)
         self.listener = listener
+        self.over_websocket = over_websocket  # came through the websocket port's `/mqtt`
         self.parser = cast(Any, _Feeder(self))
         self.verbose = False
         self.pedantic = False
@@ -884,6 +892,11 @@ class MqttClient(ClientConnection):
 
     def __repr__(self) -> str:
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
+
+
+def _go_number(seconds: float) -> float | int:
+    """A float64 as Go's JSON writes it (3, not 3.0)."""
+    return int(seconds) if float(seconds).is_integer() else seconds
 
 
 _PUB_HEADERS = tuple(b"NATS/1.0\r\nNmqtt-Pub:%d\r\n\r\n" % qos for qos in range(3))

@@ -28,6 +28,7 @@ from .client import ClientConnection
 from .connection import LEAF, REASON_CLIENT_CLOSED, REASON_READ_ERROR, Connection
 from .ws_upgrade import (
     MAX_REQUEST_HEAD_BYTES,
+    MQTT,
     HandshakeError,
     HttpError,
     OriginPolicy,
@@ -596,7 +597,11 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
         listener = self.listener
         try:
             upgrade = check_upgrade(
-                request, listener.options, listener.origins, is_tls=listener.is_tls
+                request,
+                listener.options,
+                listener.origins,
+                is_tls=listener.is_tls,
+                mqtt_enabled=self.server.mqtt is not None,
             )
         except HandshakeError as e:
             log.error(f"{self.peer} - websocket handshake error: {e.reason}")
@@ -626,6 +631,8 @@ class WebSocketProtocol(asyncio.BufferedProtocol):
                 server.logger.error("Not configured to accept leaf node connections")
                 raw.close()
                 return
+        elif upgrade.kind == MQTT and server.mqtt is not None:
+            connection = server.mqtt.new_websocket_connection()
         else:
             connection = WebSocketClient(server, self.listener, upgrade)
         encoder = ws_frames.FrameEncoder(

@@ -25,7 +25,7 @@ from .options import go_quote, parse_go_url
 if TYPE_CHECKING:
     from .options import WebsocketOptions
 
-MQTT = 8  # nats-server's kind for MQTT clients (pynats has no MQTT: such requests are refused)
+MQTT = 8  # nats-server's kind for MQTT clients (taken when the server has an `mqtt {}` port)
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 LEAFNODE_PATH = "/leafnode"
@@ -333,7 +333,7 @@ class HandshakeError(Exception):
 class Upgrade:
     """What a good upgrade request asked for."""
 
-    kind: int  # CLIENT or LEAF
+    kind: int  # CLIENT, LEAF or MQTT
     key: str
     compression: bool
     no_masking: bool
@@ -354,6 +354,8 @@ class Upgrade:
                 "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
                 "client_no_context_takeover"
             )
+        if self.kind == MQTT:
+            lines.append("Sec-Websocket-Protocol: mqtt")
         if self.no_masking:
             lines.append("Nats-No-Masking: true")
         lines += [f"{name}: {value}" for name, value in extra_headers.items()]
