@@ -511,3 +511,70 @@ async def test_the_servers_of_a_cluster_advertise_each_others_gateway_urls(
         for node in (a1, a2):
             if node.server is not None:
                 node.server.stop()
+
+
+@pytest.mark.parametrize("kind", ["py", "go"])
+def test_a_reload_may_not_change_the_gateway_block(tmp_path: Path, kind: str) -> None:
+    """nats-server refuses to reload a changed `gateway {}` (its TLS aside) and keeps
+    running with the old one; a reload of the same block is fine."""
+    import signal
+
+    port = free_port()
+    conf = tmp_path / "gw.conf"
+    block = 'gateway {{ name: A, listen: 127.0.0.1:{}, gateways: [{{name: {}, url: "{}"}}] }}\n'
+    conf.write_text(block.format(port, "B", "nats://127.0.0.1:1"))
+    server = start_server(["-c", str(conf)], oracle=kind == "go")
+    try:
+        server.signal(signal.SIGHUP)
+        server.wait_for_log("Reloaded server configuration")
+        conf.write_text(block.format(port, "C", "nats://127.0.0.1:2"))
+        server.signal(signal.SIGHUP)
+        server.wait_for_log(
+            "Failed to reload server configuration: config reload not supported for Gateway"
+        )
+    finally:
+        server.stop()
+
+
+PKI = Path(__file__).parent.parent / "data" / "cluster" / "pki"
+
+
+@pytest.mark.parametrize("kinds", [("py", "go"), ("go", "py")], ids=["py-go", "go-py"])
+async def test_gateways_over_tls(tmp_path: Path, kinds: tuple[str, str]) -> None:
+    """`gateway { tls {} }` on both sides: the link is made over TLS (each side verifying
+    the other) in both directions, and messages cross."""
+    tls = (
+        f'tls {{ cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}",'
+        f' ca_file: "{PKI / "ca.pem"}", verify: true, timeout: 3 }}'
+    )
+    a = Node(kinds[0], f"{kinds[0].upper()}-A", "A", free_port())
+    b = Node(kinds[1], f"{kinds[1].upper()}-B", "B", free_port())
+    try:
+        start(a, [b], tmp_path, inside=tls)
+        start(b, [a], tmp_path, inside=tls)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            what="the gateway links over TLS",
+            explain=lambda: explain(a, b),
+        )
+        at_a = await nats.connect(a.url, max_reconnect_attempts=1, connect_timeout=2)
+        at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+            sub = await at_b.subscribe("secure")
+            await at_b.flush()
+            await wait_until(lambda: a.remote_interest("B", "secure"), timeout=5)
+            await at_a.publish("secure", b"over TLS")
+            assert (await sub.next_msg(timeout=3)).data == b"over TLS"
+            assert a.server is not None and b.server is not None
+            varz_a, varz_b = a.server.http_json("/varz"), b.server.http_json("/varz")
+            assert shape(varz_a["gateway"]) == shape(varz_b["gateway"])
+            for varz in (varz_a, varz_b):
+                assert varz["gateway"]["tls_required"] is varz["gateway"]["tls_verify"] is True
+        finally:
+            await at_a.close()
+            await at_b.close()
+    finally:
+        for node in (a, b):
+            if node.server is not None:
+                node.server.stop()

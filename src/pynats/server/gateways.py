@@ -1050,16 +1050,29 @@ def gateway_varz(gateways: Gateways) -> dict[str, Any]:
         "auth_timeout": gateways.auth_timeout,
         "tls_timeout": opts.tls.timeout if opts.tls is not None else const.TLS_TIMEOUT_S,
     }
+    if opts.tls is not None:
+        out["tls_required"] = True
+        out["tls_verify"] = True  # gateways verify each other whatever `verify` says
     if opts.advertise:
         out["advertise"] = opts.advertise
     if opts.connect_retries:
         out["connect_retries"] = opts.connect_retries
     if opts.gateways:
-        out["gateways"] = [
-            {"name": rg.name, "urls": [_host_port(u) for u in rg.urls]} for rg in opts.gateways
-        ]
+        remotes = []
+        for rg in opts.gateways:
+            remote: dict[str, Any] = {"name": rg.name}
+            if rg.tls is not None:
+                remote["tls_timeout"] = rg.tls.timeout
+            remote["urls"] = [_host_port(u) for u in rg.urls]
+            remotes.append(remote)
+        out["gateways"] = remotes
     if opts.reject_unknown:
         out["reject_unknown"] = True
+    if opts.tls is not None and opts.tls.cert_file:
+        from .tls import certificate_not_after
+
+        if not_after := certificate_not_after(opts.tls.cert_file):
+            out["tls_cert_not_after"] = not_after
     return out
 
 

@@ -151,6 +151,7 @@ def reload_config(server: Server) -> list[str]:
     leaf = leafnode_changes(old.leafnodes, new.leafnodes)
     _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
     _check_websocket(server, old.websocket, new.websocket)
+    _check_gateway(server, old, new)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
     if new.cluster.port == -1:
@@ -592,6 +593,26 @@ def _go_duration(seconds: float) -> str:
 def _go_pointers(items: list[Any]) -> str:
     """Go's `%v` of a slice of pointers: addresses (which differ from run to run)."""
     return "[" + " ".join(f"0x{id(item) & 0xFFFFFFFFFFFF:x}" for item in items) + "]"
+
+
+# -- gateway -----------------------------------------------------------------------------------
+
+
+def _check_gateway(server: Server, old: Options, new: Options) -> None:
+    """nats-server refuses any change of the gateway block but its TLS settings (its text
+    then prints its Go structs; pynats prints the block's dataclasses). Asking for a random
+    port again is no change."""
+
+    def compared(o: Options) -> Any:
+        g = o.gateway
+        port = server.gateways.port if server.gateways is not None and g.port == -1 else g.port
+        remotes = [dataclasses.replace(r, tls=None) for r in g.gateways]
+        password = "[REDACTED]" if g.password else ""
+        return dataclasses.replace(g, port=port, password=password, tls=None, gateways=remotes)
+
+    before, after = compared(old), compared(new)
+    if before != after:
+        raise ReloadError(f"config reload not supported for Gateway: old={before}, new={after}")
 
 
 # -- websocket ---------------------------------------------------------------------------------
