@@ -325,10 +325,41 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["streams"] == ["$MQTT_msgs", "$MQTT_out", "$MQTT_qos2in", "$MQTT_rmsgs", "$MQTT_sess"]
 
 
+def read_packets(sock: socket.socket, n: int) -> list[Any]:
+    decoder = mp.PacketDecoder(client_side=True)
+    out: list[Any] = []
+    while len(out) < n:
+        data = sock.recv(4096)
+        if not data:
+            break
+        out += decoder.feed(data)
+    return out
+
+
 def qos2_switches(server: RunningServer) -> dict[str, Any]:
-    """`downgrade_qos2_subscribe` grants QoS 1 (with a warning), `reject_qos2_publish` closes
+    """With `ack_wait: 1s`: an unacknowledged QoS 1 message comes again (same packet id,
+    DUP); a QoS 1 retained will reaches a subscriber and a later one. Then
+    `downgrade_qos2_subscribe` grants QoS 1 (with a warning), `reject_qos2_publish` closes
     the client on a QoS 2 PUBLISH (with an error)."""
     port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+    seen: dict[str, Any] = {}
+    slow, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "slow", None, "u", b"p"))
+    slow.sendall(mp.subscribe_packet(mp.Subscribe(1, [("d/t", 1), ("wl/#", 1)])))
+    read_packets(slow, 1)
+    pub, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "pub", None, "u", b"p"))
+    pub.sendall(mp.publish(b"d/t", b"m", qos=1, pid=7))
+    seen["puback"] = read_packets(pub, 1)
+    seen["delivered"] = read_packets(slow, 1)
+    seen["redelivered"] = read_packets(slow, 1)  # after ack_wait, not acknowledged
+    will = mp.Will("wl/x", b"bye", 1, True)
+    gone, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "willer", will, "u", b"p"))
+    gone.close()
+    seen["will"] = read_packets(slow, 1)
+    late, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "late", None, "u", b"p"))
+    late.sendall(mp.subscribe_packet(mp.Subscribe(1, [("wl/#", 1)])))
+    seen["retained_will"] = read_packets(late, 2)
+    for sock in (slow, pub, late):
+        sock.close()
     sock, connack = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "q2", None, "u", b"p"))
     sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("t/2", 2)])))
     suback = sock.recv(5)
@@ -339,21 +370,26 @@ def qos2_switches(server: RunningServer) -> dict[str, Any]:
         server.wait_for_log(r"Downgrading subscription QoS2 to QoS1"),
         server.wait_for_log(r"QoS=2 is disabled for PUBLISH messages"),
     ]
-    return {
-        "connack": connack,
-        "suback": suback,
-        "closed": closed,
-        "logs": [re.sub(r"^.*?\] \S+ - mid:\d+ - ", "", line) for line in logs],
-    }
+    seen.update(
+        {
+            "connack": connack,
+            "suback": suback,
+            "closed": closed,
+            "logs": [re.sub(r"^.*?\] \S+ - mid:\d+ - ", "", line) for line in logs],
+        }
+    )
+    return seen
 
 
-def test_qos2_switches_as_nats_server(tmp_path: Path) -> None:
+def test_redelivery_will_and_qos2_switches_as_nats_server(tmp_path: Path) -> None:
     found: dict[str, Any] = {}
 
     def run(kind: str) -> None:
         tmp = tmp_path / kind
         tmp.mkdir()
-        cfg = config(tmp, "reject_qos2_publish: true, downgrade_qos2_subscribe: true")
+        cfg = config(
+            tmp, 'ack_wait: "1s", reject_qos2_publish: true, downgrade_qos2_subscribe: true'
+        )
         server = start_server(["-c", str(cfg)], oracle=kind == "go")
         try:
             found[kind] = qos2_switches(server)
@@ -367,6 +403,11 @@ def test_qos2_switches_as_nats_server(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join(30)
+    go = found["go"]
+    assert go["delivered"] == [mp.Publish("d/t", b"m", 1, False, False, 1)], go
+    assert go["redelivered"] == [mp.Publish("d/t", b"m", 1, False, True, 1)]
+    assert go["will"] == [mp.Publish("wl/x", b"bye", 1, False, False, 2)]
+    assert go["retained_will"][1] == mp.Publish("wl/x", b"bye", 1, True, False, 1)
     assert found["go"]["suback"] == bytes((0x90, 3, 0, 1, 1)), found["go"]
     assert found["go"]["closed"] == b""
     assert found["go"]["logs"] == [
@@ -386,28 +427,18 @@ def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     def connect(port: int, cid: str, clean: bool) -> tuple[socket.socket, bytes]:
         return raw_connect(port, mp.Connect("MQTT", 4, clean, 0, cid, None, "u", b"p"))
 
-    def packets(sock: socket.socket, n: int) -> list[Any]:
-        decoder = mp.PacketDecoder(client_side=True)
-        out: list[Any] = []
-        while len(out) < n:
-            data = sock.recv(4096)
-            if not data:
-                break
-            out += decoder.feed(data)
-        return out
-
     server = start_server(["-c", str(cfg)], oracle=kind == "go")
     try:
         port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
         sock, _ = connect(port, "keep", False)
         sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("k/t", 1)])))
-        packets(sock, 1)
+        read_packets(sock, 1)
         sock.sendall(bytes((mp.DISCONNECT << 4, 0)))
         sock.close()
         pub, _ = connect(port, "pub", True)
         pub.sendall(mp.publish(b"k/t", b"stored", qos=1, pid=1))
         pub.sendall(mp.publish(b"k/r", b"retained", qos=1, retain=True, pid=2))
-        seen["pubacks"] = packets(pub, 2)
+        seen["pubacks"] = read_packets(pub, 2)
         pub.close()
     finally:
         server.stop()
@@ -415,11 +446,11 @@ def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     try:
         port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
         sock, seen["resumed"] = connect(port, "keep", False)
-        seen["kept"] = packets(sock, 1)
+        seen["kept"] = read_packets(sock, 1)
         sock.close()
         new, _ = connect(port, "new", True)
         new.sendall(mp.subscribe_packet(mp.Subscribe(1, [("k/#", 0)])))
-        seen["retained"] = packets(new, 2)
+        seen["retained"] = read_packets(new, 2)
         new.close()
     finally:
         server.stop()

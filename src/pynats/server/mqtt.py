@@ -230,6 +230,8 @@ class MqttClient(ClientConnection):
         self.filters: dict[str, _SubInfo] = {}
         self.pending_acks: dict[int, str] = {}  # packet id -> the JetStream ack subject
         self.awaiting_pubcomp: set[int] = set()  # QoS 2 out: PUBREL sent, PUBCOMP due
+        # the packet id each stored message went out with, so a redelivery reuses it
+        self.pids_by_message: dict[bytes, int] = {}
         self._next_pid = 0
         self._inbox: deque[mp.Packet] = deque()
         self._wake: asyncio.Event = asyncio.Event()
@@ -821,8 +823,14 @@ class MqttClient(ClientConnection):
         raw = subject.decode(errors="replace")
         if raw.startswith(MSGS_PREFIX):
             raw = raw[len(MSGS_PREFIX) :]
-        redelivered = _delivery_count(reply) > 1
-        pid = self._packet_id_for(reply.decode())
+        delivered, stored_as = _ack_tokens(reply)
+        pid = self.pids_by_message.get(stored_as) if delivered > 1 else None
+        if pid is None:
+            pid = self._packet_id_for(reply.decode())
+            self.pids_by_message[stored_as] = pid
+        else:  # a redelivery: the same packet identifier, with DUP [MQTT-4.4.0-1]
+            self.pending_acks[pid] = reply.decode()
+        redelivered = delivered > 1
         topic = subject_to_topic(raw).encode()
         self._write(mp.publish(topic, payload, qos, False, redelivered, pid))
 
@@ -838,6 +846,7 @@ class MqttClient(ClientConnection):
     def _acknowledged(self, pid: int) -> None:
         ack = self.pending_acks.pop(pid, None)
         if ack and self.state is not None:
+            self.pids_by_message.pop(_ack_tokens(ack.encode())[1], None)
             self.state.client.publish(ack, b"")
 
     # -- closing -----------------------------------------------------------------------------
@@ -906,13 +915,16 @@ def _pub_headers(qos: int) -> bytes:
     return _PUB_HEADERS[qos]
 
 
-def _delivery_count(ack_reply: bytes) -> int:
-    """The delivery count in a `$JS.ACK.<stream>.<consumer>.<delivered>....` reply."""
+def _ack_tokens(ack_reply: bytes) -> tuple[int, bytes]:
+    """From `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>....`: the delivery count,
+    and what names the stored message (consumer and stream sequence)."""
     tokens = ack_reply.split(b".")
+    if len(tokens) < 9:
+        return 1, ack_reply
     try:
-        return int(tokens[4]) if len(tokens) >= 9 else 1
+        return int(tokens[4]), tokens[3] + b"." + tokens[5]
     except ValueError:
-        return 1
+        return 1, ack_reply
 
 
 __all__ = ["MqttClient", "MqttListener", "go_hash"]
