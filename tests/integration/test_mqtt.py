@@ -481,3 +481,67 @@ def test_sessions_and_retained_messages_survive_a_restart(tmp_path: Path) -> Non
         mp.Publish("k/r", b"retained", 0, True, False, 0),
     ]
     assert found["pynats"] == go
+
+
+PKI = Path(__file__).parent.parent / "data" / "cluster" / "pki"
+TLS_LISTEN_RE = r"Listening for MQTT clients on tls://127\.0\.0\.1:(\d+)"
+
+
+def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
+    """`mqtt { tls {} }`: the listener says `tls://`, a TLS client connects and gets its
+    message, /varz and /connz show the TLS side."""
+    cfg = tmp / "mqtt.conf"
+    cfg.write_text(
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        'mqtt { listen: "127.0.0.1:-1", tls { '
+        f'cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}", timeout: 3 }} }}\n'
+    )
+    server = start_server(["-c", str(cfg)], oracle=kind == "go", http_port=-1)
+    try:
+        port = int(re.search(TLS_LISTEN_RE, server.wait_for_log(TLS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="secure")
+        client.tls_set(ca_certs=str(PKI / "ca.pem"))
+        got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        acked: list[bool] = []
+        client.on_message = lambda c, u, m: got.put((m.topic, m.payload))
+        client.on_subscribe = lambda c, u, mid, codes, p: acked.append(True)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        client.subscribe("s/+")
+        wait_until_sync(lambda: acked, what="SUBACK over TLS")
+        client.publish("s/x", b"secure").wait_for_publish(5)
+        message = got.get(timeout=5)
+        varz = server.http_json("/varz")["mqtt"]
+        connz = server.http_json("/connz?mqtt_client=secure")["connections"]
+        client.disconnect()
+        client.loop_stop()
+        return {
+            "message": message,
+            "varz": {k: v for k, v in varz.items() if k != "port"},
+            "connz": [(c["type"], c.get("tls_version")) for c in connz],
+        }
+    finally:
+        server.stop()
+
+
+def test_tls_listener_as_nats_server(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = tls_scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = {"error": repr(e)}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    go = found["go"]
+    assert go["message"] == ("s/x", b"secure"), go
+    assert go["varz"]["tls_timeout"] == 3
+    assert go["connz"] == [("mqtt", "1.3")]
+    assert found["pynats"] == go

@@ -319,7 +319,7 @@ def conn_info(
     if (
         c.transport is not None
         and not c.closed
-        and (server.tls_context is not None or c.is_websocket)
+        and (server.tls_context is not None or c.is_websocket or getattr(c, "is_mqtt", False))
     ):
         from .tls import connection_tls_info
 

@@ -165,6 +165,12 @@ class MqttListener:
             out["ack_wait"] = round(opts.ack_wait * NS_PER_S)
         if opts.max_ack_pending > 0:
             out["max_ack_pending"] = opts.max_ack_pending
+        if opts.tls is not None:
+            from .tls import certificate_not_after
+
+            not_after = certificate_not_after(opts.tls.cert_file)
+            if not_after:
+                out["tls_cert_not_after"] = not_after
         return out
 
 
