@@ -489,11 +489,12 @@ TLS_LISTEN_RE = r"Listening for MQTT clients on tls://127\.0\.0\.1:(\d+)"
 
 def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     """`mqtt { tls {} }`: the listener says `tls://`, a TLS client connects and gets its
-    message, /varz and /connz show the TLS side."""
+    message, /varz and /connz show the TLS side. The MQTT state is kept through the
+    JetStream domain `js_domain` names (`$JS.hub.API`)."""
     cfg = tmp / "mqtt.conf"
     cfg.write_text(
-        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
-        'mqtt { listen: "127.0.0.1:-1", tls { '
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'}, domain: hub }}\n"
+        'mqtt { listen: "127.0.0.1:-1", js_domain: hub, tls { '
         f'cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}", timeout: 3 }} }}\n'
     )
     server = start_server(["-c", str(cfg)], oracle=kind == "go", http_port=-1)
@@ -507,9 +508,9 @@ def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         client.on_subscribe = lambda c, u, mid, codes, p: acked.append(True)
         client.connect("127.0.0.1", port)
         client.loop_start()
-        client.subscribe("s/+")
+        client.subscribe("s/+", qos=1)
         wait_until_sync(lambda: acked, what="SUBACK over TLS")
-        client.publish("s/x", b"secure").wait_for_publish(5)
+        client.publish("s/x", b"secure", qos=1).wait_for_publish(5)
         message = got.get(timeout=5)
         varz = server.http_json("/varz")["mqtt"]
         connz = server.http_json("/connz?mqtt_client=secure")["connections"]
@@ -543,5 +544,6 @@ def test_tls_listener_as_nats_server(tmp_path: Path) -> None:
     go = found["go"]
     assert go["message"] == ("s/x", b"secure"), go
     assert go["varz"]["tls_timeout"] == 3
+    assert go["varz"]["js_domain"] == "hub"
     assert go["connz"] == [("mqtt", "1.3")]
     assert found["pynats"] == go

@@ -137,6 +137,9 @@ class MqttAccount:
         self._ready: asyncio.Future[None] | None = None
         opts = server.options.mqtt
         self.api_timeout = opts.js_api_timeout or DEFAULT_API_TIMEOUT_S
+        # `js_domain`: the JetStream (this server's, or a hub's over a leaf node) that keeps
+        # the account's MQTT state
+        self.api_prefix = f"$JS.{opts.js_domain}.API" if opts.js_domain else "$JS.API"
 
     # -- the JS API conversation -------------------------------------------------------------
 
@@ -227,7 +230,9 @@ class MqttAccount:
             config = dict(config)
             if mo.stream_replicas > 0:
                 config["num_replicas"] = mo.stream_replicas
-            answer = await self.api("SC", f"$JS.API.STREAM.CREATE.{config['name']}", config)
+            answer = await self.api(
+                "SC", f"{self.api_prefix}.STREAM.CREATE.{config['name']}", config
+            )
             error = answer.get("error")
             if error and error.get("err_code") != 10058:  # already there, another config
                 raise JetStreamUnavailable(str(error.get("description", error)))
@@ -238,7 +243,7 @@ class MqttAccount:
         while True:
             answer = await self.api(
                 "ML",
-                f"$JS.API.STREAM.MSG.GET.{RETAINED_STREAM}",
+                f"{self.api_prefix}.STREAM.MSG.GET.{RETAINED_STREAM}",
                 {"seq": seq + 1, "next_by_subj": RETAINED_PREFIX + ">"},
             )
             message = answer.get("message")
@@ -266,7 +271,7 @@ class MqttAccount:
             self.retained.pop(subject, None)
             await self.api(
                 "RD",
-                f"$JS.API.STREAM.PURGE.{RETAINED_STREAM}",
+                f"{self.api_prefix}.STREAM.PURGE.{RETAINED_STREAM}",
                 {"filter": RETAINED_PREFIX + subject},
             )
             return
@@ -287,7 +292,7 @@ class MqttAccount:
             return session
         answer = await self.api(
             "ML",
-            f"$JS.API.STREAM.MSG.GET.{SESSIONS_STREAM}",
+            f"{self.api_prefix}.STREAM.MSG.GET.{SESSIONS_STREAM}",
             {"last_by_subj": SESSIONS_PREFIX + go_hash(client_id)},
         )
         message = answer.get("message")
@@ -320,7 +325,7 @@ class MqttAccount:
         self.sessions.pop(session.client_id, None)
         await self.api(
             "SD",
-            f"$JS.API.STREAM.PURGE.{SESSIONS_STREAM}",
+            f"{self.api_prefix}.STREAM.PURGE.{SESSIONS_STREAM}",
             {"filter": SESSIONS_PREFIX + session.hash},
         )
 
@@ -328,7 +333,7 @@ class MqttAccount:
         name = config["durable_name"]
         answer = await self.api(
             "CC",
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{MSGS_STREAM}.{name}",
+            f"{self.api_prefix}.CONSUMER.DURABLE.CREATE.{MSGS_STREAM}.{name}",
             {"stream_name": MSGS_STREAM, "config": config},
         )
         error = answer.get("error")
@@ -337,7 +342,7 @@ class MqttAccount:
 
     async def delete_consumer(self, name: str) -> None:
         if name:
-            await self.api("CD", f"$JS.API.CONSUMER.DELETE.{MSGS_STREAM}.{name}")
+            await self.api("CD", f"{self.api_prefix}.CONSUMER.DELETE.{MSGS_STREAM}.{name}")
 
     def close(self) -> None:
         for future in self._replies.values():
