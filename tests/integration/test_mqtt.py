@@ -35,10 +35,10 @@ WS_LISTEN_RE = r"Listening for websocket clients on ws://127\.0\.0\.1:(\d+)"
 MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
 
 
-def config(tmp: Path, mqtt: str = 'ack_wait: "5s"') -> Path:
+def config(tmp: Path, mqtt: str = 'ack_wait: "5s"', top: str = "") -> Path:
     path = tmp / "mqtt.conf"
     path.write_text(
-        "server_name: s1\n"
+        f"server_name: s1\n{top}"
         f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
         "authorization { users: [{user: u, password: p},"
         ' {user: r, password: p, permissions: {publish: "ok.>", subscribe: "ok.>"}}] }\n'
@@ -360,6 +360,20 @@ def qos2_switches(server: RunningServer) -> dict[str, Any]:
     seen["retained_will"] = read_packets(late, 2)
     for sock in (slow, pub, late):
         sock.close()
+    # the account's mappings apply; the server's own `$MQTT.` subjects are refused;
+    # a message over max_payload closes the client
+    mapped, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "mapped", None, "u", b"p"))
+    filters = [("c/d", 0), ("a/b", 0), ("$MQTT/#", 0), ("$SYS/#", 0)]
+    mapped.sendall(mp.subscribe_packet(mp.Subscribe(1, filters)))
+    seen["reserved"] = read_packets(mapped, 1)
+    mapped.sendall(mp.publish(b"a/b", b"mapped"))
+    seen["mapped"] = read_packets(mapped, 1)
+    mapped.sendall(mp.publish(b"big", b"x" * 2000))
+    seen["too_big"] = mapped.recv(16)
+    seen["too_big_log"] = LOG_PREFIX_RE.sub(
+        "", CLIENT_RE.sub("<client>", server.wait_for_log("maximum payload exceeded"))
+    )
+    mapped.close()
     sock, connack = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "q2", None, "u", b"p"))
     sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("t/2", 2)])))
     suback = sock.recv(5)
@@ -388,7 +402,9 @@ def test_redelivery_will_and_qos2_switches_as_nats_server(tmp_path: Path) -> Non
         tmp = tmp_path / kind
         tmp.mkdir()
         cfg = config(
-            tmp, 'ack_wait: "1s", reject_qos2_publish: true, downgrade_qos2_subscribe: true'
+            tmp,
+            'ack_wait: "1s", reject_qos2_publish: true, downgrade_qos2_subscribe: true',
+            top='max_payload: 1000\nmappings { "a.b": "c.d" }\n',
         )
         server = start_server(["-c", str(cfg)], oracle=kind == "go")
         try:
@@ -408,6 +424,10 @@ def test_redelivery_will_and_qos2_switches_as_nats_server(tmp_path: Path) -> Non
     assert go["redelivered"] == [mp.Publish("d/t", b"m", 1, False, True, 1)]
     assert go["will"] == [mp.Publish("wl/x", b"bye", 1, False, False, 2)]
     assert go["retained_will"][1] == mp.Publish("wl/x", b"bye", 1, True, False, 1)
+    assert go["reserved"] == [mp.Reply(mp.SUBACK, bytes((0, 1, 0, 0, 0x80, 0)))]
+    assert go["mapped"] == [mp.Publish("c/d", b"mapped")]
+    assert go["too_big"] == b""
+    assert go["too_big_log"] == '[ERR] <client> - "mapped" - maximum payload exceeded: 2025 vs 1000'
     assert found["go"]["suback"] == bytes((0x90, 3, 0, 1, 1)), found["go"]
     assert found["go"]["closed"] == b""
     assert found["go"]["logs"] == [

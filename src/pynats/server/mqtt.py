@@ -45,7 +45,7 @@ from .mqtt_topics import (
     subject_to_topic,
     topic_to_subject,
 )
-from .protocol import REASON_AUTH, REASON_PROTOCOL_VIOLATION, ProtocolError
+from .protocol import REASON_AUTH, REASON_MAX_PAYLOAD, REASON_PROTOCOL_VIOLATION, ProtocolError
 from .subjects import subject_matches
 from .sublist import Subscription
 from .websocket import WebsocketAuthenticator
@@ -541,19 +541,31 @@ class MqttClient(ClientConnection):
 
     # -- PUBLISH -----------------------------------------------------------------------------
 
-    def _count_publish(self, p: mp.Publish) -> str:
+    def _count_publish(self, p: mp.Publish) -> str | None:
         """Count a PUBLISH as nats-server does (the NATS message, header block and payload,
         less the two bytes of a line end; it is what makes the client "active") and return
-        its subject."""
+        the subject it goes to (the account's mappings applied), or None when it is over
+        `max_payload` (the client is closed, as nats-server does)."""
         subjects = self.listener.subjects
         subject = subjects.get(p.topic)
         if subject is None:
             if len(subjects) >= TRANSLATIONS_KEPT:
                 subjects.clear()
             subject = subjects[p.topic] = topic_to_subject(p.topic)
+        size = len(_pub_headers(p.qos)) + len(p.payload)
+        max_payload = self.parser.max_payload
+        if size > max_payload:
+            self.server.logger.error(
+                f"{self.error_label} - maximum payload exceeded: {size} vs {max_payload}"
+            )
+            self.close_connection(REASON_MAX_PAYLOAD)
+            return None
         self.in_msgs += 1
-        self.in_bytes += len(_pub_headers(p.qos)) + len(p.payload) - 2
+        self.in_bytes += size - 2
         self.last_activity = time.time()
+        mappings = self.account.mappings
+        if mappings is not None:
+            subject = mappings.apply(subject.encode()).decode()
         return subject
 
     def _publish_now(self, p: mp.Publish) -> None:
@@ -561,6 +573,8 @@ class MqttClient(ClientConnection):
         QoS 1 one is stored without waiting, and its PUBACK goes out when JetStream has it
         (stores are acknowledged in order, so PUBACKs keep the PUBLISH order)."""
         subject = self._count_publish(p)
+        if subject is None:
+            return
         if not self._may_publish_to(subject.encode()):
             if p.qos:
                 self._write(mp.packet_id(mp.PUBACK, p.packet_id))
@@ -599,6 +613,8 @@ class MqttClient(ClientConnection):
             self._publish_now(p)
             return
         subject = self._count_publish(p)
+        if subject is None:
+            return
         session = self.session
         assert session is not None
         if p.qos == 2:
@@ -661,6 +677,9 @@ class MqttClient(ClientConnection):
             except TopicError as e:
                 self.server.logger.error(f"{self.error_label} - {e}")
                 codes.append(mp.SUBACK_FAILURE)
+                continue
+            if any(x == "$MQTT" or x.startswith("$MQTT.") for x in subjects):
+                codes.append(mp.SUBACK_FAILURE)  # the server's own subjects
                 continue
             if asked == 2 and opts.downgrade_qos2_subscribe:
                 qos = 1
