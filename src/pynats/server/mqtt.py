@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 DEFAULT_ACK_WAIT_S = 30.0
 TRANSLATIONS_KEPT = 4096  # topics (and subjects) whose translation is remembered
 DEFAULT_MAX_ACK_PENDING = 1024
+MAX_ACK_PENDING_TOTAL = 0xFFFF  # a session's packet identifiers
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
 ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -700,6 +701,9 @@ class MqttClient(ClientConnection):
                 )
                 codes.append(mp.SUBACK_FAILURE)
                 continue
+            if qos and not self._within_ack_pending_limit(topic_filter, len(subjects)):
+                codes.append(mp.SUBACK_FAILURE)
+                continue
             old = self.filters.pop(topic_filter, None)
             if old is not None:
                 await self._drop(old, session)
@@ -724,6 +728,15 @@ class MqttClient(ClientConnection):
         self._write(mp.suback(s.packet_id, codes))
         for info, subjects in new:
             self._send_retained(state, info, subjects)
+
+    def _within_ack_pending_limit(self, topic_filter: str, consumers: int) -> bool:
+        """A session's consumers may together have at most 65535 messages pending (their
+        packet identifiers): each consumer counts `max_ack_pending` (`x/#` has two)."""
+        per_consumer = self.listener.options.max_ack_pending or DEFAULT_MAX_ACK_PENDING
+        kept = sum(
+            len(info.consumers) for name, info in self.filters.items() if name != topic_filter
+        )
+        return (kept + consumers) * per_consumer <= MAX_ACK_PENDING_TOTAL
 
     def _consumer_config(self, session: Session, subject: str) -> dict[str, Any]:
         opts = self.listener.options
