@@ -208,6 +208,30 @@ async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, 
         seen["will"] = m.take(1)
         sock.close()
 
+        # protocol errors: logged, and the client closed
+        bad, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "proto", None, "u", b"p"))
+        bad.sendall(b"\xf0\x00")
+        bad.recv(1)
+        bad, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "badtopic", None, "u", b"p"))
+        bad.sendall(mp.publish(b"a b", b"x"))
+        bad.recv(1)
+        bad = socket.create_connection(("127.0.0.1", port), timeout=5)
+        bad.sendall(mp.subscribe_packet(mp.Subscribe(1, [("x", 0)])))
+        bad.recv(1)
+        seen["protocol_errors"] = [
+            CLIENT_RE.sub("<client>", LOG_PREFIX_RE.sub("", server.wait_for_log(pattern)))
+            for pattern in ("unknown packet type", "not supported for MQTT", "first packet")
+        ]
+        closed = wait_until_sync(
+            lambda: [
+                (c.get("mqtt_client", ""), c["reason"])
+                for c in server.http_json("/connz?state=closed&limit=1000")["connections"]
+                if c.get("mqtt_client") in ("w", "proto", "badtopic")
+            ],
+            what="closed MQTT clients",
+        )
+        seen["closed_reasons"] = sorted(closed)
+
         # MQTT over the websocket port (path /mqtt)
         ws_port = int(re.search(WS_LISTEN_RE, server.wait_for_log(WS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
         ws = Mqtt(ws_port, "over-ws", websocket=True)
@@ -315,6 +339,16 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["old_level"] == bytes((0x20, 2, 0, 1))
     assert go["will"] == [("will/t", b"gone", 0, False)]
     assert go["no_auth_user"] == bytes((0x20, 2, 0, 0))
+    assert go["protocol_errors"] == [
+        '[ERR] <client> - "proto" - received unknown packet type 15',
+        '[ERR] <client> - "badtopic" - character not supported for MQTT topics',
+        "[ERR] <client> - the first packet should be a CONNECT (16), got 128",
+    ]
+    assert go["closed_reasons"] == [
+        ("badtopic", "Protocol Violation"),
+        ("proto", "Protocol Violation"),
+        ("w", "Read Error"),  # keep-alive: nats-server's read deadline
+    ]
     assert go["denied_subscription"] == bytes((0x90, 4, 0, 1, 0, 0x80))
     assert go["after_denied_publish"] == bytes((0xD0, 0))  # the connection stays
     assert go["taken_over"] == b""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from . import mqtt_packets as mp
 from .client import ClientConnection
 from .conf.units import go_quote
-from .connection import REASON_CLIENT_CLOSED, REASON_STALE
+from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR
 from .delivery import route_message
 from .mqtt_sessions import (
     DELIVER_PREFIX,
@@ -62,6 +62,9 @@ TRANSLATIONS_KEPT = 4096  # topics (and subjects) whose translation is remembere
 DEFAULT_MAX_ACK_PENDING = 1024
 MAX_ACK_PENDING_TOTAL = 0xFFFF  # a session's packet identifiers
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
+ERR_NOT_WEBSOCKET_PORT = (
+    "MQTT clients over websocket must connect to the Websocket port, not the MQTT port"
+)
 ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -185,12 +188,23 @@ class _Feeder:
     def __init__(self, client: MqttClient) -> None:
         self.client = client
         self.decoder = mp.PacketDecoder()
+        self.seen_connect = False
         self.awaiting_connect = False
         self.headers_enabled = True
         self.max_payload = client.server.options.max_payload
 
     def feed(self, data: bytes) -> None:
         client = self.client
+        if not self.seen_connect and data:
+            # judged on the first byte, as nats-server does, before any length is read
+            if data.startswith(b"GET ") and not client.over_websocket:
+                client.fail(ERR_NOT_WEBSOCKET_PORT)
+                return
+            kind = data[0] & 0xF0
+            if kind != mp.CONNECT << 4:
+                client.fail(f"the first packet should be a CONNECT (16), got {kind}")
+                return
+            self.seen_connect = True
         try:
             packets = self.decoder.feed(data)
         except mp.MqttProtocolError as e:
@@ -225,7 +239,8 @@ class MqttClient(ClientConnection):
         super().__init__(server)
         self.listener = listener
         self.over_websocket = over_websocket  # came through the websocket port's `/mqtt`
-        self.parser = cast(Any, _Feeder(self))
+        self.feeder = _Feeder(self)
+        self.parser = cast(Any, self.feeder)
         self.verbose = False
         self.pedantic = False
         self.headers = True
@@ -269,6 +284,9 @@ class MqttClient(ClientConnection):
 
     @property
     def error_label(self) -> str:
+        """nats-server names the client ID once a CONNECT was read."""
+        if not self.feeder.seen_connect:
+            return self.log_prefix
         return f'{self.log_prefix} - "{self.mqtt_client_id}"'
 
     def _schedule_first_ping(self) -> None:
@@ -534,8 +552,9 @@ class MqttClient(ClientConnection):
         if self.closed:
             return
         if time.time() - self.last_read >= self.keep_alive * 1.5:
+            # nats-server's read deadline: the connection ends as a read error
             self.server.logger.debug(f"{self.error_label} - keep-alive expired")
-            self.close_connection(REASON_STALE)
+            self.close_connection(REASON_READ_ERROR)
             self.server.flush_pending()
             return
         self._arm_keep_alive()
