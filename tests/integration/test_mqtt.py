@@ -108,7 +108,7 @@ def raw_connect(port: int, connect: mp.Connect) -> tuple[socket.socket, bytes]:
     return sock, sock.recv(4)
 
 
-async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, Any]:
+async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     nc = await nats.connect(server.url, user="u", password="p")
     try:
@@ -247,15 +247,11 @@ async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, 
         seen["connz"] = [(c["type"], c.get("mqtt_client")) for c in connz["connections"]]
         entry = connz["connections"][0]
         seen["connz_counts"] = {k: entry[k] for k in COUNTS}
-        # nats-server lists them from a map (any order); it also subscribes a QoS 2 session
-        # to `$MQTT.deliver.pubrel.<hash>`, the consumer of its stored PUBRELs ($MQTT_out),
-        # which pynats keeps in memory (docs/options.md)
-        subs = sorted(entry["subscriptions_list"])
-        pubrel = [x for x in subs if x.startswith("$MQTT.deliver.pubrel.")]
-        seen["pubrel_subscriptions"] = len(pubrel) if is_go else 1
-        seen["connz_subs"] = [
-            "$MQTT.sub.<id>" if x.startswith("$MQTT.sub.") else x for x in subs if x not in pubrel
-        ]
+        # nats-server lists them from a map (any order); a QoS 2 session also has the
+        # delivery subject of its stored PUBRELs
+        seen["connz_subs"] = sorted(
+            re.sub(r"^\$MQTT\.sub\..*", "$MQTT.sub.<id>", x) for x in entry["subscriptions_list"]
+        )
         varz = server.http_json("/varz")["mqtt"]
         seen["varz"] = {k: v for k, v in varz.items() if k != "port"}
         seen["varz_port"] = varz["port"] == port
@@ -268,9 +264,9 @@ async def nats_side(server: RunningServer, port: int, is_go: bool) -> dict[str, 
     return seen
 
 
-def scenario(server: RunningServer, is_go: bool) -> dict[str, Any]:
+def scenario(server: RunningServer) -> dict[str, Any]:
     port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
-    return asyncio.run(nats_side(server, port, is_go))
+    return asyncio.run(nats_side(server, port))
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +280,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
         try:
             server = start_server(["-c", str(config(tmp))], oracle=kind == "go", http_port=-1)
             servers.append(server)
-            out[kind] = scenario(server, kind == "go")
+            out[kind] = scenario(server)
         except BaseException as e:  # reported by the test that reads it
             log = server.log_text()[-3000:] if server is not None else ""
             out[kind] = {"error": repr(e), "log": log}
@@ -494,8 +490,9 @@ def test_redelivery_will_and_qos2_switches_as_nats_server(tmp_path: Path) -> Non
 
 def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     """Phase 1: a persistent session subscribes and leaves; a QoS 1 and a retained message
-    are published. Phase 2, after a restart: the session resumes with its message, and a
-    new subscriber gets the retained one."""
+    are published; a QoS 2 one is received but not released. Phase 2, after a restart: the
+    session resumes with its message, the QoS 2 one is released (read back from
+    $MQTT_qos2in) to a QoS 2 session, and a new subscriber gets the retained one."""
     cfg = config(tmp)
     seen: dict[str, Any] = {}
 
@@ -515,6 +512,15 @@ def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         pub.sendall(mp.publish(b"k/r", b"retained", qos=1, retain=True, pid=2))
         seen["pubacks"] = read_packets(pub, 2)
         pub.close()
+        # QoS 2: a subscriber's session, and a PUBLISH received (PUBREC) but not released
+        q2sub, _ = connect(port, "q2sub", False)
+        q2sub.sendall(mp.subscribe_packet(mp.Subscribe(1, [("t/2", 2)])))
+        read_packets(q2sub, 1)
+        q2sub.close()
+        q2pub, _ = connect(port, "q2pub", False)
+        q2pub.sendall(mp.publish(b"t/2", b"held over", qos=2, pid=11))
+        seen["pubrec"] = read_packets(q2pub, 1)
+        q2pub.close()
     finally:
         server.stop()
     server = start_server(["-c", str(cfg)], oracle=kind == "go")
@@ -523,6 +529,15 @@ def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         sock, seen["resumed"] = connect(port, "keep", False)
         seen["kept"] = read_packets(sock, 1)
         sock.close()
+        q2sub, _ = connect(port, "q2sub", False)
+        q2pub, _ = connect(port, "q2pub", False)
+        q2pub.sendall(mp.packet_id(mp.PUBREL, 11))
+        seen["pubcomp"] = read_packets(q2pub, 1)
+        seen["released"] = read_packets(q2sub, 1)
+        q2sub.sendall(mp.packet_id(mp.PUBREC, 1))
+        seen["pubrel"] = read_packets(q2sub, 1)
+        q2sub.close()
+        q2pub.close()
         new, _ = connect(port, "new", True)
         new.sendall(mp.subscribe_packet(mp.Subscribe(1, [("k/#", 0)])))
         seen["retained"] = read_packets(new, 2)
@@ -551,6 +566,9 @@ def test_sessions_and_retained_messages_survive_a_restart(tmp_path: Path) -> Non
     go = found["go"]
     assert go["resumed"] == bytes((0x20, 2, 1, 0)), go  # session present
     assert go["kept"] == [mp.Publish("k/t", b"stored", 1, False, False, 1)]
+    assert go["pubcomp"] == [mp.PacketId(mp.PUBCOMP, 11)]  # the QoS 2 message kept...
+    assert go["released"] == [mp.Publish("t/2", b"held over", 2, False, False, 1)]  # ...sent
+    assert go["pubrel"] == [mp.PacketId(mp.PUBREL, 1)]
     assert go["retained"] == [
         mp.Reply(mp.SUBACK, b"\x00\x01\x00"),
         mp.Publish("k/r", b"retained", 0, True, False, 0),

@@ -32,6 +32,11 @@ from .delivery import route_message
 from .mqtt_sessions import (
     DELIVER_PREFIX,
     MSGS_PREFIX,
+    OUT_STREAM,
+    PUBREL_DELIVER_PREFIX,
+    PUBREL_PREFIX,
+    QOS2_IN_PREFIX,
+    QOS2_IN_STREAM,
     JetStreamUnavailable,
     MqttAccount,
     Session,
@@ -251,7 +256,8 @@ class MqttClient(ClientConnection):
         self.keep_alive = 0
         self.filters: dict[str, _SubInfo] = {}
         self.pending_acks: dict[int, str] = {}  # packet id -> the JetStream ack subject
-        self.awaiting_pubcomp: set[int] = set()  # QoS 2 out: PUBREL sent, PUBCOMP due
+        # QoS 2 out: PUBREL sent, PUBCOMP due (packet id -> the stored PUBREL's ack subject)
+        self.pubrel_acks: dict[int, str] = {}
         # the packet id each stored message went out with, so a redelivery reuses it
         self.pids_by_message: dict[bytes, int] = {}
         self._next_pid = 0
@@ -348,7 +354,7 @@ class MqttClient(ClientConnection):
                 self._acknowledged(packet.packet_id)
                 return True
             if kind == mp.PUBCOMP:
-                self.awaiting_pubcomp.discard(packet.packet_id)
+                self._completed(packet.packet_id)
                 return True
             return False
         if isinstance(packet, mp.Simple) and packet.kind == mp.PINGREQ:
@@ -397,12 +403,9 @@ class MqttClient(ClientConnection):
             if packet.kind == mp.PUBACK:
                 self._acknowledged(pid)
             elif packet.kind == mp.PUBREC:
-                # QoS 2 out, step 2: the client has it; the stored copy is done with
-                self._acknowledged(pid)
-                self.awaiting_pubcomp.add(pid)
-                self._write(mp.packet_id(mp.PUBREL, pid))
+                self._received(pid)
             elif packet.kind == mp.PUBCOMP:
-                self.awaiting_pubcomp.discard(pid)
+                self._completed(pid)
             elif packet.kind == mp.PUBREL:
                 await self._release(pid)
         elif isinstance(packet, mp.Subscribe):
@@ -523,6 +526,8 @@ class MqttClient(ClientConnection):
             config = session.cons.get(subject)
             if config is not None:
                 self._bind_consumer(info, config)
+        if session.pubrel is not None:
+            self._bind_pubrel(session.pubrel)
 
     def _info_for_subject(self, subject: str, qos: int) -> _SubInfo:
         topic_filter = subject_to_topic(subject.replace("*", "+").replace(">", "#"))
@@ -639,22 +644,114 @@ class MqttClient(ClientConnection):
         assert session is not None
         if p.qos == 2:
             # QoS 2 in, step 1: held (a resent PUBLISH with the same id is the same message)
-            # until PUBREL releases it
-            session.qos2_incoming.setdefault(p.packet_id, (subject, p))
+            # until PUBREL releases it, in memory and in $MQTT_qos2in (for a reconnect)
+            if p.packet_id not in session.qos2_incoming:
+                session.qos2_incoming[p.packet_id] = (subject, p)
+                state = self.state
+                assert state is not None
+                flags = (p.qos << 1) | (0x01 if p.retain else 0) | (0x08 if p.dup else 0)
+                headers = b"NATS/1.0\r\nNmqtt-Pub:%d%d\r\nNmqtt-Subject:%b\r\n\r\n" % (
+                    p.qos,
+                    flags,
+                    subject.encode(),
+                )
+                state.store(self._qos2_in_subject(p.packet_id), p.payload, headers, _ignore)
             self._write(mp.packet_id(mp.PUBREC, p.packet_id))
             return
         await self._deliver_published(subject, p)
         if p.qos == 1:
             self._write(mp.packet_id(mp.PUBACK, p.packet_id))
 
+    def _qos2_in_subject(self, pid: int) -> str:
+        return f"{QOS2_IN_PREFIX}{self.mqtt_client_id}.{pid}"
+
     async def _release(self, pid: int) -> None:
-        """QoS 2 in, step 3: PUBREL: the held message goes out (once), then PUBCOMP."""
+        """QoS 2 in, step 3: PUBREL: the held message goes out (once), then PUBCOMP. One
+        held by an earlier connection of the session is read back from $MQTT_qos2in."""
         session = self.session
-        assert session is not None
+        state = self.state
+        assert session is not None and state is not None
         held = session.qos2_incoming.pop(pid, None)
+        stored_as = self._qos2_in_subject(pid)
+        if held is None:
+            stored = await state.load_last(QOS2_IN_STREAM, stored_as)
+            if stored is not None:
+                headers, payload = stored
+                subject = headers.get("Nmqtt-Subject", "")
+                flags = headers.get("Nmqtt-Pub", "2")[1:]
+                retain = bool(int(flags or "0") & 0x01)
+                if subject:
+                    topic = subject_to_topic(subject)
+                    held = (subject, mp.Publish(topic, payload, 2, retain, False, pid))
         if held is not None:
             await self._deliver_published(*held)
+            await state.purge(QOS2_IN_STREAM, stored_as)
         self._write(mp.packet_id(mp.PUBCOMP, pid))
+
+    def _received(self, pid: int) -> None:
+        """QoS 2 out, step 2: PUBREC: the stored message is done with; the PUBREL to send is
+        stored in $MQTT_out and comes back through the session's PUBREL consumer."""
+        self._acknowledged(pid)
+        session, state = self.session, self.state
+        if session is None or state is None or session.pubrel is None:
+            self._write(mp.packet_id(mp.PUBREL, pid))
+            return
+        headers = b"NATS/1.0\r\nNmqtt-PubRel:%d\r\n\r\n" % pid
+        state.store(PUBREL_PREFIX + session.hash, b"", headers, _ignore)
+
+    def _completed(self, pid: int) -> None:
+        """QoS 2 out, step 4: PUBCOMP: the stored PUBREL is acknowledged."""
+        ack = self.pubrel_acks.pop(pid, None)
+        if ack and self.state is not None:
+            self.state.client.publish(ack, b"")
+
+    def _deliver_pubrel(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        at = headers.find(b"Nmqtt-PubRel:")
+        if self.closed or reply is None or at < 0:
+            return
+        end = headers.find(b"\r\n", at)
+        try:
+            pid = int(headers[at + 13 : end].strip())
+        except ValueError:
+            return
+        self.pubrel_acks[pid] = reply.decode()
+        self._write(mp.packet_id(mp.PUBREL, pid))
+
+    async def _ensure_pubrel_consumer(self, session: Session, state: MqttAccount) -> None:
+        """A session's first QoS 2 subscription gets the consumer of its stored PUBRELs."""
+        if session.pubrel is not None:
+            return
+        opts = self.listener.options
+        config: dict[str, Any] = {
+            "durable_name": f"$MQTT_PUBREL_{session.hash}",
+            "deliver_subject": PUBREL_DELIVER_PREFIX + session.hash,
+            "deliver_policy": "new",
+            "ack_policy": "explicit",
+            "ack_wait": round((opts.ack_wait or DEFAULT_ACK_WAIT_S) * 1e9),
+            "max_deliver": -1,
+            "filter_subject": PUBREL_PREFIX + session.hash,
+            "replay_policy": "instant",
+            "max_ack_pending": opts.max_ack_pending or DEFAULT_MAX_ACK_PENDING,
+        }
+        await state.create_consumer(config, OUT_STREAM)
+        session.pubrel = config
+        self._bind_pubrel(config)
+
+    def _bind_pubrel(self, config: dict[str, Any]) -> None:
+        self._last_sid += 1
+        sid = b"%d" % self._last_sid
+        deliver = str(config["deliver_subject"]).encode()
+        sub = Subscription(self, deliver, None, sid, callback=self._deliver_pubrel)
+        self.subs[sid] = sub
+        self.account.sublist.insert(sub)
 
     async def _deliver_published(self, subject: str, p: mp.Publish) -> None:
         state = self.state
@@ -731,6 +828,8 @@ class MqttClient(ClientConnection):
                 for subject in subjects:
                     self._add_nats_sub(info, subject)
                     session.subs[subject] = qos
+                    if qos == 2:
+                        await self._ensure_pubrel_consumer(session, state)
                     if qos:
                         config = self._consumer_config(session, subject)
                         await state.create_consumer(config)
@@ -958,6 +1057,10 @@ class MqttClient(ClientConnection):
 
     def __repr__(self) -> str:
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
+
+
+def _ignore(error: str) -> None:
+    """A store whose outcome does not matter (a QoS 2 message already held, a PUBREL)."""
 
 
 def _go_number(seconds: float) -> float | int:

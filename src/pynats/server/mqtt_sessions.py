@@ -11,10 +11,13 @@ The streams (created on the first MQTT connection of the account, as nats-server
   flags in `Nmqtt-RTopic`/`Nmqtt-RFlags` headers; kept in memory too (`retained`).
 - `$MQTT_sess` (`$MQTT.sess.>`, one per subject): a session record per client ID hash,
   JSON `{"origin", "id", "clean", "subs": {subject: qos}, "cons": {subject: consumer}}`.
-- `$MQTT_qos2in` (`$MQTT.qos2.in.>`) and `$MQTT_out` (`$MQTT.out.>`): created for
-  `nats stream ls -a` parity; pynats keeps the QoS 2 handshakes' state in memory instead
-  (a QoS 2 message waiting for its PUBREL, a PUBREL waiting for its PUBCOMP), so it does not
-  outlive the server.
+- `$MQTT_qos2in` (`$MQTT.qos2.in.>`, one per subject, new ones refused): a QoS 2 PUBLISH
+  waiting for its PUBREL, on `$MQTT.qos2.in.<client id>.<packet id>` (a resent one is the
+  same message), with `Nmqtt-Pub: <qos><flags>` and `Nmqtt-Subject`.
+- `$MQTT_out` (`$MQTT.out.>`, interest): a PUBREL waiting for its PUBCOMP, on
+  `$MQTT.out.pubrel.<session hash>` with `Nmqtt-PubRel: <packet id>`, delivered by the
+  session's `$MQTT_PUBREL_<hash>` consumer to `$MQTT.deliver.pubrel.<hash>` (so a PUBREL
+  is sent again after a reconnect).
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ RETAINED_PREFIX = "$MQTT.rmsgs."
 SESSIONS_STREAM = "$MQTT_sess"
 SESSIONS_PREFIX = "$MQTT.sess."
 QOS2_IN_STREAM = "$MQTT_qos2in"
+QOS2_IN_PREFIX = "$MQTT.qos2.in."
 OUT_STREAM = "$MQTT_out"
+PUBREL_PREFIX = "$MQTT.out.pubrel."
+PUBREL_DELIVER_PREFIX = "$MQTT.deliver.pubrel."
 DELIVER_PREFIX = "$MQTT.sub."
 JSA_REPLIES = "$MQTT.JSA."
 DEFAULT_API_TIMEOUT_S = 4.0
@@ -75,7 +81,7 @@ STREAMS = [
     _stream(SESSIONS_STREAM, SESSIONS_PREFIX + ">", "limits", max_msgs_per_subject=1),
     _stream(
         QOS2_IN_STREAM,
-        "$MQTT.qos2.in.>",
+        QOS2_IN_PREFIX + ">",
         "limits",
         max_msgs_per_subject=1,
         discard="new",
@@ -100,6 +106,7 @@ class Session:
     clean: bool
     subs: dict[str, int] = field(default_factory=dict)  # NATS subject -> granted QoS
     cons: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> consumer config
+    pubrel: dict[str, Any] | None = None  # the PUBREL consumer's config (QoS 2 sessions)
     connection: Any = None  # the MqttClient holding it now, if any
     # QoS 2 PUBLISHes received and PUBREC'd, waiting for their PUBREL (packet id -> message)
     qos2_incoming: dict[int, Any] = field(default_factory=dict)
@@ -116,6 +123,8 @@ class Session:
             out["subs"] = dict(self.subs)
         if self.cons:
             out["cons"] = dict(self.cons)
+        if self.pubrel:
+            out["pubrel"] = dict(self.pubrel)
         return json.dumps(out, separators=(",", ":")).encode()
 
 
@@ -310,6 +319,8 @@ class MqttAccount:
             {str(k): int(v) for k, v in (record.get("subs") or {}).items()},
             {str(k): v for k, v in (record.get("cons") or {}).items()},
         )
+        pubrel = record.get("pubrel")
+        session.pubrel = pubrel if isinstance(pubrel, dict) else None
         self.sessions[client_id] = session
         return session
 
@@ -320,6 +331,9 @@ class MqttAccount:
         """Forget a session: its consumers and its record."""
         for config in list(session.cons.values()):
             await self.delete_consumer(str(config.get("durable_name", "")))
+        if session.pubrel is not None:
+            await self.delete_consumer(str(session.pubrel["durable_name"]), OUT_STREAM)
+            session.pubrel = None
         session.cons.clear()
         session.subs.clear()
         self.sessions.pop(session.client_id, None)
@@ -329,20 +343,36 @@ class MqttAccount:
             {"filter": SESSIONS_PREFIX + session.hash},
         )
 
-    async def create_consumer(self, config: dict[str, Any]) -> None:
+    async def create_consumer(self, config: dict[str, Any], stream: str = MSGS_STREAM) -> None:
         name = config["durable_name"]
         answer = await self.api(
             "CC",
-            f"{self.api_prefix}.CONSUMER.DURABLE.CREATE.{MSGS_STREAM}.{name}",
-            {"stream_name": MSGS_STREAM, "config": config},
+            f"{self.api_prefix}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            {"stream_name": stream, "config": config},
         )
         error = answer.get("error")
         if error:
             raise JetStreamUnavailable(str(error.get("description", error)))
 
-    async def delete_consumer(self, name: str) -> None:
+    async def delete_consumer(self, name: str, stream: str = MSGS_STREAM) -> None:
         if name:
-            await self.api("CD", f"{self.api_prefix}.CONSUMER.DELETE.{MSGS_STREAM}.{name}")
+            await self.api("CD", f"{self.api_prefix}.CONSUMER.DELETE.{stream}.{name}")
+
+    async def load_last(self, stream: str, subject: str) -> tuple[dict[str, str], bytes] | None:
+        """The last message stored on `subject`: its headers and payload."""
+        import base64
+
+        answer = await self.api(
+            "ML", f"{self.api_prefix}.STREAM.MSG.GET.{stream}", {"last_by_subj": subject}
+        )
+        message = answer.get("message")
+        if not isinstance(message, dict):
+            return None
+        headers = _parse_headers(base64.b64decode(message.get("hdrs") or b""))
+        return headers, base64.b64decode(message.get("data") or b"")
+
+    async def purge(self, stream: str, subject: str) -> None:
+        await self.api("MD", f"{self.api_prefix}.STREAM.PURGE.{stream}", {"filter": subject})
 
     def close(self) -> None:
         for future in self._replies.values():
