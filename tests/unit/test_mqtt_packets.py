@@ -120,3 +120,20 @@ def test_filters() -> None:
         topic_to_subject("sp ace")
     with pytest.raises(TopicError):
         filter_to_subjects("a/#/b")
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (b"\x30\x01\x00", "error reading topic: EOF"),
+        (b"\x30\x03\x00\x05a", "error reading topic: EOF"),
+        (b"\x30\x02\x00\x00", "topic cannot be empty"),
+        (b"\x32\x04\x00\x01a\x00", "error reading packet identifier: EOF"),
+        (b"\x30\x03\x00\x01\xff", "invalid utf8 for topic"),
+        (b"\x36\x03\x00\x01a", "QoS=3 is invalid in MQTT"),
+    ],
+)
+def test_truncated_or_bad_publish_is_refused(data: bytes, text: str) -> None:
+    with pytest.raises(mp.MqttProtocolError) as refused:
+        mp.PacketDecoder().feed(data)
+    assert str(refused.value) == text

@@ -205,9 +205,9 @@ class PacketDecoder:
 def decode_packet(first: int, body: bytes) -> Packet:
     kind = first >> 4
     flags = first & 0x0F
-    r = _Body(body)
     if kind == PUBLISH:
-        return _publish(flags, r)
+        return _publish(flags, body)
+    r = _Body(body)
     if kind in (PUBACK, PUBREC, PUBCOMP, PUBREL):
         pid = r.uint16("packet identifier")
         if pid == 0:
@@ -224,22 +224,33 @@ def decode_packet(first: int, body: bytes) -> Packet:
     raise MqttProtocolError(f"received unknown packet type {kind}")
 
 
-def _publish(flags: int, r: _Body) -> Publish:
+def _publish(flags: int, body: bytes) -> Publish:
+    """The busiest packet, read without the `_Body` cursor."""
     qos = (flags >> 1) & 0x03
     if qos > 2:
         raise MqttProtocolError(f"QoS={qos} is invalid in MQTT")
     dup = bool(flags & 0x08)
     if qos == 0 and dup:
         raise MqttProtocolError("duplicate flag set for QoS 0 message")
-    topic = r.string("topic")
+    size = len(body)
+    end = 2 + ((body[0] << 8) | body[1]) if size >= 2 else size + 1
+    if end > size:
+        raise MqttProtocolError("error reading topic: EOF")
+    try:
+        topic = body[2:end].decode()
+    except UnicodeDecodeError:
+        raise MqttProtocolError("invalid utf8 for topic") from None
     if not topic:
         raise MqttProtocolError("topic cannot be empty")
     pid = 0
     if qos:
-        pid = r.uint16("packet identifier")
+        if end + 2 > size:
+            raise MqttProtocolError("error reading packet identifier: EOF")
+        pid = (body[end] << 8) | body[end + 1]
         if pid == 0:
             raise MqttProtocolError("packet identifier cannot be 0")
-    return Publish(topic, r.rest(), qos, bool(flags & 0x01), dup, pid)
+        end += 2
+    return Publish(topic, body[end:], qos, bool(flags & 0x01), dup, pid)
 
 
 def _subscribe(flags: int, r: _Body) -> Subscribe:
