@@ -491,8 +491,8 @@ class MqttClient(ClientConnection):
                 f"{self.error_label} - Replacing old client {go_quote(old.error_label)} since "
                 f'both have the same client ID "{cid}"'
             )
+            existing.connection = self  # the old one closes without forgetting the session
             old.close_connection(REASON_DUPLICATE_CLIENT_ID)
-            existing = state.sessions.get(cid)
         if clean:
             if existing is not None:
                 await state.clear(existing)

@@ -142,6 +142,7 @@ class MqttAccount:
         self._next_reply = 0
         self._reply_sub: Subscription | None = None
         self.sessions: dict[str, Session] = {}
+        self._clearing: dict[str, asyncio.Future[None]] = {}  # client ID -> its clear done
         self.retained: dict[str, Retained] = {}
         self._ready: asyncio.Future[None] | None = None
         opts = server.options.mqtt
@@ -296,6 +297,9 @@ class MqttAccount:
 
     async def load_session(self, client_id: str) -> Session | None:
         """The session record stored for a client ID (another server's or an earlier run's)."""
+        clearing = self._clearing.get(client_id)
+        if clearing is not None:
+            await asyncio.shield(clearing)
         session = self.sessions.get(client_id)
         if session is not None:
             return session
@@ -328,20 +332,34 @@ class MqttAccount:
         await self.request("SP", SESSIONS_PREFIX + session.hash, session.record(self.origin))
 
     async def clear(self, session: Session) -> None:
-        """Forget a session: its consumers and its record."""
-        for config in list(session.cons.values()):
-            await self.delete_consumer(str(config.get("durable_name", "")))
-        if session.pubrel is not None:
-            await self.delete_consumer(str(session.pubrel["durable_name"]), OUT_STREAM)
-            session.pubrel = None
+        """Forget a session: its consumers and its record. What it had is taken at once, so
+        a second clear of the same session does nothing; a client ID connecting meanwhile
+        waits for it (`load_session`), so nothing of a newer session is deleted."""
+        cid = session.client_id
+        consumers = [str(c.get("durable_name", "")) for c in session.cons.values()]
+        pubrel = session.pubrel
         session.cons.clear()
         session.subs.clear()
-        self.sessions.pop(session.client_id, None)
-        await self.api(
-            "SD",
-            f"{self.api_prefix}.STREAM.PURGE.{SESSIONS_STREAM}",
-            {"filter": SESSIONS_PREFIX + session.hash},
-        )
+        session.pubrel = None
+        if self.sessions.get(cid) is not session:
+            return
+        del self.sessions[cid]
+        done: asyncio.Future[None] = self.server.loop.create_future()
+        self._clearing[cid] = done
+        try:
+            for name in consumers:
+                await self.delete_consumer(name)
+            if pubrel is not None:
+                await self.delete_consumer(str(pubrel["durable_name"]), OUT_STREAM)
+            await self.api(
+                "SD",
+                f"{self.api_prefix}.STREAM.PURGE.{SESSIONS_STREAM}",
+                {"filter": SESSIONS_PREFIX + session.hash},
+            )
+        finally:
+            if self._clearing.get(cid) is done:
+                del self._clearing[cid]
+            done.set_result(None)
 
     async def create_consumer(self, config: dict[str, Any], stream: str = MSGS_STREAM) -> None:
         name = config["durable_name"]
