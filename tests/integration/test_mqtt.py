@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import re
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -639,4 +640,50 @@ def test_tls_listener_as_nats_server(tmp_path: Path) -> None:
     assert go["varz"]["tls_timeout"] == 3
     assert go["varz"]["js_domain"] == "hub"
     assert go["connz"] == [("mqtt", "1.3")]
+    assert found["pynats"] == go
+
+
+def reload_scenario(kind: str, tmp: Path) -> list[str]:
+    """SIGHUP: the reloadable MQTT settings are logged, a new port is refused with the block
+    printed as nats-server prints it."""
+    cfg = tmp / "mqtt.conf"
+    block = 'authorization { user: USR, password: PWD, timeout: 4 }, js_domain: JSD, js_api_timeout: "8s"'
+    text = (
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        f'mqtt {{ listen: "127.0.0.1:-1", {block}, ack_wait: "5s" }}\n'
+    )
+    cfg.write_text(text)
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    try:
+        cfg.write_text(text.replace('ack_wait: "5s"', 'ack_wait: "7s", max_ack_pending: 50'))
+        server.signal(signal.SIGHUP)
+        server.wait_for_log("MQTT consumer_inactive_threshold")
+        cfg.write_text(cfg.read_text().replace("127.0.0.1:-1", "127.0.0.1:1"))
+        server.signal(signal.SIGHUP)
+        server.wait_for_log("Failed to reload")
+        lines = [LOG_PREFIX_RE.sub("", x) for x in server.log_lines if "MQTT" in x]
+        return [re.sub(r"127\.0\.0\.1:\d+|127\.0\.0\.1 \d+", "<address>", x) for x in lines]
+    finally:
+        server.stop()
+
+
+def test_reload_as_nats_server(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = reload_scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = [repr(e)]
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    go = found["go"]
+    assert "[INF] Reloaded: MQTT max_ack_pending = 50" in go, go
+    assert go[-1].startswith("[ERR] Failed to reload server configuration: config reload not")
     assert found["pynats"] == go

@@ -5,7 +5,7 @@ Quirks kept from nats-server: its `authorization` block takes user, password, to
 timeout only (`users` is an unknown field: MQTT users are the server's own users); the
 durations (`ack_wait`, `js_api_timeout`, `consumer_inactive_threshold`) take a duration
 string or, with a warning, whole seconds; `max_ack_pending` must fit in 16 bits;
-`consumer_replicas` is read but only warned about (nats-server 2.15 ignores it). A negative
+`consumer_replicas` is read but only warned about and stays 0 (nats-server 2.15 ignores it). A negative
 `ack_wait` is accepted by `-t` and refused when the server starts.
 """
 
@@ -97,8 +97,7 @@ def _max_ack_pending(r: Reader, mo: MqttOptions, m: ConfigMap, key: str) -> None
 
 def _consumer_replicas(r: Reader, mo: MqttOptions, m: ConfigMap, key: str) -> None:
     value = r.integer(m, key)
-    if value is not None:
-        mo.consumer_replicas = value
+    if value is not None:  # read, warned about, and not kept (nats-server 2.15 ignores it)
         r.warn(
             m,
             key,

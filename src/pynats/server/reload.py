@@ -36,6 +36,7 @@ from .config_leafnodes import DEFAULT_S2_AUTO_RTT_THRESHOLDS_S, remote_name
 from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
 from .log import Logger
+from .mqtt_reload import mqtt_reload
 from .options import split_host_port
 from .protocol import ERR_AUTH_VIOLATION
 from .syslog import SyslogError
@@ -152,6 +153,9 @@ def reload_config(server: Server) -> list[str]:
     _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
+    refused, mqtt_lines = mqtt_reload(server, old.mqtt, new.mqtt)
+    if refused:
+        raise ReloadError(refused)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
     if new.cluster.port == -1:
@@ -183,6 +187,9 @@ def reload_config(server: Server) -> list[str]:
             cluster.options_changed()
         if added or removed:
             cluster.routes_changed(added, removed)
+    if server.mqtt is not None:
+        server.mqtt.options = new.mqtt
+    changes += mqtt_lines
     if server.leafnodes is None and leaf.added:
         server.start_leafnodes()  # the first remotes arrive with this reload
     elif server.leafnodes is not None and old.leafnodes != new.leafnodes:
