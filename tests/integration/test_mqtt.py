@@ -36,13 +36,16 @@ WS_LISTEN_RE = r"Listening for websocket clients on ws://127\.0\.0\.1:(\d+)"
 MQTT_LISTEN_RE = r"Listening for MQTT clients on mqtt://127\.0\.0\.1:(\d+)"
 
 
-def config(tmp: Path, mqtt: str = 'ack_wait: "5s"', top: str = "") -> Path:
+def config(tmp: Path, mqtt: str = 'ack_wait: "5s"', top: str = "", account: str = "") -> Path:
     path = tmp / "mqtt.conf"
     path.write_text(
         f"server_name: s1\n{top}"
         f"jetstream {{ store_dir: {tmp / 'js'} }}\n"
-        "authorization { users: [{user: u, password: p},"
+        "accounts {\n"
+        f"  APP {{ jetstream: enabled, {account} users: [{{user: u, password: p}},"
         ' {user: r, password: p, permissions: {publish: "ok.>", subscribe: "ok.>"}}] }\n'
+        "  NOJS { users: [{user: b, password: p}] }\n"
+        "}\n"
         'websocket { listen: "127.0.0.1:-1", no_tls: true }\n'
         f'mqtt {{ listen: "127.0.0.1:-1", no_auth_user: u, {mqtt} }}\n'
     )
@@ -175,6 +178,13 @@ async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
         sock, connack = raw_connect(port, mp.Connect("MQTT", 3, True, 0, "v3", None, "u", b"p"))
         seen["old_level"] = connack
         sock.close()
+        sock, seen["account_without_jetstream"] = raw_connect(
+            port, mp.Connect("MQTT", 4, True, 0, "nojs", None, "b", b"p")
+        )
+        sock.close()
+        seen["account_without_jetstream_log"] = CLIENT_RE.sub(
+            "<client>", LOG_PREFIX_RE.sub("", server.wait_for_log('"nojs" - unable to connect'))
+        )
 
         # no credentials: the mqtt no_auth_user; permissions; a client ID taken over
         sock, seen["no_auth_user"] = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "anon"))
@@ -334,6 +344,11 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["bad_password"] == [(False, 135)]  # paho's v5 name of CONNACK 5
     assert go["empty_id_persistent"] == bytes((0x20, 2, 0, 2))
     assert go["old_level"] == bytes((0x20, 2, 0, 1))
+    assert go["account_without_jetstream"] == b""  # closed without a CONNACK
+    assert go["account_without_jetstream_log"] == (
+        '[ERR] <client> - "nojs" - unable to connect: lookup sessions stream for account "NOJS": '
+        "JetStream not enabled for account (10039)"
+    )
     assert go["will"] == [("will/t", b"gone", 0, False)]
     assert go["no_auth_user"] == bytes((0x20, 2, 0, 0))
     assert go["protocol_errors"] == [
@@ -449,7 +464,8 @@ def test_redelivery_will_and_qos2_switches_as_nats_server(tmp_path: Path) -> Non
             tmp,
             'ack_wait: "1s", max_ack_pending: 20000, reject_qos2_publish: true,'
             " downgrade_qos2_subscribe: true",
-            top='max_payload: 1000\nmappings { "a.b": "c.d" }\n',
+            top="max_payload: 1000\n",
+            account='mappings { "a.b": "c.d" },',
         )
         server = start_server(["-c", str(cfg)], oracle=kind == "go")
         try:

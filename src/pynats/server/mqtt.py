@@ -463,8 +463,9 @@ class MqttClient(ClientConnection):
             await state.ready()
             session_present = await self._take_session(state, c.clean_session)
         except JetStreamUnavailable as e:
+            # no CONNACK: nats-server ends the connection on this error
             server.logger.error(f"{self.error_label} - unable to connect: {e}")
-            self._refuse(mp.SERVER_UNAVAILABLE, REASON_PROTOCOL_VIOLATION)
+            self.close_connection(REASON_PROTOCOL_VIOLATION)
             return
         if self.closed:
             return

@@ -245,7 +245,14 @@ class MqttAccount:
             )
             error = answer.get("error")
             if error and error.get("err_code") != 10058:  # already there, another config
-                raise JetStreamUnavailable(str(error.get("description", error)))
+                # nats-server looks the sessions stream up first: its words for a failure
+                what = "lookup sessions" if config["name"] == MSGS_STREAM else "create"
+                if what == "create":
+                    what = f"create {config['name']}"
+                raise JetStreamUnavailable(
+                    f'{what} stream for account "{self.account.name}": '
+                    f"{error.get('description')} ({error.get('err_code')})"
+                )
         await self._load_retained()
 
     async def _load_retained(self) -> None:
