@@ -11,6 +11,7 @@ back), and /gatewayz and the /varz `gateway` section have nats-server's shape.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,8 +147,12 @@ async def test_two_clusters_exchange_messages_through_their_gateways(
         # interest-only: the message nobody in B wanted never crossed
         assert a.sent_to("B") == sent_before + 1
 
-        # -- requests answered across the gateway, both ways (replies mapped and routed back)
+        # -- requests answered across the gateway, both ways (replies mapped and routed back;
+        # the responder sees the reply the requester gave, as with nats-server)
+        replies: list[str] = []
+
         async def answer(msg: Any) -> None:
+            replies.append(msg.reply)
             await msg.respond(b"answer to " + msg.data)
 
         await at_b.subscribe("svc.b", cb=answer)
@@ -159,6 +164,7 @@ async def test_two_clusters_exchange_messages_through_their_gateways(
         for _ in range(3):
             assert (await at_a.request("svc.b", b"q-a", timeout=3)).data == b"answer to q-a"
             assert (await at_b.request("svc.a", b"q-b", timeout=3)).data == b"answer to q-b"
+        assert replies and all(r.startswith("_INBOX.") for r in replies), replies
 
         # -- a queue group: served across the gateway while A has no member, locally after
         far = await at_b.subscribe("work", queue="workers")
@@ -401,7 +407,8 @@ system_account: SYS
 
 
 async def servers_answering_ping(url: str) -> list[tuple[str, str]]:
-    """(name, cluster) of every server answering `$SYS.REQ.SERVER.PING` within a second."""
+    """(name, cluster) of every server answering `$SYS.REQ.SERVER.PING` (until none comes
+    for half a second)."""
     import json
 
     nc = await nats.connect(url, max_reconnect_attempts=1, connect_timeout=2)
@@ -412,7 +419,7 @@ async def servers_answering_ping(url: str) -> list[tuple[str, str]]:
         found = []
         while True:
             try:
-                msg = await sub.next_msg(timeout=1)
+                msg = await sub.next_msg(timeout=0.5)
             except nats.errors.TimeoutError:
                 return sorted(found)
             server = json.loads(msg.data)["server"]
@@ -578,3 +585,159 @@ async def test_gateways_over_tls(tmp_path: Path, kinds: tuple[str, str]) -> None
         for node in (a, b):
             if node.server is not None:
                 node.server.stop()
+
+
+@pytest.mark.parametrize("kind_b", ["go", "py"])
+async def test_jetstream_of_one_cluster_used_from_the_other(tmp_path: Path, kind_b: str) -> None:
+    """A stream on pynats in cluster A, its clients in cluster B: a publish from B is
+    stored, a request to a stream subject gets its ack, a push consumer delivers to a
+    subscriber in B with the stored subject and an ack reply B's client can parse and use."""
+    a = Node("py", "PY-A", "A", free_port())
+    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    try:
+        start(a, [b], tmp_path, f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n')
+        start(b, [a], tmp_path)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            what="the gateway links",
+            explain=lambda: explain(a, b),
+        )
+        at_a = await nats.connect(a.url, max_reconnect_attempts=1, connect_timeout=2)
+        at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+            js = at_a.jetstream(timeout=3)
+            await js.add_stream(name="S", subjects=["s.>"])
+            await wait_until(lambda: b.remote_interest("A", "s.>"), timeout=5)
+            await at_b.publish("s.one", b"from B")
+            ack = await at_b.request("s.two", b"acked from B", timeout=3)
+            assert b'"seq":2' in ack.data
+            sub = await at_b.subscribe("deliver.b")
+            await at_b.flush()
+            await wait_until(lambda: a.remote_interest("B", "deliver.b"), timeout=5)
+            await js.add_consumer(
+                "S", durable_name="pc", deliver_subject="deliver.b", ack_policy="explicit"
+            )
+            for subject, data in (("s.one", b"from B"), ("s.two", b"acked from B")):
+                msg = await sub.next_msg(timeout=3)
+                assert (msg.subject, msg.data) == (subject, data)
+                assert msg.metadata.stream == "S"
+                await msg.ack()
+
+            async def acked() -> bool:
+                info = await js.consumer_info("S", "pc")
+                return info.ack_floor.stream_seq == 2 and info.num_ack_pending == 0
+
+            await wait_until(acked, timeout=5)
+        finally:
+            await at_a.close()
+            await at_b.close()
+    finally:
+        for node in (a, b):
+            if node.server is not None:
+                node.server.stop()
+
+
+class FakeCluster:
+    """Cluster "A" played over raw sockets: its inbound link dials the server under test,
+    and its listener takes the outbound link that server makes back to it."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(10)
+        port = self.listener.getsockname()[1]
+        self.link_in = socket.create_connection(("127.0.0.1", target_port), timeout=5)
+        self.link_in.settimeout(5)
+        self._read_line(self.link_in)  # the server's INFO
+        info = {
+            "server_id": "NFAKEA",
+            "server_name": "FAKE-A",
+            "gateway": "A",
+            "gateway_url": f"127.0.0.1:{port}",
+            "gateway_urls": [f"127.0.0.1:{port}"],
+            "headers": True,
+        }
+        self.link_in.sendall(
+            b'CONNECT {"echo":false,"verbose":false,"headers":true,"name":"NFAKEA",'
+            b'"gateway":"A"}\r\nINFO ' + _json(info) + b"\r\n"
+        )
+        # the server dials the cluster it just learned of (an implicit gateway)
+        self.link_out, _ = self.listener.accept()
+        self.link_out.settimeout(5)
+        self.link_out.sendall(b"INFO " + _json(info) + b"\r\n")
+        self.buffers: dict[Any, bytes] = {self.link_in: b"", self.link_out: b""}
+
+    @staticmethod
+    def _read_line(sock: Any) -> bytes:
+        buf = b""
+        while b"\r\n" not in buf:
+            buf += sock.recv(1)
+        return buf
+
+    def read_until(self, sock: Any, marker: bytes) -> bytes:
+        """What the server sent on one link until `marker` (PINGs answered): interest
+        comes on `link_in` (the server's inbound link), messages on `link_out`."""
+        while marker not in self.buffers[sock]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            if b"PING\r\n" in chunk:
+                sock.sendall(b"PONG\r\n")
+            self.buffers[sock] += chunk
+        return self.buffers[sock]
+
+    def close(self) -> None:
+        for s in (self.link_in, self.link_out, self.listener):
+            s.close()
+
+
+def _json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+@pytest.mark.parametrize("kind", ["py", "go"])
+async def test_a_reply_is_mapped_back_without_interest(tmp_path: Path, kind: str) -> None:
+    """nats-server's gateway reply mapping, on the wire: a request from cluster A arrives
+    with the reply `_GR_.<A>.<server>.<reply>`; the responder sees `<reply>`, and its answer
+    (nobody in this cluster wanting `<reply>`) goes back to A under the prefix."""
+    from pynats.server.gateways import gw_hash
+
+    b = Node(kind, f"{kind.upper()}-B", "B", free_port())
+    fake: FakeCluster | None = None
+    try:
+        start(b, [], tmp_path)
+        fake = FakeCluster(b.gateway_port)
+        await wait_until(lambda: b.linked_to("A"), timeout=10, what="the fake cluster's links")
+        responder = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+            seen: list[str] = []
+
+            async def answer(msg: Any) -> None:
+                seen.append(msg.reply)
+                await msg.respond(b"pong")
+
+            await responder.subscribe("svc", cb=answer)
+            await responder.flush()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, fake.read_until, fake.link_in, b"RS+ $G svc\r\n")
+            routed = b"_GR_." + gw_hash("A") + b"." + gw_hash("NFAKEA") + b".my.reply"
+            fake.link_in.sendall(b"RMSG $G svc " + routed + b" 4\r\nping\r\n")
+            await wait_until(lambda: bool(seen), timeout=5, what="the request")
+            assert seen == ["my.reply"]
+            sent = await loop.run_in_executor(
+                None, fake.read_until, fake.link_out, b"RMSG $G " + routed
+            )
+            assert b"RMSG $G " + routed + b" 4\r\npong\r\n" in sent
+        finally:
+            await responder.close()
+    finally:
+        if fake is not None:
+            fake.close()
+        if b.server is not None:
+            b.server.stop()

@@ -117,9 +117,11 @@ class Account:
         # msgs, out bytes (account statistics are totals since start, as nats-server's).
         self.closed_traffic = [0, 0, 0, 0]
         self.is_system = False
-        # Messages with a reply sent to gateways get it rewritten (gateways.py): set for every
-        # account of a server with gateways, it keeps them off the plain-copy fast path.
-        self.gateway_replies = False
+        # With gateways (gateways.py), the account's `GatewayReplies`: messages with a reply
+        # sent to a gateway get it rewritten (so they take send_msg, not the plain-copy fast
+        # path), and a reply to a request from another cluster finds its way back. None
+        # without gateways.
+        self.gateway_replies: Any = None
         # Set by JetStream when it is enabled for this account.
         self.jetstream: Any = None
         # Reaches the cluster's JetStream through the system account (imports.wire_jetstream_api)

@@ -105,6 +105,10 @@ def route_message(
     if result is None:
         result = sublist.match(subject)
     if result is EMPTY_RESULT:
+        if account.gateway_replies is not None and not getattr(publisher, "is_link", False):
+            # an answer to a request from another cluster, sent to the reply it was given
+            # (without its `_GR_` prefix): gateways.py knows where it goes
+            return int(account.gateway_replies.unmatched(publisher, subject, reply, hdr_len, msg))
         return 0
     psubs, qsubs, framed, links = result
     n = len(msg)

@@ -63,6 +63,7 @@ GATEWAY_RECONNECT_DELAY_S = 1.0
 GATEWAY_DIAL_TIMEOUT_S = 1.0
 GATEWAY_FIRST_PING_S = 1.0
 GATEWAY_MAX_PING_INTERVAL_S = 15.0
+GATEWAY_REPLY_TTL_S = 5.0  # how long a reply keeps its way back (nats-server's recSubExp)
 CMD_GOSSIP = 1
 CMD_ALL_SUBS_START = 2
 CMD_ALL_SUBS_COMPLETE = 3
@@ -99,6 +100,47 @@ class Remote:
 
     def __post_init__(self) -> None:
         self.hash = gw_hash(self.name)
+
+
+class GatewayReplies:
+    """One account's replies of requests from other clusters (nats-server's gateway reply
+    mapping): a message from a gateway with the reply `_GR_.<cluster>.<server>.<reply>` is
+    delivered here with `<reply>`; whatever is published to `<reply>` within 5 s, while
+    nothing here is interested in it, goes back under the prefix (to the cluster, then the
+    server, that asked). Interest in the reply itself, when the other cluster announced it,
+    routes answers as usual."""
+
+    __slots__ = ("_account", "_mapping", "_server", "_timer")
+
+    def __init__(self, server: Server, account: Account) -> None:
+        self._server = server
+        self._account = account
+        self._mapping: dict[bytes, tuple[bytes, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def track(self, reply: bytes, routed: bytes) -> None:
+        self._mapping[reply] = (routed, time.monotonic() + GATEWAY_REPLY_TTL_S)
+        if self._timer is None:
+            self._timer = self._server.loop.call_later(GATEWAY_REPLY_TTL_S, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        mapping = self._mapping
+        for reply in [r for r, (_, expiry) in mapping.items() if expiry <= now]:
+            del mapping[reply]
+        if mapping:
+            self._timer = self._server.loop.call_later(GATEWAY_REPLY_TTL_S, self._expire)
+
+    def unmatched(
+        self, publisher: Any, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
+    ) -> int:
+        """A message nothing here wanted: if its subject is a tracked reply, it goes back to
+        the cluster that asked; returns the deliveries (0 or 1)."""
+        entry = self._mapping.get(subject)
+        if entry is None or entry[1] < time.monotonic():
+            return 0
+        return route_message(publisher, self._account, entry[0], reply, hdr_len, msg)
 
 
 class GatewayConnection(Connection):
@@ -283,14 +325,23 @@ class GatewayConnection(Connection):
             return
         self.account = acc
         self.queues = queues
+        if reply is not None and reply.startswith(REPLY_PREFIX) and len(reply) > _SUBJECT_OFFSET:
+            # As nats-server: receivers here see the reply the requester gave, and what is
+            # published to it soon after goes back under the `_GR_` prefix (GatewayReplies).
+            routed = reply
+            reply = reply[_SUBJECT_OFFSET:]
+            # a JetStream delivery's ack reply carries the stored subject after its last `@`
+            at = reply.rfind(b"@") if reply.startswith(JS_ACK_PREFIX) else -1
+            if at > 0:
+                acc.gateway_replies.track(reply[:at], routed[: _SUBJECT_OFFSET + at])
+            else:
+                acc.gateway_replies.track(reply, routed)
         if reply is not None and b"@" in reply:
             # a JetStream delivery: routed by the consumer's inbox, framed with the stored
             # subject that rides after the last `@` of its (possibly `_GR_`-mapped) ack reply
             at = reply.rfind(b"@")
             ack = reply[:at]
-            if ack.startswith(JS_ACK_PREFIX) or (
-                ack.startswith(REPLY_PREFIX) and ack[_SUBJECT_OFFSET:].startswith(JS_ACK_PREFIX)
-            ):
+            if ack.startswith(JS_ACK_PREFIX):
                 stored = reply[at + 1 :]
                 route_as(self, acc, subject, stored, ack, msg[:hdr_len], msg[hdr_len:])
                 return
@@ -409,7 +460,7 @@ class Gateways:
         if account.name in self._watched:
             return
         self._watched.add(account.name)
-        account.gateway_replies = True
+        account.gateway_replies = GatewayReplies(self.server, account)
         counts = self.interest.setdefault(account.name, {})
         for sub in account.sublist.all_subscriptions():
             if _crosses_gateways(sub):

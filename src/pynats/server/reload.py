@@ -612,7 +612,8 @@ def _check_gateway(server: Server, old: Options, new: Options) -> None:
 
     def compared(o: Options) -> Any:
         g = o.gateway
-        port = server.gateways.port if server.gateways is not None and g.port == -1 else g.port
+        gateways = getattr(server, "gateways", None)
+        port = gateways.port if gateways is not None and g.port == -1 else g.port
         remotes = [dataclasses.replace(r, tls=None) for r in g.gateways]
         password = "[REDACTED]" if g.password else ""
         return dataclasses.replace(g, port=port, password=password, tls=None, gateways=remotes)
