@@ -705,7 +705,8 @@ def _json(value: Any) -> bytes:
 async def test_a_reply_is_mapped_back_without_interest(tmp_path: Path, kind: str) -> None:
     """nats-server's gateway reply mapping, on the wire: a request from cluster A arrives
     with the reply `_GR_.<A>.<server>.<reply>`; the responder sees `<reply>`, and its answer
-    (nobody in this cluster wanting `<reply>`) goes back to A under the prefix."""
+    (nobody in this cluster wanting `<reply>`) goes back to A under the prefix. A message of
+    an account this cluster does not have is answered with `A-`."""
     from pynats.server.gateways import gw_hash
 
     b = Node(kind, f"{kind.upper()}-B", "B", free_port())
@@ -734,6 +735,10 @@ async def test_a_reply_is_mapped_back_without_interest(tmp_path: Path, kind: str
                 None, fake.read_until, fake.link_out, b"RMSG $G " + routed
             )
             assert b"RMSG $G " + routed + b" 4\r\npong\r\n" in sent
+            # a message of an account this cluster does not have: A- (no interest in it)
+            fake.link_in.sendall(b"RMSG NOPE svc 1\r\nx\r\n")
+            told = await loop.run_in_executor(None, fake.read_until, fake.link_in, b"A- NOPE")
+            assert b"A- NOPE\r\n" in told
         finally:
             await responder.close()
     finally:

@@ -155,6 +155,7 @@ class GatewayConnection(Connection):
     __slots__ = (
         "_accounts",
         "_auth_timer",
+        "_no_interest",
         "accounts_mode",
         "closed_future",
         "deny_exports",
@@ -195,6 +196,7 @@ class GatewayConnection(Connection):
         # (account, subject, queue) -> our subscription standing for the remote's interest
         self.remote_subs: dict[tuple[str, bytes, bytes | None], Subscription] = {}
         self._accounts: dict[bytes | None, Account] = {}
+        self._no_interest: set[bytes] = set()  # accounts an A- was sent for
         self._auth_timer: asyncio.TimerHandle | None = None
         self.closed_future: asyncio.Future[str] | None = None
         # account -> interest mode, as /gatewayz shows it (every account is interest-only)
@@ -322,6 +324,11 @@ class GatewayConnection(Connection):
         self.in_bytes += len(msg)
         acc = self._accounts.get(account) or self._account(account)
         if acc is None:
+            if account is not None and account not in self._no_interest:
+                # an account this server does not have: the other cluster may stop sending
+                # its messages (nats-server's A-, for a sender still optimistic about it)
+                self._no_interest.add(account)
+                self.send(b"A- " + account + b"\r\n")
             return
         self.account = acc
         self.queues = queues
