@@ -66,6 +66,7 @@ DEFAULT_ACK_WAIT_S = 30.0
 TRANSLATIONS_KEPT = 4096  # topics (and subjects) whose translation is remembered
 DEFAULT_MAX_ACK_PENDING = 1024
 MAX_ACK_PENDING_TOTAL = 0xFFFF  # a session's packet identifiers
+FLAPPING_JAIL_S = 1.0  # how long a client ID just taken over refuses another connection
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
 ERR_NOT_WEBSOCKET_PORT = (
     "MQTT clients over websocket must connect to the Websocket port, not the MQTT port"
@@ -459,6 +460,13 @@ class MqttClient(ClientConnection):
             self._refuse(mp.NOT_AUTHORIZED, REASON_AUTH)
             return
         state = self.listener.account_state(self)
+        if state.is_flapping(self.mqtt_client_id):
+            # a client ID taken over less than a second ago: held for a second, then closed,
+            # so that two clients reconnecting with one ID do not flap as fast as they can
+            await asyncio.sleep(FLAPPING_JAIL_S)
+            server.logger.error(f"{self.error_label} - unable to connect: connection closed")
+            self.close_connection(REASON_DUPLICATE_CLIENT_ID)
+            return
         try:
             await state.ready()
             session_present = await self._take_session(state, c.clean_session)
@@ -493,6 +501,8 @@ class MqttClient(ClientConnection):
                 f'both have the same client ID "{cid}"'
             )
             existing.connection = self  # the old one closes without forgetting the session
+            old.will = None  # nor sending its will
+            state.flappers[cid] = time.monotonic()
             old.close_connection(REASON_DUPLICATE_CLIENT_ID)
         if clean:
             if existing is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -143,6 +144,7 @@ class MqttAccount:
         self._reply_sub: Subscription | None = None
         self.sessions: dict[str, Session] = {}
         self._clearing: dict[str, asyncio.Future[None]] = {}  # client ID -> its clear done
+        self.flappers: dict[str, float] = {}  # client ID -> when it was last taken over
         self.retained: dict[str, Retained] = {}
         self._ready: asyncio.Future[None] | None = None
         opts = server.options.mqtt
@@ -301,6 +303,14 @@ class MqttAccount:
         await self.request("MS", RETAINED_PREFIX + subject, payload, headers)
 
     # -- sessions ----------------------------------------------------------------------------
+
+    def is_flapping(self, client_id: str, jail_s: float = 1.0) -> bool:
+        """Was this client ID taken over less than `jail_s` ago? (Older entries go.)"""
+        now = time.monotonic()
+        for cid, when in list(self.flappers.items()):
+            if now - when > jail_s:
+                del self.flappers[cid]
+        return client_id in self.flappers
 
     async def load_session(self, client_id: str) -> Session | None:
         """The session record stored for a client ID (another server's or an earlier run's)."""
