@@ -224,11 +224,15 @@ async def test_gatewayz_and_varz_have_nats_servers_shape(pair: tuple[Node, Node]
     at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
     try:
         await at_a.subscribe("seen.from.b")
-        await at_b.subscribe("seen.from.a")
         await at_a.flush()
+        await wait_until(lambda: b.remote_interest("A", "seen.from.b"), timeout=5)
+        assert a.server is not None
+        subscriptions = a.server.http_json("/varz")["subscriptions"]
+        await at_b.subscribe("seen.from.a")
         await at_b.flush()
         await wait_until(lambda: a.remote_interest("B", "seen.from.a"), timeout=5)
-        await wait_until(lambda: b.remote_interest("A", "seen.from.b"), timeout=5)
+        # another cluster's interest is not counted (nats-server keeps it apart)
+        assert a.server.http_json("/varz")["subscriptions"] == subscriptions
         b_id = b.server.http_json("/varz")["server_id"] if b.server else ""
         for query in ("", "?accs=1", "?accs=1&subs=1", "?acc_name=$G&subs=1", "?gw_name={}"):
             ours = normalized(a.gatewayz(query.format("B")))

@@ -988,6 +988,12 @@ class Gateways:
 
     # -- monitoring ------------------------------------------------------------------------
 
+    def sublist_entries(self) -> int:
+        """Subscriptions of this module in the accounts' sublists (the other clusters'
+        interest, the reply routes, one reply subscription per account): nats-server keeps
+        gateway interest apart, so /varz `subscriptions` leaves them out."""
+        return sum(len(c.remote_subs) for c in self.outbound.values()) + len(self._watched)
+
     def registered_inbound(self) -> list[GatewayConnection]:
         return sorted((c for c in self.inbound.values() if c.registered), key=lambda c: c.cid)
 

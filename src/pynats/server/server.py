@@ -894,7 +894,10 @@ class Server:
         self.closed_out_bytes += c.out_bytes
 
     def num_subscriptions(self) -> int:
-        return sum(acc.sublist.count for acc in self.accounts.values())
+        count = sum(acc.sublist.count for acc in self.accounts.values())
+        if self.gateways is not None:
+            count -= self.gateways.sublist_entries()  # not counted by nats-server
+        return count
 
     def http_request_counts(self) -> dict[str, int]:
         """Requests served per monitoring path (empty without monitoring)."""
