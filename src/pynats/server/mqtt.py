@@ -773,7 +773,9 @@ class MqttClient(ClientConnection):
         if p.qos:
             await state.request("MS", MSGS_PREFIX + subject, p.payload, _pub_headers(p.qos))
         if p.retain:
-            await state.retain(subject, p.topic, p.payload, p.qos)
+            # a mapped subject is retained under its own topic, as nats-server does
+            topic = p.topic if topic_to_subject(p.topic) == subject else subject_to_topic(subject)
+            await state.retain(subject, topic, p.payload, p.qos)
 
     def _may_publish_to(self, subject: bytes) -> bool:
         perms = self.perms
@@ -1046,6 +1048,12 @@ class MqttClient(ClientConnection):
             subject = topic_to_subject(will.topic)
         except TopicError:
             return
+        topic = will.topic
+        mappings = self.account.mappings
+        if mappings is not None:
+            mapped = mappings.apply(subject.encode()).decode()
+            if mapped != subject:
+                subject, topic = mapped, subject_to_topic(mapped)
         self.publish_message(subject, will.message, will.qos)
         self.server.flush_soon()
 
@@ -1056,15 +1064,12 @@ class MqttClient(ClientConnection):
                         "MS", MSGS_PREFIX + subject, will.message, _pub_headers(will.qos)
                     )
                 if will.retain:
-                    await state.retain(subject, will.topic, will.message, will.qos)
+                    await state.retain(subject, topic, will.message, will.qos)
             except JetStreamUnavailable as e:
                 self.server.logger.error(f"{self.error_label} - will not stored: {e}")
 
         if will.qos or will.retain:
             self.server.loop.create_task(store())
-
-    def describe_mqtt(self) -> str:
-        return self.mqtt_client_id
 
     def __repr__(self) -> str:
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
