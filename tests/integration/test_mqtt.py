@@ -605,6 +605,7 @@ def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     cfg = tmp / "mqtt.conf"
     cfg.write_text(
         f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'}, domain: hub }}\n"
+        "authorization { token: t0k }\n"
         'mqtt { listen: "127.0.0.1:-1", js_domain: hub, tls { '
         f'cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}", timeout: 3 }} }}\n'
     )
@@ -613,6 +614,7 @@ def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         port = int(re.search(TLS_LISTEN_RE, server.wait_for_log(TLS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="secure")
         client.tls_set(ca_certs=str(PKI / "ca.pem"))
+        client.username_pw_set("x", "t0k")  # a token is the password
         got: queue.Queue[tuple[str, bytes]] = queue.Queue()
         acked: list[bool] = []
         client.on_message = lambda c, u, m: got.put((m.topic, m.payload))
@@ -625,12 +627,22 @@ def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         message = got.get(timeout=5)
         varz = server.http_json("/varz")["mqtt"]
         connz = server.http_json("/connz?mqtt_client=secure")["connections"]
+        refused = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="token-as-user")
+        refused.tls_set(ca_certs=str(PKI / "ca.pem"))
+        refused.username_pw_set("t0k")  # a user name is not a token
+        codes: list[int] = []
+        refused.on_connect = lambda c, u, f, rc, p: codes.append(int(rc.value))
+        refused.connect("127.0.0.1", port)
+        refused.loop_start()
+        wait_until_sync(lambda: codes, what="CONNACK for a token given as user name")
+        refused.loop_stop()
         client.disconnect()
         client.loop_stop()
         return {
             "message": message,
             "varz": {k: v for k, v in varz.items() if k != "port"},
             "connz": [(c["type"], c.get("tls_version")) for c in connz],
+            "token_as_user": codes,
         }
     finally:
         server.stop()
@@ -656,6 +668,7 @@ def test_tls_listener_as_nats_server(tmp_path: Path) -> None:
     assert go["message"] == ("s/x", b"secure"), go
     assert go["varz"]["tls_timeout"] == 3
     assert go["varz"]["js_domain"] == "hub"
+    assert go["token_as_user"][0] == 135  # paho's name of CONNACK 5
     assert go["connz"] == [("mqtt", "1.3")]
     assert found["pynats"] == go
 

@@ -438,11 +438,9 @@ class MqttClient(ClientConnection):
         connect: dict[str, Any] = {}
         if c.username is not None:
             connect["user"] = c.username
-        if password is not None:
+        if password is not None:  # the password is also the token (a user name is not)
             connect["pass"] = password
             connect["auth_token"] = password
-        elif c.username is not None:
-            connect["auth_token"] = c.username
         self.connect_opts = connect
         result, why = self.authenticator.authenticate(connect, "", [])
         if result is None:
