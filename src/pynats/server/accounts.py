@@ -158,6 +158,12 @@ class Account:
         # None until the first one (and its sublist listener) is wired.
         self.stream_imports: list[StreamImport] | None = None
 
+    def subscription_count(self) -> int:
+        """Subscriptions as nats-server counts them: the other clusters' interest (which
+        gateways.py keeps in the sublist, nats-server apart) left out."""
+        replies = self.gateway_replies
+        return int(self.sublist.count) - (replies.entries if replies is not None else 0)
+
     def __repr__(self) -> str:
         return f"<Account {self.name}>"
 

@@ -110,9 +110,13 @@ class GatewayReplies:
     server, that asked). Interest in the reply itself, when the other cluster announced it,
     routes answers as usual."""
 
-    __slots__ = ("_account", "_mapping", "_server", "_timer")
+    __slots__ = ("_account", "_mapping", "_server", "_timer", "entries")
 
     def __init__(self, server: Server, account: Account) -> None:
+        # this module's subscriptions in the account's sublist (the other clusters'
+        # interest, reply routes, the reply subscription): monitoring leaves them out, as
+        # nats-server keeps gateway interest apart
+        self.entries = 0
         self._server = server
         self._account = account
         self._mapping: dict[bytes, tuple[bytes, float]] = {}
@@ -236,8 +240,8 @@ class GatewayConnection(Connection):
     def drop_remote_interest(self) -> None:
         for (account_name, _, _), sub in self.remote_subs.items():
             account = self.server.accounts.get(account_name)
-            if account is not None:
-                account.sublist.remove(sub)
+            if account is not None and account.sublist.remove(sub):
+                account.gateway_replies.entries -= 1
         self.remote_subs.clear()
 
     # -- inbound operations (called by the parser) ------------------------------------------
@@ -289,6 +293,7 @@ class GatewayConnection(Connection):
             sid += b" " + queue
         sub = Subscription(self, subject, queue, sid)
         self.remote_subs[key] = sub
+        acc.gateway_replies.entries += 1
         acc.sublist.insert(sub)
 
     def process_remote_unsub(
@@ -301,8 +306,8 @@ class GatewayConnection(Connection):
         if acc is None:
             return
         sub = self.remote_subs.pop((acc.name, subject, queue), None)
-        if sub is not None:
-            acc.sublist.remove(sub)
+        if sub is not None and acc.sublist.remove(sub):
+            acc.gateway_replies.entries -= 1
 
     def _interest_on_inbound(self, op: str) -> None:
         """Interest travels on the other direction's connection only (as nats-server)."""
@@ -467,7 +472,7 @@ class Gateways:
         if account.name in self._watched:
             return
         self._watched.add(account.name)
-        account.gateway_replies = GatewayReplies(self.server, account)
+        replies = account.gateway_replies = GatewayReplies(self.server, account)
         counts = self.interest.setdefault(account.name, {})
         for sub in account.sublist.all_subscriptions():
             if _crosses_gateways(sub):
@@ -485,6 +490,7 @@ class Gateways:
         client.subscribe(
             REPLY_PREFIX + self.cluster_hash + b".>", self._gateway_reply, local_only=True
         )
+        replies.entries += 1
         for conn in self.outbound.values():
             if conn.registered:
                 self._reply_route(conn, account)
@@ -532,11 +538,13 @@ class Gateways:
     def _reply_route(self, conn: GatewayConnection, account: Account) -> None:
         """Answers for the cluster behind `conn` go to it whatever its interest."""
         assert conn.remote is not None
+        self.account_seen(account)  # (every account is, unless created behind our back)
         subject = REPLY_PREFIX + conn.remote.hash + b".>"
         key = (account.name, subject, None)
         if key not in conn.remote_subs:
             sub = Subscription(conn, subject, None, b"G " + account.name_bytes + b" " + subject)
             conn.remote_subs[key] = sub
+            account.gateway_replies.entries += 1
             account.sublist.insert(sub)
 
     # -- start and stop --------------------------------------------------------------------
@@ -988,12 +996,6 @@ class Gateways:
 
     # -- monitoring ------------------------------------------------------------------------
 
-    def sublist_entries(self) -> int:
-        """Subscriptions of this module in the accounts' sublists (the other clusters'
-        interest, the reply routes, one reply subscription per account): nats-server keeps
-        gateway interest apart, so /varz `subscriptions` leaves them out."""
-        return sum(len(c.remote_subs) for c in self.outbound.values()) + len(self._watched)
-
     def registered_inbound(self) -> list[GatewayConnection]:
         return sorted((c for c in self.inbound.values() if c.registered), key=lambda c: c.cid)
 
@@ -1138,6 +1140,14 @@ def gateway_varz(gateways: Gateways) -> dict[str, Any]:
         if not_after := certificate_not_after(opts.tls.cert_file):
             out["tls_cert_not_after"] = not_after
     return out
+
+
+def is_gateway_entry(sub: Subscription) -> bool:
+    """A subscription this module put in a sublist (another cluster's interest, a reply
+    route, the reply subscription), which monitoring does not list."""
+    if getattr(sub.client, "kind", None) == GATEWAY:
+        return True
+    return getattr(sub.callback, "__func__", None) is Gateways._gateway_reply
 
 
 def _crosses_gateways(sub: Subscription) -> bool:

@@ -476,7 +476,7 @@ def subsz(server: Server, query: Query) -> dict[str, Any]:
     fanout_total = 0.0
     for acc in accounts:
         sl = acc.sublist
-        num_subs += sl.count
+        num_subs += acc.subscription_count()
         num_cache += len(sl.cache)
         inserts += sl.inserts
         removes += sl.removes
@@ -490,6 +490,11 @@ def subsz(server: Server, query: Query) -> dict[str, Any]:
         for sub in acc.sublist.all_subscriptions():
             if test and not subject_matches(sub.subject, test.encode()):
                 continue
+            if acc.gateway_replies is not None:
+                from .gateways import is_gateway_entry
+
+                if is_gateway_entry(sub):
+                    continue
             details.append(sub_detail(sub, acc.name))
     total = len(details)
     result: dict[str, Any] = {
@@ -711,7 +716,7 @@ def account_detail(server: Server, account: Account) -> dict[str, Any]:
         "jetstream_enabled": account.jetstream is not None,
         "leafnode_connections": 0,
         "client_connections": len(account.clients),
-        "subscriptions": account.sublist.count,
+        "subscriptions": account.subscription_count(),
     }
     if not detail["is_system"]:
         del detail["is_system"]
@@ -773,7 +778,7 @@ def account_stat(account: Account) -> dict[str, Any]:
         "conns": len(account.clients),
         "leafnodes": 0,
         "total_conns": len(account.clients),
-        "num_subscriptions": account.sublist.count,
+        "num_subscriptions": account.subscription_count(),
         "sent": _traffic(out_msgs, out_bytes),
         "received": _traffic(in_msgs, in_bytes),
         "slow_consumers": 0,

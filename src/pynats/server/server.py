@@ -894,10 +894,7 @@ class Server:
         self.closed_out_bytes += c.out_bytes
 
     def num_subscriptions(self) -> int:
-        count = sum(acc.sublist.count for acc in self.accounts.values())
-        if self.gateways is not None:
-            count -= self.gateways.sublist_entries()  # not counted by nats-server
-        return count
+        return sum(acc.subscription_count() for acc in self.accounts.values())
 
     def http_request_counts(self) -> dict[str, int]:
         """Requests served per monitoring path (empty without monitoring)."""
