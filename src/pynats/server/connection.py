@@ -196,12 +196,15 @@ class Connection(asyncio.Protocol):
 
     def write_timeout_policy(self) -> tuple[float, bool]:
         """(write deadline in seconds, whether passing it closes the connection): the
-        `cluster {}` and `leafnodes {}` blocks may set their own, as in nats-server."""
+        `cluster {}`, `leafnodes {}` and `gateway {}` blocks may set their own, as in
+        nats-server."""
         opts = self.server.options
         if self.kind == ROUTER:
             deadline, policy = opts.cluster.write_deadline, opts.cluster.write_timeout
         elif self.kind == LEAF:
             deadline, policy = opts.leafnodes.write_deadline, opts.leafnodes.write_timeout
+        elif self.kind == GATEWAY:
+            deadline, policy = opts.gateway.write_deadline, opts.gateway.write_timeout
         else:
             deadline, policy = 0.0, opts.write_timeout
         if policy in ("", "default"):

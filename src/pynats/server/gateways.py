@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 GATEWAY_SOLICIT_DELAY_S = 1.0  # nats-server waits this long for its cluster to form
 GATEWAY_CONNECT_DELAY_S = 1.0
+GATEWAY_MAX_CONNECT_DELAY_S = 30.0  # with connect_backoff
 GATEWAY_RECONNECT_DELAY_S = 1.0
 GATEWAY_DIAL_TIMEOUT_S = 1.0
 GATEWAY_FIRST_PING_S = 1.0
@@ -949,7 +950,10 @@ class Gateways:
                     ):
                         self.remotes.pop(remote.name, None)
                         return
-                    await asyncio.sleep(GATEWAY_CONNECT_DELAY_S)
+                    delay = GATEWAY_CONNECT_DELAY_S
+                    if self.options.connect_backoff:  # doubling, up to 30 s
+                        delay = min(delay * 2 ** (attempts - 1), GATEWAY_MAX_CONNECT_DELAY_S)
+                    await asyncio.sleep(delay)
                     continue
                 attempts = 0
                 assert conn.closed_future is not None
