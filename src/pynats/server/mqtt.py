@@ -3,56 +3,44 @@
 An MQTT connection is a `ClientConnection` (so the server counts, lists, authenticates,
 limits and closes it as any client) whose wire protocol is MQTT: `mqtt_packets` decodes
 what arrives, and deliveries come through the one delivery path as in-process callbacks
-that frame PUBLISH packets instead of MSG lines. Packets are handled in order by one task
-per connection, because some of them wait for JetStream (CONNECT loads the session, a QoS 1
-PUBLISH is acknowledged once stored, SUBSCRIBE creates consumers).
+that frame PUBLISH packets instead of MSG lines. What needs no JetStream round trip (QoS 0
+and 1 PUBLISH, PUBACK, PINGREQ) is handled while the bytes are read; the rest in order by
+one task per connection (CONNECT loads or creates the session, SUBSCRIBE creates consumers,
+a retained or QoS 2 message is stored first).
 
-The bridge, as nats-server builds it: a PUBLISH on `a/b` is routed on `a.b` (mqtt_topics)
-with the header `Nmqtt-Pub: <qos>`; a QoS >= 1 one is also stored in `$MQTT_msgs`, and a
-retained one in `$MQTT_rmsgs` (mqtt_sessions). Each subscription filter is a NATS
-subscription (two for `x/#`), which delivers at QoS 0; a QoS >= 1 subscription also has a
-durable JetStream consumer on `$MQTT.msgs.<subject>` that delivers the QoS 1 messages (the
-NATS subscription then skips them), acknowledged by the client's PUBACK.
+This module is the connection's life: the listener (also `/mqtt` on the websocket port),
+CONNECT with its return codes, authentication, the session (clean or resumed, a client ID
+taken over, flapping clients held), keep-alive, and the will sent when it ends.
+The message flows themselves (PUBLISH, SUBSCRIBE, the deliveries) are `mqtt_messaging`'s,
+the JetStream-kept state `mqtt_sessions`'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import mqtt_packets as mp
-from .client import ClientConnection
 from .conf.units import go_quote
 from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR
-from .delivery import route_message
+from .mqtt_messaging import MqttMessaging, SubInfo, pub_headers, unique_id
 from .mqtt_sessions import (
-    DELIVER_PREFIX,
     MSGS_PREFIX,
-    OUT_STREAM,
-    PUBREL_DELIVER_PREFIX,
-    PUBREL_PREFIX,
-    QOS2_IN_PREFIX,
-    QOS2_IN_STREAM,
     JetStreamUnavailable,
     MqttAccount,
     Session,
     go_hash,
-    nats_header_qos,
 )
 from .mqtt_topics import (
     TopicError,
-    filter_to_subjects,
     is_wildcard_first,
     subject_to_topic,
     topic_to_subject,
 )
-from .protocol import REASON_AUTH, REASON_MAX_PAYLOAD, REASON_PROTOCOL_VIOLATION, ProtocolError
-from .subjects import subject_matches
-from .sublist import Subscription
+from .protocol import REASON_AUTH, REASON_PROTOCOL_VIOLATION, ProtocolError
 from .websocket import WebsocketAuthenticator
 
 if TYPE_CHECKING:
@@ -62,20 +50,11 @@ if TYPE_CHECKING:
     from .options import MqttOptions
     from .server import Server
 
-DEFAULT_ACK_WAIT_S = 30.0
-TRANSLATIONS_KEPT = 4096  # topics (and subjects) whose translation is remembered
-DEFAULT_MAX_ACK_PENDING = 1024
-MAX_ACK_PENDING_TOTAL = 0xFFFF  # a session's packet identifiers
 FLAPPING_JAIL_S = 1.0  # how long a client ID just taken over refuses another connection
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
 ERR_NOT_WEBSOCKET_PORT = (
     "MQTT clients over websocket must connect to the Websocket port, not the MQTT port"
 )
-ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def _unique_id(n: int = 22) -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(n))
 
 
 # -- the listener ------------------------------------------------------------------------------
@@ -220,19 +199,7 @@ class _Feeder:
             client.enqueue(packets)
 
 
-class _SubInfo:
-    """One SUBSCRIBE filter of the connection: its NATS subscriptions and consumers."""
-
-    __slots__ = ("consumers", "qos", "reserved", "subs")
-
-    def __init__(self, qos: int, reserved: bool) -> None:
-        self.qos = qos
-        self.reserved = reserved
-        self.subs: list[Subscription] = []
-        self.consumers: list[tuple[str, Subscription]] = []  # (durable, deliver-subject sub)
-
-
-class MqttClient(ClientConnection):
+class MqttClient(MqttMessaging):
     """An MQTT client: a ClientConnection speaking MQTT on the wire."""
 
     is_mqtt: ClassVar[bool] = True
@@ -255,7 +222,7 @@ class MqttClient(ClientConnection):
         self.state: MqttAccount | None = None
         self.will: mp.Will | None = None
         self.keep_alive = 0
-        self.filters: dict[str, _SubInfo] = {}
+        self.filters: dict[str, SubInfo] = {}
         self.pending_acks: dict[int, str] = {}  # packet id -> the JetStream ack subject
         # QoS 2 out: PUBREL sent, PUBCOMP due (packet id -> the stored PUBREL's ack subject)
         self.pubrel_acks: dict[int, str] = {}
@@ -269,7 +236,7 @@ class MqttClient(ClientConnection):
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._last_sid = 0
         self.last_read = self.start  # keep-alive's clock: when a packet last arrived
-        self._sub_info: dict[bytes, _SubInfo] = {}  # sid -> the filter it serves
+        self._sub_info: dict[bytes, SubInfo] = {}  # sid -> the filter it serves
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -289,13 +256,6 @@ class MqttClient(ClientConnection):
     def authenticator(self) -> ConnectAuthenticator:
         return cast(Any, self.listener.authenticator)
 
-    @property
-    def error_label(self) -> str:
-        """nats-server names the client ID once a CONNECT was read."""
-        if not self.feeder.seen_connect:
-            return self.log_prefix
-        return f'{self.log_prefix} - "{self.mqtt_client_id}"'
-
     def _schedule_first_ping(self) -> None:
         """MQTT clients are not sent NATS PINGs: keep-alive is theirs to drive."""
 
@@ -307,19 +267,6 @@ class MqttClient(ClientConnection):
         self._auth_timer = None
         if not self.closed and self.session is None:
             self.close_connection("Authentication Timeout")
-
-    def fail(self, text: str) -> None:
-        """A protocol error: logged as nats-server logs it, and the connection closed."""
-        if self.closed:
-            return
-        self.server.logger.error(f"{self.error_label} - {text}")
-        self.close_connection(REASON_PROTOCOL_VIOLATION)
-
-    def _write(self, data: bytes) -> None:
-        self.out.append(data)
-        if not self.flush_queued:
-            self.flush_queued = True
-            self.server.pending_flush.append(self)
 
     # -- the packet loop -------------------------------------------------------------------
 
@@ -433,7 +380,7 @@ class MqttClient(ClientConnection):
             if not c.clean_session:
                 self._refuse(mp.IDENTIFIER_REJECTED, REASON_PROTOCOL_VIOLATION)
                 return
-            self.mqtt_client_id = _unique_id()
+            self.mqtt_client_id = unique_id()
         password = c.password.decode(errors="replace") if c.password is not None else None
         connect: dict[str, Any] = {}
         if c.username is not None:
@@ -538,11 +485,11 @@ class MqttClient(ClientConnection):
         if session.pubrel is not None:
             self._bind_pubrel(session.pubrel)
 
-    def _info_for_subject(self, subject: str, qos: int) -> _SubInfo:
+    def _info_for_subject(self, subject: str, qos: int) -> SubInfo:
         topic_filter = subject_to_topic(subject.replace("*", "+").replace(">", "#"))
         info = self.filters.get(topic_filter)
         if info is None:
-            info = self.filters[topic_filter] = _SubInfo(qos, is_wildcard_first(topic_filter))
+            info = self.filters[topic_filter] = SubInfo(qos, is_wildcard_first(topic_filter))
         return info
 
     # -- keep-alive --------------------------------------------------------------------------
@@ -572,449 +519,6 @@ class MqttClient(ClientConnection):
             self.server.flush_pending()
             return
         self._arm_keep_alive()
-
-    # -- PUBLISH -----------------------------------------------------------------------------
-
-    def _count_publish(self, p: mp.Publish) -> str | None:
-        """Count a PUBLISH as nats-server does (the NATS message, header block and payload,
-        less the two bytes of a line end; it is what makes the client "active") and return
-        the subject it goes to (the account's mappings applied), or None when it is over
-        `max_payload` (the client is closed, as nats-server does)."""
-        subjects = self.listener.subjects
-        subject = subjects.get(p.topic)
-        if subject is None:
-            if len(subjects) >= TRANSLATIONS_KEPT:
-                subjects.clear()
-            subject = subjects[p.topic] = topic_to_subject(p.topic)
-        size = len(_pub_headers(p.qos)) + len(p.payload)
-        max_payload = self.parser.max_payload
-        if size > max_payload:
-            self.server.logger.error(
-                f"{self.error_label} - maximum payload exceeded: {size} vs {max_payload}"
-            )
-            self.close_connection(REASON_MAX_PAYLOAD)
-            return None
-        self.in_msgs += 1
-        self.in_bytes += size - 2
-        self.last_activity = time.time()
-        mappings = self.account.mappings
-        if mappings is not None:
-            subject = mappings.apply(subject.encode()).decode()
-        return subject
-
-    def _publish_now(self, p: mp.Publish) -> None:
-        """QoS 0 and 1 without retain, handled while the bytes are read: routed at once; a
-        QoS 1 one is stored without waiting, and its PUBACK goes out when JetStream has it
-        (stores are acknowledged in order, so PUBACKs keep the PUBLISH order)."""
-        subject = self._count_publish(p)
-        if subject is None:
-            return
-        if not self._may_publish_to(subject.encode()):
-            if p.qos:
-                self._write(mp.packet_id(mp.PUBACK, p.packet_id))
-            return
-        self.publish_message(subject, p.payload, p.qos)
-        if p.qos:
-            state = self.state
-            assert state is not None
-            pid = p.packet_id
-            state.store(
-                MSGS_PREFIX + subject,
-                p.payload,
-                _pub_headers(p.qos),
-                lambda error: self._stored(pid, error),
-            )
-
-    def _stored(self, pid: int, error: str) -> None:
-        if self.closed:
-            return
-        if error:
-            self.server.logger.error(
-                f"{self.error_label} - JetStream failed a pipelined QoS1/2 operation "
-                f"(pi={pid}): {error}; closing the connection"
-            )
-            self.close_connection(REASON_PROTOCOL_VIOLATION)
-        else:
-            self._write(mp.packet_id(mp.PUBACK, pid))
-        self.server.flush_soon()
-
-    async def _publish(self, p: mp.Publish) -> None:
-        opts = self.listener.options
-        if p.qos == 2 and opts.reject_qos2_publish:
-            self.fail("QoS=2 is disabled for PUBLISH messages")
-            return
-        if p.qos < 2 and not p.retain:
-            self._publish_now(p)
-            return
-        subject = self._count_publish(p)
-        if subject is None:
-            return
-        session = self.session
-        assert session is not None
-        if p.qos == 2:
-            # QoS 2 in, step 1: held (a resent PUBLISH with the same id is the same message)
-            # until PUBREL releases it, in memory and in $MQTT_qos2in (for a reconnect)
-            if p.packet_id not in session.qos2_incoming:
-                session.qos2_incoming[p.packet_id] = (subject, p)
-                state = self.state
-                assert state is not None
-                flags = (p.qos << 1) | (0x01 if p.retain else 0) | (0x08 if p.dup else 0)
-                headers = b"NATS/1.0\r\nNmqtt-Pub:%d%d\r\nNmqtt-Subject:%b\r\n\r\n" % (
-                    p.qos,
-                    flags,
-                    subject.encode(),
-                )
-                state.store(self._qos2_in_subject(p.packet_id), p.payload, headers, _ignore)
-            self._write(mp.packet_id(mp.PUBREC, p.packet_id))
-            return
-        await self._deliver_published(subject, p)
-        if p.qos == 1:
-            self._write(mp.packet_id(mp.PUBACK, p.packet_id))
-
-    def _qos2_in_subject(self, pid: int) -> str:
-        return f"{QOS2_IN_PREFIX}{self.mqtt_client_id}.{pid}"
-
-    async def _release(self, pid: int) -> None:
-        """QoS 2 in, step 3: PUBREL: the held message goes out (once), then PUBCOMP. One
-        held by an earlier connection of the session is read back from $MQTT_qos2in."""
-        session = self.session
-        state = self.state
-        assert session is not None and state is not None
-        held = session.qos2_incoming.pop(pid, None)
-        stored_as = self._qos2_in_subject(pid)
-        if held is None:
-            stored = await state.load_last(QOS2_IN_STREAM, stored_as)
-            if stored is not None:
-                headers, payload = stored
-                subject = headers.get("Nmqtt-Subject", "")
-                flags = headers.get("Nmqtt-Pub", "2")[1:]
-                retain = bool(int(flags or "0") & 0x01)
-                if subject:
-                    topic = subject_to_topic(subject)
-                    held = (subject, mp.Publish(topic, payload, 2, retain, False, pid))
-        if held is not None:
-            await self._deliver_published(*held)
-            await state.purge(QOS2_IN_STREAM, stored_as)
-        self._write(mp.packet_id(mp.PUBCOMP, pid))
-
-    def _received(self, pid: int) -> None:
-        """QoS 2 out, step 2: PUBREC: the stored message is done with; the PUBREL to send is
-        stored in $MQTT_out and comes back through the session's PUBREL consumer."""
-        self._acknowledged(pid)
-        session, state = self.session, self.state
-        if session is None or state is None or session.pubrel is None:
-            self._write(mp.packet_id(mp.PUBREL, pid))
-            return
-        headers = b"NATS/1.0\r\nNmqtt-PubRel:%d\r\n\r\n" % pid
-        state.store(PUBREL_PREFIX + session.hash, b"", headers, _ignore)
-
-    def _completed(self, pid: int) -> None:
-        """QoS 2 out, step 4: PUBCOMP: the stored PUBREL is acknowledged."""
-        ack = self.pubrel_acks.pop(pid, None)
-        if ack and self.state is not None:
-            self.state.client.publish(ack, b"")
-
-    def _deliver_pubrel(
-        self,
-        sub: Subscription,
-        publisher: Any,
-        subject: bytes,
-        reply: bytes | None,
-        headers: bytes,
-        payload: bytes,
-    ) -> None:
-        at = headers.find(b"Nmqtt-PubRel:")
-        if self.closed or reply is None or at < 0:
-            return
-        end = headers.find(b"\r\n", at)
-        try:
-            pid = int(headers[at + 13 : end].strip())
-        except ValueError:
-            return
-        self.pubrel_acks[pid] = reply.decode()
-        self._write(mp.packet_id(mp.PUBREL, pid))
-
-    async def _ensure_pubrel_consumer(self, session: Session, state: MqttAccount) -> None:
-        """A session's first QoS 2 subscription gets the consumer of its stored PUBRELs."""
-        if session.pubrel is not None:
-            return
-        opts = self.listener.options
-        config: dict[str, Any] = {
-            "durable_name": f"$MQTT_PUBREL_{session.hash}",
-            "deliver_subject": PUBREL_DELIVER_PREFIX + session.hash,
-            "deliver_policy": "new",
-            "ack_policy": "explicit",
-            "ack_wait": round((opts.ack_wait or DEFAULT_ACK_WAIT_S) * 1e9),
-            "max_deliver": -1,
-            "filter_subject": PUBREL_PREFIX + session.hash,
-            "replay_policy": "instant",
-            "max_ack_pending": opts.max_ack_pending or DEFAULT_MAX_ACK_PENDING,
-        }
-        await state.create_consumer(config, OUT_STREAM)
-        session.pubrel = config
-        self._bind_pubrel(config)
-
-    def _bind_pubrel(self, config: dict[str, Any]) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
-        deliver = str(config["deliver_subject"]).encode()
-        sub = Subscription(self, deliver, None, sid, callback=self._deliver_pubrel)
-        self.subs[sid] = sub
-        self.account.sublist.insert(sub)
-
-    async def _deliver_published(self, subject: str, p: mp.Publish) -> None:
-        state = self.state
-        assert state is not None
-        if not self._may_publish_to(subject.encode()):
-            return
-        self.publish_message(subject, p.payload, p.qos)
-        if p.qos:
-            await state.request("MS", MSGS_PREFIX + subject, p.payload, _pub_headers(p.qos))
-        if p.retain:
-            # a mapped subject is retained under its own topic, as nats-server does
-            topic = p.topic if topic_to_subject(p.topic) == subject else subject_to_topic(subject)
-            await state.retain(subject, topic, p.payload, p.qos)
-
-    def _may_publish_to(self, subject: bytes) -> bool:
-        perms = self.perms
-        if perms is None or perms.can_publish(subject):
-            return True
-        self.server.logger.error(
-            f'{self.error_label} - Publish Violation - Subject "{subject.decode()}"'
-        )
-        return False
-
-    def publish_message(self, subject: str, payload: bytes, qos: int) -> None:
-        """Route to NATS (and to MQTT subscribers' QoS 0 path) with the `Nmqtt-Pub` header."""
-        headers = _pub_headers(qos)
-        route_message(self, self.account, subject.encode(), None, len(headers), headers + payload)
-
-    # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------------
-
-    async def _subscribe(self, s: mp.Subscribe) -> None:
-        state = self.state
-        session = self.session
-        assert state is not None and session is not None
-        opts = self.listener.options
-        codes: list[int] = []
-        new: list[tuple[_SubInfo, list[str]]] = []
-        for topic_filter, asked in s.filters:
-            qos = asked
-            try:
-                subjects = filter_to_subjects(topic_filter)
-            except TopicError as e:
-                self.server.logger.error(f"{self.error_label} - {e}")
-                codes.append(mp.SUBACK_FAILURE)
-                continue
-            if any(x == "$MQTT" or x.startswith("$MQTT.") for x in subjects):
-                codes.append(mp.SUBACK_FAILURE)  # the server's own subjects
-                continue
-            if asked == 2 and opts.downgrade_qos2_subscribe:
-                qos = 1
-                self.server.logger.warn(
-                    f"{self.error_label} - Downgrading subscription QoS2 to QoS1 for "
-                    f'"{subjects[0]}", as configured'
-                )
-            perms = self.perms
-            denied = [
-                x
-                for x in subjects
-                if perms is not None and not perms.can_subscribe(x.encode(), None)
-            ]
-            if denied:
-                self.server.logger.error(
-                    f'{self.error_label} - Subscription Violation - Subject "{denied[0]}", '
-                    f"SID {denied[0]}"
-                )
-                codes.append(mp.SUBACK_FAILURE)
-                continue
-            if qos and not self._within_ack_pending_limit(topic_filter, len(subjects)):
-                codes.append(mp.SUBACK_FAILURE)
-                continue
-            old = self.filters.pop(topic_filter, None)
-            if old is not None:
-                await self._drop(old, session)
-            info = self.filters[topic_filter] = _SubInfo(qos, is_wildcard_first(topic_filter))
-            try:
-                for subject in subjects:
-                    self._add_nats_sub(info, subject)
-                    session.subs[subject] = qos
-                    if qos == 2:
-                        await self._ensure_pubrel_consumer(session, state)
-                    if qos:
-                        config = self._consumer_config(session, subject)
-                        await state.create_consumer(config)
-                        session.cons[subject] = config
-                        self._bind_consumer(info, config)
-            except JetStreamUnavailable as e:
-                self.server.logger.error(f"{self.error_label} - {e}")
-                await self._drop(self.filters.pop(topic_filter), session)
-                codes.append(mp.SUBACK_FAILURE)
-                continue
-            codes.append(qos)
-            new.append((info, subjects))
-        await state.persist(session)
-        self._write(mp.suback(s.packet_id, codes))
-        for info, subjects in new:
-            self._send_retained(state, info, subjects)
-
-    def _within_ack_pending_limit(self, topic_filter: str, consumers: int) -> bool:
-        """A session's consumers may together have at most 65535 messages pending (their
-        packet identifiers): each consumer counts `max_ack_pending` (`x/#` has two)."""
-        per_consumer = self.listener.options.max_ack_pending or DEFAULT_MAX_ACK_PENDING
-        kept = sum(
-            len(info.consumers) for name, info in self.filters.items() if name != topic_filter
-        )
-        return (kept + consumers) * per_consumer <= MAX_ACK_PENDING_TOTAL
-
-    def _consumer_config(self, session: Session, subject: str) -> dict[str, Any]:
-        opts = self.listener.options
-        nuid = _unique_id()
-        config: dict[str, Any] = {
-            "durable_name": f"{session.hash}_{nuid}",
-            "deliver_subject": DELIVER_PREFIX + _unique_id(),
-            "deliver_policy": "new",
-            "ack_policy": "explicit",
-            "ack_wait": round((opts.ack_wait or DEFAULT_ACK_WAIT_S) * 1e9),
-            "max_deliver": -1,
-            "filter_subject": MSGS_PREFIX + subject,
-            "replay_policy": "instant",
-            "max_ack_pending": opts.max_ack_pending or DEFAULT_MAX_ACK_PENDING,
-        }
-        if opts.consumer_memory_storage:
-            config["mem_storage"] = True
-        if opts.consumer_inactive_threshold > 0:
-            config["inactive_threshold"] = round(opts.consumer_inactive_threshold * 1e9)
-        return config
-
-    def _add_nats_sub(self, info: _SubInfo, subject: str) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
-        sub = Subscription(self, subject.encode(), None, sid, callback=self._deliver_live)
-        self.subs[sid] = sub
-        self.account.sublist.insert(sub)
-        info.subs.append(sub)
-        self._sub_info[sid] = info
-
-    def _bind_consumer(self, info: _SubInfo, config: dict[str, Any]) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
-        deliver = str(config["deliver_subject"]).encode()
-        sub = Subscription(self, deliver, None, sid, callback=self._deliver_stored)
-        self.subs[sid] = sub
-        self.account.sublist.insert(sub)
-        info.consumers.append((str(config["durable_name"]), sub))
-        self._sub_info[sid] = info
-
-    async def _drop(self, info: _SubInfo, session: Session) -> None:
-        """Remove a filter's NATS subscriptions and delete its consumers."""
-        state = self.state
-        for sub in info.subs:
-            self.remove_subscription(sub)
-            self._sub_info.pop(sub.sid, None)
-            subject = sub.subject.decode()
-            session.subs.pop(subject, None)
-            session.cons.pop(subject, None)
-        for durable, sub in info.consumers:
-            self.remove_subscription(sub)
-            self._sub_info.pop(sub.sid, None)
-            if state is not None:
-                await state.delete_consumer(durable)
-
-    async def _unsubscribe(self, u: mp.Unsubscribe) -> None:
-        session = self.session
-        state = self.state
-        assert session is not None and state is not None
-        for topic_filter in u.filters:
-            info = self.filters.pop(topic_filter, None)
-            if info is not None:
-                await self._drop(info, session)
-        await state.persist(session)
-        self._write(mp.packet_id(mp.UNSUBACK, u.packet_id))
-
-    def _send_retained(self, state: MqttAccount, info: _SubInfo, subjects: list[str]) -> None:
-        for subject, retained in state.retained.items():
-            raw = subject.encode()
-            if info.reserved and raw.startswith(b"$"):
-                continue
-            if any(subject_matches(x.encode(), raw) for x in subjects):
-                qos = min(retained.qos, info.qos)
-                pid = self._packet_id_for("") if qos else 0
-                self._write(
-                    mp.publish(retained.topic.encode(), retained.payload, qos, True, pid=pid)
-                )
-
-    # -- deliveries --------------------------------------------------------------------------
-
-    def _deliver_live(
-        self,
-        sub: Subscription,
-        publisher: Any,
-        subject: bytes,
-        reply: bytes | None,
-        headers: bytes,
-        payload: bytes,
-    ) -> None:
-        """A message on a filter's NATS subscription: sent at QoS 0, unless it is an MQTT
-        QoS >= 1 message for a QoS >= 1 subscription (its consumer delivers that one)."""
-        info = self._sub_info.get(sub.sid)
-        if info is None or self.closed:
-            return
-        if info.reserved and subject.startswith(b"$"):
-            return
-        if info.qos and headers and nats_header_qos(headers):
-            return
-        topics = self.listener.topics
-        topic = topics.get(subject)
-        if topic is None:
-            if len(topics) >= TRANSLATIONS_KEPT:
-                topics.clear()
-            topic = topics[subject] = subject_to_topic(subject.decode(errors="replace")).encode()
-        self._write(mp.publish(topic, payload))
-
-    def _deliver_stored(
-        self,
-        sub: Subscription,
-        publisher: Any,
-        subject: bytes,
-        reply: bytes | None,
-        headers: bytes,
-        payload: bytes,
-    ) -> None:
-        """A QoS >= 1 message from the subscription's consumer, at the lower of the
-        publisher's and the subscription's QoS; PUBACK (QoS 1) or PUBREC (QoS 2) acks it."""
-        if self.closed or reply is None:
-            return
-        info = self._sub_info.get(sub.sid)
-        qos = min(nats_header_qos(headers) or 1, info.qos if info is not None else 1)
-        raw = subject.decode(errors="replace")
-        if raw.startswith(MSGS_PREFIX):
-            raw = raw[len(MSGS_PREFIX) :]
-        delivered, stored_as = _ack_tokens(reply)
-        pid = self.pids_by_message.get(stored_as) if delivered > 1 else None
-        if pid is None:
-            pid = self._packet_id_for(reply.decode())
-            self.pids_by_message[stored_as] = pid
-        else:  # a redelivery: the same packet identifier, with DUP [MQTT-4.4.0-1]
-            self.pending_acks[pid] = reply.decode()
-        redelivered = delivered > 1
-        topic = subject_to_topic(raw).encode()
-        self._write(mp.publish(topic, payload, qos, False, redelivered, pid))
-
-    def _packet_id_for(self, ack_subject: str) -> int:
-        for _ in range(0xFFFF):
-            self._next_pid = self._next_pid % 0xFFFF + 1
-            if self._next_pid not in self.pending_acks:
-                break
-        if ack_subject:
-            self.pending_acks[self._next_pid] = ack_subject
-        return self._next_pid
-
-    def _acknowledged(self, pid: int) -> None:
-        ack = self.pending_acks.pop(pid, None)
-        if ack and self.state is not None:
-            self.pids_by_message.pop(_ack_tokens(ack.encode())[1], None)
-            self.state.client.publish(ack, b"")
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -1059,7 +563,7 @@ class MqttClient(ClientConnection):
             try:
                 if will.qos:
                     await state.request(
-                        "MS", MSGS_PREFIX + subject, will.message, _pub_headers(will.qos)
+                        "MS", MSGS_PREFIX + subject, will.message, pub_headers(will.qos)
                     )
                 if will.retain:
                     await state.retain(subject, topic, will.message, will.qos)
@@ -1073,32 +577,9 @@ class MqttClient(ClientConnection):
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
 
 
-def _ignore(error: str) -> None:
-    """A store whose outcome does not matter (a QoS 2 message already held, a PUBREL)."""
-
-
 def _go_number(seconds: float) -> float | int:
     """A float64 as Go's JSON writes it (3, not 3.0)."""
     return int(seconds) if float(seconds).is_integer() else seconds
-
-
-_PUB_HEADERS = tuple(b"NATS/1.0\r\nNmqtt-Pub:%d\r\n\r\n" % qos for qos in range(3))
-
-
-def _pub_headers(qos: int) -> bytes:
-    return _PUB_HEADERS[qos]
-
-
-def _ack_tokens(ack_reply: bytes) -> tuple[int, bytes]:
-    """From `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>....`: the delivery count,
-    and what names the stored message (consumer and stream sequence)."""
-    tokens = ack_reply.split(b".")
-    if len(tokens) < 9:
-        return 1, ack_reply
-    try:
-        return int(tokens[4]), tokens[3] + b"." + tokens[5]
-    except ValueError:
-        return 1, ack_reply
 
 
 __all__ = ["MqttClient", "MqttListener", "go_hash"]
