@@ -137,3 +137,38 @@ def test_truncated_or_bad_publish_is_refused(data: bytes, text: str) -> None:
     with pytest.raises(mp.MqttProtocolError) as refused:
         mp.PacketDecoder().feed(data)
     assert str(refused.value) == text
+
+
+def test_trace_lines_are_nats_server_s() -> None:
+    """The -V lines, as nats-server 2.15 printed them for the same packets."""
+    from pynats.server import mqtt_trace
+
+    connect = mp.Connect("MQTT", 4, True, 30, "tr", mp.Will("w/t", b"bye", 1, False), "user", b"pw")
+    assert mqtt_trace.incoming(connect, 0) == [
+        "<<- [CONNECT clientID=tr keepAlive=45s will=(topic=w/t QoS=1 retain=false) clean "
+        "username=user password=****]"
+    ]
+    subscribe = mp.Subscribe(1, [("a/b", 1), ("c/#", 0)])
+    assert mqtt_trace.incoming(subscribe, 0) == [
+        "<<- [SUBSCRIBE [a/b (a.b) QoS=1, c/# (c.>) QoS=0] pi=1]"
+    ]
+    publish = mp.Publish("a/b", b"hello", 1, False, False, 5)
+    assert mqtt_trace.incoming(publish, 0) == [
+        "<<- [PUBLISH a/b dup=false QoS=1 retain=false size=5 pi=5]",
+        '<<- MSG_PAYLOAD: ["hello"]',
+    ]
+    assert mqtt_trace.incoming(mp.Unsubscribe(2, ["c/#"]), 0) == [
+        "<<- [UNSUBSCRIBE [c/# (c.>)] pi=2]"
+    ]
+    assert mqtt_trace.incoming(mp.PacketId(mp.PUBACK, 1), 0) == ["<<- [PUBACK pi=1]"]
+    assert mqtt_trace.incoming(mp.Simple(mp.PINGREQ), 0) == ["<<- [PINGREQ]"]
+    assert mqtt_trace.incoming(mp.Simple(mp.DISCONNECT), 0) == ["<<- [DISCONNECT]"]
+    assert mqtt_trace.outgoing(mp.connack(False, 0)) == "->> [CONNACK sp=false rc=0]"
+    assert mqtt_trace.outgoing(mp.suback(1, [1, 0])) == "->> [SUBACK pi=1]"
+    assert mqtt_trace.outgoing(mp.packet_id(mp.PUBACK, 5)) == "->> [PUBACK pi=5]"
+    assert mqtt_trace.outgoing(mp.packet_id(mp.UNSUBACK, 2)) == "->> [UNSUBACK pi=2]"
+    assert mqtt_trace.outgoing(mp.PINGRESP_PACKET) == "->> [PINGRESP]"
+    assert (
+        mqtt_trace.outgoing(mp.publish(b"a/b", b"hello", 1, pid=1))
+        == "->> [PUBLISH a/b dup=false QoS=1 retain=false size=5 pi=1]"
+    )

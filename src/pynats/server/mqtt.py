@@ -213,6 +213,7 @@ class MqttClient(MqttMessaging):
         self.listener = listener
         self.over_websocket = over_websocket  # came through the websocket port's `/mqtt`
         self.feeder = _Feeder(self)
+        self.tracing = server.logger.trace_enabled  # -V: packets logged (mqtt_trace)
         self.parser = cast(Any, self.feeder)
         self.verbose = False
         self.pedantic = False
@@ -291,6 +292,8 @@ class MqttClient(MqttMessaging):
         if isinstance(packet, mp.Publish):
             if packet.retain or packet.qos == 2:
                 return False
+            if self.tracing:
+                self._trace_in(packet)
             try:
                 self._publish_now(packet)
             except TopicError as e:
@@ -298,17 +301,30 @@ class MqttClient(MqttMessaging):
             return True
         if isinstance(packet, mp.PacketId):
             kind = packet.kind
+            if kind not in (mp.PUBACK, mp.PUBCOMP):
+                return False
+            if self.tracing:
+                self._trace_in(packet)
             if kind == mp.PUBACK:
                 self._acknowledged(packet.packet_id)
-                return True
-            if kind == mp.PUBCOMP:
+            else:
                 self._completed(packet.packet_id)
-                return True
-            return False
+            return True
         if isinstance(packet, mp.Simple) and packet.kind == mp.PINGREQ:
+            if self.tracing:
+                self._trace_in(packet)
             self._write(mp.PINGRESP_PACKET)
             return True
         return False
+
+    def _trace_in(self, packet: mp.Packet) -> None:
+        from . import mqtt_trace
+
+        if isinstance(packet, mp.Connect) and not self.mqtt_client_id:
+            self.mqtt_client_id = packet.client_id  # the line names the client
+        label = self.error_label
+        for line in mqtt_trace.incoming(packet, self.server.options.max_traced_msg_len):
+            self.server.logger.trace(f"{label} - {line}")
 
     async def _run(self) -> None:
         server = self.server
@@ -339,6 +355,8 @@ class MqttClient(MqttMessaging):
             server.flush_pending()
 
     async def _handle(self, packet: mp.Packet) -> None:
+        if self.tracing:
+            self._trace_in(packet)
         if isinstance(packet, mp.Connect):
             await self._connect(packet)
             return

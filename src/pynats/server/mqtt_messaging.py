@@ -77,6 +77,7 @@ class MqttMessaging(ClientConnection):
 
     listener: MqttListener
     feeder: Any  # mqtt._Feeder: whether a CONNECT was read
+    tracing: bool  # -V
     mqtt_client_id: str
     session: Session | None
     state: MqttAccount | None
@@ -105,6 +106,11 @@ class MqttMessaging(ClientConnection):
         self.close_connection(REASON_PROTOCOL_VIOLATION)
 
     def _write(self, data: bytes) -> None:
+        """Queue one packet (written at the next flush)."""
+        if self.tracing:
+            from .mqtt_trace import outgoing
+
+            self.server.logger.trace(f"{self.error_label} - {outgoing(data)}")
         self.out.append(data)
         if not self.flush_queued:
             self.flush_queued = True
