@@ -11,13 +11,17 @@ route:
 - `local` (not run by default): publisher and subscriber both on A, the 1:1 baseline inside
   the same cluster, to read the routes' cost off the table.
 
+With `--gateways` every server is a cluster of its own and the servers are joined by
+`gateway {}` blocks (a supercluster): the same scenarios then measure traffic that crosses a
+gateway (interest read from /gatewayz instead of /routez).
+
 The subscribers connect first; the publisher starts only once A's /routez shows the
 subscription on its routes to the subscribers' servers (the RS+ crossed), so no message of the
 warm-up is published into missing interest. The generator is core.py's (loadgen.py), and the
 clusters alternate which goes first, with medians of `--repeat N`.
 
     python benchmarks/cluster.py --go PATH [--quick] [--repeat N] [--sizes 16,1024]
-        [--per-server N] [--json FILE]
+        [--per-server N] [--gateways] [--json FILE]
 """
 
 from __future__ import annotations
@@ -105,6 +109,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="runs per scenario and cluster; the median is reported",
     )
+    parser.add_argument(
+        "--gateways",
+        action="store_true",
+        help="one-server clusters joined by gateways instead of one cluster of routes",
+    )
     parser.add_argument("--json", help="save results to this file")
     args = parser.parse_args(argv)
     if args.duration is None:
@@ -124,11 +133,12 @@ def _int_list(text: str) -> list[int]:
 
 def choose_contenders(args: argparse.Namespace) -> list[ClusterContender]:
     """Reference first (Go), then the candidate (pynats or --server-cmd)."""
-    reference = ClusterContender(go_spec(args.go), args.servers)
+    reference = ClusterContender(go_spec(args.go), args.servers, args.gateways)
     if args.server_cmd:
-        candidate = ClusterContender(custom_spec(args.server_cmd, args.label), args.servers)
+        spec = custom_spec(args.server_cmd, args.label)
+        candidate = ClusterContender(spec, args.servers, args.gateways)
     else:
-        candidate = ClusterContender(pynats_spec(), args.servers)
+        candidate = ClusterContender(pynats_spec(), args.servers, args.gateways)
     if args.only == "go":
         return [reference]
     if args.only == "pynats":

@@ -58,9 +58,10 @@ class ClusterContender(ServerContender):
     the scenario gets the `RunningCluster` (client ports in member order A, B, C, ...)."""
 
     members: int = 3
+    gateways: bool = False  # one-server clusters joined by gateways instead of routes
 
     def start(self) -> RunningCluster:
-        return RunningCluster(self.spec, self.members)
+        return RunningCluster(self.spec, self.members, gateways=self.gateways)
 
 
 @dataclass

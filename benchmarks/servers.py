@@ -173,10 +173,15 @@ class RunningCluster:
 
     NAMES = "ABCDEFGHIJ"
 
-    def __init__(self, spec: ServerSpec, size: int = 3, name: str = "bench") -> None:
+    def __init__(
+        self, spec: ServerSpec, size: int = 3, name: str = "bench", gateways: bool = False
+    ) -> None:
+        """`gateways`: every member is a cluster of its own (named after it), joined to the
+        others by a `gateway {}` block (a supercluster) instead of routes."""
         if not 2 <= size <= len(self.NAMES):
             raise ValueError(f"cluster size {size} outside 2..{len(self.NAMES)}")
         self.spec = spec
+        self.gateways = gateways
         self.names = list(self.NAMES[:size])
         self._tmp = tempfile.TemporaryDirectory(prefix="pynats-bench-cluster-")
         ports = free_ports(3 * size)
@@ -186,11 +191,23 @@ class RunningCluster:
         try:
             for i, member in enumerate(self.names):
                 conf = Path(self._tmp.name) / f"{member}.conf"
+                if gateways:
+                    remotes = ", ".join(
+                        f'{{name: {other}, url: "nats://{HOST}:{route[j]}"}}'
+                        for j, other in enumerate(self.names)
+                        if j != i
+                    )
+                    links = (
+                        f"gateway {{\n  name: {member}\n  listen: {HOST}:{route[i]}\n"
+                        f"  gateways: [{remotes}]\n}}\n"
+                    )
+                else:
+                    links = (
+                        f"cluster {{\n  name: {name}\n  listen: {HOST}:{route[i]}\n"
+                        f"  routes: [{routes}]\n}}\n"
+                    )
                 conf.write_text(
-                    f"server_name: {member}\n"
-                    f"http: {HOST}:{self.http_ports[i]}\n"
-                    f"cluster {{\n  name: {name}\n  listen: {HOST}:{route[i]}\n"
-                    f"  routes: [{routes}]\n}}\n"
+                    f"server_name: {member}\nhttp: {HOST}:{self.http_ports[i]}\n" + links
                 )
                 member_spec = ServerSpec(f"{spec.name} {member}", (*spec.command, "-c", str(conf)))
                 self.servers.append(RunningServer(member_spec, client[i]))
@@ -240,9 +257,25 @@ class RunningCluster:
             return json.loads(reply.read())
 
     def routez(self, member: int, subs: bool = False) -> list[dict[str, object]]:
-        """The routes of one member."""
+        """The routes of one member; with `gateways`, its outbound gateway connections in the
+        same shape (`remote_name` the other member, `subscriptions_list` its `$G` interest)."""
+        if self.gateways:
+            return self._gateway_links(member, subs)
         routes = self.monitor(member, "/routez" + ("?subs=1" if subs else ""))
         return routes.get("routes") or []  # type: ignore[return-value]
+
+    def _gateway_links(self, member: int, subs: bool) -> list[dict[str, object]]:
+        z = self.monitor(member, "/gatewayz" + ("?accs=1&subs=1" if subs else ""))
+        links: list[dict[str, object]] = []
+        for name, out in (z.get("outbound_gateways") or {}).items():  # type: ignore[attr-defined]
+            if name not in (z.get("inbound_gateways") or {}):  # type: ignore[operator]
+                continue  # both directions up: messages go out, interest comes back
+            subjects: list[str] = []
+            for account in out.get("accounts") or []:
+                if account.get("name") == "$G":
+                    subjects += account.get("subscriptions_list") or []
+            links.append({"remote_name": name, "subscriptions_list": subjects})
+        return links
 
     def slow_consumers(self) -> dict[str, int]:
         """Connections (clients or routes) each member has cut as slow consumers so far."""
