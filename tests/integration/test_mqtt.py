@@ -782,3 +782,32 @@ def test_client_id_takeover_and_flapping_as_nats_server(tmp_path: Path) -> None:
     assert go["after"] == [mp.Reply(mp.PINGRESP, b"")]
     assert len(go["logs"]) == 3
     assert found["pynats"] == go
+
+
+def test_unsubscribe_after_resume_stops_the_parent_level_too(tmp_path: Path) -> None:
+    """pynats only (nats-server 2.15.1 keeps delivering `x` here, against MQTT-3.10.4-2):
+    `x/#` resumed from a session is one filter again, so its UNSUBSCRIBE removes both of
+    its NATS subscriptions."""
+    server = start_server(["-c", str(config(tmp_path))])
+    try:
+        port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        sock, _ = raw_connect(port, mp.Connect("MQTT", 4, False, 0, "ps", None, "u", b"p"))
+        sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("x/#", 0)])))
+        read_packets(sock, 1)
+        sock.sendall(bytes((mp.DISCONNECT << 4, 0)))
+        sock.close()
+        sock, connack = raw_connect(port, mp.Connect("MQTT", 4, False, 0, "ps", None, "u", b"p"))
+        assert connack == bytes((0x20, 2, 1, 0))
+        sock.sendall(mp.unsubscribe_packet(mp.Unsubscribe(2, ["x/#"])))
+        assert read_packets(sock, 1) == [mp.Reply(mp.UNSUBACK, b"\x00\x02")]
+        pub, _ = raw_connect(port, mp.Connect("MQTT", 4, True, 0, "pp", None, "u", b"p"))
+        pub.sendall(mp.publish(b"x", b"parent") + mp.publish(b"x/y", b"child"))
+        sock.sendall(bytes((mp.PINGREQ << 4, 0)))
+        pub.sendall(bytes((mp.PINGREQ << 4, 0)))
+        read_packets(pub, 1)  # both publishes were routed before this PINGRESP
+        sock.sendall(bytes((mp.PINGREQ << 4, 0)))
+        assert read_packets(sock, 2) == [mp.Reply(mp.PINGRESP, b""), mp.Reply(mp.PINGRESP, b"")]
+        sock.close()
+        pub.close()
+    finally:
+        server.stop()

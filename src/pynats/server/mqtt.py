@@ -495,7 +495,9 @@ class MqttClient(MqttMessaging):
         session = self.session
         assert session is not None
         for subject, qos in session.subs.items():
-            info = self._info_for_subject(subject, qos)
+            # `x` beside `x.>` is the parent level of the one filter `x/#`
+            parent_of = subject + ".>"
+            info = self._info_for_subject(parent_of if parent_of in session.subs else subject, qos)
             self._add_nats_sub(info, subject)
             config = session.cons.get(subject)
             if config is not None:
