@@ -7,10 +7,29 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client
 
 from tests.support.servers import RunningServer, start_server
 
 pytest_plugins = ["pynats.testing.pytest_plugin"]
+
+# nats-py's flush() writes its PING straight to the socket, ahead of commands still in the
+# client's pending buffer: a SUB made just before waits there for the flusher task, so on a
+# busy machine the server answers PONG before it has read the SUB, and a test that
+# subscribes, flushes and publishes from another connection loses the message (seen on both
+# servers: a Go trace showed the PING, the PONG, then the SUB). Every test relies on flush()
+# meaning "the server has what I sent", so flush() here makes two round trips: during the
+# first the flusher writes the buffer, and the second PING follows it. (The CLI does the
+# same: pynats.cli.ui.connect.flush_ordered.)
+_nats_py_flush = Client.flush
+
+
+async def _ordered_flush(self: Client, timeout: int = 10) -> None:
+    await _nats_py_flush(self, timeout)
+    await _nats_py_flush(self, timeout)
+
+
+Client.flush = _ordered_flush  # type: ignore[method-assign]
 
 
 async def connect(url: str, **kwargs: Any) -> nats.NATS:

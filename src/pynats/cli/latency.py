@@ -27,7 +27,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from pynats.cli.ui.command import NatsGroup
-from pynats.cli.ui.connect import connect, run_async, server_info
+from pynats.cli.ui.connect import connect, flush_ordered, run_async, server_info
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
 from pynats.cli.ui.output import log
@@ -143,7 +143,7 @@ class LatencyTest:
         subject = subscriber.new_inbox()
         try:
             await subscriber.subscribe(subject, cb=on_message)
-            await subscriber.flush()
+            await flush_ordered(subscriber)
         except Exception as exc:
             raise CliError(f"subscribing on second connection failed: {exc}") from exc
         await _wait_for_route(publisher, subscriber)
@@ -224,7 +224,7 @@ async def _wait_for_route(publisher: Client, subscriber: Client) -> None:
 
     subject = subscriber.new_inbox()
     sub = await subscriber.subscribe(subject, cb=arrived)
-    await subscriber.flush()
+    await flush_ordered(subscriber)
     deadline = time.monotonic() + ROUTE_WAIT_S
     try:
         while not routed.is_set():

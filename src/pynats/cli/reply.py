@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pynats.cli.ui.command import NatsGroup
-from pynats.cli.ui.connect import connection, run_async
+from pynats.cli.ui.connect import connection, flush_ordered, run_async
 from pynats.cli.ui.errors import CliError, Fatal
 from pynats.cli.ui.messages import go_quote, header_lines
 from pynats.cli.ui.output import log, out, out_raw
@@ -128,7 +128,7 @@ class ReplyService:
             sub = await nc.subscribe(
                 self.subject, queue=self.queue, cb=functools.partial(self.answer, nc)
             )
-            await nc.flush()
+            await flush_ordered(nc)
             log(f"Listening on {go_quote(self.subject)} in group {go_quote(self.queue)}")
             try:
                 await self.done.wait()

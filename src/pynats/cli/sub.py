@@ -23,7 +23,7 @@ import click
 
 from pynats.cli.ui import humanize
 from pynats.cli.ui.command import NatsGroup, negatable
-from pynats.cli.ui.connect import connection, js_request, run_async
+from pynats.cli.ui.connect import connection, flush_ordered, js_request, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import (
     JetStreamMeta,
@@ -256,7 +256,7 @@ class Subscriber:
         if options.match_replies:
             prefix = current_settings().inbox_prefix or "_INBOX"
             await nc.subscribe(f"{prefix}.>", cb=self.enqueue_reply)
-        await nc.flush()
+        await flush_ordered(nc)
         if options.match_replies:
             log(f"Matching replies with inbox prefix {prefix}.>")
         if not options.quiet_start:
@@ -278,7 +278,7 @@ class Subscriber:
             shown = subject
         config, description = self.consumer_config(nc.new_inbox(), subject)
         await nc.subscribe(config["deliver_subject"], cb=self.enqueue)
-        await nc.flush()
+        await flush_ordered(nc)
         created = await js_request(
             nc,
             f"CONSUMER.CREATE.{self.stream_name}",

@@ -31,7 +31,7 @@ import click
 
 from pynats.cli.ui.columns import Columns
 from pynats.cli.ui.command import NatsGroup
-from pynats.cli.ui.connect import connection, run_async
+from pynats.cli.ui.connect import connection, flush_ordered, run_async
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.messages import go_quote
 from pynats.cli.ui.options import current_settings
@@ -132,7 +132,7 @@ class TraceJob:
 
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
-        await nc.flush()
+        await flush_ordered(nc)
         await asyncio.sleep(PROPAGATION_WAIT_S)
         headers = dict(self.headers)
         headers["Accept-Encoding"] = "snappy"

@@ -29,7 +29,13 @@ from pynats.cli.bench.report import Sample
 from pynats.cli.bench.runner import Meter, Mode, NatsPyClient, Prepare
 from pynats.cli.bench.spec import DEFAULT_CONSUMER, BenchSpec, ClientSlot
 from pynats.cli.ui import humanize
-from pynats.cli.ui.connect import connection, jetstream, js_api_prefix, js_request
+from pynats.cli.ui.connect import (
+    connection,
+    flush_ordered,
+    jetstream,
+    js_api_prefix,
+    js_request,
+)
 from pynats.cli.ui.errors import CliError
 from pynats.cli.ui.options import current_settings
 from pynats.gotime import NS_PER_S
@@ -209,7 +215,7 @@ class JSConsumer(NatsPyClient):
             self.meter.state("Fetching")
             js = jetstream(self.client)
             self.fetcher = await js.pull_subscribe_bind(durable=spec.consumer, stream=spec.stream)
-        await self.client.flush()
+        await flush_ordered(self.client)
 
     async def handle(self, msg: Msg) -> None:
         spec = self.spec

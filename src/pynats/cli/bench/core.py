@@ -22,7 +22,7 @@ from pynats.cli.bench.spec import (
 )
 from pynats.cli.bench.wire import WireConnection, header_block, open_wire, pub_frame
 from pynats.cli.ui import humanize
-from pynats.cli.ui.connect import cli_version, connect
+from pynats.cli.ui.connect import cli_version, connect, flush_ordered
 from pynats.cli.ui.errors import CliError, Fatal
 from pynats.cli.ui.messages import go_quote
 from pynats.cli.ui.options import current_settings
@@ -308,7 +308,7 @@ class ServiceServer(NatsPyClient):
             )
         except ValueError as exc:
             raise CliError(f"adding the service: {exc}") from exc
-        await self.client.flush()
+        await flush_ordered(self.client)
 
     async def reply(self, request: Any) -> None:
         if self.spec.sleep_s > 0:

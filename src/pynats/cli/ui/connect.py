@@ -251,6 +251,18 @@ def _jwt_callbacks(jwt_ref: str, seed_ref: str) -> dict[str, Any]:
     return {"user_jwt_cb": user_jwt, "signature_cb": sign}
 
 
+async def flush_ordered(client: Client, timeout: int = 10) -> None:
+    """Return once the server has read everything sent before, subscriptions included.
+
+    nats-py's `flush()` writes its PING straight to the socket, ahead of commands still in
+    the client's pending buffer (a SUB just made waits there for the flusher task), so on a
+    busy machine the server can answer PONG before it has read the SUB: "Subscribing on ..."
+    would be printed before the subscription exists, and a message published at once lost.
+    The first round trip lets the flusher write the buffer; the second PING follows it."""
+    await client.flush(timeout)
+    await client.flush(timeout)
+
+
 @asynccontextmanager
 async def connection(
     settings: Settings | None = None, *, name: str | None = None
