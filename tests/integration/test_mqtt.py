@@ -811,3 +811,75 @@ def test_unsubscribe_after_resume_stops_the_parent_level_too(tmp_path: Path) -> 
         pub.close()
     finally:
         server.stop()
+
+
+def tls_map_scenario(kind: str, tmp: Path) -> dict[str, Any]:
+    """`mqtt { tls { verify_and_map } }`: the client certificate names the user (and its
+    permissions); a user name in CONNECT as well is refused."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    client_cert = ca.issue_cert("alice@example.com", common_name="alice")
+    files = {name: str(tmp / f"{name}.pem") for name in ("ca", "cert", "key", "ccert", "ckey")}
+    ca.cert_pem.write_to_path(files["ca"])
+    server_cert.cert_chain_pems[0].write_to_path(files["cert"])
+    server_cert.private_key_pem.write_to_path(files["key"])
+    client_cert.cert_chain_pems[0].write_to_path(files["ccert"])
+    client_cert.private_key_pem.write_to_path(files["ckey"])
+    cfg = tmp / "mqtt.conf"
+    cfg.write_text(
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        'authorization { users: [{user: "alice@example.com", permissions: '
+        '{publish: "ok.>", subscribe: "ok.>"}}, {user: u, password: p}] }\n'
+        'mqtt { listen: "127.0.0.1:-1", tls { '
+        f'cert_file: "{files["cert"]}", key_file: "{files["key"]}", ca_file: "{files["ca"]}",'
+        " verify_and_map: true } }\n"
+    )
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    try:
+        port = int(re.search(TLS_LISTEN_RE, server.wait_for_log(TLS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        seen: dict[str, Any] = {}
+        for name, user, password in (("mapped", None, None), ("with_user", "u", b"p")):
+            ctx = ssl.create_default_context(cafile=files["ca"])
+            ctx.load_cert_chain(files["ccert"], files["ckey"])
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            sock.sendall(
+                mp.connect_packet(mp.Connect("MQTT", 4, True, 0, "m", None, user, password))
+            )
+            seen[name] = sock.recv(4)
+            if seen[name] == bytes((0x20, 2, 0, 0)):
+                sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("ok/x", 0), ("no/x", 0)])))
+                seen[f"{name}_suback"] = sock.recv(6)
+            sock.close()
+        seen["log"] = LOG_PREFIX_RE.sub("", server.wait_for_log("user required from cert"))
+        return seen
+    finally:
+        server.stop()
+
+
+def test_tls_verify_and_map_as_nats_server(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = tls_map_scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = {"error": repr(e)}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    go = found["go"]
+    assert go["mapped"] == bytes((0x20, 2, 0, 0)), go
+    assert go["mapped_suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # alice's permissions
+    assert go["with_user"] == bytes((0x20, 2, 0, 5))
+    assert go["log"] == '[WRN] User "u" found in connect proto, but user required from cert'
+    assert found["pynats"] == go

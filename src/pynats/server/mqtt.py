@@ -24,6 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import mqtt_packets as mp
+from .auth import Authenticator, AuthResult, _user_result
 from .conf.units import go_quote
 from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR
 from .mqtt_messaging import MqttMessaging, SubInfo, pub_headers, unique_id
@@ -68,7 +69,7 @@ class MqttListener:
         self.options = options
         self.port = 0
         self.tls_context: ssl.SSLContext | None = None
-        self.authenticator = WebsocketAuthenticator(server, cast(Any, options))
+        self.authenticator = MqttAuthenticator(server, cast(Any, options))
         self.accounts: dict[str, MqttAccount] = {}
         # translations of the topics and subjects seen lately (the hot path's, both ways)
         self.subjects: dict[str, str] = {}
@@ -84,7 +85,9 @@ class MqttListener:
             from .tls import TLSConfigError, _server_context
 
             try:
-                self.tls_context = _server_context(opts.tls, require_peer_cert=opts.tls.verify)
+                self.tls_context = _server_context(
+                    opts.tls, require_peer_cert=opts.tls.verify or opts.tls.verify_and_map
+                )
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
         port = 0 if opts.port == -1 else opts.port
@@ -161,6 +164,30 @@ class MqttListener:
             if not_after:
                 out["tls_cert_not_after"] = not_after
         return out
+
+
+class MqttAuthenticator(WebsocketAuthenticator):
+    """The server's authentication, overridden by the mqtt `authorization {}` block as the
+    websocket one is, and with `tls { verify_and_map }` the client certificate naming the
+    user (then a user name in CONNECT is refused, as nats-server refuses it)."""
+
+    def authenticate(
+        self, connect: dict[str, Any], nonce: str = "", tls_identities: list[str] | None = None
+    ) -> tuple[AuthResult | None, str]:
+        tls = self.options.tls
+        base = self.base
+        if tls is None or not tls.verify_and_map or not isinstance(base, Authenticator):
+            return super().authenticate(connect, nonce, tls_identities)
+        mapped = next((base.users[n] for n in tls_identities or () if n in base.users), None)
+        if mapped is None:
+            return None, "no user mapped from the client certificate"
+        given = connect.get("user")
+        if given:
+            self.server.logger.warn(
+                f'User "{given}" found in connect proto, but user required from cert'
+            )
+            return None, f'User "{mapped.username}"'
+        return _user_result(mapped), ""
 
 
 # -- the connection --------------------------------------------------------------------------
@@ -407,10 +434,19 @@ class MqttClient(MqttMessaging):
             connect["pass"] = password
             connect["auth_token"] = password
         self.connect_opts = connect
-        result, why = self.authenticator.authenticate(connect, "", [])
+        identities: list[str] = []
+        tls = self.listener.options.tls
+        if tls is not None and tls.verify_and_map and self.transport is not None:
+            # `tls { verify_and_map }`: the client certificate names the user
+            from .tls import certificate_identities
+
+            identities = certificate_identities(self.transport.get_extra_info("peercert"))
+        result, why = self.authenticator.authenticate(connect, "", identities)
         if result is None:
-            detail = f" - {why}" if why and c.username else ""
-            if c.username:
+            detail = ""
+            if why.startswith('User "'):
+                detail = f" - {why}"
+            elif c.username:
                 detail = f' - User "{c.username}"'
             server.logger.error(f"{self.error_label} - authentication error{detail}")
             server.logger.error(f"{self.error_label} - unable to connect: authentication error")
