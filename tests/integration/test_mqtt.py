@@ -178,6 +178,9 @@ async def nats_side(server: RunningServer, port: int) -> dict[str, Any]:
         sock, connack = raw_connect(port, mp.Connect("MQTT", 3, True, 0, "v3", None, "u", b"p"))
         seen["old_level"] = connack
         sock.close()
+        seen["old_level_log"] = CLIENT_RE.sub(
+            "<client>", LOG_PREFIX_RE.sub("", server.wait_for_log("unacceptable protocol version"))
+        )
         sock, seen["account_without_jetstream"] = raw_connect(
             port, mp.Connect("MQTT", 4, True, 0, "nojs", None, "b", b"p")
         )
@@ -285,8 +288,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     servers: list[RunningServer] = []
 
+    # made here: the factory's first mktemp creates its base directory, which two threads
+    # must not race for
+    tmps = {kind: tmp_path_factory.mktemp(kind) for kind in ("go", "pynats")}
+
     def run(kind: str) -> None:
-        tmp = tmp_path_factory.mktemp(kind)
+        tmp = tmps[kind]
         server: RunningServer | None = None
         try:
             server = start_server(["-c", str(config(tmp))], oracle=kind == "go", http_port=-1)
@@ -344,6 +351,7 @@ def test_what_the_scenario_shows(results: dict[str, dict[str, Any]]) -> None:
     assert go["bad_password"] == [(False, 135)]  # paho's v5 name of CONNACK 5
     assert go["empty_id_persistent"] == bytes((0x20, 2, 0, 2))
     assert go["old_level"] == bytes((0x20, 2, 0, 1))
+    assert go["old_level_log"] == '[ERR] <client> - "" - unacceptable protocol version of 3'
     assert go["account_without_jetstream"] == b""  # closed without a CONNACK
     assert go["account_without_jetstream_log"] == (
         '[ERR] <client> - "nojs" - unable to connect: lookup sessions stream for account "NOJS": '

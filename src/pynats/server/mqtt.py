@@ -418,6 +418,7 @@ class MqttClient(MqttMessaging):
         if self.session is not None or self.connected:
             raise mp.MqttProtocolError("received a second CONNECT packet")
         if c.level != mp.PROTOCOL_LEVEL or c.protocol_name != "MQTT":
+            server.logger.error(f"{self.error_label} - unacceptable protocol version of {c.level}")
             self._refuse(mp.UNACCEPTABLE_PROTOCOL_VERSION, REASON_PROTOCOL_VIOLATION)
             return
         self.mqtt_client_id = c.client_id
