@@ -330,6 +330,20 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
             for i in range(3):
                 reply = await at_a2.request("svc", b"q%d" % i, timeout=3)
                 assert reply.data == b"from B: q%d" % i
+            # and the other way: B asks a responder on A2, the request crossing A1's route
+            # (nats-server passes the `_GR_` reply on, pynats strips it first: A2 sees the
+            # reply B's requester gave either way)
+            seen: list[str] = []
+
+            async def answer_a2(msg: Any) -> None:
+                seen.append(msg.reply)
+                await msg.respond(b"from A2")
+
+            await at_a2.subscribe("svc.a2", cb=answer_a2)
+            await at_a2.flush()
+            await wait_until(lambda: b.remote_interest("A", "svc.a2"), timeout=5)
+            assert (await at_b.request("svc.a2", b"", timeout=3)).data == b"from A2"
+            assert seen and seen[0].startswith("_INBOX."), seen
             await at_b.publish("news", b"to A2 through A1")
             await at_b.publish("jobs", b"a job for A2")
             assert (await far_sub.next_msg(timeout=3)).data == b"to A2 through A1"

@@ -42,6 +42,7 @@ CRLF = b"\r\n"
 # b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
 SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
 JS_ACK_PREFIX = b"$JS.ACK."
+GATEWAY_REPLY_PREFIX = b"_GR_."  # a reply mapped to come back through a gateway (gateways.py)
 
 
 class Publisher(Protocol):
@@ -214,8 +215,14 @@ def route_from_link(
 ) -> int:
     """A message another server sent (a route or a leaf connection). A JetStream delivery
     comes routed by the consumer's inbox with the stored subject after the last `@` of its
-    `$JS.ACK` reply: it is framed with that subject again."""
+    `$JS.ACK` reply: it is framed with that subject again. A reply mapped for a gateway
+    (`_GR_.`) loses its prefix here when this server has gateways (gateways.py)."""
     link.account = account
+    if reply is not None and reply.startswith(GATEWAY_REPLY_PREFIX):
+        replies = account.gateway_replies
+        if replies is not None:
+            # a request from another cluster: receivers see the reply its requester gave
+            reply = replies.strip(reply)
     if reply is not None and reply.startswith(JS_ACK_PREFIX):
         at = reply.rfind(b"@")
         if 0 < at < len(reply) - 1:

@@ -123,6 +123,19 @@ class GatewayReplies:
         self._mapping: dict[bytes, tuple[bytes, float]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
+    def strip(self, routed: bytes) -> bytes:
+        """`_GR_.<cluster>.<server>.<reply>` -> `<reply>`, remembered for the way back (a
+        JetStream ack reply without the stored subject riding after its `@`)."""
+        if len(routed) <= _SUBJECT_OFFSET:
+            return routed
+        reply = routed[_SUBJECT_OFFSET:]
+        at = reply.rfind(b"@") if reply.startswith(JS_ACK_PREFIX) else -1
+        if at > 0:
+            self.track(reply[:at], routed[: _SUBJECT_OFFSET + at])
+        else:
+            self.track(reply, routed)
+        return reply
+
     def track(self, reply: bytes, routed: bytes) -> None:
         self._mapping[reply] = (routed, time.monotonic() + GATEWAY_REPLY_TTL_S)
         if self._timer is None:
@@ -338,17 +351,10 @@ class GatewayConnection(Connection):
             return
         self.account = acc
         self.queues = queues
-        if reply is not None and reply.startswith(REPLY_PREFIX) and len(reply) > _SUBJECT_OFFSET:
+        if reply is not None and reply.startswith(REPLY_PREFIX):
             # As nats-server: receivers here see the reply the requester gave, and what is
             # published to it soon after goes back under the `_GR_` prefix (GatewayReplies).
-            routed = reply
-            reply = reply[_SUBJECT_OFFSET:]
-            # a JetStream delivery's ack reply carries the stored subject after its last `@`
-            at = reply.rfind(b"@") if reply.startswith(JS_ACK_PREFIX) else -1
-            if at > 0:
-                acc.gateway_replies.track(reply[:at], routed[: _SUBJECT_OFFSET + at])
-            else:
-                acc.gateway_replies.track(reply, routed)
+            reply = acc.gateway_replies.strip(reply)
         if reply is not None and b"@" in reply:
             # a JetStream delivery: routed by the consumer's inbox, framed with the stored
             # subject that rides after the last `@` of its (possibly `_GR_`-mapped) ack reply

@@ -28,7 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .connection import LEAF, REASON_TLS_FAILURE, ROUTER, Connection
-from .delivery import JS_ACK_PREFIX, route_from_link, route_message
+from .delivery import GATEWAY_REPLY_PREFIX, JS_ACK_PREFIX, route_from_link, route_message
 from .link_protocol import LinkParser
 from .protocol import ProtocolError
 from .sublist import Subscription
@@ -310,7 +310,9 @@ class RouteConnection(Connection):
         acc = self._accounts.get(account) or self._account(account)
         if acc is None:
             return
-        if reply is not None and reply.startswith(JS_ACK_PREFIX):
+        if reply is not None and (
+            reply.startswith(JS_ACK_PREFIX) or reply.startswith(GATEWAY_REPLY_PREFIX)
+        ):
             route_from_link(self, acc, subject, reply, None, 0, msg)
             return
         self.account = acc
