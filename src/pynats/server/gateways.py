@@ -19,14 +19,18 @@ interest becomes subscriptions in our sublists whose client is the outbound conn
 `delivery.route_message` finds it like a route's; a message that came from a gateway goes on
 to local receivers and to the routes and leafs of this cluster, never to another gateway.
 
-Replies. A message sent to a gateway has its reply rewritten to
-`_GR_.<cluster hash>.<server hash>.<reply>` (6-character base62 hashes of the gateway name
-and the server id, as nats-server computes them), so the answer comes back to the server of
-the requester whatever the interest: every account holds a subscription on
-`_GR_.<remote cluster hash>.>` for each outbound connection (the answer goes to that
-cluster), and one internal subscription on this server's own `_GR_.<cluster>.<server>.>`
-that strips the prefix and delivers the reply here. The latter is ordinary local interest,
-so the routes of this cluster carry an answer that came in on another server's gateway.
+Replies (nats-server's scheme, the same bytes on the wire). A message sent to a gateway has
+its reply rewritten to `_GR_.<cluster hash>.<server hash>.<reply>` (6-character base62
+hashes of the gateway name and the server id), so the answer comes back whatever the
+interest: every account holds a subscription on `_GR_.<remote cluster hash>.>` for each
+outbound connection (an answer for that cluster goes to it), and one internal subscription
+on `_GR_.<this cluster's hash>.>` (kept to this server) that delivers an answer here without
+the prefix, or, when it came in on a gateway for another server of this cluster, sends it on
+over the route to the server whose id hashes to `<server hash>` (a Go route peer too). The
+other way round, a request from another cluster reaches its receivers with the reply its
+requester gave (`GatewayReplies` strips the prefix, also from a request a Go route peer
+passes on), and an answer published to that reply within 5 s while nothing here wants it
+goes back under the prefix.
 """
 
 from __future__ import annotations
