@@ -262,7 +262,6 @@ class MqttClient(MqttMessaging):
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # the task is handling a packet: later ones queue behind it
         self._keep_alive_timer: asyncio.TimerHandle | None = None
-        self._last_sid = 0
         self.last_read = self.start  # keep-alive's clock: when a packet last arrived
         self._sub_info: dict[bytes, SubInfo] = {}  # sid -> the filter it serves
 
@@ -534,8 +533,9 @@ class MqttClient(MqttMessaging):
         for subject, qos in session.subs.items():
             # `x` beside `x.>` is the parent level of the one filter `x/#`
             parent_of = subject + ".>"
-            info = self._info_for_subject(parent_of if parent_of in session.subs else subject, qos)
-            self._add_nats_sub(info, subject)
+            parent_level = parent_of in session.subs
+            info = self._info_for_subject(parent_of if parent_level else subject, qos)
+            self._add_nats_sub(info, subject, parent_level=parent_level)
             config = session.cons.get(subject)
             if config is not None:
                 self._bind_consumer(info, config)
@@ -583,6 +583,9 @@ class MqttClient(MqttMessaging):
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
+        if self.tracing:
+            for sub in self.subs.values():
+                self._trace_delsub(sub)
         super().on_closed()
         self._wake.set()
         session, state, will = self.session, self.state, self.will

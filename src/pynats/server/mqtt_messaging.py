@@ -87,7 +87,6 @@ class MqttMessaging(ClientConnection):
     pids_by_message: dict[bytes, int]  # a stored message's packet id, for its redelivery
     _sub_info: dict[bytes, SubInfo]  # sid -> the filter it serves
     _next_pid: int
-    _last_sid: int
 
     # -- what every flow uses --------------------------------------------------------------
 
@@ -298,11 +297,9 @@ class MqttMessaging(ClientConnection):
         self._bind_pubrel(config)
 
     def _bind_pubrel(self, config: dict[str, Any]) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
         deliver = str(config["deliver_subject"]).encode()
-        sub = Subscription(self, deliver, None, sid, callback=self._deliver_pubrel)
-        self.subs[sid] = sub
+        sub = Subscription(self, deliver, None, deliver, callback=self._deliver_pubrel)
+        self.subs[deliver] = sub
         self.account.sublist.insert(sub)
 
     async def _deliver_published(self, subject: str, p: mp.Publish) -> None:
@@ -379,8 +376,8 @@ class MqttMessaging(ClientConnection):
                 await self._drop(old, session)
             info = self.filters[topic_filter] = SubInfo(qos, is_wildcard_first(topic_filter))
             try:
-                for subject in subjects:
-                    self._add_nats_sub(info, subject)
+                for i, subject in enumerate(subjects):
+                    self._add_nats_sub(info, subject, parent_level=i == 1)
                     session.subs[subject] = qos
                     if qos == 2:
                         await self._ensure_pubrel_consumer(session, state)
@@ -430,9 +427,10 @@ class MqttMessaging(ClientConnection):
             config["inactive_threshold"] = round(opts.consumer_inactive_threshold * 1e9)
         return config
 
-    def _add_nats_sub(self, info: SubInfo, subject: str) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
+    def _add_nats_sub(self, info: SubInfo, subject: str, *, parent_level: bool = False) -> None:
+        """A filter's NATS subscription; its sid is its subject, as in nats-server (` fwc`
+        added for the parent level of `x/#`, which is a subscription on `x`)."""
+        sid = subject.encode() + (b" fwc" if parent_level else b"")
         sub = Subscription(self, subject.encode(), None, sid, callback=self._deliver_live)
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
@@ -440,10 +438,9 @@ class MqttMessaging(ClientConnection):
         self._sub_info[sid] = info
 
     def _bind_consumer(self, info: SubInfo, config: dict[str, Any]) -> None:
-        self._last_sid += 1
-        sid = b"%d" % self._last_sid
         deliver = str(config["deliver_subject"]).encode()
-        sub = Subscription(self, deliver, None, sid, callback=self._deliver_stored)
+        sub = Subscription(self, deliver, None, deliver, callback=self._deliver_stored)
+        sid = deliver
         self.subs[sid] = sub
         self.account.sublist.insert(sub)
         info.consumers.append((str(config["durable_name"]), sub))
@@ -453,16 +450,23 @@ class MqttMessaging(ClientConnection):
         """Remove a filter's NATS subscriptions and delete its consumers."""
         state = self.state
         for sub in info.subs:
+            self._trace_delsub(sub)
             self.remove_subscription(sub)
             self._sub_info.pop(sub.sid, None)
             subject = sub.subject.decode()
             session.subs.pop(subject, None)
             session.cons.pop(subject, None)
         for durable, sub in info.consumers:
+            self._trace_delsub(sub)
             self.remove_subscription(sub)
             self._sub_info.pop(sub.sid, None)
             if state is not None:
                 await state.delete_consumer(durable)
+
+    def _trace_delsub(self, sub: Subscription) -> None:
+        if self.tracing:
+            sid = sub.sid.decode(errors="replace")
+            self.server.logger.trace(f"{self.error_label} - <-> [DELSUB {sid}]")
 
     async def _unsubscribe(self, u: mp.Unsubscribe) -> None:
         session = self.session
