@@ -280,23 +280,28 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
     gateway. A requester on A2 asks B (on A2's own gateway link); B answers to the
     `_GR_` reply, which reaches A1 (B's link to A) and goes over the route to A2, whatever
     kind each server is. Messages for A2's subscribers and queue members cross B -> A1 ->
-    A2 the same way (A1 announces its whole cluster's interest)."""
+    A2 the same way (A1 announces its whole cluster's interest), and a leaf node of A1 (a Go
+    server) is reached from B and reaches B."""
     kind_a1, kind_a2, kind_b = kinds
     a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
     a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
     b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
-    r1, r2 = free_port(), free_port()
+    r1, r2, leaf_port = free_port(), free_port(), free_port()
+    leaf: RunningServer | None = None
 
     def cluster(own: int, other: int) -> str:
+        # a gateway beside a leaf node listener needs a configured system account
         return (
             f"cluster {{ name: A, listen: 127.0.0.1:{own},"
             f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
+            "accounts { SYS: {} }\nsystem_account: SYS\n"
         )
 
     try:
         # B must link to A1: A2 starts once it did (B learns A2's gateway URL later, from
         # A2's own link, and would otherwise pick either server of A)
-        start(a1, [b], tmp_path, cluster(r1, r2))
+        leafnodes = f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n"
+        start(a1, [b], tmp_path, cluster(r1, r2) + leafnodes)
         start(b, [a1], tmp_path)
         await wait_until(
             lambda: a1.linked_to("B") and b.linked_to("A"),
@@ -312,6 +317,11 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
             explain=lambda: explain(a1, a2, b),
         )
         assert b.gatewayz()["outbound_gateways"]["A"]["connection"]["port"] == a1.gateway_port
+        leaf_conf = tmp_path / "leaf.conf"
+        leaf_conf.write_text(
+            f'leafnodes {{ remotes: [ {{ url: "nats://127.0.0.1:{leaf_port}" }} ] }}\n'
+        )
+        leaf = start_server(["-c", str(leaf_conf)], oracle=True)
         at_a2 = await nats.connect(a2.url, max_reconnect_attempts=1, connect_timeout=2)
         at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
         try:
@@ -344,6 +354,21 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
             await wait_until(lambda: b.remote_interest("A", "svc.a2"), timeout=5)
             assert (await at_b.request("svc.a2", b"", timeout=3)).data == b"from A2"
             assert seen and seen[0].startswith("_INBOX."), seen
+            # a leaf node of A1: B's message reaches it, its message reaches B
+            at_leaf = await nats.connect(leaf.url, max_reconnect_attempts=1, connect_timeout=2)
+            try:
+                leaf_sub = await at_leaf.subscribe("to.leaf")
+                b_sub = await at_b.subscribe("from.leaf")
+                await at_leaf.flush()
+                await at_b.flush()
+                await wait_until(lambda: b.remote_interest("A", "to.leaf"), timeout=5)
+                await wait_until(lambda: a1.remote_interest("B", "from.leaf"), timeout=5)
+                await at_b.publish("to.leaf", b"B to the leaf")
+                await at_leaf.publish("from.leaf", b"the leaf to B")
+                assert (await leaf_sub.next_msg(timeout=3)).data == b"B to the leaf"
+                assert (await b_sub.next_msg(timeout=3)).data == b"the leaf to B"
+            finally:
+                await at_leaf.close()
             await at_b.publish("news", b"to A2 through A1")
             await at_b.publish("jobs", b"a job for A2")
             assert (await far_sub.next_msg(timeout=3)).data == b"to A2 through A1"
@@ -352,6 +377,8 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
             await at_a2.close()
             await at_b.close()
     finally:
+        if leaf is not None:
+            leaf.stop()
         for node in (a1, a2, b):
             if node.server is not None:
                 node.server.stop()

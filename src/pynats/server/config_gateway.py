@@ -228,9 +228,12 @@ GATEWAY: dict[str, GatewayHandler] = {
 
 
 def gateway_problem(opts: Options) -> str | None:
-    """What nats-server refuses at start-up: a gateway without a name or a port, a remote
-    without a name or a URL, and a cluster named differently from its gateway."""
+    """What nats-server refuses at start-up: a gateway beside a leaf node listener without a
+    configured system account, a gateway without a name or a port, a remote without a name
+    or a URL, and a cluster named differently from its gateway."""
     g = opts.gateway
+    if g.name and opts.leafnodes.port != 0 and not opts.system_account:
+        return "leaf nodes and gateways (both being defined) require a system account to also be configured"
     if g.name and opts.cluster.name and g.name != opts.cluster.name:
         return "cluster name conflicts between cluster and gateway definitions"
     if not g.name and g.port == 0:
