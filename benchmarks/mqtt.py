@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pynats.server import mqtt_packets as mp  # noqa: E402
+from pynats.server import mqtt_packets as mp
 
 REPO = Path(__file__).resolve().parent.parent
 GO = REPO / ".venv-oracle/bin/nats-server"
