@@ -603,10 +603,11 @@ def test_a_reload_may_not_change_the_gateway_block(tmp_path: Path, kind: str) ->
 PKI = Path(__file__).parent.parent / "data" / "cluster" / "pki"
 
 
-@pytest.mark.parametrize("kinds", [("py", "go"), ("go", "py")], ids=["py-go", "go-py"])
+@pytest.mark.parametrize("kinds", [("py", "go")], ids=["py-go"])
 async def test_gateways_over_tls(tmp_path: Path, kinds: tuple[str, str]) -> None:
     """`gateway { tls {} }` on both sides: the link is made over TLS (each side verifying
-    the other) in both directions, and messages cross."""
+    the other) in both directions (each server dials the other: both accept and dial over
+    TLS), and messages cross."""
     tls = (
         f'tls {{ cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}",'
         f' ca_file: "{PKI / "ca.pem"}", verify: true, timeout: 3 }}'
@@ -803,3 +804,42 @@ async def test_a_reply_is_mapped_back_without_interest(tmp_path: Path, kind: str
             fake.close()
         if b.server is not None:
             b.server.stop()
+
+
+@pytest.mark.parametrize(
+    "kinds", [("py", "go", "go"), ("go", "py", "py")], ids=["A=py,B=go,C=go", "A=go,B=py,C=py"]
+)
+async def test_a_third_cluster_finds_the_others_by_gossip(
+    tmp_path: Path, kinds: tuple[str, str, str]
+) -> None:
+    """A and B know each other; C knows only A. A tells C about B when C registers (INFO
+    `gateway_cmd` 1), C dials B (an implicit gateway) and the three clusters are linked
+    both ways, whichever kind tells and whichever dials."""
+    a, b, c = (
+        Node(k, f"{k.upper()}-{n}", n, free_port()) for k, n in zip(kinds, "ABC", strict=True)
+    )
+    try:
+        start(a, [b], tmp_path)
+        start(b, [a], tmp_path)
+        start(c, [a], tmp_path)
+
+        def meshed() -> bool:
+            for node in (a, b, c):
+                z = node.gatewayz()
+                others = {"A", "B", "C"} - {node.cluster}
+                if set(z["outbound_gateways"]) != others or set(z["inbound_gateways"]) != others:
+                    return False
+            return True
+
+        await wait_until(
+            meshed, timeout=10, what="three linked clusters", explain=lambda: explain(a, b, c)
+        )
+        assert c.server is not None
+        c.server.wait_for_log(r'Connecting to implicit gateway "B"')
+        z = c.gatewayz()
+        assert z["outbound_gateways"]["A"]["configured"] is True
+        assert z["outbound_gateways"]["B"]["configured"] is False
+    finally:
+        for node in (a, b, c):
+            if node.server is not None:
+                node.server.stop()
