@@ -32,7 +32,8 @@ RELOADABLE = (
 
 def mqtt_reload(server: Server, old: MqttOptions, new: MqttOptions) -> tuple[str, list[str]]:
     """(the refusal text or "", the `Reloaded: MQTT ...` lines)."""
-    bound = server.mqtt.port if server.mqtt is not None else old.port
+    listener = getattr(server, "mqtt", None)  # (a test's stand-in server may have none)
+    bound = listener.port if listener is not None else old.port
     before, after = _as_bound(old, bound), _as_bound(new, bound)
     unchanged = {name: getattr(before, name) for name in RELOADABLE}
     if dataclasses.replace(after, tls=before.tls, **unchanged) != before:

@@ -187,8 +187,9 @@ def reload_config(server: Server) -> list[str]:
             cluster.options_changed()
         if added or removed:
             cluster.routes_changed(added, removed)
-    if server.mqtt is not None:
-        server.mqtt.options = new.mqtt
+    mqtt_listener = getattr(server, "mqtt", None)  # (a test's stand-in server may have none)
+    if mqtt_listener is not None:
+        mqtt_listener.options = new.mqtt  # new consumers follow the reloaded settings
     changes += mqtt_lines
     if server.leafnodes is None and leaf.added:
         server.start_leafnodes()  # the first remotes arrive with this reload
