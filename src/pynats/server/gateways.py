@@ -41,6 +41,7 @@ import functools
 import hashlib
 import json
 import random
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -920,9 +921,24 @@ class Gateways:
                 random.shuffle(urls)
                 for url in urls:
                     host, port = _host_port_pair(url)
-                    address = f"{host}:{port}"
+                    given = f"{host}:{port}"
+                    try:  # nats-server logs (and dials) one of the name's addresses
+                        found = await self.server.loop.getaddrinfo(
+                            host, port, type=socket.SOCK_STREAM
+                        )
+                    except OSError:
+                        # nats-server adds its resolver's address (`on <ip>:53`), unknown here
+                        log.error(
+                            f"Error getting IP for {kind} gateway {_quote(remote.name)} "
+                            f'({given}): lookup for host "{host}": lookup {host}: no such host'
+                        )
+                        continue
+                    ip = str(random.choice(found)[4][0])
+                    from .server import join_host_port
+
+                    address = join_host_port(ip, port)
                     text = (
-                        f"Connecting to {kind} gateway {_quote(remote.name)} ({address}) at "
+                        f"Connecting to {kind} gateway {_quote(remote.name)} ({given}) at "
                         f"{address} (attempt {attempts})"
                     )
                     if report:
@@ -932,18 +948,23 @@ class Gateways:
                     candidate = GatewayConnection(self.server, self, remote)
                     candidate.url = url
                     candidate.closed_future = self.server.loop.create_future()
+                    context = self._client_tls(remote)
                     try:
                         await asyncio.wait_for(
                             self.server.loop.create_connection(
-                                lambda c=candidate: c, host, port, ssl=self._client_tls(remote)
+                                lambda c=candidate: c,
+                                ip,
+                                port,
+                                ssl=context,
+                                server_hostname=host if context is not None else None,
                             ),
                             GATEWAY_DIAL_TIMEOUT_S,
                         )
                     except (TimeoutError, OSError, ssl.SSLError) as e:
                         err = (
                             f"Error connecting to {kind} gateway {_quote(remote.name)} "
-                            f"({address}) at {address} (attempt {attempts}): "
-                            f"{_dial_error(host, port, e)}"
+                            f"({given}) at {address} (attempt {attempts}): "
+                            f"{_dial_error(ip, port, e)}"
                         )
                         if report:
                             log.error(err)
