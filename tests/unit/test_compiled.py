@@ -67,6 +67,9 @@ CLIENT_STREAM = (
     b"pub lower 3\r\nabc\r\n"
     b"PUB\tfoo\t\t2\r\nab\r\n"
     b"PUB foo 4\r\n\r\n\r\n\r\n"
+    b"PUB foo\x0bbar 1\r\nx\r\n"  # every blank split() splits at separates arguments
+    b"PUB  foo \x0c r\t  1 \r\nx\r\n"
+    b"PUB foo\rbar 1\r\nx\r\n"
     b"PUB " + b"s" * 40 + b" 300\r\n" + bytes(range(256)) + b"x" * 44 + b"\r\n"
     b"UNSUB 1\r\n"
     b"UNSUB 2 10\r\n"
@@ -80,6 +83,11 @@ CLIENT_STREAM = (
 BAD_ENDINGS = [
     b"PUB foo 3\r\nabcd\r\n",  # payload longer than announced
     b"PUB foo\r\n",
+    b"PUB \r\n",
+    b"PUB a b c 1\r\n",  # four arguments
+    b"PUB foo 1a\r\nx\r\n",
+    b"PUB foo 1234567890\r\n",  # more digits than a size may have
+    b"PUB foo 1\r\nxy\r\n",
     b"PUB foo 99999999999\r\n",
     b"SUB\r\n",
     b"FOO bar\r\n",
@@ -119,7 +127,20 @@ def test_client_parser_same_calls_at_every_split(ending: bytes) -> None:
         assert got == run_client_parser(protocol_pure, chunks), [len(c) for c in chunks]
     if not ending:
         calls, (error, buffered) = got
-        assert error is None and buffered == 0 and len(calls) == 18
+        assert error is None and buffered == 0 and len(calls) == 21
+
+
+PUB_PIECES = [b" ", b"\t", b"\x0b", b"\x0c", b"\r", b"a", b"b.c", b"_R_", b"0", b"3", b"12", b"x1"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PUB_PIECES), max_size=10), st.sampled_from([b"\r\n", b"\n"]))
+def test_any_pub_line_parses_the_same(pieces: list[bytes], newline: bytes) -> None:
+    """The compiled fast path scans PUB arguments byte by byte, the source splits them."""
+    stream = b"PUB " + b"".join(pieces) + newline + b"xyz\r\n" + b"PING\r\n"
+    assert run_client_parser(protocol_imported, [stream]) == run_client_parser(
+        protocol_pure, [stream]
+    )
 
 
 class HoldingRecorder(Recorder):
