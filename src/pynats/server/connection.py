@@ -28,6 +28,7 @@ from pynats.gotime import NS_PER_S, format_duration
 
 from . import const
 from .protocol import ProtocolError
+from .sublist import Outbound
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -82,15 +83,12 @@ class Connection(asyncio.Protocol):
         "bytes_written",
         "cid",
         "closed",
-        "flush_queued",
         "host",
         "in_bytes",
         "in_msgs",
         "is_write_blocked",
         "last_activity",
-        "out",
-        "out_bytes",
-        "out_msgs",
+        "ob",
         "parser",
         "ping_sent_at",
         "pings_out",
@@ -110,14 +108,11 @@ class Connection(asyncio.Protocol):
         self.cid = 0
         self.host = ""
         self.port = 0
-        self.out: list[bytes] = []
-        self.flush_queued = False
+        self.ob = Outbound()  # out, out_msgs, out_bytes, flush_queued (see the properties)
         self.closed = False
         self.reason = ""
         self.in_msgs = 0
         self.in_bytes = 0
-        self.out_msgs = 0
-        self.out_bytes = 0
         self.start = time.time()
         self.stop = 0.0
         self.last_activity = self.start
@@ -233,15 +228,50 @@ class Connection(asyncio.Protocol):
 
     # -- outbound --------------------------------------------------------------------------
 
+    # The outbound frames and counts live in `ob` (sublist.Outbound, compiled for the
+    # delivery loop); these are their names everywhere else.
+    @property
+    def out(self) -> list[bytes]:
+        return self.ob.parts
+
+    @out.setter
+    def out(self, parts: list[bytes]) -> None:
+        self.ob.parts = parts
+
+    @property
+    def out_msgs(self) -> int:
+        return self.ob.msgs
+
+    @out_msgs.setter
+    def out_msgs(self, value: int) -> None:
+        self.ob.msgs = value
+
+    @property
+    def out_bytes(self) -> int:
+        return self.ob.size
+
+    @out_bytes.setter
+    def out_bytes(self, value: int) -> None:
+        self.ob.size = value
+
+    @property
+    def flush_queued(self) -> bool:
+        return self.ob.queued
+
+    @flush_queued.setter
+    def flush_queued(self, value: bool) -> None:
+        self.ob.queued = value
+
     def send(self, data: bytes) -> None:
         """Queue protocol bytes for this connection; written at the next flush."""
         if self.server.logger.trace_enabled:
             from .trace import trace_out
 
             trace_out(self, data)
-        self.out.append(data)
-        if not self.flush_queued:
-            self.flush_queued = True
+        ob = self.ob
+        ob.parts.append(data)
+        if not ob.queued:
+            ob.queued = True
             self.server.pending_flush.append(self)
 
     def send_err(self, text: str) -> None:
@@ -249,7 +279,7 @@ class Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write everything queued in one call; cut the connection if it is a slow consumer."""
-        out = self.out
+        out = self.ob.parts
         if not out:
             return
         transport = self.transport
@@ -373,9 +403,10 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         transport = self.transport
-        if transport is not None and not abort and self.out and not transport.is_closing():
-            transport.write(b"".join(self.out))
-        self.out.clear()
+        out = self.ob.parts
+        if transport is not None and not abort and out and not transport.is_closing():
+            transport.write(b"".join(out))
+        out.clear()
         self.closed = True
         self.reason = reason
         self.stop = time.time()

@@ -32,7 +32,7 @@ import random
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .connection import GATEWAY, LEAF
-from .sublist import EMPTY_RESULT, Subscription
+from .sublist import EMPTY_RESULT, Outbound, Subscription
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -132,11 +132,13 @@ def route_message(
             elif c is publisher and not c.echo:
                 continue
             else:
-                c.out += (b"MSG ", head, tail, msg, CRLF)
-                c.out_msgs += 1
-                c.out_bytes += n
-                if not c.flush_queued:
-                    c.flush_queued = True
+                ob = sub.outbound
+                assert ob is not None  # a subscription without a callback is a connection's
+                ob.parts += (b"MSG ", head, tail, msg, CRLF)
+                ob.msgs += 1
+                ob.size += n
+                if not ob.queued:
+                    ob.queued = True
                     pending.append(c)
             delivered += 1
             sub.delivered += 1  # inlined _count
@@ -314,7 +316,9 @@ def deliver(
         c = sub.client
         if (c is publisher and not c.echo) or c.closed:
             return False
-        frame_to_client(c, sub.sid, subject, reply, hdr_len, msg)
+        ob = sub.outbound
+        assert ob is not None  # a subscription without a callback is a connection's
+        _frame(ob, c, sub.sid, subject, reply, hdr_len, msg)
     _count(sub)
     return True
 
@@ -323,13 +327,27 @@ def frame_to_client(
     c: Any, sid: bytes, subject: bytes, reply: bytes | None, hdr_len: int, msg: bytes
 ) -> None:
     """Append one MSG (HMSG with headers, for a client that negotiated them) to `c.out`."""
+    _frame(c.ob, c, sid, subject, reply, hdr_len, msg)
+
+
+def _frame(
+    ob: Outbound,
+    c: Any,
+    sid: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    msg: bytes,
+) -> None:
+    """One MSG/HMSG into a connection's outbound (`c` says whether it negotiated headers,
+    and joins the server's pending flushes)."""
     n = len(msg)
     if hdr_len and c.headers:
         if reply is not None:
             line = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hdr_len, n)
         else:
             line = b"HMSG %b %b %d %d\r\n" % (subject, sid, hdr_len, n)
-        c.out += (line, msg, CRLF)
+        ob.parts += (line, msg, CRLF)
     else:
         if hdr_len:
             msg = msg[hdr_len:]
@@ -338,11 +356,11 @@ def frame_to_client(
             line = b"MSG %b %b %b %d\r\n" % (subject, sid, reply, n)
         else:
             line = b"MSG %b %b %d\r\n" % (subject, sid, n)
-        c.out += (line, msg, CRLF)
-    c.out_msgs += 1
-    c.out_bytes += n
-    if not c.flush_queued:
-        c.flush_queued = True
+        ob.parts += (line, msg, CRLF)
+    ob.msgs += 1
+    ob.size += n
+    if not ob.queued:
+        ob.queued = True
         c.server.pending_flush.append(c)
 
 

@@ -50,6 +50,21 @@ class SublistResult(NamedTuple):
 EMPTY_RESULT = SublistResult((), (), (), ())
 
 
+class Outbound:
+    """A connection's frames waiting to be written, and what it was sent. Compiled, so the
+    delivery loop (delivery.py) appends and counts without Python attribute lookups; the
+    connection (connection.py) shows the same fields as `out`, `out_msgs`, `out_bytes` and
+    `flush_queued`."""
+
+    __slots__ = ("msgs", "parts", "queued", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.msgs = 0
+        self.size = 0  # payload bytes, as nats-server counts out_bytes
+        self.queued = False  # in the server's pending_flush
+
+
 class Subscription:
     """One subscription: a socket client's `SUB`, or an internal callback.
 
@@ -63,6 +78,7 @@ class Subscription:
         "delivered",
         "local_only",
         "max_msgs",
+        "outbound",
         "queue",
         "sid",
         "subject",
@@ -82,6 +98,8 @@ class Subscription:
         self.queue = queue
         self.sid = sid
         self.callback = callback
+        # the socket connection's outbound frames (None for in-process subscribers)
+        self.outbound: Outbound | None = getattr(client, "ob", None)
         self.max_msgs = 0
         self.delivered = 0
         # A remote queue subscription stands for this many members on its server.
