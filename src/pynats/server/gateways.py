@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import hashlib
 import json
 import random
 import socket
@@ -53,6 +52,7 @@ from .auth import secret_matches
 from .connection import GATEWAY, LEAF, ROUTER, Connection
 from .delivery import JS_ACK_PREFIX, route_as, route_message
 from .link_protocol import LinkParser
+from .name_hash import name_hash
 from .protocol import ProtocolError
 from .routes import REASON_AUTH_FAILURE, REASON_AUTH_TIMEOUT, REASON_PARSE_ERROR
 from .sublist import Subscription
@@ -83,14 +83,12 @@ REASON_DUPLICATE = "Duplicate Gateway"
 # `_GR_.<cluster hash>.<server hash>.<reply>`
 _SERVER_OFFSET = len(REPLY_PREFIX) + 7
 _SUBJECT_OFFSET = _SERVER_OFFSET + 7
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 @functools.lru_cache(maxsize=1024)
 def gw_hash(name: str) -> bytes:
-    """nats-server's 6-character hash (base62 digits of the first sha256 bytes)."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return "".join(_B62[b % 62] for b in digest[:6]).encode()
+    """nats-server's 6-character name hash, as the `_GR_` prefix carries it."""
+    return name_hash(name, 6).encode()
 
 
 @dataclass(eq=False)
@@ -358,8 +356,12 @@ class GatewayConnection(Connection):
         self.queues = queues
         if reply is not None and reply.startswith(REPLY_PREFIX):
             # As nats-server: receivers here see the reply the requester gave, and what is
-            # published to it soon after goes back under the `_GR_` prefix (GatewayReplies).
+            # published to it soon after goes back under the `_GR_` prefix (GatewayReplies);
+            # the other servers of this cluster get it with the prefix.
+            self.relay_reply = reply
             reply = acc.gateway_replies.strip(reply)
+        else:
+            self.relay_reply = None
         if reply is not None and b"@" in reply:
             # a JetStream delivery: routed by the consumer's inbox, framed with the stored
             # subject that rides after the last `@` of its (possibly `_GR_`-mapped) ack reply

@@ -23,7 +23,6 @@ The streams (created on the first MQTT connection of the account, as nats-server
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -31,13 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .internal import InternalClient
+from .name_hash import name_hash
 
 if TYPE_CHECKING:
     from .accounts import Account
     from .server import Server
     from .sublist import Subscription
 
-HASH_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MSGS_STREAM = "$MQTT_msgs"
 MSGS_PREFIX = "$MQTT.msgs."
 RETAINED_STREAM = "$MQTT_rmsgs"
@@ -55,9 +54,8 @@ DEFAULT_API_TIMEOUT_S = 4.0
 
 
 def go_hash(name: str) -> str:
-    """nats-server's 8-character name hash (base 62 digits of the SHA-256's first bytes)."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return "".join(HASH_DIGITS[b % 62] for b in digest[:8])
+    """nats-server's 8-character name hash (name_hash.py)."""
+    return name_hash(name)
 
 
 class JetStreamUnavailable(Exception):

@@ -32,6 +32,7 @@ from .connection import CLIENT, GATEWAY, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, C
 from .log import Logger
 from .mappings import MappingConfig, MappingDest
 from .mappings import compiled as compiled_mappings
+from .name_hash import name_hash
 from .nkey import ServerKeys, new_nonce
 from .options import Options
 
@@ -924,9 +925,5 @@ def advertised_hosts(host: str) -> list[str]:
 
 
 def node_name(server_name: str) -> str:
-    """The 8-character JetStream node name derived from the server name."""
-    import hashlib
-
-    digest = hashlib.sha256(server_name.encode()).digest()
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:8])
+    """The 8-character JetStream node name derived from the server name (as nats-server's)."""
+    return name_hash(server_name)
