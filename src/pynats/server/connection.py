@@ -94,6 +94,7 @@ class Connection(asyncio.Protocol):
         "pings_out",
         "port",
         "reason",
+        "relay_reply",
         "rtt",
         "server",
         "start",
@@ -111,6 +112,8 @@ class Connection(asyncio.Protocol):
         self.ob = Outbound()  # out, out_msgs, out_bytes, flush_queued (see the properties)
         self.closed = False
         self.reason = ""
+        # the reply a message being routed keeps when relayed to other servers (gateways.py)
+        self.relay_reply: bytes | None = None
         self.in_msgs = 0
         self.in_bytes = 0
         self.start = time.time()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .connection import GATEWAY, LEAF
+from .connection import GATEWAY, LEAF, ROUTER
 from .sublist import EMPTY_RESULT, Outbound, Subscription
 
 if TYPE_CHECKING:
@@ -170,7 +170,13 @@ def route_message(
         if relay and (links or onward):
             targets = tuple(link for link in links if publisher.relays_to(link))
             if targets or onward:
-                delivered += _forward(account, targets, onward, subject, reply, hdr_len, msg)
+                # a request from another cluster goes on with the `_GR_` reply it came with
+                # (receivers here saw it stripped), so the server that answers sends the
+                # answer straight back to that cluster, as nats-server's do
+                route_reply = publisher.relay_reply or reply
+                delivered += _forward(
+                    account, targets, onward, subject, reply, hdr_len, msg, route_reply
+                )
         return delivered
     forward: dict[Any, list[bytes]] | None = None
     for group in qsubs:
@@ -406,17 +412,21 @@ def _forward(
     reply: bytes | None,
     hdr_len: int,
     msg: bytes,
+    route_reply: bytes | None = None,
 ) -> int:
-    """One copy to each other server that wants it, naming the queue groups it is for."""
+    """One copy to each other server that wants it, naming the queue groups it is for
+    (`route_reply`, when given, is the reply the servers of this cluster get)."""
     name = account.name_bytes
     sent = 0
     for link in links:
         queues = queued.pop(link, None) if queued else None
-        link.send_msg(name, subject, reply, queues, hdr_len, msg)
+        r = route_reply if route_reply is not None and link.kind == ROUTER else reply
+        link.send_msg(name, subject, r, queues, hdr_len, msg)
         sent += 1
     if queued:
         for link, queues in queued.items():
-            link.send_msg(name, subject, reply, queues, hdr_len, msg)
+            r = route_reply if route_reply is not None and link.kind == ROUTER else reply
+            link.send_msg(name, subject, r, queues, hdr_len, msg)
     return sent
 
 
