@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import PermissionChecker, Permissions, secret_matches
-from .connection import LEAF
+from .connection import LEAF, open_listener
 from .routes import (
     REASON_AUTH_FAILURE,
     REASON_CLUSTER_NAME_CONFLICT,
@@ -190,21 +190,14 @@ class Cluster:
                 self.client_tls_context = build_route_client_context(opts.tls)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
-        port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        try:
-            self._listener = await server.loop.create_server(
-                lambda: RouteConnection(server, self),
-                host=opts.host or None,
-                port=port,
-                reuse_address=True,
-                ssl=self.tls_context,
-            )
-        except OSError as e:
-            from .server import ServerStartError
-
-            raise ServerStartError(f"Error listening on router port: {opts.port} - {e}") from None
-        sockets = self._listener.sockets
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self._listener, self.port = await open_listener(
+            server,
+            lambda: RouteConnection(server, self),
+            opts.host,
+            opts.port,
+            self.tls_context,
+            "router",
+        )
 
     def begin(self) -> None:
         """Log as nats-server does once ready, and dial the configured routes."""

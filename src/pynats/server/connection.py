@@ -22,6 +22,7 @@ import asyncio
 import random
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from pynats.gotime import NS_PER_S, format_duration
@@ -60,6 +61,30 @@ class Feeder(Protocol):
     """A sans-I/O parser: takes whole chunks, raises ProtocolError to close."""
 
     def feed(self, data: bytes) -> None: ...
+
+
+async def open_listener(
+    server: Server,
+    factory: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    ssl_context: Any,
+    what: str,
+) -> tuple[asyncio.Server, int]:
+    """A listener for other servers (routes, gateways, leaf nodes) and the port it got
+    (`RANDOM_PORT` picks a free one); failing to bind is nats-server's start-up error for
+    that port (`Error listening on <what> port: ...`)."""
+    from .server import ServerStartError
+
+    bind_port = 0 if port == const.RANDOM_PORT else port
+    try:
+        listener = await server.loop.create_server(
+            factory, host=host or None, port=bind_port, reuse_address=True, ssl=ssl_context
+        )
+    except OSError as e:
+        raise ServerStartError(f"Error listening on {what} port: {port} - {e}") from None
+    sockets = listener.sockets
+    return listener, int(sockets[0].getsockname()[1]) if sockets else bind_port
 
 
 class Connection(asyncio.Protocol):
@@ -273,6 +298,17 @@ class Connection(asyncio.Protocol):
             trace_out(self, data)
         ob = self.ob
         ob.parts.append(data)
+        if not ob.queued:
+            ob.queued = True
+            self.server.pending_flush.append(self)
+
+    def queue_frame(self, head: bytes, mid: bytes, tail: bytes, msg: bytes, n: int) -> None:
+        """One message frame to another server (RMSG/LMSG/HMSG: `head mid tail`, the
+        message, CRLF), counted with its `n` payload bytes; written at the next flush."""
+        ob = self.ob
+        ob.parts += (head, mid, tail, msg, b"\r\n")
+        ob.msgs += 1
+        ob.size += n
         if not ob.queued:
             ob.queued = True
             self.server.pending_flush.append(self)

@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import secret_matches
-from .connection import GATEWAY, LEAF, ROUTER, Connection
+from .connection import GATEWAY, LEAF, ROUTER, Connection, open_listener
 from .delivery import JS_ACK_PREFIX, route_as, route_message
 from .link_protocol import LinkParser
 from .name_hash import name_hash
@@ -420,12 +420,7 @@ class GatewayConnection(Connection):
             hdr_len = 0
         n = len(msg)
         tail = b" %d %d\r\n" % (hdr_len, n) if hdr_len else b" %d\r\n" % n
-        self.out += (head, mid, tail, msg, b"\r\n")
-        self.out_msgs += 1
-        self.out_bytes += n
-        if not self.flush_queued:
-            self.flush_queued = True
-            self.server.pending_flush.append(self)
+        self.queue_frame(head, mid, tail, msg, n)
 
     def __repr__(self) -> str:
         way = "out" if self.outbound else "in"
@@ -579,21 +574,14 @@ class Gateways:
                 self.client_tls_context = build_route_client_context(opts.tls)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
-        port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        try:
-            self._listener = await server.loop.create_server(
-                lambda: GatewayConnection(server, self),
-                host=opts.host or None,
-                port=port,
-                reuse_address=True,
-                ssl=self.tls_context,
-            )
-        except OSError as e:
-            from .server import ServerStartError
-
-            raise ServerStartError(f"Error listening on gateway port: {opts.port} - {e}") from None
-        sockets = self._listener.sockets
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self._listener, self.port = await open_listener(
+            server,
+            lambda: GatewayConnection(server, self),
+            opts.host,
+            opts.port,
+            self.tls_context,
+            "gateway",
+        )
         from .server import join_host_port
 
         log = server.logger

@@ -51,7 +51,7 @@ from .auth import (
 )
 from .auth_callout import CalloutTarget
 from .conf.units import go_quote
-from .connection import LEAF, REASON_READ_ERROR, REASON_TLS_FAILURE, Connection
+from .connection import LEAF, REASON_READ_ERROR, REASON_TLS_FAILURE, Connection, open_listener
 from .delivery import route_from_link
 from .link_protocol import LinkParser
 from .nkey import new_nonce
@@ -661,12 +661,7 @@ class LeafConnection(Connection):
                 n = len(msg)
             head = b"LMSG " + subject
             tail = b" %d\r\n" % n
-        self.out += (head, mid, tail, msg, CRLF)
-        self.out_msgs += 1
-        self.out_bytes += n
-        if not self.flush_queued:
-            self.flush_queued = True
-            self.server.pending_flush.append(self)
+        self.queue_frame(head, mid, tail, msg, n)
 
     def __repr__(self) -> str:
         side = "hub side" if self.is_hub_side else "leaf side"
@@ -719,19 +714,14 @@ class LeafNodes:
                 self.tls_context = build_leaf_server_context(opts.tls)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
-        port = 0 if opts.port == const.RANDOM_PORT else opts.port
-        try:
-            self._listener = await self.server.loop.create_server(
-                lambda: LeafConnection(self.server, self),
-                host=opts.host or None,
-                port=port,
-                reuse_address=True,
-                ssl=self.tls_context if opts.tls_handshake_first else None,
-            )
-        except OSError as e:
-            raise ServerStartError(f"Error listening on leafnode port: {opts.port} - {e}") from None
-        sockets = self._listener.sockets
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self._listener, self.port = await open_listener(
+            self.server,
+            lambda: LeafConnection(self.server, self),
+            opts.host,
+            opts.port,
+            self.tls_context if opts.tls_handshake_first else None,
+            "leafnode",
+        )
         host = opts.host or "0.0.0.0"
         self.server.logger.notice(
             f"Listening for leafnode connections on {join_host_port(host, self.port)}"

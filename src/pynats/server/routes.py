@@ -385,12 +385,7 @@ class RouteConnection(Connection):
                 tail = b" %d %d\r\n" % (hdr_len, n)
         else:
             tail = b" %d\r\n" % n
-        self.out += (head, mid, tail, msg, CRLF)
-        self.out_msgs += 1
-        self.out_bytes += n
-        if not self.flush_queued:
-            self.flush_queued = True
-            self.server.pending_flush.append(self)
+        self.queue_frame(head, mid, tail, msg, n)
 
     def __repr__(self) -> str:
         return (
