@@ -116,12 +116,16 @@ def test_a_full_api_queue_drops_its_requests_as_nats_server_does(tmp_path: Path)
         return await _api_queue(True, tmp_path), await _api_queue(False, tmp_path)
 
     go, ours = asyncio.run(both())
+    # How many nats-server answers before its queue first fills depends on its scheduler (a
+    # loaded machine drops them all); pynats always runs the first while the rest queue.
+    del go["some_answered"]
+    assert ours.pop("some_answered")
     assert ours == go
     assert go["advisory"] == {
         "type": "io.nats.jetstream.advisory.v1.api_limit_reached",
         "server": "QUEUES",
     }
-    assert go["some_answered"] and go["some_dropped"] and go["answered_or_dropped"]
+    assert go["some_dropped"] and go["answered_or_dropped"]
     assert go["streams_are_the_answered"] and not go["advisory_in_the_account"]
 
 
