@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import PermissionChecker, Permissions, secret_matches
-from .connection import LEAF, open_listener
+from .connection import LEAF, link_tls_contexts, open_listener
 from .routes import (
     REASON_AUTH_FAILURE,
     REASON_CLUSTER_NAME_CONFLICT,
@@ -178,18 +178,7 @@ class Cluster:
         server = self.server
         opts = self.options
         if opts.tls is not None:
-            from .server import ServerStartError
-            from .tls import (
-                TLSConfigError,
-                build_route_client_context,
-                build_route_server_context,
-            )
-
-            try:
-                self.tls_context = build_route_server_context(opts.tls)
-                self.client_tls_context = build_route_client_context(opts.tls)
-            except TLSConfigError as e:
-                raise ServerStartError(str(e)) from None
+            self.tls_context, self.client_tls_context = link_tls_contexts(opts.tls)
         self._listener, self.port = await open_listener(
             server,
             lambda: RouteConnection(server, self),

@@ -90,6 +90,18 @@ async def open_listener(
     return listener, int(sockets[0].getsockname()[1]) if sockets else bind_port
 
 
+def link_tls_contexts(tls: Any) -> tuple[Any, Any]:
+    """The accepting and the dialling TLS contexts of a route or gateway `tls {}` block; a
+    bad block is nats-server's start-up error."""
+    from .server import ServerStartError
+    from .tls import TLSConfigError, build_route_client_context, build_route_server_context
+
+    try:
+        return build_route_server_context(tls), build_route_client_context(tls)
+    except TLSConfigError as e:
+        raise ServerStartError(str(e)) from None
+
+
 class Connection(asyncio.Protocol):
     """The server's side of one socket. Subclasses set `kind`, `id_label` and, in their
     __init__, the `parser`."""

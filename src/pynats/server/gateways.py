@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import secret_matches
-from .connection import GATEWAY, LEAF, ROUTER, Connection, open_listener
+from .connection import GATEWAY, LEAF, ROUTER, Connection, link_tls_contexts, open_listener
 from .delivery import JS_ACK_PREFIX, route_as, route_message
 from .link_protocol import LinkParser
 from .name_hash import name_hash
@@ -562,18 +562,7 @@ class Gateways:
         server = self.server
         opts = self.options
         if opts.tls is not None:
-            from .server import ServerStartError
-            from .tls import (
-                TLSConfigError,
-                build_route_client_context,
-                build_route_server_context,
-            )
-
-            try:
-                self.tls_context = build_route_server_context(opts.tls)
-                self.client_tls_context = build_route_client_context(opts.tls)
-            except TLSConfigError as e:
-                raise ServerStartError(str(e)) from None
+            self.tls_context, self.client_tls_context = link_tls_contexts(opts.tls)
         self._listener, self.port = await open_listener(
             server,
             lambda: GatewayConnection(server, self),
