@@ -112,6 +112,7 @@ class Connection(asyncio.Protocol):
     is_link: ClassVar[bool] = False
     # The id's name in log lines: `cid` for clients, `rid` for routes, `lid` for leafs.
     id_label: ClassVar[str] = "cid"
+    headers: bool  # the peer takes HMSG (set by each kind from its CONNECT or INFO)
     kind_name: ClassVar[str] = "client"
 
     __slots__ = (
@@ -317,11 +318,37 @@ class Connection(asyncio.Protocol):
             ob.queued = True
             self.server.pending_flush.append(self)
 
-    def queue_frame(self, head: bytes, mid: bytes, tail: bytes, msg: bytes, n: int) -> None:
-        """One message frame to another server (RMSG/LMSG/HMSG: `head mid tail`, the
-        message, CRLF), counted with its `n` payload bytes; written at the next flush."""
+    def queue_link_msg(
+        self,
+        plain: bytes,
+        target: bytes,
+        reply: bytes | None,
+        queues: list[bytes] | None,
+        hdr_len: int,
+        msg: bytes,
+    ) -> None:
+        """One message to another server: `plain` (b"RMSG " or b"LMSG ") or HMSG when it has
+        headers the peer takes (else they are dropped), `target` (`[account ]subject`), the
+        reply and queue groups; counted with its payload bytes, written at the next flush."""
+        if queues:
+            names = b" ".join(queues)
+            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
+        elif reply is not None:
+            mid = b" " + reply
+        else:
+            mid = b""
+        if hdr_len and self.headers:
+            verb = b"HMSG "
+            n = len(msg)
+            tail = b" %d %d\r\n" % (hdr_len, n)
+        else:
+            if hdr_len:
+                msg = msg[hdr_len:]
+            verb = plain
+            n = len(msg)
+            tail = b" %d\r\n" % n
         ob = self.ob
-        ob.parts += (head, mid, tail, msg, b"\r\n")
+        ob.parts += (verb, target, mid, tail, msg, b"\r\n")
         ob.msgs += 1
         ob.size += n
         if not ob.queued:

@@ -407,20 +407,7 @@ class GatewayConnection(Connection):
             reply.startswith(REPLY_PREFIX) or reply.startswith(OLD_REPLY_PREFIX)
         ):
             reply = self.gateways.reply_prefix + reply
-        head = (b"HMSG " if hdr_len and self.headers else b"RMSG ") + account + b" " + subject
-        if queues:
-            names = b" ".join(queues)
-            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
-        elif reply is not None:
-            mid = b" " + reply
-        else:
-            mid = b""
-        if hdr_len and not self.headers:
-            msg = msg[hdr_len:]
-            hdr_len = 0
-        n = len(msg)
-        tail = b" %d %d\r\n" % (hdr_len, n) if hdr_len else b" %d\r\n" % n
-        self.queue_frame(head, mid, tail, msg, n)
+        self.queue_link_msg(b"RMSG ", account + b" " + subject, reply, queues, hdr_len, msg)
 
     def __repr__(self) -> str:
         way = "out" if self.outbound else "in"

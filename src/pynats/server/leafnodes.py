@@ -644,24 +644,7 @@ class LeafConnection(Connection):
             return
         if self.deny_exports is not None and not self.deny_exports.can_publish(subject):
             return
-        if queues:
-            names = b" ".join(queues)
-            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
-        elif reply is not None:
-            mid = b" " + reply
-        else:
-            mid = b""
-        n = len(msg)
-        if hdr_len and self.headers:
-            head = b"HMSG " + subject
-            tail = b" %d %d\r\n" % (hdr_len, n)
-        else:
-            if hdr_len:
-                msg = msg[hdr_len:]
-                n = len(msg)
-            head = b"LMSG " + subject
-            tail = b" %d\r\n" % n
-        self.queue_frame(head, mid, tail, msg, n)
+        self.queue_link_msg(b"LMSG ", subject, reply, queues, hdr_len, msg)
 
     def __repr__(self) -> str:
         side = "hub side" if self.is_hub_side else "leaf side"

@@ -363,29 +363,8 @@ class RouteConnection(Connection):
         """One RMSG (HMSG with headers) for this peer, naming the queue groups it is for."""
         if self.closed:
             return
-        if self.pinned_account is None:
-            head = (b"HMSG " if hdr_len else b"RMSG ") + account + b" " + subject
-        else:
-            head = (b"HMSG " if hdr_len else b"RMSG ") + subject
-        if queues:
-            names = b" ".join(queues)
-            mid = b" + %b %b" % (reply, names) if reply is not None else b" | " + names
-        elif reply is not None:
-            mid = b" " + reply
-        else:
-            mid = b""
-        n = len(msg)
-        if hdr_len:
-            if not self.headers:
-                msg = msg[hdr_len:]
-                n = len(msg)
-                head = b"R" + head[1:]
-                tail = b" %d\r\n" % n
-            else:
-                tail = b" %d %d\r\n" % (hdr_len, n)
-        else:
-            tail = b" %d\r\n" % n
-        self.queue_frame(head, mid, tail, msg, n)
+        target = subject if self.pinned_account is not None else account + b" " + subject
+        self.queue_link_msg(b"RMSG ", target, reply, queues, hdr_len, msg)
 
     def __repr__(self) -> str:
         return (
