@@ -22,7 +22,7 @@ import asyncio
 import random
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, cast
 
 from pynats.gotime import NS_PER_S, format_duration
 
@@ -39,13 +39,13 @@ if TYPE_CHECKING:
     from .server import Server
 
 # nats-server's connection kinds (what /connz, /routez and the logs call them).
-CLIENT = 0
-ROUTER = 1
-GATEWAY = 2
-SYSTEM = 3
-LEAF = 4
-JETSTREAM = 5
-ACCOUNT = 6
+CLIENT: Final = 0
+ROUTER: Final = 1
+GATEWAY: Final = 2
+SYSTEM: Final = 3
+LEAF: Final = 4
+JETSTREAM: Final = 5
+ACCOUNT: Final = 6
 
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"

@@ -29,7 +29,7 @@ an inlined copy of those two lines).
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .connection import GATEWAY, LEAF, ROUTER
 from .sublist import EMPTY_RESULT, Outbound, Subscription
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     from .accounts import Account
     from .server import Server
 
-CRLF = b"\r\n"
+CRLF: Final = b"\r\n"
 # b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
-SIZE_TAILS = [b"%d\r\n" % i for i in range(4096)]
-JS_ACK_PREFIX = b"$JS.ACK."
-GATEWAY_REPLY_PREFIX = b"_GR_."  # a reply mapped to come back through a gateway (gateways.py)
+SIZE_TAILS: Final = [b"%d\r\n" % i for i in range(4096)]
+JS_ACK_PREFIX: Final = b"$JS.ACK."
+GATEWAY_REPLY_PREFIX: Final = b"_GR_."  # a reply mapped to come back through a gateway (gateways.py)
 
 
 class Publisher(Protocol):

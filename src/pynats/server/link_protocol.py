@@ -22,7 +22,7 @@ limit, and there is no payload limit between servers.
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from typing import Final, Protocol
 
 from .protocol import (
     ERR_MAX_CONTROL_LINE,
@@ -35,8 +35,8 @@ from .protocol import (
     ProtocolError,
 )
 
-MAX_LINK_CONTROL_LINE_SIZE = 16 * MAX_CONTROL_LINE_SIZE
-MAX_SIZE_DIGITS = 10
+MAX_LINK_CONTROL_LINE_SIZE: Final = 16 * MAX_CONTROL_LINE_SIZE
+MAX_SIZE_DIGITS: Final = 10
 
 
 class LinkSink(Protocol):

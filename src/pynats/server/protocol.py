@@ -12,11 +12,11 @@ by /connz. Operations parsed before the violation in the same chunk have already
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from .const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
 
-MAX_SIZE_DIGITS = 9
+MAX_SIZE_DIGITS: Final = 9
 
 
 def _probe() -> None:
@@ -27,18 +27,18 @@ def _probe() -> None:
 # (find, split, isdigit) stays a generic Python call: the PUB fast path scans bytes itself
 # when compiled (3x faster there) and uses the methods as Python source (where a loop in
 # Python would be 2-5x slower). tests/unit/test_compiled.py holds both to the same results.
-NATIVE = type(_probe).__name__ != "function"
+NATIVE: Final = type(_probe).__name__ != "function"
 
-ERR_UNKNOWN_OP = "Unknown Protocol Operation"
-ERR_MAX_CONTROL_LINE = "maximum control line exceeded"
-ERR_MAX_PAYLOAD = "Maximum Payload Violation"
-ERR_AUTH_VIOLATION = "Authorization Violation"
+ERR_UNKNOWN_OP: Final = "Unknown Protocol Operation"
+ERR_MAX_CONTROL_LINE: Final = "maximum control line exceeded"
+ERR_MAX_PAYLOAD: Final = "Maximum Payload Violation"
+ERR_AUTH_VIOLATION: Final = "Authorization Violation"
 
-REASON_PROTOCOL_VIOLATION = "Protocol Violation"
-REASON_PARSE_ERROR = "Parse Error"
-REASON_MAX_PAYLOAD = "Maximum Message Payload Exceeded"
-REASON_MAX_CONTROL_LINE = "Maximum Control Line Exceeded"
-REASON_AUTH = "Authentication Failure"
+REASON_PROTOCOL_VIOLATION: Final = "Protocol Violation"
+REASON_PARSE_ERROR: Final = "Parse Error"
+REASON_MAX_PAYLOAD: Final = "Maximum Message Payload Exceeded"
+REASON_MAX_CONTROL_LINE: Final = "Maximum Control Line Exceeded"
+REASON_AUTH: Final = "Authentication Failure"
 
 
 class ProtocolError(Exception):

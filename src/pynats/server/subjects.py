@@ -8,8 +8,10 @@ configuration code go through the same functions after encoding.
 
 from __future__ import annotations
 
-PWC = b"*"
-FWC = b">"
+from typing import Final
+
+PWC: Final = b"*"
+FWC: Final = b">"
 _WHITESPACE = frozenset(b" \t\r\n\f\v")
 
 

@@ -24,18 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .subjects import FWC, PWC, subject_matches
 
 if TYPE_CHECKING:
     from .delivery import DeliveryCallback
 
-CACHE_MAX_ENTRIES = 4096
+CACHE_MAX_ENTRIES: Final = 4096
 # JetStream ack subjects are unique per delivery: caching their (empty-handed) lookups would
 # only evict useful entries.
-UNCACHED_PREFIX = b"$JS.ACK."
-CACHE_SWEEP = 1024
+UNCACHED_PREFIX: Final = b"$JS.ACK."
+CACHE_SWEEP: Final = 1024
 
 
 class SublistResult(NamedTuple):
@@ -47,7 +47,7 @@ class SublistResult(NamedTuple):
     links: tuple[Any, ...]
 
 
-EMPTY_RESULT = SublistResult((), (), (), ())
+EMPTY_RESULT: Final = SublistResult((), (), (), ())
 
 
 class Outbound:
