@@ -307,6 +307,7 @@ async def serve(opts: Options, stapler: OCSPStapler | None = None) -> int:
         print(time.strftime("%Y/%m/%d %H:%M:%S ") + str(e), file=sys.stderr)
         return 1
     server.ocsp_stapler = stapler
+    server.freeze_gc_when_ready = True
     try:
         await server.run()
     except ServerStartError as e:
