@@ -66,7 +66,10 @@ class FakeClient:
             self.out_bytes = 0
             self.flush_queued = False
         else:
-            self.ob = Outbound()
+            try:
+                self.ob = Outbound(server.pending_flush)
+            except TypeError:  # before Outbound knew the server's pending list
+                self.ob = Outbound()
             self.out = self.ob.parts
         self.echo = True
         self.closed = False

@@ -150,7 +150,8 @@ class Connection(asyncio.Protocol):
         self.cid = 0
         self.host = ""
         self.port = 0
-        self.ob = Outbound()  # out, out_msgs, out_bytes, flush_queued (see the properties)
+        # out, out_msgs, out_bytes, flush_queued (see the properties)
+        self.ob = Outbound(server.pending_flush)
         self.closed = False
         self.reason = ""
         # the reply a message being routed keeps when relayed to other servers (gateways.py)

@@ -367,7 +367,7 @@ def _frame(
     ob.size += n
     if not ob.queued:
         ob.queued = True
-        c.server.pending_flush.append(c)
+        ob.pending.append(c)
 
 
 def filtered_delivery(
@@ -443,10 +443,10 @@ def _pick_member(group: tuple[Subscription, ...], publisher: Any) -> Subscriptio
         c = sub.client
         if c is publisher and sub.callback is None and not c.echo:
             continue
-        kind = c.kind
+        kind = sub.kind
         if kind in (LEAF, GATEWAY):
             # another cluster's member only when this cluster has none
-            if fallback is None or (kind == LEAF and fallback.client.kind == GATEWAY):
+            if fallback is None or (kind == LEAF and fallback.kind == GATEWAY):
                 fallback = sub
             continue
         return sub

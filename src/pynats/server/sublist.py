@@ -56,13 +56,15 @@ class Outbound:
     connection (connection.py) shows the same fields as `out`, `out_msgs`, `out_bytes` and
     `flush_queued`."""
 
-    __slots__ = ("msgs", "parts", "queued", "size")
+    __slots__ = ("msgs", "parts", "pending", "queued", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, pending: list[Any] | None = None) -> None:
         self.parts: list[bytes] = []
         self.msgs = 0
         self.size = 0  # payload bytes, as nats-server counts out_bytes
         self.queued = False  # in the server's pending_flush
+        # the server's pending_flush, which the connection joins when `queued` turns True
+        self.pending: list[Any] = pending if pending is not None else []
 
 
 class Subscription:
@@ -76,6 +78,7 @@ class Subscription:
         "callback",
         "client",
         "delivered",
+        "kind",
         "local_only",
         "max_msgs",
         "outbound",
@@ -100,6 +103,10 @@ class Subscription:
         self.callback = callback
         # the socket connection's outbound frames (None for in-process subscribers)
         self.outbound: Outbound | None = getattr(client, "ob", None)
+        # the client's connection kind (connection.CLIENT, LEAF, ...), read per message when
+        # a queue group picks a member; a connection keeps its kind for life
+        kind = getattr(client, "kind", 0)
+        self.kind: int = kind if isinstance(kind, int) else 0
         self.max_msgs = 0
         self.delivered = 0
         # A remote queue subscription stands for this many members on its server.
