@@ -31,7 +31,7 @@ import asyncio
 import json
 import random
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -153,6 +153,8 @@ class Cluster:
         self._dialers: set[asyncio.Task[None]] = set()
         self._self_urls: set[str] = set()
         self._stopping = False
+        # told of every server whose last route connection closed (its name and INFO)
+        self.peer_gone_hooks: list[Callable[[str, dict[str, Any]], None]] = []
         for account in server.accounts.values():
             self._watch_interest(account)
         server.add_account_hook(self._watch_interest)
@@ -555,6 +557,8 @@ class Cluster:
             del self.peers[peer.server_id]
             if not self.options.no_advertise and peer.connect_urls:
                 server.client_urls_changed()
+            for hook in list(self.peer_gone_hooks):
+                hook(peer.name, peer.info)
         elif peer.did_solicit and not self._stopping:
             server.loop.call_later(ROUTE_RECONNECT_DELAY_S, self._fill_pool, peer)
 

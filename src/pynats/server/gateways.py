@@ -101,9 +101,23 @@ class Remote:
     implicit: bool = False
     dialing: bool = False
     hash: bytes = field(default=b"")
+    configured: list[str] = field(default_factory=list)  # the block's own URLs
 
     def __post_init__(self) -> None:
         self.hash = gw_hash(self.name)
+        if not self.implicit and not self.configured:
+            self.configured = list(self.urls)
+
+    def update_urls(self, info_urls: list[str]) -> None:
+        """The URLs a server of that cluster listed (its INFO's `gateway_urls`, on our
+        outbound connection) replace those learned before; the configured ones stay (as
+        nats-server: a server that left that cluster is no longer dialled)."""
+        urls = list(self.configured)
+        for u in info_urls:
+            url = f"nats://{u}"
+            if all(_host_port(url) != _host_port(known) for known in urls):
+                urls.append(url)
+        self.urls = urls
 
 
 class GatewayReplies:
@@ -455,6 +469,8 @@ class Gateways:
             self.account_seen(account)
         server.add_account_hook(self.account_seen)
         server.peer_hooks.append(self._route_peer)
+        if server.cluster is not None:
+            server.cluster.peer_gone_hooks.append(self._route_peer_gone)
 
     @staticmethod
     def _remote(rg: RemoteGateway) -> Remote:
@@ -584,6 +600,22 @@ class Gateways:
         if not isinstance(url, str) or not url or url == self.url or url in self.cluster_urls:
             return
         self.cluster_urls.add(url)
+        self._send_urls()
+
+    def _route_peer_gone(self, name: str, info: Any) -> None:
+        """A server left this cluster (its last route closed): its gateway URL is no longer
+        the cluster's, and the clusters that dial us hear of it at once (nats-server's)."""
+        url = info.get("gateway_url")
+        if not isinstance(url, str) or url not in self.cluster_urls:
+            return
+        cluster = self.server.cluster
+        peers = cluster.peers.values() if cluster is not None else ()
+        if any(peer.info.get("gateway_url") == url for peer in peers):
+            return
+        self.cluster_urls.discard(url)
+        self._send_urls()
+
+    def _send_urls(self) -> None:
         line = _info(self.info_fields())
         for conn in self.inbound.values():
             if conn.registered:
@@ -746,7 +778,7 @@ class Gateways:
                 f"{conn.log_prefix} - Outbound gateway connection to {_quote(conn.remote_name)} "
                 f"({remote_id}) registered"
             )
-            self._learn_urls(conn.remote_name, info)
+            self._outbound_urls(conn, info)
             for account in list(self.server.accounts.values()):
                 self._reply_route(conn, account)
             return
@@ -782,7 +814,17 @@ class Gateways:
             )
         elif conn.registered:
             conn.remote_info.update(info)
-            self._learn_urls(conn.remote_name, info)
+            if conn.outbound:
+                self._outbound_urls(conn, info)
+            else:
+                self._learn_urls(conn.remote_name, info)
+
+    def _outbound_urls(self, conn: GatewayConnection, info: dict[str, Any]) -> None:
+        """An INFO of the cluster we dialled lists its servers' gateway URLs: they replace
+        what we knew of it (nats-server's updateURLs)."""
+        urls = [str(u) for u in info.get("gateway_urls") or [] if u]
+        if urls and conn.remote is not None:
+            conn.remote.update_urls(urls)
 
     def _learn_urls(self, name: str, info: dict[str, Any]) -> None:
         """Gateway URLs gossiped by a cluster: where to (re)dial it; a cluster we did not
@@ -1130,7 +1172,9 @@ def gateway_varz(gateways: Gateways) -> dict[str, Any]:
             remote: dict[str, Any] = {"name": rg.name}
             if rg.tls is not None:
                 remote["tls_timeout"] = rg.tls.timeout
-            remote["urls"] = [_host_port(u) for u in rg.urls]
+            # what the cluster's INFOs taught us too, as nats-server shows it
+            known = gateways.remotes.get(rg.name)
+            remote["urls"] = [_host_port(u) for u in (known.urls if known else rg.urls)]
             remotes.append(remote)
         out["gateways"] = remotes
     if opts.reject_unknown:
@@ -1141,6 +1185,30 @@ def gateway_varz(gateways: Gateways) -> dict[str, Any]:
         if not_after := certificate_not_after(opts.tls.cert_file):
             out["tls_cert_not_after"] = not_after
     return out
+
+
+def gateway_stats(gateways: Gateways) -> list[dict[str, Any]]:
+    """STATSZ `gateways` (nats-server's GatewayStat): one entry per cluster we have an
+    outbound connection to, its messages sent on it, those received on the inbound
+    connections from that cluster and how many there are."""
+    stats = []
+    for name, conn in sorted(gateways.outbound.items()):
+        if not conn.registered:
+            continue
+        inbound = [c for c in gateways.inbound.values() if c.remote_name == name]
+        stats.append(
+            {
+                "gwid": conn.cid,
+                "name": name,
+                "sent": {"msgs": conn.out_msgs, "bytes": conn.out_bytes},
+                "received": {
+                    "msgs": sum(c.in_msgs for c in inbound),
+                    "bytes": sum(c.in_bytes for c in inbound),
+                },
+                "inbound_connections": len(inbound),
+            }
+        )
+    return stats
 
 
 def is_gateway_entry(sub: Subscription) -> bool:

@@ -8,10 +8,10 @@ alone, with its subject mapped into B's space. So A has interest in `a.>` exactl
 a subscriber there (its sublist, its routes and leafs, JetStream's push-bound and interest
 checks all see it), overlapping subscriptions in B get one copy each, and a queue group in B
 stays one queue group (its shadows carry the queue name). As in nats-server
-(addShadowSubscriptions): a route's subscription gets no shadow (the server it came from
-shadows it), a service import's own subscription gets none, a shadow gets none (imports do
-not chain), and a message that reached A through a service import does not go on through a
-stream import.
+(addShadowSubscriptions): a route's or a gateway's subscription gets no shadow (the server
+it came from shadows it), a service import's own subscription gets none, a shadow gets none
+(imports do not chain), and a message that reached A through a service import does not go on
+through a stream import.
 
 The owner's delivered count and auto-unsubscribe apply to the owner; when it goes (UNSUB,
 auto-unsubscribe, its client closing), its shadows go. An import wired while subscriptions
@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .accounts import map_subject
-from .connection import LEAF, ROUTER
+from .connection import GATEWAY, LEAF, ROUTER
 from .delivery import deliver
 from .subjects import FWC, PWC, is_subset_match
 from .sublist import Subscription
@@ -281,8 +281,10 @@ def _owner_changed(importer: Account, sub: Subscription, delta: int) -> None:
 
 
 def _may_have_shadows(sub: Subscription) -> bool:
-    """A service import's own subscription, a route's and another import's shadow have none."""
+    """A service import's own subscription, a route's, another cluster's interest (a
+    gateway's: the server that receives the message there shadows its own subscriber) and
+    another import's shadow have none."""
     if sub.local_only or type(sub.callback) is ShadowDelivery:
         return False
     client = sub.client
-    return not (client.is_link and client.kind == ROUTER)
+    return not (client.is_link and (client.kind == ROUTER or client.kind == GATEWAY))

@@ -68,6 +68,11 @@ def server_stats(
         stats["slow_consumer_stats"] = dict(server.slow_consumer_stats)
     if routes:
         stats["routes"] = [route_stat(r) for r in routes]
+    if server.gateways is not None:
+        from .gateways import gateway_stats
+
+        if gateways := gateway_stats(server.gateways):
+            stats["gateways"] = gateways
     stats["active_servers"] = active_servers
     jetstream = _jetstream_stats(server)
     if jetstream:
