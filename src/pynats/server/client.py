@@ -149,6 +149,7 @@ class ClientConnection(Connection):
         self.parser: ProtocolParser = ProtocolParser(
             sink, max_payload=opts.max_payload, max_control_line=opts.max_control_line
         )
+        self.parser.traffic = self.ob  # it counts in_msgs and in_bytes
         self.subs: dict[bytes, Subscription] = {}
         self.connected = False
         # CONNECT options: pre-set as nats-server does, so an absent key keeps these values.
@@ -630,10 +631,20 @@ class ClientConnection(Connection):
     def process_pub(
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
-        """PUB and HPUB (`hdr_len` > 0: the payload starts with the header block)."""
-        self.in_msgs += 1
-        self.in_bytes += len(payload)
-        mappings = self.account.mappings
+        """PUB and HPUB (`hdr_len` > 0: the payload starts with the header block), counted
+        in in_msgs/in_bytes by the parser."""
+        account = self.account
+        if (
+            reply is None
+            and not hdr_len
+            and account.mappings is None
+            and self.pub_allowed is None
+            and not self.checks
+        ):
+            # the common case, none of the checks below can apply
+            route_message(self, account, subject, None, 0, payload)
+            return
+        mappings = account.mappings
         published = subject
         if mappings is not None:  # permissions apply to where the message goes (as Go does)
             subject = mappings.apply(subject)

@@ -125,8 +125,6 @@ class Connection(asyncio.Protocol):
         "cid",
         "closed",
         "host",
-        "in_bytes",
-        "in_msgs",
         "is_write_blocked",
         "last_activity",
         "ob",
@@ -156,8 +154,6 @@ class Connection(asyncio.Protocol):
         self.reason = ""
         # the reply a message being routed keeps when relayed to other servers (gateways.py)
         self.relay_reply: bytes | None = None
-        self.in_msgs = 0
-        self.in_bytes = 0
         self.start = time.time()
         self.stop = 0.0
         self.last_activity = self.start
@@ -273,8 +269,8 @@ class Connection(asyncio.Protocol):
 
     # -- outbound --------------------------------------------------------------------------
 
-    # The outbound frames and counts live in `ob` (sublist.Outbound, compiled for the
-    # delivery loop); these are their names everywhere else.
+    # The outbound frames and the traffic counts live in `ob` (sublist.Outbound, compiled
+    # for the delivery loop and the client parser); these are their names everywhere else.
     @property
     def out(self) -> list[bytes]:
         return self.ob.parts
@@ -298,6 +294,22 @@ class Connection(asyncio.Protocol):
     @out_bytes.setter
     def out_bytes(self, value: int) -> None:
         self.ob.size = value
+
+    @property
+    def in_msgs(self) -> int:
+        return self.ob.in_msgs
+
+    @in_msgs.setter
+    def in_msgs(self, value: int) -> None:
+        self.ob.in_msgs = value
+
+    @property
+    def in_bytes(self) -> int:
+        return self.ob.in_bytes
+
+    @in_bytes.setter
+    def in_bytes(self, value: int) -> None:
+        self.ob.in_bytes = value
 
     @property
     def flush_queued(self) -> bool:

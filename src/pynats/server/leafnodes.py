@@ -526,8 +526,9 @@ class LeafConnection(Connection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
+        ob = self.ob
+        ob.in_msgs += 1
+        ob.in_bytes += len(msg)
         if not self.connected:
             return
         if self.deny_imports is not None and not self.deny_imports.can_publish(subject):

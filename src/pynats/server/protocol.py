@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from .const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
+from .sublist import Outbound
 
 MAX_SIZE_DIGITS: Final = 9
 
@@ -227,6 +228,7 @@ class ProtocolParser(ChunkedInput):
         "awaiting_connect",
         "headers_enabled",
         "max_payload",
+        "traffic",
     )
 
     def __init__(
@@ -247,6 +249,9 @@ class ProtocolParser(ChunkedInput):
         self.awaiting_connect = False
         self.headers_enabled = False
         self._held: list[bytes] | None = None
+        # the connection's counters (its in_msgs/in_bytes): every PUB and HPUB is counted
+        # here, natively, before it is handed over
+        self.traffic = Outbound()
 
     def hold(self) -> None:
         """Parse nothing after the current operation until `release()`."""
@@ -272,6 +277,7 @@ class ProtocolParser(ChunkedInput):
         pos = 0
         n = len(data)
         on_pub = self._on_pub
+        traffic = self.traffic
         find = data.find
         max_control_line = self.max_control_line
         max_payload = self.max_payload
@@ -323,6 +329,8 @@ class ProtocolParser(ChunkedInput):
                     return
                 if data[stop] != 13 or data[stop + 1] != 10:
                     raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+                traffic.in_msgs += 1
+                traffic.in_bytes += size
                 on_pub(subject, reply, 0, data[nl + 1 : stop])
                 pos = stop + 2
                 continue
@@ -385,6 +393,9 @@ class ProtocolParser(ChunkedInput):
                 return -1
             if data[stop : stop + 2] != b"\r\n":
                 raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
+            traffic = self.traffic
+            traffic.in_msgs += 1
+            traffic.in_bytes += size
             self._on_pub(args[0], reply, hdr_len, data[start:stop])
             return stop + 2
 

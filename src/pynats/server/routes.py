@@ -295,8 +295,9 @@ class RouteConnection(Connection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
+        ob = self.ob
+        ob.in_msgs += 1
+        ob.in_bytes += len(msg)
         acc = self._accounts.get(account) or self._account(account)
         if acc is not None:
             route_from_link(self, acc, subject, reply, queues, hdr_len, msg)
@@ -305,8 +306,9 @@ class RouteConnection(Connection):
         self, account: bytes | None, subject: bytes, reply: bytes | None, msg: bytes
     ) -> None:
         """The common RMSG (no headers, no queue groups), straight from the parser's fast path."""
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
+        ob = self.ob
+        ob.in_msgs += 1
+        ob.in_bytes += len(msg)
         acc = self._accounts.get(account) or self._account(account)
         if acc is None:
             return

@@ -51,18 +51,21 @@ EMPTY_RESULT: Final = SublistResult((), (), (), ())
 
 
 class Outbound:
-    """A connection's frames waiting to be written, and what it was sent. Compiled, so the
-    delivery loop (delivery.py) appends and counts without Python attribute lookups; the
-    connection (connection.py) shows the same fields as `out`, `out_msgs`, `out_bytes` and
-    `flush_queued`."""
+    """A connection's frames waiting to be written, and its traffic counts. Compiled, so the
+    delivery loop (delivery.py) appends and counts, and the client parser (protocol.py)
+    counts what it received, without Python attribute lookups; the connection
+    (connection.py) shows the same fields as `out`, `out_msgs`, `out_bytes`,
+    `flush_queued`, `in_msgs` and `in_bytes`."""
 
-    __slots__ = ("msgs", "parts", "pending", "queued", "size")
+    __slots__ = ("in_bytes", "in_msgs", "msgs", "parts", "pending", "queued", "size")
 
     def __init__(self, pending: list[Any] | None = None) -> None:
         self.parts: list[bytes] = []
         self.msgs = 0
         self.size = 0  # payload bytes, as nats-server counts out_bytes
         self.queued = False  # in the server's pending_flush
+        self.in_msgs = 0
+        self.in_bytes = 0  # header block and payload, as nats-server counts in_bytes
         # the server's pending_flush, which the connection joins when `queued` turns True
         self.pending: list[Any] = pending if pending is not None else []
 
