@@ -21,7 +21,8 @@ HOT_SOURCES := setup.py src/pynats/_compiled.py $(shell grep -o '"pynats\.[a-z_.
 # The tests that also run with the hot modules as Python source (PYNATS_PURE=1).
 PURE_TESTS := tests/unit/test_compiled.py tests/unit/test_protocol_parser.py \
 	tests/unit/test_link_protocol.py tests/unit/test_sublist.py tests/unit/test_subjects.py \
-	tests/unit/store tests/integration/test_core_pubsub.py \
+	tests/unit/store tests/unit/jetstream/test_js_acks_and_pull_requests.py \
+	tests/integration/test_core_pubsub.py \
 	tests/integration/test_differential_protocol.py tests/integration/test_mappings.py \
 	tests/integration/store
 

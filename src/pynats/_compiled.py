@@ -29,6 +29,8 @@ COMPILED_MODULES = (
     "pynats.server.sublist",
     "pynats.server.subjects",
     "pynats.server.delivery",
+    "pynats.jetstream.acks",
+    "pynats.jetstream.store.records",
 )
 PURE_ENV = "PYNATS_PURE"
 _ROOT = os.path.dirname(os.path.abspath(__file__))

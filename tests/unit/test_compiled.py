@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pynats.jetstream.acks as acks_imported
+import pynats.jetstream.store.records as records_imported
 import pynats.server.link_protocol as link_imported
 import pynats.server.protocol as protocol_imported
 import pynats.server.sublist as sublist_imported
@@ -24,10 +26,12 @@ link_pure = _compiled.load_pure(
     "pynats.server.link_protocol", with_pure=("pynats.server.protocol",)
 )
 sublist_pure = _compiled.load_pure("pynats.server.sublist")
+acks_pure = _compiled.load_pure("pynats.jetstream.acks")
+records_pure = _compiled.load_pure("pynats.jetstream.store.records")
 
 
 def test_pure_modules_are_python_source() -> None:
-    for mod in (protocol_pure, link_pure, sublist_pure):
+    for mod in (protocol_pure, link_pure, sublist_pure, acks_pure, records_pure):
         assert mod.__file__.endswith(".py")
         assert not _compiled.is_compiled(mod)
     assert protocol_pure is not protocol_imported
@@ -286,3 +290,67 @@ def test_sublist_same_matches(ops: list[Any]) -> None:
     assert sorted(s.sid for s in lists[0].all_subscriptions()) == sorted(
         s.sid for s in lists[1].all_subscriptions()
     )
+
+
+# -- JetStream: ack subjects and store records ----------------------------------------------
+
+ACK_PIECES = [b".", b"$JS", b"ACK", b"S", b"0", b"7", b"42", b"-1", b"+3", b" 5", b"1_0", b"x"]
+ACK_PIECES += [b"9" * 18, b"9" * 19, b"123456789012345678901"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(ACK_PIECES), max_size=24))
+def test_any_ack_subject_parses_the_same(pieces: list[bytes]) -> None:
+    """The compiled ack parser scans digits itself and leaves signs, blanks, underscores and
+    long numbers to int(), as the source does for all of them."""
+    subject = b"".join(pieces)
+    assert acks_imported.parse_subject(subject) == acks_pure.parse_subject(subject)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        b"$JS.ACK.ORDERS.worker.3.42.17.1714550000123456789.5",
+        b"$JS.ACK.hub.ACCHASH1.ORDERS.worker.3.42.17.1714550000123456789.5",
+        b"$JS.ACK.hub.ACCHASH1.ORDERS.worker.3.42.17.1714550000123456789.5.x.y",
+        b"$JS.ACK.S.C.0.0.0.0.0",
+        b"$JS.ACK.S.C.1.2.3.4",
+        b"$JS.ACK.S.C..2.3.4.5",
+        b"$JS.ACK.S.C.1.-2.3.4.5",
+        b"$JS.ACK.S.C.1.2.3.4.5.6",
+        b"",
+    ],
+)
+def test_ack_subjects_parse_the_same(subject: bytes) -> None:
+    assert acks_imported.parse_subject(subject) == acks_pure.parse_subject(subject)
+
+
+record_fields = st.tuples(
+    st.sampled_from([1, 2, 6, 16, 21]),
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([0, -1, 5_000_000_000]),
+    st.binary(max_size=40),
+    st.binary(max_size=60),
+    st.binary(max_size=200),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(record_fields, min_size=1, max_size=6), st.integers(min_value=0, max_value=400))
+def test_records_encode_decode_and_scan_the_same(fields: list[Any], flip: int) -> None:
+    """The same bytes from both encoders; both decoders and scanners agree on them, also
+    once one byte is flipped (damage) or the tail is cut (a torn write)."""
+    encoded = [records_imported.encode(*f) for f in fields]
+    assert encoded == [records_pure.encode(*f) for f in fields]
+    for blob, f in zip(encoded, fields, strict=True):
+        assert records_imported.decode(blob) == records_pure.decode(blob)
+        assert records_imported.decode(blob)[:4] == (f[0], f[1], f[2], f[3])
+    log = b"".join(encoded)
+    damaged = bytearray(log)
+    damaged[flip % len(log)] ^= 0x41
+    for data in (log, bytes(damaged), log[: len(log) - 1 - flip % 40]):
+        assert list(records_imported.scan(data, 0)) == list(records_pure.scan(data, 0))
+    seqs = [f[1] for f in fields]
+    body = records_imported.encode_seqs(records_imported.KIND_DELETE, seqs)
+    assert body == records_pure.encode_seqs(records_pure.KIND_DELETE, seqs)

@@ -19,21 +19,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import NamedTuple
+from typing import Final
 
 from pynats.gotime import parse_duration
 
-ACK = 1
-NAK = 2
-PROGRESS = 3
-NEXT = 4
-TERM = 5
+ACK: Final = 1
+NAK: Final = 2
+PROGRESS: Final = 3
+NEXT: Final = 4
+TERM: Final = 5
+
+# (deliveries, stream sequence, consumer sequence) named by an ack subject: a plain tuple,
+# which compiled code builds without a call into Python (a NamedTuple's constructor is one)
+AckInfo = tuple[int, int, int]
 
 
-class AckInfo(NamedTuple):
-    deliveries: int
-    stream_seq: int
-    consumer_seq: int
+def _probe() -> None:
+    """Only looked at: a compiled module's functions are not Python functions."""
+
+
+# Compiled by mypyc (the hot modules, pynats/_compiled.py), a loop over `subject[i]` runs as
+# C while `split` and `int` stay generic calls: the ack subject is scanned by hand there, and
+# with `split` as Python source. tests/unit/test_compiled.py holds both to the same results.
+NATIVE: Final = type(_probe).__name__ != "function"
+MAX_SEQ_DIGITS: Final = 18  # longer numbers go through int(), as the source does
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -63,6 +72,12 @@ def reply_subject(
 
 def parse_subject(subject: bytes) -> AckInfo | None:
     """The sequences named by an ack subject (v1 or v2), or None when it is not one."""
+    if NATIVE:
+        found = _scan_subject(subject)
+        if found[0] >= 0:
+            return found
+        if found[0] == -1:
+            return None
     tokens = subject.split(b".")
     n = len(tokens)
     if n == 9:
@@ -72,9 +87,47 @@ def parse_subject(subject: bytes) -> AckInfo | None:
     else:
         return None
     try:
-        return AckInfo(int(tokens[i]), int(tokens[i + 1]), int(tokens[i + 2]))
+        return int(tokens[i]), int(tokens[i + 1]), int(tokens[i + 2])
     except ValueError:
         return None
+
+
+def _scan_subject(subject: bytes) -> tuple[int, int, int]:
+    """`parse_subject` by one pass over the bytes: the three numbers when the subject has 9
+    or 11+ tokens and they are plain digits; (-1, 0, 0) when it has another token count;
+    (-2, 0, 0) when `int()` must decide (signs, blanks, underscores, long numbers)."""
+    n = len(subject)
+    dots = 0
+    for i in range(n):
+        if subject[i] == 46:  # .
+            dots += 1
+    if dots == 8:
+        first = 4
+    elif dots >= 10:
+        first = 6
+    else:
+        return -1, 0, 0
+    values = [0, 0, 0]
+    token = 0
+    pos = 0
+    while token < first:  # skip to the first number
+        if subject[pos] == 46:
+            token += 1
+        pos += 1
+    for k in range(3):
+        start = pos
+        value = 0
+        while pos < n and subject[pos] != 46:
+            c = subject[pos]
+            if c < 48 or c > 57:
+                return -2, 0, 0
+            value = value * 10 + (c - 48)
+            pos += 1
+        if pos == start or pos - start > MAX_SEQ_DIGITS:
+            return -2, 0, 0
+        values[k] = value
+        pos += 1
+    return values[0], values[1], values[2]
 
 
 def subject_names(subject: bytes) -> tuple[bytes, bytes] | None:

@@ -591,12 +591,13 @@ class Consumer:
         try:
             if (not payload or payload == b"+ACK") and reply is None and self._plain_acks:
                 # the common case, kept short: an explicit ack of a pending message
-                if self.store.update_acks(info.consumer_seq, info.stream_seq):
+                _deliveries, sseq, cseq = info
+                if self.store.update_acks(cseq, sseq):
                     self.last_ack_ns = time.time_ns()
                     if self._nak_until:
-                        self._nak_until.pop(info.stream_seq, None)
+                        self._nak_until.pop(sseq, None)
                     if self._progress:
-                        self._progress.pop(info.stream_seq, None)
+                        self._progress.pop(sseq, None)
                     if self._ack_blocked:
                         self._ack_blocked = False
                         self.signal()

@@ -55,6 +55,11 @@ class Pending(NamedTuple):
     ts_ns: int
 
 
+# `_new_tuple(Pending, (cseq, ts))` builds one without the NamedTuple constructor's Python
+# frame (one per delivered message)
+_new_tuple = tuple.__new__
+
+
 @dataclass
 class ConsumerState:
     delivered: SequencePair = field(default_factory=SequencePair)
@@ -210,7 +215,7 @@ class ConsumerStore:
         if deliveries == 0:
             st.ack_floor = SequencePair(st.delivered.consumer_seq, st.delivered.stream_seq)
             return
-        st.pending[sseq] = Pending(cseq, ts)
+        st.pending[sseq] = _new_tuple(Pending, (cseq, ts))
         heapq.heappush(self._heap, sseq)
         if deliveries > 1:
             st.redelivered[sseq] = deliveries - 1
@@ -248,8 +253,10 @@ class ConsumerStore:
             return
         oldest = heap[0]
         floor_stream = oldest - 1
-        if floor_stream > st.ack_floor.stream_seq:
-            st.ack_floor = SequencePair(st.pending[oldest].consumer_seq - 1, floor_stream)
+        floor = st.ack_floor
+        if floor_stream > floor.stream_seq:  # moved in place: one per ack, no new object
+            floor.consumer_seq = st.pending[oldest].consumer_seq - 1
+            floor.stream_seq = floor_stream
 
     # --- the log ----------------------------------------------------------------------------
 

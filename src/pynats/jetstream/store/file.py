@@ -74,6 +74,8 @@ _LOC_MASK = (1 << _LOC_SHIFT) - 1
 
 _crc32 = zlib.crc32
 _pack_head = HEAD_NO_CRC.pack
+# `_new_tuple(StoredMessage, fields)` without the NamedTuple constructor's Python frame
+_new_tuple = tuple.__new__
 _pack_crc = CRC.pack
 
 
@@ -170,7 +172,10 @@ class FileStore(IndexedStore):
             wbuf += hdrs
         wbuf += data
         seg.live += 1
-        self._cache_put(StoredMessage(subject, seq, ts, headers or None, data))
+        self._cache[seq] = _new_tuple(StoredMessage, (subject, seq, ts, headers or None, data))
+        self._cache_bytes += HEADER_SIZE + len(subject) + hlen + len(data)  # _cached_size
+        if self._cache_bytes > self._cache_limit:
+            self._evict()
         if len(wbuf) >= FLUSH_BYTES:
             self._flush()
         self._commit.appended()
@@ -280,7 +285,7 @@ class FileStore(IndexedStore):
             raise self._fail_damaged(
                 seq, Damage(seg.name, offset, rlen, str(exc), (seq,), "read")
             ) from None
-        return StoredMessage(subj.decode(), seq, ts, hdrs or None, data)
+        return _new_tuple(StoredMessage, (subj.decode(), seq, ts, hdrs or None, data))
 
     def _read_ahead(self, seg: Segment, seq: int, buf: bytes, base: int) -> None:
         """Keep the messages after `seq` whose records `buf` (read at `base`) holds whole."""
@@ -307,13 +312,6 @@ class FileStore(IndexedStore):
                     except DamagedMessage:
                         return
             nxt += 1
-
-    def _cache_put(self, msg: StoredMessage) -> None:
-        cache = self._cache
-        cache[msg.seq] = msg
-        self._cache_bytes += _cached_size(msg)
-        if self._cache_bytes > self._cache_limit:
-            self._evict()
 
     def _evict(self) -> None:
         """Keep the newest half of the cache. Rebuilding the dict (instead of popping its

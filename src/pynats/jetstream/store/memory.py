@@ -13,7 +13,7 @@ from __future__ import annotations
 from .base import DurableCallback, StoreConfig, StoredMessage, memory_msg_size
 from .indexed import IndexedStore
 
-_STORED = tuple.__new__  # a StoredMessage from a plain tuple of its fields, unchecked
+_new_tuple = tuple.__new__  # a StoredMessage from a plain tuple of its fields, unchecked
 
 
 class MemoryStore(IndexedStore):
@@ -31,7 +31,7 @@ class MemoryStore(IndexedStore):
         return 0, 0
 
     def _fetch(self, seq: int) -> StoredMessage:
-        return _STORED(StoredMessage, self._messages[seq])
+        return _new_tuple(StoredMessage, self._messages[seq])
 
     def _persist_removals(self, seqs: list[int], erase: bool) -> None:
         messages = self._messages

@@ -23,34 +23,35 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from typing import Final
 
-HEADER = struct.Struct("<IHBBIQqqHI")
-HEAD_NO_CRC = struct.Struct("<HBBIQqqHI")
-CRC = struct.Struct("<I")
-HEADER_SIZE = HEADER.size  # 42
-MAGIC = 0xA7E5
-MAGIC_BYTES = struct.pack("<H", MAGIC)
-MAX_RECORD_SIZE = 1 << 30
+HEADER: Final = struct.Struct("<IHBBIQqqHI")
+HEAD_NO_CRC: Final = struct.Struct("<HBBIQqqHI")
+CRC: Final = struct.Struct("<I")
+HEADER_SIZE: Final = HEADER.size  # 42
+MAGIC: Final = 0xA7E5
+MAGIC_BYTES: Final = struct.pack("<H", MAGIC)
+MAX_RECORD_SIZE: Final = 1 << 30
 
-KIND_MSG = 1  # a message
-KIND_DELETE = 2  # tombstones: body = `count` u64 sequences
-KIND_ERASED = 3  # a message overwritten in place by an erasing delete
-KIND_FIRST = 4  # "every sequence below `seq` is gone" (purge / compact)
-KIND_SKIP = 5  # sequence `seq` was used without a message (last_seq must survive)
-KIND_BATCH_MSG = 6  # a message of an atomic batch: it counts once the batch's end follows
-KIND_BATCH_END = 7  # the atomic batch ending at sequence `seq` is complete
+KIND_MSG: Final = 1  # a message
+KIND_DELETE: Final = 2  # tombstones: body = `count` u64 sequences
+KIND_ERASED: Final = 3  # a message overwritten in place by an erasing delete
+KIND_FIRST: Final = 4  # "every sequence below `seq` is gone" (purge / compact)
+KIND_SKIP: Final = 5  # sequence `seq` was used without a message (last_seq must survive)
+KIND_BATCH_MSG: Final = 6  # a message of an atomic batch: it counts once the batch's end follows
+KIND_BATCH_END: Final = 7  # the atomic batch ending at sequence `seq` is complete
 # consumer-state operations (consumer.py)
-KIND_DELIVERED = 16
-KIND_ACK = 17
-KIND_ACK_ALL = 18
-KIND_STATE = 19
-KIND_DROP = 20  # a pending message no longer tracked (not acked)
-KIND_OPS = 21  # a batch of consumer operations (store/consumer.py `_OP`)
+KIND_DELIVERED: Final = 16
+KIND_ACK: Final = 17
+KIND_ACK_ALL: Final = 18
+KIND_STATE: Final = 19
+KIND_DROP: Final = 20  # a pending message no longer tracked (not acked)
+KIND_OPS: Final = 21  # a batch of consumer operations (store/consumer.py `_OP`)
 
-DAMAGE_CHECKSUM = 1
-DAMAGE_TRUNCATED = 2
+DAMAGE_CHECKSUM: Final = 1
+DAMAGE_TRUNCATED: Final = 2
 
-_u64s = struct.Struct("<Q")
+_u64s: Final = struct.Struct("<Q")
 
 
 def encode(
