@@ -10,6 +10,7 @@ away, a will sent when keep-alive expires, the `$MQTT_*` streams, and /varz and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import re
 import signal
@@ -896,4 +897,120 @@ def test_tls_verify_and_map_as_nats_server(tmp_path: Path) -> None:
     assert go["mapped_suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # alice's permissions
     assert go["with_user"] == bytes((0x20, 2, 0, 5))
     assert go["log"] == '[WRN] User "u" found in connect proto, but user required from cert'
+    assert found["pynats"] == go
+
+
+def tls_refused_scenario(kind: str, tmp: Path) -> list[list[str]]:
+    """`mqtt { tls { verify: true } }`, handshakes that fail: plain MQTT on the TLS port and
+    a client silent until the timeout (both logged at debug level), a TLS client without a
+    certificate, one whose certificate no CA here signed, one gone before its hello (errors).
+    Each connection is logged as created and closed as `TLS Handshake Failure`."""
+    import ssl
+
+    import trustme
+
+    cfg = tmp / "mqtt.conf"
+    cfg.write_text(
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        'mqtt { listen: "127.0.0.1:-1", tls { '
+        f'cert_file: "{PKI / "server.pem"}", key_file: "{PKI / "server-key.pem"}", '
+        f'ca_file: "{PKI / "ca.pem"}", verify: true, timeout: 0.5 }} }}\n'
+    )
+    server = start_server(["-c", str(cfg), "-D"], oracle=kind == "go")
+    try:
+        port = int(re.search(TLS_LISTEN_RE, server.wait_for_log(TLS_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        closed = r"mid:\d+ - Client connection closed: TLS Handshake Failure"
+
+        def ended(n: int) -> None:
+            wait_until_sync(
+                lambda: sum(1 for x in server.log_lines if re.search(closed, x)) >= n,
+                timeout=5,
+                what=f"{n} handshake failures",
+            )
+
+        plain = socket.create_connection(("127.0.0.1", port), timeout=5)
+        plain.sendall(mp.connect_packet(mp.Connect("MQTT", 4, True, 0, "plain", None, None, None)))
+        with contextlib.suppress(ConnectionResetError):  # closed with the CONNECT unread
+            assert plain.recv(4) == b""
+        plain.close()
+        ended(1)
+        stranger = trustme.CA().issue_cert("bob")
+        for client_cert in (None, stranger):
+            ctx = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+            if client_cert is not None:
+                client_cert.configure_cert(ctx)
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+                sock.sendall(b"\x10")
+                sock.recv(1)  # TLS 1.3: the refusal comes after the client's finished
+            except (ssl.SSLError, OSError):
+                pass
+            raw.close()
+        ended(3)
+        gone = socket.create_connection(("127.0.0.1", port), timeout=5)
+        gone.close()
+        ended(4)
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert silent.recv(1) == b""  # closed by the server after `timeout`
+        silent.close()
+        ended(5)
+        # each connection's lines, in the order the connections came
+        by_client: dict[str, list[str]] = {}
+        for x in server.log_lines:
+            who = CLIENT_RE.search(x)
+            if who is None or "JetStream" in x or x.endswith("TLS handshake timeout"):
+                continue  # (nats-server's timer may tell the timeout once more: a race)
+            line = CLIENT_RE.sub("<client>", LOG_PREFIX_RE.sub("", x))
+            line = re.sub(r"read tcp 127\.0\.0\.1:\d+->127\.0\.0\.1:\d+", "read tcp <a>-><b>", line)
+            by_client.setdefault(who.group(0), []).append(line)
+        return list(by_client.values())
+    finally:
+        server.stop()
+
+
+def test_tls_handshake_errors_as_nats_server(tmp_path: Path) -> None:
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = tls_refused_scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = [[repr(e)]]
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    go = found["go"]
+    debug, error = (
+        "[DBG] <client> - TLS handshake error: ",
+        "[ERR] <client> - TLS handshake error: ",
+    )
+    unknown = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    assert len(go) == 5, go
+    closed = "[DBG] <client> - Client connection closed: TLS Handshake Failure"
+    if go[4][2:] == [closed]:
+        # its handshake timer came before the read deadline (`TLS handshake timeout`, left
+        # out): the same end, told once; the read deadline is what tells it otherwise
+        go[4][2:] = [debug + "read tcp <a>-><b>: i/o timeout", closed]
+    assert [lines[2] for lines in go] == [
+        debug + "tls: first record does not look like a TLS handshake",
+        error + "tls: client didn't provide a certificate",
+        go[2][2],
+        error + "EOF",
+        debug + "read tcp <a>-><b>: i/o timeout",
+    ]
+    # nats-server names the refused certificate's subject after this; pynats cannot see it
+    assert go[2][2].startswith(error + unknown + " (")
+    go[2][2] = error + unknown
+    for lines in go:
+        assert lines[:2] == [
+            "[DBG] <client> - Client connection created",
+            "[DBG] <client> - Starting TLS client connection handshake",
+        ]
+        assert lines[3:] == ["[DBG] <client> - Client connection closed: TLS Handshake Failure"]
     assert found["pynats"] == go

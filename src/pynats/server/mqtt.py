@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from . import mqtt_packets as mp
 from .auth import Authenticator, AuthResult, _user_result
 from .conf.units import go_quote
-from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR
+from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR, REASON_TLS_FAILURE
 from .mqtt_messaging import MqttMessaging, SubInfo, pub_headers, unique_id
 from .mqtt_sessions import (
     MSGS_PREFIX,
@@ -45,12 +45,14 @@ from .protocol import REASON_AUTH, REASON_PROTOCOL_VIOLATION, ProtocolError
 from .websocket import WebsocketAuthenticator
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     from .auth import ConnectAuthenticator
     from .options import MqttOptions
     from .server import Server
 
+DEFAULT_TLS_TIMEOUT_S = 2.0  # nats-server's MQTT `tls { timeout }` default
 FLAPPING_JAIL_S = 1.0  # how long a client ID just taken over refuses another connection
 REASON_DUPLICATE_CLIENT_ID = "Duplicate Client ID"
 ERR_NOT_WEBSOCKET_PORT = (
@@ -75,6 +77,8 @@ class MqttListener:
         self.subjects: dict[str, str] = {}
         self.topics: dict[bytes, bytes] = {}
         self._listener: asyncio.base_events.Server | None = None
+        self._tls_socket: socket.socket | None = None  # `tls {}`: accepted by _accept_tls
+        self._accepting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind and log as nats-server (`Listening for MQTT clients on mqtt://h:p`)."""
@@ -92,14 +96,26 @@ class MqttListener:
                 raise ServerStartError(str(e)) from None
         port = 0 if opts.port == -1 else opts.port
         try:
-            self._listener = await self.server.loop.create_server(
-                lambda: MqttClient(self.server, self),
-                host=opts.host or None,
-                port=port,
-                reuse_address=True,
-                backlog=1024,
-                ssl=self.tls_context,
-            )
+            if self.tls_context is not None:
+                # TLS: accepted here, so that the connection exists (and is logged) before
+                # its handshake and a refused handshake is told as nats-server tells it
+                import socket
+
+                self._tls_socket = sock = socket.create_server(
+                    (opts.host or "", port), backlog=1024
+                )
+                sock.setblocking(False)
+                self._accepting = self.server.loop.create_task(self._accept_tls(sock))
+                bound = [sock]
+            else:
+                self._listener = await self.server.loop.create_server(
+                    lambda: MqttClient(self.server, self),
+                    host=opts.host or None,
+                    port=port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                bound = list(self._listener.sockets)
         except (OSError, OverflowError) as e:
             where = join_host_port(opts.host or "0.0.0.0", port)
             errno = getattr(e, "errno", None)
@@ -107,17 +123,36 @@ class MqttListener:
             raise ServerStartError(
                 f"Unable to listen for MQTT connections: listen tcp {where}: bind: {reason}"
             ) from None
-        sockets = self._listener.sockets
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.port = int(bound[0].getsockname()[1]) if bound else port
         scheme = "tls" if self.tls_context is not None else "mqtt"
         host = opts.host or "0.0.0.0"
         self.server.logger.notice(f"Listening for MQTT clients on {scheme}://{host}:{self.port}")
+
+    async def _accept_tls(self, listening: socket.socket) -> None:
+        loop = self.server.loop
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listening)
+            except asyncio.CancelledError:
+                raise
+            except OSError:
+                if self._tls_socket is None:
+                    return
+                await asyncio.sleep(0.01)  # out of descriptors: try again, as Go does
+                continue
+            loop.create_task(MqttClient(self.server, self).accept_tls(sock))
 
     def close(self) -> None:
         """Stop accepting (shutdown, lame duck); connected clients stay."""
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._accepting is not None:
+            self._accepting.cancel()
+            self._accepting = None
+        if self._tls_socket is not None:
+            self._tls_socket.close()
+            self._tls_socket = None
 
     def shutdown(self) -> None:
         self.close()
@@ -264,20 +299,97 @@ class MqttClient(MqttMessaging):
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self.last_read = self.start  # keep-alive's clock: when a packet last arrived
         self._sub_info: dict[bytes, SubInfo] = {}  # sid -> the filter it serves
+        self._handshaking = False  # `mqtt { tls {} }`: the TLS handshake is under way
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
         self.attach(base_transport)
         server = self.server
-        server.register_client(self)
-        if server.is_over_connection_limit():
-            self.close_connection("Maximum Connections Exceeded")
-            return
+        if self._handshaking:  # accept_tls registered it already, before the handshake
+            if self.closed:
+                base_transport.close()
+                return
+        else:
+            server.register_client(self)
+            if server.is_over_connection_limit():
+                self.close_connection("Maximum Connections Exceeded")
+                return
+        self._start()
+
+    def _start(self) -> None:
+        server = self.server
         self._task = server.loop.create_task(self._run())
         if self.authenticator.required:
             timeout = self.listener.options.auth_timeout or self.auth_timeout()
             self._auth_timer = server.loop.call_later(timeout, self._on_mqtt_auth_timeout)
+
+    async def accept_tls(self, sock: socket.socket) -> None:
+        """A connection on the TLS port: registered (and logged) first, then the first bytes
+        peeked and judged as Go's TLS judges them (not TLS at all, nothing before the
+        timeout, gone), then the handshake; a refused one is logged with nats-server's text
+        (`TLS handshake error: tls: client didn't provide a certificate`) and closes the
+        connection as `TLS Handshake Failure`."""
+        server = self.server
+        context = self.listener.tls_context
+        assert context is not None
+        try:
+            peer = sock.getpeername()
+            local = sock.getsockname()
+        except OSError:
+            sock.close()
+            return
+        self.host, self.port = str(peer[0]), int(peer[1])
+        self._handshaking = True
+        server.register_client(self)
+        if server.is_over_connection_limit():
+            sock.close()
+            self.close_connection("Maximum Connections Exceeded")
+            return
+        server.logger.debug(f"{self.log_prefix} - Starting TLS client connection handshake")
+        tls = self.listener.options.tls
+        timeout = (tls.timeout if tls is not None else 0) or DEFAULT_TLS_TIMEOUT_S
+        failure: Exception | None = None
+        passed = False
+        first = await peek_first_bytes(server.loop, sock, 5, timeout)
+        if first is None:
+            failure = TimeoutError()
+        elif not first:
+            failure = ConnectionResetError()
+        elif first[0] not in (0x15, 0x16) or (len(first) >= 3 and first[1] >= 0x10):
+            failure = NotTLSError()
+        elif not self.closed:
+            passed = True  # from here the transport (or its failure) closes the socket
+            try:
+                await server.loop.connect_accepted_socket(
+                    lambda: self, sock, ssl=context, ssl_handshake_timeout=timeout
+                )
+            except Exception as e:  # any failure closes this connection only
+                failure = e
+                if isinstance(e, ConnectionError) and len(first) < 5:
+                    failure = UnexpectedEOF()
+        self._handshaking = False
+        if failure is None:
+            return  # connection_made has the TLS transport
+        if not passed:
+            sock.close()
+        if not self.closed:
+            debug, text = handshake_error(failure, local, (self.host, self.port))
+            line = f"{self.log_prefix} - TLS handshake error: {text}"
+            if debug:
+                server.logger.debug(line)
+            else:
+                server.logger.error(line)
+            self.close_connection(REASON_TLS_FAILURE, abort=True)
+
+    def data_received(self, data: bytes) -> None:
+        """Any packet keeps the connection alive; only a PUBLISH counts as activity in
+        /connz (`last_activity`), as in nats-server."""
+        self.last_read = now = time.time()
+        active = self.last_activity
+        super().data_received(data)
+        if self.last_activity == now:
+            self.last_activity = active
 
     @property
     def authenticator(self) -> ConnectAuthenticator:
@@ -551,15 +663,6 @@ class MqttClient(MqttMessaging):
 
     # -- keep-alive --------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        """Any packet keeps the connection alive; only a PUBLISH counts as activity in
-        /connz (`last_activity`), as in nats-server."""
-        self.last_read = now = time.time()
-        active = self.last_activity
-        super().data_received(data)
-        if self.last_activity == now:
-            self.last_activity = active
-
     def _arm_keep_alive(self) -> None:
         limit = self.keep_alive * 1.5
         due = self.last_read + limit - time.time()
@@ -635,6 +738,89 @@ class MqttClient(MqttMessaging):
 
     def __repr__(self) -> str:
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
+
+
+class NotTLSError(Exception):
+    """The first bytes on the TLS port are not a TLS record."""
+
+
+class UnexpectedEOF(Exception):
+    """The client went away in the middle of a TLS record."""
+
+
+async def peek_first_bytes(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int, timeout: float
+) -> bytes | None:
+    """Up to `n` first bytes the client sent on an accepted socket, peeked (so they stay
+    for the TLS layer): b"" when it closed, None when it said nothing within `timeout`."""
+    import socket
+
+    peek = sock
+    first: asyncio.Future[bytes] = loop.create_future()
+
+    def readable() -> None:
+        if first.done():
+            return
+        try:
+            first.set_result(peek.recv(n, socket.MSG_PEEK))
+        except BlockingIOError:
+            return
+        except OSError:
+            first.set_result(b"")
+
+    loop.add_reader(peek.fileno(), readable)
+    try:
+        return await asyncio.wait_for(first, timeout)
+    except TimeoutError:
+        return None
+    finally:
+        loop.remove_reader(peek.fileno())
+
+
+def handshake_error(
+    e: Exception | None, local: tuple[str, int] | None, peer: tuple[str, int]
+) -> tuple[bool, str]:
+    """A failed server-side TLS handshake as nats-server (Go's crypto/tls) tells it:
+    (logged at debug level only, the text). A connection that is not TLS at all, or says
+    nothing until the timeout, is debug; a refused certificate or a client gone is an error."""
+    import ssl
+
+    if isinstance(e, NotTLSError):
+        return True, "tls: first record does not look like a TLS handshake"
+    if isinstance(e, UnexpectedEOF):
+        return False, "unexpected EOF"
+    if isinstance(e, ConnectionAbortedError | TimeoutError):  # `tls { timeout }`
+        here = f"{local[0]}:{local[1]}" if local else "-"
+        return True, f"read tcp {here}->{peer[0]}:{peer[1]}: i/o timeout"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        if e.verify_code in (10, 9):  # expired, not yet valid
+            return (
+                False,
+                "tls: failed to verify certificate: x509: certificate has expired or is not yet valid",
+            )
+        return (
+            False,
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+        )
+    if isinstance(e, ssl.SSLError):
+        reason = e.reason or ""
+        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return False, "tls: client didn't provide a certificate"
+        if reason in (
+            "WRONG_VERSION_NUMBER",
+            "HTTP_REQUEST",
+            "HTTPS_PROXY_REQUEST",
+            "UNKNOWN_PROTOCOL",
+        ):
+            return True, "tls: first record does not look like a TLS handshake"
+        if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"):
+            return False, "tls: client offered only unsupported versions"
+        if reason == "NO_SHARED_CIPHER":
+            return False, "tls: no cipher suite supported by both client and server"
+        return False, str(e)
+    if isinstance(e, ConnectionError):  # gone before (or in the middle of) its hello
+        return False, "EOF"
+    return False, str(e)
 
 
 def _go_number(seconds: float) -> float | int:

@@ -430,9 +430,7 @@ class Server:
         self.clients[client.cid] = client
         self.total_connections += 1
         client.account.clients.add(client)
-        self.logger.debug(
-            f"{client.host}:{client.port} - cid:{client.cid} - Client connection created"
-        )
+        self.logger.debug(f"{client.log_prefix} - Client connection created")
 
     def tls_handshake_allowed(self) -> bool:
         """`connection_rate_limit`: whether one more TLS handshake fits in this second."""
