@@ -39,6 +39,10 @@ from .subjects import is_literal, matches_all, subject_matches
 
 _LINEAR_SCAN_LIMIT = 4096  # slots a wildcard load_next walks before switching to per-subject
 
+# `_new_tuple(Removal, fields)` without the NamedTuple constructor's Python frame (one per
+# message a limit removes: every KV put replaces the previous revision)
+_new_tuple = tuple.__new__
+
 
 class IndexedStore:
     def __init__(self, config: StoreConfig, with_locations: bool) -> None:
@@ -535,7 +539,7 @@ class IndexedStore:
     def _remove_by_limit(self, seq: int, reason: RemovalReason, out: list[Removal]) -> None:
         result = self._index.remove(seq)
         if result is not None:
-            out.append(Removal(seq, result[0], reason, result[2]))
+            out.append(_new_tuple(Removal, (seq, result[0], reason, result[2])))
 
     def _report(self, removed: list[Removal]) -> None:
         if removed and self.on_removed is not None:
