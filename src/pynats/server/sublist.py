@@ -275,11 +275,16 @@ class Sublist:
                     links[sub.client] = None
                 else:
                     local.append(sub)
-            result = SublistResult(
-                tuple(local),
-                tuple(_weighted(members) for members in groups.values()),
-                tuple((s, subject + b" " + s.sid + b" ") for s in local),
-                tuple(links),
+            # built by tuple.__new__: a NamedTuple's own constructor is a Python function,
+            # and uncached subjects (every ack) come through here
+            result = tuple.__new__(
+                SublistResult,
+                (
+                    tuple(local),
+                    tuple(_weighted(members) for members in groups.values()),
+                    tuple((s, subject + b" " + s.sid + b" ") for s in local),
+                    tuple(links),
+                ),
             )
         else:
             result = EMPTY_RESULT
