@@ -635,15 +635,23 @@ class ClientConnection(Connection):
         in in_msgs/in_bytes by the parser."""
         account = self.account
         if (
-            reply is None
-            and not hdr_len
+            not hdr_len
             and account.mappings is None
             and self.pub_allowed is None
             and not self.checks
         ):
-            # the common case, none of the checks below can apply
-            route_message(self, account, subject, None, 0, payload)
-            return
+            # the common cases, where none of the checks below can apply: a plain message,
+            # or a request whose reply is not one of the server's own prefixes
+            if reply is None:
+                route_message(self, account, subject, None, 0, payload)
+                return
+            if not reply.startswith(RESERVED_REPLY_PREFIXES):
+                if (
+                    not route_message(self, account, subject, reply, 0, payload)
+                    and self.no_responders
+                ):
+                    self.send_no_responders(subject, reply)
+                return
         mappings = account.mappings
         published = subject
         if mappings is not None:  # permissions apply to where the message goes (as Go does)
