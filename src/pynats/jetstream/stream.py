@@ -157,6 +157,7 @@ class Stream:
         self._interest = cfg.retention == "interest"
         self._counter = cfg.allow_msg_counter
         self._has_ttl_timer = cfg.max_age > 0 or cfg.allow_msg_ttl
+        self._has_max_age = cfg.max_age > 0
         self._transform: SubjectTransform | None = None
         st = cfg.subject_transform
         if st is not None and st.dest:
@@ -445,8 +446,12 @@ class Stream:
             listener.on_stored(seq, subject)
         if self.scheduler is not None and headers and b"Nats-Schedule:" in headers:
             self.scheduler.track(subject, seq, ts, headers, restart=False)
-        if self._has_ttl_timer and (
-            self._expiry_timer is None or (ttl > 0 and ts + ttl < self._expiry_at)
+        # a message expires by max_age or by its own TTL: without either (a KV put in a bucket
+        # that allows TTLs, mostly) it cannot bring the next expiry forward
+        if (
+            self._has_ttl_timer
+            and (ttl > 0 or self._has_max_age)
+            and (self._expiry_timer is None or (ttl > 0 and ts + ttl < self._expiry_at))
         ):
             self._arm_expiry()
 
