@@ -1014,3 +1014,190 @@ def test_tls_handshake_errors_as_nats_server(tmp_path: Path) -> None:
         ]
         assert lines[3:] == ["[DBG] <client> - Client connection closed: TLS Handshake Failure"]
     assert found["pynats"] == go
+
+
+def both(scenario: Any, tmp_path: Path) -> dict[str, Any]:
+    """`scenario(kind, tmp)` on nats-server and on pynats at once: what each returned."""
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = {"error": repr(e)}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return found
+
+
+def connect_each(port: int, logins: dict[str, tuple[str, bytes]]) -> dict[str, bytes]:
+    """One connection per client ID with (user, password): its CONNACK, and when accepted
+    the SUBACK of `ok/x` and `no/x` (what its permissions allow)."""
+    seen: dict[str, bytes] = {}
+    for cid, (user, password) in logins.items():
+        sock, seen[cid] = raw_connect(
+            port, mp.Connect("MQTT", 4, True, 0, cid, None, user, password)
+        )
+        if seen[cid] == bytes((0x20, 2, 0, 0)):
+            sock.sendall(mp.subscribe_packet(mp.Subscribe(1, [("ok/x", 0), ("no/x", 0)])))
+            seen[f"{cid} suback"] = sock.recv(6)
+        sock.close()
+    return seen
+
+
+def client_lines(server: RunningServer, clients: list[str]) -> dict[str, list[str]]:
+    """The distinct log lines about each client ID, without prefix and address."""
+    out: dict[str, list[str]] = {}
+    for cid in clients:
+        lines = [
+            CLIENT_RE.sub("<client>", LOG_PREFIX_RE.sub("", x))
+            for x in server.log_lines
+            if f' - "{cid}" - ' in x
+        ]
+        out[cid] = sorted(set(lines))
+    return out
+
+
+def operator_scenario(kind: str, tmp: Path) -> dict[str, Any]:
+    """Operator mode: the user JWT is the MQTT password (a bearer token: MQTT has no nonce
+    to sign), the account JWT's storage limits give it JetStream; a JWT that must sign the
+    nonce, or whose `allowed_connection_types` lack MQTT, is refused with CONNACK 5."""
+    from tests.support import jwts
+
+    op, sys_acc, app = jwts.operator(), jwts.account(), jwts.account()
+    (tmp / "op.jwt").write_text(jwts.operator_jwt(op))
+    js = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+    cfg = tmp / "mqtt.conf"
+    cfg.write_text(
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        f'operator: "{tmp / "op.jwt"}"\nsystem_account: {sys_acc.public_key}\n'
+        "resolver: MEMORY\nresolver_preload: {\n"
+        f'  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"\n'
+        f'  {app.public_key}: "{jwts.account_jwt(op, app, "APP", js)}"\n'
+        "}\n"
+        'mqtt { listen: "127.0.0.1:-1" }\n'
+    )
+    ok = {"pub": {"allow": ["ok.>"]}, "sub": {"allow": ["ok.>"]}}
+    bearer: dict[str, Any] = {"bearer_token": True}
+    users = {
+        "bearer": jwts.user_jwt(app, jwts.user(), "b", {**ok, **bearer}),
+        "signed": jwts.user_jwt(app, jwts.user(), "s"),
+        "standard": jwts.user_jwt(
+            app, jwts.user(), "t", {**bearer, "allowed_connection_types": ["STANDARD"]}
+        ),
+        "mqtt": jwts.user_jwt(
+            app, jwts.user(), "m", {**bearer, "allowed_connection_types": ["MQTT"]}
+        ),
+    }
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    try:
+        port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        seen: dict[str, Any] = connect_each(
+            port, {cid: ("anyone", token.encode()) for cid, token in users.items()}
+        )
+        server.wait_for_log(r'"standard" - unable to connect')
+        seen["logs"] = client_lines(server, list(users))
+        return seen
+    finally:
+        server.stop()
+
+
+def test_operator_mode_users_as_nats_server(tmp_path: Path) -> None:
+    found = both(operator_scenario, tmp_path)
+    go = found["go"]
+    accepted, refused = bytes((0x20, 2, 0, 0)), bytes((0x20, 2, 0, 5))
+    assert [go[c] for c in ("bearer", "signed", "standard", "mqtt")] == [
+        accepted,
+        refused,
+        refused,
+        accepted,
+    ], go
+    assert go["bearer suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # the JWT's permissions
+    assert go["mqtt suback"] == bytes((0x90, 4, 0, 1, 0, 0))
+    assert go["logs"]["standard"] == [
+        '[ERR] <client> - "standard" - authentication error - User "anyone"',
+        '[ERR] <client> - "standard" - unable to connect: authentication error',
+    ]
+    assert found["pynats"] == go
+
+
+def callout_scenario(kind: str, tmp: Path) -> dict[str, Any]:
+    """`authorization { auth_callout {} }`: the service is asked about MQTT clients (its
+    request says `"type": "mqtt"` and the client ID, `mqtt_id`) and places them in an account
+    with permissions, or refuses them (an error, or no answer): CONNACK 5."""
+    from tests.integration.test_auth_callout import (
+        APP_PERMISSIONS,
+        CalloutService,
+        Keys,
+        answer,
+        user_jwt,
+    )
+
+    keys = Keys()
+    cfg = tmp / "mqtt.conf"
+    cfg.write_text(
+        f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
+        "accounts {\n  AUTH { users: [ {user: auth, password: auth} ] }\n"
+        "  APP { jetstream: enabled }\n}\n"
+        "authorization {\n  timeout: 0.5\n"
+        f"  auth_callout {{ issuer: {keys.issuer.public_key}, auth_users: [ auth ], account: AUTH }}\n"
+        "}\n"
+        'mqtt { listen: "127.0.0.1:-1" }\n'
+    )
+    server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    service = CalloutService(keys)
+
+    async def good(claims: dict[str, Any]) -> bytes:
+        placed = user_jwt(keys.issuer, claims, "APP", permissions=APP_PERMISSIONS)
+        return answer(keys, claims, user_jwt=placed)
+
+    async def bad(claims: dict[str, Any]) -> bytes:
+        return answer(keys, claims, error="not you")
+
+    service.answers = {"good": good, "bad": bad}
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(service.start(server.url), loop).result(5)
+        port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
+        logins = {f"c-{who}": (who, b"pw") for who in ("good", "bad", "silent")}
+        seen: dict[str, Any] = connect_each(port, logins)
+        server.wait_for_log(r'"c-silent" - unable to connect')
+        seen["requests"] = [
+            (
+                {k: v for k, v in r["nats"]["client_info"].items() if k not in ("id", "host")},
+                r["nats"]["connect_opts"],
+            )
+            for r in service.requests
+        ]
+        seen["logs"] = client_lines(server, list(logins))
+        return seen
+    finally:
+        asyncio.run_coroutine_threadsafe(service.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.stop()
+
+
+def test_auth_callout_as_nats_server(tmp_path: Path) -> None:
+    found = both(callout_scenario, tmp_path)
+    go = found["go"]
+    assert go["c-good"] == bytes((0x20, 2, 0, 0)), go
+    assert go["c-good suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # the answer's permissions
+    assert go["c-bad"] == go["c-silent"] == bytes((0x20, 2, 0, 5))
+    assert go["requests"][0] == (
+        {"user": "good", "kind": "Client", "type": "mqtt", "mqtt_id": "c-good"},
+        {"auth_token": "pw", "user": "good", "pass": "pw", "protocol": 0},
+    )
+    assert go["logs"]["c-silent"] == [
+        '[ERR] <client> - "c-silent" - authentication error - User "silent"',
+        '[ERR] <client> - "c-silent" - unable to connect: authentication error',
+    ]
+    assert found["pynats"] == go

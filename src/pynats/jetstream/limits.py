@@ -34,6 +34,34 @@ class AccountLimits:
         return dataclasses.asdict(self)
 
 
+def jwt_account_limits(claims: dict[str, Any]) -> AccountLimits | None:
+    """An account JWT's `limits` -> its JetStream limits; None (JetStream off) unless it
+    allows memory or disk storage, at the top or in a tier (`tiered_limits`, whose first
+    tier is taken)."""
+    tiers = claims.get("tiered_limits")
+    if isinstance(tiers, dict) and tiers:
+        tier = next(iter(tiers.values()))
+        claims = tier if isinstance(tier, dict) else {}
+    memory, disk = int(claims.get("mem_storage") or 0), int(claims.get("disk_storage") or 0)
+    if not memory and not disk:
+        return None
+
+    def number(key: str) -> int:
+        value = claims.get(key)
+        return int(value) if isinstance(value, int) and value else UNLIMITED
+
+    return AccountLimits(
+        max_memory=memory,
+        max_storage=disk,
+        max_streams=number("streams"),
+        max_consumers=number("consumer"),
+        max_ack_pending=number("max_ack_pending"),
+        memory_max_stream_bytes=number("mem_max_stream_bytes"),
+        storage_max_stream_bytes=number("disk_max_stream_bytes"),
+        max_bytes_required=bool(claims.get("max_bytes_required")),
+    )
+
+
 def limits_from_config(value: Any) -> AccountLimits | None:
     """An account's `jetstream` setting -> its limits, or None when JetStream is off.
 

@@ -43,7 +43,7 @@ from .config import (
     subjects_overlap,
 )
 from .errors import api_error
-from .limits import AccountLimits, limits_from_config
+from .limits import AccountLimits, jwt_account_limits, limits_from_config
 from .store import (
     ConsumerState,
     ConsumerStore,
@@ -310,6 +310,11 @@ class JetStream:
                 declared[acc] = value
         if name in declared:
             return limits_from_config(declared[name])
+        opts = self.server.options
+        if opts.trusted_operators or opts.trusted_keys:
+            # an account JWT turns JetStream on with storage limits (nats-server's
+            # `mem_storage`/`disk_storage`, or tiered limits)
+            return jwt_account_limits(self.server.authenticator.account_limits(name))
         if name == const.GLOBAL_ACCOUNT and not any(
             limits_from_config(v) is not None for v in declared.values()
         ):

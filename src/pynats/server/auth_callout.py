@@ -561,6 +561,8 @@ class AuthCalloutService:
         client_info["kind"] = client.callout_kind
         if client.callout_type:
             client_info["type"] = client.callout_type
+        if mqtt_id := getattr(client, "mqtt_id", ""):
+            client_info["mqtt_id"] = mqtt_id  # an MQTT client's client ID
         if isinstance(connect.get("sig"), str) and connect["sig"]:
             client_info["nonce"] = client.nonce
         opts: dict[str, Any] = {}

@@ -495,7 +495,7 @@ class ClientConnection(Connection):
         proxy_required = result.proxy_required or (result.jwt_claims or {}).get("proxy_required")
         if proxy_required and not self.proxy_key:
             self._refuse_proxied("proxy connection required", "Proxy Required")
-        kind = "WEBSOCKET" if self.is_websocket else "STANDARD"
+        kind = self.connection_type
         if not connection_type_allowed(result, kind):
             server.logger.error(
                 f'{self.log_prefix} - "{self._client_label()}" - authentication error - '
@@ -577,6 +577,11 @@ class ClientConnection(Connection):
     @property
     def callout_type(self) -> str:
         return "websocket" if self.is_websocket else "nats"
+
+    @property
+    def connection_type(self) -> str:
+        """Its name among a user's `allowed_connection_types`."""
+        return "WEBSOCKET" if self.is_websocket else "STANDARD"
 
     @property
     def verifies_peer(self) -> bool:

@@ -24,7 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import mqtt_packets as mp
-from .auth import Authenticator, AuthResult, _user_result
+from .auth import Authenticator, AuthResult, _user_result, connection_type_allowed
 from .conf.units import go_quote
 from .connection import REASON_CLIENT_CLOSED, REASON_READ_ERROR, REASON_TLS_FAILURE
 from .mqtt_messaging import MqttMessaging, SubInfo, pub_headers, unique_id
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import ssl
 
     from .auth import ConnectAuthenticator
+    from .auth_callout import CalloutTarget
     from .options import MqttOptions
     from .server import Server
 
@@ -300,6 +301,8 @@ class MqttClient(MqttMessaging):
         self.last_read = self.start  # keep-alive's clock: when a packet last arrived
         self._sub_info: dict[bytes, SubInfo] = {}  # sid -> the filter it serves
         self._handshaking = False  # `mqtt { tls {} }`: the TLS handshake is under way
+        # an auth callout's answer awaited by CONNECT (None: refused)
+        self._callout_wait: asyncio.Future[AuthResult | None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -394,6 +397,11 @@ class MqttClient(MqttMessaging):
     @property
     def authenticator(self) -> ConnectAuthenticator:
         return cast(Any, self.listener.authenticator)
+
+    @property
+    def connection_type(self) -> str:
+        """Its name among a user's `allowed_connection_types` (nats-server's)."""
+        return "MQTT_WS" if self.over_websocket else "MQTT"
 
     def _schedule_first_ping(self) -> None:
         """MQTT clients are not sent NATS PINGs: keep-alive is theirs to drive."""
@@ -542,10 +550,17 @@ class MqttClient(MqttMessaging):
         connect: dict[str, Any] = {}
         if c.username is not None:
             connect["user"] = c.username
-        if password is not None:  # the password is also the token (a user name is not)
+        if password is not None:  # the password is also the token and the user JWT
             connect["pass"] = password
             connect["auth_token"] = password
+            connect["jwt"] = password  # (a bearer one: MQTT has no nonce to sign)
         self.connect_opts = connect
+        callout = server.auth_callout
+        if callout is not None and self.authenticator.required:
+            target = callout.config_target(connect)
+            if target is not None:
+                await self._connect_by_callout(c, connect, target)
+                return
         identities: list[str] = []
         tls = self.listener.options.tls
         if tls is not None and tls.verify_and_map and self.transport is not None:
@@ -554,6 +569,8 @@ class MqttClient(MqttMessaging):
 
             identities = certificate_identities(self.transport.get_extra_info("peercert"))
         result, why = self.authenticator.authenticate(connect, "", identities)
+        if result is not None and not connection_type_allowed(result, self.connection_type):
+            result = None  # `allowed_connection_types` without MQTT: a failed login
         if result is None:
             detail = ""
             if why.startswith('User "'):
@@ -564,6 +581,45 @@ class MqttClient(MqttMessaging):
             server.logger.error(f"{self.error_label} - unable to connect: authentication error")
             self._refuse(mp.NOT_AUTHORIZED, REASON_AUTH)
             return
+        if callout is not None:
+            target = callout.account_target(result)
+            if target is not None:  # operator mode: the account's callout decides
+                await self._connect_by_callout(c, connect, target)
+                return
+            result = callout.admitting(result)
+        await self._connected(c, result)
+
+    async def _connect_by_callout(
+        self, c: mp.Connect, connect: dict[str, Any], target: CalloutTarget
+    ) -> None:
+        """The auth callout service decides (its request names an MQTT client: `"type":
+        "mqtt"`, `"mqtt_id"`); refused or unanswered, CONNACK 5."""
+        callout = self.server.auth_callout
+        assert callout is not None
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        decided: asyncio.Future[AuthResult | None] = self.server.loop.create_future()
+        self._callout_wait = decided
+        self._callout = callout.start(_CalloutParty(self, decided), connect, target)
+        if self._callout is None and not decided.done():
+            decided.set_result(None)
+        result = await decided
+        self._callout = None
+        self._callout_wait = None
+        if self.closed:
+            return
+        if result is None:
+            self.server.logger.error(
+                f"{self.error_label} - unable to connect: authentication error"
+            )
+            self._refuse(mp.NOT_AUTHORIZED, REASON_AUTH)
+            return
+        await self._connected(c, result)
+
+    async def _connected(self, c: mp.Connect, result: AuthResult) -> None:
+        """Authenticated as `result`: admitted to its account, then the session."""
+        server = self.server
         try:
             self._admit(result)
         except ProtocolError:
@@ -683,6 +739,9 @@ class MqttClient(MqttMessaging):
     # -- closing -----------------------------------------------------------------------------
 
     def on_closed(self) -> None:
+        wait = self._callout_wait
+        if wait is not None and not wait.done():
+            wait.set_result(None)
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
@@ -738,6 +797,68 @@ class MqttClient(MqttMessaging):
 
     def __repr__(self) -> str:
         return f"{self.log_prefix} - {self.mqtt_client_id!r}"
+
+
+class _CalloutParty:
+    """An MQTT CONNECT as the auth callout sees it (auth_callout.CalloutParty): the client,
+    named as nats-server's MQTT errors name it, whose CONNECT task awaits `decided` (the
+    result, or None when refused) instead of being closed or admitted by the service."""
+
+    callout_kind = "Client"
+    callout_type = "mqtt"
+
+    def __init__(self, client: MqttClient, decided: asyncio.Future[AuthResult | None]) -> None:
+        self.client = client
+        self.decided = decided
+
+    @property
+    def server(self) -> Server:
+        return self.client.server
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+    @property
+    def cid(self) -> int:
+        return self.client.cid
+
+    @property
+    def transport(self) -> Any:
+        return self.client.transport
+
+    @property
+    def closed(self) -> bool:
+        return self.client.closed or self.decided.done()
+
+    @property
+    def log_prefix(self) -> str:
+        return self.client.error_label
+
+    @property
+    def connect_opts(self) -> dict[str, Any] | None:
+        return self.client.connect_opts
+
+    @property
+    def nonce(self) -> str:
+        return ""
+
+    @property
+    def mqtt_id(self) -> str:
+        return self.client.mqtt_client_id
+
+    @property
+    def verifies_peer(self) -> bool:
+        tls = self.client.listener.options.tls
+        return tls is not None and bool(tls.verify or tls.verify_and_map)
+
+    def close_with_error(self, err: str | None, reason: str) -> None:
+        if not self.decided.done():
+            self.decided.set_result(None)
+
+    def finish_callout(self, result: AuthResult) -> None:
+        if not self.decided.done():
+            self.decided.set_result(result)
 
 
 class NotTLSError(Exception):
