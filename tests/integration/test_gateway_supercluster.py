@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,61 @@ async def test_a_departed_servers_gateway_url_is_dropped(
         assert len(inbound(b, "A")) <= 1
     finally:
         stop(a1, a2, b)
+
+
+PKI = Path(__file__).parent.parent / "data" / "cluster" / "pki"
+
+
+def tls_block(cert_file: str, key_file: str, ca_file: str) -> str:
+    return (
+        f'tls {{ cert_file: "{cert_file}", key_file: "{key_file}", ca_file: "{ca_file}",'
+        " verify: true, timeout: 3 }"
+    )
+
+
+@pytest.mark.parametrize("kinds", [("py", "go"), ("go", "py")], ids=["A=py,B=go", "A=go,B=py"])
+async def test_a_reload_of_the_gateway_tls_block_takes_effect(
+    tmp_path: Path, kinds: tuple[str, str]
+) -> None:
+    """A and B are linked over TLS from one CA. A reloads its gateway `tls {}` with a
+    certificate of another CA (the links up stay), and B is restarted with that other CA
+    only: B's new link to A (A's listener) and A's new link to B (A's dialling) are made
+    with the reloaded settings, as nats-server applies them."""
+    from tests.support.staple_pki import StaplePKI
+
+    second = StaplePKI(tmp_path, "")
+    issued = second.issue("gateway", ocsp_url=None)
+    old_tls = tls_block(str(PKI / "server.pem"), str(PKI / "server-key.pem"), str(PKI / "ca.pem"))
+    new_tls = tls_block(issued.cert_file, issued.key_file, second.ca_file)
+    a = Node(kinds[0], f"{kinds[0].upper()}-A", "A", free_port())
+    b = Node(kinds[1], f"{kinds[1].upper()}-B", "B", free_port())
+    try:
+        start(a, [b], tmp_path, inside=old_tls)
+        start(b, [a], tmp_path, inside=old_tls)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            step=0.05,
+            what="the gateway links",
+            explain=lambda: explain(a, b),
+        )
+        assert a.server is not None and b.server is not None
+        before = a.gatewayz()["outbound_gateways"]["B"]["connection"]["cid"]
+        conf = tmp_path / f"{a.name}.conf"
+        conf.write_text(conf.read_text().replace(old_tls, new_tls))
+        a.server.signal(signal.SIGHUP)
+        a.server.wait_for_log("Reloaded server configuration")
+        assert a.gatewayz()["outbound_gateways"]["B"]["connection"]["cid"] == before
+        b.server.stop()
+        b.server = None
+        start(b, [a], tmp_path, inside=new_tls)
+        await wait_until(
+            lambda: a.linked_to("B") and b.linked_to("A"),
+            timeout=10,
+            step=0.05,
+            what="the gateway links with the reloaded TLS",
+            explain=lambda: explain(a, b),
+        )
+        assert a.gatewayz()["outbound_gateways"]["B"]["connection"]["cid"] != before
+    finally:
+        stop(a, b)

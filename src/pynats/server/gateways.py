@@ -462,6 +462,9 @@ class Gateways:
         self.tls_context: ssl.SSLContext | None = None
         self.client_tls_context: ssl.SSLContext | None = None
         self._listener: asyncio.base_events.Server | None = None
+        # the context the listener was opened with, and its own SNI callback (see reload)
+        self._listener_tls: ssl.SSLContext | None = None
+        self._listener_sni: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._watched: set[str] = set()
@@ -566,14 +569,7 @@ class Gateways:
         opts = self.options
         if opts.tls is not None:
             self.tls_context, self.client_tls_context = link_tls_contexts(opts.tls)
-        self._listener, self.port = await open_listener(
-            server,
-            lambda: GatewayConnection(server, self),
-            opts.host,
-            opts.port,
-            self.tls_context,
-            "gateway",
-        )
+        await self._listen(opts.port)
         from .server import join_host_port
 
         log = server.logger
@@ -592,6 +588,66 @@ class Gateways:
             log.notice(f"Address for gateway {_quote(self.name)} is {self.url}")
         # the route INFO carries it: the other servers of the cluster advertise it too
         server.route_info_extra["gateway_url"] = self.url
+
+    async def _listen(self, port: int) -> None:
+        server = self.server
+        context = self.tls_context
+        self._listener, self.port = await open_listener(
+            server,
+            lambda: GatewayConnection(server, self),
+            self.options.host,
+            port,
+            context,
+            "gateway",
+        )
+        self._listener_tls = context
+        if context is not None:
+            self._listener_sni = context.sni_callback
+            context.sni_callback = self._select_tls
+
+    def _select_tls(self, ssl_object: Any, server_name: str | None, _ctx: Any) -> None:
+        """Each handshake on the listener takes the TLS settings of the last reload."""
+        current = self.tls_context
+        if current is None:
+            return
+        if current is self._listener_tls:
+            callback = self._listener_sni
+        else:
+            ssl_object.context = current
+            callback = current.sni_callback
+        if callback is not None:
+            callback(ssl_object, server_name, current)
+
+    def reload_tls(
+        self, options: GatewayOptions, contexts: tuple[ssl.SSLContext | None, ssl.SSLContext | None]
+    ) -> None:
+        """A reload: the block's TLS (files read again) for the connections accepted and
+        dialled from now on, as nats-server applies it; those up stay as they are. The
+        configured gateways' own `tls {}` blocks are taken again too."""
+        self.options = options
+        had_tls = self.tls_context is not None
+        self.tls_context, self.client_tls_context = contexts
+        for rg in options.gateways:
+            remote = self.remotes.get(rg.name)
+            if remote is not None and not remote.implicit:
+                remote.tls = rg.tls
+        if had_tls != (self.tls_context is not None) and self._listener is not None:
+            # TLS switched on or off: a listener with (or without) it, on the same port
+            self._listener.close()
+            self._listener = None
+            task = self.server.loop.create_task(self._relisten())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _relisten(self) -> None:
+        from .server import ServerStartError
+
+        if self._stopping:
+            return
+        try:
+            await self._listen(self.port)
+        except ServerStartError as e:
+            self.server.logger.error(str(e))
 
     def _route_peer(self, name: str, info: Any) -> None:
         """A server joined this cluster: its gateway URL is the cluster's too; the clusters

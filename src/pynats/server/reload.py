@@ -153,6 +153,7 @@ def reload_config(server: Server) -> list[str]:
     _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
+    gateway_tls = _gateway_tls(server, new)
     refused, mqtt_lines = mqtt_reload(server, old.mqtt, new.mqtt)
     if refused:
         raise ReloadError(refused)
@@ -187,6 +188,8 @@ def reload_config(server: Server) -> list[str]:
             cluster.options_changed()
         if added or removed:
             cluster.routes_changed(added, removed)
+    if gateway_tls is not None and server.gateways is not None:
+        server.gateways.reload_tls(new.gateway, gateway_tls)
     mqtt_listener = getattr(server, "mqtt", None)  # (a test's stand-in server may have none)
     if mqtt_listener is not None:
         mqtt_listener.options = new.mqtt  # new consumers follow the reloaded settings
@@ -622,6 +625,23 @@ def _check_gateway(server: Server, old: Options, new: Options) -> None:
     before, after = compared(old), compared(new)
     if before != after:
         raise ReloadError(f"config reload not supported for Gateway: old={before}, new={after}")
+
+
+def _gateway_tls(server: Server, new: Options) -> tuple[Any, Any] | None:
+    """The gateway block's TLS contexts, built again from its files on every reload (as
+    nats-server does: a rotated certificate counts from the next connection); a bad block
+    refuses the reload. None without gateways."""
+    if getattr(server, "gateways", None) is None:
+        return None
+    if new.gateway.tls is None:
+        return None, None
+    from .connection import link_tls_contexts
+    from .server import ServerStartError
+
+    try:
+        return link_tls_contexts(new.gateway.tls)
+    except ServerStartError as e:
+        raise ReloadError(str(e)) from None
 
 
 # -- websocket ---------------------------------------------------------------------------------
