@@ -6,7 +6,9 @@ account's receiver is in one cluster and the importing client in the other (both
 `$SYS` events (account CONNECT/DISCONNECT, STATSZ) reach the system-account subscribers of
 the other cluster, every server of the supercluster answers `$SYS.REQ.SERVER.PING.*`, and
 STATSZ lists the server's gateways as nats-server's does; when a server leaves a cluster,
-its gateway URL leaves the gateway INFO of the others and what the other cluster dials.
+its gateway URL leaves the gateway INFO of the others and what the other cluster dials; a
+reload of the gateway `tls {}` counts for the next connections, accepted and dialled; an
+unresolvable gateway host is logged with nats-server's text.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import nats
 import pytest
 from tests.integration.test_gateways import Node, explain, gateway_urls, inbound, shape, start
 from tests.support.ports import free_port
+from tests.support.servers import start_server
 from tests.support.waiting import wait_until
 
 ACCOUNTS = """
@@ -365,3 +368,34 @@ async def test_a_reload_of_the_gateway_tls_block_takes_effect(
         assert a.gatewayz()["outbound_gateways"]["B"]["connection"]["cid"] != before
     finally:
         stop(a, b)
+
+
+def test_an_unresolvable_gateway_url_is_logged_as_nats_server_logs_it(tmp_path: Path) -> None:
+    """A configured gateway whose host does not resolve: each attempt logs nats-server's
+    `Error getting IP ...: lookup <host> on <nameserver>:53: no such host` (pynats names the
+    first resolv.conf nameserver, as Go's resolver does)."""
+    import re
+
+    servers = []
+    try:
+        for kind in ("go", "py"):
+            conf = tmp_path / f"{kind}.conf"
+            conf.write_text(
+                f"gateway {{ name: A, listen: 127.0.0.1:{free_port()},"
+                ' gateways: [{name: B, url: "nats://nowhere.invalid:4567"}] }\n'
+            )
+            servers.append(start_server(["-c", str(conf)], oracle=kind == "go"))
+        lines = []
+        for server in servers:
+            line = server.wait_for_log(r"Error getting IP for explicit gateway", timeout=5)
+            lines.append(re.sub(r"^\[\d+\] \S+ \S+ ", "", line))
+        if not lines[0].endswith(": no such host"):
+            pytest.skip(f"this machine's resolver does not answer: {lines[0]}")
+        assert lines[1] == lines[0]
+        assert lines[0].startswith(
+            '[ERR] Error getting IP for explicit gateway "B" (nowhere.invalid:4567): '
+            'lookup for host "nowhere.invalid": lookup nowhere.invalid'
+        )
+    finally:
+        for server in servers:
+            server.stop()

@@ -991,10 +991,9 @@ class Gateways:
                             host, port, type=socket.SOCK_STREAM
                         )
                     except OSError:
-                        # nats-server adds its resolver's address (`on <ip>:53`), unknown here
                         log.error(
                             f"Error getting IP for {kind} gateway {_quote(remote.name)} "
-                            f'({given}): lookup for host "{host}": lookup {host}: no such host'
+                            f'({given}): lookup for host "{host}": {_lookup_error(host)}'
                         )
                         continue
                     ip = str(random.choice(found)[4][0])
@@ -1317,6 +1316,31 @@ def _host_port_pair(url: str) -> tuple[str, int]:
 def _host_port(url: str) -> str:
     host, port = _host_port_pair(url)
     return f"{host}:{port}"
+
+
+@functools.lru_cache(maxsize=1)
+def _nameserver(resolv_conf: str = "/etc/resolv.conf") -> str:
+    """The first `nameserver` of resolv.conf as `host:53` (the one nats-server's Go
+    resolver asks first, and names in a failed lookup), or "" without one."""
+    try:
+        with open(resolv_conf, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 2 and fields[0] == "nameserver":
+                    from .server import join_host_port
+
+                    return join_host_port(fields[1].split("%")[0], 53)
+    except OSError:
+        pass
+    return ""
+
+
+def _lookup_error(host: str) -> str:
+    """Go's error for a name that does not resolve (`lookup <host> on <ns>:53: no such
+    host`)."""
+    server = _nameserver()
+    where = f" on {server}" if server else ""
+    return f"lookup {host}{where}: no such host"
 
 
 def _dial_error(host: str, port: int, e: BaseException) -> str:
