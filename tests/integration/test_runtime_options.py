@@ -4,6 +4,7 @@ and the Go server and compared by what clients, the log and /varz show: feature 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -102,6 +103,64 @@ async def test_default_js_domain_maps_an_accounts_jetstream_api(kind: str, tmp_p
             await nc.publish("$JS.API.INFO", b"")
             assert (await sub.next_msg(2)).subject == expected
             await nc.close()
+
+
+ACK_FC_V2 = """
+jetstream {{ store_dir: "{store}", domain: hub }}
+feature_flags {{ js_ack_fc_v2: true }}
+"""
+
+
+async def v2_subjects(srv: RunningServer) -> tuple[str, str, int]:
+    """The ack reply of a pulled message and the flow control subject of a push consumer,
+    with the numbers blanked; and how many acks stayed pending after acking all."""
+    nc = await connect(f"nats://127.0.0.1:{srv.port}")
+    js = nc.jetstream(domain="hub")
+    await js.add_stream(name="S", subjects=["s.>"], storage="memory")
+    for _ in range(3000):  # 3 MB: push flow control asks before that
+        await nc.publish("s.x", b"p" * 1024)
+    await js.publish("s.x", b"p" * 1024)  # stored after the others
+    pull = await js.pull_subscribe("s.x", durable="D")
+    msgs = await pull.fetch(400, timeout=5)
+    reply = re.sub(r"\.\d+", ".N", msgs[0].reply)
+    for m in msgs:
+        await m.ack()
+    requests: list[Any] = []
+
+    async def keep(m: Any) -> None:
+        if m.reply:
+            requests.append(m)
+
+    inbox = nc.new_inbox()
+    # a subscriber that answers nothing: the server asks for flow control on its own
+    await nc.subscribe(inbox, cb=keep)
+    await js._jsm.add_consumer(
+        "S", durable_name="P", deliver_subject=inbox, flow_control=True, idle_heartbeat=1.0
+    )
+    deadline = time.monotonic() + 5
+    fc = [m for m in requests if m.reply.startswith("$JS.FC.")]
+    while not fc and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        fc = [m for m in requests if m.reply.startswith("$JS.FC.")]
+    assert fc, "no flow control request"
+    await nc.publish(fc[0].reply, b"")  # answered: the consumer goes on
+    await nc.flush()
+    pending = (await js.consumer_info("S", "D")).num_ack_pending
+    await nc.close()
+    return reply, fc[0].reply.rsplit(".", 1)[0], pending
+
+
+async def test_js_ack_fc_v2_sends_the_v2_ack_and_flow_control_subjects(tmp_path: Path) -> None:
+    seen = {}
+    for kind in KINDS:
+        store = tmp_path / f"{kind}-js"
+        with server_with(kind, tmp_path, ACK_FC_V2.format(store=store)) as srv:
+            seen[kind] = await v2_subjects(srv)
+    assert seen["pynats"] == seen["go"]
+    reply, fc, pending = seen["go"]
+    assert reply.startswith("$JS.ACK.hub.") and reply.endswith(".S.D.N.N.N.N.N"), reply
+    assert fc.startswith("$JS.FC.hub.") and fc.endswith(".S.P"), fc
+    assert pending == 0
 
 
 def slow_consumer_reason(server: RunningServer, timeout: float = 20.0) -> str:

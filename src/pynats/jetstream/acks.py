@@ -52,6 +52,20 @@ def ack_prefix(stream: str, consumer: str) -> bytes:
     return b"$JS.ACK.%b.%b." % (stream.encode(), consumer.encode())
 
 
+def v2_ack_prefix(domain: str, account: str, stream: str, consumer: str) -> bytes:
+    """What delivered messages' replies start with under `feature_flags { js_ack_fc_v2 }`."""
+    return f"$JS.ACK.{domain or '_'}.{account_hash(account)}.{stream}.{consumer}.".encode()
+
+
+def flow_control_prefix(v2: bool, domain: str, account: str, stream: str, consumer: str) -> str:
+    """A push consumer's flow control subjects are this, a dot and a random token: v1
+    `$JS.FC.<stream>.<consumer>`, v2 (`js_ack_fc_v2`) with the domain (or `_`) and the
+    account hash after `$JS.FC`, as the ack subjects have them."""
+    if v2:
+        return f"$JS.FC.{domain or '_'}.{account_hash(account)}.{stream}.{consumer}"
+    return f"$JS.FC.{stream}.{consumer}"
+
+
 def account_hash(account: str) -> str:
     """The 8-character account token of v2 subjects: SHA-256 of the name, base62 digits."""
     digest = hashlib.sha256(account.encode()).digest()

@@ -126,7 +126,12 @@ class Consumer:
         self._max_deliver = cfg.max_deliver if cfg.max_deliver > 0 else 0
         self._filters = [f for f in cfg.filters if f != ">"]
         self._match_cache.clear()
-        self._ack_prefix = acks.ack_prefix(self.stream.name, self.name)
+        if self.jsa.js.ack_fc_v2:
+            self._ack_prefix = acks.v2_ack_prefix(
+                self.jsa.js.domain, self.jsa.name, self.stream.name, self.name
+            )
+        else:
+            self._ack_prefix = acks.ack_prefix(self.stream.name, self.name)
         self._headers_only = cfg.headers_only
         self._sample = sample_percent(cfg)
         self._retention = self.stream.config.retention

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pynats.server.delivery import route_as
 
-from . import pull
+from . import acks, pull
 from .consumer_config import ConsumerConfig
 from .consumer_delivery import PASS_BUDGET, DeliverySource
 from .pace import OriginalPace, Waker
@@ -87,6 +87,7 @@ class PushDelivery:
         # flow control: the unanswered request's subject, bytes sent since, and at it
         self._fc_sub: Subscription | None = None
         self._fc_subject = ""
+        self._fc_prefix = ""  # acks.flow_control_prefix, set when flow control starts
         self._fc_bytes = 0
         self._fc_mark = 0
         self._fc_window = FC_INITIAL_WINDOW
@@ -108,9 +109,11 @@ class PushDelivery:
     def start(self) -> None:
         source = self.source
         if source.config.flow_control:
-            self._fc_sub = self.client.subscribe(
-                f"$JS.FC.{source.stream.name}.{source.name}.*", self._on_fc_reply
+            js = source.jsa.js
+            self._fc_prefix = acks.flow_control_prefix(
+                js.ack_fc_v2, js.domain, source.jsa.name, source.stream.name, source.name
             )
+            self._fc_sub = self.client.subscribe(f"{self._fc_prefix}.*", self._on_fc_reply)
         source.jsa.interest_watch().add(self)
 
     def stop(self, *, deleted: bool) -> None:
@@ -240,7 +243,7 @@ class PushDelivery:
     def _send_flow_control(self) -> None:
         source = self.source
         token = "".join(random.choice(B62) for _ in range(4))
-        self._fc_subject = f"$JS.FC.{source.stream.name}.{source.name}.{token}"
+        self._fc_subject = f"{self._fc_prefix}.{token}"
         self._fc_mark = self._fc_bytes
         if self._acks_by_fc:
             pair = source.delivered()

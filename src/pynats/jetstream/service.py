@@ -29,7 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pynats.gotime import format_duration
-from pynats.server import const
+from pynats.server import const, feature_flags
 from pynats.server.internal import InternalClient
 from pynats.server.server import ServerStartError
 
@@ -151,6 +151,9 @@ class JetStream:
         self.server = server
         opts = server.options
         self.domain = opts.jetstream_domain
+        # `feature_flags { js_ack_fc_v2 }`: consumers send the v2 ack and flow control
+        # subjects (with the domain and the account hash), as nats-server then does
+        self.ack_fc_v2 = feature_flags.enabled(opts.feature_flags, "js_ack_fc_v2")
         self.api_level = JS_API_LEVEL
         self.atomic_batches_open = 0  # across every stream (batches.MAX_INFLIGHT_TOTAL)
         self.strict = opts.jetstream_strict

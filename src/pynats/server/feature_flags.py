@@ -3,9 +3,9 @@ introduced or retired, each with a default. The server reports them at start-up 
 /varz; names it does not know are reported as unsupported and change nothing.
 
 pynats knows the same names and reports them as nats-server does. The behaviours behind them
-are JetStream's: the v2 ack and flow-control subjects (`js_ack_fc_v2`) are not built yet (a
-start-up warning says so when it is turned on); the others concern replicated (Raft) streams
-or API replies within a JetStream cluster, which a single pynats server does not have.
+are JetStream's: `js_ack_fc_v2` makes consumers send the v2 ack and flow-control subjects
+(jetstream/acks.py); the others concern replicated (Raft) streams or API replies within a
+JetStream cluster, which a single pynats server does not have.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ DEFAULTS: dict[str, bool] = {
 }
 
 # Flags whose "on" pynats does not act on yet, with what is missing.
-NOT_BUILT = {"js_ack_fc_v2": "JetStream keeps sending the v1 ack and flow-control subjects"}
+NOT_BUILT: dict[str, str] = {}
+
+
+def enabled(configured: Mapping[str, bool], name: str) -> bool:
+    """Whether a known flag is on: as configured, else its default."""
+    return configured.get(name, DEFAULTS[name])
 
 
 def effective(configured: Mapping[str, bool]) -> dict[str, bool]:

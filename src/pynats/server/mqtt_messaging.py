@@ -577,12 +577,17 @@ def pub_headers(qos: int) -> bytes:
 
 
 def _ack_tokens(ack_reply: bytes) -> tuple[int, bytes]:
-    """From `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>....`: the delivery count,
-    and what names the stored message (consumer and stream sequence)."""
+    """From `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>....` (or its v2 form, with
+    the domain and the account hash after `$JS.ACK`): the delivery count, and what names the
+    stored message (consumer and stream sequence)."""
     tokens = ack_reply.split(b".")
-    if len(tokens) < 9:
+    if len(tokens) == 9:
+        base = 2
+    elif len(tokens) >= 11:
+        base = 4
+    else:
         return 1, ack_reply
     try:
-        return int(tokens[4]), tokens[3] + b"." + tokens[5]
+        return int(tokens[base + 2]), tokens[base + 1] + b"." + tokens[base + 3]
     except ValueError:
         return 1, ack_reply
