@@ -341,8 +341,8 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
                 reply = await at_a2.request("svc", b"q%d" % i, timeout=3)
                 assert reply.data == b"from B: q%d" % i
             # and the other way: B asks a responder on A2, the request crossing A1's route
-            # (nats-server passes the `_GR_` reply on, pynats strips it first: A2 sees the
-            # reply B's requester gave either way)
+            # (both pass the `_GR_` reply on and A2 strips it: A2's responder sees the reply
+            # B's requester gave)
             seen: list[str] = []
 
             async def answer_a2(msg: Any) -> None:
