@@ -8,7 +8,8 @@ the other cluster, every server of the supercluster answers `$SYS.REQ.SERVER.PIN
 STATSZ lists the server's gateways as nats-server's does; when a server leaves a cluster,
 its gateway URL leaves the gateway INFO of the others and what the other cluster dials; a
 reload of the gateway `tls {}` counts for the next connections, accepted and dialled; an
-unresolvable gateway host is logged with nats-server's text.
+unresolvable gateway host is logged with nats-server's text; a server links to the clusters
+its route peers link to.
 """
 
 from __future__ import annotations
@@ -399,3 +400,64 @@ def test_an_unresolvable_gateway_url_is_logged_as_nats_server_logs_it(tmp_path: 
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.parametrize(
+    ("kinds", "a2_later"),
+    [(("py", "go", "go"), True), (("py", "py", "go"), False)],
+    ids=["A=py+go,B=go,A2-later", "A=py+py,B=go"],
+)
+async def test_a_cluster_peer_links_to_the_clusters_its_route_peers_link_to(
+    tmp_path: Path, kinds: tuple[str, str, str], a2_later: bool
+) -> None:
+    """A2 has a gateway block but no remote gateways, and B knows only A1: A2 links to B
+    because A1 tells its route peers of every cluster it dialled (an INFO with `gateway`,
+    `gateway_urls` and `gateway_cmd` 1 on the route, when A1's link registers and when a
+    peer joins later), as nats-server does; A2's clients then reach B on A2's own link."""
+    kind_a1, kind_a2, kind_b = kinds
+    a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
+    a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
+    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    r1, r2 = free_port(), free_port()
+
+    def cluster(own: int, other: int) -> str:
+        return (
+            f"cluster {{ name: A, listen: 127.0.0.1:{own},"
+            f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
+        )
+
+    try:
+        start(a1, [b], tmp_path, cluster(r1, r2))
+        start(b, [a1], tmp_path)
+        if a2_later:
+            await wait_until(
+                lambda: a1.linked_to("B") and b.linked_to("A"),
+                timeout=10,
+                step=0.05,
+                what="A1's links",
+                explain=lambda: explain(a1, b),
+            )
+        start(a2, [], tmp_path, cluster(r2, r1))
+        await wait_until(
+            lambda: "B" in a2.gatewayz()["outbound_gateways"] and len(inbound(b, "A")) == 2,
+            timeout=10,
+            step=0.05,
+            what="A2's link to B",
+            explain=lambda: explain(a1, a2, b),
+        )
+        assert a2.server is not None
+        a2.server.wait_for_log(r'Connecting to implicit gateway "B"')
+        at_a2 = await nats.connect(a2.url, max_reconnect_attempts=1, connect_timeout=2)
+        at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+            sub = await at_b.subscribe("to.b")
+            await at_b.flush()
+            await wait_until(lambda: a2.remote_interest("B", "to.b"), timeout=5, step=0.05)
+            await at_a2.publish("to.b", b"from A2")
+            assert (await sub.next_msg(timeout=3)).data == b"from A2"
+            assert a2.sent_to("B") >= 1
+        finally:
+            await at_a2.close()
+            await at_b.close()
+    finally:
+        stop(a1, a2, b)

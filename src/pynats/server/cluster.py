@@ -496,6 +496,13 @@ class Cluster:
 
     def async_info(self, conn: RouteConnection, info: dict[str, Any]) -> None:
         """A later INFO: gossip about another server, lame duck, or updated fields."""
+        if info.get("gateway"):
+            # another cluster a peer of ours links to (nats-server's gateway gossip on
+            # routes): gateways.py dials it too
+            gateways = self.server.gateways
+            if gateways is not None:
+                gateways.route_gossip(info)
+            return
         remote_id = str(info.get("server_id") or "")
         if remote_id and remote_id != conn.remote_id:
             self._implicit_route(info)

@@ -652,11 +652,24 @@ class Gateways:
     def _route_peer(self, name: str, info: Any) -> None:
         """A server joined this cluster: its gateway URL is the cluster's too; the clusters
         that dial us hear of it at once (an INFO with the new `gateway_urls`)."""
+        self._gateways_to_peer(info)
         url = info.get("gateway_url")
         if not isinstance(url, str) or not url or url == self.url or url in self.cluster_urls:
             return
         self.cluster_urls.add(url)
         self._send_urls()
+
+    def _gateways_to_peer(self, info: Any) -> None:
+        """A new route peer hears of every cluster we have an outbound connection to
+        (nats-server's sendGatewayConfigsToRoute)."""
+        cluster = self.server.cluster
+        peer = cluster.peers.get(str(info.get("server_id") or "")) if cluster else None
+        conn = next(peer.connections(), None) if peer is not None else None
+        if conn is None:
+            return
+        for name, out in list(self.outbound.items()):
+            if out.registered and out.remote is not None and out.remote.urls:
+                conn.send(self._route_gossip_line(name, [_host_port(u) for u in out.remote.urls]))
 
     def _route_peer_gone(self, name: str, info: Any) -> None:
         """A server left this cluster (its last route closed): its gateway URL is no longer
@@ -670,6 +683,37 @@ class Gateways:
             return
         self.cluster_urls.discard(url)
         self._send_urls()
+
+    def _tell_routes(self, name: str, info: dict[str, Any]) -> None:
+        """The cluster we dialled (its INFO on our outbound connection) told to the servers
+        of our cluster, so each of them links to it too (nats-server's gateway gossip on
+        routes; `server_id` is ours prefixed with `GW`, so that no route takes it for a
+        server to dial)."""
+        urls = [str(u) for u in info.get("gateway_urls") or [] if u]
+        if not urls or self.server.cluster is None:
+            return
+        line = self._route_gossip_line(name, urls)
+        for peer in self.server.cluster.peers.values():
+            conn = next(peer.connections(), None)
+            if conn is not None:
+                conn.send(line)
+
+    def _route_gossip_line(self, name: str, urls: list[str]) -> bytes:
+        server = self.server
+        gossip = {
+            "server_id": "GW" + server.server_id,
+            "server_name": server.server_name,
+            "gateway": name,
+            "gateway_urls": urls,
+            "gateway_cmd": CMD_GOSSIP,
+        }
+        return _info(gossip)
+
+    def route_gossip(self, info: dict[str, Any]) -> None:
+        """A server of our cluster links to another cluster: we know of it (or of more of
+        its URLs) and dial it when we do not yet (an implicit gateway)."""
+        if info.get("gateway_cmd") == CMD_GOSSIP:
+            self._learn_urls(str(info.get("gateway") or ""), info)
 
     def _send_urls(self) -> None:
         line = _info(self.info_fields())
@@ -837,6 +881,7 @@ class Gateways:
             self._outbound_urls(conn, info)
             for account in list(self.server.accounts.values()):
                 self._reply_route(conn, account)
+            self._tell_routes(conn.remote_name, info)
             return
         # inbound: the INFO that follows the CONNECT
         conn.remote_server_name = str(info.get("server_name") or "")
@@ -872,6 +917,7 @@ class Gateways:
             conn.remote_info.update(info)
             if conn.outbound:
                 self._outbound_urls(conn, info)
+                self._tell_routes(conn.remote_name, info)
             else:
                 self._learn_urls(conn.remote_name, info)
 
