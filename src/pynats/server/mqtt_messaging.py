@@ -394,6 +394,8 @@ class MqttMessaging(ClientConnection):
             codes.append(qos)
             new.append((info, subjects))
         await state.persist(session)
+        for _, subjects in new:
+            await state.refresh_retained(subjects)
         self._write(mp.suback(s.packet_id, codes))
         for info, subjects in new:
             self._send_retained(state, info, subjects)

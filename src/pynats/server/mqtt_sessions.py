@@ -9,8 +9,14 @@ The streams (created on the first MQTT connection of the account, as nats-server
   subscription is a durable push consumer filtered on `$MQTT.msgs.<subject>`.
 - `$MQTT_rmsgs` (`$MQTT.rmsgs.>`, one per subject): retained messages, the topic and the
   flags in `Nmqtt-RTopic`/`Nmqtt-RFlags` headers; kept in memory too (`retained`).
-- `$MQTT_sess` (`$MQTT.sess.>`, one per subject): a session record per client ID hash,
-  JSON `{"origin", "id", "clean", "subs": {subject: qos}, "cons": {subject: consumer}}`.
+- `$MQTT_sess` (`$MQTT.sess.>`, one per subject): a session record per client ID hash
+  (`$MQTT.sess.[<domain>.]<hash>`, the JetStream domain as nats-server names it), JSON
+  `{"origin", "id", "clean", "subs": {subject: qos}, "cons": {subject: consumer}}`.
+
+Across servers (a cluster or leaf nodes sharing one JetStream): the answers to every
+server's session stores (`$MQTT.JSA.<server hash>.SP.<client id hash>.<n>`) are heard by all,
+and one that holds that client ID closes its client (taken over elsewhere); the retained
+messages a SUBSCRIBE matches are read from the stream first (`refresh_retained`).
 - `$MQTT_qos2in` (`$MQTT.qos2.in.>`, one per subject, new ones refused): a QoS 2 PUBLISH
   waiting for its PUBREL, on `$MQTT.qos2.in.<client id>.<packet id>` (a resent one is the
   same message), with `Nmqtt-Pub: <qos><flags>` and `Nmqtt-Subject`.
@@ -145,11 +151,28 @@ class MqttAccount:
         self.flappers: dict[str, float] = {}  # client ID -> when it was last taken over
         self.retained: dict[str, Retained] = {}
         self._ready: asyncio.Future[None] | None = None
+        self._persisted_sub: Subscription | None = None  # every server's session records
+        # Other servers may store and remove retained messages in the same JetStream (a
+        # cluster, a leaf node, `js_domain`): the ones a SUBSCRIBE matches are read again.
+        self.shared = (
+            server.cluster is not None
+            or server.leafnodes is not None
+            or bool(server.options.mqtt.js_domain)
+        )
         opts = server.options.mqtt
         self.api_timeout = opts.js_api_timeout or DEFAULT_API_TIMEOUT_S
         # `js_domain`: the JetStream (this server's, or a hub's over a leaf node) that keeps
         # the account's MQTT state
         self.api_prefix = f"$JS.{opts.js_domain}.API" if opts.js_domain else "$JS.API"
+        # Session records are kept per JetStream domain, as nats-server keeps them
+        # (`$MQTT.sess.<domain>.<hash>`): the account's `default_js_domain`, else `js_domain`,
+        # else this server's own JetStream domain.
+        defaults = server.options.default_js_domain
+        if account.name in defaults:
+            domain = defaults[account.name] or opts.js_domain
+        else:
+            domain = opts.js_domain or server.options.jetstream_domain
+        self.session_prefix = SESSIONS_PREFIX + (f"{domain}." if domain else "")
 
     # -- the JS API conversation -------------------------------------------------------------
 
@@ -236,6 +259,10 @@ class MqttAccount:
 
     async def _set_up(self) -> None:
         mo = self.server.options.mqtt
+        if self._persisted_sub is None:
+            self._persisted_sub = self.client.subscribe(
+                JSA_REPLIES + "*.SP.>", self._on_session_persisted
+            )
         for config in STREAMS:
             config = dict(config)
             if mo.stream_replicas > 0:
@@ -269,23 +296,58 @@ class MqttAccount:
             seq = int(message.get("seq", seq + 1))
             self._remember_retained(message)
 
-    def _remember_retained(self, message: dict[str, Any]) -> None:
+    def _remember_retained(self, message: dict[str, Any]) -> str:
         import base64
 
         subject = str(message.get("subject", ""))[len(RETAINED_PREFIX) :]
         headers = _parse_headers(base64.b64decode(message.get("hdrs") or b""))
         payload = base64.b64decode(message.get("data") or b"")
+        if not payload:  # a removal, on its way out of the stream
+            self.retained.pop(subject, None)
+            return ""
         flags = int(headers.get("Nmqtt-RFlags", "0") or 0)
         self.retained[subject] = Retained(
             headers.get("Nmqtt-RTopic", ""), payload, (flags >> 1) & 0x03
         )
+        return subject
 
     # -- retained messages -----------------------------------------------------------------
+
+    async def refresh_retained(self, subjects: list[str]) -> None:
+        """The retained messages on `subjects` (filters) as the stream has them now: what
+        other servers stored is learnt, what they removed forgotten (only when `shared`)."""
+        if not self.shared:
+            return
+        from .subjects import subject_matches
+
+        for subject in subjects:
+            found: set[str] = set()
+            seq = 0
+            while True:
+                answer = await self.api(
+                    "ML",
+                    f"{self.api_prefix}.STREAM.MSG.GET.{RETAINED_STREAM}",
+                    {"seq": seq + 1, "next_by_subj": RETAINED_PREFIX + subject},
+                )
+                message = answer.get("message")
+                if not isinstance(message, dict):
+                    break
+                seq = int(message.get("seq", seq + 1))
+                found.add(self._remember_retained(message))
+            pattern = subject.encode()
+            for known in list(self.retained):
+                if known not in found and subject_matches(pattern, known.encode()):
+                    del self.retained[known]
 
     async def retain(self, subject: str, topic: str, payload: bytes, qos: int) -> None:
         """Store (or, with an empty payload, forget) the retained message of a subject."""
         if not payload:
+            # Stored empty first: the servers following the stream (nats-server's consumer
+            # of `$MQTT_rmsgs`) forget it too; then removed.
             self.retained.pop(subject, None)
+            await self.request(
+                "MS", RETAINED_PREFIX + subject, b"", self._retained_headers(topic, qos)
+            )
             await self.api(
                 "RD",
                 f"{self.api_prefix}.STREAM.PURGE.{RETAINED_STREAM}",
@@ -293,12 +355,16 @@ class MqttAccount:
             )
             return
         self.retained[subject] = Retained(topic, payload, qos)
+        await self.request(
+            "MS", RETAINED_PREFIX + subject, payload, self._retained_headers(topic, qos)
+        )
+
+    def _retained_headers(self, topic: str, qos: int) -> bytes:
         flags = (qos << 1) | 0x01
-        headers = (
+        return (
             f"NATS/1.0\r\nNmqtt-RTopic: {topic}\r\nNmqtt-RFlags: {flags}\r\n"
             f"Nmqtt-ROrigin: {self.origin}\r\n\r\n"
         ).encode()
-        await self.request("MS", RETAINED_PREFIX + subject, payload, headers)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -321,7 +387,7 @@ class MqttAccount:
         answer = await self.api(
             "ML",
             f"{self.api_prefix}.STREAM.MSG.GET.{SESSIONS_STREAM}",
-            {"last_by_subj": SESSIONS_PREFIX + go_hash(client_id)},
+            {"last_by_subj": self.session_prefix + go_hash(client_id)},
         )
         message = answer.get("message")
         if not isinstance(message, dict):
@@ -344,7 +410,45 @@ class MqttAccount:
         return session
 
     async def persist(self, session: Session) -> None:
-        await self.request("SP", SESSIONS_PREFIX + session.hash, session.record(self.origin))
+        # the reply names the client ID hash (`$MQTT.JSA.<origin>.SP.<hash>.<n>`): the other
+        # servers of the cluster hear of it (`_on_session_persisted`), as nats-server's do
+        await self.request(
+            f"SP.{session.hash}",
+            self.session_prefix + session.hash,
+            session.record(self.origin),
+        )
+
+    def _on_session_persisted(
+        self,
+        sub: Subscription,
+        publisher: Any,
+        subject: bytes,
+        reply: bytes | None,
+        headers: bytes,
+        payload: bytes,
+    ) -> None:
+        """Another server stored a session record (JetStream's answer to its request): the
+        copy kept here is stale, and a client holding that client ID here is closed, since
+        one on that server took it over (nats-server's words)."""
+        tokens = subject.decode(errors="replace").split(".")
+        if len(tokens) < 5 or tokens[2] == self.origin or b'"error"' in payload:
+            return
+        id_hash = tokens[4]
+        for cid, session in list(self.sessions.items()):
+            if session.hash != id_hash:
+                continue
+            del self.sessions[cid]
+            client = session.connection
+            if client is not None and not client.closed:
+                session.connection = None  # closed without forgetting the session
+                client.will = None
+                self.flappers[cid] = time.monotonic()
+                self.server.logger.warn(
+                    f"{client.error_label} - Closing because a remote connection has started "
+                    f'with the same client ID: "{cid}"'
+                )
+                client.close_connection("Duplicate Client ID")
+                self.server.flush_pending()
 
     async def clear(self, session: Session) -> None:
         """Forget a session: its consumers and its record. What it had is taken at once, so
@@ -369,7 +473,7 @@ class MqttAccount:
             await self.api(
                 "SD",
                 f"{self.api_prefix}.STREAM.PURGE.{SESSIONS_STREAM}",
-                {"filter": SESSIONS_PREFIX + session.hash},
+                {"filter": self.session_prefix + session.hash},
             )
         finally:
             if self._clearing.get(cid) is done:
