@@ -9,7 +9,7 @@ STATSZ lists the server's gateways as nats-server's does; when a server leaves a
 its gateway URL leaves the gateway INFO of the others and what the other cluster dials; a
 reload of the gateway `tls {}` counts for the next connections, accepted and dialled; an
 unresolvable gateway host is logged with nats-server's text; a server links to the clusters
-its route peers link to.
+its route peers link to; a traced message is reported on both sides of a gateway.
 """
 
 from __future__ import annotations
@@ -461,3 +461,51 @@ async def test_a_cluster_peer_links_to_the_clusters_its_route_peers_link_to(
             await at_b.close()
     finally:
         stop(a1, a2, b)
+
+
+async def traced(at: Any, to: Any, origin: Node, far: Node) -> list[Any]:
+    """Publish a traced message at `origin` to a subscriber at `far`: the trace events both
+    servers send (keyed by role), without times and connection ids."""
+    sub = await to.subscribe("traced.here")
+    events = await at.subscribe("trace.dest")
+    await at.flush()
+    await to.flush()
+    await wait_until(lambda: origin.remote_interest(far.cluster, "traced.here"), step=0.05)
+    await wait_until(lambda: far.remote_interest(origin.cluster, "trace.dest"), step=0.05)
+    await at.publish("traced.here", b"x", headers={"Nats-Trace-Dest": "trace.dest"})
+    await sub.next_msg(timeout=3)
+    roles = {origin.name: "origin", far.name: "far"}
+    found = {}
+    for _ in range(2):
+        body = json.loads((await events.next_msg(timeout=3)).data)
+        for event in body["events"]:
+            del event["ts"], event["cid"]
+            if "name" in event:
+                event["name"] = roles[event["name"]]
+        body.pop("server")
+        # the origin's ingress is the client's, the far side's the gateway's
+        found["far" if body["events"][0].get("name") == "origin" else "origin"] = body
+    await sub.unsubscribe()
+    await events.unsubscribe()
+    return [found["origin"], found["far"]]
+
+
+async def test_a_traced_message_is_reported_by_both_clusters(tmp_path: Path) -> None:
+    """`Nats-Trace-Dest` across a gateway, both ways between pynats (A) and nats-server (B):
+    the publishing server reports a gateway egress naming the other server (hop 1), the
+    receiving one a gateway ingress and its subscriber, as nats-server's do."""
+    a = b = Node("py", "", "", 0)
+    try:
+        a, b = await linked_pair(("py", "go"), tmp_path, "")
+        at_a = await nats.connect(a.url, max_reconnect_attempts=1, connect_timeout=2)
+        at_b = await nats.connect(b.url, max_reconnect_attempts=1, connect_timeout=2)
+        try:
+            ours = await traced(at_a, at_b, a, b)
+            theirs = await traced(at_b, at_a, b, a)
+        finally:
+            await at_a.close()
+            await at_b.close()
+        assert ours == theirs
+        assert [e["type"] for body in ours for e in body["events"]] == ["in", "eg", "in", "eg"]
+    finally:
+        stop(a, b)

@@ -385,6 +385,12 @@ class GatewayConnection(Connection):
                 stored = reply[at + 1 :]
                 route_as(self, acc, subject, stored, ack, msg[:hdr_len], msg[hdr_len:])
                 return
+        if hdr_len and msg.find(b"Nats-Trace-Dest", 0, hdr_len) >= 0:
+            # a traced message: this server reports its part too (msgtrace.py)
+            from .msgtrace import route_traced
+
+            if route_traced(self, acc, subject, reply, hdr_len, msg) is not None:
+                return
         route_message(self, acc, subject, reply, hdr_len, msg)
 
     def process_rmsg(

@@ -35,7 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import delivery
-from .connection import CLIENT, JETSTREAM, LEAF, ROUTER
+from .connection import CLIENT, GATEWAY, JETSTREAM, LEAF, ROUTER
 from .sublist import EMPTY_RESULT, Subscription
 
 if TYPE_CHECKING:
@@ -488,6 +488,8 @@ def _conn_name(c: Any) -> str:
         return str(getattr(c, "remote_name", "") or "")
     if c.kind == LEAF:
         return str(getattr(c, "remote_name", "") or "")
+    if c.kind == GATEWAY:  # the server at the other end (its cluster is `remote_name`)
+        return str(getattr(c, "remote_server_name", "") or "")
     if c.kind == JETSTREAM:
         return ""
     return str(getattr(c, "name", "") or "")
