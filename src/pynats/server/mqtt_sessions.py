@@ -113,6 +113,7 @@ class Session:
     cons: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject -> consumer config
     pubrel: dict[str, Any] | None = None  # the PUBREL consumer's config (QoS 2 sessions)
     connection: Any = None  # the MqttClient holding it now, if any
+    seq: int = 0  # the stream sequence of its record, as last stored from here
     # QoS 2 PUBLISHes received and PUBREC'd, waiting for their PUBREL (packet id -> message)
     qos2_incoming: dict[int, Any] = field(default_factory=dict)
 
@@ -172,6 +173,7 @@ class MqttAccount:
             domain = defaults[account.name] or opts.js_domain
         else:
             domain = opts.js_domain or server.options.jetstream_domain
+        self.domain = domain
         self.session_prefix = SESSIONS_PREFIX + (f"{domain}." if domain else "")
 
     # -- the JS API conversation -------------------------------------------------------------
@@ -406,17 +408,22 @@ class MqttAccount:
         )
         pubrel = record.get("pubrel")
         session.pubrel = pubrel if isinstance(pubrel, dict) else None
+        session.seq = int(message.get("seq") or 0)
         self.sessions[client_id] = session
         return session
 
     async def persist(self, session: Session) -> None:
         # the reply names the client ID hash (`$MQTT.JSA.<origin>.SP.<hash>.<n>`): the other
         # servers of the cluster hear of it (`_on_session_persisted`), as nats-server's do
-        await self.request(
+        raw = await self.request(
             f"SP.{session.hash}",
             self.session_prefix + session.hash,
             session.record(self.origin),
         )
+        try:
+            session.seq = int(json.loads(raw).get("seq") or 0)
+        except (ValueError, AttributeError, TypeError):
+            pass
 
     def _on_session_persisted(
         self,
@@ -431,12 +438,18 @@ class MqttAccount:
         copy kept here is stale, and a client holding that client ID here is closed, since
         one on that server took it over (nats-server's words)."""
         tokens = subject.decode(errors="replace").split(".")
-        if len(tokens) < 5 or tokens[2] == self.origin or b'"error"' in payload:
+        if len(tokens) < 5 or tokens[2] == self.origin:
             return
+        try:
+            ack = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(ack, dict) or ack.get("error") or ack.get("domain", "") != self.domain:
+            return  # refused, or another domain's sessions
         id_hash = tokens[4]
         for cid, session in list(self.sessions.items()):
-            if session.hash != id_hash:
-                continue
+            if session.hash != id_hash or int(ack.get("seq") or 0) < session.seq:
+                continue  # (an older record than ours: nothing to do, as nats-server)
             del self.sessions[cid]
             client = session.connection
             if client is not None and not client.closed:
