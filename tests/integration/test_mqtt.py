@@ -1069,12 +1069,17 @@ def client_lines(server: RunningServer, clients: list[str]) -> dict[str, list[st
 def operator_scenario(kind: str, tmp: Path) -> dict[str, Any]:
     """Operator mode: the user JWT is the MQTT password (a bearer token: MQTT has no nonce
     to sign), the account JWT's storage limits give it JetStream; a JWT that must sign the
-    nonce, or whose `allowed_connection_types` lack MQTT, is refused with CONNACK 5."""
+    nonce, or whose `allowed_connection_types` lack MQTT, is refused with CONNACK 5. A user
+    of an account with an auth callout (`authorization` claims) is placed by the service."""
+    from tests.integration.test_auth_callout import CalloutService, Keys, answer, user_jwt
     from tests.support import jwts
 
-    op, sys_acc, app = jwts.operator(), jwts.account(), jwts.account()
+    op, sys_acc, app, auth = jwts.operator(), jwts.account(), jwts.account(), jwts.account()
+    service_user, sentinel = jwts.user(), jwts.user()
     (tmp / "op.jwt").write_text(jwts.operator_jwt(op))
     js = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+    authorization = {"auth_users": [service_user.public_key], "allowed_accounts": [app.public_key]}
+    auth_jwt = jwts.account_jwt(op, auth, "AUTH", authorization=authorization)
     cfg = tmp / "mqtt.conf"
     cfg.write_text(
         f"server_name: s1\njetstream {{ store_dir: {tmp / 'js'} }}\n"
@@ -1082,11 +1087,13 @@ def operator_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         "resolver: MEMORY\nresolver_preload: {\n"
         f'  {sys_acc.public_key}: "{jwts.account_jwt(op, sys_acc, "SYS")}"\n'
         f'  {app.public_key}: "{jwts.account_jwt(op, app, "APP", js)}"\n'
+        f'  {auth.public_key}: "{auth_jwt}"\n'
         "}\n"
         'mqtt { listen: "127.0.0.1:-1" }\n'
     )
     ok = {"pub": {"allow": ["ok.>"]}, "sub": {"allow": ["ok.>"]}}
     bearer: dict[str, Any] = {"bearer_token": True}
+    deny_all = {"pub": {"deny": [">"]}, "sub": {"deny": [">"]}, **bearer}
     users = {
         "bearer": jwts.user_jwt(app, jwts.user(), "b", {**ok, **bearer}),
         "signed": jwts.user_jwt(app, jwts.user(), "s"),
@@ -1097,21 +1104,54 @@ def operator_scenario(kind: str, tmp: Path) -> dict[str, Any]:
             app, jwts.user(), "m", {**bearer, "allowed_connection_types": ["MQTT"]}
         ),
     }
+    sentinel_jwt = jwts.user_jwt(auth, sentinel, "sentinel", deny_all).encode()
+    keys = Keys()
+    service = CalloutService(keys)
+
+    async def placed(claims: dict[str, Any]) -> bytes:
+        token = user_jwt(app, claims, "", name="placed", permissions=ok)
+        return answer(keys, claims, signer=auth, user_jwt=token)
+
+    async def refused(claims: dict[str, Any]) -> bytes:
+        return answer(keys, claims, signer=auth, error="not today")
+
+    service.answers = {"placed": placed, "refused": refused}
     server = start_server(["-c", str(cfg)], oracle=kind == "go")
+    creds = jwts.write_creds(
+        tmp / "service.creds", jwts.user_jwt(auth, service_user, "service"), service_user
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
     try:
+        start = service.start(server.url, user_credentials=str(creds))
+        asyncio.run_coroutine_threadsafe(start, loop).result(5)
         port = int(re.search(MQTT_LISTEN_RE, server.wait_for_log(MQTT_LISTEN_RE)).group(1))  # type: ignore[union-attr]
-        seen: dict[str, Any] = connect_each(
-            port, {cid: ("anyone", token.encode()) for cid, token in users.items()}
-        )
+        logins = {cid: ("anyone", token.encode()) for cid, token in users.items()}
+        logins["by-callout"] = ("placed", sentinel_jwt)
+        logins["refused-by-callout"] = ("refused", sentinel_jwt)
+        seen: dict[str, Any] = connect_each(port, logins)
         for line in (
             '"bearer" - Subscription Violation',
             '"signed" - unable to connect',
             '"standard" - unable to connect',
+            '"by-callout" - Subscription Violation',
+            '"refused-by-callout" - unable to connect',
         ):
             server.wait_for_log(line)
-        seen["logs"] = client_lines(server, list(users))
+        seen["logs"] = client_lines(server, list(logins))
+        seen["requests"] = [
+            (
+                {k: v for k, v in r["nats"]["client_info"].items() if k not in ("id", "host")},
+                sorted(r["nats"]["connect_opts"]),
+            )
+            for r in service.requests
+        ]
         return seen
     finally:
+        asyncio.run_coroutine_threadsafe(service.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
         server.stop()
 
 
@@ -1127,6 +1167,10 @@ def test_operator_mode_users_as_nats_server(tmp_path: Path) -> None:
     ], go
     assert go["bearer suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # the JWT's permissions
     assert go["mqtt suback"] == bytes((0x90, 4, 0, 1, 0, 0))
+    assert go["by-callout"] == accepted
+    assert go["by-callout suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # placed with `ok`
+    assert go["refused-by-callout"] == refused
+    assert go["requests"][0][0]["type"] == "mqtt"
     assert go["logs"]["standard"] == [
         '[ERR] <client> - "standard" - authentication error - User "anyone"',
         '[ERR] <client> - "standard" - unable to connect: authentication error',
