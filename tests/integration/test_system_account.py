@@ -187,3 +187,38 @@ async def test_account_statistics_keep_the_traffic_of_clients_that_left(
     await sub.close()
     after = (before[0] + 3, before[1] + 15, before[2] + 3, before[3] + 15)
     await wait_until(lambda: traffic() == after, timeout=5, what=f"traffic {after}")
+
+
+UNKNOWN_ACCOUNT_ANSWERS = {
+    # what nats-server answers about an account it does not have (no JetStream here)
+    "$SYS.REQ.ACCOUNT.NOPE.CONNZ": (
+        {"server_id": "", "num_connections": 0, "total": 0, "connections": None},
+        None,
+    ),
+    "$SYS.REQ.ACCOUNT.PING.CONNZ": (
+        {"server_id": "", "num_connections": 0, "total": 0, "connections": None},
+        None,
+    ),
+    "$SYS.REQ.ACCOUNT.NOPE.SUBSZ": ({"num_subscriptions": 0, "num_matches": 0}, None),
+    "$SYS.REQ.ACCOUNT.NOPE.LEAFZ": ({"leafnodes": 0, "leafs": []}, None),
+    "$SYS.REQ.ACCOUNT.NOPE.INFO": (None, "Account NOPE does not exist"),
+    "$SYS.REQ.ACCOUNT.NOPE.JSZ": (None, "jetstream not enabled"),
+}
+
+
+@pytest.mark.parametrize("subject", UNKNOWN_ACCOUNT_ANSWERS)
+async def test_requests_about_an_unknown_account(server: RunningServer, subject: str) -> None:
+    """Tools that ask about an account this server does not have (or ping CONNZ from the
+    system account, whose `PING` then names an account) get nats-server's answer, not
+    silence."""
+    nc = await connect(url(server, "sys", "sys"))
+    reply = json.loads((await nc.request(subject, b"", timeout=2)).data)
+    await nc.close()
+    data, error = UNKNOWN_ACCOUNT_ANSWERS[subject]
+    if error is None:
+        assert "error" not in reply
+        assert data is not None
+        assert {k: reply["data"][k] for k in data} == data
+    else:
+        assert reply["data"] is None
+        assert reply["error"] == {"code": 500, "description": error}

@@ -413,6 +413,17 @@ def connz(server: Server, query: Query) -> dict[str, Any]:
     cid_filter = parse_int(query, "cid")
     user_filter = query.get("user", "")
     acc_filter = query.get("acc", "")
+    if acc_filter and acc_filter not in server.accounts:
+        # nats-server answers an account it does not know before it fills in its own id
+        return {
+            "server_id": "",
+            "now": rfc3339_seconds(now),
+            "num_connections": 0,
+            "total": 0,
+            "offset": offset,
+            "limit": limit,
+            "connections": None,
+        }
 
     entries: list[dict[str, Any]] = []
     if state in ("open", "any", "all"):
@@ -484,7 +495,7 @@ def subsz(server: Server, query: Query) -> dict[str, Any]:
         max_fanout = max(max_fanout, sl.max_fanout)
         fanout_total += sl.avg_fanout() * sl.cache_misses
     in_msgs = server.totals()[0]
-    matches = max(in_msgs, misses)
+    matches = max(in_msgs, misses) if accounts else 0  # an unknown `acc`: all zero
     details: list[dict[str, Any]] = []
     for acc in accounts:
         for sub in acc.sublist.all_subscriptions():

@@ -547,18 +547,47 @@ class SystemServices:
             return
         if not self._filter_matches(options):
             return
-        if name == "PING":
-            if what == "STATZ":
-                data = self._account_statz(list(self.server.accounts.values()), options)
-                if data is not None:
-                    self._answer(reply, data)
+        if name == "PING" and what == "STATZ":
+            data = self._account_statz(list(self.server.accounts.values()), options)
+            if data is not None:
+                self._answer(reply, data)
             return
+        # `PING` is an account name for everything else (nats-server's system account
+        # user pinging CONNZ gets an account "PING" that does not exist: empty pages)
         account = self.server.accounts.get(name)
         if account is None:
+            self._answer_unknown_account(what, name, reply, options)
             return
         data = self._account_data(what, account, options)
         if data is not None:
             self._answer(reply, data)
+
+    def _answer_unknown_account(
+        self, what: str, name: str, reply: bytes, options: dict[str, Any]
+    ) -> None:
+        """What nats-server answers about an account it does not have: the monitoring
+        pages filtered by it (empty), an error for its details, nothing for its stats."""
+        query = query_from_options(options)
+        query["acc"] = name
+        if what == "CONNZ":
+            self._answer(reply, monitor.connz(self.server, query))
+        elif what == "SUBSZ":
+            query["subs"] = query.get("subs") or "true"
+            self._answer(reply, monitor.subsz(self.server, query))
+        elif what == "LEAFZ":
+            self._answer(reply, monitor.leafz(self.server, query))
+        elif what == "INFO":
+            self._answer_failure(reply, f"Account {name} does not exist")
+        elif what == "JSZ":
+            if self.server.monitor_routes.get("jsz") is None:
+                self._answer_failure(reply, "jetstream not enabled")
+            else:
+                self._answer_failure(reply, f'account "{name}" not found')
+
+    def _answer_failure(self, reply: bytes, text: str) -> None:
+        """nats-server's envelope of a request it could not serve: `data` null, error 500."""
+        error = {"code": 500, "description": text}
+        self._publish(reply, {"server": self.server_info(), "data": None, "error": error})
 
     def _account_data(self, what: str, account: Account, options: dict[str, Any]) -> Any:
         query = query_from_options(options)
