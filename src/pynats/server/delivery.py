@@ -42,7 +42,8 @@ CRLF: Final = b"\r\n"
 # b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
 SIZE_TAILS: Final = [b"%d\r\n" % i for i in range(4096)]
 JS_ACK_PREFIX: Final = b"$JS.ACK."
-GATEWAY_REPLY_PREFIX: Final = b"_GR_."  # a reply mapped to come back through a gateway (gateways.py)
+# a reply mapped to come back through a gateway (gateways.py)
+GATEWAY_REPLY_PREFIX: Final = b"_GR_."
 
 
 class Publisher(Protocol):
