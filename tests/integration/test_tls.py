@@ -4,6 +4,8 @@ certificate to a user. Each test runs against pynats and the Go server with the 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import ssl
 import urllib.request
 from collections.abc import Iterator
@@ -259,3 +261,79 @@ def test_a_plain_client_may_send_its_connect_in_pieces(mixed_server: RunningServ
         raw.send(b'NECT {"verbose":false}\r\nPI')
         raw.send(b"NG\r\n")
         assert raw.read_line() == b"PONG"
+
+
+async def tls_handshake_ok(server: RunningServer, cafile: str, first: bool = False) -> bool:
+    """Whether a client trusting `cafile` gets through the TLS handshake."""
+    try:
+        nc = await connect(
+            tls_url(server),
+            tls=ssl.create_default_context(cafile=cafile),
+            tls_handshake_first=first,
+        )
+    except (ssl.SSLError, nats.errors.NoServersError, OSError):
+        return False
+    await nc.close()
+    return True
+
+
+async def reload_and_wait(server: RunningServer, conf: Path, text: str) -> list[str]:
+    """Write `text`, SIGHUP, and return the reload's log lines (without times)."""
+    done = len([line for line in server.log_lines if "Reloaded server configuration" in line])
+    conf.write_text(text)
+    server.signal(signal.SIGHUP)
+    await wait_until(
+        lambda: (
+            len([line for line in server.log_lines if "Reloaded server configuration" in line])
+            > done
+        ),
+        timeout=5,
+        explain=lambda: "\n".join(server.log_lines[-5:]),
+    )
+    lines = [re.sub(r"^\[\d+\] \S+ \S+ \[\w+\] ", "", line) for line in server.log_lines]
+    return [re.sub(r"\(sha256:[0-9a-f]+\)", "", line) for line in lines if "Reloaded" in line]
+
+
+@pytest.mark.parametrize("handshake_first", [False, True])
+async def test_a_reload_applies_new_certificates_and_tls_on_or_off(
+    tmp_path: Path, handshake_first: bool
+) -> None:
+    """Certificates renewed in place (same files, new content) and TLS switched off and on:
+    a SIGHUP applies them to the clients that connect afterwards, logged as nats-server
+    logs it."""
+    cas = [trustme.CA(), trustme.CA()]
+    files = []
+    for i, ca in enumerate(cas):
+        ca.cert_pem.write_to_path(str(tmp_path / f"ca{i}.pem"))
+        issued = ca.issue_cert("127.0.0.1")
+        files.append((issued.cert_chain_pems[0].bytes(), issued.private_key_pem.bytes()))
+    cert, key = tmp_path / "server.pem", tmp_path / "server-key.pem"
+    first = ", handshake_first: true" if handshake_first else ""
+    with_tls = f'tls {{ cert_file: "{cert}", key_file: "{key}"{first} }}\n'
+    seen = {}
+    for kind in ("pynats", "go"):
+        cert.write_bytes(files[0][0])
+        key.write_bytes(files[0][1])
+        conf = tmp_path / f"{kind}.conf"
+        conf.write_text(with_tls)
+        srv = start_server(["-c", str(conf)], oracle=kind == "go")
+        try:
+            reached = [await tls_handshake_ok(srv, str(tmp_path / "ca0.pem"), handshake_first)]
+            cert.write_bytes(files[1][0])  # renewed by another CA, same paths
+            key.write_bytes(files[1][1])
+            lines = await reload_and_wait(srv, conf, with_tls)
+            reached.append(await tls_handshake_ok(srv, str(tmp_path / "ca1.pem"), handshake_first))
+            reached.append(await tls_handshake_ok(srv, str(tmp_path / "ca0.pem"), handshake_first))
+            if not handshake_first:
+                lines = await reload_and_wait(srv, conf, "ping_max: 2\n")  # TLS off: plain again
+                nc = await connect(f"nats://127.0.0.1:{srv.port}")
+                await nc.close()
+                lines = await reload_and_wait(srv, conf, with_tls)
+                reached.append(await tls_handshake_ok(srv, str(tmp_path / "ca1.pem")))
+        finally:
+            srv.stop()
+        seen[kind] = (reached, lines)
+    assert seen["pynats"] == seen["go"]
+    reached, lines = seen["go"]
+    assert reached[:3] == [True, True, False]
+    assert "Reloaded: tls = enabled" in lines

@@ -154,6 +154,7 @@ def reload_config(server: Server) -> list[str]:
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
     gateway_tls = _gateway_tls(server, new)
+    client_tls_changed, client_tls = _client_tls(server, new)
     refused, mqtt_lines = mqtt_reload(server, old.mqtt, new.mqtt)
     if refused:
         raise ReloadError(refused)
@@ -161,7 +162,7 @@ def reload_config(server: Server) -> list[str]:
     new.port = old.port
     if new.cluster.port == -1:
         new.cluster.port = old.cluster.port
-    changes = _describe_changes(old, new)
+    changes = _describe_changes(old, new, client_tls_changed)
     cluster_changed, added, removed = _cluster_changes(old.cluster, new.cluster)
     if cluster_changed:
         changes.append("Reloaded: cluster")
@@ -176,6 +177,11 @@ def reload_config(server: Server) -> list[str]:
         server.authenticator = Authenticator(new)
         server.refresh_info()
         _recheck_clients(server)
+    if client_tls_changed:
+        # clients that connect from now on get the new TLS (nats-server keeps the TLS of
+        # those connected); INFO says whether TLS is required
+        server.tls_context = client_tls
+        server.refresh_info()
     changes += _reload_proxies(server, old, new)
     changes += _reload_pinned_certs(server, old, new)
     for client in list(server.clients.values()):
@@ -271,8 +277,13 @@ def _cluster_changes(old: ClusterOptions, new: ClusterOptions) -> tuple[bool, li
     return changed, added, removed
 
 
-def _describe_changes(old: Options, new: Options) -> list[str]:
+def _describe_changes(old: Options, new: Options, tls_changed: bool = False) -> list[str]:
     lines: list[str] = []
+    # nats-server 2.15 reloads (and logs) its users and accounts on every reload of a
+    # configuration with client TLS in it, before anything else
+    tls_configured = old.tls or new.tls
+    if tls_configured:
+        lines += ["Reloaded: authorization users", "Reloaded: accounts"]
     for name in LOGGED_VALUES:
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
@@ -280,7 +291,8 @@ def _describe_changes(old: Options, new: Options) -> list[str]:
             lines.append(f"Reloaded: {name} = {value}")
     # nats-server reloads its users and accounts whenever the trusted proxies change
     proxies_changed = old.trusted_proxies != new.trusted_proxies
-    if old.users != new.users or old.nkeys != new.nkeys or proxies_changed:
+    users_changed = old.users != new.users or old.nkeys != new.nkeys or proxies_changed
+    if users_changed and not tls_configured:
         lines.append("Reloaded: authorization users")
     if (old.username, old.password, old.authorization) != (
         new.username,
@@ -288,9 +300,59 @@ def _describe_changes(old: Options, new: Options) -> list[str]:
         new.authorization,
     ):
         lines.append("Reloaded: authorization")
-    if old.accounts != new.accounts or old.users != new.users or proxies_changed:
+    accounts_changed = old.accounts != new.accounts or old.users != new.users or proxies_changed
+    if accounts_changed and not tls_configured:
         lines.append("Reloaded: accounts")
+    if old.effective_auth_timeout() != new.effective_auth_timeout():
+        lines.append(f"Reloaded: authorization timeout = {go_float(new.effective_auth_timeout())}")
+    if tls_changed:
+        lines.append(f"Reloaded: tls = {'enabled' if new.tls else 'disabled'}")
     return lines
+
+
+def client_tls_state(opts: Options) -> tuple[Any, ...] | None:
+    """What the client port's TLS is made of, the files' bytes included (a certificate
+    renewed in place, same path, is a change, as nats-server compares the loaded
+    certificates); None without TLS."""
+    if not opts.tls:
+        return None
+    files = [opts.tls_cert, opts.tls_key, opts.tls_ca_cert]
+    files += [path for pair in opts.tls_certs for path in pair]
+    contents: list[bytes | None] = []
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                contents.append(f.read())
+        except OSError:
+            contents.append(None)
+    return (
+        tuple(files),
+        tuple(contents),
+        opts.tls_verify,
+        opts.tls_map,
+        opts.tls_min_version,
+        tuple(opts.tls_cipher_suites),
+        tuple(opts.tls_curve_preferences),
+    )
+
+
+def _client_tls(server: Server, new: Options) -> tuple[bool, Any]:
+    """(changed, the client port's new SSLContext or None), against what the running
+    context was built from (`server.client_tls_state`): built before anything of the reload
+    is applied, so a certificate that does not load refuses the reload."""
+    state = client_tls_state(new)
+    if state == server.client_tls_state:
+        return False, None
+    context = None
+    if new.tls:
+        from .tls import TLSConfigError, build_server_context
+
+        try:
+            context = build_server_context(new)
+        except TLSConfigError as e:
+            raise ReloadError(str(e)) from None
+    server.client_tls_state = state
+    return True, context
 
 
 def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:

@@ -105,6 +105,8 @@ class Server:
         if options.auth_callout is not None or options.trusted_operators or options.trusted_keys:
             self.auth_callout = AuthCalloutService(self, options.auth_callout)
         self.tls_context: ssl.SSLContext | None = None
+        # what `tls_context` was built from (reload.client_tls_state): a reload compares
+        self.client_tls_state: tuple[Any, ...] | None = None
         # `ocsp {}`: the client port's certificate stapled through pyOpenSSL (ocsp_staple.py,
         # tls_openssl.py); None while not stapling (the stdlib's TLS then)
         self.ocsp_stapler: OCSPStapler | None = None
@@ -541,7 +543,10 @@ class Server:
         if opts.tls:
             from .tls import TLSConfigError, build_server_context
 
+            from .reload import client_tls_state
+
             try:
+                self.client_tls_state = client_tls_state(opts)
                 self.tls_context = build_server_context(opts)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
@@ -628,6 +633,23 @@ class Server:
         if self.gateways is not None:
             self.gateways.begin()
 
+    def _follow_reloaded_tls(self, listener_context: ssl.SSLContext) -> None:
+        """TLS before anything else: the listener keeps the context it was opened with, so
+        each handshake switches to the one a reload built (`tls_context`), if any."""
+        own_callback = listener_context.sni_callback
+
+        def select(ssl_object: Any, server_name: Any, _ctx: Any) -> None:
+            current = self.tls_context
+            if current is None or current is listener_context:
+                callback = own_callback
+            else:
+                ssl_object.context = current
+                callback = current.sni_callback
+            if callback is not None:
+                callback(ssl_object, server_name, current or listener_context)
+
+        listener_context.sni_callback = select
+
     async def _start_client_listener(self) -> None:
         opts = self.options
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
@@ -642,6 +664,8 @@ class Server:
                     self.loop, self.stapling_context, factory, handshake_timeout=opts.tls_timeout
                 )
                 tls_first = None
+            if tls_first is not None:
+                self._follow_reloaded_tls(tls_first)
             self._listener = await self.loop.create_server(
                 factory,
                 host=host or None,
