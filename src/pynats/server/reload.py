@@ -25,16 +25,19 @@ its TLS files.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pynats.gotime import NS_PER_S, format_duration
 
+from . import const
 from .auth import Authenticator
 from .conf.units import go_quote
 from .config_leafnodes import DEFAULT_S2_AUTO_RTT_THRESHOLDS_S, remote_name
 from .config_options import ConfigLoadError, apply_config_file, startup_problem
 from .config_reader import go_float
+from .config_websocket import no_auth_user_problem
 from .log import Logger
 from .mqtt_reload import mqtt_reload
 from .options import split_host_port
@@ -52,39 +55,59 @@ if TYPE_CHECKING:
     from .server import Server
 
 # Options that cannot change without a restart (nats-server refuses them too), in the order
-# nats-server checks them (its Options struct order); the cluster's listener comes in between.
+# nats-server checks them (its Options struct order): the first one changed is named. The
+# cluster's listener, the leaf nodes and the JetStream store come between the two lists.
 NOT_RELOADABLE = {
     "server_name": "ServerName",
     "host": "Host",
     "port": "Port",
+    "client_advertise": "ClientAdvertise",  # only checked: it may change if it parses
+    "disable_sublist_cache": "NoSublistCache",
+    "no_header_support": "NoHeaderSupport",
+    "max_subscriptions": "MaxSubs",
+    "max_sub_tokens": "MaxSubTokens",
+    "no_auth_user": "NoAuthUser",
+    "system_account": "SystemAccount",
+    "no_system_account": "NoSystemAccount",
+    "http_host": "HTTPHost",
     "http_port": "HTTPPort",
     "https_port": "HTTPSPort",
+    "max_pending": "MaxPending",
 }
 NOT_RELOADABLE_AFTER_CLUSTER = {
     "jetstream": "JetStream",
     "store_dir": "StoreDir",
+    "log_size_limit": "LogSizeLimit",
+    "log_max_num": "LogMaxFiles",
+    "write_timeout": "WriteTimeout",
+    "max_closed_clients": "MaxClosedClients",
+    "lame_duck_duration": "LameDuckDuration",
+    "lame_duck_grace_period": "LameDuckGracePeriod",
 }
+# Durations nats-server prints as Go durations (`1m0s`, `1.5s`) in its lines.
+DURATIONS = {"ping_interval", "write_deadline", "lame_duck_duration", "lame_duck_grace_period"}
 
-LOGGED_VALUES = (
-    "debug",
-    "trace",
-    "trace_verbose",
-    "logtime",
-    "logtime_utc",
-    "log_file",
-    "max_payload",
-    "max_control_line",
-    "max_pending",
-    "max_connections",
-    "max_subscriptions",
-    "ping_interval",
-    "ping_max",
+# What nats-server logs as `Reloaded: <name> = <value>` when it changed, in its order; each
+# section ends where other lines come in between (see `_describe_changes`).
+LOGGED_VALUES = ("debug", "trace_verbose", "trace_headers", "logtime", "logtime_utc")
+LOGGED_LIMITS = ("max_connections",)
+LOGGED_PINGS = ("ping_interval", "ping_max")
+LOGGED_SIZES = ("max_control_line", "max_payload")
+LOGGED_LATE = (
     "write_deadline",
-    "lame_duck_duration",
-    "lame_duck_grace_period",
-    "no_auth_user",
-    "system_account",
+    "max_traced_msg_len",
+    "connect_error_reports",
+    "reconnect_error_reports",
 )
+# A value of 0 in the file is nats-server's default for these (its baseline options).
+BASELINE = {
+    "max_payload": const.MAX_PAYLOAD_SIZE,
+    "max_control_line": const.MAX_CONTROL_LINE_SIZE,
+    "max_pending": const.MAX_PENDING_SIZE,
+    "ping_interval": const.PING_INTERVAL_S,
+    "ping_max": const.PING_MAX_OUTSTANDING,
+    "write_deadline": const.WRITE_DEADLINE_S,
+}
 AUTH_FIELDS = (
     "username",
     "password",
@@ -144,13 +167,20 @@ def reload_config(server: Server) -> list[str]:
         new = apply_config_file(flags_only)
     except ConfigLoadError as e:
         raise ReloadError(str(e)) from None
-    problem = startup_problem(new)
+    for name, default in BASELINE.items():
+        if not getattr(new, name):
+            setattr(new, name, default)
+    problem = _options_problem(new) or startup_problem(new)
     if problem:
         raise ReloadError(problem)
-    _check_not_reloadable(old, new, NOT_RELOADABLE)
+    # what the server runs with, zeros read as nats-server's defaults, as the new options are
+    compared = dataclasses.replace(old)
+    for name, default in BASELINE.items():
+        setattr(compared, name, getattr(old, name) or default)
+    _check_not_reloadable(compared, new, NOT_RELOADABLE)
     _check_cluster_listener(server, old.cluster, new.cluster)
     leaf = leafnode_changes(old.leafnodes, new.leafnodes)
-    _check_not_reloadable(old, new, NOT_RELOADABLE_AFTER_CLUSTER)
+    _check_not_reloadable(compared, new, NOT_RELOADABLE_AFTER_CLUSTER)
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
     gateway_tls = _gateway_tls(server, new)
@@ -162,14 +192,14 @@ def reload_config(server: Server) -> list[str]:
     new.port = old.port
     if new.cluster.port == -1:
         new.cluster.port = old.cluster.port
-    changes = _describe_changes(old, new, client_tls_changed)
     cluster_changed, added, removed = _cluster_changes(old.cluster, new.cluster)
-    if cluster_changed:
-        changes.append("Reloaded: cluster")
-    changes += leaf.lines
-    if added or removed:
-        changes.append("Reloaded: cluster routes")
+    blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines
+    tls_lines = _reload_pinned_certs(server, old, new)
+    changes = _describe_changes(
+        compared, new, client_tls_changed, blocks, bool(added or removed), tls_lines
+    )
     server.options = new
+    _apply_files(server, old, new)
     _apply_logging(server, old, new)
     auth_changed = any(getattr(old, f) != getattr(new, f) for f in AUTH_FIELDS)
     if auth_changed:
@@ -183,7 +213,6 @@ def reload_config(server: Server) -> list[str]:
         server.tls_context = client_tls
         server.refresh_info()
     changes += _reload_proxies(server, old, new)
-    changes += _reload_pinned_certs(server, old, new)
     for client in list(server.clients.values()):
         client.parser.max_payload = new.max_payload
         client.parser.max_control_line = new.max_control_line
@@ -212,13 +241,50 @@ def reload_config(server: Server) -> list[str]:
     return changes
 
 
+def _options_problem(new: Options) -> str | None:
+    """What nats-server's option checks refuse in a reloaded file before comparing it (the
+    rest is `startup_problem`)."""
+    if new.max_payload > new.max_pending:
+        return (
+            f"max_payload ({new.max_payload}) cannot be higher than max_pending ({new.max_pending})"
+        )
+    if new.no_auth_user:
+        return no_auth_user_problem(new, new.no_auth_user)
+    return None
+
+
 def _check_not_reloadable(old: Options, new: Options, fields: dict[str, str]) -> None:
     for name, label in fields.items():
         before, after = getattr(old, name), getattr(new, name)
+        if name == "http_host":
+            before, after = old.monitor_host(), new.monitor_host()
         if name == "port" and (before == -1 or after == -1):
             continue
-        if before != after:
-            raise ReloadError(f"config reload not supported for {label}: old={before}, new={after}")
+        if name == "client_advertise":
+            problem = _host_port_problem(after) if after else None
+            if problem:
+                raise ReloadError(f"invalid ClientAdvertise value of {after}, err={problem}")
+            continue
+        if before == after:
+            continue
+        gone = name == "no_auth_user" and before and not after
+        if gone and all(user.username != before for user in new.users):
+            continue  # dropping it is fine when its user went too
+        if name == "system_account" and before == "$SYS" and not after:
+            continue
+        raise ReloadError(
+            f"config reload not supported for {label}: "
+            f"old={_go_value(name, before)}, new={_go_value(name, after)}"
+        )
+
+
+def _go_value(name: str, value: Any) -> str:
+    """An option's value as nats-server prints it in its reload lines."""
+    if isinstance(value, bool):
+        return _go_bool(value)
+    if name in DURATIONS:
+        return _go_duration(value)
+    return str(value)
 
 
 def _check_cluster_listener(server: Server, old: ClusterOptions, new: ClusterOptions) -> None:
@@ -277,36 +343,64 @@ def _cluster_changes(old: ClusterOptions, new: ClusterOptions) -> tuple[bool, li
     return changed, added, removed
 
 
-def _describe_changes(old: Options, new: Options, tls_changed: bool = False) -> list[str]:
+def _describe_changes(
+    old: Options,
+    new: Options,
+    tls_changed: bool = False,
+    blocks: list[str] | None = None,
+    routes_changed: bool = False,
+    tls_lines: list[str] | None = None,
+) -> list[str]:
+    """nats-server's `Reloaded: ...` lines for the top-level options, in its order (that of
+    its Options struct): the lines of the cluster, leaf node and MQTT blocks (`blocks`) come
+    after `no_fast_producer_stall`, the routes' after the log file, the client TLS ones
+    (`tls_lines`: pinned certificates) after `tls`."""
     lines: list[str] = []
-    # nats-server 2.15 reloads (and logs) its users and accounts on every reload of a
-    # configuration with client TLS in it, before anything else
-    tls_configured = old.tls or new.tls
-    if tls_configured:
-        lines += ["Reloaded: authorization users", "Reloaded: accounts"]
-    for name in LOGGED_VALUES:
-        before, after = getattr(old, name), getattr(new, name)
-        if before != after:
-            value = str(after).lower() if isinstance(after, bool) else after
-            lines.append(f"Reloaded: {name} = {value}")
-    # nats-server reloads its users and accounts whenever the trusted proxies change
-    proxies_changed = old.trusted_proxies != new.trusted_proxies
-    users_changed = old.users != new.users or old.nkeys != new.nkeys or proxies_changed
-    if users_changed and not tls_configured:
-        lines.append("Reloaded: authorization users")
-    if (old.username, old.password, old.authorization) != (
-        new.username,
-        new.password,
-        new.authorization,
-    ):
-        lines.append("Reloaded: authorization")
-    accounts_changed = old.accounts != new.accounts or old.users != new.users or proxies_changed
-    if accounts_changed and not tls_configured:
-        lines.append("Reloaded: accounts")
+
+    def values(names: tuple[str, ...]) -> None:
+        for name in names:
+            before, after = getattr(old, name), getattr(new, name)
+            if before != after:
+                lines.append(f"Reloaded: {name} = {_go_value(name, after)}")
+
+    # nats-server turns tracing on with trace_verbose and trace_headers
+    traced = [o.trace or o.trace_verbose or o.trace_headers for o in (old, new)]
+    if traced[0] != traced[1]:
+        lines.append(f"Reloaded: trace = {_go_bool(traced[1])}")
+    values(LOGGED_VALUES)
+    values(LOGGED_LIMITS)
+    if old.nkeys != new.nkeys:
+        lines.append("Reloaded: authorization nkey users")
+    # nats-server reloads (and logs) its users and accounts on every reload
+    lines += ["Reloaded: authorization users", "Reloaded: accounts"]
+    for name, label in (("username", "username"), ("password", "password")):
+        if getattr(old, name) != getattr(new, name):
+            lines.append(f"Reloaded: authorization {label}")
+    if old.authorization != new.authorization:
+        lines.append("Reloaded: authorization token")
+    values(LOGGED_PINGS)
     if old.effective_auth_timeout() != new.effective_auth_timeout():
         lines.append(f"Reloaded: authorization timeout = {go_float(new.effective_auth_timeout())}")
+    values(LOGGED_SIZES)
+    if old.no_fast_producer_stall != new.no_fast_producer_stall:
+        will = "will not" if new.no_fast_producer_stall else "will"
+        lines.append(f"Reloaded: fast producers {will} be stalled")
+    lines += blocks or []
+    if new.pid_file and old.pid_file != new.pid_file:
+        lines.append(f"Reloaded: pid_file = {new.pid_file}")
+    values(("ports_file_dir", "log_file", "syslog", "remote_syslog"))
+    if routes_changed:
+        lines.append("Reloaded: cluster routes")
+    if old.tls_timeout != new.tls_timeout:
+        lines.append(f"Reloaded: tls timeout = {go_float(new.tls_timeout)}")
     if tls_changed:
         lines.append(f"Reloaded: tls = {'enabled' if new.tls else 'disabled'}")
+    lines += tls_lines or []
+    values(LOGGED_LATE)
+    if old.server_tags != new.server_tags:
+        lines.append("Reloaded: tags")
+    if old.server_metadata != new.server_metadata:
+        lines.append("Reloaded: metadata")
     return lines
 
 
@@ -341,7 +435,8 @@ def _client_tls(server: Server, new: Options) -> tuple[bool, Any]:
     context was built from (`server.client_tls_state`): built before anything of the reload
     is applied, so a certificate that does not load refuses the reload."""
     state = client_tls_state(new)
-    if state == server.client_tls_state:
+    # (a test's stand-in server may have none)
+    if state == getattr(server, "client_tls_state", None):
         return False, None
     context = None
     if new.tls:
@@ -438,6 +533,26 @@ def _apply_logging(server: Server, old: Options, new: Options) -> None:
     logger.trace_verbose = new.trace_verbose
     logger.logtime = new.logtime
     logger.utc = new.logtime_utc
+
+
+def _apply_files(server: Server, old: Options, new: Options) -> None:
+    """A new pid file or ports file directory is written at once, as nats-server does (the
+    old ports file is removed)."""
+    if new.pid_file and new.pid_file != old.pid_file and hasattr(server, "_write_pid_file"):
+        try:
+            server._write_pid_file()
+        except Exception as e:
+            server.logger.error(str(e))
+    if new.ports_file_dir != old.ports_file_dir and hasattr(server, "_write_ports_file"):
+        previous = getattr(server, "_ports_file", "")
+        if previous:
+            try:
+                os.remove(previous)
+            except OSError:
+                pass
+            server._ports_file = ""
+        if new.ports_file_dir:
+            server._write_ports_file()
 
 
 def _apply_accounts(server: Server, new: Options) -> None:

@@ -541,9 +541,8 @@ class Server:
             )
 
         if opts.tls:
-            from .tls import TLSConfigError, build_server_context
-
             from .reload import client_tls_state
+            from .tls import TLSConfigError, build_server_context
 
             try:
                 self.client_tls_state = client_tls_state(opts)
