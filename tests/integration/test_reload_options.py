@@ -94,17 +94,18 @@ KEPT = re.compile(r"Reloaded: |Failed to reload")
 class Side:
     """One server of the pair, its file, and what a reload of it logs."""
 
-    def __init__(self, oracle: bool, root: Path, files: Path) -> None:
+    def __init__(self, oracle: bool, root: Path, files: Path, base: str = BASE) -> None:
         self.dir = root / ("go" if oracle else "py")
         self.dir.mkdir()
         self.conf = self.dir / "server.conf"
         self.files = files
-        self.conf.write_text(BASE)
+        self.conf.write_text(base.replace("<dir>", str(self.dir)))
         self.server: RunningServer = start_server(["-c", str(self.conf)], oracle=oracle)
 
     def reload(self, text: str) -> list[str]:
         start = len(self.server.log_lines)
-        self.conf.write_text(text.replace("<files>", str(self.files)))
+        text = text.replace("<files>", str(self.files)).replace("<dir>", str(self.dir))
+        self.conf.write_text(text)
         self.server.signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while not any(DONE.search(line) for line in self.server.log_lines[start:]):
@@ -140,3 +141,56 @@ def test_reload_of_an_option_logs_like_nats_server(pair: tuple[Side, Side], chan
     changed = f"{BASE}{change}\n"
     assert py.reload(changed) == go.reload(changed)
     assert py.reload(BASE) == go.reload(BASE)  # and back
+
+
+# With a trusted proxy and a leaf node remote from the start (nats-server 2.15.1 crashes when a
+# reload adds the first trusted proxy), and with MQTT: their lines' places among the others'.
+PROXY_KEYS = (
+    "ND2X6G23ILW2UKQMNDDF2JFJ4SN6HORCGUPO454ULLSK27ZCJQEKQNI4",
+    "NBDRU4VFC27JXJ7HMATDY2GWNIKLHUT6QQMPMFABJVF4ARNIZNPFK7PN",
+)
+BLOCKS = {
+    "proxies_and_leaf": (
+        f"proxies {{ trusted: [ {{key: {PROXY_KEYS[0]}}} ] }}\n"
+        'leafnodes { remotes: [ { url: "nats://127.0.0.1:1" } ] }\n',
+        [
+            f"proxies {{ trusted: [ {{key: {PROXY_KEYS[1]}}} ] }}",
+            'leafnodes { remotes: [ { url: "nats://127.0.0.1:1", compression: off } ] }',
+        ],
+    ),
+    "jetstream_and_leaf": (
+        'server_name: s1\njetstream { store_dir: "<dir>/js" }\n'
+        'leafnodes { remotes: [ { url: "nats://127.0.0.1:1" } ] }\n',
+        ["debug: true"],
+    ),
+    "mqtt": (
+        'server_name: s1\njetstream { store_dir: "<dir>/js" }\nmqtt { listen: "127.0.0.1:-1" }\n',
+        ['mqtt { listen: "127.0.0.1:-1", ack_wait: "7s" }'],
+    ),
+}
+OTHERS = (
+    'max_payload: 3000\nno_fast_producer_stall: true\npid_file: "<files>/server.pid"\n'
+    'write_deadline: "4s"\nserver_metadata: {a: b}\n'
+)
+
+
+@pytest.mark.parametrize("base, changes", BLOCKS.values(), ids=BLOCKS.keys())
+def test_block_lines_come_where_nats_server_logs_them(
+    tmp_path: Path, base: str, changes: list[str]
+) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    go = Side(True, tmp_path, files, base)
+    try:
+        py = Side(False, tmp_path, files, base)
+    except Exception:
+        go.server.stop()
+        raise
+    try:
+        for change in changes:
+            changed = f"{base}{change}\n{OTHERS}"
+            assert py.reload(changed) == go.reload(changed), change
+            assert py.reload(base) == go.reload(base), change
+    finally:
+        go.server.stop()
+        py.server.stop()

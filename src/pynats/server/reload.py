@@ -108,6 +108,8 @@ BASELINE = {
     "ping_max": const.PING_MAX_OUTSTANDING,
     "write_deadline": const.WRITE_DEADLINE_S,
 }
+# set on the server once a reload went through
+_RELOADED = "_pynats_reloaded"
 AUTH_FIELDS = (
     "username",
     "password",
@@ -193,12 +195,19 @@ def reload_config(server: Server) -> list[str]:
     if new.cluster.port == -1:
         new.cluster.port = old.cluster.port
     cluster_changed, added, removed = _cluster_changes(old.cluster, new.cluster)
-    blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines
+    # nats-server names the cluster of a JetStream server with leaf node remotes and no
+    # cluster itself at start-up, so the file's (nameless) cluster differs on the first
+    # reload that goes through
+    named = old.jetstream and old.leafnodes.remotes and not old.cluster.port
+    if named and not old.cluster.name and not getattr(server, _RELOADED, False):
+        cluster_changed = True
+    blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines + mqtt_lines
     tls_lines = _reload_pinned_certs(server, old, new)
     changes = _describe_changes(
         compared, new, client_tls_changed, blocks, bool(added or removed), tls_lines
     )
     server.options = new
+    setattr(server, _RELOADED, True)
     _apply_files(server, old, new)
     _apply_logging(server, old, new)
     auth_changed = any(getattr(old, f) != getattr(new, f) for f in AUTH_FIELDS)
@@ -228,7 +237,6 @@ def reload_config(server: Server) -> list[str]:
     mqtt_listener = getattr(server, "mqtt", None)  # (a test's stand-in server may have none)
     if mqtt_listener is not None:
         mqtt_listener.options = new.mqtt  # new consumers follow the reloaded settings
-    changes += mqtt_lines
     if server.leafnodes is None and leaf.added:
         server.start_leafnodes()  # the first remotes arrive with this reload
     elif server.leafnodes is not None and old.leafnodes != new.leafnodes:
@@ -456,8 +464,6 @@ def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:
     added = [key for key in new.trusted_proxies if key not in old.trusted_proxies]
     removed = [key for key in old.trusted_proxies if key not in new.trusted_proxies]
     lines: list[str] = []
-    if added:
-        lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(added)} were added")
     if removed:
         gone = set(removed)
         for client in list(server.clients.values()):
@@ -465,6 +471,8 @@ def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:
                 client.close_with_error(ERR_AUTH_VIOLATION, "Proxy Not Trusted")
         server.flush_pending()
         lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(removed)} were removed")
+    if added:  # (nats-server logs the removed ones first)
+        lines.append(f"Reloaded: proxies trusted keys {_go_quoted_list(added)} were added")
     return lines
 
 
