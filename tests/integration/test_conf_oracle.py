@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.support.servers import oracle_server_path
+from tests.support.servers import oracle_server_path, pynats_server_command
 
 from pynats.server.conf import ConfigError, load_config_file
 
@@ -223,3 +223,26 @@ def test_key_positions_are_where_go_reports_unknown_fields(
     for key in key_path[:-1]:
         tree = tree[key]
     assert str(tree.position(key_path[-1])) == match.group(1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'tls { cert_file: "a" key_file: "b" }\n',  # a lexer error
+        "port: $PYNATS_CONF_TEST_NOT_SET\n",  # an unknown variable
+        'include "not-there.conf"\n',
+    ],
+)
+def test_the_server_prints_a_syntax_error_as_nats_server_does(text: str, tmp_path: Path) -> None:
+    """Not only the library's text: the server's own start-up line (`nats-server: ...`, no
+    file or column for a syntax error) and its exit status."""
+    path = tmp_path / "bad.conf"
+    path.write_text(text)
+    results = []
+    for cmd in ([oracle_server_path()], pynats_server_command()):
+        done = subprocess.run(
+            [*cmd, "-c", str(path)], capture_output=True, cwd=tmp_path, timeout=30
+        )
+        results.append((done.returncode, done.stderr.decode().strip()))
+    assert results[0] == results[1]
+    assert results[0][1].startswith("nats-server: ")

@@ -1163,8 +1163,8 @@ def apply_config_file(opts: Options) -> Options:
     try:
         loaded = load_config_file(opts.config_file)
     except ConfigError as e:
-        # nats-server's text, prefixed with file:line:col so the place is never a guess
-        raise ConfigLoadError(e.with_location()) from None
+        # nats-server's text as it prints it: a syntax error names its line, not the file
+        raise ConfigLoadError(str(e)) from None
     except OSError as e:
         raise ConfigLoadError(
             f"open {opts.config_file}: {(e.strerror or str(e)).lower()}"
