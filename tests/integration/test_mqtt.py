@@ -761,10 +761,15 @@ def flapping_scenario(kind: str, tmp: Path) -> dict[str, Any]:
         watch.sendall(bytes((mp.PINGREQ << 4, 0)))
         after = read_packets(watch, 1)  # a PINGRESP, and no will before it
         watch.close()
-        lines = [
-            server.wait_for_log(r'mid:\d+ - "flap" - unable to connect: connection closed'),
-            *[x for x in server.log_lines if "Replacing old client" in x],
-        ]
+        refused = server.wait_for_log(r'mid:\d+ - "flap" - unable to connect: connection closed')
+        # both takeovers (the second and the fourth connection) are logged; the log is read
+        # from the server's stderr as it comes, so wait for the lines rather than the moment
+        wait_until_sync(
+            lambda: sum("Replacing old client" in x for x in server.log_lines) >= 2,
+            timeout=5,
+            what="both takeovers logged",
+        )
+        lines = [refused, *[x for x in server.log_lines if "Replacing old client" in x]]
         return {
             "connacks": connacks,
             "closed": closed,
