@@ -133,6 +133,33 @@ def attach_jetstream(server: Server) -> None:
     enable_jetstream(server)
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+TRIM_THRESHOLD_BYTES = 32 * 1024 * 1024
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+
+
+def tune_allocator() -> None:
+    """glibc's malloc, told to keep freed memory at the top of its heap (up to 32 MiB) and to
+    serve blocks below 4 MiB from the heap, for a server process of its own.
+
+    Every socket read becomes a bytes object of up to 256 KiB. With glibc's defaults, whether
+    freeing it gives the top of the heap back to the kernel (and the next read faults fresh
+    pages in) depends on what else happens to sit above it: one import more or less flipped
+    pub-only 1 KB between 0.64M and 1.3M msgs/s (benchmarks/README.md, Profiling). Fixed
+    thresholds take the heap's layout out of it. Elsewhere (musl, macOS) nothing is done.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def install_event_loop_policy() -> None:
     """uvloop when installed (a default dependency on Linux and macOS), asyncio otherwise."""
     try:
@@ -284,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     install_event_loop_policy()
+    tune_allocator()
     return asyncio.run(serve(opts, stapler))
 
 
