@@ -173,6 +173,20 @@ def _log_option(field_name: str) -> Handler:
     return _set(field_name, "bool")
 
 
+def _trace_detail(field_name: str) -> Handler:
+    """`trace_verbose` and `trace_headers`: set, they turn tracing on as well (nats-server's
+    parser sets `Trace` with them)."""
+
+    def handle(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
+        value = r.boolean(m, key)
+        if value is not None:
+            setattr(o, field_name, value)
+            if value:
+                o.trace = True
+
+    return handle
+
+
 def _system_account(r: Reader, o: Options, m: ConfigMap, key: str) -> None:
     value = r.string(m, key)
     if value is not None:
@@ -393,7 +407,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "lame_duck_grace_period": _set("lame_duck_grace_period", "duration"),
     "debug": _log_option("debug"),
     "trace": _log_option("trace"),
-    "trace_verbose": _log_option("trace_verbose"),
+    "trace_verbose": _trace_detail("trace_verbose"),
     "logtime": _log_option("logtime"),
     "logtime_utc": _log_option("logtime_utc"),
     "log_file": _set("log_file", "str"),
@@ -427,7 +441,7 @@ TOP_LEVEL: dict[str, Handler] = {
     "reconnect_error_reports": _error_reports("reconnect_error_reports"),
     "logfile_max_num": _set("log_max_num", "int"),
     "log_max_num": _set("log_max_num", "int"),
-    "trace_headers": _set("trace_headers", "bool"),
+    "trace_headers": _trace_detail("trace_headers"),
     "server_metadata": _server_metadata,
     "gateway": parse_gateway,
     "mqtt": parse_mqtt,
