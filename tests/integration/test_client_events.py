@@ -24,6 +24,7 @@ authorization { users: [{user: g, password: g}] }
 
 
 async def events(oracle: bool, tmp_path: Path) -> list[tuple[str, Any, Any, list[str]]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     conf = tmp_path / ("go.conf" if oracle else "py.conf")
     conf.write_text(CONFIG)
     srv = start_server(["-c", str(conf)], oracle=oracle)
@@ -66,8 +67,21 @@ async def events(oracle: bool, tmp_path: Path) -> list[tuple[str, Any, Any, list
     ]
 
 
+async def oracle_events(tmp_path: Path, attempts: int = 3) -> list[tuple[str, Any, Any, list[str]]]:
+    """nats-server's events, from a fresh server each attempt: on a loaded machine (CI) it
+    now and then sent neither the connect pair nor the refusal's within 15 s, while pynats,
+    which the comparison is about, gets one attempt."""
+    for attempt in range(attempts):
+        try:
+            return await events(True, tmp_path / f"go{attempt}")
+        except TimeoutError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def test_global_account_events_and_a_refused_client(tmp_path: Path) -> None:
-    go = await events(True, tmp_path)
+    go = await oracle_events(tmp_path)
     assert await events(False, tmp_path) == go
     assert [(subject, reason) for subject, _type, reason, _keys in go] == [
         ("$SYS.ACCOUNT.$G.CONNECT", None),
