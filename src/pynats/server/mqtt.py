@@ -354,6 +354,8 @@ class MqttClient(MqttMessaging):
         timeout = (tls.timeout if tls is not None else 0) or DEFAULT_TLS_TIMEOUT_S
         failure: Exception | None = None
         passed = False
+        from .tls import peek_first_bytes
+
         first = await peek_first_bytes(server.loop, sock, 5, timeout)
         if first is None:
             failure = TimeoutError()
@@ -867,35 +869,6 @@ class NotTLSError(Exception):
 
 class UnexpectedEOF(Exception):
     """The client went away in the middle of a TLS record."""
-
-
-async def peek_first_bytes(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int, timeout: float
-) -> bytes | None:
-    """Up to `n` first bytes the client sent on an accepted socket, peeked (so they stay
-    for the TLS layer): b"" when it closed, None when it said nothing within `timeout`."""
-    import socket
-
-    peek = sock
-    first: asyncio.Future[bytes] = loop.create_future()
-
-    def readable() -> None:
-        if first.done():
-            return
-        try:
-            first.set_result(peek.recv(n, socket.MSG_PEEK))
-        except BlockingIOError:
-            return
-        except OSError:
-            first.set_result(b"")
-
-    loop.add_reader(peek.fileno(), readable)
-    try:
-        return await asyncio.wait_for(first, timeout)
-    except TimeoutError:
-        return None
-    finally:
-        loop.remove_reader(peek.fileno())
 
 
 def handshake_error(

@@ -341,39 +341,50 @@ def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, s
     return version, go_cipher_name(cipher[0]) if cipher else ""
 
 
-async def client_starts_tls(
-    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
-) -> bool:
-    """Whether the client's first byte opens a TLS handshake (`allow_non_tls`). The byte is
-    peeked on a duplicate of the socket, never read, so it stays for the TLS layer or the
-    parser (and the transport's reading must be paused meanwhile). Nothing within `timeout`,
-    end of stream or an error all mean plain, as nats-server decides."""
-    raw = transport.get_extra_info("socket")
-    if raw is None:
-        return False
-    peek = socket.socket(fileno=os.dup(raw.fileno()))
-    peek.setblocking(False)
+async def peek_first_bytes(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int, timeout: float
+) -> bytes | None:
+    """Up to `n` first bytes the client sent, peeked (never read, so they stay for the TLS
+    layer or the parser): b"" at end of stream or on an error, None when nothing came within
+    `timeout`. `sock` must be non-blocking and not read by anyone else meanwhile."""
     first: asyncio.Future[bytes] = loop.create_future()
 
     def readable() -> None:
         if first.done():
             return
         try:
-            first.set_result(peek.recv(1, socket.MSG_PEEK))
+            first.set_result(sock.recv(n, socket.MSG_PEEK))
         except BlockingIOError:
             return
         except OSError:
             first.set_result(b"")
 
-    loop.add_reader(peek.fileno(), readable)
+    loop.add_reader(sock.fileno(), readable)
     try:
-        data = await asyncio.wait_for(first, timeout)
+        return await asyncio.wait_for(first, timeout)
     except TimeoutError:
-        return False
+        return None
     finally:
-        loop.remove_reader(peek.fileno())
+        loop.remove_reader(sock.fileno())
+
+
+async def client_starts_tls(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
+) -> bool:
+    """Whether the client's first byte opens a TLS handshake (`allow_non_tls`). The byte is
+    peeked on a duplicate of the socket, so it stays for the TLS layer or the parser (and
+    the transport's reading must be paused meanwhile). Nothing within `timeout`, end of
+    stream or an error all mean plain, as nats-server decides."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    peek = socket.socket(fileno=os.dup(raw.fileno()))
+    peek.setblocking(False)
+    try:
+        data = await peek_first_bytes(loop, peek, 1, timeout)
+    finally:
         peek.close()
-    return data[:1] == bytes((TLS_HANDSHAKE_RECORD,))
+    return data is not None and data[:1] == bytes((TLS_HANDSHAKE_RECORD,))
 
 
 async def read_proxy_header(
