@@ -186,7 +186,7 @@ def reload_config(server: Server) -> list[str]:
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
     gateway_tls = _gateway_tls(server, new)
-    client_tls_changed, client_tls = _client_tls(server, new)
+    client_tls = _client_tls(server, new)
     refused, mqtt_lines = mqtt_reload(server, old.mqtt, new.mqtt)
     if refused:
         raise ReloadError(refused)
@@ -204,7 +204,7 @@ def reload_config(server: Server) -> list[str]:
     blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines + mqtt_lines
     tls_lines = _reload_pinned_certs(server, old, new)
     changes = _describe_changes(
-        compared, new, client_tls_changed, blocks, bool(added or removed), tls_lines
+        compared, new, client_tls is not None, blocks, bool(added or removed), tls_lines
     )
     server.options = new
     setattr(server, _RELOADED, True)
@@ -216,10 +216,10 @@ def reload_config(server: Server) -> list[str]:
         server.authenticator = Authenticator(new)
         server.refresh_info()
         _recheck_clients(server)
-    if client_tls_changed:
+    if client_tls is not None:
         # clients that connect from now on get the new TLS (nats-server keeps the TLS of
         # those connected); INFO says whether TLS is required
-        server.tls_context = client_tls
+        server.client_tls_state, server.tls_context = client_tls
         server.refresh_info()
     changes += _reload_proxies(server, old, new)
     for client in list(server.clients.values()):
@@ -438,14 +438,15 @@ def client_tls_state(opts: Options) -> tuple[Any, ...] | None:
     )
 
 
-def _client_tls(server: Server, new: Options) -> tuple[bool, Any]:
-    """(changed, the client port's new SSLContext or None), against what the running
-    context was built from (`server.client_tls_state`): built before anything of the reload
-    is applied, so a certificate that does not load refuses the reload."""
+def _client_tls(server: Server, new: Options) -> tuple[tuple[Any, ...] | None, Any] | None:
+    """None when the client port's TLS is what the running context was built from
+    (`server.client_tls_state`); else (its new state, the new SSLContext or None without
+    TLS), built before anything of the reload is applied, so a certificate that does not
+    load refuses the reload. The caller records the state once the reload is applied."""
     state = client_tls_state(new)
     # (a test's stand-in server may have none)
     if state == getattr(server, "client_tls_state", None):
-        return False, None
+        return None
     context = None
     if new.tls:
         from .tls import TLSConfigError, build_server_context
@@ -454,8 +455,7 @@ def _client_tls(server: Server, new: Options) -> tuple[bool, Any]:
             context = build_server_context(new)
         except TLSConfigError as e:
             raise ReloadError(str(e)) from None
-    server.client_tls_state = state
-    return True, context
+    return state, context
 
 
 def _reload_proxies(server: Server, old: Options, new: Options) -> list[str]:
