@@ -356,8 +356,9 @@ class GatewayConnection(Connection):
         hdr_len: int,
         msg: bytes,
     ) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg)
+        ob = self.ob  # the counts live in the compiled Outbound, as for routes
+        ob.in_msgs += 1
+        ob.in_bytes += len(msg)
         acc = self._accounts.get(account) or self._account(account)
         if acc is None:
             if account is not None and account not in self._no_interest:
