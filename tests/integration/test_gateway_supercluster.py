@@ -22,7 +22,16 @@ from typing import Any
 
 import nats
 import pytest
-from tests.integration.test_gateways import Node, explain, gateway_urls, inbound, shape, start
+from tests.integration.test_gateways import (
+    Node,
+    cluster_a,
+    cluster_a_and_b,
+    explain,
+    gateway_urls,
+    inbound,
+    shape,
+    start,
+)
 from tests.support.ports import free_port
 from tests.support.servers import start_server
 from tests.support.waiting import wait_until
@@ -269,17 +278,9 @@ async def test_a_departed_servers_gateway_url_is_dropped(
     """A1 and A2 form cluster A, B dials A1. A1's gateway INFO lists both servers' gateway
     URLs, and so does what B knows of A (its /varz); when A2 stops, A1 drops A2's URL from
     its INFO and tells B, which drops it too (nats-server's removeGatewayURL, updateURLs)."""
-    kind_a1, kind_a2, kind_b = kinds
-    a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
-    a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
-    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    a1, a2, b = cluster_a_and_b(kinds)
     r1, r2 = free_port(), free_port()
-
-    def cluster(own: int, other: int) -> str:
-        return (
-            f"cluster {{ name: A, listen: 127.0.0.1:{own},"
-            f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
-        )
+    cluster = cluster_a
 
     try:
         start(a1, [b], tmp_path, cluster(r1, r2))
@@ -414,17 +415,9 @@ async def test_a_cluster_peer_links_to_the_clusters_its_route_peers_link_to(
     because A1 tells its route peers of every cluster it dialled (an INFO with `gateway`,
     `gateway_urls` and `gateway_cmd` 1 on the route, when A1's link registers and when a
     peer joins later), as nats-server does; A2's clients then reach B on A2's own link."""
-    kind_a1, kind_a2, kind_b = kinds
-    a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
-    a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
-    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    a1, a2, b = cluster_a_and_b(kinds)
     r1, r2 = free_port(), free_port()
-
-    def cluster(own: int, other: int) -> str:
-        return (
-            f"cluster {{ name: A, listen: 127.0.0.1:{own},"
-            f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
-        )
+    cluster = cluster_a
 
     try:
         start(a1, [b], tmp_path, cluster(r1, r2))

@@ -268,6 +268,26 @@ async def test_gatewayz_and_varz_have_nats_servers_shape(pair: tuple[Node, Node]
     assert re.search(r"Listening for gateways connections on 127\.0\.0\.1:\d+", a.server.log_text())
 
 
+def cluster_a_and_b(kinds: tuple[str, str, str]) -> tuple[Node, Node, Node]:
+    """A1 and A2 of cluster A and B of cluster B, of the kinds given (each on its own
+    gateway port)."""
+    kind_a1, kind_a2, kind_b = kinds
+    return (
+        Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port()),
+        Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port()),
+        Node(kind_b, f"{kind_b.upper()}-B", "B", free_port()),
+    )
+
+
+def cluster_a(own: int, other: int, extra: str = "") -> str:
+    """The `cluster {}` block of a server of cluster A listening on `own`, routed to
+    `other` (then `extra`)."""
+    return (
+        f"cluster {{ name: A, listen: 127.0.0.1:{own},"
+        f' routes: ["nats-route://127.0.0.1:{other}"] }}\n' + extra
+    )
+
+
 @pytest.mark.parametrize(
     "kinds",
     [("py", "go", "go"), ("go", "py", "py")],
@@ -282,20 +302,13 @@ async def test_a_reply_comes_back_over_the_route_of_the_cluster_that_asked(
     kind each server is. Messages for A2's subscribers and queue members cross B -> A1 ->
     A2 the same way (A1 announces its whole cluster's interest), and a leaf node of A1 (a Go
     server) is reached from B and reaches B."""
-    kind_a1, kind_a2, kind_b = kinds
-    a1 = Node(kind_a1, f"{kind_a1.upper()}-A1", "A", free_port())
-    a2 = Node(kind_a2, f"{kind_a2.upper()}-A2", "A", free_port())
-    b = Node(kind_b, f"{kind_b.upper()}-B", "B", free_port())
+    a1, a2, b = cluster_a_and_b(kinds)
     r1, r2, leaf_port = free_port(), free_port(), free_port()
     leaf: RunningServer | None = None
 
     def cluster(own: int, other: int) -> str:
         # a gateway beside a leaf node listener needs a configured system account
-        return (
-            f"cluster {{ name: A, listen: 127.0.0.1:{own},"
-            f' routes: ["nats-route://127.0.0.1:{other}"] }}\n'
-            "accounts { SYS: {} }\nsystem_account: SYS\n"
-        )
+        return cluster_a(own, other, "accounts { SYS: {} }\nsystem_account: SYS\n")
 
     try:
         # B must link to A1: A2 starts once it did (B learns A2's gateway URL later, from
