@@ -322,6 +322,27 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
             server.stop()
 
 
+def both(scenario: Any, tmp_path: Path, timeout: float = 30) -> dict[str, Any]:
+    """`scenario(kind, tmp)` on nats-server and on pynats at once: what each returned (or
+    `{"error": ...}` for what it raised)."""
+    found: dict[str, Any] = {}
+
+    def run(kind: str) -> None:
+        tmp = tmp_path / kind
+        tmp.mkdir()
+        try:
+            found[kind] = scenario(kind, tmp)
+        except BaseException as e:
+            found[kind] = {"error": repr(e)}
+
+    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return found
+
+
 def test_go_runs_the_scenario(results: dict[str, dict[str, Any]]) -> None:
     assert "error" not in results["go"], results["go"]
 
@@ -582,21 +603,7 @@ def restart_scenario(kind: str, tmp: Path) -> dict[str, Any]:
 
 
 def test_sessions_and_retained_messages_survive_a_restart(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = restart_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(40)
+    found = both(restart_scenario, tmp_path, timeout=40)
     go = found["go"]
     assert go["resumed"] == bytes((0x20, 2, 1, 0)), go  # session present
     assert go["kept"] == [("k/t", b"stored", 1, 1)]
@@ -665,21 +672,7 @@ def tls_scenario(kind: str, tmp: Path) -> dict[str, Any]:
 
 
 def test_tls_listener_as_nats_server(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = tls_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = both(tls_scenario, tmp_path)
     go = found["go"]
     assert go["message"] == ("s/x", b"secure"), go
     assert go["varz"]["tls_timeout"] == 3
@@ -714,21 +707,7 @@ def reload_scenario(kind: str, tmp: Path) -> list[str]:
 
 
 def test_reload_as_nats_server(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = reload_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = [repr(e)]
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = both(reload_scenario, tmp_path)
     go = found["go"]
     assert "[INF] Reloaded: MQTT max_ack_pending = 50" in go, go
     assert go[-1].startswith("[ERR] Failed to reload server configuration: config reload not")
@@ -781,21 +760,7 @@ def flapping_scenario(kind: str, tmp: Path) -> dict[str, Any]:
 
 
 def test_client_id_takeover_and_flapping_as_nats_server(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = flapping_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = both(flapping_scenario, tmp_path)
     go = found["go"]
     accepted = bytes((0x20, 2, 0, 0))
     assert go["connacks"] == [accepted, accepted, b"", accepted], go
@@ -883,21 +848,7 @@ def tls_map_scenario(kind: str, tmp: Path) -> dict[str, Any]:
 
 
 def test_tls_verify_and_map_as_nats_server(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = tls_map_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = both(tls_map_scenario, tmp_path)
     go = found["go"]
     assert go["mapped"] == bytes((0x20, 2, 0, 0)), go
     assert go["mapped_suback"] == bytes((0x90, 4, 0, 1, 0, 0x80))  # alice's permissions
@@ -976,21 +927,7 @@ def tls_refused_scenario(kind: str, tmp: Path) -> list[list[str]]:
 
 
 def test_tls_handshake_errors_as_nats_server(tmp_path: Path) -> None:
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = tls_refused_scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = [[repr(e)]]
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    found = both(tls_refused_scenario, tmp_path)
     go = found["go"]
     debug, error = (
         "[DBG] <client> - TLS handshake error: ",
@@ -1021,26 +958,6 @@ def test_tls_handshake_errors_as_nats_server(tmp_path: Path) -> None:
         ]
         assert lines[3:] == ["[DBG] <client> - Client connection closed: TLS Handshake Failure"]
     assert found["pynats"] == go
-
-
-def both(scenario: Any, tmp_path: Path) -> dict[str, Any]:
-    """`scenario(kind, tmp)` on nats-server and on pynats at once: what each returned."""
-    found: dict[str, Any] = {}
-
-    def run(kind: str) -> None:
-        tmp = tmp_path / kind
-        tmp.mkdir()
-        try:
-            found[kind] = scenario(kind, tmp)
-        except BaseException as e:
-            found[kind] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=run, args=(kind,)) for kind in ("go", "pynats")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return found
 
 
 def connect_each(port: int, logins: dict[str, tuple[str, bytes]]) -> dict[str, bytes]:
