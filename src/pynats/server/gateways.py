@@ -56,6 +56,7 @@ from .name_hash import name_hash
 from .protocol import ProtocolError
 from .routes import REASON_AUTH_FAILURE, REASON_AUTH_TIMEOUT, REASON_PARSE_ERROR
 from .sublist import Subscription
+from .tls import follow_reloaded_context
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -470,8 +471,6 @@ class Gateways:
         self.client_tls_context: ssl.SSLContext | None = None
         self._listener: asyncio.base_events.Server | None = None
         # the context the listener was opened with, and its own SNI callback (see reload)
-        self._listener_tls: ssl.SSLContext | None = None
-        self._listener_sni: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._watched: set[str] = set()
@@ -607,23 +606,9 @@ class Gateways:
             context,
             "gateway",
         )
-        self._listener_tls = context
         if context is not None:
-            self._listener_sni = context.sni_callback
-            context.sni_callback = self._select_tls
-
-    def _select_tls(self, ssl_object: Any, server_name: str | None, _ctx: Any) -> None:
-        """Each handshake on the listener takes the TLS settings of the last reload."""
-        current = self.tls_context
-        if current is None:
-            return
-        if current is self._listener_tls:
-            callback = self._listener_sni
-        else:
-            ssl_object.context = current
-            callback = current.sni_callback
-        if callback is not None:
-            callback(ssl_object, server_name, current)
+            # each handshake takes the TLS settings of the last reload
+            follow_reloaded_context(context, lambda: self.tls_context)
 
     def reload_tls(
         self, options: GatewayOptions, contexts: tuple[ssl.SSLContext | None, ssl.SSLContext | None]

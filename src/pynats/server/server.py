@@ -632,23 +632,6 @@ class Server:
         if self.gateways is not None:
             self.gateways.begin()
 
-    def _follow_reloaded_tls(self, listener_context: ssl.SSLContext) -> None:
-        """TLS before anything else: the listener keeps the context it was opened with, so
-        each handshake switches to the one a reload built (`tls_context`), if any."""
-        own_callback = listener_context.sni_callback
-
-        def select(ssl_object: Any, server_name: Any, _ctx: Any) -> None:
-            current = self.tls_context
-            if current is None or current is listener_context:
-                callback = own_callback
-            else:
-                ssl_object.context = current
-                callback = current.sni_callback
-            if callback is not None:
-                callback(ssl_object, server_name, current or listener_context)
-
-        listener_context.sni_callback = select
-
     async def _start_client_listener(self) -> None:
         opts = self.options
         port = 0 if opts.port == const.RANDOM_PORT else opts.port
@@ -664,7 +647,9 @@ class Server:
                 )
                 tls_first = None
             if tls_first is not None:
-                self._follow_reloaded_tls(tls_first)
+                from .tls import follow_reloaded_context
+
+                follow_reloaded_context(tls_first, lambda: self.tls_context)
             self._listener = await self.loop.create_server(
                 factory,
                 host=host or None,

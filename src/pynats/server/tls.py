@@ -24,6 +24,7 @@ import re
 import select
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from .options import Options, TLSSettings
@@ -339,6 +340,27 @@ def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, s
     version = (ssl_obj.version() or "").replace("TLSv", "")
     cipher = ssl_obj.cipher()
     return version, go_cipher_name(cipher[0]) if cipher else ""
+
+
+def follow_reloaded_context(
+    listener_context: ssl.SSLContext, current: Callable[[], ssl.SSLContext | None]
+) -> None:
+    """A listener doing TLS before anything else keeps the SSLContext it was opened with:
+    each handshake on it switches to `current()` (what the last reload built) when that is
+    another context, and goes on to that context's own SNI selection (several `certs`)."""
+    own_callback = listener_context.sni_callback
+
+    def select(ssl_object: Any, server_name: Any, _ctx: Any) -> None:
+        context = current()
+        if context is None or context is listener_context:
+            callback = own_callback
+        else:
+            ssl_object.context = context
+            callback = context.sni_callback
+        if callback is not None:
+            callback(ssl_object, server_name, context or listener_context)
+
+    listener_context.sni_callback = select
 
 
 async def peek_first_bytes(
