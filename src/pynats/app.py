@@ -305,36 +305,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         validate_options(opts)
-        stapler = prepare_ocsp_stapling(opts)
+        staplers = prepare_ocsp_stapling(opts)
     except (ConfigurationError, ServerStartError) as e:
         print(f"nats-server: {e}", file=sys.stderr)
         return 1
 
     install_event_loop_policy()
     tune_allocator()
-    return asyncio.run(serve(opts, stapler))
+    return asyncio.run(serve(opts, staplers))
 
 
-def prepare_ocsp_stapling(opts: Options) -> OCSPStapler | None:
-    """`ocsp {}`: nats-server gets its certificate's first OCSP status while it creates the
+def prepare_ocsp_stapling(opts: Options) -> dict[str, OCSPStapler]:
+    """`ocsp {}`: nats-server gets its certificates' first OCSP statuses while it creates the
     server, so a failure (or a revoked certificate in `always`) ends it before any log line,
     as a configuration problem does (ocsp_staple.py)."""
     from .server import ocsp_staple
 
     try:
-        return ocsp_staple.OCSPStapler.for_options(opts)
+        return ocsp_staple.staplers_for_options(opts)
     except ocsp_staple.OCSPStapleError as e:
         raise ServerStartError(str(e)) from None
 
 
-async def serve(opts: Options, stapler: OCSPStapler | None = None) -> int:
+async def serve(opts: Options, staplers: dict[str, OCSPStapler] | None = None) -> int:
     try:
         server = build_server(opts)
     except SyslogError as e:
         # nats-server dies through Go's standard logger when its syslog cannot be reached
         print(time.strftime("%Y/%m/%d %H:%M:%S ") + str(e), file=sys.stderr)
         return 1
-    server.ocsp_stapler = stapler
+    server.ocsp_staplers = staplers
     server.freeze_gc_when_ready = True
     try:
         await server.run()

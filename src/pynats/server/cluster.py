@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import PermissionChecker, Permissions, secret_matches
-from .connection import LEAF, link_tls_contexts, open_listener
+from .connection import LEAF, REASON_TLS_FAILURE, link_tls_contexts, open_listener
 from .routes import (
     REASON_AUTH_FAILURE,
     REASON_CLUSTER_NAME_CONFLICT,
@@ -47,6 +47,7 @@ from .routes import (
     REASON_WRONG_PORT,
     RouteConnection,
 )
+from .tls import PeerStapleRefused
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -149,6 +150,9 @@ class Cluster:
         self.export_perms = _route_permissions(None, options.export_permissions)
         self.tls_context: ssl.SSLContext | None = None
         self.client_tls_context: ssl.SSLContext | None = None
+        # `ocsp {}` stapling the cluster certificate: the dialling side's pyOpenSSL context
+        # (tls_openssl.client_context), which checks the peer's staple
+        self.stapling_client_context: Any = None
         self._listener: asyncio.base_events.Server | None = None
         self._dialers: set[asyncio.Task[None]] = set()
         self._self_urls: set[str] = set()
@@ -179,15 +183,19 @@ class Cluster:
         """Open the route listener (before the server says it is ready)."""
         server = self.server
         opts = self.options
+        factory: Callable[[], asyncio.Protocol] = lambda: RouteConnection(server, self)  # noqa: E731
+        listen_context: ssl.SSLContext | None = None
         if opts.tls is not None:
             self.tls_context, self.client_tls_context = link_tls_contexts(opts.tls)
+            listen_context = self.tls_context
+            from .connection import stapled_link
+
+            stapled = stapled_link(server, "cluster", opts.tls, factory, opts.tls_timeout)
+            if stapled is not None:
+                factory, self.stapling_client_context = stapled
+                listen_context = None
         self._listener, self.port = await open_listener(
-            server,
-            lambda: RouteConnection(server, self),
-            opts.host,
-            opts.port,
-            self.tls_context,
-            "router",
+            server, factory, opts.host, opts.port, listen_context, "router"
         )
 
     def begin(self) -> None:
@@ -646,6 +654,16 @@ class Cluster:
             try:
                 log.debug(f"Trying to connect to route on {host}:{port}")
                 await self._connect(conn, host, port)
+            except PeerStapleRefused as e:
+                # refused inside the handshake, as nats-server's dialling side refuses it
+                conn.host, conn.port = host, port
+                conn.cid = self.server.next_connection_id()
+                log.error(f"{conn.log_prefix} - TLS route handshake error: {e}")
+                log.notice(f"{conn.log_prefix} - Router connection closed: {REASON_TLS_FAILURE}")
+                if peer is not None:
+                    return
+                await asyncio.sleep(ROUTE_RECONNECT_DELAY_S + random.random() * 0.1)
+                continue
             except (TimeoutError, OSError, ssl.SSLError) as e:
                 if peer is not None:
                     return
@@ -684,6 +702,23 @@ class Cluster:
         timeout = ROUTE_DIAL_TIMEOUT_S
         if self.client_tls_context is not None:
             timeout += self.options.tls_timeout
+        if self.stapling_client_context is not None:
+            from .connection import dial_stapled
+
+            await asyncio.wait_for(
+                dial_stapled(
+                    self.server,
+                    "cluster",
+                    conn,
+                    host,
+                    port,
+                    self.stapling_client_context,
+                    server_hostname=host,
+                    handshake_timeout=self.options.tls_timeout,
+                ),
+                timeout,
+            )
+            return
         await asyncio.wait_for(
             self.server.loop.create_connection(
                 lambda: conn, host, port, ssl=self.client_tls_context

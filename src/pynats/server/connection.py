@@ -102,6 +102,62 @@ def link_tls_contexts(tls: Any) -> tuple[Any, Any]:
         raise ServerStartError(str(e)) from None
 
 
+def stapled_link(
+    server: Server,
+    key: str,
+    settings: Any,
+    factory: Callable[[], asyncio.Protocol],
+    handshake_timeout: float,
+) -> tuple[Callable[[], asyncio.Protocol], Any] | None:
+    """`ocsp {}` stapling a route or gateway certificate (`key` as in ocsp_staple): the
+    listener's protocol factory on pyOpenSSL (TLS from the first byte, the certificate's
+    staple in each handshake) and the dialling side's context (tls_openssl.client_context);
+    None when the certificate is not stapled (the stdlib's TLS then)."""
+    context = server.stapling_listener_context(key, settings, require_peer_cert=True)
+    if context is None:
+        return None
+    from .tls_openssl import client_context, listener_factory
+
+    wrapped = listener_factory(server.loop, context, factory, handshake_timeout=handshake_timeout)
+    return wrapped, client_context(settings)
+
+
+async def dial_stapled(
+    server: Server,
+    key: str,
+    app: asyncio.Protocol,
+    host: str,
+    port: int,
+    context: Any,
+    *,
+    server_hostname: str,
+    handshake_timeout: float,
+) -> None:
+    """Dial a route or gateway whose certificate is stapled (`key` as in ocsp_staple): the
+    peer's staple is checked inside the handshake, as nats-server's dialling side checks it;
+    PeerStapleRefused (tls.py) with nats-server's text when it is missing or not good."""
+    from .ocsp_staple import peer_staple_problem
+    from .tls_openssl import connect
+
+    stapler = server.stapling_dialer(key)
+    kind = stapler.kind if stapler is not None else ""
+    log = server.logger
+
+    def check(raw: bytes, chain: list[Any]) -> str | None:
+        return peer_staple_problem(kind, raw, chain, log) if stapler is not None else None
+
+    await connect(
+        server.loop,
+        app,
+        host,
+        port,
+        context,
+        server_hostname=server_hostname,
+        handshake_timeout=handshake_timeout,
+        peer_check=check,
+    )
+
+
 class Connection(asyncio.Protocol):
     """The server's side of one socket. Subclasses set `kind`, `id_label` and, in their
     __init__, the `parser`."""

@@ -49,16 +49,26 @@ from urllib.parse import unquote, urlsplit
 
 from . import const
 from .auth import secret_matches
-from .connection import GATEWAY, LEAF, ROUTER, Connection, link_tls_contexts, open_listener
+from .connection import (
+    GATEWAY,
+    LEAF,
+    REASON_TLS_FAILURE,
+    ROUTER,
+    Connection,
+    link_tls_contexts,
+    open_listener,
+)
 from .delivery import JS_ACK_PREFIX, route_as, route_message
 from .link_protocol import LinkParser
 from .name_hash import name_hash
 from .protocol import ProtocolError
 from .routes import REASON_AUTH_FAILURE, REASON_AUTH_TIMEOUT, REASON_PARSE_ERROR
 from .sublist import Subscription
-from .tls import follow_reloaded_context
+from .tls import PeerStapleRefused, follow_reloaded_context
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .accounts import Account
     from .options import GatewayOptions, RemoteGateway
     from .server import Server
@@ -469,6 +479,9 @@ class Gateways:
         self.interest: dict[str, dict[tuple[bytes, bytes | None], int]] = {}
         self.tls_context: ssl.SSLContext | None = None
         self.client_tls_context: ssl.SSLContext | None = None
+        # `ocsp {}` stapling a gateway certificate: the dialling side's pyOpenSSL contexts
+        # (tls_openssl.client_context) by stapler key, which check the peer's staple
+        self._stapling_dialers: dict[str, Any] = {}
         self._listener: asyncio.base_events.Server | None = None
         # the context the listener was opened with, and its own SNI callback (see reload)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -598,13 +611,18 @@ class Gateways:
     async def _listen(self, port: int) -> None:
         server = self.server
         context = self.tls_context
+        factory: Callable[[], asyncio.Protocol] = lambda: GatewayConnection(server, self)  # noqa: E731
+        tls = self.options.tls
+        if context is not None and tls is not None and server.ocsp_staplers:
+            from .connection import stapled_link
+
+            # `ocsp {}`: the certificate stapled (pyOpenSSL), with the start-up TLS settings
+            stapled = stapled_link(server, "gateway", tls, factory, tls.timeout)
+            if stapled is not None:
+                factory, self._stapling_dialers["gateway"] = stapled
+                context = None
         self._listener, self.port = await open_listener(
-            server,
-            lambda: GatewayConnection(server, self),
-            self.options.host,
-            port,
-            context,
-            "gateway",
+            server, factory, self.options.host, port, context, "gateway"
         )
         if context is not None:
             # each handshake takes the TLS settings of the last reload
@@ -1001,6 +1019,27 @@ class Gateways:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _stapling_dialer(self, remote: Remote) -> tuple[str, Any] | None:
+        """`ocsp {}` stapling the certificate this gateway is dialled with (its own `tls {}`
+        block's, else the gateway's): the stapler key and the pyOpenSSL context checking
+        the peer's staple; None when it is not stapled."""
+        server = self.server
+        if not server.ocsp_staplers:
+            return None
+        from .ocsp_staple import remote_gateway_key
+
+        key = remote_gateway_key(remote.name) if remote.tls is not None else "gateway"
+        if key not in server.ocsp_staplers:
+            return None
+        context = self._stapling_dialers.get(key)
+        if context is None:
+            from .tls_openssl import client_context
+
+            settings = remote.tls if remote.tls is not None else self.options.tls
+            assert settings is not None
+            context = self._stapling_dialers[key] = client_context(settings)
+        return key, context
+
     def _client_tls(self, remote: Remote) -> ssl.SSLContext | None:
         if remote.tls is not None:
             from .tls import build_route_client_context
@@ -1050,17 +1089,45 @@ class Gateways:
                     candidate.url = url
                     candidate.closed_future = self.server.loop.create_future()
                     context = self._client_tls(remote)
+                    stapled = self._stapling_dialer(remote) if context is not None else None
+                    dialling: Awaitable[Any]
                     try:
-                        await asyncio.wait_for(
-                            self.server.loop.create_connection(
+                        if stapled is not None:
+                            from .connection import dial_stapled
+
+                            tls = remote.tls or self.options.tls
+                            timeout = tls.timeout if tls is not None else const.TLS_TIMEOUT_S
+                            dialling = dial_stapled(
+                                self.server,
+                                stapled[0],
+                                candidate,
+                                ip,
+                                port,
+                                stapled[1],
+                                server_hostname=host,
+                                handshake_timeout=timeout,
+                            )
+                        else:
+                            dialling = self.server.loop.create_connection(
                                 lambda c=candidate: c,
                                 ip,
                                 port,
                                 ssl=context,
                                 server_hostname=host if context is not None else None,
-                            ),
-                            GATEWAY_DIAL_TIMEOUT_S,
+                            )
+                        await asyncio.wait_for(dialling, GATEWAY_DIAL_TIMEOUT_S)
+                    except PeerStapleRefused as e:
+                        # refused inside the handshake, as nats-server's dialling side does
+                        candidate.host, candidate.port = ip, port
+                        candidate.cid = self.server.next_connection_id()
+                        prefix = candidate.log_prefix
+                        log.notice(
+                            f"{prefix} - Creating outbound gateway connection to "
+                            f"{_quote(remote.name)}"
                         )
+                        log.error(f"{prefix} - TLS gateway handshake error: {e}")
+                        log.notice(f"{prefix} - Gateway connection closed: {REASON_TLS_FAILURE}")
+                        continue
                     except (TimeoutError, OSError, ssl.SSLError) as e:
                         err = (
                             f"Error connecting to {kind} gateway {_quote(remote.name)} "

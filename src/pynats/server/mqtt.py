@@ -72,6 +72,8 @@ class MqttListener:
         self.options = options
         self.port = 0
         self.tls_context: ssl.SSLContext | None = None
+        # `ocsp {}`: the pyOpenSSL context serving a stapled certificate (tls_openssl.py)
+        self.stapling_context: Any = None
         self.authenticator = MqttAuthenticator(server, cast(Any, options))
         self.accounts: dict[str, MqttAccount] = {}
         # translations of the topics and subjects seen lately (the hot path's, both ways)
@@ -89,12 +91,16 @@ class MqttListener:
         if opts.tls is not None:
             from .tls import TLSConfigError, _server_context
 
+            require = opts.tls.verify or opts.tls.verify_and_map
             try:
-                self.tls_context = _server_context(
-                    opts.tls, require_peer_cert=opts.tls.verify or opts.tls.verify_and_map
-                )
+                self.tls_context = _server_context(opts.tls, require_peer_cert=require)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
+            from .ocsp_staple import MQTT
+
+            self.stapling_context = self.server.stapling_listener_context(
+                MQTT, opts.tls, require_peer_cert=require
+            )
         port = 0 if opts.port == -1 else opts.port
         try:
             if self.tls_context is not None:
@@ -365,10 +371,16 @@ class MqttClient(MqttMessaging):
             failure = NotTLSError()
         elif not self.closed:
             passed = True  # from here the transport (or its failure) closes the socket
+            stapling = self.listener.stapling_context
             try:
-                await server.loop.connect_accepted_socket(
-                    lambda: self, sock, ssl=context, ssl_handshake_timeout=timeout
-                )
+                if stapling is not None:
+                    from .tls_openssl import accept
+
+                    await accept(server.loop, sock, self, stapling, handshake_timeout=timeout)
+                else:
+                    await server.loop.connect_accepted_socket(
+                        lambda: self, sock, ssl=context, ssl_handshake_timeout=timeout
+                    )
             except Exception as e:  # any failure closes this connection only
                 failure = e
                 if isinstance(e, ConnectionError) and len(first) < 5:
@@ -879,6 +891,21 @@ def handshake_error(
     nothing until the timeout, is debug; a refused certificate or a client gone is an error."""
     import ssl
 
+    from .tls import TLSHandshakeError
+
+    if isinstance(e, TLSHandshakeError):  # the stapling layer's: OpenSSL's reason
+        text = str(e)
+        if "did not return a certificate" in text:
+            return False, "tls: client didn't provide a certificate"
+        if "taking longer than" in text:
+            here = f"{local[0]}:{local[1]}" if local else "-"
+            return True, f"read tcp {here}->{peer[0]}:{peer[1]}: i/o timeout"
+        if "certificate verify failed" in text:
+            return (
+                False,
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+            )
+        return False, text
     if isinstance(e, NotTLSError):
         return True, "tls: first record does not look like a TLS handshake"
     if isinstance(e, UnexpectedEOF):

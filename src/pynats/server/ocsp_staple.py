@@ -1,5 +1,7 @@
-"""OCSP stapling of the server's own certificate (the top-level `ocsp {}`), as nats-server
-does it for client connections.
+"""OCSP stapling of the server's own certificates (the top-level `ocsp {}`), as nats-server
+does it on the listeners it staples: the client port, websocket and MQTT (its "Client"
+certificates), the route listener ("Router") and the gateway listener and configured gateways
+("Gateway"). Leaf nodes are not stapled (nats-server 2.15 leaves them to `ocsp_peer`).
 
 `ocsp { mode: auto | always | must | never, url: "...", urls: [...] }` (or `ocsp: true`,
 which is `auto`, and `ocsp: false`, which is `never`). In `auto` (the default) a certificate
@@ -8,14 +10,17 @@ staples any certificate and refuses to start, or shuts the server down, when its
 not good; `must` staples Must-Staple certificates and shuts down on a revoked one; `never`
 staples nothing.
 
-`OCSPStapler` is the monitor of one certificate: it finds the issuer (the second certificate
+`staplers_for_options` decides, block by block in nats-server's order, which certificates are
+stapled; `OCSPStapler` is the monitor of one certificate: it finds the issuer (the second certificate
 of the cert file, or the one of `ca_file` that signed it), gets the status from memory, then
 from `<store_dir>/ocsp/<sha256 of the certificate>`, then from the responders (the `urls`, or
 the certificate's AIA OCSP URLs; a POST, then a GET of `<url>/<base64 request>`), checks the
 response's signature and times and keeps it on disk (with `store_dir`). It is fetched again
 half-way to its nextUpdate (24 h without one, 2 min when that is past). The handshake takes the
 cached response (`staple()`); tls_openssl.py puts it in the TLS handshake, which Python's ssl
-module cannot do. Texts and log lines are nats-server's.
+module cannot do. A route or gateway dialled while its certificate is stapled gets the peer's
+staple checked (`peer_staple_problem`), as nats-server's dialling side does. Texts and log
+lines are nats-server's.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .config_reader import Reader, conversion_text
 
 if TYPE_CHECKING:
     from .log import Logger
-    from .options import Options
+    from .options import Options, TLSSettings
 
 MODE_AUTO = "auto"
 MODE_ALWAYS = "always"
@@ -60,8 +65,23 @@ STORE_SUBDIR = "ocsp"
 DEFAULT_CHECK_INTERVAL_S = 24 * 3600.0
 MIN_CHECK_INTERVAL_S = 120.0
 HTTP_TIMEOUT_S = 30.0
-# How nats-server names the connections of the client port in its OCSP lines.
+# How nats-server names the connections of each stapled listener in its OCSP lines: the
+# websocket and MQTT ports are "Client" too.
 CLIENT_KIND = "Client"
+ROUTER_KIND = "Router"
+GATEWAY_KIND = "Gateway"
+
+# Which listener (or dialling side) a stapler serves: the keys of `staplers_for_options`.
+CLIENT_PORT = "client"
+WEBSOCKET = "websocket"
+MQTT = "mqtt"
+ROUTES = "cluster"
+GATEWAYS = "gateway"
+
+
+def remote_gateway_key(name: str) -> str:
+    """The stapler of a configured gateway with its own `tls {}` block (its dialling side)."""
+    return f"gateway:{name}"
 
 
 @dataclass
@@ -244,8 +264,92 @@ def check_times(resp: ocsp.OCSPResponse, now: float | None = None) -> None:
 # -- the monitor -----------------------------------------------------------------------------
 
 
+@dataclass
+class StapleTarget:
+    """One `tls {}` block whose certificate may be stapled: `key` names the listener (or
+    dialling side) it serves, `kind` is nats-server's name for its connections, `settings`
+    the block (its certificate is the one stapled), `cert_file` the file nats-server names in
+    its lines and `ca_file` where it looks for the issuer. The websocket and MQTT blocks are
+    of kind "Client" and nats-server takes those two from the client port's `tls {}` for
+    them (the block's own certificate is still the one stapled)."""
+
+    key: str
+    kind: str
+    settings: TLSSettings
+    cert_file: str
+    ca_file: str
+
+
+def staple_targets(opts: Options) -> list[StapleTarget]:
+    """The `tls {}` blocks nats-server considers for stapling, in its order: client port,
+    websocket, MQTT, cluster, gateway, then each configured gateway with its own block (leaf
+    nodes are left to `ocsp_peer`)."""
+    from .tls import client_tls_settings
+
+    targets: list[StapleTarget] = []
+    client_cert = opts.tls_cert if opts.tls else ""
+    client_ca = opts.tls_ca_cert if opts.tls else ""
+    if opts.tls and opts.tls_cert:
+        settings = client_tls_settings(opts)
+        targets.append(StapleTarget(CLIENT_PORT, CLIENT_KIND, settings, client_cert, client_ca))
+    if opts.websocket.is_enabled() and opts.websocket.tls is not None:
+        targets.append(
+            StapleTarget(WEBSOCKET, CLIENT_KIND, opts.websocket.tls, client_cert, client_ca)
+        )
+    if opts.mqtt.is_enabled() and opts.mqtt.tls is not None:
+        targets.append(StapleTarget(MQTT, CLIENT_KIND, opts.mqtt.tls, client_cert, client_ca))
+    if opts.cluster.is_enabled() and opts.cluster.tls is not None:
+        tls = opts.cluster.tls
+        targets.append(StapleTarget(ROUTES, ROUTER_KIND, tls, tls.cert_file, tls.ca_file))
+    if opts.gateway.is_enabled():
+        if opts.gateway.tls is not None:
+            tls = opts.gateway.tls
+            targets.append(StapleTarget(GATEWAYS, GATEWAY_KIND, tls, tls.cert_file, tls.ca_file))
+        for remote in opts.gateway.gateways:
+            if remote.tls is not None:
+                tls = remote.tls
+                key = remote_gateway_key(remote.name)
+                targets.append(StapleTarget(key, GATEWAY_KIND, tls, tls.cert_file, tls.ca_file))
+    return targets
+
+
+def staplers_for_options(opts: Options) -> dict[str, OCSPStapler]:
+    """The stapled certificates, by `StapleTarget.key`, in nats-server's order (the order of
+    its `OCSP Stapling enabled for <kind> connections` lines); OCSPStapleError, with
+    nats-server's text, when the server must not start. Blocking: each first status is got
+    here."""
+    cfg: OCSPStapleConfig | None = getattr(opts, "ocsp", None)
+    staplers: dict[str, OCSPStapler] = {}
+    for target in staple_targets(opts):
+        stapler = OCSPStapler.for_target(target, cfg, opts.store_dir)
+        if stapler is not None:
+            staplers[target.key] = stapler
+    return staplers
+
+
+def _certificate_file(settings: TLSSettings) -> str:
+    """The certificate a block serves first (with `certs`, the first of them: nats-server
+    staples that one only)."""
+    if settings.cert_file:
+        return settings.cert_file
+    return settings.certs[0][0] if settings.certs else ""
+
+
+def _prepare_store_dir(store_dir: str) -> None:
+    if not store_dir:
+        return
+    path = os.path.join(store_dir, STORE_SUBDIR)
+    if not os.path.exists(path):
+        try:
+            os.makedirs(path, mode=0o750, exist_ok=True)
+        except OSError as e:
+            raise OCSPStapleError(f"could not create OCSP storage directory - {e}") from None
+    elif not os.path.isdir(path):
+        raise OCSPStapleError("OCSP storage directory is not a directory")
+
+
 class OCSPStapler:
-    """The staple of the client port's certificate: fetched, cached, refreshed."""
+    """The staple of one listener's certificate: fetched, cached, refreshed."""
 
     def __init__(
         self,
@@ -257,8 +361,11 @@ class OCSPStapler:
         store_dir: str,
         shutdown_on_revoke: bool,
         logger: Logger | None = None,
+        kind: str = CLIENT_KIND,
+        target: StapleTarget | None = None,
     ) -> None:
-        self.kind = CLIENT_KIND
+        self.kind = kind
+        self.target = target
         self.cert_file = cert_file
         self.leaf = leaf
         self.issuer = issuer
@@ -273,17 +380,21 @@ class OCSPStapler:
         self._cache_name = hashlib.sha256(leaf_der).hexdigest()
 
     @classmethod
-    def for_options(cls, opts: Options) -> OCSPStapler | None:
-        """Whether the client port's certificate is stapled (None: not), as nats-server's
+    def for_target(
+        cls, target: StapleTarget, cfg: OCSPStapleConfig | None, store_dir: str
+    ) -> OCSPStapler | None:
+        """Whether the block's certificate is stapled (None: not), as nats-server's
         NewOCSPMonitor decides; OCSPStapleError when the server must not start. The first
         status is got here (blocking: call it off the event loop)."""
-        cfg: OCSPStapleConfig | None = getattr(opts, "ocsp", None)
-        if not opts.tls or not opts.tls_cert:
+        served = _certificate_file(target.settings)
+        if not served:
             return None
         try:
-            with open(opts.tls_cert, "rb") as f:
+            with open(served, "rb") as f:
                 leaf = x509.load_pem_x509_certificate(f.read())
         except (OSError, ValueError) as e:
+            if cfg is None:
+                return None  # no `ocsp {}`: the block's own loading reports its problems
             raise OCSPStapleError(f"error parsing certificate: {e}") from None
         must_staple = has_must_staple(leaf)
         shutdown_on_revoke = False
@@ -296,36 +407,27 @@ class OCSPStapler:
                 shutdown_on_revoke = True
         if not must_staple:
             return None
-        store_dir = opts.store_dir
-        if store_dir:
-            path = os.path.join(store_dir, STORE_SUBDIR)
-            if not os.path.exists(path):
-                try:
-                    os.makedirs(path, mode=0o750, exist_ok=True)
-                except OSError as e:
-                    raise OCSPStapleError(
-                        f"could not create OCSP storage directory - {e}"
-                    ) from None
-            elif not os.path.isdir(path):
-                raise OCSPStapleError("OCSP storage directory is not a directory")
-        leaf, issuer = find_issuer(opts.tls_cert, opts.tls_ca_cert)
+        _prepare_store_dir(store_dir)
+        leaf, issuer = find_issuer(served, target.ca_file)
         stapler = cls(
-            cert_file=opts.tls_cert,
+            cert_file=target.cert_file,
             leaf=leaf,
             issuer=issuer,
             urls=list(cfg.urls) if cfg is not None else [],
             store_dir=store_dir,
             shutdown_on_revoke=shutdown_on_revoke,
+            kind=target.kind,
+            target=target,
         )
         try:
             resp = stapler.get_status()
         except (OSError, ValueError) as e:
             raise OCSPStapleError(
-                f"bad OCSP status update for certificate at '{opts.tls_cert}': {e}"
+                f"bad OCSP status update for certificate at '{target.cert_file}': {e}"
             ) from None
         if resp.certificate_status != ocsp.OCSPCertStatus.GOOD and shutdown_on_revoke:
             raise OCSPStapleError(
-                f"found existing OCSP status for certificate at '{opts.tls_cert}': "
+                f"found existing OCSP status for certificate at '{target.cert_file}': "
                 f"{_status_text(resp.certificate_status)}"
             )
         return stapler
@@ -498,6 +600,40 @@ class OCSPStapler:
             if self.shutdown_on_revoke:
                 shutdown()
             return
+
+
+# -- the dialling side: the peer's staple ------------------------------------------------------
+
+
+def peer_staple_problem(
+    kind: str, raw: bytes, chain: list[x509.Certificate], log: Logger
+) -> str | None:
+    """What a dialled route or gateway peer's staple lacks, in nats-server's words (None: it
+    is good): there must be one, about the peer's verified certificate, signed by its issuer
+    (or a delegate with the OCSP-signing key usage), current within the default clock skew,
+    and `good`. `chain` is the verified chain, the peer's certificate first."""
+    from .ocsp_peer import OCSPPeerConfig, OCSPResponseError, parse_response, response_current
+
+    if not raw:
+        return f"{kind} peer missing OCSP Staple"
+    if not chain:
+        return f"{kind} peer missing TLS verified chains"
+    if len(chain) < 2:
+        return f"failed to get issuer certificate for {kind} peer"
+    try:
+        resp, delegate_ok = parse_response(raw, chain[0], chain[1])
+    except OCSPResponseError as e:
+        return f"failed to parse OCSP response from {kind} peer: {e}"
+    if not delegate_ok:
+        return "OCSP staple's signer missing authorization by CA to act as OCSP signer"
+    defaults = OCSPPeerConfig(clock_skew=-1, ttl_unset_next_update=-1)
+    if not response_current(resp, defaults, log):
+        return f"OCSP staple from {kind} peer not current"
+    if resp.certificate_status != ocsp.OCSPCertStatus.GOOD:
+        return (
+            f"bad status for OCSP Staple from {kind} peer: {_status_text(resp.certificate_status)}"
+        )
+    return None
 
 
 def _read_response(request: urllib.request.Request, method: str, length: int) -> bytes:

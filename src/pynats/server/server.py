@@ -35,7 +35,7 @@ from .mappings import MappingConfig, MappingDest
 from .mappings import compiled as compiled_mappings
 from .name_hash import name_hash
 from .nkey import ServerKeys, new_nonce
-from .options import Options
+from .options import Options, TLSSettings
 
 if TYPE_CHECKING:
     import ssl
@@ -107,9 +107,11 @@ class Server:
         self.tls_context: ssl.SSLContext | None = None
         # what `tls_context` was built from (reload.client_tls_state): a reload compares
         self.client_tls_state: tuple[Any, ...] | None = None
-        # `ocsp {}`: the client port's certificate stapled through pyOpenSSL (ocsp_staple.py,
-        # tls_openssl.py); None while not stapling (the stdlib's TLS then)
-        self.ocsp_stapler: OCSPStapler | None = None
+        # `ocsp {}`: the stapled certificates by listener (ocsp_staple.py: "client",
+        # "websocket", "mqtt", "cluster", "gateway", "gateway:<name>"), whose connections go
+        # through pyOpenSSL (tls_openssl.py); the others keep the stdlib's TLS. None until
+        # decided (the `nats-server` command decides before the log starts, app.py).
+        self.ocsp_staplers: dict[str, OCSPStapler] | None = None
         # A server in its own process (`nats-server`, app.py) moves everything that exists
         # once it is ready (modules, configuration, recovered streams) out of the cyclic
         # garbage collector's reach, so full collections walk only what came later; an
@@ -549,12 +551,13 @@ class Server:
                 self.tls_context = build_server_context(opts)
             except TLSConfigError as e:
                 raise ServerStartError(str(e)) from None
-            await self._prepare_ocsp_stapling()
             if opts.tls_rate_limit > 0:
                 from .tls_options import RateCounter
 
                 self.tls_rate = RateCounter(opts.tls_rate_limit)
                 self._tls_rate_task = self.loop.call_later(1.0, self._log_rejected_tls)
+
+        await self._prepare_ocsp_stapling()
 
         if opts.http_port:
             from .monitor_http import MonitorServer
@@ -585,6 +588,8 @@ class Server:
         for hook in self._startup_hooks:
             await hook()
 
+        for stapler in (self.ocsp_staplers or {}).values():
+            log.notice(f"OCSP Stapling enabled for {stapler.kind} connections")
         if opts.websocket.is_enabled():
             from .websocket import WebsocketListener
 
@@ -602,8 +607,6 @@ class Server:
 
             self.gateways = Gateways(self, opts.gateway)
             await self.gateways.bind()
-        if self.ocsp_stapler is not None:
-            self.logger.notice(f"OCSP Stapling enabled for {self.ocsp_stapler.kind} connections")
         await self._start_client_listener()
         if self.cluster is not None:
             await self.cluster.bind()
@@ -621,10 +624,8 @@ class Server:
             # pending message outlives several of them, and each pass has a fixed cost
             # (memory publish 208k -> 240k msgs/s)
             gc.set_threshold(10_000, 10, 10)
-        if self.ocsp_stapler is not None:
-            self.ocsp_stapler.start(
-                self.loop, self.logger, lambda: self.loop.create_task(self.shutdown())
-            )
+        for stapler in (self.ocsp_staplers or {}).values():
+            stapler.start(self.loop, self.logger, lambda: self.loop.create_task(self.shutdown()))
         if self.cluster is not None:
             self.cluster.begin()
         if self.leafnodes is not None:
@@ -682,23 +683,40 @@ class Server:
         self.start_ocsp_peer()
 
     async def _prepare_ocsp_stapling(self) -> None:
-        """`ocsp {}`: whether the client port's certificate is stapled, and its first status
+        """`ocsp {}`: which listeners' certificates are stapled, and their first statuses
         (nats-server refuses to start without one, or with a revoked one in `always`). The
-        `nats-server` command got it before the log started (app.py); else it is got here."""
-        from .ocsp_staple import OCSPStapleError, OCSPStapler
+        `nats-server` command got them before the log started (app.py); else they are got
+        here."""
+        from .ocsp_staple import CLIENT_PORT, OCSPStapleError, staplers_for_options
 
-        stapler = self.ocsp_stapler
-        if stapler is None:
+        if self.ocsp_staplers is None:
             try:
-                stapler = await asyncio.to_thread(OCSPStapler.for_options, self.options)
+                self.ocsp_staplers = await asyncio.to_thread(staplers_for_options, self.options)
             except OCSPStapleError as e:
                 raise ServerStartError(str(e)) from None
-        if stapler is None:
-            return
-        from .tls_openssl import build_context
+        client = self.ocsp_staplers.get(CLIENT_PORT)
+        if client is not None:
+            from .tls_openssl import build_context
 
-        self.stapling_context = build_context(self.options, stapler.staple)
-        self.ocsp_stapler = stapler
+            self.stapling_context = build_context(self.options, client.staple)
+
+    def stapling_listener_context(
+        self, key: str, settings: TLSSettings | None, *, require_peer_cert: bool
+    ) -> SSL.Context | None:
+        """The pyOpenSSL context of a listener whose certificate is stapled (`key` as in
+        ocsp_staple: "websocket", "mqtt", "cluster", "gateway"), None when it is not (the
+        stdlib's TLS then)."""
+        stapler = (self.ocsp_staplers or {}).get(key)
+        if stapler is None or settings is None:
+            return None
+        from .tls_openssl import server_context
+
+        return server_context(settings, require_peer_cert=require_peer_cert, staple=stapler.staple)
+
+    def stapling_dialer(self, key: str) -> OCSPStapler | None:
+        """The stapler whose certificate a dialled route or gateway presents (`key` as in
+        ocsp_staple), when there is one: then the peer's staple is checked."""
+        return (self.ocsp_staplers or {}).get(key)
 
     def start_ocsp_peer(self) -> OCSPPeerVerifier | None:
         """The OCSP peer checks and their cache, started on first need, when a `tls {}`
@@ -785,8 +803,8 @@ class Server:
             await self._monitor.stop()
         if self.ocsp_peer is not None:
             self.ocsp_peer.stop()
-        if self.ocsp_stapler is not None:
-            self.ocsp_stapler.stop()
+        for stapler in (self.ocsp_staplers or {}).values():
+            stapler.stop()
         if self._ports_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._ports_file)

@@ -50,10 +50,20 @@ class TLSConfigError(Exception):
     pass
 
 
-def build_server_context(opts: Options) -> ssl.SSLContext:
-    """The server's SSLContext for client connections; TLSConfigError with nats-server-like
-    text."""
-    settings = TLSSettings(
+class TLSHandshakeError(OSError):
+    """A handshake of the pyOpenSSL layer (tls_openssl.py) refused or not done in time (an
+    OSError, as the stdlib's SSLError is)."""
+
+
+class PeerStapleRefused(TLSHandshakeError):
+    """The dialling side of a stapled route or gateway refused the peer's OCSP staple
+    (nats-server's text: `Router peer missing OCSP Staple`, ...)."""
+
+
+def client_tls_settings(opts: Options) -> TLSSettings:
+    """The client port's `tls {}` as the settings of a listener (`verify` set by `verify` or
+    `verify_and_map`)."""
+    return TLSSettings(
         cert_file=opts.tls_cert,
         key_file=opts.tls_key,
         ca_file=opts.tls_ca_cert,
@@ -63,6 +73,12 @@ def build_server_context(opts: Options) -> ssl.SSLContext:
         curve_preferences=opts.tls_curve_preferences,
         certs=opts.tls_certs,
     )
+
+
+def build_server_context(opts: Options) -> ssl.SSLContext:
+    """The server's SSLContext for client connections; TLSConfigError with nats-server-like
+    text."""
+    settings = client_tls_settings(opts)
     return _server_context(settings, require_peer_cert=settings.verify)
 
 

@@ -1,5 +1,5 @@
-"""A server-side TLS layer on pyOpenSSL, for what Python's ssl module cannot do: stapling an
-OCSP response in the handshake (`ocsp {}`, ocsp_staple.py).
+"""A TLS layer on pyOpenSSL, for what Python's ssl module cannot do: stapling an OCSP
+response in the handshake, and reading the peer's (`ocsp {}`, ocsp_staple.py).
 
 asyncio's TLS (`loop.start_tls`, `create_server(ssl=...)`) runs the stdlib `ssl` module, which
 has no status-request callback. `TLSLayer` is the same construction on `OpenSSL.SSL.Connection`
@@ -12,13 +12,18 @@ version, cipher, peer certificate as dict or DER, verified chain), `peercert` an
 and passes the rest to the TCP transport (peername, socket). A refused handshake sends
 OpenSSL's alert before the socket is closed.
 
-Used only while stapling is on; every other TLS connection keeps the stdlib path.
+Listeners take it through `listener_factory` (TLS from the first byte: websocket, routes,
+gateways, the client port with `handshake_first`), `start_tls` (the client port after INFO)
+or `accept` (the MQTT port, which peeks first); the dialling side of routes and gateways
+through `connect`, which checks the peer's staple inside the handshake. Used only for a
+listener whose certificate is stapled; every other TLS connection keeps the stdlib path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -27,43 +32,56 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
-from .options import Options
+from .options import Options, TLSSettings
+from .tls import PeerStapleRefused, TLSHandshakeError
 
 # One recv/bio_read at a time (a TLS record carries 16 KiB at most).
 _READ_BYTES = 256 * 1024
 
 
-class TLSHandshakeError(Exception):
-    """The handshake was refused or did not finish in time."""
-
-
-def build_context(opts: Options, staple: Callable[[], bytes]) -> SSL.Context:
-    """The pyOpenSSL context of the client port: the same certificate, verification and
-    minimum version as `tls.build_server_context`, plus the OCSP status callback."""
-    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
-    ctx.set_min_proto_version(
-        SSL.TLS1_3_VERSION if opts.tls_min_version == "1.3" else SSL.TLS1_2_VERSION
-    )
-    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
-    # `cipher_suites` and `curve_preferences` as tls_options applies them to the stdlib's
-    # contexts (with `certs`, `opts.tls_cert` is the first one, the only one stapled)
+def _base_context(method: int, settings: TLSSettings) -> SSL.Context:
+    """Minimum version, `cipher_suites` and `curve_preferences` as tls_options applies them
+    to the stdlib's contexts."""
     from .tls_options import first_curve, openssl_cipher_list
 
-    if ciphers := openssl_cipher_list(opts.tls_cipher_suites):
+    ctx = SSL.Context(method)
+    ctx.set_min_proto_version(
+        SSL.TLS1_3_VERSION if settings.min_version == "1.3" else SSL.TLS1_2_VERSION
+    )
+    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    if ciphers := openssl_cipher_list(settings.cipher_suites):
         with contextlib.suppress(SSL.Error):
             ctx.set_cipher_list(ciphers.encode())
-    if curve := first_curve(opts.tls_curve_preferences):
+    if curve := first_curve(settings.curve_preferences):
         from OpenSSL import crypto
 
         with contextlib.suppress(Exception):
             ctx.set_tmp_ecdh(crypto.get_elliptic_curve(curve))
-    ctx.use_certificate_chain_file(opts.tls_cert)
-    ctx.use_privatekey_file(opts.tls_key)
-    ctx.check_privatekey()
-    if opts.tls_ca_cert:
-        ctx.load_verify_locations(opts.tls_ca_cert)
-    if opts.tls_verify or opts.tls_map:
-        if not opts.tls_ca_cert:
+    return ctx
+
+
+def _use_certificate(ctx: SSL.Context, settings: TLSSettings) -> None:
+    """The block's certificate (with `certs`, the first one: the only one stapled)."""
+    cert_file, key_file = settings.cert_file, settings.key_file
+    if not cert_file and settings.certs:
+        cert_file, key_file = settings.certs[0]
+    if cert_file:
+        ctx.use_certificate_chain_file(cert_file)
+        ctx.use_privatekey_file(key_file)
+        ctx.check_privatekey()
+
+
+def server_context(
+    settings: TLSSettings, *, require_peer_cert: bool, staple: Callable[[], bytes]
+) -> SSL.Context:
+    """A stapling listener's context: the same certificate, verification and minimum
+    version as `tls._server_context` builds for the block, plus the OCSP status callback."""
+    ctx = _base_context(SSL.TLS_SERVER_METHOD, settings)
+    _use_certificate(ctx, settings)
+    if settings.ca_file:
+        ctx.load_verify_locations(settings.ca_file)
+    if require_peer_cert:
+        if not settings.ca_file:
             ctx.set_default_verify_paths()
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
 
@@ -72,6 +90,71 @@ def build_context(opts: Options, staple: Callable[[], bytes]) -> SSL.Context:
 
     ctx.set_ocsp_server_callback(status_callback)
     return ctx
+
+
+def build_context(opts: Options, staple: Callable[[], bytes]) -> SSL.Context:
+    """The stapling context of the client port."""
+    from .tls import client_tls_settings
+
+    settings = client_tls_settings(opts)
+    return server_context(settings, require_peer_cert=settings.verify, staple=staple)
+
+
+def client_context(settings: TLSSettings) -> SSL.Context:
+    """The dialling side of a stapled route or gateway: our certificate as the client
+    certificate, the peer's checked against `ca_file` (or the system roots) and the dialled
+    host name unless `insecure`, and its OCSP staple asked for and handed to the layer's
+    `peer_check` (a refusal fails the handshake with OpenSSL's alert, as nats-server's
+    VerifyConnection does with Go's)."""
+    ctx = _base_context(SSL.TLS_CLIENT_METHOD, settings)
+    _use_certificate(ctx, settings)
+    if settings.insecure:
+        ctx.set_verify(SSL.VERIFY_NONE)
+    else:
+        if settings.ca_file:
+            ctx.load_verify_locations(settings.ca_file)
+        else:
+            ctx.set_default_verify_paths()
+        ctx.set_verify(SSL.VERIFY_PEER, _verify_host)
+    ctx.set_ocsp_client_callback(_peer_status)
+    return ctx
+
+
+def _verify_host(conn: SSL.Connection, cert: Any, errno: int, depth: int, ok: int) -> bool:
+    if not ok:
+        return False
+    layer = conn.get_app_data()
+    if depth != 0 or not isinstance(layer, TLSLayer) or not layer.server_hostname:
+        return True
+    return host_matches(cert.to_cryptography(), layer.server_hostname)
+
+
+def _peer_status(conn: SSL.Connection, data: bytes, _: Any) -> bool:
+    layer = conn.get_app_data()
+    return not isinstance(layer, TLSLayer) or layer.peer_status(data or b"")
+
+
+def host_matches(cert: x509.Certificate, host: str) -> bool:
+    """The certificate names `host`: an IP address among its IP SANs, a DNS name among its
+    DNS SANs (`*.` standing for one left-most label), as Go's VerifyHostname."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        return address in san.get_values_for_type(x509.IPAddress)
+    wanted = host.rstrip(".").lower()
+    for name in san.get_values_for_type(x509.DNSName):
+        name = name.rstrip(".").lower()
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted and wanted.split(".", 1)[1] == name[2:]:
+            return True
+    return False
 
 
 # OpenSSL's long names, as the stdlib's getpeercert() spells a subject's attributes.
@@ -213,7 +296,8 @@ class TLSTransport(asyncio.Transport):
         return raw.get_write_buffer_size() if raw is not None else 0
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._layer.app = protocol  # type: ignore[assignment]
+        self._layer.app = protocol
+        self._layer._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._layer.app
@@ -224,25 +308,46 @@ class TLSLayer(asyncio.Protocol):
 
     `waiter` (start_tls) gets the TLSTransport when the handshake is done, or
     TLSHandshakeError; with `call_connection_made` (a listener) the application protocol's
-    connection_made gets it instead and a failed handshake only closes the socket."""
+    connection_made gets it instead and a failed handshake only closes the socket.
+
+    The server side unless `server_side` is false: then it is the dialling side (a
+    `client_context`), which starts the handshake, names `server_hostname` (SNI, and the
+    name the peer's certificate must carry) and hands the peer's OCSP staple and verified
+    chain to `peer_check`, whose refusal (a text) fails the handshake."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         context: SSL.Context,
-        app: asyncio.Protocol,
+        app: asyncio.BaseProtocol,
         *,
         handshake_timeout: float,
         waiter: asyncio.Future[TLSTransport] | None = None,
         call_connection_made: bool = False,
+        server_side: bool = True,
+        server_hostname: str = "",
+        peer_check: Callable[[bytes, list[x509.Certificate]], str | None] | None = None,
     ) -> None:
         self.loop = loop
-        self.app = app
+        self.app: Any = app
+        # a BufferedProtocol (the websocket's) is fed through its own buffer
+        self._buffered = isinstance(app, asyncio.BufferedProtocol)
         self.raw: asyncio.Transport | None = None
         self.closing = False
         self.reading_paused = False
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        self._peer_check = peer_check
+        self._refusal = ""
         self._conn = SSL.Connection(context, None)
-        self._conn.set_accept_state()
+        if server_side:
+            self._conn.set_accept_state()
+        else:
+            self._conn.set_app_data(self)  # for the verify and status callbacks
+            self._conn.set_connect_state()
+            if server_hostname and not _is_ip(server_hostname):
+                self._conn.set_tlsext_host_name(server_hostname.encode("idna"))
+            self._conn.request_ocsp()
         self._view = SSLObjectView(self._conn)
         self._transport = TLSTransport(self)
         self._waiter = waiter
@@ -259,6 +364,8 @@ class TLSLayer(asyncio.Protocol):
         self.raw = transport  # type: ignore[assignment]
         if self._handshake_timeout > 0:
             self._timer = self.loop.call_later(self._handshake_timeout, self._handshake_timed_out)
+        if not self.server_side:
+            self._handshake()  # the ClientHello
 
     def data_received(self, data: bytes) -> None:
         if self.closing and not self._handshaken:
@@ -308,7 +415,7 @@ class TLSLayer(asyncio.Protocol):
             return False
         except SSL.Error as e:
             self._flush()  # the alert
-            self._fail_handshake(_error_text(e))
+            self._fail_handshake(self._refusal or _error_text(e))
             return False
         self._flush()
         self._handshaken = True
@@ -328,10 +435,22 @@ class TLSLayer(asyncio.Protocol):
                 "aborting the connection"
             )
 
+    def peer_status(self, staple: bytes) -> bool:
+        """The dialling side's OCSP status callback: whether the peer's staple is accepted."""
+        if self._peer_check is None:
+            return True
+        chain = self._conn.get_verified_chain(as_cryptography=True) or []
+        refusal = self._peer_check(staple, list(chain))
+        if refusal is None:
+            return True
+        self._refusal = refusal
+        return False
+
     def _fail_handshake(self, why: str) -> None:
         self._cancel_timer()
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TLSHandshakeError(why))
+            error = PeerStapleRefused(why) if self._refusal else TLSHandshakeError(why)
+            self._waiter.set_exception(error)
         if not self.closing:
             self.closing = True
             if self.raw is not None:
@@ -363,8 +482,22 @@ class TLSLayer(asyncio.Protocol):
                 return
             if not chunk:
                 break
-            self.app.data_received(chunk)
+            if self._buffered:
+                self._feed_buffered(chunk)
+            else:
+                self.app.data_received(chunk)
         self._flush()
+
+    def _feed_buffered(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and self._app_connected:
+            buf = memoryview(self.app.get_buffer(len(view)))
+            n = min(len(buf), len(view))
+            if n == 0:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            buf[:n] = view[:n]
+            self.app.buffer_updated(n)
+            view = view[n:]
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closing or not self._handshaken:
@@ -454,6 +587,14 @@ class TLSLayer(asyncio.Protocol):
         return self.raw.get_extra_info(name, default)
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _error_text(e: SSL.Error) -> str:
     """OpenSSL's reason, as the stdlib's SSLError would put it."""
     parts = []
@@ -466,7 +607,7 @@ def _error_text(e: SSL.Error) -> str:
 async def start_tls(
     loop: asyncio.AbstractEventLoop,
     transport: asyncio.Transport,
-    app: asyncio.Protocol,
+    app: asyncio.BaseProtocol,
     context: SSL.Context,
     *,
     handshake_timeout: float,
@@ -486,7 +627,7 @@ async def start_tls(
 def listener_factory(
     loop: asyncio.AbstractEventLoop,
     context: SSL.Context,
-    app_factory: Callable[[], asyncio.Protocol],
+    app_factory: Callable[[], asyncio.BaseProtocol],
     *,
     handshake_timeout: float,
 ) -> Callable[[], asyncio.Protocol]:
@@ -504,3 +645,62 @@ def listener_factory(
         )
 
     return make
+
+
+async def connect(
+    loop: asyncio.AbstractEventLoop,
+    app: asyncio.BaseProtocol,
+    host: str,
+    port: int,
+    context: SSL.Context,
+    *,
+    server_hostname: str,
+    handshake_timeout: float,
+    peer_check: Callable[[bytes, list[x509.Certificate]], str | None] | None = None,
+) -> TLSTransport:
+    """`loop.create_connection(..., ssl=...)` on pyOpenSSL (a `client_context`): `app`'s
+    connection_made gets the TLSTransport once the handshake is done, which is also returned.
+    TLSHandshakeError (PeerStapleRefused when `peer_check` refused the peer's staple) when
+    it fails or times out."""
+    waiter: asyncio.Future[TLSTransport] = loop.create_future()
+    layer = TLSLayer(
+        loop,
+        context,
+        app,
+        handshake_timeout=handshake_timeout,
+        waiter=waiter,
+        call_connection_made=True,
+        server_side=False,
+        server_hostname=server_hostname,
+        peer_check=peer_check,
+    )
+    try:
+        await loop.create_connection(lambda: layer, host, port)
+        return await waiter
+    except BaseException:
+        layer.abort()
+        raise
+
+
+async def accept(
+    loop: asyncio.AbstractEventLoop,
+    sock: Any,
+    app: asyncio.BaseProtocol,
+    context: SSL.Context,
+    *,
+    handshake_timeout: float,
+) -> TLSTransport:
+    """`loop.connect_accepted_socket(..., ssl=...)` on pyOpenSSL: the handshake of an
+    accepted socket, `app`'s connection_made getting the TLSTransport once it is done (also
+    returned); TLSHandshakeError when it fails or times out."""
+    waiter: asyncio.Future[TLSTransport] = loop.create_future()
+    layer = TLSLayer(
+        loop,
+        context,
+        app,
+        handshake_timeout=handshake_timeout,
+        waiter=waiter,
+        call_connection_made=True,
+    )
+    await loop.connect_accepted_socket(lambda: layer, sock)
+    return await waiter

@@ -40,12 +40,15 @@ from .ws_upgrade import (
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from .ocsp_peer import OCSPPeerConfig
     from .options import WebsocketOptions
     from .server import Server
 
 READ_BUFFER_BYTES = 128 * 1024  # one read of a websocket socket, at most
+# asyncio's handshake timeout when `handshake_timeout` is not set (the stdlib path's)
+DEFAULT_SSL_HANDSHAKE_TIMEOUT_S = 60.0
 ERR_DATA_BEFORE_HANDSHAKE = "client sent data before handshake is complete"
 
 # The close frame nats-server sends for each closed-connection reason (wsEnqueueCloseMessage).
@@ -119,16 +122,30 @@ class WebsocketListener:
             raise ServerStartError("websocket requires TLS configuration")
         port = 0 if opts.port == -1 else opts.port
         loop = self.server.loop
+        factory: Callable[[], asyncio.BaseProtocol] = lambda: WebSocketProtocol(self)  # noqa: E731
+        tls_context = self.tls_context
+        # `ocsp {}`: a stapled certificate is served through pyOpenSSL (tls_openssl.py)
+        from .ocsp_staple import WEBSOCKET
+
+        stapling = self.server.stapling_listener_context(
+            WEBSOCKET, opts.tls, require_peer_cert=opts.tls is not None and opts.tls.verify
+        )
+        if stapling is not None:
+            from .tls_openssl import listener_factory
+
+            timeout = opts.handshake_timeout or DEFAULT_SSL_HANDSHAKE_TIMEOUT_S
+            factory = listener_factory(loop, stapling, factory, handshake_timeout=timeout)
+            tls_context = None
         try:
             self._listener = await loop.create_server(
-                lambda: WebSocketProtocol(self),
+                factory,
                 host=opts.host or None,
                 port=port,
                 reuse_address=True,
                 backlog=1024,
-                ssl=self.tls_context,
+                ssl=tls_context,
                 ssl_handshake_timeout=(
-                    (opts.handshake_timeout or None) if self.tls_context is not None else None
+                    (opts.handshake_timeout or None) if tls_context is not None else None
                 ),
             )
         except (OSError, OverflowError) as e:
