@@ -450,3 +450,48 @@ def test_gateway_listener_staples_and_dialler_refuses_a_missing_staple(
             srv.stop()
     finally:
         peer.stop()
+
+
+def gateways_of(srv: RunningServer) -> tuple[set[str], set[str]]:
+    gatewayz = srv.http_json("/gatewayz")
+    return set(gatewayz.get("outbound_gateways") or {}), set(gatewayz.get("inbound_gateways") or {})
+
+
+@pytest.mark.parametrize("other", ["pynats", "go"])
+def test_stapled_gateways_between_pynats_and_another_server(
+    other: str,
+    pki: tuple[StaplePKI, StapleResponder],
+    certs: dict[str, IssuedCert],
+    tmp_path: Path,
+) -> None:
+    """Two stapling gateways dialling each other. Between pynats servers both directions
+    form (each dialler finds the other's staple good). With nats-server only its outbound
+    connection forms: it checks pynats' staple and finds it good, while it refuses the
+    connection pynats dials, which carries no client staple (OpenSSL cannot send one)."""
+    authority, _ = pki
+    tls = tls_block(certs["route"], authority.ca_file)
+    port_a, port_b = free_port(), free_port()
+    always = "ocsp { mode: always }"
+    a = launch("pynats", tmp_path, "a", gateway_conf("A", port_a, tls, always, ("B", port_b)))
+    try:
+        b = launch(other, tmp_path, "b", gateway_conf("B", port_b, tls, always, ("A", port_a)))
+        try:
+            if other == "pynats":
+                wait_until_sync(
+                    lambda: gateways_of(a) == ({"B"}, {"B"}) and gateways_of(b) == ({"A"}, {"A"}),
+                    timeout=10,
+                    what="both gateway directions",
+                )
+            else:
+                wait_until_sync(
+                    lambda: "B" in gateways_of(a)[1] and "A" in gateways_of(b)[0],
+                    timeout=10,
+                    what="nats-server's outbound gateway",
+                )
+                b.wait_for_log("TLS gateway handshake error: Gateway peer missing OCSP Staple")
+                assert gateways_of(a)[0] == set()
+            assert "TLS gateway handshake error" not in a.log_text()
+        finally:
+            b.stop()
+    finally:
+        a.stop()
