@@ -24,7 +24,8 @@ PURE_TESTS := tests/unit/test_compiled.py tests/unit/test_protocol_parser.py \
 	tests/unit/store tests/unit/jetstream/test_js_acks_and_pull_requests.py \
 	tests/integration/test_core_pubsub.py \
 	tests/integration/test_differential_protocol.py tests/integration/test_mappings.py \
-	tests/integration/store
+	tests/integration/store tests/integration/jetstream/test_js_publish.py \
+	tests/integration/jetstream/test_js_pull.py tests/integration/jetstream/test_js_acks.py
 
 .PHONY: run test test-pure lint typecheck check bench clean install
 

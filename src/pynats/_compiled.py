@@ -31,6 +31,14 @@ COMPILED_MODULES = (
     "pynats.server.delivery",
     "pynats.jetstream.acks",
     "pynats.jetstream.store.records",
+    "pynats.jetstream.store.index",
+    "pynats.jetstream.store.consumer",
+    "pynats.jetstream.pull",
+    "pynats.jetstream.stream",
+    "pynats.jetstream.consumer",
+    "pynats.jetstream.store.indexed",
+    "pynats.jetstream.store.file",
+    "pynats.jetstream.store.memory",
 )
 PURE_ENV = "PYNATS_PURE"
 _ROOT = os.path.dirname(os.path.abspath(__file__))

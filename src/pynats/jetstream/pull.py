@@ -59,6 +59,14 @@ _INT_FIELDS = {
     "priority": "int",
 }
 
+# Checked before they are stored: PullRequest's fields are typed (compiled, a wrong type
+# would be a TypeError rather than nats-server's 400).
+_TYPED_FIELDS: tuple[tuple[str, str, type], ...] = (
+    ("no_wait", "bool", bool),
+    ("group", "string", str),
+    ("id", "string", str),
+)
+
 
 def parse_request(payload: bytes) -> PullRequest:
     """A MSG.NEXT body. Raises BadPullRequest with nats-server's text."""
@@ -91,20 +99,23 @@ def parse_request(payload: bytes) -> PullRequest:
             raise BadPullRequest(
                 f"json: cannot unmarshal {kind} into Go struct field .{key} of type {go_type}"
             )
+    for key, go_type, py_type in _TYPED_FIELDS:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, py_type):
+            kind = "number" if isinstance(value, float) else json_kind(value)
+            raise BadPullRequest(
+                f"json: cannot unmarshal {kind} into Go struct field .{key} of type {go_type}"
+            )
     req.batch = obj.get("batch") or 0
     req.expires = obj.get("expires") or 0
     req.max_bytes = obj.get("max_bytes") or 0
-    req.no_wait = bool(obj.get("no_wait"))
+    req.no_wait = obj.get("no_wait") or False
     req.heartbeat = obj.get("idle_heartbeat") or 0
     req.group = obj.get("group") or ""
     req.min_pending = obj.get("min_pending") or 0
     req.min_ack_pending = obj.get("min_ack_pending") or 0
     req.pin_id = obj.get("id") or ""
     req.priority = obj.get("priority") or 0
-    if not isinstance(req.group, str) or not isinstance(req.pin_id, str):
-        raise BadPullRequest(
-            "json: cannot unmarshal number into Go struct field .group of type string"
-        )
     return req
 
 

@@ -180,6 +180,22 @@ async def test_idle_heartbeats_while_a_request_waits(nc, js, sname) -> None:
         ),
         ({"batch": 1, "idle_heartbeat": 100 * MS}, "400 Bad Request - heartbeat value too large"),
         ({"batch": 1, "expires": -5}, "408 Request Timeout"),
+        (
+            {"batch": 1, "group": 5},
+            "400 Bad Request - json: cannot unmarshal number into Go struct field .group of type string",
+        ),
+        (
+            {"batch": 1, "id": 1.5},
+            "400 Bad Request - json: cannot unmarshal number into Go struct field .id of type string",
+        ),
+        (
+            {"batch": 1, "group": [1]},
+            "400 Bad Request - json: cannot unmarshal array into Go struct field .group of type string",
+        ),
+        (
+            {"batch": 1, "no_wait": "x"},
+            "400 Bad Request - json: cannot unmarshal string into Go struct field .no_wait of type bool",
+        ),
     ],
 )
 async def test_bad_requests(nc, js, sname, body, status) -> None:

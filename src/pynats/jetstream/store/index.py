@@ -20,9 +20,15 @@ import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Final
 
-FIRST, LAST, COUNT, SID = 0, 1, 2, 3
-_TRIM_MIN = 4096
+FIRST: Final = 0
+LAST: Final = 1
+COUNT: Final = 2
+SID: Final = 3
+_TRIM_MIN: Final = 4096
+# the snapshot's fixed head: base, first, last, msgs, bytes, last_ts, slots, names, names' size
+_HEAD: Final = struct.Struct("<QQQQQqQQQ")
 
 
 class MessageIndex:
@@ -253,14 +259,12 @@ class MessageIndex:
 
     # --- snapshot ---------------------------------------------------------------------------
 
-    _HEAD = struct.Struct("<QQQQQqQQQ")
-
     def to_bytes(self) -> bytes:
         names = "\n".join(n if n is not None else "" for n in self.names).encode()
         states = array("Q")
         for state in self.subjects.values():
             states.extend(state)
-        head = self._HEAD.pack(
+        head = _HEAD.pack(
             self.base,
             self.first_seq,
             self.last_seq,
@@ -280,10 +284,10 @@ class MessageIndex:
         index = cls(1, with_locations)
         (n_states,) = struct.unpack_from("<Q", blob)
         pos = 8
-        base, first, last, msgs, nbytes, last_ts, slots, n_names, names_len = cls._HEAD.unpack_from(
+        base, first, last, msgs, nbytes, last_ts, slots, n_names, names_len = _HEAD.unpack_from(
             blob, pos
         )
-        pos += cls._HEAD.size
+        pos += _HEAD.size
         names = blob[pos : pos + names_len].decode().split("\n") if n_names else []
         pos += names_len
         states = array("Q")
