@@ -118,6 +118,8 @@ def build_server(opts: Options, logger: Logger | None = None) -> Server:
     server = Server(opts, logger)
     if opts.jetstream:
         attach_jetstream(server)
+    # a reload may switch JetStream on later (server/reload_jetstream.py)
+    server.jetstream_factory = lambda: attach_jetstream(server)
     return server
 
 

@@ -53,6 +53,8 @@ CASES = {
     "client_advertise": 'client_advertise: "1.2.3.4:5"',
     "tls": f"{TLS}\nwrite_deadline: 3s\nmax_payload: 2000\nping_max: 5",
     "tls_timeout": TLS.replace(" }", ", timeout: 3 }") + "\nauthorization { timeout: 5 }",
+    # JetStream switched on (and off again), with the lines of its start and stop
+    "jetstream": 'jetstream { store_dir: "<dir>/js" }\nmax_payload: 2000',
     # refused
     "server_name": "server_name: other",
     "http_port": "http_port: 1",
@@ -71,6 +73,7 @@ CASES = {
     "write_timeout": "write_timeout: close",
     "lame_duck_duration": 'lame_duck_duration: "60s"',
     "lame_duck_grace_period": 'lame_duck_grace_period: "1500ms"',
+    "jetstream_domain": 'jetstream { store_dir: "<dir>/js", domain: d }',
     # refused by the checks before the comparison
     "no_auth_user_without_users": "no_auth_user: foo",
     "max_pending_below_max_payload": "max_pending: 1000",
@@ -88,7 +91,7 @@ CASES = {
     "logtime_utc: true\ntrace_verbose: true\ndebug: true\ntrace: true",
 }
 DONE = re.compile(r"Reloaded server configuration|Failed to reload")
-KEPT = re.compile(r"Reloaded: |Failed to reload")
+KEPT = re.compile(r"Reloaded: |Failed to reload|JetStream")
 
 
 class Side:
@@ -114,6 +117,7 @@ class Side:
             time.sleep(0.005)  # polling the log for the reload's line
         lines = self.server.log_lines[start:]
         kept = [line.split("] ", 2)[-1] for line in lines if KEPT.search(line)]
+        kept = [re.sub(r"Took \S+ to", "Took <t> to", line) for line in kept]
         return [line.replace(str(self.dir), "<dir>") for line in kept]
 
 

@@ -341,7 +341,7 @@ def _compact(obj: Any) -> bytes:
 
 
 def _friendly_bytes(n: int) -> str:
-    from .service import friendly_bytes
+    from pynats.server.strconv import friendly_bytes
 
     return friendly_bytes(n)
 

@@ -100,6 +100,8 @@ def _stream_detail(js: JetStream, stream: Stream, consumers: bool, config: bool)
 
 def healthz_check(js: JetStream, server: Server, query: Query) -> JSONResponse | None:
     """None when JetStream is healthy for the query, else the 503 answer."""
+    if js.disabled:
+        return None  # switched off by a reload: nothing to wait for
     if not js.started:
         return _unavailable("JetStream has not started")
     if parse_bool(query, "js-enabled-only") or parse_bool(query, "js-meta-only"):

@@ -32,6 +32,7 @@ from pynats.gotime import format_duration
 from pynats.server import const, feature_flags
 from pynats.server.internal import InternalClient
 from pynats.server.server import ServerStartError
+from pynats.server.strconv import friendly_bytes
 
 from . import advisories, jsz, queues
 from .api import ApiResponder, build_router
@@ -65,6 +66,7 @@ from .stream import Stream
 
 if TYPE_CHECKING:
     from pynats.server.accounts import Account
+    from pynats.server.delivery import Publisher
     from pynats.server.server import Server
     from pynats.server.sublist import Subscription
 
@@ -105,19 +107,19 @@ def enable_jetstream(server: Server) -> JetStream:
     server.monitor_routes["jsz"] = partial(jsz.jsz, js)
     server.varz_extra.append(js.fill_varz)
     server.healthz_checks.append(partial(jsz.healthz_check, js))
+    server.jetstream = js  # what a reload switches off and on (server/reload_jetstream.py)
     return js
 
 
-def friendly_bytes(n: int) -> str:
-    """nats-server's byte sizes: `1.00 GB`, `17.66 GB`, `512 B` (base 1024)."""
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KB", "MB", "GB", "TB", "PB", "EB"):
-        value /= 1024
-        if value < 1024 or unit == "EB":
-            return f"{value:.2f} {unit}"
-    return f"{n} B"
+def _ignore_request(
+    sub: Subscription,
+    publisher: Publisher,
+    subject: bytes,
+    reply: bytes | None,
+    headers: bytes,
+    payload: bytes,
+) -> None:
+    """What takes `$JS.API` requests after a reload switched JetStream off: nothing answers."""
 
 
 def go_temp_dir() -> str:
@@ -149,7 +151,26 @@ class JetStream:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        opts = server.options
+        self.accounts: dict[str, JetStreamAccount] = {}
+        self.disabled_responders: list[InternalClient] = []
+        # after a reload switched JetStream off: what answers nothing on `$JS.API.>` in the
+        # accounts that had JetStream (or its 10039 answer), as nats-server's leftover
+        # service imports do
+        self.silent_responders: list[InternalClient] = []
+        self.recovery_errors: list[str] = []
+        self.source_lookups: dict[str, JetStreamAccount | None] = {}
+        self.started = False
+        self.started_ns = 0
+        # a reload switched JetStream off (or failed to switch it on): /jsz and /healthz
+        # answer as a server without JetStream
+        self.disabled = False
+        self._api_lock: asyncio.Lock | None = None
+        self.configure()
+
+    def configure(self) -> None:
+        """Take the server's `jetstream {}` options (at start-up, and when a reload switches
+        JetStream on again)."""
+        opts = self.server.options
         self.domain = opts.jetstream_domain
         # `feature_flags { js_ack_fc_v2 }`: consumers send the v2 ack and flow control
         # subjects (with the domain and the account hash), as nats-server then does
@@ -171,14 +192,7 @@ class JetStream:
         base = opts.store_dir or os.path.join(go_temp_dir(), "nats")
         self.store_root = os.path.abspath(os.path.join(base, "jetstream"))
         self.store_relative = not os.path.isabs(base)
-        self.max_memory = opts.jetstream_max_memory
-        if self.max_memory < 0:
-            mem = system_memory_bytes()
-            self.max_memory = mem * 3 // 4 if mem else DEFAULT_MAX_MEMORY_BYTES
-        self.max_store = opts.jetstream_max_store
-        if self.max_store < 0:
-            disk = available_disk_bytes(self.store_root)
-            self.max_store = disk * 3 // 4 if disk else DEFAULT_MAX_STORE_BYTES
+        self._configure_resources()
         if opts.jetstream_sync_always:
             self.sync_policy = SyncPolicy(SyncMode.ALWAYS)
         elif opts.jetstream_sync_interval is not None:
@@ -195,20 +209,34 @@ class JetStream:
             if opts.jetstream_prev_key:
                 self.prev_keyring = crypt.Keyring(opts.jetstream_prev_key, cipher)
             self.fileio = crypt.EncryptedFileIO(self.keyring)
-        self.accounts: dict[str, JetStreamAccount] = {}
-        self.disabled_responders: list[InternalClient] = []
-        self.recovery_errors: list[str] = []
-        self.source_lookups: dict[str, JetStreamAccount | None] = {}
-        self.started = False
-        self.started_ns = 0
-        self._api_lock: asyncio.Lock | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _configure_resources(self) -> None:
+        """The memory and storage JetStream may use: the configured sizes, or nats-server's
+        dynamic ones (3/4 of the memory, of the free disk)."""
+        opts = self.server.options
+        self.max_memory = opts.jetstream_max_memory
+        if self.max_memory < 0:
+            mem = system_memory_bytes()
+            self.max_memory = mem * 3 // 4 if mem else DEFAULT_MAX_MEMORY_BYTES
+        self.max_store = opts.jetstream_max_store
+        if self.max_store < 0:
+            disk = available_disk_bytes(self.store_root)
+            self.max_store = disk * 3 // 4 if disk else DEFAULT_MAX_STORE_BYTES
+
     async def start(self) -> None:
+        self.start_now()
+
+    def start_now(self) -> None:
+        """Start JetStream: the banner, the store directory, every account's streams and
+        consumers recovered. ServerStartError when the store directory cannot be used."""
         log = self.server.logger
         began = time.monotonic()
         self._api_lock = asyncio.Lock()
+        self.recovery_errors = []
+        self.source_lookups = {}
+        self.atomic_batches_open = 0
         log.notice("Starting JetStream")
         if self.temp_dir_used:
             log.warn("Temporary storage directory used, data could be lost on system reboot")
@@ -249,6 +277,7 @@ class JetStream:
             for stream in jsa.streams.values():
                 jsa.start_sources(stream)
         self.started = True
+        self.disabled = False
         self.started_ns = time.time_ns()
         # Other pynats servers of a cluster learn from this that JetStream runs here (Go
         # servers ignore the field: they must not count us as a JetStream peer).
@@ -325,34 +354,133 @@ class JetStream:
         return None
 
     async def shutdown(self) -> None:
+        if self.disabled:
+            return  # a reload switched it off: nothing left to stop (nats-server logs nothing)
+        self.stop_stores()
+
+    def stop_stores(self) -> None:
+        """Stop every stream and consumer and close their stores: everything they took is
+        durable once this returns (the stores' final fsync)."""
         log = self.server.logger
         log.notice("Initiating JetStream Shutdown...")
         for jsa in self.accounts.values():
-            for stream in list(jsa.streams.values()):
-                for consumer in list(stream.consumers.values()):
-                    consumer.stop(deleted=False)
-                    try:
-                        consumer.store.stop()
-                    except Exception as e:
-                        log.error(
-                            f"Error stopping consumer '{jsa.name} > {stream.name} > "
-                            f"{consumer.name}': {e}"
-                        )
-            jsa.stop()
-            for stream in list(jsa.streams.values()):
-                stream.stop()
-                try:
-                    stream.save_recovery_state()
-                except OSError as e:
-                    log.warn(
-                        f"Could not save the dedupe window of '{jsa.name} > {stream.name}': {e}"
-                    )
-            for stream in list(jsa.streams.values()):
-                try:
-                    stream.store.stop()
-                except Exception as e:
-                    log.error(f"Error stopping stream '{jsa.name} > {stream.name}': {e}")
+            self._stop_account(jsa)
         log.notice("JetStream Shutdown")
+
+    def _stop_account(self, jsa: JetStreamAccount) -> None:
+        log = self.server.logger
+        for stream in list(jsa.streams.values()):
+            for consumer in list(stream.consumers.values()):
+                consumer.stop(deleted=False)
+                try:
+                    consumer.store.stop()
+                except Exception as e:
+                    log.error(
+                        f"Error stopping consumer '{jsa.name} > {stream.name} > "
+                        f"{consumer.name}': {e}"
+                    )
+        jsa.stop()
+        for stream in list(jsa.streams.values()):
+            stream.stop()
+            try:
+                stream.save_recovery_state()
+            except OSError as e:
+                log.warn(f"Could not save the dedupe window of '{jsa.name} > {stream.name}': {e}")
+        for stream in list(jsa.streams.values()):
+            try:
+                stream.store.stop()
+            except Exception as e:
+                log.error(f"Error stopping stream '{jsa.name} > {stream.name}': {e}")
+
+    def _detach(self) -> list[Account]:
+        """Take JetStream off every account (its API subscriptions, its streams' interest);
+        the accounts it was on, with JetStream or with the 10039 answer."""
+        accounts = [jsa.account for jsa in self.accounts.values()]
+        for jsa in self.accounts.values():
+            jsa.client.close()
+            jsa.account.jetstream = None
+        for responder in self.disabled_responders:
+            accounts.append(responder.account)
+            responder.close()
+        self.accounts.clear()
+        self.disabled_responders.clear()
+        self.server.route_info_extra.pop(PYNATS_JETSTREAM_INFO, None)
+        return accounts
+
+    # -- switched on and off by a reload (server/reload_jetstream.py) ------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.started
+
+    def reload_disable(self) -> None:
+        """A reload switched JetStream off: stop and close every store (nothing acknowledged
+        is lost), then leave `$JS.API.>` requests unanswered in the accounts that had
+        JetStream, as nats-server does (its service imports stay)."""
+        if not self.started:
+            return
+        self.started = False
+        self.stop_stores()
+        for account in self._detach():
+            silent = InternalClient(self.server, account, "$JS")
+            silent.subscribe("$JS.API.>", _ignore_request)
+            self.silent_responders.append(silent)
+        self.disabled = True
+        self.server.monitor_routes.pop("jsz", None)
+        self.server.refresh_info()
+
+    def reload_enable(self) -> None:
+        """A reload switched JetStream on (again): the options as they are now, the banner,
+        every account's streams recovered from the store directory. When the directory
+        cannot be used, nats-server's warning, and JetStream stays off."""
+        log = self.server.logger
+        log.notice("Restarting JetStream")
+        for silent in self.silent_responders:
+            silent.close()
+        self.silent_responders.clear()
+        self.configure()
+        try:
+            self.start_now()
+        except ServerStartError as e:
+            log.warn(str(e))
+            self.stop_stores()
+            self.disabled = True
+            return
+        self.server.monitor_routes["jsz"] = partial(jsz.jsz, self)
+        self.server.refresh_info()
+
+    def reload_options(self) -> None:
+        """A reload kept JetStream on: take the server limits, explicit memory and storage
+        sizes, and each account's `jetstream` (switched on: its streams recovered; off: its
+        streams stopped and closed, 10039 answered; limits: taken)."""
+        opts = self.server.options
+        self.server_limits = dict(opts.jetstream_limits)
+        if opts.jetstream_max_memory >= 0:
+            self.max_memory = opts.jetstream_max_memory
+        if opts.jetstream_max_store >= 0:
+            self.max_store = opts.jetstream_max_store
+        for account in list(self.server.accounts.values()):
+            if account.is_system:
+                continue
+            limits = self.account_limits(account.name)
+            jsa = self.accounts.get(account.name)
+            if jsa is not None and limits is not None:
+                jsa.limits = limits
+            elif jsa is not None:
+                self._stop_account(jsa)
+                jsa.client.close()
+                account.jetstream = None
+                del self.accounts[account.name]
+                self.disabled_responders.append(self.api.attach_disabled(account))
+            elif limits is not None:
+                for responder in [r for r in self.disabled_responders if r.account is account]:
+                    responder.close()
+                    self.disabled_responders.remove(responder)
+                self._enable_account(account)
+                jsa = self.accounts[account.name]
+                jsa.recover()
+                for stream in jsa.streams.values():
+                    jsa.start_sources(stream)
 
     # -- one JetStream per cluster -------------------------------------------------------
 
@@ -380,16 +508,9 @@ class JetStream:
         if not self.started:
             return
         self.started = False
-        await self.shutdown()
-        for jsa in self.accounts.values():
-            jsa.client.close()
-            jsa.account.jetstream = None
-        for responder in self.disabled_responders:
-            responder.close()
-        self.accounts.clear()
-        self.disabled_responders.clear()
+        self.stop_stores()
+        self._detach()
         server = self.server
-        server.route_info_extra.pop(PYNATS_JETSTREAM_INFO, None)
         server.options.jetstream = False
         server.refresh_info()
         if go_peer:
@@ -473,6 +594,8 @@ class JetStream:
         }
 
     def fill_varz(self, varz: dict[str, Any]) -> None:
+        if self.disabled:
+            return  # switched off by a reload: a server without JetStream has no section
         varz["jetstream"] = {
             "config": self.config_json(),
             "stats": self.stats_json(),
@@ -635,10 +758,17 @@ class JetStreamAccount:
         directory = None if cfg.is_memory else self.stream_dir(cfg.name)
         if directory is not None:
             await self._write_meta(directory, cfg, created)
+        self.check_attached()
         store = self._open_store(cfg, directory)
         stream = self._activate(cfg, store, created, directory)
         advisories.stream_action(self, cfg.name, "create")
         return stream
+
+    def check_attached(self) -> None:
+        """After an await: a reload may have switched JetStream off (or off for this account)
+        meanwhile; what was written stays on disk for when it is switched on again."""
+        if self.js.accounts.get(self.name) is not self:
+            raise api_error("JSNotEnabledForAccountErr")
 
     def _activate(
         self, cfg: StreamConfig, store: MessageStore, created: int, directory: str | None
@@ -695,6 +825,9 @@ class JetStreamAccount:
         created = time.time_ns()
         if directory is not None:
             await self._write_meta(directory, cfg, created)
+        if self.js.accounts.get(self.name) is not self:
+            store.stop()  # JetStream was switched off meanwhile: recovered when it is back
+        self.check_attached()
         stream = self._activate(cfg, store, created, directory)
         for name, ccfg, state in consumers:
             cdir = None if ccfg.mem_storage else self.consumer_dir(stream, name)
@@ -711,6 +844,8 @@ class JetStreamAccount:
     async def update_stream(self, stream: Stream, cfg: StreamConfig) -> None:
         if stream.directory is not None:
             await self._write_meta(stream.directory, cfg, stream.created_ns)
+        if stream.closed:
+            raise api_error("JSStreamNotFoundErr")
         old_sources = stream.config.to_json().get("sources"), stream.config.to_json().get("mirror")
         stream.update(cfg)
         new_sources = cfg.to_json().get("sources"), cfg.to_json().get("mirror")
@@ -801,7 +936,6 @@ class JetStreamAccount:
             stream = Stream(self, cfg, store, int(meta.get("created", 0)), directory)
             self.streams[cfg.name] = stream
             stream.start()
-            self._recover_consumers(stream)
             took = round(time.monotonic() - began, 3)
             log.notice(
                 f"  Restored {store.msgs} messages for stream '{self.name} > {name}' in "
@@ -811,6 +945,7 @@ class JetStreamAccount:
                 self._log_stream_damage(name, damage, "  ")
             # from now on, damage found when a message is read is logged when found
             store.on_damage = partial(self._log_stream_damage, name)
+            self._recover_consumers(stream)
 
     def _read_meta(self, directory: str) -> bytes | None:
         """A stream's or consumer's stored config; `EncryptionError` when it is encrypted with
@@ -944,7 +1079,12 @@ class JetStreamAccount:
         if not os.path.isdir(parent):
             return
         cleanup_deleting(parent)
-        for name in sorted(os.listdir(parent)):
+        names = sorted(os.listdir(parent))
+        if names:
+            log.notice(
+                f"  Recovering {len(names)} consumers for stream - '{self.name} > {stream.name}'"
+            )
+        for name in names:
             directory = os.path.join(parent, name)
             if not os.path.isdir(directory) or name.endswith(".deleting"):
                 continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import const, dashboard
@@ -38,6 +38,9 @@ class MonitorServer:
         self._listener: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
         self._metrics: MetricsEndpoint | None = None
+        # /varz `jetstream` as nats-server keeps it between requests (`_varz_jetstream`)
+        self._varz_js_config: bool | None = None
+        self._varz_js_last: dict[str, Any] = {}
 
     async def start(self, host: str, port: int) -> int:
         from .server import ServerStartError, join_host_port
@@ -105,6 +108,22 @@ class MonitorServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def _varz_jetstream(self, fresh: dict[str, Any]) -> dict[str, Any]:
+        """/varz `jetstream` as nats-server serves it over HTTP: it builds its /varz on the
+        first request and updates it on the next ones, so JetStream's `config` is there only
+        if JetStream ran at the first request, and a JetStream a reload switched off leaves
+        the section the last request saw (`fresh`: the section now, empty without
+        JetStream)."""
+        if self._varz_js_config is None:
+            self._varz_js_config = "config" in fresh
+        if not fresh:
+            return self._varz_js_last
+        section = dict(fresh)
+        if not self._varz_js_config:
+            section.pop("config", None)
+        self._varz_js_last = section
+        return section
+
     def respond(self, target: str) -> tuple[int, str, bytes]:
         url = urlsplit(target)
         path = url.path
@@ -132,6 +151,8 @@ class MonitorServer:
             return 400, "text/plain; charset=utf-8", str(e).encode()
         except NotFound as e:
             return 404, "text/plain; charset=utf-8", str(e).encode()
+        if name == "varz" and isinstance(result, dict):
+            result["jetstream"] = self._varz_jetstream(result.get("jetstream") or {})
         status = 200
         compact = False
         if isinstance(result, JSONResponse):

@@ -20,6 +20,10 @@ name (URLs, account, credentials): one that is gone is removed (`Reloaded: LeafN
 files and handshake-first may change. The running `LeafNodes` hears of it through
 `remotes_changed` and `options_changed`. The websocket block cannot change at all, but for
 its TLS files.
+
+JetStream may be switched on or off, and some of `jetstream {}` may change
+(`reload_jetstream.py`); what that does runs once the `Reloaded:` lines are logged (the
+`actions` `reload_config` hands back).
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ from .log import Logger
 from .mqtt_reload import mqtt_reload
 from .options import split_host_port
 from .protocol import ERR_AUTH_VIOLATION
+from .reload_jetstream import (
+    JetStreamReload,
+    JetStreamReloadError,
+    ReloadableJetStream,
+    jetstream_changes,
+)
 from .syslog import SyslogError
 
 if TYPE_CHECKING:
@@ -56,7 +66,8 @@ if TYPE_CHECKING:
 
 # Options that cannot change without a restart (nats-server refuses them too), in the order
 # nats-server checks them (its Options struct order): the first one changed is named. The
-# cluster's listener, the leaf nodes and the JetStream store come between the two lists.
+# cluster's listener, the leaf nodes and JetStream (reload_jetstream.py) come between the two
+# lists.
 NOT_RELOADABLE = {
     "server_name": "ServerName",
     "host": "Host",
@@ -75,8 +86,6 @@ NOT_RELOADABLE = {
     "max_pending": "MaxPending",
 }
 NOT_RELOADABLE_AFTER_CLUSTER = {
-    "jetstream": "JetStream",
-    "store_dir": "StoreDir",
     "log_size_limit": "LogSizeLimit",
     "log_max_num": "LogMaxFiles",
     "write_timeout": "WriteTimeout",
@@ -159,8 +168,9 @@ class ReloadableCluster(Protocol):
         """Dial the added route URLs, close the connections of the removed ones."""
 
 
-def reload_config(server: Server) -> list[str]:
-    """Reload `server.options.config_file`; returns the `Reloaded: ...` lines."""
+def reload_config(server: Server, actions: list[Callable[[], None]] | None = None) -> list[str]:
+    """Reload `server.options.config_file`; returns the `Reloaded: ...` lines. What is to
+    be done once they are logged (JetStream switched on or off) is added to `actions`."""
     old = server.options
     if not old.config_file:
         raise ReloadError("config reload not supported without a configuration file")
@@ -182,6 +192,11 @@ def reload_config(server: Server) -> list[str]:
     _check_not_reloadable(compared, new, NOT_RELOADABLE)
     _check_cluster_listener(server, old.cluster, new.cluster)
     leaf = leafnode_changes(old.leafnodes, new.leafnodes)
+    jetstream: ReloadableJetStream | None = getattr(server, "jetstream", None)
+    try:
+        js_change = jetstream_changes(jetstream is not None and jetstream.running, old, new)
+    except JetStreamReloadError as e:
+        raise ReloadError(str(e)) from None
     _check_not_reloadable(compared, new, NOT_RELOADABLE_AFTER_CLUSTER)
     _check_websocket(server, old.websocket, new.websocket)
     _check_gateway(server, old, new)
@@ -190,6 +205,8 @@ def reload_config(server: Server) -> list[str]:
     refused, mqtt_lines = mqtt_reload(server, old.mqtt, new.mqtt)
     if refused:
         raise ReloadError(refused)
+    if js_change.refused_later:
+        raise ReloadError(js_change.refused_later)
     # Keep what was resolved at start-up (random ports, identity).
     new.port = old.port
     if new.cluster.port == -1:
@@ -201,7 +218,8 @@ def reload_config(server: Server) -> list[str]:
     named = old.jetstream and old.leafnodes.remotes and not old.cluster.port
     if named and not old.cluster.name and not getattr(server, _RELOADED, False):
         cluster_changed = True
-    blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines + mqtt_lines
+    blocks = (["Reloaded: cluster"] if cluster_changed else []) + leaf.lines
+    blocks += js_change.lines + mqtt_lines
     tls_lines = _reload_pinned_certs(server, old, new)
     changes = _describe_changes(
         compared, new, client_tls is not None, blocks, bool(added or removed), tls_lines
@@ -246,7 +264,32 @@ def reload_config(server: Server) -> list[str]:
             leafnodes.options_changed()
         if leaf.added or leaf.removed:
             leafnodes.remotes_changed(leaf.added, leaf.removed)
+    if actions is not None:
+        _jetstream_actions(server, jetstream, js_change, actions)
     return changes
+
+
+def _jetstream_actions(
+    server: Server,
+    jetstream: ReloadableJetStream | None,
+    change: JetStreamReload,
+    actions: list[Callable[[], None]],
+) -> None:
+    """After the `Reloaded:` lines, as nats-server: a running JetStream that stays on takes
+    the new limits and accounts, then JetStream is switched off or (again) on."""
+    if jetstream is not None and jetstream.running and change.switch is None:
+        actions.append(jetstream.reload_options)
+    elif change.switch == "off" and jetstream is not None:
+        actions.append(jetstream.reload_disable)
+    elif change.switch == "on":
+
+        def switch_on() -> None:
+            if server.jetstream is None and server.jetstream_factory is not None:
+                server.jetstream_factory()  # a server started without JetStream
+            if server.jetstream is not None:
+                server.jetstream.reload_enable()
+
+        actions.append(switch_on)
 
 
 def _options_problem(new: Options) -> str | None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .mqtt import MqttListener
     from .ocsp_peer import OCSPPeerVerifier
     from .ocsp_staple import OCSPStapler
+    from .reload_jetstream import ReloadableJetStream
     from .system import SystemServices
     from .tls_options import RateCounter
     from .websocket import WebsocketListener
@@ -174,6 +175,10 @@ class Server:
         # anywhere in the cluster come back to the server that asked.
         self.response_prefix = b"_R_." + new_nonce()[:6].encode() + b"."
         self._reaches_cluster_jetstream = False
+        # JetStream as a reload switches it off and on (reload_jetstream.py): set when it is
+        # attached; `jetstream_factory` attaches it to a server started without it (app.py)
+        self.jetstream: ReloadableJetStream | None = None
+        self.jetstream_factory: Callable[[], object] | None = None
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
         self._listener: asyncio.base_events.Server | None = None
@@ -849,13 +854,16 @@ class Server:
         """Re-read the configuration file; on any error keep running as before."""
         from .reload import ReloadError, reload_config
 
+        actions: list[Callable[[], None]] = []
         try:
-            changes = reload_config(self)
+            changes = reload_config(self, actions)
         except ReloadError as e:
             self.logger.error(f"Failed to reload server configuration: {e}")
             return False
         for line in changes:
             self.logger.notice(line)
+        for action in actions:  # JetStream switched off or on, after the lines
+            action()
         self.config_load_time = time.time()
         self.logger.notice(f"Reloaded server configuration ({self.options.config_digest})")
         return True

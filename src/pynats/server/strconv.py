@@ -1,4 +1,5 @@
-"""Go's `strconv.ParseBool`: the booleans nats-server reads from flags and monitoring queries.
+"""Go's `strconv.ParseBool`: the booleans nats-server reads from flags and monitoring queries;
+and nats-server's friendly byte sizes (`friendly_bytes`), for its log lines.
 
 Config files have their own words (`yes`, `on`, ...: see `conf.parser`); these are Go's.
 """
@@ -16,3 +17,15 @@ def parse_bool(text: str) -> bool:
     if text in FALSE_TEXTS:
         return False
     raise ValueError(text)
+
+
+def friendly_bytes(n: int) -> str:
+    """nats-server's byte sizes: `1.00 GB`, `17.66 GB`, `512 B` (base 1024)."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB", "TB", "PB", "EB"):
+        value /= 1024
+        if value < 1024 or unit == "EB":
+            return f"{value:.2f} {unit}"
+    return f"{n} B"
