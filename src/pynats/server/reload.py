@@ -228,6 +228,9 @@ def reload_config(server: Server, actions: list[Callable[[], None]] | None = Non
     setattr(server, _RELOADED, True)
     _apply_files(server, old, new)
     _apply_logging(server, old, new)
+    system = getattr(server, "system", None)  # (a test's stand-in server may have none)
+    if old.trace_verbose != new.trace_verbose and system is not None:
+        system.set_tracing(new.trace_verbose)
     auth_changed = any(getattr(old, f) != getattr(new, f) for f in AUTH_FIELDS)
     if auth_changed:
         _apply_accounts(server, new)

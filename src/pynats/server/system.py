@@ -192,13 +192,24 @@ class SystemServices:
         # What the clients that are gone received and sent (STATSZ's `..._clients` totals).
         self._closed_clients: Traffic = (0, 0, 0, 0)
         self.claims: AccountClaimsService | None = None
+        self._traced = False  # `trace_verbose`: the clients' traffic traced (trace.py)
 
     # -- set-up ---------------------------------------------------------------------------
+
+    def set_tracing(self, on: bool) -> None:
+        """`trace_verbose` (start-up, reload): trace what the system services subscribe to and
+        publish, as nats-server traces its SYSTEM client (trace.TracedInternalClient)."""
+        from .trace import trace_system_clients
+
+        self._traced = on
+        trace_system_clients(self.client, self._account_clients.values(), on)
 
     def start(self) -> None:
         server = self.server
         server_id = server.server_id
         loop = server.loop
+        if server.options.trace_verbose:
+            self.set_tracing(True)
         subscribe = self.client.subscribe
         statsz_request: DeliveryCallback = self._on_statsz_request
         subscribe("$SYS.REQ.SERVER.PING", statsz_request)
@@ -247,6 +258,8 @@ class SystemServices:
             else InternalClient(self.server, account, f"$SYS:{account.name}")
         )
         self._account_clients[account.name] = client
+        if self._traced:
+            self.set_tracing(True)
         # Served where the requester is (nats-server imports them): never announced.
         client.subscribe("$SYS.REQ.USER.INFO", self._on_user_info, local_only=True)
         if account is not self.account:

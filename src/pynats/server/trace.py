@@ -11,17 +11,30 @@ MSG_PAYLOAD line at all, as in nats-server.
 Tracing costs nothing when it is off: a traced connection gets a `TracingSink` between its
 parser and itself, and its subscriptions a delivery callback that logs, so the untraced path
 has no check for it.
+
+With `trace_verbose` (`-VV`) the system account's internal traffic is traced too, as
+nats-server traces its SYSTEM client: its subscriptions and every event, answer and request
+it publishes (`trace_system_clients`), the same way: the internal clients of the system
+services become `TracedInternalClient`s while it is on, so other internal clients (and the
+system's when it is off) have no check for it.
+
+    [TRC] SYSTEM - <<- [SUB $SYS.SERVER.*.STATSZ  6]
+    [TRC] SYSTEM - <<- [PUB $SYS.SERVER.ACCOUNT.A.CONNS  792]
+    [TRC] SYSTEM - <<- MSG_PAYLOAD: ["{\"type\":\"io.nats.server.advisory.v1.account_connections\",...}"]
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from .internal import InternalClient
 
 if TYPE_CHECKING:
     from .client import ClientConnection
     from .connection import Connection
-    from .delivery import Publisher
+    from .delivery import DeliveryCallback, Publisher
     from .options import Options
     from .sublist import Subscription
 
@@ -153,3 +166,71 @@ def traced_delivery(
     if shown is not None:
         limit = options.max_traced_msg_len
         c.server.logger.trace(f"{label} - ->> MSG_PAYLOAD: [{quote_payload(shown, limit)}]")
+
+
+SYSTEM_LABEL = "SYSTEM"  # nats-server's name of its system client in trace lines
+
+
+class TracedInternalClient(InternalClient):
+    """A system service's internal client while `trace_verbose` is on: what it publishes is
+    traced (`SYSTEM - <<- [PUB subject reply size]` and its MSG_PAYLOAD), and, for the system
+    account's own client, what it subscribes to (`SYSTEM - <<- [SUB subject queue sid]`).
+    The system's clients in other accounts answer requests nats-server serves through service
+    imports, which it does not trace as subscriptions."""
+
+    traces_subs = True
+
+    def subscribe(
+        self,
+        subject: str | bytes,
+        callback: DeliveryCallback,
+        queue: str | bytes | None = None,
+        *,
+        local_only: bool = False,
+    ) -> Subscription:
+        sub = super().subscribe(subject, callback, queue, local_only=local_only)
+        if self.traces_subs:
+            queue_text = sub.queue.decode(errors="replace") if sub.queue else ""
+            self.server.logger.trace(
+                f"{SYSTEM_LABEL} - <<- [SUB {sub.subject.decode(errors='replace')} {queue_text} "
+                f"{sub.sid.decode()}]"
+            )
+        return sub
+
+    def publish(
+        self,
+        subject: str | bytes,
+        payload: bytes = b"",
+        reply: str | bytes | None = None,
+        headers: bytes = b"",
+    ) -> int:
+        subj = subject if isinstance(subject, str) else subject.decode(errors="replace")
+        rep = (reply if isinstance(reply, str) else reply.decode(errors="replace")) if reply else ""
+        logger = self.server.logger
+        options = self.server.options
+        body = headers + payload
+        if headers:
+            logger.trace(f"{SYSTEM_LABEL} - <<- [HPUB {subj} {rep} {len(headers)} {len(body)}]")
+        else:
+            logger.trace(f"{SYSTEM_LABEL} - <<- [PUB {subj} {rep} {len(body)}]")
+        data = traced_body(options, len(headers), body)
+        if data is not None:
+            quoted = quote_payload(data, options.max_traced_msg_len)
+            logger.trace(f"{SYSTEM_LABEL} - <<- MSG_PAYLOAD: [{quoted}]")
+        return super().publish(subject, payload, reply, headers)
+
+
+class TracedInternalPublisher(TracedInternalClient):
+    """A system service's client in another account (see TracedInternalClient)."""
+
+    traces_subs = False
+
+
+def trace_system_clients(
+    system_client: InternalClient, others: Iterable[InternalClient], on: bool
+) -> None:
+    """Switch the tracing of the system services' clients on or off (start-up, reload)."""
+    clients = [(system_client, TracedInternalClient)]
+    clients += [(c, TracedInternalPublisher) for c in others if c is not system_client]
+    for client, traced in clients:
+        client.__class__ = traced if on else InternalClient
