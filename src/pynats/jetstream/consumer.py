@@ -31,7 +31,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pynats.gotime import rfc3339
 
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from .stream import PurgeEvent, Stream
 
-MAX_SUBJECT_CACHE = 10_000
+MAX_SUBJECT_CACHE: Final = 10_000
 
 
 class Consumer:

@@ -17,6 +17,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Final
 
 from pynats.gotime import format_duration
 from pynats.server.delivery import route_as
@@ -27,8 +28,8 @@ from .consumer_delivery import PASS_BUDGET, DeliverySource
 from .decode import json_kind
 from .pace import OriginalPace, Waker
 
-PENDING_MSGS = "Nats-Pending-Messages"
-PENDING_BYTES = "Nats-Pending-Bytes"
+PENDING_MSGS: Final = "Nats-Pending-Messages"
+PENDING_BYTES: Final = "Nats-Pending-Bytes"
 
 
 class BadPullRequest(Exception):
@@ -61,7 +62,7 @@ _INT_FIELDS = {
 
 # Checked before they are stored: PullRequest's fields are typed (compiled, a wrong type
 # would be a TypeError rather than nats-server's 400).
-_TYPED_FIELDS: tuple[tuple[str, str, type], ...] = (
+_TYPED_FIELDS: Final[tuple[tuple[str, str, type], ...]] = (
     ("no_wait", "bool", bool),
     ("group", "string", str),
     ("id", "string", str),
@@ -158,12 +159,12 @@ def pending_headers(batch: int, bytes_left: int) -> list[tuple[str, str]]:
     return [(PENDING_MSGS, str(batch)), (PENDING_BYTES, str(bytes_left))]
 
 
-NO_MESSAGES = status("404", "No Messages")
-EXCEEDED_MAX_WAITING = status("409", "Exceeded MaxWaiting")
-CONSUMER_DELETED = status("409", "Consumer Deleted")
-PUSH_BASED = status("409", "Consumer is push based")
-PIN_MISMATCH = status("423", "Nats-Pin-Id mismatch")
-API_LEVEL = status("412", "Required Api Level")
+NO_MESSAGES: Final = status("404", "No Messages")
+EXCEEDED_MAX_WAITING: Final = status("409", "Exceeded MaxWaiting")
+CONSUMER_DELETED: Final = status("409", "Consumer Deleted")
+PUSH_BASED: Final = status("409", "Consumer is push based")
+PIN_MISMATCH: Final = status("423", "Nats-Pin-Id mismatch")
+API_LEVEL: Final = status("412", "Required Api Level")
 
 
 def bad_request(text: str) -> bytes:
@@ -197,7 +198,7 @@ def heartbeat(last_consumer: int, last_stream: int, stalled: str = "") -> bytes:
     return status("100", "Idle Heartbeat", extra)
 
 
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+B62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_pin_id() -> str:

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pynats.gotime import NS_PER_S, format_duration, rfc3339
 from pynats.server.conf.units import go_quote
@@ -51,6 +51,7 @@ from .store import (
 )
 from .store.base import file_msg_size, memory_msg_size
 from .store.crypt import EncryptionError
+from .store.indexed import IndexedStore
 
 if TYPE_CHECKING:
     from pynats.server.delivery import Publisher
@@ -61,10 +62,12 @@ if TYPE_CHECKING:
     from .service import JetStreamAccount
     from .sources import SourceLinks
 
-MAX_HEADER_BYTES = 65535
-TRACE_TOO_LARGE = "maximum payload exceeded"  # nats-server's ErrMaxPayload, in a message trace
-RECOVERY_FILE = "dedupe.json"
-MARKER_REASON_MAX_AGE = "MaxAge"
+MAX_HEADER_BYTES: Final = 65535
+TRACE_TOO_LARGE: Final = (
+    "maximum payload exceeded"  # nats-server's ErrMaxPayload, in a message trace
+)
+RECOVERY_FILE: Final = "dedupe.json"
+MARKER_REASON_MAX_AGE: Final = "MaxAge"
 
 
 class StreamListener(Protocol):
@@ -99,7 +102,10 @@ class Stream:
     ) -> None:
         self.jsa = jsa
         self.config = config
-        self.store = store
+        # Every store is one of IndexedStore's two; typed as that class (not the protocol)
+        # so that compiled, each call on the hot path goes straight to the store's method.
+        assert isinstance(store, IndexedStore)
+        self.store: IndexedStore = store
         self.created_ns = created_ns
         self.directory = directory
         self.name = config.name

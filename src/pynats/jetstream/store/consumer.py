@@ -23,7 +23,7 @@ import heapq
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from . import records
 from .base import Damage, DurableCallback, StoreClosed
@@ -31,17 +31,17 @@ from .durability import GroupCommit, SyncPolicy
 from .fileio import DEFAULT_FILEIO, FileIO
 from .metadata import ensure_dir_durable, remove_tree_durable, write_durable
 
-STATE_NAME = "state.dat"
-DEFAULT_COMPACT_BYTES = 1 << 20
-_QQ = struct.Struct("<QQ")
-_Q = struct.Struct("<Q")
-_STATE_HEAD = struct.Struct("<QQQQQQ")
+STATE_NAME: Final = "state.dat"
+DEFAULT_COMPACT_BYTES: Final = 1 << 20
+_QQ: Final = struct.Struct("<QQ")
+_Q: Final = struct.Struct("<Q")
+_STATE_HEAD: Final = struct.Struct("<QQQQQQ")
 # One operation of a KIND_OPS batch: (op, stream seq, consumer seq, deliveries, ts).
-_OP = struct.Struct("<BQQQq")
-OP_DELIVERED = 1
-OP_ACK = 2
-OP_ACK_ALL = 3
-OP_DROP = 4
+_OP: Final = struct.Struct("<BQQQq")
+OP_DELIVERED: Final = 1
+OP_ACK: Final = 2
+OP_ACK_ALL: Final = 3
+OP_DROP: Final = 4
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Pending(NamedTuple):
 
 # `_new_tuple(Pending, (cseq, ts))` builds one without the NamedTuple constructor's Python
 # frame (one per delivered message)
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 
 @dataclass

@@ -38,6 +38,7 @@ import os
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable
+from typing import Final
 
 from . import records, snapshot
 from .base import (
@@ -63,20 +64,20 @@ from .segment import (
     segment_name,
 )
 
-DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
-DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
-READ_AHEAD_BYTES = 64 * 1024  # one read when a message is not cached: its successors too
-READ_AHEAD_MSGS = 512
-FLUSH_BYTES = 256 * 1024
-_MAX_LOST_REPORTED = 100_000
-_LOC_SHIFT = 32
-_LOC_MASK = (1 << _LOC_SHIFT) - 1
+DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
+DEFAULT_CACHE_BYTES: Final = 8 * 1024 * 1024
+READ_AHEAD_BYTES: Final = 64 * 1024  # one read when a message is not cached: its successors too
+READ_AHEAD_MSGS: Final = 512
+FLUSH_BYTES: Final = 256 * 1024
+_MAX_LOST_REPORTED: Final = 100_000
+_LOC_SHIFT: Final = 32
+_LOC_MASK: Final = (1 << _LOC_SHIFT) - 1
 
-_crc32 = zlib.crc32
-_pack_head = HEAD_NO_CRC.pack
+_crc32: Final = zlib.crc32
+_pack_head: Final = HEAD_NO_CRC.pack
 # `_new_tuple(StoredMessage, fields)` without the NamedTuple constructor's Python frame
-_new_tuple = tuple.__new__
-_pack_crc = CRC.pack
+_new_tuple: Final = tuple.__new__
+_pack_crc: Final = CRC.pack
 
 
 class FileStore(IndexedStore):

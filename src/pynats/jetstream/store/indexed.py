@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import heapq
 import time
+from typing import Final
 
 from .base import (
     Damage,
@@ -37,11 +38,11 @@ from .base import (
 from .index import COUNT, FIRST, LAST, MessageIndex
 from .subjects import is_literal, matches_all, subject_matches
 
-_LINEAR_SCAN_LIMIT = 4096  # slots a wildcard load_next walks before switching to per-subject
+_LINEAR_SCAN_LIMIT: Final = 4096  # slots a wildcard load_next walks before switching to per-subject
 
 # `_new_tuple(Removal, fields)` without the NamedTuple constructor's Python frame (one per
 # message a limit removes: every KV put replaces the previous revision)
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 
 class IndexedStore:
@@ -96,6 +97,14 @@ class IndexedStore:
         """The batch is whole: make it count (on disk, after a crash too)."""
 
     def when_durable(self, callback: DurableCallback) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Flush and close (the store can be opened again)."""
+        raise NotImplementedError
+
+    def delete(self) -> None:
+        """Close and remove everything stored."""
         raise NotImplementedError
 
     # --- writes -----------------------------------------------------------------------------

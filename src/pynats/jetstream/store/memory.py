@@ -10,10 +10,12 @@ seen it once, but never a tuple subclass (a NamedTuple), so a million stored
 
 from __future__ import annotations
 
+from typing import Final
+
 from .base import DurableCallback, StoreConfig, StoredMessage, memory_msg_size
 from .indexed import IndexedStore
 
-_new_tuple = tuple.__new__  # a StoredMessage from a plain tuple of its fields, unchecked
+_new_tuple: Final = tuple.__new__  # a StoredMessage from a plain tuple of its fields, unchecked
 
 
 class MemoryStore(IndexedStore):
