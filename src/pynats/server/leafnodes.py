@@ -415,6 +415,10 @@ class LeafConnection(Connection):
         self.server.flush_pending()
 
     def process_connect(self, arg: bytes) -> None:
+        if self.server.logger.trace_enabled:
+            from .trace import trace_connect_in
+
+            trace_connect_in(self, arg)
         if not self.accepted:
             return
         try:

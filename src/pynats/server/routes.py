@@ -212,6 +212,10 @@ class RouteConnection(Connection):
     # -- inbound operations (called by the parser) ------------------------------------------
 
     def process_connect(self, arg: bytes) -> None:
+        if self.server.logger.trace_enabled:
+            from .trace import trace_connect_in
+
+            trace_connect_in(self, arg)
         if self.did_solicit:
             return
         try:
