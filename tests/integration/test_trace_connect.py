@@ -3,6 +3,8 @@
 nats-server hides the value after `pass...`/`auth_token...` keys, `sig` and `nkey` as
 `[REDACTED]` (the `jwt` and `user` are shown), for the CONNECT of a client and the inbound
 CONNECT of a route, leaf or gateway; the CONNECT a server sends on a link is not traced.
+Once a client's CONNECT is taken, its lines carry nats-server's label (what it is, its account
+and login), and a refused one's error names its login.
 """
 
 from __future__ import annotations
@@ -134,3 +136,78 @@ def test_link_connects_are_traced_redacted_by_the_acceptor_only(kind: str, tmp_p
     _, go_a2, py_b = traced_link_connect(kind, True, False, tmp_path / "py-dials")
     assert SECRET not in go_a2 + py_b
     assert not SENT_CONNECT.search(py_b)
+
+
+# -- the label of a client's log lines once its CONNECT is taken ---------------------------
+
+LABEL_CONF = """
+accounts {
+  A { users: [ { user: u, password: p } ] }
+  B { users: [ { user: v, password: q } ] }
+}
+"""
+LABEL_CONNECTS = [
+    '{"verbose":false,"user":"u","pass":"p","name":"cli","lang":"python3","version":"2.1"}',
+    '{"verbose":false,"user":"v","pass":"q"}',
+    '{"verbose":false,"user":"u","pass":"p","name":"only \\"quoted\\""}',
+    '{"verbose":false,"user":"u","pass":"p","lang":"go"}',
+    '{"verbose":false,"user":"u","pass":"p","version":"1.0","name":"n"}',
+    # refused: the error names the CONNECT's nkey, else its user, else that it had a token
+    '{"verbose":false,"user":"u","pass":"wrong","name":"x"}',
+    '{"verbose":false,"nkey":"UABC","user":"u","pass":"wrong","name":"x"}',
+    '{"verbose":false,"auth_token":"t","lang":"go"}',
+    '{"verbose":false,"name":"x"}',
+]
+# Without authorization what the CONNECT says still names the client: nkey first, then
+# user, then token.
+OPEN_CONNECTS = [
+    '{"verbose":false}',
+    '{"verbose":false,"name":"n","nkey":"UABC","user":"u"}',
+    '{"verbose":false,"user":"u","auth_token":"t","lang":"go","version":"1.0"}',
+    '{"verbose":false,"auth_token":"t"}',
+    '{"verbose":false,"jwt":"x"}',
+]
+CID_RE = re.compile(r"\[(TRC|DBG|ERR)\] 127\.0\.0\.1:\d+ - cid:(\d+) - (.*)$")
+
+
+def client_lines(oracle: bool, conf: Path | None, connects: list[str]) -> list[list[str]]:
+    """Each client's [TRC]/[DBG]/[ERR] lines (without address and cid) with -DV: its CONNECT,
+    SUB, UNSUB (a DELSUB), a refused SUB (-ERR), PING, and its close (DELSUB of the rest)."""
+    srv = start_server(["-DV"] + (["-c", str(conf)] if conf else []), oracle=oracle)
+    accepted = 0
+    try:
+        for i, arg in enumerate(connects, 1):
+            c = RawClient(srv.port)
+            c.send(
+                b"CONNECT " + arg.encode() + b"\r\nSUB a 1\r\nUNSUB 1\r\nSUB b 2\r\n"
+                b"SUB a..b 3\r\nPING\r\n"
+            )
+            try:
+                c.read_until(b"PONG\r\n")
+                accepted += 1
+            except EOFError:
+                pass  # refused: the server closed it
+            c.sock.close()
+            wait_for_lines(srv, r"Client connection closed", i)
+            wait_for_lines(srv, r"<-> \[DELSUB 2\]", accepted)
+    finally:
+        srv.stop()
+    by_cid: dict[str, list[str]] = {}
+    for line in srv.log_lines:
+        if m := CID_RE.search(line):
+            by_cid.setdefault(m.group(2), []).append(f"[{m.group(1)}] {m.group(3)}")
+    return [by_cid[cid] for cid in sorted(by_cid, key=int)]
+
+
+def test_a_clients_label_after_connect_is_nats_servers(tmp_path: Path) -> None:
+    conf = tmp_path / "label.conf"
+    conf.write_text(LABEL_CONF)
+    go = client_lines(True, conf, LABEL_CONNECTS)
+    assert '[TRC] "v2.1:python3:cli" - "A/user:u" - <<- [SUB a 1]' in go[0]
+    assert client_lines(False, conf, LABEL_CONNECTS) == go
+
+
+def test_without_authorization_the_connect_still_names_the_client() -> None:
+    go = client_lines(True, None, OPEN_CONNECTS)
+    assert '[TRC] "n" - "$G/nkey:UABC" - <<- [SUB a 1]' in go[1]
+    assert client_lines(False, None, OPEN_CONNECTS) == go

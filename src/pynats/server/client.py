@@ -115,6 +115,7 @@ class ClientConnection(Connection):
         "_auth_timer",
         "_callout",
         "_connect_info_sent",
+        "_label",
         "checks",
         "connect_opts",
         "connected",
@@ -137,6 +138,8 @@ class ClientConnection(Connection):
         "verbose",
         "version",
     )
+
+    traces_delsub_on_close: ClassVar[bool] = True  # after the `connection closed` line
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
@@ -163,6 +166,7 @@ class ClientConnection(Connection):
         self.lang = ""
         self.version = ""
         self.user = ""
+        self._label = ""  # trace_label once the CONNECT is taken
         self.max_subs = -1  # a user JWT's `subs` (the account's limit is checked apart)
         self._auth_timer: asyncio.TimerHandle | None = None
         self._callout: PendingCallout | None = None  # an auth callout request in flight
@@ -453,9 +457,12 @@ class ClientConnection(Connection):
             identities = certificate_identities(self.transport.get_extra_info("peercert"))
         result, why = self.authenticator.authenticate(opts, self.nonce, identities)
         if result is None:
-            server.logger.error(
-                f'{self.log_prefix} - "{self._client_label()}" - authentication error - {why}'
-            )
+            from .jwt_auth import JwtAuthenticator
+
+            if isinstance(self.authenticator, JwtAuthenticator) and opts.get("jwt"):
+                # why a user JWT is refused: nats-server's debug line (its texts, mostly)
+                server.logger.debug(f"{self.log_prefix} - {why}")
+            server.logger.error(f"{self.log_prefix} - authentication error{_refused_login(opts)}")
             raise ProtocolError(ERR_AUTH_VIOLATION, REASON_AUTH)
         if callout is not None:
             target = callout.account_target(result)
@@ -508,6 +515,7 @@ class ClientConnection(Connection):
         self.user = result.user
         if result.account and result.account != self.account.name:
             server.move_client(self, result.account)
+        self._label = self._connected_label()
         account = self.account
         if result.jwt_claims is not None:
             limits = self.authenticator.account_limits(account.name)
@@ -784,8 +792,16 @@ class ClientConnection(Connection):
                 sub.max_msgs = max_msgs
             else:
                 self.remove_subscription(sub)
+                if self.server.logger.trace_enabled:
+                    self._trace_delsub(sub)
         if self.verbose:
             self.send(OK)
+
+    def _trace_delsub(self, sub: Subscription) -> None:
+        """`<-> [DELSUB <sid>]`: a subscription gone by UNSUB or at close, as nats-server
+        traces it."""
+        sid = sub.sid.decode(errors="replace")
+        self.server.logger.trace(f"{self.trace_label} - <-> [DELSUB {sid}]")
 
     def process_ping(self) -> None:
         self.send(PONG)
@@ -869,6 +885,9 @@ class ClientConnection(Connection):
         for sub in self.subs.values():
             sublist.remove(sub)
         self.server.unregister_client(self)
+        if self.traces_delsub_on_close and self.server.logger.trace_enabled:
+            for sub in self.subs.values():
+                self._trace_delsub(sub)
 
     # -- descriptions -----------------------------------------------------------------------
 
@@ -894,27 +913,53 @@ class ClientConnection(Connection):
 
     @property
     def trace_label(self) -> str:
-        if self.name:
-            return f'{self.log_prefix} - "{self.name}"'
-        if self.version and self.lang:
-            return f'{self.log_prefix} - "v{self.version}:{self.lang}"'
-        return self.log_prefix
+        """How nats-server names a client in its log lines once its CONNECT is taken:
+        `<addr> - cid:N - "v<version>:<lang>:<name>" - "<account>/user:<user>"`, each part
+        there when the CONNECT gave something for it (`_connected_label`); before, `<addr> -
+        cid:N`."""
+        return self._label or self.log_prefix
 
     @property
     def error_label(self) -> str:
-        """nats-server's prefix of errors about a connected client: `"v<version>:<lang>:<name>"`
-        (what of it the CONNECT gave) and, for a user and password login, `"<account>/user:
-        <name>"`."""
+        """nats-server's errors about a client name it as its trace lines do."""
+        return self.trace_label
+
+    def _connected_label(self) -> str:
+        """The label of a client whose CONNECT is taken: what the client said it is (version,
+        lang, name: those it gave, joined by `:`), then its account and what it logged in
+        with, as nats-server reads it from the CONNECT: `nkey:<nkey>`, else `user:<user>`,
+        else `jwt:<user key>`, else `token`; a client placed by `no_auth_user` is that user.
+        An account of an account JWT is `<key>/<JWT name>`. Both Go-quoted."""
+        from .system import account_name_tag
+
         label = self.log_prefix
-        ident = f"v{self.version}:{self.lang}" if self.version or self.lang else ""
-        if self.name:
-            ident = f"{ident}:{self.name}" if ident else self.name
+        ident = ":".join(
+            p for p in (self.version and f"v{self.version}", self.lang, self.name) if p
+        )
         if ident:
-            label += f' - "{ident}"'
+            label += f" - {go_quote(ident)}"
         opts = self.connect_opts or {}
-        if self.user and opts.get("user") == self.user:
-            label += f' - "{self.account.name}/user:{self.user}"'
-        return label
+
+        def given(key: str) -> str:
+            value = opts.get(key)
+            return value if isinstance(value, str) else ""
+
+        if nkey := given("nkey"):
+            login = f"nkey:{nkey}"
+        elif user := given("user"):
+            login = f"user:{user}"
+        elif given("jwt") and self.user:
+            login = f"jwt:{self.user}"
+        elif given("auth_token"):
+            login = "token"
+        elif self.user:
+            login = f"user:{self.user}"
+        else:
+            return label
+        account = self.account
+        tag = account_name_tag(self.server, account)
+        account_label = f"{account.name}/{tag}" if tag != account.name else account.name
+        return f"{label} - {go_quote(f'{account_label}/{login}')}"
 
     def _max_subscriptions_exceeded(self) -> None:
         """`-ERR 'maximum subscriptions exceeded'`; the error is logged at most every 2 s per
@@ -931,3 +976,16 @@ class ClientConnection(Connection):
 
     def __repr__(self) -> str:
         return f"<ClientConnection cid={self.cid} {self.host}:{self.port}>"
+
+
+def _refused_login(opts: dict[str, Any]) -> str:
+    """What nats-server adds to `authentication error` about a refused CONNECT: its nkey,
+    else its user, else that a token was given (never the token)."""
+    for key, word in (("nkey", "Nkey"), ("user", "User")):
+        value = opts.get(key)
+        if isinstance(value, str) and value:
+            return f" - {word} {go_quote(value)}"
+    token = opts.get("auth_token")
+    if isinstance(token, str) and token:
+        return ' - Token "[REDACTED]"'
+    return ""

@@ -90,6 +90,13 @@ class MqttMessaging(ClientConnection):
 
     # -- what every flow uses --------------------------------------------------------------
 
+    # The DELSUB trace lines of its subscriptions at close are MqttClient.on_closed's.
+    traces_delsub_on_close = False
+
+    @property
+    def trace_label(self) -> str:
+        return self.log_prefix
+
     @property
     def error_label(self) -> str:
         """nats-server names the client ID once a CONNECT was read."""

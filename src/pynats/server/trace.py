@@ -154,6 +154,8 @@ def trace_out(c: Connection, data: bytes) -> None:
     if data.startswith(b"INFO") or data.startswith(b"CONNECT"):
         return
     line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    if line.startswith("-ERR '") and line.endswith("'"):
+        line = "-ERR " + line[6:-1]  # nats-server traces the error's text, not its quotes
     c.server.logger.trace(f"{connection_label(c)} - ->> [{line}]")
 
 
