@@ -409,8 +409,8 @@ class Server:
             client.nonce = info["nonce"] = new_nonce()
         if self.is_lame_duck:
             info["ldm"] = True
-        if self.options.jetstream:
-            info["api_lvl"] = const.JS_API_LEVEL
+        # The JetStream API level is announced with or without JetStream, as nats-server does
+        info["api_lvl"] = const.JS_API_LEVEL
         info["xkey"] = self.keys.xkey
         return info_protocol_line(info)
 
@@ -422,8 +422,7 @@ class Server:
         info["remote_account"] = client.account.name
         if client.account.is_system:
             info["acc_is_sys"] = True
-        if self.options.jetstream:
-            info["api_lvl"] = const.JS_API_LEVEL
+        info["api_lvl"] = const.JS_API_LEVEL
         info["xkey"] = self.keys.xkey
         return info_protocol_line(info)
 
