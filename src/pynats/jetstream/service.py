@@ -158,6 +158,8 @@ class JetStream:
         # service imports do
         self.silent_responders: list[InternalClient] = []
         self.recovery_errors: list[str] = []
+        # accounts created by a reload, whose streams are recovered once it is applied
+        self.added_in_reload: list[JetStreamAccount] = []
         self.source_lookups: dict[str, JetStreamAccount | None] = {}
         self.started = False
         self.started_ns = 0
@@ -235,6 +237,7 @@ class JetStream:
         began = time.monotonic()
         self._api_lock = asyncio.Lock()
         self.recovery_errors = []
+        self.added_in_reload = []
         self.source_lookups = {}
         self.atomic_batches_open = 0
         log.notice("Starting JetStream")
@@ -327,9 +330,27 @@ class JetStream:
         self.api.attach(jsa)
 
     def account_added(self, account: Account) -> None:
-        """An account created after start-up gets JetStream (or the 10039 responder)."""
+        """An account created after start-up (by a reload, an account JWT fetched or pushed)
+        gets JetStream (or the 10039 responder), and with it the streams and consumers it
+        has in the store directory, as nats-server recovers them."""
         if self.started and account.name not in self.accounts:
             self._enable_account(account)
+            jsa = self.accounts.get(account.name)
+            if jsa is None:
+                return
+            if getattr(self.server, "reloading", False):
+                # recovered after the reload's `Reloaded:` lines (reload_options), as
+                # nats-server logs its restores
+                self.added_in_reload.append(jsa)
+            else:
+                self._recover_added(jsa)
+
+    def _recover_added(self, jsa: JetStreamAccount) -> None:
+        if self.accounts.get(jsa.account.name) is not jsa:
+            return  # JetStream restarted or the account switched off meanwhile
+        jsa.recover()
+        for stream in jsa.streams.values():
+            jsa.start_sources(stream)
 
     def account_limits(self, name: str) -> AccountLimits | None:
         """None = JetStream off for this account (see the module docstring)."""
@@ -481,6 +502,9 @@ class JetStream:
                 jsa.recover()
                 for stream in jsa.streams.values():
                     jsa.start_sources(stream)
+        added, self.added_in_reload = self.added_in_reload, []
+        for jsa in added:
+            self._recover_added(jsa)
 
     # -- one JetStream per cluster -------------------------------------------------------
 

@@ -134,6 +134,7 @@ class Server:
 
         self.start_time = time.time()
         self.config_load_time = self.start_time
+        self.reloading = False  # while a reload applies its changes (`reload`)
         self.total_connections = 0
         self.slow_consumers = 0
         self.stale_connections = 0
@@ -854,15 +855,19 @@ class Server:
         from .reload import ReloadError, reload_config
 
         actions: list[Callable[[], None]] = []
+        self.reloading = True
         try:
-            changes = reload_config(self, actions)
-        except ReloadError as e:
-            self.logger.error(f"Failed to reload server configuration: {e}")
-            return False
-        for line in changes:
-            self.logger.notice(line)
-        for action in actions:  # JetStream switched off or on, after the lines
-            action()
+            try:
+                changes = reload_config(self, actions)
+            except ReloadError as e:
+                self.logger.error(f"Failed to reload server configuration: {e}")
+                return False
+            for line in changes:
+                self.logger.notice(line)
+            for action in actions:  # JetStream switched off or on, after the lines
+                action()
+        finally:
+            self.reloading = False
         self.config_load_time = time.time()
         self.logger.notice(f"Reloaded server configuration ({self.options.config_digest})")
         return True

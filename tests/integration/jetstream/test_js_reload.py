@@ -391,3 +391,39 @@ async def test_accounts_jetstream_follows_the_file(tmp_path: Path) -> None:
     assert go["b_on"]["max_memory"] == 1_000_000
     assert "[INF]   Restored 3 messages for stream 'A > S' in <t>" in go["back"]
     assert go["a_back"] == 3
+
+
+B_ONLY = """server_name: s1
+jetstream { store_dir: "<dir>/js" }
+accounts { B { users: [{user: b, password: b}], jetstream: enabled } }
+"""
+
+
+async def test_an_account_added_by_a_reload_recovers_its_streams(tmp_path: Path) -> None:
+    """An account that is not in the file at start-up, added by a reload with `jetstream:
+    enabled`, gets the streams it left in the store directory in an earlier run."""
+    with_a = ACCOUNTS.format(a="jetstream: enabled", b="jetstream: enabled")
+
+    async def scenario(side: Side) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        side.srv.stop()  # the earlier run: A's stream on disk
+        side.write(with_a)
+        side.srv = start_server(["-c", str(side.conf)], oracle=side.oracle)
+        a = await connect(side.srv.url, user="a", password="a")
+        await a.jetstream().add_stream(name="S", subjects=["s.>"])
+        for _ in range(3):
+            await a.jetstream().publish("s.x", b"x")
+        await a.close()
+        side.srv.stop()
+        side.write(B_ONLY)  # this run starts without A
+        side.srv = start_server(["-c", str(side.conf)], oracle=side.oracle)
+        out["added"] = await side.reload(with_a)
+        a = await connect(side.srv.url, user="a", password="a")
+        out["a_messages"] = (await a.jetstream().stream_info("S")).state.messages
+        out["a_names"] = (await request(a, "$JS.API.STREAM.NAMES"))["streams"]
+        await a.close()
+        return out
+
+    go, ours = await both(tmp_path, B_ONLY, scenario)
+    assert go["a_messages"] == 3 and go["a_names"] == ["S"]
+    assert ours == go
