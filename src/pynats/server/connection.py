@@ -116,8 +116,11 @@ def stapled_link(
     context = server.stapling_listener_context(key, settings, require_peer_cert=True)
     if context is None:
         return None
+    from .tls import follow_reloaded_context
     from .tls_openssl import client_context, listener_factory
 
+    # each handshake takes the context of the last reload's stapling (Server.reload_ocsp)
+    follow_reloaded_context(context, lambda: server.stapling_contexts.get(key))
     wrapped = listener_factory(server.loop, context, factory, handshake_timeout=handshake_timeout)
     return wrapped, client_context(settings)
 

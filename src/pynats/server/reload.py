@@ -447,7 +447,8 @@ def _describe_changes(
         lines.append("Reloaded: cluster routes")
     if old.tls_timeout != new.tls_timeout:
         lines.append(f"Reloaded: tls timeout = {go_float(new.tls_timeout)}")
-    if tls_changed:
+    if tls_changed or (old.tls and new.tls):
+        # nats-server logs it on every reload while the client port has TLS
         lines.append(f"Reloaded: tls = {'enabled' if new.tls else 'disabled'}")
     lines += tls_lines or []
     values(LOGGED_LATE)
@@ -455,6 +456,8 @@ def _describe_changes(
         lines.append("Reloaded: tags")
     if old.server_metadata != new.server_metadata:
         lines.append("Reloaded: metadata")
+    if getattr(old, "ocsp", None) != getattr(new, "ocsp", None):
+        lines.append("Reloaded: OCSP")  # (the stapling is rebuilt on every reload)
     return lines
 
 

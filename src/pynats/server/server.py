@@ -119,6 +119,12 @@ class Server:
         # in-process server (pynats.testing) leaves its host's collector alone.
         self.freeze_gc_when_ready = False
         self.stapling_context: SSL.Context | None = None
+        # the pyOpenSSL contexts of the listeners opened on pyOpenSSL (stapled at start-up),
+        # by stapler key: rebuilt by a reload (`reload_ocsp`), each handshake of those
+        # listeners takes the current one (tls.follow_reloaded_context); a listener no
+        # longer stapled gets one that staples nothing
+        self.stapling_contexts: dict[str, SSL.Context] = {}
+        self._reload_lock = asyncio.Lock()
         # `tls { connection_rate_limit }`: TLS handshakes a second on the client port
         self.tls_rate: RateCounter | None = None
         self._tls_rate_task: asyncio.TimerHandle | None = None
@@ -646,10 +652,16 @@ class Server:
             tls_first = self.tls_context if opts.tls_handshake_first else None
             factory: Callable[[], asyncio.Protocol] = lambda: ClientConnection(self)  # noqa: E731
             if tls_first is not None and self.stapling_context is not None:
+                from .ocsp_staple import CLIENT_PORT
+                from .tls import follow_reloaded_context
                 from .tls_openssl import listener_factory
 
+                listener_context = self.stapling_context
+                follow_reloaded_context(
+                    listener_context, lambda: self.stapling_contexts.get(CLIENT_PORT)
+                )
                 factory = listener_factory(
-                    self.loop, self.stapling_context, factory, handshake_timeout=opts.tls_timeout
+                    self.loop, listener_context, factory, handshake_timeout=opts.tls_timeout
                 )
                 tls_first = None
             if tls_first is not None:
@@ -704,6 +716,7 @@ class Server:
             from .tls_openssl import build_context
 
             self.stapling_context = build_context(self.options, client.staple)
+            self.stapling_contexts[CLIENT_PORT] = self.stapling_context
 
     def stapling_listener_context(
         self, key: str, settings: TLSSettings | None, *, require_peer_cert: bool
@@ -716,7 +729,76 @@ class Server:
             return None
         from .tls_openssl import server_context
 
-        return server_context(settings, require_peer_cert=require_peer_cert, staple=stapler.staple)
+        context = server_context(
+            settings, require_peer_cert=require_peer_cert, staple=stapler.staple
+        )
+        self.stapling_contexts[key] = context
+        return context
+
+    async def reload_ocsp(self) -> None:
+        """A reload rebuilds the stapling, as nats-server's reloadOCSP does: the monitors
+        are stopped, the stapled certificates decided again from the reloaded options (their
+        first statuses from the store directory or the responders, off the event loop) and
+        their monitors started (`OCSP Stapling enabled for ...`, then each `Found OCSP
+        status ...` once the reload is done); new handshakes of the stapled listeners get
+        the new certificate and its staple, connections already up keep theirs. When a
+        certificate cannot be stapled: `Can't restart OCSP features: <error>` and nothing
+        is stapled (the listeners serve their certificates without a staple)."""
+        from .ocsp_staple import OCSPStapleError, staple_targets, staplers_for_options
+
+        options = self.options
+        if not (self.ocsp_staplers or self.stapling_contexts or staple_targets(options)):
+            return  # no TLS block to consider
+        for stapler in (self.ocsp_staplers or {}).values():
+            stapler.stop()
+        try:
+            staplers = await asyncio.to_thread(staplers_for_options, options)
+        except OCSPStapleError as e:
+            self.logger.warn(f"Can't restart OCSP features: {e}")
+            staplers = {}
+        if self.is_shutting_down:
+            return
+        self.ocsp_staplers = staplers
+        self._rebuild_stapling_contexts(staplers)
+        for stapler in staplers.values():
+            self.logger.notice(f"OCSP Stapling enabled for {stapler.kind} connections")
+            stapler.start(self.loop, self.logger, lambda: self.loop.create_task(self.shutdown()))
+
+    def _rebuild_stapling_contexts(self, staplers: dict[str, OCSPStapler]) -> None:
+        """The pyOpenSSL contexts of the reloaded stapling: one per stapled block, and one
+        without a staple for a listener opened on pyOpenSSL whose certificate is no longer
+        stapled (a block gone from the file keeps its context)."""
+        from OpenSSL import SSL
+
+        from .ocsp_staple import CLIENT_PORT, MQTT, ROUTES, staple_targets
+        from .tls_openssl import server_context
+
+        def nothing() -> bytes:
+            return b""
+
+        targets = {target.key: target for target in staple_targets(self.options)}
+        for key in [*self.stapling_contexts, *(k for k in staplers if ":" not in k)]:
+            target = targets.get(key)
+            if target is None:
+                continue
+            stapler = staplers.get(key)
+            linked = key in (ROUTES, "gateway")  # routes and gateways verify their peers
+            settings = target.settings
+            require = linked or settings.verify or (key == MQTT and settings.verify_and_map)
+            try:
+                self.stapling_contexts[key] = server_context(
+                    settings,
+                    require_peer_cert=require,
+                    staple=stapler.staple if stapler is not None else nothing,
+                )
+            except (SSL.Error, OSError):
+                continue  # (the reload checked the client port's files)
+        client = CLIENT_PORT in staplers
+        self.stapling_context = self.stapling_contexts.get(CLIENT_PORT) if client else None
+        if self.mqtt is not None:
+            self.mqtt.stapling_context = (
+                self.stapling_contexts.get(MQTT) if MQTT in staplers else None
+            )
 
     def stapling_dialer(self, key: str) -> OCSPStapler | None:
         """The stapler whose certificate a dialled route or gateway presents (`key` as in
@@ -848,26 +930,31 @@ class Server:
         self.loop.create_task(self.shutdown())
 
     def _on_reload_signal(self) -> None:
-        self.reload()
+        self.loop.create_task(self.reload())
 
-    def reload(self) -> bool:
-        """Re-read the configuration file; on any error keep running as before."""
+    async def reload(self) -> bool:
+        """Re-read the configuration file; on any error keep running as before. One
+        reload at a time (the stapling is rebuilt off the event loop)."""
         from .reload import ReloadError, reload_config
 
-        actions: list[Callable[[], None]] = []
-        self.reloading = True
-        try:
-            try:
-                changes = reload_config(self, actions)
-            except ReloadError as e:
-                self.logger.error(f"Failed to reload server configuration: {e}")
+        async with self._reload_lock:
+            if self.is_shutting_down:
                 return False
-            for line in changes:
-                self.logger.notice(line)
-            for action in actions:  # JetStream switched off or on, after the lines
-                action()
-        finally:
-            self.reloading = False
+            actions: list[Callable[[], None]] = []
+            self.reloading = True
+            try:
+                try:
+                    changes = reload_config(self, actions)
+                except ReloadError as e:
+                    self.logger.error(f"Failed to reload server configuration: {e}")
+                    return False
+                for line in changes:
+                    self.logger.notice(line)
+                for action in actions:  # JetStream switched off or on, after the lines
+                    action()
+            finally:
+                self.reloading = False
+            await self.reload_ocsp()  # (nats-server: last, on every reload)
         self.config_load_time = time.time()
         self.logger.notice(f"Reloaded server configuration ({self.options.config_digest})")
         return True

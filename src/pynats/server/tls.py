@@ -358,12 +358,15 @@ def connection_tls_info(transport: asyncio.BaseTransport | None) -> tuple[str, s
     return version, go_cipher_name(cipher[0]) if cipher else ""
 
 
-def follow_reloaded_context(
-    listener_context: ssl.SSLContext, current: Callable[[], ssl.SSLContext | None]
-) -> None:
-    """A listener doing TLS before anything else keeps the SSLContext it was opened with:
-    each handshake on it switches to `current()` (what the last reload built) when that is
-    another context, and goes on to that context's own SNI selection (several `certs`)."""
+def follow_reloaded_context(listener_context: Any, current: Callable[[], Any]) -> None:
+    """A listener doing TLS before anything else keeps the context it was opened with: each
+    handshake on it switches to `current()` (what the last reload built) when that is
+    another context. An `ssl.SSLContext` then goes on to that context's own SNI selection
+    (several `certs`); a pyOpenSSL `SSL.Context` (a stapling listener, tls_openssl.py) hands
+    the handshake to the other one, its certificate, verification and OCSP staple."""
+    if not isinstance(listener_context, ssl.SSLContext):
+        _follow_reloaded_openssl_context(listener_context, current)
+        return
     own_callback = listener_context.sni_callback
 
     def select(ssl_object: Any, server_name: Any, _ctx: Any) -> None:
@@ -377,6 +380,22 @@ def follow_reloaded_context(
             callback(ssl_object, server_name, context or listener_context)
 
     listener_context.sni_callback = select
+
+
+def _follow_reloaded_openssl_context(listener_context: Any, current: Callable[[], Any]) -> None:
+    """pyOpenSSL's side of follow_reloaded_context: OpenSSL asks the server name callback
+    for every ClientHello (with or without SNI), before the certificate and the status
+    request are answered, so the connection can still take the other context."""
+
+    def select(conn: Any) -> None:
+        context = current()
+        if context is None or context is conn.get_context():
+            return
+        conn.set_context(context)
+        # the verification mode is the connection's own, taken from the first context
+        conn.set_verify(context.get_verify_mode())
+
+    listener_context.set_tlsext_servername_callback(select)
 
 
 async def peek_first_bytes(

@@ -131,7 +131,11 @@ class WebsocketListener:
             WEBSOCKET, opts.tls, require_peer_cert=opts.tls is not None and opts.tls.verify
         )
         if stapling is not None:
+            from .tls import follow_reloaded_context
             from .tls_openssl import listener_factory
+
+            # each handshake takes the context of the last reload's stapling
+            follow_reloaded_context(stapling, lambda: self.server.stapling_contexts.get(WEBSOCKET))
 
             timeout = opts.handshake_timeout or DEFAULT_SSL_HANDSHAKE_TIMEOUT_S
             factory = listener_factory(loop, stapling, factory, handshake_timeout=timeout)
