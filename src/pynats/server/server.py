@@ -125,6 +125,7 @@ class Server:
         # longer stapled gets one that staples nothing
         self.stapling_contexts: dict[str, SSL.Context] = {}
         self._reload_lock = asyncio.Lock()
+        self._reload_tasks: set[asyncio.Task[bool]] = set()
         # `tls { connection_rate_limit }`: TLS handshakes a second on the client port
         self.tls_rate: RateCounter | None = None
         self._tls_rate_task: asyncio.TimerHandle | None = None
@@ -930,7 +931,9 @@ class Server:
         self.loop.create_task(self.shutdown())
 
     def _on_reload_signal(self) -> None:
-        self.loop.create_task(self.reload())
+        task = self.loop.create_task(self.reload())
+        self._reload_tasks.add(task)  # (held until done: the loop keeps weak references)
+        task.add_done_callback(self._reload_tasks.discard)
 
     async def reload(self) -> bool:
         """Re-read the configuration file; on any error keep running as before. One
