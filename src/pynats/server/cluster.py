@@ -48,6 +48,7 @@ from .routes import (
     RouteConnection,
 )
 from .tls import PeerStapleRefused
+from .trace import untraced_since
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -759,12 +760,15 @@ class Cluster:
         """On registration: every local interest of the accounts this connection carries."""
         peer = conn.peer
         assert peer is not None
+        start = len(conn.ob.parts)
         for account_name, counts in self.interest.items():
             if self.interest_connection(peer, account_name) is not conn:
                 continue
             for (subject, queue), n in counts.items():
                 if self.may_export_interest(subject):
                     conn.send_interest(account_name, subject, queue, n)
+        if self.server.logger.trace_enabled:  # not traced, as nats-server does not
+            untraced_since(conn, start)
 
     def interest_connection(self, peer: RoutePeer, account: str) -> RouteConnection | None:
         """Where `account`'s interest goes: a pinned account's only on its own connection,

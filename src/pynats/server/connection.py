@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from .accounts import Account
     from .server import Server
+    from .trace import LinkTrace
 
 # nats-server's connection kinds (what /connz, /routez and the logs call them).
 CLIENT: Final = 0
@@ -186,6 +187,7 @@ class Connection(asyncio.Protocol):
         "host",
         "is_write_blocked",
         "last_activity",
+        "link_trace",
         "ob",
         "parser",
         "ping_sent_at",
@@ -227,6 +229,8 @@ class Connection(asyncio.Protocol):
         self.bytes_written = 0
         self._written_at_deadline = (0, 0)
         self._stalled_producers: list[Connection] = []
+        # the inbound trace of a link while tracing is on (trace.LinkTrace)
+        self.link_trace: LinkTrace | None = None
 
     # -- what subclasses describe ---------------------------------------------------------
 
@@ -269,6 +273,10 @@ class Connection(asyncio.Protocol):
         self.last_activity = time.time()
         server = self.server
         server.current_producer = self
+        if self.is_link and server.logger.trace_enabled:
+            from .trace import trace_link_in
+
+            trace_link_in(self, data)
         try:
             self.parser.feed(data)
         except ProtocolError as e:
@@ -379,8 +387,9 @@ class Connection(asyncio.Protocol):
         self.ob.queued = value
 
     def send(self, data: bytes) -> None:
-        """Queue protocol bytes for this connection; written at the next flush."""
-        if self.server.logger.trace_enabled:
+        """Queue protocol bytes for this connection; written at the next flush (a link's are
+        traced there, with its messages)."""
+        if self.server.logger.trace_enabled and not self.is_link:
             from .trace import trace_out
 
             trace_out(self, data)
@@ -439,6 +448,10 @@ class Connection(asyncio.Protocol):
         if self.closed or transport is None or transport.is_closing():
             out.clear()
             return
+        if self.is_link and self.server.logger.trace_enabled:
+            from .trace import trace_link_out
+
+            trace_link_out(self, out)
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         self.bytes_written += len(data)

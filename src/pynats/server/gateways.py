@@ -65,6 +65,7 @@ from .protocol import ProtocolError
 from .routes import REASON_AUTH_FAILURE, REASON_AUTH_TIMEOUT, REASON_PARSE_ERROR
 from .sublist import Subscription
 from .tls import PeerStapleRefused, follow_reloaded_context
+from .trace import untraced_since
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -289,10 +290,7 @@ class GatewayConnection(Connection):
     # -- inbound operations (called by the parser) ------------------------------------------
 
     def process_connect(self, arg: bytes) -> None:
-        if self.server.logger.trace_enabled:
-            from .trace import trace_connect_in
-
-            trace_connect_in(self, arg)
+        # (traced as it was read, with the rest of the link's traffic: trace.LinkTrace)
         if self.outbound:
             return
         connect = json.loads(arg)
@@ -989,11 +987,14 @@ class Gateways:
         cmd = {"gateway": self.name, "gateway_cmd_payload": payload}
         conn.send(_info({**cmd, "gateway_cmd": CMD_ALL_SUBS_START}))
         acc = account_name.encode()
+        start = len(conn.ob.parts)
         for (subject, queue), _ in self.interest.get(account_name, {}).items():
             if queue is None:
                 conn.send(b"RS+ %b %b\r\n" % (acc, subject))
             else:
                 conn.send(b"RS+ %b %b %b 1\r\n" % (acc, subject, queue))
+        if log.trace_enabled:  # not traced, as nats-server does not
+            untraced_since(conn, start)
         conn.send(_info({**cmd, "gateway_cmd": CMD_ALL_SUBS_COMPLETE}))
         log.debug(
             f"{conn.log_prefix} - Gateway {_quote(conn.remote_name)}: switching account "

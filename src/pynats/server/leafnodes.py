@@ -57,6 +57,7 @@ from .link_protocol import LinkParser
 from .nkey import new_nonce
 from .protocol import ERR_AUTH_VIOLATION, ProtocolError
 from .sublist import Subscription
+from .trace import untraced_since
 
 if TYPE_CHECKING:
     from .accounts import Account
@@ -415,10 +416,7 @@ class LeafConnection(Connection):
         self.server.flush_pending()
 
     def process_connect(self, arg: bytes) -> None:
-        if self.server.logger.trace_enabled:
-            from .trace import trace_connect_in
-
-            trace_connect_in(self, arg)
+        # (traced as it was read, with the rest of the link's traffic: trace.LinkTrace)
         if not self.accepted:
             return
         try:
@@ -600,9 +598,12 @@ class LeafConnection(Connection):
                 key = (sub.subject, sub.queue)
                 counts[key] = counts.get(key, 0) + 1
         self.interest = counts
+        start = len(self.ob.parts)
         for (subject, queue), n in counts.items():
             self.send_interest(subject, queue, n)
         self.announce_mappings()
+        if self.server.logger.trace_enabled:  # not traced, as nats-server does not
+            untraced_since(self, start)
         self.send_interest(loop_subject(self.account), None, 1)
 
     def announce_mappings(self) -> None:

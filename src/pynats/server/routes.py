@@ -212,10 +212,7 @@ class RouteConnection(Connection):
     # -- inbound operations (called by the parser) ------------------------------------------
 
     def process_connect(self, arg: bytes) -> None:
-        if self.server.logger.trace_enabled:
-            from .trace import trace_connect_in
-
-            trace_connect_in(self, arg)
+        # (traced as it was read, with the rest of the link's traffic: trace.LinkTrace)
         if self.did_solicit:
             return
         try:

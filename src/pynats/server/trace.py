@@ -149,8 +149,8 @@ class TracingSink:
 
 
 def trace_out(c: Connection, data: bytes) -> None:
-    """Log a control line the server sends (PONG, +OK, -ERR, PING). INFO is not traced, nor
-    the CONNECT a route, leaf or gateway sends (with its credentials), as in nats-server."""
+    """Log a control line the server sends a client (PONG, +OK, -ERR, PING). INFO is not
+    traced, as in nats-server (a link's lines are traced at its flush: LinkTrace)."""
     if data.startswith(b"INFO") or data.startswith(b"CONNECT"):
         return
     line = data.split(b"\r\n", 1)[0].decode(errors="replace")
@@ -269,3 +269,131 @@ def trace_system_clients(
     clients += [(c, TracedInternalPublisher) for c in others if c is not system_client]
     for client, traced in clients:
         client.__class__ = traced if on else InternalClient
+
+
+# -- the traffic of routes, leaf nodes and gateways ----------------------------------------
+#
+# A link's parser is compiled and its operations go straight to the connection, so a traced
+# link is traced from its bytes instead: what it reads (`Connection.data_received`) and what
+# it writes (`Connection.flush`), each checking the trace flag once per read or flush:
+#
+#     [TRC] 127.0.0.1:6222 - rid:5 - <<- [RS+ $G foo]
+#     [TRC] 127.0.0.1:6222 - rid:5 - <<- [RMSG $G foo r 5]
+#     [TRC] 127.0.0.1:6222 - rid:5 - <<- MSG_PAYLOAD: ["hello"]
+#     [TRC] 127.0.0.1:6222 - rid:5 - ->> [RS+ $G bar q 1]
+#
+# INFO is not traced either way, nor the CONNECT a server sends (it has the URL's password);
+# an inbound CONNECT is traced redacted (`trace_connect_in`). As nats-server does, the burst
+# of interest a link is sent when it comes up (every RS+/LS+ at once) is not traced: those
+# parts are queued as `Untraced` (`untraced_since`).
+
+
+class Untraced(bytes):
+    """Bytes queued for a link that its outbound trace leaves out (see above)."""
+
+    __slots__ = ()
+
+
+def untraced_since(c: Connection, start: int) -> None:
+    """Mark what was queued on `c` from its `start`th outbound part on as not traced (only
+    called while tracing is on)."""
+    parts = c.ob.parts
+    for i in range(start, len(parts)):
+        parts[i] = Untraced(parts[i])
+
+
+_MSG_OPS = (b"RMSG", b"LMSG", b"HMSG")
+
+
+class LinkTrace:
+    """The protocol lines and payloads of one direction of a link's byte stream, logged as
+    nats-server traces them (`<<-` in, `->>` out)."""
+
+    __slots__ = ("buf", "conn", "inbound", "need")
+
+    def __init__(self, conn: Connection, inbound: bool) -> None:
+        self.conn = conn
+        self.inbound = inbound
+        self.buf = b""
+        self.need: tuple[int, int] | None = None  # (header length, size) of a payload due
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos = 0
+        end_of = len(buf)
+        while pos < end_of:
+            need = self.need
+            if need is not None:
+                hdr_len, size = need
+                if end_of - pos < size + 2:
+                    break
+                self._payload(hdr_len, buf[pos : pos + size])
+                pos += size + 2
+                self.need = None
+                continue
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = buf[pos:nl].rstrip(b"\r")
+            pos = nl + 1
+            if line:
+                self.need = self._line(line)
+        self.buf = buf[pos:]
+
+    def _line(self, line: bytes) -> tuple[int, int] | None:
+        """Log one protocol line; (header length, size) when a payload follows it."""
+        c = self.conn
+        op = line.split(b" ", 1)[0].upper()
+        if op == b"INFO":
+            return None
+        if op == b"CONNECT":
+            if self.inbound:
+                trace_connect_in(c, line[8:].lstrip())
+            return None
+        text = line.decode(errors="replace")
+        if not self.inbound and text.startswith("-ERR '") and text.endswith("'"):
+            text = "-ERR " + text[6:-1]
+        arrow = "<<-" if self.inbound else "->>"
+        c.server.logger.trace(f"{connection_label(c)} - {arrow} [{text}]")
+        if op not in _MSG_OPS:
+            return None
+        args = line.split()
+        try:
+            if op == b"HMSG":
+                return int(args[-2]), int(args[-1])
+            return 0, int(args[-1])
+        except (ValueError, IndexError):
+            return None
+
+    def _payload(self, hdr_len: int, payload: bytes) -> None:
+        c = self.conn
+        options = c.server.options
+        shown = traced_body(options, hdr_len, payload)
+        if shown is None:
+            return
+        arrow = "<<-" if self.inbound else "->>"
+        quoted = quote_payload(shown, options.max_traced_msg_len)
+        c.server.logger.trace(f"{connection_label(c)} - {arrow} MSG_PAYLOAD: [{quoted}]")
+
+
+def trace_link_in(c: Connection, data: bytes) -> None:
+    """What a link read, traced (its stream state kept on the connection)."""
+    tracer = c.link_trace
+    if tracer is None:
+        tracer = c.link_trace = LinkTrace(c, True)
+    tracer.feed(data)
+
+
+def trace_link_out(c: Connection, parts: list[bytes]) -> None:
+    """What a link is about to write (whole operations), traced but for `Untraced` parts."""
+    tracer = LinkTrace(c, False)
+    run: list[bytes] = []
+    for part in parts:
+        if isinstance(part, Untraced):
+            if run:
+                tracer.feed(b"".join(run))
+                run.clear()
+            continue
+        run.append(part)
+    if run:
+        tracer.feed(b"".join(run))
