@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .delivery import DeliveryCallback, Publisher
     from .options import Options
+    from .server import Server
     from .sublist import Subscription
 
 
@@ -93,24 +94,29 @@ def quote_payload(data: bytes, limit: int) -> str:
     return json.dumps(text.decode("utf-8", errors="replace") + more)
 
 
+def trace_payload(server: Server, prefix: str, hdr_len: int, body: bytes) -> None:
+    """The MSG_PAYLOAD line of a traced message (`prefix`: its label and arrow), as the
+    options say (`trace_headers`, `max_traced_msg_len`); none when they leave nothing."""
+    options = server.options
+    shown = traced_body(options, hdr_len, body)
+    if shown is not None:
+        quoted = quote_payload(shown, options.max_traced_msg_len)
+        server.logger.trace(f"{prefix} MSG_PAYLOAD: [{quoted}]")
+
+
 class TracingSink:
     """Sits between the parser and the connection, logging each operation first."""
 
     def __init__(self, client: ClientConnection) -> None:
         self.client = client
         self.logger = client.server.logger
-        self.options = client.server.options
-        self.limit = client.server.options.max_traced_msg_len
 
     def _in(self, text: str) -> None:
         self.logger.trace(f"{connection_label(self.client)} - <<- [{text}]")
 
     def _payload(self, hdr_len: int, payload: bytes) -> None:
-        data = traced_body(self.options, hdr_len, payload)
-        if data is None:
-            return
-        self.logger.trace(
-            f"{connection_label(self.client)} - <<- MSG_PAYLOAD: [{quote_payload(data, self.limit)}]"
+        trace_payload(
+            self.client.server, f"{connection_label(self.client)} - <<-", hdr_len, payload
         )
 
     def process_connect(self, arg: bytes) -> None:
@@ -195,12 +201,8 @@ def traced_delivery(
     else:
         line = "MSG " + " ".join(a.decode(errors="replace") for a in args) + f" {len(payload)}"
         body, hdr_len = payload, 0
-    options = c.server.options
     c.server.logger.trace(f"{label} - ->> [{line}]")
-    shown = traced_body(options, hdr_len, body)
-    if shown is not None:
-        limit = options.max_traced_msg_len
-        c.server.logger.trace(f"{label} - ->> MSG_PAYLOAD: [{quote_payload(shown, limit)}]")
+    trace_payload(c.server, f"{label} - ->>", hdr_len, body)
 
 
 SYSTEM_LABEL = "SYSTEM"  # nats-server's name of its system client in trace lines
@@ -242,16 +244,12 @@ class TracedInternalClient(InternalClient):
         subj = subject if isinstance(subject, str) else subject.decode(errors="replace")
         rep = (reply if isinstance(reply, str) else reply.decode(errors="replace")) if reply else ""
         logger = self.server.logger
-        options = self.server.options
         body = headers + payload
         if headers:
             logger.trace(f"{SYSTEM_LABEL} - <<- [HPUB {subj} {rep} {len(headers)} {len(body)}]")
         else:
             logger.trace(f"{SYSTEM_LABEL} - <<- [PUB {subj} {rep} {len(body)}]")
-        data = traced_body(options, len(headers), body)
-        if data is not None:
-            quoted = quote_payload(data, options.max_traced_msg_len)
-            logger.trace(f"{SYSTEM_LABEL} - <<- MSG_PAYLOAD: [{quoted}]")
+        trace_payload(self.server, f"{SYSTEM_LABEL} - <<-", len(headers), body)
         return super().publish(subject, payload, reply, headers)
 
 
@@ -366,14 +364,10 @@ class LinkTrace:
             return None
 
     def _payload(self, hdr_len: int, payload: bytes) -> None:
-        c = self.conn
-        options = c.server.options
-        shown = traced_body(options, hdr_len, payload)
-        if shown is None:
-            return
         arrow = "<<-" if self.inbound else "->>"
-        quoted = quote_payload(shown, options.max_traced_msg_len)
-        c.server.logger.trace(f"{connection_label(c)} - {arrow} MSG_PAYLOAD: [{quoted}]")
+        trace_payload(
+            self.conn.server, f"{connection_label(self.conn)} - {arrow}", hdr_len, payload
+        )
 
 
 def trace_link_in(c: Connection, data: bytes) -> None:
