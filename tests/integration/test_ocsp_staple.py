@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import select
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,7 @@ from pathlib import Path
 import nats.errors
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import ocsp
 from nats.aio.msg import Msg
-from OpenSSL import SSL
 from tests.conftest import connect
 from tests.support.servers import (
     RunningServer,
@@ -33,19 +29,20 @@ from tests.support.servers import (
     pynats_server_command,
     start_server,
 )
-from tests.support.staple_pki import IssuedCert, StaplePKI, StapleResponder
+from tests.support.staple_pki import (
+    IssuedCert,
+    StaplePKI,
+    StapleResponder,
+    good_for,
+    running_pki,
+    staple_handshake,
+)
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StaplePKI, StapleResponder]]:
-    base = Path(tmp_path_factory.mktemp("staple"))
-    pki = StaplePKI(base, "")
-    responder = StapleResponder(pki.ca_cert, pki.ca_key)
-    responder.start()
-    pki.responder_url = responder.url
-    yield pki, responder
-    responder.stop()
+    yield from running_pki(Path(tmp_path_factory.mktemp("staple")))
 
 
 @pytest.fixture(scope="module")
@@ -80,46 +77,7 @@ def write_conf(
 
 def stapled_status(port: int, *, handshake_first: bool = False) -> bytes:
     """The OCSP response the server staples when a client asks for one (b"": none)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    try:
-        if not handshake_first:
-            info = b""
-            while not info.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                assert chunk, "the server closed before INFO"
-                info += chunk
-            assert info.startswith(b"INFO ")
-        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        got: list[bytes] = []
-
-        def on_status(conn: SSL.Connection, data: bytes, _: object) -> bool:
-            got.append(data)
-            return True
-
-        ctx.set_ocsp_client_callback(on_status)
-        conn = SSL.Connection(ctx, sock)
-        conn.request_ocsp()
-        conn.set_connect_state()
-        deadline = time.monotonic() + 5
-        while True:  # the socket has a timeout, so OpenSSL sees it as non-blocking
-            try:
-                conn.do_handshake()
-                break
-            except SSL.WantReadError:
-                left = deadline - time.monotonic()
-                assert left > 0, "no handshake within 5 s"
-                select.select([sock], [], [], left)
-        return got[0] if got else b""
-    finally:
-        sock.close()
-
-
-def good_for(raw: bytes, cert: IssuedCert) -> bool:
-    resp = ocsp.load_der_ocsp_response(raw)
-    return (
-        resp.certificate_status == ocsp.OCSPCertStatus.GOOD
-        and resp.serial_number == cert.cert.serial_number
-    )
+    return staple_handshake(port, info_first=not handshake_first).staple
 
 
 def launch(kind: str, conf: str, http: bool = False) -> RunningServer:

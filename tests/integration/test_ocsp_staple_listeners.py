@@ -10,33 +10,30 @@ real servers, pynats and Go mixed."""
 from __future__ import annotations
 
 import re
-import select
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.x509 import ocsp
-from OpenSSL import SSL
 from tests.support.ports import free_port
 from tests.support.servers import RunningServer, oracle_server_path, pynats_server_command
 from tests.support.servers import start_server as _start_server
-from tests.support.staple_pki import IssuedCert, StaplePKI, StapleResponder
+from tests.support.staple_pki import (
+    IssuedCert,
+    StaplePKI,
+    StapleResponder,
+    good_for,
+    running_pki,
+    staple_handshake,
+)
 from tests.support.waiting import wait_until_sync
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StaplePKI, StapleResponder]]:
-    base = Path(tmp_path_factory.mktemp("staple-listeners"))
-    authority = StaplePKI(base, "")
-    responder = StapleResponder(authority.ca_cert, authority.ca_key)
-    responder.start()
-    authority.responder_url = responder.url
-    yield authority, responder
-    responder.stop()
+    yield from running_pki(Path(tmp_path_factory.mktemp("staple-listeners")))
 
 
 @pytest.fixture(scope="module")
@@ -88,51 +85,8 @@ def refused_start(kind: str, tmp_path: Path, text: str) -> tuple[int, str]:
 
 
 def staple_of(port: int, *, info_first: bool = False, client: IssuedCert | None = None) -> bytes:
-    """The OCSP response a listener staples when asked for one (b"": none); `info_first`
-    for a port that sends INFO in the clear before the handshake; `client` presents a
-    certificate (routes and gateways require one)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    try:
-        if info_first:
-            seen = b""
-            while not seen.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                assert chunk, "closed before INFO"
-                seen += chunk
-        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        if client is not None:
-            ctx.use_certificate_chain_file(client.cert_file)
-            ctx.use_privatekey_file(client.key_file)
-        got: list[bytes] = []
-
-        def on_status(conn: SSL.Connection, data: bytes, _: object) -> bool:
-            got.append(data)
-            return True
-
-        ctx.set_ocsp_client_callback(on_status)
-        conn = SSL.Connection(ctx, sock)
-        conn.request_ocsp()
-        conn.set_connect_state()
-        deadline = time.monotonic() + 5
-        while not got:  # the status comes with the server's first flight
-            try:
-                conn.do_handshake()
-                break
-            except SSL.WantReadError:
-                left = deadline - time.monotonic()
-                assert left > 0, "no handshake within 5 s"
-                select.select([sock], [], [], left)
-        return got[0] if got else b""
-    finally:
-        sock.close()
-
-
-def good_for(raw: bytes, cert: IssuedCert) -> bool:
-    resp = ocsp.load_der_ocsp_response(raw)
-    return (
-        resp.certificate_status == ocsp.OCSPCertStatus.GOOD
-        and resp.serial_number == cert.cert.serial_number
-    )
+    """The OCSP response a listener staples when asked for one (b"": none)."""
+    return staple_handshake(port, info_first=info_first, client=client).staple
 
 
 def enabled_kinds(srv: RunningServer) -> list[str]:

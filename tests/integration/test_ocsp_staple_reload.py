@@ -11,7 +11,6 @@ websocket port."""
 from __future__ import annotations
 
 import re
-import select
 import shutil
 import signal
 import socket
@@ -22,23 +21,22 @@ from pathlib import Path
 
 import pytest
 from cryptography.x509 import ocsp
-from OpenSSL import SSL
 from tests.conftest import connect
 from tests.support.servers import RunningServer, start_server
-from tests.support.staple_pki import IssuedCert, StaplePKI, StapleResponder
+from tests.support.staple_pki import (
+    IssuedCert,
+    StaplePKI,
+    StapleResponder,
+    running_pki,
+    staple_handshake,
+)
 
 RELOADED = "Reloaded server configuration"
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StaplePKI, StapleResponder]]:
-    base = Path(tmp_path_factory.mktemp("staple-reload"))
-    authority = StaplePKI(base, "")
-    responder = StapleResponder(authority.ca_cert, authority.ca_key)
-    responder.start()
-    authority.responder_url = responder.url
-    yield authority, responder
-    responder.stop()
+    yield from running_pki(Path(tmp_path_factory.mktemp("staple-reload")))
 
 
 @pytest.fixture(params=["pynats", "go"])
@@ -48,43 +46,11 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 def handshake(port: int, *, handshake_first: bool = False) -> tuple[int, str]:
     """(the serial of the certificate served, `<serial>:<status>` of the staple or "none")."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    try:
-        if not handshake_first:
-            info = b""
-            while not info.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                assert chunk, "the server closed before INFO"
-                info += chunk
-        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        got: list[bytes] = []
-
-        def on_status(conn: SSL.Connection, data: bytes, _: object) -> bool:
-            got.append(data)
-            return True
-
-        ctx.set_ocsp_client_callback(on_status)
-        conn = SSL.Connection(ctx, sock)
-        conn.request_ocsp()
-        conn.set_connect_state()
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                conn.do_handshake()
-                break
-            except SSL.WantReadError:
-                left = deadline - time.monotonic()
-                assert left > 0, "no handshake within 5 s"
-                select.select([sock], [], [], left)
-        peer = conn.get_peer_certificate()
-        assert peer is not None
-        serial = peer.to_cryptography().serial_number
-        if not got or not got[0]:
-            return serial, "none"
-        resp = ocsp.load_der_ocsp_response(got[0])
-        return serial, f"{resp.serial_number}:{resp.certificate_status.name.lower()}"
-    finally:
-        sock.close()
+    seen = staple_handshake(port, info_first=not handshake_first)
+    if not seen.staple:
+        return seen.serial, "none"
+    resp = ocsp.load_der_ocsp_response(seen.staple)
+    return seen.serial, f"{resp.serial_number}:{resp.certificate_status.name.lower()}"
 
 
 def message(line: str) -> str:

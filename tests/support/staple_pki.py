@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime
+import select
+import socket
 import threading
+import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
@@ -22,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from OpenSSL import SSL
 
 
 def _now() -> datetime.datetime:
@@ -214,3 +219,83 @@ class StaplePKI:
             )
         )
         return IssuedCert(cert, str(cert_file), str(key_file))
+
+
+def running_pki(base: Path) -> Iterator[tuple[StaplePKI, StapleResponder]]:
+    """A PKI under `base` and its responder, running until the generator is closed (the body
+    of the tests' module-scoped `pki` fixtures)."""
+    authority = StaplePKI(base, "")
+    responder = StapleResponder(authority.ca_cert, authority.ca_key)
+    responder.start()
+    authority.responder_url = responder.url
+    try:
+        yield authority, responder
+    finally:
+        responder.stop()
+
+
+@dataclass
+class Handshake:
+    """What a TLS client that asked for the certificate status saw."""
+
+    serial: int  # the serial number of the certificate the server presented
+    staple: bytes  # the stapled OCSP response (b"": none)
+
+
+def staple_handshake(
+    port: int, *, info_first: bool = False, client: IssuedCert | None = None
+) -> Handshake:
+    """A handshake with 127.0.0.1:`port` asking for the OCSP status (pyOpenSSL's
+    `request_ocsp`; the stdlib's ssl cannot). `info_first`: the port sends INFO in the clear
+    first; `client`: a certificate to present (routes and gateways require one). A handshake
+    the server ends after it has sent its certificate and status still tells both."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        if info_first:
+            seen = b""
+            while not seen.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                assert chunk, "the server closed before INFO"
+                seen += chunk
+            assert seen.startswith(b"INFO ")
+        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        if client is not None:
+            ctx.use_certificate_chain_file(client.cert_file)
+            ctx.use_privatekey_file(client.key_file)
+        got: list[bytes] = []
+
+        def on_status(conn: SSL.Connection, data: bytes, _: object) -> bool:
+            got.append(data)
+            return True
+
+        ctx.set_ocsp_client_callback(on_status)
+        conn = SSL.Connection(ctx, sock)
+        conn.request_ocsp()
+        conn.set_connect_state()
+        deadline = time.monotonic() + 5
+        while True:  # the socket has a timeout, so OpenSSL sees it as non-blocking
+            try:
+                conn.do_handshake()
+                break
+            except SSL.WantReadError:
+                left = deadline - time.monotonic()
+                assert left > 0, "no handshake within 5 s"
+                select.select([sock], [], [], left)
+            except SSL.Error:
+                if not got:
+                    raise
+                break
+        peer = conn.get_peer_certificate()
+        serial = peer.to_cryptography().serial_number if peer is not None else 0
+        return Handshake(serial, got[0] if got else b"")
+    finally:
+        sock.close()
+
+
+def good_for(raw: bytes, cert: IssuedCert) -> bool:
+    """`raw` is a good OCSP status of `cert`."""
+    resp = ocsp.load_der_ocsp_response(raw)
+    return (
+        resp.certificate_status == ocsp.OCSPCertStatus.GOOD
+        and resp.serial_number == cert.cert.serial_number
+    )
