@@ -126,3 +126,96 @@ def test_a_wildcard_subscribe_invalidates_by_whole_tokens() -> None:
     anything = Subscription(None, b"*.c", None, b"3")
     sl.insert(anything)
     assert sl.match(b"b.c")[0] == (anything,)
+
+
+def _called(*_: object) -> None:
+    """An in-process subscriber's callback (a consumer's ack subscription has one)."""
+
+
+@st.composite
+def ack_sub_subjects(draw: st.DrawFn) -> bytes:
+    """Subscriptions around ack subjects: a consumer's own `$JS.ACK.<stream>.<consumer>.>`,
+    its v2 form, and others cut from an ack subject at any length, with `*` for any token and
+    maybe a `>` at the end, that reach into or past the consumer's part."""
+    shape = draw(st.sampled_from(["v1", "v2", "cut", "cut"]))
+    stream = draw(st.sampled_from([b"S", b"S", b"T"]))
+    if shape == "v1":
+        return b"$JS.ACK.%b.%b.>" % (stream, draw(st.sampled_from([b"C", b"D"])))
+    if shape == "v2":
+        return b"$JS.ACK._.H.%b.C.>" % stream
+    template = draw(
+        st.sampled_from(
+            [[b"$JS", b"ACK", stream, b"C"], [b"$JS", b"ACK", b"_", b"H", stream, b"C"]]
+        )
+    )
+    template += [b"%d" % draw(st.integers(1, 2)) for _ in range(5)]
+    tokens = template[: draw(st.integers(1, len(template)))]
+    tokens = [b"*" if draw(st.integers(0, 3)) == 0 else t for t in tokens]
+    if draw(st.booleans()):
+        tokens.append(b">")
+    return b".".join(tokens)
+
+
+@st.composite
+def ack_subjects(draw: st.DrawFn) -> bytes:
+    numbers = [b"%d" % draw(st.integers(1, 2)) for _ in range(5)]
+    stream = draw(st.sampled_from([b"S", b"S", b"T"]))
+    consumer = draw(st.sampled_from([b"C", b"C", b"D"]))
+    if draw(st.booleans()):
+        return b".".join([b"$JS", b"ACK", stream, consumer, *numbers])
+    return b".".join([b"$JS", b"ACK", b"_", b"H", stream, consumer, *numbers, b"r"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["sub", "sub", "unsub", "match", "match"]),
+            ack_sub_subjects(),
+            st.sampled_from([None, None, b"q1"]),
+            st.integers(0, 3).map(bool),  # called (in-process) mostly, or framed (a client's)
+            ack_subjects(),
+        ),
+        max_size=60,
+    )
+)
+def test_ack_subjects_match_exactly_what_naive_matcher_says(ops: list) -> None:
+    """Ack subjects are cached by their consumer's part when nothing past it can change
+    the answer; through subscribes and unsubscribes every answer must stay exact."""
+    sl = Sublist()
+    live: list[Subscription] = []
+    for i, (op, subject, queue, called, probe) in enumerate(ops):
+        if op == "sub":
+            sub = Subscription(None, subject, queue, str(i).encode(), _called if called else None)
+            sl.insert(sub)
+            live.append(sub)
+        elif op == "unsub" and live:
+            assert sl.remove(live.pop(i % len(live)))
+        plain, groups, framed, _ = sl.match(probe)
+        heads = tuple(
+            (s, b"" if s.callback is not None else probe + b" " + s.sid + b" ") for s in plain
+        )
+        assert framed == heads
+        expected = [s for s in live if naive_match(s.subject, probe)]
+        assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
+        got_groups = {g[0].queue: sorted(map(id, g)) for g in groups}
+        want_groups: dict[bytes, list[int]] = {}
+        for s in expected:
+            if s.queue is not None:
+                want_groups.setdefault(s.queue, []).append(id(s))
+        assert got_groups == {q: sorted(v) for q, v in want_groups.items()}
+
+
+def test_a_consumers_ack_subjects_share_one_cached_answer() -> None:
+    """Every ack of one consumer gets the same answer object (no trie walk per ack), and a
+    subscription that reaches past the consumer's part ends the sharing."""
+    sl = Sublist()
+    own = Subscription(None, b"$JS.ACK.S.C.>", None, b"1", _called)
+    sl.insert(own)
+    first = sl.match(b"$JS.ACK.S.C.1.1.1.1700000000000000000.9")
+    assert first.psubs == (own,)
+    assert sl.match(b"$JS.ACK.S.C.1.2.2.1700000000000000001.8") is first
+    one = Subscription(None, b"$JS.ACK.S.C.1.5.>", None, b"2", _called)
+    sl.insert(one)
+    assert sl.match(b"$JS.ACK.S.C.1.5.5.1700000000000000002.7").psubs == (own, one)
+    assert sl.match(b"$JS.ACK.S.C.1.6.6.1700000000000000003.6").psubs == (own,)

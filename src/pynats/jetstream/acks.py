@@ -112,7 +112,7 @@ def _scan_subject(subject: bytes) -> tuple[int, int, int]:
     (-2, 0, 0) when `int()` must decide (signs, blanks, underscores, long numbers)."""
     n = len(subject)
     dots = 0
-    for i in range(n):
+    for i in range(n):  # a loop, not bytes.count: native when compiled
         if subject[i] == 46:  # .
             dots += 1
     if dots == 8:

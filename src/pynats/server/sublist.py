@@ -8,7 +8,7 @@ answers it changes: the entry for a literal subject, or every entry its wildcard
 A match result is a `SublistResult`: `psubs` holds every plain subscription of this server
 (clients and in-process subscribers), `framed` the same subscriptions each paired with the
 `b"<subject> <sid> "` part of its frame (built once per cached subject instead of once per
-message), `links` the
+message; empty for an in-process subscriber, which is called, not framed), `links` the
 connections to other servers (routes) with plain interest, each once however many of their
 subscriptions match, and `qsubs` one tuple of members per queue name (members of the same
 queue name on different subjects form one group, as in nats-server). A remote queue member
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from .delivery import DeliveryCallback
 
 CACHE_MAX_ENTRIES: Final = 4096
-# JetStream ack subjects are unique per delivery: caching their (empty-handed) lookups would
-# only evict useful entries.
+# JetStream ack subjects are unique per delivery: caching them by subject would only evict
+# useful entries. They are cached by their consumer's part instead (`Sublist.match`).
 UNCACHED_PREFIX: Final = b"$JS.ACK."
 CACHE_SWEEP: Final = 1024
 
@@ -82,6 +82,7 @@ class Subscription:
         "client",
         "delivered",
         "kind",
+        "link",
         "local_only",
         "max_msgs",
         "outbound",
@@ -110,6 +111,9 @@ class Subscription:
         # a queue group picks a member; a connection keeps its kind for life
         kind = getattr(client, "kind", 0)
         self.kind: int = kind if isinstance(kind, int) else 0
+        # remote interest (a route, gateway or leaf connection's), read when a subject is
+        # matched; `is_link` is a class attribute of the connection, fixed for life
+        self.link: bool = bool(getattr(client, "is_link", False))
         self.max_msgs = 0
         self.delivered = 0
         # A remote queue subscription stands for this many members on its server.
@@ -144,6 +148,8 @@ class Sublist:
     def __init__(self, cache_enabled: bool = True) -> None:
         self._root = _Node()
         self.cache: dict[bytes, SublistResult] = {}
+        # ack subjects' answers by `$JS.ACK.<stream>.<consumer>.` (see `match`)
+        self._ack_cache: dict[bytes, SublistResult] = {}
         self._cache_enabled = cache_enabled
         self.count = 0
         self.inserts = 0
@@ -237,6 +243,8 @@ class Sublist:
             node = parent
 
     def _invalidate(self, subject: bytes) -> None:
+        if self._ack_cache:
+            self._ack_cache.clear()
         cache = self.cache
         if not cache:
             return
@@ -256,43 +264,47 @@ class Sublist:
     # -- matching ------------------------------------------------------------------------
 
     def match(self, subject: bytes) -> SublistResult:
-        """All subscriptions matching the literal `subject` (cached)."""
+        """All subscriptions matching the literal `subject` (cached).
+
+        An ack subject (`$JS.ACK.<stream>.<consumer>.<numbers>`) is new with every delivery,
+        so it is cached by its consumer's part instead, when the trie shows that nothing
+        past that part can change the answer: every node the part leads to has only a `>`
+        below it (the consumer's own `$JS.ACK.<stream>.<consumer>.>`), and every match is
+        called rather than framed (a frame head holds the whole subject)."""
         cached = self.cache.get(subject)
         if cached is not None:
             return cached
         self.cache_misses += 1
+        depth = end = 0
+        if subject.startswith(UNCACHED_PREFIX) and self._cache_enabled:
+            depth, end = _ack_depth(subject)
+            if depth:
+                cached = self._ack_cache.get(subject[:end])
+                if cached is not None:
+                    self._fanout_total += len(cached.psubs) + len(cached.qsubs)
+                    return cached
         plain: list[Subscription] = []
         groups: dict[bytes, list[Subscription]] = {}
         tokens = subject.split(b".")
-        if all(tokens):
+        if b"" not in tokens:
             _collect(self._root, tokens, 0, plain, groups)
-        result: SublistResult
-        if plain or groups:
-            local: list[Subscription] = []
-            links: dict[Any, None] = {}
-            for sub in plain:
-                if getattr(sub.client, "is_link", False):
-                    links[sub.client] = None
-                else:
-                    local.append(sub)
-            # built by tuple.__new__: a NamedTuple's own constructor is a Python function,
-            # and uncached subjects (every ack) come through here
-            result = tuple.__new__(
-                SublistResult,
-                (
-                    tuple(local),
-                    tuple(_weighted(members) for members in groups.values()),
-                    tuple((s, subject + b" " + s.sid + b" ") for s in local),
-                    tuple(links),
-                ),
-            )
         else:
-            result = EMPTY_RESULT
+            depth = 0
+        result = _result(subject, plain, groups) if plain or groups else EMPTY_RESULT
         fanout = len(plain) + len(groups)
         self._fanout_total += fanout
         if fanout > self.max_fanout:
             self.max_fanout = fanout
-        if self._cache_enabled and not subject.startswith(UNCACHED_PREFIX):
+        if not self._cache_enabled:
+            return result
+        if depth:
+            if _tail_free(self._root, tokens, 0, depth) and all(not h for _, h in result.framed):
+                ack_cache = self._ack_cache
+                if len(ack_cache) >= CACHE_MAX_ENTRIES:
+                    ack_cache.clear()
+                ack_cache[subject[:end]] = result
+            return result
+        if not subject.startswith(UNCACHED_PREFIX):
             cache = self.cache
             if len(cache) >= CACHE_MAX_ENTRIES:
                 for key in list(islice(cache, CACHE_SWEEP)):
@@ -361,9 +373,67 @@ def _collect(
         _add(pwc, plain, groups)
 
 
+def _ack_depth(subject: bytes) -> tuple[int, int]:
+    """(tokens, bytes) of an ack subject's consumer part with its dot: 4 tokens of a v1 ack
+    (9 tokens), 6 of a v2 ack (11 or more); (0, 0) for any other subject."""
+    dots = fourth = sixth = 0
+    for i in range(len(subject)):  # a loop, not bytes.count/find: native when compiled
+        if subject[i] == 46:  # .
+            dots += 1
+            if dots == 4:
+                fourth = i + 1
+            elif dots == 6:
+                sixth = i + 1
+    if dots == 8:
+        return 4, fourth
+    if dots >= 10:
+        return 6, sixth
+    return 0, 0
+
+
+def _tail_free(node: _Node | None, tokens: list[bytes], start: int, depth: int) -> bool:
+    """No node that tokens[start:depth] lead to (by literal or `*`) has a literal or `*`
+    below it: a subject with more tokens than `depth` matches only by `>`s on the way."""
+    if node is None:
+        return True
+    if start == depth:
+        return not node.literal and node.pwc is None
+    return _tail_free(node.pwc, tokens, start + 1, depth) and _tail_free(
+        node.literal.get(tokens[start]), tokens, start + 1, depth
+    )
+
+
+def _result(
+    subject: bytes, plain: list[Subscription], groups: dict[bytes, list[Subscription]]
+) -> SublistResult:
+    """The answer for `subject` from what the trie walk collected. Uncached subjects (every
+    JetStream ack) come through here, so it builds no more than it must: a frame head only
+    for subscriptions that are framed, and the tuple by `tuple.__new__` (a NamedTuple's own
+    constructor is a Python function)."""
+    local: list[Subscription] = []
+    framed: list[tuple[Subscription, bytes]] = []
+    links: dict[Any, None] | None = None
+    for sub in plain:
+        if sub.link:
+            if links is None:
+                links = {}
+            links[sub.client] = None
+        else:
+            local.append(sub)
+            head = b"" if sub.callback is not None else subject + b" " + sub.sid + b" "
+            framed.append((sub, head))
+    qsubs = tuple([_weighted(members) for members in groups.values()]) if groups else ()
+    return tuple.__new__(
+        SublistResult,
+        (tuple(local), qsubs, tuple(framed), tuple(links) if links is not None else ()),
+    )
+
+
 def _add(node: _Node, plain: list[Subscription], groups: dict[bytes, list[Subscription]]) -> None:
     if node.psubs:
         plain.extend(node.psubs)
+    if not node.qsubs:
+        return
     for queue, members in node.qsubs.items():
         group = groups.get(queue)
         if group is None:
