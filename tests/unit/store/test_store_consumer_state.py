@@ -6,6 +6,8 @@ import asyncio
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.support.powerloss import RecordingFileIO
 
 from pynats.jetstream.store import (
@@ -130,3 +132,68 @@ def test_a_torn_log_tail_is_reported_and_earlier_acks_kept(tmp_path):
     third = ConsumerStore(path)
     assert 1 not in third.state.pending
     third.stop()
+
+
+consumer_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["deliver", "deliver", "ack", "ack", "ack_all", "drop", "flush"]),
+        st.integers(min_value=1, max_value=40),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(consumer_ops)
+def test_ack_floor_and_pending_match_a_naive_model_and_a_restart(tmp_path_factory, ops) -> None:
+    """Deliveries in and out of stream order, redeliveries, acks, ack-alls and drops: the
+    pending set and the ack floor are what a naive model says, and a restart (replaying
+    the operation batches, across compactions) finds the same state."""
+    path = str(tmp_path_factory.mktemp("c") / "c")
+    store = ConsumerStore(path, compact_bytes=3000)
+    pending: dict[int, int] = {}  # stream seq -> consumer seq
+    acked: set[int] = set()
+    delivered = SequencePair(0, 0)
+    floor = SequencePair(0, 0)
+    cseq = 0
+    for op, seq in ops:
+        acking = False  # the floor moves only when something was acked
+        if op == "deliver" and seq not in acked:
+            cseq += 1
+            deliveries = 2 if seq in pending else 1
+            store.update_delivered(cseq, seq, deliveries, 1000 + cseq)
+            pending[seq] = cseq
+            delivered = SequencePair(
+                max(delivered.consumer_seq, cseq), max(delivered.stream_seq, seq)
+            )
+        elif op == "ack":
+            assert store.update_acks(pending.get(seq, 0), seq) == (seq in pending)
+            acking = pending.pop(seq, None) is not None
+            acked.add(seq)
+        elif op == "ack_all":
+            done = sorted(s for s in pending if s <= seq)
+            assert sorted(store.ack_all(cseq, seq)) == done
+            for s in done:
+                del pending[s]
+            acked.update(done)
+            if seq > floor.stream_seq:
+                floor = SequencePair(max(cseq, floor.consumer_seq), seq)
+            acking = True
+        elif op == "drop":
+            assert store.drop_pending(seq) == (pending.pop(seq, None) is not None)
+        elif op == "flush":
+            store.sync()
+        if acking and not pending:
+            floor = SequencePair(delivered.consumer_seq, delivered.stream_seq)
+        elif acking and min(pending) - 1 > floor.stream_seq:
+            oldest = min(pending)
+            floor = SequencePair(pending[oldest] - 1, oldest - 1)
+        assert {s: p.consumer_seq for s, p in store.state.pending.items()} == pending
+        assert store.state.ack_floor == floor
+        assert store.state.delivered == delivered
+    kept = store.state.copy()
+    store.sync()
+    store.stop()
+    again = ConsumerStore(path)
+    assert again.state == kept
+    again.stop()

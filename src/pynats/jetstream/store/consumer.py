@@ -19,7 +19,6 @@ sequence, or `delivered.stream_seq` when nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import os
 import struct
 from dataclasses import dataclass, field
@@ -37,7 +36,9 @@ _QQ: Final = struct.Struct("<QQ")
 _Q: Final = struct.Struct("<Q")
 _STATE_HEAD: Final = struct.Struct("<QQQQQQ")
 # One operation of a KIND_OPS batch: (op, stream seq, consumer seq, deliveries, ts).
-_OP: Final = struct.Struct("<BQQQq")
+_OP_FORMAT: Final = "BQQQq"
+_OP: Final = struct.Struct("<" + _OP_FORMAT)
+_OP_FIELDS: Final = 5
 OP_DELIVERED: Final = 1
 OP_ACK: Final = 2
 OP_ACK_ALL: Final = 3
@@ -122,10 +123,16 @@ class ConsumerStore:
         self._fileio = fileio
         self._compact_bytes = compact_bytes
         self._state = ConsumerState()
-        self._heap: list[int] = []  # pending stream seqs, lazily cleaned
+        # pending stream seqs, ascending from `_head`, lazily cleaned: a consumer delivers in
+        # stream order, so a first delivery appends and an ack of the oldest moves `_head` on
+        # (no heap to sift; a list and an index are native operations compiled)
+        self._order: list[int] = []
+        self._head = 0
         self._damage: list[Damage] = []
         self._wbuf = bytearray()  # sealed records not yet written
-        self._ops = bytearray()  # the open batch of operations
+        # the open batch of operations, `_OP_FIELDS` ints each: packed when sealed, by one
+        # struct call for the whole batch instead of one per operation
+        self._ops: list[int] = []
         self._fd = -1
         self._log_size = 0
         self._generation = 0
@@ -215,18 +222,26 @@ class ConsumerStore:
         if deliveries == 0:
             st.ack_floor = SequencePair(st.delivered.consumer_seq, st.delivered.stream_seq)
             return
-        st.pending[sseq] = _new_tuple(Pending, (cseq, ts))
-        heapq.heappush(self._heap, sseq)
+        pending = st.pending
+        if sseq not in pending:
+            order = self._order
+            if len(order) > self._head and sseq < order[-1]:  # out of stream order
+                self._order = sorted([*order[self._head :], sseq])
+                self._head = 0
+            else:
+                order.append(sseq)
+        pending[sseq] = _new_tuple(Pending, (cseq, ts))
         if deliveries > 1:
             st.redelivered[sseq] = deliveries - 1
-        else:
+        elif st.redelivered:
             st.redelivered.pop(sseq, None)
 
     def _apply_ack(self, sseq: int) -> None:
         st = self._state
         if st.pending.pop(sseq, None) is None:
             return
-        st.redelivered.pop(sseq, None)
+        if st.redelivered:
+            st.redelivered.pop(sseq, None)
         self._advance_floor()
 
     def _apply_ack_all(self, cseq: int, sseq: int) -> list[int]:
@@ -242,16 +257,25 @@ class ConsumerStore:
 
     def _apply_state(self, state: ConsumerState) -> None:
         self._state = state
-        self._heap = sorted(state.pending)
+        self._order = sorted(state.pending)
+        self._head = 0
 
     def _advance_floor(self) -> None:
-        st, heap = self._state, self._heap
-        while heap and heap[0] not in st.pending:
-            heapq.heappop(heap)
-        if not heap:
+        st, order = self._state, self._order
+        pending = st.pending
+        head, end = self._head, len(order)
+        while head < end and order[head] not in pending:
+            head += 1
+        if head == end:
+            order.clear()
+            self._head = 0
             st.ack_floor = SequencePair(st.delivered.consumer_seq, st.delivered.stream_seq)
             return
-        oldest = heap[0]
+        if head > 1024 and head * 2 > end:
+            del order[:head]
+            head = 0
+        self._head = head
+        oldest = order[head]
         floor_stream = oldest - 1
         floor = st.ack_floor
         if floor_stream > floor.stream_seq:  # moved in place: one per ack, no new object
@@ -264,17 +288,26 @@ class ConsumerStore:
         if self.directory is None:
             return
         ops = self._ops
-        was_empty = not ops
-        ops += _OP.pack(op, sseq, cseq, deliveries, ts)
-        if was_empty:
+        if not ops:
             self._commit.appended()
-        if self._log_size + len(self._wbuf) + len(ops) > self._compact_bytes:
+        ops.append(op)
+        ops.append(sseq)
+        ops.append(cseq)
+        ops.append(deliveries)
+        ops.append(ts)
+        if (
+            self._log_size + len(self._wbuf) + len(ops) // _OP_FIELDS * _OP.size
+            > self._compact_bytes
+        ):
             self._compact()
 
     def _seal_ops(self) -> None:
-        if self._ops:
-            ops, self._ops = self._ops, bytearray()
-            self._wbuf += records.encode(records.KIND_OPS, len(ops) // _OP.size, data=bytes(ops))
+        ops = self._ops
+        if ops:
+            self._ops = []
+            count = len(ops) // _OP_FIELDS
+            data = struct.pack("<" + _OP_FORMAT * count, *ops)
+            self._wbuf += records.encode(records.KIND_OPS, count, data=data)
 
     def _log(self, kind: int, seq: int, ts: int, data: bytes) -> None:
         if self.directory is None:
