@@ -83,25 +83,32 @@ def decode_seqs(body: bytes | memoryview, count: int) -> tuple[int, ...]:
 
 def decode(buf: bytes) -> tuple[int, int, int, int, bytes, bytes, bytes]:
     """Verify and split one whole record; raises ValueError when it does not check out."""
-    if len(buf) < HEADER_SIZE:
+    return decode_at(buf, 0, len(buf))
+
+
+def decode_at(buf: bytes, pos: int, size: int) -> tuple[int, int, int, int, bytes, bytes, bytes]:
+    """`decode` of the `size` bytes of `buf` at `pos`, without copying the record out first
+    (a read-ahead buffer holds many)."""
+    if size < HEADER_SIZE or pos + size > len(buf):
         raise ValueError("short record")
-    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = HEADER.unpack_from(buf)
-    if magic != MAGIC or length != len(buf) or HEADER_SIZE + slen + hlen > length:
+    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = HEADER.unpack_from(buf, pos)
+    if magic != MAGIC or length != size or HEADER_SIZE + slen + hlen > length:
         raise ValueError("bad record header")
+    end = pos + length
     # a small record's copy costs less than a memoryview (most messages are small)
-    body = buf[4:] if length <= 4096 else memoryview(buf)[4:]
+    body = buf[pos + 4 : end] if length <= 4096 else memoryview(buf)[pos + 4 : end]
     if zlib.crc32(body) != crc:
         raise ValueError("checksum mismatch")
-    subject_end = HEADER_SIZE + slen
+    subject_end = pos + HEADER_SIZE + slen
     headers_end = subject_end + hlen
     return (
         kind,
         seq,
         ts,
         ttl,
-        buf[HEADER_SIZE:subject_end],
+        buf[pos + HEADER_SIZE : subject_end],
         buf[subject_end:headers_end],
-        buf[headers_end:],
+        buf[headers_end:end],
     )
 
 
