@@ -36,9 +36,7 @@ _QQ: Final = struct.Struct("<QQ")
 _Q: Final = struct.Struct("<Q")
 _STATE_HEAD: Final = struct.Struct("<QQQQQQ")
 # One operation of a KIND_OPS batch: (op, stream seq, consumer seq, deliveries, ts).
-_OP_FORMAT: Final = "BQQQq"
-_OP: Final = struct.Struct("<" + _OP_FORMAT)
-_OP_FIELDS: Final = 5
+_OP: Final = struct.Struct("<BQQQq")
 OP_DELIVERED: Final = 1
 OP_ACK: Final = 2
 OP_ACK_ALL: Final = 3
@@ -130,9 +128,7 @@ class ConsumerStore:
         self._head = 0
         self._damage: list[Damage] = []
         self._wbuf = bytearray()  # sealed records not yet written
-        # the open batch of operations, `_OP_FIELDS` ints each: packed when sealed, by one
-        # struct call for the whole batch instead of one per operation
-        self._ops: list[int] = []
+        self._ops = bytearray()  # the open batch of operations
         self._fd = -1
         self._log_size = 0
         self._generation = 0
@@ -288,26 +284,17 @@ class ConsumerStore:
         if self.directory is None:
             return
         ops = self._ops
-        if not ops:
+        was_empty = not ops
+        ops += _OP.pack(op, sseq, cseq, deliveries, ts)
+        if was_empty:
             self._commit.appended()
-        ops.append(op)
-        ops.append(sseq)
-        ops.append(cseq)
-        ops.append(deliveries)
-        ops.append(ts)
-        if (
-            self._log_size + len(self._wbuf) + len(ops) // _OP_FIELDS * _OP.size
-            > self._compact_bytes
-        ):
+        if self._log_size + len(self._wbuf) + len(ops) > self._compact_bytes:
             self._compact()
 
     def _seal_ops(self) -> None:
-        ops = self._ops
-        if ops:
-            self._ops = []
-            count = len(ops) // _OP_FIELDS
-            data = struct.pack("<" + _OP_FORMAT * count, *ops)
-            self._wbuf += records.encode(records.KIND_OPS, count, data=data)
+        if self._ops:
+            ops, self._ops = self._ops, bytearray()
+            self._wbuf += records.encode(records.KIND_OPS, len(ops) // _OP.size, data=bytes(ops))
 
     def _log(self, kind: int, seq: int, ts: int, data: bytes) -> None:
         if self.directory is None:
