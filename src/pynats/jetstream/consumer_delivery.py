@@ -42,6 +42,12 @@ Framed = tuple[bytes, bytes, bytes, bytes]
 PASS_BUDGET = 1024
 """Messages one delivery pass sends before yielding to the loop (and scheduling another)."""
 
+PASS_WRITE_EVERY = 128
+"""A pass writes out what it framed every this many messages, so that the consumer's client
+reads and acks the first ones while the pass frames the rest. One write at the end of the
+pass would leave the client idle until then, and then the server idle while the client
+catches up."""
+
 
 class DeliverySource(Protocol):
     """What a delivery may ask of its consumer."""

@@ -24,7 +24,7 @@ from pynats.server.delivery import route_as
 
 from . import advisories
 from .consumer_config import ConsumerConfig
-from .consumer_delivery import PASS_BUDGET, DeliverySource
+from .consumer_delivery import PASS_BUDGET, PASS_WRITE_EVERY, DeliverySource
 from .decode import json_kind
 from .pace import OriginalPace, Waker
 
@@ -326,6 +326,8 @@ class PullDelivery:
                 pace.sent(msg)
             sent = True
             budget -= 1
+            if not budget % PASS_WRITE_EVERY:
+                self.server.flush_pending()
             req.batch -= 1
             req.bytes_left -= size
             req.delivered += 1

@@ -20,7 +20,7 @@ from pynats.server.delivery import route_as
 
 from . import acks, pull
 from .consumer_config import ConsumerConfig
-from .consumer_delivery import PASS_BUDGET, DeliverySource
+from .consumer_delivery import PASS_BUDGET, PASS_WRITE_EVERY, DeliverySource
 from .pace import OriginalPace, Waker
 from .store import StoredMessage
 
@@ -180,6 +180,8 @@ class PushDelivery:
                 self._pace.sent(msg)
             sent = True
             budget -= 1
+            if not budget % PASS_WRITE_EVERY:
+                self.server.flush_pending()
             size = len(subject) + len(reply) + len(headers) + len(payload)
             if self._rate_bps:
                 # a token bucket: the allowance refills at the rate, up to one burst
