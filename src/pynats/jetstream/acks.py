@@ -81,7 +81,7 @@ def v2_subscription(domain: str, account: str, stream: str, consumer: str) -> st
 def reply_subject(
     prefix: bytes, deliveries: int, stream_seq: int, consumer_seq: int, ts_ns: int, pending: int
 ) -> bytes:
-    return prefix + b"%d.%d.%d.%d.%d" % (deliveries, stream_seq, consumer_seq, ts_ns, pending)
+    return b"%b%d.%d.%d.%d.%d" % (prefix, deliveries, stream_seq, consumer_seq, ts_ns, pending)
 
 
 def parse_subject(subject: bytes) -> AckInfo | None:
@@ -107,27 +107,25 @@ def parse_subject(subject: bytes) -> AckInfo | None:
 
 
 def _scan_subject(subject: bytes) -> tuple[int, int, int]:
-    """`parse_subject` by one pass over the bytes: the three numbers when the subject has 9
+    """`parse_subject` by a pass over the bytes and one over the numbers: the three numbers when the subject has 9
     or 11+ tokens and they are plain digits; (-1, 0, 0) when it has another token count;
     (-2, 0, 0) when `int()` must decide (signs, blanks, underscores, long numbers)."""
     n = len(subject)
-    dots = 0
+    dots = after4 = after6 = 0
     for i in range(n):  # a loop, not bytes.count: native when compiled
         if subject[i] == 46:  # .
             dots += 1
+            if dots == 4:
+                after4 = i + 1
+            elif dots == 6:
+                after6 = i + 1
     if dots == 8:
-        first = 4
+        pos = after4
     elif dots >= 10:
-        first = 6
+        pos = after6
     else:
         return -1, 0, 0
-    values = [0, 0, 0]
-    token = 0
-    pos = 0
-    while token < first:  # skip to the first number
-        if subject[pos] == 46:
-            token += 1
-        pos += 1
+    v0 = v1 = v2 = 0
     for k in range(3):
         start = pos
         value = 0
@@ -139,9 +137,14 @@ def _scan_subject(subject: bytes) -> tuple[int, int, int]:
             pos += 1
         if pos == start or pos - start > MAX_SEQ_DIGITS:
             return -2, 0, 0
-        values[k] = value
+        if k == 0:
+            v0 = value
+        elif k == 1:
+            v1 = value
+        else:
+            v2 = value
         pos += 1
-    return values[0], values[1], values[2]
+    return v0, v1, v2
 
 
 def subject_names(subject: bytes) -> tuple[bytes, bytes] | None:

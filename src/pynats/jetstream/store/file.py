@@ -68,6 +68,7 @@ DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_CACHE_BYTES: Final = 8 * 1024 * 1024
 READ_AHEAD_BYTES: Final = 64 * 1024  # one read when a message is not cached: its successors too
 READ_AHEAD_MSGS: Final = 512
+MAX_NAMES: Final = 10_000  # subjects decoded once each when read (`_decode_at`)
 FLUSH_BYTES: Final = 256 * 1024
 _MAX_LOST_REPORTED: Final = 100_000
 _LOC_SHIFT: Final = 32
@@ -103,6 +104,7 @@ class FileStore(IndexedStore):
         # The messages of the last read from disk (see `_fetch`): kept apart from the cache
         # of recent writes, which a backlog reader would otherwise churn.
         self._ahead: dict[int, StoredMessage] = {}
+        self._names: dict[bytes, str] = {}
         self._segments: dict[int, Segment] = {}
         self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
         self._segment_bases: list[int] = []
@@ -286,7 +288,16 @@ class FileStore(IndexedStore):
             raise self._fail_damaged(
                 seq, Damage(seg.name, offset, rlen, str(exc), (seq,), "read")
             ) from None
-        return _new_tuple(StoredMessage, (subj.decode(), seq, ts, hdrs or None, data))
+        # one str per subject instead of one per message read: less to allocate, and its hash
+        # is already computed where the consumer looks it up
+        names = self._names
+        name = names.get(subj)
+        if name is None:
+            name = subj.decode()
+            if len(names) >= MAX_NAMES:
+                names.clear()
+            names[subj] = name
+        return _new_tuple(StoredMessage, (name, seq, ts, hdrs or None, data))
 
     def _read_ahead(self, seg: Segment, seq: int, buf: bytes, base: int) -> None:
         """Keep the messages after `seq` whose records `buf` (read at `base`) holds whole."""
