@@ -63,6 +63,32 @@ async def test_acking_twice_is_answered_but_acking_the_undelivered_is_not(nc, js
         await nc.request(undelivered, b"+ACK", timeout=0.3)
 
 
+async def test_a_client_listening_on_ack_subjects_gets_every_ack_on_its_subject(
+    nc, js, sname
+) -> None:
+    """A consumer's acks are answered from one shared match while only the consumer listens;
+    a client that subscribes to `$JS.ACK.>` (or part of it) then gets each ack on its own
+    subject, and the consumer still gets them all."""
+    await js.add_stream(name=sname)
+    await publish(js, sname, 6)
+    sub = await js.pull_subscribe(sname, durable="C", config=explicit())
+    for msg in await sub.fetch(2, timeout=2):
+        await msg.ack_sync()  # the consumer alone: its shared answer is in use
+    everything = await nc.subscribe(f"$JS.ACK.{sname}.>")
+    first_deliveries = await nc.subscribe(f"$JS.ACK.{sname}.C.1.*.4.>")
+    msgs = await sub.fetch(4, timeout=2)
+    for msg in msgs:
+        await msg.ack_sync()
+    seen = [(await everything.next_msg(timeout=2)).subject for _ in msgs]
+    assert seen == [m.reply for m in msgs]
+    only = await first_deliveries.next_msg(timeout=2)
+    assert only.subject == msgs[1].reply  # consumer sequence 4
+    with pytest.raises(nats.errors.TimeoutError):
+        await first_deliveries.next_msg(timeout=0.2)
+    info = await sub.consumer_info()
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 6)
+
+
 async def test_ack_none_consumers_take_no_acks(nc, js, sname) -> None:
     await js.add_stream(name=sname)
     await publish(js, sname, 1)
