@@ -61,9 +61,16 @@ def run(kind: str, oracle: bool, tmp: Path) -> tuple[list[str], set[str], list[s
     try:
         b = start_server(["-DV", "-c", str(tmp / "b.conf")], oracle=oracle)
         try:
-            # the link up (and its first burst of interest sent) before the subscriptions
+            # the link up and its first burst of interest sent before the subscriptions:
             a.wait_for_log(r"(Route|Leafnode) connection created", timeout=10)
             b.wait_for_log(r"(Route|Leafnode) connection created", timeout=10)
+            # "created" is logged before the burst goes out, so wait until the other side
+            # has seen a subscription made now (in the burst or after it, untraced either
+            # way here): later ones travel on their own, traced
+            barrier = RawClient(a.port)
+            barrier.send(b'CONNECT {"verbose":false}\r\nSUB sync 9\r\nPING\r\n')
+            barrier.read_until(b"PONG\r\n")
+            b.wait_for_log(re.escape(f"<<- [{verb}+ {acc}sync]"), timeout=10)
             sub = RawClient(a.port)
             sub.send(
                 b'CONNECT {"verbose":false,"headers":true}\r\nSUB foo 1\r\nSUB bar q 2\r\nPING\r\n'
@@ -88,6 +95,7 @@ def run(kind: str, oracle: bool, tmp: Path) -> tuple[list[str], set[str], list[s
             sub.sock.close()  # its queue subscription goes with it
             b.wait_for_log(re.escape(f"<<- [{verb}- {acc}bar q]"), timeout=10)
             pub.sock.close()
+            barrier.sock.close()
         finally:
             b.stop()
     finally:
