@@ -107,9 +107,10 @@ def parse_subject(subject: bytes) -> AckInfo | None:
 
 
 def _scan_subject(subject: bytes) -> tuple[int, int, int]:
-    """`parse_subject` by a pass over the bytes and one over the numbers: the three numbers when the subject has 9
-    or 11+ tokens and they are plain digits; (-1, 0, 0) when it has another token count;
-    (-2, 0, 0) when `int()` must decide (signs, blanks, underscores, long numbers)."""
+    """`parse_subject` by a pass over the bytes and one over the numbers: the three numbers
+    when the subject has 9 or 11+ tokens and they are plain digits; (-1, 0, 0) when it has
+    another token count; (-2, 0, 0) when `int()` must decide (signs, blanks, underscores,
+    long numbers)."""
     n = len(subject)
     dots = after4 = after6 = 0
     for i in range(n):  # a loop, not bytes.count: native when compiled
