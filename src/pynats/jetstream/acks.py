@@ -22,6 +22,7 @@ import json
 from typing import Final
 
 from pynats.gotime import parse_duration
+from pynats.server.subjects import ack_numbers_at
 
 ACK: Final = 1
 NAK: Final = 2
@@ -107,25 +108,14 @@ def parse_subject(subject: bytes) -> AckInfo | None:
 
 
 def _scan_subject(subject: bytes) -> tuple[int, int, int]:
-    """`parse_subject` by a pass over the bytes and one over the numbers: the three numbers
-    when the subject has 9 or 11+ tokens and they are plain digits; (-1, 0, 0) when it has
-    another token count; (-2, 0, 0) when `int()` must decide (signs, blanks, underscores,
-    long numbers)."""
-    n = len(subject)
-    dots = after4 = after6 = 0
-    for i in range(n):  # a loop, not bytes.count: native when compiled
-        if subject[i] == 46:  # .
-            dots += 1
-            if dots == 4:
-                after4 = i + 1
-            elif dots == 6:
-                after6 = i + 1
-    if dots == 8:
-        pos = after4
-    elif dots >= 10:
-        pos = after6
-    else:
+    """`parse_subject` by a pass over the bytes (`subjects.ack_numbers_at`) and one over the
+    numbers: the three numbers when the subject has 9 or 11+ tokens and they are plain
+    digits; (-1, 0, 0) when it has another token count; (-2, 0, 0) when `int()` must decide
+    (signs, blanks, underscores, long numbers)."""
+    first, pos = ack_numbers_at(subject)
+    if not first:
         return -1, 0, 0
+    n = len(subject)
     v0 = v1 = v2 = 0
     for k in range(3):
         start = pos

@@ -96,3 +96,25 @@ def is_subset_match(subject: bytes, test: bytes) -> bool:
         if st == PWC or st != tt:
             return False
     return len(stoks) == len(ttoks)
+
+
+def ack_numbers_at(subject: bytes) -> tuple[int, int]:
+    """Where the numbers of a JetStream ack subject start: (tokens before them, their first
+    byte). A v1 ack (`$JS.ACK.<stream>.<consumer>.` then 5 numbers, 9 tokens) has 4 tokens
+    before them, a v2 ack (`$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.`, 11 or more
+    tokens) 6; (0, 0) for any other token count. The routing (`Sublist.match`, which caches
+    acks by the part before the numbers) and the ack parser (`acks.parse_subject`) both read
+    the subject this way."""
+    dots = fourth = sixth = 0
+    for i in range(len(subject)):  # a loop, not bytes.count/find: native when compiled
+        if subject[i] == 46:  # .
+            dots += 1
+            if dots == 4:
+                fourth = i + 1
+            elif dots == 6:
+                sixth = i + 1
+    if dots == 8:
+        return 4, fourth
+    if dots >= 10:
+        return 6, sixth
+    return 0, 0

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from .subjects import FWC, PWC, subject_matches
+from .subjects import FWC, PWC, ack_numbers_at, subject_matches
 
 if TYPE_CHECKING:
     from .delivery import DeliveryCallback
@@ -111,8 +111,9 @@ class Subscription:
         # a queue group picks a member; a connection keeps its kind for life
         kind = getattr(client, "kind", 0)
         self.kind: int = kind if isinstance(kind, int) else 0
-        # remote interest (a route, gateway or leaf connection's), read when a subject is
-        # matched; `is_link` is a class attribute of the connection, fixed for life
+        # remote interest (a route, gateway or leaf connection's), read per message when a
+        # subject is matched and a queue group picks a member; `is_link` is a class
+        # attribute of the connection, fixed for life
         self.link: bool = bool(getattr(client, "is_link", False))
         self.max_msgs = 0
         self.delivered = 0
@@ -277,7 +278,7 @@ class Sublist:
         self.cache_misses += 1
         depth = end = 0
         if subject.startswith(UNCACHED_PREFIX) and self._cache_enabled:
-            depth, end = _ack_depth(subject)
+            depth, end = ack_numbers_at(subject)
             if depth:
                 cached = self._ack_cache.get(subject[:end])
                 if cached is not None:
@@ -371,24 +372,6 @@ def _collect(
         _add(literal, plain, groups)
     if pwc is not None:
         _add(pwc, plain, groups)
-
-
-def _ack_depth(subject: bytes) -> tuple[int, int]:
-    """(tokens, bytes) of an ack subject's consumer part with its dot: 4 tokens of a v1 ack
-    (9 tokens), 6 of a v2 ack (11 or more); (0, 0) for any other subject."""
-    dots = fourth = sixth = 0
-    for i in range(len(subject)):  # a loop, not bytes.count/find: native when compiled
-        if subject[i] == 46:  # .
-            dots += 1
-            if dots == 4:
-                fourth = i + 1
-            elif dots == 6:
-                sixth = i + 1
-    if dots == 8:
-        return 4, fourth
-    if dots >= 10:
-        return 6, sixth
-    return 0, 0
 
 
 def _tail_free(node: _Node | None, tokens: list[bytes], start: int, depth: int) -> bool:
