@@ -184,7 +184,7 @@ def route_message(
         member = _pick_member(group, publisher)
         if member is None:
             continue
-        if member.client.is_link:
+        if member.link:
             if forward is None:
                 forward = {}
             forward.setdefault(member.client, []).append(group_name(member))
@@ -279,7 +279,7 @@ def route_as(
         member = _pick_local_member(group) if from_link else _pick_member(group, publisher)
         if member is None:
             continue
-        if member.client.is_link:
+        if member.link:
             if forward is None:
                 forward = {}
             forward.setdefault(member.client, []).append(group_name(member))
@@ -471,6 +471,6 @@ def _pick_local_member(group: tuple[Subscription, ...]) -> Subscription | None:
     start = int(random.random() * count)
     for i in range(count):
         sub = group[(start + i) % count]
-        if not sub.client.is_link:
+        if not sub.link:
             return sub
     return None

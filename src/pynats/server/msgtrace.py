@@ -286,7 +286,7 @@ def _route(
         member = delivery._pick_member(group, publisher)
         if member is None:
             continue
-        if member.client.is_link:
+        if member.link:
             forward.setdefault(member.client, []).append(delivery.group_name(member))
         elif not _to_sub(trace, member, publisher, subject, reply, hdr_len, msg):
             continue
