@@ -110,6 +110,13 @@ class Live:
             time.sleep(0.01)
 
 
+def assert_reload_lines(live: Live, *between: str) -> None:
+    """A reload without a new staple logs, after its first three lines, `Reloaded: tls =
+    enabled`, then `between`, then `Reloaded server configuration`."""
+    lines = live.reload(found=False)
+    assert lines[3:] == ["[INF] Reloaded: tls = enabled", *between, f"[INF] {RELOADED}"]
+
+
 @pytest.mark.parametrize("handshake_first", [False, True])
 async def test_reload_restaples_a_certificate_rotated_in_place_and_a_switched_mode(
     kind: str, handshake_first: bool, pki: tuple[StaplePKI, StapleResponder], tmp_path: Path
@@ -167,12 +174,7 @@ async def test_reload_restaples_a_certificate_rotated_in_place_and_a_switched_mo
 
         # (c) `ocsp` switched off, then on again
         live.write("ocsp { mode: never }", handshake_first=handshake_first)
-        lines = live.reload(found=False)
-        assert lines[3:] == [
-            "[INF] Reloaded: tls = enabled",
-            "[INF] Reloaded: OCSP",
-            f"[INF] {RELOADED}",
-        ]
+        assert_reload_lines(live, "[INF] Reloaded: OCSP")
         assert handshake(srv.port, handshake_first=handshake_first) == (b, "none")
         live.write("ocsp { mode: always }", handshake_first=handshake_first)
         lines = live.reload(found=True)
@@ -186,12 +188,7 @@ async def test_reload_restaples_a_certificate_rotated_in_place_and_a_switched_mo
         assert handshake(srv.port, handshake_first=handshake_first) == (b, f"{b}:good")
         # `auto` with a certificate without Must-Staple: nothing stapled
         live.write("ocsp { mode: auto }", handshake_first=handshake_first)
-        lines = live.reload(found=False)
-        assert lines[3:] == [
-            "[INF] Reloaded: tls = enabled",
-            "[INF] Reloaded: OCSP",
-            f"[INF] {RELOADED}",
-        ]
+        assert_reload_lines(live, "[INF] Reloaded: OCSP")
         assert handshake(srv.port, handshake_first=handshake_first) == (b, "none")
         await before.publish("up", b"again")
         assert (await sub.next_msg(2)).data == b"again"
@@ -217,13 +214,11 @@ async def test_reload_warns_when_the_rotated_certificate_cannot_be_stapled(
     try:
         srv.wait_for_log("Found OCSP status")
         live.rotate(silent)
-        lines = live.reload(found=False)
-        assert lines[3:] == [
-            "[INF] Reloaded: tls = enabled",
+        assert_reload_lines(
+            live,
             "[WRN] Can't restart OCSP features: bad OCSP status update for certificate at "
             f"'{live.cert_file}': no available ocsp servers",
-            f"[INF] {RELOADED}",
-        ]
+        )
         assert handshake(srv.port) == (silent.cert.serial_number, "none")
         live.rotate(good)
         lines = live.reload(found=True)
@@ -234,13 +229,11 @@ async def test_reload_warns_when_the_rotated_certificate_cannot_be_stapled(
         # reload: after two failed ones in a row the next reload hangs, so a good one is
         # put between them)
         live.rotate(revoked)
-        lines = live.reload(found=False)
-        assert lines[3:] == [
-            "[INF] Reloaded: tls = enabled",
+        assert_reload_lines(
+            live,
             "[WRN] Can't restart OCSP features: found existing OCSP status for certificate "
             f"at '{live.cert_file}': revoked",
-            f"[INF] {RELOADED}",
-        ]
+        )
         assert handshake(srv.port) == (revoked.cert.serial_number, "none")
         assert srv.proc.poll() is None
     finally:

@@ -24,6 +24,25 @@ def naive_match(sub_subject: bytes, subject: bytes) -> bool:
     return len(pattern) == len(tokens)
 
 
+def assert_naive_answer(sl: Sublist, live: list[Subscription], probe: bytes) -> None:
+    """`sl.match(probe)` names exactly the live subscriptions the naive matcher picks (plain
+    ones, and queue members grouped by queue name), each framed subscription with its
+    `b"<subject> <sid> "` head and each called one with none."""
+    plain, groups, framed, _ = sl.match(probe)
+    heads = tuple(
+        (s, b"" if s.callback is not None else probe + b" " + s.sid + b" ") for s in plain
+    )
+    assert framed == heads
+    expected = [s for s in live if naive_match(s.subject, probe)]
+    assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
+    got_groups = {g[0].queue: sorted(map(id, g)) for g in groups}
+    want_groups: dict[bytes, list[int]] = {}
+    for s in expected:
+        if s.queue is not None:
+            want_groups.setdefault(s.queue, []).append(id(s))
+    assert got_groups == {q: sorted(v) for q, v in want_groups.items()}
+
+
 literal_subjects = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=4).map(b".".join)
 
 
@@ -60,16 +79,7 @@ def test_sublist_matches_exactly_what_naive_matcher_says(ops: list) -> None:
             victim = live.pop(i % len(live))
             assert sl.remove(victim)
         # every step, including after changes, the cached answer must be right
-        plain, groups, framed, _ = sl.match(probe)
-        assert framed == tuple((s, probe + b" " + s.sid + b" ") for s in plain)
-        expected = [s for s in live if naive_match(s.subject, probe)]
-        assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
-        got_groups = {g[0].queue: sorted(map(id, g)) for g in groups}
-        want_groups: dict[bytes, list[int]] = {}
-        for s in expected:
-            if s.queue is not None:
-                want_groups.setdefault(s.queue, []).append(id(s))
-        assert got_groups == {q: sorted(v) for q, v in want_groups.items()}
+        assert_naive_answer(sl, live, probe)
         assert sl.count == len(live)
 
 
@@ -191,19 +201,7 @@ def test_ack_subjects_match_exactly_what_naive_matcher_says(ops: list) -> None:
             live.append(sub)
         elif op == "unsub" and live:
             assert sl.remove(live.pop(i % len(live)))
-        plain, groups, framed, _ = sl.match(probe)
-        heads = tuple(
-            (s, b"" if s.callback is not None else probe + b" " + s.sid + b" ") for s in plain
-        )
-        assert framed == heads
-        expected = [s for s in live if naive_match(s.subject, probe)]
-        assert sorted(map(id, plain)) == sorted(id(s) for s in expected if s.queue is None)
-        got_groups = {g[0].queue: sorted(map(id, g)) for g in groups}
-        want_groups: dict[bytes, list[int]] = {}
-        for s in expected:
-            if s.queue is not None:
-                want_groups.setdefault(s.queue, []).append(id(s))
-        assert got_groups == {q: sorted(v) for q, v in want_groups.items()}
+        assert_naive_answer(sl, live, probe)
 
 
 def test_a_consumers_ack_subjects_share_one_cached_answer() -> None:
