@@ -134,9 +134,29 @@ def test_a_torn_log_tail_is_reported_and_earlier_acks_kept(tmp_path):
     third.stop()
 
 
+def test_a_run_of_deliveries_keeps_every_consumer_and_delivery_time(tmp_path):
+    """Consecutive stream sequences in one pass share a log operation only while the
+    consumer sequences and timestamps follow too: a restart finds each one as it was."""
+    path = str(tmp_path / "c")
+    store = ConsumerStore(path)
+    for cseq, sseq, ts in [(1, 1, 7), (2, 2, 7), (4, 3, 7), (5, 4, 9), (6, 5, 9)]:
+        store.update_delivered(cseq, sseq, 1, ts)
+    store.update_acks(1, 1)
+    store.update_acks(2, 2)
+    store.update_acks(6, 5)
+    kept = store.state.copy()
+    store.stop()
+    again = ConsumerStore(path)
+    assert again.state == kept
+    assert {s: tuple(p) for s, p in again.state.pending.items()} == {3: (4, 7), 4: (5, 9)}
+    again.stop()
+
+
 consumer_ops = st.lists(
     st.tuples(
-        st.sampled_from(["deliver", "deliver", "ack", "ack", "ack_all", "drop", "flush"]),
+        st.sampled_from(
+            ["deliver", "deliver", "pass", "ack", "ack", "acks", "ack_all", "drop", "flush"]
+        ),
         st.integers(min_value=1, max_value=40),
     ),
     max_size=120,
@@ -146,9 +166,9 @@ consumer_ops = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(consumer_ops)
 def test_ack_floor_and_pending_match_a_naive_model_and_a_restart(tmp_path_factory, ops) -> None:
-    """Deliveries in and out of stream order, redeliveries, acks, ack-alls and drops: the
-    pending set and the ack floor are what a naive model says, and a restart (replaying
-    the operation batches, across compactions) finds the same state."""
+    """Deliveries in and out of stream order, redeliveries, acks, ack-alls and drops, one by
+    one and in runs: the pending set and the ack floor are what a naive model says, and a
+    restart (replaying the operation batches, across compactions) finds the same state."""
     path = str(tmp_path_factory.mktemp("c") / "c")
     store = ConsumerStore(path, compact_bytes=3000)
     pending: dict[int, int] = {}  # stream seq -> consumer seq
@@ -156,31 +176,38 @@ def test_ack_floor_and_pending_match_a_naive_model_and_a_restart(tmp_path_factor
     delivered = SequencePair(0, 0)
     floor = SequencePair(0, 0)
     cseq = 0
-    for op, seq in ops:
+    for step, (op, first) in enumerate(ops):
+        # a pass delivers the next four messages after the last one delivered at one
+        # timestamp, `acks` acks four in a row: what the log packs as one run operation
+        if op == "pass":
+            first = delivered.stream_seq + 1
+        seqs = range(first, first + 4) if op in ("pass", "acks") else (first,)
         acking = False  # the floor moves only when something was acked
-        if op == "deliver" and seq not in acked:
-            cseq += 1
-            deliveries = 2 if seq in pending else 1
-            store.update_delivered(cseq, seq, deliveries, 1000 + cseq)
-            pending[seq] = cseq
-            delivered = SequencePair(
-                max(delivered.consumer_seq, cseq), max(delivered.stream_seq, seq)
-            )
-        elif op == "ack":
-            assert store.update_acks(pending.get(seq, 0), seq) == (seq in pending)
-            acking = pending.pop(seq, None) is not None
-            acked.add(seq)
-        elif op == "ack_all":
-            done = sorted(s for s in pending if s <= seq)
-            assert sorted(store.ack_all(cseq, seq)) == done
+        for seq in seqs:
+            if op in ("deliver", "pass") and seq not in acked:
+                cseq += 1
+                deliveries = 2 if seq in pending else 1
+                ts = 1000 + cseq if op == "deliver" else 100_000 + step
+                store.update_delivered(cseq, seq, deliveries, ts)
+                pending[seq] = cseq
+                delivered = SequencePair(
+                    max(delivered.consumer_seq, cseq), max(delivered.stream_seq, seq)
+                )
+            elif op in ("ack", "acks"):
+                assert store.update_acks(pending.get(seq, 0), seq) == (seq in pending)
+                acking = pending.pop(seq, None) is not None or acking
+                acked.add(seq)
+        if op == "ack_all":
+            done = sorted(s for s in pending if s <= first)
+            assert sorted(store.ack_all(cseq, first)) == done
             for s in done:
                 del pending[s]
             acked.update(done)
-            if seq > floor.stream_seq:
-                floor = SequencePair(max(cseq, floor.consumer_seq), seq)
+            if first > floor.stream_seq:
+                floor = SequencePair(max(cseq, floor.consumer_seq), first)
             acking = True
         elif op == "drop":
-            assert store.drop_pending(seq) == (pending.pop(seq, None) is not None)
+            assert store.drop_pending(first) == (pending.pop(first, None) is not None)
         elif op == "flush":
             store.sync()
         if acking and not pending:

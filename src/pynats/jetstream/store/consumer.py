@@ -3,7 +3,8 @@
 The state lives in memory; every change is also appended to an operation log, with the
 same group commit as the message store: confirm an AckSync (or anything else that must
 survive) from `when_durable`. Operations are packed into a batch (33 bytes each, no
-per-operation framing) and each flush seals the batch as one checksummed record
+per-operation framing; a run of first deliveries or acks on consecutive sequences is one
+operation) and each flush seals the batch as one checksummed record
 (records.py): a torn batch is dropped whole, and nothing in it was confirmed yet. When the log
 grows past `compact_bytes` the whole state is written durably to `state.dat` (generation
 g+1) and a fresh log `ops-<g+1>.log` is started; recovery loads `state.dat` and replays the
@@ -41,6 +42,12 @@ OP_DELIVERED: Final = 1
 OP_ACK: Final = 2
 OP_ACK_ALL: Final = 3
 OP_DROP: Final = 4
+# A run of operations of one kind on consecutive stream sequences, one op for them all:
+# `deliveries` holds how many. First deliveries of one pass (consecutive consumer sequences,
+# one timestamp) and in-order acks are most of a busy log; a run turns two packed operations
+# per message into two per pass.
+OP_DELIVERED_RUN: Final = 5
+OP_ACK_RUN: Final = 6
 
 
 @dataclass
@@ -129,6 +136,12 @@ class ConsumerStore:
         self._damage: list[Damage] = []
         self._wbuf = bytearray()  # sealed records not yet written
         self._ops = bytearray()  # the open batch of operations
+        # the open run (OP_DELIVERED_RUN or OP_ACK_RUN) of `_run_n` operations, not packed yet
+        self._run_op = 0
+        self._run_n = 0
+        self._run_sseq = 0
+        self._run_cseq = 0
+        self._run_ts = 0
         self._fd = -1
         self._log_size = 0
         self._generation = 0
@@ -283,15 +296,54 @@ class ConsumerStore:
     def _op(self, op: int, sseq: int, cseq: int, deliveries: int, ts: int) -> None:
         if self.directory is None:
             return
-        ops = self._ops
-        was_empty = not ops
-        ops += _OP.pack(op, sseq, cseq, deliveries, ts)
+        n = self._run_n
+        if n:
+            if self._extends_run(op, sseq, cseq, deliveries, ts, n):
+                self._run_n = n + 1
+                return
+            self._close_run()
+        was_empty = not self._ops
+        if op == OP_DELIVERED and deliveries == 1:
+            self._open_run(OP_DELIVERED_RUN, sseq, cseq, ts)
+        elif op == OP_ACK:
+            self._open_run(OP_ACK_RUN, sseq, cseq, 0)
+        else:
+            self._ops += _OP.pack(op, sseq, cseq, deliveries, ts)
         if was_empty:
             self._commit.appended()
-        if self._log_size + len(self._wbuf) + len(ops) > self._compact_bytes:
+        if self._log_size + len(self._wbuf) + len(self._ops) > self._compact_bytes:
             self._compact()
 
+    def _extends_run(self, op: int, sseq: int, cseq: int, deliveries: int, ts: int, n: int) -> bool:
+        if sseq != self._run_sseq + n:
+            return False
+        if op == OP_ACK:
+            return self._run_op == OP_ACK_RUN
+        return (
+            self._run_op == OP_DELIVERED_RUN
+            and op == OP_DELIVERED
+            and deliveries == 1
+            and cseq == self._run_cseq + n
+            and ts == self._run_ts
+        )
+
+    def _open_run(self, op: int, sseq: int, cseq: int, ts: int) -> None:
+        self._run_op = op
+        self._run_n = 1
+        self._run_sseq = sseq
+        self._run_cseq = cseq
+        self._run_ts = ts
+
+    def _close_run(self) -> None:
+        """Pack the open run (it goes before any later operation: the log keeps their order)."""
+        if self._run_n:
+            self._ops += _OP.pack(
+                self._run_op, self._run_sseq, self._run_cseq, self._run_n, self._run_ts
+            )
+            self._run_n = 0
+
     def _seal_ops(self) -> None:
+        self._close_run()
         if self._ops:
             ops, self._ops = self._ops, bytearray()
             self._wbuf += records.encode(records.KIND_OPS, len(ops) // _OP.size, data=bytes(ops))
@@ -389,8 +441,14 @@ class ConsumerStore:
         for op, sseq, cseq, deliveries, ts in _OP.iter_unpack(body):
             if op == OP_DELIVERED:
                 self._apply_delivered(cseq, sseq, deliveries, ts)
+            elif op == OP_DELIVERED_RUN:
+                for i in range(deliveries):
+                    self._apply_delivered(cseq + i, sseq + i, 1, ts)
             elif op == OP_ACK:
                 self._apply_ack(sseq)
+            elif op == OP_ACK_RUN:
+                for i in range(deliveries):
+                    self._apply_ack(sseq + i)
             elif op == OP_ACK_ALL:
                 self._apply_ack_all(cseq, sseq)
             elif op == OP_DROP:
