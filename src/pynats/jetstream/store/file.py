@@ -43,7 +43,6 @@ from typing import Final
 from . import records, snapshot
 from .base import (
     Damage,
-    DamagedMessage,
     DurableCallback,
     StoreConfig,
     StoredMessage,
@@ -67,8 +66,6 @@ from .segment import (
 DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_CACHE_BYTES: Final = 8 * 1024 * 1024
 READ_AHEAD_BYTES: Final = 64 * 1024  # one read when a message is not cached: its successors too
-READ_AHEAD_MSGS: Final = 512
-MAX_NAMES: Final = 10_000  # subjects decoded once each when read (`_decode_at`)
 FLUSH_BYTES: Final = 256 * 1024
 _MAX_LOST_REPORTED: Final = 100_000
 _LOC_SHIFT: Final = 32
@@ -101,10 +98,13 @@ class FileStore(IndexedStore):
         self._cache_limit = cache_bytes
         self._cache: dict[int, StoredMessage] = {}
         self._cache_bytes = 0
-        # The messages of the last read from disk (see `_fetch`): kept apart from the cache
-        # of recent writes, which a backlog reader would otherwise churn.
-        self._ahead: dict[int, StoredMessage] = {}
-        self._names: dict[bytes, str] = {}
+        # The bytes of the last read from disk (see `_fetch`), at `_ahead_offset` of segment
+        # `_ahead_seg`: kept apart from the cache of recent writes, which a backlog reader
+        # would otherwise churn.
+        self._ahead = b""
+        self._ahead_seg: Segment | None = None
+        self._ahead_id = -1  # its id
+        self._ahead_offset = 0
         self._segments: dict[int, Segment] = {}
         self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
         self._segment_bases: list[int] = []
@@ -203,7 +203,7 @@ class FileStore(IndexedStore):
         self._wbuf += records.encode(records.KIND_FIRST, first_seq)
         for seq in [s for s in self._cache if s < first_seq]:
             del self._cache[seq]
-        self._ahead = {}
+        self._forget_read_ahead()
         self._recount_live()
         self._commit.appended()
         self._drop_empty_segments(set(self._segments))
@@ -246,17 +246,25 @@ class FileStore(IndexedStore):
     # --- hooks: reading ---------------------------------------------------------------------
 
     def _fetch(self, seq: int) -> StoredMessage:
+        """A live message: from the cache of recent writes, from the bytes of the last read,
+        or read from its segment.
+
+        A consumer reading an old backlog asks for the next messages next, and they sit
+        right after this one in the segment: one read of `READ_AHEAD_BYTES` serves them all,
+        each decoded (and its checksum verified) when it is asked for."""
         msg = self._cache.get(seq)
-        if msg is not None:
-            return msg
-        msg = self._ahead.get(seq)
         if msg is not None:
             return msg
         index = self._index
         i = seq - index.base
         loc, rlen = index.loc[i], index.rlen[i]
-        seg = self._segments.get(loc >> _LOC_SHIFT)
         offset = loc & _LOC_MASK
+        if self._ahead_id == loc >> _LOC_SHIFT:
+            pos = offset - self._ahead_offset
+            ahead_seg = self._ahead_seg
+            if pos >= 0 and pos + rlen <= len(self._ahead) and ahead_seg is not None:
+                return self._decode_at(ahead_seg, seq, self._ahead, pos, rlen, offset)
+        seg = self._segments.get(loc >> _LOC_SHIFT)
         if seg is None:
             raise self._fail_damaged(
                 seq,
@@ -266,20 +274,16 @@ class FileStore(IndexedStore):
             )
         if seg is self._active and offset + rlen > seg.size:
             self._flush()
-        # Read ahead: a consumer reading an old backlog asks for the next messages next, and
-        # they sit right after this one in the segment. One read serves them all.
         length = max(rlen, READ_AHEAD_BYTES)
         buf = self._fileio.pread(seg.fd, min(length, max(seg.size - offset, rlen)), offset)
-        msg = self._decode_at(seg, seq, buf, 0, rlen, offset)
-        self._ahead = {seq: msg}
-        self._read_ahead(seg, seq, buf, offset)
-        return msg
+        self._ahead, self._ahead_seg, self._ahead_id, self._ahead_offset = buf, seg, seg.id, offset
+        return self._decode_at(seg, seq, buf, 0, rlen, offset)
 
     def _decode_at(
         self, seg: Segment, seq: int, buf: bytes, pos: int, rlen: int, offset: int
     ) -> StoredMessage:
         try:
-            kind, rseq, ts, _ttl, subj, hdrs, data = records.decode_at(buf, pos, rlen)
+            kind, rseq, ts, _ttl, _subj, hdrs, data = records.decode_at(buf, pos, rlen)
             if (kind != KIND_MSG and kind != records.KIND_BATCH_MSG) or rseq != seq:
                 raise ValueError("record does not hold this message")
         except ValueError as exc:
@@ -288,42 +292,11 @@ class FileStore(IndexedStore):
             raise self._fail_damaged(
                 seq, Damage(seg.name, offset, rlen, str(exc), (seq,), "read")
             ) from None
-        # one str per subject instead of one per message read: less to allocate, and its hash
-        # is already computed where the consumer looks it up
-        names = self._names
-        name = names.get(subj)
-        if name is None:
-            name = subj.decode()
-            if len(names) >= MAX_NAMES:
-                names.clear()
-            names[subj] = name
-        return _new_tuple(StoredMessage, (name, seq, ts, hdrs or None, data))
+        # the index's str of the subject (the record's checks out, and holds the same)
+        return _new_tuple(StoredMessage, (self._index.subject_of(seq), seq, ts, hdrs or None, data))
 
-    def _read_ahead(self, seg: Segment, seq: int, buf: bytes, base: int) -> None:
-        """Keep the messages after `seq` whose records `buf` (read at `base`) holds whole."""
-        index = self._index
-        cache = self._cache
-        ahead = self._ahead
-        end = min(index.last_seq, seq + READ_AHEAD_MSGS)
-        seg_bits = seg.id << _LOC_SHIFT
-        size, loc, rlens, ibase = index.size, index.loc, index.rlen, index.base
-        nxt = seq + 1
-        while nxt <= end:
-            i = nxt - ibase
-            if size[i]:
-                where = loc[i]
-                if where & ~_LOC_MASK != seg_bits:
-                    return
-                pos = (where & _LOC_MASK) - base
-                rlen = rlens[i]
-                if pos < 0 or pos + rlen > len(buf):
-                    return
-                if nxt not in cache:
-                    try:
-                        ahead[nxt] = self._decode_at(seg, nxt, buf, pos, rlen, base + pos)
-                    except DamagedMessage:
-                        return
-            nxt += 1
+    def _forget_read_ahead(self) -> None:
+        self._ahead, self._ahead_seg, self._ahead_id, self._ahead_offset = b"", None, -1, 0
 
     def _evict(self) -> None:
         """Keep the newest half of the cache. Rebuilding the dict (instead of popping its
@@ -409,6 +382,8 @@ class FileStore(IndexedStore):
         self._pending_deletes.extend(kept)
 
     def _forget_segment(self, seg: Segment) -> None:
+        if seg is self._ahead_seg:
+            self._forget_read_ahead()
         i = self._segment_ids.index(seg.id)
         del self._segment_ids[i]
         del self._segment_bases[i]
