@@ -26,6 +26,9 @@ from collections.abc import Iterator
 from typing import Final
 
 HEADER: Final = struct.Struct("<IHBBIQqqHI")
+# bound once: compiled code calls it without looking the method up per record
+_unpack_header: Final = HEADER.unpack_from
+_crc32: Final = zlib.crc32
 HEAD_NO_CRC: Final = struct.Struct("<HBBIQqqHI")
 CRC: Final = struct.Struct("<I")
 HEADER_SIZE: Final = HEADER.size  # 42
@@ -91,13 +94,19 @@ def decode_at(buf: bytes, pos: int, size: int) -> tuple[int, int, int, int, byte
     (a read-ahead buffer holds many)."""
     if size < HEADER_SIZE or pos + size > len(buf):
         raise ValueError("short record")
-    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = HEADER.unpack_from(buf, pos)
+    # typed, so that the compiled arithmetic and slices below are native, not generic
+    crc: int
+    magic: int
+    length: int
+    slen: int
+    hlen: int
+    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = _unpack_header(buf, pos)
     if magic != MAGIC or length != size or HEADER_SIZE + slen + hlen > length:
         raise ValueError("bad record header")
     end = pos + length
     # a small record's copy costs less than a memoryview (most messages are small)
     body = buf[pos + 4 : end] if length <= 4096 else memoryview(buf)[pos + 4 : end]
-    if zlib.crc32(body) != crc:
+    if _crc32(body) != crc:
         raise ValueError("checksum mismatch")
     subject_end = pos + HEADER_SIZE + slen
     headers_end = subject_end + hlen
