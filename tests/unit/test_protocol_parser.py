@@ -182,3 +182,37 @@ def test_fuzz_arbitrary_bytes_only_raise_protocol_errors(data: bytes) -> None:
         parser.feed(data)
     except ProtocolError:
         pass
+
+
+def test_plain_pubs_go_to_the_plain_route_first_and_the_rest_in_order() -> None:
+    """`route_plain_pubs`: every PUB without headers is offered to the plain route (the
+    publisher passed along); one it declines, and every HPUB, still reach `process_pub`, all
+    in the order they came."""
+    rec = Recorder()
+    publisher = object()
+
+    def plain(who: object, subject: bytes, reply: bytes | None, payload: bytes) -> bool:
+        assert who is publisher
+        rec.ops.append(("PLAIN", subject, reply, payload))
+        return subject != b"declined"
+
+    parser = ProtocolParser(rec)
+    parser.headers_enabled = True
+    parser.route_plain_pubs(publisher, plain)
+    data = (
+        b"PUB a 1\r\nx\r\n"
+        b"PUB declined r 2\r\nyz\r\n"
+        b"HPUB h 12 12\r\nNATS/1.0\r\n\r\n\r\n"
+        b"PUB b r 0\r\n\r\n"
+    )
+    for i in range(len(data) + 1):
+        rec.ops.clear()
+        parser.feed(data[:i])
+        parser.feed(data[i:])
+        assert rec.ops == [
+            ("PLAIN", b"a", None, b"x"),
+            ("PLAIN", b"declined", b"r", b"yz"),
+            ("PUB", b"declined", b"r", b"yz"),
+            ("HPUB", b"h", None, 12, b"NATS/1.0\r\n\r\n"),
+            ("PLAIN", b"b", b"r", b""),
+        ], i

@@ -26,7 +26,7 @@ from .auth import (
 )
 from .conf.units import go_quote
 from .connection import PONG, REASON_TLS_FAILURE, Connection
-from .delivery import filtered_delivery, route_message
+from .delivery import RESERVED_REPLY_PREFIXES, filtered_delivery, publish_plain, route_message
 from .msgtrace import (
     TRACE_DEST,
     TRACE_PARENT,
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from .server import Server
 
 OK = b"+OK\r\n"
-RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"$GNR.")
 
 # Closed-connection reasons of clients, as /connz shows them (the shared ones: connection.py).
 REASON_AUTH_TIMEOUT = "Authentication Timeout"
@@ -153,6 +152,8 @@ class ClientConnection(Connection):
             sink, max_payload=opts.max_payload, max_control_line=opts.max_control_line
         )
         self.parser.traffic = self.ob  # it counts in_msgs and in_bytes
+        if sink is self:  # (a trace logs every PUB first)
+            self.parser.route_plain_pubs(self, publish_plain)
         self.subs: dict[bytes, Subscription] = {}
         self.connected = False
         # CONNECT options: pre-set as nats-server does, so an absent key keeps these values.
@@ -645,26 +646,9 @@ class ClientConnection(Connection):
         self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes
     ) -> None:
         """PUB and HPUB (`hdr_len` > 0: the payload starts with the header block), counted
-        in in_msgs/in_bytes by the parser."""
+        in in_msgs/in_bytes by the parser, with every check; the parser routes a plain PUB
+        that needs none through `publish_plain` instead."""
         account = self.account
-        if (
-            not hdr_len
-            and account.mappings is None
-            and self.pub_allowed is None
-            and not self.checks
-        ):
-            # the common cases, where none of the checks below can apply: a plain message,
-            # or a request whose reply is not one of the server's own prefixes
-            if reply is None:
-                route_message(self, account, subject, None, 0, payload)
-                return
-            if not reply.startswith(RESERVED_REPLY_PREFIXES):
-                if (
-                    not route_message(self, account, subject, reply, 0, payload)
-                    and self.no_responders
-                ):
-                    self.send_no_responders(subject, reply)
-                return
         mappings = account.mappings
         published = subject
         if mappings is not None:  # permissions apply to where the message goes (as Go does)

@@ -18,6 +18,10 @@ Two ways in, one set of rules:
 - `route_as`: JetStream's delivery to a consumer's inbox: routed by one subject, framed with
   another (the stored message's).
 
+`publish_plain` is a client's PUB in the common case (no headers, no mapping, permission or
+verbose check, no reply of the server's own): the parser hands every PUB to it first, so the
+hottest publish costs no Python frame (`protocol.ProtocolParser.route_plain_pubs`).
+
 `route_from_link` is how a route or leaf connection hands over what it received: it puts a
 JetStream delivery back into `route_as` form and everything else into `route_message`.
 
@@ -42,6 +46,8 @@ CRLF: Final = b"\r\n"
 # b"<size>\r\n" for the sizes most messages have, so the frame tail is a lookup, not a format.
 SIZE_TAILS: Final = [b"%d\r\n" % i for i in range(4096)]
 JS_ACK_PREFIX: Final = b"$JS.ACK."
+# replies only the server hands out: a client's PUB naming one takes the checked path
+RESERVED_REPLY_PREFIXES: Final = (b"_R_.", JS_ACK_PREFIX, b"$GNR.")
 # a reply mapped to come back through a gateway (gateways.py)
 GATEWAY_REPLY_PREFIX: Final = b"_GR_."
 
@@ -86,6 +92,23 @@ class DeliveryCallback(Protocol):
 
 
 # -- entries ---------------------------------------------------------------------------------
+
+
+def publish_plain(client: Any, subject: bytes, reply: bytes | None, payload: bytes) -> bool:
+    """A client's PUB without headers, routed when none of its checks can apply (no subject
+    mapping in its account, no publish permissions, no verbose or pedantic checks, no reply
+    of the server's own); False leaves it to the client's `process_pub`."""
+    account = client.account
+    if account.mappings is not None or client.pub_allowed is not None or client.checks:
+        return False
+    if reply is None:
+        route_message(client, account, subject, None, 0, payload)
+        return True
+    if reply.startswith(RESERVED_REPLY_PREFIXES):
+        return False
+    if not route_message(client, account, subject, reply, 0, payload) and client.no_responders:
+        client.send_no_responders(subject, reply)
+    return True
 
 
 def route_message(

@@ -12,7 +12,8 @@ by /connz. Operations parsed before the violation in the same chunk have already
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Any, Final, Protocol
 
 from .const import MAX_CONTROL_LINE_SIZE, MAX_PAYLOAD_SIZE
 from .sublist import Outbound
@@ -74,6 +75,10 @@ class ParserSink(Protocol):
     def process_unsub(self, sid: bytes, max_msgs: int) -> None: ...
     def process_ping(self) -> None: ...
     def process_pong(self) -> None: ...
+
+
+# `delivery.publish_plain`: (publisher, subject, reply, payload) -> taken
+PlainPublish = Callable[[Any, bytes, "bytes | None", bytes], bool]
 
 
 def _parse_size(raw: bytes) -> int:
@@ -225,6 +230,8 @@ class ProtocolParser(ChunkedInput):
         "_on_pub",
         "_on_sub",
         "_on_unsub",
+        "_plain_publish",
+        "_plain_publisher",
         "awaiting_connect",
         "headers_enabled",
         "max_payload",
@@ -245,6 +252,8 @@ class ProtocolParser(ChunkedInput):
         self._on_unsub = sink.process_unsub
         self._on_ping = sink.process_ping
         self._on_pong = sink.process_pong
+        self._plain_publisher: object = None
+        self._plain_publish: PlainPublish | None = None
         self.max_payload = max_payload
         self.awaiting_connect = False
         self.headers_enabled = False
@@ -252,6 +261,13 @@ class ProtocolParser(ChunkedInput):
         # the connection's counters (its in_msgs/in_bytes): every PUB and HPUB is counted
         # here, natively, before it is handed over
         self.traffic = Outbound()
+
+    def route_plain_pubs(self, publisher: object, publish: PlainPublish) -> None:
+        """Offer every PUB without headers to `publish(publisher, subject, reply, payload)`
+        before `process_pub`: it routes the common case (see `delivery.publish_plain`)
+        without a call into the connection's Python code per message."""
+        self._plain_publisher = publisher
+        self._plain_publish = publish
 
     def hold(self) -> None:
         """Parse nothing after the current operation until `release()`."""
@@ -277,6 +293,8 @@ class ProtocolParser(ChunkedInput):
         pos = 0
         n = len(data)
         on_pub = self._on_pub
+        plain_publish = self._plain_publish
+        plain_publisher = self._plain_publisher
         traffic = self.traffic
         find = data.find
         max_control_line = self.max_control_line
@@ -331,7 +349,11 @@ class ProtocolParser(ChunkedInput):
                     raise ProtocolError(ERR_UNKNOWN_OP, REASON_PARSE_ERROR)
                 traffic.in_msgs += 1
                 traffic.in_bytes += size
-                on_pub(subject, reply, 0, data[nl + 1 : stop])
+                payload = data[nl + 1 : stop]
+                if plain_publish is None or not plain_publish(
+                    plain_publisher, subject, reply, payload
+                ):
+                    on_pub(subject, reply, 0, payload)
                 pos = stop + 2
                 continue
 
