@@ -247,8 +247,10 @@ class ConsumerStore:
 
     def _apply_ack(self, sseq: int) -> None:
         st = self._state
-        if st.pending.pop(sseq, None) is None:
+        pending = st.pending
+        if sseq not in pending:  # `in` and `del` are native compiled, `pop` a method call
             return
+        del pending[sseq]
         if st.redelivered:
             st.redelivered.pop(sseq, None)
         self._advance_floor()
