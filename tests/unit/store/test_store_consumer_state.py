@@ -13,6 +13,7 @@ from tests.support.powerloss import RecordingFileIO
 from pynats.jetstream.store import (
     ConsumerState,
     ConsumerStore,
+    Pending,
     SequencePair,
     StoreClosed,
     SyncPolicy,
@@ -148,7 +149,7 @@ def test_a_run_of_deliveries_keeps_every_consumer_and_delivery_time(tmp_path):
     store.stop()
     again = ConsumerStore(path)
     assert again.state == kept
-    assert {s: tuple(p) for s, p in again.state.pending.items()} == {3: (4, 7), 4: (5, 9)}
+    assert again.state.pending == {3: Pending(4, 7), 4: Pending(5, 9)}
     again.stop()
 
 

@@ -23,7 +23,7 @@ import asyncio
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Final, final
 
 from . import records
 from .base import Damage, DurableCallback, StoreClosed
@@ -56,14 +56,24 @@ class SequencePair:
     stream_seq: int = 0
 
 
-class Pending(NamedTuple):
-    consumer_seq: int
-    ts_ns: int
+@final
+class Pending:
+    """A pending message's last delivery. A plain class (compiled, a native object with two
+    unboxed fields): one is made per delivered message and dropped per ack."""
 
+    __slots__ = ("consumer_seq", "ts_ns")
 
-# `_new_tuple(Pending, (cseq, ts))` builds one without the NamedTuple constructor's Python
-# frame (one per delivered message)
-_new_tuple: Final = tuple.__new__
+    def __init__(self, consumer_seq: int, ts_ns: int) -> None:
+        self.consumer_seq = consumer_seq
+        self.ts_ns = ts_ns
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pending):
+            return NotImplemented
+        return self.consumer_seq == other.consumer_seq and self.ts_ns == other.ts_ns
+
+    def __repr__(self) -> str:
+        return f"Pending(consumer_seq={self.consumer_seq}, ts_ns={self.ts_ns})"
 
 
 @dataclass
@@ -239,7 +249,7 @@ class ConsumerStore:
                 self._head = 0
             else:
                 order.append(sseq)
-        pending[sseq] = _new_tuple(Pending, (cseq, ts))
+        pending[sseq] = Pending(cseq, ts)
         if deliveries > 1:
             st.redelivered[sseq] = deliveries - 1
         elif st.redelivered:
