@@ -279,7 +279,12 @@ class NatsCli:
             time.monotonic() - started,
         )
 
-    def spawn(self, *args: str, env: dict[str, Any] | None = None) -> Background:
+    def spawn(
+        self, *args: str, env: dict[str, Any] | None = None, sigint_ignored: bool = False
+    ) -> Background:
+        """`nats` in the background; `sigint_ignored` starts it as a shell starts a
+        background job (SIGINT ignored, which the program inherits)."""
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         proc = subprocess.Popen(
             self.command(args),
             stdin=subprocess.DEVNULL,
@@ -287,6 +292,7 @@ class NatsCli:
             stderr=subprocess.PIPE,
             env=self.environment(env),
             cwd=self.home,
+            preexec_fn=ignore,
         )
         background = Background(proc)
         background.start_readers()

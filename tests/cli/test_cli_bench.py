@@ -193,6 +193,18 @@ def test_service_requests_are_answered_by_bench_service_serve(
     assert "Traceback" not in serve.stderr
 
 
+def test_ctrl_c_ends_bench_service_serve_started_with_sigint_ignored(
+    nats: NatsCli, core_server: RunningServer
+) -> None:
+    """A run that lasts until Ctrl-C must hear it even when it inherited SIGINT ignored (a
+    background job, or a test runner's worker): natscli's signal.Notify takes it back too."""
+    serve = nats.spawn("bench", "service", "serve", "bench.svc", sigint_ignored=True)
+    wait_for_interest(core_server, "bench.svc", 1)
+    serve.interrupt()
+    assert serve.wait() == 130
+    assert "Traceback" not in serve.stderr
+
+
 def test_service_request_without_a_service_fails_like_natscli(nats: NatsCli) -> None:
     result = nats.run("bench", "service", "request", "bench.nobody", "--msgs", "5", "--no-progress")
     assert result.returncode == 1

@@ -180,7 +180,11 @@ class Supervisor:
 
     def run(self) -> RunOutcome:
         groups = distribute(self.slots, self.spec.worker_count())
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        # Ctrl-C and SIGTERM end the run, even when this process was started with SIGINT
+        # ignored (a background job, some test runners): natscli's signal.Notify does too.
+        previous = {
+            sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             self._start(groups)
             self._wait_until_ready()
@@ -190,7 +194,8 @@ class Supervisor:
             self._watch(started)
         finally:
             self._stop()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         ordered = [self.samples[slot.index] for slot in self.slots if slot.index in self.samples]
         return RunOutcome(ordered, self.timeline)
 
