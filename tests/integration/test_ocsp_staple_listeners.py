@@ -210,6 +210,8 @@ def test_route_listener_staples_the_cluster_certificate(
         assert enabled_kinds(srv) == ["Router"]
         found = srv.wait_for_log("Found OCSP status for Router certificate")
         assert f"at '{certs['route'].cert_file}': good" in found
+        # Go opens the route listener on its own, after it reports ready for clients
+        srv.wait_for_log("Listening for route connections")
         assert good_for(staple_of(port, client=certs["client"]), certs["route"])
     finally:
         srv.stop()
