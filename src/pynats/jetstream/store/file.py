@@ -11,9 +11,11 @@ the loop iteration, or before a read that needs it. `GroupCommit` decides when f
 when `when_durable` callbacks fire. Removals append tombstones (one DELETE record per flush
 for all of them); purges from the front append one FIRST record.
 
-Reading. Recent messages come from a bounded cache (`cache_bytes`); others are read with one
-`pread` of the exact record and verified: a record that fails its checksum is reported
-(`damage()`, `lost`, `on_removed`, `on_damage`), dropped from the index and never served.
+Reading. Recent messages come from a bounded cache (`cache_bytes`); others from one `pread`
+of `READ_AHEAD_BYTES` that also holds the records after it (a backlog reader asks for those
+next), each decoded and verified when it is asked for: a record that fails its checksum is
+reported (`damage()`, `lost`, `on_removed`, `on_damage`), dropped from the index and never
+served.
 
 Atomic batches. `store_batch` writes its messages as BATCH_MSG records followed by one
 BATCH_END record, all in one segment (a new one first if the batch would not fit). Recovery
