@@ -406,7 +406,7 @@ class ConsumerStore:
         if fileio.exists(state_path):
             blob = fileio.read_file(state_path)
             try:
-                _kind, generation, _ts, _ttl, _s, _h, body = records.decode(blob)
+                _kind, generation, _ts, _ttl, _h, body = records.decode(blob)
                 self._apply_state(decode_state(body))
                 self._generation = generation
             except (ValueError, struct.error):
@@ -450,6 +450,11 @@ class ConsumerStore:
         return damaged
 
     def _replay_ops(self, body: bytes) -> None:
+        op: int  # typed: `struct` hands back untyped values (see records._header)
+        sseq: int
+        cseq: int
+        deliveries: int
+        ts: int
         for op, sseq, cseq, deliveries, ts in _OP.iter_unpack(body):
             if op == OP_DELIVERED:
                 self._apply_delivered(cseq, sseq, deliveries, ts)

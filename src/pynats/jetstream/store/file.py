@@ -285,7 +285,7 @@ class FileStore(IndexedStore):
         self, seg: Segment, seq: int, buf: bytes, pos: int, rlen: int, offset: int
     ) -> StoredMessage:
         try:
-            kind, rseq, ts, _ttl, _subj, hdrs, data = records.decode_at(buf, pos, rlen)
+            kind, rseq, ts, _ttl, hdrs, data = records.decode_at(buf, pos, rlen)
             if (kind != KIND_MSG and kind != records.KIND_BATCH_MSG) or rseq != seq:
                 raise ValueError("record does not hold this message")
         except ValueError as exc:

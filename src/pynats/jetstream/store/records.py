@@ -26,9 +26,13 @@ from collections.abc import Iterator
 from typing import Final
 
 HEADER: Final = struct.Struct("<IHBBIQqqHI")
-# bound once: compiled code calls it without looking the method up per record
+# bound once: compiled code calls them without a lookup per record
 _unpack_header: Final = HEADER.unpack_from
 _crc32: Final = zlib.crc32
+# (crc, magic, kind, flags, length, seq, ts, ttl, subject length, headers length)
+Header = tuple[int, int, int, int, int, int, int, int, int, int]
+# `scan`'s (offset, length, kind, seq, ts, ttl, subject length, headers length)
+Scanned = tuple[int, int, int, int, int, int, int, int]
 HEAD_NO_CRC: Final = struct.Struct("<HBBIQqqHI")
 CRC: Final = struct.Struct("<I")
 HEADER_SIZE: Final = HEADER.size  # 42
@@ -70,7 +74,7 @@ def encode(
     slen, hlen = len(subject), len(headers)
     length = HEADER_SIZE + slen + hlen + len(data)
     head = HEAD_NO_CRC.pack(MAGIC, kind, 0, length, seq, ts_ns, ttl_ns, slen, hlen)
-    crc = zlib.crc32(data, zlib.crc32(headers, zlib.crc32(subject, zlib.crc32(head))))
+    crc = _crc32(data, _crc32(headers, _crc32(subject, _crc32(head))))
     return b"".join((CRC.pack(crc), head, subject, headers, data))
 
 
@@ -84,23 +88,24 @@ def decode_seqs(body: bytes | memoryview, count: int) -> tuple[int, ...]:
     return struct.unpack_from(f"<{count}Q", body)
 
 
-def decode(buf: bytes) -> tuple[int, int, int, int, bytes, bytes, bytes]:
+def _header(buf: bytes | bytearray | memoryview, pos: int) -> Header:
+    """The fixed header at `pos`, as ints: `struct` hands back untyped values, and every
+    sum, comparison and slice made from them would be generic compiled code."""
+    return _unpack_header(buf, pos)
+
+
+def decode(buf: bytes) -> tuple[int, int, int, int, bytes, bytes]:
     """Verify and split one whole record; raises ValueError when it does not check out."""
     return decode_at(buf, 0, len(buf))
 
 
-def decode_at(buf: bytes, pos: int, size: int) -> tuple[int, int, int, int, bytes, bytes, bytes]:
+def decode_at(buf: bytes, pos: int, size: int) -> tuple[int, int, int, int, bytes, bytes]:
     """`decode` of the `size` bytes of `buf` at `pos`, without copying the record out first
-    (a read-ahead buffer holds many)."""
+    (a read-ahead buffer holds many): (kind, seq, ts, ttl, headers, data). The subject is
+    checked by the CRC but not copied out: a reader knows it from the index (or has none)."""
     if size < HEADER_SIZE or pos + size > len(buf):
         raise ValueError("short record")
-    # typed, so that the compiled arithmetic and slices below are native, not generic
-    crc: int
-    magic: int
-    length: int
-    slen: int
-    hlen: int
-    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = _unpack_header(buf, pos)
+    crc, magic, kind, _flags, length, seq, ts, ttl, slen, hlen = _header(buf, pos)
     if magic != MAGIC or length != size or HEADER_SIZE + slen + hlen > length:
         raise ValueError("bad record header")
     end = pos + length
@@ -108,32 +113,23 @@ def decode_at(buf: bytes, pos: int, size: int) -> tuple[int, int, int, int, byte
     body = buf[pos + 4 : end] if length <= 4096 else memoryview(buf)[pos + 4 : end]
     if _crc32(body) != crc:
         raise ValueError("checksum mismatch")
-    subject_end = pos + HEADER_SIZE + slen
-    headers_end = subject_end + hlen
-    return (
-        kind,
-        seq,
-        ts,
-        ttl,
-        buf[pos + HEADER_SIZE : subject_end],
-        buf[subject_end:headers_end],
-        buf[headers_end:end],
-    )
+    headers_end = pos + HEADER_SIZE + slen + hlen
+    return kind, seq, ts, ttl, buf[headers_end - hlen : headers_end], buf[headers_end:end]
 
 
 def _verifies(view: memoryview, pos: int, end: int) -> int:
     """Length of a valid record at `pos`, or 0."""
     if pos + HEADER_SIZE > end:
         return 0
-    crc, magic, _kind, _flags, length, _seq, _ts, _ttl, slen, hlen = HEADER.unpack_from(view, pos)
+    crc, magic, _kind, _flags, length, _seq, _ts, _ttl, slen, hlen = _header(view, pos)
     if magic != MAGIC or length < HEADER_SIZE + slen + hlen or pos + length > end:
         return 0
-    if zlib.crc32(view[pos + 4 : pos + length]) != crc:
+    if _crc32(view[pos + 4 : pos + length]) != crc:
         return 0
     return length
 
 
-def scan(buf: bytes | bytearray | memoryview, start: int) -> Iterator[tuple]:
+def scan(buf: bytes | bytearray | memoryview, start: int) -> Iterator[Scanned]:
     """Walk the records of `buf` from `start`.
 
     Yields `(offset, length, kind, seq, ts, ttl, slen, hlen)` for every valid record and
@@ -143,16 +139,14 @@ def scan(buf: bytes | bytearray | memoryview, start: int) -> Iterator[tuple]:
     view = memoryview(buf)
     end = len(view)
     pos = start
-    unpack = HEADER.unpack_from
-    crc32 = zlib.crc32
     while pos < end:
         if pos + HEADER_SIZE <= end:
-            crc, magic, kind, _f, length, seq, ts, ttl, slen, hlen = unpack(view, pos)
+            crc, magic, kind, _f, length, seq, ts, ttl, slen, hlen = _header(view, pos)
             if (
                 magic == MAGIC
                 and HEADER_SIZE + slen + hlen <= length
                 and pos + length <= end
-                and crc32(view[pos + 4 : pos + length]) == crc
+                and _crc32(view[pos + 4 : pos + length]) == crc
             ):
                 yield (pos, length, kind, seq, ts, ttl, slen, hlen)
                 pos += length
@@ -188,7 +182,7 @@ def _tail_reason(view: memoryview, pos: int, end: int) -> int:
     """A damaged stretch at the end is a truncation when its first record claims to run past it."""
     if pos + HEADER_SIZE > end:
         return DAMAGE_TRUNCATED
-    _crc, magic, _k, _f, length, *_ = HEADER.unpack_from(view, pos)
+    _crc, magic, _k, _f, length, *_ = _header(view, pos)
     if magic == MAGIC and pos + length > end and length < MAX_RECORD_SIZE:
         return DAMAGE_TRUNCATED
     return DAMAGE_CHECKSUM
