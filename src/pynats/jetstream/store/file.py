@@ -100,13 +100,12 @@ class FileStore(IndexedStore):
         self._cache_limit = cache_bytes
         self._cache: dict[int, StoredMessage] = {}
         self._cache_bytes = 0
-        # The bytes of the last read from disk (see `_fetch`), at `_ahead_offset` of segment
-        # `_ahead_seg`: kept apart from the cache of recent writes, which a backlog reader
-        # would otherwise churn.
+        # The bytes of the last read from disk (see `_fetch`), from segment `_ahead_seg` at
+        # `_ahead_loc` (a location as the index keeps them: segment id and offset), kept
+        # apart from the cache of recent writes, which a backlog reader would otherwise churn.
         self._ahead = b""
         self._ahead_seg: Segment | None = None
-        self._ahead_id = -1  # its id
-        self._ahead_offset = 0
+        self._ahead_loc = 0
         self._segments: dict[int, Segment] = {}
         self._segment_ids: list[int] = []  # ascending, parallel to _segment_bases
         self._segment_bases: list[int] = []
@@ -261,11 +260,11 @@ class FileStore(IndexedStore):
         i = seq - index.base
         loc, rlen = index.loc[i], index.rlen[i]
         offset = loc & _LOC_MASK
-        if self._ahead_id == loc >> _LOC_SHIFT:
-            pos = offset - self._ahead_offset
-            ahead_seg = self._ahead_seg
-            if pos >= 0 and pos + rlen <= len(self._ahead) and ahead_seg is not None:
-                return self._decode_at(ahead_seg, seq, self._ahead, pos, rlen, offset)
+        # a location in another segment is 2**32 (less two offsets in segments) away: outside
+        pos = loc - self._ahead_loc
+        ahead_seg = self._ahead_seg
+        if pos >= 0 and pos + rlen <= len(self._ahead) and ahead_seg is not None:
+            return self._decode_at(ahead_seg, seq, self._ahead, pos, rlen, offset)
         seg = self._segments.get(loc >> _LOC_SHIFT)
         if seg is None:
             raise self._fail_damaged(
@@ -278,7 +277,7 @@ class FileStore(IndexedStore):
             self._flush()
         length = max(rlen, READ_AHEAD_BYTES)
         buf = self._fileio.pread(seg.fd, min(length, max(seg.size - offset, rlen)), offset)
-        self._ahead, self._ahead_seg, self._ahead_id, self._ahead_offset = buf, seg, seg.id, offset
+        self._ahead, self._ahead_seg, self._ahead_loc = buf, seg, loc
         return self._decode_at(seg, seq, buf, 0, rlen, offset)
 
     def _decode_at(
@@ -298,7 +297,7 @@ class FileStore(IndexedStore):
         return _new_tuple(StoredMessage, (self._index.subject_of(seq), seq, ts, hdrs or None, data))
 
     def _forget_read_ahead(self) -> None:
-        self._ahead, self._ahead_seg, self._ahead_id, self._ahead_offset = b"", None, -1, 0
+        self._ahead, self._ahead_seg, self._ahead_loc = b"", None, 0
 
     def _evict(self) -> None:
         """Keep the newest half of the cache. Rebuilding the dict (instead of popping its
