@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 API_PREFIX = "$JS.API."
 TYPE_PREFIX = "io.nats.jetstream.api.v1."
+# Requests a stream or consumer answers on its own subscription: the catch-all only says
+# "no responders" when nothing else took one.
+_SERVED_ELSEWHERE = (b"$JS.API.DIRECT.GET.", b"$JS.API.CONSUMER.MSG.NEXT.")
 
 # Fields some responses carry even when they are errors (nats-server's zero values).
 ERROR_EXTRAS: dict[str, dict[str, Any]] = {
@@ -97,6 +100,11 @@ class ApiResponder:
             headers: bytes,
             payload: bytes,
         ) -> None:
+            if reply is not None and subject.startswith(_SERVED_ELSEWHERE):
+                # every KV get passes here too: settle it before any decoding
+                if getattr(publisher, "no_responders", False):
+                    self._no_responders(jsa, subject.decode(), reply, publisher)
+                return
             self.on_request(jsa, subject.decode(), reply, headers, payload, publisher)
 
         jsa.api_sub = jsa.client.subscribe("$JS.API.>", on_request)

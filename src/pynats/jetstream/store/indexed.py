@@ -292,13 +292,16 @@ class IndexedStore:
     def load_last(self, subject_filter: str = ">") -> StoredMessage:
         """The newest message matching the filter (wildcards ok)."""
         index = self._index
-        if matches_all(subject_filter):
+        # a stored subject is literal: a KV get finds its key with one lookup
+        state = index.subjects.get(subject_filter)
+        if state is not None:
+            seq = state[LAST]
+        elif matches_all(subject_filter):
             seq = index.last_seq
             while seq >= index.first_seq and not index.is_live(seq):
                 seq -= 1
         elif is_literal(subject_filter):
-            state = index.subjects.get(subject_filter)
-            seq = state[LAST] if state else 0
+            seq = 0
         else:
             seq = max(
                 (
