@@ -39,6 +39,7 @@ COMPILED_MODULES = (
     "pynats.jetstream.store.indexed",
     "pynats.jetstream.store.file",
     "pynats.jetstream.store.memory",
+    "pynats.jetstream.direct",
 )
 PURE_ENV = "PYNATS_PURE"
 _ROOT = os.path.dirname(os.path.abspath(__file__))
