@@ -22,11 +22,19 @@ import asyncio
 import random
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from pynats.gotime import NS_PER_S, format_duration
 
 from . import const
+from .const import ACCOUNT as ACCOUNT  # the connection kinds, imported from here by most
+from .const import CLIENT as CLIENT
+from .const import GATEWAY as GATEWAY
+from .const import JETSTREAM as JETSTREAM
+from .const import LEAF as LEAF
+from .const import ROUTER as ROUTER
+from .const import SYSTEM as SYSTEM
+from .delivery import write_pending, write_queued
 from .protocol import ProtocolError
 from .sublist import Outbound
 
@@ -39,14 +47,6 @@ if TYPE_CHECKING:
     from .server import Server
     from .trace import LinkTrace
 
-# nats-server's connection kinds (what /connz, /routez and the logs call them).
-CLIENT: Final = 0
-ROUTER: Final = 1
-GATEWAY: Final = 2
-SYSTEM: Final = 3
-LEAF: Final = 4
-JETSTREAM: Final = 5
-ACCOUNT: Final = 6
 
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
@@ -291,7 +291,7 @@ class Connection(asyncio.Protocol):
             self.close_connection(REASON_INTERNAL_ERROR)
         # Written while this connection still counts as the producer: a receiver whose socket
         # is full pauses it (back-pressure), see _stall_current_producer.
-        server.flush_pending()
+        write_pending(server.pending_flush)
         server.current_producer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -440,33 +440,32 @@ class Connection(asyncio.Protocol):
         self.send(b"-ERR '%b'\r\n" % text.encode())
 
     def flush(self) -> None:
-        """Write everything queued in one call; cut the connection if it is a slow consumer."""
-        out = self.ob.parts
-        if not out:
-            return
-        transport = self.transport
-        if self.closed or transport is None or transport.is_closing():
-            out.clear()
-            return
-        if self.is_link and self.server.logger.trace_enabled:
-            from .trace import trace_link_out
+        """Write everything queued in one call (`delivery.write_queued`)."""
+        ob = self.ob
+        if ob.parts:
+            write_queued(self, ob)
 
-            trace_link_out(self, out)
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self.bytes_written += len(data)
-        transport.write(data)
-        if self.is_write_blocked:
-            max_pending = self.server.options.max_pending
-            if transport.get_write_buffer_size() > max_pending:
-                self.server.logger.notice(
-                    f"{self.log_prefix} - Slow Consumer Detected: MaxPending of "
-                    f"{max_pending} Exceeded"
-                )
-                self.server.count_slow_consumer(self.kind)
-                self.close_connection(REASON_SLOW_PENDING, abort=True)
-                return
-            self._stall_current_producer()
+    def trace_frames_out(self, parts: list[bytes]) -> None:
+        """A link's outbound frames, traced as they are written (link tracing is on)."""
+        from .trace import trace_link_out
+
+        trace_link_out(self, parts)
+
+    def written_while_blocked(self) -> None:
+        """Bytes went to a socket over its high-water mark: cut a slow consumer, else pause
+        the publisher feeding it."""
+        transport = self.transport
+        if transport is None:
+            return
+        max_pending = self.server.options.max_pending
+        if transport.get_write_buffer_size() > max_pending:
+            self.server.logger.notice(
+                f"{self.log_prefix} - Slow Consumer Detected: MaxPending of {max_pending} Exceeded"
+            )
+            self.server.count_slow_consumer(self.kind)
+            self.close_connection(REASON_SLOW_PENDING, abort=True)
+            return
+        self._stall_current_producer()
 
     def _stall_current_producer(self) -> None:
         """Back-pressure: pause the publisher feeding this blocked socket.

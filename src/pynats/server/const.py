@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from typing import Final
 
 # The nats-server feature level we implement. Clients and test harnesses read `version` from
 # INFO and /varz and switch features on by it; pynats' own version is logged and in /varz.
@@ -48,3 +49,12 @@ PRODUCER_STALL_MAX_S = 0.010
 DEFAULT_CONN_LIST_SIZE = 1024
 GLOBAL_ACCOUNT = "$G"
 SYSTEM_ACCOUNT = "$SYS"
+
+# nats-server's connection kinds (what /connz, /routez and the logs call them).
+CLIENT: Final = 0
+ROUTER: Final = 1
+GATEWAY: Final = 2
+SYSTEM: Final = 3
+LEAF: Final = 4
+JETSTREAM: Final = 5
+ACCOUNT: Final = 6

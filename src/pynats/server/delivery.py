@@ -35,7 +35,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from .connection import GATEWAY, LEAF, ROUTER
+from .const import GATEWAY, LEAF, ROUTER
 from .sublist import EMPTY_RESULT, Outbound, Subscription
 
 if TYPE_CHECKING:
@@ -497,3 +497,37 @@ def _pick_local_member(group: tuple[Subscription, ...]) -> Subscription | None:
         if not sub.link:
             return sub
     return None
+
+
+def write_pending(pending: list[Any]) -> None:
+    """Write every connection in `pending` (the server's `pending_flush`) once, each in one
+    call. Compiled, so the end of every read (`Connection.data_received`) costs no Python
+    frame per receiver; a connection that joins while this runs (one closed as a slow
+    consumer says why) is written in the next round."""
+    while pending:
+        batch = pending[:]
+        pending.clear()
+        for conn in batch:
+            ob: Outbound = conn.ob
+            ob.queued = False
+            if ob.parts:
+                write_queued(conn, ob)
+
+
+def write_queued(conn: Any, ob: Outbound) -> None:
+    """Hand the connection's queued frames to its transport in one write (`Connection.flush`);
+    a socket that is over its high-water mark is the connection's business
+    (`Connection.written_while_blocked`)."""
+    parts = ob.parts
+    transport = conn.transport
+    if conn.closed or transport is None or transport.is_closing():
+        parts.clear()
+        return
+    if conn.is_link and conn.server.logger.trace_enabled:
+        conn.trace_frames_out(parts)
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    parts.clear()
+    conn.bytes_written += len(data)
+    transport.write(data)
+    if conn.is_write_blocked:
+        conn.written_while_blocked()

@@ -30,12 +30,14 @@ from .auth import Authenticator, ConnectAuthenticator, has_plaintext_passwords
 from .auth_callout import AuthCalloutService
 from .client import ClientConnection
 from .connection import CLIENT, GATEWAY, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
+from .delivery import write_pending
 from .log import Logger
 from .mappings import MappingConfig, MappingDest
 from .mappings import compiled as compiled_mappings
 from .name_hash import name_hash
 from .nkey import ServerKeys, new_nonce
 from .options import Options, TLSSettings
+from .sublist import Outbound
 
 if TYPE_CHECKING:
     import ssl
@@ -62,9 +64,10 @@ _KIND_STATS = {CLIENT: "clients", ROUTER: "routes", GATEWAY: "gateways", LEAF: "
 
 class PendingWriter(Protocol):
     """A connection with output queued for the next `Server.flush_pending`. It sets
-    `flush_queued` when it joins `pending_flush`, so each one is written once per batch."""
+    `ob.queued` when it joins `pending_flush`, so each one is written once per batch
+    (`delivery.write_pending`, which also reads its transport and state)."""
 
-    flush_queued: bool
+    ob: Outbound
 
     def flush(self) -> None: ...
 
@@ -494,13 +497,7 @@ class Server:
 
     def flush_pending(self) -> None:
         """Write every connection that received something since the last flush, once each."""
-        pending = self.pending_flush
-        while pending:
-            batch = pending[:]
-            pending.clear()
-            for client in batch:
-                client.flush_queued = False
-                client.flush()
+        write_pending(self.pending_flush)
 
     def flush_soon(self) -> None:
         """For deliveries outside a client's read (timers, internal publishers)."""
