@@ -164,7 +164,9 @@ def rfc3339(ns: int) -> str:
             _seconds_cache.clear()
         base = _seconds_cache[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
+        # nine digits without a format spec, which is parsed on every call (every direct
+        # get's reply formats a timestamp)
+        base += "." + str(frac + NS_PER_S)[1:].rstrip("0")
     return base + "Z"
 
 
