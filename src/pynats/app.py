@@ -338,6 +338,7 @@ async def serve(opts: Options, staplers: dict[str, OCSPStapler] | None = None) -
         return 1
     server.ocsp_staplers = staplers
     server.freeze_gc_when_ready = True
+    server.busy_poll_window = const.BUSY_POLL_WINDOW_S
     try:
         await server.run()
     except ServerStartError as e:

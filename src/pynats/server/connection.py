@@ -293,6 +293,7 @@ class Connection(asyncio.Protocol):
         # is full pauses it (back-pressure), see _stall_current_producer.
         write_pending(server.pending_flush)
         server.current_producer = None
+        server.busy_poll.after_read()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_connection(REASON_READ_ERROR if exc else REASON_CLIENT_CLOSED)

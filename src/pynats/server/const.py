@@ -46,6 +46,10 @@ WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 WRITE_BUFFER_LOW_BYTES = 1024 * 1024
 PRODUCER_STALL_MAX_S = 0.010
 
+# How long the event loop of a `nats-server` process keeps polling after a read that came
+# this soon after the one before it (busy_poll.py).
+BUSY_POLL_WINDOW_S = 200e-6
+
 DEFAULT_CONN_LIST_SIZE = 1024
 GLOBAL_ACCOUNT = "$G"
 SYSTEM_ACCOUNT = "$SYS"

@@ -28,6 +28,7 @@ from . import const, feature_flags
 from .accounts import Account, apply_config_limits
 from .auth import Authenticator, ConnectAuthenticator, has_plaintext_passwords
 from .auth_callout import AuthCalloutService
+from .busy_poll import BusyPoll
 from .client import ClientConnection
 from .connection import CLIENT, GATEWAY, LEAF, REASON_SERVER_SHUTDOWN, ROUTER, Connection
 from .delivery import write_pending
@@ -121,6 +122,10 @@ class Server:
         # garbage collector's reach, so full collections walk only what came later; an
         # in-process server (pynats.testing) leaves its host's collector alone.
         self.freeze_gc_when_ready = False
+        # The same server polls its sockets for a moment after close reads instead of
+        # sleeping (busy_poll.py); 0 (never) for an in-process server.
+        self.busy_poll_window = 0.0
+        self.busy_poll = BusyPoll(None, 0.0)
         self.stapling_context: SSL.Context | None = None
         # the pyOpenSSL contexts of the listeners opened on pyOpenSSL (stapled at start-up),
         # by stapler key: rebuilt by a reload (`reload_ocsp`), each handshake of those
@@ -514,6 +519,7 @@ class Server:
     async def start(self) -> None:
         """Bind listeners, run start-up hooks and log the start-up lines."""
         self.loop = asyncio.get_running_loop()
+        self.busy_poll = BusyPoll(self.loop, self.busy_poll_window)
         self._done = asyncio.Event()
         if self._startup_error:
             raise ServerStartError(self._startup_error)
