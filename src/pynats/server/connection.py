@@ -290,9 +290,13 @@ class Connection(asyncio.Protocol):
             )
             self.close_connection(REASON_INTERNAL_ERROR)
         # Written while this connection still counts as the producer: a receiver whose socket
-        # is full pauses it (back-pressure), see _stall_current_producer.
-        write_pending(server.pending_flush)
-        server.current_producer = None
+        # is full pauses it (back-pressure), see _stall_current_producer. While it counts,
+        # `Server.flush_soon` leaves the writing to this call, so it must stop counting
+        # whatever happens here.
+        try:
+            write_pending(server.pending_flush)
+        finally:
+            server.current_producer = None
         server.busy_poll.after_read()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -95,11 +95,7 @@ class InternalClient:
             len(headers),
             headers + payload if headers else payload,
         )
-        server = self.server
-        if server.current_producer is None:
-            server.flush_soon()
-        # else a client's read is being handled, and it writes every connection it fed when
-        # its data is done (Connection.data_received): one less loop callback per answer
+        self.server.flush_soon()
         return delivered
 
     def close(self) -> None:

@@ -505,8 +505,11 @@ class Server:
         write_pending(self.pending_flush)
 
     def flush_soon(self) -> None:
-        """For deliveries outside a client's read (timers, internal publishers)."""
-        if not self._flush_scheduled:
+        """For deliveries outside a client's read (timers, internal publishers). Inside one
+        (an answer given while a request is read) there is nothing to schedule: the read
+        writes every connection it fed when its data is done (`Connection.data_received`),
+        which spares each KV get a loop callback and an extra turn of the loop."""
+        if self.current_producer is None and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._scheduled_flush)
 
