@@ -100,10 +100,9 @@ class ApiResponder:
             headers: bytes,
             payload: bytes,
         ) -> None:
-            if reply is not None and subject.startswith(_SERVED_ELSEWHERE):
-                # every KV get passes here too: settle it before any decoding
-                if getattr(publisher, "no_responders", False):
-                    self._no_responders(jsa, subject.decode(), reply, publisher)
+            if subject.startswith(_SERVED_ELSEWHERE):
+                # every KV get passes here too: settled before any decoding
+                self._no_responders(jsa, subject, reply, publisher)
                 return
             self.on_request(jsa, subject.decode(), reply, headers, payload, publisher)
 
@@ -168,9 +167,6 @@ class ApiResponder:
         rest = subject[len(API_PREFIX) :]
         if headers and reply is None and h.SOURCE_LOOKUP in headers:
             self._source_lookup(jsa, headers, publisher)
-            return
-        if rest.startswith("DIRECT.GET.") or rest.startswith("CONSUMER.MSG.NEXT."):
-            self._no_responders(jsa, subject, reply, publisher)
             return
         r, args = self.router.match(rest)
         if r is None or args is None:
@@ -284,13 +280,14 @@ class ApiResponder:
                 lookups[key] = jsa
 
     def _no_responders(
-        self, jsa: JetStreamAccount, subject: str, reply: bytes | None, publisher: Publisher
+        self, jsa: JetStreamAccount, subject: bytes, reply: bytes | None, publisher: Publisher
     ) -> None:
         """Nobody but this catch-all took a direct get / pull request: say so (503)."""
         if not reply or not getattr(publisher, "no_responders", False):
             return
-        plain, groups = jsa.account.sublist.match(subject.encode())[:2]
-        if any(sub is not jsa.api_sub for sub in plain) or any(groups):
+        plain, groups = jsa.account.sublist.match(subject)[:2]
+        # a stream's direct get or a consumer's pull is a queue group: tested first
+        if any(groups) or any(sub is not jsa.api_sub for sub in plain):
             return
-        block = b"NATS/1.0 503\r\nNats-Subject: %b\r\n\r\n" % subject.encode()
+        block = b"NATS/1.0 503\r\nNats-Subject: %b\r\n\r\n" % subject
         jsa.client.publish(reply, b"", headers=block)
