@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .server import const
+from .server.busy_poll import BusyPoll
 from .server.flags import USAGE, FlagError, UnrecognizedCommand, parse_args
 from .server.log import Logger
 from .server.options import Options
@@ -338,7 +339,7 @@ async def serve(opts: Options, staplers: dict[str, OCSPStapler] | None = None) -
         return 1
     server.ocsp_staplers = staplers
     server.freeze_gc_when_ready = True
-    server.busy_poll_window = const.BUSY_POLL_WINDOW_S
+    server.busy_poll = BusyPoll(const.BUSY_POLL_WINDOW_S)
     try:
         await server.run()
     except ServerStartError as e:

@@ -11,7 +11,7 @@ from pynats.server.busy_poll import BusyPoll
 
 async def test_close_reads_keep_the_loop_polling_until_the_window_passes() -> None:
     loop = asyncio.get_running_loop()
-    poll = BusyPoll(loop, 0.3)
+    poll = BusyPoll(0.3)
     poll.after_read()  # nothing came before it: no reason to expect another soon
     assert not poll.polling
     poll.after_read()
@@ -32,7 +32,7 @@ async def test_close_reads_keep_the_loop_polling_until_the_window_passes() -> No
 
 
 async def test_reads_farther_apart_than_the_window_never_poll() -> None:
-    poll = BusyPoll(asyncio.get_running_loop(), 0.01)
+    poll = BusyPoll(0.01)
     for _ in range(3):
         poll.after_read()
         assert not poll.polling
@@ -40,7 +40,7 @@ async def test_reads_farther_apart_than_the_window_never_poll() -> None:
 
 
 async def test_a_window_of_zero_never_polls() -> None:
-    poll = BusyPoll(asyncio.get_running_loop(), 0.0)
+    poll = BusyPoll(0.0)
     for _ in range(100):
         poll.after_read()
     assert not poll.polling

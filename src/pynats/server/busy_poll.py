@@ -15,8 +15,8 @@ after the one before it (a server whose reads are farther apart never polls), an
 non-blocking `epoll_pwait`, so a socket that turns readable is served within a few
 microseconds. Timers, other callbacks and threads (fsync) run as usual meanwhile.
 
-`window` is 0 for a server embedded in another program's loop (`pynats.testing`): it does
-not spend its host's CPU.
+`window` is 0 (never) for a server embedded in another program's loop (`pynats.testing`):
+it does not spend its host's CPU.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ import time
 
 
 class BusyPoll:
-    """Keeps one event loop polling for `window` seconds after close reads."""
+    """Keeps the running event loop polling for `window` seconds after close reads."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None, window: float) -> None:
-        self._loop = loop
+    def __init__(self, window: float) -> None:
         self._window = window
         self._last_read = 0.0
         self._polling = False
@@ -44,12 +43,12 @@ class BusyPoll:
         now = time.monotonic()
         close = now - self._last_read < self._window
         self._last_read = now
-        if close and not self._polling and self._loop is not None:
+        if close and not self._polling:
             self._polling = True
-            self._loop.call_soon(self._poll)
+            asyncio.get_running_loop().call_soon(self._poll)
 
     def _poll(self) -> None:
-        if self._loop is not None and time.monotonic() - self._last_read < self._window:
-            self._loop.call_soon(self._poll)
+        if time.monotonic() - self._last_read < self._window:
+            asyncio.get_running_loop().call_soon(self._poll)
         else:
             self._polling = False

@@ -123,9 +123,8 @@ class Server:
         # in-process server (pynats.testing) leaves its host's collector alone.
         self.freeze_gc_when_ready = False
         # The same server polls its sockets for a moment after close reads instead of
-        # sleeping (busy_poll.py); 0 (never) for an in-process server.
-        self.busy_poll_window = 0.0
-        self.busy_poll = BusyPoll(None, 0.0)
+        # sleeping (busy_poll.py, app.py); an in-process server never does.
+        self.busy_poll = BusyPoll(0.0)
         self.stapling_context: SSL.Context | None = None
         # the pyOpenSSL contexts of the listeners opened on pyOpenSSL (stapled at start-up),
         # by stapler key: rebuilt by a reload (`reload_ocsp`), each handshake of those
@@ -522,7 +521,6 @@ class Server:
     async def start(self) -> None:
         """Bind listeners, run start-up hooks and log the start-up lines."""
         self.loop = asyncio.get_running_loop()
-        self.busy_poll = BusyPoll(self.loop, self.busy_poll_window)
         self._done = asyncio.Event()
         if self._startup_error:
             raise ServerStartError(self._startup_error)
